@@ -1,0 +1,90 @@
+# WSP: build the C provider, run the integration tests, the demo and the benchmarks.
+#
+#   make              build/libcwsp.a and build/libcwsp.so
+#   make check        every C integration test, then swift test
+#   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make check-tsan   the C tests under ThreadSanitizer
+#   make fuzz         the handshake decoder under libFuzzer (FUZZ_SECONDS, default 30)
+#   make demo         a server and clients showing accept, reject and defer
+#   make bench        connections per second against raw sockets, pinned to one CPU
+
+CC ?= cc
+BUILD ?= build
+OPT ?= -O2 -g
+SAN ?=
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
+CPPFLAGS_ALL = -D_GNU_SOURCE -Iinclude -ISources/CWSP
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -pthread
+SONAME = libcwsp.so.0
+SOVERSION = 0.1.0
+
+LIB_SRCS := $(wildcard Sources/CWSP/*.c)
+LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
+HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
+TEST_SRCS := $(wildcard Tests/c/*.c)
+TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
+
+.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench clean
+
+all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
+
+$(BUILD)/obj/%.o: Sources/CWSP/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -DWSP_BUILDING_LIBRARY $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
+
+$(BUILD)/libcwsp.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/libcwsp.so: $(LIB_OBJS)
+	$(CC) -shared $(SAN) -pthread -Wl,-soname,$(SONAME) -o $(BUILD)/libcwsp.so.$(SOVERSION) $^
+	ln -sf libcwsp.so.$(SOVERSION) $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) Tests/c/harness.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS_ALL) -ITests/c $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/wsp-tests: $(TEST_OBJS) $(BUILD)/libcwsp.a
+	$(CC) $(SAN) -pthread -o $@ $(TEST_OBJS) $(BUILD)/libcwsp.a
+
+# The C suite ends with "N passed, N failed"; its exit status is the suite's.
+check-c: SHELL := /bin/bash
+check-c: $(BUILD)/wsp-tests
+	$(BUILD)/wsp-tests $(TESTS) | tee $(BUILD)/c-tests.log; exit $${PIPESTATUS[0]}
+
+check-swift:
+	swift build --build-tests -Xswiftc -warnings-as-errors
+	swift test --skip-build
+
+check: SHELL := /bin/bash
+check: check-c check-swift
+	@echo "C suite:"; tail -n 1 $(BUILD)/c-tests.log
+
+check-asan:
+	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g" SHELL=/bin/bash check-c
+
+check-tsan:
+	$(MAKE) BUILD=build/tsan SAN="-fsanitize=thread" OPT="-O1 -g" SHELL=/bin/bash check-c
+
+FUZZ_SECONDS ?= 30
+FUZZ_CC = /opt/swift/usr/bin/clang
+fuzz:
+	@mkdir -p $(BUILD)/fuzz-corpus
+	$(FUZZ_CC) -g -O1 -fsanitize=fuzzer,address,undefined -ISources/CWSP Tests/fuzz/fuzz-handshake.c Sources/CWSP/handshake.c -o $(BUILD)/fuzz-handshake
+	$(BUILD)/fuzz-handshake -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz-corpus Tests/fuzz/corpus/handshake
+
+$(BUILD)/%: examples/%.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+demo: $(BUILD)/demo
+	$(BUILD)/demo
+
+$(BUILD)/bench: Benchmarks/c/bench.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench: $(BUILD)/bench
+	taskset -c 0 $(BUILD)/bench
+
+clean:
+	rm -rf build

@@ -1,0 +1,217 @@
+/* lpWSPAccept: conditional accept.
+ *
+ * The oldest request nobody is looking at is presented to the condition function on the
+ * caller's thread, with the listener unlocked (the function may call back into WSP). While it
+ * is presented the request stays where it is, so a CF_DEFER leaves it first in the queue for
+ * the next lpWSPAccept, on this thread or another, and concurrent accepts each get a
+ * different request. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backlog.h"
+#include "handshake.h"
+#include "qos.h"
+
+/* What the condition function sees and may change. */
+struct presentation {
+    struct sockaddr_storage local;
+    WSABUF caller_id, callee_id, caller_data, callee_data;
+    QOS qos;
+    int has_qos;
+    int has_caller_data;
+    uint8_t qos_specific[WSP_HS_MAX_QOS_SPECIFIC];
+    uint8_t callee_buf[WSP_MAX_CONNECT_DATA];
+};
+
+/* so->lock held. Fills p from the request r (which stays valid while presented). */
+static void prepare(struct presentation *p, const struct wsp_socket *so,
+                    const struct wsp_request *r) {
+    socklen_t len = sizeof p->local;
+    getsockname(so->fd, (struct sockaddr *)&p->local, &len);
+    p->caller_id = (WSABUF){(uint32_t)r->peer_len, (char *)&r->peer};
+    p->callee_id = (WSABUF){(uint32_t)wsp_sockaddr_len(so->entry->af), (char *)&p->local};
+    p->callee_data = (WSABUF){so->entry->connect_data ? so->max_callee_data : 0,
+                              (char *)p->callee_buf};
+    p->has_qos = 0;
+    p->has_caller_data = 0;
+    p->caller_data = (WSABUF){0, NULL};
+    if (so->entry->connect_data) {
+        const wsp_hs_frame *f = &r->frame;
+        p->has_caller_data = f->has_data;
+        p->caller_data = (WSABUF){f->data_len, (char *)f->data};
+        p->has_qos = f->has_qos;
+        if (f->has_qos)
+            wsp_qos_from_wire(&p->qos, &f->qos, (char *)p->qos_specific, WSP_HS_MAX_QOS_SPECIFIC);
+    }
+}
+
+/* so->lock held. The oldest request not being presented, after dropping any whose client
+ * has gone away. */
+static struct wsp_request *next_request(struct wsp_listener *l) {
+    struct wsp_request *r = l->ready.head;
+    while (r) {
+        struct wsp_request *next = r->next;
+        if (!r->presenting) {
+            if (!wsp_request_withdrawn(r))
+                return r;
+            wsp_request_unlink(&l->ready, r);
+            l->stats.withdrawn++;
+            wsp_request_destroy(r, 1);
+            wsp_listener_room_freed(l);
+        }
+        r = next;
+    }
+    return NULL;
+}
+
+/* so->lock held. Sends the ACCEPT answer on the connect-data protocol; 0 or a WSA code. */
+static int send_accept(struct wsp_request *r, const struct presentation *p) {
+    wsp_hs_frame f = {.type = WSP_HS_ACCEPT};
+    if (r->frame.has_data || p->callee_data.len > 0) {
+        f.has_data = 1;
+        f.data = (const uint8_t *)p->callee_data.buf;
+        f.data_len = p->callee_data.len;
+    }
+    if (p->has_qos) {
+        f.has_qos = 1;
+        wsp_qos_to_wire(&f.qos, &p->qos);
+    }
+    uint8_t buf[WSP_HS_MAX_FRAME];
+    size_t n = wsp_hs_encode(&f, buf, sizeof buf);
+    if (!n)
+        return WSAEFAULT;
+    return wsp_fd_send_all(r->fd, buf, n, 1000);
+}
+
+/* so->lock held; r unlinked. Turns an accepted request into a socket. */
+static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request *r, int *err) {
+    struct wsp_socket *child = wsp_socket_new(r->fd, so->entry, err);
+    if (!child)
+        return NULL;
+    r->fd_owned = 0;
+    wsp_socket_inherit(child, so);
+    child->bound = 1;
+    child->state = WSP_STATE_CONNECTED;
+    if (!child->nonblocking)
+        wsp_fd_set_nonblocking(child->fd, 0);
+    wsp_netevents_inherit(child, so);
+    return child;
+}
+
+/* so->lock held. Acts on the condition function's answer rc for the presented request r.
+ * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
+static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
+                     const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
+                     int *err) {
+    struct wsp_listener *l = so->listener;
+    r->presenting = 0;
+    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) ||
+        (rc == CF_ACCEPT && p->callee_data.len > (so->entry->connect_data ? so->max_callee_data
+                                                                          : 0))) {
+        if (rc == CF_DEFER)
+            l->stats.deferred++;
+        pthread_cond_signal(&l->cond); /* it is available again */
+        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? WSAEFAULT : WSAEINVAL;
+        return INVALID_SOCKET;
+    }
+    wsp_request_unlink(&l->ready, r);
+    wsp_listener_room_freed(l);
+    if (rc == CF_REJECT) {
+        l->stats.rejected++;
+        if (so->entry->connect_data)
+            wsp_request_refuse(r, WSP_HS_REASON_REJECTED);
+        wsp_request_destroy(r, !so->entry->connect_data); /* plain TCP: a reset */
+        *err = WSAECONNREFUSED;
+        return INVALID_SOCKET;
+    }
+    if (r->gone || (so->entry->connect_data && send_accept(r, p) != 0)) {
+        l->stats.withdrawn++;
+        wsp_request_destroy(r, 1);
+        *err = 0; /* not an error: look for the next request */
+        return INVALID_SOCKET;
+    }
+    struct wsp_socket *child = make_socket(so, r, err);
+    if (!child) {
+        wsp_request_destroy(r, 1);
+        return INVALID_SOCKET;
+    }
+    if (r->watched)
+        wsp_reactor_remove(&r->item); /* frees the request; the descriptor stays with child */
+    else
+        wsp_request_destroy(r, 0);
+    l->stats.accepted++;
+    if (addr) {
+        memcpy(addr, &p->caller_id.buf[0], p->caller_id.len);
+        *addrlen = (int)p->caller_id.len;
+    }
+    return child->handle;
+}
+
+SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
+                  DWORD_PTR ctx, LPINT lpErrno) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so) {
+        wsp_fail(lpErrno, err);
+        return INVALID_SOCKET;
+    }
+    SOCKET result = INVALID_SOCKET;
+    struct presentation *p = NULL;
+    pthread_mutex_lock(&so->lock);
+    struct wsp_listener *l = so->listener;
+    if (!l)
+        err = WSAEINVAL;
+    else if (addr && (!addrlen || *addrlen < (int)wsp_sockaddr_len(so->entry->af)))
+        err = WSAEFAULT;
+    else if (!(p = malloc(sizeof *p)))
+        err = WSAENOBUFS;
+    while (!err && result == INVALID_SOCKET) {
+        if (so->closing || l->closed) {
+            err = WSAEINTR;
+            break;
+        }
+        struct wsp_request *r = next_request(l);
+        if (!r && !so->entry->connect_data && wsp_listener_pull(l) > 0)
+            continue;
+        if (!r) {
+            if (so->nonblocking)
+                err = WSAEWOULDBLOCK;
+            else
+                pthread_cond_wait(&l->cond, &so->lock);
+            continue;
+        }
+        r->presenting = 1;
+        prepare(p, so, r);
+        int rc = CF_ACCEPT;
+        if (cond) {
+            pthread_mutex_unlock(&so->lock);
+            GROUP g = 0;
+            rc = cond(&p->caller_id, p->has_caller_data ? &p->caller_data : NULL,
+                      p->has_qos ? &p->qos : NULL, NULL, &p->callee_id, &p->callee_data, &g,
+                      ctx);
+            pthread_mutex_lock(&so->lock);
+        }
+        if (l->closed) { /* the listener closed while the function ran */
+            r->presenting = 0;
+            wsp_request_unlink(&l->ready, r);
+            wsp_request_destroy(r, 1);
+            err = WSAEINTR;
+            break;
+        }
+        result = decide(so, r, rc, p, addr, addrlen, &err);
+    }
+    if (l && err != WSATRY_AGAIN)
+        wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
+    pthread_mutex_unlock(&so->lock);
+    free(p);
+    wsp_socket_release(so);
+    if (result == INVALID_SOCKET)
+        wsp_fail(lpErrno, err);
+    return result;
+}

@@ -1,0 +1,64 @@
+/* The provider's backlog: connection requests a listener holds until lpWSPAccept decides.
+ * Shared by listener.c (which fills it) and accept.c (which presents it). */
+#ifndef WSP_BACKLOG_H
+#define WSP_BACKLOG_H
+
+#include "handshake.h"
+#include "internal.h"
+
+struct wsp_listener;
+
+struct wsp_request {
+    struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
+    struct wsp_request *next, *prev;
+    struct wsp_listener *listener;
+    int fd;
+    int fd_owned;   /* 0 once the descriptor belongs to an accepted socket */
+    int watched;    /* registered with the reactor */
+    int queued;     /* in the backlog (else still handshaking) */
+    int presenting; /* a condition function is looking at it now */
+    int gone;       /* the client left while it was being presented */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
+    uint64_t queued_ms;
+    uint64_t next_notice_ms; /* queued, connect data: when to send the next "pending" */
+    uint8_t *buf;            /* the handshake request as read */
+    size_t buf_len, buf_cap;
+    wsp_hs_frame frame;      /* decoded; points into buf */
+};
+
+struct wsp_request_list {
+    struct wsp_request *head, *tail;
+    int count;
+};
+
+struct wsp_listener {
+    struct wsp_reactor_item item; /* first: fd is the listening descriptor */
+    struct wsp_socket *so;
+    pthread_cond_t cond; /* with so->lock: a request arrived, returned, or the socket closed */
+    int backlog;
+    int reading;        /* the reactor reads the listening descriptor */
+    int closed;
+    uint64_t resume_ms; /* paused after EMFILE until then */
+    struct wsp_request_list handshaking; /* connect data: requests still being read */
+    struct wsp_request_list ready;       /* the backlog, oldest first */
+    WSP_LISTENER_STATS_DATA stats;
+};
+
+void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) WSP_INTERNAL;
+/* Closes (abortively with abort) and frees an unlinked request. */
+void wsp_request_destroy(struct wsp_request *r, int abort) WSP_INTERNAL;
+/* Sends a REFUSE frame with the reason, best effort. */
+void wsp_request_refuse(struct wsp_request *r, int reason) WSP_INTERNAL;
+/* Whether the client has gone away. */
+int wsp_request_withdrawn(const struct wsp_request *r) WSP_INTERNAL;
+
+int wsp_listener_pull(struct wsp_listener *l) WSP_INTERNAL;
+void wsp_listener_room_freed(struct wsp_listener *l) WSP_INTERNAL;
+void wsp_listener_rearm(struct wsp_listener *l) WSP_INTERNAL;
+void wsp_listener_free(struct wsp_listener *l) WSP_INTERNAL;
+/* Raises FD_ACCEPT for the listener's event registration (netevents.c). */
+void wsp_listener_notify_accept(struct wsp_listener *l) WSP_INTERNAL;
+
+#endif

@@ -1,0 +1,425 @@
+/* lpWSPConnect: plain TCP, and the client side of the connect-data handshake.
+ *
+ * A blocking connect runs on the caller's thread and returns once the server's provider has
+ * acted: accepted (callee data and QoS filled in), refused, or silent past the time-out. A
+ * "pending" frame from the server restarts the time-out, so a server that defers for longer
+ * than the client's time-out still answers in time. A non-blocking connect hands the same
+ * steps to the reactor (a connector) and reports the outcome through network events. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "handshake.h"
+#include "internal.h"
+#include "qos.h"
+
+/* Reads answer frames exactly, never past the end of one: after ACCEPT the stream belongs to
+ * the application, and the server may already have sent it bytes. */
+struct answer_reader {
+    size_t have, need;
+    uint8_t buf[WSP_HS_MAX_FRAME];
+};
+
+static void reader_reset(struct answer_reader *a) {
+    a->have = 0;
+    a->need = WSP_HS_HEADER_SIZE;
+}
+
+/* Returns the type of a complete frame (decoded into *f, pointing into a->buf), 0 when more
+ * bytes are needed and none are available now, or -WSA code. */
+static int reader_step(struct answer_reader *a, int fd, wsp_hs_frame *f) {
+    for (;;) {
+        ssize_t n = recv(fd, a->buf + a->have, a->need - a->have, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n < 0) /* a reset before the answer: the server dropped or refused the request */
+            return errno == ECONNRESET ? -WSAECONNREFUSED : -wsp_wsa_from_errno(errno);
+        if (n == 0) /* closed without an answer: not a WSP connect-data server */
+            return -WSAECONNABORTED;
+        a->have += (size_t)n;
+        if (a->have < a->need)
+            continue;
+        long res = wsp_hs_decode(a->buf, a->have, WSP_HS_MAX_DATA,
+                                 (1u << WSP_HS_ACCEPT) | (1u << WSP_HS_REFUSE) |
+                                     (1u << WSP_HS_PENDING),
+                                 f);
+        if (res > 0) {
+            reader_reset(a);
+            return f->type;
+        }
+        if (res < 0 || a->have != WSP_HS_HEADER_SIZE)
+            return -WSAECONNABORTED; /* malformed: not a WSP server we understand */
+        a->need = WSP_HS_HEADER_SIZE + (((size_t)a->buf[6] << 8) | a->buf[7]);
+    }
+}
+
+/* What a connect-data connect asks for and where the answer goes. */
+struct connect_request {
+    uint8_t frame[WSP_HS_MAX_FRAME];
+    size_t frame_len;
+    LPWSABUF callee; /* the caller's buffer, or NULL */
+    LPQOS sqos;
+};
+
+/* so->lock held. Stores an ACCEPT's callee data and QoS in the socket and in the caller's
+ * buffers (when given); 0 or WSAEFAULT when the callee data does not fit. */
+static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF callee,
+                       LPQOS sqos) {
+    if (callee && f->data_len > callee->len)
+        return WSAEFAULT;
+    free(so->callee_data);
+    so->callee_data = NULL;
+    so->callee_len = f->data_len;
+    if (f->data_len && (so->callee_data = malloc(f->data_len)))
+        memcpy(so->callee_data, f->data, f->data_len);
+    if (callee) {
+        if (f->data_len)
+            memcpy(callee->buf, f->data, f->data_len);
+        callee->len = f->data_len;
+    }
+    so->has_qos = f->has_qos;
+    free(so->qos.ProviderSpecific.buf);
+    so->qos = (QOS){0};
+    if (f->has_qos) {
+        char *copy = f->qos.specific_len ? malloc(f->qos.specific_len) : NULL;
+        wsp_qos_from_wire(&so->qos, &f->qos, copy, copy ? f->qos.specific_len : 0);
+        if (sqos)
+            wsp_qos_from_wire(sqos, &f->qos, sqos->ProviderSpecific.buf,
+                              sqos->ProviderSpecific.len);
+    }
+    return 0;
+}
+
+/* Replaces a socket's descriptor after a failed attempt, so that it can connect again (the
+ * old connection may be half-open or still counted by the server). so->lock held. */
+static void fresh_descriptor(struct wsp_socket *so) {
+    int fd = socket(so->entry->af, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0)
+        return; /* keep the old one: a retry then reports what the kernel says */
+    if (so->entry->af == AF_INET6) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    dup2(fd, so->fd);
+    close(fd);
+    so->bound = 0;
+}
+
+/* ---- checking the arguments ---------------------------------------------------------------- */
+
+static int is_unspecified(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+        return in->sin_addr.s_addr == 0 || in->sin_port == 0;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+    static const struct in6_addr any = IN6ADDR_ANY_INIT;
+    return memcmp(&in6->sin6_addr, &any, sizeof any) == 0 || in6->sin6_port == 0;
+}
+
+/* so->lock held. Checks everything that can be checked before a byte is sent, and encodes
+ * the connect-data request into req. */
+static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int namelen,
+                         LPWSABUF caller, LPWSABUF callee, LPQOS sqos,
+                         struct connect_request *req) {
+    if (so->state == WSP_STATE_LISTENING)
+        return WSAEINVAL;
+    if (so->state == WSP_STATE_CONNECTED)
+        return WSAEISCONN;
+    if (so->state == WSP_STATE_CONNECTING)
+        return WSAEALREADY;
+    if (!name || namelen < (int)wsp_sockaddr_len(so->entry->af))
+        return WSAEFAULT;
+    if (name->sa_family != so->entry->af)
+        return WSAEAFNOSUPPORT;
+    if (is_unspecified(name))
+        return WSAEADDRNOTAVAIL;
+    if (callee && callee->len && !callee->buf)
+        return WSAEFAULT;
+    if (!so->entry->connect_data) {
+        if (caller && caller->len)
+            return WSAEPROTONOSUPPORT; /* plain TCP carries no connect data */
+        if (sqos)
+            return WSAEOPNOTSUPP; /* nor QoS */
+        return 0;
+    }
+    if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
+        return WSAEFAULT;
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+    if (caller && caller->len) {
+        f.has_data = 1;
+        f.data = (const uint8_t *)caller->buf;
+        f.data_len = caller->len;
+    }
+    if (sqos) {
+        if (sqos->ProviderSpecific.len > WSP_HS_MAX_QOS_SPECIFIC ||
+            (sqos->ProviderSpecific.len && !sqos->ProviderSpecific.buf))
+            return WSAEFAULT;
+        f.has_qos = 1;
+        wsp_qos_to_wire(&f.qos, sqos);
+    }
+    req->frame_len = wsp_hs_encode(&f, req->frame, sizeof req->frame);
+    req->callee = callee;
+    req->sqos = sqos;
+    return req->frame_len ? 0 : WSAEFAULT;
+}
+
+/* ---- blocking ------------------------------------------------------------------------------ */
+
+static int timeout_of(const struct wsp_socket *so) {
+    return (int)(so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS);
+}
+
+/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code. */
+static int start_tcp(int fd, const struct sockaddr *name, socklen_t len) {
+    if (connect(fd, name, len) == 0)
+        return 0;
+    if (errno == EINPROGRESS)
+        return EINPROGRESS;
+    return wsp_wsa_from_errno(errno);
+}
+
+/* The outcome of a finished TCP connect on fd: 0 or a WSA code. */
+static int tcp_outcome(int fd) {
+    int e = 0;
+    socklen_t len = sizeof e;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+    return e == ECONNRESET ? WSAECONNREFUSED : wsp_wsa_from_errno(e);
+}
+
+/* Waits for fd to poll with events, giving up at deadline (0: never); the remaining wait is
+ * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
+static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
+    int t = window_ms;
+    if (deadline) {
+        uint64_t now = wsp_now_ms();
+        if (now >= deadline)
+            return 0;
+        if (deadline - now < (uint64_t)t)
+            t = (int)(deadline - now);
+    }
+    return wsp_fd_wait(fd, events, t);
+}
+
+/* Runs a whole connect on the caller's thread, so->lock not held. 0 or a WSA code. */
+static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr *name,
+                            socklen_t len, struct connect_request *req,
+                            struct answer_reader *a, wsp_hs_frame *answer) {
+    int timeout = timeout_of(so);
+    uint64_t limit = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
+    int err = start_tcp(fd, name, len);
+    if (err == EINPROGRESS) {
+        int r = wait_until(fd, POLLOUT, limit, timeout);
+        err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : tcp_outcome(fd);
+    }
+    if (err || !so->entry->connect_data)
+        return err;
+    if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, timeout)) != 0)
+        return err;
+    reader_reset(a);
+    for (;;) {
+        int r = wait_until(fd, POLLIN, limit, timeout);
+        if (r <= 0)
+            return r < 0 ? -r : WSAETIMEDOUT;
+        int type = reader_step(a, fd, answer);
+        if (type < 0)
+            return -type;
+        if (type == WSP_HS_ACCEPT)
+            return 0;
+        if (type == WSP_HS_REFUSE)
+            return WSAECONNREFUSED;
+        /* PENDING, or a partial frame: keep waiting, a full time-out from now */
+    }
+}
+
+/* ---- non-blocking: the connector ------------------------------------------------------------ */
+
+struct wsp_connector {
+    struct wsp_reactor_item item; /* first */
+    struct wsp_socket *so;
+    int sent; /* the request is on its way: waiting for the answer */
+    uint64_t limit_ms;
+    struct connect_request req;
+    struct answer_reader reader;
+};
+
+static void connector_release(struct wsp_reactor_item *item) {
+    struct wsp_connector *c = (struct wsp_connector *)item;
+    wsp_socket_release(c->so);
+    free(c);
+}
+
+/* so->lock held. Ends the connect with err (0: connected). */
+static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer) {
+    struct wsp_socket *so = c->so;
+    if (!err && answer)
+        err = take_answer(so, answer, c->req.callee, c->req.sqos);
+    so->connector = NULL;
+    wsp_reactor_remove(&c->item);
+    so->connect_error = err;
+    if (err) {
+        so->state = WSP_STATE_OPEN;
+        fresh_descriptor(so);
+    } else {
+        so->state = WSP_STATE_CONNECTED;
+        so->bound = 1;
+    }
+    wsp_netevents_connected(so, err);
+}
+
+static void connector_arm(struct wsp_connector *c) {
+    uint64_t due = wsp_now_ms() + (uint64_t)timeout_of(c->so);
+    if (c->limit_ms && c->limit_ms < due)
+        due = c->limit_ms;
+    wsp_reactor_set_timer(&c->item, due);
+}
+
+static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
+    struct wsp_connector *c = (struct wsp_connector *)item;
+    struct wsp_socket *so = c->so;
+    pthread_mutex_lock(&so->lock);
+    if (atomic_load(&item->removed) || so->connector != c) {
+        pthread_mutex_unlock(&so->lock);
+        return;
+    }
+    if (!c->sent) {
+        int err = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) ? tcp_outcome(so->fd) : 0;
+        if (err || !so->entry->connect_data) {
+            connector_finish(c, err, NULL);
+        } else if ((err = wsp_fd_send_all(so->fd, c->req.frame, c->req.frame_len, 0)) != 0) {
+            connector_finish(c, err, NULL);
+        } else {
+            c->sent = 1;
+            wsp_reactor_modify(item, EPOLLIN | EPOLLRDHUP);
+            connector_arm(c);
+        }
+    } else {
+        wsp_hs_frame answer;
+        int type = reader_step(&c->reader, so->fd, &answer);
+        if (type < 0)
+            connector_finish(c, -type, NULL);
+        else if (type == WSP_HS_ACCEPT)
+            connector_finish(c, 0, &answer);
+        else if (type == WSP_HS_REFUSE)
+            connector_finish(c, WSAECONNREFUSED, NULL);
+        else if (type == WSP_HS_PENDING)
+            connector_arm(c);
+    }
+    pthread_mutex_unlock(&so->lock);
+}
+
+static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
+    (void)now;
+    struct wsp_connector *c = (struct wsp_connector *)item;
+    pthread_mutex_lock(&c->so->lock);
+    if (!atomic_load(&item->removed) && c->so->connector == c)
+        connector_finish(c, WSAETIMEDOUT, NULL);
+    pthread_mutex_unlock(&c->so->lock);
+}
+
+/* so->lock held. Starts a non-blocking connect; WSAEWOULDBLOCK when it is under way. */
+static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *name,
+                               socklen_t len, struct connect_request *req) {
+    struct wsp_connector *c = calloc(1, sizeof *c);
+    if (!c)
+        return WSAENOBUFS;
+    c->so = so;
+    c->req = *req;
+    reader_reset(&c->reader);
+    c->limit_ms = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
+    c->item.fd = so->fd;
+    c->item.on_ready = connector_ready;
+    c->item.release = connector_release;
+    c->item.on_timer = connector_timer;
+    int err = start_tcp(so->fd, name, len);
+    if (err && err != EINPROGRESS) {
+        free(c);
+        return err;
+    }
+    wsp_socket_retain(so);
+    if ((err = wsp_reactor_add(&c->item, EPOLLOUT)) != 0) {
+        wsp_socket_release(so);
+        free(c);
+        fresh_descriptor(so);
+        return err;
+    }
+    so->connector = c;
+    so->state = WSP_STATE_CONNECTING;
+    connector_arm(c);
+    return WSAEWOULDBLOCK;
+}
+
+void wsp_connector_close(struct wsp_socket *so) {
+    struct wsp_connector *c = so->connector;
+    so->connector = NULL;
+    wsp_reactor_remove(&c->item);
+}
+
+/* ---- lpWSPConnect ---------------------------------------------------------------------------- */
+
+/* so->lock held. What a connect on a socket in the middle of one reports. */
+static int connecting_state(struct wsp_socket *so) {
+    if (so->state == WSP_STATE_CONNECTING)
+        return WSAEALREADY;
+    if (so->state == WSP_STATE_CONNECTED)
+        return WSAEISCONN;
+    return 0;
+}
+
+int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
+                LPWSABUF callee, LPQOS sqos, LPQOS gqos, LPINT lpErrno) {
+    (void)gqos; /* groups are not offered: the group QoS is ignored */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    struct connect_request *req = malloc(sizeof *req);
+    struct answer_reader *reader = malloc(sizeof *reader);
+    pthread_mutex_lock(&so->lock);
+    if (!req || !reader)
+        err = WSAENOBUFS;
+    if (!err && (err = connecting_state(so)) == 0)
+        err = check_connect(so, name, namelen, caller, callee, sqos, req);
+    if (!err)
+        err = wsp_fd_set_nonblocking(so->fd, 1);
+    if (!err && so->nonblocking) {
+        err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), req);
+    } else if (!err) {
+        so->state = WSP_STATE_CONNECTING;
+        int fd = so->fd;
+        pthread_mutex_unlock(&so->lock);
+        wsp_hs_frame answer;
+        err = connect_blocking(so, fd, name, wsp_sockaddr_len(so->entry->af), req, reader,
+                               &answer);
+        pthread_mutex_lock(&so->lock);
+        if (so->closing)
+            err = WSAEINTR;
+        if (!err && so->entry->connect_data)
+            err = take_answer(so, &answer, callee, sqos);
+        if (!err) {
+            so->state = WSP_STATE_CONNECTED;
+            so->bound = 1;
+            err = wsp_fd_set_nonblocking(so->fd, 0);
+            if (callee && !so->entry->connect_data)
+                callee->len = 0;
+        } else {
+            so->state = WSP_STATE_OPEN;
+            if (!so->closing)
+                fresh_descriptor(so);
+        }
+    }
+    pthread_mutex_unlock(&so->lock);
+    free(req);
+    free(reader);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}

@@ -1,0 +1,309 @@
+/* Event objects and the thread's last error; wsp/event.h is the contract.
+ *
+ * An event is a flag under its own mutex plus an eventfd that mirrors the flag for
+ * applications' poll loops (waitable.h). WSAWaitForMultipleEvents does not poll those
+ * descriptors: a waiter enlists on every event it waits for and sleeps on its own condition
+ * variable, and WSASetEvent and WSACloseEvent wake the enlisted waiters. Polling could not
+ * serve a wait-all whose already-signalled event is closed (its descriptor is readable from
+ * the start, so it cannot be in the poll set without a busy loop, and without it the close
+ * goes unnoticed); enlisting serves that case and needs no descriptor per waiter.
+ *
+ * Lock order: events by ascending address, then a waiter's lock. A waiter never holds its
+ * own lock while taking an event's.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "object_table.h"
+#include "waitable.h"
+#include "wsp.h"
+
+struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;
+};
+
+/* Enlists one waiter on one event. */
+struct wait_link {
+    struct waiter *waiter;
+    struct wait_link *prev, *next;
+};
+
+struct event {
+    struct wsp_object obj;
+    pthread_mutex_t lock;
+    bool signalled;
+    bool closed; /* a thread that took its reference before the close may still hold it */
+    int fd;
+    struct wait_link *waiters;
+};
+
+static struct wsp_object_table events = WSP_OBJECT_TABLE_INIT(WSP_TAG_EVENT);
+static _Thread_local int last_error;
+
+int WSAGetLastError(void) {
+    return last_error;
+}
+
+void WSASetLastError(int iError) {
+    last_error = iError;
+}
+
+static void destroy_event(struct wsp_object *obj) {
+    struct event *ev = (struct event *)obj;
+    close(ev->fd);
+    pthread_mutex_destroy(&ev->lock);
+    free(ev);
+}
+
+static struct event *acquire(WSAEVENT h) {
+    struct wsp_object *obj = wsp_table_get(&events, (uintptr_t)h);
+    if (obj == NULL)
+        WSASetLastError(WSA_INVALID_HANDLE);
+    return (struct event *)obj;
+}
+
+static void release(struct event *ev) {
+    wsp_object_release(&ev->obj);
+}
+
+/* Caller holds ev->lock. */
+static void wake_waiters(struct event *ev) {
+    for (struct wait_link *l = ev->waiters; l; l = l->next) {
+        pthread_mutex_lock(&l->waiter->lock);
+        l->waiter->woken = true;
+        pthread_cond_signal(&l->waiter->cond);
+        pthread_mutex_unlock(&l->waiter->lock);
+    }
+}
+
+WSAEVENT WSACreateEvent(void) {
+    struct event *ev = calloc(1, sizeof *ev);
+    if (ev == NULL) {
+        WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
+        return WSA_INVALID_EVENT;
+    }
+    ev->fd = wsp_readiness_fd_open();
+    if (ev->fd < 0) {
+        WSASetLastError(wsp_resource_error(errno));
+        free(ev);
+        return WSA_INVALID_EVENT;
+    }
+    pthread_mutex_init(&ev->lock, NULL);
+    wsp_object_init(&ev->obj, destroy_event);
+    uintptr_t h = wsp_table_add(&events, &ev->obj);
+    if (h == 0) {
+        destroy_event(&ev->obj);
+        WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
+        return WSA_INVALID_EVENT;
+    }
+    return (WSAEVENT)h;
+}
+
+static BOOL set_state(WSAEVENT hEvent, bool signalled) {
+    struct event *ev = acquire(hEvent);
+    if (ev == NULL)
+        return FALSE;
+    pthread_mutex_lock(&ev->lock);
+    bool open = !ev->closed;
+    if (open && ev->signalled != signalled) {
+        ev->signalled = signalled;
+        if (signalled) {
+            wsp_readiness_fd_raise(ev->fd);
+            wake_waiters(ev);
+        } else {
+            wsp_readiness_fd_lower(ev->fd);
+        }
+    }
+    pthread_mutex_unlock(&ev->lock);
+    release(ev);
+    if (!open)
+        WSASetLastError(WSA_INVALID_HANDLE);
+    return open;
+}
+
+BOOL WSASetEvent(WSAEVENT hEvent) {
+    return set_state(hEvent, true);
+}
+
+BOOL WSAResetEvent(WSAEVENT hEvent) {
+    return set_state(hEvent, false);
+}
+
+BOOL WSACloseEvent(WSAEVENT hEvent) {
+    struct wsp_object *obj = wsp_table_remove(&events, (uintptr_t)hEvent);
+    if (obj == NULL) {
+        WSASetLastError(WSA_INVALID_HANDLE);
+        return FALSE;
+    }
+    struct event *ev = (struct event *)obj;
+    pthread_mutex_lock(&ev->lock);
+    ev->closed = true;
+    /* Also wakes an application's poll loop, which then learns the handle is gone. */
+    if (!ev->signalled)
+        wsp_readiness_fd_raise(ev->fd);
+    wake_waiters(ev);
+    pthread_mutex_unlock(&ev->lock);
+    release(ev);
+    return TRUE;
+}
+
+int WSAEventFd(WSAEVENT hEvent) {
+    struct event *ev = acquire(hEvent);
+    if (ev == NULL)
+        return -1;
+    int fd = ev->fd;
+    release(ev);
+    return fd;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Waiting                                                                                  */
+
+/* What check() says while the wait is not satisfied: once time is up, that is the answer. */
+#define NOT_YET WSA_WAIT_TIMEOUT
+
+/* Caller holds every event's lock, so a wait-all sees one moment. */
+static DWORD check(struct event *const ev[], DWORD n, BOOL wait_all) {
+    DWORD first = n, count = 0;
+    for (DWORD i = 0; i < n; i++) {
+        if (ev[i]->closed)
+            return WSA_WAIT_FAILED;
+        if (ev[i]->signalled && count++ == 0)
+            first = i;
+    }
+    if (wait_all ? count == n : count > 0)
+        return WSA_WAIT_EVENT_0 + first;
+    return NOT_YET;
+}
+
+/* The distinct events of ev[], by ascending address: the order locks are taken in, and
+ * locking an event twice would deadlock. */
+static DWORD lock_order(struct event *const ev[], DWORD n, struct event *out[]) {
+    DWORD m = 0;
+    for (DWORD i = 0; i < n; i++) {
+        DWORD j = m;
+        while (j > 0 && (uintptr_t)out[j - 1] > (uintptr_t)ev[i])
+            j--;
+        if (j > 0 && out[j - 1] == ev[i])
+            continue;
+        memmove(&out[j + 1], &out[j], (m - j) * sizeof *out);
+        out[j] = ev[i];
+        m++;
+    }
+    return m;
+}
+
+static void lock_all(struct event *const ev[], DWORD n) {
+    for (DWORD i = 0; i < n; i++)
+        pthread_mutex_lock(&ev[i]->lock);
+}
+
+static void unlock_all(struct event *const ev[], DWORD n) {
+    for (DWORD i = n; i-- > 0;)
+        pthread_mutex_unlock(&ev[i]->lock);
+}
+
+static void release_all(struct event *const ev[], DWORD n) {
+    for (DWORD i = 0; i < n; i++)
+        release(ev[i]);
+}
+
+/* Caller holds ev[i]->lock. */
+static void enlist(struct waiter *w, struct wait_link links[], struct event *const ev[],
+                   DWORD n) {
+    for (DWORD i = 0; i < n; i++) {
+        links[i] = (struct wait_link){w, NULL, ev[i]->waiters};
+        if (ev[i]->waiters)
+            ev[i]->waiters->prev = &links[i];
+        ev[i]->waiters = &links[i];
+    }
+}
+
+static void delist(struct wait_link links[], struct event *const ev[], DWORD n) {
+    for (DWORD i = 0; i < n; i++) {
+        pthread_mutex_lock(&ev[i]->lock);
+        if (links[i].prev)
+            links[i].prev->next = links[i].next;
+        else
+            ev[i]->waiters = links[i].next;
+        if (links[i].next)
+            links[i].next->prev = links[i].prev;
+        pthread_mutex_unlock(&ev[i]->lock);
+    }
+}
+
+/* False once the deadline passed without a wake-up. */
+static bool sleep_until_woken(struct waiter *w, const struct timespec *deadline) {
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (!w->woken && rc != ETIMEDOUT)
+        rc = wsp_cond_wait_until(&w->cond, &w->lock, deadline);
+    bool woken = w->woken;
+    w->woken = false;
+    pthread_mutex_unlock(&w->lock);
+    return woken;
+}
+
+DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
+                               DWORD dwTimeout, BOOL fAlertable) {
+    (void)fAlertable;
+    if (cEvents == 0 || cEvents > WSA_MAXIMUM_WAIT_EVENTS || lphEvents == NULL) {
+        WSASetLastError(WSA_INVALID_PARAMETER);
+        return WSA_WAIT_FAILED;
+    }
+    struct event *ev[WSA_MAXIMUM_WAIT_EVENTS];
+    for (DWORD i = 0; i < cEvents; i++) {
+        ev[i] = acquire(lphEvents[i]);
+        if (ev[i] == NULL) {
+            release_all(ev, i);
+            return WSA_WAIT_FAILED;
+        }
+    }
+    struct event *order[WSA_MAXIMUM_WAIT_EVENTS];
+    DWORD distinct = lock_order(ev, cEvents, order);
+
+    struct waiter w = {.woken = false};
+    struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
+    bool can_sleep = dwTimeout != 0;
+    if (can_sleep) {
+        int rc = wsp_cond_init_monotonic(&w.cond);
+        if (rc) {
+            release_all(ev, cEvents);
+            WSASetLastError(wsp_resource_error(rc));
+            return WSA_WAIT_FAILED;
+        }
+        pthread_mutex_init(&w.lock, NULL);
+    }
+    struct timespec deadline = wsp_deadline_after(dwTimeout);
+    const struct timespec *limit = dwTimeout == WSA_INFINITE ? NULL : &deadline;
+
+    bool enlisted = false;
+    DWORD result;
+    for (;;) {
+        lock_all(order, distinct);
+        result = check(ev, cEvents, fWaitAll);
+        /* Enlisting under the same locks as the check means no set can fall between them. */
+        if (result == NOT_YET && can_sleep && !enlisted) {
+            enlist(&w, links, order, distinct);
+            enlisted = true;
+        }
+        unlock_all(order, distinct);
+        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, limit))
+            break;
+    }
+
+    if (enlisted)
+        delist(links, order, distinct);
+    if (can_sleep) {
+        pthread_cond_destroy(&w.cond);
+        pthread_mutex_destroy(&w.lock);
+    }
+    release_all(ev, cEvents);
+    if (result == WSA_WAIT_FAILED)
+        WSASetLastError(WSA_INVALID_HANDLE);
+    return result;
+}

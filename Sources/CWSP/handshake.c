@@ -1,0 +1,293 @@
+/* The connect-data handshake codec; handshake.h is the contract, docs/PROTOCOL.md the spec.
+ *
+ * The decoder validates each field as soon as all of its bytes are present, so a receiver
+ * that calls it after every read drops a bad peer at the first wrong byte instead of after
+ * waiting for a body that may never come. Integers are assembled byte by byte: the input is
+ * a network buffer with no alignment guarantee.
+ */
+#include "handshake.h"
+
+#define MAGIC_0 0x57u /* 'W' */
+#define MAGIC_1 0x53u /* 'S' */
+#define FLAG_RESERVED ((unsigned)~(WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS) & 0xffu)
+/* Offsets within the header and within the QoS block. */
+#define OFF_VERSION 2u
+#define OFF_TYPE 3u
+#define OFF_FLAGS 4u
+#define OFF_REASON 5u
+#define OFF_BODY_LEN 6u
+#define QOS_SPECIFIC_LEN_OFF (16u * 4u)
+#define DATA_LEN_SIZE 2u
+#define MAX_BODY (WSP_HS_MAX_FRAME - WSP_HS_HEADER_SIZE)
+
+static uint16_t get16(const uint8_t *p) {
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+
+static uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint8_t *put16(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+    return p + 2;
+}
+
+static uint8_t *put32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+    return p + 4;
+}
+
+static int type_known(unsigned type) {
+    return type >= WSP_HS_REQUEST && type <= WSP_HS_PENDING;
+}
+
+/* Only REQUEST and ACCEPT carry a body; the others are pure signals. */
+static int type_has_body(unsigned type) {
+    return type == WSP_HS_REQUEST || type == WSP_HS_ACCEPT;
+}
+
+static int flags_valid(unsigned type, unsigned flags) {
+    if (flags & FLAG_RESERVED)
+        return 0;
+    return type_has_body(type) || flags == 0;
+}
+
+/* A REFUSE must say why; any other type has nothing to say. */
+static int reason_valid(unsigned type, unsigned reason) {
+    if (type == WSP_HS_REFUSE)
+        return reason >= 1 && reason <= WSP_HS_REASON_MAX;
+    return reason == WSP_HS_REASON_NONE;
+}
+
+/* The body bytes the flags require before any variable-length part. */
+static size_t body_fixed_size(unsigned flags) {
+    return ((flags & WSP_HS_FLAG_DATA) ? DATA_LEN_SIZE : 0u) +
+           ((flags & WSP_HS_FLAG_QOS) ? WSP_HS_QOS_FIXED_SIZE : 0u);
+}
+
+/* Bytes 0..5 of the header, each checked as soon as it is present. */
+static long check_header_bytes(const uint8_t *b, size_t len, unsigned expect) {
+    if (len > 0 && b[0] != MAGIC_0)
+        return WSP_HS_BAD_MAGIC;
+    if (len > 1 && b[1] != MAGIC_1)
+        return WSP_HS_BAD_MAGIC;
+    if (len > OFF_VERSION && b[OFF_VERSION] != WSP_HS_VERSION)
+        return WSP_HS_BAD_VERSION;
+    /* type_known() first: shifting by an arbitrary byte would be undefined. */
+    if (len > OFF_TYPE && (!type_known(b[OFF_TYPE]) || !(expect & (1u << b[OFF_TYPE]))))
+        return WSP_HS_BAD_TYPE;
+    if (len > OFF_FLAGS && !flags_valid(b[OFF_TYPE], b[OFF_FLAGS]))
+        return WSP_HS_BAD_FIELD;
+    if (len > OFF_REASON && !reason_valid(b[OFF_TYPE], b[OFF_REASON]))
+        return WSP_HS_BAD_FIELD;
+    return WSP_HS_NEED_MORE;
+}
+
+/* The body length against the flags, before any body byte arrives. Too short for the fixed
+ * parts, or a body on a frame whose flags describe none, cannot be right at all (BAD_FIELD);
+ * longer than the largest body the flags and max_data allow means some length inside must
+ * exceed a limit (TOO_LONG). */
+static long check_body_len(unsigned flags, size_t body, uint32_t max_data) {
+    if (body < body_fixed_size(flags))
+        return WSP_HS_BAD_FIELD;
+    if (body > MAX_BODY)
+        return WSP_HS_TOO_LONG;
+    if (flags == 0)
+        return body == 0 ? WSP_HS_NEED_MORE : WSP_HS_BAD_FIELD;
+    size_t limit = body_fixed_size(flags);
+    if (flags & WSP_HS_FLAG_DATA)
+        limit += max_data;
+    if (flags & WSP_HS_FLAG_QOS)
+        limit += WSP_HS_MAX_QOS_SPECIFIC;
+    return body > limit ? WSP_HS_TOO_LONG : WSP_HS_NEED_MORE;
+}
+
+/* What is left for the QoS block once the data length is known. With no QoS nothing may be
+ * left; with QoS the rest must hold the fixed part plus at most the specific ceiling. */
+static long check_after_data(unsigned flags, size_t rest) {
+    if (!(flags & WSP_HS_FLAG_QOS))
+        return rest == 0 ? WSP_HS_NEED_MORE : WSP_HS_BAD_FIELD;
+    if (rest < WSP_HS_QOS_FIXED_SIZE)
+        return WSP_HS_BAD_FIELD;
+    if (rest > WSP_HS_QOS_FIXED_SIZE + WSP_HS_MAX_QOS_SPECIFIC)
+        return WSP_HS_TOO_LONG;
+    return WSP_HS_NEED_MORE;
+}
+
+static long check_data_len(unsigned flags, size_t body, size_t data_len, uint32_t max_data) {
+    if (data_len > max_data)
+        return WSP_HS_TOO_LONG;
+    if (DATA_LEN_SIZE + data_len > body)
+        return WSP_HS_BAD_FIELD;
+    return check_after_data(flags, body - DATA_LEN_SIZE - data_len);
+}
+
+/* qos_rest is the body bytes from the start of the QoS block to the end of the frame. */
+static long check_specific_len(size_t qos_rest, size_t specific_len) {
+    if (specific_len > WSP_HS_MAX_QOS_SPECIFIC)
+        return WSP_HS_TOO_LONG;
+    return WSP_HS_QOS_FIXED_SIZE + specific_len == qos_rest ? WSP_HS_NEED_MORE
+                                                            : WSP_HS_BAD_FIELD;
+}
+
+/* The body's length fields, each checked once its two bytes are present. *qos_off receives
+ * the QoS block's offset in the frame. */
+static long check_body(const uint8_t *b, size_t len, size_t body, uint32_t max_data,
+                       size_t *qos_off) {
+    unsigned flags = b[OFF_FLAGS];
+    size_t off = WSP_HS_HEADER_SIZE;
+    if (flags & WSP_HS_FLAG_DATA) {
+        if (len < off + DATA_LEN_SIZE)
+            return WSP_HS_NEED_MORE;
+        size_t data_len = get16(b + off);
+        long r = check_data_len(flags, body, data_len, max_data);
+        if (r < 0)
+            return r;
+        off += DATA_LEN_SIZE + data_len;
+    }
+    *qos_off = off;
+    if (!(flags & WSP_HS_FLAG_QOS) || len < off + WSP_HS_QOS_FIXED_SIZE)
+        return WSP_HS_NEED_MORE;
+    size_t qos_rest = WSP_HS_HEADER_SIZE + body - off;
+    return check_specific_len(qos_rest, get16(b + off + QOS_SPECIFIC_LEN_OFF));
+}
+
+static const uint8_t *read_flowspec(const uint8_t *p, wsp_hs_flowspec *fs) {
+    uint32_t *fields[] = {&fs->token_rate,      &fs->token_bucket_size, &fs->peak_bandwidth,
+                          &fs->latency,         &fs->delay_variation,   &fs->service_type,
+                          &fs->max_sdu_size,    &fs->minimum_policed_size};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++, p += 4)
+        *fields[i] = get32(p);
+    return p;
+}
+
+/* Fills out from a frame already known to be complete and valid. */
+static void fill_frame(const uint8_t *b, size_t qos_off, wsp_hs_frame *out) {
+    unsigned flags = b[OFF_FLAGS];
+    *out = (wsp_hs_frame){.type = b[OFF_TYPE], .reason = b[OFF_REASON]};
+    if (flags & WSP_HS_FLAG_DATA) {
+        out->has_data = 1;
+        out->data_len = get16(b + WSP_HS_HEADER_SIZE);
+        out->data = b + WSP_HS_HEADER_SIZE + DATA_LEN_SIZE;
+    }
+    if (flags & WSP_HS_FLAG_QOS) {
+        const uint8_t *p = read_flowspec(b + qos_off, &out->qos.sending);
+        p = read_flowspec(p, &out->qos.receiving);
+        out->has_qos = 1;
+        out->qos.specific_len = get16(p);
+        out->qos.specific = p + 2;
+    }
+}
+
+/* max_data above the wire ceiling is clamped to it: no sender may exceed the ceiling, so a
+ * larger limit can only mean "the most the format allows". out may be NULL to only validate. */
+long wsp_hs_decode(const uint8_t *buf, size_t len, uint32_t max_data, unsigned expect,
+                   wsp_hs_frame *out) {
+    if (len == 0)
+        return WSP_HS_NEED_MORE;
+    if (max_data > WSP_HS_MAX_DATA)
+        max_data = WSP_HS_MAX_DATA;
+    long r = check_header_bytes(buf, len, expect);
+    if (r < 0 || len < WSP_HS_HEADER_SIZE)
+        return r;
+    size_t body = get16(buf + OFF_BODY_LEN);
+    r = check_body_len(buf[OFF_FLAGS], body, max_data);
+    if (r < 0)
+        return r;
+    size_t qos_off = WSP_HS_HEADER_SIZE;
+    r = check_body(buf, len, body, max_data, &qos_off);
+    if (r < 0 || len < WSP_HS_HEADER_SIZE + body)
+        return r;
+    if (out)
+        fill_frame(buf, qos_off, out);
+    return (long)(WSP_HS_HEADER_SIZE + body);
+}
+
+/* The encoder refuses every frame the decoder (with max_data at the ceiling) would reject,
+ * and also a length whose flag is off or whose pointer is NULL: either would silently send
+ * something other than what the caller described. */
+static int data_encodable(const wsp_hs_frame *f) {
+    if (!f->has_data)
+        return f->data_len == 0;
+    return f->data_len <= WSP_HS_MAX_DATA && (f->data_len == 0 || f->data != NULL);
+}
+
+static int qos_encodable(const wsp_hs_frame *f) {
+    if (!f->has_qos)
+        return f->qos.specific_len == 0;
+    return f->qos.specific_len <= WSP_HS_MAX_QOS_SPECIFIC &&
+           (f->qos.specific_len == 0 || f->qos.specific != NULL);
+}
+
+static unsigned frame_flags(const wsp_hs_frame *f) {
+    return (f->has_data ? WSP_HS_FLAG_DATA : 0u) | (f->has_qos ? WSP_HS_FLAG_QOS : 0u);
+}
+
+size_t wsp_hs_encoded_size(const wsp_hs_frame *f) {
+    if (!f || !type_known(f->type) || !reason_valid(f->type, f->reason))
+        return 0;
+    if (!flags_valid(f->type, frame_flags(f)) || !data_encodable(f) || !qos_encodable(f))
+        return 0;
+    size_t size = WSP_HS_HEADER_SIZE + body_fixed_size(frame_flags(f));
+    if (f->has_data)
+        size += f->data_len;
+    if (f->has_qos)
+        size += f->qos.specific_len;
+    return size;
+}
+
+static uint8_t *write_flowspec(uint8_t *p, const wsp_hs_flowspec *fs) {
+    const uint32_t fields[] = {fs->token_rate,   fs->token_bucket_size, fs->peak_bandwidth,
+                               fs->latency,      fs->delay_variation,   fs->service_type,
+                               fs->max_sdu_size, fs->minimum_policed_size};
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+        p = put32(p, fields[i]);
+    return p;
+}
+
+/* Copies n bytes; src may be NULL when n is 0, which memcpy does not allow. */
+static uint8_t *put_bytes(uint8_t *p, const uint8_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = src[i];
+    return p + n;
+}
+
+size_t wsp_hs_encode(const wsp_hs_frame *f, uint8_t *buf, size_t cap) {
+    size_t size = wsp_hs_encoded_size(f);
+    if (size == 0 || !buf || cap < size)
+        return 0;
+    uint8_t *p = buf;
+    *p++ = MAGIC_0;
+    *p++ = MAGIC_1;
+    *p++ = WSP_HS_VERSION;
+    *p++ = f->type;
+    *p++ = (uint8_t)frame_flags(f);
+    *p++ = f->reason;
+    p = put16(p, (uint32_t)(size - WSP_HS_HEADER_SIZE));
+    if (f->has_data) {
+        p = put16(p, f->data_len);
+        p = put_bytes(p, f->data, f->data_len);
+    }
+    if (f->has_qos) {
+        p = write_flowspec(p, &f->qos.sending);
+        p = write_flowspec(p, &f->qos.receiving);
+        p = put16(p, f->qos.specific_len);
+        p = put_bytes(p, f->qos.specific, f->qos.specific_len);
+    }
+    return (size_t)(p - buf);
+}
+
+const char *wsp_hs_result_name(long result) {
+    static const char *const names[] = {"need more", "bad magic", "bad version",
+                                        "bad type",  "too long",  "bad field"};
+    if (result > 0)
+        return "frame";
+    if (result < WSP_HS_BAD_FIELD)
+        return "unknown";
+    return names[-result];
+}

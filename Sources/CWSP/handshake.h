@@ -1,0 +1,108 @@
+/* The connect-data handshake's wire format: encoder and decoder.
+ *
+ * Pure code: no I/O, no allocation, no global state, so that it can be fuzzed on its own.
+ * docs/PROTOCOL.md is the specification; this is its one implementation.
+ *
+ * Every frame starts with an 8-byte header:
+ *   0  'W' (0x57)          magic
+ *   1  'S' (0x53)          magic
+ *   2  version             WSP_HS_VERSION
+ *   3  type                enum wsp_hs_type
+ *   4  flags               bit 0: data present, bit 1: QoS present; other bits must be 0
+ *   5  reason              REFUSE frames: enum wsp_hs_reason; every other type: 0
+ *   6  body length         uint16, big-endian: the bytes that follow the header
+ * The body holds, in this order and only when its flag is set:
+ *   data:  uint16 length (big-endian), then that many bytes
+ *   QoS:   16 x uint32 (big-endian; sending then receiving FLOWSPEC, fields in Winsock order),
+ *          uint16 provider-specific length, then that many bytes
+ * The body length must equal exactly what the flags and lengths describe.
+ */
+#ifndef WSP_HANDSHAKE_H
+#define WSP_HANDSHAKE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define WSP_HS_VERSION 1
+#define WSP_HS_HEADER_SIZE 8
+/* Hard ceilings of the wire format; the per-socket limits a user sets are at most these. */
+#define WSP_HS_MAX_DATA 16384u
+#define WSP_HS_MAX_QOS_SPECIFIC 1024u
+#define WSP_HS_QOS_FIXED_SIZE (16u * 4u + 2u)
+#define WSP_HS_MAX_FRAME                                                                   \
+    (WSP_HS_HEADER_SIZE + 2u + WSP_HS_MAX_DATA + WSP_HS_QOS_FIXED_SIZE + WSP_HS_MAX_QOS_SPECIFIC)
+
+enum wsp_hs_type {
+    WSP_HS_REQUEST = 1, /* client -> server: caller data, caller QoS */
+    WSP_HS_ACCEPT = 2,  /* server -> client: callee data, negotiated QoS */
+    WSP_HS_REFUSE = 3,  /* server -> client: reason; the server then closes */
+    WSP_HS_PENDING = 4, /* server -> client: still deciding (queued or deferred); no body */
+};
+
+enum wsp_hs_reason {
+    WSP_HS_REASON_NONE = 0,
+    WSP_HS_REASON_REJECTED = 1,     /* the condition function returned CF_REJECT */
+    WSP_HS_REASON_BACKLOG_FULL = 2, /* the listener's backlog was full */
+    WSP_HS_REASON_CLOSING = 3,      /* the listener closed before deciding */
+    WSP_HS_REASON_MAX = 3,
+};
+
+#define WSP_HS_FLAG_DATA 0x01u
+#define WSP_HS_FLAG_QOS 0x02u
+
+typedef struct wsp_hs_flowspec {
+    uint32_t token_rate, token_bucket_size, peak_bandwidth, latency, delay_variation,
+        service_type, max_sdu_size, minimum_policed_size;
+} wsp_hs_flowspec;
+
+typedef struct wsp_hs_qos {
+    wsp_hs_flowspec sending, receiving;
+    const uint8_t *specific; /* decoded frames point into the input buffer */
+    uint32_t specific_len;
+} wsp_hs_qos;
+
+typedef struct wsp_hs_frame {
+    uint8_t type;   /* enum wsp_hs_type */
+    uint8_t reason; /* enum wsp_hs_reason, REFUSE only */
+    int has_data;
+    const uint8_t *data; /* decoded frames point into the input buffer */
+    uint32_t data_len;
+    int has_qos;
+    wsp_hs_qos qos;
+} wsp_hs_frame;
+
+/* Decoding results: > 0 is the size of a complete, valid frame. */
+enum wsp_hs_result {
+    WSP_HS_NEED_MORE = 0,      /* a valid prefix: read more bytes */
+    WSP_HS_BAD_MAGIC = -1,     /* not WSP at all (e.g. a plain TCP peer) */
+    WSP_HS_BAD_VERSION = -2,   /* a WSP peer speaking a version we do not know */
+    WSP_HS_BAD_TYPE = -3,      /* unknown or unexpected frame type */
+    WSP_HS_TOO_LONG = -4,      /* data or QoS longer than the receiver allows */
+    WSP_HS_BAD_FIELD = -5,     /* reserved bits set, lengths that do not add up, bad reason */
+};
+
+/* The exact encoded size of f, or 0 when f cannot be encoded (a length over a ceiling,
+ * an unknown type, body fields on a frame type that carries none). Also 0 for a non-zero
+ * data_len or specific_len whose has_ flag is off, or a non-zero length with a NULL pointer.
+ * Any non-zero has_data / has_qos counts as set. */
+size_t wsp_hs_encoded_size(const wsp_hs_frame *f);
+
+/* Writes f into buf; returns the bytes written, or 0 when it cannot be encoded or cap is
+ * smaller than wsp_hs_encoded_size(f). */
+size_t wsp_hs_encode(const wsp_hs_frame *f, uint8_t *buf, size_t cap);
+
+/* Decodes the frame at the start of buf[0..len). max_data bounds the data length the caller
+ * accepts (<= WSP_HS_MAX_DATA). expect is a bit mask of acceptable types (1u << type); any
+ * other type is WSP_HS_BAD_TYPE. Returns the frame's size when complete (out filled, pointers
+ * into buf), WSP_HS_NEED_MORE when buf holds a valid but incomplete prefix, or a negative
+ * enum wsp_hs_result. Errors are reported as early as the bytes allow: a bad magic after one
+ * byte, a too-long length as soon as it is read. A max_data above WSP_HS_MAX_DATA is treated
+ * as WSP_HS_MAX_DATA. out may be NULL to validate only. A body length the flags rule out is
+ * WSP_HS_BAD_FIELD, one longer than the flags allow under the limits is WSP_HS_TOO_LONG. */
+long wsp_hs_decode(const uint8_t *buf, size_t len, uint32_t max_data, unsigned expect,
+                   wsp_hs_frame *out);
+
+/* A short, stable name for a result ("bad magic"), for logs and counters. */
+const char *wsp_hs_result_name(long result);
+
+#endif

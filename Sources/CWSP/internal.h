@@ -1,0 +1,205 @@
+/* The provider's private structures and the functions its files share. Nothing here is part
+ * of the public API; include/wsp.h is. */
+#ifndef WSP_INTERNAL_H
+#define WSP_INTERNAL_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "wsp.h"
+
+#define WSP_INTERNAL __attribute__((visibility("hidden")))
+
+/* ---- the catalog ------------------------------------------------------------------------ */
+
+struct wsp_catalog_entry {
+    DWORD id;
+    int af;
+    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
+};
+
+/* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
+const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
+                                                 int protocol, int *err) WSP_INTERNAL;
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+/* The one errno -> WSA mapping. */
+int wsp_wsa_from_errno(int e) WSP_INTERNAL;
+
+/* Writes code to *lpErrno (when lpErrno is not NULL) and returns SOCKET_ERROR: the one way a
+ * member of the table reports failure. */
+int wsp_fail(LPINT lpErrno, int code) WSP_INTERNAL;
+
+/* ---- the reactor ------------------------------------------------------------------------- */
+
+/* Something the reactor watches. The reactor calls on_ready on its own thread; after
+ * wsp_reactor_remove the item may still see one last on_ready from an epoll batch already
+ * read, so release (called on the reactor thread once no batch can name the item) is the only
+ * place that may free it. */
+struct wsp_reactor_item {
+    int fd;
+    void (*on_ready)(struct wsp_reactor_item *item, uint32_t events);
+    void (*release)(struct wsp_reactor_item *item);
+    /* Called when the reactor's clock passes item->due_ms (0: no timer). */
+    void (*on_timer)(struct wsp_reactor_item *item, uint64_t now_ms);
+    _Atomic uint64_t due_ms;
+    atomic_int removed;
+    struct wsp_reactor_item *next_zombie;
+    struct wsp_reactor_item *timer_prev, *timer_next; /* list of items with timers */
+    int has_timer;
+};
+
+int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup */
+void wsp_reactor_stop(void) WSP_INTERNAL;
+int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
+int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
+/* Stops watching and schedules item->release on the reactor thread. */
+void wsp_reactor_remove(struct wsp_reactor_item *item) WSP_INTERNAL;
+/* Arms (due_ms > 0) or disarms (0) the item's timer; wakes the reactor when it gets earlier. */
+void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
+
+uint64_t wsp_now_ms(void) WSP_INTERNAL;
+
+/* ---- sockets ----------------------------------------------------------------------------- */
+
+enum wsp_state {
+    WSP_STATE_OPEN,       /* created, maybe bound */
+    WSP_STATE_LISTENING,
+    WSP_STATE_CONNECTING, /* a non-blocking connect is in progress */
+    WSP_STATE_CONNECTED,
+};
+
+struct wsp_listener;
+struct wsp_connector;
+
+struct wsp_socket {
+    pthread_mutex_t lock;
+    atomic_int refs; /* the handle table's one, plus one per call in progress */
+    SOCKET handle;
+    int fd;
+    const struct wsp_catalog_entry *entry;
+    enum wsp_state state;
+    int bound;
+    int nonblocking;
+    int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
+
+    /* options the provider keeps itself */
+    int conditional_accept;
+    DWORD rcvtimeo_ms, sndtimeo_ms;
+    DWORD connect_timeout_ms, connect_limit_ms;
+    DWORD max_caller_data, max_callee_data;
+    DWORD handshake_deadline_ms, pending_interval_ms;
+
+    struct wsp_listener *listener;   /* while listening */
+    struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
+    int connect_error;               /* outcome of the last non-blocking connect */
+    /* the answer a connect-data connect received: callee data and the negotiated QoS */
+    uint8_t *callee_data;
+    uint32_t callee_len;
+    int has_qos;
+    QOS qos;
+};
+
+/* The handle table. acquire returns the socket with a reference taken (NULL and
+ * WSAENOTSOCK for an unknown or closed handle); release drops it and frees the socket with
+ * the last one. */
+struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
+                                  int *err) WSP_INTERNAL;
+struct wsp_socket *wsp_socket_acquire(SOCKET s, int *err) WSP_INTERNAL;
+void wsp_socket_retain(struct wsp_socket *so) WSP_INTERNAL;
+void wsp_socket_release(struct wsp_socket *so) WSP_INTERNAL;
+/* Removes the handle from the table: later acquires fail; the table's reference passes to the
+ * caller. NULL when already gone. */
+struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
+/* How many sockets are open (for tests of leaks). */
+int wsp_socket_count(void) WSP_INTERNAL;
+/* Copies the options an accepted socket inherits from its listener. */
+void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
+
+/* Sets O_NONBLOCK on fd to match on; 0 or a WSA code. */
+int wsp_fd_set_nonblocking(int fd, int on) WSP_INTERNAL;
+/* Waits until fd polls with one of events, at most timeout_ms (-1: forever). Returns the
+ * revents, 0 on time-out, or -WSA code. */
+int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;
+/* Sends all of buf on a socket that may be non-blocking, waiting at most timeout_ms in total;
+ * 0 or a WSA code. Only for the provider's own short frames. */
+int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INTERNAL;
+
+/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
+socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
+
+/* ---- the provider ------------------------------------------------------------------------ */
+
+extern atomic_int wsp_started WSP_INTERNAL;
+/* 0 (and WSANOTINITIALISED) unless WSPStartup has been called more often than lpWSPCleanup. */
+int wsp_check_started(LPINT lpErrno) WSP_INTERNAL;
+/* The upcall table in force (the application's members, built-ins for the NULL ones). */
+const WSPUPCALLTABLE *wsp_upcalls(void) WSP_INTERNAL;
+
+/* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
+
+SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
+                  DWORD_PTR ctx, LPINT lpErrno) WSP_INTERNAL;
+int wsp_address_to_string(struct sockaddr *sa, DWORD salen, LPWSAPROTOCOL_INFO info, char *out,
+                          LPDWORD outlen, LPINT lpErrno) WSP_INTERNAL;
+int wsp_string_to_address(const char *str, int af, LPWSAPROTOCOL_INFO info, struct sockaddr *sa,
+                          LPINT salen, LPINT lpErrno) WSP_INTERNAL;
+int wsp_bind(SOCKET s, const struct sockaddr *name, int namelen, LPINT lpErrno) WSP_INTERNAL;
+int wsp_close_socket(SOCKET s, LPINT lpErrno) WSP_INTERNAL;
+int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
+                LPWSABUF callee, LPQOS sqos, LPQOS gqos, LPINT lpErrno) WSP_INTERNAL;
+int wsp_get_peer_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) WSP_INTERNAL;
+int wsp_get_sock_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) WSP_INTERNAL;
+int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optlen,
+                     LPINT lpErrno) WSP_INTERNAL;
+int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int optlen,
+                     LPINT lpErrno) WSP_INTERNAL;
+int wsp_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD outlen,
+              LPDWORD returned, LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
+              LPWSATHREADID tid, LPINT lpErrno) WSP_INTERNAL;
+int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) WSP_INTERNAL;
+int wsp_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD received, LPDWORD flags,
+             LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+             LPINT lpErrno) WSP_INTERNAL;
+int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+             LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+             LPINT lpErrno) WSP_INTERNAL;
+int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) WSP_INTERNAL;
+SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g, DWORD flags,
+                  LPINT lpErrno) WSP_INTERNAL;
+
+/* ---- listeners (listener.c) ---------------------------------------------------------------- */
+
+/* Tears down a listener: refuses what is queued, wakes blocked accepts. Called with so->lock
+ * held, from close. */
+void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
+/* The listener's counters. */
+void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
+
+/* ---- network events (netevents.c) ------------------------------------------------------- */
+
+int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out,
+                            LPINT lpErrno) WSP_INTERNAL;
+int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
+               LPINT lpErrno) WSP_INTERNAL;
+/* The hooks other files call; so->lock held in each. */
+void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
+void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
+void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
+/* Whether an event select or async select registration is in force. */
+int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
+/* Reports a completed non-blocking connect (error 0 on success). */
+void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
+
+/* ---- connectors (connect.c) --------------------------------------------------------------- */
+
+/* Abandons a non-blocking connect-data connect in progress; so->lock held. */
+void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
+
+#endif

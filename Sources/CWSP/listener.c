@@ -1,0 +1,462 @@
+/* Listeners: lpWSPListen and the provider's own backlog of connection requests.
+ *
+ * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
+ * is a request at once; on the connect-data protocol the reactor first reads its handshake
+ * request (with a deadline), so only complete, well-formed requests enter the backlog, and
+ * while a request waits there the reactor tells its client "pending" now and then and notices
+ * when the client gives up. lpWSPAccept (accept.c) presents requests to the condition
+ * function. All of a listener's state is guarded by its socket's lock. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "backlog.h"
+#include "handshake.h"
+
+/* At most this many connect-data connections may be mid-handshake per listener; past it the
+ * oldest is dropped, so a flood of silent connections cannot starve a well-behaved client. */
+#define MAX_HANDSHAKING 4096
+/* After running out of descriptors, wait this long before accepting again. */
+#define EMFILE_PAUSE_MS 100
+
+static void request_ready(struct wsp_reactor_item *item, uint32_t events);
+static void request_release(struct wsp_reactor_item *item);
+static void listener_ready(struct wsp_reactor_item *item, uint32_t events);
+static void listener_release(struct wsp_reactor_item *item);
+static void listener_timer(struct wsp_reactor_item *item, uint64_t now);
+
+/* ---- lists ------------------------------------------------------------------------------- */
+
+static void list_append(struct wsp_request_list *l, struct wsp_request *r) {
+    r->next = NULL;
+    r->prev = l->tail;
+    if (l->tail)
+        l->tail->next = r;
+    else
+        l->head = r;
+    l->tail = r;
+    l->count++;
+}
+
+void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        l->head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        l->tail = r->prev;
+    r->next = r->prev = NULL;
+    l->count--;
+}
+
+/* ---- requests ------------------------------------------------------------------------------ */
+
+static struct wsp_request *request_new(struct wsp_listener *l, int fd) {
+    struct wsp_request *r = calloc(1, sizeof *r);
+    if (!r)
+        return NULL;
+    r->fd = fd;
+    r->fd_owned = 1;
+    r->listener = l;
+    r->item.fd = fd;
+    r->item.on_ready = request_ready;
+    r->item.release = request_release;
+    wsp_socket_retain(l->so); /* the request may outlive the listener's close */
+    return r;
+}
+
+static void request_release(struct wsp_reactor_item *item) {
+    struct wsp_request *r = (struct wsp_request *)item;
+    struct wsp_socket *so = r->listener->so;
+    if (r->fd_owned)
+        close(r->fd);
+    free(r->buf);
+    free(r);
+    wsp_socket_release(so);
+}
+
+/* Ends a request that was unlinked from its list: closes its connection (abortively when
+ * abort is set) and frees it, through the reactor when the reactor watches it. */
+void wsp_request_destroy(struct wsp_request *r, int abort) {
+    if (abort && r->fd_owned) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
+    if (r->watched)
+        wsp_reactor_remove(&r->item);
+    else
+        request_release(&r->item);
+}
+
+/* Sends a small frame on a request's connection without blocking; 0 or a WSA code. */
+static int request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
+    uint8_t buf[WSP_HS_HEADER_SIZE + 2];
+    size_t n = wsp_hs_encode(f, buf, sizeof buf);
+    if (!n)
+        return WSAEINVAL;
+    ssize_t sent = send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    return sent == (ssize_t)n ? 0 : sent < 0 ? wsp_wsa_from_errno(errno) : WSAENOBUFS;
+}
+
+void wsp_request_refuse(struct wsp_request *r, int reason) {
+    wsp_hs_frame f = {.type = WSP_HS_REFUSE, .reason = (uint8_t)reason};
+    request_send_frame(r, &f);
+}
+
+int wsp_request_withdrawn(const struct wsp_request *r) {
+    if (r->gone)
+        return 1;
+    struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    if (p.revents & (POLLHUP | POLLERR))
+        return 1;
+    if (p.revents & POLLRDHUP) {
+        /* A peer that sent data and then half-closed may still want its answer; one that
+         * closed without a byte has gone away. */
+        int unread = 0;
+        return ioctl(r->fd, FIONREAD, &unread) == 0 && unread == 0;
+    }
+    return 0;
+}
+
+/* ---- the connect-data handshake, read by the reactor --------------------------------------- */
+
+static void drop_handshaking(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter) {
+    wsp_request_unlink(&l->handshaking, r);
+    (*counter)++;
+    wsp_request_destroy(r, 1);
+}
+
+/* so->lock held. A complete request: into the backlog, or refused when it is full. */
+static void admit(struct wsp_listener *l, struct wsp_request *r) {
+    wsp_request_unlink(&l->handshaking, r);
+    if (l->ready.count >= l->backlog) {
+        l->stats.backlog_full++;
+        wsp_request_refuse(r, WSP_HS_REASON_BACKLOG_FULL);
+        wsp_request_destroy(r, 0);
+        return;
+    }
+    r->queued_ms = wsp_now_ms();
+    r->next_notice_ms = r->queued_ms + l->so->pending_interval_ms;
+    /* From now on the client sends nothing until it has its answer: watch for it leaving. */
+    wsp_reactor_modify(&r->item, EPOLLRDHUP);
+    list_append(&l->ready, r);
+    wsp_listener_rearm(l);
+    pthread_cond_signal(&l->cond);
+    wsp_listener_notify_accept(l);
+}
+
+/* so->lock held. Reads what the client sent; admits the request once it is complete. */
+static void read_request(struct wsp_listener *l, struct wsp_request *r) {
+    for (;;) {
+        if (r->buf_len == r->buf_cap) {
+            size_t cap = r->buf_cap ? r->buf_cap * 2 : 512;
+            if (cap > WSP_HS_MAX_FRAME)
+                cap = WSP_HS_MAX_FRAME;
+            if (cap == r->buf_cap) { /* a full frame's worth and still incomplete */
+                drop_handshaking(l, r, &l->stats.malformed);
+                return;
+            }
+            uint8_t *nb = realloc(r->buf, cap);
+            if (!nb) {
+                drop_handshaking(l, r, &l->stats.malformed);
+                return;
+            }
+            r->buf = nb;
+            r->buf_cap = cap;
+        }
+        ssize_t n = recv(r->fd, r->buf + r->buf_len, r->buf_cap - r->buf_len, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) { /* the client left (or broke) before finishing its request */
+            drop_handshaking(l, r, n == 0 && r->buf_len == 0 ? &l->stats.withdrawn
+                                                              : &l->stats.malformed);
+            return;
+        }
+        r->buf_len += (size_t)n;
+        long res = wsp_hs_decode(r->buf, r->buf_len, l->so->max_caller_data,
+                                 1u << WSP_HS_REQUEST, &r->frame);
+        if (res == WSP_HS_NEED_MORE)
+            continue;
+        if (res < 0 || (size_t)res != r->buf_len) { /* nothing may follow the request */
+            drop_handshaking(l, r, &l->stats.malformed);
+            return;
+        }
+        admit(l, r);
+        return;
+    }
+}
+
+static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
+    struct wsp_request *r = (struct wsp_request *)item;
+    struct wsp_listener *l = r->listener;
+    pthread_mutex_lock(&l->so->lock);
+    if (atomic_load(&item->removed)) {
+        /* accepted, refused or dropped by another thread since the event was read */
+    } else if (!r->queued) {
+        read_request(l, r);
+    } else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        if (r->presenting) {
+            r->gone = 1; /* the accepting thread finds out and drops it */
+        } else {
+            wsp_request_unlink(&l->ready, r);
+            l->stats.withdrawn++;
+            wsp_request_destroy(r, 1);
+        }
+    }
+    pthread_mutex_unlock(&l->so->lock);
+}
+
+/* ---- taking connections off the kernel's queue --------------------------------------------- */
+
+/* so->lock held. Whether the listener has room for another connection. */
+static int has_room(const struct wsp_listener *l) {
+    if (l->so->entry->connect_data)
+        return 1; /* the handshaking list evicts its oldest; the backlog check comes later */
+    return l->ready.count < l->backlog;
+}
+
+/* so->lock held. Starts or stops reading the listening descriptor. */
+static void set_reading(struct wsp_listener *l, int on) {
+    if (l->reading == on || l->closed)
+        return;
+    l->reading = on;
+    wsp_reactor_modify(&l->item, on ? EPOLLIN : 0);
+}
+
+static void take_connection(struct wsp_listener *l, int fd, const struct sockaddr_storage *peer,
+                            socklen_t peer_len) {
+    struct wsp_request *r = request_new(l, fd);
+    if (!r) {
+        close(fd);
+        return;
+    }
+    memcpy(&r->peer, peer, peer_len);
+    r->peer_len = peer_len;
+    if (!l->so->entry->connect_data) {
+        r->queued = 1;
+        r->queued_ms = wsp_now_ms();
+        list_append(&l->ready, r);
+        pthread_cond_signal(&l->cond);
+        wsp_listener_notify_accept(l);
+        return;
+    }
+    if (l->handshaking.count >= MAX_HANDSHAKING)
+        drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
+    r->deadline_ms = wsp_now_ms() + l->so->handshake_deadline_ms;
+    list_append(&l->handshaking, r);
+    if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) != 0) {
+        wsp_request_unlink(&l->handshaking, r);
+        wsp_request_destroy(r, 1);
+        return;
+    }
+    r->watched = 1;
+    read_request(l, r); /* the request often arrives with the connection */
+    wsp_listener_rearm(l);
+}
+
+/* so->lock held. Moves what the kernel has queued into the provider's lists; returns the
+ * number taken. Called by the reactor and, as a fast path, by lpWSPAccept. */
+int wsp_listener_pull(struct wsp_listener *l) {
+    int taken = 0;
+    while (!l->closed && has_room(l)) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue; /* recoverable: the next one may be fine */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Level-triggered epoll would spin on the waiting connection: pause. */
+                set_reading(l, 0);
+                l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
+                wsp_listener_rearm(l);
+            }
+            break;
+        }
+        take_connection(l, fd, &peer, len);
+        taken++;
+    }
+    if (!l->closed && !has_room(l))
+        set_reading(l, 0);
+    return taken;
+}
+
+static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
+    (void)events;
+    struct wsp_listener *l = (struct wsp_listener *)item;
+    pthread_mutex_lock(&l->so->lock);
+    if (!l->closed)
+        wsp_listener_pull(l);
+    pthread_mutex_unlock(&l->so->lock);
+}
+
+/* so->lock held. Called when a request leaves the backlog. */
+void wsp_listener_room_freed(struct wsp_listener *l) {
+    if (!l->closed && !l->resume_ms && has_room(l))
+        set_reading(l, 1);
+}
+
+/* ---- timers: handshake deadlines, pending notices, resuming after EMFILE -------------------- */
+
+void wsp_listener_rearm(struct wsp_listener *l) {
+    uint64_t due = l->resume_ms;
+    if (l->handshaking.head) {
+        uint64_t d = l->handshaking.head->deadline_ms; /* the oldest has the earliest deadline */
+        if (!due || d < due)
+            due = d;
+    }
+    if (l->so->entry->connect_data)
+        for (struct wsp_request *r = l->ready.head; r; r = r->next)
+            if (!due || r->next_notice_ms < due)
+                due = r->next_notice_ms;
+    wsp_reactor_set_timer(&l->item, due);
+}
+
+static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
+    struct wsp_listener *l = (struct wsp_listener *)item;
+    pthread_mutex_lock(&l->so->lock);
+    if (l->closed) {
+        pthread_mutex_unlock(&l->so->lock);
+        return;
+    }
+    while (l->handshaking.head && l->handshaking.head->deadline_ms <= now)
+        drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
+    wsp_hs_frame pending = {.type = WSP_HS_PENDING};
+    for (struct wsp_request *r = l->ready.head; r; r = r->next) {
+        if (r->presenting || r->next_notice_ms > now)
+            continue;
+        request_send_frame(r, &pending); /* a client that left is noticed by request_ready */
+        r->next_notice_ms = now + l->so->pending_interval_ms;
+    }
+    if (l->resume_ms && l->resume_ms <= now) {
+        l->resume_ms = 0;
+        if (has_room(l))
+            set_reading(l, 1);
+    }
+    wsp_listener_rearm(l);
+    pthread_mutex_unlock(&l->so->lock);
+}
+
+/* ---- lpWSPListen ------------------------------------------------------------------------------ */
+
+static int clamp_backlog(int backlog) {
+    if (backlog < 1)
+        return 1;
+    return backlog > WSP_MAX_BACKLOG ? WSP_MAX_BACKLOG : backlog;
+}
+
+/* so->lock held. */
+static int start_listening(struct wsp_socket *so, int backlog) {
+    struct wsp_listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return WSAENOBUFS;
+    l->so = so;
+    l->backlog = backlog;
+    pthread_cond_init(&l->cond, NULL);
+    l->item.fd = so->fd;
+    l->item.on_ready = listener_ready;
+    l->item.release = listener_release;
+    l->item.on_timer = listener_timer;
+    int err = 0;
+    if (listen(so->fd, backlog) < 0)
+        err = wsp_wsa_from_errno(errno);
+    if (!err)
+        err = wsp_fd_set_nonblocking(so->fd, 1);
+    if (!err) {
+        wsp_socket_retain(so); /* the reactor's reference, dropped in listener_release */
+        err = wsp_reactor_add(&l->item, EPOLLIN);
+        if (err)
+            wsp_socket_release(so);
+    }
+    if (err) {
+        pthread_cond_destroy(&l->cond);
+        free(l);
+        return err;
+    }
+    l->reading = 1;
+    so->listener = l;
+    so->state = WSP_STATE_LISTENING;
+    return 0;
+}
+
+int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    backlog = clamp_backlog(backlog);
+    pthread_mutex_lock(&so->lock);
+    if (so->state == WSP_STATE_CONNECTED || so->state == WSP_STATE_CONNECTING)
+        err = WSAEISCONN;
+    else if (!so->bound)
+        err = WSAEINVAL;
+    else if (so->state == WSP_STATE_LISTENING) {
+        /* A second listen changes the backlog (ws2spi's rule). */
+        so->listener->backlog = backlog;
+        if (listen(so->fd, backlog) < 0)
+            err = wsp_wsa_from_errno(errno);
+        wsp_listener_room_freed(so->listener);
+    } else {
+        err = start_listening(so, backlog);
+    }
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+/* ---- closing ------------------------------------------------------------------------------- */
+
+static void listener_release(struct wsp_reactor_item *item) {
+    struct wsp_listener *l = (struct wsp_listener *)item;
+    wsp_socket_release(l->so); /* the socket frees the listener with its last reference */
+}
+
+void wsp_listener_free(struct wsp_listener *l) {
+    pthread_cond_destroy(&l->cond);
+    free(l);
+}
+
+void wsp_listener_close(struct wsp_socket *so) {
+    struct wsp_listener *l = so->listener;
+    if (l->closed)
+        return;
+    l->closed = 1;
+    while (l->handshaking.head) {
+        struct wsp_request *r = l->handshaking.head;
+        wsp_request_unlink(&l->handshaking, r);
+        wsp_request_destroy(r, 1);
+    }
+    /* Requests being presented right now stay linked: their accepting thread ends them. */
+    struct wsp_request *r = l->ready.head;
+    while (r) {
+        struct wsp_request *next = r->next;
+        if (!r->presenting) {
+            wsp_request_unlink(&l->ready, r);
+            if (so->entry->connect_data)
+                wsp_request_refuse(r, WSP_HS_REASON_CLOSING);
+            wsp_request_destroy(r, !so->entry->connect_data);
+        }
+        r = next;
+    }
+    wsp_reactor_remove(&l->item);
+    pthread_cond_broadcast(&l->cond);
+}
+
+void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
+    *out = so->listener->stats;
+    out->backlog = (uint32_t)so->listener->backlog;
+    out->queued = (uint32_t)so->listener->ready.count;
+}

@@ -1,0 +1,219 @@
+/* The reactor: one epoll thread that does the provider's background work (reading
+ * connect-data handshakes, telling waiting clients "pending", driving non-blocking connects
+ * and network-event notification), so that none of it runs on an application thread.
+ *
+ * Removal is the delicate part: epoll_wait may already have returned an event for an item
+ * that another thread removes a moment later. Removed items therefore become zombies, and the
+ * reactor releases them only between batches, when no returned event can still name them. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BATCH 64
+
+static pthread_mutex_t reactor_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop, timers, zombies */
+static int users;          /* wsp_reactor_start count */
+static int running;        /* the thread exists */
+static int epfd = -1;
+static int wakefd = -1;
+static pthread_t thread;
+static atomic_int stopping;
+static struct wsp_reactor_item *zombies;
+static struct wsp_reactor_item *timers; /* items with a timer, unordered */
+
+uint64_t wsp_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void wake(void) {
+    uint64_t one = 1;
+    ssize_t n = write(wakefd, &one, sizeof one);
+    (void)n; /* a full counter still wakes the reactor */
+}
+
+/* reactor_lock held. How long epoll_wait may sleep: until the earliest timer. */
+static int next_timeout(void) {
+    uint64_t earliest = 0;
+    for (struct wsp_reactor_item *it = timers; it; it = it->timer_next) {
+        uint64_t due = atomic_load(&it->due_ms);
+        if (due && (!earliest || due < earliest))
+            earliest = due;
+    }
+    if (!earliest)
+        return -1;
+    uint64_t now = wsp_now_ms();
+    return earliest <= now ? 0 : (int)(earliest - now > 60000 ? 60000 : earliest - now);
+}
+
+static void run_timers(void) {
+    uint64_t now = wsp_now_ms();
+    /* Collect the due items first: on_timer may re-arm or remove timers. */
+    struct wsp_reactor_item *due[BATCH];
+    int n;
+    do {
+        n = 0;
+        pthread_mutex_lock(&reactor_lock);
+        for (struct wsp_reactor_item *it = timers; it && n < BATCH; it = it->timer_next) {
+            uint64_t d = atomic_load(&it->due_ms);
+            if (d && d <= now && !atomic_load(&it->removed)) {
+                atomic_store(&it->due_ms, 0);
+                due[n++] = it;
+            }
+        }
+        pthread_mutex_unlock(&reactor_lock);
+        for (int i = 0; i < n; i++)
+            due[i]->on_timer(due[i], now);
+    } while (n == BATCH);
+}
+
+static void reap_zombies(void) {
+    pthread_mutex_lock(&reactor_lock);
+    struct wsp_reactor_item *z = zombies;
+    zombies = NULL;
+    pthread_mutex_unlock(&reactor_lock);
+    while (z) {
+        struct wsp_reactor_item *next = z->next_zombie;
+        z->release(z);
+        z = next;
+    }
+}
+
+static void *reactor_main(void *arg) {
+    (void)arg;
+    struct epoll_event events[BATCH];
+    while (!atomic_load(&stopping)) {
+        pthread_mutex_lock(&reactor_lock);
+        int timeout = next_timeout();
+        pthread_mutex_unlock(&reactor_lock);
+        int n = epoll_wait(epfd, events, BATCH, timeout);
+        for (int i = 0; i < n; i++) {
+            struct wsp_reactor_item *it = events[i].data.ptr;
+            if (!it) {
+                uint64_t v;
+                ssize_t r = read(wakefd, &v, sizeof v);
+                (void)r;
+                continue;
+            }
+            if (!atomic_load(&it->removed))
+                it->on_ready(it, events[i].events);
+        }
+        run_timers();
+        reap_zombies();
+    }
+    reap_zombies();
+    return NULL;
+}
+
+int wsp_reactor_start(void) {
+    pthread_mutex_lock(&reactor_lock);
+    int err = 0;
+    if (!running) {
+        epfd = epoll_create1(EPOLL_CLOEXEC);
+        wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        if (epfd < 0 || wakefd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) < 0) {
+            err = wsp_wsa_from_errno(errno);
+        } else {
+            atomic_store(&stopping, 0);
+            int rc = pthread_create(&thread, NULL, reactor_main, NULL);
+            if (rc)
+                err = wsp_wsa_from_errno(rc);
+            else
+                running = 1;
+        }
+        if (err) {
+            if (epfd >= 0)
+                close(epfd);
+            if (wakefd >= 0)
+                close(wakefd);
+            epfd = wakefd = -1;
+        }
+    }
+    if (!err)
+        users++;
+    pthread_mutex_unlock(&reactor_lock);
+    return err;
+}
+
+void wsp_reactor_stop(void) {
+    pthread_mutex_lock(&reactor_lock);
+    int last = users > 0 && --users == 0 && running;
+    pthread_mutex_unlock(&reactor_lock);
+    if (!last)
+        return;
+    atomic_store(&stopping, 1);
+    wake();
+    pthread_join(thread, NULL);
+    pthread_mutex_lock(&reactor_lock);
+    running = 0;
+    close(epfd);
+    close(wakefd);
+    epfd = wakefd = -1;
+    pthread_mutex_unlock(&reactor_lock);
+}
+
+int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_store(&item->removed, 0);
+    struct epoll_event ev = {.events = events, .data.ptr = item};
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, item->fd, &ev) < 0)
+        return wsp_wsa_from_errno(errno);
+    return 0;
+}
+
+int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.ptr = item};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) < 0)
+        return wsp_wsa_from_errno(errno);
+    return 0;
+}
+
+void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) {
+    pthread_mutex_lock(&reactor_lock);
+    if (due_ms && !item->has_timer) {
+        item->has_timer = 1;
+        item->timer_prev = NULL;
+        item->timer_next = timers;
+        if (timers)
+            timers->timer_prev = item;
+        timers = item;
+    }
+    uint64_t old = atomic_exchange(&item->due_ms, due_ms);
+    pthread_mutex_unlock(&reactor_lock);
+    if (due_ms && (!old || due_ms < old) && !pthread_equal(pthread_self(), thread))
+        wake();
+}
+
+/* reactor_lock held. */
+static void unlink_timer(struct wsp_reactor_item *item) {
+    if (!item->has_timer)
+        return;
+    if (item->timer_prev)
+        item->timer_prev->timer_next = item->timer_next;
+    else
+        timers = item->timer_next;
+    if (item->timer_next)
+        item->timer_next->timer_prev = item->timer_prev;
+    item->has_timer = 0;
+}
+
+void wsp_reactor_remove(struct wsp_reactor_item *item) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
+    pthread_mutex_lock(&reactor_lock);
+    atomic_store(&item->removed, 1);
+    unlink_timer(item);
+    item->next_zombie = zombies;
+    zombies = item;
+    pthread_mutex_unlock(&reactor_lock);
+    if (!pthread_equal(pthread_self(), thread))
+        wake();
+}

@@ -1,0 +1,145 @@
+/* Socket life: lpWSPSocket, lpWSPBind, lpWSPShutdown, lpWSPCloseSocket and the two name
+ * queries. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g, DWORD flags,
+                  LPINT lpErrno) {
+    (void)flags; /* WSA_FLAG_OVERLAPPED and friends: every WSP call completes synchronously */
+    if (!wsp_check_started(lpErrno))
+        return INVALID_SOCKET;
+    if (g != 0) {
+        wsp_fail(lpErrno, WSAEINVAL); /* socket groups are not offered */
+        return INVALID_SOCKET;
+    }
+    int err = 0;
+    const struct wsp_catalog_entry *entry = wsp_catalog_find(info, af, type, protocol, &err);
+    if (!entry) {
+        wsp_fail(lpErrno, err);
+        return INVALID_SOCKET;
+    }
+    int fd = socket(entry->af, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (fd < 0) {
+        wsp_fail(lpErrno, wsp_wsa_from_errno(errno));
+        return INVALID_SOCKET;
+    }
+    if (entry->af == AF_INET6) {
+        /* Winsock's IPv6 sockets are IPv6-only until told otherwise; Linux's are not. */
+        int one = 1;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    struct wsp_socket *so = wsp_socket_new(fd, entry, &err);
+    if (!so) {
+        close(fd);
+        wsp_fail(lpErrno, err);
+        return INVALID_SOCKET;
+    }
+    return so->handle;
+}
+
+/* Checks that name is a socket address of the socket's family, at least as long as one. */
+static int check_address(const struct wsp_socket *so, const struct sockaddr *name, int namelen) {
+    if (!name || namelen < (int)wsp_sockaddr_len(so->entry->af))
+        return WSAEFAULT;
+    if (name->sa_family != so->entry->af)
+        return WSAEAFNOSUPPORT;
+    return 0;
+}
+
+int wsp_bind(SOCKET s, const struct sockaddr *name, int namelen, LPINT lpErrno) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    pthread_mutex_lock(&so->lock);
+    err = check_address(so, name, namelen);
+    if (!err && (so->bound || so->state != WSP_STATE_OPEN))
+        err = WSAEINVAL;
+    if (!err && bind(so->fd, name, wsp_sockaddr_len(so->entry->af)) < 0)
+        err = wsp_wsa_from_errno(errno);
+    if (!err)
+        so->bound = 1;
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    if (how != SD_RECEIVE && how != SD_SEND && how != SD_BOTH)
+        err = WSAEINVAL;
+    else if (so->state != WSP_STATE_CONNECTED)
+        err = WSAENOTCONN;
+    else if (shutdown(so->fd, how) < 0)
+        err = wsp_wsa_from_errno(errno);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+int wsp_close_socket(SOCKET s, LPINT lpErrno) {
+    struct wsp_socket *so = wsp_socket_unpublish(s);
+    if (!so)
+        return wsp_fail(lpErrno, WSAENOTSOCK);
+    pthread_mutex_lock(&so->lock);
+    so->closing = 1;
+    if (so->listener)
+        wsp_listener_close(so);
+    if (so->connector)
+        wsp_connector_close(so);
+    wsp_netevents_close(so);
+    /* A thread blocked in recv on this socket must wake and fail rather than wait for data
+     * that may never come; shutting the read side does that without sending anything. */
+    if (atomic_load(&so->refs) > 1 && so->state == WSP_STATE_CONNECTED)
+        shutdown(so->fd, SHUT_RD);
+    else if (atomic_load(&so->refs) > 1 && so->state == WSP_STATE_CONNECTING)
+        shutdown(so->fd, SHUT_RDWR); /* wakes a blocking connect; the attempt is abandoned */
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so); /* the descriptor closes with the last reference */
+    return 0;
+}
+
+static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno, int peer) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    socklen_t need = wsp_sockaddr_len(so->entry->af);
+    if (!name || !namelen || *namelen < (int)need)
+        err = WSAEFAULT;
+    else if (peer && so->state != WSP_STATE_CONNECTED)
+        err = WSAENOTCONN;
+    else if (!peer && !so->bound && so->state == WSP_STATE_OPEN)
+        err = WSAEINVAL; /* Winsock: not bound yet */
+    if (!err) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int rc = peer ? getpeername(so->fd, (struct sockaddr *)&ss, &len)
+                      : getsockname(so->fd, (struct sockaddr *)&ss, &len);
+        if (rc < 0) {
+            err = wsp_wsa_from_errno(errno);
+        } else {
+            memcpy(name, &ss, need);
+            *namelen = (int)need;
+        }
+    }
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+int wsp_get_sock_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) {
+    return get_name(s, name, namelen, lpErrno, 0);
+}
+
+int wsp_get_peer_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) {
+    return get_name(s, name, namelen, lpErrno, 1);
+}

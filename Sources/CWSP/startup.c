@@ -1,0 +1,161 @@
+/* WSPStartup and lpWSPCleanup: version negotiation, the reference count, the upcall table,
+ * and the table of members handed to the application. */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "upcalls.h"
+
+#define WSP_LOWEST_VERSION MAKEWORD(2, 0)
+#define WSP_HIGHEST_VERSION MAKEWORD(2, 2)
+
+static pthread_mutex_t startup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int startup_count;
+atomic_int wsp_started; /* read on every call; startup_count stays the authority */
+static WSPUPCALLTABLE upcalls;
+
+/* Winsock compares versions major first: the low byte is the major version. */
+static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
+
+int wsp_check_started(LPINT lpErrno) {
+    if (atomic_load(&wsp_started))
+        return 1;
+    wsp_fail(lpErrno, WSANOTINITIALISED);
+    return 0;
+}
+
+const WSPUPCALLTABLE *wsp_upcalls(void) { return &upcalls; }
+
+static int wsp_cleanup(LPINT lpErrno) {
+    pthread_mutex_lock(&startup_lock);
+    if (startup_count == 0) {
+        pthread_mutex_unlock(&startup_lock);
+        return wsp_fail(lpErrno, WSANOTINITIALISED);
+    }
+    int last = --startup_count == 0;
+    pthread_mutex_unlock(&startup_lock);
+    if (last) {
+        atomic_store(&wsp_started, 0);
+        wsp_reactor_stop();
+    }
+    return 0;
+}
+
+/* Members whose behaviour WSP does not offer (see the README's table). */
+static int no_cancel_blocking_call(LPINT lpErrno) { return wsp_fail(lpErrno, WSAEOPNOTSUPP); }
+static int no_duplicate_socket(SOCKET s, DWORD pid, LPWSAPROTOCOL_INFO info, LPINT lpErrno) {
+    (void)s, (void)pid, (void)info;
+    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+}
+static BOOL no_get_overlapped_result(SOCKET s, LPWSAOVERLAPPED ov, LPDWORD n, BOOL wait,
+                                     LPDWORD flags, LPINT lpErrno) {
+    (void)s, (void)ov, (void)n, (void)wait, (void)flags;
+    wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    return FALSE;
+}
+static BOOL no_get_qos_by_name(SOCKET s, LPWSABUF name, LPQOS qos, LPINT lpErrno) {
+    (void)s, (void)name, (void)qos;
+    wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    return FALSE;
+}
+static SOCKET no_join_leaf(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
+                           LPWSABUF callee, LPQOS sqos, LPQOS gqos, DWORD flags, LPINT lpErrno) {
+    (void)s, (void)name, (void)namelen, (void)caller, (void)callee, (void)sqos, (void)gqos,
+        (void)flags;
+    wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    return INVALID_SOCKET;
+}
+static int no_recv_disconnect(SOCKET s, LPWSABUF data, LPINT lpErrno) {
+    (void)s, (void)data;
+    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+}
+static int no_send_disconnect(SOCKET s, LPWSABUF data, LPINT lpErrno) {
+    (void)s, (void)data;
+    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+}
+
+/* Stream sockets ignore the address of sendto/recvfrom, as Winsock's TCP does. */
+static int wsp_recv_from(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD received, LPDWORD flags,
+                         struct sockaddr *from, LPINT fromlen, LPWSAOVERLAPPED ov,
+                         LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+                         LPINT lpErrno) {
+    (void)from, (void)fromlen;
+    return wsp_recv(s, bufs, count, received, flags, ov, cr, tid, lpErrno);
+}
+static int wsp_send_to(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+                       const struct sockaddr *to, int tolen, LPWSAOVERLAPPED ov,
+                       LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid, LPINT lpErrno) {
+    (void)to, (void)tolen;
+    return wsp_send(s, bufs, count, sent, flags, ov, cr, tid, lpErrno);
+}
+
+static void fill_table(LPWSPPROC_TABLE t) {
+    *t = (WSPPROC_TABLE){
+        .lpWSPAccept = wsp_accept,
+        .lpWSPAddressToString = wsp_address_to_string,
+        .lpWSPAsyncSelect = wsp_async_select,
+        .lpWSPBind = wsp_bind,
+        .lpWSPCancelBlockingCall = no_cancel_blocking_call,
+        .lpWSPCleanup = wsp_cleanup,
+        .lpWSPCloseSocket = wsp_close_socket,
+        .lpWSPConnect = wsp_connect,
+        .lpWSPDuplicateSocket = no_duplicate_socket,
+        .lpWSPEnumNetworkEvents = wsp_enum_network_events,
+        .lpWSPEventSelect = wsp_event_select,
+        .lpWSPGetOverlappedResult = no_get_overlapped_result,
+        .lpWSPGetPeerName = wsp_get_peer_name,
+        .lpWSPGetSockName = wsp_get_sock_name,
+        .lpWSPGetSockOpt = wsp_get_sock_opt,
+        .lpWSPGetQOSByName = no_get_qos_by_name,
+        .lpWSPIoctl = wsp_ioctl,
+        .lpWSPJoinLeaf = no_join_leaf,
+        .lpWSPListen = wsp_listen,
+        .lpWSPRecv = wsp_recv,
+        .lpWSPRecvDisconnect = no_recv_disconnect,
+        .lpWSPRecvFrom = wsp_recv_from,
+        .lpWSPSelect = wsp_select,
+        .lpWSPSend = wsp_send,
+        .lpWSPSendDisconnect = no_send_disconnect,
+        .lpWSPSendTo = wsp_send_to,
+        .lpWSPSetSockOpt = wsp_set_sock_opt,
+        .lpWSPShutdown = wsp_shutdown,
+        .lpWSPSocket = wsp_socket,
+        .lpWSPStringToAddress = wsp_string_to_address,
+    };
+}
+
+int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData, LPWSAPROTOCOL_INFO lpProtocolInfo,
+               WSPUPCALLTABLE UpcallTable, LPWSPPROC_TABLE lpProcTable) {
+    if (version_order(wVersionRequested) < version_order(WSP_LOWEST_VERSION))
+        return WSAVERNOTSUPPORTED;
+    if (!lpWSPData || !lpProcTable)
+        return WSAEFAULT;
+    if (lpProtocolInfo) {
+        int err = 0;
+        if (!wsp_catalog_find(lpProtocolInfo, 0, 0, 0, &err))
+            return WSAEINVAL;
+    }
+    WORD version = version_order(wVersionRequested) < version_order(WSP_HIGHEST_VERSION)
+                       ? wVersionRequested
+                       : WSP_HIGHEST_VERSION;
+    memset(lpWSPData, 0, sizeof *lpWSPData);
+    lpWSPData->wVersion = version;
+    lpWSPData->wHighVersion = WSP_HIGHEST_VERSION;
+    snprintf(lpWSPData->szDescription, sizeof lpWSPData->szDescription,
+             "WSP %s: Winsock 2 SPI over Linux sockets, with conditional accept",
+             WSP_VERSION_STRING);
+
+    wsp_upcalls_fill_builtin(&UpcallTable);
+    pthread_mutex_lock(&startup_lock);
+    int err = wsp_reactor_start();
+    if (!err) {
+        upcalls = UpcallTable;
+        startup_count++;
+        atomic_store(&wsp_started, 1);
+    }
+    pthread_mutex_unlock(&startup_lock);
+    if (err)
+        return WSASYSNOTREADY;
+    fill_table(lpProcTable);
+    return 0;
+}

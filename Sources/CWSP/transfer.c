@@ -1,0 +1,121 @@
+/* Data transfer: lpWSPSend and lpWSPRecv with WSABUF arrays (scatter/gather), MSG_PEEK and
+ * MSG_OOB. The descriptor's own blocking mode mirrors the socket's, so a blocking call is one
+ * system call, as with raw sockets; the kernel enforces SO_RCVTIMEO/SO_SNDTIMEO. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "internal.h"
+
+#define STACK_IOVECS 16
+
+/* Checks a call's shared arguments and builds the iovec array (iov_storage or malloc'd). */
+static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct iovec **iov) {
+    if (!bufs || count == 0)
+        return WSAEFAULT;
+    if (count > IOV_MAX)
+        return WSAENOBUFS;
+    *iov = count <= STACK_IOVECS ? storage : malloc(count * sizeof **iov);
+    if (!*iov)
+        return WSAENOBUFS;
+    for (DWORD i = 0; i < count; i++) {
+        if (bufs[i].len && !bufs[i].buf) {
+            if (*iov != storage)
+                free(*iov);
+            return WSAEFAULT;
+        }
+        (*iov)[i] = (struct iovec){bufs[i].buf, bufs[i].len};
+    }
+    return 0;
+}
+
+/* so->lock held afterwards. The error a call that failed with errno e reports. */
+static int transfer_error(struct wsp_socket *so, int e) {
+    if (so->closing)
+        return WSAEINTR; /* closed by another thread while the call waited */
+    if (e == EAGAIN && !so->nonblocking)
+        return WSAETIMEDOUT; /* SO_RCVTIMEO / SO_SNDTIMEO ran out */
+    if (e == EPIPE)
+        return WSAECONNRESET;
+    return wsp_wsa_from_errno(e);
+}
+
+typedef ssize_t (*transfer_fn)(int fd, struct msghdr *msg, int flags);
+
+static ssize_t do_recv(int fd, struct msghdr *msg, int flags) { return recvmsg(fd, msg, flags); }
+static ssize_t do_send(int fd, struct msghdr *msg, int flags) {
+    return sendmsg(fd, msg, flags | MSG_NOSIGNAL);
+}
+
+/* The shared body of send and recv. reenable: the event bits the call re-enables. */
+static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flags,
+                    transfer_fn fn, LONG reenable, LPWSAOVERLAPPED ov, LPINT lpErrno) {
+    if (ov)
+        return wsp_fail(lpErrno, WSAEOPNOTSUPP); /* overlapped I/O is not offered */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    struct iovec storage[STACK_IOVECS], *iov = NULL;
+    if (!done)
+        err = WSAEFAULT;
+    else if (flags & ~(MSG_PEEK | MSG_OOB | MSG_DONTROUTE))
+        err = WSAEOPNOTSUPP;
+    else
+        err = make_iov(bufs, count, storage, &iov);
+    pthread_mutex_lock(&so->lock);
+    int fd = so->fd;
+    if (!err && so->state != WSP_STATE_CONNECTED)
+        err = WSAENOTCONN;
+    pthread_mutex_unlock(&so->lock);
+    ssize_t n = -1;
+    int e = 0;
+    if (!err) {
+        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
+        do
+            n = fn(fd, &msg, flags & ~MSG_DONTROUTE);
+        while (n < 0 && errno == EINTR);
+        e = errno;
+    }
+    pthread_mutex_lock(&so->lock);
+    if (!err) {
+        wsp_netevents_reenable(so, reenable);
+        if (n < 0)
+            err = transfer_error(so, e);
+        else if (so->closing && n == 0)
+            err = WSAEINTR;
+        else
+            *done = (DWORD)n;
+    }
+    pthread_mutex_unlock(&so->lock);
+    if (iov && iov != storage)
+        free(iov);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+int wsp_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD received, LPDWORD flags,
+             LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+             LPINT lpErrno) {
+    (void)cr, (void)tid;
+    if (!flags)
+        return wsp_fail(lpErrno, WSAEFAULT);
+    int in = (int)*flags;
+    int rc = transfer(s, bufs, count, received, in, do_recv,
+                      (in & MSG_OOB) ? FD_OOB : FD_READ, ov, lpErrno);
+    if (rc == 0)
+        *flags = 0; /* no MSG_PARTIAL on a stream */
+    return rc;
+}
+
+int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+             LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+             LPINT lpErrno) {
+    (void)cr, (void)tid;
+    return transfer(s, bufs, count, sent, (int)flags, do_send, FD_WRITE, ov, lpErrno);
+}
