@@ -45,6 +45,10 @@ static int selected(const char *name, int argc, char **argv) {
 /* Returns 0 on pass; prints why otherwise. */
 static int run_one(const struct wsp_test *t) {
     fflush(stdout);
+    if (getenv("WSP_TEST_NOFORK")) { /* for a debugger: run in this process */
+        t->fn();
+        return 0;
+    }
     pid_t pid = fork();
     if (pid < 0) {
         perror("fork");
