@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "WSP",
+    products: [
+        .library(name: "CWSP", targets: ["CWSP"]),
+        .library(name: "WSP", targets: ["WSP"]),
+    ],
+    targets: [
+        // The C provider. Its public headers are the top-level include/ folder, the same
+        // files C programs use with `cc -Iinclude`: one copy, no second header tree.
+        .target(
+            name: "CWSP",
+            path: ".",
+            sources: ["Sources/CWSP"],
+            publicHeadersPath: "include",
+            cSettings: [
+                .define("_GNU_SOURCE"),
+                .headerSearchPath("Sources/CWSP"),
+            ]
+        ),
+        .target(
+            name: "WSP",
+            dependencies: ["CWSP"],
+            path: "Sources/WSP",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .testTarget(
+            name: "WSPTests",
+            dependencies: ["WSP"],
+            path: "Tests/WSPTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+    ]
+)

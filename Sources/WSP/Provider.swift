@@ -1,0 +1,86 @@
+import CWSP
+
+/// The started provider: `WSPStartup` on creation, `lpWSPCleanup` when the last reference
+/// goes away. Sockets keep their provider alive.
+public final class Provider: Sendable {
+    let table: WSPPROC_TABLE
+
+    /// Starts the provider, asking for Winsock 2.2.
+    public init() throws(WSPError) {
+        var data = WSPDATA()
+        var table = WSPPROC_TABLE()
+        let rc = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
+        if rc != 0 { throw WSPError(code: rc) }
+        self.table = table
+    }
+
+    deinit {
+        var err: Int32 = 0
+        _ = table.lpWSPCleanup(&err)
+    }
+
+    /// The table used for address parsing and printing, which needs no socket: taken once
+    /// per process and kept, so that printing an address never depends on a live provider.
+    static let addressTable: WSPPROC_TABLE = {
+        var data = WSPDATA()
+        var table = WSPPROC_TABLE()
+        _ = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
+        return table
+    }()
+
+    /// The protocols a socket can speak.
+    public enum TransportProtocol: Sendable {
+        /// Plain TCP: talks to any TCP peer; the condition function sees addresses only.
+        case tcp
+        /// WSP's connect-data protocol: caller and callee data, QoS, and a decision the
+        /// client sees (`docs/PROTOCOL.md`). Both ends must be WSP.
+        case tcpWithConnectData
+
+        func catalogEntry(family: Int32) -> DWORD {
+            switch (self, family == AF_INET6) {
+            case (.tcp, false): DWORD(WSP_CATALOG_TCP_IPV4)
+            case (.tcp, true): DWORD(WSP_CATALOG_TCP_IPV6)
+            case (.tcpWithConnectData, false): DWORD(WSP_CATALOG_CDATA_IPV4)
+            case (.tcpWithConnectData, true): DWORD(WSP_CATALOG_CDATA_IPV6)
+            }
+        }
+    }
+
+    /// Creates a socket of `proto` for `family` (`AF_INET` or `AF_INET6`).
+    public func socket(family: Int32, protocol proto: TransportProtocol) throws(WSPError) -> Socket {
+        var info = WSAPROTOCOL_INFO()
+        info.dwCatalogEntryId = proto.catalogEntry(family: family)
+        var err: Int32 = 0
+        let s = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
+        if s == ~SOCKET(0) { throw WSPError(code: err) }
+        return Socket(provider: self, handle: s)
+    }
+
+    /// A listening socket bound to `address`.
+    public func listen(on address: Address, protocol proto: TransportProtocol = .tcp,
+                       backlog: Int32 = 128) throws(WSPError) -> Socket {
+        let s = try socket(family: address.family, protocol: proto)
+        try s.bind(to: address)
+        try s.listen(backlog: backlog)
+        return s
+    }
+
+    /// A blocking connect to `address`, sending `callerData` on the connect-data protocol.
+    /// Returns once the server has decided; a rejection throws `.connectionRefused`.
+    public func connect(to address: Address, protocol proto: TransportProtocol = .tcp,
+                        callerData: [UInt8]? = nil,
+                        calleeCapacity: Int = Int(WSP_DEFAULT_MAX_CALLEE_DATA))
+        throws(WSPError) -> Connection
+    {
+        let s = try socket(family: address.family, protocol: proto)
+        let callee = try s.connect(to: address, callerData: callerData,
+                                   calleeCapacity: calleeCapacity)
+        return Connection(socket: s, calleeData: callee)
+    }
+}
+
+/// A connected client socket and the callee data the server answered with.
+public struct Connection: ~Copyable, Sendable {
+    public var socket: Socket
+    public let calleeData: [UInt8]
+}
