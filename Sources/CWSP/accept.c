@@ -32,8 +32,7 @@ struct presentation {
 /* so->lock held. Fills p from the request r (which stays valid while presented). */
 static void prepare(struct presentation *p, const struct wsp_socket *so,
                     const struct wsp_request *r) {
-    socklen_t len = sizeof p->local;
-    getsockname(so->fd, (struct sockaddr *)&p->local, &len);
+    p->local = so->listener->local;
     p->caller_id = (WSABUF){(uint32_t)r->peer_len, (char *)&r->peer};
     p->callee_id = (WSABUF){(uint32_t)wsp_sockaddr_len(so->entry->af), (char *)&p->local};
     p->callee_data = (WSABUF){so->entry->connect_data ? so->max_callee_data : 0,
@@ -58,7 +57,9 @@ static struct wsp_request *next_request(struct wsp_listener *l) {
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
-            if (!wsp_request_withdrawn(r))
+            /* The reactor watches connect-data requests for their client leaving; plain
+             * ones are checked here (and again after the decision). */
+            if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
                 return r;
             wsp_request_unlink(&l->ready, r);
             l->stats.withdrawn++;
@@ -130,7 +131,9 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
-    if (r->gone || (so->entry->connect_data && send_accept(r, p) != 0)) {
+    /* The client may have left while the function ran; plain TCP requests are not watched,
+     * so look now: a dead request is never handed out. */
+    if (wsp_request_withdrawn(r) || (so->entry->connect_data && send_accept(r, p) != 0)) {
         l->stats.withdrawn++;
         wsp_request_destroy(r, 1);
         *err = 0; /* not an error: look for the next request */
@@ -141,15 +144,17 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
         wsp_request_destroy(r, 1);
         return INVALID_SOCKET;
     }
+    /* The peer's address lives in the request (p->caller_id points there): copy it out
+     * before the request is freed. */
+    if (addr) {
+        memcpy(addr, &p->caller_id.buf[0], p->caller_id.len);
+        *addrlen = (int)p->caller_id.len;
+    }
     if (r->watched)
         wsp_reactor_remove(&r->item); /* frees the request; the descriptor stays with child */
     else
         wsp_request_destroy(r, 0);
     l->stats.accepted++;
-    if (addr) {
-        memcpy(addr, &p->caller_id.buf[0], p->caller_id.len);
-        *addrlen = (int)p->caller_id.len;
-    }
     return child->handle;
 }
 

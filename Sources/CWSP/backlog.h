@@ -38,6 +38,7 @@ struct wsp_listener {
     struct wsp_socket *so;
     pthread_cond_t cond; /* with so->lock: a request arrived, returned, or the socket closed */
     int backlog;
+    struct sockaddr_storage local; /* the listening address, shown as the callee id */
     int reading;        /* the reactor reads the listening descriptor */
     int closed;
     uint64_t resume_ms; /* paused after EMFILE until then */

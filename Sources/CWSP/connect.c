@@ -10,10 +10,12 @@
 #endif
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "handshake.h"
@@ -76,6 +78,10 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
                        LPQOS sqos) {
     if (callee && f->data_len > callee->len)
         return WSAEFAULT;
+    /* Likewise a negotiated QoS whose provider-specific part does not fit the caller's
+     * buffer: WSAEFAULT, not a silently truncated copy. */
+    if (sqos && f->has_qos && f->qos.specific_len > sqos->ProviderSpecific.len)
+        return WSAEFAULT;
     free(so->callee_data);
     so->callee_data = NULL;
     so->callee_len = f->data_len;
@@ -99,6 +105,37 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
     return 0;
 }
 
+/* Carries the options the kernel keeps from the old descriptor to its replacement: the
+ * socket is the same socket to the application, and its options must survive a retry. */
+static void copy_options(int from, int to, int af) {
+    static const struct {
+        int level, name;
+    } opts[] = {
+        {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
+        {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
+        {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
+        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+        if (opts[i].level == IPPROTO_IPV6 && af != AF_INET6)
+            continue;
+        union {
+            int i;
+            struct linger lg;
+            struct timeval tv;
+        } v, fresh;
+        socklen_t len = sizeof v, flen = sizeof fresh;
+        if (getsockopt(from, opts[i].level, opts[i].name, &v, &len) < 0 ||
+            getsockopt(to, opts[i].level, opts[i].name, &fresh, &flen) < 0)
+            continue;
+        if (len == flen && memcmp(&v, &fresh, len) == 0)
+            continue; /* the default: leave it, so buffer sizes keep auto-tuning */
+        if (opts[i].name == SO_RCVBUF || opts[i].name == SO_SNDBUF)
+            v.i /= 2; /* the kernel reports twice what was set */
+        setsockopt(to, opts[i].level, opts[i].name, &v, len);
+    }
+}
+
 /* Replaces a socket's descriptor after a failed attempt, so that it can connect again (the
  * old connection may be half-open or still counted by the server). so->lock held. */
 static void fresh_descriptor(struct wsp_socket *so) {
@@ -109,6 +146,7 @@ static void fresh_descriptor(struct wsp_socket *so) {
         int one = 1;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
+    copy_options(so->fd, fd, so->entry->af);
     dup2(fd, so->fd);
     close(fd);
     so->bound = 0;
@@ -210,6 +248,12 @@ static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
     return wsp_fd_wait(fd, events, t);
 }
 
+/* The error for a REQUEST that could not be sent: a reset that beats the request (a server
+ * that rejected at once) is a refusal, as when it arrives in place of the answer. */
+static int request_send_error(int err) {
+    return err == WSAECONNRESET || err == WSAESHUTDOWN ? WSAECONNREFUSED : err;
+}
+
 /* Runs a whole connect on the caller's thread, so->lock not held. 0 or a WSA code. */
 static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr *name,
                             socklen_t len, struct connect_request *req,
@@ -224,7 +268,7 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
     if (err || !so->entry->connect_data)
         return err;
     if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, timeout)) != 0)
-        return err;
+        return request_send_error(err);
     reader_reset(a);
     for (;;) {
         int r = wait_until(fd, POLLIN, limit, timeout);
@@ -272,6 +316,8 @@ static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_fram
     } else {
         so->state = WSP_STATE_CONNECTED;
         so->bound = 1;
+        /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
+        wsp_fd_set_nonblocking(so->fd, so->nonblocking);
     }
     wsp_netevents_connected(so, err);
 }
@@ -296,7 +342,7 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
         if (err || !so->entry->connect_data) {
             connector_finish(c, err, NULL);
         } else if ((err = wsp_fd_send_all(so->fd, c->req.frame, c->req.frame_len, 0)) != 0) {
-            connector_finish(c, err, NULL);
+            connector_finish(c, request_send_error(err), NULL);
         } else {
             c->sent = 1;
             wsp_reactor_modify(item, EPOLLIN | EPOLLRDHUP);
@@ -408,7 +454,9 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         if (!err) {
             so->state = WSP_STATE_CONNECTED;
             so->bound = 1;
-            err = wsp_fd_set_nonblocking(so->fd, 0);
+            /* FIONBIO may have changed the mode while the connect ran: the descriptor
+             * follows the socket's mode now. */
+            err = wsp_fd_set_nonblocking(so->fd, so->nonblocking);
             if (callee && !so->entry->connect_data)
                 callee->len = 0;
         } else {

@@ -48,6 +48,8 @@ struct wsp_reactor_item {
     void (*on_timer)(struct wsp_reactor_item *item, uint64_t now_ms);
     _Atomic uint64_t due_ms;
     atomic_int removed;
+    /* Release only frees memory: no need to wake the reactor to run it soon. */
+    int quiet_release;
     struct wsp_reactor_item *next_zombie;
     struct wsp_reactor_item *timer_prev, *timer_next; /* list of items with timers */
     int has_timer;
@@ -73,8 +75,36 @@ enum wsp_state {
     WSP_STATE_CONNECTED,
 };
 
+#define WSP_SHUT_RECEIVE 1
+#define WSP_SHUT_SEND 2
+
 struct wsp_listener;
 struct wsp_connector;
+struct wsp_netwatch;
+struct wsp_select_link;
+
+/* A socket's network-event state (netevents.c): the lpWSPEventSelect / lpWSPAsyncSelect
+ * registration, the record lpWSPEnumNetworkEvents reads, and lpWSPSelect's waiters. Guarded
+ * by the socket's lock; zero-initialised means "not registered". */
+struct wsp_netevents {
+    int kind;           /* 0: none, 1: event select, 2: async select */
+    WSAEVENT event;     /* event select */
+    HWND hwnd;          /* async select */
+    UINT msg;
+    LONG mask;          /* the events asked for */
+    LONG armed;         /* the events that may be raised now (re-enabling sets them) */
+    LONG pending;       /* event select: the record */
+    int errors[FD_MAX_EVENTS];
+    int write_blocked;  /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
+    int eof;            /* the peer's FIN has been seen: no more data will arrive */
+    int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
+    int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
+    int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
+    int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
+    uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
+    struct wsp_netwatch *watch;         /* the reactor item while connected and registered */
+    struct wsp_select_link *waiters;    /* lpWSPSelect calls waiting on this socket */
+};
 
 struct wsp_socket {
     pthread_mutex_t lock;
@@ -86,6 +116,7 @@ struct wsp_socket {
     int bound;
     int nonblocking;
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
+    int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
 
     /* options the provider keeps itself */
     int conditional_accept;
@@ -102,6 +133,7 @@ struct wsp_socket {
     uint32_t callee_len;
     int has_qos;
     QOS qos;
+    struct wsp_netevents netev; /* network events (netevents.c) */
 };
 
 /* The handle table. acquire returns the socket with a reference taken (NULL and
@@ -196,6 +228,8 @@ void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
 int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
 /* Reports a completed non-blocking connect (error 0 on success). */
 void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
+/* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
+void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 
 /* ---- connectors (connect.c) --------------------------------------------------------------- */
 

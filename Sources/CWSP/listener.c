@@ -45,6 +45,26 @@ static void list_append(struct wsp_request_list *l, struct wsp_request *r) {
     l->count++;
 }
 
+/* Inserts r into the handshaking list, which stays ordered by deadline (the timer looks at
+ * the head only). Deadlines usually grow, so this is an append; a deadline shortened by
+ * WSP_HANDSHAKE_DEADLINE puts r ahead of older requests that still have longer to go. */
+static void list_insert_by_deadline(struct wsp_request_list *l, struct wsp_request *r) {
+    struct wsp_request *after = l->tail;
+    while (after && after->deadline_ms > r->deadline_ms)
+        after = after->prev;
+    r->prev = after;
+    r->next = after ? after->next : l->head;
+    if (r->next)
+        r->next->prev = r;
+    else
+        l->tail = r;
+    if (after)
+        after->next = r;
+    else
+        l->head = r;
+    l->count++;
+}
+
 void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
     if (r->prev)
         r->prev->next = r->next;
@@ -70,6 +90,7 @@ static struct wsp_request *request_new(struct wsp_listener *l, int fd) {
     r->item.fd = fd;
     r->item.on_ready = request_ready;
     r->item.release = request_release;
+    r->item.quiet_release = 1; /* request_destroy closes the descriptor itself */
     wsp_socket_retain(l->so); /* the request may outlive the listener's close */
     return r;
 }
@@ -91,10 +112,17 @@ void wsp_request_destroy(struct wsp_request *r, int abort) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    if (r->watched)
-        wsp_reactor_remove(&r->item);
-    else
+    if (!r->watched) {
         request_release(&r->item);
+        return;
+    }
+    /* Handlers check `removed` under the listener's lock before touching the descriptor, so
+     * it can close now rather than when the reactor gets round to the release. */
+    wsp_reactor_remove(&r->item);
+    if (r->fd_owned) {
+        close(r->fd);
+        r->fd_owned = 0;
+    }
 }
 
 /* Sends a small frame on a request's connection without blocking; 0 or a WSA code. */
@@ -146,6 +174,7 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
         wsp_request_destroy(r, 0);
         return;
     }
+    r->queued = 1; /* request_ready must now watch for the client leaving, not read */
     r->queued_ms = wsp_now_ms();
     r->next_notice_ms = r->queued_ms + l->so->pending_interval_ms;
     /* From now on the client sends nothing until it has its answer: watch for it leaving. */
@@ -181,8 +210,9 @@ static void read_request(struct wsp_listener *l, struct wsp_request *r) {
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) { /* the client left (or broke) before finishing its request */
-            drop_handshaking(l, r, n == 0 && r->buf_len == 0 ? &l->stats.withdrawn
-                                                              : &l->stats.malformed);
+            /* Without a byte sent, a close and a reset are both a client giving up. */
+            drop_handshaking(l, r, r->buf_len == 0 ? &l->stats.withdrawn
+                                                   : &l->stats.malformed);
             return;
         }
         r->buf_len += (size_t)n;
@@ -210,6 +240,9 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
     } else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
         if (r->presenting) {
             r->gone = 1; /* the accepting thread finds out and drops it */
+            /* The hang-up is level-triggered: stop watching, or the reactor spins on it
+             * for as long as the condition function runs. */
+            wsp_reactor_modify(&r->item, 0);
         } else {
             wsp_request_unlink(&l->ready, r);
             l->stats.withdrawn++;
@@ -256,7 +289,7 @@ static void take_connection(struct wsp_listener *l, int fd, const struct sockadd
     if (l->handshaking.count >= MAX_HANDSHAKING)
         drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
     r->deadline_ms = wsp_now_ms() + l->so->handshake_deadline_ms;
-    list_append(&l->handshaking, r);
+    list_insert_by_deadline(&l->handshaking, r);
     if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) != 0) {
         wsp_request_unlink(&l->handshaking, r);
         wsp_request_destroy(r, 1);
@@ -336,7 +369,11 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
     wsp_hs_frame pending = {.type = WSP_HS_PENDING};
     for (struct wsp_request *r = l->ready.head; r; r = r->next) {
-        if (r->presenting || r->next_notice_ms > now)
+        /* Requests being presented get notices too: a slow condition function is the
+         * server still deciding, and skipping them would leave their due time in the past
+         * and spin the reactor. The answer is sent under the same lock, so a PENDING can
+         * only come before it. */
+        if (r->next_notice_ms > now)
             continue;
         request_send_frame(r, &pending); /* a client that left is noticed by request_ready */
         r->next_notice_ms = now + l->so->pending_interval_ms;
@@ -370,6 +407,8 @@ static int start_listening(struct wsp_socket *so, int backlog) {
     l->item.on_ready = listener_ready;
     l->item.release = listener_release;
     l->item.on_timer = listener_timer;
+    socklen_t local_len = sizeof l->local;
+    getsockname(so->fd, (struct sockaddr *)&l->local, &local_len);
     int err = 0;
     if (listen(so->fd, backlog) < 0)
         err = wsp_wsa_from_errno(errno);

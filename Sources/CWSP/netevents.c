@@ -1,35 +1,517 @@
-/* Network event notification: lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents and
- * lpWSPSelect. Not implemented yet: each member fails with WSAEOPNOTSUPP, and the hooks the
- * rest of the provider calls do nothing. */
+/* Network event notification: lpWSPEventSelect, lpWSPAsyncSelect and lpWSPEnumNetworkEvents
+ * (SEMANTICS §5). lpWSPSelect is in select.c.
+ *
+ * How readiness flows. Each socket keeps its registration and its record in so->netev,
+ * guarded by the socket's lock. "armed" holds the events that may be raised now: raising an
+ * event clears its bit, and the re-enabling calls (recv, send, accept, SIO_GET_QOS) set it
+ * again. Conditions come from three places:
+ *   - connected sockets: a reactor item (struct wsp_netwatch) on the socket's descriptor,
+ *     level-triggered with EPOLLONESHOT. After every event the item is re-armed for exactly
+ *     the conditions that could raise an armed event (EPOLLIN while FD_READ is armed,
+ *     EPOLLRDHUP while FD_CLOSE is due, EPOLLPRI for FD_OOB, EPOLLOUT only after a send
+ *     failed with WSAEWOULDBLOCK), so an idle socket or one whose events are all raised and
+ *     not yet re-enabled costs nothing, and re-enabling FD_READ while data remains fires at
+ *     once (level semantics) without a separate check;
+ *   - listeners: the provider's backlog (listener.c calls wsp_listener_notify_accept when a
+ *     request enters it; re-enabling FD_ACCEPT looks at it). The listening descriptor already
+ *     belongs to the listener's reactor item and is not watched again;
+ *   - connecting sockets: connect.c's connector owns the descriptor while it connects and
+ *     calls wsp_netevents_connected at the end; the watch starts then.
+ * Raising an event (raise_event) calls the upcall table in force, with the socket's lock
+ * held: lpWPUSetEvent for event select (after recording the event and its error code), or
+ * lpWPUPostMessage(hWnd, wMsg, socket, WSAMAKESELECTREPLY(event, error)) for async select.
+ * Holding the lock is what makes "never after close" hold: close cancels the registration
+ * under the same lock. The price: an application's upcalls must not block and must not call
+ * back into WSP for the same socket (Windows' PostMessage and SetEvent never do).
+ *
+ * FD_CLOSE: a reset (EPOLLERR) raises it at once with WSAECONNRESET; a FIN marks the socket
+ * "eof" and raises it with 0 once no unread data remains, which each recv re-checks. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include "backlog.h"
 #include "internal.h"
+#include "netevents.h"
+
+enum { KIND_NONE, KIND_EVENT, KIND_ASYNC };
+
+/* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
+#define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
+
+struct wsp_netwatch {
+    struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
+    struct wsp_socket *so;        /* a reference, dropped in release */
+    int own_fd;                   /* item.fd is a duplicate that the watch closes */
+};
+
+/* ---- raising ------------------------------------------------------------------------------ */
+
+/* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
+static void raise_event(struct wsp_socket *so, LONG ev, int err) {
+    struct wsp_netevents *ne = &so->netev;
+    if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
+        return;
+    ne->armed &= ~ev;
+    const WSPUPCALLTABLE *up = wsp_upcalls();
+    if (ne->kind == KIND_EVENT) {
+        ne->pending |= ev;
+        ne->errors[__builtin_ctz((unsigned)ev)] = err;
+        int e = 0;
+        up->lpWPUSetEvent(ne->event, &e);
+    } else {
+        up->lpWPUPostMessage(ne->hwnd, ne->msg, (WPARAM)so->handle,
+                             WSAMAKESELECTREPLY(ev, err));
+    }
+}
+
+void wsp_netevents_wake_waiters(struct wsp_socket *so) {
+    for (struct wsp_select_link *l = so->netev.waiters; l; l = l->next) {
+        uint64_t one = 1;
+        ssize_t n = write(l->wake_fd, &one, sizeof one);
+        (void)n; /* a full counter still wakes the waiter */
+    }
+}
+
+static int oob_inline(int fd) {
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on;
+}
+
+/* so->lock held. Urgent data: FD_OOB, or FD_READ when it is read inline. */
+static void raise_urgent(struct wsp_socket *so) {
+    so->netev.oob_inline = oob_inline(so->fd);
+    raise_event(so, so->netev.oob_inline ? FD_READ : FD_OOB, 0);
+}
+
+static int unread_bytes(int fd) {
+    int n = 0;
+    if (ioctl(fd, FIONREAD, &n) < 0)
+        return 0;
+    return n;
+}
+
+int wsp_backlog_available(const struct wsp_listener *l) {
+    if (l->closed)
+        return 0;
+    for (const struct wsp_request *r = l->ready.head; r; r = r->next)
+        if (!r->presenting)
+            return 1;
+    return 0;
+}
+
+/* ---- the watch on a connected socket ------------------------------------------------------ */
+
+/* so->lock held. The epoll conditions that could raise an armed event now. */
+static uint32_t wanted(const struct wsp_netevents *ne) {
+    if (ne->kind == KIND_NONE || ne->dead)
+        return 0;
+    LONG on = ne->mask & ne->armed;
+    uint32_t w = 0;
+    if (!ne->eof) {
+        if ((on & FD_READ) && !ne->read_quiet)
+            w |= EPOLLIN;
+        if (on & FD_CLOSE)
+            w |= EPOLLRDHUP; /* a reset shows as EPOLLERR, which epoll always reports */
+    }
+    if ((on & FD_OOB) && !ne->oob_inline)
+        w |= EPOLLPRI;
+    if ((ne->mask & FD_WRITE) && ne->write_blocked)
+        w |= EPOLLOUT;
+    return w;
+}
+
+/* so->lock held. Re-arms the watch when what it should wait for changed. */
+static void rearm(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    if (!ne->watch)
+        return;
+    uint32_t w = wanted(ne);
+    if (w == ne->interest)
+        return;
+    /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, but EPOLLONESHOT makes that one event at
+     * most, after which the item stays quiet. */
+    wsp_reactor_modify(&ne->watch->item, w | EPOLLONESHOT);
+    ne->interest = w;
+}
+
+/* so->lock held. Raises what the descriptor's state says (registration, connect, accept). */
+static void report_conditions(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0)
+        p.revents = 0;
+    int unread = unread_bytes(so->fd);
+    if (unread > 0)
+        raise_event(so, FD_READ, 0);
+    if (p.revents & POLLERR) {
+        ne->dead = 1;
+        raise_event(so, FD_CLOSE, WSAECONNRESET);
+        return;
+    }
+    ne->oob_inline = oob_inline(so->fd);
+    if (p.revents & POLLPRI)
+        raise_urgent(so);
+    if (p.revents & POLLOUT)
+        raise_event(so, FD_WRITE, 0);
+    if (p.revents & (POLLRDHUP | POLLHUP)) {
+        ne->eof = 1;
+        if (unread == 0)
+            raise_event(so, FD_CLOSE, 0);
+    }
+}
+
+static int still_readable(int fd) {
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN) && !(p.revents & (POLLRDHUP | POLLHUP)) &&
+           unread_bytes(fd) == 0;
+}
+
+static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
+    struct wsp_netwatch *w = (struct wsp_netwatch *)item;
+    struct wsp_socket *so = w->so;
+    pthread_mutex_lock(&so->lock);
+    struct wsp_netevents *ne = &so->netev;
+    if (atomic_load(&item->removed) || ne->watch != w) {
+        pthread_mutex_unlock(&so->lock);
+        return;
+    }
+    ne->interest = 0; /* EPOLLONESHOT disarmed it */
+    if (events & EPOLLERR) {
+        if (unread_bytes(so->fd) > 0)
+            raise_event(so, FD_READ, 0);
+        if (!ne->dead) {
+            ne->dead = 1;
+            raise_event(so, FD_CLOSE, WSAECONNRESET);
+        }
+        if (ne->write_blocked && (events & EPOLLOUT)) {
+            ne->write_blocked = 0; /* the next send reports the error */
+            raise_event(so, FD_WRITE, 0);
+        }
+    } else {
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+            int unread = unread_bytes(so->fd);
+            if (unread > 0)
+                raise_event(so, FD_READ, 0);
+            if (events & (EPOLLRDHUP | EPOLLHUP)) {
+                ne->eof = 1;
+                if (unread == 0)
+                    raise_event(so, FD_CLOSE, 0);
+            } else if (unread == 0 && still_readable(so->fd)) {
+                /* Readable with nothing to read, and still so: a state this code does not
+                 * know. Re-arming EPOLLIN now would spin; the next recv re-arms it. (The
+                 * usual case, another thread's recv taking the data first, is no longer
+                 * readable and re-arms normally.) */
+                ne->read_quiet = 1;
+            }
+        }
+        if (events & EPOLLPRI)
+            raise_urgent(so);
+        if (events & EPOLLOUT) {
+            ne->write_blocked = 0;
+            raise_event(so, FD_WRITE, 0);
+        }
+    }
+    rearm(so);
+    pthread_mutex_unlock(&so->lock);
+}
+
+static void watch_release(struct wsp_reactor_item *item) {
+    struct wsp_netwatch *w = (struct wsp_netwatch *)item;
+    if (w->own_fd)
+        close(w->item.fd);
+    wsp_socket_release(w->so);
+    free(w);
+}
+
+/* so->lock held; the socket is connected. Starts watching its descriptor; 0 or a WSA code. */
+static int ensure_watch(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    if (ne->watch)
+        return 0;
+    struct wsp_netwatch *w = calloc(1, sizeof *w);
+    if (!w)
+        return WSAENOBUFS;
+    w->so = so;
+    w->item.fd = so->fd;
+    w->item.on_ready = watch_ready;
+    w->item.release = watch_release;
+    wsp_socket_retain(so);
+    int err = wsp_reactor_add(&w->item, EPOLLONESHOT);
+    if (err) {
+        /* The descriptor is still registered by someone else (an accepted connect-data
+         * request's item is removed only after the socket exists): watch a duplicate, which
+         * epoll keys separately. */
+        int fd2 = fcntl(so->fd, F_DUPFD_CLOEXEC, 0);
+        if (fd2 < 0) {
+            err = wsp_wsa_from_errno(errno);
+        } else {
+            w->item.fd = fd2;
+            w->own_fd = 1;
+            err = wsp_reactor_add(&w->item, EPOLLONESHOT);
+            if (err)
+                close(fd2);
+        }
+    }
+    if (err) {
+        wsp_socket_release(so); /* not the last: the caller holds one */
+        free(w);
+        return err;
+    }
+    ne->watch = w;
+    ne->interest = 0;
+    return 0;
+}
+
+/* so->lock held. */
+static void drop_watch(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    if (!ne->watch)
+        return;
+    wsp_reactor_remove(&ne->watch->item); /* freed in watch_release */
+    ne->watch = NULL;
+    ne->interest = 0;
+}
+
+/* so->lock held, ne->kind set. Starts whatever the socket's state needs and reports the
+ * conditions that already hold. */
+static int start_registration(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    int err = 0;
+    switch (so->state) {
+    case WSP_STATE_LISTENING:
+        if (so->listener && wsp_backlog_available(so->listener))
+            raise_event(so, FD_ACCEPT, 0);
+        break;
+    case WSP_STATE_CONNECTED:
+        err = ensure_watch(so);
+        if (!err) {
+            report_conditions(so);
+            if (ne->connect_unreported) {
+                ne->connect_unreported = 0;
+                raise_event(so, FD_CONNECT, ne->connect_unreported_err);
+            }
+            rearm(so);
+        }
+        break;
+    case WSP_STATE_OPEN:
+        if (ne->connect_unreported && (ne->mask & FD_CONNECT)) {
+            ne->connect_unreported = 0;
+            raise_event(so, FD_CONNECT, ne->connect_unreported_err);
+        }
+        break;
+    case WSP_STATE_CONNECTING:
+        break; /* wsp_netevents_connected carries on */
+    }
+    return err;
+}
+
+/* so->lock held. Forgets the registration and the record. */
+static void cancel(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    drop_watch(so);
+    ne->kind = KIND_NONE;
+    ne->event = NULL;
+    ne->hwnd = NULL;
+    ne->msg = 0;
+    ne->mask = 0;
+    ne->armed = 0;
+    ne->pending = 0;
+    memset(ne->errors, 0, sizeof ne->errors);
+}
+
+/* The body of lpWSPEventSelect and lpWSPAsyncSelect. */
+static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LONG events,
+                       LPINT lpErrno) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    events &= FD_ALL_EVENTS;
+    pthread_mutex_lock(&so->lock);
+    struct wsp_netevents *ne = &so->netev;
+    if (so->closing)
+        err = WSAENOTSOCK;
+    else if (events && (kind == KIND_EVENT ? ev == NULL : hwnd == NULL))
+        err = WSAEINVAL;
+    if (!err) {
+        cancel(so); /* a new call replaces the registration; a zero mask only cancels */
+        if (events) {
+            if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
+                err = wsp_fd_set_nonblocking(so->fd, 1);
+            if (!err) {
+                so->nonblocking = 1;
+                ne->kind = kind;
+                ne->event = ev;
+                ne->hwnd = hwnd;
+                ne->msg = msg;
+                ne->mask = events;
+                ne->armed = FD_ALL_EVENTS;
+                ne->eof = 0;
+                ne->dead = 0;
+                ne->read_quiet = 0;
+                err = start_registration(so);
+                if (err)
+                    cancel(so);
+            }
+        }
+    }
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
 
 int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) {
-    (void)s, (void)ev, (void)events;
-    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    return do_register(s, KIND_EVENT, ev, NULL, 0, events, lpErrno);
 }
 
 int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) {
-    (void)s, (void)hwnd, (void)msg, (void)events;
-    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    return do_register(s, KIND_ASYNC, NULL, hwnd, msg, events, lpErrno);
 }
 
 int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out, LPINT lpErrno) {
-    (void)s, (void)ev, (void)out;
-    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return wsp_fail(lpErrno, err);
+    if (!out) {
+        wsp_socket_release(so);
+        return wsp_fail(lpErrno, WSAEFAULT);
+    }
+    pthread_mutex_lock(&so->lock);
+    struct wsp_netevents *ne = &so->netev;
+    /* Reset first: a handle that is not an event fails the call and leaves the record. */
+    if (ev && !wsp_upcalls()->lpWPUResetEvent(ev, &err)) {
+        err = WSAEINVAL; /* Winsock's code for a bad hEventObject */
+    } else {
+        err = 0;
+        out->lNetworkEvents = ne->pending;
+        for (int i = 0; i < FD_MAX_EVENTS; i++)
+            if (ne->pending & (1 << i))
+                out->iErrorCode[i] = ne->errors[i];
+        ne->pending = 0;
+        memset(ne->errors, 0, sizeof ne->errors);
+    }
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
 }
 
-int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
-               LPINT lpErrno) {
-    (void)nfds, (void)r, (void)w, (void)e, (void)timeout;
-    return wsp_fail(lpErrno, WSAEOPNOTSUPP);
+/* ---- the hooks the rest of the provider calls (so->lock held in each) --------------------- */
+
+/* so->lock held. A registered socket that is connected but not watched: registered while a
+ * blocking connect ran on another thread (no hook tells this file when that one ends), or the
+ * watch could not start. The first send or recv starts it. */
+static void late_watch(struct wsp_socket *so) {
+    wsp_fd_set_nonblocking(so->fd, 1); /* a blocking connect leaves the descriptor blocking */
+    if (ensure_watch(so) == 0) {
+        report_conditions(so);
+        rearm(so);
+    }
 }
 
-void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) { (void)so, (void)mask; }
+void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
+    struct wsp_netevents *ne = &so->netev;
+    if (mask & FD_ACCEPT)
+        wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
+    if (ne->kind == KIND_NONE)
+        return;
+    if (so->state == WSP_STATE_CONNECTED && !ne->watch)
+        late_watch(so);
+    ne->armed |= mask & REENABLEABLE;
+    if (mask & FD_READ)
+        ne->read_quiet = 0;
+    if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED)
+        ne->oob_inline = oob_inline(so->fd);
+    if ((mask & FD_ACCEPT) && so->listener && wsp_backlog_available(so->listener))
+        raise_event(so, FD_ACCEPT, 0);
+    if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
+        /* Nothing new can arrive: what is left decides between FD_READ and FD_CLOSE. */
+        if (unread_bytes(so->fd) > 0)
+            raise_event(so, FD_READ, 0);
+        else if (!ne->dead)
+            raise_event(so, FD_CLOSE, 0);
+    }
+    rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
+}
+
+void wsp_netevents_send_blocked(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    if (ne->kind == KIND_NONE || so->state != WSP_STATE_CONNECTED)
+        return;
+    if (!ne->watch)
+        late_watch(so);
+    ne->write_blocked = 1;
+    rearm(so);
+}
+
 void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) {
-    (void)child, (void)parent;
+    const struct wsp_netevents *pne = &parent->netev;
+    if (pne->kind == KIND_NONE)
+        return;
+    pthread_mutex_lock(&child->lock); /* lock order: listener, then the accepted socket */
+    struct wsp_netevents *ne = &child->netev;
+    ne->kind = pne->kind;
+    ne->event = pne->event;
+    ne->hwnd = pne->hwnd;
+    ne->msg = pne->msg;
+    ne->mask = pne->mask;
+    ne->armed = FD_ALL_EVENTS;
+    child->nonblocking = 1;
+    wsp_fd_set_nonblocking(child->fd, 1);
+    raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
+    if (ensure_watch(child) == 0) {
+        report_conditions(child);
+        rearm(child);
+    }
+    pthread_mutex_unlock(&child->lock);
 }
-void wsp_netevents_close(struct wsp_socket *so) { (void)so; }
-void wsp_netevents_connected(struct wsp_socket *so, int error) { (void)so, (void)error; }
-void wsp_listener_notify_accept(struct wsp_listener *l) { (void)l; }
-int wsp_netevents_registered(const struct wsp_socket *so) { (void)so; return 0; }
+
+void wsp_netevents_close(struct wsp_socket *so) {
+    cancel(so);
+    so->netev.connect_unreported = 0;
+    wsp_netevents_wake_waiters(so);
+}
+
+void wsp_netevents_connected(struct wsp_socket *so, int error) {
+    struct wsp_netevents *ne = &so->netev;
+    wsp_netevents_wake_waiters(so);
+    if (ne->kind != KIND_NONE && (ne->mask & FD_CONNECT)) {
+        ne->connect_unreported = 0;
+        ne->armed |= FD_CONNECT; /* once per connect */
+        raise_event(so, FD_CONNECT, error);
+    } else {
+        ne->connect_unreported = 1;
+        ne->connect_unreported_err = error;
+    }
+    if (error || ne->kind == KIND_NONE)
+        return;
+    ne->eof = 0;
+    ne->dead = 0;
+    ne->read_quiet = 0;
+    ne->write_blocked = 0;
+    if (ensure_watch(so) == 0) {
+        report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
+        if (so->has_qos)
+            raise_event(so, FD_QOS, 0);
+        rearm(so);
+    }
+}
+
+void wsp_listener_notify_accept(struct wsp_listener *l) {
+    struct wsp_socket *so = l->so;
+    wsp_netevents_wake_waiters(so);
+    if (so->netev.kind != KIND_NONE && wsp_backlog_available(l))
+        raise_event(so, FD_ACCEPT, 0);
+}
+
+int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }

@@ -214,6 +214,6 @@ void wsp_reactor_remove(struct wsp_reactor_item *item) {
     item->next_zombie = zombies;
     zombies = item;
     pthread_mutex_unlock(&reactor_lock);
-    if (!pthread_equal(pthread_self(), thread))
+    if (!item->quiet_release && !pthread_equal(pthread_self(), thread))
         wake();
 }

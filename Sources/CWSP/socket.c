@@ -76,17 +76,24 @@ int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) {
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
         return wsp_fail(lpErrno, err);
+    pthread_mutex_lock(&so->lock);
     if (how != SD_RECEIVE && how != SD_SEND && how != SD_BOTH)
         err = WSAEINVAL;
     else if (so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;
     else if (shutdown(so->fd, how) < 0)
         err = wsp_wsa_from_errno(errno);
+    else /* Winsock then fails calls in that direction with WSAESHUTDOWN */
+        so->shut |= (how != SD_SEND ? WSP_SHUT_RECEIVE : 0) |
+                     (how != SD_RECEIVE ? WSP_SHUT_SEND : 0);
+    pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so);
     return err ? wsp_fail(lpErrno, err) : 0;
 }
 
 int wsp_close_socket(SOCKET s, LPINT lpErrno) {
+    if (!wsp_check_started(lpErrno)) /* like every other member after the last cleanup */
+        return SOCKET_ERROR;
     struct wsp_socket *so = wsp_socket_unpublish(s);
     if (!so)
         return wsp_fail(lpErrno, WSAENOTSOCK);

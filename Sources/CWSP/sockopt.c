@@ -135,6 +135,11 @@ static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *
 /* so->lock held. SO_ERROR: the kernel's pending error, else the last non-blocking connect's;
  * reading clears both. */
 static DWORD take_error(struct wsp_socket *so) {
+    /* While a connect is in progress the kernel's pending error is that connect's outcome,
+     * which the connector (or the blocking connect) reads: taking it here would make a
+     * refused connect look successful. Winsock reports 0 until the connect completes. */
+    if (so->state == WSP_STATE_CONNECTING)
+        return 0;
     int e = 0;
     socklen_t len = sizeof e;
     getsockopt(so->fd, SOL_SOCKET, SO_ERROR, &e, &len);

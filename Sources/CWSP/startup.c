@@ -32,12 +32,13 @@ static int wsp_cleanup(LPINT lpErrno) {
         pthread_mutex_unlock(&startup_lock);
         return wsp_fail(lpErrno, WSANOTINITIALISED);
     }
-    int last = --startup_count == 0;
-    pthread_mutex_unlock(&startup_lock);
-    if (last) {
+    /* The last cleanup stops everything under the lock: a start-up racing it must not see
+     * its "started" flag cleared afterwards, nor count on a reactor thread being joined. */
+    if (--startup_count == 0) {
         atomic_store(&wsp_started, 0);
         wsp_reactor_stop();
     }
+    pthread_mutex_unlock(&startup_lock);
     return 0;
 }
 

@@ -72,6 +72,8 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     int fd = so->fd;
     if (!err && so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;
+    else if (!err && (so->shut & (fn == do_send ? WSP_SHUT_SEND : WSP_SHUT_RECEIVE)))
+        err = WSAESHUTDOWN; /* Linux would report end of stream, or EPIPE */
     pthread_mutex_unlock(&so->lock);
     ssize_t n = -1;
     int e = 0;
@@ -91,6 +93,8 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
             err = WSAEINTR;
         else
             *done = (DWORD)n;
+        if (err == WSAEWOULDBLOCK && fn == do_send)
+            wsp_netevents_send_blocked(so); /* FD_WRITE once space frees */
     }
     pthread_mutex_unlock(&so->lock);
     if (iov && iov != storage)

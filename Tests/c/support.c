@@ -1,6 +1,10 @@
 #include "support.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -88,4 +92,110 @@ long long now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int addr_len(const struct sockaddr_storage *ss) {
+    return ss->ss_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                     : (int)sizeof(struct sockaddr_in);
+}
+
+int port_of(const struct sockaddr_storage *ss) {
+    return ss->ss_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+                                     : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+void close_socket(SOCKET s) {
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(s, &err), 0);
+}
+
+SOCKET accept_with(SOCKET l, LPCONDITIONPROC cond, DWORD_PTR ctx, int *err) {
+    *err = 0;
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, cond, ctx, err);
+    if (a != INVALID_SOCKET)
+        *err = 0;
+    return a;
+}
+
+WSP_LISTENER_STATS_DATA stats_of(SOCKET l) {
+    WSP_LISTENER_STATS_DATA st;
+    memset(&st, 0, sizeof st);
+    int len = sizeof st, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &len, &err), 0);
+    CHECK_EQ(len, sizeof st);
+    return st;
+}
+
+void set_nonblocking(SOCKET s, int on) {
+    DWORD v = (DWORD)on, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &v, sizeof v, NULL, 0, &ret, NULL, NULL, NULL, &err), 0);
+}
+
+int connect_full(SOCKET s, const struct sockaddr_storage *addr, WSABUF *caller, WSABUF *callee,
+                 QOS *sqos) {
+    int err = 0;
+    int rc = T.lpWSPConnect(s, (const struct sockaddr *)addr, addr_len(addr), caller, callee,
+                            sqos, NULL, &err);
+    return rc == 0 ? 0 : err;
+}
+
+void send_all(SOCKET s, const void *buf, size_t n) {
+    WSABUF b = {(uint32_t)n, (char *)buf};
+    DWORD sent = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(s, &b, 1, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, n);
+}
+
+int recv_some(SOCKET s, void *buf, size_t n, DWORD flags, DWORD *got) {
+    WSABUF b = {(uint32_t)n, (char *)buf};
+    int err = 0;
+    *got = 0;
+    return T.lpWSPRecv(s, &b, 1, got, &flags, NULL, NULL, NULL, &err) == 0 ? 0 : err;
+}
+
+void recv_exact(SOCKET s, void *buf, size_t n) {
+    size_t have = 0;
+    while (have < n) {
+        DWORD got = 0;
+        CHECK_EQ(recv_some(s, (char *)buf + have, n - have, 0, &got), 0);
+        CHECK(got > 0);
+        have += got;
+    }
+}
+
+int raw_connect(const struct sockaddr_storage *addr) {
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(connect(fd, (const struct sockaddr *)addr, (socklen_t)addr_len(addr)), 0);
+    return fd;
+}
+
+int raw_recv(int fd, void *buf, size_t n, int timeout_ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, timeout_ms);
+    if (r == 0)
+        return -EAGAIN;
+    ssize_t got = recv(fd, buf, n, MSG_DONTWAIT);
+    return got < 0 ? -errno : (int)got;
+}
+
+static void *async_connect_main(void *arg) {
+    struct async_connect *c = arg;
+    long long t0 = now_ms();
+    int rc = connect_full(c->s, &c->addr, c->caller, c->callee, c->sqos);
+    c->ms = now_ms() - t0;
+    __atomic_store_n(&c->result, rc, __ATOMIC_SEQ_CST); /* last: a poller may read it early */
+    return NULL;
+}
+
+void async_connect_start(struct async_connect *c) {
+    __atomic_store_n(&c->result, -1, __ATOMIC_SEQ_CST);
+    CHECK_EQ(pthread_create(&c->thread, NULL, async_connect_main, c), 0);
+}
+
+int async_connect_join(struct async_connect *c) {
+    CHECK_EQ(pthread_join(c->thread, NULL), 0);
+    return c->result;
 }

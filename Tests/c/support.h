@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <wsp.h>
 
 #include "harness.h"
@@ -29,5 +30,62 @@ int open_fds(void);
 void sleep_ms(int ms);
 /* Milliseconds on the monotonic clock. */
 long long now_ms(void);
+
+/* ---- more helpers for the provider-core and connect-data tests ---- */
+
+/* Polls cond every few milliseconds until it holds; fails the test after ms milliseconds. */
+#define WAIT_FOR(cond, ms)                                                            \
+    do {                                                                              \
+        long long wait_deadline_ = now_ms() + (ms);                                   \
+        while (!(cond)) {                                                             \
+            if (now_ms() > wait_deadline_) {                                          \
+                fprintf(stderr, "%s:%d: WAIT_FOR timed out: %s\n", __FILE__, __LINE__, \
+                        #cond);                                                       \
+                exit(1);                                                              \
+            }                                                                         \
+            sleep_ms(2);                                                              \
+        }                                                                             \
+    } while (0)
+
+/* The size of the socket address in ss (by its family). */
+int addr_len(const struct sockaddr_storage *ss);
+/* The port of ss, in host order. */
+int port_of(const struct sockaddr_storage *ss);
+/* lpWSPCloseSocket; fails the test when it fails. */
+void close_socket(SOCKET s);
+/* lpWSPAccept without an address; returns the socket and sets *err (0 on success). */
+SOCKET accept_with(SOCKET l, LPCONDITIONPROC cond, DWORD_PTR ctx, int *err);
+/* The listener's counters (getsockopt(SOL_WSP, WSP_LISTENER_STATS)). */
+WSP_LISTENER_STATS_DATA stats_of(SOCKET l);
+/* FIONBIO through lpWSPIoctl. */
+void set_nonblocking(SOCKET s, int on);
+/* A full connect: caller data, callee buffer and QoS may each be NULL; returns 0 or the
+ * WSA error. */
+int connect_full(SOCKET s, const struct sockaddr_storage *addr, WSABUF *caller, WSABUF *callee,
+                 QOS *sqos);
+/* Sends all n bytes (one lpWSPSend, checked to send everything). */
+void send_all(SOCKET s, const void *buf, size_t n);
+/* One lpWSPRecv into buf; returns 0 and *got, or the WSA error. */
+int recv_some(SOCKET s, void *buf, size_t n, DWORD flags, DWORD *got);
+/* Receives exactly n bytes (fails the test on error or end of stream). */
+void recv_exact(SOCKET s, void *buf, size_t n);
+/* A plain POSIX TCP socket connected to addr (blocking); the test fails if it cannot. */
+int raw_connect(const struct sockaddr_storage *addr);
+/* A plain POSIX blocking receive with a time-out: bytes read, 0 at end of stream, or -errno
+ * (-EAGAIN on time-out). */
+int raw_recv(int fd, void *buf, size_t n, int timeout_ms);
+
+/* A connect run on its own thread (connect-data connects block until the server decides). */
+struct async_connect {
+    SOCKET s;
+    struct sockaddr_storage addr;
+    WSABUF *caller, *callee;
+    QOS *sqos;
+    int result;   /* the WSA error, or 0 */
+    long long ms; /* how long the connect took */
+    pthread_t thread;
+};
+void async_connect_start(struct async_connect *c);
+int async_connect_join(struct async_connect *c);
 
 #endif

@@ -1,0 +1,23 @@
+/* What netevents.c and select.c share. */
+#ifndef WSP_NETEVENTS_H
+#define WSP_NETEVENTS_H
+
+#include "backlog.h"
+#include "internal.h"
+
+/* An lpWSPSelect call waiting on a socket: linked into so->netev.waiters under so->lock.
+ * Anything that can make a socket ready without its descriptor showing it (a request entering
+ * a listener's backlog, an accept, a non-blocking connect finishing, a close) writes to
+ * wake_fd. */
+struct wsp_select_link {
+    struct wsp_select_link *prev, *next;
+    int wake_fd;
+};
+
+/* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
+void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
+/* so->lock held. Whether a request in the backlog waits for lpWSPAccept (one being presented
+ * to a condition function does not count). */
+int wsp_backlog_available(const struct wsp_listener *l) WSP_INTERNAL;
+
+#endif

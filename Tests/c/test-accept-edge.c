@@ -1,0 +1,198 @@
+/* Conditional accept at the edges: peers that leave while the condition function runs,
+ * listeners closed under a presentation, sockets closed under a blocking call, running out
+ * of descriptors. */
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support.h"
+
+/* Closes ctx's client (abortively) from inside the condition function, then answers
+ * CF_ACCEPT: the peer is gone by the time the provider acts on the answer. */
+struct leaver {
+    SOCKET client;
+    int raw_fd; /* or a POSIX socket, when >= 0 */
+    int calls;
+    SOCKET listener_to_close;
+};
+
+static int leave_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                             GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct leaver *lv = (struct leaver *)ctx;
+    lv->calls++;
+    if (lv->raw_fd >= 0) {
+        struct linger lg = {1, 0};
+        setsockopt(lv->raw_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(lv->raw_fd);
+        lv->raw_fd = -1;
+    }
+    if (lv->listener_to_close)
+        close_socket(lv->listener_to_close);
+    return CF_ACCEPT;
+}
+
+TEST(edge_plain_peer_leaving_during_the_condition_function_is_not_handed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct leaver lv = {.raw_fd = raw_connect(&addr)};
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    int err = 0;
+    SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
+    CHECK_EQ(lv.calls, 1);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 0);
+}
+
+TEST(edge_cdata_peer_leaving_during_the_condition_function_is_not_handed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct leaver lv = {.raw_fd = raw_connect(&addr)};
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(lv.raw_fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    int err = 0;
+    SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
+    CHECK_EQ(lv.calls, 1);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 0);
+}
+
+TEST(edge_listener_closed_during_the_condition_function) {
+    start();
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV4};
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(cats[i], 4, &addr);
+        struct leaver lv = {.raw_fd = -1, .listener_to_close = l};
+        int fd = raw_connect(&addr);
+        if (i == 1) {
+            const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+            CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+        }
+        int err = 0;
+        SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
+        CHECK(a == INVALID_SOCKET);
+        CHECK_EQ(err, WSAEINTR);
+        CHECK_EQ(lv.calls, 1);
+        /* The client is not left hanging: its connection ends. */
+        char b[16];
+        long long deadline = now_ms() + 2000;
+        int n;
+        while ((n = raw_recv(fd, b, sizeof b, 50)) == -EAGAIN)
+            CHECK(now_ms() < deadline);
+        CHECK(n == 0 || n == -ECONNRESET);
+        close(fd);
+    }
+}
+
+struct blocked_recv {
+    SOCKET s;
+    int rc;
+};
+
+static void *recv_thread(void *arg) {
+    struct blocked_recv *b = arg;
+    char buf[8];
+    DWORD got = 0;
+    b->rc = recv_some(b->s, buf, sizeof buf, 0, &got);
+    return NULL;
+}
+
+TEST(edge_closing_a_socket_wakes_a_blocked_recv) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    struct blocked_recv b = {.s = c, .rc = -1};
+    pthread_t t;
+    pthread_create(&t, NULL, recv_thread, &b);
+    sleep_ms(100); /* let it block: nothing signals "is waiting" */
+    long long t0 = now_ms();
+    close_socket(c);
+    pthread_join(t, NULL);
+    CHECK(now_ms() - t0 < 1000);
+    CHECK_EQ(b.rc, WSAEINTR);
+}
+
+TEST(edge_running_out_of_descriptors_pauses_and_resumes_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Use up every descriptor, then let a client in: the provider cannot take it. */
+    struct rlimit old;
+    getrlimit(RLIMIT_NOFILE, &old);
+    struct rlimit low = {(rlim_t)open_fds() + 64, old.rlim_max};
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int hog[128];
+    int hogs = 0;
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0)
+            break;
+        CHECK(hogs < 128);
+        hog[hogs++] = fd;
+    }
+    CHECK_EQ(connect(client, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    int err = 0;
+    for (int i = 0; i < 5; i++) {
+        CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+        CHECK(err == WSAEWOULDBLOCK || err == WSAEMFILE);
+        sleep_ms(20);
+    }
+    /* Descriptors free again: the request comes through without another client. */
+    for (int i = 0; i < hogs; i++)
+        close(hog[i]);
+    SOCKET a = INVALID_SOCKET;
+    long long deadline = now_ms() + 2000;
+    while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(5);
+    }
+    send_all(a, "m", 1);
+    char b;
+    CHECK_EQ(recv(client, &b, 1, 0), 1);
+    CHECK_EQ(b, 'm');
+    close(client);
+}
+
+TEST(edge_getsockname_on_listener_and_bind_errors) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK(port_of(&addr) != 0);
+    /* A second bind to the same port fails with WSAEADDRINUSE; binding twice, WSAEINVAL. */
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&addr, sizeof(struct sockaddr_in), &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEADDRINUSE);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), 0);
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    SOCKET six = new_socket(WSP_CATALOG_TCP_IPV6);
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(six, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK(err == WSAEFAULT || err == WSAEAFNOSUPPORT);
+    (void)l;
+}

@@ -1,0 +1,477 @@
+/* Conditional accept on plain TCP: accept, reject, defer, invalid answers, withdrawn peers,
+ * non-blocking and blocking listeners, inheritance, several accepting threads. */
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support.h"
+
+/* The condition function's answer comes from ctx (an int*); each call is counted. */
+struct answer {
+    int rc;
+    int calls;
+    int caller_port; /* the last presented peer's port */
+    uint32_t callee_capacity;
+    int caller_data_null;
+};
+
+static int answer_with(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos, LPQOS gqos,
+                       LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)sqos, (void)gqos, (void)callee_id, (void)g;
+    struct answer *a = (struct answer *)ctx;
+    __atomic_add_fetch(&a->calls, 1, __ATOMIC_SEQ_CST);
+    a->caller_port = port_of((struct sockaddr_storage *)caller_id->buf);
+    a->callee_capacity = callee_data ? callee_data->len : 0xffffffffu;
+    a->caller_data_null = caller_data == NULL;
+    return a->rc;
+}
+
+static SOCKET plain_client(const struct sockaddr_storage *addr, int *port) {
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, addr, NULL, NULL), 0);
+    if (port) {
+        struct sockaddr_storage me = local_address(c);
+        *port = port_of(&me);
+    }
+    return c;
+}
+
+TEST(plain_accept_without_condition_function) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    struct sockaddr_storage peer;
+    int len = sizeof peer, err = 0;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(len, sizeof(struct sockaddr_in));
+    CHECK_EQ(port_of(&peer), port);
+    send_all(a, "hi", 2);
+    char b[2];
+    recv_exact(c, b, 2);
+    CHECK_MEM(b, "hi", 2);
+    CHECK_EQ(stats_of(l).accepted, 1);
+}
+
+TEST(plain_accept_with_cf_accept_presents_addresses) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    struct answer ans = {.rc = CF_ACCEPT};
+    int err = 0;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.calls, 1);
+    CHECK_EQ(ans.caller_port, port);
+    CHECK_EQ(ans.callee_capacity, 0); /* plain TCP carries no callee data */
+    CHECK(ans.caller_data_null);
+    /* The accepted socket's peer is the client. */
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(a, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port);
+    close_socket(c);
+}
+
+TEST(plain_reject_refuses_and_resets_the_client) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET c = plain_client(&addr, NULL);
+    struct answer ans = {.rc = CF_REJECT};
+    int err = 0;
+    CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAECONNRESET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.rejected, 1);
+    CHECK_EQ(st.accepted, 0);
+    CHECK_EQ(st.queued, 0);
+}
+
+TEST(plain_defer_presents_the_same_peer_again) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int first, second;
+    SOCKET c1 = plain_client(&addr, &first);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    SOCKET c2 = plain_client(&addr, &second);
+    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    struct answer ans = {.rc = CF_DEFER};
+    int err = 0;
+    for (int i = 0; i < 3; i++) {
+        CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSATRY_AGAIN);
+        CHECK_EQ(ans.caller_port, first);
+    }
+    CHECK_EQ(stats_of(l).deferred, 3);
+    CHECK_EQ(stats_of(l).queued, 2);
+    ans.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.caller_port, first);
+    a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.caller_port, second);
+    close_socket(c1);
+    close_socket(c2);
+}
+
+struct defer_thread {
+    SOCKET l;
+    struct answer ans;
+    int err;
+    SOCKET result;
+};
+
+static void *accept_thread(void *arg) {
+    struct defer_thread *d = arg;
+    d->result = accept_with(d->l, answer_with, (DWORD_PTR)&d->ans, &d->err);
+    return NULL;
+}
+
+TEST(plain_deferred_request_is_presented_to_another_thread) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    struct answer ans = {.rc = CF_DEFER};
+    int err = 0;
+    CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    struct defer_thread d = {.l = l, .ans = {.rc = CF_ACCEPT}};
+    pthread_t t;
+    pthread_create(&t, NULL, accept_thread, &d);
+    pthread_join(t, NULL);
+    CHECK(d.result != INVALID_SOCKET);
+    CHECK_EQ(d.ans.caller_port, port);
+    close_socket(c);
+}
+
+TEST(plain_invalid_condition_answer_is_einval_and_keeps_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    struct answer ans = {.rc = 7};
+    int err = 0;
+    CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    ans.rc = -1;
+    CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(stats_of(l).queued, 1);
+    ans.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.caller_port, port);
+    CHECK_EQ(ans.calls, 3);
+    send_all(c, "x", 1);
+    char b;
+    recv_exact(a, &b, 1);
+    CHECK_EQ(b, 'x');
+}
+
+TEST(plain_withdrawn_client_is_never_handed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    SOCKET gone = plain_client(&addr, NULL);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    close_socket(gone);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    struct answer ans = {.rc = CF_ACCEPT};
+    int err = 0;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.calls, 1);
+    CHECK_EQ(ans.caller_port, port);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.queued, 0);
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    close_socket(c);
+}
+
+TEST(plain_nonblocking_listener_with_nothing_pending_would_block) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    /* Winsock's numeric FIONBIO works as well. */
+    DWORD off = 0, ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(l, 0x8004667Eu, &off, sizeof off, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             0);
+    set_nonblocking(l, 1);
+    SOCKET c = plain_client(&addr, NULL);
+    SOCKET a = INVALID_SOCKET;
+    long long deadline = now_ms() + 2000;
+    while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET && now_ms() < deadline) {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        sleep_ms(1);
+    }
+    CHECK(a != INVALID_SOCKET);
+    close_socket(c);
+}
+
+TEST(plain_blocking_accept_is_woken_by_closing_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    struct defer_thread d = {.l = l, .ans = {.rc = CF_ACCEPT}};
+    pthread_t t;
+    pthread_create(&t, NULL, accept_thread, &d);
+    sleep_ms(100); /* let the thread block in accept: there is no signal for "is waiting" */
+    long long t0 = now_ms();
+    close_socket(l);
+    pthread_join(t, NULL);
+    CHECK(now_ms() - t0 < 1000);
+    CHECK(d.result == INVALID_SOCKET);
+    CHECK(d.err != 0);
+    CHECK_EQ(d.ans.calls, 0);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAENOTSOCK);
+}
+
+static int get_int(SOCKET s, int level, int name) {
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, level, name, (char *)&v, &len, &err), 0);
+    return v;
+}
+
+static void set_int(SOCKET s, int level, int name, int v) {
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, level, name, (const char *)&v, sizeof v, &err), 0);
+}
+
+TEST(plain_accepted_socket_inherits_the_listeners_properties) {
+    start();
+    SOCKET l = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_int(l, SOL_SOCKET, SO_KEEPALIVE, 1);
+    set_int(l, SOL_SOCKET, SO_RCVBUF, 65536);
+    set_int(l, IPPROTO_TCP, TCP_NODELAY, 1);
+    set_dword(l, SOL_SOCKET, SO_RCVTIMEO, 150);
+    set_nonblocking(l, 1);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(l, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    CHECK_EQ(T.lpWSPListen(l, 4, &err), 0);
+    struct sockaddr_storage addr = local_address(l);
+    int rcvbuf = get_int(l, SOL_SOCKET, SO_RCVBUF);
+    SOCKET c = plain_client(&addr, NULL);
+    SOCKET a = INVALID_SOCKET;
+    long long deadline = now_ms() + 2000;
+    while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET && now_ms() < deadline)
+        sleep_ms(1);
+    CHECK(a != INVALID_SOCKET);
+    CHECK(get_int(a, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    CHECK_EQ(get_int(a, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+    CHECK(get_int(a, IPPROTO_TCP, TCP_NODELAY) != 0);
+    CHECK_EQ(get_int(a, SOL_SOCKET, SO_RCVTIMEO), 150);
+    /* Non-blocking: a recv with nothing to read would block. */
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(a, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
+    /* And the listener's defaults are not inherited from elsewhere: a blocking listener
+     * gives blocking sockets whose time-out applies. */
+    set_nonblocking(a, 0);
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(a, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    CHECK(now_ms() - t0 >= 140);
+    close_socket(c);
+}
+
+TEST(plain_accepted_socket_of_a_blocking_listener_blocks) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_dword(l, SOL_SOCKET, SO_RCVTIMEO, 100);
+    SOCKET c = plain_client(&addr, NULL);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(a, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    CHECK(now_ms() - t0 >= 90);
+    close_socket(c);
+}
+
+TEST(listen_clamps_and_updates_the_backlog) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, SOMAXCONN, NULL);
+    CHECK_EQ(stats_of(l).backlog, WSP_MAX_BACKLOG);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(l, 0, &err), 0);
+    CHECK_EQ(stats_of(l).backlog, 1);
+    CHECK_EQ(T.lpWSPListen(l, 17, &err), 0);
+    CHECK_EQ(stats_of(l).backlog, 17);
+    CHECK_EQ(T.lpWSPListen(l, -5, &err), 0);
+    CHECK_EQ(stats_of(l).backlog, 1);
+    SOCKET l2 = listener(WSP_CATALOG_CDATA_IPV4, 0, NULL);
+    CHECK_EQ(stats_of(l2).backlog, 1);
+    /* The ioctl form reports the same. */
+    WSP_LISTENER_STATS_DATA st;
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(l, SIO_WSP_LISTENER_STATS, NULL, 0, &st, sizeof st, &ret, NULL, NULL,
+                          NULL, &err),
+             0);
+    CHECK_EQ(ret, sizeof st);
+    CHECK_EQ(st.backlog, 1);
+}
+
+TEST(plain_second_listen_raises_a_full_backlog) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    SOCKET c1 = plain_client(&addr, NULL);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    SOCKET c2 = plain_client(&addr, NULL); /* completes in the kernel's queue */
+    sleep_ms(50);
+    CHECK_EQ(stats_of(l).queued, 1); /* the provider's backlog is full */
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(l, 4, &err), 0);
+    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    close_socket(c1);
+    close_socket(c2);
+}
+
+TEST(listen_and_accept_argument_errors) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL); /* not bound */
+    err = 0;
+    CHECK(T.lpWSPAccept(s, NULL, NULL, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL); /* not listening */
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = plain_client(&addr, NULL);
+    struct sockaddr_in small;
+    int len = (int)sizeof small - 1;
+    err = 0;
+    CHECK(T.lpWSPAccept(l, (struct sockaddr *)&small, &len, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK(T.lpWSPAccept(l, (struct sockaddr *)&small, NULL, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    /* The request survived the failed calls. */
+    len = sizeof small;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&small, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    /* A connected socket cannot listen. */
+    err = 0;
+    CHECK_EQ(T.lpWSPListen(c, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEISCONN);
+    err = 0;
+    CHECK(T.lpWSPAccept(a, NULL, NULL, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(s);
+}
+
+/* ---- several threads accepting on one listener --------------------------------------- */
+
+#define CONCURRENT_CLIENTS 200
+
+struct concurrent {
+    SOCKET l;
+    pthread_mutex_t lock;
+    int ports[CONCURRENT_CLIENTS];
+    int count;
+};
+
+static void *concurrent_acceptor(void *arg) {
+    struct concurrent *cc = arg;
+    for (;;) {
+        struct sockaddr_storage peer;
+        int len = sizeof peer, err = 0;
+        SOCKET a = T.lpWSPAccept(cc->l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        if (a == INVALID_SOCKET)
+            return NULL; /* the listener was closed */
+        pthread_mutex_lock(&cc->lock);
+        CHECK(cc->count < CONCURRENT_CLIENTS);
+        cc->ports[cc->count++] = port_of(&peer);
+        pthread_mutex_unlock(&cc->lock);
+        close_socket(a);
+    }
+}
+
+TEST(plain_four_threads_accept_each_client_exactly_once) {
+    start();
+    struct sockaddr_storage addr;
+    /* A backlog that holds every client: a full one would drop SYNs and cost retransmits. */
+    struct concurrent cc = {.l = listener(WSP_CATALOG_TCP_IPV4, SOMAXCONN, &addr)};
+    pthread_mutex_init(&cc.lock, NULL);
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&th[i], NULL, concurrent_acceptor, &cc);
+    static int client_ports[CONCURRENT_CLIENTS];
+    static SOCKET clients[CONCURRENT_CLIENTS];
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++)
+        clients[i] = plain_client(&addr, &client_ports[i]);
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        pthread_mutex_lock(&cc.lock);
+        int n = cc.count;
+        pthread_mutex_unlock(&cc.lock);
+        if (n == CONCURRENT_CLIENTS)
+            break;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    close_socket(cc.l);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(cc.count, CONCURRENT_CLIENTS);
+    /* Every client port appears exactly once among the accepted peers. */
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++) {
+        int seen = 0;
+        for (int j = 0; j < CONCURRENT_CLIENTS; j++)
+            seen += cc.ports[j] == client_ports[i];
+        CHECK_EQ(seen, 1);
+    }
+    for (int i = 0; i < CONCURRENT_CLIENTS; i++)
+        close_socket(clients[i]);
+}
+
+TEST(plain_conditional_accept_option_before_and_after_listen) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(get_int(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 0);
+    set_int(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, 1);
+    CHECK_EQ(get_int(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 1);
+    CHECK_EQ(get_int(s, SOL_SOCKET, SO_ACCEPTCONN), 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    CHECK_EQ(get_int(s, SOL_SOCKET, SO_ACCEPTCONN), 1);
+    int v = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(get_int(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 1);
+}

@@ -1,0 +1,146 @@
+/* lpWSPAddressToString and lpWSPStringToAddress. */
+#include <string.h>
+
+#include "support.h"
+
+static void round_trip(const char *text, int af) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress(text, af, NULL, (struct sockaddr *)&ss, &len, &err), 0);
+    CHECK_EQ(len, af == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
+                                 : (int)sizeof(struct sockaddr_in));
+    CHECK_EQ(ss.ss_family, af);
+    char out[80];
+    DWORD olen = sizeof out;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&ss, (DWORD)len, NULL, out, &olen, &err),
+             0);
+    if (strcmp(out, text) != 0) {
+        fprintf(stderr, "round trip of \"%s\" gave \"%s\"\n", text, out);
+        CHECK(0);
+    }
+    CHECK_EQ(olen, strlen(text) + 1);
+}
+
+TEST(address_strings_round_trip) {
+    start();
+    round_trip("127.0.0.1:80", AF_INET);
+    round_trip("1.2.3.4", AF_INET);
+    round_trip("255.255.255.255:65535", AF_INET);
+    round_trip("[::1]:8080", AF_INET6);
+    round_trip("::1", AF_INET6);
+    round_trip("[fe80::1%3]:22", AF_INET6);
+    /* Parsed fields. */
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("127.0.0.1:80", AF_INET, NULL, (struct sockaddr *)&ss, &len,
+                                    &err),
+             0);
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    CHECK_EQ(ntohs(in->sin_port), 80);
+    CHECK_EQ(ntohl(in->sin_addr.s_addr), 0x7f000001);
+    len = sizeof ss;
+    CHECK_EQ(T.lpWSPStringToAddress("[::1]:8080", AF_INET6, NULL, (struct sockaddr *)&ss, &len,
+                                    &err),
+             0);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    CHECK_EQ(ntohs(in6->sin6_port), 8080);
+    CHECK_MEM(&in6->sin6_addr, &in6addr_loopback, 16);
+    /* "[::1]" without a port is fine too. */
+    len = sizeof ss;
+    CHECK_EQ(T.lpWSPStringToAddress("[::1]", AF_INET6, NULL, (struct sockaddr *)&ss, &len, &err),
+             0);
+    CHECK_EQ(in6->sin6_port, 0);
+    /* The protocol info's family wins over the argument. */
+    WSAPROTOCOL_INFO info;
+    memset(&info, 0, sizeof info);
+    info.iAddressFamily = AF_INET6;
+    len = sizeof ss;
+    CHECK_EQ(T.lpWSPStringToAddress("::1", AF_INET, &info, (struct sockaddr *)&ss, &len, &err), 0);
+    CHECK_EQ(ss.ss_family, AF_INET6);
+}
+
+static void bad(const char *text, int af) {
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    if (T.lpWSPStringToAddress(text, af, NULL, (struct sockaddr *)&ss, &len, &err) !=
+        SOCKET_ERROR) {
+        fprintf(stderr, "\"%s\" parsed\n", text);
+        CHECK(0);
+    }
+    CHECK_EQ(err, WSAEINVAL);
+}
+
+TEST(address_bad_strings_are_einval) {
+    start();
+    bad("1.2.3.4:99999", AF_INET);
+    bad("1.2.3.4:", AF_INET);
+    bad("1.2.3.4:8x", AF_INET);
+    bad("1.2.3", AF_INET);
+    bad("x", AF_INET);
+    bad("", AF_INET);
+    bad("[::1", AF_INET6);
+    bad("[::1]x", AF_INET6);
+    bad("[::1]:99999", AF_INET6);
+    bad("x", AF_INET6);
+    bad("::1", AF_INET);
+    bad("1.2.3.4", AF_INET6);
+    bad("1.2.3.4", AF_UNIX);
+    char longer[300];
+    memset(longer, '1', sizeof longer - 1);
+    longer[sizeof longer - 1] = 0;
+    bad(longer, AF_INET);
+}
+
+TEST(address_small_buffers_are_efault_with_the_size_needed) {
+    start();
+    struct sockaddr_in in;
+    int len = sizeof in - 1, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:5", AF_INET, NULL, (struct sockaddr *)&in, &len,
+                                    &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(len, sizeof in);
+    struct sockaddr_in6 in6;
+    len = sizeof in;
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("::1", AF_INET6, NULL, (struct sockaddr *)&in6, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(len, sizeof in6);
+    /* AddressToString: "1.2.3.4:5" needs 10 bytes with its terminator. */
+    len = sizeof in;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:5", AF_INET, NULL, (struct sockaddr *)&in, &len,
+                                    &err),
+             0);
+    char out[16];
+    DWORD olen = 9;
+    err = 0;
+    memset(out, 'Q', sizeof out);
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in, NULL, out, &olen, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(olen, 10);
+    CHECK_EQ(out[0], 'Q'); /* nothing written */
+    olen = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in, NULL, NULL, &olen, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(olen, 10);
+    olen = 10;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in, NULL, out, &olen, &err), 0);
+    CHECK_EQ(strcmp(out, "1.2.3.4:5"), 0);
+    /* A short address, and an unknown family. */
+    olen = sizeof out;
+    err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in - 4, NULL, out, &olen, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    struct sockaddr_storage un;
+    memset(&un, 0, sizeof un);
+    un.ss_family = AF_UNIX;
+    err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+}

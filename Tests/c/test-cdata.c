@@ -1,0 +1,939 @@
+/* The connect-data protocol end to end (catalog WSP_CATALOG_CDATA_IPV4/IPV6): caller and
+ * callee data, QoS, reject, defer with pending notices, withdrawals, the backlog, hostile and
+ * foreign peers, and the raw stream after the answer. */
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support.h"
+
+#define MAXD WSP_MAX_CONNECT_DATA
+
+/* What the condition function saw and how it answers. */
+struct cond {
+    int rc;
+    int calls;
+    int caller_null;
+    uint32_t caller_len;
+    uint8_t caller[MAXD];
+    uint32_t callee_cap;
+    uint32_t callee_len; /* what it writes */
+    uint8_t callee[MAXD + 8];
+    int qos_null;
+    QOS qos;
+    uint8_t specific[1024];
+    ULONG new_token_rate; /* non-zero: written into the caller's sending flowspec */
+    int caller_port;
+};
+
+static int cond_fn(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos, LPQOS gqos,
+                   LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)callee_id;
+    struct cond *c = (struct cond *)ctx;
+    c->calls++;
+    c->caller_port = port_of((struct sockaddr_storage *)caller_id->buf);
+    c->caller_null = caller_data == NULL;
+    c->caller_len = caller_data ? caller_data->len : 0;
+    if (caller_data && caller_data->len)
+        memcpy(c->caller, caller_data->buf, caller_data->len);
+    CHECK(gqos == NULL);
+    CHECK_EQ(*g, 0);
+    c->qos_null = sqos == NULL;
+    if (sqos) {
+        c->qos = *sqos;
+        CHECK(sqos->ProviderSpecific.len <= sizeof c->specific);
+        if (sqos->ProviderSpecific.len)
+            memcpy(c->specific, sqos->ProviderSpecific.buf, sqos->ProviderSpecific.len);
+        if (c->new_token_rate)
+            sqos->SendingFlowspec.TokenRate = c->new_token_rate;
+    }
+    c->callee_cap = callee_data->len;
+    if (c->rc == CF_ACCEPT) {
+        if (c->callee_len)
+            memcpy(callee_data->buf, c->callee, c->callee_len);
+        callee_data->len = c->callee_len;
+    }
+    return c->rc;
+}
+
+static void pattern(uint8_t *p, size_t n, unsigned seed) {
+    for (size_t i = 0; i < n; i++)
+        p[i] = (uint8_t)(i * 7u + seed + (i >> 8));
+}
+
+static SOCKET cdata_listener(int backlog, struct sockaddr_storage *addr) {
+    return listener(WSP_CATALOG_CDATA_IPV4, backlog, addr);
+}
+
+/* ---- data -------------------------------------------------------------------------- */
+
+static void exchange(size_t caller_len, size_t callee_len) {
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, MAXD);
+    static uint8_t out[MAXD], in[MAXD];
+    pattern(out, caller_len, 1);
+    memset(in, 0, sizeof in);
+    WSABUF caller = {(uint32_t)caller_len, (char *)out};
+    WSABUF callee = {MAXD, (char *)in};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = caller_len ? &caller : NULL, .callee = &callee};
+    set_dword(ac.s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    async_connect_start(&ac);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = (uint32_t)callee_len;
+    pattern(c.callee, callee_len, 2);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(c.calls, 1);
+    CHECK_EQ(c.caller_null, caller_len == 0);
+    CHECK_EQ(c.caller_len, caller_len);
+    CHECK_MEM(c.caller, out, caller_len);
+    CHECK_EQ(c.callee_cap, MAXD);
+    CHECK(c.qos_null);
+    CHECK_EQ(callee.len, callee_len);
+    CHECK_MEM(in, c.callee, callee_len);
+    /* The same bytes through getsockopt. */
+    static uint8_t again[MAXD];
+    int len = sizeof again;
+    CHECK_EQ(T.lpWSPGetSockOpt(ac.s, SOL_WSP, WSP_CALLEE_DATA, (char *)again, &len, &err), 0);
+    CHECK_EQ(len, callee_len);
+    CHECK_MEM(again, c.callee, callee_len);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}
+
+TEST(cdata_exact_bytes_at_lengths_0_1_and_max) {
+    start();
+    size_t lens[] = {0, 1, MAXD};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            exchange(lens[i], lens[j]);
+}
+
+TEST(cdata_default_callee_capacity_and_empty_caller_buffer) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    /* A zero-length caller buffer is "no data": the server sees NULL. */
+    char dummy = 'q';
+    WSABUF caller = {0, &dummy};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK(c.caller_null);
+    CHECK_EQ(c.callee_cap, WSP_DEFAULT_MAX_CALLEE_DATA);
+}
+
+TEST(cdata_callee_data_over_capacity_fails_the_accept_and_keeps_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, 4);
+    char in[16];
+    WSABUF callee = {sizeof in, in};
+    WSABUF caller = {2, "hi"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller, .callee = &callee};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.callee_len = 5;
+    memcpy(c.callee, "12345", 5);
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(c.callee_cap, 4);
+    c.callee_len = 4;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(callee.len, 4);
+    CHECK_MEM(in, "1234", 4);
+}
+
+TEST(cdata_client_callee_buffer_too_small_is_efault) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .callee = &callee};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.callee_len = 3;
+    memcpy(c.callee, "abc", 3);
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+}
+
+TEST(cdata_qos_round_trip_with_edited_token_rate) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    char specific[5] = {1, 2, 3, 4, 5};
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    q.ReceivingFlowspec = (FLOWSPEC){7, 8, 9, 10, 11, SERVICETYPE_BESTEFFORT, 12,
+                                     QOS_NOT_SPECIFIED};
+    q.ProviderSpecific = (WSABUF){sizeof specific, specific};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .sqos = &q};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.new_token_rate = 123456;
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK(!c.qos_null);
+    CHECK_EQ(c.qos.SendingFlowspec.TokenRate, 1000);
+    CHECK_EQ(c.qos.SendingFlowspec.PeakBandwidth, 3000);
+    CHECK_EQ(c.qos.SendingFlowspec.ServiceType, SERVICETYPE_GUARANTEED);
+    CHECK_EQ(c.qos.SendingFlowspec.MinimumPolicedSize, 64);
+    CHECK_EQ(c.qos.ReceivingFlowspec.MinimumPolicedSize, QOS_NOT_SPECIFIED);
+    CHECK_EQ(c.qos.ProviderSpecific.len, 5);
+    CHECK_MEM(c.specific, specific, 5);
+    /* The client's QOS now holds what the server agreed to. */
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 123456);
+    CHECK_EQ(q.SendingFlowspec.TokenBucketSize, 2000);
+    CHECK_EQ(q.ReceivingFlowspec.TokenRate, 7);
+    CHECK_EQ(q.ProviderSpecific.len, 5);
+    CHECK(q.ProviderSpecific.buf == specific);
+    CHECK_MEM(specific, "\1\2\3\4\5", 5);
+    /* SIO_GET_QOS reports it too. */
+    QOS got;
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(ac.s, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
+}
+
+static char longer_specific[6] = {9, 9, 9, 9, 9, 9};
+
+static int grow_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPWSABUF f,
+                         GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    CHECK(sqos != NULL);
+    sqos->ProviderSpecific = (WSABUF){sizeof longer_specific, longer_specific};
+    return CF_ACCEPT;
+}
+
+TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    char specific[5] = {1, 2, 3, 4, 5};
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.ProviderSpecific = (WSABUF){sizeof specific, specific};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .sqos = &q};
+    async_connect_start(&ac);
+    int err = 0;
+    CHECK(accept_with(l, grow_specific, 0, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    CHECK_MEM(specific, "\1\2\3\4\5", 5); /* untouched */
+    CHECK_EQ(q.ProviderSpecific.len, 5);
+}
+
+/* ---- decisions ------------------------------------------------------------------------ */
+
+TEST(cdata_reject_refuses_the_client_without_a_connection) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    WSABUF caller = {3, "abc"};
+    char in[8];
+    WSABUF callee = {sizeof in, in};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller, .callee = &callee};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_REJECT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
+    /* Never connected: sending fails, and the socket may connect again. */
+    char b[2];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(ac.s, b, 1, 0, &got), WSAENOTCONN);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.rejected, 1);
+    CHECK_EQ(st.accepted, 0);
+    c.rc = CF_ACCEPT;
+    async_connect_start(&ac);
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+}
+
+TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    WSABUF caller = {4, "wait"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_DEFER;
+    int err = 0;
+    long long t0 = now_ms();
+    int defers = 0;
+    while (now_ms() - t0 < 1000) {
+        CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSATRY_AGAIN);
+        defers++;
+        sleep_ms(20);
+    }
+    CHECK_EQ(c.calls, defers);
+    CHECK_EQ(stats_of(l).deferred, defers);
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK(ac.ms >= 900);
+    send_all(ac.s, "go", 2);
+    char b[2];
+    recv_exact(a, b, 2);
+    CHECK_MEM(b, "go", 2);
+}
+
+TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
+    start();
+    /* The condition function itself takes longer than the client's time-out: the request is
+     * being presented, not deferred, but the server is still deciding. */
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    struct slow {
+        int dummy;
+    };
+    (void)sizeof(struct slow);
+    extern int slow_cond(LPWSABUF, LPWSABUF, LPQOS, LPQOS, LPWSABUF, LPWSABUF, GROUP *,
+                         DWORD_PTR);
+    SOCKET a = accept_with(l, slow_cond, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+}
+
+int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+              DWORD_PTR ctx) {
+    sleep_ms(800);
+    return cond_fn(a, b, c, d, e, f, g, ctx);
+}
+
+TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 5000);
+    set_nonblocking(l, 1);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    async_connect_start(&ac);
+    CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
+    CHECK(ac.ms >= 280);
+    CHECK(ac.ms < 3000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(c.calls, 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.accepted, 0);
+    CHECK_EQ(st.timed_out, 0);
+}
+
+TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    set_nonblocking(l, 1);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_LIMIT, 300);
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_DEFER;
+    int err = 0;
+    long long t0 = now_ms();
+    int deferred = 0;
+    /* Defer until the client gives up (its overall limit, despite pending notices). */
+    for (;;) {
+        SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a == INVALID_SOCKET);
+        if (err == WSATRY_AGAIN)
+            deferred++;
+        else
+            CHECK_EQ(err, WSAEWOULDBLOCK);
+        if (__atomic_load_n(&ac.result, __ATOMIC_SEQ_CST) != -1)
+            break;
+        CHECK(now_ms() - t0 < 3000);
+        sleep_ms(10);
+    }
+    CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
+    CHECK(deferred > 0);
+    CHECK(ac.ms >= 280);
+    int calls = c.calls;
+    c.rc = CF_ACCEPT;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(c.calls, calls);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    CHECK_EQ(stats_of(l).accepted, 0);
+    CHECK_EQ(stats_of(l).queued, 0);
+}
+
+TEST(cdata_full_backlog_refuses_the_client) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    WSABUF d1 = {1, "1"}, d2 = {1, "2"};
+    struct async_connect first = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                  .caller = &d1};
+    async_connect_start(&first);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    struct async_connect second = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                   .caller = &d2};
+    async_connect_start(&second);
+    CHECK_EQ(async_connect_join(&second), WSAECONNREFUSED);
+    CHECK(second.ms < 2000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.backlog_full, 1);
+    CHECK_EQ(st.queued, 1);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&first), 0);
+    CHECK_EQ(c.caller[0], '1');
+}
+
+TEST(cdata_closing_the_listener_refuses_queued_clients) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    close_socket(l);
+    CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
+    CHECK(ac.ms < 2000);
+}
+
+/* ---- hostile and foreign peers -------------------------------------------------------- */
+
+TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 60) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    static int raw[1000];
+    for (int i = 0; i < 1000; i++)
+        raw[i] = raw_connect(&addr);
+    WSABUF caller = {4, "good"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    long long t0 = now_ms();
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    long long took = now_ms() - t0;
+    CHECK(a != INVALID_SOCKET);
+    CHECK(took < 1000);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(c.caller_len, 4);
+    CHECK_MEM(c.caller, "good", 4);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.malformed + st.timed_out + st.withdrawn, 0);
+    for (int i = 0; i < 1000; i++)
+        close(raw[i]);
+    WAIT_FOR(stats_of(l).withdrawn == 1000, 5000);
+}
+
+/* Waits until the raw socket's peer has closed it: end of stream or a reset. */
+static void expect_dropped(int fd) {
+    char b[64];
+    long long deadline = now_ms() + 3000;
+    for (;;) {
+        int n = raw_recv(fd, b, sizeof b, 100);
+        if (n == 0 || n == -ECONNRESET)
+            return;
+        CHECK(n == -EAGAIN); /* the server never answers a bad request */
+        CHECK(now_ms() < deadline);
+    }
+}
+
+struct bad_frame {
+    const char *what;
+    const uint8_t *bytes;
+    size_t len;
+    int close_after; /* close our end after sending */
+};
+
+static const uint8_t bad_magic[] = {'X', 'S', 1, 1, 0, 0, 0, 0};
+static const uint8_t bad_version[] = {'W', 'S', 2, 1, 0, 0, 0, 0};
+static const uint8_t bad_type[] = {'W', 'S', 1, 9, 0, 0, 0, 0};
+static const uint8_t answer_type[] = {'W', 'S', 1, 2, 0, 0, 0, 0}; /* ACCEPT, from a client */
+static const uint8_t oversize[] = {'W', 'S', 1, 1, 1, 0, 0xff, 0xff};
+static const uint8_t over_limit[] = {'W', 'S', 1, 1, 1, 0, 0x07, 0xd2, 0x07, 0xd0}; /* 2000 */
+static const uint8_t reserved_flag[] = {'W', 'S', 1, 1, 0x80, 0, 0, 0};
+static const uint8_t trailing[] = {'W', 'S', 1, 1, 0, 0, 0, 0, 'x'};
+static const uint8_t truncated[] = {'W', 'S', 1, 1, 1, 0, 0, 5, 0};
+static const uint8_t http[] = "GET / HTTP/1.0\r\n\r\n";
+
+TEST(cdata_malformed_requests_are_dropped_and_counted) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(8, &addr);
+    set_nonblocking(l, 1);
+    struct bad_frame frames[] = {
+        {"bad magic", bad_magic, sizeof bad_magic, 0},
+        {"bad version", bad_version, sizeof bad_version, 0},
+        {"bad type", bad_type, sizeof bad_type, 0},
+        {"answer type from a client", answer_type, sizeof answer_type, 0},
+        {"oversize body length", oversize, sizeof oversize, 0},
+        {"data over the listener's limit", over_limit, sizeof over_limit, 0},
+        {"reserved flag", reserved_flag, sizeof reserved_flag, 0},
+        {"bytes after the request", trailing, sizeof trailing, 0},
+        {"truncated, then closed", truncated, sizeof truncated, 1},
+        {"a plain TCP client's garbage", http, sizeof http - 1, 0},
+    };
+    int n = (int)(sizeof frames / sizeof frames[0]);
+    for (int i = 0; i < n; i++) {
+        int fd = raw_connect(&addr);
+        CHECK_EQ(send(fd, frames[i].bytes, frames[i].len, MSG_NOSIGNAL), frames[i].len);
+        if (frames[i].close_after)
+            shutdown(fd, SHUT_WR);
+        long long deadline = now_ms() + 2000;
+        while (stats_of(l).malformed != (uint64_t)i + 1) {
+            if (now_ms() > deadline) {
+                fprintf(stderr, "not counted as malformed: %s\n", frames[i].what);
+                CHECK(0);
+            }
+            sleep_ms(2);
+        }
+        expect_dropped(fd);
+        close(fd);
+    }
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.malformed, n);
+    CHECK_EQ(st.withdrawn + st.timed_out + st.queued + st.accepted, 0);
+    /* A connection closed before a single byte is a withdrawal, not a malformed request. */
+    close(raw_connect(&addr));
+    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    CHECK_EQ(stats_of(l).malformed, n);
+    /* None of them reached the backlog; the listener still serves a good client. */
+    int err = 0;
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(c.calls, 0);
+    WSABUF caller = {2, "ok"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    async_connect_start(&ac);
+    SOCKET a = INVALID_SOCKET;
+    long long deadline = now_ms() + 2000;
+    while ((a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err)) == INVALID_SOCKET) {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(c.calls, 1);
+    CHECK_MEM(c.caller, "ok", 2);
+}
+
+TEST(cdata_request_over_the_listeners_limit_is_refused_at_the_client) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr); /* accepts up to 1024 bytes */
+    static char big[2000];
+    WSABUF caller = {sizeof big, big};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    set_dword(ac.s, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof big);
+    async_connect_start(&ac);
+    /* The server drops the request with a reset; the client reports a refusal. */
+    CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
+    WAIT_FOR(stats_of(l).malformed == 1, 2000);
+}
+
+TEST(cdata_handshake_deadline_drops_silent_connections) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 200);
+    long long t0 = now_ms();
+    int silent = raw_connect(&addr);
+    int partial = raw_connect(&addr);
+    CHECK_EQ(send(partial, "WS\1", 3, MSG_NOSIGNAL), 3); /* a valid prefix, then nothing */
+    WAIT_FOR(stats_of(l).timed_out == 2, 3000);
+    long long took = now_ms() - t0;
+    CHECK(took >= 190);
+    expect_dropped(silent);
+    expect_dropped(partial);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.malformed + st.withdrawn + st.queued, 0);
+    close(silent);
+    close(partial);
+}
+
+/* Answers a connect-data client like a plain TCP server would. */
+struct plain_server {
+    SOCKET l;
+    int mode; /* 0: never accept, 1: accept and send text, 2: accept, read the request
+                 and close, 3: reject */
+    int err;
+};
+
+static void *plain_server_main(void *arg) {
+    struct plain_server *p = arg;
+    static struct cond c;
+    c.rc = p->mode == 3 ? CF_REJECT : CF_ACCEPT;
+    SOCKET a = accept_with(p->l, cond_fn, (DWORD_PTR)&c, &p->err);
+    if (a == INVALID_SOCKET)
+        return NULL;
+    if (p->mode == 1)
+        send_all(a, "220 ready\r\n", 11);
+    if (p->mode == 2) { /* the whole REQUEST: 8 + 2 + 5 bytes */
+        char b[15];
+        recv_exact(a, b, sizeof b);
+        CHECK_MEM(b, "WS", 2);
+    }
+    close_socket(a);
+    return NULL;
+}
+
+TEST(cdata_client_against_a_plain_tcp_listener) {
+    start();
+    /* Silence is a time-out; an answer that is not a frame, or an orderly close before one,
+     * is WSAECONNABORTED; a reset before the answer (a plain reject) is WSAECONNREFUSED.
+     * (A server that closes with the request unread resets too, but whether the reset or
+     * the close arrives first is a race, so that case is not pinned.) */
+    int expected[] = {WSAETIMEDOUT, WSAECONNABORTED, WSAECONNABORTED, WSAECONNREFUSED};
+    for (int mode = 0; mode < 4; mode++) {
+        struct sockaddr_storage addr;
+        struct plain_server p = {.l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr), .mode = mode};
+        pthread_t t;
+        if (mode)
+            pthread_create(&t, NULL, plain_server_main, &p);
+        WSABUF caller = {5, "hello"};
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                   .caller = &caller};
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+        async_connect_start(&ac);
+        int rc = async_connect_join(&ac);
+        if (rc != expected[mode]) {
+            fprintf(stderr, "mode %d: %s\n", mode, WSPErrorName(rc));
+            CHECK_EQ(rc, expected[mode]);
+        }
+        CHECK(ac.ms < 2000);
+        if (mode)
+            pthread_join(t, NULL);
+        close_socket(ac.s);
+        close_socket(p.l);
+    }
+}
+
+TEST(cdata_over_long_caller_data_fails_before_anything_is_sent) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    set_nonblocking(l, 1);
+    static char big[MAXD + 1];
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    WSABUF caller = {WSP_DEFAULT_MAX_CALLER_DATA + 1, big};
+    long long t0 = now_ms();
+    CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
+    set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    caller.len = MAXD + 1;
+    CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
+    CHECK(now_ms() - t0 < 100);
+    /* A provider-specific QoS part over the format's ceiling is refused the same way. */
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.ProviderSpecific = (WSABUF){1025, big};
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, &q), WSAEFAULT);
+    sleep_ms(50); /* anything sent would have reached the listener by now */
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued + st.malformed + st.withdrawn + st.timed_out + st.accepted, 0);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    /* The same socket then connects with data that fits. */
+    set_nonblocking(l, 0);
+    caller.len = MAXD;
+    struct async_connect ac = {.s = s, .addr = addr, .caller = &caller};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(c.caller_len, MAXD);
+}
+
+/* ---- after the answer: the raw stream -------------------------------------------------- */
+
+TEST(cdata_stream_is_unframed_after_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    /* A raw client speaks the protocol by hand (the worked example of docs/PROTOCOL.md). */
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 1, 0, 0, 5, 0, 3, 'a', 'b', 'c'};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.callee_len = 2;
+    memcpy(c.callee, "cd", 2);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.caller_len, 3);
+    CHECK_MEM(c.caller, "abc", 3);
+    send_all(a, "DATA", 4); /* at once, right behind the answer */
+    const uint8_t expect[] = {0x57, 0x53, 1, 2, 1, 0, 0, 4, 0, 2, 'c', 'd', 'D', 'A', 'T', 'A'};
+    uint8_t got[sizeof expect];
+    size_t have = 0;
+    while (have < sizeof got) {
+        int n = raw_recv(fd, got + have, sizeof got - have, 2000);
+        CHECK(n > 0);
+        have += (size_t)n;
+    }
+    CHECK_MEM(got, expect, sizeof expect);
+    CHECK_EQ(raw_recv(fd, got, sizeof got, 50), -EAGAIN); /* nothing more */
+    CHECK_EQ(send(fd, "RAW!", 4, MSG_NOSIGNAL), 4);
+    char b[4];
+    recv_exact(a, b, 4);
+    CHECK_MEM(b, "RAW!", 4);
+    close(fd);
+}
+
+struct raw_server {
+    int lfd;
+    uint8_t request[64];
+    ssize_t request_len;
+};
+
+static void *raw_server_main(void *arg) {
+    struct raw_server *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    r->request_len = 0;
+    while (r->request_len < 8) {
+        ssize_t n = recv(fd, r->request + r->request_len, sizeof r->request - r->request_len, 0);
+        CHECK(n > 0);
+        r->request_len += n;
+    }
+    /* PENDING, ACCEPT with data "ok", and application bytes, all in one write. */
+    const uint8_t answer[] = {0x57, 0x53, 1, 4, 0, 0, 0, 0, 0x57, 0x53, 1, 2, 1, 0, 0, 4,
+                              0,    2,    'o', 'k', 'h', 'e', 'l', 'l', 'o'};
+    CHECK_EQ(send(fd, answer, sizeof answer, MSG_NOSIGNAL), sizeof answer);
+    char b[5];
+    ssize_t n = recv(fd, b, sizeof b, MSG_WAITALL);
+    CHECK_EQ(n, 5);
+    CHECK_MEM(b, "world", 5);
+    close(fd);
+    return NULL;
+}
+
+TEST(cdata_client_keeps_application_bytes_that_arrive_with_the_answer) {
+    start();
+    struct raw_server r;
+    r.lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(r.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(r.lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    getsockname(r.lfd, (struct sockaddr *)&addr, &alen);
+    pthread_t t;
+    pthread_create(&t, NULL, raw_server_main, &r);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    char in[8];
+    WSABUF callee = {sizeof in, in};
+    CHECK_EQ(connect_to(s, &addr, NULL, &callee), 0);
+    CHECK_EQ(callee.len, 2);
+    CHECK_MEM(in, "ok", 2);
+    char b[5];
+    recv_exact(s, b, 5);
+    CHECK_MEM(b, "hello", 5);
+    send_all(s, "world", 5);
+    pthread_join(t, NULL);
+    /* The client sent a bare REQUEST: no data, no QoS. */
+    const uint8_t bare[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(r.request_len, 8);
+    CHECK_MEM(r.request, bare, 8);
+    close(r.lfd);
+}
+
+TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    char in[16];
+    WSABUF callee = {sizeof in, in};
+    WSABUF caller = {5, "async"};
+    CHECK_EQ(connect_full(s, &addr, &caller, &callee, NULL), WSAEWOULDBLOCK);
+    /* The server has not decided: the connect stays in progress. */
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEALREADY);
+        sleep_ms(10);
+    }
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOTCONN);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.callee_len = 6;
+    memcpy(c.callee, "answer", 6);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_MEM(c.caller, "async", 5);
+    long long deadline = now_ms() + 2000;
+    int rc;
+    while ((rc = connect_full(s, &addr, &caller, NULL, NULL)) != WSAEISCONN) {
+        CHECK_EQ(rc, WSAEALREADY);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    char cd[16];
+    int len = sizeof cd;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), 0);
+    CHECK_EQ(len, 6);
+    CHECK_MEM(cd, "answer", 6);
+    CHECK_EQ(callee.len, 6);
+    CHECK_MEM(in, "answer", 6);
+    len = 3;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    send_all(a, "hey", 3);
+    deadline = now_ms() + 2000;
+    while ((rc = recv_some(s, b, 3, 0, &got)) == WSAEWOULDBLOCK)
+        CHECK(now_ms() < deadline);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(got, 3);
+    CHECK_MEM(b, "hey", 3);
+}
+
+TEST(cdata_nonblocking_connect_refused) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    static struct cond c;
+    c.rc = CF_REJECT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    long long deadline = now_ms() + 2000;
+    DWORD v = 0;
+    for (;;) {
+        int len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+        if (v)
+            break;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    CHECK_EQ(v, WSAECONNREFUSED);
+}
+
+TEST(cdata_over_ipv6) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV6, 4, &addr);
+    CHECK_EQ(addr.ss_family, AF_INET6);
+    WSABUF caller = {4, "six!"};
+    char in[8];
+    WSABUF callee = {sizeof in, in};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV6), .addr = addr,
+                               .caller = &caller, .callee = &callee};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    c.callee_len = 3;
+    memcpy(c.callee, "v6!", 3);
+    struct sockaddr_storage peer;
+    int len = sizeof peer, err = 0;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(peer.ss_family, AF_INET6);
+    CHECK_EQ(len, sizeof(struct sockaddr_in6));
+    struct sockaddr_storage me = local_address(ac.s);
+    CHECK_EQ(port_of(&peer), port_of(&me));
+    CHECK_EQ(c.caller_port, port_of(&me));
+    CHECK_MEM(c.caller, "six!", 4);
+    CHECK_EQ(callee.len, 3);
+    CHECK_MEM(in, "v6!", 3);
+    send_all(a, "x", 1);
+    char b;
+    recv_exact(ac.s, &b, 1);
+    CHECK_EQ(b, 'x');
+}
+
+TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 5000);
+    int patient = raw_connect(&addr);
+    sleep_ms(20); /* let the reactor take the first connection under the long deadline */
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 150);
+    long long t0 = now_ms();
+    int hasty = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 2000);
+    CHECK(now_ms() - t0 < 1500);
+    expect_dropped(hasty);
+    /* The first one still has its time. */
+    char b[4];
+    CHECK_EQ(raw_recv(patient, b, sizeof b, 50), -EAGAIN);
+    close(patient);
+    close(hasty);
+}

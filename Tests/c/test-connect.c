@@ -1,0 +1,328 @@
+/* lpWSPConnect on plain TCP: refusals, retries, argument and state errors, non-blocking
+ * connects, IPv6. */
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "support.h"
+
+/* An address on 127.0.0.1 where nothing listens (a port just released by a bound socket). */
+static struct sockaddr_storage dead_address(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    close(fd);
+    return ss;
+}
+
+TEST(connect_refused_then_the_same_socket_connects) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    send_all(c, "abc", 3);
+    char b[3];
+    recv_exact(a, b, 3);
+    CHECK_MEM(b, "abc", 3);
+}
+
+TEST(connect_argument_and_state_errors) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    /* All-zero address, and a zero port. */
+    struct sockaddr_storage zero;
+    memset(&zero, 0, sizeof zero);
+    zero.ss_family = AF_INET;
+    CHECK_EQ(connect_to(c, &zero, NULL, NULL), WSAEADDRNOTAVAIL);
+    struct sockaddr_storage noport = addr;
+    ((struct sockaddr_in *)&noport)->sin_port = 0;
+    CHECK_EQ(connect_to(c, &noport, NULL, NULL), WSAEADDRNOTAVAIL);
+    /* Too short, and the wrong family. */
+    int err = 0;
+    CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&addr, 4, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_port = htons(80),
+                               .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&six, sizeof six, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    /* Caller data and QoS on plain TCP. */
+    WSABUF caller = {2, "hi"};
+    CHECK_EQ(connect_full(c, &addr, &caller, NULL, NULL), WSAEPROTONOSUPPORT);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    CHECK_EQ(connect_full(c, &addr, NULL, NULL, &q), WSAEOPNOTSUPP);
+    CHECK_EQ(stats_of(l).queued, 0); /* nothing was sent */
+    /* A listening socket cannot connect. */
+    CHECK_EQ(connect_to(l, &addr, NULL, NULL), WSAEINVAL);
+    /* Connected: a second connect is WSAEISCONN. Plain TCP reports no callee data. */
+    char cb[8];
+    WSABUF callee = {sizeof cb, cb};
+    CHECK_EQ(connect_to(c, &addr, NULL, &callee), 0);
+    CHECK_EQ(callee.len, 0);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAEISCONN);
+    /* The peer name is the listener. */
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(c, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&addr));
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+}
+
+TEST(connect_binds_implicitly) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL); /* not bound yet */
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    ss = local_address(c);
+    CHECK(port_of(&ss) != 0);
+    (void)l;
+}
+
+TEST(connect_nonblocking_would_block_then_isconn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    long long deadline = now_ms() + 2000;
+    int rc;
+    while ((rc = connect_to(c, &addr, NULL, NULL)) != WSAEISCONN) {
+        CHECK_EQ(rc, WSAEALREADY);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    send_all(a, "z", 1);
+    char b = 0;
+    DWORD got = 0;
+    deadline = now_ms() + 2000;
+    while (recv_some(c, &b, 1, 0, &got) == WSAEWOULDBLOCK)
+        CHECK(now_ms() < deadline);
+    CHECK_EQ(got, 1);
+    CHECK_EQ(b, 'z');
+}
+
+TEST(connect_nonblocking_refused_reports_so_error_and_can_retry) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAEWOULDBLOCK);
+    /* The attempt ends on the reactor; SO_ERROR then holds its outcome, once. */
+    long long deadline = now_ms() + 2000;
+    int v = 0, len, err = 0;
+    for (;;) {
+        len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+        if (v)
+            break;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    CHECK_EQ(v, WSAECONNREFUSED);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 0);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(c, 0);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+}
+
+TEST(connect_ipv6_loopback_and_v6only_default) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV6, 4, &addr);
+    CHECK_EQ(addr.ss_family, AF_INET6);
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 1);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV6);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    struct sockaddr_storage me = local_address(c);
+    struct sockaddr_storage peer;
+    len = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(len, sizeof(struct sockaddr_in6));
+    CHECK_EQ(peer.ss_family, AF_INET6);
+    CHECK_EQ(port_of(&peer), port_of(&me));
+    CHECK_MEM(&((struct sockaddr_in6 *)&peer)->sin6_addr, &in6addr_loopback, 16);
+    send_all(c, "six", 3);
+    char b[3];
+    recv_exact(a, b, 3);
+    CHECK_MEM(b, "six", 3);
+    /* An IPv4 socket has no IPv6 options. */
+    SOCKET four = new_socket(WSP_CATALOG_TCP_IPV4);
+    len = sizeof v;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(four, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&v, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    /* An IPv6 address string round-trips through the provider. */
+    char text[64];
+    DWORD tlen = sizeof text;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&addr, sizeof(struct sockaddr_in6), NULL,
+                                    text, &tlen, &err),
+             0);
+    CHECK(strncmp(text, "[::1]:", 6) == 0);
+}
+
+struct closer {
+    SOCKET s;
+    int delay_ms;
+};
+
+static void *close_later(void *arg) {
+    struct closer *c = arg;
+    sleep_ms(c->delay_ms);
+    close_socket(c->s);
+    return NULL;
+}
+
+TEST(connect_blocking_is_woken_by_closing_the_socket) {
+    start();
+    /* A connect-data client to a listener that never accepts waits for the answer;
+     * closing the socket from another thread ends the wait at once. */
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    struct closer cl = {c, 150};
+    pthread_t t;
+    pthread_create(&t, NULL, close_later, &cl);
+    long long t0 = now_ms();
+    int rc = connect_to(c, &addr, "x", NULL);
+    long long took = now_ms() - t0;
+    pthread_join(t, NULL);
+    CHECK(rc != 0);
+    CHECK(took < 2000);
+    (void)l;
+}
+
+static int get_int(SOCKET s, int level, int name) {
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, level, name, (char *)&v, &len, &err), 0);
+    return v;
+}
+
+static void set_int(SOCKET s, int level, int name, int v) {
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, level, name, (const char *)&v, sizeof v, &err), 0);
+}
+
+TEST(connect_options_survive_a_failed_attempt) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1);
+    set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
+    set_int(c, SOL_SOCKET, SO_RCVBUF, 48 * 1024);
+    set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 150);
+    int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    CHECK(get_int(c, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    CHECK(get_int(c, IPPROTO_TCP, TCP_NODELAY) != 0);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVTIMEO), 150);
+    /* The receive time-out still applies in the kernel, not only in the report. */
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    long long took = now_ms() - t0;
+    CHECK(took >= 140);
+    CHECK(took < 2000);
+    (void)l;
+}
+
+TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 150);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    set_nonblocking(c, 0); /* while the connect is still in progress */
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    long long deadline = now_ms() + 2000;
+    int rc;
+    while ((rc = connect_to(c, &addr, NULL, NULL)) == WSAEALREADY)
+        CHECK(now_ms() < deadline);
+    CHECK_EQ(rc, WSAEISCONN);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    CHECK(now_ms() - t0 >= 140); /* it waited: the socket blocks, as asked */
+}
+
+struct set_nbio_later {
+    SOCKET s;
+    SOCKET l;
+};
+
+static void *nbio_then_accept(void *arg) {
+    struct set_nbio_later *n = arg;
+    WAIT_FOR(stats_of(n->l).queued == 1, 2000); /* the client is inside its blocking connect */
+    set_nonblocking(n->s, 1);
+    int err = 0;
+    SOCKET a = accept_with(n->l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    return NULL;
+}
+
+TEST(connect_fionbio_to_nonblocking_during_a_blocking_connect) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 1000);
+    struct set_nbio_later n = {c, l};
+    pthread_t t;
+    pthread_create(&t, NULL, nbio_then_accept, &n);
+    CHECK_EQ(connect_to(c, &addr, "y", NULL), 0);
+    pthread_join(t, NULL);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
+    CHECK(now_ms() - t0 < 500);
+}

@@ -1,0 +1,757 @@
+/* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
+ * One rule per test. */
+#include <sys/socket.h>
+
+#include "test-netevents.h"
+
+/* ---- FD_READ ------------------------------------------------------------------------------- */
+
+TEST(netev_read_is_level_triggered_reenabled_by_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK(!ne_signalled(ev, 100));
+    ne_send_str(c, "0123456789");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_READ_BIT], 0);
+    char buf[16];
+    CHECK_EQ(ne_recv(s, buf, 4, 0), 4);
+    /* Data remains: the recv re-enables FD_READ and it is raised again at once. */
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 6);
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne));
+}
+
+TEST(netev_read_not_raised_again_until_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "a");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    ne_send_str(c, "b");
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* no recv yet: stays off */
+    char buf[4];
+    CHECK(ne_recv(s, buf, 1, 0) == 1);
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne)); /* "b" is still there */
+}
+
+TEST(netev_failed_recv_still_reenables_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "a");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, 1, 0), 1);
+    CHECK_EQ(ne_recv(s, buf, 1, 0), -WSAEWOULDBLOCK); /* re-enables too */
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 100, &ne));
+    ne_send_str(c, "b");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+}
+
+/* ---- FD_WRITE ------------------------------------------------------------------------------ */
+
+TEST(netev_write_on_connect_then_only_after_wouldblock) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+    CHECK(ne.lNetworkEvents & FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
+    int err = 0;
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    set_dword(s, SOL_SOCKET, SO_RCVBUF, 4096);
+    /* Sends that succeed raise nothing. */
+    ne_send_str(c, "hello");
+    CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne));
+    /* Fill the pipe until a send would block. */
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne)); /* nothing freed yet */
+    ne_fionbio(s, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 5000;
+    int seen = 0;
+    while (!seen && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        seen = ne_wait_bit(c, ev, FD_WRITE, 20, &ne);
+    }
+    CHECK(seen);
+    CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
+}
+
+TEST(netev_write_reported_at_registration_when_connected) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(c, FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 500, &ne));
+    ne_send_str(c, "x");
+    CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne));
+}
+
+/* ---- FD_OOB -------------------------------------------------------------------------------- */
+
+TEST(netev_oob_reenabled_by_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_OOB);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_OOB_BIT], 0);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, &sent), 0);
+    CHECK(!ne_wait_bit(s, ev, FD_OOB, 150, &ne)); /* not re-enabled yet */
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK(!ne_wait_bit(s, ev, FD_OOB, 100, &ne)); /* the urgent byte was read */
+    CHECK_EQ(ne_send(c, "#", 1, MSG_OOB, &sent), 0);
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 2000, &ne)); /* re-enabled by the recv */
+}
+
+/* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
+
+TEST(netev_accept_level_reenabled_by_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    CHECK(!ne_signalled(ev, 50));
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4), c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_ACCEPT_BIT], 0);
+    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 100, &ne)); /* not until an accept */
+    int err;
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne)); /* one more waits: raised again */
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* empty */
+    /* An accept that finds nothing still re-enables: the next request raises it. */
+    CHECK(ne_accept(l, NULL, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    SOCKET c3 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c3, &addr, NULL, NULL), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+}
+
+TEST(netev_accept_not_reenabled_after_try_again) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    int err;
+    CHECK(ne_accept(l, ne_defer, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* the request is there, but no event */
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* a new request does not either */
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne)); /* re-enabled; one remains */
+}
+
+/* ---- FD_CONNECT ---------------------------------------------------------------------------- */
+
+TEST(netev_connect_success_reports_0) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    (void)l;
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK(!ne_wait_bit(c, ev, FD_CONNECT, 150, &ne)); /* once */
+}
+
+TEST(netev_connect_refused_when_nobody_listens) {
+    start();
+    struct sockaddr_storage addr = ne_dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    CHECK(!(ne.lNetworkEvents & FD_WRITE)); /* not connected: no FD_WRITE */
+}
+
+TEST(netev_connect_refused_by_condition_function_on_connect_data) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    struct ne_acceptor a = {.l = l, .cond = ne_reject};
+    ne_start_acceptor(&a);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
+    CHECK_EQ(ne_connect(c, &addr, "hello", NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 5000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    CHECK(!(ne.lNetworkEvents & FD_WRITE));
+    pthread_join(a.thread, NULL);
+    CHECK(a.result == INVALID_SOCKET);
+    CHECK_EQ(a.err, WSAECONNREFUSED);
+}
+
+TEST(netev_connect_data_accept_reports_connect_write_and_qos) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    struct ne_acceptor a = {.l = l, .cond = NULL};
+    ne_start_acceptor(&a);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE | FD_QOS);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec.ServiceType = SERVICETYPE_BESTEFFORT;
+    q.ReceivingFlowspec.ServiceType = SERVICETYPE_BESTEFFORT;
+    CHECK_EQ(ne_connect(c, &addr, "hi", &q), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_QOS, 5000, &ne));
+    CHECK(ne.lNetworkEvents & FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    if (!(ne.lNetworkEvents & FD_WRITE))
+        CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+    pthread_join(a.thread, NULL);
+    CHECK(a.result != INVALID_SOCKET);
+}
+
+/* ---- FD_CLOSE ------------------------------------------------------------------------------ */
+
+TEST(netev_close_graceful_only_after_data_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "hello");
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 200, &ne)); /* data unread: no FD_CLOSE yet */
+    char buf[8];
+    CHECK_EQ(ne_recv(s, buf, 2, 0), 2);
+    CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 100, &ne)); /* still 3 bytes */
+    CHECK(ne.lNetworkEvents & FD_READ);
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 3);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 0);
+    CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 150, &ne)); /* once */
+}
+
+TEST(netev_close_without_data_is_immediate) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+    CHECK(!(ne.lNetworkEvents & FD_READ));
+}
+
+TEST(netev_close_abort_reports_connreset) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_CLOSE);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNRESET);
+}
+
+TEST(netev_nothing_after_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE | FD_OOB);
+    ne_close(s);
+    ne_send_str(c, "data");
+    DWORD sent;
+    ne_send(c, "!", 1, MSG_OOB, &sent);
+    ne_close(c);
+    CHECK(!ne_signalled(ev, 300));
+}
+
+/* ---- registration -------------------------------------------------------------------------- */
+
+TEST(netev_registration_reports_conditions_that_hold) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    sleep_ms(50);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
+    CHECK(ne_signalled(ev, 0)); /* at once, from inside the call */
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_WRITE);
+    /* A listener with a request waiting reports FD_ACCEPT at once too. */
+    struct sockaddr_storage addr;
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l2).queued == 1, 2000);
+    WSAEVENT ev2 = ne_event_select(l2, FD_ACCEPT);
+    CHECK(ne_signalled(ev2, 0));
+    CHECK_EQ(ne_enum(l2, ev2).lNetworkEvents, FD_ACCEPT);
+}
+
+TEST(netev_new_registration_replaces_old) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev1 = ne_event_select(s, FD_READ);
+    WSAEVENT ev2 = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev2, FD_READ, 2000, &ne));
+    CHECK(!ne_signalled(ev1, 100));
+    /* Replacing event select by async select: messages, no event. */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    CHECK(!ne_signalled(ev2, 0));
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1); /* the unread "x" holds: reported at once */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK(m.wParam == s);
+}
+
+TEST(netev_zero_mask_cancels) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, 0, &err), 0);
+    ne_send_str(c, "x");
+    ne_close(c);
+    CHECK(!ne_signalled(ev, 200));
+    /* The socket stays non-blocking after the cancel. */
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, 4, 0), 1);
+    CHECK_EQ(ne_recv(s, b, 4, 0), 0);
+}
+
+TEST(netev_blocking_mode_locked_while_registered) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    DWORD zero = 0, ret;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &zero, sizeof zero, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    /* Registration made the socket non-blocking. */
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, 4, 0), -WSAEWOULDBLOCK);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, 0, &err), 0);
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &zero, sizeof zero, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    /* Async select locks it the same way. */
+    HWND q = WSPCreateMessageQueue();
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &zero, sizeof zero, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+}
+
+TEST(netev_bad_arguments) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, NULL, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, NULL, NE_MSG, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect((SOCKET)12345, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    ne_close(s);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+}
+
+/* ---- lpWSPEnumNetworkEvents ---------------------------------------------------------------- */
+
+TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "x");
+    CHECK(ne_signalled(ev, 2000));
+    WSANETWORKEVENTS ne;
+    memset(&ne, 0x5a, sizeof ne);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(ne.iErrorCode[FD_READ_BIT], 0);
+    for (int i = 1; i < FD_MAX_EVENTS; i++)
+        CHECK_EQ(ne.iErrorCode[i], 0x5a5a5a5a); /* untouched */
+    CHECK(!ne_signalled(ev, 0)); /* reset */
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0); /* cleared */
+    /* Without an event handle the record is still copied and cleared. */
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    ne_send_str(c, "y");
+    CHECK(ne_signalled(ev, 2000));
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    CHECK(ne_signalled(ev, 0)); /* not reset: no handle given */
+}
+
+/* ---- inheritance --------------------------------------------------------------------------- */
+
+static void inherit_event_select(DWORD cat) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(cat, 4, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT | FD_READ | FD_WRITE | FD_CLOSE);
+    struct ne_connector k = {.addr = addr, .data = cat == WSP_CATALOG_CDATA_IPV4 ? "x" : NULL};
+    SOCKET c = k.s = new_socket(cat);
+    ne_start_connector(&k);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    int err = 0;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    /* FD_WRITE at once, on the listener's event object. */
+    CHECK(ne_wait_bit(a, ev, FD_WRITE, 2000, &ne));
+    /* Non-blocking like the listener, and locked so. */
+    char b[8];
+    CHECK_EQ(ne_recv(a, b, sizeof b, 0), -WSAEWOULDBLOCK);
+    DWORD zero = 0, ret;
+    CHECK_EQ(T.lpWSPIoctl(a, WSP_FIONBIO, &zero, sizeof zero, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             SOCKET_ERROR);
+    ne_send_str(c, "ping");
+    CHECK(ne_wait_bit(a, ev, FD_READ, 2000, &ne));
+    CHECK_EQ(ne_recv(a, b, sizeof b, 0), 4);
+    ne_close(c);
+    CHECK(ne_wait_bit(a, ev, FD_CLOSE, 2000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+}
+
+TEST(netev_inherit_event_select_on_accept) { inherit_event_select(WSP_CATALOG_TCP_IPV4); }
+
+TEST(netev_inherit_event_select_on_accept_connect_data) {
+    inherit_event_select(WSP_CATALOG_CDATA_IPV4);
+}
+
+TEST(netev_inherit_async_select_on_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(l, q, NE_MSG, FD_ACCEPT | FD_READ | FD_WRITE, &err), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK(m.wParam == l);
+    CHECK_EQ(m.message, NE_MSG);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_ACCEPT);
+    CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK(m.wParam == a);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_WRITE);
+    ne_send_str(c, "hi");
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK(m.wParam == a);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
+}
+
+/* ---- async select -------------------------------------------------------------------------- */
+
+TEST(netev_async_select_with_builtin_message_queue) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_CONNECT | FD_WRITE | FD_READ | FD_CLOSE, &err),
+             0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK(m.hwnd == q);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.message, NE_MSG);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_CONNECT);
+    CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_WRITE);
+    SOCKET s = ne_accept(l, NULL, &err); /* the listener is blocking: waits for the request */
+    CHECK(s != INVALID_SOCKET);
+    ne_send_str(s, "abc");
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    ne_close(s);
+    char b[8];
+    CHECK_EQ(ne_recv(c, b, sizeof b, 0), 3);
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_CLOSE);
+    CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0);
+}
+
+TEST(netev_async_select_refused_connect_message) {
+    start();
+    struct sockaddr_storage addr = ne_dead_address();
+    HWND q = WSPCreateMessageQueue();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_CONNECT, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_CONNECT);
+    CHECK_EQ(WSAGETSELECTERROR(m.lParam), WSAECONNREFUSED);
+}
+
+/* An application-supplied WPUPostMessage. */
+static pthread_mutex_t posted_lock = PTHREAD_MUTEX_INITIALIZER;
+static WSPMSG posted[64];
+static int posted_count;
+
+static BOOL record_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    pthread_mutex_lock(&posted_lock);
+    if (posted_count < 64)
+        posted[posted_count++] = (WSPMSG){hWnd, Msg, wParam, lParam};
+    pthread_mutex_unlock(&posted_lock);
+    return TRUE;
+}
+
+static int posted_now(void) {
+    pthread_mutex_lock(&posted_lock);
+    int n = posted_count;
+    pthread_mutex_unlock(&posted_lock);
+    return n;
+}
+
+TEST(netev_async_select_with_application_post_message) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = record_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234; /* the application's own window handle */
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_CLOSE, &err), 0);
+    ne_send_str(c, "x");
+    WAIT_FOR(posted_now() == 1, 2000);
+    pthread_mutex_lock(&posted_lock);
+    CHECK(posted[0].hwnd == wnd);
+    CHECK_EQ(posted[0].message, 0x555);
+    CHECK(posted[0].wParam == s);
+    CHECK_EQ(posted[0].lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    pthread_mutex_unlock(&posted_lock);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WAIT_FOR(posted_now() == 2, 2000);
+    CHECK_EQ(posted[1].lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNRESET));
+}
+
+/* ---- a whole conversation through events ------------------------------------------------- */
+
+#define ROUNDS 20
+#define MSGLEN 8
+
+TEST(netev_conversation_only_through_events) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    WSAEVENT server_ev = ne_event_select(l, FD_ACCEPT | FD_READ | FD_CLOSE);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT client_ev = ne_event_select(c, FD_CONNECT | FD_READ | FD_WRITE | FD_CLOSE);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    SOCKET a = INVALID_SOCKET;
+    int round = 0, client_done = 0, server_done = 0, err = 0;
+    char cbuf[32], sbuf[MSGLEN + 1];
+    size_t chave = 0, shave = 0;
+    WSAEVENT evs[2] = {server_ev, client_ev};
+    while (!client_done || !server_done) {
+        DWORD w = WSAWaitForMultipleEvents(2, evs, FALSE, 5000, FALSE);
+        CHECK(w == WSA_WAIT_EVENT_0 || w == WSA_WAIT_EVENT_0 + 1);
+        if (w == WSA_WAIT_EVENT_0) {
+            /* The listener and the accepted socket share server_ev: reset it first, then read
+             * both records, so an event that comes in between signals it again. */
+            CHECK(WSAResetEvent(server_ev));
+            WSANETWORKEVENTS ne = ne_enum(l, NULL);
+            if (ne.lNetworkEvents & FD_ACCEPT) {
+                a = ne_accept(l, NULL, &err);
+                CHECK(a != INVALID_SOCKET);
+            }
+            if (a == INVALID_SOCKET)
+                continue;
+            ne = ne_enum(a, NULL);
+            if (ne.lNetworkEvents & FD_READ) {
+                int n;
+                while ((n = ne_recv(a, sbuf + shave, MSGLEN - shave, 0)) > 0) {
+                    shave += (size_t)n;
+                    if (shave == MSGLEN) {
+                        sbuf[0] = 'P'; /* ping -> Pong */
+                        DWORD sent;
+                        CHECK_EQ(ne_send(a, sbuf, MSGLEN, 0, &sent), 0);
+                        shave = 0;
+                    }
+                }
+            }
+            if (ne.lNetworkEvents & FD_CLOSE) {
+                CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+                ne_close(a);
+                server_done = 1;
+            }
+        } else {
+            WSANETWORKEVENTS ne = ne_enum(c, client_ev);
+            if (ne.lNetworkEvents & FD_CONNECT)
+                CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+            if (ne.lNetworkEvents & FD_WRITE) {
+                CHECK_EQ(round, 0);
+                snprintf(cbuf, sizeof cbuf, "ping%04d", round % 10000);
+                ne_send_str(c, cbuf);
+            }
+            if (ne.lNetworkEvents & FD_READ) {
+                int n;
+                while ((n = ne_recv(c, cbuf + chave, MSGLEN - chave, 0)) > 0) {
+                    chave += (size_t)n;
+                    if (chave == MSGLEN) {
+                        char want[32];
+                        snprintf(want, sizeof want, "Ping%04d", round % 10000);
+                        CHECK_MEM(cbuf, want, MSGLEN);
+                        chave = 0;
+                        if (++round < ROUNDS) {
+                            snprintf(cbuf, sizeof cbuf, "ping%04d", round % 10000);
+                            ne_send_str(c, cbuf);
+                        } else {
+                            CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+                        }
+                    }
+                }
+            }
+            if (ne.lNetworkEvents & FD_CLOSE) {
+                CHECK_EQ(round, ROUNDS);
+                CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+                ne_close(c);
+                client_done = 1;
+            }
+        }
+    }
+    CHECK_EQ(round, ROUNDS);
+}
+
+TEST(netev_connect_timed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr); /* nobody accepts */
+    (void)l;
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_LIMIT, 200);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    CHECK_EQ(ne_connect(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 5000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAETIMEDOUT);
+}
+
+TEST(netev_connect_outcome_reported_when_registered_after) {
+    start();
+    struct sockaddr_storage addr = ne_dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    sleep_ms(100); /* the refusal comes before the registration */
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 500, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+}
+
+TEST(netev_oob_inline_is_read_not_oob) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(!ne_wait_bit(s, ev, FD_OOB, 200, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, '!');
+}
+
+TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    sleep_ms(100);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    int err;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    ne_send_str(c, "hi");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+    ne_send_str(a, "yo");
+    CHECK(ne_wait_bit(c, ev, FD_READ, 2000, &ne));
+}

@@ -1,0 +1,213 @@
+/* lpWSPSelect: each kind of readiness, time-outs and errors. */
+#include <sys/socket.h>
+
+#include "test-netevents.h"
+
+static int select1(int which, SOCKET s, long timeout_ms, WSPFD_SET *out) {
+    WSPFD_SET sets[3];
+    for (int i = 0; i < 3; i++)
+        WSP_FD_ZERO(&sets[i]);
+    WSP_FD_SET(s, &sets[which]);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    int err = 0;
+    int rc = T.lpWSPSelect(0, &sets[0], &sets[1], &sets[2], timeout_ms < 0 ? NULL : &tv, &err);
+    CHECK(rc != SOCKET_ERROR);
+    if (out)
+        *out = sets[which];
+    return rc;
+}
+
+TEST(select_read_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSPFD_SET set;
+    CHECK_EQ(select1(0, s, 0, &set), 0);
+    CHECK_EQ(set.fd_count, 0);
+    ne_send_str(c, "x");
+    CHECK_EQ(select1(0, s, 2000, &set), 1);
+    CHECK_EQ(set.fd_count, 1);
+    CHECK(set.fd_array[0] == s);
+    CHECK(WSP_FD_ISSET(s, &set));
+}
+
+TEST(select_read_end_of_stream) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    CHECK_EQ(select1(0, s, 0, NULL), 0);
+    ne_close(c);
+    CHECK_EQ(select1(0, s, 2000, NULL), 1);
+}
+
+TEST(select_read_listener_backlog) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(select1(0, l, 0, NULL), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    CHECK_EQ(select1(0, l, 2000, NULL), 1);
+    int err;
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK_EQ(select1(0, l, 0, NULL), 0);
+}
+
+static void *connect_later(void *arg) {
+    struct ne_connector *k = arg;
+    sleep_ms(200);
+    k->result = connect_to(k->s, &k->addr, k->data, NULL);
+    return NULL;
+}
+
+TEST(select_blocked_forever_wakes_for_a_request) {
+    start();
+    struct ne_connector k = {0};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    k.data = "hello";
+    CHECK_EQ(pthread_create(&k.thread, NULL, connect_later, &k), 0);
+    long long t0 = now_ms();
+    CHECK_EQ(select1(0, l, -1, NULL), 1); /* NULL time-out: until the request is in */
+    CHECK(now_ms() - t0 >= 150);
+    int err;
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    ne_join_connector(&k);
+}
+
+TEST(select_write_connected) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    CHECK_EQ(select1(1, c, 0, NULL), 1);
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(select1(1, fresh, 0, NULL), 0); /* not connected: not writable */
+}
+
+TEST(select_write_when_nonblocking_connect_completes) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    /* TCP is up at once, but the connect completes only when the server accepts. */
+    CHECK_EQ(select1(1, c, 150, NULL), 0);
+    struct ne_acceptor a = {.l = l, .delay_ms = 100};
+    ne_start_acceptor(&a);
+    CHECK_EQ(select1(1, c, -1, NULL), 1);
+    pthread_join(a.thread, NULL);
+    CHECK(a.result != INVALID_SOCKET);
+}
+
+TEST(select_except_urgent_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    CHECK_EQ(select1(2, s, 0, NULL), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    CHECK_EQ(select1(2, s, 2000, NULL), 1);
+}
+
+TEST(select_except_failed_nonblocking_connect) {
+    start();
+    struct sockaddr_storage addr = ne_dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPFD_SET w, e;
+    WSP_FD_ZERO(&w);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(c, &w);
+    WSP_FD_SET(c, &e);
+    struct timeval tv = {2, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &w, &e, &tv, &err), 1);
+    CHECK_EQ(w.fd_count, 0);
+    CHECK_EQ(e.fd_count, 1);
+    DWORD code = 0;
+    int len = sizeof code;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&code, &len, &err), 0);
+    CHECK_EQ(code, WSAECONNREFUSED);
+}
+
+TEST(select_times_out_with_zero) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    long long t0 = now_ms();
+    WSPFD_SET set;
+    CHECK_EQ(select1(0, s, 150, &set), 0);
+    long long took = now_ms() - t0;
+    CHECK(took >= 140 && took < 1000);
+    CHECK_EQ(set.fd_count, 0);
+}
+
+TEST(select_counts_each_set_and_rewrites_them) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    SOCKET idle_c, idle_s, idle_l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &idle_c, &idle_s, &idle_l);
+    ne_send_str(c, "x");
+    sleep_ms(50);
+    WSPFD_SET r, w;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(idle_s, &r);
+    WSP_FD_SET(s, &r);
+    WSP_FD_SET(s, &w);
+    struct timeval tv = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, &w, NULL, &tv, &err), 2); /* s readable and writable */
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == s);
+}
+
+TEST(select_errors) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    struct timeval tv = {0, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL); /* all sets empty */
+    CHECK_EQ(T.lpWSPSelect(0, NULL, NULL, NULL, &tv, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    WSP_FD_SET(s, &r);
+    WSP_FD_SET((SOCKET)0x777777, &r);
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    ne_close(s);
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(s, &r);
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK); /* closed */
+}
+
+struct closer {
+    SOCKET s;
+    int delay_ms;
+};
+
+static void *close_later(void *arg) {
+    struct closer *k = arg;
+    sleep_ms(k->delay_ms);
+    ne_close(k->s);
+    return NULL;
+}
+
+TEST(select_wakes_when_a_socket_is_closed_under_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    struct closer k = {l, 150};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_later, &k), 0);
+    CHECK_EQ(select1(0, l, 5000, NULL), 1); /* reported, so the next call sees WSAENOTSOCK */
+    pthread_join(t, NULL);
+}

@@ -1,0 +1,382 @@
+/* WSPStartup and lpWSPCleanup: version negotiation, reference counting, the table, the
+ * catalog (WSPEnumProtocols) and handles that name no socket. */
+#include <netinet/in.h>
+#include <string.h>
+
+#include "support.h"
+
+static WSPUPCALLTABLE no_upcalls(void) {
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    return up;
+}
+
+TEST(startup_rejects_version_1_1) {
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    CHECK_EQ(WSPStartup(MAKEWORD(1, 1), &d, NULL, no_upcalls(), &t), WSAVERNOTSUPPORTED);
+    /* Nothing was started: a call through an earlier table would have no provider. */
+    start();
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(T.lpWSPCleanup(&err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+}
+
+TEST(startup_negotiates_2_0_and_caps_3_0_at_2_2) {
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    memset(&d, 0xff, sizeof d);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 0), &d, NULL, no_upcalls(), &t), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 0));
+    CHECK_EQ(d.wHighVersion, MAKEWORD(2, 2));
+    CHECK(strlen(d.szDescription) > 0 && strlen(d.szDescription) <= WSPDESCRIPTION_LEN);
+    memset(&d, 0xff, sizeof d);
+    CHECK_EQ(WSPStartup(MAKEWORD(3, 0), &d, NULL, no_upcalls(), &t), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 2));
+    CHECK_EQ(d.wHighVersion, MAKEWORD(2, 2));
+    memset(&d, 0xff, sizeof d);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 1), &d, NULL, no_upcalls(), &t), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 1));
+    int err = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(t.lpWSPCleanup(&err), 0);
+}
+
+TEST(startup_rejects_null_arguments) {
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), NULL, NULL, no_upcalls(), &t), WSAEFAULT);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), NULL), WSAEFAULT);
+}
+
+TEST(startup_is_reference_counted) {
+    start();
+    start();
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    /* One start-up is still in force: sockets work end to end. */
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    send_all(c, "ping", 4);
+    char buf[4];
+    recv_exact(a, buf, 4);
+    CHECK_MEM(buf, "ping", 4);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    /* After the last cleanup every call fails with WSANOTINITIALISED. */
+    err = 0;
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(c, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    err = 0;
+    CHECK(T.lpWSPAccept(l, NULL, NULL, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    err = 0;
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    /* And the provider starts again afterwards. */
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    close_socket(s);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+}
+
+static int race_failures;
+static void *startup_cycler(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 2000; i++) {
+        WSPDATA d;
+        WSPPROC_TABLE t;
+        CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), &t), 0);
+        /* This thread holds a start-up: the provider must be usable now, whatever the other
+         * thread's cleanup is doing. */
+        int err = 0;
+        SOCKET s = t.lpWSPSocket(AF_INET, SOCK_STREAM, 0, NULL, 0, 0, &err);
+        if (s == INVALID_SOCKET)
+            __atomic_add_fetch(&race_failures, 1, __ATOMIC_SEQ_CST);
+        else
+            CHECK_EQ(t.lpWSPCloseSocket(s, &err), 0);
+        CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    }
+    return NULL;
+}
+
+TEST(startup_racing_the_last_cleanup_stays_started) {
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&th[i], NULL, startup_cycler, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    CHECK_EQ(race_failures, 0);
+}
+
+static int unimplemented_is_eopnotsupp(void) {
+    int err = 0;
+    CHECK_EQ(T.lpWSPCancelBlockingCall(&err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAPROTOCOL_INFO info;
+    err = 0;
+    CHECK_EQ(T.lpWSPDuplicateSocket(s, 1, &info, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    DWORD n = 0, flags = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetOverlappedResult(s, &ov, &n, FALSE, &flags, &err), FALSE);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    QOS q;
+    WSABUF name = {0, NULL};
+    err = 0;
+    CHECK_EQ(T.lpWSPGetQOSByName(s, &name, &q, &err), FALSE);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(1),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    err = 0;
+    CHECK(T.lpWSPJoinLeaf(s, (struct sockaddr *)&sin, sizeof sin, NULL, NULL, NULL, NULL, 0,
+                          &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    WSABUF data = {0, NULL};
+    err = 0;
+    CHECK_EQ(T.lpWSPRecvDisconnect(s, &data, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPSendDisconnect(s, &data, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    /* Overlapped I/O is not offered either. */
+    char b[4];
+    WSABUF wb = {sizeof b, b};
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    close_socket(s);
+    return 1;
+}
+
+TEST(startup_fills_all_thirty_members) {
+    start();
+    void *members[30];
+    CHECK_EQ(sizeof T, sizeof members);
+    memcpy(members, &T, sizeof members);
+    for (int i = 0; i < 30; i++)
+        CHECK(members[i] != NULL);
+    CHECK(unimplemented_is_eopnotsupp());
+}
+
+TEST(enum_protocols_reports_four_entries) {
+    DWORD len = 0;
+    int err = 0;
+    CHECK_EQ(WSPEnumProtocols(NULL, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(len, 4 * sizeof(WSAPROTOCOL_INFO));
+    WSAPROTOCOL_INFO info[4];
+    DWORD small = sizeof info[0] * 3;
+    err = 0;
+    CHECK_EQ(WSPEnumProtocols(NULL, info, &small, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(small, sizeof info);
+    len = sizeof info;
+    CHECK_EQ(WSPEnumProtocols(NULL, info, &len, &err), 4);
+    int seen = 0;
+    for (int i = 0; i < 4; i++) {
+        DWORD id = info[i].dwCatalogEntryId;
+        int cdata = id == WSP_CATALOG_CDATA_IPV4 || id == WSP_CATALOG_CDATA_IPV6;
+        int six = id == WSP_CATALOG_TCP_IPV6 || id == WSP_CATALOG_CDATA_IPV6;
+        CHECK(id >= WSP_CATALOG_TCP_IPV4 && id <= WSP_CATALOG_CDATA_IPV6);
+        seen |= 1 << (id - WSP_CATALOG_TCP_IPV4);
+        DWORD special = info[i].dwServiceFlags1 & (XP1_CONNECT_DATA | XP1_QOS_SUPPORTED);
+        CHECK_EQ(special, cdata ? (XP1_CONNECT_DATA | XP1_QOS_SUPPORTED) : 0);
+        CHECK(info[i].dwServiceFlags1 & XP1_GUARANTEED_DELIVERY);
+        CHECK(info[i].dwServiceFlags1 & XP1_GUARANTEED_ORDER);
+        CHECK_EQ(info[i].iAddressFamily, six ? AF_INET6 : AF_INET);
+        CHECK_EQ(info[i].iSocketType, SOCK_STREAM);
+        CHECK_EQ(info[i].iProtocol, IPPROTO_TCP);
+        CHECK_EQ(info[i].ProtocolChain.ChainLen, BASE_PROTOCOL);
+    }
+    CHECK_EQ(seen, 0xf);
+    /* Selecting UDP only matches nothing; TCP matches all. */
+    int udp[] = {IPPROTO_UDP, 0}, tcp[] = {IPPROTO_TCP, 0};
+    len = sizeof info;
+    CHECK_EQ(WSPEnumProtocols(udp, info, &len, &err), 0);
+    len = sizeof info;
+    CHECK_EQ(WSPEnumProtocols(tcp, info, &len, &err), 4);
+    err = 0;
+    CHECK_EQ(WSPEnumProtocols(NULL, info, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+}
+
+TEST(socket_without_protocol_info_is_plain_tcp) {
+    start();
+    int err = 0;
+    SOCKET s = T.lpWSPSocket(AF_INET, SOCK_STREAM, 0, NULL, 0, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    /* Plain TCP: caller data is refused with WSAEPROTONOSUPPORT before anything is sent. */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(9),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    WSABUF caller = {3, "abc"};
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(s, (struct sockaddr *)&sin, sizeof sin, &caller, NULL, NULL, NULL,
+                            &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEPROTONOSUPPORT);
+    close_socket(s);
+    s = T.lpWSPSocket(AF_INET6, SOCK_STREAM, IPPROTO_TCP, NULL, 0, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    close_socket(s);
+    err = 0;
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_DGRAM, 0, NULL, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAESOCKTNOSUPPORT);
+    err = 0;
+    CHECK(T.lpWSPSocket(AF_UNIX, SOCK_STREAM, 0, NULL, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    err = 0;
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_UDP, NULL, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEPROTONOSUPPORT);
+    WSAPROTOCOL_INFO bogus;
+    memset(&bogus, 0, sizeof bogus);
+    bogus.dwCatalogEntryId = 4242;
+    err = 0;
+    CHECK(T.lpWSPSocket(0, 0, 0, &bogus, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+}
+
+TEST(stale_and_garbage_handles_are_not_sockets) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    close_socket(s);
+    SOCKET bad[] = {s, 0, (SOCKET)0x7fffff, (SOCKET)12345678, INVALID_SOCKET};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        SOCKET h = bad[i];
+        int err = 0;
+        CHECK_EQ(T.lpWSPCloseSocket(h, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK_EQ(T.lpWSPListen(h, 1, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK(T.lpWSPAccept(h, NULL, NULL, NULL, 0, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSAENOTSOCK);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(9),
+                                  .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        err = 0;
+        CHECK_EQ(T.lpWSPConnect(h, (struct sockaddr *)&sin, sizeof sin, NULL, NULL, NULL, NULL,
+                                &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK_EQ(T.lpWSPBind(h, (struct sockaddr *)&sin, sizeof sin, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        char b[4];
+        WSABUF wb = {sizeof b, b};
+        DWORD n = 0, flags = 0;
+        err = 0;
+        CHECK_EQ(T.lpWSPRecv(h, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK_EQ(T.lpWSPSend(h, &wb, 1, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        int v = 0, len = sizeof v;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(h, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(h, SOL_SOCKET, SO_KEEPALIVE, (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        DWORD on = 1, ret = 0;
+        err = 0;
+        CHECK_EQ(T.lpWSPIoctl(h, WSP_FIONBIO, &on, sizeof on, NULL, 0, &ret, NULL, NULL, NULL,
+                              &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        err = 0;
+        CHECK_EQ(T.lpWSPShutdown(h, SD_BOTH, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        len = sizeof sin;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockName(h, (struct sockaddr *)&sin, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+    }
+    /* A new socket may reuse the slot, but the old handle still names nothing. */
+    SOCKET s2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK(s2 != s);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(s, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    close_socket(s2);
+}
+
+TEST(startup_with_protocol_info_checks_the_catalog) {
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    WSAPROTOCOL_INFO info;
+    memset(&info, 0, sizeof info);
+    info.dwCatalogEntryId = 999;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, &info, no_upcalls(), &t), WSAEINVAL);
+    info.dwCatalogEntryId = WSP_CATALOG_CDATA_IPV6;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, &info, no_upcalls(), &t), 0);
+    int err = 0;
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+}
+
+TEST(error_names_and_meanings) {
+    CHECK_EQ(strcmp(WSPErrorName(WSAECONNREFUSED), "WSAECONNREFUSED"), 0);
+    CHECK_EQ(strcmp(WSPErrorName(WSATRY_AGAIN), "WSATRY_AGAIN"), 0);
+    CHECK_EQ(strcmp(WSPErrorName(WSANOTINITIALISED), "WSANOTINITIALISED"), 0);
+    CHECK_EQ(strcmp(WSPErrorName(0), "NO_ERROR"), 0);
+    CHECK_EQ(strcmp(WSPErrorName(4242), "WSA_UNKNOWN"), 0);
+    CHECK_EQ(strcmp(WSPErrorString(4242), "unknown error"), 0);
+    CHECK(strlen(WSPErrorString(WSAECONNABORTED)) > 10);
+    /* The numbers SEMANTICS.md lists. */
+    CHECK_EQ(WSAECONNREFUSED, 10061);
+    CHECK_EQ(WSAETIMEDOUT, 10060);
+    CHECK_EQ(WSATRY_AGAIN, 11002);
+    CHECK_EQ(WSAEWOULDBLOCK, 10035);
+    CHECK_EQ(WSAENOTSOCK, 10038);
+}
+
+#define MANY_SOCKETS 2500 /* more than two chunks of the handle table */
+
+TEST(handles_stay_distinct_across_thousands_of_sockets) {
+    start();
+    static SOCKET s[MANY_SOCKETS];
+    int before = open_fds();
+    for (int i = 0; i < MANY_SOCKETS; i++) {
+        s[i] = new_socket(WSP_CATALOG_TCP_IPV4);
+        CHECK(s[i] != 0 && s[i] != INVALID_SOCKET);
+    }
+    CHECK_EQ(open_fds(), before + MANY_SOCKETS);
+    /* Close every other one; their handles die, the rest still work. */
+    for (int i = 0; i < MANY_SOCKETS; i += 2)
+        close_socket(s[i]);
+    for (int i = 0; i < MANY_SOCKETS; i++) {
+        int v = 0, len = sizeof v, err = 0;
+        int rc = T.lpWSPGetSockOpt(s[i], SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err);
+        if (i % 2 == 0) {
+            CHECK_EQ(rc, SOCKET_ERROR);
+            CHECK_EQ(err, WSAENOTSOCK);
+        } else {
+            CHECK_EQ(rc, 0);
+        }
+    }
+    /* New sockets reuse the slots under new handles. */
+    for (int i = 0; i < MANY_SOCKETS; i += 2) {
+        SOCKET n = new_socket(WSP_CATALOG_TCP_IPV4);
+        for (int j = 0; j < MANY_SOCKETS; j += 2)
+            if (n == s[j])
+                CHECK(0);
+        s[i] = n;
+    }
+    for (int i = 0; i < MANY_SOCKETS; i++)
+        close_socket(s[i]);
+    CHECK_EQ(open_fds(), before);
+}

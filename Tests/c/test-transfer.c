@@ -1,0 +1,319 @@
+/* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
+ * time-outs, abortive close, and the socket options the provider reports itself. */
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "support.h"
+
+/* A connected pair on plain TCP over 127.0.0.1: *client and *server. */
+static void pair(SOCKET *client, SOCKET *server) {
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    *client = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(*client, &addr, NULL, NULL), 0);
+    int err = 0;
+    *server = accept_with(l, NULL, 0, &err);
+    CHECK(*server != INVALID_SOCKET);
+    close_socket(l);
+}
+
+static DWORD ioctl_dword(SOCKET s, DWORD code) {
+    DWORD v = 0xdeadbeef, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, code, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(ret, sizeof v);
+    return v;
+}
+
+TEST(transfer_scatter_gather_with_three_buffers) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    WSABUF out[3] = {{3, "abc"}, {0, NULL}, {5, "defgh"}};
+    WSABUF out3[3] = {{3, "abc"}, {2, "XY"}, {5, "defgh"}};
+    DWORD sent = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, out3, 3, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, 10);
+    CHECK_EQ(T.lpWSPSend(c, out, 3, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, 8);
+    /* 18 bytes: wait for all before a single scattering receive. */
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 18, 2000);
+    CHECK_EQ(ioctl_dword(s, FIONREAD), 18); /* Linux's code works too */
+    char a[4], b[6], d[8];
+    WSABUF in[3] = {{4, a}, {6, b}, {8, d}};
+    DWORD got = 0, flags = 0;
+    CHECK_EQ(T.lpWSPRecv(s, in, 3, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 18);
+    CHECK_EQ(flags, 0);
+    CHECK_MEM(a, "abcX", 4);
+    CHECK_MEM(b, "Ydefgh", 6);
+    CHECK_MEM(d, "abcdefgh", 8);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    /* Bad buffer arrays. */
+    err = 0;
+    CHECK_EQ(T.lpWSPSend(c, NULL, 1, &sent, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    WSABUF bad = {4, NULL};
+    err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &bad, 1, &sent, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, in, 3, &got, NULL, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+}
+
+TEST(transfer_peek_leaves_the_data) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    send_all(c, "peekaboo", 8);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 8, 2000);
+    char b[8];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, 4, MSG_PEEK, &got), 0);
+    CHECK_EQ(got, 4);
+    CHECK_MEM(b, "peek", 4);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 8);
+    recv_exact(s, b, 8);
+    CHECK_MEM(b, "peekaboo", 8);
+}
+
+TEST(transfer_oob_byte_and_atmark) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    CHECK_EQ(ioctl_dword(s, WSP_SIOCATMARK), TRUE);
+    send_all(c, "ab", 2);
+    WSABUF urgent = {1, "!"};
+    DWORD sent = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &urgent, 1, &sent, MSG_OOB, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, 1);
+    /* Urgent data pending: not at the mark. */
+    WAIT_FOR(ioctl_dword(s, WSP_SIOCATMARK) == FALSE, 2000);
+    CHECK_EQ(ioctl_dword(s, SIOCATMARK), FALSE);
+    char b = 0;
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, &b, 1, MSG_OOB, &got), 0);
+    CHECK_EQ(got, 1);
+    CHECK_EQ(b, '!');
+    CHECK_EQ(ioctl_dword(s, WSP_SIOCATMARK), TRUE);
+    char normal[2];
+    recv_exact(s, normal, 2);
+    CHECK_MEM(normal, "ab", 2);
+    /* Unsupported flags are refused. */
+    err = 0;
+    DWORD flags = MSG_WAITALL;
+    WSABUF in = {1, &b};
+    CHECK_EQ(T.lpWSPRecv(s, &in, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+}
+
+TEST(transfer_shutdown_send_gives_the_peer_end_of_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    send_all(c, "last", 4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    char b[8];
+    recv_exact(s, b, 4);
+    DWORD got = 99;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+    /* The other direction still works. */
+    send_all(s, "back", 4);
+    recv_exact(c, b, 4);
+    CHECK_MEM(b, "back", 4);
+    /* Sending after SD_SEND fails with WSAESHUTDOWN, as in Winsock. */
+    WSABUF out = {1, "x"};
+    DWORD sent = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &out, 1, &sent, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAESHUTDOWN);
+    /* And receiving after SD_RECEIVE, even with data waiting. */
+    send_all(s, "more", 4);
+    WAIT_FOR(ioctl_dword(c, WSP_FIONREAD) == 4, 2000);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_RECEIVE, &err), 0);
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAESHUTDOWN);
+    /* The peer's direction is unaffected by our shutdown until it is closed. */
+    send_all(s, "x", 1);
+    err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, 7, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+}
+
+TEST(transfer_on_unconnected_socket_is_notconn) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOTCONN);
+    WSABUF out = {1, "x"};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(s, &out, 1, &got, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_BOTH, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&peer, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    /* A listener is not connected either. */
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, NULL);
+    CHECK_EQ(recv_some(l, b, sizeof b, 0, &got), WSAENOTCONN);
+}
+
+TEST(transfer_receive_timeout) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 200);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 200);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    long long took = now_ms() - t0;
+    CHECK(took >= 190);
+    CHECK(took < 2000);
+    /* The socket is still usable afterwards. */
+    send_all(c, "ok", 2);
+    recv_exact(s, b, 2);
+    CHECK_MEM(b, "ok", 2);
+}
+
+TEST(transfer_abortive_close_resets_the_peer) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    struct linger back;
+    int len = sizeof back;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&back, &len, &err), 0);
+    CHECK_EQ(back.l_onoff, 1);
+    CHECK_EQ(back.l_linger, 0);
+    close_socket(c);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAECONNRESET);
+}
+
+TEST(transfer_graceful_close_is_end_of_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    send_all(c, "bye", 3);
+    close_socket(c);
+    char b[4];
+    recv_exact(s, b, 3);
+    DWORD got = 9;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+}
+
+TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, SOCK_STREAM);
+    CHECK_EQ(len, sizeof v);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ACCEPTCONN, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 0);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 0);
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, NULL);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_SOCKET, SO_ACCEPTCONN, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 1);
+    /* Unknown options and levels. */
+    len = sizeof v;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, sizeof v, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
+    len = sizeof v;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_WSP, 0x77, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_WSP, 0x77, (char *)&v, sizeof v, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
+    /* Short buffers. */
+    char one;
+    len = 1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, &one, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_KEEPALIVE, &one, 1, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    /* Listener stats only on a listener. */
+    WSP_LISTENER_STATS_DATA st;
+    len = sizeof st;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    /* Unknown ioctl. */
+    DWORD ret = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(c, 0x12345678u, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+}
+
+TEST(sockopt_wsp_options_round_trip_and_bounds) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CONNECT_TIMEOUT, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_DEFAULT_CONNECT_TIMEOUT_MS);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_MAX_CALLER_DATA, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_DEFAULT_MAX_CALLER_DATA);
+    set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_MAX_CALLER_DATA, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_MAX_CONNECT_DATA);
+    v = WSP_MAX_CONNECT_DATA + 1;
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, WSP_MAX_CALLEE_DATA, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    v = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, WSP_PENDING_INTERVAL, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    /* No callee data before any connect. */
+    char cd[8];
+    len = sizeof cd;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), 0);
+    CHECK_EQ(len, 0);
+    /* SIO_GET_QOS only on the connect-data protocol. */
+    QOS q;
+    DWORD ret = 0;
+    SOCKET plain = new_socket(WSP_CATALOG_TCP_IPV4);
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(plain, SIO_GET_QOS, NULL, 0, &q, sizeof q, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+}
