@@ -117,6 +117,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
                                                                           : 0))) {
         if (rc == CF_DEFER)
             l->stats.deferred++;
+        wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */
         pthread_cond_signal(&l->cond); /* it is available again */
         *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? WSAEFAULT : WSAEINVAL;
         return INVALID_SOCKET;
@@ -143,6 +144,15 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
     if (!child) {
         wsp_request_destroy(r, 1);
         return INVALID_SOCKET;
+    }
+    if (p->has_qos) { /* the QoS both ends agreed on: what SIO_GET_QOS reports here too */
+        uint32_t n = p->qos.ProviderSpecific.buf ? p->qos.ProviderSpecific.len : 0;
+        char *copy = n ? malloc(n) : NULL;
+        child->has_qos = 1;
+        child->qos = p->qos;
+        child->qos.ProviderSpecific = (WSABUF){copy ? n : 0, copy};
+        if (copy)
+            memcpy(copy, p->qos.ProviderSpecific.buf, n);
     }
     /* The peer's address lives in the request (p->caller_id points there): copy it out
      * before the request is freed. */
@@ -182,13 +192,23 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             break;
         }
         struct wsp_request *r = next_request(l);
-        if (!r && !so->entry->connect_data && wsp_listener_pull(l) > 0)
-            continue;
+        if (!r && !so->entry->connect_data) {
+            int n = wsp_listener_pull(l, 64);
+            l->arrivals = 0; /* this thread takes one; wake others only for the rest */
+            if (n > 1)
+                pthread_cond_broadcast(&l->cond);
+            if (n > 0)
+                continue;
+        }
         if (!r) {
             if (so->nonblocking)
                 err = WSAEWOULDBLOCK;
             else
+            {
+                l->waiters++;
                 pthread_cond_wait(&l->cond, &so->lock);
+                l->waiters--;
+            }
             continue;
         }
         r->presenting = 1;

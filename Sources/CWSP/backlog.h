@@ -41,6 +41,8 @@ struct wsp_listener {
     struct sockaddr_storage local; /* the listening address, shown as the callee id */
     int reading;        /* the reactor reads the listening descriptor */
     int closed;
+    int arrivals; /* requests admitted since the last wake-up of blocked accepts */
+    int waiters;  /* accepts blocked on cond */
     uint64_t resume_ms; /* paused after EMFILE until then */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
@@ -55,9 +57,12 @@ void wsp_request_refuse(struct wsp_request *r, int reason) WSP_INTERNAL;
 /* Whether the client has gone away. */
 int wsp_request_withdrawn(const struct wsp_request *r) WSP_INTERNAL;
 
-int wsp_listener_pull(struct wsp_listener *l) WSP_INTERNAL;
+/* Takes at most max connections off the kernel's queue; returns how many. */
+int wsp_listener_pull(struct wsp_listener *l, int max) WSP_INTERNAL;
 void wsp_listener_room_freed(struct wsp_listener *l) WSP_INTERNAL;
 void wsp_listener_rearm(struct wsp_listener *l) WSP_INTERNAL;
+/* Has the reactor watch a queued connect-data request for its client leaving. */
+void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
 void wsp_listener_free(struct wsp_listener *l) WSP_INTERNAL;
 /* Raises FD_ACCEPT for the listener's event registration (netevents.c). */
 void wsp_listener_notify_accept(struct wsp_listener *l) WSP_INTERNAL;

@@ -139,7 +139,7 @@ static void copy_options(int from, int to, int af) {
 /* Replaces a socket's descriptor after a failed attempt, so that it can connect again (the
  * old connection may be half-open or still counted by the server). so->lock held. */
 static void fresh_descriptor(struct wsp_socket *so) {
-    int fd = socket(so->entry->af, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    int fd = socket(so->entry->af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0)
         return; /* keep the old one: a retry then reports what the kernel says */
     if (so->entry->af == AF_INET6) {
@@ -263,7 +263,8 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
     int err = start_tcp(fd, name, len);
     if (err == EINPROGRESS) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
-        err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : tcp_outcome(fd);
+        /* Writable without an error flag means connected: no need to ask for SO_ERROR. */
+        err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : (r & (POLLERR | POLLHUP)) ? tcp_outcome(fd) : 0;
     }
     if (err || !so->entry->connect_data)
         return err;
@@ -435,8 +436,6 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         err = WSAENOBUFS;
     if (!err && (err = connecting_state(so)) == 0)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
-    if (!err)
-        err = wsp_fd_set_nonblocking(so->fd, 1);
     if (!err && so->nonblocking) {
         err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), req);
     } else if (!err) {

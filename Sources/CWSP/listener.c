@@ -31,6 +31,7 @@ static void request_release(struct wsp_reactor_item *item);
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events);
 static void listener_release(struct wsp_reactor_item *item);
 static void listener_timer(struct wsp_reactor_item *item, uint64_t now);
+static void unlock_and_wake(struct wsp_listener *l);
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
@@ -165,6 +166,17 @@ static void drop_handshaking(struct wsp_listener *l, struct wsp_request *r, uint
     wsp_request_destroy(r, 1);
 }
 
+void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) {
+    if (!l->so->entry->connect_data)
+        return; /* plain requests are checked when presented */
+    /* From now on the client sends nothing until it has its answer: watch for it leaving. */
+    if (r->watched) {
+        wsp_reactor_modify(&r->item, EPOLLRDHUP);
+    } else if (wsp_reactor_add(&r->item, EPOLLRDHUP) == 0) {
+        r->watched = 1;
+    }
+}
+
 /* so->lock held. A complete request: into the backlog, or refused when it is full. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     wsp_request_unlink(&l->handshaking, r);
@@ -177,16 +189,20 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
     r->queued = 1; /* request_ready must now watch for the client leaving, not read */
     r->queued_ms = wsp_now_ms();
     r->next_notice_ms = r->queued_ms + l->so->pending_interval_ms;
-    /* From now on the client sends nothing until it has its answer: watch for it leaving. */
-    wsp_reactor_modify(&r->item, EPOLLRDHUP);
     list_append(&l->ready, r);
+    /* A blocked accept takes the request at once (and checks its client is still there); one
+     * that waits in the backlog is watched, so that a client giving up frees its place. */
+    if (r->watched || l->waiters == 0)
+        wsp_listener_watch(l, r);
     wsp_listener_rearm(l);
-    pthread_cond_signal(&l->cond);
+    l->arrivals++;
     wsp_listener_notify_accept(l);
 }
 
-/* so->lock held. Reads what the client sent; admits the request once it is complete. */
-static void read_request(struct wsp_listener *l, struct wsp_request *r) {
+/* so->lock held. Reads what the client sent; admits the request once it is complete.
+ * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
+ * be freed then). */
+static int read_request(struct wsp_listener *l, struct wsp_request *r) {
     for (;;) {
         if (r->buf_len == r->buf_cap) {
             size_t cap = r->buf_cap ? r->buf_cap * 2 : 512;
@@ -194,12 +210,12 @@ static void read_request(struct wsp_listener *l, struct wsp_request *r) {
                 cap = WSP_HS_MAX_FRAME;
             if (cap == r->buf_cap) { /* a full frame's worth and still incomplete */
                 drop_handshaking(l, r, &l->stats.malformed);
-                return;
+                return 0;
             }
             uint8_t *nb = realloc(r->buf, cap);
             if (!nb) {
                 drop_handshaking(l, r, &l->stats.malformed);
-                return;
+                return 0;
             }
             r->buf = nb;
             r->buf_cap = cap;
@@ -208,12 +224,12 @@ static void read_request(struct wsp_listener *l, struct wsp_request *r) {
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
-            return;
+            return 1;
         if (n <= 0) { /* the client left (or broke) before finishing its request */
             /* Without a byte sent, a close and a reset are both a client giving up. */
             drop_handshaking(l, r, r->buf_len == 0 ? &l->stats.withdrawn
                                                    : &l->stats.malformed);
-            return;
+            return 0;
         }
         r->buf_len += (size_t)n;
         long res = wsp_hs_decode(r->buf, r->buf_len, l->so->max_caller_data,
@@ -222,10 +238,10 @@ static void read_request(struct wsp_listener *l, struct wsp_request *r) {
             continue;
         if (res < 0 || (size_t)res != r->buf_len) { /* nothing may follow the request */
             drop_handshaking(l, r, &l->stats.malformed);
-            return;
+            return 0;
         }
         admit(l, r);
-        return;
+        return 0;
     }
 }
 
@@ -249,7 +265,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
             wsp_request_destroy(r, 1);
         }
     }
-    pthread_mutex_unlock(&l->so->lock);
+    unlock_and_wake(l);
 }
 
 /* ---- taking connections off the kernel's queue --------------------------------------------- */
@@ -282,7 +298,7 @@ static void take_connection(struct wsp_listener *l, int fd, const struct sockadd
         r->queued = 1;
         r->queued_ms = wsp_now_ms();
         list_append(&l->ready, r);
-        pthread_cond_signal(&l->cond);
+        l->arrivals++;
         wsp_listener_notify_accept(l);
         return;
     }
@@ -290,21 +306,24 @@ static void take_connection(struct wsp_listener *l, int fd, const struct sockadd
         drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
     r->deadline_ms = wsp_now_ms() + l->so->handshake_deadline_ms;
     list_insert_by_deadline(&l->handshaking, r);
+    /* The request usually arrives with the connection: then it goes straight to the backlog
+     * and never costs an epoll registration (accept checks for a withdrawn client itself). */
+    if (!read_request(l, r))
+        return;
     if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) != 0) {
         wsp_request_unlink(&l->handshaking, r);
         wsp_request_destroy(r, 1);
         return;
     }
     r->watched = 1;
-    read_request(l, r); /* the request often arrives with the connection */
     wsp_listener_rearm(l);
 }
 
 /* so->lock held. Moves what the kernel has queued into the provider's lists; returns the
  * number taken. Called by the reactor and, as a fast path, by lpWSPAccept. */
-int wsp_listener_pull(struct wsp_listener *l) {
+int wsp_listener_pull(struct wsp_listener *l, int max) {
     int taken = 0;
-    while (!l->closed && has_room(l)) {
+    while (!l->closed && has_room(l) && taken < max) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
         int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -327,13 +346,26 @@ int wsp_listener_pull(struct wsp_listener *l) {
     return taken;
 }
 
+/* Unlocks the listener, then wakes one blocked accept per request that arrived. Waking
+ * after unlocking matters on a busy CPU: a waiter woken while the lock is held runs, finds
+ * the lock taken and sleeps again, at the price of two more context switches. */
+static void unlock_and_wake(struct wsp_listener *l) {
+    int n = l->arrivals;
+    l->arrivals = 0;
+    pthread_mutex_unlock(&l->so->lock);
+    while (n-- > 0)
+        pthread_cond_signal(&l->cond);
+}
+
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
     (void)events;
     struct wsp_listener *l = (struct wsp_listener *)item;
     pthread_mutex_lock(&l->so->lock);
+    /* One connection per wake-up: epoll is level-triggered and reports the rest at once,
+     * and the usual single arrival then costs no accept4 that fails with EAGAIN. */
     if (!l->closed)
-        wsp_listener_pull(l);
-    pthread_mutex_unlock(&l->so->lock);
+        wsp_listener_pull(l, 1);
+    unlock_and_wake(l);
 }
 
 /* so->lock held. Called when a request leaves the backlog. */

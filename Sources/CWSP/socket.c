@@ -25,7 +25,9 @@ SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP
         wsp_fail(lpErrno, err);
         return INVALID_SOCKET;
     }
-    int fd = socket(entry->af, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+    /* Unconnected descriptors are always non-blocking: the provider does its own waiting in
+     * connect (with its time-outs) and accept; a connected one takes the socket's mode. */
+    int fd = socket(entry->af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (fd < 0) {
         wsp_fail(lpErrno, wsp_wsa_from_errno(errno));
         return INVALID_SOCKET;

@@ -211,8 +211,9 @@ int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optle
 static int set_nonblocking(struct wsp_socket *so, int on) {
     if (!on && wsp_netevents_registered(so))
         return WSAEINVAL; /* event select keeps a socket non-blocking */
-    /* Listeners and connecting sockets keep non-blocking descriptors: the provider waits. */
-    if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED) {
+    /* Only a connected socket's descriptor follows its mode; the others stay non-blocking
+     * because the provider does the waiting for them. */
+    if (so->state == WSP_STATE_CONNECTED) {
         int err = wsp_fd_set_nonblocking(so->fd, on);
         if (err)
             return err;
