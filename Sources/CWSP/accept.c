@@ -57,9 +57,11 @@ static struct wsp_request *next_request(struct wsp_listener *l) {
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
-            /* The reactor watches connect-data requests for their client leaving; plain
-             * ones are checked here (and again after the decision). */
-            if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
+            /* A watched request's client leaving is seen by the reactor; the others are
+             * checked here, unless the request arrived this very millisecond: then the
+             * check after the decision (in decide) is the one that counts. */
+            if (r->watched ? !r->gone
+                           : (r->queued_ms == wsp_now_ms() || !wsp_request_withdrawn(r)))
                 return r;
             wsp_request_unlink(&l->ready, r);
             l->stats.withdrawn++;
