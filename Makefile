@@ -6,7 +6,16 @@
 #   make check-tsan   the C tests under ThreadSanitizer
 #   make fuzz         the handshake decoder under libFuzzer (FUZZ_SECONDS, default 30)
 #   make demo         a server and clients showing accept, reject and defer
-#   make bench        connections per second against raw sockets, pinned to one CPU
+#   make bench        connections per second and event-driven ping-pong round trips per
+#                     second, each against raw sockets, pinned to one CPU
+#   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0) and wsp.pc under
+#                     $(DESTDIR)$(PREFIX), PREFIX defaulting to /usr/local; `make uninstall`
+#                     removes them. Then: cc prog.c $(pkg-config --cflags --libs wsp)
+#                     (libraries after the sources: the toolchain links --as-needed)
+#   make check-exports  the shared library exports only the WSP_EXPORT names of include/,
+#                     and its soname is libcwsp.so.0
+#   make check-install  install into a temporary prefix, build and run examples/demo.c
+#                     against it through pkg-config (static and shared), uninstall
 
 CC ?= cc
 BUILD ?= build
@@ -24,7 +33,8 @@ HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(wildcard Tests/c/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
-.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench clean
+.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench clean \
+	install uninstall check-exports check-install
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -83,8 +93,49 @@ demo: $(BUILD)/demo
 $(BUILD)/bench: Benchmarks/c/bench.c $(BUILD)/libcwsp.a
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
 
-bench: $(BUILD)/bench
+$(BUILD)/bench-events: Benchmarks/c/bench-events.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench: $(BUILD)/bench $(BUILD)/bench-events
 	taskset -c 0 $(BUILD)/bench
+	taskset -c 0 $(BUILD)/bench-events
+
+# ---- installation ---------------------------------------------------------------------------
+# The public headers are include/wsp.h and include/wsp/*.h (include/module.modulemap is for
+# SwiftPM and stays behind). wsp.pc is made from wsp.pc.in with the version in
+# include/wsp/version.h. uninstall removes the files install wrote and the include/wsp folder.
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+INCLUDEDIR ?= $(PREFIX)/include
+LIBDIR ?= $(PREFIX)/lib
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+SUB_HEADERS := $(wildcard include/wsp/*.h)
+WSP_VERSION := $(shell sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
+
+install: all
+	install -d $(DESTDIR)$(INCLUDEDIR)/wsp $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+	install -m 644 include/wsp.h $(DESTDIR)$(INCLUDEDIR)/
+	install -m 644 $(SUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/wsp/
+	install -m 644 $(BUILD)/libcwsp.a $(DESTDIR)$(LIBDIR)/
+	install -m 755 $(BUILD)/libcwsp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcwsp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcwsp.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
+	    -e 's|@VERSION@|$(WSP_VERSION)|' wsp.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
+	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/wsp.h $(SUB_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
+	rm -f $(DESTDIR)$(LIBDIR)/libcwsp.a $(DESTDIR)$(LIBDIR)/libcwsp.so.$(SOVERSION) \
+	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcwsp.so $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
+	rmdir $(DESTDIR)$(INCLUDEDIR)/wsp 2>/dev/null || true
+
+check-exports: $(BUILD)/libcwsp.so
+	Tests/install/check-exports.sh $(BUILD)/libcwsp.so $(SONAME)
+
+check-install: all
+	MAKE="$(MAKE)" Tests/install/run.sh
 
 clean:
 	rm -rf build

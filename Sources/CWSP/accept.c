@@ -57,11 +57,9 @@ static struct wsp_request *next_request(struct wsp_listener *l) {
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
-            /* A watched request's client leaving is seen by the reactor; the others are
-             * checked here, unless the request arrived this very millisecond: then the
-             * check after the decision (in decide) is the one that counts. */
-            if (r->watched ? !r->gone
-                           : (r->queued_ms == wsp_now_ms() || !wsp_request_withdrawn(r)))
+            /* The reactor watches connect-data requests for their client leaving; the
+             * others are checked here (and again after the decision). */
+            if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
                 return r;
             wsp_request_unlink(&l->ready, r);
             l->stats.withdrawn++;
@@ -114,6 +112,18 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
                      int *err) {
     struct wsp_listener *l = so->listener;
     r->presenting = 0;
+    /* A client that left while the function ran (or just before it: next_request skips the
+     * check for a request that has only just arrived) is gone whatever the answer: it is
+     * counted as withdrawn, never as rejected or deferred, and the caller looks for the
+     * next request. A dead request is never handed out. */
+    if (wsp_request_withdrawn(r)) {
+        wsp_request_unlink(&l->ready, r);
+        wsp_listener_room_freed(l);
+        l->stats.withdrawn++;
+        wsp_request_destroy(r, 1);
+        *err = 0;
+        return INVALID_SOCKET;
+    }
     if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) ||
         (rc == CF_ACCEPT && p->callee_data.len > (so->entry->connect_data ? so->max_callee_data
                                                                           : 0))) {
@@ -134,9 +144,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
-    /* The client may have left while the function ran; plain TCP requests are not watched,
-     * so look now: a dead request is never handed out. */
-    if (wsp_request_withdrawn(r) || (so->entry->connect_data && send_accept(r, p) != 0)) {
+    if (so->entry->connect_data && send_accept(r, p) != 0) { /* it left just now */
         l->stats.withdrawn++;
         wsp_request_destroy(r, 1);
         *err = 0; /* not an error: look for the next request */

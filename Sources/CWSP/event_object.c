@@ -1,17 +1,18 @@
 /* Event objects and the thread's last error; wsp/event.h is the contract.
  *
  * An event is a flag under its own mutex plus an eventfd that mirrors the flag for
- * applications' poll loops (waitable.h). WSAWaitForMultipleEvents does not poll those
- * descriptors: a waiter enlists on every event it waits for and sleeps on its own condition
- * variable, and WSASetEvent and WSACloseEvent wake the enlisted waiters. Polling could not
- * serve a wait-all whose already-signalled event is closed (its descriptor is readable from
- * the start, so it cannot be in the poll set without a busy loop, and without it the close
- * goes unnoticed); enlisting serves that case and needs no descriptor per waiter.
+ * applications' poll loops (waitable.h). A wait for any one event sleeps in poll on those
+ * descriptors (wait_any). A wait for all of them cannot: an event already signalled has a
+ * readable descriptor from the start, so polling it would spin, and leaving it out would miss
+ * its close. So a wait-all enlists on every event it waits for and sleeps on its own
+ * condition variable, and WSASetEvent and WSACloseEvent wake the enlisted waiters.
  *
  * Lock order: events by ascending address, then a waiter's lock. A waiter never holds its
  * own lock while taking an event's.
  */
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -236,6 +237,38 @@ static void delist(struct wait_link links[], struct event *const ev[], DWORD n) 
     }
 }
 
+static uint64_t monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait-any sleeps in poll on the events' descriptors, readable exactly while an event is
+ * signalled (or closed): a set wakes it with one eventfd write, and the waiter never contends
+ * with the setter for a lock or a condition variable (on a busy CPU that contention costs
+ * several context switches per wake-up). The flags, checked under the locks, stay the truth. */
+static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const order[],
+                      DWORD distinct, DWORD timeout) {
+    struct pollfd p[WSA_MAXIMUM_WAIT_EVENTS];
+    for (DWORD i = 0; i < n; i++)
+        p[i] = (struct pollfd){.fd = ev[i]->fd, .events = POLLIN};
+    uint64_t deadline = monotonic_ms() + timeout;
+    for (;;) {
+        lock_all(order, distinct);
+        DWORD result = check(ev, n, FALSE);
+        unlock_all(order, distinct);
+        if (result != NOT_YET || timeout == 0)
+            return result;
+        int t = -1;
+        if (timeout != WSA_INFINITE) {
+            uint64_t now = monotonic_ms();
+            t = now >= deadline ? 0 : (int)(deadline - now);
+        }
+        if (poll(p, n, t) == 0)
+            timeout = 0; /* one last look, then the time-out is the answer */
+    }
+}
+
 /* False once the deadline passed without a wake-up. */
 static bool sleep_until_woken(struct waiter *w, const struct timespec *deadline) {
     pthread_mutex_lock(&w->lock);
@@ -265,6 +298,13 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     }
     struct event *order[WSA_MAXIMUM_WAIT_EVENTS];
     DWORD distinct = lock_order(ev, cEvents, order);
+    if (!fWaitAll) {
+        DWORD result = wait_any(ev, cEvents, order, distinct, dwTimeout);
+        release_all(ev, cEvents);
+        if (result == WSA_WAIT_FAILED)
+            WSASetLastError(WSA_INVALID_HANDLE);
+        return result;
+    }
 
     struct waiter w = {.woken = false};
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];

@@ -148,6 +148,23 @@ struct wsp_socket *wsp_socket_unpublish(SOCKET s) {
     return so;
 }
 
+int wsp_socket_close_all(void) {
+    int closed = 0;
+    for (;;) {
+        SOCKET batch[64];
+        int n = 0;
+        pthread_mutex_lock(&table_lock);
+        for (uint32_t i = 0; i < slot_count && n < 64; i++)
+            if (slot_at(i)->so)
+                batch[n++] = slot_at(i)->so->handle;
+        pthread_mutex_unlock(&table_lock);
+        if (n == 0)
+            return closed;
+        for (int i = 0; i < n; i++)
+            closed += wsp_close_socket(batch[i], NULL) == 0;
+    }
+}
+
 int wsp_socket_count(void) {
     pthread_mutex_lock(&table_lock);
     int n = open_count;

@@ -61,6 +61,9 @@ int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL
 int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 /* Stops watching and schedules item->release on the reactor thread. */
 void wsp_reactor_remove(struct wsp_reactor_item *item) WSP_INTERNAL;
+/* The same, closing item->fd once epoll no longer watches it: the item's release must then
+ * not close it again. */
+void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* Arms (due_ms > 0) or disarms (0) the item's timer; wakes the reactor when it gets earlier. */
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
 
@@ -104,6 +107,13 @@ struct wsp_netevents {
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
     struct wsp_netwatch *watch;         /* the reactor item while connected and registered */
     struct wsp_select_link *waiters;    /* lpWSPSelect calls waiting on this socket */
+    /* The reactor raises events under the lock but calls the upcalls after it (a waiter
+     * woken under the lock would run, block on it and cost two context switches): */
+    int deferring;                      /* raise_event records instead of calling */
+    int deferred_count;
+    struct { LONG ev; int err; } deferred[FD_MAX_EVENTS];
+    int upcalls_in_flight;              /* close waits for these (cond: upcalls_done) */
+    pthread_cond_t upcalls_done;        /* zeroed memory is a valid initial state (glibc) */
 };
 
 struct wsp_socket {
@@ -147,6 +157,9 @@ void wsp_socket_release(struct wsp_socket *so) WSP_INTERNAL;
 /* Removes the handle from the table: later acquires fail; the table's reference passes to the
  * caller. NULL when already gone. */
 struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
+/* Closes every open socket (the last lpWSPCleanup does, as WSACleanup does on Windows);
+ * returns how many. */
+int wsp_socket_close_all(void) WSP_INTERNAL;
 /* How many sockets are open (for tests of leaks). */
 int wsp_socket_count(void) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */

@@ -119,10 +119,11 @@ void wsp_request_destroy(struct wsp_request *r, int abort) {
     }
     /* Handlers check `removed` under the listener's lock before touching the descriptor, so
      * it can close now rather than when the reactor gets round to the release. */
-    wsp_reactor_remove(&r->item);
     if (r->fd_owned) {
-        close(r->fd);
-        r->fd_owned = 0;
+        r->fd_owned = 0; /* set first: the reactor may release r as soon as it is removed */
+        wsp_reactor_remove_and_close(&r->item);
+    } else {
+        wsp_reactor_remove(&r->item);
     }
 }
 

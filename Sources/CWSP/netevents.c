@@ -55,22 +55,66 @@ struct wsp_netwatch {
 
 /* ---- raising ------------------------------------------------------------------------------ */
 
+static void upcall(SOCKET s, int kind, WSAEVENT event, HWND hwnd, UINT msg, LONG ev, int err) {
+    const WSPUPCALLTABLE *up = wsp_upcalls();
+    if (kind == KIND_EVENT) {
+        int e = 0;
+        up->lpWPUSetEvent(event, &e);
+    } else {
+        up->lpWPUPostMessage(hwnd, msg, (WPARAM)s, WSAMAKESELECTREPLY(ev, err));
+    }
+}
+
 /* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     struct wsp_netevents *ne = &so->netev;
     if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
         return;
     ne->armed &= ~ev;
-    const WSPUPCALLTABLE *up = wsp_upcalls();
     if (ne->kind == KIND_EVENT) {
         ne->pending |= ev;
         ne->errors[__builtin_ctz((unsigned)ev)] = err;
-        int e = 0;
-        up->lpWPUSetEvent(ne->event, &e);
-    } else {
-        up->lpWPUPostMessage(ne->hwnd, ne->msg, (WPARAM)so->handle,
-                             WSAMAKESELECTREPLY(ev, err));
     }
+    if (ne->deferring) {
+        ne->deferred[ne->deferred_count].ev = ev;
+        ne->deferred[ne->deferred_count].err = err;
+        ne->deferred_count++; /* each event at most once: raising disarms it */
+        return;
+    }
+    upcall(so->handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
+}
+
+/* The reactor's way: raise under the lock, call the upcalls after unlocking it. */
+static void begin_deferring(struct wsp_netevents *ne) {
+    ne->deferring = 1;
+    ne->deferred_count = 0;
+}
+
+/* so->lock held on entry, released on return; runs the upcalls raise_event deferred. Close
+ * waits for them (wsp_netevents_close), so none is made after close has returned. */
+static void unlock_and_upcall(struct wsp_socket *so) {
+    struct wsp_netevents *ne = &so->netev;
+    ne->deferring = 0;
+    int n = ne->deferred_count, kind = ne->kind;
+    WSAEVENT event = ne->event;
+    HWND hwnd = ne->hwnd;
+    UINT msg = ne->msg;
+    struct { LONG ev; int err; } raised[FD_MAX_EVENTS];
+    memcpy(raised, ne->deferred, (size_t)n * sizeof raised[0]);
+    if (n)
+        ne->upcalls_in_flight++;
+    pthread_mutex_unlock(&so->lock);
+    if (!n)
+        return;
+    if (kind == KIND_EVENT) /* one signal covers every event recorded */
+        upcall(so->handle, kind, event, hwnd, msg, raised[0].ev, raised[0].err);
+    else
+        for (int i = 0; i < n; i++)
+            upcall(so->handle, kind, event, hwnd, msg, raised[i].ev, raised[i].err);
+    pthread_mutex_lock(&so->lock);
+    if (--ne->upcalls_in_flight == 0)
+        pthread_cond_broadcast(&ne->upcalls_done);
+    pthread_mutex_unlock(&so->lock);
 }
 
 void wsp_netevents_wake_waiters(struct wsp_socket *so) {
@@ -186,6 +230,7 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
         return;
     }
     ne->interest = 0; /* EPOLLONESHOT disarmed it */
+    begin_deferring(ne);
     if (events & EPOLLERR) {
         if (unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
@@ -198,7 +243,10 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
             raise_event(so, FD_WRITE, 0);
         }
     } else {
-        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
+        if ((events & EPOLLIN) && !(events & (EPOLLRDHUP | EPOLLHUP))) {
+            /* Data, and no FIN to tell apart from it: no need to count the bytes. */
+            raise_event(so, FD_READ, 0);
+        } else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
             int unread = unread_bytes(so->fd);
             if (unread > 0)
                 raise_event(so, FD_READ, 0);
@@ -222,7 +270,7 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
         }
     }
     rearm(so);
-    pthread_mutex_unlock(&so->lock);
+    unlock_and_upcall(so);
 }
 
 static void watch_release(struct wsp_reactor_item *item) {
@@ -477,6 +525,8 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
 }
 
 void wsp_netevents_close(struct wsp_socket *so) {
+    while (so->netev.upcalls_in_flight) /* the reactor is signalling for this socket now */
+        pthread_cond_wait(&so->netev.upcalls_done, &so->lock);
     cancel(so);
     so->netev.connect_unreported = 0;
     wsp_netevents_wake_waiters(so);

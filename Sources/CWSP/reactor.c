@@ -206,14 +206,24 @@ static void unlink_timer(struct wsp_reactor_item *item) {
     item->has_timer = 0;
 }
 
-void wsp_reactor_remove(struct wsp_reactor_item *item) {
+/* Stops watching; when close_fd is set, closes the descriptor after epoll has forgotten it
+ * and before anyone else could free the item (which the release may do at once). */
+static void remove_item(struct wsp_reactor_item *item, int close_fd) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
+    if (close_fd)
+        close(item->fd);
+    /* Read before the item joins the zombies: from then on the reactor may free it. */
+    int wake_reactor = !item->quiet_release && !pthread_equal(pthread_self(), thread);
     pthread_mutex_lock(&reactor_lock);
     atomic_store(&item->removed, 1);
     unlink_timer(item);
     item->next_zombie = zombies;
     zombies = item;
     pthread_mutex_unlock(&reactor_lock);
-    if (!item->quiet_release && !pthread_equal(pthread_self(), thread))
+    if (wake_reactor)
         wake();
 }
+
+void wsp_reactor_remove(struct wsp_reactor_item *item) { remove_item(item, 0); }
+
+void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) { remove_item(item, 1); }

@@ -35,6 +35,10 @@ static int wsp_cleanup(LPINT lpErrno) {
     /* The last cleanup stops everything under the lock: a start-up racing it must not see
      * its "started" flag cleared afterwards, nor count on a reactor thread being joined. */
     if (--startup_count == 0) {
+        /* Sockets the application left open would otherwise keep their descriptors (and
+         * the reactor's registrations) for the life of the process; WSACleanup closes them
+         * too. */
+        wsp_socket_close_all();
         atomic_store(&wsp_started, 0);
         wsp_reactor_stop();
     }

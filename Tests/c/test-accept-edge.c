@@ -16,6 +16,7 @@ struct leaver {
     int raw_fd; /* or a POSIX socket, when >= 0 */
     int calls;
     SOCKET listener_to_close;
+    int rc; /* the answer after leaving (CF_ACCEPT unless set) */
 };
 
 static int leave_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -31,7 +32,34 @@ static int leave_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF 
     }
     if (lv->listener_to_close)
         close_socket(lv->listener_to_close);
-    return CF_ACCEPT;
+    return lv->rc;
+}
+
+TEST(edge_peer_leaving_during_the_condition_function_counts_as_withdrawn_whatever_the_answer) {
+    start();
+    int answers[] = {CF_REJECT, CF_DEFER, 7};
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV4};
+    for (int c = 0; c < 2; c++) {
+        for (int i = 0; i < 3; i++) {
+            struct sockaddr_storage addr;
+            SOCKET l = listener(cats[c], 4, &addr);
+            set_nonblocking(l, 1);
+            struct leaver lv = {.raw_fd = raw_connect(&addr), .rc = answers[i]};
+            if (c == 1) {
+                const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+                CHECK_EQ(send(lv.raw_fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+            }
+            WAIT_FOR(stats_of(l).queued == 1, 2000);
+            int err = 0;
+            CHECK(accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err) == INVALID_SOCKET);
+            CHECK_EQ(err, WSAEWOULDBLOCK); /* the dead request is gone; nothing else waits */
+            CHECK_EQ(lv.calls, 1);
+            WSP_LISTENER_STATS_DATA st = stats_of(l);
+            CHECK_EQ(st.withdrawn, 1);
+            CHECK_EQ(st.rejected + st.deferred + st.accepted + st.queued, 0);
+            close_socket(l);
+        }
+    }
 }
 
 TEST(edge_plain_peer_leaving_during_the_condition_function_is_not_handed_out) {
@@ -39,7 +67,7 @@ TEST(edge_plain_peer_leaving_during_the_condition_function_is_not_handed_out) {
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     set_nonblocking(l, 1);
-    struct leaver lv = {.raw_fd = raw_connect(&addr)};
+    struct leaver lv = {.raw_fd = raw_connect(&addr), .rc = CF_ACCEPT};
     WAIT_FOR(stats_of(l).queued == 1, 2000);
     int err = 0;
     SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
@@ -56,7 +84,7 @@ TEST(edge_cdata_peer_leaving_during_the_condition_function_is_not_handed_out) {
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_nonblocking(l, 1);
-    struct leaver lv = {.raw_fd = raw_connect(&addr)};
+    struct leaver lv = {.raw_fd = raw_connect(&addr), .rc = CF_ACCEPT};
     const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     CHECK_EQ(send(lv.raw_fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
     WAIT_FOR(stats_of(l).queued == 1, 2000);
@@ -76,7 +104,7 @@ TEST(edge_listener_closed_during_the_condition_function) {
     for (int i = 0; i < 2; i++) {
         struct sockaddr_storage addr;
         SOCKET l = listener(cats[i], 4, &addr);
-        struct leaver lv = {.raw_fd = -1, .listener_to_close = l};
+        struct leaver lv = {.raw_fd = -1, .listener_to_close = l, .rc = CF_ACCEPT};
         int fd = raw_connect(&addr);
         if (i == 1) {
             const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
@@ -145,12 +173,15 @@ TEST(edge_running_out_of_descriptors_pauses_and_resumes_the_listener) {
     static int hog[128];
     int hogs = 0;
     for (;;) {
-        int fd = dup(0);
-        if (fd < 0)
+        int fd = dup(client);
+        if (fd < 0) {
+            CHECK_EQ(errno, EMFILE);
             break;
+        }
         CHECK(hogs < 128);
         hog[hogs++] = fd;
     }
+    CHECK(hogs > 0);
     CHECK_EQ(connect(client, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
     int err = 0;
     for (int i = 0; i < 5; i++) {
@@ -195,4 +226,71 @@ TEST(edge_getsockname_on_listener_and_bind_errors) {
     CHECK_EQ(T.lpWSPBind(six, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
     CHECK(err == WSAEFAULT || err == WSAEAFNOSUPPORT);
     (void)l;
+}
+
+struct waiter {
+    SOCKET l;
+    SOCKET result;
+    int err;
+    int port; /* the port the waiter's condition function saw */
+    pthread_t thread;
+};
+
+static int note_port(LPWSABUF caller_id, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                     GROUP *g, DWORD_PTR ctx) {
+    (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    ((struct waiter *)ctx)->port = port_of((struct sockaddr_storage *)caller_id->buf);
+    return CF_ACCEPT;
+}
+
+static void *waiter_main(void *arg) {
+    struct waiter *w = arg;
+    w->result = accept_with(w->l, note_port, (DWORD_PTR)w, &w->err);
+    return NULL;
+}
+
+/* Starts a second accepting thread while the request is being presented here (so that it
+ * has nothing to take and waits), then defers. */
+static int start_waiter_then_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                   LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct waiter *w = (struct waiter *)ctx;
+    pthread_create(&w->thread, NULL, waiter_main, w);
+    sleep_ms(100); /* let it block: nothing signals "is waiting" */
+    return CF_DEFER;
+}
+
+TEST(edge_deferral_wakes_an_accept_blocked_in_another_thread) {
+    start();
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV4};
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(cats[i], 4, &addr);
+        int fd = i == 0 ? raw_connect(&addr) : -1;
+        struct async_connect ac = {.addr = addr};
+        if (i == 1) {
+            ac.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+            async_connect_start(&ac);
+        }
+        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        struct waiter w = {.l = l, .result = INVALID_SOCKET};
+        int err = 0;
+        CHECK(accept_with(l, start_waiter_then_defer, (DWORD_PTR)&w, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSATRY_AGAIN);
+        long long t0 = now_ms();
+        pthread_join(w.thread, NULL);
+        CHECK(now_ms() - t0 < 1000);
+        CHECK(w.result != INVALID_SOCKET);
+        struct sockaddr_storage me;
+        if (i == 0) {
+            socklen_t len = sizeof me;
+            getsockname(fd, (struct sockaddr *)&me, &len);
+            close(fd);
+        } else {
+            CHECK_EQ(async_connect_join(&ac), 0);
+            me = local_address(ac.s);
+        }
+        CHECK_EQ(w.port, port_of(&me));
+        close_socket(l);
+    }
 }

@@ -348,7 +348,7 @@ TEST(plain_second_listen_raises_a_full_backlog) {
     SOCKET c1 = plain_client(&addr, NULL);
     WAIT_FOR(stats_of(l).queued == 1, 2000);
     SOCKET c2 = plain_client(&addr, NULL); /* completes in the kernel's queue */
-    sleep_ms(50);
+    sleep_ms(50); /* a check that nothing happens: give the reactor time to do it wrongly */
     CHECK_EQ(stats_of(l).queued, 1); /* the provider's backlog is full */
     int err = 0;
     CHECK_EQ(T.lpWSPListen(l, 4, &err), 0);

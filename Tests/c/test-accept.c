@@ -101,3 +101,27 @@ TEST(plain_defer_then_accept_same_peer) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(((struct sockaddr_in *)&seen)->sin_port, ((struct sockaddr_in *)&client)->sin_port);
 }
+
+TEST(last_cleanup_closes_sockets_left_open) {
+    int before = open_fds();
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    SOCKET plain = listener(WSP_CATALOG_TCP_IPV4, 8, NULL);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK(open_fds() > before + 3);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    /* Every descriptor the provider opened is closed, the reactor's included. */
+    CHECK_EQ(open_fds(), before);
+    start();
+    char buf[4];
+    WSABUF b = {sizeof buf, buf};
+    DWORD n = 0, flags = 0;
+    CHECK_EQ(T.lpWSPRecv(c, &b, 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(T.lpWSPCloseSocket(l, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(T.lpWSPCloseSocket(plain, &err), SOCKET_ERROR);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+}

@@ -225,6 +225,12 @@ TEST(cdata_qos_round_trip_with_edited_token_rate) {
                           &err),
              0);
     CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
+    /* And on the accepted socket: the same agreed QoS. */
+    memset(&got, 0, sizeof got);
+    CHECK_EQ(T.lpWSPIoctl(a, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
+    CHECK_EQ(got.ReceivingFlowspec.DelayVariation, 11);
 }
 
 static char longer_specific[6] = {9, 9, 9, 9, 9, 9};
@@ -936,4 +942,109 @@ TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
     CHECK_EQ(raw_recv(patient, b, sizeof b, 50), -EAGAIN);
     close(patient);
     close(hasty);
+}
+
+/* Reads exactly n bytes from a raw socket (fails the test on time-out or end of stream). */
+static void raw_read_exact(int fd, uint8_t *buf, size_t n) {
+    size_t have = 0;
+    while (have < n) {
+        int got = raw_recv(fd, buf + have, n - have, 2000);
+        CHECK(got > 0);
+        have += (size_t)got;
+    }
+}
+
+static int raw_cdata_client(const struct sockaddr_storage *addr) {
+    int fd = raw_connect(addr);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    return fd;
+}
+
+TEST(cdata_wire_pending_and_refuse_frames) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    const uint8_t pending[] = {0x57, 0x53, 1, 4, 0, 0, 0, 0};
+    const uint8_t rejected[] = {0x57, 0x53, 1, 3, 0, 1, 0, 0};
+    const uint8_t backlog_full[] = {0x57, 0x53, 1, 3, 0, 2, 0, 0};
+    const uint8_t closing[] = {0x57, 0x53, 1, 3, 0, 3, 0, 0};
+    uint8_t f[8];
+    /* Queued: PENDING every interval. */
+    int first = raw_cdata_client(&addr);
+    long long t0 = now_ms();
+    for (int i = 0; i < 3; i++) {
+        raw_read_exact(first, f, 8);
+        CHECK_MEM(f, pending, 8);
+    }
+    CHECK(now_ms() - t0 >= 100);
+    /* The backlog (1) is full: the next client is refused with reason 2, then closed. */
+    int second = raw_cdata_client(&addr);
+    raw_read_exact(second, f, 8);
+    CHECK_MEM(f, backlog_full, 8);
+    CHECK_EQ(raw_recv(second, f, 1, 2000), 0);
+    close(second);
+    /* A rejection: reason 1 (after any PENDING still in flight), then the close. */
+    static struct cond c;
+    c.rc = CF_REJECT;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    for (;;) {
+        raw_read_exact(first, f, 8);
+        if (memcmp(f, pending, 8) != 0)
+            break;
+    }
+    CHECK_MEM(f, rejected, 8);
+    CHECK_EQ(raw_recv(first, f, 1, 2000), 0);
+    close(first);
+    /* Closing the listener refuses what is queued with reason 3. */
+    int third = raw_cdata_client(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    close_socket(l);
+    for (;;) {
+        raw_read_exact(third, f, 8);
+        if (memcmp(f, pending, 8) != 0)
+            break;
+    }
+    CHECK_MEM(f, closing, 8);
+    close(third);
+}
+
+TEST(cdata_connect_argument_errors) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_nonblocking(l, 1);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    WSABUF no_buf = {4, NULL};
+    CHECK_EQ(connect_full(s, &addr, &no_buf, NULL, NULL), WSAEFAULT);
+    CHECK_EQ(connect_full(s, &addr, NULL, &no_buf, NULL), WSAEFAULT);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.ProviderSpecific = (WSABUF){3, NULL};
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, &q), WSAEFAULT);
+    CHECK_EQ(stats_of(l).queued, 0);
+    /* Small buffers for names and listener statistics. */
+    struct sockaddr_in sin;
+    int len = sizeof sin - 1, err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(l, (struct sockaddr *)&sin, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    WSP_LISTENER_STATS_DATA st;
+    DWORD ret = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(l, SIO_WSP_LISTENER_STATS, NULL, 0, &st, sizeof st - 1, &ret, NULL, NULL,
+                          NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = sizeof st - 1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    /* Nothing reached the listener. */
+    err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
 }

@@ -242,21 +242,21 @@ static void valid_header(uint8_t *b, uint8_t type, uint8_t flags, uint16_t body)
 }
 
 TEST(hs_bad_magic_at_first_byte) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, 0, 0);
     b[0] = 'G'; /* an HTTP client, say */
     check_error_at(b, 1, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
 }
 
 TEST(hs_bad_magic_at_second_byte) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, 0, 0);
     b[1] = 'W';
     check_error_at(b, 2, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
 }
 
 TEST(hs_bad_version) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     static const uint8_t versions[] = {0, 2, 0xff};
     for (size_t i = 0; i < sizeof versions; i++) {
         valid_header(b, WSP_HS_REQUEST, 0, 0);
@@ -266,7 +266,7 @@ TEST(hs_bad_version) {
 }
 
 TEST(hs_bad_type) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     static const uint8_t types[] = {0, 5, 31, 32, 0xff};
     for (size_t i = 0; i < sizeof types; i++) {
         valid_header(b, types[i], 0, 0);
@@ -275,7 +275,7 @@ TEST(hs_bad_type) {
 }
 
 TEST(hs_unexpected_type) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, 0, 0); /* a client must never receive a REQUEST */
     check_error_at(b, 4, WSP_HS_MAX_DATA, SERVER_ANSWERS, WSP_HS_BAD_TYPE);
     valid_header(b, WSP_HS_ACCEPT, 0, 0); /* nor a server an ACCEPT */
@@ -286,7 +286,7 @@ TEST(hs_unexpected_type) {
 }
 
 TEST(hs_reserved_flags) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     for (unsigned bit = 2; bit < 8; bit++) {
         valid_header(b, WSP_HS_REQUEST, (uint8_t)(WSP_HS_FLAG_DATA | 1u << bit), 2);
         check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
@@ -294,7 +294,7 @@ TEST(hs_reserved_flags) {
 }
 
 TEST(hs_reason_on_non_refuse) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     static const uint8_t types[] = {WSP_HS_REQUEST, WSP_HS_ACCEPT, WSP_HS_PENDING};
     for (size_t i = 0; i < sizeof types; i++) {
         valid_header(b, types[i], 0, 0);
@@ -304,7 +304,7 @@ TEST(hs_reason_on_non_refuse) {
 }
 
 TEST(hs_refuse_reason_out_of_range) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     static const uint8_t reasons[] = {0, WSP_HS_REASON_MAX + 1, 0xff};
     for (size_t i = 0; i < sizeof reasons; i++) {
         valid_header(b, WSP_HS_REFUSE, 0, 0);
@@ -314,7 +314,7 @@ TEST(hs_refuse_reason_out_of_range) {
 }
 
 TEST(hs_body_flags_on_pending_and_refuse) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     static const uint8_t types[] = {WSP_HS_PENDING, WSP_HS_REFUSE};
     for (size_t i = 0; i < sizeof types; i++)
         for (uint8_t flags = 1; flags <= 3; flags++) {
@@ -325,7 +325,7 @@ TEST(hs_body_flags_on_pending_and_refuse) {
 
 /* No body flags but a body length: caught when the length is read. */
 TEST(hs_body_on_pending) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_PENDING, 0, 3);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
     valid_header(b, WSP_HS_ACCEPT, 0, 1);
@@ -334,7 +334,7 @@ TEST(hs_body_on_pending) {
 
 /* A body longer than any frame could be is too long whatever the flags say. */
 TEST(hs_body_longer_than_max_frame) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     uint16_t over = (uint16_t)(WSP_HS_MAX_FRAME - WSP_HS_HEADER_SIZE + 1);
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, over);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
@@ -347,7 +347,7 @@ TEST(hs_body_longer_than_max_frame) {
 
 /* A data length over the receiver's max_data fails as soon as the length field is read. */
 TEST(hs_data_longer_than_max_data) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, 2 + 11 + 66);
     b[8] = 0;
     b[9] = 11;
@@ -357,21 +357,21 @@ TEST(hs_data_longer_than_max_data) {
 
 /* Data only: a body length over 2 + max_data already shows the data must be too long. */
 TEST(hs_data_body_longer_than_max_data) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 2 + 101);
     check_error_at(b, 8, 100, ALL_TYPES, WSP_HS_TOO_LONG);
     CHECK_EQ(wsp_hs_decode(b, 8, 101, ALL_TYPES, NULL), WSP_HS_NEED_MORE);
 }
 
 TEST(hs_data_over_wire_ceiling) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 2 + WSP_HS_MAX_DATA + 1);
     /* max_data above the ceiling is clamped: it cannot admit more than the format allows. */
     check_error_at(b, 8, 0xffffffffu, ALL_TYPES, WSP_HS_TOO_LONG);
 }
 
 TEST(hs_qos_specific_too_long) {
-    uint8_t b[128];
+    uint8_t b[128] = {0};
     uint16_t spec = WSP_HS_MAX_QOS_SPECIFIC + 1;
     valid_header(b, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, (uint16_t)(2 + 66 + 5));
     b[9] = 0; /* no data */
@@ -382,14 +382,14 @@ TEST(hs_qos_specific_too_long) {
 
 /* QoS only: a body over the fixed part plus the specific ceiling is too long at the header. */
 TEST(hs_qos_body_longer_than_specific_ceiling) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_QOS, 66 + WSP_HS_MAX_QOS_SPECIFIC + 1);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
 }
 
 /* Data and QoS: the data length leaves more than the biggest QoS block could fill. */
 TEST(hs_data_leaves_too_much_for_qos) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
                  2 + 100 + 66 + WSP_HS_MAX_QOS_SPECIFIC + 1);
     b[9] = 100;
@@ -398,7 +398,7 @@ TEST(hs_data_leaves_too_much_for_qos) {
 
 /* Body lengths shorter than the fixed parts the flags require. */
 TEST(hs_body_shorter_than_flags_require) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 1);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
     valid_header(b, WSP_HS_ACCEPT, WSP_HS_FLAG_QOS, 65);
@@ -409,7 +409,7 @@ TEST(hs_body_shorter_than_flags_require) {
 
 /* The data length disagrees with the body length, in both directions. */
 TEST(hs_data_len_mismatch) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 2 + 5);
     b[9] = 6; /* more data than the body holds */
     check_error_at(b, 10, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
@@ -421,7 +421,7 @@ TEST(hs_data_len_mismatch) {
 
 /* With QoS after the data, the data length leaves less than the QoS fixed part. */
 TEST(hs_data_len_leaves_too_little_for_qos) {
-    uint8_t b[64];
+    uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, 2 + 3 + 66);
     b[9] = 4;
     check_error_at(b, 10, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
@@ -429,7 +429,7 @@ TEST(hs_data_len_leaves_too_little_for_qos) {
 
 /* The QoS specific length disagrees with the body length, in both directions. */
 TEST(hs_qos_specific_len_mismatch) {
-    uint8_t b[128];
+    uint8_t b[128] = {0}; /* the QoS fields, the specific length's high byte included, are 0 */
     valid_header(b, WSP_HS_ACCEPT, WSP_HS_FLAG_QOS, 66 + 4);
     b[8 + 65] = 5;
     check_error_at(b, 8 + 66, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);

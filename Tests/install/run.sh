@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# `make check-install`: WSP as a C user installs it. Installs into a temporary prefix, checks
+# the installed files, builds examples/demo.c against the installed headers and library
+# through pkg-config (statically and against the shared library), runs both, uninstalls and
+# checks that no file is left. Then the same install and uninstall staged under DESTDIR.
+# Needs pkg-config (Debian/Ubuntu package: pkg-config). Ends with one PASS or FAIL line.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+MAKE=${MAKE:-make}
+CC=${CC:-cc}
+SOVERSION=0.1.0
+SONAME=libcwsp.so.0
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+fail() {
+    echo "check-install: FAIL: $*"
+    exit 1
+}
+step() { echo "-- $*"; }
+# Runs a command quietly; on failure shows its output and fails with the given reason.
+quiet() { # reason, command...
+    local why=$1
+    shift
+    "$@" >"$tmp/out.log" 2>&1 || {
+        cat "$tmp/out.log"
+        fail "$why"
+    }
+}
+
+command -v pkg-config >/dev/null || fail "pkg-config is not installed (apt-get install pkg-config)"
+version=$(sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
+
+# The files an install must write, relative to the prefix, sorted.
+expected_files() {
+    {
+        echo include/wsp.h
+        for h in include/wsp/*.h; do echo "$h"; done
+        printf '%s\n' lib/libcwsp.a lib/libcwsp.so.$SOVERSION lib/$SONAME lib/libcwsp.so \
+            lib/pkgconfig/wsp.pc
+    } | sort
+}
+files_under() { (cd "$1" && find . ! -type d | sed 's|^\./||' | sort); }
+
+check_tree() { # root
+    local root=$1
+    diff <(expected_files) <(files_under "$root") >"$tmp/diff" ||
+        { cat "$tmp/diff"; fail "installed files differ from the expected list (< expected, > found)"; }
+    [ "$(readlink "$root/lib/libcwsp.so")" = "$SONAME" ] || fail "lib/libcwsp.so does not point to $SONAME"
+    [ "$(readlink "$root/lib/$SONAME")" = "libcwsp.so.$SOVERSION" ] ||
+        fail "lib/$SONAME does not point to libcwsp.so.$SOVERSION"
+    readelf -d "$root/lib/libcwsp.so.$SOVERSION" | grep -q "(SONAME).*\[$SONAME\]" ||
+        fail "installed library's soname is not $SONAME"
+}
+
+check_empty() { # root
+    local left
+    left=$(files_under "$1")
+    [ -z "$left" ] || { echo "$left"; fail "make uninstall left files under $1"; }
+}
+
+check_demo_output() { # log, what
+    for word in ACCEPT REJECT DEFER "withdrawn 1"; do
+        grep -q "$word" "$1" || { cat "$1"; fail "the $2 demo's output lacks \"$word\""; }
+    done
+}
+
+# ---- 1. PREFIX: install, build against it, run, uninstall ---------------------------------
+
+prefix=$tmp/prefix
+step "make install PREFIX=$prefix"
+quiet "make install" $MAKE --no-print-directory install PREFIX="$prefix"
+check_tree "$prefix"
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+[ "$(pkg-config --modversion wsp)" = "$version" ] || fail "pkg-config --modversion wsp is not $version"
+[ "$(pkg-config --variable=includedir wsp)" = "$prefix/include" ] || fail "wsp.pc's includedir is wrong"
+step "pkg-config --cflags --libs wsp: $(pkg-config --cflags --libs wsp)"
+
+step "cc demo.c against the shared library"
+quiet "building the demo against the shared library" \
+    $CC -o "$tmp/demo-shared" examples/demo.c $(pkg-config --cflags --libs wsp)
+readelf -d "$tmp/demo-shared" | grep -q "(NEEDED).*\[$SONAME\]" ||
+    fail "the shared demo does not need $SONAME"
+step "cc -static demo.c \$(pkg-config --static ...)"
+quiet "building the demo statically" \
+    $CC -static -o "$tmp/demo-static" examples/demo.c $(pkg-config --static --cflags --libs wsp)
+readelf -d "$tmp/demo-static" 2>/dev/null | grep -q "NEEDED.*libcwsp" &&
+    fail "the static demo still needs libcwsp.so"
+
+step "run the shared demo (LD_LIBRARY_PATH=$prefix/lib)"
+LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/demo-shared" | grep -q "libcwsp.so.0 => $prefix/lib/" ||
+    fail "the shared demo does not load libcwsp from $prefix/lib"
+LD_LIBRARY_PATH=$prefix/lib timeout 60 "$tmp/demo-shared" >"$tmp/shared.log" 2>&1 ||
+    { cat "$tmp/shared.log"; fail "the shared demo failed"; }
+check_demo_output "$tmp/shared.log" shared
+step "run the static demo"
+timeout 60 "$tmp/demo-static" >"$tmp/static.log" 2>&1 ||
+    { cat "$tmp/static.log"; fail "the static demo failed"; }
+check_demo_output "$tmp/static.log" static
+
+step "make uninstall PREFIX=$prefix"
+quiet "make uninstall" $MAKE --no-print-directory uninstall PREFIX="$prefix"
+check_empty "$prefix"
+
+# ---- 2. DESTDIR: a staged install keeps the final prefix in wsp.pc ------------------------
+
+stage=$tmp/stage
+step "make install DESTDIR=$stage PREFIX=/opt/wsp"
+quiet "make install with DESTDIR" $MAKE --no-print-directory install DESTDIR="$stage" PREFIX=/opt/wsp
+check_tree "$stage/opt/wsp"
+grep -qx "prefix=/opt/wsp" "$stage/opt/wsp/lib/pkgconfig/wsp.pc" || fail "a staged wsp.pc does not name the final prefix"
+PKG_CONFIG_PATH=$stage/opt/wsp/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage \
+    quiet "building the demo against the staged install" \
+    bash -c "$CC -o '$tmp/demo-staged' examples/demo.c \$(pkg-config --cflags --libs wsp)"
+step "make uninstall DESTDIR=$stage PREFIX=/opt/wsp"
+quiet "make uninstall with DESTDIR" $MAKE --no-print-directory uninstall DESTDIR="$stage" PREFIX=/opt/wsp
+check_empty "$stage"
+
+echo "check-install: PASS (installed, built static and shared through pkg-config, ran, uninstalled)"
