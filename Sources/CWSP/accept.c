@@ -112,10 +112,9 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
                      int *err) {
     struct wsp_listener *l = so->listener;
     r->presenting = 0;
-    /* A client that left while the function ran (or just before it: next_request skips the
-     * check for a request that has only just arrived) is gone whatever the answer: it is
-     * counted as withdrawn, never as rejected or deferred, and the caller looks for the
-     * next request. A dead request is never handed out. */
+    /* A client that left while the function ran is gone whatever the answer: it is counted
+     * as withdrawn, never as rejected or deferred, and the caller looks for the next
+     * request. A dead request is never handed out. */
     if (wsp_request_withdrawn(r)) {
         wsp_request_unlink(&l->ready, r);
         wsp_listener_room_freed(l);
@@ -211,10 +210,9 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
                 continue;
         }
         if (!r) {
-            if (so->nonblocking)
+            if (so->nonblocking) {
                 err = WSAEWOULDBLOCK;
-            else
-            {
+            } else {
                 l->waiters++;
                 pthread_cond_wait(&l->cond, &so->lock);
                 l->waiters--;

@@ -147,9 +147,15 @@ static void fresh_descriptor(struct wsp_socket *so) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
     copy_options(so->fd, fd, so->entry->af);
+    /* An address the application bound explicitly stays bound (a failed connect does not
+     * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
+     * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
+    struct sockaddr_storage local;
+    socklen_t len = sizeof local;
+    int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
     dup2(fd, so->fd);
     close(fd);
-    so->bound = 0;
+    so->bound = rebind && bind(so->fd, (struct sockaddr *)&local, len) == 0;
 }
 
 /* ---- checking the arguments ---------------------------------------------------------------- */

@@ -1,11 +1,14 @@
 /* Listeners: lpWSPListen and the provider's own backlog of connection requests.
  *
  * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
- * is a request at once; on the connect-data protocol the reactor first reads its handshake
- * request (with a deadline), so only complete, well-formed requests enter the backlog, and
- * while a request waits there the reactor tells its client "pending" now and then and notices
- * when the client gives up. lpWSPAccept (accept.c) presents requests to the condition
- * function. All of a listener's state is guarded by its socket's lock. */
+ * is a request at once (lpWSPAccept may also take them itself when its queue is empty). On
+ * the connect-data protocol only the reactor reads handshake requests, never an application
+ * thread: a request that arrived whole with its connection enters the backlog at once, any
+ * other is watched until it is complete or its deadline passes, so only complete, well-formed
+ * requests enter the backlog. While a request waits there the reactor tells its client
+ * "pending" now and then and, unless a blocked accept takes it at once, watches for the
+ * client giving up. lpWSPAccept (accept.c) presents requests to the condition function. All
+ * of a listener's state is guarded by its socket's lock. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
