@@ -50,7 +50,7 @@ check_tree() { # root
     [ "$(readlink "$root/lib/libcwsp.so")" = "$SONAME" ] || fail "lib/libcwsp.so does not point to $SONAME"
     [ "$(readlink "$root/lib/$SONAME")" = "libcwsp.so.$SOVERSION" ] ||
         fail "lib/$SONAME does not point to libcwsp.so.$SOVERSION"
-    readelf -d "$root/lib/libcwsp.so.$SOVERSION" | grep -q "(SONAME).*\[$SONAME\]" ||
+    readelf -d "$root/lib/libcwsp.so.$SOVERSION" | grep "(SONAME).*\[$SONAME\]" >/dev/null ||
         fail "installed library's soname is not $SONAME"
 }
 
@@ -81,16 +81,16 @@ step "pkg-config --cflags --libs wsp: $(pkg-config --cflags --libs wsp)"
 step "cc demo.c against the shared library"
 quiet "building the demo against the shared library" \
     $CC -o "$tmp/demo-shared" examples/demo.c $(pkg-config --cflags --libs wsp)
-readelf -d "$tmp/demo-shared" | grep -q "(NEEDED).*\[$SONAME\]" ||
+readelf -d "$tmp/demo-shared" | grep "(NEEDED).*\[$SONAME\]" >/dev/null ||
     fail "the shared demo does not need $SONAME"
 step "cc -static demo.c \$(pkg-config --static ...)"
 quiet "building the demo statically" \
     $CC -static -o "$tmp/demo-static" examples/demo.c $(pkg-config --static --cflags --libs wsp)
-readelf -d "$tmp/demo-static" 2>/dev/null | grep -q "NEEDED.*libcwsp" &&
+readelf -d "$tmp/demo-static" 2>/dev/null | grep "NEEDED.*libcwsp" >/dev/null &&
     fail "the static demo still needs libcwsp.so"
 
 step "run the shared demo (LD_LIBRARY_PATH=$prefix/lib)"
-LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/demo-shared" | grep -q "libcwsp.so.0 => $prefix/lib/" ||
+LD_LIBRARY_PATH=$prefix/lib ldd "$tmp/demo-shared" | grep "libcwsp.so.0 => $prefix/lib/" >/dev/null ||
     fail "the shared demo does not load libcwsp from $prefix/lib"
 LD_LIBRARY_PATH=$prefix/lib timeout 60 "$tmp/demo-shared" >"$tmp/shared.log" 2>&1 ||
     { cat "$tmp/shared.log"; fail "the shared demo failed"; }
