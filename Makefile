@@ -8,6 +8,8 @@
 #   make demo         a server and clients showing accept, reject and defer
 #   make bench        connections per second and event-driven ping-pong round trips per
 #                     second, each against raw sockets, pinned to one CPU
+#   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
+#                     the C provider, the Swift sync and async APIs and SwiftNIO, pinned
 #   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0) and wsp.pc under
 #                     $(DESTDIR)$(PREFIX), PREFIX defaulting to /usr/local; `make uninstall`
 #                     removes them. Then: cc prog.c $(pkg-config --cflags --libs wsp)
@@ -33,7 +35,7 @@ HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(wildcard Tests/c/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
-.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench clean \
+.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench bench-swift clean \
 	install uninstall check-exports check-install
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -136,6 +138,10 @@ check-exports: $(BUILD)/libcwsp.so
 
 check-install: all
 	MAKE="$(MAKE)" Tests/install/run.sh
+
+bench-swift:
+	cd Benchmarks && swift build -c release
+	taskset -c 0 Benchmarks/.build/release/wsp-bench
 
 clean:
 	rm -rf build

@@ -294,3 +294,37 @@ TEST(edge_deferral_wakes_an_accept_blocked_in_another_thread) {
         close_socket(l);
     }
 }
+
+struct reentrant {
+    SOCKET l;
+    int nested_err;
+    uint64_t queued_seen;
+};
+
+/* Calls back into the provider on the same listener from inside the condition function. */
+static int call_back_in(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                        GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct reentrant *r = (struct reentrant *)ctx;
+    r->queued_seen = stats_of(r->l).queued;
+    SOCKET inner = accept_with(r->l, NULL, 0, &r->nested_err);
+    CHECK(inner == INVALID_SOCKET); /* the only request is the one being presented */
+    return CF_ACCEPT;
+}
+
+TEST(edge_condition_function_may_call_back_into_the_provider) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    struct reentrant r = {.l = l};
+    int err = 0;
+    SOCKET a = accept_with(l, call_back_in, (DWORD_PTR)&r, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(r.nested_err, WSAEWOULDBLOCK);
+    CHECK_EQ(r.queued_seen, 1);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close(fd);
+}

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "support.h"
@@ -326,6 +327,12 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
     CHECK_MEM(b, "go", 2);
 }
 
+static int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                     DWORD_PTR ctx) {
+    sleep_ms(800);
+    return cond_fn(a, b, c, d, e, f, g, ctx);
+}
+
 TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
     start();
     /* The condition function itself takes longer than the client's time-out: the request is
@@ -340,21 +347,10 @@ TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
-    struct slow {
-        int dummy;
-    };
-    (void)sizeof(struct slow);
-    extern int slow_cond(LPWSABUF, LPWSABUF, LPQOS, LPQOS, LPWSABUF, LPWSABUF, GROUP *,
-                         DWORD_PTR);
     SOCKET a = accept_with(l, slow_cond, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
-}
-
-int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
-              DWORD_PTR ctx) {
-    sleep_ms(800);
-    return cond_fn(a, b, c, d, e, f, g, ctx);
+    CHECK(ac.ms >= 700);
 }
 
 TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
@@ -380,6 +376,13 @@ TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(st.accepted, 0);
     CHECK_EQ(st.timed_out, 0);
+    /* After WSAETIMEDOUT the same socket may try again, and succeeds when answered. */
+    set_nonblocking(l, 0);
+    async_connect_start(&ac);
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(c.calls, 1);
 }
 
 TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
@@ -1047,4 +1050,140 @@ TEST(cdata_connect_argument_errors) {
     err = 0;
     CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEWOULDBLOCK);
+}
+
+TEST(cdata_server_data_sent_at_once_after_accept_reaches_the_client_intact) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    static uint8_t out[100000], in[100000];
+    pattern(out, sizeof out, 9);
+    for (int round = 0; round < 20; round++) {
+        WSABUF caller = {2, "hi"};
+        char cd[8];
+        WSABUF callee = {sizeof cd, cd};
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                   .caller = &caller, .callee = &callee};
+        async_connect_start(&ac);
+        static struct cond c;
+        c.rc = CF_ACCEPT;
+        c.callee_len = 3;
+        memcpy(c.callee, "cd!", 3);
+        int err = 0;
+        SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        /* The first bytes leave right behind the answer, often before the client has read
+         * it; the client must keep them as application data. */
+        send_all(a, out, 1000);
+        CHECK_EQ(async_connect_join(&ac), 0);
+        CHECK_EQ(callee.len, 3);
+        CHECK_MEM(cd, "cd!", 3);
+        recv_exact(ac.s, in, 1000);
+        CHECK_MEM(in, out, 1000);
+        /* Then a larger exchange both ways, byte for byte. */
+        send_all(ac.s, out, 5000);
+        recv_exact(a, in, 5000);
+        CHECK_MEM(in, out, 5000);
+        close_socket(a);
+        close_socket(ac.s);
+    }
+}
+
+static long long cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+struct slow_leaver {
+    struct async_connect *client; /* gives up during the presentation (NULL: stays) */
+    long long cpu_during;         /* process CPU time used while the function waited */
+};
+
+static int slow_and_watch_cpu(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                              GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct slow_leaver *s = (struct slow_leaver *)ctx;
+    long long t0 = cpu_ms();
+    if (s->client)
+        CHECK_EQ(async_connect_join(s->client), WSAETIMEDOUT); /* it gave up meanwhile */
+    sleep_ms(600);
+    s->cpu_during = cpu_ms() - t0;
+    return CF_ACCEPT;
+}
+
+TEST(cdata_reactor_stays_idle_while_a_condition_function_runs) {
+    start();
+    for (int leave = 0; leave < 2; leave++) {
+        struct sockaddr_storage addr;
+        SOCKET l = cdata_listener(4, &addr);
+        set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, leave ? 5000 : 50);
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_LIMIT, leave ? 200 : 5000);
+        async_connect_start(&ac);
+        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        if (leave)
+            set_nonblocking(l, 1); /* the accept finds nothing after dropping the leaver */
+        struct slow_leaver s = {.client = leave ? &ac : NULL};
+        int err = 0;
+        SOCKET a = accept_with(l, slow_and_watch_cpu, (DWORD_PTR)&s, &err);
+        /* Neither due notices nor a client that hung up may make the reactor spin. */
+        if (s.cpu_during > 150) {
+            fprintf(stderr, "leave=%d: %lld ms of CPU in 600 ms\n", leave, s.cpu_during);
+            CHECK(0);
+        }
+        if (leave) {
+            CHECK(a == INVALID_SOCKET); /* the client is gone: not handed out */
+            CHECK_EQ(err, WSAEWOULDBLOCK);
+            CHECK_EQ(stats_of(l).withdrawn, 1);
+        } else {
+            CHECK(a != INVALID_SOCKET);
+            CHECK_EQ(async_connect_join(&ac), 0);
+        }
+        close_socket(ac.s);
+        close_socket(l);
+    }
+}
+
+TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
+    start();
+    int before = open_fds();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    static int raw[500];
+    for (int i = 0; i < 500; i++) {
+        raw[i] = raw_connect(&addr);
+        if (i % 2) /* half of them mid-frame */
+            CHECK_EQ(send(raw[i], "WS\1\1", 4, MSG_NOSIGNAL), 4);
+    }
+    int queued = raw_cdata_client(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    close_socket(l);
+    for (int i = 0; i < 500; i++) {
+        expect_dropped(raw[i]);
+        close(raw[i]);
+    }
+    /* The queued one is told the listener closed (reason 3). */
+    const uint8_t closing[] = {0x57, 0x53, 1, 3, 0, 3, 0, 0};
+    uint8_t f[8];
+    raw_read_exact(queued, f, 8);
+    CHECK_MEM(f, closing, 8);
+    close(queued);
+    WAIT_FOR(open_fds() == before, 3000);
+}
+
+TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEALREADY);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEISCONN);
+    CHECK_EQ(stats_of(l).accepted, 1);
 }

@@ -326,3 +326,62 @@ TEST(connect_fionbio_to_nonblocking_during_a_blocking_connect) {
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
     CHECK(now_ms() - t0 < 500);
 }
+
+TEST(connect_explicit_bind_survives_a_failed_attempt) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    /* A free port to bind the client to. */
+    struct sockaddr_storage mine = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&mine, sizeof(struct sockaddr_in), &err), 0);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    struct sockaddr_storage still = local_address(c);
+    CHECK_EQ(port_of(&still), port_of(&mine));
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(port_of(&peer), port_of(&mine));
+}
+
+/* An IPv6 listener on the wildcard address, V6ONLY as given (-1: the default). */
+static SOCKET six_any_listener(int v6only, int *port) {
+    SOCKET l = new_socket(WSP_CATALOG_TCP_IPV6);
+    if (v6only >= 0)
+        set_int(l, IPPROTO_IPV6, IPV6_V6ONLY, v6only);
+    struct sockaddr_in6 any = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_ANY_INIT};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(l, (struct sockaddr *)&any, sizeof any, &err), 0);
+    CHECK_EQ(T.lpWSPListen(l, 4, &err), 0);
+    struct sockaddr_storage a = local_address(l);
+    *port = port_of(&a);
+    return l;
+}
+
+TEST(connect_ipv4_client_and_ipv6_wildcard_listener_follow_v6only) {
+    start();
+    int port;
+    SOCKET l = six_any_listener(-1, &port); /* Winsock's default: IPv6 only */
+    struct sockaddr_storage four;
+    memset(&four, 0, sizeof four);
+    struct sockaddr_in *in = (struct sockaddr_in *)&four;
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->sin_port = htons((uint16_t)port);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &four, NULL, NULL), WSAECONNREFUSED);
+    close_socket(l);
+    l = six_any_listener(0, &port); /* dual stack when asked */
+    in->sin_port = htons((uint16_t)port);
+    CHECK_EQ(connect_to(c, &four, NULL, NULL), 0);
+    struct sockaddr_storage peer;
+    int len = sizeof peer, err = 0;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(peer.ss_family, AF_INET6);
+    CHECK(IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&peer)->sin6_addr));
+}

@@ -380,3 +380,27 @@ TEST(handles_stay_distinct_across_thousands_of_sockets) {
         close_socket(s[i]);
     CHECK_EQ(open_fds(), before);
 }
+
+TEST(handles_from_before_the_last_cleanup_are_dead_after_a_restart) {
+    start();
+    int before = open_fds();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    int v = 0, len = sizeof v;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(l, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    close_socket(fresh);
+    /* The listener's port is free again: cleanup closed what was left open. */
+    WAIT_FOR(open_fds() == before, 2000);
+    SOCKET again = new_socket(WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(T.lpWSPBind(again, (struct sockaddr *)&addr, sizeof(struct sockaddr_in), &err), 0);
+}

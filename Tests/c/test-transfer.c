@@ -317,3 +317,66 @@ TEST(sockopt_wsp_options_round_trip_and_bounds) {
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEOPNOTSUPP);
 }
+
+TEST(transfer_nonblocking_send_fills_up_then_would_block_and_loses_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(c, 1);
+    static char chunk[65536];
+    size_t total = 0;
+    int rc = 0;
+    for (int i = 0; i < 10000; i++) {
+        for (size_t k = 0; k < sizeof chunk; k++)
+            chunk[k] = (char)((total + k) % 251);
+        WSABUF b = {sizeof chunk, chunk};
+        DWORD sent = 0;
+        int err = 0;
+        if (T.lpWSPSend(c, &b, 1, &sent, 0, NULL, NULL, NULL, &err) != 0) {
+            rc = err;
+            break;
+        }
+        total += sent;
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK);
+    CHECK(total > 0);
+    /* Everything accepted arrives, in order. */
+    static char in[65536];
+    size_t got_total = 0;
+    while (got_total < total) {
+        size_t want = total - got_total < sizeof in ? total - got_total : sizeof in;
+        recv_exact(s, in, want);
+        for (size_t k = 0; k < want; k++)
+            CHECK_EQ((unsigned char)in[k], (got_total + k) % 251);
+        got_total += want;
+    }
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    /* Room again: sending works. */
+    send_all(c, "z", 1);
+    char z;
+    recv_exact(s, &z, 1);
+    CHECK_EQ(z, 'z');
+}
+
+TEST(transfer_send_timeout) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_dword(c, SOL_SOCKET, SO_SNDTIMEO, 200);
+    static char chunk[1 << 20];
+    long long t0 = 0;
+    int rc = 0;
+    for (int i = 0; i < 1000; i++) {
+        WSABUF b = {sizeof chunk, chunk};
+        DWORD sent = 0;
+        int err = 0;
+        t0 = now_ms();
+        if (T.lpWSPSend(c, &b, 1, &sent, 0, NULL, NULL, NULL, &err) != 0) {
+            rc = err;
+            break;
+        }
+    }
+    CHECK_EQ(rc, WSAETIMEDOUT); /* the peer never reads: the blocking send gives up */
+    CHECK(now_ms() - t0 >= 190);
+    (void)s;
+}

@@ -1,0 +1,223 @@
+// Connections per second for the same accept + connect + 16-byte handshake, side by side in
+// one run: the C provider through its table, the Swift synchronous API, and SwiftNIO doing
+// the handshake by hand over plain TCP. Pin it (`taskset -c 0`): the machines are shared.
+import CWSP
+import Foundation
+import NIOCore
+import NIOPosix
+import WSP
+
+let connections = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 3000 : 3000
+let rounds = 3
+let message: [UInt8] = Array("0123456789abcdef".utf8)
+
+func seconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+func fail(_ what: String) -> Never {
+    FileHandle.standardError.write("wsp-bench: \(what)\n".data(using: .utf8)!)
+    exit(1)
+}
+
+/// Runs `body` on a thread of its own; `join()` waits for it.
+final class Worker: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    init(_ body: @escaping @Sendable () -> Void) {
+        Thread { body(); self.done.signal() }.start()
+    }
+    func join() { done.wait() }
+}
+
+// ---- the C provider, through its table ----------------------------------------------------
+
+/// The condition function: answers with the caller's own bytes.
+let echoCondition: LPCONDITIONPROC = { _, callerData, _, _, _, calleeData, _, _ in
+    if let callerData, let calleeData, callerData.pointee.len <= calleeData.pointee.len {
+        memcpy(calleeData.pointee.buf, callerData.pointee.buf, Int(callerData.pointee.len))
+        calleeData.pointee.len = callerData.pointee.len
+    }
+    return CF_ACCEPT
+}
+
+func cProvider() -> Double {
+    var data = WSPDATA()
+    var t = WSPPROC_TABLE()
+    guard WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &t) == 0 else { fail("WSPStartup") }
+    let table = t
+    var info = WSAPROTOCOL_INFO()
+    info.dwCatalogEntryId = DWORD(WSP_CATALOG_CDATA_IPV4)
+    var err: Int32 = 0
+    let l = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var len = Int32(MemoryLayout<sockaddr_in>.size)
+    withUnsafeMutablePointer(to: &sin) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            _ = table.lpWSPBind(l, sa, len, &err)
+            _ = table.lpWSPListen(l, 128, &err)
+            _ = table.lpWSPGetSockName(l, sa, &len, &err)
+        }
+    }
+    let address = sin
+    let server = Worker {
+        var err: Int32 = 0
+        for _ in 0..<connections {
+            let a = table.lpWSPAccept(l, nil, nil, echoCondition, 0, &err)
+            if a == ~SOCKET(0) { fail("WSPAccept \(err)") }
+            _ = table.lpWSPCloseSocket(a, &err)
+        }
+    }
+    let t0 = seconds()
+    var request = message, answer = [UInt8](repeating: 0, count: 16)
+    for _ in 0..<connections {
+        let c = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
+        let rc = request.withUnsafeMutableBytes { rq in
+            answer.withUnsafeMutableBytes { an in
+                var caller = WSABUF(len: 16, buf: rq.baseAddress!.assumingMemoryBound(to: CChar.self))
+                var callee = WSABUF(len: 16, buf: an.baseAddress!.assumingMemoryBound(to: CChar.self))
+                var a = address
+                return withUnsafePointer(to: &a) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                        table.lpWSPConnect(c, $0, Int32(MemoryLayout<sockaddr_in>.size), &caller,
+                                           &callee, nil, nil, &err)
+                    }
+                }
+            }
+        }
+        if rc != 0 || answer != request { fail("WSPConnect \(err)") }
+        _ = table.lpWSPCloseSocket(c, &err)
+    }
+    server.join()
+    let dt = seconds() - t0
+    _ = table.lpWSPCloseSocket(l, &err)
+    _ = table.lpWSPCleanup(&err)
+    return Double(connections) / dt
+}
+
+// ---- the Swift synchronous API ------------------------------------------------------------
+
+func swiftSync() -> Double {
+    do throws(WSPError) {
+        let provider = try Provider()
+        let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+        let address = try listener.localAddress
+        let handle = ListenerBox(listener)
+        let server = Worker {
+            for _ in 0..<connections {
+                do throws(WSPError) {
+                    let accepted = try handle.socket.accept { request in
+                        .accept(calleeData: request.callerData ?? [])
+                    }
+                    _ = accepted
+                } catch { fail("accept: \(error)") }
+            }
+        }
+        let t0 = seconds()
+        for _ in 0..<connections {
+            let c = try provider.connect(to: address, protocol: .tcpWithConnectData,
+                                         callerData: message)
+            if c.calleeData != message { fail("callee data") }
+        }
+        server.join()
+        return Double(connections) / (seconds() - t0)
+    } catch {
+        fail("swift sync: \(error)")
+    }
+}
+
+/// Lends a listening socket to the server thread for the length of a run.
+final class ListenerBox: @unchecked Sendable {
+    let socket: Socket
+    init(_ s: consuming Socket) { socket = s }
+}
+
+// ---- SwiftNIO, the same handshake by hand ------------------------------------------------
+
+/// Server side: read 16 bytes, answer with them, close.
+final class EchoOnce: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    private var got = ByteBuffer()
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var b = unwrapInboundIn(data)
+        got.writeBuffer(&b)
+        if got.readableBytes >= 16 {
+            context.writeAndFlush(wrapOutboundOut(got), promise: nil)
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Client side: send 16 bytes on connect, complete when 16 come back.
+final class AskOnce: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+    let done: EventLoopPromise<Void>
+    private var got = 0
+    init(done: EventLoopPromise<Void>) { self.done = done }
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: message)), promise: nil)
+    }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        got += unwrapInboundIn(data).readableBytes
+        if got >= 16 { done.succeed(()) }
+    }
+}
+
+func swiftNIO() -> Double {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    do {
+        let server = try ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 128)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { $0.pipeline.addHandler(EchoOnce()) }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        let port = server.localAddress!.port!
+        let t0 = seconds()
+        for _ in 0..<connections {
+            let done = group.next().makePromise(of: Void.self)
+            let channel = try ClientBootstrap(group: group)
+                .channelInitializer { $0.pipeline.addHandler(AskOnce(done: done)) }
+                .connect(host: "127.0.0.1", port: port).wait()
+            try done.futureResult.wait()
+            try? channel.close().wait() // the server closes first: "already closed" is fine
+        }
+        let dt = seconds() - t0
+        try server.close().wait()
+        return Double(connections) / dt
+    } catch {
+        fail("swift-nio: \(error)")
+    }
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+@main
+struct Main {
+    static func main() {
+
+        var best: [String: Double] = [:]
+        let variants: [(String, () -> Double)] = [
+            ("C provider (WSP connect-data, table calls)", cProvider),
+            ("Swift sync API (WSP connect-data)", swiftSync),
+            ("SwiftNIO, the same handshake by hand", swiftNIO),
+        ]
+        for _ in 0..<rounds {
+            for (name, run) in variants { best[name] = max(best[name] ?? 0, run()) }
+        }
+        let c = best[variants[0].0]!
+        print("connections per second (\(connections) per round, best of \(rounds), 16-byte request and answer)")
+        for (name, _) in variants {
+            let v = best[name]!
+            print("  \(name.padding(toLength: 46, withPad: " ", startingAt: 0)) \(String(format: "%9.0f", v))   \(String(format: "%.2f", v / c))x of C")
+        }
+        let nio = best[variants[2].0]!
+        print("  Swift sync / C: \(String(format: "%.2f", best[variants[1].0]! / c))x (target >= 0.90x)")
+        print("  C / SwiftNIO: \(String(format: "%.2f", c / nio))x")
+    }
+}
