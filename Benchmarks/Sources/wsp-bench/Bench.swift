@@ -195,6 +195,158 @@ func swiftNIO() -> Double {
     }
 }
 
+
+// ---- bulk throughput: one connection, 64 KiB writes, the receiver counts to the total -----
+
+let bulkTotal = 64 << 20
+let chunk = 64 << 10
+
+/// A connected pair of WSP sockets (connect-data), made with the C table.
+func cPair(_ table: WSPPROC_TABLE) -> (SOCKET, SOCKET, SOCKET) {
+    var info = WSAPROTOCOL_INFO()
+    info.dwCatalogEntryId = DWORD(WSP_CATALOG_CDATA_IPV4)
+    var err: Int32 = 0
+    let l = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
+    var sin = sockaddr_in()
+    sin.sin_family = sa_family_t(AF_INET)
+    sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    var len = Int32(MemoryLayout<sockaddr_in>.size)
+    let c = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
+    withUnsafeMutablePointer(to: &sin) { p in
+        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+            _ = table.lpWSPBind(l, sa, len, &err)
+            _ = table.lpWSPListen(l, 8, &err)
+            _ = table.lpWSPGetSockName(l, sa, &len, &err)
+        }
+    }
+    let address = sin
+    let client = Worker {
+        var err: Int32 = 0
+        var a = address
+        let rc = withUnsafePointer(to: &a) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                table.lpWSPConnect(c, $0, Int32(MemoryLayout<sockaddr_in>.size), nil, nil, nil,
+                                   nil, &err)
+            }
+        }
+        if rc != 0 { fail("bulk connect \(err)") }
+    }
+    let a = table.lpWSPAccept(l, nil, nil, nil, 0, &err)
+    client.join()
+    return (l, c, a)
+}
+
+func cBulk() -> Double {
+    var data = WSPDATA()
+    var t = WSPPROC_TABLE()
+    guard WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &t) == 0 else { fail("WSPStartup") }
+    let table = t
+    let (l, c, a) = cPair(table)
+    let t0 = seconds()
+    let sender = Worker {
+        var buf = [UInt8](repeating: 7, count: chunk)
+        var err: Int32 = 0
+        var sent = 0
+        while sent < bulkTotal {
+            var n: DWORD = 0
+            let rc = buf.withUnsafeMutableBytes { b in
+                var wb = WSABUF(len: UInt32(chunk), buf: b.baseAddress!.assumingMemoryBound(to: CChar.self))
+                return table.lpWSPSend(c, &wb, 1, &n, 0, nil, nil, nil, &err)
+            }
+            if rc != 0 { fail("bulk send \(err)") }
+            sent += Int(n)
+        }
+    }
+    var buf = [UInt8](repeating: 0, count: chunk)
+    var got = 0
+    var err: Int32 = 0
+    while got < bulkTotal {
+        var n: DWORD = 0
+        var flags: DWORD = 0
+        let rc = buf.withUnsafeMutableBytes { b in
+            var wb = WSABUF(len: UInt32(chunk), buf: b.baseAddress!.assumingMemoryBound(to: CChar.self))
+            return table.lpWSPRecv(a, &wb, 1, &n, &flags, nil, nil, nil, &err)
+        }
+        if rc != 0 || n == 0 { fail("bulk recv \(err)") }
+        got += Int(n)
+    }
+    sender.join()
+    let dt = seconds() - t0
+    for s in [c, a, l] { _ = table.lpWSPCloseSocket(s, &err) }
+    _ = table.lpWSPCleanup(&err)
+    return Double(bulkTotal) / dt / 1e6
+}
+
+func swiftSyncBulk() -> Double {
+    do throws(WSPError) {
+        let provider = try Provider()
+        let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+        let address = try listener.localAddress
+        let connector = Worker {
+            do throws(WSPError) {
+                let c = try provider.connect(to: address, protocol: .tcpWithConnectData)
+                let payload = [UInt8](repeating: 7, count: chunk)
+                var sent = 0
+                while sent < bulkTotal { sent += try c.socket.send(payload) }
+            } catch { fail("swift bulk send: \(error)") }
+        }
+        let accepted = try listener.accept()
+        let t0 = seconds()
+        var got = 0
+        while got < bulkTotal {
+            let bytes = try accepted.socket.receive(maxCount: chunk)
+            if bytes.isEmpty { fail("swift bulk: early end") }
+            got += bytes.count
+        }
+        connector.join()
+        return Double(bulkTotal) / (seconds() - t0) / 1e6
+    } catch {
+        fail("swift sync bulk: \(error)")
+    }
+}
+
+/// Server side of the NIO bulk run: counts bytes, completes at the total.
+final class CountTo: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    let done: EventLoopPromise<Void>
+    private var got = 0
+    init(done: EventLoopPromise<Void>) { self.done = done }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        got += unwrapInboundIn(data).readableBytes
+        if got >= bulkTotal { done.succeed(()) }
+    }
+}
+
+func swiftNIOBulk() -> Double {
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    defer { try? group.syncShutdownGracefully() }
+    do {
+        let done = group.next().makePromise(of: Void.self)
+        let server = try ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { $0.pipeline.addHandler(CountTo(done: done)) }
+            .bind(host: "127.0.0.1", port: 0).wait()
+        let channel = try ClientBootstrap(group: group)
+            .connect(host: "127.0.0.1", port: server.localAddress!.port!).wait()
+        let t0 = seconds()
+        let payload = ByteBuffer(repeating: 7, count: chunk)
+        var last: EventLoopFuture<Void>? = nil
+        for i in 0..<(bulkTotal / chunk) {
+            let f = channel.writeAndFlush(payload)
+            if i % 64 == 63 { try f.wait() } /* keep the outbound queue bounded */
+            last = f
+        }
+        try last?.wait()
+        try done.futureResult.wait()
+        let dt = seconds() - t0
+        try? channel.close().wait()
+        try server.close().wait()
+        return Double(bulkTotal) / dt / 1e6
+    } catch {
+        fail("swift-nio bulk: \(error)")
+    }
+}
+
 // ---- the run -------------------------------------------------------------------------------
 
 @main
@@ -217,7 +369,20 @@ struct Main {
             print("  \(name.padding(toLength: 46, withPad: " ", startingAt: 0)) \(String(format: "%9.0f", v))   \(String(format: "%.2f", v / c))x of C")
         }
         let nio = best[variants[2].0]!
+        var bulk: [String: Double] = [:]
+        let bulkVariants: [(String, () -> Double)] = [
+            ("C provider", cBulk), ("Swift sync API", swiftSyncBulk), ("SwiftNIO", swiftNIOBulk),
+        ]
+        for _ in 0..<rounds {
+            for (name, run) in bulkVariants { bulk[name] = max(bulk[name] ?? 0, run()) }
+        }
         print("  Swift sync / C: \(String(format: "%.2f", best[variants[1].0]! / c))x (target >= 0.90x)")
         print("  C / SwiftNIO: \(String(format: "%.2f", c / nio))x")
+        let cb = bulk["C provider"]!
+        print("bulk throughput, MB/s (\(bulkTotal >> 20) MiB in \(chunk >> 10) KiB writes, best of \(rounds))")
+        for (name, _) in bulkVariants {
+            let v = bulk[name]!
+            print("  \(name.padding(toLength: 46, withPad: " ", startingAt: 0)) \(String(format: "%9.0f", v))   \(String(format: "%.2f", v / cb))x of C")
+        }
     }
 }
