@@ -393,6 +393,13 @@ typedef int (*LPWSPBIND)(SOCKET s, const struct sockaddr *name, int namelen, LPI
 typedef int (*LPWSPCANCELBLOCKINGCALL)(LPINT lpErrno);
 typedef int (*LPWSPCLEANUP)(LPINT lpErrno);
 typedef int (*LPWSPCLOSESOCKET)(SOCKET s, LPINT lpErrno);
+/* On the connect-data protocol a blocking connect returns once the server has decided;
+ * lpCalleeData->len is the capacity on entry and the count received on return, and lpSQOS
+ * receives the negotiated QoS (its ProviderSpecific.len is the capacity for the answer's
+ * provider-specific bytes). A non-blocking connect fails with WSAEWOULDBLOCK and, as on
+ * Winsock, writes lpCalleeData and lpSQOS when the answer arrives (before FD_CONNECT): they
+ * must stay valid until then. getsockopt(SOL_WSP, WSP_CALLEE_DATA) and SIO_GET_QOS read the
+ * same answer later without that constraint; pass NULL to use only them. */
 typedef int (*LPWSPCONNECT)(SOCKET s, const struct sockaddr *name, int namelen,
                             LPWSABUF lpCallerData, LPWSABUF lpCalleeData, LPQOS lpSQOS,
                             LPQOS lpGQOS, LPINT lpErrno);

@@ -2,6 +2,9 @@ import CWSP
 
 /// The started provider: `WSPStartup` on creation, `lpWSPCleanup` when the last reference
 /// goes away. Sockets keep their provider alive.
+///
+/// `Provider` is an immutable class holding the provider's function table, so it is
+/// `Sendable` and may be shared by every task.
 public final class Provider: Sendable {
     let table: WSPPROC_TABLE
 
@@ -75,12 +78,18 @@ public final class Provider: Sendable {
         let s = try socket(family: address.family, protocol: proto)
         let callee = try s.connect(to: address, callerData: callerData,
                                    calleeCapacity: calleeCapacity)
-        return Connection(socket: s, calleeData: callee)
+        return Connection(socket: s, calleeData: callee, negotiatedQoS: nil)
     }
 }
 
-/// A connected client socket and the callee data the server answered with.
-public struct Connection: ~Copyable, Sendable {
+/// A connected client socket and what the server answered with.
+///
+/// `@frozen` so that a program can move the socket out (`let socket = connection.socket`):
+/// Swift allows taking a field out of a `~Copyable` value of another module only then.
+@frozen public struct Connection: ~Copyable, Sendable {
     public var socket: Socket
+    /// The callee data (empty when the server sent none, or on plain TCP).
     public let calleeData: [UInt8]
+    /// The QoS both ends agreed on, when the connect asked for one (async connect only).
+    public let negotiatedQoS: QoS?
 }

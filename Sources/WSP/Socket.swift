@@ -1,70 +1,61 @@
 import CWSP
 
-/// What a condition function is shown about one connection request.
-public struct ConnectionRequest: Sendable {
-    /// The caller's address.
-    public let callerAddress: Address
-    /// The listener's local address.
-    public let localAddress: Address
-    /// The bytes the client sent with its connect, or nil when it sent none.
-    public let callerData: [UInt8]?
-}
+/// A WSP socket. It owns its provider handle and closes it exactly once: by `close()`, or
+/// when the socket goes out of scope (including when an error is thrown or a task is
+/// cancelled while it waits).
+///
+/// ## Why `~Copyable`
+/// A socket is a resource with one owner, like a file descriptor. Being `~Copyable`, a
+/// `Socket` cannot be duplicated by accident, `close()` *consumes* it (the compiler rejects
+/// any use after it), and ownership moves visibly (`consume`, returning it, storing it in
+/// ``Connection`` or ``Accepted``). A class would let two owners close the same handle or
+/// keep a closed one alive; a plain struct would be copied and closed twice. Methods borrow
+/// the socket, so a call cannot outlive it. Inside, the socket holds a reference-counted core
+/// whose close is idempotent, so the handle is closed once even on paths the type system
+/// cannot see (a `deinit` after `close()`).
+///
+/// `Socket` is `Sendable`: it can be moved into another task (for example one task per
+/// accepted connection).
+///
+/// ## Synchronous and async use
+/// The synchronous methods call the provider directly and block the calling thread when the
+/// socket is in blocking mode (the default): call them from your own threads, never from
+/// Swift's cooperative pool. The `async` methods (``accept(condition:)``, `send(_:)`,
+/// `receive(maxCount:)`, ``Provider/connect(to:protocol:callerData:qos:timeout:)``) never
+/// block a thread: the first of them registers the socket with the provider's event
+/// notification, which makes it non-blocking for good, so afterwards a synchronous call that
+/// would have to wait throws ``WSPError/wouldBlock``.
+public struct Socket: ~Copyable, Sendable {
+    let core: SocketCore
 
-/// A condition function's answer.
-public enum Decision: Sendable, Equatable {
-    /// Accept, answering with `calleeData` (connect-data protocol only; at most the
-    /// listener's callee-data capacity, else the accept throws `.fault`).
-    case accept(calleeData: [UInt8] = [])
-    /// Refuse: the client's connect fails with `.connectionRefused`.
-    case reject
-    /// Decide later: the request stays first in the queue and the accept throws `.tryAgain`.
-    case `defer`
-}
-
-/// A WSP socket. It owns its handle: the handle is closed exactly once, by `close()` or when
-/// the socket goes out of scope. Being `~Copyable`, a socket cannot be used after it was
-/// consumed by `close()`: the compiler refuses it.
-public struct Socket: ~Copyable, @unchecked Sendable {
-    // Held retained by hand (not as a strong reference) so that close() can `discard self`:
-    // a consumed socket runs no deinit and so never closes its handle a second time.
-    private let retainedProvider: Unmanaged<Provider>
-    var provider: Provider { retainedProvider.takeUnretainedValue() }
-    /// The provider handle (not a file descriptor).
-    public let handle: SOCKET
+    /// The provider handle (not a file descriptor). After the socket is closed the provider
+    /// answers any call on it with `WSAENOTSOCK`.
+    public var handle: SOCKET { core.handle }
 
     init(provider: Provider, handle: SOCKET) {
-        self.retainedProvider = Unmanaged.passRetained(provider)
-        self.handle = handle
+        core = SocketCore(provider: provider, handle: handle)
     }
 
     deinit {
-        var err: Int32 = 0
-        _ = provider.table.lpWSPCloseSocket(handle, &err)
-        retainedProvider.release()
+        _ = core.close()
     }
 
     /// Closes the socket now, reporting a failure the implicit close would swallow.
     public consuming func close() throws(WSPError) {
-        let h = handle, p = retainedProvider
-        discard self
-        defer { p.release() }
-        var err: Int32 = 0
-        if p.takeUnretainedValue().table.lpWSPCloseSocket(h, &err) != 0 { throw WSPError(code: err) }
-    }
-
-    private func check(_ rc: Int32, _ err: Int32) throws(WSPError) {
-        if rc != 0 { throw WSPError(code: err) }
+        // The deinit that follows finds the core closed and does nothing.
+        if let error = core.close() { throw error }
     }
 
     public func bind(to address: Address) throws(WSPError) {
         var err: Int32 = 0
-        let rc = address.withSockaddr { sa, len in provider.table.lpWSPBind(handle, sa, len, &err) }
-        try check(rc, err)
+        let rc = address.withSockaddr { sa, len in core.provider.table.lpWSPBind(handle, sa, len, &err) }
+        try core.check(rc, err)
     }
 
+    /// Listens; the provider clamps the backlog to 1…`WSP_MAX_BACKLOG`.
     public func listen(backlog: Int32) throws(WSPError) {
         var err: Int32 = 0
-        try check(provider.table.lpWSPListen(handle, backlog, &err), err)
+        try core.check(core.provider.table.lpWSPListen(handle, backlog, &err), err)
     }
 
     /// The socket's local address.
@@ -75,10 +66,10 @@ public struct Socket: ~Copyable, @unchecked Sendable {
             var err: Int32 = 0
             let rc = withUnsafeMutablePointer(to: &ss) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    provider.table.lpWSPGetSockName(handle, $0, &len, &err)
+                    core.provider.table.lpWSPGetSockName(handle, $0, &len, &err)
                 }
             }
-            try check(rc, err)
+            try core.check(rc, err)
             return Address(storage: ss)
         }
     }
@@ -88,51 +79,50 @@ public struct Socket: ~Copyable, @unchecked Sendable {
         var v = value
         var err: Int32 = 0
         let rc = withUnsafeBytes(of: &v) { b in
-            provider.table.lpWSPSetSockOpt(handle, level, name,
-                                            b.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                            Int32(b.count), &err)
+            core.provider.table.lpWSPSetSockOpt(handle, level, name,
+                                                 b.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                                 Int32(b.count), &err)
         }
-        try check(rc, err)
+        try core.check(rc, err)
     }
 
-    /// Blocking or non-blocking mode (`FIONBIO`).
-    public func setNonBlocking(_ on: Bool) throws(WSPError) {
-        var v: UInt32 = on ? 1 : 0
+    /// Reads a DWORD-valued option.
+    public func option(level: Int32, name: Int32) throws(WSPError) -> UInt32 {
+        var v: UInt32 = 0
+        var len = Int32(4)
         var err: Int32 = 0
-        var returned: UInt32 = 0
-        let rc = provider.table.lpWSPIoctl(handle, WSP_FIONBIO, &v, 4, nil, 0, &returned, nil,
-                                           nil, nil, &err)
-        try check(rc, err)
+        let rc = withUnsafeMutableBytes(of: &v) { b in
+            core.provider.table.lpWSPGetSockOpt(handle, level, name,
+                                                 b.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                                 &len, &err)
+        }
+        try core.check(rc, err)
+        return v
+    }
+
+    /// Blocking or non-blocking mode (`FIONBIO`). Once an async method has been used, the
+    /// provider refuses blocking mode (`.invalidArgument`).
+    public func setNonBlocking(_ on: Bool) throws(WSPError) {
+        var none: UInt32 = 0
+        try core.ioctl(WSP_FIONBIO, in: on ? 1 : 0, out: &none)
+    }
+
+    /// A listener's counters (`SIO_WSP_LISTENER_STATS`).
+    public var listenerStatistics: ListenerStatistics {
+        get throws(WSPError) {
+            var st = WSP_LISTENER_STATS_DATA()
+            try core.ioctl(SIO_WSP_LISTENER_STATS, out: &st)
+            return ListenerStatistics(st)
+        }
     }
 
     /// Accepts one connection, asking `condition` first (nil: accept every request). A
     /// `.defer` answer throws `.tryAgain` and leaves the request first in line; `.reject`
-    /// throws `.connectionRefused`.
+    /// throws `.connectionRefused`. Blocks while no request waits (in blocking mode).
     public func accept(_ condition: ((ConnectionRequest) -> Decision)? = nil)
         throws(WSPError) -> Accepted
     {
-        var ss = sockaddr_storage()
-        var len = Int32(MemoryLayout<sockaddr_storage>.size)
-        var err: Int32 = 0
-        let s: SOCKET
-        if let condition {
-            let box = ConditionBox(condition)
-            let ctx = UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque())
-            s = withUnsafeMutablePointer(to: &ss) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    provider.table.lpWSPAccept(handle, $0, &len, conditionTrampoline, ctx, &err)
-                }
-            }
-            withExtendedLifetime(box) {}
-        } else {
-            s = withUnsafeMutablePointer(to: &ss) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    provider.table.lpWSPAccept(handle, $0, &len, nil, 0, &err)
-                }
-            }
-        }
-        if s == ~SOCKET(0) { throw WSPError(code: err) }
-        return Accepted(socket: Socket(provider: provider, handle: s), peer: Address(storage: ss))
+        try core.adopt(core.acceptOnce(condition).get())
     }
 
     /// A blocking connect; returns the callee data the server answered with.
@@ -141,112 +131,67 @@ public struct Socket: ~Copyable, @unchecked Sendable {
         throws(WSPError) -> [UInt8]
     {
         var callee = [UInt8](repeating: 0, count: max(calleeCapacity, 1))
-        var err: Int32 = 0
-        var data = callerData ?? []
-        let rc: Int32 = callee.withUnsafeMutableBufferPointer { cb in
-            data.withUnsafeMutableBufferPointer { db in
-                var calleeBuf = WSABUF(len: UInt32(calleeCapacity),
-                                       buf: UnsafeMutableRawPointer(cb.baseAddress!).assumingMemoryBound(to: CChar.self))
-                var callerBuf = WSABUF(len: UInt32(db.count),
-                                       buf: db.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
-                let rc = address.withSockaddr { sa, len in
-                    withUnsafeMutablePointer(to: &callerBuf) { caller in
-                        provider.table.lpWSPConnect(handle, sa, len,
-                                                    callerData == nil ? nil : caller,
-                                                    &calleeBuf, nil, nil, &err)
-                    }
-                }
-                if rc == 0 { err = Int32(calleeBuf.len) }
-                return rc
-            }
+        let count = try callee.withUnsafeMutableBufferPointer { cb throws(WSPError) -> Int in
+            var calleeBuf = WSABUF(len: UInt32(calleeCapacity),
+                                   buf: UnsafeMutableRawPointer(cb.baseAddress!).assumingMemoryBound(to: CChar.self))
+            try core.connect(to: address, callerData: callerData, qos: nil, callee: &calleeBuf)
+            return Int(calleeBuf.len)
         }
-        if rc != 0 { throw WSPError(code: err) }
-        return Array(callee.prefix(Int(err)))
+        return Array(callee.prefix(count))
     }
 
     /// Sends bytes; returns how many were sent.
     @discardableResult
     public func send(_ bytes: [UInt8]) throws(WSPError) -> Int {
-        var copy = bytes
-        var sent: UInt32 = 0
-        var err: Int32 = 0
-        let rc = copy.withUnsafeMutableBufferPointer { b in
-            var buf = WSABUF(len: UInt32(b.count),
-                             buf: b.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
-            return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
-        }
-        try check(rc, err)
-        return Int(sent)
+        try core.sendOnce(bytes[...]).get()
     }
 
     /// Receives at most `maxCount` bytes; an empty result means the peer closed.
     public func receive(maxCount: Int) throws(WSPError) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: max(maxCount, 1))
-        var got: UInt32 = 0
-        var flags: UInt32 = 0
-        var err: Int32 = 0
-        let rc = out.withUnsafeMutableBufferPointer { b in
-            var buf = WSABUF(len: UInt32(maxCount),
-                             buf: UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self))
-            return provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
-        }
-        try check(rc, err)
-        return Array(out.prefix(Int(got)))
+        try core.receiveOnce(maxCount: maxCount).get()
     }
 }
 
 /// An accepted socket and its peer's address.
-public struct Accepted: ~Copyable, Sendable {
+///
+/// `@frozen` so that a program can move the socket out (`let socket = accepted.socket`), for
+/// example into a task of its own: `Task { [socket = consume socket] in … }`.
+@frozen public struct Accepted: ~Copyable, Sendable {
     public var socket: Socket
     public let peer: Address
 }
 
-/// Carries the Swift condition closure through `dwCallbackData`.
-private final class ConditionBox {
-    let body: (ConnectionRequest) -> Decision
-    init(_ body: @escaping (ConnectionRequest) -> Decision) { self.body = body }
-}
+/// A listener's counters, as `WSP_LISTENER_STATS` reports them.
+public struct ListenerStatistics: Hashable, Sendable {
+    /// Handed out by an accept.
+    public var accepted: UInt64
+    /// Refused by the condition function.
+    public var rejected: UInt64
+    /// `.defer` answers (one request may count several times; each element of
+    /// ``Socket/requests`` counts one).
+    public var deferred: UInt64
+    /// Clients that gave up while queued or deferred.
+    public var withdrawn: UInt64
+    /// Connect-data requests not complete within the handshake deadline.
+    public var timedOut: UInt64
+    /// Refused because the backlog was full.
+    public var backlogFull: UInt64
+    /// Connect-data requests dropped as malformed.
+    public var malformed: UInt64
+    /// The backlog in force, after clamping.
+    public var backlog: UInt32
+    /// Requests waiting in the backlog now.
+    public var queued: UInt32
 
-private func bytes(_ b: UnsafeMutablePointer<WSABUF>?) -> [UInt8]? {
-    guard let b, let p = b.pointee.buf else { return b == nil ? nil : [] }
-    return Array(UnsafeRawBufferPointer(start: p, count: Int(b.pointee.len)))
-}
-
-private func address(_ b: UnsafeMutablePointer<WSABUF>?) -> Address {
-    var ss = sockaddr_storage()
-    if let b, let p = b.pointee.buf {
-        withUnsafeMutableBytes(of: &ss) { dst in
-            dst.copyMemory(from: UnsafeRawBufferPointer(start: p, count: min(Int(b.pointee.len), dst.count)))
-        }
-    }
-    return Address(storage: ss)
-}
-
-/// The C condition function: a capture-free closure, so it converts to LPCONDITIONPROC.
-private let conditionTrampoline: LPCONDITIONPROC = {
-    callerId, callerData, _, _, calleeId, calleeData, _, ctx in
-    let box = Unmanaged<ConditionBox>.fromOpaque(UnsafeRawPointer(bitPattern: ctx)!)
-        .takeUnretainedValue()
-    let request = ConnectionRequest(callerAddress: address(callerId),
-                                    localAddress: address(calleeId),
-                                    callerData: bytes(callerData))
-    switch box.body(request) {
-    case .reject:
-        return CF_REJECT
-    case .defer:
-        return CF_DEFER
-    case .accept(let data):
-        guard let calleeData else { return CF_ACCEPT }
-        if data.count > Int(calleeData.pointee.len) {
-            // Report more than the capacity: the provider refuses with WSAEFAULT and
-            // keeps the request, rather than silently truncating.
-            calleeData.pointee.len = UInt32(data.count)
-            return CF_ACCEPT
-        }
-        if let dst = calleeData.pointee.buf, !data.isEmpty {
-            data.withUnsafeBytes { UnsafeMutableRawPointer(dst).copyMemory(from: $0.baseAddress!, byteCount: data.count) }
-        }
-        calleeData.pointee.len = UInt32(data.count)
-        return CF_ACCEPT
+    init(_ s: WSP_LISTENER_STATS_DATA) {
+        accepted = s.accepted
+        rejected = s.rejected
+        deferred = s.deferred
+        withdrawn = s.withdrawn
+        timedOut = s.timed_out
+        backlogFull = s.backlog_full
+        malformed = s.malformed
+        backlog = s.backlog
+        queued = s.queued
     }
 }

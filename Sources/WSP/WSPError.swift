@@ -41,6 +41,14 @@ public struct WSPError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let alreadyConnected = WSPError(code: WSAEISCONN)
     /// `WSAEADDRINUSE`: the address is in use.
     public static let addressInUse = WSPError(code: WSAEADDRINUSE)
+    /// `WSA_OPERATION_ABORTED`: the task waiting for the operation was cancelled.
+    public static let operationAborted = WSPError(code: WSA_OPERATION_ABORTED)
+    /// `WSAEMFILE`: the process is out of file descriptors.
+    public static let tooManyOpenFiles = WSPError(code: WSAEMFILE)
+    /// `WSAEADDRNOTAVAIL`: the address is not valid here (for example all zeros).
+    public static let addressNotAvailable = WSPError(code: WSAEADDRNOTAVAIL)
+    /// `WSAENOTCONN`: the socket is not connected.
+    public static let notConnected = WSPError(code: WSAENOTCONN)
     /// `WSANOTINITIALISED`: the provider is not started.
     public static let notInitialised = WSPError(code: WSANOTINITIALISED)
 }

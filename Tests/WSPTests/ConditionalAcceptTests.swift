@@ -5,6 +5,8 @@ import WSP
 
 /// Runs `body` on a Dispatch thread at once; `wait()` returns its result. The client side of
 /// a test runs there so that the server side may block without starving Swift's pool.
+// @unchecked: `result` is written once on the Dispatch thread before `done.signal()` and read
+// only after `done.wait()`; the semaphore orders the two.
 final class Background<T: Sendable>: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var result: T?
@@ -31,7 +33,8 @@ func clientConnect(_ provider: Provider, _ address: Address, _ data: [UInt8]?)
     }
 }
 
-@Suite(.serialized) struct ConditionalAcceptTests {
+extension AllTests {
+@Suite struct ConditionalAcceptTests {
     @Test func acceptCarriesCallerAndCalleeData() throws {
         let provider = try Provider()
         let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
@@ -96,4 +99,5 @@ func clientConnect(_ provider: Provider, _ address: Address, _ data: [UInt8]?)
         #expect(try Address("[::1]:80").port == 80)
         #expect(throws: WSPError.invalidArgument) { try Address("1.2.3.4:99999") }
     }
+}
 }

@@ -135,6 +135,78 @@ final class ListenerBox: @unchecked Sendable {
     init(_ s: consuming Socket) { socket = s }
 }
 
+
+// ---- the Swift async API -------------------------------------------------------------------
+
+/// Runs an async body to completion from synchronous code (the benchmark's main thread).
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    nonisolated(unsafe) var result: T? = nil
+    Task {
+        result = await body()
+        done.signal()
+    }
+    done.wait()
+    return result!
+}
+
+func swiftAsync() -> Double {
+    blocking {
+        do {
+            let provider = try Provider()
+            let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+            let address = try listener.localAddress
+            let t0 = seconds()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for _ in 0..<connections {
+                        let c = try await provider.connect(to: address, protocol: .tcpWithConnectData,
+                                                           callerData: message)
+                        if c.calleeData != message { fail("async callee data") }
+                    }
+                }
+                for _ in 0..<connections {
+                    _ = try await listener.accept { request in .accept(calleeData: request.callerData ?? []) }
+                }
+                try await group.waitForAll()
+            }
+            return Double(connections) / (seconds() - t0)
+        } catch {
+            fail("swift async: \(error)")
+        }
+    }
+}
+
+func swiftAsyncBulk() -> Double {
+    blocking {
+        do {
+            let provider = try Provider()
+            let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+            let address = try listener.localAddress
+            return try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    let c = try await provider.connect(to: address, protocol: .tcpWithConnectData)
+                    let payload = [UInt8](repeating: 7, count: chunk)
+                    var sent = 0
+                    while sent < bulkTotal { sent += try await c.socket.send(payload) }
+                }
+                let accepted = try await listener.accept()
+                let t0 = seconds()
+                var got = 0
+                while got < bulkTotal {
+                    let bytes = try await accepted.socket.receive(maxCount: chunk)
+                    if bytes.isEmpty { fail("async bulk: early end") }
+                    got += bytes.count
+                }
+                try await group.waitForAll()
+                return Double(bulkTotal) / (seconds() - t0) / 1e6
+            }
+        } catch {
+            fail("swift async bulk: \(error)")
+        }
+    }
+}
+
 // ---- SwiftNIO, the same handshake by hand ------------------------------------------------
 
 /// Server side: read 16 bytes, answer with them, close.
@@ -358,6 +430,7 @@ struct Main {
             ("C provider (WSP connect-data, table calls)", cProvider),
             ("Swift sync API (WSP connect-data)", swiftSync),
             ("SwiftNIO, the same handshake by hand", swiftNIO),
+            ("Swift async API (WSP connect-data)", swiftAsync),
         ]
         for _ in 0..<rounds {
             for (name, run) in variants { best[name] = max(best[name] ?? 0, run()) }
@@ -372,12 +445,15 @@ struct Main {
         var bulk: [String: Double] = [:]
         let bulkVariants: [(String, () -> Double)] = [
             ("C provider", cBulk), ("Swift sync API", swiftSyncBulk), ("SwiftNIO", swiftNIOBulk),
+            ("Swift async API", swiftAsyncBulk),
         ]
         for _ in 0..<rounds {
             for (name, run) in bulkVariants { bulk[name] = max(bulk[name] ?? 0, run()) }
         }
         print("  Swift sync / C: \(String(format: "%.2f", best[variants[1].0]! / c))x (target >= 0.90x)")
-        print("  C / SwiftNIO: \(String(format: "%.2f", c / nio))x")
+        let asyncRate = best[variants[3].0]!
+        print("  Swift async / C: \(String(format: "%.2f", asyncRate / c))x (target >= 0.80x)")
+        print("  Swift async / SwiftNIO: \(String(format: "%.2f", asyncRate / nio))x (target >= 1.50x)")
         let cb = bulk["C provider"]!
         print("bulk throughput, MB/s (\(bulkTotal >> 20) MiB in \(chunk >> 10) KiB writes, best of \(rounds))")
         for (name, _) in bulkVariants {

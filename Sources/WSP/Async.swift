@@ -1,0 +1,253 @@
+import CWSP
+
+// The async API. Every method follows one pattern: try the provider call on the
+// (non-blocking, event-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
+// re-enables it — the poller thread resumes the task — and try again. No provider call here
+// ever waits, so the cooperative pool is never blocked.
+
+extension SocketCore {
+    /// Turns an accepted handle into an owned socket. A child of a registered listener has
+    /// inherited the listener's event object (the provider's rule); it gets its own.
+    func adopt(_ accepted: (SOCKET, Address)) throws(WSPError) -> Accepted {
+        let socket = Socket(provider: provider, handle: accepted.0)
+        if isRegistered { _ = try socket.core.registration() } // on failure `socket` closes
+        return Accepted(socket: socket, peer: accepted.1)
+    }
+
+    func acceptAsync(_ condition: ((ConnectionRequest) -> Decision)?) async throws(WSPError)
+        -> Accepted
+    {
+        let events = try registration()
+        while true {
+            if Task.isCancelled { throw .operationAborted }
+            switch acceptOnce(condition) {
+            case .success(let accepted):
+                return try adopt(accepted)
+            case .failure(.wouldBlock):
+                // The failed accept re-enabled FD_ACCEPT; a deferral (`.tryAgain`) does not,
+                // which is why a deferred request is never waited for: it is thrown.
+                _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+}
+
+extension Socket {
+    /// Accepts one connection without blocking a thread, asking `condition` first (nil:
+    /// accept every request). The condition runs synchronously inside the accept, on the
+    /// calling task: keep it quick and do not block in it.
+    ///
+    /// The outcomes are the provider's: `.reject` throws ``WSPError/connectionRefused`` (the
+    /// client's connect fails with the same); `.defer` throws ``WSPError/tryAgain`` and the
+    /// request stays first in line, so the next accept is shown it again; callee data larger
+    /// than the listener's capacity throws ``WSPError/fault`` and keeps the request. A
+    /// cancelled task stops waiting and throws ``WSPError/operationAborted``; no request is
+    /// lost by it.
+    public func accept(condition: ((ConnectionRequest) -> Decision)? = nil) async throws(WSPError)
+        -> Accepted
+    {
+        try await core.acceptAsync(condition)
+    }
+
+    /// Sends all of `bytes` without blocking a thread; returns their count.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) async throws(WSPError) -> Int {
+        let events = try core.registration()
+        var sent = 0
+        var mask = Int32(FD_WRITE | FD_CLOSE)
+        while sent < bytes.count {
+            switch core.sendOnce(bytes[sent...]) {
+            case .success(let n):
+                sent += n
+            case .failure(.wouldBlock):
+                let fired = try await events.wait(for: mask).get()
+                // FD_CLOSE happens once and stays reported: after seeing it, wait for room
+                // only (a peer that only shut down its side still reads).
+                if fired.events & Int32(FD_CLOSE) != 0 { mask = Int32(FD_WRITE) }
+            case .failure(let error):
+                throw error
+            }
+        }
+        return sent
+    }
+
+    /// Receives at most `maxCount` bytes without blocking a thread, waiting until at least
+    /// one is available; an empty result means the peer closed.
+    public func receive(maxCount: Int) async throws(WSPError) -> [UInt8] {
+        let events = try core.registration()
+        var mask = Int32(FD_READ | FD_CLOSE)
+        while true {
+            switch core.receiveOnce(maxCount: maxCount) {
+            case .success(let bytes):
+                return bytes
+            case .failure(.wouldBlock):
+                let fired = try await events.wait(for: mask).get()
+                if fired.events & Int32(FD_CLOSE) != 0 { mask = Int32(FD_READ) }
+            case .failure(let error):
+                throw error
+            }
+        }
+    }
+
+    /// The connection requests reaching this listener, as an `AsyncSequence`; see
+    /// ``IncomingRequests``.
+    public var requests: IncomingRequests { IncomingRequests(listener: core) }
+}
+
+extension Provider {
+    /// Connects without blocking a thread. On the connect-data protocol `callerData` and
+    /// `qos` travel with the request and the call returns once the server has decided:
+    /// accepted (``Connection/calleeData``, ``Connection/negotiatedQoS``), or
+    /// ``WSPError/connectionRefused``. A server that defers keeps the client waiting (the
+    /// provider keeps the request alive) until `timeout` (nil: the provider's limit, none by
+    /// default) gives ``WSPError/timedOut``.
+    ///
+    /// Cancelling the task closes the socket, which withdraws the request at the server (its
+    /// condition function never sees it), and throws ``WSPError/operationAborted``.
+    public func connect(to address: Address, protocol proto: TransportProtocol = .tcp,
+                        callerData: [UInt8]? = nil, qos: QoS? = nil,
+                        timeout: Duration? = nil) async throws(WSPError) -> Connection
+    {
+        let socket = try self.socket(family: address.family, protocol: proto)
+        if let timeout {
+            let ms = max(1, timeout.components.seconds * 1000
+                + timeout.components.attoseconds / 1_000_000_000_000_000)
+            try socket.setOption(level: SOL_WSP, name: WSP_CONNECT_LIMIT,
+                                 value: UInt32(clamping: ms))
+        }
+        let core = socket.core
+        let events = try core.registration()
+        if Task.isCancelled { throw .operationAborted }
+        // The provider keeps the QoS pointer and writes the agreed QoS there when the answer
+        // arrives, after this call returns: the memory lives until the socket is closed.
+        var sqos: UnsafeMutablePointer<QOS>? = nil
+        if let qos {
+            let specific = core.pin(byteCount: qos.providerSpecific.count)
+            let q = core.pin(byteCount: MemoryLayout<QOS>.size).bindMemory(to: QOS.self, capacity: 1)
+            q.initialize(to: QOS())
+            q.pointee.ProviderSpecific.buf = specific.assumingMemoryBound(to: CChar.self)
+            qos.write(to: q)
+            sqos = q
+        }
+        do {
+            try core.connect(to: address, callerData: callerData, qos: sqos, callee: nil)
+        } catch .wouldBlock {
+            let fired = try await events.wait(for: Int32(FD_CONNECT)).get()
+            let code = fired.errors[Int(FD_CONNECT_BIT)]
+            if code != 0 { throw WSPError(code: code) }
+        }
+        let callee = proto == .tcpWithConnectData ? try core.calleeData() : []
+        let agreed = qos == nil ? nil : try core.negotiatedQoS()
+        return Connection(socket: socket, calleeData: callee, negotiatedQoS: agreed)
+    }
+}
+
+/// The connection requests reaching a listener, one element per presentation.
+///
+/// ```swift
+/// for try await request in listener.requests {
+///     if request.callerData == token {
+///         let accepted = try request.accept(calleeData: welcome)
+///         Task { [accepted = consume accepted] in … }
+///     } else {
+///         try request.reject()
+///     }
+/// }
+/// ```
+///
+/// Getting an element waits (without blocking a thread) for a request and shows it to the
+/// program by deferring it — the provider's own way to decide later (`CF_DEFER`: the request
+/// stays first in line; the listener's `deferred` counter counts each look). Decide before
+/// asking for the next element: a request left undecided is the next element again, exactly
+/// as a deferred request comes back to the next accept. The sequence ends when the listener
+/// is closed.
+public struct IncomingRequests: AsyncSequence, Sendable {
+    public typealias Element = PendingRequest
+    public typealias Failure = WSPError
+    let listener: SocketCore
+
+    public struct AsyncIterator: AsyncIteratorProtocol, Sendable {
+        let listener: SocketCore
+
+        public mutating func next() async throws(WSPError) -> PendingRequest? {
+            try await Self.next(from: listener)
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async throws(WSPError)
+            -> PendingRequest?
+        {
+            try await Self.next(from: listener)
+        }
+
+        private static func next(from listener: SocketCore) async throws(WSPError)
+            -> PendingRequest?
+        {
+            var seen: ConnectionRequest? = nil
+            do {
+                _ = try await listener.acceptAsync { request in
+                    seen = request
+                    return .defer
+                }
+            } catch .tryAgain {
+                if let seen { return PendingRequest(request: seen, listener: listener) }
+            } catch .interrupted, .notSocket {
+                return nil // the listener was closed
+            }
+            // An accept that did not take our deferral (impossible with a working provider).
+            throw .invalidArgument
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(listener: listener) }
+}
+
+/// A request the listener is holding for a decision (an element of ``IncomingRequests``).
+///
+/// Deciding never waits: the request is first in line, so the provider presents it at once.
+/// If it is no longer there (the client gave up, or another accept is looking at it), the
+/// decision throws ``WSPError/connectionReset`` and affects no other request.
+public struct PendingRequest: Sendable {
+    /// What the condition function would see.
+    public let request: ConnectionRequest
+    let listener: SocketCore
+
+    public var callerAddress: Address { request.callerAddress }
+    public var localAddress: Address { request.localAddress }
+    public var callerData: [UInt8]? { request.callerData }
+    public var callerQoS: QoS? { request.callerQoS }
+
+    /// Accepts the request, answering with `calleeData` and (when the caller asked for QoS)
+    /// the agreed QoS. Callee data over the listener's capacity throws ``WSPError/fault`` and
+    /// keeps the request.
+    public func accept(calleeData: [UInt8] = [], qos: QoS? = nil) throws(WSPError) -> Accepted {
+        try listener.adopt(decide(.accept(calleeData: calleeData, qos: qos)).get())
+    }
+
+    /// Refuses the request: the client's connect fails with ``WSPError/connectionRefused``.
+    public func reject() throws(WSPError) {
+        switch decide(.reject) {
+        case .failure(.connectionRefused): return
+        case .failure(let error): throw error
+        case .success: throw .invalidArgument // not reachable: the answer was a refusal
+        }
+    }
+
+    /// One non-blocking accept that applies `decision` to this request only.
+    private func decide(_ decision: Decision) -> Result<(SOCKET, Address), WSPError> {
+        var mine = false
+        let result = listener.acceptOnce { presented in
+            mine = presented.callerAddress == request.callerAddress
+            return mine ? decision : .defer // someone else's request: leave it first in line
+        }
+        switch result {
+        case .failure(.wouldBlock):
+            return .failure(.connectionReset) // nothing waits: it was withdrawn
+        case .failure(.tryAgain) where !mine:
+            return .failure(.connectionReset)
+        default:
+            return result
+        }
+    }
+}

@@ -1,0 +1,189 @@
+import CWSP
+import Synchronization
+
+/// A provider socket handle and everything attached to it: the one object that calls the
+/// table for a socket.
+///
+/// `Socket` (which is `~Copyable`) owns a core and is the only thing that closes it; pending
+/// requests (`PendingRequest`) share the listener's core so they can answer later. `close()`
+/// is idempotent under a lock, which is what makes "closed exactly once" hold on every path:
+/// an explicit `Socket.close()`, `Socket`'s `deinit`, a thrown error or a cancelled task.
+/// A call that reaches the provider after the close gets `WSAENOTSOCK` from it (handles carry
+/// a generation and are not reused), never a call on somebody else's socket.
+final class SocketCore: Sendable {
+    let provider: Provider
+    let handle: SOCKET
+
+    private struct State {
+        var closed = false
+        var registration: EventRegistration?
+        /// Memory the provider may write until the socket is closed: the QoS of a
+        /// non-blocking connect (the provider stores the answer there when it arrives).
+        /// Kept as addresses: only this object allocates and frees them.
+        var pinned: [UInt] = []
+    }
+    private let state = Mutex(State())
+
+    init(provider: Provider, handle: SOCKET) {
+        self.provider = provider
+        self.handle = handle
+    }
+
+    deinit {
+        // Only reached when a Socket never took ownership (it always closes): defensive.
+        _ = close()
+    }
+
+    /// Closes the handle the first time; later calls do nothing and return nil.
+    func close() -> WSPError? {
+        let taken = state.withLock { s -> (EventRegistration?, [UInt])? in
+            if s.closed { return nil }
+            s.closed = true
+            defer { s.registration = nil; s.pinned = [] }
+            return (s.registration, s.pinned)
+        }
+        guard let (registration, pinned) = taken else { return nil }
+        // Order matters: out of the epoll set, then the socket (which cancels the event
+        // select under the socket's lock), then the event object, then memory the provider
+        // could still have written.
+        if let registration { Poller.shared.unregister(registration) }
+        var err: Int32 = 0
+        let rc = provider.table.lpWSPCloseSocket(handle, &err)
+        if let registration { _ = WSACloseEvent(registration.event) }
+        for p in pinned { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
+        return rc == 0 ? nil : WSPError(code: err)
+    }
+
+    /// The socket's event registration, made on first use. From then on the socket is
+    /// non-blocking (the provider's rule for event select): synchronous calls that would wait
+    /// throw `.wouldBlock` instead.
+    func registration() throws(WSPError) -> EventRegistration {
+        try state.withLock { s throws(WSPError) -> EventRegistration in
+            if s.closed { throw .notSocket }
+            if let r = s.registration { return r }
+            let r = try Poller.shared.register(provider: provider, socket: handle)
+            s.registration = r
+            return r
+        }
+    }
+
+    var isRegistered: Bool { state.withLock { $0.registration != nil } }
+
+    /// Keeps `byteCount` bytes alive until the socket is closed.
+    func pin(byteCount: Int) -> UnsafeMutableRawPointer {
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(byteCount, 1), alignment: 16)
+        let address = UInt(bitPattern: p)
+        state.withLock { $0.pinned.append(address) }
+        return p
+    }
+
+    // ---- one provider call each ------------------------------------------------------------
+
+    func check(_ rc: Int32, _ err: Int32) throws(WSPError) {
+        if rc != 0 { throw WSPError(code: err) }
+    }
+
+    /// `lpWSPAccept` once. Blocks only when the socket is in blocking mode.
+    func acceptOnce(_ condition: ((ConnectionRequest) -> Decision)?)
+        -> Result<(SOCKET, Address), WSPError>
+    {
+        var ss = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        var err: Int32 = 0
+        let box = condition.map(ConditionBox.init)
+        let ctx = box.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
+        let s = withUnsafeMutablePointer(to: &ss) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                provider.table.lpWSPAccept(handle, $0, &len, box == nil ? nil : conditionTrampoline,
+                                           ctx, &err)
+            }
+        }
+        withExtendedLifetime(box) {}
+        if s == ~SOCKET(0) { return .failure(WSPError(code: err)) }
+        return .success((s, Address(storage: ss)))
+    }
+
+    /// `lpWSPSend` once; the count sent.
+    func sendOnce(_ bytes: ArraySlice<UInt8>) -> Result<Int, WSPError> {
+        var copy = Array(bytes)
+        var sent: UInt32 = 0
+        var err: Int32 = 0
+        let rc = copy.withUnsafeMutableBufferPointer { b in
+            var buf = WSABUF(len: UInt32(b.count),
+                             buf: b.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+            return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
+        }
+        return rc == 0 ? .success(Int(sent)) : .failure(WSPError(code: err))
+    }
+
+    /// `lpWSPRecv` once; empty means the peer closed.
+    func receiveOnce(maxCount: Int) -> Result<[UInt8], WSPError> {
+        var out = [UInt8](repeating: 0, count: max(maxCount, 1))
+        var got: UInt32 = 0
+        var flags: UInt32 = 0
+        var err: Int32 = 0
+        let rc = out.withUnsafeMutableBufferPointer { b in
+            var buf = WSABUF(len: UInt32(maxCount),
+                             buf: UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self))
+            return provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
+        }
+        return rc == 0 ? .success(Array(out.prefix(Int(got)))) : .failure(WSPError(code: err))
+    }
+
+    /// `lpWSPConnect`. `callee` receives the callee data of a blocking connect (nil for a
+    /// non-blocking one: the provider would write it later; read `calleeData()` instead).
+    func connect(to address: Address, callerData: [UInt8]?, qos: UnsafeMutablePointer<QOS>?,
+                 callee: UnsafeMutablePointer<WSABUF>?) throws(WSPError)
+    {
+        var err: Int32 = 0
+        var data = callerData ?? []
+        let rc = data.withUnsafeMutableBufferPointer { db in
+            var callerBuf = WSABUF(len: UInt32(db.count),
+                                   buf: db.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+            return address.withSockaddr { sa, len in
+                withUnsafeMutablePointer(to: &callerBuf) { caller in
+                    provider.table.lpWSPConnect(handle, sa, len, callerData == nil ? nil : caller,
+                                                callee, qos, nil, &err)
+                }
+            }
+        }
+        try check(rc, err)
+    }
+
+    /// The callee data the last connect received (`SOL_WSP`/`WSP_CALLEE_DATA`).
+    func calleeData() throws(WSPError) -> [UInt8] {
+        var buf = [UInt8](repeating: 0, count: Int(WSP_MAX_CONNECT_DATA))
+        var len = Int32(buf.count)
+        var err: Int32 = 0
+        let rc = buf.withUnsafeMutableBytes {
+            provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
+                                           $0.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                           &len, &err)
+        }
+        try check(rc, err)
+        return Array(buf.prefix(Int(len)))
+    }
+
+    /// The QoS the connection agreed on (`SIO_GET_QOS`; provider-specific bytes are not
+    /// reported there).
+    func negotiatedQoS() throws(WSPError) -> QoS {
+        var q = QOS()
+        try ioctl(SIO_GET_QOS, out: &q)
+        q.ProviderSpecific = WSABUF(len: 0, buf: nil)
+        return QoS(q)
+    }
+
+    func ioctl<Out>(_ code: UInt32, in value: UInt32? = nil, out: inout Out) throws(WSPError) {
+        var input = value ?? 0
+        var returned: UInt32 = 0
+        var err: Int32 = 0
+        let rc = withUnsafeMutableBytes(of: &out) { o in
+            withUnsafeMutableBytes(of: &input) { i in
+                provider.table.lpWSPIoctl(handle, code, value == nil ? nil : i.baseAddress,
+                                          value == nil ? 0 : 4, o.baseAddress, UInt32(o.count),
+                                          &returned, nil, nil, nil, &err)
+            }
+        }
+        try check(rc, err)
+    }
+}
