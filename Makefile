@@ -4,6 +4,7 @@
 #   make check        every C integration test, then swift test
 #   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-tsan   the C tests under ThreadSanitizer
+#   make check-swift-tsan  the Swift tests under ThreadSanitizer
 #   make fuzz         the handshake decoder under libFuzzer (FUZZ_SECONDS, default 30)
 #   make demo         a server and clients showing accept, reject and defer
 #   make bench        connections per second and event-driven ping-pong round trips per
@@ -35,7 +36,7 @@ HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(wildcard Tests/c/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
-.PHONY: all check check-c check-swift check-asan check-tsan fuzz demo bench bench-swift clean \
+.PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz demo bench bench-swift clean \
 	install uninstall check-exports check-install
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -72,6 +73,12 @@ check-swift:
 check: SHELL := /bin/bash
 check: check-c check-swift
 	@echo "C suite:"; tail -n 1 $(BUILD)/c-tests.log
+
+# The Swift suite under ThreadSanitizer, in its own build folder (a fresh one: SwiftPM can
+# trip over a sanitizer build folder left by an earlier run).
+check-swift-tsan:
+	rm -rf .build-tsan
+	swift test --sanitize=thread --scratch-path .build-tsan
 
 check-asan:
 	$(MAKE) BUILD=build/asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" OPT="-O1 -g" SHELL=/bin/bash check-c

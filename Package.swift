@@ -6,6 +6,11 @@ let package = Package(
     products: [
         .library(name: "CWSP", targets: ["CWSP"]),
         .library(name: "WSP", targets: ["WSP"]),
+        .executable(name: "wspcat", targets: ["wspcat"]),
+    ],
+    dependencies: [
+        // For wspcat only: the libraries stay free of dependencies.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
         // The C provider. Its public headers are the top-level include/ folder, the same
@@ -29,10 +34,27 @@ let package = Package(
             path: "Sources/WSP",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // netcat with admission control: the condition function as command-line rules.
+        .executableTarget(
+            name: "wspcat",
+            dependencies: [
+                "WSP", "CWSP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/wspcat",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "WSPTests",
             dependencies: ["WSP"],
             path: "Tests/WSPTests",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // Drives the built wspcat binary end to end, in separate processes.
+        .testTarget(
+            name: "WSPCatTests",
+            dependencies: ["wspcat"],
+            path: "Tests/WSPCatTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
     ]

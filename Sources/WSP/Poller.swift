@@ -1,6 +1,5 @@
 import CWSP
 import Glibc
-import Synchronization
 
 /// The network events one socket has reported and not yet handed to a waiter.
 struct NetworkEvents: Sendable {
@@ -40,7 +39,7 @@ final class EventRegistration: Sendable {
         var nextWaiter: UInt64 = 0
         var closed = false
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(provider: Provider, socket: SOCKET, event: WSAEVENT, fd: Int32, token: UInt64) {
         self.provider = provider
@@ -139,7 +138,7 @@ final class Poller: Sendable {
 
     private let epoll = Epoll()
     private let epfd: Int32
-    private let registrations = Mutex((next: UInt64(0), byToken: [UInt64: EventRegistration]()))
+    private let registrations = Locked((next: UInt64(0), byToken: [UInt64: EventRegistration]()))
 
     private init() {
         epfd = epoll.create()

@@ -1,5 +1,4 @@
 import CWSP
-import Synchronization
 
 /// A provider socket handle and everything attached to it: the one object that calls the
 /// table for a socket.
@@ -22,7 +21,7 @@ final class SocketCore: Sendable {
         /// Kept as addresses: only this object allocates and frees them.
         var pinned: [UInt] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(provider: Provider, handle: SOCKET) {
         self.provider = provider

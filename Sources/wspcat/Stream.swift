@@ -1,0 +1,191 @@
+import CWSP
+import Glibc
+import Synchronization
+import WSP
+
+/// A connected socket shared by the threads that pump its two directions. A WSP socket is a
+/// provider handle, not a file descriptor, so it cannot be handed to a child process or to
+/// `poll`: bytes are copied by one thread per direction. The socket closes when the last
+/// thread lets go of the stream.
+final class Stream: Sendable {
+    /// What owns the socket: an accepted connection, or a socket we connected.
+    enum Owner: ~Copyable, Sendable {
+        case accepted(Accepted)
+        case connected(Socket)
+    }
+
+    private let owner: Owner
+    let peer: String
+    private let counts = Mutex((received: 0, sent: 0))
+
+    init(_ owner: consuming Owner, peer: String) {
+        self.owner = owner
+        self.peer = peer
+    }
+
+    private func withSocket<R, E: Error>(_ body: (borrowing Socket) throws(E) -> R) throws(E) -> R {
+        switch owner {
+        case .accepted(let accepted): try body(accepted.socket)
+        case .connected(let socket): try body(socket)
+        }
+    }
+
+    var received: Int { counts.withLock { $0.received } }
+    var sent: Int { counts.withLock { $0.sent } }
+
+    /// Blocking mode: an accepted socket inherits the listener's non-blocking mode, and the
+    /// pumps want to wait.
+    func setBlocking() throws(WSPError) {
+        try withSocket { s throws(WSPError) in try s.setNonBlocking(false) }
+    }
+
+    /// Sends all of `bytes`.
+    func send(_ bytes: [UInt8]) throws(WSPError) {
+        var done = 0
+        while done < bytes.count {
+            let rest = done == 0 ? bytes : Array(bytes[done...])
+            done += try withSocket { s throws(WSPError) in try s.send(rest) }
+        }
+        counts.withLock { $0.sent += bytes.count }
+    }
+
+    /// At most 64 KiB; empty when the peer has closed its side.
+    func receive() throws(WSPError) -> [UInt8] {
+        let bytes = try withSocket { s throws(WSPError) in try s.receive(maxCount: 65536) }
+        counts.withLock { $0.received += bytes.count }
+        return bytes
+    }
+
+    /// `lpWSPShutdown` (`SD_SEND`: tell the peer we are done; `SD_RECEIVE`/`SD_BOTH` also
+    /// wake a thread blocked in `receive`). The Swift module has no shutdown, so this goes to
+    /// the provider's table directly; handles are process-wide, so any table serves.
+    func shutdown(_ how: Int32) {
+        var err: Int32 = 0
+        let handle = withSocket { s in s.handle }
+        _ = rawTable.lpWSPShutdown(handle, how, &err)
+    }
+}
+
+/// The provider's table, for the one call the Swift module does not wrap (shutdown). Started
+/// once and never cleaned up: it lives as long as the process.
+let rawTable: WSPPROC_TABLE = {
+    var data = WSPDATA()
+    var table = WSPPROC_TABLE()
+    let rc = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
+    precondition(rc == 0, "WSPStartup failed: \(rc)")
+    return table
+}()
+
+// ---- byte pumps ----------------------------------------------------------------------------
+
+/// Copies `fd` into `stream` until end of file, then shuts down the stream's sending side so
+/// the peer sees the end too.
+func pump(from fd: Int32, to stream: Stream) {
+    var buf = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        do { try stream.send(Array(buf[..<n])) } catch { break }
+    }
+    stream.shutdown(Int32(SD_SEND))
+}
+
+/// Copies `stream` into `fd` until the peer closes; the error that ended it, if any.
+@discardableResult
+func pump(from stream: Stream, to fd: Int32) -> WSPError? {
+    while true {
+        let bytes: [UInt8]
+        do { bytes = try stream.receive() } catch { return error }
+        if bytes.isEmpty { return nil }
+        if !writeAll(fd, bytes) { return nil } // the reader went away: stop copying
+    }
+}
+
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { return false }
+        done += n
+    }
+    return true
+}
+
+// ---- threads ---------------------------------------------------------------------------------
+
+/// A joinable thread of its own: the pumps block in system calls, which must never happen on
+/// Swift's cooperative pool.
+struct Thread {
+    private let id: pthread_t
+
+    init(_ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+        var id = pthread_t()
+        let rc = pthread_create(&id, nil, { arg in
+            let box = Unmanaged<Box>.fromOpaque(arg!).takeRetainedValue()
+            box.body()
+            return nil
+        }, arg)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        self.id = id
+    }
+
+    func join() { pthread_join(id, nil) }
+
+    /// Starts `body` and forgets it.
+    static func detach(_ body: @escaping @Sendable () -> Void) {
+        pthread_detach(Thread(body).id)
+    }
+}
+
+// ---- child processes ---------------------------------------------------------------------------
+
+/// `/bin/sh -c command` with pipes for its stdin and stdout (stderr is ours).
+struct Child {
+    let pid: pid_t
+    let stdinFD: Int32   // we write the connection's bytes here
+    let stdoutFD: Int32  // and send what the command prints
+
+    init(command: String) throws(WSPError) {
+        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
+        guard pipe(&toChild) == 0 else { throw WSPError(code: WSAEMFILE) }
+        guard pipe(&fromChild) == 0 else {
+            close(toChild[0]); close(toChild[1])
+            throw WSPError(code: WSAEMFILE)
+        }
+        // Close-on-exec, so that a command started for another connection does not hold
+        // these pipes open (dup2 clears it on the child's 0 and 1).
+        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // dup2 clears close-on-exec on the new descriptors; the pipes' own ends close at exec.
+        posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
+        let args: [String] = ["/bin/sh", "-c", command]
+        let argv = args.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, "/bin/sh", &actions, nil, argv, environ)
+        close(toChild[0])
+        close(fromChild[1])
+        guard rc == 0 else {
+            close(toChild[1]); close(fromChild[0])
+            throw WSPError(code: WSAEINVAL)
+        }
+        self.pid = pid
+        stdinFD = toChild[1]
+        stdoutFD = fromChild[0]
+    }
+
+    /// Waits for the command to end; its exit status (128 + signal when killed).
+    func wait() -> Int32 {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let signal = status & 0x7f
+        return signal == 0 ? (status >> 8) & 0xff : 128 + signal
+    }
+}
