@@ -42,27 +42,40 @@ let echoCondition: LPCONDITIONPROC = { _, callerData, _, _, _, calleeData, _, _ 
     return CF_ACCEPT
 }
 
-func cProvider() -> Double {
-    var data = WSPDATA()
-    var t = WSPPROC_TABLE()
-    guard WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &t) == 0 else { fail("WSPStartup") }
-    let table = t
+/// The catalog entry every C-table variant uses: TCP with connect data over IPv4.
+func connectDataInfo() -> WSAPROTOCOL_INFO {
     var info = WSAPROTOCOL_INFO()
     info.dwCatalogEntryId = DWORD(WSP_CATALOG_CDATA_IPV4)
+    return info
+}
+
+/// A connect-data listener on 127.0.0.1 with a kernel-chosen port, and its address.
+func cListener(_ table: WSPPROC_TABLE) -> (SOCKET, sockaddr_in) {
+    var info = connectDataInfo()
     var err: Int32 = 0
     let l = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
     var sin = sockaddr_in()
     sin.sin_family = sa_family_t(AF_INET)
     sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
     var len = Int32(MemoryLayout<sockaddr_in>.size)
-    withUnsafeMutablePointer(to: &sin) { p in
+    let rc = withUnsafeMutablePointer(to: &sin) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-            _ = table.lpWSPBind(l, sa, len, &err)
-            _ = table.lpWSPListen(l, 128, &err)
-            _ = table.lpWSPGetSockName(l, sa, &len, &err)
+            table.lpWSPBind(l, sa, len, &err) | table.lpWSPListen(l, 128, &err)
+                | table.lpWSPGetSockName(l, sa, &len, &err)
         }
     }
-    let address = sin
+    if rc != 0 { fail("listen \(err)") }
+    return (l, sin)
+}
+
+func cProvider() -> Double {
+    var data = WSPDATA()
+    var t = WSPPROC_TABLE()
+    guard WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &t) == 0 else { fail("WSPStartup") }
+    let table = t
+    var info = connectDataInfo()
+    var err: Int32 = 0
+    let (l, address) = cListener(table)
     let server = Worker {
         var err: Int32 = 0
         for _ in 0..<connections {
@@ -275,23 +288,10 @@ let chunk = 64 << 10
 
 /// A connected pair of WSP sockets (connect-data), made with the C table.
 func cPair(_ table: WSPPROC_TABLE) -> (SOCKET, SOCKET, SOCKET) {
-    var info = WSAPROTOCOL_INFO()
-    info.dwCatalogEntryId = DWORD(WSP_CATALOG_CDATA_IPV4)
+    var info = connectDataInfo()
     var err: Int32 = 0
-    let l = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
-    var sin = sockaddr_in()
-    sin.sin_family = sa_family_t(AF_INET)
-    sin.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
-    var len = Int32(MemoryLayout<sockaddr_in>.size)
+    let (l, address) = cListener(table)
     let c = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
-    withUnsafeMutablePointer(to: &sin) { p in
-        p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-            _ = table.lpWSPBind(l, sa, len, &err)
-            _ = table.lpWSPListen(l, 8, &err)
-            _ = table.lpWSPGetSockName(l, sa, &len, &err)
-        }
-    }
-    let address = sin
     let client = Worker {
         var err: Int32 = 0
         var a = address
