@@ -1,6 +1,7 @@
 /* WSPStartup and lpWSPCleanup: version negotiation, the reference count, the upcall table,
  * and the table of members handed to the application. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -12,7 +13,15 @@
 static pthread_mutex_t startup_lock = PTHREAD_MUTEX_INITIALIZER;
 static int startup_count;
 atomic_int wsp_started; /* read on every call; startup_count stays the authority */
-static WSPUPCALLTABLE upcalls;
+/* The upcall table in force. The reactor and any thread raising an event read it without a
+ * lock, so a start-up with a different table publishes a new copy instead of writing over the
+ * one in use; the copies it replaced are freed by the last cleanup, after the reactor stops. */
+struct upcall_copy {
+    WSPUPCALLTABLE table;
+    struct upcall_copy *retired_next;
+};
+static _Atomic(struct upcall_copy *) upcalls_in_force;
+static struct upcall_copy *retired_upcalls; /* startup_lock */
 
 /* Winsock compares versions major first: the low byte is the major version. */
 static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
@@ -24,7 +33,36 @@ int wsp_check_started(LPINT lpErrno) {
     return 0;
 }
 
-const WSPUPCALLTABLE *wsp_upcalls(void) { return &upcalls; }
+const WSPUPCALLTABLE *wsp_upcalls(void) {
+    return &atomic_load_explicit(&upcalls_in_force, memory_order_acquire)->table;
+}
+
+/* startup_lock held. Makes t the table in force; 0 or WSA_NOT_ENOUGH_MEMORY. */
+static int publish_upcalls(const WSPUPCALLTABLE *t) {
+    struct upcall_copy *now = atomic_load(&upcalls_in_force);
+    if (now && memcmp(&now->table, t, sizeof *t) == 0)
+        return 0; /* the usual case: the same table again */
+    struct upcall_copy *copy = malloc(sizeof *copy);
+    if (!copy)
+        return WSA_NOT_ENOUGH_MEMORY;
+    copy->table = *t;
+    copy->retired_next = NULL;
+    atomic_store_explicit(&upcalls_in_force, copy, memory_order_release);
+    if (now) {
+        now->retired_next = retired_upcalls;
+        retired_upcalls = now;
+    }
+    return 0;
+}
+
+/* startup_lock held, reactor stopped: nothing can still be reading a replaced table. */
+static void free_retired_upcalls(void) {
+    while (retired_upcalls) {
+        struct upcall_copy *next = retired_upcalls->retired_next;
+        free(retired_upcalls);
+        retired_upcalls = next;
+    }
+}
 
 static int wsp_cleanup(LPINT lpErrno) {
     pthread_mutex_lock(&startup_lock);
@@ -41,6 +79,7 @@ static int wsp_cleanup(LPINT lpErrno) {
         wsp_socket_close_all();
         atomic_store(&wsp_started, 0);
         wsp_reactor_stop();
+        free_retired_upcalls();
     }
     pthread_mutex_unlock(&startup_lock);
     return 0;
@@ -152,9 +191,10 @@ int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData, LPWSAPROTOCOL_INFO l
 
     wsp_upcalls_fill_builtin(&UpcallTable);
     pthread_mutex_lock(&startup_lock);
-    int err = wsp_reactor_start();
+    int err = publish_upcalls(&UpcallTable);
+    if (!err)
+        err = wsp_reactor_start();
     if (!err) {
-        upcalls = UpcallTable;
         startup_count++;
         atomic_store(&wsp_started, 1);
     }

@@ -1,6 +1,8 @@
 /* WSPStartup and lpWSPCleanup: version negotiation, reference counting, the table, the
  * catalog (WSPEnumProtocols) and handles that name no socket. */
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "support.h"
@@ -403,4 +405,81 @@ TEST(handles_from_before_the_last_cleanup_are_dead_after_a_restart) {
     WAIT_FOR(open_fds() == before, 2000);
     SOCKET again = new_socket(WSP_CATALOG_CDATA_IPV4);
     CHECK_EQ(T.lpWSPBind(again, (struct sockaddr *)&addr, sizeof(struct sockaddr_in), &err), 0);
+}
+
+/* A later start-up's upcall table replaces the earlier one while the reactor may be calling
+ * it; the provider must publish the new table without a torn read (ThreadSanitizer checks). */
+static atomic_int counted_sets;
+static BOOL counting_set_event(WSAEVENT ev, LPINT err) {
+    atomic_fetch_add(&counted_sets, 1);
+    if (!WSASetEvent(ev)) {
+        *err = WSAGetLastError();
+        return FALSE;
+    }
+    return TRUE;
+}
+
+struct pinger {
+    SOCKET c;
+    atomic_int stop;
+};
+
+static void *ping(void *arg) {
+    struct pinger *p = arg;
+    char byte = 'x';
+    WSABUF b = {1, &byte};
+    DWORD n = 0;
+    int err = 0;
+    while (!atomic_load(&p->stop)) {
+        T.lpWSPSend(p->c, &b, 1, &n, 0, NULL, NULL, NULL, &err);
+        sleep_ms(1);
+    }
+    return NULL;
+}
+
+TEST(startup_replaces_the_upcall_table_while_events_fire) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(a, ev, FD_READ, &err), 0);
+    struct pinger p = {.c = c};
+    pthread_t t;
+    pthread_create(&t, NULL, ping, &p);
+    WSPUPCALLTABLE counting;
+    memset(&counting, 0, sizeof counting);
+    counting.lpWPUSetEvent = counting_set_event;
+    WSPDATA data;
+    WSPPROC_TABLE table;
+    char buf[64];
+    for (int i = 0; i < 200; i++) {
+        WSPUPCALLTABLE up = no_upcalls();
+        CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, i % 2 ? up : counting, &table), 0);
+        CHECK_EQ(table.lpWSPCleanup(&err), 0); /* start() keeps the provider running */
+        WSABUF b = {sizeof buf, buf};
+        DWORD n = 0, flags = 0;
+        T.lpWSPRecv(a, &b, 1, &n, &flags, NULL, NULL, NULL, &err); /* re-enables FD_READ */
+        WSANETWORKEVENTS ne;
+        T.lpWSPEnumNetworkEvents(a, ev, &ne, &err);
+    }
+    /* The last table installed counts: the next event goes through it. */
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, counting, &table), 0);
+    int before = atomic_load(&counted_sets);
+    long long deadline = now_ms() + 2000;
+    while (atomic_load(&counted_sets) == before && now_ms() < deadline) {
+        WSABUF b = {sizeof buf, buf};
+        DWORD n = 0, flags = 0;
+        T.lpWSPRecv(a, &b, 1, &n, &flags, NULL, NULL, NULL, &err);
+        sleep_ms(2);
+    }
+    CHECK(atomic_load(&counted_sets) > before);
+    atomic_store(&p.stop, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(table.lpWSPCleanup(&err), 0);
+    WSACloseEvent(ev);
 }
