@@ -33,7 +33,7 @@ SOVERSION = 0.1.0
 LIB_SRCS := $(wildcard Sources/CWSP/*.c)
 LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
-TEST_SRCS := $(wildcard Tests/c/*.c)
+TEST_SRCS := $(filter-out Tests/c/header-check.c,$(wildcard Tests/c/*.c))
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz demo bench bench-swift clean \
@@ -61,9 +61,17 @@ $(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) Tests/c/harness.h
 $(BUILD)/wsp-tests: $(TEST_OBJS) $(BUILD)/libcwsp.a
 	$(CC) $(SAN) -pthread -o $@ $(TEST_OBJS) $(BUILD)/libcwsp.a
 
+# The public header compiles cleanly, on its own, as C99, C11 and C++.
+$(BUILD)/header-check.stamp: $(HEADERS) Tests/c/header-check.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/c/header-check.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/c/header-check.c
+	$(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic -Iinclude -fsyntax-only Tests/c/header-check.c
+	@touch $@
+
 # The C suite ends with "N passed, N failed"; its exit status is the suite's.
 check-c: SHELL := /bin/bash
-check-c: $(BUILD)/wsp-tests
+check-c: $(BUILD)/header-check.stamp $(BUILD)/wsp-tests
 	$(BUILD)/wsp-tests $(TESTS) | tee $(BUILD)/c-tests.log; exit $${PIPESTATUS[0]}
 
 check-swift:

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include "wsp/errors.h"
 #include "wsp/version.h"
