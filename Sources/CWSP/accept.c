@@ -107,15 +107,16 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
 
 /* so->lock held. Acts on the condition function's answer rc for the presented request r.
  * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
-static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc,
+static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
                      const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
                      int *err) {
     struct wsp_listener *l = so->listener;
     r->presenting = 0;
     /* A client that left while the function ran is gone whatever the answer: it is counted
      * as withdrawn, never as rejected or deferred, and the caller looks for the next
-     * request. A dead request is never handed out. */
-    if (wsp_request_withdrawn(r)) {
+     * request. A dead request is never handed out. (Without a function there was no "while":
+     * next_request has just checked.) */
+    if (asked && wsp_request_withdrawn(r)) {
         wsp_request_unlink(&l->ready, r);
         wsp_listener_room_freed(l);
         l->stats.withdrawn++;
@@ -237,7 +238,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             err = WSAEINTR;
             break;
         }
-        result = decide(so, r, rc, p, addr, addrlen, &err);
+        result = decide(so, r, rc, cond != NULL, p, addr, addrlen, &err);
     }
     if (l && err != WSATRY_AGAIN)
         wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
