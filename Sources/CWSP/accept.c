@@ -61,10 +61,7 @@ static struct wsp_request *next_request(struct wsp_listener *l) {
              * others are checked here (and again after the decision). */
             if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
                 return r;
-            wsp_request_unlink(&l->ready, r);
-            l->stats.withdrawn++;
-            wsp_request_destroy(r, 1);
-            wsp_listener_room_freed(l);
+            wsp_request_withdraw(l, r);
         }
         r = next;
     }
@@ -117,10 +114,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
      * request. A dead request is never handed out. (Without a function there was no "while":
      * next_request has just checked.) */
     if (asked && wsp_request_withdrawn(r)) {
-        wsp_request_unlink(&l->ready, r);
-        wsp_listener_room_freed(l);
-        l->stats.withdrawn++;
-        wsp_request_destroy(r, 1);
+        wsp_request_withdraw(l, r);
         *err = 0;
         return INVALID_SOCKET;
     }

@@ -54,6 +54,8 @@ void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) WSP_I
 void wsp_request_destroy(struct wsp_request *r, int abort) WSP_INTERNAL;
 /* Sends a REFUSE frame with the reason, best effort. */
 void wsp_request_refuse(struct wsp_request *r, int reason) WSP_INTERNAL;
+/* Drops a queued request whose client left, counting it as withdrawn. */
+void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
 /* Whether the client has gone away. */
 int wsp_request_withdrawn(const struct wsp_request *r) WSP_INTERNAL;
 

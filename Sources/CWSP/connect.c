@@ -419,15 +419,6 @@ void wsp_connector_close(struct wsp_socket *so) {
 
 /* ---- lpWSPConnect ---------------------------------------------------------------------------- */
 
-/* so->lock held. What a connect on a socket in the middle of one reports. */
-static int connecting_state(struct wsp_socket *so) {
-    if (so->state == WSP_STATE_CONNECTING)
-        return WSAEALREADY;
-    if (so->state == WSP_STATE_CONNECTED)
-        return WSAEISCONN;
-    return 0;
-}
-
 int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
                 LPWSABUF callee, LPQOS sqos, LPQOS gqos, LPINT lpErrno) {
     (void)gqos; /* groups are not offered: the group QoS is ignored */
@@ -440,7 +431,7 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
     pthread_mutex_lock(&so->lock);
     if (!req || !reader)
         err = WSAENOBUFS;
-    if (!err && (err = connecting_state(so)) == 0)
+    if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
     if (!err && so->nonblocking) {
         err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), req);

@@ -44,6 +44,10 @@ int wsp_wsa_from_errno(int e) {
     }
 }
 
+int wsp_wsa_resource_error(int e) {
+    return e == EMFILE || e == ENFILE ? WSAEMFILE : WSA_NOT_ENOUGH_MEMORY;
+}
+
 int wsp_fail(LPINT lpErrno, int code) {
     if (lpErrno)
         *lpErrno = code;

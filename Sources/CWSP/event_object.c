@@ -12,11 +12,11 @@
  */
 #include <errno.h>
 #include <poll.h>
-#include <time.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "internal.h"
 #include "object_table.h"
 #include "waitable.h"
 #include "wsp.h"
@@ -89,7 +89,7 @@ WSAEVENT WSACreateEvent(void) {
     }
     ev->fd = wsp_readiness_fd_open();
     if (ev->fd < 0) {
-        WSASetLastError(wsp_resource_error(errno));
+        WSASetLastError(wsp_wsa_resource_error(errno));
         free(ev);
         return WSA_INVALID_EVENT;
     }
@@ -237,12 +237,6 @@ static void delist(struct wait_link links[], struct event *const ev[], DWORD n) 
     }
 }
 
-static uint64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* Wait-any sleeps in poll on the events' descriptors, readable exactly while an event is
  * signalled (or closed): a set wakes it with one eventfd write, and the waiter never contends
  * with the setter for a lock or a condition variable (on a busy CPU that contention costs
@@ -252,7 +246,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
     struct pollfd p[WSA_MAXIMUM_WAIT_EVENTS];
     for (DWORD i = 0; i < n; i++)
         p[i] = (struct pollfd){.fd = ev[i]->fd, .events = POLLIN};
-    uint64_t deadline = monotonic_ms() + timeout;
+    uint64_t deadline = wsp_now_ms() + timeout;
     for (;;) {
         lock_all(order, distinct);
         DWORD result = check(ev, n, FALSE);
@@ -261,7 +255,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
             return result;
         int t = -1;
         if (timeout != WSA_INFINITE) {
-            uint64_t now = monotonic_ms();
+            uint64_t now = wsp_now_ms();
             t = now >= deadline ? 0 : (int)(deadline - now);
         }
         if (poll(p, n, t) == 0)
@@ -313,7 +307,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
         int rc = wsp_cond_init_monotonic(&w.cond);
         if (rc) {
             release_all(ev, cEvents);
-            WSASetLastError(wsp_resource_error(rc));
+            WSASetLastError(wsp_wsa_resource_error(rc));
             return WSA_WAIT_FAILED;
         }
         pthread_mutex_init(&w.lock, NULL);

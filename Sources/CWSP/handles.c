@@ -29,7 +29,6 @@ static pthread_mutex_t table_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct slot *chunks[MAX_CHUNKS];
 static uint32_t slot_count;
 static uint32_t free_head; /* slot + 1 */
-static int open_count;
 
 static struct slot *slot_at(uint32_t i) { return &chunks[i / CHUNK_SLOTS][i % CHUNK_SLOTS]; }
 
@@ -83,7 +82,6 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
         sl->generation = 1;
     sl->so = so;
     so->handle = (sl->generation << SLOT_BITS) | ((uintptr_t)i + 1);
-    open_count++;
     pthread_mutex_unlock(&table_lock);
     return so;
 }
@@ -142,7 +140,6 @@ struct wsp_socket *wsp_socket_unpublish(SOCKET s) {
         uint32_t index = (uint32_t)(s & SLOT_MASK);
         sl->next_free = free_head;
         free_head = index;
-        open_count--;
     }
     pthread_mutex_unlock(&table_lock);
     return so;
@@ -163,13 +160,6 @@ int wsp_socket_close_all(void) {
         for (int i = 0; i < n; i++)
             closed += wsp_close_socket(batch[i], NULL) == 0;
     }
-}
-
-int wsp_socket_count(void) {
-    pthread_mutex_lock(&table_lock);
-    int n = open_count;
-    pthread_mutex_unlock(&table_lock);
-    return n;
 }
 
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) {

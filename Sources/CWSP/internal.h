@@ -29,6 +29,10 @@ const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, i
 
 /* The one errno -> WSA mapping. */
 int wsp_wsa_from_errno(int e) WSP_INTERNAL;
+/* Its variant for the event-object and message-queue functions, whose documented code for
+ * a failed allocation is WSA_NOT_ENOUGH_MEMORY (sockets report WSAENOBUFS): the errno of a
+ * failed eventfd, malloc or pthread_*_init -> WSAEMFILE or WSA_NOT_ENOUGH_MEMORY. */
+int wsp_wsa_resource_error(int e) WSP_INTERNAL;
 
 /* Writes code to *lpErrno (when lpErrno is not NULL) and returns SOCKET_ERROR: the one way a
  * member of the table reports failure. */
@@ -160,8 +164,6 @@ struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
 /* Closes every open socket (the last lpWSPCleanup does, as WSACleanup does on Windows);
  * returns how many. */
 int wsp_socket_close_all(void) WSP_INTERNAL;
-/* How many sockets are open (for tests of leaks). */
-int wsp_socket_count(void) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
 

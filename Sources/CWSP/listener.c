@@ -145,6 +145,13 @@ void wsp_request_refuse(struct wsp_request *r, int reason) {
     request_send_frame(r, &f);
 }
 
+void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
+    wsp_request_unlink(&l->ready, r);
+    l->stats.withdrawn++;
+    wsp_request_destroy(r, 1);
+    wsp_listener_room_freed(l);
+}
+
 int wsp_request_withdrawn(const struct wsp_request *r) {
     if (r->gone)
         return 1;
@@ -264,9 +271,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
              * for as long as the condition function runs. */
             wsp_reactor_modify(&r->item, 0);
         } else {
-            wsp_request_unlink(&l->ready, r);
-            l->stats.withdrawn++;
-            wsp_request_destroy(r, 1);
+            wsp_request_withdraw(l, r);
         }
     }
     unlock_and_wake(l);

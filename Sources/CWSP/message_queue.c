@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
+#include "internal.h"
 #include "object_table.h"
 #include "waitable.h"
 #include "wsp.h"
@@ -55,13 +56,13 @@ HWND WSPCreateMessageQueue(void) {
     }
     int rc = wsp_cond_init_monotonic(&q->nonempty);
     if (rc) {
-        WSASetLastError(wsp_resource_error(rc));
+        WSASetLastError(wsp_wsa_resource_error(rc));
         free(q);
         return NULL;
     }
     q->fd = wsp_readiness_fd_open();
     if (q->fd < 0) {
-        WSASetLastError(wsp_resource_error(errno));
+        WSASetLastError(wsp_wsa_resource_error(errno));
         pthread_cond_destroy(&q->nonempty);
         free(q);
         return NULL;

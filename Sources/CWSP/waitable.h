@@ -34,11 +34,6 @@ static inline void wsp_readiness_fd_lower(int fd) {
     (void)n; /* cannot fail: the counter is 1 here */
 }
 
-/* The WSA code for a failed eventfd/malloc/pthread_*_init: running out of descriptors is
- * worth telling apart from running out of memory. */
-static inline int wsp_resource_error(int err) {
-    return err == EMFILE || err == ENFILE ? WSAEMFILE : WSA_NOT_ENOUGH_MEMORY;
-}
 
 /* Timed waits measure CLOCK_MONOTONIC, so setting the wall clock neither cuts a wait short
  * nor stretches it. Returns 0 or an errno value. */
