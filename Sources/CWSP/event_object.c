@@ -1,11 +1,19 @@
 /* Event objects and the thread's last error; wsp/event.h is the contract.
  *
- * An event is a flag under its own mutex plus an eventfd that mirrors the flag for
- * applications' poll loops (waitable.h). A wait for any one event sleeps in poll on those
- * descriptors (wait_any). A wait for all of them cannot: an event already signalled has a
- * readable descriptor from the start, so polling it would spin, and leaving it out would miss
- * its close. So a wait-all enlists on every event it waits for and sleeps on its own
- * condition variable, and WSASetEvent and WSACloseEvent wake the enlisted waiters.
+ * An event is a flag under its own mutex plus an eventfd that mirrors the flag for poll loops
+ * (waitable.h), and the epoll set of the sockets registered on it (event_set.h). A wait for
+ * any one event sleeps in poll on the events' descriptors and sets (wait_any); when a set
+ * turns readable, the waiting thread records the network events itself, which signals the
+ * event, without the reactor relaying them. A wait for all of them cannot poll: an event
+ * already signalled has a readable descriptor from the start, so polling it would spin, and
+ * leaving it out would miss its close. So a wait-all enlists on every event it waits for and
+ * sleeps on its own condition variable, WSASetEvent and WSACloseEvent wake the enlisted
+ * waiters, and the reactor watches the events' sets meanwhile.
+ *
+ * The eventfd is written only when someone may be polling it: a thread waiting for the event
+ * other than the one setting it, or anyone at all once WSAEventFd has handed it out. A wait
+ * that finds its own set ready and signals the event itself saves the write and the read
+ * that resets it.
  *
  * Lock order: events by ascending address, then a waiter's lock. A waiter never holds its
  * own lock while taking an event's.
@@ -16,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "event_set.h"
 #include "internal.h"
 #include "object_table.h"
 #include "waitable.h"
@@ -39,11 +48,17 @@ struct event {
     bool signalled;
     bool closed; /* a thread that took its reference before the close may still hold it */
     int fd;
+    bool fd_raised; /* fd's counter is 1 */
+    bool exported;  /* WSAEventFd handed fd out: it mirrors the flag from now on */
+    int pollers;    /* wait-any calls polling fd */
     struct wait_link *waiters;
+    struct wsp_event_set *set;
 };
 
 static struct wsp_object_table events = WSP_OBJECT_TABLE_INIT(WSP_TAG_EVENT);
 static _Thread_local int last_error;
+/* The event whose set this thread is pumping inside its own wait for it. */
+static _Thread_local const struct event *pumping;
 
 int WSAGetLastError(void) {
     return last_error;
@@ -55,6 +70,9 @@ void WSASetLastError(int iError) {
 
 static void destroy_event(struct wsp_object *obj) {
     struct event *ev = (struct event *)obj;
+    if (ev->exported) /* no one can observe the event any more */
+        wsp_event_set_reactor_watch(ev->set, 0);
+    wsp_event_set_release(ev->set); /* registered sockets may keep it a while */
     close(ev->fd);
     pthread_mutex_destroy(&ev->lock);
     free(ev);
@@ -69,6 +87,14 @@ static struct event *acquire(WSAEVENT h) {
 
 static void release(struct event *ev) {
     wsp_object_release(&ev->obj);
+}
+
+/* Caller holds ev->lock. */
+static void raise_fd(struct event *ev) {
+    if (!ev->fd_raised) {
+        wsp_readiness_fd_raise(ev->fd);
+        ev->fd_raised = true;
+    }
 }
 
 /* Caller holds ev->lock. */
@@ -87,9 +113,16 @@ WSAEVENT WSACreateEvent(void) {
         WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
         return WSA_INVALID_EVENT;
     }
+    int err = 0;
     ev->fd = wsp_readiness_fd_open();
-    if (ev->fd < 0) {
-        WSASetLastError(wsp_wsa_resource_error(errno));
+    if (ev->fd < 0)
+        err = errno;
+    else
+        ev->set = wsp_event_set_new(&err);
+    if (!ev->set) {
+        if (ev->fd >= 0)
+            close(ev->fd);
+        WSASetLastError(wsp_wsa_resource_error(err));
         free(ev);
         return WSA_INVALID_EVENT;
     }
@@ -113,10 +146,12 @@ static BOOL set_state(WSAEVENT hEvent, bool signalled) {
     if (open && ev->signalled != signalled) {
         ev->signalled = signalled;
         if (signalled) {
-            wsp_readiness_fd_raise(ev->fd);
+            if (ev->exported || ev->pollers > (pumping == ev ? 1 : 0))
+                raise_fd(ev);
             wake_waiters(ev);
-        } else {
+        } else if (ev->fd_raised) {
             wsp_readiness_fd_lower(ev->fd);
+            ev->fd_raised = false;
         }
     }
     pthread_mutex_unlock(&ev->lock);
@@ -144,8 +179,7 @@ BOOL WSACloseEvent(WSAEVENT hEvent) {
     pthread_mutex_lock(&ev->lock);
     ev->closed = true;
     /* Also wakes an application's poll loop, which then learns the handle is gone. */
-    if (!ev->signalled)
-        wsp_readiness_fd_raise(ev->fd);
+    raise_fd(ev);
     wake_waiters(ev);
     pthread_mutex_unlock(&ev->lock);
     release(ev);
@@ -156,9 +190,29 @@ int WSAEventFd(WSAEVENT hEvent) {
     struct event *ev = acquire(hEvent);
     if (ev == NULL)
         return -1;
+    pthread_mutex_lock(&ev->lock);
+    if (!ev->exported) {
+        /* From now on the event is watched from outside WSP: its descriptor must follow the
+         * flag, and its sockets' readiness must be relayed without anyone waiting in WSP. */
+        ev->exported = true;
+        wsp_event_set_reactor_watch(ev->set, 1);
+        if (ev->signalled)
+            raise_fd(ev);
+    }
     int fd = ev->fd;
+    pthread_mutex_unlock(&ev->lock);
     release(ev);
     return fd;
+}
+
+struct wsp_event_set *wsp_event_watch_set(WSAEVENT hEvent) {
+    struct event *ev = acquire(hEvent);
+    if (ev == NULL)
+        return NULL;
+    wsp_event_set_retain(ev->set);
+    struct wsp_event_set *set = ev->set;
+    release(ev);
+    return set;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -237,29 +291,63 @@ static void delist(struct wait_link links[], struct event *const ev[], DWORD n) 
     }
 }
 
-/* Wait-any sleeps in poll on the events' descriptors, readable exactly while an event is
- * signalled (or closed): a set wakes it with one eventfd write, and the waiter never contends
- * with the setter for a lock or a condition variable (on a busy CPU that contention costs
+/* Counts (delta 1) or uncounts (-1) the calling wait-any as a poller of each event. */
+static void count_pollers(struct event *const order[], DWORD distinct, int delta) {
+    lock_all(order, distinct);
+    for (DWORD i = 0; i < distinct; i++)
+        order[i]->pollers += delta;
+    unlock_all(order, distinct);
+}
+
+/* Wait-any sleeps in poll on the events' descriptors, readable while an event is signalled
+ * (or closed), and on their sets, readable while a registered socket has readiness nobody
+ * took: a set wakes it with one eventfd write, a socket wakes it directly, and the waiter
+ * never contends with a setter for a lock or a condition variable (on a busy CPU that costs
  * several context switches per wake-up). The flags, checked under the locks, stay the truth. */
 static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const order[],
                       DWORD distinct, DWORD timeout) {
-    struct pollfd p[WSA_MAXIMUM_WAIT_EVENTS];
+    struct pollfd p[2 * WSA_MAXIMUM_WAIT_EVENTS];
     for (DWORD i = 0; i < n; i++)
         p[i] = (struct pollfd){.fd = ev[i]->fd, .events = POLLIN};
+    for (DWORD i = 0; i < distinct; i++)
+        p[n + i] = (struct pollfd){.fd = wsp_event_set_fd(order[i]->set), .events = POLLIN};
     uint64_t deadline = wsp_now_ms() + timeout;
+    count_pollers(order, distinct, 1);
+    DWORD result;
+    bool last_look = false;
     for (;;) {
         lock_all(order, distinct);
-        DWORD result = check(ev, n, FALSE);
+        result = check(ev, n, FALSE);
         unlock_all(order, distinct);
-        if (result != NOT_YET || timeout == 0)
-            return result;
+        if (result != NOT_YET || last_look)
+            break;
         int t = -1;
         if (timeout != WSA_INFINITE) {
             uint64_t now = wsp_now_ms();
             t = now >= deadline ? 0 : (int)(deadline - now);
         }
-        if (poll(p, n, t) == 0)
-            timeout = 0; /* one last look, then the time-out is the answer */
+        int ready = poll(p, n + distinct, t);
+        for (DWORD i = 0; ready > 0 && i < distinct; i++) {
+            if (p[n + i].revents) {
+                pumping = order[i];
+                wsp_event_set_pump(order[i]->set);
+                pumping = NULL;
+            }
+        }
+        if (t == 0 || ready == 0)
+            last_look = true; /* then the time-out is the answer */
+    }
+    count_pollers(order, distinct, -1);
+    return result;
+}
+
+/* A wait-all sleeps without polling the sets: it pumps them once, then has the reactor watch
+ * them until it returns. */
+static void watch_sets(struct event *const order[], DWORD distinct, int on) {
+    for (DWORD i = 0; i < distinct; i++) {
+        if (on)
+            wsp_event_set_pump(order[i]->set);
+        wsp_event_set_reactor_watch(order[i]->set, on);
     }
 }
 
@@ -314,6 +402,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     }
     struct timespec deadline = wsp_deadline_after(dwTimeout);
     const struct timespec *limit = dwTimeout == WSA_INFINITE ? NULL : &deadline;
+    watch_sets(order, distinct, 1);
 
     bool enlisted = false;
     DWORD result;
@@ -330,6 +419,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
             break;
     }
 
+    watch_sets(order, distinct, 0);
     if (enlisted)
         delist(links, order, distinct);
     if (can_sleep) {

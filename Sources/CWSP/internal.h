@@ -68,6 +68,9 @@ void wsp_reactor_remove(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* The same, closing item->fd once epoll no longer watches it: the item's release must then
  * not close it again. */
 void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) WSP_INTERNAL;
+/* Stops watching item->fd but keeps the item alive (a batch already read may still hand it
+ * to on_ready); wsp_reactor_add watches it again. */
+void wsp_reactor_pause(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* Arms (due_ms > 0) or disarms (0) the item's timer; wakes the reactor when it gets earlier. */
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
 
@@ -106,6 +109,7 @@ struct wsp_netevents {
     int eof;            /* the peer's FIN has been seen: no more data will arrive */
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
     int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
+    int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
     int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
     int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
@@ -243,6 +247,9 @@ void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
 int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
 /* Reports a completed non-blocking connect (error 0 on success). */
 void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
+/* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
+ * less than its buffers, found none, or found the end of the stream). */
+void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
 /* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
 void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 

@@ -39,18 +39,24 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "event_set.h"
 #include "internal.h"
 #include "netevents.h"
+#include "upcalls.h"
 
 enum { KIND_NONE, KIND_EVENT, KIND_ASYNC };
 
 /* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
 #define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
 
+/* Where a connected socket's readiness is watched: the registered event's own set when the
+ * built-in event objects are in use (event_set.h: a waiting thread takes the readiness
+ * without the reactor relaying it), the reactor otherwise. */
 struct wsp_netwatch {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
     struct wsp_socket *so;        /* a reference, dropped in release */
     int own_fd;                   /* item.fd is a duplicate that the watch closes */
+    struct wsp_event_set *set;    /* a reference; NULL: the reactor watches item.fd */
 };
 
 /* ---- raising ------------------------------------------------------------------------------ */
@@ -155,10 +161,21 @@ int wsp_backlog_available(const struct wsp_listener *l) {
 
 /* ---- the watch on a connected socket ------------------------------------------------------ */
 
+/* so->lock held. Whether the watch is an event set's, which is edge-triggered: readiness is
+ * reported when it arises, so the watch needs no re-arming after each event (the reactor's
+ * watches are one-shot: a relayed readiness nobody wants costs the reactor a wake-up). What
+ * arrives while an event is off is remembered (read_edge) or looked at when it is re-enabled. */
+static int edge_triggered(const struct wsp_netevents *ne) {
+    return ne->watch && ne->watch->set;
+}
+
 /* so->lock held. The epoll conditions that could raise an armed event now. */
 static uint32_t wanted(const struct wsp_netevents *ne) {
     if (ne->kind == KIND_NONE || ne->dead)
         return 0;
+    uint32_t write = (ne->mask & FD_WRITE) && ne->write_blocked ? EPOLLOUT : 0;
+    if (edge_triggered(ne))
+        return EPOLLET | EPOLLIN | EPOLLRDHUP | EPOLLPRI | write;
     LONG on = ne->mask & ne->armed;
     uint32_t w = 0;
     if (!ne->eof) {
@@ -169,22 +186,35 @@ static uint32_t wanted(const struct wsp_netevents *ne) {
     }
     if ((on & FD_OOB) && !ne->oob_inline)
         w |= EPOLLPRI;
-    if ((ne->mask & FD_WRITE) && ne->write_blocked)
-        w |= EPOLLOUT;
-    return w;
+    return w | write;
 }
+
+static int ensure_watch(struct wsp_socket *so);
+static void drop_watch(struct wsp_socket *so);
 
 /* so->lock held. Re-arms the watch when what it should wait for changed. */
 static void rearm(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     if (!ne->watch)
         return;
+    if (ne->watch->set && !wsp_upcalls_builtin_events()) {
+        /* An application's upcall table replaced the built-in one since the watch started:
+         * waits for WSP's events no longer stand for the application's, so the reactor has
+         * to relay this socket's readiness. */
+        drop_watch(so);
+        if (ensure_watch(so))
+            return;
+    }
     uint32_t w = wanted(ne);
     if (w == ne->interest)
         return;
     /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, but EPOLLONESHOT makes that one event at
      * most, after which the item stays quiet. */
-    wsp_reactor_modify(&ne->watch->item, w | EPOLLONESHOT);
+    struct wsp_netwatch *watch = ne->watch;
+    if (watch->set)
+        wsp_event_set_modify(watch->set, watch->item.fd, so->handle, w);
+    else
+        wsp_reactor_modify(&watch->item, w | EPOLLONESHOT);
     ne->interest = w;
 }
 
@@ -220,16 +250,12 @@ static int still_readable(int fd) {
            unread_bytes(fd) == 0;
 }
 
-static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
-    struct wsp_netwatch *w = (struct wsp_netwatch *)item;
-    struct wsp_socket *so = w->so;
-    pthread_mutex_lock(&so->lock);
+/* so->lock held on entry, released on return. The watch reported events. */
+static void readiness(struct wsp_socket *so, uint32_t events) {
     struct wsp_netevents *ne = &so->netev;
-    if (atomic_load(&item->removed) || ne->watch != w) {
-        pthread_mutex_unlock(&so->lock);
-        return;
-    }
-    ne->interest = 0; /* EPOLLONESHOT disarmed it */
+    int edges = edge_triggered(ne);
+    if (!edges)
+        ne->interest = 0; /* EPOLLONESHOT disarmed it */
     begin_deferring(ne);
     if (events & EPOLLERR) {
         if (unread_bytes(so->fd) > 0)
@@ -243,6 +269,8 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
             raise_event(so, FD_WRITE, 0);
         }
     } else {
+        if ((events & EPOLLIN) && !(ne->armed & FD_READ))
+            ne->read_edge = 1; /* more data while FD_READ waits for its recv */
         if ((events & EPOLLIN) && !(events & (EPOLLRDHUP | EPOLLHUP))) {
             /* Data, and no FIN to tell apart from it: no need to count the bytes. */
             raise_event(so, FD_READ, 0);
@@ -254,7 +282,7 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
                 ne->eof = 1;
                 if (unread == 0)
                     raise_event(so, FD_CLOSE, 0);
-            } else if (unread == 0 && still_readable(so->fd)) {
+            } else if (!edges && unread == 0 && still_readable(so->fd)) {
                 /* Readable with nothing to read, and still so: a state this code does not
                  * know. Re-arming EPOLLIN now would spin; the next recv re-arms it. (The
                  * usual case, another thread's recv taking the data first, is no longer
@@ -271,6 +299,31 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     }
     rearm(so);
     unlock_and_upcall(so);
+}
+
+/* The reactor's watch reported events. */
+static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
+    struct wsp_netwatch *w = (struct wsp_netwatch *)item;
+    struct wsp_socket *so = w->so;
+    pthread_mutex_lock(&so->lock);
+    if (atomic_load(&item->removed) || so->netev.watch != w) {
+        pthread_mutex_unlock(&so->lock);
+        return;
+    }
+    readiness(so, events);
+}
+
+void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
+    int err;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return; /* closed since: its registration went with it */
+    pthread_mutex_lock(&so->lock);
+    if (so->netev.watch && so->netev.watch->set == set)
+        readiness(so, events);
+    else
+        pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
 }
 
 static void watch_release(struct wsp_reactor_item *item) {
@@ -294,6 +347,17 @@ static int ensure_watch(struct wsp_socket *so) {
     w->item.on_ready = watch_ready;
     w->item.release = watch_release;
     wsp_socket_retain(so);
+    if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
+        w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
+        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EPOLLET) == 0) {
+            ne->watch = w;
+            ne->interest = EPOLLET;
+            return 0;
+        }
+        if (w->set)
+            wsp_event_set_release(w->set);
+        w->set = NULL;
+    }
     int err = wsp_reactor_add(&w->item, EPOLLONESHOT);
     if (err) {
         /* The descriptor is still registered by someone else (an accepted connect-data
@@ -323,10 +387,21 @@ static int ensure_watch(struct wsp_socket *so) {
 /* so->lock held. */
 static void drop_watch(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    if (!ne->watch)
+    struct wsp_netwatch *w = ne->watch;
+    if (!w)
         return;
-    wsp_reactor_remove(&ne->watch->item); /* freed in watch_release */
     ne->watch = NULL;
+    if (w->set) {
+        /* Pumps find sockets by handle and check ne->watch: nothing else names w. */
+        wsp_event_set_remove(w->set, w->item.fd);
+        wsp_event_set_release(w->set);
+        if (w->own_fd)
+            close(w->item.fd);
+        wsp_socket_release(so); /* not the last: the caller holds one */
+        free(w);
+    } else {
+        wsp_reactor_remove(&w->item); /* freed in watch_release */
+    }
     ne->interest = 0;
 }
 
@@ -437,6 +512,16 @@ int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out, LPINT
     }
     pthread_mutex_lock(&so->lock);
     struct wsp_netevents *ne = &so->netev;
+    struct wsp_event_set *set = ne->watch ? ne->watch->set : NULL;
+    if (set) {
+        /* Readiness that no wait has taken yet is recorded first (the set's pumps take the
+         * socket's lock, so not under it). */
+        wsp_event_set_retain(set);
+        pthread_mutex_unlock(&so->lock);
+        wsp_event_set_catch_up(set);
+        wsp_event_set_release(set);
+        pthread_mutex_lock(&so->lock);
+    }
     /* Reset first: a handle that is not an event fails the call and leaves the record. */
     if (ev && !wsp_upcalls()->lpWPUResetEvent(ev, &err)) {
         err = WSAEINVAL; /* Winsock's code for a bad hEventObject */
@@ -478,8 +563,14 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
     ne->armed |= mask & REENABLEABLE;
     if (mask & FD_READ)
         ne->read_quiet = 0;
-    if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED)
+    if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
         ne->oob_inline = oob_inline(so->fd);
+        if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
+            struct pollfd p = {.fd = so->fd, .events = POLLPRI};
+            if (poll(&p, 1, 0) > 0 && (p.revents & POLLPRI))
+                raise_urgent(so);
+        }
+    }
     if ((mask & FD_ACCEPT) && so->listener && wsp_backlog_available(so->listener))
         raise_event(so, FD_ACCEPT, 0);
     if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
@@ -490,6 +581,20 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
             raise_event(so, FD_CLOSE, 0);
     }
     rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
+}
+
+void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
+    struct wsp_netevents *ne = &so->netev;
+    wsp_netevents_reenable(so, mask);
+    if (!(mask & FD_READ) || !edge_triggered(ne) || ne->eof || ne->dead)
+        return;
+    /* Edge-triggered: nothing re-arms a level. Data is left if this recv did not take all
+     * there was, or if more came while FD_READ was off. */
+    if (!drained || ne->read_edge) {
+        ne->read_edge = 0;
+        if (unread_bytes(so->fd) > 0)
+            raise_event(so, FD_READ, 0);
+    }
 }
 
 void wsp_netevents_send_blocked(struct wsp_socket *so) {

@@ -226,4 +226,8 @@ static void remove_item(struct wsp_reactor_item *item, int close_fd) {
 
 void wsp_reactor_remove(struct wsp_reactor_item *item) { remove_item(item, 0); }
 
+void wsp_reactor_pause(struct wsp_reactor_item *item) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
+}
+
 void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) { remove_item(item, 1); }

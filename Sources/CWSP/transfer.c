@@ -47,9 +47,28 @@ static int transfer_error(struct wsp_socket *so, int e) {
 
 typedef ssize_t (*transfer_fn)(int fd, struct msghdr *msg, int flags);
 
-static ssize_t do_recv(int fd, struct msghdr *msg, int flags) { return recvmsg(fd, msg, flags); }
+/* One buffer, the common case, goes without a message header for the kernel to copy in. */
+static ssize_t do_recv(int fd, struct msghdr *msg, int flags) {
+    if (msg->msg_iovlen == 1)
+        return recv(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags);
+    return recvmsg(fd, msg, flags);
+}
 static ssize_t do_send(int fd, struct msghdr *msg, int flags) {
+    if (msg->msg_iovlen == 1)
+        return send(fd, msg->msg_iov[0].iov_base, msg->msg_iov[0].iov_len, flags | MSG_NOSIGNAL);
     return sendmsg(fd, msg, flags | MSG_NOSIGNAL);
+}
+
+/* What a recv that returned n (errno e) says about data left behind (wsp_netevents_received). */
+static int drained(const struct iovec *iov, DWORD count, int flags, ssize_t n, int e) {
+    if (flags & MSG_PEEK)
+        return 0;
+    if (n < 0)
+        return e == EAGAIN;
+    size_t room = 0;
+    for (DWORD i = 0; i < count; i++)
+        room += iov[i].iov_len;
+    return room > 0 && (size_t)n < room; /* a zero-length recv says nothing */
 }
 
 /* The shared body of send and recv. reenable: the event bits the call re-enables. */
@@ -86,7 +105,10 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     }
     pthread_mutex_lock(&so->lock);
     if (!err) {
-        wsp_netevents_reenable(so, reenable);
+        if (fn == do_recv)
+            wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
+        else
+            wsp_netevents_reenable(so, reenable);
         if (n < 0)
             err = transfer_error(so, e);
         else if (so->closing && n == 0)

@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "upcalls.h"
 
 static void report(LPINT lpErrno, int code) {
@@ -128,6 +129,10 @@ int WSPFDIsSet(SOCKET s, WSPFD_SET *set) {
         if (set->fd_array[i] == s)
             return 1;
     return 0;
+}
+
+int wsp_upcalls_builtin_events(void) {
+    return wsp_upcalls()->lpWPUSetEvent == set_event;
 }
 
 #define FILL(member, fn)                                                                   \

@@ -1,0 +1,150 @@
+/* An event object's epoll set; event_set.h says why it exists and how it is shared. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "event_set.h"
+#include "netevents.h"
+
+#define BATCH 64
+
+struct wsp_event_set {
+    struct wsp_reactor_item item; /* first: the reactor hands back this pointer; item.fd is
+                                     the set's epoll descriptor */
+    atomic_int refs;
+    pthread_mutex_t lock; /* guards what follows */
+    int items;            /* sockets in the set */
+    int watchers;         /* reasons for the reactor to watch it */
+    int in_reactor;       /* the reactor's epoll holds item.fd now */
+    int ever_in_reactor;  /* then only the reactor may free the set */
+};
+
+static void pumped_by_reactor(struct wsp_reactor_item *item, uint32_t events) {
+    (void)events;
+    wsp_event_set_pump((struct wsp_event_set *)item);
+}
+
+static void free_set(struct wsp_reactor_item *item) {
+    struct wsp_event_set *set = (struct wsp_event_set *)item;
+    pthread_mutex_destroy(&set->lock);
+    free(set);
+}
+
+struct wsp_event_set *wsp_event_set_new(int *err) {
+    struct wsp_event_set *set = calloc(1, sizeof *set);
+    if (!set) {
+        *err = ENOMEM;
+        return NULL;
+    }
+    set->item.fd = epoll_create1(EPOLL_CLOEXEC);
+    if (set->item.fd < 0) {
+        *err = errno;
+        free(set);
+        return NULL;
+    }
+    set->item.on_ready = pumped_by_reactor;
+    set->item.release = free_set;
+    set->item.quiet_release = 1; /* closing the set wakes no one */
+    atomic_init(&set->refs, 1);
+    pthread_mutex_init(&set->lock, NULL);
+    return set;
+}
+
+void wsp_event_set_retain(struct wsp_event_set *set) {
+    atomic_fetch_add(&set->refs, 1);
+}
+
+void wsp_event_set_release(struct wsp_event_set *set) {
+    if (atomic_fetch_sub(&set->refs, 1) != 1)
+        return;
+    if (set->ever_in_reactor) {
+        wsp_reactor_remove_and_close(&set->item); /* a reactor batch may still name it */
+    } else {
+        close(set->item.fd);
+        free_set(&set->item);
+    }
+}
+
+int wsp_event_set_fd(const struct wsp_event_set *set) {
+    return set->item.fd;
+}
+
+/* set->lock held. The reactor watches the set while someone relies on it and there is
+ * something to watch; tying it to the items also re-registers the set with a reactor that
+ * was stopped (the last lpWSPCleanup closes every socket) and started again. */
+static void sync_reactor(struct wsp_event_set *set) {
+    int want = set->watchers > 0 && set->items > 0;
+    if (want == set->in_reactor)
+        return;
+    if (want) {
+        if (wsp_reactor_add(&set->item, EPOLLIN) == 0) {
+            set->in_reactor = 1;
+            set->ever_in_reactor = 1;
+        }
+    } else {
+        wsp_reactor_pause(&set->item);
+        set->in_reactor = 0;
+    }
+}
+
+void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) {
+    pthread_mutex_lock(&set->lock);
+    set->watchers += on ? 1 : -1;
+    sync_reactor(set);
+    pthread_mutex_unlock(&set->lock);
+}
+
+static int control(struct wsp_event_set *set, int op, int fd, SOCKET s, uint32_t events) {
+    struct epoll_event ev = {.events = events, .data.u64 = (uint64_t)s};
+    if (epoll_ctl(set->item.fd, op, fd, &ev) < 0)
+        return wsp_wsa_from_errno(errno);
+    return 0;
+}
+
+int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events) {
+    int err = control(set, EPOLL_CTL_ADD, fd, s, events);
+    if (!err) {
+        pthread_mutex_lock(&set->lock);
+        set->items++;
+        sync_reactor(set);
+        pthread_mutex_unlock(&set->lock);
+    }
+    return err;
+}
+
+int wsp_event_set_modify(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events) {
+    return control(set, EPOLL_CTL_MOD, fd, s, events);
+}
+
+void wsp_event_set_remove(struct wsp_event_set *set, int fd) {
+    epoll_ctl(set->item.fd, EPOLL_CTL_DEL, fd, NULL);
+    pthread_mutex_lock(&set->lock);
+    set->items--;
+    sync_reactor(set);
+    pthread_mutex_unlock(&set->lock);
+}
+
+/* The set this thread pumped last (compared, never dereferenced). */
+static _Thread_local const struct wsp_event_set *last_pumped;
+
+void wsp_event_set_pump(struct wsp_event_set *set) {
+    struct epoll_event ready[BATCH];
+    int n;
+    do {
+        n = epoll_wait(set->item.fd, ready, BATCH, 0);
+        for (int i = 0; i < n; i++)
+            wsp_netevents_ready((SOCKET)ready[i].data.u64, set, ready[i].events);
+    } while (n == BATCH);
+    last_pumped = set;
+}
+
+void wsp_event_set_catch_up(struct wsp_event_set *set) {
+    if (last_pumped == set)
+        last_pumped = NULL;
+    else
+        wsp_event_set_pump(set);
+}

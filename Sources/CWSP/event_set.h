@@ -1,0 +1,57 @@
+/* An event object's own epoll set: the connected sockets registered on the event with
+ * lpWSPEventSelect while the built-in upcalls are in force.
+ *
+ * Why it exists: when the reactor relays every readiness, one network event costs two
+ * hand-offs (the socket wakes the reactor thread, which signals the event, which wakes the
+ * waiting thread). A thread waiting in WSAWaitForMultipleEvents polls the event's set itself
+ * and, when a socket in it turns ready, records the network events on the spot ("pumps" the
+ * set): one hand-off, as with a plain poll. The reactor watches a set as well whenever the
+ * event may be observed without a call into WSP that would pump it: its descriptor was handed
+ * out (WSAEventFd), or a wait for all events sleeps on it.
+ *
+ * Items are keyed by socket handle, never by pointer: a pump looks the socket up in the handle
+ * table, so a socket closed while its readiness sits in someone's batch is simply not found,
+ * and removal needs no zombie list. Any number of threads may pump one set at once: epoll
+ * hands each readiness to one of them, and the work is done under the socket's lock.
+ */
+#ifndef WSP_EVENT_SET_H
+#define WSP_EVENT_SET_H
+
+#include <stdint.h>
+
+#include "internal.h"
+
+struct wsp_event_set;
+
+/* A new, empty set with one reference; NULL and *err (an errno value) on failure. */
+struct wsp_event_set *wsp_event_set_new(int *err) WSP_INTERNAL;
+void wsp_event_set_retain(struct wsp_event_set *set) WSP_INTERNAL;
+void wsp_event_set_release(struct wsp_event_set *set) WSP_INTERNAL;
+
+/* The set's epoll descriptor, for poll: readable while a watched socket has readiness that
+ * no pump has taken yet. */
+int wsp_event_set_fd(const struct wsp_event_set *set) WSP_INTERNAL;
+
+/* Watch fd (socket s) for events (epoll flags as given); 0 or a WSA code. */
+int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events) WSP_INTERNAL;
+int wsp_event_set_modify(struct wsp_event_set *set, int fd, SOCKET s,
+                         uint32_t events) WSP_INTERNAL;
+void wsp_event_set_remove(struct wsp_event_set *set, int fd) WSP_INTERNAL;
+
+/* Takes every readiness waiting in the set and hands each to wsp_netevents_ready. Never
+ * blocks. Call with no lock held. */
+void wsp_event_set_pump(struct wsp_event_set *set) WSP_INTERNAL;
+
+/* The same for lpWSPEnumNetworkEvents, skipped once right after this thread's wait pumped
+ * the set (the readiness an immediate second pump could find is no different from readiness
+ * that arrives a moment after the call). */
+void wsp_event_set_catch_up(struct wsp_event_set *set) WSP_INTERNAL;
+
+/* One more (on) or one fewer (!on) reason for the reactor to watch the set. */
+void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) WSP_INTERNAL;
+
+/* event_object.c: the set of a built-in event, with a reference for the caller; NULL when
+ * hEvent is not an open event. */
+struct wsp_event_set *wsp_event_watch_set(WSAEVENT hEvent) WSP_INTERNAL;
+
+#endif

@@ -1,0 +1,203 @@
+/* Sockets registered on a built-in event are watched by the event's own epoll set
+ * (Sources/CWSP/event_set.h): a waiting thread takes their readiness itself, and the reactor
+ * relays it only while someone may observe the event without waiting in WSP. These tests pin
+ * each way an event can be observed to "sees the socket's readiness". */
+#include <poll.h>
+#include <sys/socket.h>
+
+#include "test-netevents.h"
+
+static int fd_readable(int fd, int ms) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    return poll(&p, 1, ms) == 1;
+}
+
+TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    CHECK(!fd_readable(fd, 50));
+    ne_send_str(c, "x");
+    CHECK(fd_readable(fd, 2000)); /* nobody waits in WSP: the reactor relayed it */
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    CHECK(!fd_readable(fd, 0)); /* the enumeration reset the event */
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    ne_send_str(c, "y");
+    CHECK(fd_readable(fd, 2000)); /* and goes on doing so */
+    WSACloseEvent(ev);
+}
+
+TEST(evset_descriptor_exported_after_registration_still_relays) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    sleep_ms(50); /* the readiness waits in the set: no one has looked yet */
+    int fd = WSAEventFd(ev);
+    CHECK(fd_readable(fd, 2000));
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
+TEST(evset_enumerating_alone_sees_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK(ne_enum(s, ev).lNetworkEvents == 0);
+    ne_send_str(c, "x");
+    /* An application that polls with lpWSPEnumNetworkEvents and never waits. */
+    long long deadline = now_ms() + 2000;
+    LONG seen = 0;
+    while (!(seen & FD_READ) && now_ms() < deadline) {
+        seen |= ne_enum(s, ev).lNetworkEvents;
+        sleep_ms(1);
+    }
+    CHECK(seen & FD_READ);
+    WSACloseEvent(ev);
+}
+
+struct wait_all_args {
+    WSAEVENT ev[2];
+    DWORD result;
+};
+
+static void *wait_all_main(void *arg) {
+    struct wait_all_args *a = arg;
+    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 5000, FALSE);
+    return NULL;
+}
+
+TEST(evset_wait_all_sees_socket_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct wait_all_args a = {.ev = {ne_event_select(s, FD_READ), WSACreateEvent()}};
+    CHECK(WSASetEvent(a.ev[1]));
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_all_main, &a), 0);
+    sleep_ms(50); /* asleep in the wait-all */
+    ne_send_str(c, "x");
+    pthread_join(t, NULL);
+    CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
+    CHECK(ne_enum(s, a.ev[0]).lNetworkEvents == FD_READ);
+    WSACloseEvent(a.ev[0]);
+    WSACloseEvent(a.ev[1]);
+}
+
+#define WAITERS 4
+
+struct waiter_args {
+    WSAEVENT ev;
+    DWORD result;
+};
+
+static void *wait_one_main(void *arg) {
+    struct waiter_args *a = arg;
+    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 5000, FALSE);
+    return NULL;
+}
+
+TEST(evset_every_thread_waiting_for_the_event_wakes) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct waiter_args a[WAITERS];
+    pthread_t t[WAITERS];
+    for (int i = 0; i < WAITERS; i++) {
+        a[i] = (struct waiter_args){.ev = ev, .result = WSA_WAIT_FAILED};
+        CHECK_EQ(pthread_create(&t[i], NULL, wait_one_main, &a[i]), 0);
+    }
+    sleep_ms(50);
+    ne_send_str(c, "x"); /* one of them records FD_READ: the event is manual-reset */
+    for (int i = 0; i < WAITERS; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_EQ(a[i].result, WSA_WAIT_EVENT_0);
+    }
+    WSACloseEvent(ev);
+}
+
+TEST(evset_data_that_arrives_while_read_is_off_and_is_all_read_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "a");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    ne_send_str(c, "b"); /* FD_READ is off until the recv */
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 100, &ne));
+    char buf[16];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 2); /* takes both */
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* nothing is left: no FD_READ */
+    ne_send_str(c, "c");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    WSACloseEvent(ev);
+}
+
+TEST(evset_recv_that_fills_its_buffer_with_nothing_left_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "abcd");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4); /* exactly all: the provider must look */
+    CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne));
+    WSACloseEvent(ev);
+}
+
+TEST(evset_reregistering_on_another_event_moves_the_socket) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT first = ne_event_select(s, FD_READ);
+    WSAEVENT second = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, second, FD_READ, 2000, &ne));
+    CHECK(!ne_signalled(first, 100));
+    WSACloseEvent(first);
+    WSACloseEvent(second);
+}
+
+TEST(evset_event_closed_under_a_registered_socket_loses_nothing_else) {
+    start();
+    int before = open_fds();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    CHECK(WSACloseEvent(ev)); /* the registration now names a closed event */
+    ne_send_str(c, "x");
+    sleep_ms(50);
+    WSAEVENT next = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, next, FD_READ, 2000, &ne)); /* reported at the new registration */
+    ne_close(c);
+    ne_close(s);
+    ne_close(l);
+    CHECK(WSACloseEvent(next));
+    /* Both events' sets are gone with them (a closed socket's descriptor may wait for the
+     * reactor's next round). */
+    WAIT_FOR(open_fds() == before, 2000);
+}
+
+TEST(evset_socket_closed_with_readiness_pending_in_the_set) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    sleep_ms(50); /* readiness waiting in the set, taken by no one */
+    ne_close(s);
+    CHECK(!ne_signalled(ev, 100)); /* the wait pumps the set and finds nothing to report */
+    WSACloseEvent(ev);
+}
