@@ -191,16 +191,16 @@ int WSAEventFd(WSAEVENT hEvent) {
     if (ev == NULL)
         return -1;
     pthread_mutex_lock(&ev->lock);
-    if (!ev->exported) {
-        /* From now on the event is watched from outside WSP: its descriptor must follow the
-         * flag, and its sockets' readiness must be relayed without anyone waiting in WSP. */
-        ev->exported = true;
-        wsp_event_set_reactor_watch(ev->set, 1);
-        if (ev->signalled)
-            raise_fd(ev);
-    }
+    /* From now on the event is watched from outside WSP: its descriptor must follow the flag,
+     * and its sockets' readiness must be relayed without anyone waiting in WSP. */
+    bool first = !ev->exported;
+    ev->exported = true;
+    if (ev->signalled)
+        raise_fd(ev);
     int fd = ev->fd;
     pthread_mutex_unlock(&ev->lock);
+    if (first) /* not under the lock: it may record network events, which set the event */
+        wsp_event_set_reactor_watch(ev->set, 1);
     release(ev);
     return fd;
 }
@@ -304,13 +304,57 @@ static void count_pollers(struct event *const order[], DWORD distinct, int delta
  * took: a set wakes it with one eventfd write, a socket wakes it directly, and the waiter
  * never contends with a setter for a lock or a condition variable (on a busy CPU that costs
  * several context switches per wake-up). The flags, checked under the locks, stay the truth. */
+/* The sets' pending checks (event_set.h) this wait looks at, with their events' indexes. */
+#define WAIT_CHECKS 16
+
+struct checks {
+    struct wsp_event_check c[WAIT_CHECKS];
+    DWORD owner[WAIT_CHECKS]; /* index into order[] */
+    int n;
+};
+
+static void take_checks(struct checks *k, struct event *const order[], DWORD distinct) {
+    k->n = 0;
+    for (DWORD i = 0; i < distinct; i++) {
+        int got = wsp_event_set_take_checks(order[i]->set, k->c + k->n, WAIT_CHECKS - k->n);
+        for (int j = 0; j < got; j++)
+            k->owner[k->n + j] = i;
+        k->n += got;
+    }
+}
+
+/* After a poll: records what the sets and the checks found, signalling the events. A pump
+ * comes before the checks it could make moot. */
+static void take_readiness(struct event *const order[], DWORD distinct, const struct pollfd *sets,
+                           const struct checks *k, const struct pollfd *checked) {
+    for (DWORD i = 0; i < distinct; i++) {
+        if (sets[i].revents) {
+            pumping = order[i];
+            wsp_event_set_pump(order[i]->set);
+        }
+    }
+    for (int j = 0; j < k->n; j++) {
+        pumping = order[k->owner[j]];
+        wsp_event_set_finish_checks(order[k->owner[j]]->set, &k->c[j], &checked[j].revents, 1);
+    }
+    pumping = NULL;
+}
+
+/* Wait-any sleeps in poll on the events' descriptors, readable while an event is signalled
+ * (or closed), on their sets, readable while a registered socket has readiness nobody took,
+ * and on the sockets the sets hold checks for: a set wakes it with one eventfd write, a
+ * socket wakes it directly, and the waiter never contends with a setter for a lock or a
+ * condition variable (on a busy CPU that costs several context switches per wake-up). The
+ * flags, checked under the locks, stay the truth. */
 static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const order[],
                       DWORD distinct, DWORD timeout) {
-    struct pollfd p[2 * WSA_MAXIMUM_WAIT_EVENTS];
+    struct pollfd p[2 * WSA_MAXIMUM_WAIT_EVENTS + WAIT_CHECKS];
+    struct pollfd *sets = p + n, *checked = p + n + distinct;
     for (DWORD i = 0; i < n; i++)
         p[i] = (struct pollfd){.fd = ev[i]->fd, .events = POLLIN};
     for (DWORD i = 0; i < distinct; i++)
-        p[n + i] = (struct pollfd){.fd = wsp_event_set_fd(order[i]->set), .events = POLLIN};
+        sets[i] = (struct pollfd){.fd = wsp_event_set_fd(order[i]->set), .events = POLLIN};
+    struct checks k;
     uint64_t deadline = wsp_now_ms() + timeout;
     count_pollers(order, distinct, 1);
     DWORD result;
@@ -326,14 +370,15 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
             uint64_t now = wsp_now_ms();
             t = now >= deadline ? 0 : (int)(deadline - now);
         }
-        int ready = poll(p, n + distinct, t);
-        for (DWORD i = 0; ready > 0 && i < distinct; i++) {
-            if (p[n + i].revents) {
-                pumping = order[i];
-                wsp_event_set_pump(order[i]->set);
-                pumping = NULL;
-            }
-        }
+        take_checks(&k, order, distinct);
+        for (int j = 0; j < k.n; j++)
+            checked[j] = (struct pollfd){.fd = k.c[j].fd, .events = POLLIN | POLLRDHUP};
+        int ready = poll(p, n + distinct + (DWORD)k.n, t);
+        if (ready < 0) /* interrupted: the checks cannot tell, so their sockets look */
+            for (int j = 0; j < k.n; j++)
+                checked[j].revents = POLLNVAL;
+        if (ready != 0)
+            take_readiness(order, distinct, sets, &k, checked);
         if (t == 0 || ready == 0)
             last_look = true; /* then the time-out is the answer */
     }

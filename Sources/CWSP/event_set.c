@@ -3,7 +3,9 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -11,6 +13,7 @@
 #include "netevents.h"
 
 #define BATCH 64
+#define CHECKS 8 /* more at once are looked at on the spot */
 
 struct wsp_event_set {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer; item.fd is
@@ -21,7 +24,11 @@ struct wsp_event_set {
     int watchers;         /* reasons for the reactor to watch it */
     int in_reactor;       /* the reactor's epoll holds item.fd now */
     int ever_in_reactor;  /* then only the reactor may free the set */
+    struct wsp_event_check checks[CHECKS];
+    int nchecks;
 };
+
+static void run_checks_now(struct wsp_event_set *set, struct wsp_event_check *c, int n);
 
 static void pumped_by_reactor(struct wsp_reactor_item *item, uint32_t events) {
     (void)events;
@@ -92,10 +99,18 @@ static void sync_reactor(struct wsp_event_set *set) {
 }
 
 void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) {
+    struct wsp_event_check c[CHECKS];
+    int n = 0;
     pthread_mutex_lock(&set->lock);
     set->watchers += on ? 1 : -1;
     sync_reactor(set);
+    if (set->in_reactor) { /* from now on the event's state must be current without a wait */
+        n = set->nchecks;
+        memcpy(c, set->checks, (size_t)n * sizeof c[0]);
+        set->nchecks = 0;
+    }
     pthread_mutex_unlock(&set->lock);
+    run_checks_now(set, c, n);
 }
 
 static int control(struct wsp_event_set *set, int op, int fd, SOCKET s, uint32_t events) {
@@ -147,4 +162,64 @@ void wsp_event_set_catch_up(struct wsp_event_set *set) {
         last_pumped = NULL;
     else
         wsp_event_set_pump(set);
+    struct wsp_event_check c[CHECKS];
+    run_checks_now(set, c, wsp_event_set_take_checks(set, c, CHECKS));
+}
+
+int wsp_event_set_defer_check(struct wsp_event_set *set, SOCKET s, int fd) {
+    pthread_mutex_lock(&set->lock);
+    int deferred = !set->in_reactor;
+    if (deferred) {
+        int i = 0;
+        while (i < set->nchecks && set->checks[i].s != s)
+            i++;
+        if (i == set->nchecks) {
+            if (i < CHECKS)
+                set->checks[set->nchecks++] = (struct wsp_event_check){s, fd};
+            else
+                deferred = 0;
+        }
+    }
+    pthread_mutex_unlock(&set->lock);
+    return deferred;
+}
+
+int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out, int max) {
+    if (max <= 0)
+        return 0;
+    pthread_mutex_lock(&set->lock);
+    int n = set->nchecks < max ? set->nchecks : max;
+    memcpy(out, set->checks, (size_t)n * sizeof out[0]);
+    memmove(set->checks, set->checks + n, (size_t)(set->nchecks - n) * sizeof out[0]);
+    set->nchecks -= n;
+    pthread_mutex_unlock(&set->lock);
+    return n;
+}
+
+void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,
+                                 const short *revents, int n) {
+    for (int i = 0; i < n; i++)
+        if (revents[i])
+            wsp_netevents_checked(check[i].s, set, (uint32_t)(unsigned short)revents[i]);
+}
+
+/* One poll over the checks' descriptors. A descriptor closed or reused since is harmless: the
+ * socket is looked up by handle, and a check only ever raises what its socket's state allows. */
+static void run_checks_now(struct wsp_event_set *set, struct wsp_event_check *c, int n) {
+    if (n == 0)
+        return;
+    struct pollfd p[CHECKS];
+    short revents[CHECKS];
+    for (int i = 0; i < n; i++)
+        p[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN | POLLRDHUP};
+    int rc;
+    do
+        rc = poll(p, (nfds_t)n, 0);
+    while (rc < 0 && errno == EINTR);
+    if (rc < 0)
+        for (int i = 0; i < n; i++)
+            p[i].revents = POLLNVAL; /* cannot tell: the socket looks itself */
+    for (int i = 0; i < n; i++)
+        revents[i] = p[i].revents;
+    wsp_event_set_finish_checks(set, c, revents, n);
 }

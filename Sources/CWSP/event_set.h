@@ -13,6 +13,12 @@
  * table, so a socket closed while its readiness sits in someone's batch is simply not found,
  * and removal needs no zombie list. Any number of threads may pump one set at once: epoll
  * hands each readiness to one of them, and the work is done under the socket's lock.
+ *
+ * Watches in a set are edge-triggered, so a recv that filled its buffer leaves a question:
+ * is more data waiting, which must raise FD_READ again? Asking the kernel at once costs a
+ * system call per recv. While only waits and enumerations can observe the event, the set
+ * instead keeps the question ("checks") for the next of them, which adds the socket's
+ * descriptor to the poll it makes anyway.
  */
 #ifndef WSP_EVENT_SET_H
 #define WSP_EVENT_SET_H
@@ -42,9 +48,27 @@ void wsp_event_set_remove(struct wsp_event_set *set, int fd) WSP_INTERNAL;
  * blocks. Call with no lock held. */
 void wsp_event_set_pump(struct wsp_event_set *set) WSP_INTERNAL;
 
-/* The same for lpWSPEnumNetworkEvents, skipped once right after this thread's wait pumped
- * the set (the readiness an immediate second pump could find is no different from readiness
- * that arrives a moment after the call). */
+/* A socket whose unread data must be looked at before the event is next observed. */
+struct wsp_event_check {
+    SOCKET s;
+    int fd;
+};
+
+/* Leaves the look at socket s (descriptor fd) to the next wait or enumeration; 0 when the
+ * caller must look now instead (the reactor watches the set, or the list is full). */
+int wsp_event_set_defer_check(struct wsp_event_set *set, SOCKET s, int fd) WSP_INTERNAL;
+/* Moves up to max pending checks to out; returns how many. */
+int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out,
+                              int max) WSP_INTERNAL;
+/* Hands the outcome of polling checks (revents[i] for check[i]) to wsp_netevents_checked.
+ * Call with no lock held, after pumping the set: a readiness the pump raised makes the
+ * check moot. */
+void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,
+                                 const short *revents, int n) WSP_INTERNAL;
+
+/* The same, and the pending checks, for lpWSPEnumNetworkEvents. The pump is skipped once
+ * right after this thread's wait pumped the set (the readiness an immediate second pump could
+ * find is no different from readiness that arrives a moment after the call). */
 void wsp_event_set_catch_up(struct wsp_event_set *set) WSP_INTERNAL;
 
 /* One more (on) or one fewer (!on) reason for the reactor to watch the set. */

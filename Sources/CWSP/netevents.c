@@ -326,6 +326,28 @@ void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
     wsp_socket_release(so);
 }
 
+void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) {
+    int err;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (!so)
+        return;
+    pthread_mutex_lock(&so->lock);
+    struct wsp_netevents *ne = &so->netev;
+    /* Only a pending FD_READ is in question: one raised since made the check moot. */
+    if (!ne->watch || ne->watch->set != set || !(ne->mask & ne->armed & FD_READ) || ne->eof ||
+        ne->dead) {
+        pthread_mutex_unlock(&so->lock);
+    } else if (revents & POLLNVAL) {
+        begin_deferring(ne);
+        if (unread_bytes(so->fd) > 0)
+            raise_event(so, FD_READ, 0);
+        unlock_and_upcall(so);
+    } else {
+        readiness(so, revents & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+    }
+    wsp_socket_release(so);
+}
+
 static void watch_release(struct wsp_reactor_item *item) {
     struct wsp_netwatch *w = (struct wsp_netwatch *)item;
     if (w->own_fd)
@@ -589,10 +611,12 @@ void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     if (!(mask & FD_READ) || !edge_triggered(ne) || ne->eof || ne->dead)
         return;
     /* Edge-triggered: nothing re-arms a level. Data is left if this recv did not take all
-     * there was, or if more came while FD_READ was off. */
+     * there was, or if more came while FD_READ was off: look now, or have the next wait or
+     * enumeration look (event_set.h). */
     if (!drained || ne->read_edge) {
         ne->read_edge = 0;
-        if (unread_bytes(so->fd) > 0)
+        if (!wsp_event_set_defer_check(ne->watch->set, so->handle, so->fd) &&
+            unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }
 }

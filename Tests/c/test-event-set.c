@@ -201,3 +201,85 @@ TEST(evset_socket_closed_with_readiness_pending_in_the_set) {
     CHECK(!ne_signalled(ev, 100)); /* the wait pumps the set and finds nothing to report */
     WSACloseEvent(ev);
 }
+
+/* A recv that fills its buffer leaves "is more waiting?" for the next wait or enumeration to
+ * ask (event_set.h); every way of observing the event must get the answer. */
+
+TEST(evset_data_left_by_a_recv_is_reported_to_an_enumeration_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "0123456789");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ); /* no wait in between */
+    WSACloseEvent(ev);
+}
+
+TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "0123456789");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    int fd = WSAEventFd(ev); /* nothing else will happen on the socket */
+    CHECK(fd_readable(fd, 2000));
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
+#define MANY 12 /* more sockets than a set keeps checks for */
+
+TEST(evset_data_left_on_many_sockets_of_one_event_is_reported_for_each) {
+    start();
+    SOCKET c[MANY], s[MANY], l[MANY];
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    for (int i = 0; i < MANY; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c[i], "01234567");
+    }
+    /* Take each socket's first FD_READ, leaving data behind on every one. */
+    int first[MANY] = {0};
+    long long deadline = now_ms() + 3000;
+    int seen = 0;
+    while (seen < MANY && now_ms() < deadline) {
+        if (!ne_signalled(ev, 100))
+            continue;
+        CHECK(WSAResetEvent(ev));
+        for (int i = 0; i < MANY; i++) {
+            if (!first[i] && (ne_enum(s[i], NULL).lNetworkEvents & FD_READ)) {
+                char b[2];
+                CHECK_EQ(ne_recv(s[i], b, sizeof b, 0), 2);
+                first[i] = 1;
+                seen++;
+            }
+        }
+    }
+    CHECK_EQ(seen, MANY);
+    /* Every one of them has 6 bytes left, so every one raises FD_READ again. */
+    int again[MANY] = {0};
+    deadline = now_ms() + 3000;
+    seen = 0;
+    while (seen < MANY && now_ms() < deadline) {
+        if (!ne_signalled(ev, 100))
+            continue;
+        CHECK(WSAResetEvent(ev));
+        for (int i = 0; i < MANY; i++) {
+            if (!again[i] && (ne_enum(s[i], NULL).lNetworkEvents & FD_READ)) {
+                again[i] = 1;
+                seen++;
+            }
+        }
+    }
+    CHECK_EQ(seen, MANY);
+    WSACloseEvent(ev);
+}
