@@ -5,13 +5,17 @@
  * guarded by the socket's lock. "armed" holds the events that may be raised now: raising an
  * event clears its bit, and the re-enabling calls (recv, send, accept, SIO_GET_QOS) set it
  * again. Conditions come from three places:
- *   - connected sockets: a reactor item (struct wsp_netwatch) on the socket's descriptor,
- *     level-triggered with EPOLLONESHOT. After every event the item is re-armed for exactly
- *     the conditions that could raise an armed event (EPOLLIN while FD_READ is armed,
- *     EPOLLRDHUP while FD_CLOSE is due, EPOLLPRI for FD_OOB, EPOLLOUT only after a send
- *     failed with WSAEWOULDBLOCK), so an idle socket or one whose events are all raised and
- *     not yet re-enabled costs nothing, and re-enabling FD_READ while data remains fires at
- *     once (level semantics) without a separate check;
+ *   - connected sockets: a watch (struct wsp_netwatch) on the socket's descriptor, in one of
+ *     two places. Registered on one of WSP's own event objects, the socket sits in the
+ *     event's epoll set (event_set.h), edge-triggered, and whoever observes the event (a
+ *     wait, an enumeration, the reactor once the event's descriptor is handed out) records
+ *     its readiness: a waiting thread then needs no relay. Otherwise (async select, or an
+ *     application's event upcalls) the reactor watches it, level-triggered with
+ *     EPOLLONESHOT: after every event the item is re-armed for exactly the conditions that
+ *     could raise an armed event (EPOLLIN while FD_READ is armed, EPOLLRDHUP while FD_CLOSE
+ *     is due, EPOLLPRI for FD_OOB, EPOLLOUT only after a send failed with WSAEWOULDBLOCK),
+ *     so an idle socket or one whose events are all raised and not yet re-enabled costs the
+ *     reactor nothing, and re-enabling FD_READ while data remains fires at once;
  *   - listeners: the provider's backlog (listener.c calls wsp_listener_notify_accept when a
  *     request enters it; re-enabling FD_ACCEPT looks at it). The listening descriptor already
  *     belongs to the listener's reactor item and is not watched again;
@@ -169,13 +173,17 @@ static int edge_triggered(const struct wsp_netevents *ne) {
     return ne->watch && ne->watch->set;
 }
 
+/* What an edge-triggered watch waits for besides EPOLLOUT: every edge, sorted out by
+ * readiness(). */
+#define EDGES (EPOLLET | EPOLLIN | EPOLLRDHUP | EPOLLPRI)
+
 /* so->lock held. The epoll conditions that could raise an armed event now. */
 static uint32_t wanted(const struct wsp_netevents *ne) {
     if (ne->kind == KIND_NONE || ne->dead)
         return 0;
     uint32_t write = (ne->mask & FD_WRITE) && ne->write_blocked ? EPOLLOUT : 0;
     if (edge_triggered(ne))
-        return EPOLLET | EPOLLIN | EPOLLRDHUP | EPOLLPRI | write;
+        return EDGES | write;
     LONG on = ne->mask & ne->armed;
     uint32_t w = 0;
     if (!ne->eof) {
@@ -371,9 +379,9 @@ static int ensure_watch(struct wsp_socket *so) {
     wsp_socket_retain(so);
     if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
         w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
-        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EPOLLET) == 0) {
+        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES) == 0) {
             ne->watch = w;
-            ne->interest = EPOLLET;
+            ne->interest = EDGES;
             return 0;
         }
         if (w->set)
@@ -504,6 +512,7 @@ static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LON
                 ne->eof = 0;
                 ne->dead = 0;
                 ne->read_quiet = 0;
+                ne->read_edge = 0;
                 err = start_registration(so);
                 if (err)
                     cancel(so);
@@ -608,7 +617,8 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
     wsp_netevents_reenable(so, mask);
-    if (!(mask & FD_READ) || !edge_triggered(ne) || ne->eof || ne->dead)
+    if (!(mask & FD_READ) || !(ne->mask & FD_READ) || !edge_triggered(ne) || ne->eof ||
+        ne->dead)
         return;
     /* Edge-triggered: nothing re-arms a level. Data is left if this recv did not take all
      * there was, or if more came while FD_READ was off: look now, or have the next wait or
