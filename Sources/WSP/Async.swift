@@ -2,15 +2,17 @@ import CWSP
 
 // The async API. Every method follows one pattern: try the provider call on the
 // (non-blocking, event-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
-// re-enables it — the poller thread resumes the task — and try again. No provider call here
+// re-enables it — the provider's upcall resumes the task (see `Notifier`) — and try again. No provider call here
 // ever waits, so the cooperative pool is never blocked.
 
 extension SocketCore {
     /// Turns an accepted handle into an owned socket. A child of a registered listener has
-    /// inherited the listener's event object (the provider's rule); it gets its own.
-    func adopt(_ accepted: (SOCKET, Address)) throws(WSPError) -> Accepted {
+    /// inherited the listener's async select (the provider's rule), which already posts its
+    /// events to the notifier under its own handle: its first async call only records a
+    /// registration.
+    func adopt(_ accepted: (SOCKET, Address)) -> Accepted {
         let socket = Socket(provider: provider, handle: accepted.0)
-        if isRegistered { _ = try socket.core.registration() } // on failure `socket` closes
+        if isRegistered { socket.core.inheritedSelect() }
         return Accepted(socket: socket, peer: accepted.1)
     }
 
@@ -22,7 +24,7 @@ extension SocketCore {
             if Task.isCancelled { throw .operationAborted }
             switch acceptOnce(condition) {
             case .success(let accepted):
-                return try adopt(accepted)
+                return adopt(accepted)
             case .failure(.wouldBlock):
                 // The failed accept re-enabled FD_ACCEPT; a deferral (`.tryAgain`) does not,
                 // which is why a deferred request is never waited for: it is thrown.

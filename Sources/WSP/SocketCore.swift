@@ -16,6 +16,9 @@ final class SocketCore: Sendable {
     private struct State {
         var closed = false
         var registration: EventRegistration?
+        /// The provider already posts this socket's events to the notifier: an accepted
+        /// socket of a registered listener inherits the listener's async select.
+        var selected = false
         /// Memory the provider may write until the socket is closed: the QoS of a
         /// non-blocking connect (the provider stores the answer there when it arrives).
         /// Kept as addresses: only this object allocates and frees them.
@@ -42,13 +45,12 @@ final class SocketCore: Sendable {
             return (s.registration, s.pinned)
         }
         guard let (registration, pinned) = taken else { return nil }
-        // Order matters: out of the epoll set, then the socket (which cancels the event
-        // select under the socket's lock), then the event object, then memory the provider
-        // could still have written.
-        if let registration { Poller.shared.unregister(registration) }
+        // Order matters: its waits end first, then the socket (which cancels the async
+        // select; no upcall for it runs after that), then memory the provider could still
+        // have written.
+        if let registration { Notifier.shared.unregister(registration) }
         var err: Int32 = 0
         let rc = provider.table.lpWSPCloseSocket(handle, &err)
-        if let registration { _ = WSACloseEvent(registration.event) }
         for p in pinned { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
         return rc == 0 ? nil : WSPError(code: err)
     }
@@ -60,13 +62,19 @@ final class SocketCore: Sendable {
         try state.withLock { s throws(WSPError) -> EventRegistration in
             if s.closed { throw .notSocket }
             if let r = s.registration { return r }
-            let r = try Poller.shared.register(provider: provider, socket: handle)
+            let r = try Notifier.shared.register(provider: provider, socket: handle,
+                                                 select: !s.selected)
             s.registration = r
             return r
         }
     }
 
     var isRegistered: Bool { state.withLock { $0.registration != nil } }
+
+    /// Records that the provider already posts this socket's events to the notifier.
+    func inheritedSelect() {
+        state.withLock { $0.selected = true }
+    }
 
     /// Keeps `byteCount` bytes alive until the socket is closed.
     func pin(byteCount: Int) -> UnsafeMutableRawPointer {
