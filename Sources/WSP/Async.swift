@@ -6,29 +6,24 @@ import CWSP
 // ever waits, so the cooperative pool is never blocked.
 
 extension SocketCore {
-    /// Turns an accepted handle into an owned socket. A child of a registered listener has
-    /// inherited the listener's async select (the provider's rule), which already posts its
-    /// events to the notifier under its own handle: its first async call only records a
-    /// registration.
+    /// Turns an accepted handle into an owned socket.
     func adopt(_ accepted: (SOCKET, Address)) -> Accepted {
-        let socket = Socket(provider: provider, handle: accepted.0)
-        if isRegistered { socket.core.inheritedSelect() }
-        return Accepted(socket: socket, peer: accepted.1)
+        Accepted(socket: Socket(provider: provider, handle: accepted.0), peer: accepted.1)
     }
 
     func acceptAsync(_ condition: ((ConnectionRequest) -> Decision)?) async throws(WSPError)
         -> Accepted
     {
-        let events = try registration()
+        let events = try listenerRegistration()
         while true {
             if Task.isCancelled { throw .operationAborted }
             switch acceptOnce(condition) {
             case .success(let accepted):
                 return adopt(accepted)
             case .failure(.wouldBlock):
-                // The failed accept re-enabled FD_ACCEPT; a deferral (`.tryAgain`) does not,
-                // which is why a deferred request is never waited for: it is thrown.
-                _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
+                // Selecting the listener reports a request that is already there; a deferred
+                // one (`.tryAgain`) is never waited for: it is thrown.
+                try await waitForAccept(events)
             case .failure(let error):
                 throw error
             }

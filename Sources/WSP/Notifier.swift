@@ -142,7 +142,8 @@ final class Notifier: Sendable {
     /// The message number our registrations use.
     static let message = UInt32(0x5753_5000)
 
-    /// Every event a registered socket is selected for (an accepted socket inherits them).
+    /// Every event a registered socket is selected for (a listener: `FD_ACCEPT`, and only
+    /// while a task waits).
     static let mask = Int32(FD_READ | FD_WRITE | FD_ACCEPT | FD_CONNECT | FD_CLOSE)
 
     /// The queue's handle, as its bit pattern (a C `HWND` is a raw pointer, not `Sendable`;
@@ -199,19 +200,17 @@ final class Notifier: Sendable {
         reg.post(event: Int32(reply & 0xFFFF), error: Int32((reply >> 16) & 0xFFFF))
     }
 
-    /// Makes `socket`'s registration. `select`: ask the provider to post its events here; an
-    /// accepted socket of a registered listener has inherited that already (the provider's
-    /// rule) and needs no call.
-    func register(provider: Provider, socket: SOCKET, select: Bool) throws(WSPError)
+    /// Makes `socket`'s registration and asks the provider to post `events` (`FD_…` bits;
+    /// 0: none yet) here.
+    func register(provider: Provider, socket: SOCKET, events: Int32) throws(WSPError)
         -> EventRegistration
     {
         let reg = EventRegistration(socket: socket)
         // In the registry first: the select may report events at once.
         registrations.withLock { $0[socket] = reg }
-        if select {
+        if events != 0 {
             var err: Int32 = 0
-            if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, Notifier.mask,
-                                               &err) != 0
+            if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0
             {
                 unregister(reg)
                 throw WSPError(code: err)

@@ -16,9 +16,8 @@ final class SocketCore: Sendable {
     private struct State {
         var closed = false
         var registration: EventRegistration?
-        /// The provider already posts this socket's events to the notifier: an accepted
-        /// socket of a registered listener inherits the listener's async select.
-        var selected = false
+        /// Tasks of a listener waiting for `FD_ACCEPT`; it is selected while there are any.
+        var acceptWaiters = 0
         /// Memory the provider may write until the socket is closed: the QoS of a
         /// non-blocking connect (the provider stores the answer there when it arrives).
         /// Kept as addresses: only this object allocates and frees them.
@@ -56,25 +55,68 @@ final class SocketCore: Sendable {
     }
 
     /// The socket's event registration, made on first use. From then on the socket is
-    /// non-blocking (the provider's rule for event select): synchronous calls that would wait
+    /// non-blocking (the provider's rule for async select): synchronous calls that would wait
     /// throw `.wouldBlock` instead.
     func registration() throws(WSPError) -> EventRegistration {
         try state.withLock { s throws(WSPError) -> EventRegistration in
             if s.closed { throw .notSocket }
             if let r = s.registration { return r }
             let r = try Notifier.shared.register(provider: provider, socket: handle,
-                                                 select: !s.selected)
+                                                 events: Notifier.mask)
             s.registration = r
             return r
         }
     }
 
-    var isRegistered: Bool { state.withLock { $0.registration != nil } }
-
-    /// Records that the provider already posts this socket's events to the notifier.
-    func inheritedSelect() {
-        state.withLock { $0.selected = true }
+    /// A listener's registration, made on first use: non-blocking from then on, like any
+    /// registered socket, but selected only while a task waits for a request
+    /// (``waitForAccept(_:)``). Accepted sockets inherit the listener's selection (the
+    /// provider's rule), and a selected connected socket costs the provider a watch on its
+    /// descriptor (system calls when it starts, a reactor wake-up when the socket closes)
+    /// that an accepted socket used synchronously, or just closed, never needs. Such a
+    /// socket still starts non-blocking, as the listener is.
+    func listenerRegistration() throws(WSPError) -> EventRegistration {
+        try state.withLock { s throws(WSPError) -> EventRegistration in
+            if s.closed { throw .notSocket }
+            if let r = s.registration { return r }
+            var none: UInt32 = 0
+            try ioctl(WSP_FIONBIO, in: 1, out: &none)
+            let r = try Notifier.shared.register(provider: provider, socket: handle, events: 0)
+            s.registration = r
+            return r
+        }
     }
+
+    /// Suspends until the listener has a request to accept (or the wait fails).
+    func waitForAccept(_ events: EventRegistration) async throws(WSPError) {
+        try selectAccept(waiting: 1)
+        defer { try? selectAccept(waiting: -1) }
+        _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
+    }
+
+    /// Counts a task that starts (1) or stops (-1) waiting for `FD_ACCEPT`; the first selects
+    /// the listener and the last deselects it. Under the lock, so that selections follow the
+    /// count; the provider's upcalls never take it.
+    private func selectAccept(waiting delta: Int) throws(WSPError) {
+        try state.withLock { s throws(WSPError) in
+            if s.closed {
+                if delta > 0 { throw .interrupted }
+                return
+            }
+            s.acceptWaiters += delta
+            guard s.acceptWaiters == (delta > 0 ? 1 : 0) else { return }
+            var err: Int32 = 0
+            let events = delta > 0 ? Int32(FD_ACCEPT) : 0
+            if provider.table.lpWSPAsyncSelect(handle, Notifier.shared.queue, Notifier.message,
+                                               events, &err) != 0 && delta > 0
+            {
+                s.acceptWaiters -= 1
+                throw WSPError(code: err)
+            }
+        }
+    }
+
+    var isRegistered: Bool { state.withLock { $0.registration != nil } }
 
     /// Keeps `byteCount` bytes alive until the socket is closed.
     func pin(byteCount: Int) -> UnsafeMutableRawPointer {
