@@ -154,12 +154,14 @@ final class SocketCore: Sendable {
 
     /// `lpWSPSend` once; the count sent.
     func sendOnce(_ bytes: ArraySlice<UInt8>) -> Result<Int, WSPError> {
-        var copy = Array(bytes)
         var sent: UInt32 = 0
         var err: Int32 = 0
-        let rc = copy.withUnsafeMutableBufferPointer { b in
+        let rc = bytes.withUnsafeBufferPointer { b in
+            // WSABUF's pointer is mutable for both directions; a send only reads through it.
             var buf = WSABUF(len: UInt32(b.count),
-                             buf: b.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+                             buf: b.baseAddress.map {
+                                 UnsafeMutableRawPointer(mutating: $0).assumingMemoryBound(to: CChar.self)
+                             })
             return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
         }
         return rc == 0 ? .success(Int(sent)) : .failure(WSPError(code: err))
@@ -167,16 +169,24 @@ final class SocketCore: Sendable {
 
     /// `lpWSPRecv` once; empty means the peer closed.
     func receiveOnce(maxCount: Int) -> Result<[UInt8], WSPError> {
-        var out = [UInt8](repeating: 0, count: max(maxCount, 1))
         var got: UInt32 = 0
         var flags: UInt32 = 0
         var err: Int32 = 0
-        let rc = out.withUnsafeMutableBufferPointer { b in
+        var rc: Int32 = 0
+        // Received into the array itself, not zeroed first.
+        let out = [UInt8](unsafeUninitializedCapacity: max(maxCount, 1)) { b, count in
             var buf = WSABUF(len: UInt32(maxCount),
                              buf: UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self))
-            return provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
+            rc = provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
+            count = rc == 0 ? Int(got) : 0
         }
-        return rc == 0 ? .success(Array(out.prefix(Int(got)))) : .failure(WSPError(code: err))
+        if rc != 0 { return .failure(WSPError(code: err)) }
+        // A short read into a large buffer is copied to an array of its own size, so that
+        // it does not hold on to the whole buffer.
+        if out.count >= out.capacity / 4 { return .success(out) }
+        return .success([UInt8](unsafeUninitializedCapacity: out.count) { b, count in
+            count = b.initialize(fromContentsOf: out)
+        })
     }
 
     /// `lpWSPConnect`. `callee` receives the callee data of a blocking connect (nil for a
@@ -201,16 +211,19 @@ final class SocketCore: Sendable {
 
     /// The callee data the last connect received (`SOL_WSP`/`WSP_CALLEE_DATA`).
     func calleeData() throws(WSPError) -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: Int(WSP_MAX_CONNECT_DATA))
-        var len = Int32(buf.count)
         var err: Int32 = 0
-        let rc = buf.withUnsafeMutableBytes {
-            provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
-                                           $0.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                           &len, &err)
+        // Room for the largest callee data, on the stack and not zeroed: the provider writes
+        // what it has, and only that is copied out.
+        let (rc, data) = withUnsafeTemporaryAllocation(of: CChar.self,
+                                                       capacity: Int(WSP_MAX_CONNECT_DATA)) { b in
+            var len = Int32(b.count)
+            let rc = provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
+                                                    b.baseAddress!, &len, &err)
+            let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[..<(rc == 0 ? Int(len) : 0)])
+            return (rc, [UInt8](bytes))
         }
         try check(rc, err)
-        return Array(buf.prefix(Int(len)))
+        return data
     }
 
     /// The QoS the connection agreed on (`SIO_GET_QOS`; provider-specific bytes are not
