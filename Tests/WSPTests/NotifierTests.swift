@@ -144,6 +144,21 @@ extension AllTests {
         }
     }
 
+    /// A listener is selected only while an accept waits, yet once used asynchronously it
+    /// stays non-blocking: a synchronous accept with nothing queued throws instead of
+    /// waiting, blocking mode is refused, and accepted sockets start non-blocking.
+    @Test func aListenerUsedAsynchronouslyStaysNonBlocking() async throws {
+        let provider = try Provider()
+        let listener = try provider.listen(on: .loopback(port: 0))
+        let address = try listener.localAddress
+        let client = connectTask(provider, address, .tcp, nil)
+        let accepted = try await listener.accept()
+        _ = try await client.value
+        #expect(throws: WSPError.wouldBlock) { _ = try listener.accept() }
+        #expect(throws: WSPError.invalidArgument) { try listener.setNonBlocking(false) }
+        #expect(throws: WSPError.wouldBlock) { _ = try accepted.socket.receive(maxCount: 1) }
+    }
+
     /// The listener closes while requests arrive and its `requests` sequence waits: the
     /// sequence ends, and nothing hangs.
     @Test func closeRacingAWake() async throws {
