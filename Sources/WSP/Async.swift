@@ -1,9 +1,9 @@
 import CWSP
 
 // The async API. Every method follows one pattern: try the provider call on the
-// (non-blocking, event-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
-// re-enables it — the provider's upcall resumes the task (see `Notifier`) — and try again. No provider call here
-// ever waits, so the cooperative pool is never blocked.
+// (non-blocking, async-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
+// re-enables it — the provider's upcall resumes the task (see `Notifier`) — and try again.
+// No provider call here ever waits, so the cooperative pool is never blocked.
 
 extension SocketCore {
     /// Turns an accepted handle into an owned socket.

@@ -142,8 +142,8 @@ final class Notifier: Sendable {
     /// The message number our registrations use.
     static let message = UInt32(0x5753_5000)
 
-    /// Every event a registered socket is selected for (a listener: `FD_ACCEPT`, and only
-    /// while a task waits).
+    /// Every event a registered socket is selected for. (A listener is selected for
+    /// `FD_ACCEPT` alone, and only while an accept waits: `SocketCore.waitForAccept`.)
     static let mask = Int32(FD_READ | FD_WRITE | FD_ACCEPT | FD_CONNECT | FD_CLOSE)
 
     /// The queue's handle, as its bit pattern (a C `HWND` is a raw pointer, not `Sendable`;

@@ -158,10 +158,8 @@ final class SocketCore: Sendable {
         var err: Int32 = 0
         let rc = bytes.withUnsafeBufferPointer { b in
             // WSABUF's pointer is mutable for both directions; a send only reads through it.
-            var buf = WSABUF(len: UInt32(b.count),
-                             buf: b.baseAddress.map {
-                                 UnsafeMutableRawPointer(mutating: $0).assumingMemoryBound(to: CChar.self)
-                             })
+            let p = b.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+            var buf = WSABUF(len: UInt32(b.count), buf: p?.assumingMemoryBound(to: CChar.self))
             return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
         }
         return rc == 0 ? .success(Int(sent)) : .failure(WSPError(code: err))
@@ -219,8 +217,8 @@ final class SocketCore: Sendable {
             var len = Int32(b.count)
             let rc = provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
                                                     b.baseAddress!, &len, &err)
-            let bytes = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(b)[..<(rc == 0 ? Int(len) : 0)])
-            return (rc, [UInt8](bytes))
+            let written = UnsafeRawBufferPointer(b).prefix(rc == 0 ? Int(len) : 0)
+            return (rc, [UInt8](written))
         }
         try check(rc, err)
         return data

@@ -137,7 +137,9 @@ extension AllTests {
             }
             // Cancelled waiters may have taken a connection before seeing the cancellation;
             // whatever the remaining waiters did not take is still there.
-            while peers.count < 2 { peers.insert(try await listener.socket.accept().peer.description) }
+            while peers.count < 2 {
+                peers.insert(try await listener.socket.accept().peer.description)
+            }
             #expect(peers.count == 2)
             _ = consume c1
             _ = consume c2
