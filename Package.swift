@@ -25,12 +25,9 @@ let package = Package(
                 .headerSearchPath("Sources/CWSP"),
             ]
         ),
-        // Linux calls the Swift module needs that Swift's Glibc module lacks (epoll), in the
-        // manner of SwiftNIO's CNIOLinux.
-        .target(name: "CWSPShims", path: "Sources/CWSPShims"),
         .target(
             name: "WSP",
-            dependencies: ["CWSP", "CWSPShims"],
+            dependencies: ["CWSP"],
             path: "Sources/WSP",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

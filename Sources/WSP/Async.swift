@@ -1,32 +1,29 @@
 import CWSP
 
 // The async API. Every method follows one pattern: try the provider call on the
-// (non-blocking, event-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
-// re-enables it — the poller thread resumes the task — and try again. No provider call here
-// ever waits, so the cooperative pool is never blocked.
+// (non-blocking, async-selected) socket; on `WSAEWOULDBLOCK` wait for the network event that
+// re-enables it — the provider's upcall resumes the task (see `Notifier`) — and try again.
+// No provider call here ever waits, so the cooperative pool is never blocked.
 
 extension SocketCore {
-    /// Turns an accepted handle into an owned socket. A child of a registered listener has
-    /// inherited the listener's event object (the provider's rule); it gets its own.
-    func adopt(_ accepted: (SOCKET, Address)) throws(WSPError) -> Accepted {
-        let socket = Socket(provider: provider, handle: accepted.0)
-        if isRegistered { _ = try socket.core.registration() } // on failure `socket` closes
-        return Accepted(socket: socket, peer: accepted.1)
+    /// Turns an accepted handle into an owned socket.
+    func adopt(_ accepted: (SOCKET, Address)) -> Accepted {
+        Accepted(socket: Socket(provider: provider, handle: accepted.0), peer: accepted.1)
     }
 
     func acceptAsync(_ condition: ((ConnectionRequest) -> Decision)?) async throws(WSPError)
         -> Accepted
     {
-        let events = try registration()
+        let events = try listenerRegistration()
         while true {
             if Task.isCancelled { throw .operationAborted }
             switch acceptOnce(condition) {
             case .success(let accepted):
-                return try adopt(accepted)
+                return adopt(accepted)
             case .failure(.wouldBlock):
-                // The failed accept re-enabled FD_ACCEPT; a deferral (`.tryAgain`) does not,
-                // which is why a deferred request is never waited for: it is thrown.
-                _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
+                // Selecting the listener reports a request that is already there; a deferred
+                // one (`.tryAgain`) is never waited for: it is thrown.
+                try await waitForAccept(events)
             case .failure(let error):
                 throw error
             }

@@ -5,6 +5,12 @@ import CWSP
 ///
 /// `Provider` is an immutable class holding the provider's function table, so it is
 /// `Sendable` and may be shared by every task.
+///
+/// The start-up passes an upcall table of this module's: the built-in upcalls, except that
+/// the network events of async sockets are handed straight to the waiting tasks. It behaves
+/// as the built-in table for everything else, so C code in the same process is unaffected;
+/// and if C code starts the provider later with a table of its own, async calls keep working
+/// (one thread hop slower) until the next `Provider` is created.
 public final class Provider: Sendable {
     let table: WSPPROC_TABLE
 
@@ -12,7 +18,7 @@ public final class Provider: Sendable {
     public init() throws(WSPError) {
         var data = WSPDATA()
         var table = WSPPROC_TABLE()
-        let rc = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
+        let rc = WSPStartup(0x0202, &data, nil, Notifier.upcalls, &table)
         if rc != 0 { throw WSPError(code: rc) }
         self.table = table
     }
@@ -27,7 +33,7 @@ public final class Provider: Sendable {
     static let addressTable: WSPPROC_TABLE = {
         var data = WSPDATA()
         var table = WSPPROC_TABLE()
-        _ = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
+        _ = WSPStartup(0x0202, &data, nil, Notifier.upcalls, &table) // ours stays in force
         return table
     }()
 

@@ -103,6 +103,9 @@ public struct Socket: ~Copyable, Sendable {
     /// Blocking or non-blocking mode (`FIONBIO`). Once an async method has been used, the
     /// provider refuses blocking mode (`.invalidArgument`).
     public func setNonBlocking(_ on: Bool) throws(WSPError) {
+        // A listener is selected only while an accept waits, so the provider alone would
+        // not always refuse.
+        if !on && core.isRegistered { throw .invalidArgument }
         var none: UInt32 = 0
         try core.ioctl(WSP_FIONBIO, in: on ? 1 : 0, out: &none)
     }

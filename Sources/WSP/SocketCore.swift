@@ -16,6 +16,8 @@ final class SocketCore: Sendable {
     private struct State {
         var closed = false
         var registration: EventRegistration?
+        /// Tasks of a listener waiting for `FD_ACCEPT`; it is selected while there are any.
+        var acceptWaiters = 0
         /// Memory the provider may write until the socket is closed: the QoS of a
         /// non-blocking connect (the provider stores the answer there when it arrives).
         /// Kept as addresses: only this object allocates and frees them.
@@ -42,27 +44,75 @@ final class SocketCore: Sendable {
             return (s.registration, s.pinned)
         }
         guard let (registration, pinned) = taken else { return nil }
-        // Order matters: out of the epoll set, then the socket (which cancels the event
-        // select under the socket's lock), then the event object, then memory the provider
-        // could still have written.
-        if let registration { Poller.shared.unregister(registration) }
+        // Order matters: its waits end first, then the socket (which cancels the async
+        // select; no upcall for it runs after that), then memory the provider could still
+        // have written.
+        if let registration { Notifier.shared.unregister(registration) }
         var err: Int32 = 0
         let rc = provider.table.lpWSPCloseSocket(handle, &err)
-        if let registration { _ = WSACloseEvent(registration.event) }
         for p in pinned { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
         return rc == 0 ? nil : WSPError(code: err)
     }
 
     /// The socket's event registration, made on first use. From then on the socket is
-    /// non-blocking (the provider's rule for event select): synchronous calls that would wait
+    /// non-blocking (the provider's rule for async select): synchronous calls that would wait
     /// throw `.wouldBlock` instead.
     func registration() throws(WSPError) -> EventRegistration {
         try state.withLock { s throws(WSPError) -> EventRegistration in
             if s.closed { throw .notSocket }
             if let r = s.registration { return r }
-            let r = try Poller.shared.register(provider: provider, socket: handle)
+            let r = try Notifier.shared.register(provider: provider, socket: handle,
+                                                 events: Notifier.mask)
             s.registration = r
             return r
+        }
+    }
+
+    /// A listener's registration, made on first use: non-blocking from then on, like any
+    /// registered socket, but selected only while a task waits for a request
+    /// (``waitForAccept(_:)``). Accepted sockets inherit the listener's selection (the
+    /// provider's rule), and a selected connected socket costs the provider a watch on its
+    /// descriptor (system calls when it starts, a reactor wake-up when the socket closes)
+    /// that an accepted socket used synchronously, or just closed, never needs. Such a
+    /// socket still starts non-blocking, as the listener is.
+    func listenerRegistration() throws(WSPError) -> EventRegistration {
+        try state.withLock { s throws(WSPError) -> EventRegistration in
+            if s.closed { throw .notSocket }
+            if let r = s.registration { return r }
+            var none: UInt32 = 0
+            try ioctl(WSP_FIONBIO, in: 1, out: &none)
+            let r = try Notifier.shared.register(provider: provider, socket: handle, events: 0)
+            s.registration = r
+            return r
+        }
+    }
+
+    /// Suspends until the listener has a request to accept (or the wait fails).
+    func waitForAccept(_ events: EventRegistration) async throws(WSPError) {
+        try selectAccept(waiting: 1)
+        defer { try? selectAccept(waiting: -1) }
+        _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
+    }
+
+    /// Counts a task that starts (1) or stops (-1) waiting for `FD_ACCEPT`; the first selects
+    /// the listener and the last deselects it. Under the lock, so that selections follow the
+    /// count; the provider's upcalls never take it.
+    private func selectAccept(waiting delta: Int) throws(WSPError) {
+        try state.withLock { s throws(WSPError) in
+            if s.closed {
+                if delta > 0 { throw .interrupted }
+                return
+            }
+            s.acceptWaiters += delta
+            guard s.acceptWaiters == (delta > 0 ? 1 : 0) else { return }
+            var err: Int32 = 0
+            let events = delta > 0 ? Int32(FD_ACCEPT) : 0
+            if provider.table.lpWSPAsyncSelect(handle, Notifier.shared.queue, Notifier.message,
+                                               events, &err) != 0 && delta > 0
+            {
+                s.acceptWaiters -= 1
+                throw WSPError(code: err)
+            }
         }
     }
 
@@ -104,12 +154,12 @@ final class SocketCore: Sendable {
 
     /// `lpWSPSend` once; the count sent.
     func sendOnce(_ bytes: ArraySlice<UInt8>) -> Result<Int, WSPError> {
-        var copy = Array(bytes)
         var sent: UInt32 = 0
         var err: Int32 = 0
-        let rc = copy.withUnsafeMutableBufferPointer { b in
-            var buf = WSABUF(len: UInt32(b.count),
-                             buf: b.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+        let rc = bytes.withUnsafeBufferPointer { b in
+            // WSABUF's pointer is mutable for both directions; a send only reads through it.
+            let p = b.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
+            var buf = WSABUF(len: UInt32(b.count), buf: p?.assumingMemoryBound(to: CChar.self))
             return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
         }
         return rc == 0 ? .success(Int(sent)) : .failure(WSPError(code: err))
@@ -117,16 +167,24 @@ final class SocketCore: Sendable {
 
     /// `lpWSPRecv` once; empty means the peer closed.
     func receiveOnce(maxCount: Int) -> Result<[UInt8], WSPError> {
-        var out = [UInt8](repeating: 0, count: max(maxCount, 1))
         var got: UInt32 = 0
         var flags: UInt32 = 0
         var err: Int32 = 0
-        let rc = out.withUnsafeMutableBufferPointer { b in
+        var rc: Int32 = 0
+        // Received into the array itself, not zeroed first.
+        let out = [UInt8](unsafeUninitializedCapacity: max(maxCount, 1)) { b, count in
             var buf = WSABUF(len: UInt32(maxCount),
                              buf: UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self))
-            return provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
+            rc = provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
+            count = rc == 0 ? Int(got) : 0
         }
-        return rc == 0 ? .success(Array(out.prefix(Int(got)))) : .failure(WSPError(code: err))
+        if rc != 0 { return .failure(WSPError(code: err)) }
+        // A short read into a large buffer is copied to an array of its own size, so that
+        // it does not hold on to the whole buffer.
+        if out.count >= out.capacity / 4 { return .success(out) }
+        return .success([UInt8](unsafeUninitializedCapacity: out.count) { b, count in
+            count = b.initialize(fromContentsOf: out)
+        })
     }
 
     /// `lpWSPConnect`. `callee` receives the callee data of a blocking connect (nil for a
@@ -151,16 +209,19 @@ final class SocketCore: Sendable {
 
     /// The callee data the last connect received (`SOL_WSP`/`WSP_CALLEE_DATA`).
     func calleeData() throws(WSPError) -> [UInt8] {
-        var buf = [UInt8](repeating: 0, count: Int(WSP_MAX_CONNECT_DATA))
-        var len = Int32(buf.count)
         var err: Int32 = 0
-        let rc = buf.withUnsafeMutableBytes {
-            provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
-                                           $0.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                           &len, &err)
+        // Room for the largest callee data, on the stack and not zeroed: the provider writes
+        // what it has, and only that is copied out.
+        let (rc, data) = withUnsafeTemporaryAllocation(of: CChar.self,
+                                                       capacity: Int(WSP_MAX_CONNECT_DATA)) { b in
+            var len = Int32(b.count)
+            let rc = provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
+                                                    b.baseAddress!, &len, &err)
+            let written = UnsafeRawBufferPointer(b).prefix(rc == 0 ? Int(len) : 0)
+            return (rc, [UInt8](written))
         }
         try check(rc, err)
-        return Array(buf.prefix(Int(len)))
+        return data
     }
 
     /// The QoS the connection agreed on (`SIO_GET_QOS`; provider-specific bytes are not

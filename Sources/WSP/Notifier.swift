@@ -1,0 +1,230 @@
+import CWSP
+import Glibc
+
+/// The network events one socket has reported and not yet handed to a waiter.
+struct NetworkEvents: Sendable {
+    /// `FD_…` bits.
+    var events: Int32 = 0
+    /// The error code of each event, indexed by `FD_…_BIT`; an entry is meaningful while its
+    /// bit is set.
+    var errors = [Int32](repeating: 0, count: Int(FD_MAX_EVENTS))
+
+    /// The events a later provider call raises again (SEMANTICS §5). A waiter consumes these;
+    /// `FD_CONNECT` and `FD_CLOSE` happen once, so they stay set for every later waiter.
+    static let reenabled = Int32(FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
+}
+
+/// Where tasks wait for one socket's network events.
+///
+/// The provider reports each event as a message (`lpWSPAsyncSelect`); ``Notifier`` hands it
+/// to ``post(event:error:)``, which resumes the tasks waiting for it. Every async call tries
+/// its provider call first and waits only after `WSAEWOULDBLOCK`, and that failed call is
+/// what re-enables the event, so an event reported before anybody waits is kept for the next
+/// waiter and an event lost before the first try costs nothing.
+final class EventRegistration: Sendable {
+    let socket: SOCKET
+
+    private struct Waiter {
+        let id: UInt64
+        let mask: Int32
+        let continuation: UnsafeContinuation<Result<NetworkEvents, WSPError>, Never>
+    }
+    private struct State {
+        var fired = NetworkEvents()
+        var waiters: [Waiter] = []
+        var nextWaiter: UInt64 = 0
+        var closed = false
+    }
+    private let state = Locked(State())
+
+    init(socket: SOCKET) {
+        self.socket = socket
+    }
+
+    /// Suspends until one of `mask`'s events has been reported (at once when one already
+    /// was). Fails with `.operationAborted` when the task is cancelled and `.interrupted` when
+    /// the socket is closed.
+    func wait(for mask: Int32) async -> Result<NetworkEvents, WSPError> {
+        let id = state.withLock { s in
+            s.nextWaiter += 1
+            return s.nextWaiter
+        }
+        return await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                let now: Result<NetworkEvents, WSPError>? = state.withLock { s in
+                    if s.closed { return .failure(.interrupted) }
+                    // Checked under the lock the cancellation handler takes: a cancellation
+                    // either happened before (seen here) or finds the waiter in the list.
+                    if Task.isCancelled { return .failure(.operationAborted) }
+                    if s.fired.events & mask != 0 {
+                        let fired = s.fired
+                        s.fired.events &= ~(mask & NetworkEvents.reenabled)
+                        return .success(fired)
+                    }
+                    s.waiters.append(Waiter(id: id, mask: mask, continuation: continuation))
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            let waiter = state.withLock { s -> Waiter? in
+                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
+                return s.waiters.remove(at: i)
+            }
+            waiter?.continuation.resume(returning: .failure(.operationAborted))
+        }
+    }
+
+    /// Records one event (an `FD_…` bit) and its error code, and resumes the tasks waiting
+    /// for it. Called from the provider's upcall (possibly with the provider's socket lock
+    /// held) or from the notifier's thread: it takes only this registration's lock and
+    /// resumes continuations, which never runs their tasks here.
+    func post(event: Int32, error: Int32) {
+        let ready = state.withLock { s -> [(Waiter, NetworkEvents)] in
+            guard !s.closed else { return [] }
+            s.fired.events |= event
+            let bit = event.trailingZeroBitCount
+            if bit < s.fired.errors.count { s.fired.errors[bit] = error }
+            let fired = s.fired
+            var ready: [(Waiter, NetworkEvents)] = []
+            var consumed: Int32 = 0
+            s.waiters.removeAll { w in
+                guard w.mask & fired.events != 0 else { return false }
+                ready.append((w, fired))
+                consumed |= w.mask
+                return true
+            }
+            s.fired.events &= ~(consumed & NetworkEvents.reenabled)
+            return ready
+        }
+        for (w, fired) in ready { w.continuation.resume(returning: .success(fired)) }
+    }
+
+    /// Ends every wait with `.interrupted`; later waits fail at once.
+    func close() {
+        let waiters = state.withLock { s in
+            s.closed = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.continuation.resume(returning: .failure(.interrupted)) }
+    }
+}
+
+/// How the provider's network events reach waiting tasks: one process-wide message queue and
+/// an upcall that short-circuits it.
+///
+/// Every async socket is registered with `lpWSPAsyncSelect` on the same window: a built-in
+/// message queue (`WSPCreateMessageQueue`) this module creates once. The upcall table that
+/// ``Provider`` passes to `WSPStartup` replaces one member, `lpWPUPostMessage`: a message for
+/// that queue is delivered at once, on the provider's thread, to the socket's
+/// ``EventRegistration`` (found by the socket handle the message carries), which resumes the
+/// waiting task — no thread in between, no descriptor per socket. Messages for any other
+/// window go to the built-in `WSPPostMessage`, so C code in the same process that uses
+/// message queues behaves exactly as with the built-in table.
+///
+/// Why a real queue rather than an invented window handle: the provider has one upcall table
+/// in force per process, and a later `WSPStartup` with another table (a C user passing a
+/// zeroed one, asking for the built-in upcalls) replaces ours. The built-in
+/// `WSPPostMessage` then appends our sockets' messages to the queue, and a thread of this
+/// module that waits on it (`WSPGetMessage`) delivers them the same way: slower by one
+/// hand-off, never lost. The next ``Provider`` puts our table back. A C program that
+/// installs its *own* `lpWPUPostMessage` must pass messages for windows it does not know to
+/// `WSPPostMessage`, or async Swift calls in the same process stop being woken.
+///
+/// The upcall runs on whichever thread raises the event, sometimes with the provider's
+/// socket lock held, so it calls nothing in the provider: it takes the registry's lock and
+/// then the registration's, and resumes continuations (which only schedules their tasks).
+/// Nothing here calls the provider while holding either lock.
+final class Notifier: Sendable {
+    static let shared = Notifier()
+
+    /// The message number our registrations use.
+    static let message = UInt32(0x5753_5000)
+
+    /// Every event a registered socket is selected for. (A listener is selected for
+    /// `FD_ACCEPT` alone, and only while an accept waits: `SocketCore.waitForAccept`.)
+    static let mask = Int32(FD_READ | FD_WRITE | FD_ACCEPT | FD_CONNECT | FD_CLOSE)
+
+    /// The queue's handle, as its bit pattern (a C `HWND` is a raw pointer, not `Sendable`;
+    /// the handle is only a name the provider checks on every use).
+    let queueBits: UInt
+    var queue: HWND { HWND(bitPattern: queueBits)! }
+
+    private let registrations = Locked([SOCKET: EventRegistration]())
+
+    private init() {
+        guard let queue = WSPCreateMessageQueue() else {
+            fatalError("WSP: cannot create the message queue (\(WSAGetLastError()))")
+        }
+        queueBits = UInt(bitPattern: queue)
+        var thread = pthread_t()
+        let me = Unmanaged.passRetained(self).toOpaque() // the thread's reference, never released
+        let rc = pthread_create(&thread, nil, { arg in
+            Unmanaged<Notifier>.fromOpaque(arg!).takeUnretainedValue().drainQueue()
+            return nil
+        }, me)
+        precondition(rc == 0, "WSP: cannot start the notifier thread (\(rc))")
+        pthread_detach(thread)
+    }
+
+    /// The upcall table ``Provider`` starts the provider with: the built-in upcalls, except
+    /// `lpWPUPostMessage`. Creates the notifier first, so that an upcall never has to.
+    static var upcalls: WSPUPCALLTABLE {
+        _ = shared
+        var table = WSPUPCALLTABLE()
+        table.lpWPUPostMessage = { hwnd, msg, wParam, lParam in
+            let notifier = Notifier.shared
+            guard UInt(bitPattern: hwnd) == notifier.queueBits, msg == Notifier.message else {
+                return WSPPostMessage(hwnd, msg, wParam, lParam)
+            }
+            notifier.deliver(socket: wParam, reply: lParam)
+            return 1
+        }
+        return table
+    }
+
+    /// The thread that reads the queue while another table is in force (see above). With
+    /// ours in force nothing is ever posted to it, and it sleeps.
+    private func drainQueue() {
+        var msg = WSPMSG()
+        while WSPGetMessage(queue, &msg, WSA_INFINITE) >= 0 {
+            if msg.message == Notifier.message { deliver(socket: msg.wParam, reply: msg.lParam) }
+        }
+    }
+
+    /// One `WSAMAKESELECTREPLY(event, error)` for `socket`. A socket with no registration
+    /// (closed, or an accepted socket not used asynchronously yet) drops it.
+    private func deliver(socket: SOCKET, reply: LPARAM) {
+        guard let reg = registrations.withLock({ $0[socket] }) else { return }
+        reg.post(event: Int32(reply & 0xFFFF), error: Int32((reply >> 16) & 0xFFFF))
+    }
+
+    /// Makes `socket`'s registration and asks the provider to post `events` (`FD_…` bits;
+    /// 0: none yet) here.
+    func register(provider: Provider, socket: SOCKET, events: Int32) throws(WSPError)
+        -> EventRegistration
+    {
+        let reg = EventRegistration(socket: socket)
+        // In the registry first: the select may report events at once.
+        registrations.withLock { $0[socket] = reg }
+        if events != 0 {
+            var err: Int32 = 0
+            if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0
+            {
+                unregister(reg)
+                throw WSPError(code: err)
+            }
+        }
+        return reg
+    }
+
+    /// Forgets `reg` and ends its waits. Messages for its socket that are still on their way
+    /// find no registration and are dropped.
+    func unregister(_ reg: EventRegistration) {
+        registrations.withLock { r in
+            if r[reg.socket] === reg { r[reg.socket] = nil }
+        }
+        reg.close()
+    }
+}
