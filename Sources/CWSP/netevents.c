@@ -53,13 +53,19 @@ enum { KIND_NONE, KIND_EVENT, KIND_ASYNC };
 /* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
 #define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
 
+/* The events a connected socket's descriptor raises: only a registration asking for one of
+ * them needs a watch (a connect-only or accept-only registration costs no system call). */
+#define WATCHED (FD_READ | FD_WRITE | FD_OOB | FD_CLOSE)
+
 /* Where a connected socket's readiness is watched: the registered event's own set when the
  * built-in event objects are in use (event_set.h: a waiting thread takes the readiness
- * without the reactor relaying it), the reactor otherwise. */
+ * without the reactor relaying it), the reactor otherwise. The watch names its socket by
+ * handle and holds no reference: a closed socket's descriptor closes at once, and a removed
+ * watch is only memory for the reactor to free when it next wakes (no wake-up for it). */
 struct wsp_netwatch {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
-    struct wsp_socket *so;        /* a reference, dropped in release */
-    int own_fd;                   /* item.fd is a duplicate that the watch closes */
+    SOCKET handle;
+    int own_fd;                   /* item.fd is a duplicate, closed with the watch */
     struct wsp_event_set *set;    /* a reference; NULL: the reactor watches item.fd */
 };
 
@@ -229,10 +235,15 @@ static void rearm(struct wsp_socket *so) {
 /* so->lock held. Raises what the descriptor's state says (registration, connect, accept). */
 static void report_conditions(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
+    if (!(ne->mask & WATCHED))
+        return;
     struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
     if (poll(&p, 1, 0) <= 0)
         p.revents = 0;
-    int unread = unread_bytes(so->fd);
+    /* Readable with no FIN or error means data; with one, only counting tells. */
+    int unread = !(p.revents & POLLIN)                                 ? 0
+                 : !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1
+                                                                      : unread_bytes(so->fd);
     if (unread > 0)
         raise_event(so, FD_READ, 0);
     if (p.revents & POLLERR) {
@@ -240,7 +251,8 @@ static void report_conditions(struct wsp_socket *so) {
         raise_event(so, FD_CLOSE, WSAECONNRESET);
         return;
     }
-    ne->oob_inline = oob_inline(so->fd);
+    if (ne->mask & FD_OOB)
+        ne->oob_inline = oob_inline(so->fd);
     if (p.revents & POLLPRI)
         raise_urgent(so);
     if (p.revents & POLLOUT)
@@ -312,13 +324,16 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
 /* The reactor's watch reported events. */
 static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_netwatch *w = (struct wsp_netwatch *)item;
-    struct wsp_socket *so = w->so;
+    int err;
+    struct wsp_socket *so = wsp_socket_acquire(w->handle, &err);
+    if (!so)
+        return; /* closed since: its registration went with it */
     pthread_mutex_lock(&so->lock);
-    if (atomic_load(&item->removed) || so->netev.watch != w) {
+    if (atomic_load(&item->removed) || so->netev.watch != w)
         pthread_mutex_unlock(&so->lock);
-        return;
-    }
-    readiness(so, events);
+    else
+        readiness(so, events);
+    wsp_socket_release(so);
 }
 
 void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
@@ -357,26 +372,23 @@ void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents
 }
 
 static void watch_release(struct wsp_reactor_item *item) {
-    struct wsp_netwatch *w = (struct wsp_netwatch *)item;
-    if (w->own_fd)
-        close(w->item.fd);
-    wsp_socket_release(w->so);
-    free(w);
+    free(item);
 }
 
-/* so->lock held; the socket is connected. Starts watching its descriptor; 0 or a WSA code. */
+/* so->lock held; the socket is connected. Starts watching its descriptor (when the
+ * registration asks for an event only a watch raises); 0 or a WSA code. */
 static int ensure_watch(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    if (ne->watch)
+    if (ne->watch || !(ne->mask & WATCHED))
         return 0;
     struct wsp_netwatch *w = calloc(1, sizeof *w);
     if (!w)
         return WSAENOBUFS;
-    w->so = so;
+    w->handle = so->handle;
     w->item.fd = so->fd;
     w->item.on_ready = watch_ready;
     w->item.release = watch_release;
-    wsp_socket_retain(so);
+    w->item.quiet_release = 1;
     if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
         w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
         if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES) == 0) {
@@ -405,7 +417,6 @@ static int ensure_watch(struct wsp_socket *so) {
         }
     }
     if (err) {
-        wsp_socket_release(so); /* not the last: the caller holds one */
         free(w);
         return err;
     }
@@ -427,10 +438,11 @@ static void drop_watch(struct wsp_socket *so) {
         wsp_event_set_release(w->set);
         if (w->own_fd)
             close(w->item.fd);
-        wsp_socket_release(so); /* not the last: the caller holds one */
         free(w);
+    } else if (w->own_fd) {
+        wsp_reactor_remove_and_close(&w->item); /* freed in watch_release */
     } else {
-        wsp_reactor_remove(&w->item); /* freed in watch_release */
+        wsp_reactor_remove(&w->item);
     }
     ne->interest = 0;
 }
@@ -589,7 +601,7 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
         wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
     if (ne->kind == KIND_NONE)
         return;
-    if (so->state == WSP_STATE_CONNECTED && !ne->watch)
+    if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     ne->armed |= mask & REENABLEABLE;
     if (mask & FD_READ)
@@ -635,7 +647,7 @@ void wsp_netevents_send_blocked(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     if (ne->kind == KIND_NONE || so->state != WSP_STATE_CONNECTED)
         return;
-    if (!ne->watch)
+    if (!ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     ne->write_blocked = 1;
     rearm(so);

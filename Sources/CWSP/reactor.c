@@ -4,7 +4,12 @@
  *
  * Removal is the delicate part: epoll_wait may already have returned an event for an item
  * that another thread removes a moment later. Removed items therefore become zombies, and the
- * reactor releases them only between batches, when no returned event can still name them. */
+ * reactor releases them only between batches, when no returned event can still name them.
+ *
+ * Timers share one timerfd, armed for the earliest due time whenever a timer gets earlier
+ * than what it is armed for: setting a timer (every non-blocking connect sets one) costs no
+ * wake-up of the reactor thread, and usually no system call at all, since new timers tend to
+ * be due later than the armed one. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -12,6 +17,7 @@
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -24,6 +30,8 @@ static int users;          /* wsp_reactor_start count */
 static int running;        /* the thread exists */
 static int epfd = -1;
 static int wakefd = -1;
+static int timerfd = -1;
+static uint64_t timer_armed_ms; /* when timerfd fires; 0: disarmed. Under reactor_lock */
 static pthread_t thread;
 static atomic_int stopping;
 static struct wsp_reactor_item *zombies;
@@ -41,18 +49,26 @@ static void wake(void) {
     (void)n; /* a full counter still wakes the reactor */
 }
 
-/* reactor_lock held. How long epoll_wait may sleep: until the earliest timer. */
-static int next_timeout(void) {
+/* reactor_lock held. Arms timerfd for due_ms (0: disarms it). */
+static void arm_timerfd(uint64_t due_ms) {
+    struct itimerspec t = {{0, 0}, {(time_t)(due_ms / 1000u), (long)(due_ms % 1000u) * 1000000L}};
+    if (due_ms == 0)
+        t.it_value.tv_nsec = 0;
+    else if (t.it_value.tv_sec == 0 && t.it_value.tv_nsec == 0)
+        t.it_value.tv_nsec = 1; /* all zero would disarm */
+    timerfd_settime(timerfd, TFD_TIMER_ABSTIME, &t, NULL);
+    timer_armed_ms = due_ms;
+}
+
+/* reactor_lock held. Arms timerfd for the earliest timer, after timerfd fired. */
+static void rearm_timerfd(void) {
     uint64_t earliest = 0;
     for (struct wsp_reactor_item *it = timers; it; it = it->timer_next) {
         uint64_t due = atomic_load(&it->due_ms);
         if (due && (!earliest || due < earliest))
             earliest = due;
     }
-    if (!earliest)
-        return -1;
-    uint64_t now = wsp_now_ms();
-    return earliest <= now ? 0 : (int)(earliest - now > 60000 ? 60000 : earliest - now);
+    arm_timerfd(earliest);
 }
 
 static void run_timers(void) {
@@ -74,6 +90,9 @@ static void run_timers(void) {
         for (int i = 0; i < n; i++)
             due[i]->on_timer(due[i], now);
     } while (n == BATCH);
+    pthread_mutex_lock(&reactor_lock);
+    rearm_timerfd();
+    pthread_mutex_unlock(&reactor_lock);
 }
 
 static void reap_zombies(void) {
@@ -92,22 +111,22 @@ static void *reactor_main(void *arg) {
     (void)arg;
     struct epoll_event events[BATCH];
     while (!atomic_load(&stopping)) {
-        pthread_mutex_lock(&reactor_lock);
-        int timeout = next_timeout();
-        pthread_mutex_unlock(&reactor_lock);
-        int n = epoll_wait(epfd, events, BATCH, timeout);
+        int n = epoll_wait(epfd, events, BATCH, -1);
+        int timers_due = 0;
         for (int i = 0; i < n; i++) {
             struct wsp_reactor_item *it = events[i].data.ptr;
-            if (!it) {
+            if (it == NULL || it == (void *)&timerfd) {
                 uint64_t v;
-                ssize_t r = read(wakefd, &v, sizeof v);
+                ssize_t r = read(it ? timerfd : wakefd, &v, sizeof v);
                 (void)r;
+                timers_due |= it != NULL;
                 continue;
             }
             if (!atomic_load(&it->removed))
                 it->on_ready(it, events[i].events);
         }
-        run_timers();
+        if (timers_due)
+            run_timers();
         reap_zombies();
     }
     reap_zombies();
@@ -120,8 +139,13 @@ int wsp_reactor_start(void) {
     if (!running) {
         epfd = epoll_create1(EPOLL_CLOEXEC);
         wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        timer_armed_ms = 0;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-        if (epfd < 0 || wakefd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) < 0) {
+        struct epoll_event tev = {.events = EPOLLIN, .data.ptr = &timerfd};
+        if (epfd < 0 || wakefd < 0 || timerfd < 0 ||
+            epoll_ctl(epfd, EPOLL_CTL_ADD, wakefd, &ev) < 0 ||
+            epoll_ctl(epfd, EPOLL_CTL_ADD, timerfd, &tev) < 0) {
             err = wsp_wsa_from_errno(errno);
         } else {
             atomic_store(&stopping, 0);
@@ -136,7 +160,9 @@ int wsp_reactor_start(void) {
                 close(epfd);
             if (wakefd >= 0)
                 close(wakefd);
-            epfd = wakefd = -1;
+            if (timerfd >= 0)
+                close(timerfd);
+            epfd = wakefd = timerfd = -1;
         }
     }
     if (!err)
@@ -158,7 +184,8 @@ void wsp_reactor_stop(void) {
     running = 0;
     close(epfd);
     close(wakefd);
-    epfd = wakefd = -1;
+    close(timerfd);
+    epfd = wakefd = timerfd = -1;
     pthread_mutex_unlock(&reactor_lock);
 }
 
@@ -187,10 +214,10 @@ void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) {
             timers->timer_prev = item;
         timers = item;
     }
-    uint64_t old = atomic_exchange(&item->due_ms, due_ms);
+    atomic_store(&item->due_ms, due_ms);
+    if (due_ms && (timer_armed_ms == 0 || due_ms < timer_armed_ms))
+        arm_timerfd(due_ms);
     pthread_mutex_unlock(&reactor_lock);
-    if (due_ms && (!old || due_ms < old) && !pthread_equal(pthread_self(), thread))
-        wake();
 }
 
 /* reactor_lock held. */

@@ -115,7 +115,7 @@ extension Provider {
                                  value: UInt32(clamping: ms))
         }
         let core = socket.core
-        let events = try core.registration()
+        let events = try core.registration(selecting: Int32(FD_CONNECT))
         if Task.isCancelled { throw .operationAborted }
         // The provider keeps the QoS pointer and writes the agreed QoS there when the answer
         // arrives, after this call returns: the memory lives until the socket is closed.

@@ -209,14 +209,23 @@ final class Notifier: Sendable {
         // In the registry first: the select may report events at once.
         registrations.withLock { $0[socket] = reg }
         if events != 0 {
-            var err: Int32 = 0
-            if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0
-            {
+            do throws(WSPError) {
+                try select(provider: provider, socket: socket, events: events)
+            } catch {
                 unregister(reg)
-                throw WSPError(code: err)
+                throw error
             }
         }
         return reg
+    }
+
+    /// Asks the provider to post `events` for `socket` here from now on (replacing what it
+    /// was selected for); conditions that already hold are posted at once.
+    func select(provider: Provider, socket: SOCKET, events: Int32) throws(WSPError) {
+        var err: Int32 = 0
+        if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0 {
+            throw WSPError(code: err)
+        }
     }
 
     /// Forgets `reg` and ends its waits. Messages for its socket that are still on their way

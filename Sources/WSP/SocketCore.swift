@@ -16,6 +16,8 @@ final class SocketCore: Sendable {
     private struct State {
         var closed = false
         var registration: EventRegistration?
+        /// The events the socket is selected for now (see ``registration(selecting:)``).
+        var selected: Int32 = 0
         /// Tasks of a listener waiting for `FD_ACCEPT`; it is selected while there are any.
         var acceptWaiters = 0
         /// Memory the provider may write until the socket is closed: the QoS of a
@@ -57,13 +59,29 @@ final class SocketCore: Sendable {
     /// The socket's event registration, made on first use. From then on the socket is
     /// non-blocking (the provider's rule for async select): synchronous calls that would wait
     /// throw `.wouldBlock` instead.
-    func registration() throws(WSPError) -> EventRegistration {
+    ///
+    /// `events` are the events the caller may wait for. A connect asks for `FD_CONNECT`
+    /// alone and the first send or receive for all of ``Notifier/mask``: a connected socket
+    /// selected for data events costs the provider a watch on its descriptor (system calls
+    /// when it starts and ends, a reactor wake-up when the peer closes), which a connection
+    /// that never waits for data does not need. Selecting again reports what already holds.
+    func registration(selecting events: Int32 = Notifier.mask) throws(WSPError)
+        -> EventRegistration
+    {
         try state.withLock { s throws(WSPError) -> EventRegistration in
             if s.closed { throw .notSocket }
-            if let r = s.registration { return r }
+            if let r = s.registration {
+                if s.selected & events != events {
+                    try Notifier.shared.select(provider: provider, socket: handle,
+                                               events: Notifier.mask)
+                    s.selected = Notifier.mask
+                }
+                return r
+            }
             let r = try Notifier.shared.register(provider: provider, socket: handle,
-                                                 events: Notifier.mask)
+                                                 events: events)
             s.registration = r
+            s.selected = events
             return r
         }
     }

@@ -83,6 +83,30 @@ extension AllTests {
         #expect(reply == "pong")
     }
 
+    // A connect selects its socket for FD_CONNECT alone; the first wait for data selects the
+    // rest, and must still see what happened in between.
+    @Test func firstReceiveAfterAsyncConnectWaitsForDataAndThenTheClose() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        async let client: (String?, Bool) = {
+            let conn = try await provider.connect(to: address, protocol: .tcpWithConnectData,
+                                                  callerData: bytes("x"), timeout: .seconds(10))
+            let first = try await conn.socket.receive(maxCount: 100) // waits for the data
+            try await Task.sleep(for: .milliseconds(100)) // the close arrives meanwhile
+            let second = try await conn.socket.receive(maxCount: 100)
+            return (text(first), second.isEmpty)
+        }()
+        do {
+            let accepted = try await listener.accept()
+            try await Task.sleep(for: .milliseconds(100))
+            try await accepted.socket.send(bytes("late"))
+        } // the accepted socket closes here
+        let (first, closed) = try await client
+        #expect(first == "late")
+        #expect(closed)
+    }
+
     @Test func rejectIsConnectionRefusedAtTheAsyncClient() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)

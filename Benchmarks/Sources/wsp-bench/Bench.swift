@@ -8,6 +8,9 @@ import NIOPosix
 import WSP
 
 let connections = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 3000 : 3000
+/// `wsp-bench N name`: only the connection variant whose name starts with `name`, once (for
+/// strace and perf); no ratios.
+let only = CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : nil
 let rounds = 3
 let message: [UInt8] = Array("0123456789abcdef".utf8)
 
@@ -432,6 +435,12 @@ struct Main {
             ("SwiftNIO, the same handshake by hand", swiftNIO),
             ("Swift async API (WSP connect-data)", swiftAsync),
         ]
+        if let only {
+            for (name, run) in variants where name.hasPrefix(only) {
+                print("\(name): \(String(format: "%.0f", run())) connections/s")
+            }
+            return
+        }
         for _ in 0..<rounds {
             for (name, run) in variants { best[name] = max(best[name] ?? 0, run()) }
         }
