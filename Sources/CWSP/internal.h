@@ -75,6 +75,8 @@ void wsp_reactor_pause(struct wsp_reactor_item *item) WSP_INTERNAL;
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
 
 uint64_t wsp_now_ms(void) WSP_INTERNAL;
+/* Whether the calling thread is the reactor's. */
+int wsp_reactor_is_current(void) WSP_INTERNAL;
 
 /* ---- sockets ----------------------------------------------------------------------------- */
 
@@ -120,6 +122,8 @@ struct wsp_netevents {
     int deferring;                      /* raise_event records instead of calling */
     int deferred_count;
     struct { LONG ev; int err; } deferred[FD_MAX_EVENTS];
+    int flush_queued;                   /* on the reactor's list of deferred upcalls */
+    struct wsp_socket *flush_next;
     int upcalls_in_flight;              /* close waits for these (cond: upcalls_done) */
     pthread_cond_t upcalls_done;        /* zeroed memory is a valid initial state (glibc) */
 };
@@ -250,6 +254,8 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
 /* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
  * less than its buffers, found none, or found the end of the stream). */
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
+/* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
+void wsp_netevents_flush(void) WSP_INTERNAL;
 /* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
 void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 

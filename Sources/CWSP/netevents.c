@@ -81,6 +81,19 @@ static void upcall(SOCKET s, int kind, WSAEVENT event, HWND hwnd, UINT msg, LONG
     }
 }
 
+/* The reactor's way: raise under the lock, call the upcalls after unlocking it. */
+static void begin_deferring(struct wsp_netevents *ne) {
+    if (!ne->deferring) { /* already: a flush is due (flush_deferred) and takes these too */
+        ne->deferring = 1;
+        ne->deferred_count = 0;
+    }
+}
+
+/* Sockets whose upcalls the reactor thread deferred while another file's code held their
+ * lock (a request entering a backlog, a connect finishing): the reactor makes them after the
+ * item it is working on (wsp_netevents_flush). Reactor thread only. */
+static _Thread_local struct wsp_socket *flush_head;
+
 /* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     struct wsp_netevents *ne = &so->netev;
@@ -91,19 +104,30 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
         ne->pending |= ev;
         ne->errors[__builtin_ctz((unsigned)ev)] = err;
     }
+    if (!ne->deferring && wsp_reactor_is_current()) {
+        /* On the reactor thread under a lock this file does not release: a task woken now
+         * would run into that lock at once (two context switches on a busy CPU). */
+        begin_deferring(ne);
+        if (!ne->flush_queued) {
+            ne->flush_queued = 1;
+            wsp_socket_retain(so);
+            ne->flush_next = flush_head;
+            flush_head = so;
+        }
+    }
     if (ne->deferring) {
-        ne->deferred[ne->deferred_count].ev = ev;
-        ne->deferred[ne->deferred_count].err = err;
-        ne->deferred_count++; /* each event at most once: raising disarms it */
+        int i = 0;
+        while (i < ne->deferred_count && ne->deferred[i].ev != ev)
+            i++;
+        if (i == FD_MAX_EVENTS)
+            return; /* cannot happen: one entry per event */
+        ne->deferred[i].ev = ev;
+        ne->deferred[i].err = err;
+        if (i == ne->deferred_count)
+            ne->deferred_count++;
         return;
     }
     upcall(so->handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
-}
-
-/* The reactor's way: raise under the lock, call the upcalls after unlocking it. */
-static void begin_deferring(struct wsp_netevents *ne) {
-    ne->deferring = 1;
-    ne->deferred_count = 0;
 }
 
 /* so->lock held on entry, released on return; runs the upcalls raise_event deferred. Close
@@ -111,7 +135,8 @@ static void begin_deferring(struct wsp_netevents *ne) {
 static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     ne->deferring = 0;
-    int n = ne->deferred_count, kind = ne->kind;
+    int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
+    ne->deferred_count = 0;
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;
@@ -131,6 +156,20 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     if (--ne->upcalls_in_flight == 0)
         pthread_cond_broadcast(&ne->upcalls_done);
     pthread_mutex_unlock(&so->lock);
+}
+
+void wsp_netevents_flush(void) {
+    while (flush_head) {
+        struct wsp_socket *so = flush_head;
+        pthread_mutex_lock(&so->lock);
+        flush_head = so->netev.flush_next;
+        so->netev.flush_queued = 0;
+        if (so->netev.deferring)
+            unlock_and_upcall(so);
+        else
+            pthread_mutex_unlock(&so->lock); /* someone made them already */
+        wsp_socket_release(so);
+    }
 }
 
 void wsp_netevents_wake_waiters(struct wsp_socket *so) {
@@ -492,6 +531,7 @@ static void cancel(struct wsp_socket *so) {
     ne->armed = 0;
     ne->pending = 0;
     memset(ne->errors, 0, sizeof ne->errors);
+    ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
 }
 
 /* The body of lpWSPEventSelect and lpWSPAsyncSelect. */

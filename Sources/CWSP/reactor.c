@@ -33,6 +33,7 @@ static int wakefd = -1;
 static int timerfd = -1;
 static uint64_t timer_armed_ms; /* when timerfd fires; 0: disarmed. Under reactor_lock */
 static pthread_t thread;
+static _Thread_local int on_reactor_thread;
 static atomic_int stopping;
 static struct wsp_reactor_item *zombies;
 static struct wsp_reactor_item *timers; /* items with a timer, unordered */
@@ -107,8 +108,13 @@ static void reap_zombies(void) {
     }
 }
 
+int wsp_reactor_is_current(void) {
+    return on_reactor_thread;
+}
+
 static void *reactor_main(void *arg) {
     (void)arg;
+    on_reactor_thread = 1;
     struct epoll_event events[BATCH];
     while (!atomic_load(&stopping)) {
         int n = epoll_wait(epfd, events, BATCH, -1);
@@ -124,9 +130,11 @@ static void *reactor_main(void *arg) {
             }
             if (!atomic_load(&it->removed))
                 it->on_ready(it, events[i].events);
+            wsp_netevents_flush();
         }
         if (timers_due)
             run_timers();
+        wsp_netevents_flush();
         reap_zombies();
     }
     reap_zombies();
