@@ -240,18 +240,21 @@ static int tcp_outcome(int fd) {
     return e == ECONNRESET ? WSAECONNREFUSED : wsp_wsa_from_errno(e);
 }
 
+/* The longest wait allowed now: window_ms, or less when the deadline (0: none) is nearer. */
+static int window(uint64_t deadline, int window_ms) {
+    if (!deadline)
+        return window_ms;
+    uint64_t now = wsp_now_ms();
+    if (now >= deadline)
+        return 0;
+    return deadline - now < (uint64_t)window_ms ? (int)(deadline - now) : window_ms;
+}
+
 /* Waits for fd to poll with events, giving up at deadline (0: never); the remaining wait is
  * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
-    int t = window_ms;
-    if (deadline) {
-        uint64_t now = wsp_now_ms();
-        if (now >= deadline)
-            return 0;
-        if (deadline - now < (uint64_t)t)
-            t = (int)(deadline - now);
-    }
-    return wsp_fd_wait(fd, events, t);
+    int t = window(deadline, window_ms);
+    return t == 0 ? 0 : wsp_fd_wait(fd, events, t);
 }
 
 /* The error for a REQUEST that could not be sent: a reset that beats the request (a server
@@ -267,14 +270,19 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
     int timeout = timeout_of(so);
     uint64_t limit = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
     int err = start_tcp(fd, name, len);
-    if (err == EINPROGRESS) {
+    if (err == EINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
         /* Writable without an error flag means connected: no need to ask for SO_ERROR. */
         err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : (r & (POLLERR | POLLHUP)) ? tcp_outcome(fd) : 0;
     }
+    if (err == EINPROGRESS)
+        err = 0; /* connect data: sending the request waits for the connection (below) */
     if (err || !so->entry->connect_data)
         return err;
-    if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, timeout)) != 0)
+    /* The request goes out at once: on a nearby server the connection is usually up by the
+     * time connect returns, and a send that finds it still being set up fails with EAGAIN
+     * and waits for it (or fails with the connect's own error, such as ECONNREFUSED). */
+    if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, window(limit, timeout))) != 0)
         return request_send_error(err);
     reader_reset(a);
     for (;;) {
