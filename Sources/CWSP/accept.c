@@ -96,8 +96,10 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     wsp_socket_inherit(child, so);
     child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
-    if (!child->nonblocking)
-        wsp_fd_set_nonblocking(child->fd, 0);
+    /* The listener's mode; the descriptor was accepted blocking. (An inherited event
+     * registration makes it non-blocking itself.) */
+    if (child->nonblocking && !wsp_netevents_registered(so))
+        wsp_fd_set_nonblocking(child->fd, 1);
     wsp_netevents_inherit(child, so);
     return child;
 }

@@ -335,7 +335,9 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
     while (!l->closed && has_room(l) && taken < max) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
-        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* Blocking, as most accepted sockets will be: the provider's own reads and writes on
+         * it use MSG_DONTWAIT, and accept.c sets O_NONBLOCK only for a non-blocking one. */
+        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue; /* recoverable: the next one may be fine */
