@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -126,7 +127,8 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         if (rc == CF_DEFER)
             l->stats.deferred++;
         wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */
-        pthread_cond_signal(&l->cond); /* it is available again */
+        if (l->waiters)
+            wsp_listener_wake(l, 1); /* it is available again */
         *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? WSAEFAULT : WSAEINVAL;
         return INVALID_SOCKET;
     }
@@ -201,8 +203,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         if (!r && !so->entry->connect_data) {
             int n = wsp_listener_pull(l, 64);
             l->arrivals = 0; /* this thread takes one; wake others only for the rest */
-            if (n > 1)
-                pthread_cond_broadcast(&l->cond);
+            if (n > 1 && l->waiters)
+                wsp_listener_wake(l, INT_MAX);
             if (n > 0)
                 continue;
         }
@@ -210,9 +212,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             if (so->nonblocking) {
                 err = WSAEWOULDBLOCK;
             } else {
-                l->waiters++;
-                pthread_cond_wait(&l->cond, &so->lock);
-                l->waiters--;
+                wsp_listener_wait(l);
             }
             continue;
         }

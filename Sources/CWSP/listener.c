@@ -13,11 +13,14 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
@@ -361,11 +364,29 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
  * after unlocking matters on a busy CPU: a waiter woken while the lock is held runs, finds
  * the lock taken and sleeps again, at the price of two more context switches. */
 static void unlock_and_wake(struct wsp_listener *l) {
-    int n = l->arrivals;
+    int n = l->arrivals < l->waiters ? l->arrivals : l->waiters;
     l->arrivals = 0;
     pthread_mutex_unlock(&l->so->lock);
-    while (n-- > 0)
-        pthread_cond_signal(&l->cond);
+    if (n > 0)
+        wsp_listener_wake(l, n);
+}
+
+/* Blocked accepts wait on a futex rather than a condition variable: glibc's condition
+ * variable takes the mutex back marked as contended, so the unlock before every condition
+ * function would cost a futex wake-up of nobody. */
+void wsp_listener_wait(struct wsp_listener *l) {
+    uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_SEQ_CST);
+    l->waiters++;
+    pthread_mutex_unlock(&l->so->lock);
+    /* Returns at once if a wake-up came after seq was read: none can be lost. */
+    syscall(SYS_futex, &l->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+    pthread_mutex_lock(&l->so->lock);
+    l->waiters--;
+}
+
+void wsp_listener_wake(struct wsp_listener *l, int n) {
+    __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
@@ -445,7 +466,6 @@ static int start_listening(struct wsp_socket *so, int backlog) {
         return WSAENOBUFS;
     l->so = so;
     l->backlog = backlog;
-    pthread_cond_init(&l->cond, NULL);
     l->item.fd = so->fd;
     l->item.on_ready = listener_ready;
     l->item.release = listener_release;
@@ -464,7 +484,6 @@ static int start_listening(struct wsp_socket *so, int backlog) {
             wsp_socket_release(so);
     }
     if (err) {
-        pthread_cond_destroy(&l->cond);
         free(l);
         return err;
     }
@@ -507,7 +526,6 @@ static void listener_release(struct wsp_reactor_item *item) {
 }
 
 void wsp_listener_free(struct wsp_listener *l) {
-    pthread_cond_destroy(&l->cond);
     free(l);
 }
 
@@ -534,7 +552,8 @@ void wsp_listener_close(struct wsp_socket *so) {
         r = next;
     }
     wsp_reactor_remove(&l->item);
-    pthread_cond_broadcast(&l->cond);
+    if (l->waiters)
+        wsp_listener_wake(l, INT_MAX);
 }
 
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
