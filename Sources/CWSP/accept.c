@@ -52,15 +52,20 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
 }
 
 /* so->lock held. The oldest request not being presented, after dropping any whose client
- * has gone away. */
-static struct wsp_request *next_request(struct wsp_listener *l) {
+ * has gone away. asking: a condition function will see it (decide checks again after). */
+static struct wsp_request *next_request(struct wsp_listener *l, int asking) {
+    struct wsp_request *handoff = l->handoff; /* fresh for this look only */
+    l->handoff = NULL;
     struct wsp_request *r = l->ready.head;
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
             /* The reactor watches connect-data requests for their client leaving; the
-             * others are checked here (and again after the decision). */
-            if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
+             * others are checked here (and again after the decision), except one handed to
+             * a waiting accept as it arrived: for it the check after the decision is
+             * enough, since only the wake-up of this thread lies between. */
+            if (r->watched ? !r->gone
+                           : (asking && r == handoff) || !wsp_request_withdrawn(r))
                 return r;
             wsp_request_withdraw(l, r);
         }
@@ -199,7 +204,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             err = WSAEINTR;
             break;
         }
-        struct wsp_request *r = next_request(l);
+        struct wsp_request *r = next_request(l, cond != NULL);
         if (!r && !so->entry->connect_data) {
             int n = wsp_listener_pull(l, 64);
             l->arrivals = 0; /* this thread takes one; wake others only for the rest */

@@ -45,6 +45,10 @@ struct wsp_listener {
     int closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
     int waiters;  /* accepts blocked in wsp_listener_wait */
+    /* Admitted unwatched because an accept was waiting for it: the next accept to look may
+     * skip the check that its client is still there when it asks a condition function,
+     * since it checks again after the function anyway. */
+    struct wsp_request *handoff;
     uint64_t resume_ms; /* paused after EMFILE until then */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */

@@ -73,6 +73,8 @@ static void list_insert_by_deadline(struct wsp_request_list *l, struct wsp_reque
 }
 
 void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
+    if (r->listener->handoff == r)
+        r->listener->handoff = NULL;
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -208,6 +210,8 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * that waits in the backlog is watched, so that a client giving up frees its place. */
     if (r->watched || l->waiters == 0)
         wsp_listener_watch(l, r);
+    else if (!l->handoff)
+        l->handoff = r;
     wsp_listener_rearm(l);
     l->arrivals++;
     wsp_listener_notify_accept(l);
