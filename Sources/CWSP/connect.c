@@ -223,8 +223,19 @@ static int timeout_of(const struct wsp_socket *so) {
     return (int)(so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS);
 }
 
-/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code. */
-static int start_tcp(int fd, const struct sockaddr *name, socklen_t len) {
+/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code.
+ *
+ * On the connect-data protocol the last ACK of TCP's handshake waits for the request and
+ * travels with it (TCP_DEFER_ACCEPT on a connecting socket: Linux then delays that ACK,
+ * expecting data). The server's kernel completes the connection when the request arrives,
+ * so its provider is woken once, with the request there to read, rather than once for the
+ * connection and again for the request; and there is one packet fewer. Should the request
+ * not follow at once, the kernel sends the ACK alone after at most 200 ms. */
+static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int connect_data) {
+    if (connect_data) {
+        int on = 1; /* best effort: without it the ACK merely goes out alone */
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof on);
+    }
     if (connect(fd, name, len) == 0)
         return 0;
     if (errno == EINPROGRESS)
@@ -269,7 +280,7 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
                             struct answer_reader *a, wsp_hs_frame *answer) {
     int timeout = timeout_of(so);
     uint64_t limit = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
-    int err = start_tcp(fd, name, len);
+    int err = start_tcp(fd, name, len, so->entry->connect_data);
     if (err == EINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
         /* Writable without an error flag means connected: no need to ask for SO_ERROR. */
@@ -401,7 +412,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->item.on_ready = connector_ready;
     c->item.release = connector_release;
     c->item.on_timer = connector_timer;
-    int err = start_tcp(so->fd, name, len);
+    int err = start_tcp(so->fd, name, len, so->entry->connect_data);
     if (err && err != EINPROGRESS) {
         free(c);
         return err;
