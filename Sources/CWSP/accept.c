@@ -23,6 +23,7 @@
 struct presentation {
     struct sockaddr_storage local;
     WSABUF caller_id, callee_id, caller_data, callee_data;
+    uint32_t callee_capacity; /* callee_data.len as offered: the most the function may write */
     QOS qos;
     int has_qos;
     int has_caller_data;
@@ -36,8 +37,14 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
     p->local = so->listener->local;
     p->caller_id = (WSABUF){(uint32_t)r->peer_len, (char *)&r->peer};
     p->callee_id = (WSABUF){(uint32_t)wsp_sockaddr_len(so->entry->af), (char *)&p->local};
-    p->callee_data = (WSABUF){so->entry->connect_data ? so->max_callee_data : 0,
-                              (char *)p->callee_buf};
+    /* The listener's limit, or less when the client said it can take less (PROTOCOL.md,
+     * version 2): then nothing the function writes can fail at the client. */
+    uint32_t capacity = so->entry->connect_data ? so->max_callee_data : 0;
+    if (so->entry->connect_data && r->frame.has_callee_capacity &&
+        r->frame.callee_capacity < capacity)
+        capacity = r->frame.callee_capacity;
+    p->callee_capacity = capacity;
+    p->callee_data = (WSABUF){capacity, (char *)p->callee_buf};
     p->has_qos = 0;
     p->has_caller_data = 0;
     p->caller_data = (WSABUF){0, NULL};
@@ -127,8 +134,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         return INVALID_SOCKET;
     }
     if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) ||
-        (rc == CF_ACCEPT && p->callee_data.len > (so->entry->connect_data ? so->max_callee_data
-                                                                          : 0))) {
+        (rc == CF_ACCEPT && p->callee_data.len > p->callee_capacity)) {
         if (rc == CF_DEFER)
             l->stats.deferred++;
         wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */

@@ -199,6 +199,14 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
         return WSAEFAULT;
     wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+    /* The server offers its condition function no more callee data than fits here. A buffer
+     * that holds the largest data the format allows needs no mention, nor does its absence
+     * (the answer's data is then kept for getsockopt, whatever its size): the request then
+     * stays version 1, which servers that predate version 2 still understand. */
+    if (callee && callee->len < WSP_HS_MAX_DATA) {
+        f.has_callee_capacity = 1;
+        f.callee_capacity = callee->len;
+    }
     if (caller && caller->len) {
         f.has_data = 1;
         f.data = (const uint8_t *)caller->buf;
