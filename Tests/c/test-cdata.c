@@ -1048,6 +1048,41 @@ TEST(cdata_nonblocking_connect_refused) {
     CHECK_EQ(v, WSAECONNREFUSED);
 }
 
+/* Nothing listens: the request's first send meets the reset. Blocking, the connect fails at
+ * once; non-blocking, it still says WSAEWOULDBLOCK and reports the refusal later. */
+TEST(cdata_connect_to_a_port_nobody_listens_on_is_refused) {
+    start();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    getsockname(fd, (struct sockaddr *)&addr, &alen);
+    close(fd);
+    for (int nonblocking = 0; nonblocking <= 1; nonblocking++) {
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        set_nonblocking(s, nonblocking);
+        WSABUF caller = {2, "hi"};
+        int rc = connect_full(s, &addr, &caller, NULL, NULL);
+        if (!nonblocking) {
+            CHECK_EQ(rc, WSAECONNREFUSED);
+        } else {
+            CHECK_EQ(rc, WSAEWOULDBLOCK);
+            long long deadline = now_ms() + 2000;
+            DWORD v = 0;
+            int err = 0;
+            while (!v) {
+                int len = sizeof v;
+                CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+                CHECK(now_ms() < deadline);
+                sleep_ms(1);
+            }
+            CHECK_EQ(v, WSAECONNREFUSED);
+        }
+        close_socket(s);
+    }
+}
+
 TEST(cdata_over_ipv6) {
     start();
     struct sockaddr_storage addr;
