@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -227,8 +228,12 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
 
 /* ---- blocking ------------------------------------------------------------------------------ */
 
+/* The connect time-out in milliseconds; a DWORD past INT_MAX means "as long as possible" (a
+ * negative int would mean "no time at all" to wsp_fd_send_all, which now also waits for the
+ * connection itself). */
 static int timeout_of(const struct wsp_socket *so) {
-    return (int)(so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS);
+    DWORD t = so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS;
+    return t > INT_MAX ? INT_MAX : (int)t;
 }
 
 /* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code.

@@ -1083,6 +1083,46 @@ TEST(cdata_connect_to_a_port_nobody_listens_on_is_refused) {
     }
 }
 
+/* A connect time-out past INT_MAX milliseconds means "wait as long as it takes", never
+ * "give up at once", blocking or not. */
+TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    for (int nonblocking = 0; nonblocking <= 1; nonblocking++) {
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 0xffffffffu);
+        if (nonblocking) {
+            set_nonblocking(ac.s, 1);
+            CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+        } else {
+            async_connect_start(&ac);
+        }
+        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        sleep_ms(50); /* long enough for a time-out of "no time at all" to strike */
+        static struct cond c;
+        c.rc = CF_ACCEPT;
+        int err = 0;
+        SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        if (nonblocking) {
+            long long deadline = now_ms() + 2000;
+            int rc;
+            while ((rc = connect_full(ac.s, &addr, NULL, NULL, NULL)) != WSAEISCONN) {
+                CHECK_EQ(rc, WSAEALREADY);
+                CHECK(now_ms() < deadline);
+                sleep_ms(1);
+            }
+        } else {
+            CHECK_EQ(async_connect_join(&ac), 0);
+        }
+        close_socket(a);
+        close_socket(ac.s);
+    }
+    CHECK_EQ(stats_of(l).accepted, 2);
+    close_socket(l);
+}
+
 TEST(cdata_over_ipv6) {
     start();
     struct sockaddr_storage addr;
