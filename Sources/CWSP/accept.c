@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 struct presentation {
     struct sockaddr_storage local;
     WSABUF caller_id, callee_id, caller_data, callee_data;
+    uint32_t callee_capacity; /* callee_data.len as offered: the most the function may write */
     QOS qos;
     int has_qos;
     int has_caller_data;
@@ -35,8 +37,14 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
     p->local = so->listener->local;
     p->caller_id = (WSABUF){(uint32_t)r->peer_len, (char *)&r->peer};
     p->callee_id = (WSABUF){(uint32_t)wsp_sockaddr_len(so->entry->af), (char *)&p->local};
-    p->callee_data = (WSABUF){so->entry->connect_data ? so->max_callee_data : 0,
-                              (char *)p->callee_buf};
+    /* The listener's limit, or less when the client said it can take less (PROTOCOL.md,
+     * version 2): then nothing the function writes can fail at the client. */
+    uint32_t capacity = so->entry->connect_data ? so->max_callee_data : 0;
+    if (so->entry->connect_data && r->frame.has_callee_capacity &&
+        r->frame.callee_capacity < capacity)
+        capacity = r->frame.callee_capacity;
+    p->callee_capacity = capacity;
+    p->callee_data = (WSABUF){capacity, (char *)p->callee_buf};
     p->has_qos = 0;
     p->has_caller_data = 0;
     p->caller_data = (WSABUF){0, NULL};
@@ -51,15 +59,20 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
 }
 
 /* so->lock held. The oldest request not being presented, after dropping any whose client
- * has gone away. */
-static struct wsp_request *next_request(struct wsp_listener *l) {
+ * has gone away. asking: a condition function will see it (decide checks again after). */
+static struct wsp_request *next_request(struct wsp_listener *l, int asking) {
+    struct wsp_request *handoff = l->handoff; /* fresh for this look only */
+    l->handoff = NULL;
     struct wsp_request *r = l->ready.head;
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
             /* The reactor watches connect-data requests for their client leaving; the
-             * others are checked here (and again after the decision). */
-            if (r->watched ? !r->gone : !wsp_request_withdrawn(r))
+             * others are checked here (and again after the decision), except one handed to
+             * a waiting accept as it arrived: for it the check after the decision is
+             * enough, since only the wake-up of this thread lies between. */
+            if (r->watched ? !r->gone
+                           : (asking && r == handoff) || !wsp_request_withdrawn(r))
                 return r;
             wsp_request_withdraw(l, r);
         }
@@ -96,8 +109,10 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     wsp_socket_inherit(child, so);
     child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
-    if (!child->nonblocking)
-        wsp_fd_set_nonblocking(child->fd, 0);
+    /* The listener's mode; the descriptor was accepted blocking. (An inherited event
+     * registration makes it non-blocking itself.) */
+    if (child->nonblocking && !wsp_netevents_registered(so))
+        wsp_fd_set_nonblocking(child->fd, 1);
     wsp_netevents_inherit(child, so);
     return child;
 }
@@ -119,12 +134,12 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         return INVALID_SOCKET;
     }
     if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) ||
-        (rc == CF_ACCEPT && p->callee_data.len > (so->entry->connect_data ? so->max_callee_data
-                                                                          : 0))) {
+        (rc == CF_ACCEPT && p->callee_data.len > p->callee_capacity)) {
         if (rc == CF_DEFER)
             l->stats.deferred++;
         wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */
-        pthread_cond_signal(&l->cond); /* it is available again */
+        if (l->waiters)
+            wsp_listener_wake(l, 1); /* it is available again */
         *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? WSAEFAULT : WSAEINVAL;
         return INVALID_SOCKET;
     }
@@ -195,12 +210,12 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             err = WSAEINTR;
             break;
         }
-        struct wsp_request *r = next_request(l);
+        struct wsp_request *r = next_request(l, cond != NULL);
         if (!r && !so->entry->connect_data) {
             int n = wsp_listener_pull(l, 64);
             l->arrivals = 0; /* this thread takes one; wake others only for the rest */
-            if (n > 1)
-                pthread_cond_broadcast(&l->cond);
+            if (n > 1 && l->waiters)
+                wsp_listener_wake(l, INT_MAX);
             if (n > 0)
                 continue;
         }
@@ -208,9 +223,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             if (so->nonblocking) {
                 err = WSAEWOULDBLOCK;
             } else {
-                l->waiters++;
-                pthread_cond_wait(&l->cond, &so->lock);
-                l->waiters--;
+                wsp_listener_wait(l);
             }
             continue;
         }

@@ -36,13 +36,19 @@ struct wsp_request_list {
 struct wsp_listener {
     struct wsp_reactor_item item; /* first: fd is the listening descriptor */
     struct wsp_socket *so;
-    pthread_cond_t cond; /* with so->lock: a request arrived, returned, or the socket closed */
+    /* Blocked accepts sleep on this word (a futex) without so->lock: it changes when a
+     * request arrives or returns to the line, or the socket closes. */
+    uint32_t wake_seq;
     int backlog;
     struct sockaddr_storage local; /* the listening address, shown as the callee id */
     int reading;        /* the reactor reads the listening descriptor */
     int closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
-    int waiters;  /* accepts blocked on cond */
+    int waiters;  /* accepts blocked in wsp_listener_wait */
+    /* Admitted unwatched because an accept was waiting for it: the next accept to look may
+     * skip the check that its client is still there when it asks a condition function,
+     * since it checks again after the function anyway. */
+    struct wsp_request *handoff;
     uint64_t resume_ms; /* paused after EMFILE until then */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
@@ -66,6 +72,11 @@ void wsp_listener_rearm(struct wsp_listener *l) WSP_INTERNAL;
 /* Has the reactor watch a queued connect-data request for its client leaving. */
 void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
 void wsp_listener_free(struct wsp_listener *l) WSP_INTERNAL;
+/* so->lock held. Sleeps until the listener changes (or spuriously); the caller re-checks. */
+void wsp_listener_wait(struct wsp_listener *l) WSP_INTERNAL;
+/* Wakes at most n (INT_MAX: all) accepts blocked in wsp_listener_wait; so->lock may be held
+ * or not, but n must have been taken from l->waiters under it. */
+void wsp_listener_wake(struct wsp_listener *l, int n) WSP_INTERNAL;
 /* Raises FD_ACCEPT for the listener's event registration (netevents.c). */
 void wsp_listener_notify_accept(struct wsp_listener *l) WSP_INTERNAL;
 

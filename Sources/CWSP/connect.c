@@ -9,6 +9,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -199,6 +200,14 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
         return WSAEFAULT;
     wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+    /* The server offers its condition function no more callee data than fits here. A buffer
+     * that holds the largest data the format allows needs no mention, nor does its absence
+     * (the answer's data is then kept for getsockopt, whatever its size): the request then
+     * stays version 1, which servers that predate version 2 still understand. */
+    if (callee && callee->len < WSP_HS_MAX_DATA) {
+        f.has_callee_capacity = 1;
+        f.callee_capacity = callee->len;
+    }
     if (caller && caller->len) {
         f.has_data = 1;
         f.data = (const uint8_t *)caller->buf;
@@ -219,12 +228,27 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
 
 /* ---- blocking ------------------------------------------------------------------------------ */
 
+/* The connect time-out in milliseconds; a DWORD past INT_MAX means "as long as possible" (a
+ * negative int would mean "no time at all" to wsp_fd_send_all, which now also waits for the
+ * connection itself). */
 static int timeout_of(const struct wsp_socket *so) {
-    return (int)(so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS);
+    DWORD t = so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS;
+    return t > INT_MAX ? INT_MAX : (int)t;
 }
 
-/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code. */
-static int start_tcp(int fd, const struct sockaddr *name, socklen_t len) {
+/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code.
+ *
+ * On the connect-data protocol the last ACK of TCP's handshake waits for the request and
+ * travels with it (TCP_DEFER_ACCEPT on a connecting socket: Linux then delays that ACK,
+ * expecting data). The server's kernel completes the connection when the request arrives,
+ * so its provider is woken once, with the request there to read, rather than once for the
+ * connection and again for the request; and there is one packet fewer. Should the request
+ * not follow at once, the kernel sends the ACK alone after at most 200 ms. */
+static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int connect_data) {
+    if (connect_data) {
+        int on = 1; /* best effort: without it the ACK merely goes out alone */
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof on);
+    }
     if (connect(fd, name, len) == 0)
         return 0;
     if (errno == EINPROGRESS)
@@ -240,18 +264,21 @@ static int tcp_outcome(int fd) {
     return e == ECONNRESET ? WSAECONNREFUSED : wsp_wsa_from_errno(e);
 }
 
+/* The longest wait allowed now: window_ms, or less when the deadline (0: none) is nearer. */
+static int window(uint64_t deadline, int window_ms) {
+    if (!deadline)
+        return window_ms;
+    uint64_t now = wsp_now_ms();
+    if (now >= deadline)
+        return 0;
+    return deadline - now < (uint64_t)window_ms ? (int)(deadline - now) : window_ms;
+}
+
 /* Waits for fd to poll with events, giving up at deadline (0: never); the remaining wait is
  * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
-    int t = window_ms;
-    if (deadline) {
-        uint64_t now = wsp_now_ms();
-        if (now >= deadline)
-            return 0;
-        if (deadline - now < (uint64_t)t)
-            t = (int)(deadline - now);
-    }
-    return wsp_fd_wait(fd, events, t);
+    int t = window(deadline, window_ms);
+    return t == 0 ? 0 : wsp_fd_wait(fd, events, t);
 }
 
 /* The error for a REQUEST that could not be sent: a reset that beats the request (a server
@@ -266,15 +293,20 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
                             struct answer_reader *a, wsp_hs_frame *answer) {
     int timeout = timeout_of(so);
     uint64_t limit = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
-    int err = start_tcp(fd, name, len);
-    if (err == EINPROGRESS) {
+    int err = start_tcp(fd, name, len, so->entry->connect_data);
+    if (err == EINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
         /* Writable without an error flag means connected: no need to ask for SO_ERROR. */
         err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : (r & (POLLERR | POLLHUP)) ? tcp_outcome(fd) : 0;
     }
+    if (err == EINPROGRESS)
+        err = 0; /* connect data: sending the request waits for the connection (below) */
     if (err || !so->entry->connect_data)
         return err;
-    if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, timeout)) != 0)
+    /* The request goes out at once: on a nearby server the connection is usually up by the
+     * time connect returns, and a send that finds it still being set up fails with EAGAIN
+     * and waits for it (or fails with the connect's own error, such as ECONNREFUSED). */
+    if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, window(limit, timeout))) != 0)
         return request_send_error(err);
     reader_reset(a);
     for (;;) {
@@ -298,6 +330,8 @@ struct wsp_connector {
     struct wsp_reactor_item item; /* first */
     struct wsp_socket *so;
     int sent; /* the request is on its way: waiting for the answer */
+    size_t req_sent;  /* bytes of the request sent so far */
+    int early_error;  /* the connect failed as the request was first tried: report it */
     uint64_t limit_ms;
     struct connect_request req;
     struct answer_reader reader;
@@ -345,10 +379,13 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
         return;
     }
     if (!c->sent) {
-        int err = (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) ? tcp_outcome(so->fd) : 0;
+        int err = c->early_error;
+        if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            err = tcp_outcome(so->fd);
         if (err || !so->entry->connect_data) {
             connector_finish(c, err, NULL);
-        } else if ((err = wsp_fd_send_all(so->fd, c->req.frame, c->req.frame_len, 0)) != 0) {
+        } else if ((err = wsp_fd_send_all(so->fd, c->req.frame + c->req_sent,
+                                          c->req.frame_len - c->req_sent, 0)) != 0) {
             connector_finish(c, request_send_error(err), NULL);
         } else {
             c->sent = 1;
@@ -393,13 +430,28 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->item.on_ready = connector_ready;
     c->item.release = connector_release;
     c->item.on_timer = connector_timer;
-    int err = start_tcp(so->fd, name, len);
+    int err = start_tcp(so->fd, name, len, so->entry->connect_data);
     if (err && err != EINPROGRESS) {
         free(c);
         return err;
     }
+    uint32_t watch = EPOLLOUT;
+    if (so->entry->connect_data) {
+        /* As in a blocking connect, the request goes out at once when the connection is up
+         * (usually, on a nearby server), saving the reactor a wake-up. An error is the
+         * connect's own; it is reported the usual way, when the reactor sees the socket. */
+        ssize_t n = send(so->fd, c->req.frame, c->req.frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            c->req_sent = (size_t)n;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            c->early_error = request_send_error(wsp_wsa_from_errno(errno));
+        if (c->req_sent == c->req.frame_len) {
+            c->sent = 1;
+            watch = EPOLLIN | EPOLLRDHUP;
+        }
+    }
     wsp_socket_retain(so);
-    if ((err = wsp_reactor_add(&c->item, EPOLLOUT)) != 0) {
+    if ((err = wsp_reactor_add(&c->item, watch)) != 0) {
         wsp_socket_release(so);
         free(c);
         fresh_descriptor(so);

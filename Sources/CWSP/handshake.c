@@ -9,7 +9,8 @@
 
 #define MAGIC_0 0x57u /* 'W' */
 #define MAGIC_1 0x53u /* 'S' */
-#define FLAG_RESERVED ((unsigned)~(WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS) & 0xffu)
+#define FLAGS_V1 (WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS)
+#define FLAGS_V2 (FLAGS_V1 | WSP_HS_FLAG_CAPACITY)
 /* Offsets within the header and within the QoS block. */
 #define OFF_VERSION 2u
 #define OFF_TYPE 3u
@@ -51,9 +52,15 @@ static int type_has_body(unsigned type) {
     return type == WSP_HS_REQUEST || type == WSP_HS_ACCEPT;
 }
 
-static int flags_valid(unsigned type, unsigned flags) {
-    if (flags & FLAG_RESERVED)
+/* Version 1 knows bits 0 and 1; version 2 adds bit 2, which a version 2 frame must set (it is
+ * what makes the frame version 2) and only a REQUEST may carry. */
+static int flags_valid(unsigned version, unsigned type, unsigned flags) {
+    if (version == WSP_HS_VERSION_2) {
+        if ((flags & ~FLAGS_V2) || !(flags & WSP_HS_FLAG_CAPACITY) || type != WSP_HS_REQUEST)
+            return 0;
+    } else if (flags & ~FLAGS_V1) {
         return 0;
+    }
     return type_has_body(type) || flags == 0;
 }
 
@@ -66,7 +73,8 @@ static int reason_valid(unsigned type, unsigned reason) {
 
 /* The body bytes the flags require before any variable-length part. */
 static size_t body_fixed_size(unsigned flags) {
-    return ((flags & WSP_HS_FLAG_DATA) ? DATA_LEN_SIZE : 0u) +
+    return ((flags & WSP_HS_FLAG_CAPACITY) ? WSP_HS_CAPACITY_SIZE : 0u) +
+           ((flags & WSP_HS_FLAG_DATA) ? DATA_LEN_SIZE : 0u) +
            ((flags & WSP_HS_FLAG_QOS) ? WSP_HS_QOS_FIXED_SIZE : 0u);
 }
 
@@ -76,12 +84,13 @@ static long check_header_bytes(const uint8_t *b, size_t len, unsigned expect) {
         return WSP_HS_BAD_MAGIC;
     if (len > 1 && b[1] != MAGIC_1)
         return WSP_HS_BAD_MAGIC;
-    if (len > OFF_VERSION && b[OFF_VERSION] != WSP_HS_VERSION)
+    if (len > OFF_VERSION && b[OFF_VERSION] != WSP_HS_VERSION_1 &&
+        b[OFF_VERSION] != WSP_HS_VERSION_2)
         return WSP_HS_BAD_VERSION;
     /* type_known() first: shifting by an arbitrary byte would be undefined. */
     if (len > OFF_TYPE && (!type_known(b[OFF_TYPE]) || !(expect & (1u << b[OFF_TYPE]))))
         return WSP_HS_BAD_TYPE;
-    if (len > OFF_FLAGS && !flags_valid(b[OFF_TYPE], b[OFF_FLAGS]))
+    if (len > OFF_FLAGS && !flags_valid(b[OFF_VERSION], b[OFF_TYPE], b[OFF_FLAGS]))
         return WSP_HS_BAD_FIELD;
     if (len > OFF_REASON && !reason_valid(b[OFF_TYPE], b[OFF_REASON]))
         return WSP_HS_BAD_FIELD;
@@ -89,16 +98,16 @@ static long check_header_bytes(const uint8_t *b, size_t len, unsigned expect) {
 }
 
 /* The body length against the flags, before any body byte arrives. Too short for the fixed
- * parts, or a body on a frame whose flags describe none, cannot be right at all (BAD_FIELD);
- * longer than the largest body the flags and max_data allow means some length inside must
- * exceed a limit (TOO_LONG). */
+ * parts, or longer than them when the flags describe no part of variable length, cannot be
+ * right at all (BAD_FIELD); longer than the largest body the flags and max_data allow means
+ * some length inside must exceed a limit (TOO_LONG). */
 static long check_body_len(unsigned flags, size_t body, uint32_t max_data) {
     if (body < body_fixed_size(flags))
         return WSP_HS_BAD_FIELD;
     if (body > MAX_BODY)
         return WSP_HS_TOO_LONG;
-    if (flags == 0)
-        return body == 0 ? WSP_HS_NEED_MORE : WSP_HS_BAD_FIELD;
+    if (!(flags & (WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS)))
+        return body == body_fixed_size(flags) ? WSP_HS_NEED_MORE : WSP_HS_BAD_FIELD;
     size_t limit = body_fixed_size(flags);
     if (flags & WSP_HS_FLAG_DATA)
         limit += max_data;
@@ -119,12 +128,13 @@ static long check_after_data(unsigned flags, size_t rest) {
     return WSP_HS_NEED_MORE;
 }
 
-static long check_data_len(unsigned flags, size_t body, size_t data_len, uint32_t max_data) {
+/* rest is the body bytes from the data part's start to the end of the frame. */
+static long check_data_len(unsigned flags, size_t rest, size_t data_len, uint32_t max_data) {
     if (data_len > max_data)
         return WSP_HS_TOO_LONG;
-    if (DATA_LEN_SIZE + data_len > body)
+    if (DATA_LEN_SIZE + data_len > rest)
         return WSP_HS_BAD_FIELD;
-    return check_after_data(flags, body - DATA_LEN_SIZE - data_len);
+    return check_after_data(flags, rest - DATA_LEN_SIZE - data_len);
 }
 
 /* qos_rest is the body bytes from the start of the QoS block to the end of the frame. */
@@ -135,17 +145,26 @@ static long check_specific_len(size_t qos_rest, size_t specific_len) {
                                                             : WSP_HS_BAD_FIELD;
 }
 
-/* The body's length fields, each checked once its two bytes are present. *qos_off receives
- * the QoS block's offset in the frame. */
+/* The body's fields, each checked once its two bytes are present. *data_off and *qos_off
+ * receive the data part's and the QoS block's offsets in the frame. (check_body_len has made
+ * sure the body holds every fixed part, so end - off never underflows.) */
 static long check_body(const uint8_t *b, size_t len, size_t body, uint32_t max_data,
-                       size_t *qos_off) {
+                       size_t *data_off, size_t *qos_off) {
     unsigned flags = b[OFF_FLAGS];
-    size_t off = WSP_HS_HEADER_SIZE;
+    size_t off = WSP_HS_HEADER_SIZE, end = WSP_HS_HEADER_SIZE + body;
+    if (flags & WSP_HS_FLAG_CAPACITY) {
+        if (len < off + WSP_HS_CAPACITY_SIZE)
+            return WSP_HS_NEED_MORE;
+        if (get16(b + off) > WSP_HS_MAX_DATA)
+            return WSP_HS_BAD_FIELD; /* a capacity no frame could ever use */
+        off += WSP_HS_CAPACITY_SIZE;
+    }
+    *data_off = off;
     if (flags & WSP_HS_FLAG_DATA) {
         if (len < off + DATA_LEN_SIZE)
             return WSP_HS_NEED_MORE;
         size_t data_len = get16(b + off);
-        long r = check_data_len(flags, body, data_len, max_data);
+        long r = check_data_len(flags, end - off, data_len, max_data);
         if (r < 0)
             return r;
         off += DATA_LEN_SIZE + data_len;
@@ -153,8 +172,7 @@ static long check_body(const uint8_t *b, size_t len, size_t body, uint32_t max_d
     *qos_off = off;
     if (!(flags & WSP_HS_FLAG_QOS) || len < off + WSP_HS_QOS_FIXED_SIZE)
         return WSP_HS_NEED_MORE;
-    size_t qos_rest = WSP_HS_HEADER_SIZE + body - off;
-    return check_specific_len(qos_rest, get16(b + off + QOS_SPECIFIC_LEN_OFF));
+    return check_specific_len(end - off, get16(b + off + QOS_SPECIFIC_LEN_OFF));
 }
 
 static const uint8_t *read_flowspec(const uint8_t *p, wsp_hs_flowspec *fs) {
@@ -167,13 +185,17 @@ static const uint8_t *read_flowspec(const uint8_t *p, wsp_hs_flowspec *fs) {
 }
 
 /* Fills out from a frame already known to be complete and valid. */
-static void fill_frame(const uint8_t *b, size_t qos_off, wsp_hs_frame *out) {
+static void fill_frame(const uint8_t *b, size_t data_off, size_t qos_off, wsp_hs_frame *out) {
     unsigned flags = b[OFF_FLAGS];
     *out = (wsp_hs_frame){.type = b[OFF_TYPE], .reason = b[OFF_REASON]};
+    if (flags & WSP_HS_FLAG_CAPACITY) {
+        out->has_callee_capacity = 1;
+        out->callee_capacity = get16(b + WSP_HS_HEADER_SIZE);
+    }
     if (flags & WSP_HS_FLAG_DATA) {
         out->has_data = 1;
-        out->data_len = get16(b + WSP_HS_HEADER_SIZE);
-        out->data = b + WSP_HS_HEADER_SIZE + DATA_LEN_SIZE;
+        out->data_len = get16(b + data_off);
+        out->data = b + data_off + DATA_LEN_SIZE;
     }
     if (flags & WSP_HS_FLAG_QOS) {
         const uint8_t *p = read_flowspec(b + qos_off, &out->qos.sending);
@@ -199,12 +221,12 @@ long wsp_hs_decode(const uint8_t *buf, size_t len, uint32_t max_data, unsigned e
     r = check_body_len(buf[OFF_FLAGS], body, max_data);
     if (r < 0)
         return r;
-    size_t qos_off = WSP_HS_HEADER_SIZE;
-    r = check_body(buf, len, body, max_data, &qos_off);
+    size_t data_off = WSP_HS_HEADER_SIZE, qos_off = WSP_HS_HEADER_SIZE;
+    r = check_body(buf, len, body, max_data, &data_off, &qos_off);
     if (r < 0 || len < WSP_HS_HEADER_SIZE + body)
         return r;
     if (out)
-        fill_frame(buf, qos_off, out);
+        fill_frame(buf, data_off, qos_off, out);
     return (long)(WSP_HS_HEADER_SIZE + body);
 }
 
@@ -224,14 +246,26 @@ static int qos_encodable(const wsp_hs_frame *f) {
            (f->qos.specific_len == 0 || f->qos.specific != NULL);
 }
 
+static int capacity_encodable(const wsp_hs_frame *f) {
+    if (!f->has_callee_capacity)
+        return f->callee_capacity == 0;
+    return f->callee_capacity <= WSP_HS_MAX_DATA;
+}
+
 static unsigned frame_flags(const wsp_hs_frame *f) {
-    return (f->has_data ? WSP_HS_FLAG_DATA : 0u) | (f->has_qos ? WSP_HS_FLAG_QOS : 0u);
+    return (f->has_data ? WSP_HS_FLAG_DATA : 0u) | (f->has_qos ? WSP_HS_FLAG_QOS : 0u) |
+           (f->has_callee_capacity ? WSP_HS_FLAG_CAPACITY : 0u);
+}
+
+static unsigned frame_version(const wsp_hs_frame *f) {
+    return f->has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1;
 }
 
 size_t wsp_hs_encoded_size(const wsp_hs_frame *f) {
     if (!f || !type_known(f->type) || !reason_valid(f->type, f->reason))
         return 0;
-    if (!flags_valid(f->type, frame_flags(f)) || !data_encodable(f) || !qos_encodable(f))
+    if (!flags_valid(frame_version(f), f->type, frame_flags(f)) || !data_encodable(f) ||
+        !qos_encodable(f) || !capacity_encodable(f))
         return 0;
     size_t size = WSP_HS_HEADER_SIZE + body_fixed_size(frame_flags(f));
     if (f->has_data)
@@ -264,11 +298,13 @@ size_t wsp_hs_encode(const wsp_hs_frame *f, uint8_t *buf, size_t cap) {
     uint8_t *p = buf;
     *p++ = MAGIC_0;
     *p++ = MAGIC_1;
-    *p++ = WSP_HS_VERSION;
+    *p++ = (uint8_t)frame_version(f);
     *p++ = f->type;
     *p++ = (uint8_t)frame_flags(f);
     *p++ = f->reason;
     p = put16(p, (uint32_t)(size - WSP_HS_HEADER_SIZE));
+    if (f->has_callee_capacity)
+        p = put16(p, f->callee_capacity);
     if (f->has_data) {
         p = put16(p, f->data_len);
         p = put_bytes(p, f->data, f->data_len);

@@ -6,16 +6,21 @@
  * Every frame starts with an 8-byte header:
  *   0  'W' (0x57)          magic
  *   1  'S' (0x53)          magic
- *   2  version             WSP_HS_VERSION
+ *   2  version             1, or 2 exactly when the frame has a callee-capacity part
  *   3  type                enum wsp_hs_type
- *   4  flags               bit 0: data present, bit 1: QoS present; other bits must be 0
+ *   4  flags               bit 0: data present, bit 1: QoS present, bit 2 (version 2 and
+ *                          REQUEST only, where it is required): callee capacity present;
+ *                          other bits must be 0
  *   5  reason              REFUSE frames: enum wsp_hs_reason; every other type: 0
  *   6  body length         uint16, big-endian: the bytes that follow the header
  * The body holds, in this order and only when its flag is set:
+ *   callee capacity: uint16 (big-endian), 0 to WSP_HS_MAX_DATA: the most callee data the
+ *          client can take
  *   data:  uint16 length (big-endian), then that many bytes
  *   QoS:   16 x uint32 (big-endian; sending then receiving FLOWSPEC, fields in Winsock order),
  *          uint16 provider-specific length, then that many bytes
- * The body length must equal exactly what the flags and lengths describe.
+ * The body length must equal exactly what the flags and lengths describe. Every frame has
+ * exactly one encoding: the version byte follows from the flags.
  */
 #ifndef WSP_HANDSHAKE_H
 #define WSP_HANDSHAKE_H
@@ -23,14 +28,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WSP_HS_VERSION 1
+/* Version 2 is version 1 plus the REQUEST's callee-capacity part; a frame without that part
+ * is version 1, so that version 1 receivers still understand it. */
+#define WSP_HS_VERSION_1 1
+#define WSP_HS_VERSION_2 2
 #define WSP_HS_HEADER_SIZE 8
 /* Hard ceilings of the wire format; the per-socket limits a user sets are at most these. */
 #define WSP_HS_MAX_DATA 16384u
 #define WSP_HS_MAX_QOS_SPECIFIC 1024u
 #define WSP_HS_QOS_FIXED_SIZE (16u * 4u + 2u)
+#define WSP_HS_CAPACITY_SIZE 2u
 #define WSP_HS_MAX_FRAME                                                                   \
-    (WSP_HS_HEADER_SIZE + 2u + WSP_HS_MAX_DATA + WSP_HS_QOS_FIXED_SIZE + WSP_HS_MAX_QOS_SPECIFIC)
+    (WSP_HS_HEADER_SIZE + WSP_HS_CAPACITY_SIZE + 2u + WSP_HS_MAX_DATA +                    \
+     WSP_HS_QOS_FIXED_SIZE + WSP_HS_MAX_QOS_SPECIFIC)
 
 enum wsp_hs_type {
     WSP_HS_REQUEST = 1, /* client -> server: caller data, caller QoS */
@@ -49,6 +59,7 @@ enum wsp_hs_reason {
 
 #define WSP_HS_FLAG_DATA 0x01u
 #define WSP_HS_FLAG_QOS 0x02u
+#define WSP_HS_FLAG_CAPACITY 0x04u /* version 2, REQUEST only */
 
 typedef struct wsp_hs_flowspec {
     uint32_t token_rate, token_bucket_size, peak_bandwidth, latency, delay_variation,
@@ -64,6 +75,8 @@ typedef struct wsp_hs_qos {
 typedef struct wsp_hs_frame {
     uint8_t type;   /* enum wsp_hs_type */
     uint8_t reason; /* enum wsp_hs_reason, REFUSE only */
+    int has_callee_capacity; /* REQUEST only; makes the frame version 2 */
+    uint32_t callee_capacity; /* the most callee data the client takes, <= WSP_HS_MAX_DATA */
     int has_data;
     const uint8_t *data; /* decoded frames point into the input buffer */
     uint32_t data_len;
@@ -75,16 +88,17 @@ typedef struct wsp_hs_frame {
 enum wsp_hs_result {
     WSP_HS_NEED_MORE = 0,      /* a valid prefix: read more bytes */
     WSP_HS_BAD_MAGIC = -1,     /* not WSP at all (e.g. a plain TCP peer) */
-    WSP_HS_BAD_VERSION = -2,   /* a WSP peer speaking a version we do not know */
+    WSP_HS_BAD_VERSION = -2,   /* a WSP peer speaking a version we do not know (not 1 or 2) */
     WSP_HS_BAD_TYPE = -3,      /* unknown or unexpected frame type */
     WSP_HS_TOO_LONG = -4,      /* data or QoS longer than the receiver allows */
     WSP_HS_BAD_FIELD = -5,     /* reserved bits set, lengths that do not add up, bad reason */
 };
 
-/* The exact encoded size of f, or 0 when f cannot be encoded (a length over a ceiling,
- * an unknown type, body fields on a frame type that carries none). Also 0 for a non-zero
- * data_len or specific_len whose has_ flag is off, or a non-zero length with a NULL pointer.
- * Any non-zero has_data / has_qos counts as set. */
+/* The exact encoded size of f, or 0 when f cannot be encoded (a length or capacity over a
+ * ceiling, an unknown type, body fields on a frame type that carries none, a capacity on
+ * anything but a REQUEST). Also 0 for a non-zero data_len, specific_len or callee_capacity
+ * whose has_ flag is off, or a non-zero length with a NULL pointer. Any non-zero has_ flag
+ * counts as set. */
 size_t wsp_hs_encoded_size(const wsp_hs_frame *f);
 
 /* Writes f into buf; returns the bytes written, or 0 when it cannot be encoded or cap is

@@ -13,11 +13,14 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
@@ -70,6 +73,8 @@ static void list_insert_by_deadline(struct wsp_request_list *l, struct wsp_reque
 }
 
 void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
+    if (r->listener->handoff == r)
+        r->listener->handoff = NULL;
     if (r->prev)
         r->prev->next = r->next;
     else
@@ -205,6 +210,8 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * that waits in the backlog is watched, so that a client giving up frees its place. */
     if (r->watched || l->waiters == 0)
         wsp_listener_watch(l, r);
+    else if (!l->handoff)
+        l->handoff = r;
     wsp_listener_rearm(l);
     l->arrivals++;
     wsp_listener_notify_accept(l);
@@ -335,7 +342,9 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
     while (!l->closed && has_room(l) && taken < max) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
-        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        /* Blocking, as most accepted sockets will be: the provider's own reads and writes on
+         * it use MSG_DONTWAIT, and accept.c sets O_NONBLOCK only for a non-blocking one. */
+        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue; /* recoverable: the next one may be fine */
@@ -359,11 +368,29 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
  * after unlocking matters on a busy CPU: a waiter woken while the lock is held runs, finds
  * the lock taken and sleeps again, at the price of two more context switches. */
 static void unlock_and_wake(struct wsp_listener *l) {
-    int n = l->arrivals;
+    int n = l->arrivals < l->waiters ? l->arrivals : l->waiters;
     l->arrivals = 0;
     pthread_mutex_unlock(&l->so->lock);
-    while (n-- > 0)
-        pthread_cond_signal(&l->cond);
+    if (n > 0)
+        wsp_listener_wake(l, n);
+}
+
+/* Blocked accepts wait on a futex rather than a condition variable: glibc's condition
+ * variable takes the mutex back marked as contended, so the unlock before every condition
+ * function would cost a futex wake-up of nobody. */
+void wsp_listener_wait(struct wsp_listener *l) {
+    uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_SEQ_CST);
+    l->waiters++;
+    pthread_mutex_unlock(&l->so->lock);
+    /* Returns at once if a wake-up came after seq was read: none can be lost. */
+    syscall(SYS_futex, &l->wake_seq, FUTEX_WAIT_PRIVATE, seq, NULL, NULL, 0);
+    pthread_mutex_lock(&l->so->lock);
+    l->waiters--;
+}
+
+void wsp_listener_wake(struct wsp_listener *l, int n) {
+    __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
+    syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
@@ -443,7 +470,6 @@ static int start_listening(struct wsp_socket *so, int backlog) {
         return WSAENOBUFS;
     l->so = so;
     l->backlog = backlog;
-    pthread_cond_init(&l->cond, NULL);
     l->item.fd = so->fd;
     l->item.on_ready = listener_ready;
     l->item.release = listener_release;
@@ -462,7 +488,6 @@ static int start_listening(struct wsp_socket *so, int backlog) {
             wsp_socket_release(so);
     }
     if (err) {
-        pthread_cond_destroy(&l->cond);
         free(l);
         return err;
     }
@@ -505,7 +530,6 @@ static void listener_release(struct wsp_reactor_item *item) {
 }
 
 void wsp_listener_free(struct wsp_listener *l) {
-    pthread_cond_destroy(&l->cond);
     free(l);
 }
 
@@ -532,7 +556,8 @@ void wsp_listener_close(struct wsp_socket *so) {
         r = next;
     }
     wsp_reactor_remove(&l->item);
-    pthread_cond_broadcast(&l->cond);
+    if (l->waiters)
+        wsp_listener_wake(l, INT_MAX);
 }
 
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {

@@ -328,3 +328,103 @@ TEST(edge_condition_function_may_call_back_into_the_provider) {
     CHECK_EQ(stats_of(l).accepted, 1);
     close(fd);
 }
+
+/* Clients that send their request and leave while an accept waits for them: each request is
+ * handed to the waiting accept as it arrives, and the accept must still never return one. */
+#define LEAVERS 8
+
+struct arrivals {
+    SOCKET l;
+    pthread_mutex_t lock;
+    int closed_ports[LEAVERS]; /* leavers whose close has returned */
+    int closed;
+    int good_port; /* the one client that stays (0 until known) */
+    int calls;
+    int accepted_port;
+    SOCKET result;
+    int err;
+    pthread_t thread;
+};
+
+static int port_closed(struct arrivals *a, int port) {
+    pthread_mutex_lock(&a->lock);
+    int found = 0;
+    for (int i = 0; i < a->closed; i++)
+        found |= a->closed_ports[i] == port;
+    pthread_mutex_unlock(&a->lock);
+    return found;
+}
+
+/* Accepts every caller, but first waits until a leaver has really left: the provider must
+ * notice on its own that the answer is for nobody. */
+static int accept_after_leaving(LPWSABUF caller_id, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct arrivals *a = (struct arrivals *)ctx;
+    int port = port_of((struct sockaddr_storage *)caller_id->buf);
+    pthread_mutex_lock(&a->lock);
+    a->calls++;
+    int good = port == a->good_port;
+    pthread_mutex_unlock(&a->lock);
+    if (!good)
+        WAIT_FOR(port_closed(a, port), 2000);
+    a->accepted_port = port;
+    return CF_ACCEPT;
+}
+
+static void *blocked_accept(void *arg) {
+    struct arrivals *a = arg;
+    a->result = accept_with(a->l, accept_after_leaving, (DWORD_PTR)a, &a->err);
+    return NULL;
+}
+
+TEST(edge_cdata_clients_leaving_as_a_blocked_accept_takes_them_are_never_handed_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 2 * LEAVERS, &addr);
+    static struct arrivals a;
+    memset(&a, 0, sizeof a);
+    a.l = l;
+    pthread_mutex_init(&a.lock, NULL);
+    pthread_create(&a.thread, NULL, blocked_accept, &a);
+    sleep_ms(20); /* let it block: the requests below are then handed to it as they come */
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    for (int i = 0; i < LEAVERS; i++) {
+        int fd = raw_connect(&addr);
+        struct sockaddr_storage me;
+        socklen_t len = sizeof me;
+        getsockname(fd, (struct sockaddr *)&me, &len);
+        CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+        if (i % 2) { /* half of them reset, half close */
+            struct linger lg = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        }
+        close(fd);
+        pthread_mutex_lock(&a.lock);
+        a.closed_ports[a.closed++] = port_of(&me);
+        pthread_mutex_unlock(&a.lock);
+    }
+    int good = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(good, (struct sockaddr *)&any, sizeof any), 0);
+    struct sockaddr_storage me;
+    socklen_t len = sizeof me;
+    getsockname(good, (struct sockaddr *)&me, &len);
+    pthread_mutex_lock(&a.lock);
+    a.good_port = port_of(&me);
+    pthread_mutex_unlock(&a.lock);
+    CHECK_EQ(connect(good, (struct sockaddr *)&addr, (socklen_t)addr_len(&addr)), 0);
+    CHECK_EQ(send(good, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    pthread_join(a.thread, NULL);
+    CHECK(a.result != INVALID_SOCKET);
+    CHECK_EQ(a.accepted_port, port_of(&me));
+    CHECK(a.calls <= LEAVERS + 1);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.withdrawn, LEAVERS);
+    CHECK_EQ(st.rejected + st.malformed + st.queued, 0);
+    close_socket(a.result);
+    close(good);
+    close_socket(l);
+    pthread_mutex_destroy(&a.lock);
+}

@@ -139,6 +139,58 @@ TEST(cdata_default_callee_capacity_and_empty_caller_buffer) {
     CHECK_EQ(c.callee_cap, WSP_DEFAULT_MAX_CALLEE_DATA);
 }
 
+/* A hand-written server, as one that predates version 2 would behave: for each of count
+ * connections it reads the REQUEST, keeps its bytes, answers with `answer` and waits for the
+ * client to close. */
+struct old_server {
+    int count;
+    const uint8_t *answer;
+    size_t answer_len;
+    int lfd;
+    struct sockaddr_storage addr;
+    uint8_t requests[4][64];
+    size_t lens[4];
+    pthread_t thread;
+};
+
+static const uint8_t accept_abc[] = {0x57, 0x53, 1, 2, 1, 0, 0, 5, 0, 3, 'a', 'b', 'c'};
+
+static void *old_server_main(void *arg) {
+    struct old_server *o = arg;
+    for (int i = 0; i < o->count; i++) {
+        int fd = accept(o->lfd, NULL, NULL);
+        CHECK(fd >= 0);
+        size_t have = 0;
+        while (have < 8 || have < 8u + (size_t)(o->requests[i][6] << 8 | o->requests[i][7])) {
+            ssize_t n = recv(fd, o->requests[i] + have, sizeof o->requests[i] - have, 0);
+            CHECK(n > 0);
+            have += (size_t)n;
+        }
+        o->lens[i] = have;
+        CHECK_EQ(send(fd, o->answer, o->answer_len, MSG_NOSIGNAL), o->answer_len);
+        char b;
+        while (recv(fd, &b, 1, 0) > 0) {
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void old_server_start(struct old_server *o) {
+    o->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(o->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(o->lfd, 4), 0);
+    socklen_t alen = sizeof o->addr;
+    getsockname(o->lfd, (struct sockaddr *)&o->addr, &alen);
+    pthread_create(&o->thread, NULL, old_server_main, o);
+}
+
+static void old_server_join(struct old_server *o) {
+    pthread_join(o->thread, NULL);
+    close(o->lfd);
+}
+
 TEST(cdata_callee_data_over_capacity_fails_the_accept_and_keeps_the_request) {
     start();
     struct sockaddr_storage addr;
@@ -165,7 +217,10 @@ TEST(cdata_callee_data_over_capacity_fails_the_accept_and_keeps_the_request) {
     CHECK_MEM(in, "1234", 4);
 }
 
-TEST(cdata_client_callee_buffer_too_small_is_efault) {
+/* The client's callee buffer (2 bytes) is what the condition function is offered: writing
+ * more fails the accept on the server, where it can still be answered otherwise, instead of
+ * failing the client after the server accepted. */
+TEST(cdata_client_callee_capacity_bounds_what_the_condition_function_may_write) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
@@ -179,8 +234,94 @@ TEST(cdata_client_callee_buffer_too_small_is_efault) {
     c.callee_len = 3;
     memcpy(c.callee, "abc", 3);
     int err = 0;
-    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
-    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(c.callee_cap, 2);
+    CHECK_EQ(stats_of(l).queued, 1); /* still first in line */
+    c.callee_len = 2;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.callee_cap, 2);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(callee.len, 2);
+    CHECK_MEM(in, "ab", 2);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}
+
+/* A server that answers with more callee data than the client's buffer holds (one that
+ * predates version 2 and ignores the capacity) still fails the client with WSAEFAULT. */
+TEST(cdata_client_callee_buffer_too_small_is_efault) {
+    start();
+    struct old_server o = {.count = 1, .answer = accept_abc, .answer_len = sizeof accept_abc};
+    old_server_start(&o);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(connect_to(s, &o.addr, NULL, &callee), WSAEFAULT);
+    close_socket(s);
+    old_server_join(&o);
+}
+
+/* Which requests state a capacity, and what the condition function is offered for each. */
+TEST(cdata_request_states_the_callee_capacity_when_it_can_matter) {
+    start();
+    struct old_server o = {.count = 4, .answer = accept_abc, .answer_len = sizeof accept_abc};
+    old_server_start(&o);
+    static char big[MAXD];
+    char small[16];
+    WSABUF callees[] = {{sizeof small, small}, {0, NULL}, {MAXD, big}};
+    WSABUF *args[] = {&callees[0], NULL, &callees[2], &callees[1]};
+    for (int i = 0; i < 4; i++) {
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        int rc = connect_to(s, &o.addr, NULL, args[i]);
+        CHECK_EQ(rc, i == 3 ? WSAEFAULT : 0); /* a zero-length buffer cannot take "abc" */
+        close_socket(s);
+    }
+    old_server_join(&o);
+    const uint8_t capacity_16[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 16};
+    const uint8_t version_1[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    const uint8_t capacity_0[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 0};
+    CHECK_EQ(o.lens[0], sizeof capacity_16);
+    CHECK_MEM(o.requests[0], capacity_16, sizeof capacity_16);
+    CHECK_EQ(o.lens[1], sizeof version_1); /* no buffer: nothing to state */
+    CHECK_MEM(o.requests[1], version_1, sizeof version_1);
+    CHECK_EQ(o.lens[2], sizeof version_1); /* a buffer that holds anything: likewise */
+    CHECK_MEM(o.requests[2], version_1, sizeof version_1);
+    CHECK_EQ(o.lens[3], sizeof capacity_0);
+    CHECK_MEM(o.requests[3], capacity_0, sizeof capacity_0);
+}
+
+/* A WSP server offers min(its WSP_MAX_CALLEE_DATA, the stated capacity). */
+TEST(cdata_condition_function_is_offered_the_smaller_of_both_limits) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, 100);
+    static const struct {
+        uint16_t stated; /* 0xffff: a version 1 request, nothing stated */
+        uint32_t offered;
+    } cases[] = {{5, 5}, {0, 0}, {100, 100}, {4096, 100}, {MAXD, 100}, {0xffff, 100}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = raw_connect(&addr);
+        uint8_t v2[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2,
+                        (uint8_t)(cases[i].stated >> 8), (uint8_t)cases[i].stated};
+        const uint8_t v1[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+        if (cases[i].stated == 0xffff)
+            CHECK_EQ(send(fd, v1, sizeof v1, MSG_NOSIGNAL), sizeof v1);
+        else
+            CHECK_EQ(send(fd, v2, sizeof v2, MSG_NOSIGNAL), sizeof v2);
+        static struct cond c;
+        memset(&c, 0, sizeof c);
+        c.rc = CF_REJECT;
+        int err = 0;
+        CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSAECONNREFUSED);
+        CHECK_EQ(c.callee_cap, cases[i].offered);
+        close(fd);
+    }
+    close_socket(l);
 }
 
 TEST(cdata_qos_round_trip_with_edited_token_rate) {
@@ -515,12 +656,15 @@ struct bad_frame {
 };
 
 static const uint8_t bad_magic[] = {'X', 'S', 1, 1, 0, 0, 0, 0};
-static const uint8_t bad_version[] = {'W', 'S', 2, 1, 0, 0, 0, 0};
+static const uint8_t bad_version[] = {'W', 'S', 3, 1, 0, 0, 0, 0};
 static const uint8_t bad_type[] = {'W', 'S', 1, 9, 0, 0, 0, 0};
 static const uint8_t answer_type[] = {'W', 'S', 1, 2, 0, 0, 0, 0}; /* ACCEPT, from a client */
 static const uint8_t oversize[] = {'W', 'S', 1, 1, 1, 0, 0xff, 0xff};
 static const uint8_t over_limit[] = {'W', 'S', 1, 1, 1, 0, 0x07, 0xd2, 0x07, 0xd0}; /* 2000 */
 static const uint8_t reserved_flag[] = {'W', 'S', 1, 1, 0x80, 0, 0, 0};
+static const uint8_t capacity_in_v1[] = {'W', 'S', 1, 1, 4, 0, 0, 2, 0, 8};
+static const uint8_t v2_without_capacity[] = {'W', 'S', 2, 1, 0, 0, 0, 0};
+static const uint8_t capacity_over_ceiling[] = {'W', 'S', 2, 1, 4, 0, 0, 2, 0x40, 1};
 static const uint8_t trailing[] = {'W', 'S', 1, 1, 0, 0, 0, 0, 'x'};
 static const uint8_t truncated[] = {'W', 'S', 1, 1, 1, 0, 0, 5, 0};
 static const uint8_t http[] = "GET / HTTP/1.0\r\n\r\n";
@@ -538,6 +682,10 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
         {"oversize body length", oversize, sizeof oversize, 0},
         {"data over the listener's limit", over_limit, sizeof over_limit, 0},
         {"reserved flag", reserved_flag, sizeof reserved_flag, 0},
+        {"callee capacity in a version 1 request", capacity_in_v1, sizeof capacity_in_v1, 0},
+        {"version 2 without a callee capacity", v2_without_capacity,
+         sizeof v2_without_capacity, 0},
+        {"callee capacity over 16384", capacity_over_ceiling, sizeof capacity_over_ceiling, 0},
         {"bytes after the request", trailing, sizeof trailing, 0},
         {"truncated, then closed", truncated, sizeof truncated, 1},
         {"a plain TCP client's garbage", http, sizeof http - 1, 0},
@@ -762,16 +910,22 @@ struct raw_server {
     ssize_t request_len;
 };
 
+/* Reads one whole REQUEST frame from a raw socket (the header says how long it is). */
+static ssize_t read_request_frame(int fd, uint8_t *buf, size_t cap) {
+    ssize_t have = 0;
+    while (have < 8 || have < 8 + (buf[6] << 8 | buf[7])) {
+        ssize_t n = recv(fd, buf + have, cap - (size_t)have, 0);
+        CHECK(n > 0);
+        have += n;
+    }
+    return have;
+}
+
 static void *raw_server_main(void *arg) {
     struct raw_server *r = arg;
     int fd = accept(r->lfd, NULL, NULL);
     CHECK(fd >= 0);
-    r->request_len = 0;
-    while (r->request_len < 8) {
-        ssize_t n = recv(fd, r->request + r->request_len, sizeof r->request - r->request_len, 0);
-        CHECK(n > 0);
-        r->request_len += n;
-    }
+    r->request_len = read_request_frame(fd, r->request, sizeof r->request);
     /* PENDING, ACCEPT with data "ok", and application bytes, all in one write. */
     const uint8_t answer[] = {0x57, 0x53, 1, 4, 0, 0, 0, 0, 0x57, 0x53, 1, 2, 1, 0, 0, 4,
                               0,    2,    'o', 'k', 'h', 'e', 'l', 'l', 'o'};
@@ -807,10 +961,11 @@ TEST(cdata_client_keeps_application_bytes_that_arrive_with_the_answer) {
     CHECK_MEM(b, "hello", 5);
     send_all(s, "world", 5);
     pthread_join(t, NULL);
-    /* The client sent a bare REQUEST: no data, no QoS. */
-    const uint8_t bare[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
-    CHECK_EQ(r.request_len, 8);
-    CHECK_MEM(r.request, bare, 8);
+    /* The client sent a REQUEST with no data and no QoS, stating its callee capacity, 8
+     * (version 2). */
+    const uint8_t bare[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 8};
+    CHECK_EQ(r.request_len, sizeof bare);
+    CHECK_MEM(r.request, bare, sizeof bare);
     close(r.lfd);
 }
 
@@ -891,6 +1046,81 @@ TEST(cdata_nonblocking_connect_refused) {
         sleep_ms(2);
     }
     CHECK_EQ(v, WSAECONNREFUSED);
+}
+
+/* Nothing listens: the request's first send meets the reset. Blocking, the connect fails at
+ * once; non-blocking, it still says WSAEWOULDBLOCK and reports the refusal later. */
+TEST(cdata_connect_to_a_port_nobody_listens_on_is_refused) {
+    start();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    getsockname(fd, (struct sockaddr *)&addr, &alen);
+    close(fd);
+    for (int nonblocking = 0; nonblocking <= 1; nonblocking++) {
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        set_nonblocking(s, nonblocking);
+        WSABUF caller = {2, "hi"};
+        int rc = connect_full(s, &addr, &caller, NULL, NULL);
+        if (!nonblocking) {
+            CHECK_EQ(rc, WSAECONNREFUSED);
+        } else {
+            CHECK_EQ(rc, WSAEWOULDBLOCK);
+            long long deadline = now_ms() + 2000;
+            DWORD v = 0;
+            int err = 0;
+            while (!v) {
+                int len = sizeof v;
+                CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+                CHECK(now_ms() < deadline);
+                sleep_ms(1);
+            }
+            CHECK_EQ(v, WSAECONNREFUSED);
+        }
+        close_socket(s);
+    }
+}
+
+/* A connect time-out past INT_MAX milliseconds means "wait as long as it takes", never
+ * "give up at once", blocking or not. */
+TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    for (int nonblocking = 0; nonblocking <= 1; nonblocking++) {
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 0xffffffffu);
+        if (nonblocking) {
+            set_nonblocking(ac.s, 1);
+            CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+        } else {
+            async_connect_start(&ac);
+        }
+        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        sleep_ms(50); /* long enough for a time-out of "no time at all" to strike */
+        static struct cond c;
+        c.rc = CF_ACCEPT;
+        int err = 0;
+        SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        if (nonblocking) {
+            long long deadline = now_ms() + 2000;
+            int rc;
+            while ((rc = connect_full(ac.s, &addr, NULL, NULL, NULL)) != WSAEISCONN) {
+                CHECK_EQ(rc, WSAEALREADY);
+                CHECK(now_ms() < deadline);
+                sleep_ms(1);
+            }
+        } else {
+            CHECK_EQ(async_connect_join(&ac), 0);
+        }
+        close_socket(a);
+        close_socket(ac.s);
+    }
+    CHECK_EQ(stats_of(l).accepted, 2);
+    close_socket(l);
 }
 
 TEST(cdata_over_ipv6) {

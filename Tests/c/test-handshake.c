@@ -61,11 +61,14 @@ static void check_round_trip(const wsp_hs_frame *f) {
     CHECK_EQ(wsp_hs_decode(wire, size, WSP_HS_MAX_DATA, ALL_TYPES, &d), size);
     CHECK_EQ(d.type, f->type);
     CHECK_EQ(d.reason, f->reason);
+    CHECK_EQ(wire[2], f->has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1);
+    CHECK_EQ(d.has_callee_capacity, f->has_callee_capacity ? 1 : 0);
+    CHECK_EQ(d.callee_capacity, f->callee_capacity);
     CHECK_EQ(d.has_data, f->has_data ? 1 : 0);
     CHECK_EQ(d.has_qos, f->has_qos ? 1 : 0);
     CHECK_EQ(d.data_len, f->data_len);
     if (f->has_data) {
-        CHECK(d.data == wire + WSP_HS_HEADER_SIZE + 2);
+        CHECK(d.data == wire + WSP_HS_HEADER_SIZE + (f->has_callee_capacity ? 2 : 0) + 2);
         CHECK_MEM(d.data, f->data, f->data_len);
     }
     if (f->has_qos) {
@@ -92,6 +95,22 @@ static void round_trip_body_type(uint8_t type) {
 
 TEST(hs_round_trip_request) {
     round_trip_body_type(WSP_HS_REQUEST);
+}
+
+/* Version 2: the same frames with the client's callee capacity in front. */
+TEST(hs_round_trip_request_with_callee_capacity) {
+    static const uint32_t capacities[] = {0, 1, 16, WSP_HS_MAX_DATA};
+    for (size_t c = 0; c < 4; c++)
+        for (int has_data = 0; has_data <= 1; has_data++)
+            for (int has_qos = 0; has_qos <= 1; has_qos++) {
+                wsp_hs_frame f = body_frame(WSP_HS_REQUEST, has_data, has_data ? 7 : 0,
+                                            has_qos, has_qos ? 3 : 0);
+                f.has_callee_capacity = 1;
+                f.callee_capacity = capacities[c];
+                CHECK_EQ(wsp_hs_encoded_size(&f),
+                         8 + 2 + (has_data ? 2 + 7 : 0) + (has_qos ? 66 + 3 : 0));
+                check_round_trip(&f);
+            }
 }
 
 TEST(hs_round_trip_accept) {
@@ -122,8 +141,12 @@ TEST(hs_encoded_sizes) {
     f = body_frame(WSP_HS_ACCEPT, 0, 0, 1, 0);
     CHECK_EQ(wsp_hs_encoded_size(&f), 8 + 66);
     f = body_frame(WSP_HS_ACCEPT, 1, WSP_HS_MAX_DATA, 1, WSP_HS_MAX_QOS_SPECIFIC);
+    CHECK_EQ(wsp_hs_encoded_size(&f), 17484); /* the largest version 1 frame */
+    f = body_frame(WSP_HS_REQUEST, 1, WSP_HS_MAX_DATA, 1, WSP_HS_MAX_QOS_SPECIFIC);
+    f.has_callee_capacity = 1;
+    f.callee_capacity = WSP_HS_MAX_DATA;
     CHECK_EQ(wsp_hs_encoded_size(&f), WSP_HS_MAX_FRAME);
-    CHECK_EQ(WSP_HS_MAX_FRAME, 17484);
+    CHECK_EQ(WSP_HS_MAX_FRAME, 17486);
 }
 
 /* The layout in handshake.h and the worked example in docs/PROTOCOL.md, byte for byte. */
@@ -132,6 +155,18 @@ TEST(hs_request_wire_bytes) {
     static const uint8_t expected[] = {0x57, 0x53, 0x01, 0x01, 0x01, 0x00, 0x00,
                                        0x05, 0x00, 0x03, 0x61, 0x62, 0x63};
     wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 3};
+    uint8_t buf[32];
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), sizeof expected);
+    CHECK_MEM(buf, expected, sizeof expected);
+}
+
+/* docs/PROTOCOL.md's version 2 example: capacity 16, then "abc". */
+TEST(hs_request_with_callee_capacity_wire_bytes) {
+    static const uint8_t data[3] = {'a', 'b', 'c'};
+    static const uint8_t expected[] = {0x57, 0x53, 0x02, 0x01, 0x05, 0x00, 0x00, 0x07,
+                                       0x00, 0x10, 0x00, 0x03, 0x61, 0x62, 0x63};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_callee_capacity = 1, .callee_capacity = 16,
+                      .has_data = 1, .data = data, .data_len = 3};
     uint8_t buf[32];
     CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), sizeof expected);
     CHECK_MEM(buf, expected, sizeof expected);
@@ -233,7 +268,7 @@ static void valid_header(uint8_t *b, uint8_t type, uint8_t flags, uint16_t body)
     memset(b, 0, 64);
     b[0] = 'W';
     b[1] = 'S';
-    b[2] = WSP_HS_VERSION;
+    b[2] = WSP_HS_VERSION_1;
     b[3] = type;
     b[4] = flags;
     b[5] = type == WSP_HS_REFUSE ? WSP_HS_REASON_REJECTED : 0;
@@ -257,7 +292,7 @@ TEST(hs_bad_magic_at_second_byte) {
 
 TEST(hs_bad_version) {
     uint8_t b[64] = {0};
-    static const uint8_t versions[] = {0, 2, 0xff};
+    static const uint8_t versions[] = {0, 3, 0xff};
     for (size_t i = 0; i < sizeof versions; i++) {
         valid_header(b, WSP_HS_REQUEST, 0, 0);
         b[2] = versions[i];
@@ -291,6 +326,57 @@ TEST(hs_reserved_flags) {
         valid_header(b, WSP_HS_REQUEST, (uint8_t)(WSP_HS_FLAG_DATA | 1u << bit), 2);
         check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
     }
+}
+
+/* Version 2 knows bit 2 (callee capacity), requires it, and allows it on a REQUEST only;
+ * bits 3-7 stay reserved. */
+TEST(hs_version_2_flags) {
+    uint8_t b[64] = {0};
+    for (unsigned bit = 3; bit < 8; bit++) {
+        valid_header(b, WSP_HS_REQUEST, (uint8_t)(WSP_HS_FLAG_CAPACITY | 1u << bit), 2);
+        b[2] = WSP_HS_VERSION_2;
+        check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    }
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 2); /* version 2 without a capacity */
+    b[2] = WSP_HS_VERSION_2;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    valid_header(b, WSP_HS_ACCEPT, WSP_HS_FLAG_CAPACITY, 2); /* a capacity on an answer */
+    b[2] = WSP_HS_VERSION_2;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY, 2); /* a capacity in version 1 */
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    b[2] = WSP_HS_VERSION_2; /* the same, correctly labelled: capacity 0 */
+    CHECK_EQ(wsp_hs_decode(b, 10, WSP_HS_MAX_DATA, ALL_TYPES, NULL), 10);
+}
+
+TEST(hs_callee_capacity_bounds) {
+    uint8_t b[64] = {0};
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY, 2);
+    b[2] = WSP_HS_VERSION_2;
+    b[8] = 0x40; /* 16384: the ceiling itself is fine */
+    wsp_hs_frame d;
+    CHECK_EQ(wsp_hs_decode(b, 10, WSP_HS_MAX_DATA, ALL_TYPES, &d), 10);
+    CHECK_EQ(d.callee_capacity, WSP_HS_MAX_DATA);
+    CHECK(!d.has_data && !d.has_qos);
+    b[9] = 1; /* 16385: no frame could use it */
+    check_error_at(b, 10, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* The capacity alone is exactly two bytes of body. */
+    b[9] = 0;
+    b[7] = 3;
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    b[7] = 1;
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* With data, the data length is checked against what follows the capacity. */
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_DATA, 2 + 2 + 3);
+    b[2] = WSP_HS_VERSION_2;
+    b[11] = 4; /* says 4, the body leaves room for 3 */
+    check_error_at(b, 12, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    b[11] = 3;
+    CHECK_EQ(wsp_hs_decode(b, 15, WSP_HS_MAX_DATA, ALL_TYPES, &d), 15);
+    CHECK_EQ(d.data_len, 3);
+    CHECK(d.data == b + 12);
+    /* A receiver's data limit applies as in version 1: here the body is already too long. */
+    check_error_at(b, 8, 2, ALL_TYPES, WSP_HS_TOO_LONG);
 }
 
 TEST(hs_reason_on_non_refuse) {
@@ -340,9 +426,16 @@ TEST(hs_body_longer_than_max_frame) {
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     valid_header(b, WSP_HS_PENDING, 0, 0xffff);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
-    /* One byte less is a possible frame. */
-    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, (uint16_t)(over - 1));
+    /* One byte less is a possible frame (version 2, with every part)... */
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
+                 (uint16_t)(over - 1));
+    b[2] = WSP_HS_VERSION_2;
     CHECK_EQ(wsp_hs_decode(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, NULL), WSP_HS_NEED_MORE);
+    /* ...and in version 1, without the two bytes of capacity. */
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, (uint16_t)(over - 3));
+    CHECK_EQ(wsp_hs_decode(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, NULL), WSP_HS_NEED_MORE);
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS, (uint16_t)(over - 2));
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
 }
 
 /* A data length over the receiver's max_data fails as soon as the length field is read. */
@@ -510,6 +603,24 @@ TEST(hs_encoder_refuses_inconsistent_fields) {
     CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 0);
     f.qos.specific = specific;
     CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 8 + 66 + 1);
+}
+
+TEST(hs_encoder_refuses_bad_callee_capacities) {
+    uint8_t buf[64];
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_callee_capacity = 1,
+                      .callee_capacity = WSP_HS_MAX_DATA + 1};
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 0);
+    f.callee_capacity = WSP_HS_MAX_DATA;
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 10);
+    f = (wsp_hs_frame){.type = WSP_HS_REQUEST, .callee_capacity = 5}; /* flag off */
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 0);
+    static const uint8_t answers[] = {WSP_HS_ACCEPT, WSP_HS_PENDING};
+    for (size_t i = 0; i < sizeof answers; i++) {
+        f = (wsp_hs_frame){.type = answers[i], .has_callee_capacity = 1};
+        CHECK_EQ(wsp_hs_encoded_size(&f), 0);
+    }
+    f = (wsp_hs_frame){.type = WSP_HS_REFUSE, .reason = 1, .has_callee_capacity = 1};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 0);
 }
 
 TEST(hs_encoder_needs_room) {

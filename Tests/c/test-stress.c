@@ -89,9 +89,9 @@ TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
     CHECK_EQ(st.deferred, counts[2]);
     CHECK_EQ(st.withdrawn, counts[3]);
     CHECK_EQ(st.queued, 0);
-    /* Every decision was asked for; a client that withdrew within the same millisecond as
-     * the next accept may also have been shown to the function (accept.c's fast path) and
-     * then dropped, so the count is a lower bound. */
+    /* Every decision was asked for; a client that withdrew just as its request was handed
+     * to a waiting accept may also have been shown to the function (accept.c checks such a
+     * request once, after the function) and then dropped, so the count is a lower bound. */
     CHECK(t.calls >= counts[0] + counts[1] + 2 * counts[2]);
     CHECK(t.calls <= counts[0] + counts[1] + 2 * counts[2] + counts[3]);
     close_socket(l);

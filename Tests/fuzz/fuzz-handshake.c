@@ -2,6 +2,7 @@
  *
  * Properties checked, each ending in abort() so the fuzzer records the input:
  *   - decode never claims more bytes than it was given, and returns only known results;
+ *   - a decoded frame is version 2 exactly when it carries a callee capacity;
  *   - a decoded frame re-encodes to exactly the bytes it was decoded from (the format has one
  *     encoding per frame), and those bytes decode to the same fields;
  *   - every strict prefix of a decoded frame is NEED_MORE;
@@ -35,7 +36,8 @@ static int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
 
 static int frames_equal(const wsp_hs_frame *a, const wsp_hs_frame *b) {
     if (a->type != b->type || a->reason != b->reason || !a->has_data != !b->has_data ||
-        !a->has_qos != !b->has_qos)
+        !a->has_qos != !b->has_qos || !a->has_callee_capacity != !b->has_callee_capacity ||
+        a->callee_capacity != b->callee_capacity)
         return 0;
     if (a->has_data && (a->data_len != b->data_len || !bytes_equal(a->data, b->data, a->data_len)))
         return 0;
@@ -67,6 +69,8 @@ static void check_decode(const uint8_t *data, size_t size, uint32_t max_data, un
     require(r <= (long)size && r <= (long)WSP_HS_MAX_FRAME);
     if (r > 0) {
         require(!f.has_data || f.data_len <= max_data);
+        require(f.callee_capacity <= WSP_HS_MAX_DATA);
+        require(data[2] == (f.has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1));
         check_reencode(data, (size_t)r, &f, max_data, expect);
     }
 }
@@ -87,7 +91,8 @@ static void check_encode(const uint8_t *data, size_t size) {
     if (size < 8 + 64)
         return;
     wsp_hs_frame f = {.type = data[0], .reason = data[1], .has_data = data[2] & 0x11,
-                      .has_qos = data[2] & 0x22};
+                      .has_qos = data[2] & 0x22, .has_callee_capacity = data[2] & 0x44,
+                      .callee_capacity = (uint32_t)data[7] * 0x81u}; /* up to 32895 */
     uint32_t data_len = (uint32_t)data[3] << 8 | data[4];
     uint32_t spec_len = (uint32_t)data[5] << 8 | data[6];
     const uint8_t *rest = data + 8 + 64;
