@@ -106,13 +106,14 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     if (!child)
         return NULL;
     r->fd_owned = 0;
+    child->fd_nonblocking = r->fd_nonblocking;
     wsp_socket_inherit(child, so);
     child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
-    /* The listener's mode; the descriptor was accepted blocking. (An inherited event
-     * registration makes it non-blocking itself.) */
-    if (child->nonblocking && !wsp_netevents_registered(so))
-        wsp_fd_set_nonblocking(child->fd, 1);
+    /* The listener's mode, which the descriptor was accepted in unless it changed since (an
+     * inherited event registration makes it non-blocking itself). */
+    if (!wsp_netevents_registered(so))
+        wsp_socket_fd_nonblocking(child, child->nonblocking);
     wsp_netevents_inherit(child, so);
     return child;
 }

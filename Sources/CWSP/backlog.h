@@ -14,6 +14,7 @@ struct wsp_request {
     struct wsp_listener *listener;
     int fd;
     int fd_owned;   /* 0 once the descriptor belongs to an accepted socket */
+    int fd_nonblocking; /* accepted with O_NONBLOCK */
     int watched;    /* registered with the reactor */
     int queued;     /* in the backlog (else still handshaking) */
     int presenting; /* a condition function is looking at it now */
@@ -23,6 +24,7 @@ struct wsp_request {
     uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
     uint64_t queued_ms;
     uint64_t next_notice_ms; /* queued, connect data: when to send the next "pending" */
+    uint64_t watch_ms;       /* queued unwatched: when the reactor starts watching it */
     uint8_t *buf;            /* the handshake request as read */
     size_t buf_len, buf_cap;
     wsp_hs_frame frame;      /* decoded; points into buf */

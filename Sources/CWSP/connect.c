@@ -154,7 +154,8 @@ static void fresh_descriptor(struct wsp_socket *so) {
     struct sockaddr_storage local;
     socklen_t len = sizeof local;
     int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
-    dup2(fd, so->fd);
+    if (dup2(fd, so->fd) >= 0)
+        so->fd_nonblocking = 1;
     close(fd);
     so->bound = rebind && bind(so->fd, (struct sockaddr *)&local, len) == 0;
 }
@@ -358,7 +359,7 @@ static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_fram
         so->state = WSP_STATE_CONNECTED;
         so->bound = 1;
         /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
-        wsp_fd_set_nonblocking(so->fd, so->nonblocking);
+        wsp_socket_fd_nonblocking(so, so->nonblocking);
     }
     wsp_netevents_connected(so, err);
 }
@@ -504,7 +505,7 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
             so->bound = 1;
             /* FIONBIO may have changed the mode while the connect ran: the descriptor
              * follows the socket's mode now. */
-            err = wsp_fd_set_nonblocking(so->fd, so->nonblocking);
+            err = wsp_socket_fd_nonblocking(so, so->nonblocking);
             if (callee && !so->entry->connect_data)
                 callee->len = 0;
         } else {

@@ -59,6 +59,7 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
     pthread_mutex_init(&so->lock, NULL);
     atomic_init(&so->refs, 1);
     so->fd = fd;
+    so->fd_nonblocking = -1;
     so->entry = entry;
     so->max_caller_data = WSP_DEFAULT_MAX_CALLER_DATA;
     so->max_callee_data = WSP_DEFAULT_MAX_CALLEE_DATA;
@@ -182,6 +183,14 @@ int wsp_fd_set_nonblocking(int fd, int on) {
     if (ioctl(fd, FIONBIO, &on) < 0)
         return wsp_wsa_from_errno(errno);
     return 0;
+}
+
+int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) {
+    if (so->fd_nonblocking == on)
+        return 0;
+    int err = wsp_fd_set_nonblocking(so->fd, on);
+    so->fd_nonblocking = err ? -1 : on;
+    return err;
 }
 
 int wsp_fd_wait(int fd, short events, int timeout_ms) {

@@ -137,6 +137,7 @@ struct wsp_socket {
     enum wsp_state state;
     int bound;
     int nonblocking;
+    int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
     int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
 
@@ -177,6 +178,9 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
 
 /* Sets O_NONBLOCK on fd to match on; 0 or a WSA code. */
 int wsp_fd_set_nonblocking(int fd, int on) WSP_INTERNAL;
+/* The same for so->fd, skipped when so->fd_nonblocking says it is so already (on every
+ * accept and registration the mode is usually right). so->lock held. */
+int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) WSP_INTERNAL;
 /* Waits until fd polls with one of events, at most timeout_ms (-1: forever). Returns the
  * revents, 0 on time-out, or -WSA code. */
 int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;

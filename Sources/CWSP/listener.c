@@ -193,6 +193,9 @@ void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) {
     }
 }
 
+/* How long a request may wait in the backlog before the reactor watches its client. */
+#define WATCH_DELAY_MS 10
+
 /* so->lock held. A complete request: into the backlog, or refused when it is full. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     wsp_request_unlink(&l->handshaking, r);
@@ -207,9 +210,14 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
     r->next_notice_ms = r->queued_ms + l->so->pending_interval_ms;
     list_append(&l->ready, r);
     /* A blocked accept takes the request at once (and checks its client is still there); one
-     * that waits in the backlog is watched, so that a client giving up frees its place. */
-    if (r->watched || l->waiters == 0)
+     * that waits in the backlog is watched, so that a client giving up frees its place. The
+     * watch starts a moment later: a non-blocking accept told by FD_ACCEPT usually takes the
+     * request first (checking its client as it does), and the watch's two epoll_ctl calls
+     * are saved. A client that leaves meanwhile holds its place that much longer. */
+    if (r->watched)
         wsp_listener_watch(l, r);
+    else if (l->waiters == 0 && l->so->entry->connect_data)
+        r->watch_ms = r->queued_ms + WATCH_DELAY_MS;
     else if (!l->handoff)
         l->handoff = r;
     wsp_listener_rearm(l);
@@ -301,13 +309,14 @@ static void set_reading(struct wsp_listener *l, int on) {
     wsp_reactor_modify(&l->item, on ? EPOLLIN : 0);
 }
 
-static void take_connection(struct wsp_listener *l, int fd, const struct sockaddr_storage *peer,
-                            socklen_t peer_len) {
+static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
+                            const struct sockaddr_storage *peer, socklen_t peer_len) {
     struct wsp_request *r = request_new(l, fd);
     if (!r) {
         close(fd);
         return;
     }
+    r->fd_nonblocking = nonblocking;
     memcpy(&r->peer, peer, peer_len);
     r->peer_len = peer_len;
     if (!l->so->entry->connect_data) {
@@ -342,9 +351,12 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
     while (!l->closed && has_room(l) && taken < max) {
         struct sockaddr_storage peer;
         socklen_t len = sizeof peer;
-        /* Blocking, as most accepted sockets will be: the provider's own reads and writes on
-         * it use MSG_DONTWAIT, and accept.c sets O_NONBLOCK only for a non-blocking one. */
-        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+        /* In the listener's mode, which the accepted socket will take (accept.c corrects it
+         * if the mode changes meanwhile): the provider's own reads and writes on it use
+         * MSG_DONTWAIT either way. */
+        int nonblocking = l->so->nonblocking;
+        int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len,
+                         SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue; /* recoverable: the next one may be fine */
@@ -356,7 +368,7 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
             }
             break;
         }
-        take_connection(l, fd, &peer, len);
+        take_connection(l, fd, nonblocking, &peer, len);
         taken++;
     }
     if (!l->closed && !has_room(l))
@@ -419,10 +431,12 @@ void wsp_listener_rearm(struct wsp_listener *l) {
         if (!due || d < due)
             due = d;
     }
-    if (l->so->entry->connect_data)
-        for (struct wsp_request *r = l->ready.head; r; r = r->next)
-            if (!due || r->next_notice_ms < due)
-                due = r->next_notice_ms;
+    for (struct wsp_request *r = l->ready.head; r; r = r->next) {
+        if (l->so->entry->connect_data && (!due || r->next_notice_ms < due))
+            due = r->next_notice_ms;
+        if (r->watch_ms && !r->watched && (!due || r->watch_ms < due))
+            due = r->watch_ms;
+    }
     wsp_reactor_set_timer(&l->item, due);
 }
 
@@ -435,6 +449,12 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
     }
     while (l->handshaking.head && l->handshaking.head->deadline_ms <= now)
         drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
+    for (struct wsp_request *r = l->ready.head; r; r = r->next) {
+        if (r->watch_ms && r->watch_ms <= now && !r->watched) {
+            r->watch_ms = 0;
+            wsp_listener_watch(l, r);
+        }
+    }
     wsp_hs_frame pending = {.type = WSP_HS_PENDING};
     for (struct wsp_request *r = l->ready.head; r; r = r->next) {
         /* Requests being presented get notices too: a slow condition function is the
@@ -480,7 +500,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
     if (listen(so->fd, backlog) < 0)
         err = wsp_wsa_from_errno(errno);
     if (!err)
-        err = wsp_fd_set_nonblocking(so->fd, 1);
+        err = wsp_socket_fd_nonblocking(so, 1);
     if (!err) {
         wsp_socket_retain(so); /* the reactor's reference, dropped in listener_release */
         err = wsp_reactor_add(&l->item, EPOLLIN);

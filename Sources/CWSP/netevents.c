@@ -552,7 +552,7 @@ static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LON
         cancel(so); /* a new call replaces the registration; a zero mask only cancels */
         if (events) {
             if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
-                err = wsp_fd_set_nonblocking(so->fd, 1);
+                err = wsp_socket_fd_nonblocking(so, 1);
             if (!err) {
                 so->nonblocking = 1;
                 ne->kind = kind;
@@ -628,7 +628,7 @@ int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out, LPINT
  * blocking connect ran on another thread (no hook tells this file when that one ends), or the
  * watch could not start. The first send or recv starts it. */
 static void late_watch(struct wsp_socket *so) {
-    wsp_fd_set_nonblocking(so->fd, 1); /* a blocking connect leaves the descriptor blocking */
+    wsp_socket_fd_nonblocking(so, 1); /* a blocking connect leaves the descriptor blocking */
     if (ensure_watch(so) == 0) {
         report_conditions(so);
         rearm(so);
@@ -706,7 +706,7 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     ne->mask = pne->mask;
     ne->armed = FD_ALL_EVENTS;
     child->nonblocking = 1;
-    wsp_fd_set_nonblocking(child->fd, 1);
+    wsp_socket_fd_nonblocking(child, 1);
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
     if (ensure_watch(child) == 0) {
         report_conditions(child);

@@ -43,6 +43,7 @@ SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP
         wsp_fail(lpErrno, err);
         return INVALID_SOCKET;
     }
+    so->fd_nonblocking = 1;
     return so->handle;
 }
 

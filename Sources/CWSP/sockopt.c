@@ -214,7 +214,7 @@ static int set_nonblocking(struct wsp_socket *so, int on) {
     /* Only a connected socket's descriptor follows its mode; the others stay non-blocking
      * because the provider does the waiting for them. */
     if (so->state == WSP_STATE_CONNECTED) {
-        int err = wsp_fd_set_nonblocking(so->fd, on);
+        int err = wsp_socket_fd_nonblocking(so, on);
         if (err)
             return err;
     }
