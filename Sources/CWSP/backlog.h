@@ -8,6 +8,12 @@
 
 struct wsp_listener;
 
+/* How long a request counts as just arrived: a non-blocking accept usually takes it within
+ * that time, so until then the reactor does not watch its client (listener.c; accept
+ * checks the client of an unwatched request itself). A client that leaves meanwhile holds
+ * its place in the backlog that much longer; it is never presented or handed out. */
+#define WSP_FRESH_REQUEST_MS 10
+
 struct wsp_request {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
     struct wsp_request *next, *prev;

@@ -193,9 +193,6 @@ void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) {
     }
 }
 
-/* How long a request may wait in the backlog before the reactor watches its client. */
-#define WATCH_DELAY_MS 10
-
 /* so->lock held. A complete request: into the backlog, or refused when it is full. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     wsp_request_unlink(&l->handshaking, r);
@@ -217,7 +214,7 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
     if (r->watched)
         wsp_listener_watch(l, r);
     else if (l->waiters == 0 && l->so->entry->connect_data)
-        r->watch_ms = r->queued_ms + WATCH_DELAY_MS;
+        r->watch_ms = r->queued_ms + WSP_FRESH_REQUEST_MS;
     else if (!l->handoff)
         l->handoff = r;
     wsp_listener_rearm(l);

@@ -115,6 +115,7 @@ int wsp_reactor_is_current(void) {
 static void *reactor_main(void *arg) {
     (void)arg;
     on_reactor_thread = 1;
+    pthread_setname_np(pthread_self(), "wsp-reactor"); /* for ps, perf and debuggers */
     struct epoll_event events[BATCH];
     while (!atomic_load(&stopping)) {
         int n = epoll_wait(epfd, events, BATCH, -1);

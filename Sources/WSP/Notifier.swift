@@ -7,7 +7,7 @@ struct NetworkEvents: Sendable {
     var events: Int32 = 0
     /// The error code of each event, indexed by `FD_…_BIT`; an entry is meaningful while its
     /// bit is set.
-    var errors = [Int32](repeating: 0, count: Int(FD_MAX_EVENTS))
+    var errors = InlineArray<10, Int32>(repeating: 0) // FD_MAX_EVENTS, kept inline: no allocation per event
 
     /// The events a later provider call raises again (SEMANTICS §5). A waiter consumes these;
     /// `FD_CONNECT` and `FD_CLOSE` happen once, so they stay set for every later waiter.
