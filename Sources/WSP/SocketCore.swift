@@ -90,7 +90,7 @@ final class SocketCore: Sendable {
     /// registered socket, but selected only while a task waits for a request
     /// (``waitForAccept(_:)``). Accepted sockets inherit the listener's selection (the
     /// provider's rule), and a selected connected socket costs the provider a watch on its
-    /// descriptor (system calls when it starts, a reactor wake-up when the socket closes)
+    /// descriptor (system calls when it starts and when it ends)
     /// that an accepted socket used synchronously, or just closed, never needs. Such a
     /// socket still starts non-blocking, as the listener is.
     func listenerRegistration() throws(WSPError) -> EventRegistration {
