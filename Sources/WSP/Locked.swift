@@ -6,12 +6,13 @@ import Glibc
 /// intercepts them) but not the futex-based `Mutex` of the uninstrumented standard library,
 /// which made every access it guards look like a race: the Swift suite runs under
 /// ThreadSanitizer in CI (`make check-swift-tsan`), and its reports must mean something.
-final class Locked<Value>: @unchecked Sendable {
+/// `package`: wspcat uses it too, for the same reason.
+package final class Locked<Value>: @unchecked Sendable {
     // @unchecked: `value` is only touched inside withLock, under `mutex`.
     private var value: Value
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
 
-    init(_ value: Value) {
+    package init(_ value: Value) {
         self.value = value
         mutex = .allocate(capacity: 1)
         pthread_mutex_init(mutex, nil)
@@ -22,7 +23,7 @@ final class Locked<Value>: @unchecked Sendable {
         mutex.deallocate()
     }
 
-    func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
+    package func withLock<R, E: Error>(_ body: (inout Value) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)

@@ -1,7 +1,6 @@
 import ArgumentParser
 import CWSP
 import Glibc
-import Synchronization
 import WSP
 
 struct Listen: ParsableCommand {
@@ -151,7 +150,7 @@ final class Server: Sendable {
     let log: EventLog
     let service: Service
     let keepOpen: Bool
-    private let state = Mutex((inService: 0, served: 0, stopping: false))
+    private let state = Locked((inService: 0, served: 0, stopping: false))
 
     init(rules: AdmissionRules, log: EventLog, service: Service, keepOpen: Bool) {
         self.rules = rules
@@ -370,7 +369,7 @@ final class Server: Sendable {
 /// connection is in service wait for the next one. At end of input every connection, current
 /// and later, has its sending side shut down.
 final class StdinFeeder: Sendable {
-    private let state = Mutex((current: Stream?.none, eof: false, reading: false))
+    private let state = Locked((current: Stream?.none, eof: false, reading: false))
 
     func attach(_ stream: Stream) {
         let (eof, startReader) = state.withLock { s -> (Bool, Bool) in

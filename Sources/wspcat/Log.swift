@@ -1,6 +1,6 @@
 import ArgumentParser
 import Glibc
-import Synchronization
+import WSP
 
 enum LogFormat: String, ExpressibleByArgument, CaseIterable, Sendable {
     case text
@@ -14,7 +14,7 @@ final class EventLog: Sendable {
     let quiet: Bool
     /// stderr, except in the demo, which tells its whole story on stdout.
     let fd: Int32
-    private let lock = Mutex(())
+    private let lock = Locked(())
 
     init(format: LogFormat, quiet: Bool, fd: Int32 = 2) {
         self.format = format

@@ -1,6 +1,5 @@
 import CWSP
 import Glibc
-import Synchronization
 import WSP
 
 /// A connected socket shared by the threads that pump its two directions. A WSP socket is a
@@ -16,7 +15,7 @@ final class Stream: Sendable {
 
     private let owner: Owner
     let peer: String
-    private let counts = Mutex((received: 0, sent: 0))
+    private let counts = Locked((received: 0, sent: 0))
 
     init(_ owner: consuming Owner, peer: String) {
         self.owner = owner
