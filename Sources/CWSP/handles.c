@@ -178,7 +178,7 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
 
 /* ---- small descriptor helpers shared by the files that do I/O ----------------------------- */
 
-int wsp_fd_set_nonblocking(int fd, int on) {
+static int set_fd_nonblocking(int fd, int on) {
     /* One system call, where fcntl's read-modify-write takes two: this is on every accept. */
     if (ioctl(fd, FIONBIO, &on) < 0)
         return wsp_wsa_from_errno(errno);
@@ -188,7 +188,7 @@ int wsp_fd_set_nonblocking(int fd, int on) {
 int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) {
     if (so->fd_nonblocking == on)
         return 0;
-    int err = wsp_fd_set_nonblocking(so->fd, on);
+    int err = set_fd_nonblocking(so->fd, on);
     so->fd_nonblocking = err ? -1 : on;
     return err;
 }

@@ -176,10 +176,9 @@ int wsp_socket_close_all(void) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
 
-/* Sets O_NONBLOCK on fd to match on; 0 or a WSA code. */
-int wsp_fd_set_nonblocking(int fd, int on) WSP_INTERNAL;
-/* The same for so->fd, skipped when so->fd_nonblocking says it is so already (on every
- * accept and registration the mode is usually right). so->lock held. */
+/* Sets O_NONBLOCK on so->fd to match on, skipped when so->fd_nonblocking says it is so
+ * already (on every accept and registration the mode is usually right); 0 or a WSA code.
+ * so->lock held. */
 int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) WSP_INTERNAL;
 /* Waits until fd polls with one of events, at most timeout_ms (-1: forever). Returns the
  * revents, 0 on time-out, or -WSA code. */
