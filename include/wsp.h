@@ -350,6 +350,42 @@ typedef void (*LPWSAUSERAPC)(DWORD_PTR dwContext);
 /* Bytes (read-only): the callee data the last connect-data connect received; optlen is set
  * to their count. The way to read them after a non-blocking connect completes. */
 #define WSP_CALLEE_DATA 0x0008
+/* DWORD (read-only): why the last connect-data connect on this socket was refused, one of
+ * the WSP_REASON_… values below (WSP_REASON_NONE when it was not refused). Set when the
+ * connect fails with WSAECONNREFUSED or, for WSP_REASON_CALLEE_DATA_TOO_LONG, WSAEFAULT;
+ * kept until the next connect. */
+#define WSP_REFUSE_REASON 0x0009
+/* WSP_DROP_HANDLER_DATA (listener, write-only): a function the provider calls for each
+ * request it ends without presenting it to a condition function, or refuses on the
+ * application's behalf (see WSP_DROP_HANDLER_DATA). NULL lpfnHandler removes it. */
+#define WSP_DROP_HANDLER 0x000A
+
+/* Why a connect-data request was refused or dropped. The client reads the reason with
+ * getsockopt(SOL_WSP, WSP_REFUSE_REASON); a listener's drop handler receives it too. Clients
+ * built before reasons 4 and above existed are told WSP_REASON_REJECTED instead. */
+#define WSP_REASON_NONE 0
+#define WSP_REASON_REJECTED 1          /* the condition function returned CF_REJECT */
+#define WSP_REASON_BACKLOG_FULL 2      /* the listener's backlog was full */
+#define WSP_REASON_CLOSING 3           /* the listener closed before it decided */
+#define WSP_REASON_DATA_TOO_LONG 4     /* caller data or QoS longer than the listener takes */
+#define WSP_REASON_MALFORMED 5         /* the request broke the protocol (docs/PROTOCOL.md) */
+#define WSP_REASON_HANDSHAKE_TIMEOUT 6 /* the request was not whole within the deadline */
+#define WSP_REASON_CALLEE_DATA_TOO_LONG 7 /* the answer's callee data did not fit the client's
+                                           * callee buffer: the client's connect fails with
+                                           * WSAEFAULT, the accept reports WSAEFAULT once */
+#define WSP_REASON_EXPIRED 8           /* the client's connect limit passed before a decision */
+
+/* A drop handler runs on a provider thread with no lock held, once per dropped or refused
+ * request, after the client has been answered. It must not block; it may call WSP for other
+ * sockets. addr is the client's address (valid during the call only); reason is a
+ * WSP_REASON_… value. Rejections by the condition function are not reported here: the
+ * application made them. */
+typedef void (*LPWSPDROPHANDLER)(SOCKET listener, const struct sockaddr *addr, int addrlen,
+                                 DWORD reason, DWORD_PTR context);
+typedef struct wsp_drop_handler_data {
+    LPWSPDROPHANDLER lpfnHandler;
+    DWORD_PTR dwContext;
+} WSP_DROP_HANDLER_DATA;
 
 #define WSP_DEFAULT_CONNECT_TIMEOUT_MS 30000u
 #define WSP_DEFAULT_CONNECT_LIMIT_MS 0u
@@ -369,6 +405,9 @@ typedef struct wsp_listener_stats {
     uint64_t malformed;        /* connect-data requests dropped as malformed */
     uint32_t backlog;          /* the backlog in force, after clamping */
     uint32_t queued;           /* requests waiting in the backlog now */
+    uint64_t too_long;         /* refused: caller data or QoS above the listener's limits */
+    uint64_t undeliverable;    /* ended: the answer did not fit the client's callee buffer */
+    uint64_t expired;          /* ended: the client's connect limit passed while queued */
 } WSP_LISTENER_STATS_DATA;
 
 /* lpWSPIoctl codes. FIONBIO, FIONREAD and SIOCATMARK take Linux's or Winsock's values. */
