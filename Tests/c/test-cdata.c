@@ -656,7 +656,7 @@ struct bad_frame {
 };
 
 static const uint8_t bad_magic[] = {'X', 'S', 1, 1, 0, 0, 0, 0};
-static const uint8_t bad_version[] = {'W', 'S', 3, 1, 0, 0, 0, 0};
+static const uint8_t bad_version[] = {'W', 'S', 4, 1, 0, 0, 0, 0};
 static const uint8_t bad_type[] = {'W', 'S', 1, 9, 0, 0, 0, 0};
 static const uint8_t answer_type[] = {'W', 'S', 1, 2, 0, 0, 0, 0}; /* ACCEPT, from a client */
 static const uint8_t oversize[] = {'W', 'S', 1, 1, 1, 0, 0xff, 0xff};
