@@ -1075,6 +1075,10 @@ TEST(cdata_nonblocking_connect_refused) {
         sleep_ms(2);
     }
     CHECK_EQ(v, WSAECONNREFUSED);
+    /* The reason outlives the error's reading, until the next connect. */
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_REFUSE_REASON, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_REASON_REJECTED);
 }
 
 /* Nothing listens: the request's first send meets the reset. Blocking, the connect fails at
