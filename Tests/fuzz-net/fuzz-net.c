@@ -579,7 +579,8 @@ static const char *const OUTCOME_NAMES[O_COUNT] = {"accepted", "refused", "dropp
                                                    "reset by client"};
 
 static atomic_long kind_count[K_COUNT], class_count[C_COUNT], delivery_count[D_COUNT],
-    ending_count[E_COUNT], outcome_count[C_COUNT][O_COUNT], raw_cases, extra_at_buffer_size;
+    ending_count[E_COUNT], outcome_count[C_COUNT][O_COUNT],
+    valid_outcome_by_ending[E_COUNT][O_COUNT], raw_cases, extra_at_buffer_size;
 static atomic_int stopping;
 static long long run_end_ms;
 static long max_cases;
@@ -852,6 +853,8 @@ static void run_raw_case(rng *r, struct stream *s, uint8_t *answer_buf, size_t a
     atomic_fetch_add(&delivery_count[k.delivery], 1);
     atomic_fetch_add(&ending_count[k.ending], 1);
     atomic_fetch_add(&outcome_count[c.cls][o], 1);
+    if (c.cls == C_VALID)
+        atomic_fetch_add(&valid_outcome_by_ending[k.ending][o], 1);
 }
 
 static uint64_t master_seed;
@@ -924,6 +927,7 @@ static void good_connect(rng *r, uint8_t *caller, uint8_t *callee) {
     if (s == INVALID_SOCKET)
         return;
     set_dword(s, WSP_MAX_CALLER_DATA, LISTENER_MAX_CALLER); /* the client's default is less */
+    set_dword(s, WSP_CONNECT_LIMIT, CLIENT_PATIENCE_MS); /* a stuck server: a failure, not a hang */
     int err = 0;
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int alen = sizeof a;
@@ -1112,6 +1116,12 @@ static void print_summary(const WSP_LISTENER_STATS_DATA *st, long long ms) {
             printf("%s%s %ld", o ? ", " : " (", OUTCOME_NAMES[o], atomic_load(&outcome_count[c][o]));
         printf(")");
     }
+    printf("\nfuzz-net: valid requests by ending:");
+    for (int e = 0; e < E_RESET; e++)
+        printf(" %s (accepted %ld, refused %ld, dropped %ld)", ENDING_NAMES[e],
+               atomic_load(&valid_outcome_by_ending[e][O_ACCEPTED]),
+               atomic_load(&valid_outcome_by_ending[e][O_REFUSED]),
+               atomic_load(&valid_outcome_by_ending[e][O_DROPPED]));
     printf("\nfuzz-net: extra bytes after a request of a read-buffer size: %ld\n",
            atomic_load(&extra_at_buffer_size));
     printf("fuzz-net: condition function: %ld presentations, %ld accept, %ld reject, %ld defer; "
