@@ -955,10 +955,8 @@ static void good_connect(rng *r, uint8_t *caller, uint8_t *callee) {
     uint32_t offered = offered_for(states_capacity, cap);
     enum decision d = decision_for(caller, len);
     uint32_t flow[16] = {0};
-    struct record *rec =
-        record_add(ntohs(a.sin_port), 1, "good client",
-                   content_hash(1, caller, len, 0, flow, NULL, 0, offered), d, 0, 0);
-    (void)rec;
+    record_add(ntohs(a.sin_port), 1, "good client",
+               content_hash(1, caller, len, 0, flow, NULL, 0, offered), d, 0, 0);
     WSABUF caller_buf = {len, (char *)caller};
     WSABUF callee_buf = {cap, (char *)callee};
     long long start = now_ms();
