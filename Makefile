@@ -110,6 +110,7 @@ check-tsan:
 # so the connection that test waits for is lost (an artifact of valgrind, not of WSP).
 VALGRIND_BUILD = build/valgrind
 VALGRIND_TEST_FILES = Tests/c/test-accept.c Tests/c/test-accept-plain.c Tests/c/test-accept-edge.c \
+	Tests/c/test-hostile.c \
 	Tests/c/test-cdata.c Tests/c/test-connect.c
 VALGRIND_SKIP = edge_running_out_of_descriptors_pauses_and_resumes_the_listener
 VALGRIND_TESTS = $(filter-out $(VALGRIND_SKIP),$(shell sed -n 's/^TEST[A-Z_]*.\([a-z0-9_]*\).*/\1/p' $(VALGRIND_TEST_FILES)))
