@@ -84,6 +84,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/types.h>
+#include <string.h>
 
 #include "../wsp.h"
 
@@ -137,6 +138,10 @@ typedef WSAOVERLAPPED OVERLAPPED, *LPOVERLAPPED;
 typedef WSAEVENT *LPWSAEVENT;
 
 #define ADDR_ANY INADDR_ANY
+
+/* Windows' winsock2.h brings in windows.h; of it, programs mostly use these two. */
+#define ZeroMemory(dest, len) memset((dest), 0, (len))
+#define CopyMemory(dest, src, len) memcpy((dest), (src), (len))
 
 /* The …A names: strings are UTF-8 char throughout. */
 typedef WSAPROTOCOL_INFO WSAPROTOCOL_INFOA, *LPWSAPROTOCOL_INFOA;
