@@ -139,9 +139,12 @@ typedef WSAEVENT *LPWSAEVENT;
 
 #define ADDR_ANY INADDR_ANY
 
-/* Windows' winsock2.h brings in windows.h; of it, programs mostly use these two. */
+/* Windows' winsock2.h brings in windows.h; of it, socket programs mostly use these: the
+ * two memory macros, and the first message number free for a program's own messages (a
+ * WSAAsyncSelect message is usually WM_USER + n). */
 #define ZeroMemory(dest, len) memset((dest), 0, (len))
 #define CopyMemory(dest, src, len) memcpy((dest), (src), (len))
+#define WM_USER 0x0400
 
 /* The …A names: strings are UTF-8 char throughout. */
 typedef WSAPROTOCOL_INFO WSAPROTOCOL_INFOA, *LPWSAPROTOCOL_INFOA;

@@ -1,5 +1,6 @@
 /* A select() server with several clients, written as for Windows: one thread, a listener
- * and its clients in one fd_set, echoing each client's line back until the client closes.
+ * and its clients in one fd_set, echoing each client's line back until the client closes
+ * (the clients: echo-client.c).
  * The clients are connected all at once (barriers hold each after its connect and again
  * before its close) so that the server's sets really hold all of them together. */
 #include <wsp/winsock2.h>
@@ -7,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "echo-client.h"
 #include "programs.h"
 
 #define CLIENTS 5
@@ -87,48 +89,14 @@ static int select_server_main(void) {
     return served == CLIENTS && most_at_once == CLIENTS ? 0 : 1;
 }
 
-static int select_client_main(const char *port, int id) {
-    WSADATA wsaData;
-    SOCKADDR_IN server;
-    char line[64], echo[64];
-
-    if (WSAStartup(MAKEWORD(2, 2), &wsaData) != 0)
-        return 1;
-    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
-    server.sin_family = AF_INET;
-    server.sin_addr.s_addr = inet_addr("127.0.0.1");
-    server.sin_port = htons((u_short)atoi(port));
-    if (connect(s, (SOCKADDR *)&server, sizeof(server)) == SOCKET_ERROR) {
-        printf("connect failed: %d\n", WSAGetLastError());
-        closesocket(s);
-        WSACleanup();
-        return 1;
-    }
-    pthread_barrier_wait(&all_connected);
-    int n = snprintf(line, sizeof(line), "hello from client %d", id);
-    int ok = send(s, line, n, 0) == n;
-    int got = 0;
-    while (ok && got < n) {
-        int r = recv(s, echo + got, (int)sizeof(echo) - got, 0);
-        if (r <= 0)
-            ok = 0;
-        else
-            got += r;
-    }
-    ok = ok && got == n && memcmp(line, echo, (size_t)n) == 0;
-    pthread_barrier_wait(&all_echoed);
-    closesocket(s);
-    WSACleanup();
-    return ok ? 0 : 1;
-}
-
 static void *server_thread(void *arg) {
     (void)arg;
     return (void *)(long)select_server_main();
 }
 
 static void *client_thread(void *arg) {
-    return (void *)(long)select_client_main(await_port(&select_port), (int)(long)arg);
+    return (void *)(long)echo_client_main(await_port(&select_port), (int)(long)arg,
+                                         &all_connected, &all_echoed);
 }
 
 TEST(winsock_select_server_with_several_clients) {
