@@ -102,19 +102,21 @@ SOCKET ws2_socket(int af, int type, int protocol) {
         }                                                                                  \
     } while (0)
 
-/* A provider's int result: passed on, its error made the thread's last error. */
-static int result(int rc, int err) { return rc == SOCKET_ERROR ? winsock_fail(err) : rc; }
+/* A provider's int result: passed on, its error made the thread's last error. The error
+ * comes by pointer so that it is read after the call that sets it (argument evaluation is
+ * unordered). */
+static int result(int rc, const int *err) { return rc == SOCKET_ERROR ? winsock_fail(*err) : rc; }
 
 int ws2_bind(SOCKET s, const struct sockaddr *name, int namelen) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPBind(s, name, namelen, &err), err);
+    return result(r.provider->table.lpWSPBind(s, name, namelen, &err), &err);
 }
 
 int ws2_listen(SOCKET s, int backlog) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPListen(s, backlog, &err), err);
+    return result(r.provider->table.lpWSPListen(s, backlog, &err), &err);
 }
 
 SOCKET WSAAccept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC lpfnCondition,
@@ -140,7 +142,7 @@ int WSAConnect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF lpCa
     int err = 0;
     return result(r.provider->table.lpWSPConnect(s, name, namelen, lpCallerData, lpCalleeData,
                                                  lpSQOS, lpGQOS, &err),
-                  err);
+                  &err);
 }
 
 int ws2_connect(SOCKET s, const struct sockaddr *name, int namelen) {
@@ -150,7 +152,7 @@ int ws2_connect(SOCKET s, const struct sockaddr *name, int namelen) {
 int ws2_shutdown(SOCKET s, int how) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPShutdown(s, how, &err), err);
+    return result(r.provider->table.lpWSPShutdown(s, how, &err), &err);
 }
 
 int ws2_closesocket(SOCKET s) {
@@ -160,19 +162,19 @@ int ws2_closesocket(SOCKET s) {
     /* A close that would block (a non-blocking socket lingering) leaves the socket open. */
     if (rc == 0 || err == WSAENOTSOCK)
         winsock_route_remove(s);
-    return result(rc, err);
+    return result(rc, &err);
 }
 
 int WSASendDisconnect(SOCKET s, LPWSABUF lpOutboundDisconnectData) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPSendDisconnect(s, lpOutboundDisconnectData, &err), err);
+    return result(r.provider->table.lpWSPSendDisconnect(s, lpOutboundDisconnectData, &err), &err);
 }
 
 int WSARecvDisconnect(SOCKET s, LPWSABUF lpInboundDisconnectData) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPRecvDisconnect(s, lpInboundDisconnectData, &err), err);
+    return result(r.provider->table.lpWSPRecvDisconnect(s, lpInboundDisconnectData, &err), &err);
 }
 
 SOCKET WSAJoinLeaf(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF lpCallerData,
@@ -192,7 +194,7 @@ int WSADuplicateSocket(SOCKET s, DWORD dwProcessId, LPWSAPROTOCOL_INFO lpProtoco
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
     return result(r.provider->table.lpWSPDuplicateSocket(s, dwProcessId, lpProtocolInfo, &err),
-                  err);
+                  &err);
 }
 
 /* ---- data ------------------------------------------------------------------------------ */
@@ -216,7 +218,7 @@ int WSASend(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumberO
     return result(r.provider->table.lpWSPSend(s, lpBuffers, dwBufferCount, lpNumberOfBytesSent,
                                               dwFlags, lpOverlapped, lpCompletionRoutine,
                                               thread_id_for(lpOverlapped, &tid), &err),
-                  err);
+                  &err);
 }
 
 int WSARecv(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumberOfBytesRecvd,
@@ -228,7 +230,7 @@ int WSARecv(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumberO
     return result(r.provider->table.lpWSPRecv(s, lpBuffers, dwBufferCount, lpNumberOfBytesRecvd,
                                               lpFlags, lpOverlapped, lpCompletionRoutine,
                                               thread_id_for(lpOverlapped, &tid), &err),
-                  err);
+                  &err);
 }
 
 int WSASendTo(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumberOfBytesSent,
@@ -242,7 +244,7 @@ int WSASendTo(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumbe
                                                 dwFlags, lpTo, iTolen, lpOverlapped,
                                                 lpCompletionRoutine,
                                                 thread_id_for(lpOverlapped, &tid), &err),
-                  err);
+                  &err);
 }
 
 int WSARecvFrom(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNumberOfBytesRecvd,
@@ -256,7 +258,7 @@ int WSARecvFrom(SOCKET s, LPWSABUF lpBuffers, DWORD dwBufferCount, LPDWORD lpNum
                                                   lpNumberOfBytesRecvd, lpFlags, lpFrom,
                                                   lpFromlen, lpOverlapped, lpCompletionRoutine,
                                                   thread_id_for(lpOverlapped, &tid), &err),
-                  err);
+                  &err);
 }
 
 BOOL WSAGetOverlappedResult(SOCKET s, LPWSAOVERLAPPED lpOverlapped, LPDWORD lpcbTransfer,
@@ -324,14 +326,14 @@ int ws2_getsockopt(SOCKET s, int level, int optname, char *optval, int *optlen) 
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
     return result(r.provider->table.lpWSPGetSockOpt(s, level, optname, optval, optlen, &err),
-                  err);
+                  &err);
 }
 
 int ws2_setsockopt(SOCKET s, int level, int optname, const char *optval, int optlen) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
     return result(r.provider->table.lpWSPSetSockOpt(s, level, optname, optval, optlen, &err),
-                  err);
+                  &err);
 }
 
 int WSAIoctl(SOCKET s, DWORD dwIoControlCode, LPVOID lpvInBuffer, DWORD cbInBuffer,
@@ -345,7 +347,7 @@ int WSAIoctl(SOCKET s, DWORD dwIoControlCode, LPVOID lpvInBuffer, DWORD cbInBuff
                                                lpvOutBuffer, cbOutBuffer, lpcbBytesReturned,
                                                lpOverlapped, lpCompletionRoutine,
                                                thread_id_for(lpOverlapped, &tid), &err),
-                  err);
+                  &err);
 }
 
 /* The SPI's argument is a 32-bit u_long, as on Windows; this one is the program's
@@ -363,13 +365,13 @@ int ws2_ioctlsocket(SOCKET s, long cmd, u_long *argp) {
 int ws2_getpeername(SOCKET s, struct sockaddr *name, int *namelen) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPGetPeerName(s, name, namelen, &err), err);
+    return result(r.provider->table.lpWSPGetPeerName(s, name, namelen, &err), &err);
 }
 
 int ws2_getsockname(SOCKET s, struct sockaddr *name, int *namelen) {
     ROUTE_OR_FAIL(s, r, SOCKET_ERROR);
     int err = 0;
-    return result(r.provider->table.lpWSPGetSockName(s, name, namelen, &err), err);
+    return result(r.provider->table.lpWSPGetSockName(s, name, namelen, &err), &err);
 }
 
 BOOL WSAGetQOSByName(SOCKET s, LPWSABUF lpQOSName, LPQOS lpQOS) {
