@@ -31,8 +31,8 @@ report "declared with WSP_EXPORT in include/ but not exported by $lib" \
 # wsp/winsock2.h maps POSIX names to its own (#define socket ws2_socket): each target must be
 # an exported function (or a type the header defines), or a Winsock program would compile
 # and then fail to link.
-renamed=$(sed -nE 's/^#define[[:space:]]+[A-Za-z_]+[[:space:]]+(ws2_[A-Za-z0-9_]+)[[:space:]]*$/\1/p' \
-    include/wsp/winsock2.h | sort -u)
+mapping='^#define[[:space:]]+[A-Za-z_]+[[:space:]]+(ws2_[A-Za-z0-9_]+)[[:space:]]*$'
+renamed=$(sed -nE "s/$mapping/\\1/p" include/wsp/winsock2.h | sort -u)
 types=$(sed -nE 's/^typedef struct (ws2_[A-Za-z0-9_]+).*/\1/p' include/wsp/winsock2.h | sort -u)
 renamed=$(comm -23 <(echo "$renamed") <(echo "$types"))
 report "mapped to by a #define in include/wsp/winsock2.h but not exported by $lib" \
