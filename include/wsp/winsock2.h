@@ -38,7 +38,8 @@
  *     include it before other headers in C++.
  * Name resolution (getaddrinfo, gethostbyname, inet_addr, htons, …) is Linux's own, from the
  * headers above: those calls do not involve sockets and need no provider. They need glibc's
- * default feature set (gcc's default -std=gnu11, or -D_GNU_SOURCE / -D_DEFAULT_SOURCE).
+ * default feature set (gcc's default -std=gnu11, or -D_GNU_SOURCE / -D_DEFAULT_SOURCE), and
+ * getaddrinfo reports glibc's EAI_… codes where Windows' reports WSA ones.
  *
  * Values that differ from Windows'. Address families, socket option names, MSG_ flags and
  * ioctl codes are Linux's (AF_INET6 is 10, not 23; SOL_SOCKET is 1), because the addresses
