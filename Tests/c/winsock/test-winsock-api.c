@@ -329,3 +329,37 @@ TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* Many handles, made and closed from several threads at once: every one is routed while it
+ * lives (the route table grows past its first size) and none once it is closed. */
+#define ROUTE_THREADS 4
+#define ROUTE_SOCKETS 400
+
+static void *make_and_close_sockets(void *arg) {
+    (void)arg;
+    SOCKET mine[ROUTE_SOCKETS];
+    for (int i = 0; i < ROUTE_SOCKETS; i++) {
+        mine[i] = socket(i % 2 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+        if (mine[i] == INVALID_SOCKET)
+            return (void *)1L;
+    }
+    for (int i = 0; i < ROUTE_SOCKETS; i++) {
+        u_long nonblocking = 1; /* a call that needs the route */
+        if (ioctlsocket(mine[i], FIONBIO, &nonblocking) != 0 || closesocket(mine[i]) != 0)
+            return (void *)2L;
+    }
+    for (int i = 0; i < ROUTE_SOCKETS; i++)
+        if (closesocket(mine[i]) != SOCKET_ERROR || WSAGetLastError() != WSAENOTSOCK)
+            return (void *)3L;
+    return NULL;
+}
+
+TEST(winsock_routes_follow_many_handles_from_several_threads) {
+    startup();
+    pthread_t t[ROUTE_THREADS];
+    for (int i = 0; i < ROUTE_THREADS; i++)
+        t[i] = start_thread(make_and_close_sockets, NULL);
+    for (int i = 0; i < ROUTE_THREADS; i++)
+        CHECK_EQ(join_thread(t[i]), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
