@@ -176,3 +176,6 @@ $(BUILD)/winsock-header-check.stamp: $(HEADERS) $(WINSOCK_HEADER_CHECK)
 	@touch $@
 
 check-c: $(BUILD)/winsock-header-check.stamp
+
+# The Winsock program tests share two headers of their own.
+$(filter $(BUILD)/test-obj/winsock/%,$(TEST_OBJS)): $(wildcard Tests/c/winsock/*.h)
