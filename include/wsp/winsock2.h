@@ -54,8 +54,9 @@
  *   - the Microsoft extension functions (AcceptEx, ConnectEx, TransmitFile, DisconnectEx…):
  *     WSAIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) fails with WSAEINVAL, the provider not
  *     knowing the GUID;
- *   - I/O completion ports (CreateIoCompletionPort is not declared), socket groups (g must
- *     be 0), WSADuplicateSocket, WSAJoinLeaf and disconnect data: WSAEOPNOTSUPP.
+ *   - I/O completion ports: CreateIoCompletionPort is not declared;
+ *   - socket groups: a g other than 0 fails with WSAEINVAL;
+ *   - WSADuplicateSocket, WSAJoinLeaf, WSAGetQOSByName and disconnect data: WSAEOPNOTSUPP.
  * Only TCP over IPv4 and IPv6 is in WSP's catalog: socket(AF_INET, SOCK_DGRAM, 0) fails with
  * WSAESOCKTNOSUPPORT.
  *
@@ -306,7 +307,8 @@ typedef ws2_fd_set FD_SET, *PFD_SET, *LPFD_SET;
 
 /* nfds is ignored, as on Windows. All the handles must belong to one provider; with no
  * handle in any set: WSAEINVAL. Returns how many handles are ready and leaves only those in
- * the sets; 0 when timeout (NULL: none) passed first. */
+ * the sets; 0 when timeout (NULL: none) passed first. WSP's provider takes at most 64
+ * handles per set, whatever FD_SETSIZE is: WSAEINVAL beyond. */
 WSP_EXPORT int ws2_select(int nfds, ws2_fd_set *readfds, ws2_fd_set *writefds,
                           ws2_fd_set *exceptfds, const struct timeval *timeout);
 /* FD_ISSET's function (Windows calls it __WSAFDIsSet). */
