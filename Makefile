@@ -14,6 +14,9 @@
 #   make demo         a server and clients showing accept, reject and defer
 #   make bench        connections per second and event-driven ping-pong round trips per
 #                     second, each against raw sockets, pinned to one CPU
+#   make bench-load   concurrent load: 64 and 512 client threads against a WSP connect-data
+#                     server and a raw-socket server with the same accept threads, both CPUs
+#                     and pinned; rate, latency percentiles, server CPU, wrong/lost outcomes
 #   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
 #                     the C provider, the Swift sync and async APIs and SwiftNIO, pinned
 #   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0) and wsp.pc under
@@ -43,7 +46,7 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz fuzz-net \
-	check-valgrind demo bench bench-swift clean \
+	check-valgrind demo bench bench-load bench-swift clean \
 	install uninstall check-exports check-install
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -157,6 +160,17 @@ $(BUILD)/bench-events: Benchmarks/c/bench-events.c $(BUILD)/libcwsp.a
 bench: $(BUILD)/bench $(BUILD)/bench-events
 	taskset -c 0 $(BUILD)/bench
 	taskset -c 0 $(BUILD)/bench-events
+
+# Concurrent load (Benchmarks/c/bench-load.c): client threads against a WSP connect-data
+# server and a raw-socket server doing the same exchange, in one run; both CPUs, then pinned.
+$(BUILD)/bench-load: Benchmarks/c/bench-load.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench-load: $(BUILD)/bench-load
+	$(BUILD)/bench-load 64 3 2
+	$(BUILD)/bench-load 512 3 2
+	taskset -c 0 $(BUILD)/bench-load 64 3 2
+	taskset -c 0 $(BUILD)/bench-load 512 3 2
 
 # ---- installation ---------------------------------------------------------------------------
 # The public headers are include/wsp.h and include/wsp/*.h (include/module.modulemap is for
