@@ -19,6 +19,8 @@
 #                     and its soname is libcwsp.so.0
 #   make check-install  install into a temporary prefix, build and run examples/demo.c
 #                     against it through pkg-config (static and shared), uninstall
+#   make check-layers  the provider's C files form layers that look only down: fails on a
+#                     call from a file to one above it (the map: docs/ARCHITECTURE.md)
 
 CC ?= cc
 BUILD ?= build
@@ -37,7 +39,7 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c,$(wildcard Tests/c/*.c))
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz demo bench bench-swift clean \
-	install uninstall check-exports check-install
+	install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -153,6 +155,10 @@ check-exports: $(BUILD)/libcwsp.so
 
 check-install: all
 	MAKE="$(MAKE)" Tests/install/run.sh
+
+# The layer map of docs/ARCHITECTURE.md against what each object file defines and uses (nm).
+check-layers: $(LIB_OBJS)
+	Tests/layers/check-layers --map docs/ARCHITECTURE.md $(LIB_OBJS)
 
 bench-swift:
 	cd Benchmarks && swift build -c release
