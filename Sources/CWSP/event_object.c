@@ -1,4 +1,4 @@
-/* Event objects and the thread's last error; wsp/event.h is the contract.
+/* Event objects; wsp/event.h is the contract.
  *
  * An event is a flag under its own mutex plus an eventfd that mirrors the flag for poll loops
  * (waitable.h), and the epoll set of the sockets registered on it (event_set.h). A wait for
@@ -56,17 +56,8 @@ struct event {
 };
 
 static struct wsp_object_table events = WSP_OBJECT_TABLE_INIT(WSP_TAG_EVENT);
-static _Thread_local int last_error;
 /* The event whose set this thread is pumping inside its own wait for it. */
 static _Thread_local const struct event *pumping;
-
-int WSAGetLastError(void) {
-    return last_error;
-}
-
-void WSASetLastError(int iError) {
-    last_error = iError;
-}
 
 static void destroy_event(struct wsp_object *obj) {
     struct event *ev = (struct event *)obj;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "wsp.h"
 
@@ -37,6 +38,41 @@ int wsp_wsa_resource_error(int e) WSP_INTERNAL;
 /* Writes code to *lpErrno (when lpErrno is not NULL) and returns SOCKET_ERROR: the one way a
  * member of the table reports failure. */
 int wsp_fail(LPINT lpErrno, int code) WSP_INTERNAL;
+
+/* ---- time (clock.c) ---------------------------------------------------------------------- */
+
+/* A deadline is a moment on wsp_now_ms's clock (CLOCK_MONOTONIC, milliseconds). The one
+ * marker for "no deadline": */
+#define WSP_NO_DEADLINE UINT64_MAX
+
+uint64_t wsp_now_ms(void) WSP_INTERNAL;
+/* The deadline timeout_ms from now, never early; WSP_NO_DEADLINE when timeout_ms < 0. */
+uint64_t wsp_deadline_in(int64_t timeout_ms) WSP_INTERNAL;
+/* Milliseconds left until deadline, as poll takes them: -1 for WSP_NO_DEADLINE, 0 once it has
+ * passed, at most INT_MAX. */
+int wsp_ms_left(uint64_t deadline) WSP_INTERNAL;
+/* The deadline as a CLOCK_MONOTONIC time, for timed condition waits (waitable.h). */
+struct timespec wsp_deadline_timespec(uint64_t deadline) WSP_INTERNAL;
+
+/* ---- process state (process.c) ----------------------------------------------------------- */
+
+extern atomic_int wsp_started WSP_INTERNAL;
+/* 0 (and WSANOTINITIALISED) unless WSPStartup has been called more often than lpWSPCleanup. */
+int wsp_check_started(LPINT lpErrno) WSP_INTERNAL;
+/* The WSPStartup calls not yet matched by lpWSPCleanup. Set only by startup.c, under its
+ * lock; a count above 0 turns wsp_started on. */
+int wsp_startup_count(void) WSP_INTERNAL;
+void wsp_set_startup_count(int n) WSP_INTERNAL;
+/* The upcall table in force (the application's members, built-ins for the NULL ones). */
+const WSPUPCALLTABLE *wsp_upcalls(void) WSP_INTERNAL;
+/* Whether the table in force signals events with the built-in upcall, i.e. WSAEVENTs are
+ * WSP's own event objects (which can then watch their sockets themselves: event_set.h). */
+int wsp_upcalls_builtin_events(void) WSP_INTERNAL;
+/* startup.c, under its lock: makes a copy of t the table in force; 0 or
+ * WSA_NOT_ENOUGH_MEMORY. */
+int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) WSP_INTERNAL;
+/* startup.c, under its lock, the reactor stopped: frees the tables no one reads any more. */
+void wsp_free_retired_upcalls(void) WSP_INTERNAL;
 
 /* ---- the reactor ------------------------------------------------------------------------- */
 
@@ -74,7 +110,6 @@ void wsp_reactor_pause(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* Arms (due_ms > 0) or disarms (0) the item's timer; wakes the reactor when it gets earlier. */
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
 
-uint64_t wsp_now_ms(void) WSP_INTERNAL;
 /* Whether the calling thread is the reactor's. */
 int wsp_reactor_is_current(void) WSP_INTERNAL;
 
@@ -189,14 +224,6 @@ int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INT
 
 /* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
 socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
-
-/* ---- the provider ------------------------------------------------------------------------ */
-
-extern atomic_int wsp_started WSP_INTERNAL;
-/* 0 (and WSANOTINITIALISED) unless WSPStartup has been called more often than lpWSPCleanup. */
-int wsp_check_started(LPINT lpErrno) WSP_INTERNAL;
-/* The upcall table in force (the application's members, built-ins for the NULL ones). */
-const WSPUPCALLTABLE *wsp_upcalls(void) WSP_INTERNAL;
 
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 

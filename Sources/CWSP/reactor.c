@@ -38,12 +38,6 @@ static atomic_int stopping;
 static struct wsp_reactor_item *zombies;
 static struct wsp_reactor_item *timers; /* items with a timer, unordered */
 
-uint64_t wsp_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void wake(void) {
     uint64_t one = 1;
     ssize_t n = write(wakefd, &one, sizeof one);
