@@ -290,11 +290,6 @@ static void count_pollers(struct event *const order[], DWORD distinct, int delta
     unlock_all(order, distinct);
 }
 
-/* Wait-any sleeps in poll on the events' descriptors, readable while an event is signalled
- * (or closed), and on their sets, readable while a registered socket has readiness nobody
- * took: a set wakes it with one eventfd write, a socket wakes it directly, and the waiter
- * never contends with a setter for a lock or a condition variable (on a busy CPU that costs
- * several context switches per wake-up). The flags, checked under the locks, stay the truth. */
 /* The sets' pending checks (event_set.h) this wait looks at, with their events' indexes. */
 #define WAIT_CHECKS 16
 
@@ -346,7 +341,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
     for (DWORD i = 0; i < distinct; i++)
         sets[i] = (struct pollfd){.fd = wsp_event_set_fd(order[i]->set), .events = POLLIN};
     struct checks k;
-    uint64_t deadline = wsp_now_ms() + timeout;
+    uint64_t deadline = wsp_deadline_wsa(timeout);
     count_pollers(order, distinct, 1);
     DWORD result;
     bool last_look = false;
@@ -356,11 +351,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
         unlock_all(order, distinct);
         if (result != NOT_YET || last_look)
             break;
-        int t = -1;
-        if (timeout != WSA_INFINITE) {
-            uint64_t now = wsp_now_ms();
-            t = now >= deadline ? 0 : (int)(deadline - now);
-        }
+        int t = wsp_ms_left(deadline);
         take_checks(&k, order, distinct);
         for (int j = 0; j < k.n; j++)
             checked[j] = (struct pollfd){.fd = k.c[j].fd, .events = POLLIN | POLLRDHUP};
@@ -388,7 +379,7 @@ static void watch_sets(struct event *const order[], DWORD distinct, int on) {
 }
 
 /* False once the deadline passed without a wake-up. */
-static bool sleep_until_woken(struct waiter *w, const struct timespec *deadline) {
+static bool sleep_until_woken(struct waiter *w, uint64_t deadline) {
     pthread_mutex_lock(&w->lock);
     int rc = 0;
     while (!w->woken && rc != ETIMEDOUT)
@@ -436,8 +427,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
         }
         pthread_mutex_init(&w.lock, NULL);
     }
-    struct timespec deadline = wsp_deadline_after(dwTimeout);
-    const struct timespec *limit = dwTimeout == WSA_INFINITE ? NULL : &deadline;
+    uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, 1);
 
     bool enlisted = false;
@@ -451,7 +441,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
             enlisted = true;
         }
         unlock_all(order, distinct);
-        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, limit))
+        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, deadline))
             break;
     }
 

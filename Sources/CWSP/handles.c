@@ -195,25 +195,21 @@ int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) {
 
 int wsp_fd_wait(int fd, short events, int timeout_ms) {
     struct pollfd p = {.fd = fd, .events = events};
-    uint64_t deadline = timeout_ms >= 0 ? wsp_now_ms() + (uint64_t)timeout_ms : 0;
+    uint64_t deadline = wsp_deadline_in(timeout_ms);
     for (;;) {
-        int n = poll(&p, 1, timeout_ms);
+        int n = poll(&p, 1, wsp_ms_left(deadline));
         if (n > 0)
             return p.revents;
         if (n == 0)
             return 0;
         if (errno != EINTR)
             return -wsp_wsa_from_errno(errno);
-        if (timeout_ms >= 0) {
-            uint64_t now = wsp_now_ms();
-            timeout_ms = now >= deadline ? 0 : (int)(deadline - now);
-        }
     }
 }
 
 int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) {
     const char *p = buf;
-    uint64_t deadline = wsp_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = wsp_deadline_in(timeout_ms);
     while (len > 0) {
         ssize_t n = send(fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
@@ -225,17 +221,12 @@ int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) {
             continue;
         if (n < 0 && errno != EAGAIN)
             return wsp_wsa_from_errno(errno);
-        uint64_t now = wsp_now_ms();
-        if (now >= deadline)
+        int left = wsp_ms_left(deadline);
+        if (left == 0)
             return WSAETIMEDOUT;
-        int r = wsp_fd_wait(fd, POLLOUT, (int)(deadline - now));
+        int r = wsp_fd_wait(fd, POLLOUT, left);
         if (r < 0)
             return -r;
     }
     return 0;
-}
-
-socklen_t wsp_sockaddr_len(int af) {
-    return af == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
-                          : (socklen_t)sizeof(struct sockaddr_in);
 }

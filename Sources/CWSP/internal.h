@@ -25,6 +25,8 @@ struct wsp_catalog_entry {
 /* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
 const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
                                                  int protocol, int *err) WSP_INTERNAL;
+/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
+socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -51,6 +53,10 @@ uint64_t wsp_deadline_in(int64_t timeout_ms) WSP_INTERNAL;
 /* Milliseconds left until deadline, as poll takes them: -1 for WSP_NO_DEADLINE, 0 once it has
  * passed, at most INT_MAX. */
 int wsp_ms_left(uint64_t deadline) WSP_INTERNAL;
+/* The deadline of a WSA time-out in milliseconds (WSA_INFINITE: none). */
+static inline uint64_t wsp_deadline_wsa(DWORD timeout_ms) {
+    return wsp_deadline_in(timeout_ms == WSA_INFINITE ? -1 : (int64_t)timeout_ms);
+}
 /* The deadline as a CLOCK_MONOTONIC time, for timed condition waits (waitable.h). */
 struct timespec wsp_deadline_timespec(uint64_t deadline) WSP_INTERNAL;
 
@@ -221,9 +227,6 @@ int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;
 /* Sends all of buf on a socket that may be non-blocking, waiting at most timeout_ms in total;
  * 0 or a WSA code. Only for the provider's own short frames. */
 int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INTERNAL;
-
-/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
-socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
 
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 

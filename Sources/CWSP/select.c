@@ -16,6 +16,7 @@
 #endif
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -62,16 +63,6 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
         return 0;
     }
     return 0;
-}
-
-static int remaining_ms(long long deadline) {
-    if (deadline < 0)
-        return -1;
-    long long now = (long long)wsp_now_ms();
-    if (now >= deadline)
-        return 0;
-    long long left = deadline - now;
-    return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
 int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
@@ -123,10 +114,10 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         }
     }
 
-    long long deadline = -1;
-    if (timeout)
-        deadline = (long long)wsp_now_ms() + (long long)timeout->tv_sec * 1000 +
-                   (timeout->tv_usec + 999) / 1000;
+    uint64_t deadline = WSP_NO_DEADLINE;
+    if (timeout && timeout->tv_sec < INT32_MAX) /* longer: a deadline no one will see */
+        deadline = wsp_deadline_in((int64_t)timeout->tv_sec * 1000 +
+                                   (timeout->tv_usec + 999) / 1000);
     int count = 0;
     while (!err) {
         int npoll = 1, slice = 0, immediate = 0;
@@ -137,7 +128,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             pthread_mutex_unlock(&ents[k].so->lock);
             immediate += ents[k].ready;
         }
-        int t = immediate ? 0 : remaining_ms(deadline);
+        int t = immediate ? 0 : wsp_ms_left(deadline);
         if (slice && (t < 0 || t > DEFER_SLICE_MS))
             t = DEFER_SLICE_MS;
         int rc = poll(pfd, (nfds_t)npoll, t);
@@ -153,7 +144,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
                 count++;
             }
         }
-        if (count > 0 || remaining_ms(deadline) == 0)
+        if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
         uint64_t v;
         ssize_t rd = read(wake_fd, &v, sizeof v);
