@@ -101,6 +101,15 @@ struct wsp_reactor_item {
     int has_timer;
 };
 
+/* Work for the reactor thread to do right after the item (or the timers) it is working on:
+ * what a layer above must not do there under its locks (an upcall that would wake a thread
+ * straight into a lock the reactor still holds). */
+struct wsp_reactor_task {
+    void (*run)(struct wsp_reactor_task *task);
+    struct wsp_reactor_task *next;
+    int queued;
+};
+
 int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup */
 void wsp_reactor_stop(void) WSP_INTERNAL;
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
@@ -118,6 +127,9 @@ void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_I
 
 /* Whether the calling thread is the reactor's. */
 int wsp_reactor_is_current(void) WSP_INTERNAL;
+/* Reactor thread only: runs task once the current item or timer returns (a task already
+ * queued is not queued twice). */
+void wsp_reactor_after(struct wsp_reactor_task *task) WSP_INTERNAL;
 
 /* ---- sockets ----------------------------------------------------------------------------- */
 
@@ -287,8 +299,6 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
 /* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
  * less than its buffers, found none, or found the end of the stream). */
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
-/* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
-void wsp_netevents_flush(void) WSP_INTERNAL;
 /* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
 void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 

@@ -91,8 +91,10 @@ static void begin_deferring(struct wsp_netevents *ne) {
 
 /* Sockets whose upcalls the reactor thread deferred while another file's code held their
  * lock (a request entering a backlog, a connect finishing): the reactor makes them after the
- * item it is working on (wsp_netevents_flush). Reactor thread only. */
+ * item it is working on (flush_task). Reactor thread only. */
 static _Thread_local struct wsp_socket *flush_head;
+static void flush(struct wsp_reactor_task *task);
+static struct wsp_reactor_task flush_task = {.run = flush};
 
 /* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
@@ -113,6 +115,7 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
             wsp_socket_retain(so);
             ne->flush_next = flush_head;
             flush_head = so;
+            wsp_reactor_after(&flush_task);
         }
     }
     if (ne->deferring) {
@@ -158,7 +161,9 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     pthread_mutex_unlock(&so->lock);
 }
 
-void wsp_netevents_flush(void) {
+/* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
+static void flush(struct wsp_reactor_task *task) {
+    (void)task;
     while (flush_head) {
         struct wsp_socket *so = flush_head;
         pthread_mutex_lock(&so->lock);
@@ -375,7 +380,8 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     wsp_socket_release(so);
 }
 
-void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
+/* A pump of set found socket s ready with events (event_set.h). */
+static void set_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
     int err;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
@@ -388,7 +394,8 @@ void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
     wsp_socket_release(so);
 }
 
-void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) {
+/* A deferred check (event_set.h) of socket s found revents (POLLNVAL: could not tell). */
+static void set_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) {
     int err;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
@@ -410,6 +417,8 @@ void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents
     wsp_socket_release(so);
 }
 
+static const struct wsp_event_set_client set_client = {set_ready, set_checked};
+
 static void watch_release(struct wsp_reactor_item *item) {
     free(item);
 }
@@ -430,7 +439,7 @@ static int ensure_watch(struct wsp_socket *so) {
     w->item.quiet_release = 1;
     if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
         w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
-        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES) == 0) {
+        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES, &set_client) == 0) {
             ne->watch = w;
             ne->interest = EDGES;
             return 0;

@@ -14,14 +14,6 @@ struct wsp_select_link {
     int wake_fd;
 };
 
-struct wsp_event_set;
-
-/* A pump of set found socket s ready with events (event_set.c). */
-void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) WSP_INTERNAL;
-
-/* A deferred check (event_set.h) of socket s found revents (POLLNVAL: could not tell). */
-void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) WSP_INTERNAL;
-
 /* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
 void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
 /* so->lock held. Whether a request in the backlog waits for lpWSPAccept (one being presented
