@@ -185,7 +185,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
     else
         wsp_request_destroy(r, 0);
     l->stats.accepted++;
-    return child->handle;
+    return child->obj.handle;
 }
 
 SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,

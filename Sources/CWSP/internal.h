@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "object_table.h"
 #include "wsp.h"
 
 #define WSP_INTERNAL __attribute__((visibility("hidden")))
@@ -182,9 +183,10 @@ struct wsp_netevents {
 };
 
 struct wsp_socket {
+    /* In the handle table (object_table.h): obj.handle is the SOCKET; the table holds one
+     * reference, and every call in progress one more. */
+    struct wsp_object obj;
     pthread_mutex_t lock;
-    atomic_int refs; /* the handle table's one, plus one per call in progress */
-    SOCKET handle;
     int fd;
     const struct wsp_catalog_entry *entry;
     enum wsp_state state;
@@ -202,6 +204,10 @@ struct wsp_socket {
     DWORD handshake_deadline_ms, pending_interval_ms;
 
     struct wsp_listener *listener;   /* while listening */
+    /* Set by the layer that gives the socket a role whose memory must outlive lpWSPCloseSocket
+     * (listener.c: calls in progress may still use the listener); called once, with the last
+     * reference. */
+    void (*release_role)(struct wsp_socket *so);
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
     int connect_error;               /* outcome of the last non-blocking connect */
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
@@ -212,20 +218,22 @@ struct wsp_socket {
     struct wsp_netevents netev; /* network events (netevents.c) */
 };
 
-/* The handle table. acquire returns the socket with a reference taken (NULL and
- * WSAENOTSOCK for an unknown or closed handle); release drops it and frees the socket with
- * the last one. */
+/* Sockets in the handle table (handles.c). acquire returns the socket with a reference taken
+ * (NULL and WSAENOTSOCK for an unknown or closed handle); release drops it and frees the
+ * socket with the last one. */
 struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
                                   int *err) WSP_INTERNAL;
 struct wsp_socket *wsp_socket_acquire(SOCKET s, int *err) WSP_INTERNAL;
 void wsp_socket_retain(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_socket_release(struct wsp_socket *so) WSP_INTERNAL;
+/* Whether a call besides the caller's holds the socket now. */
+int wsp_socket_in_use(struct wsp_socket *so) WSP_INTERNAL;
 /* Removes the handle from the table: later acquires fail; the table's reference passes to the
  * caller. NULL when already gone. */
 struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
-/* Closes every open socket (the last lpWSPCleanup does, as WSACleanup does on Windows);
- * returns how many. */
-int wsp_socket_close_all(void) WSP_INTERNAL;
+/* Closes every open socket with close_socket (the last lpWSPCleanup does, as WSACleanup does
+ * on Windows); returns how many it closed. */
+int wsp_socket_close_all(int (*close_socket)(SOCKET s)) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
 

@@ -481,6 +481,10 @@ static int clamp_backlog(int backlog) {
 }
 
 /* so->lock held. */
+/* The socket's release_role: calls in progress may use the listener until the last
+ * reference goes. */
+static void release_listener(struct wsp_socket *so) { wsp_listener_free(so->listener); }
+
 static int start_listening(struct wsp_socket *so, int backlog) {
     struct wsp_listener *l = calloc(1, sizeof *l);
     if (!l)
@@ -510,6 +514,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
     }
     l->reading = 1;
     so->listener = l;
+    so->release_role = release_listener;
     so->state = WSP_STATE_LISTENING;
     return 0;
 }

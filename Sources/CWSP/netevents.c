@@ -130,7 +130,7 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
             ne->deferred_count++;
         return;
     }
-    upcall(so->handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
+    upcall(so->obj.handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
 }
 
 /* so->lock held on entry, released on return; runs the upcalls raise_event deferred. Close
@@ -151,10 +151,10 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     if (!n)
         return;
     if (kind == KIND_EVENT) /* one signal covers every event recorded */
-        upcall(so->handle, kind, event, hwnd, msg, raised[0].ev, raised[0].err);
+        upcall(so->obj.handle, kind, event, hwnd, msg, raised[0].ev, raised[0].err);
     else
         for (int i = 0; i < n; i++)
-            upcall(so->handle, kind, event, hwnd, msg, raised[i].ev, raised[i].err);
+            upcall(so->obj.handle, kind, event, hwnd, msg, raised[i].ev, raised[i].err);
     pthread_mutex_lock(&so->lock);
     if (--ne->upcalls_in_flight == 0)
         pthread_cond_broadcast(&ne->upcalls_done);
@@ -270,7 +270,7 @@ static void rearm(struct wsp_socket *so) {
      * most, after which the item stays quiet. */
     struct wsp_netwatch *watch = ne->watch;
     if (watch->set)
-        wsp_event_set_modify(watch->set, watch->item.fd, so->handle, w);
+        wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w);
     else
         wsp_reactor_modify(&watch->item, w | EPOLLONESHOT);
     ne->interest = w;
@@ -432,14 +432,14 @@ static int ensure_watch(struct wsp_socket *so) {
     struct wsp_netwatch *w = calloc(1, sizeof *w);
     if (!w)
         return WSAENOBUFS;
-    w->handle = so->handle;
+    w->handle = so->obj.handle;
     w->item.fd = so->fd;
     w->item.on_ready = watch_ready;
     w->item.release = watch_release;
     w->item.quiet_release = 1;
     if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
         w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
-        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES, &set_client) == 0) {
+        if (w->set && wsp_event_set_add(w->set, so->fd, so->obj.handle, EDGES, &set_client) == 0) {
             ne->watch = w;
             ne->interest = EDGES;
             return 0;
@@ -686,7 +686,7 @@ void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
      * enumeration look (event_set.h). */
     if (!drained || ne->read_edge) {
         ne->read_edge = 0;
-        if (!wsp_event_set_defer_check(ne->watch->set, so->handle, so->fd) &&
+        if (!wsp_event_set_defer_check(ne->watch->set, so->obj.handle, so->fd) &&
             unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }

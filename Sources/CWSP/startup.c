@@ -18,6 +18,8 @@ static pthread_mutex_t startup_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Winsock compares versions major first: the low byte is the major version. */
 static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
 
+static int close_one(SOCKET s) { return wsp_close_socket(s, NULL); }
+
 static int wsp_cleanup(LPINT lpErrno) {
     pthread_mutex_lock(&startup_lock);
     int count = wsp_startup_count();
@@ -31,7 +33,7 @@ static int wsp_cleanup(LPINT lpErrno) {
         /* Sockets the application left open would otherwise keep their descriptors (and
          * the reactor's registrations) for the life of the process; WSACleanup closes them
          * too. */
-        wsp_socket_close_all();
+        wsp_socket_close_all(close_one);
     }
     wsp_set_startup_count(count - 1);
     if (count == 1) {
