@@ -107,13 +107,13 @@ WSAEVENT WSACreateEvent(void) {
     int err = 0;
     ev->fd = wsp_readiness_fd_open();
     if (ev->fd < 0)
-        err = errno;
+        err = wsp_wsa_resource_error(errno);
     else
         ev->set = wsp_event_set_new(&err);
     if (!ev->set) {
         if (ev->fd >= 0)
             close(ev->fd);
-        WSASetLastError(wsp_wsa_resource_error(err));
+        WSASetLastError(err);
         free(ev);
         return WSA_INVALID_EVENT;
     }
@@ -419,10 +419,10 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
     bool can_sleep = dwTimeout != 0;
     if (can_sleep) {
-        int rc = wsp_cond_init_monotonic(&w.cond);
-        if (rc) {
+        int err = wsp_cond_init_monotonic(&w.cond);
+        if (err) {
             release_all(ev, cEvents);
-            WSASetLastError(wsp_wsa_resource_error(rc));
+            WSASetLastError(err);
             return WSA_WAIT_FAILED;
         }
         pthread_mutex_init(&w.lock, NULL);

@@ -44,12 +44,12 @@ static void free_set(struct wsp_reactor_item *item) {
 struct wsp_event_set *wsp_event_set_new(int *err) {
     struct wsp_event_set *set = calloc(1, sizeof *set);
     if (!set) {
-        *err = ENOMEM;
+        *err = WSA_NOT_ENOUGH_MEMORY;
         return NULL;
     }
     set->item.fd = epoll_create1(EPOLL_CLOEXEC);
     if (set->item.fd < 0) {
-        *err = errno;
+        *err = wsp_wsa_resource_error(errno);
         free(set);
         return NULL;
     }

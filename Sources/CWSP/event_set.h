@@ -29,7 +29,8 @@
 
 struct wsp_event_set;
 
-/* A new, empty set with one reference; NULL and *err (an errno value) on failure. */
+/* A new, empty set with one reference; NULL and *err (WSA_NOT_ENOUGH_MEMORY or WSAEMFILE)
+ * on failure. */
 struct wsp_event_set *wsp_event_set_new(int *err) WSP_INTERNAL;
 void wsp_event_set_retain(struct wsp_event_set *set) WSP_INTERNAL;
 void wsp_event_set_release(struct wsp_event_set *set) WSP_INTERNAL;

@@ -54,9 +54,9 @@ HWND WSPCreateMessageQueue(void) {
         WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
         return NULL;
     }
-    int rc = wsp_cond_init_monotonic(&q->nonempty);
-    if (rc) {
-        WSASetLastError(wsp_wsa_resource_error(rc));
+    int err = wsp_cond_init_monotonic(&q->nonempty);
+    if (err) {
+        WSASetLastError(err);
         free(q);
         return NULL;
     }

@@ -177,6 +177,23 @@ static void flush(struct wsp_reactor_task *task) {
     }
 }
 
+void wsp_netevents_add_waiter(struct wsp_socket *so, struct wsp_select_link *link) {
+    link->prev = NULL;
+    link->next = so->netev.waiters;
+    if (so->netev.waiters)
+        so->netev.waiters->prev = link;
+    so->netev.waiters = link;
+}
+
+void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *link) {
+    if (link->prev)
+        link->prev->next = link->next;
+    else
+        so->netev.waiters = link->next;
+    if (link->next)
+        link->next->prev = link->prev;
+}
+
 void wsp_netevents_wake_waiters(struct wsp_socket *so) {
     for (struct wsp_select_link *l = so->netev.waiters; l; l = l->next) {
         uint64_t one = 1;

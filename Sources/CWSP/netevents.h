@@ -14,6 +14,9 @@ struct wsp_select_link {
     int wake_fd;
 };
 
+/* so->lock held. Enlists link (its wake_fd set) as a waiter on so, or takes it off again. */
+void wsp_netevents_add_waiter(struct wsp_socket *so, struct wsp_select_link *link) WSP_INTERNAL;
+void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *link) WSP_INTERNAL;
 /* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
 void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
 /* so->lock held. Whether a request in the backlog waits for lpWSPAccept (one being presented

@@ -105,11 +105,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             en->set = i;
             en->link.wake_fd = wake_fd;
             pthread_mutex_lock(&so->lock);
-            en->link.prev = NULL;
-            en->link.next = so->netev.waiters;
-            if (so->netev.waiters)
-                so->netev.waiters->prev = &en->link;
-            so->netev.waiters = &en->link;
+            wsp_netevents_add_waiter(so, &en->link);
             pthread_mutex_unlock(&so->lock);
         }
     }
@@ -154,13 +150,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     for (unsigned k = 0; k < n; k++) {
         struct wsp_socket *so = ents[k].so;
         pthread_mutex_lock(&so->lock);
-        struct wsp_select_link *l = &ents[k].link;
-        if (l->prev)
-            l->prev->next = l->next;
-        else
-            so->netev.waiters = l->next;
-        if (l->next)
-            l->next->prev = l->prev;
+        wsp_netevents_remove_waiter(so, &ents[k].link);
         pthread_mutex_unlock(&so->lock);
         wsp_socket_release(so);
     }

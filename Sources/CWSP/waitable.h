@@ -36,17 +36,17 @@ static inline void wsp_readiness_fd_lower(int fd) {
 
 
 /* Timed waits measure CLOCK_MONOTONIC, so setting the wall clock neither cuts a wait short
- * nor stretches it. Returns 0 or an errno value. */
+ * nor stretches it. Returns 0 or a WSA code (wsp_wsa_resource_error). */
 static inline int wsp_cond_init_monotonic(pthread_cond_t *cond) {
     pthread_condattr_t attr;
     int rc = pthread_condattr_init(&attr);
     if (rc)
-        return rc;
+        return wsp_wsa_resource_error(rc);
     rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     if (rc == 0)
         rc = pthread_cond_init(cond, &attr);
     pthread_condattr_destroy(&attr);
-    return rc;
+    return rc ? wsp_wsa_resource_error(rc) : 0;
 }
 
 /* One wait on cond (initialised by wsp_cond_init_monotonic) until deadline (internal.h's
