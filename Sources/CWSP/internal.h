@@ -1,5 +1,10 @@
 /* The provider's private structures and the functions its files share. Nothing here is part
- * of the public API; include/wsp.h is. */
+ * of the public API; include/wsp.h is.
+ *
+ * The files form layers that look only down: docs/ARCHITECTURE.md has the map (checked by
+ * `make check-layers`), the hooks through which a lower layer reaches an upper one, the lock
+ * order and the error convention (WSA codes inside, errno only at the system-call edge). The
+ * sections below follow the map from the bottom. */
 #ifndef WSP_INTERNAL_H
 #define WSP_INTERNAL_H
 
