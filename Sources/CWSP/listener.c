@@ -480,11 +480,11 @@ static int clamp_backlog(int backlog) {
     return backlog > WSP_MAX_BACKLOG ? WSP_MAX_BACKLOG : backlog;
 }
 
-/* so->lock held. */
 /* The socket's release_role: calls in progress may use the listener until the last
  * reference goes. */
 static void release_listener(struct wsp_socket *so) { wsp_listener_free(so->listener); }
 
+/* so->lock held. */
 static int start_listening(struct wsp_socket *so, int backlog) {
     struct wsp_listener *l = calloc(1, sizeof *l);
     if (!l)
