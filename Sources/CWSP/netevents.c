@@ -1,5 +1,5 @@
 /* Network event notification: lpWSPEventSelect, lpWSPAsyncSelect and lpWSPEnumNetworkEvents
- * (SEMANTICS §5). lpWSPSelect is in select.c.
+ * (docs/SEMANTICS.md §8). lpWSPSelect is in select.c.
  *
  * How readiness flows. Each socket keeps its registration and its record in so->netev,
  * guarded by the socket's lock. "armed" holds the events that may be raised now: raising an
