@@ -15,11 +15,11 @@
 
 static struct wsp_object_table sockets = WSP_OBJECT_TABLE_INIT(WSP_TAG_SOCKET);
 
-/* With the last reference: a role's own memory (release_role), then the socket's. */
+/* With the last reference: a role's own memory, then the socket's. */
 static void destroy_socket(struct wsp_object *obj) {
     struct wsp_socket *so = (struct wsp_socket *)obj;
-    if (so->release_role)
-        so->release_role(so);
+    if (so->role)
+        so->role->release(so);
     if (so->fd >= 0)
         close(so->fd);
     free(so->callee_data);

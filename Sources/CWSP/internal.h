@@ -187,6 +187,16 @@ struct wsp_netevents {
     pthread_cond_t upcalls_done;        /* zeroed memory is a valid initial state (glibc) */
 };
 
+/* What the layer that gives a socket a role (listener.c, while it listens) lets the layers
+ * below it ask, without their calling up into it. */
+struct wsp_socket_role {
+    /* With the socket's last reference: frees what must outlive lpWSPCloseSocket (calls in
+     * progress may still use the listener). */
+    void (*release)(struct wsp_socket *so);
+    /* so->lock held. Whether FD_ACCEPT is due: a request waits for lpWSPAccept. */
+    int (*acceptable)(const struct wsp_socket *so);
+};
+
 struct wsp_socket {
     /* In the handle table (object_table.h): obj.handle is the SOCKET; the table holds one
      * reference, and every call in progress one more. */
@@ -209,10 +219,7 @@ struct wsp_socket {
     DWORD handshake_deadline_ms, pending_interval_ms;
 
     struct wsp_listener *listener;   /* while listening */
-    /* Set by the layer that gives the socket a role whose memory must outlive lpWSPCloseSocket
-     * (listener.c: calls in progress may still use the listener); called once, with the last
-     * reference. */
-    void (*release_role)(struct wsp_socket *so);
+    const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
     int connect_error;               /* outcome of the last non-blocking connect */
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
@@ -307,6 +314,9 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
 void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
 void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
 void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
+/* Raises ev (one FD_* bit) with error err, when the registration asks for it and it is
+ * enabled. */
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
 /* Whether an event select or async select registration is in force. */
 int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
 /* Reports a completed non-blocking connect (error 0 on success). */

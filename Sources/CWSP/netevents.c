@@ -16,8 +16,8 @@
  *     is due, EPOLLPRI for FD_OOB, EPOLLOUT only after a send failed with WSAEWOULDBLOCK),
  *     so an idle socket or one whose events are all raised and not yet re-enabled costs the
  *     reactor nothing, and re-enabling FD_READ while data remains fires at once;
- *   - listeners: the provider's backlog (listener.c calls wsp_listener_notify_accept when a
- *     request enters it; re-enabling FD_ACCEPT looks at it). The listening descriptor already
+ *   - listeners: the provider's backlog (listener.c raises FD_ACCEPT when a request enters
+ *     it; registering and re-enabling FD_ACCEPT ask the socket's role whether one waits). The listening descriptor already
  *     belongs to the listener's reactor item and is not watched again;
  *   - connecting sockets: connect.c's connector owns the descriptor while it connects and
  *     calls wsp_netevents_connected at the end; the watch starts then.
@@ -42,7 +42,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "backlog.h"
 #include "event_set.h"
 #include "internal.h"
 #include "netevents.h"
@@ -219,15 +218,6 @@ static int unread_bytes(int fd) {
     if (ioctl(fd, FIONREAD, &n) < 0)
         return 0;
     return n;
-}
-
-int wsp_backlog_available(const struct wsp_listener *l) {
-    if (l->closed)
-        return 0;
-    for (const struct wsp_request *r = l->ready.head; r; r = r->next)
-        if (!r->presenting)
-            return 1;
-    return 0;
 }
 
 /* ---- the watch on a connected socket ------------------------------------------------------ */
@@ -519,7 +509,7 @@ static int start_registration(struct wsp_socket *so) {
     int err = 0;
     switch (so->state) {
     case WSP_STATE_LISTENING:
-        if (so->listener && wsp_backlog_available(so->listener))
+        if (so->role && so->role->acceptable(so))
             raise_event(so, FD_ACCEPT, 0);
         break;
     case WSP_STATE_CONNECTED:
@@ -694,7 +684,7 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
                 raise_urgent(so);
         }
     }
-    if ((mask & FD_ACCEPT) && so->listener && wsp_backlog_available(so->listener))
+    if ((mask & FD_ACCEPT) && so->role && so->role->acceptable(so))
         raise_event(so, FD_ACCEPT, 0);
     if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
         /* Nothing new can arrive: what is left decides between FD_READ and FD_CLOSE. */
@@ -788,11 +778,6 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
     }
 }
 
-void wsp_listener_notify_accept(struct wsp_listener *l) {
-    struct wsp_socket *so = l->so;
-    wsp_netevents_wake_waiters(so);
-    if (so->netev.kind != KIND_NONE && wsp_backlog_available(l))
-        raise_event(so, FD_ACCEPT, 0);
-}
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) { raise_event(so, ev, err); }
 
 int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }

@@ -2,7 +2,6 @@
 #ifndef WSP_NETEVENTS_H
 #define WSP_NETEVENTS_H
 
-#include "backlog.h"
 #include "internal.h"
 
 /* An lpWSPSelect call waiting on a socket: linked into so->netev.waiters under so->lock.
@@ -19,8 +18,5 @@ void wsp_netevents_add_waiter(struct wsp_socket *so, struct wsp_select_link *lin
 void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *link) WSP_INTERNAL;
 /* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
 void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
-/* so->lock held. Whether a request in the backlog waits for lpWSPAccept (one being presented
- * to a condition function does not count). */
-int wsp_backlog_available(const struct wsp_listener *l) WSP_INTERNAL;
 
 #endif

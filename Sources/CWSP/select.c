@@ -21,6 +21,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "netevents.h"
 
 #define DEFER_SLICE_MS 50
@@ -50,7 +51,7 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
             return 0;
         if (wsp_backlog_available(so->listener))
             return 1;
-        if (so->listener->ready.count > 0)
+        if (wsp_backlog_queued(so->listener) > 0)
             *slice = 1; /* all being presented: a deferral brings one back */
         return 0;
     case WSP_STATE_CONNECTED:
