@@ -196,6 +196,13 @@ int WSAEventFd(WSAEVENT hEvent) {
     return fd;
 }
 
+int wsp_event_is_open(WSAEVENT hEvent) {
+    struct wsp_object *obj = wsp_table_get(&events, (uintptr_t)hEvent);
+    if (obj)
+        wsp_object_release(obj);
+    return obj != NULL;
+}
+
 struct wsp_event_set *wsp_event_watch_set(WSAEVENT hEvent) {
     struct event *ev = acquire(hEvent);
     if (ev == NULL)

@@ -302,7 +302,12 @@ void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
 /* The listener's counters. */
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
 
-/* ---- network events (netevents.c) ------------------------------------------------------- */
+/* ---- event objects (event_object.c) ------------------------------------------------------ */
+
+/* Whether hEvent is an open WSP event object (the thread's last error is left alone). */
+int wsp_event_is_open(WSAEVENT hEvent) WSP_INTERNAL;
+
+/* ---- network events (netevents.c; the members in event_select.c) --------------------------- */
 
 int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
 int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;

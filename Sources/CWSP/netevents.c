@@ -1,5 +1,7 @@
-/* Network event notification: lpWSPEventSelect, lpWSPAsyncSelect and lpWSPEnumNetworkEvents
- * (docs/SEMANTICS.md §8). lpWSPSelect is in select.c.
+/* Network event notification (docs/SEMANTICS.md §8): the machinery that records and raises
+ * network events. The members that register for them and read the record
+ * (lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents) are in event_select.c,
+ * lpWSPSelect in select.c.
  *
  * How readiness flows. Each socket keeps its registration and its record in so->netev,
  * guarded by the socket's lock. "armed" holds the events that may be raised now: raising an
@@ -47,7 +49,8 @@
 #include "netevents.h"
 #include "upcalls.h"
 
-enum { KIND_NONE, KIND_EVENT, KIND_ASYNC };
+enum { KIND_NONE = WSP_REGISTERED_NONE, KIND_EVENT = WSP_REGISTERED_EVENT,
+       KIND_ASYNC = WSP_REGISTERED_ASYNC };
 
 /* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
 #define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
@@ -550,106 +553,55 @@ static void cancel(struct wsp_socket *so) {
     ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
 }
 
-/* The body of lpWSPEventSelect and lpWSPAsyncSelect. */
-/* Whether ev can be signalled: with the built-in upcalls it must be an open WSP event object;
- * an application's own lpWPUSetEvent owns its handles, which WSP cannot check. */
-static int event_is_open(WSAEVENT ev) {
-    if (!wsp_upcalls_builtin_events())
-        return 1;
-    struct wsp_event_set *set = wsp_event_watch_set(ev);
-    if (!set)
-        return 0;
-    wsp_event_set_release(set);
-    return 1;
-}
-
-static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LONG events,
-                       LPINT lpErrno) {
-    int err = 0;
-    struct wsp_socket *so = wsp_socket_acquire(s, &err);
-    if (!so)
-        return wsp_fail(lpErrno, err);
-    events &= FD_ALL_EVENTS;
-    pthread_mutex_lock(&so->lock);
+int wsp_netevents_register(struct wsp_socket *so, int kind, WSAEVENT ev, HWND hwnd, UINT msg,
+                           LONG events) {
     struct wsp_netevents *ne = &so->netev;
-    if (so->closing)
-        err = WSAENOTSOCK;
-    else if (events && (kind == KIND_EVENT ? ev == NULL : hwnd == NULL))
-        err = WSAEINVAL;
-    else if (events && kind == KIND_EVENT && !event_is_open(ev))
-        err = WSAEINVAL; /* nothing could ever signal it */
-    if (!err) {
-        cancel(so); /* a new call replaces the registration; a zero mask only cancels */
-        if (events) {
-            if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
-                err = wsp_socket_fd_nonblocking(so, 1);
-            if (!err) {
-                so->nonblocking = 1;
-                ne->kind = kind;
-                ne->event = ev;
-                ne->hwnd = hwnd;
-                ne->msg = msg;
-                ne->mask = events;
-                ne->armed = FD_ALL_EVENTS;
-                ne->eof = 0;
-                ne->dead = 0;
-                ne->read_quiet = 0;
-                ne->read_edge = 0;
-                err = start_registration(so);
-                if (err)
-                    cancel(so);
-            }
-        }
-    }
-    pthread_mutex_unlock(&so->lock);
-    wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
-}
-
-int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) {
-    return do_register(s, KIND_EVENT, ev, NULL, 0, events, lpErrno);
-}
-
-int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) {
-    return do_register(s, KIND_ASYNC, NULL, hwnd, msg, events, lpErrno);
-}
-
-int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out, LPINT lpErrno) {
+    cancel(so); /* a new call replaces the registration; a zero mask only cancels */
+    if (!events)
+        return 0;
     int err = 0;
-    struct wsp_socket *so = wsp_socket_acquire(s, &err);
-    if (!so)
-        return wsp_fail(lpErrno, err);
-    if (!out) {
-        wsp_socket_release(so);
-        return wsp_fail(lpErrno, WSAEFAULT);
-    }
-    pthread_mutex_lock(&so->lock);
+    if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
+        err = wsp_socket_fd_nonblocking(so, 1);
+    if (err)
+        return err;
+    so->nonblocking = 1;
+    ne->kind = kind;
+    ne->event = ev;
+    ne->hwnd = hwnd;
+    ne->msg = msg;
+    ne->mask = events;
+    ne->armed = FD_ALL_EVENTS;
+    ne->eof = 0;
+    ne->dead = 0;
+    ne->read_quiet = 0;
+    ne->read_edge = 0;
+    err = start_registration(so);
+    if (err)
+        cancel(so);
+    return err;
+}
+
+void wsp_netevents_catch_up(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     struct wsp_event_set *set = ne->watch ? ne->watch->set : NULL;
-    if (set) {
-        /* Readiness that no wait has taken yet is recorded first (the set's pumps take the
-         * socket's lock, so not under it). */
-        wsp_event_set_retain(set);
-        pthread_mutex_unlock(&so->lock);
-        wsp_event_set_catch_up(set);
-        wsp_event_set_release(set);
-        pthread_mutex_lock(&so->lock);
-    }
-    /* Reset first: a handle that is not an event fails the call and leaves the record. */
-    if (ev && !wsp_upcalls()->lpWPUResetEvent(ev, &err)) {
-        err = WSAEINVAL; /* Winsock's code for a bad hEventObject */
-    } else {
-        err = 0;
-        out->lNetworkEvents = ne->pending;
-        for (int i = 0; i < FD_MAX_EVENTS; i++)
-            if (ne->pending & (1 << i))
-                out->iErrorCode[i] = ne->errors[i];
-        ne->pending = 0;
-        memset(ne->errors, 0, sizeof ne->errors);
-    }
+    if (!set)
+        return;
+    /* The set's pumps take the socket's lock, so not under it. */
+    wsp_event_set_retain(set);
     pthread_mutex_unlock(&so->lock);
-    wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
+    wsp_event_set_catch_up(set);
+    wsp_event_set_release(set);
+    pthread_mutex_lock(&so->lock);
+}
+
+void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
+    struct wsp_netevents *ne = &so->netev;
+    out->lNetworkEvents = ne->pending;
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        if (ne->pending & (1 << i))
+            out->iErrorCode[i] = ne->errors[i];
+    ne->pending = 0;
+    memset(ne->errors, 0, sizeof ne->errors);
 }
 
 /* ---- the hooks the rest of the provider calls (so->lock held in each) --------------------- */
