@@ -287,9 +287,11 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r) {
+enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
     if (r->gone)
         return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
+    if (r->watched && !fresh)
+        return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
@@ -454,7 +456,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
     } else if (!r->queued) {
         read_request(l, r);
     } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-               wsp_request_client(r) != WSP_CLIENT_WAITING) {
+               wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -666,9 +668,8 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
                 request_unlink(&l->ready, r); /* its client has stopped waiting */
                 request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
                 room_freed(l);
-            } else if (r->watched ? !r->gone
-                                  : (asking && r == handoff) ||
-                                        wsp_request_client(r) == WSP_CLIENT_WAITING) {
+            } else if ((asking && r == handoff && !r->gone) ||
+                       wsp_request_client(r, 0) == WSP_CLIENT_WAITING) {
                 r->presenting = 1;
                 return r;
             } else {
