@@ -1,4 +1,4 @@
-/* lpWSPAccept: conditional accept.
+/* lpWSPAccept: conditional accept (docs/SEMANTICS.md §5).
  *
  * The oldest request nobody is looking at is presented to the condition function on the
  * caller's thread, with the listener unlocked (the function may call back into WSP). While it

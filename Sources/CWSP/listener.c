@@ -1,4 +1,5 @@
-/* Listeners: lpWSPListen and the provider's own backlog of connection requests.
+/* Listeners: lpWSPListen and the provider's own backlog of connection requests
+ * (docs/SEMANTICS.md §4, §9).
  *
  * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
  * is a request at once (lpWSPAccept may also take them itself when its queue is empty). On

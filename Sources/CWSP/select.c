@@ -1,4 +1,4 @@
-/* lpWSPSelect.
+/* lpWSPSelect (docs/SEMANTICS.md §8).
  *
  * Readiness of a connected socket is its descriptor's (poll: POLLIN/POLLHUP/POLLERR for
  * reading, POLLOUT for writing, POLLPRI for urgent data). The rest the descriptor cannot

@@ -1,5 +1,5 @@
 /* Socket life: lpWSPSocket, lpWSPBind, lpWSPShutdown, lpWSPCloseSocket and the two name
- * queries. */
+ * queries (docs/SEMANTICS.md §3). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
