@@ -20,20 +20,6 @@
 
 #define WSP_INTERNAL __attribute__((visibility("hidden")))
 
-/* ---- the catalog ------------------------------------------------------------------------ */
-
-struct wsp_catalog_entry {
-    DWORD id;
-    int af;
-    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
-};
-
-/* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
-const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
-                                                 int protocol, int *err) WSP_INTERNAL;
-/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
-socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
-
 /* ---- errors ------------------------------------------------------------------------------ */
 
 /* The one errno -> WSA mapping. */
@@ -85,6 +71,20 @@ int wsp_upcalls_builtin_events(void) WSP_INTERNAL;
 int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) WSP_INTERNAL;
 /* startup.c, under its lock, the reactor stopped: frees the tables no one reads any more. */
 void wsp_free_retired_upcalls(void) WSP_INTERNAL;
+
+/* ---- the catalog ------------------------------------------------------------------------ */
+
+struct wsp_catalog_entry {
+    DWORD id;
+    int af;
+    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
+};
+
+/* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
+const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
+                                                 int protocol, int *err) WSP_INTERNAL;
+/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
+socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
 
 /* ---- the reactor ------------------------------------------------------------------------- */
 
@@ -262,6 +262,49 @@ int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;
  * 0 or a WSA code. Only for the provider's own short frames. */
 int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INTERNAL;
 
+/* ---- event objects (event_object.c) ------------------------------------------------------ */
+
+/* Whether hEvent is an open WSP event object (the thread's last error is left alone). */
+int wsp_event_is_open(WSAEVENT hEvent) WSP_INTERNAL;
+
+/* ---- network events (netevents.c; the members in event_select.c) --------------------------- */
+
+int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out,
+                            LPINT lpErrno) WSP_INTERNAL;
+int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
+               LPINT lpErrno) WSP_INTERNAL;
+/* The hooks other files call; so->lock held in each. */
+void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
+void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
+void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
+/* Raises ev (one FD_* bit) with error err, when the registration asks for it and it is
+ * enabled. */
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
+/* Whether an event select or async select registration is in force. */
+int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
+/* Reports a completed non-blocking connect (error 0 on success). */
+void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
+/* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
+ * less than its buffers, found none, or found the end of the stream). */
+void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
+/* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
+void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
+
+/* ---- listeners (listener.c) ---------------------------------------------------------------- */
+
+/* Tears down a listener: refuses what is queued, wakes blocked accepts. Called with so->lock
+ * held, from close. */
+void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
+/* The listener's counters. */
+void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
+
+/* ---- connectors (connect.c) --------------------------------------------------------------- */
+
+/* Abandons a non-blocking connect-data connect in progress; so->lock held. */
+void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
+
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 
 SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
@@ -293,48 +336,5 @@ int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
 int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) WSP_INTERNAL;
 SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g, DWORD flags,
                   LPINT lpErrno) WSP_INTERNAL;
-
-/* ---- listeners (listener.c) ---------------------------------------------------------------- */
-
-/* Tears down a listener: refuses what is queued, wakes blocked accepts. Called with so->lock
- * held, from close. */
-void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
-/* The listener's counters. */
-void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
-
-/* ---- event objects (event_object.c) ------------------------------------------------------ */
-
-/* Whether hEvent is an open WSP event object (the thread's last error is left alone). */
-int wsp_event_is_open(WSAEVENT hEvent) WSP_INTERNAL;
-
-/* ---- network events (netevents.c; the members in event_select.c) --------------------------- */
-
-int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
-int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;
-int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out,
-                            LPINT lpErrno) WSP_INTERNAL;
-int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
-               LPINT lpErrno) WSP_INTERNAL;
-/* The hooks other files call; so->lock held in each. */
-void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
-void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
-void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
-/* Raises ev (one FD_* bit) with error err, when the registration asks for it and it is
- * enabled. */
-void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
-/* Whether an event select or async select registration is in force. */
-int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
-/* Reports a completed non-blocking connect (error 0 on success). */
-void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
-/* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
- * less than its buffers, found none, or found the end of the stream). */
-void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
-/* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
-void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
-
-/* ---- connectors (connect.c) --------------------------------------------------------------- */
-
-/* Abandons a non-blocking connect-data connect in progress; so->lock held. */
-void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
 
 #endif
