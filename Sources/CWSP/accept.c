@@ -167,7 +167,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
     /* A client that left while the function ran is gone whatever the answer: it is counted
      * as withdrawn, never as rejected or deferred, and the caller looks for the next
      * request. A dead request is never handed out. (Without a function there was no "while":
-     * next_request has just checked.) */
+     * wsp_backlog_next has just checked.) */
     if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         wsp_request_withdraw(l, r);
         *err = 0;
