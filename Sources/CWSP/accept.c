@@ -261,6 +261,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         }
         prepare(p, so, r);
         int rc = CF_ACCEPT;
+        if (!cond)
+            p->callee_data.len = 0; /* nobody wrote callee data: send none */
         if (cond) {
             pthread_mutex_unlock(&so->lock);
             GROUP g = 0;

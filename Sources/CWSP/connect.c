@@ -243,6 +243,10 @@ static void stamp_patience(struct connect_request *req, uint64_t deadline) {
     if (!off || deadline == WSP_NO_DEADLINE)
         return;
     uint32_t left = (uint32_t)wsp_ms_left(deadline);
+    uint32_t limit = (uint32_t)req->frame[off] << 24 | (uint32_t)req->frame[off + 1] << 16 |
+                     (uint32_t)req->frame[off + 2] << 8 | req->frame[off + 3];
+    if (left > limit) /* the deadline is a whole millisecond late, never early */
+        left = limit;
     req->frame[off] = (uint8_t)(left >> 24);
     req->frame[off + 1] = (uint8_t)(left >> 16);
     req->frame[off + 2] = (uint8_t)(left >> 8);

@@ -2,7 +2,8 @@
 # `make check-install`: WSP as a C user installs it. Installs into a temporary prefix, checks
 # the installed files, builds examples/demo.c against the installed headers and library
 # through pkg-config (statically and against the shared library), runs both, uninstalls and
-# checks that no file is left. Then the same install and uninstall staged under DESTDIR.
+# checks that no file is left; builds and runs examples/winsock-echo.c (a Winsock program)
+# the same two ways. Then the same install and uninstall staged under DESTDIR.
 # Needs pkg-config (Debian/Ubuntu package: pkg-config). Ends with one PASS or FAIL line.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -99,6 +100,17 @@ step "run the static demo"
 timeout 60 "$tmp/demo-static" >"$tmp/static.log" 2>&1 ||
     { cat "$tmp/static.log"; fail "the static demo failed"; }
 check_demo_output "$tmp/static.log" static
+
+step "cc winsock-echo.c (a Winsock program: #include <wsp/winsock2.h>) through pkg-config, run it"
+quiet "building the Winsock example against the shared library" \
+    $CC -o "$tmp/winsock-shared" examples/winsock-echo.c $(pkg-config --cflags --libs wsp)
+quiet "building the Winsock example statically" \
+    $CC -static -o "$tmp/winsock-static" examples/winsock-echo.c $(pkg-config --static --cflags --libs wsp)
+for w in shared static; do
+    LD_LIBRARY_PATH=$prefix/lib timeout 60 "$tmp/winsock-$w" >"$tmp/winsock-$w.log" 2>&1 &&
+        grep -q "echoed: hello, Winsock on Linux" "$tmp/winsock-$w.log" ||
+        { cat "$tmp/winsock-$w.log"; fail "the $w Winsock example failed"; }
+done
 
 step "make uninstall PREFIX=$prefix"
 quiet "make uninstall" $MAKE --no-print-directory uninstall PREFIX="$prefix"
