@@ -27,6 +27,8 @@
 #                     and its soname is libcwsp.so.0
 #   make check-install  install into a temporary prefix, build and run examples/demo.c
 #                     against it through pkg-config (static and shared), uninstall
+#   make check-layers  the provider's C files form layers that look only down: fails on a
+#                     call from a file to one above it (the map: docs/ARCHITECTURE.md)
 
 CC ?= cc
 BUILD ?= build
@@ -47,7 +49,7 @@ TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz fuzz-net \
 	check-valgrind demo bench bench-load bench-swift clean \
-	install uninstall check-exports check-install
+	install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -208,6 +210,12 @@ check-exports: $(BUILD)/libcwsp.so
 
 check-install: all
 	MAKE="$(MAKE)" Tests/install/run.sh
+
+# The layer map of docs/ARCHITECTURE.md against what each object file defines and uses (nm).
+check-layers: $(LIB_OBJS)
+	Tests/layers/check-layers --map docs/ARCHITECTURE.md $(LIB_OBJS)
+	@# The check can fail: against the map upside down, it must.
+	@! Tests/layers/check-layers --upside-down --map docs/ARCHITECTURE.md $(LIB_OBJS) >/dev/null
 
 bench-swift:
 	cd Benchmarks && swift build -c release
