@@ -222,10 +222,8 @@ final class Notifier: Sendable {
     /// Asks the provider to post `events` for `socket` here from now on (replacing what it
     /// was selected for); conditions that already hold are posted at once.
     func select(provider: Provider, socket: SOCKET, events: Int32) throws(WSPError) {
-        var err: Int32 = 0
-        if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0 {
-            throw WSPError(code: err)
-        }
+        try provider.table.asyncSelect(socket, window: queue, message: Notifier.message,
+                                       events: events)
     }
 
     /// Forgets `reg` and ends its waits. Messages for its socket that are still on their way

@@ -28,7 +28,14 @@ final class EventLog: Sendable {
         case number(Double)
         /// Seconds: `1.5 s` in text, a number in JSON.
         case seconds(Double)
+        /// Bytes from the network: quoted and escaped in text; in JSON a string when they are
+        /// UTF-8, else `KEYHex` with their hex digits. Past `dataShown` bytes they are
+        /// shortened, and the whole length is given (`KEYLength` in JSON).
+        case data([UInt8])
     }
+
+    /// How many bytes of data a log line shows.
+    static let dataShown = 64
 
     /// Logs an admission event (accept, reject, defer, withdrawn, …) about `caller`.
     func event(_ event: String, caller: String?, reason: String,
@@ -68,6 +75,9 @@ final class EventLog: Sendable {
                 case .text(let s): line += "; \(key) \(s)"
                 case .number(let n): line += "; \(key) \(Self.number(n))"
                 case .seconds(let n): line += "; \(key) \(String(format3: n)) s"
+                case .data(let b):
+                    line += "; \(key) \(quoted(Array(b.prefix(Self.dataShown))))"
+                    if b.count > Self.dataShown { line += "… (\(b.count) bytes)" }
                 }
             }
         case .json:
@@ -79,6 +89,17 @@ final class EventLog: Sendable {
                 case .text(let s): line += ",\(json(key)):\(json(s))"
                 case .number(let n): line += ",\(json(key)):\(Self.number(n))"
                 case .seconds(let n): line += ",\(json(key)):\(String(format3: n))"
+                case .data(let b):
+                    var shown = Array(b.prefix(Self.dataShown))
+                    // Shortening must not split a UTF-8 sequence.
+                    while !shown.isEmpty, String(validating: shown, as: UTF8.self) == nil,
+                          String(validating: b, as: UTF8.self) != nil { shown.removeLast() }
+                    if let text = String(validating: shown, as: UTF8.self) {
+                        line += ",\(json(key)):\(json(text))"
+                    } else {
+                        line += ",\(json(key + "Hex")):\(json(shown.map { String($0, radix: 16).leftPad(2) }.joined()))"
+                    }
+                    if b.count > shown.count { line += ",\(json(key + "Length")):\(b.count)" }
                 }
             }
             line += "}"

@@ -92,7 +92,7 @@ import Testing
         let accepts = objects.filter { $0["event"] as? String == "accept" }
         #expect(accepts.count == 2)
         #expect(accepts.allSatisfy { ($0["caller"] as? String)?.hasPrefix("127.0.0.1:") == true })
-        #expect(accepts.first?["data"] as? String == "\"anything\"")
+        #expect(accepts.first?["data"] as? String == "anything") // the bytes themselves, as a JSON string
         #expect(accepts.first?["reason"] as? String == "passed the admission rules")
     }
 
