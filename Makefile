@@ -5,6 +5,7 @@
 #   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-tsan   the C tests under ThreadSanitizer
 #   make check-swift-tsan  the Swift tests under ThreadSanitizer
+#   make check-doc-snippets  the ```swift blocks of README.md and the DocC articles compile
 #   make fuzz         the handshake decoder under libFuzzer (FUZZ_SECONDS, default 30)
 #   make demo         a server and clients showing accept, reject and defer
 #   make bench        connections per second and event-driven ping-pong round trips per
@@ -36,7 +37,7 @@ HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(filter-out Tests/c/header-check.c,$(wildcard Tests/c/*.c))
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
-.PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz demo bench bench-swift clean \
+.PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan fuzz demo bench bench-swift clean \
 	install uninstall check-exports check-install
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -77,6 +78,13 @@ check-c: $(BUILD)/header-check.stamp $(BUILD)/wsp-tests
 check-swift:
 	swift build --build-tests -Xswiftc -warnings-as-errors
 	swift test --skip-build
+	scripts/check-doc-snippets "$$(swift build --show-bin-path)/Modules"
+
+# Every ```swift block of README.md and of the DocC articles compiles with `import WSP` alone
+# (each document's blocks as one program; Tests/WSPTests/DocSnippetTests.swift runs them).
+check-doc-snippets:
+	swift build --target WSP
+	scripts/check-doc-snippets "$$(swift build --show-bin-path)/Modules"
 
 check: SHELL := /bin/bash
 check: check-c check-swift
