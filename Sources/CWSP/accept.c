@@ -4,7 +4,13 @@
  * caller's thread, with the listener unlocked (the function may call back into WSP). While it
  * is presented the request stays where it is, so a CF_DEFER leaves it first in the queue for
  * the next lpWSPAccept, on this thread or another, and concurrent accepts each get a
- * different request. */
+ * different request.
+ *
+ * Nothing a client chooses can keep its request first in line: an answer that cannot reach
+ * the client because of what the client asked (callee data or QoS longer than the buffers it
+ * stated) ends the request, and the accepting call reports WSAEFAULT once. Only the
+ * application's own mistakes (an invalid return value, a callee buffer it broke) leave the
+ * request where it is. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -44,6 +50,9 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
         r->frame.callee_capacity < capacity)
         capacity = r->frame.callee_capacity;
     p->callee_capacity = capacity;
+    /* Cleared each time: a function that accepts without setting len sends these zeros,
+     * never what an earlier call left here (another client's data). */
+    memset(p->callee_buf, 0, capacity);
     p->callee_data = (WSABUF){capacity, (char *)p->callee_buf};
     p->has_qos = 0;
     p->has_caller_data = 0;
@@ -71,14 +80,76 @@ static struct wsp_request *next_request(struct wsp_listener *l, int asking) {
              * others are checked here (and again after the decision), except one handed to
              * a waiting accept as it arrived: for it the check after the decision is
              * enough, since only the wake-up of this thread lies between. */
-            if (r->watched ? !r->gone
-                           : (asking && r == handoff) || !wsp_request_withdrawn(r))
+                if (r->expires_ms && wsp_request_expired(r, wsp_now_ms())) {
+                wsp_request_unlink(&l->ready, r); /* its client has stopped waiting */
+                wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+                wsp_listener_room_freed(l);
+            } else if (r->watched ? !r->gone
+                                  : (asking && r == handoff) ||
+                                        wsp_request_client(r) == WSP_CLIENT_WAITING) {
                 return r;
-            wsp_request_withdraw(l, r);
+            } else {
+                wsp_request_withdraw(l, r);
+            }
         }
         r = next;
     }
     return NULL;
+}
+
+/* What the condition function's CF_ACCEPT answer is worth: 0 when it can be sent; a WSA code
+ * for the application's own mistakes, which leave the request in line (WSAEFAULT: a buffer
+ * pointer it broke, or more callee data than the listener's own limit; WSAEINVAL: a QoS
+ * provider-specific part longer than the protocol carries); WSP_UNDELIVERABLE when the
+ * answer does not fit what this client said it can take. */
+#define WSP_UNDELIVERABLE (-1)
+static int check_answer(const struct wsp_socket *so, const struct wsp_request *r,
+                        const struct presentation *p) {
+    const WSABUF *cd = &p->callee_data;
+    if (cd->len > 0 && !cd->buf)
+        return WSAEFAULT;
+    DWORD own_limit = so->entry->connect_data ? so->max_callee_data : 0;
+    if (cd->len > own_limit)
+        return WSAEFAULT;
+    int undeliverable = cd->len > p->callee_capacity;
+    if (p->has_qos) {
+        const WSABUF *ps = &p->qos.ProviderSpecific;
+        if (ps->len > 0 && !ps->buf)
+            return WSAEFAULT;
+        if (ps->len > WSP_HS_MAX_QOS_SPECIFIC)
+            return WSAEINVAL;
+        /* The client reads the answer's provider-specific part into the buffer it sent its
+         * own in, so that is its capacity (connect.c, take_answer). */
+        if (ps->len > r->frame.qos.specific_len)
+            undeliverable = 1;
+    }
+    return undeliverable ? WSP_UNDELIVERABLE : 0;
+}
+
+/* Sends a whole frame without blocking. A frame larger than the free space of the send
+ * buffer (callee data near the 16 KB ceiling) gets a send buffer large enough to hold it:
+ * the provider never waits on a client that does not read. 0 or a WSA code. */
+static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
+    size_t sent = 0;
+    for (int grown = 0;;) {
+        ssize_t k = send(fd, buf + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0) {
+            sent += (size_t)k;
+            if (sent == n)
+                return 0;
+            continue;
+        }
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno != EAGAIN)
+            return wsp_wsa_from_errno(errno);
+        if (grown)
+            return WSAENOBUFS;
+        int size = 4 * WSP_HS_MAX_FRAME; /* room for the frame and its overhead */
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) < 0)
+            return WSAENOBUFS;
+        grown = 1;
+    }
 }
 
 /* so->lock held. Sends the ACCEPT answer on the connect-data protocol; 0 or a WSA code. */
@@ -96,8 +167,8 @@ static int send_accept(struct wsp_request *r, const struct presentation *p) {
     uint8_t buf[WSP_HS_MAX_FRAME];
     size_t n = wsp_hs_encode(&f, buf, sizeof buf);
     if (!n)
-        return WSAEFAULT;
-    return wsp_fd_send_all(r->fd, buf, n, 1000);
+        return WSAEFAULT; /* check_answer rules this out */
+    return send_frame_now(r->fd, buf, n);
 }
 
 /* so->lock held; r unlinked. Turns an accepted request into a socket. */
@@ -129,23 +200,30 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
      * as withdrawn, never as rejected or deferred, and the caller looks for the next
      * request. A dead request is never handed out. (Without a function there was no "while":
      * next_request has just checked.) */
-    if (asked && wsp_request_withdrawn(r)) {
+    if (asked && wsp_request_client(r) != WSP_CLIENT_WAITING) {
         wsp_request_withdraw(l, r);
         *err = 0;
         return INVALID_SOCKET;
     }
-    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) ||
-        (rc == CF_ACCEPT && p->callee_data.len > p->callee_capacity)) {
+    int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
+    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
         if (rc == CF_DEFER)
             l->stats.deferred++;
         wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */
+        if (r->expires_ms)
+            wsp_listener_rearm(l); /* and when it stops waiting */
         if (l->waiters)
             wsp_listener_wake(l, 1); /* it is available again */
-        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? WSAEFAULT : WSAEINVAL;
+        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
         return INVALID_SOCKET;
     }
     wsp_request_unlink(&l->ready, r);
     wsp_listener_room_freed(l);
+    if (answer == WSP_UNDELIVERABLE) {
+        wsp_request_end(l, r, &l->stats.undeliverable, WSP_REASON_CALLEE_DATA_TOO_LONG);
+        *err = WSAEFAULT; /* once: the next accept presents the next request */
+        return INVALID_SOCKET;
+    }
     if (rc == CF_REJECT) {
         l->stats.rejected++;
         if (so->entry->connect_data)
@@ -154,7 +232,13 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
-    if (so->entry->connect_data && send_accept(r, p) != 0) { /* it left just now */
+    int sent = so->entry->connect_data ? send_accept(r, p) : 0;
+    if (sent == WSAENOBUFS) { /* not even a grown send buffer takes it */
+        wsp_request_end(l, r, &l->stats.undeliverable, WSP_REASON_CALLEE_DATA_TOO_LONG);
+        *err = WSAENOBUFS;
+        return INVALID_SOCKET;
+    }
+    if (sent != 0) { /* it left just now */
         l->stats.withdrawn++;
         wsp_request_destroy(r, 1);
         *err = 0; /* not an error: look for the next request */
@@ -231,6 +315,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         r->presenting = 1;
         prepare(p, so, r);
         int rc = CF_ACCEPT;
+        if (!cond)
+            p->callee_data.len = 0; /* nobody wrote callee data: send none */
         if (cond) {
             pthread_mutex_unlock(&so->lock);
             GROUP g = 0;
@@ -250,7 +336,10 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
     }
     if (l && err != WSATRY_AGAIN)
         wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
+    struct wsp_drop_notice *notices = l ? wsp_listener_take_notices(l) : NULL;
     pthread_mutex_unlock(&so->lock);
+    if (notices)
+        wsp_listener_deliver_notices(so, notices);
     free(p);
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)

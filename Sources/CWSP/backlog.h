@@ -24,10 +24,13 @@ struct wsp_request {
     int watched;    /* registered with the reactor */
     int queued;     /* in the backlog (else still handshaking) */
     int presenting; /* a condition function is looking at it now */
-    int gone;       /* the client left while it was being presented */
+    int gone;       /* the client left, or broke the protocol, while being presented */
+    int misbehaved; /* ...by sending bytes after its request (gone is set too) */
     struct sockaddr_storage peer;
     socklen_t peer_len;
     uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
+    uint64_t arrived_ms;     /* when the connection was taken off the kernel's queue */
+    uint64_t expires_ms;     /* queued: the client stops waiting then (its patience); 0 none */
     uint64_t queued_ms;
     uint64_t next_notice_ms; /* queued, connect data: when to send the next "pending" */
     uint64_t watch_ms;       /* queued unwatched: when the reactor starts watching it */
@@ -39,6 +42,23 @@ struct wsp_request {
 struct wsp_request_list {
     struct wsp_request *head, *tail;
     int count;
+};
+
+/* A request the provider ended on the application's behalf, for the listener's drop handler
+ * (WSP_DROP_HANDLER), which is called once the listener's lock is released. */
+struct wsp_drop_notice {
+    struct wsp_drop_notice *next;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int reason; /* WSP_REASON_… */
+};
+
+/* How a queued request's client stands. */
+enum wsp_client_state {
+    WSP_CLIENT_WAITING = 0, /* still there, waiting for its answer */
+    WSP_CLIENT_GONE,        /* closed or reset: it gave up */
+    WSP_CLIENT_SENT_MORE,   /* connect data: sent bytes after its request, which the
+                             * protocol forbids (PROTOCOL.md): the request is malformed */
 };
 
 struct wsp_listener {
@@ -60,6 +80,7 @@ struct wsp_listener {
     uint64_t resume_ms; /* paused after EMFILE until then */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
+    struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
 };
 
@@ -68,10 +89,20 @@ void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) WSP_I
 void wsp_request_destroy(struct wsp_request *r, int abort) WSP_INTERNAL;
 /* Sends a REFUSE frame with the reason, best effort. */
 void wsp_request_refuse(struct wsp_request *r, int reason) WSP_INTERNAL;
-/* Drops a queued request whose client left, counting it as withdrawn. */
+/* Ends an unlinked request on the application's behalf: counts it in *counter, tells the
+ * client why (a REFUSE with reason, a WSP_REASON_… value: reasons a client cannot read become
+ * REJECTED; a peer that never spoke WSP is reset instead), closes the connection and queues
+ * a notice for the drop handler. */
+void wsp_request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                     int reason) WSP_INTERNAL;
+/* Drops a queued request whose client left (counted as withdrawn) or sent bytes after its
+ * request (counted as malformed). */
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
-/* Whether the client has gone away. */
-int wsp_request_withdrawn(const struct wsp_request *r) WSP_INTERNAL;
+/* How the client of a queued request stands now (asks the kernel unless already known, and
+ * records what it learns). */
+enum wsp_client_state wsp_request_client(struct wsp_request *r) WSP_INTERNAL;
+/* Whether a queued request's client stopped waiting by now (its stated patience ran out). */
+int wsp_request_expired(const struct wsp_request *r, uint64_t now) WSP_INTERNAL;
 
 /* Takes at most max connections off the kernel's queue; returns how many. */
 int wsp_listener_pull(struct wsp_listener *l, int max) WSP_INTERNAL;
@@ -85,6 +116,11 @@ void wsp_listener_wait(struct wsp_listener *l) WSP_INTERNAL;
 /* Wakes at most n (INT_MAX: all) accepts blocked in wsp_listener_wait; so->lock may be held
  * or not, but n must have been taken from l->waiters under it. */
 void wsp_listener_wake(struct wsp_listener *l, int n) WSP_INTERNAL;
+/* so->lock held. Takes the notices for the drop handler; pass them to
+ * wsp_listener_deliver_notices once the lock is released. */
+struct wsp_drop_notice *wsp_listener_take_notices(struct wsp_listener *l) WSP_INTERNAL;
+/* Calls the socket's drop handler (if any) for each notice, then frees them. Lock not held. */
+void wsp_listener_deliver_notices(struct wsp_socket *so, struct wsp_drop_notice *n) WSP_INTERNAL;
 /* Raises FD_ACCEPT for the listener's event registration (netevents.c). */
 void wsp_listener_notify_accept(struct wsp_listener *l) WSP_INTERNAL;
 

@@ -200,7 +200,14 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     }
     if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
         return WSAEFAULT;
-    wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+    /* Version 3: this client reads every refusal reason, and states its patience (the
+     * overall connect limit) so that the server never presents the request after the client
+     * has stopped waiting. */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    if (so->connect_limit_ms) {
+        f.has_patience = 1;
+        f.patience_ms = so->connect_limit_ms; /* stamped again as it is sent */
+    }
     /* The server offers its condition function no more callee data than fits here. A buffer
      * that holds the largest data the format allows needs no mention, nor does its absence
      * (the answer's data is then kept for getsockopt, whatever its size): the request then
@@ -224,7 +231,33 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     req->frame_len = wsp_hs_encode(&f, req->frame, sizeof req->frame);
     req->callee = callee;
     req->sqos = sqos;
+    so->refuse_reason = WSP_REASON_NONE;
     return req->frame_len ? 0 : WSAEFAULT;
+}
+
+/* Rewrites the request's patience to what is left of the connect limit (deadline, 0: none)
+ * just before its first byte is sent. */
+static void stamp_patience(struct connect_request *req, uint64_t deadline) {
+    size_t off = wsp_hs_patience_offset(req->frame, req->frame_len);
+    if (!off || !deadline)
+        return;
+    uint64_t now = wsp_now_ms();
+    uint32_t left = now >= deadline ? 0 : (uint32_t)(deadline - now);
+    req->frame[off] = (uint8_t)(left >> 24);
+    req->frame[off + 1] = (uint8_t)(left >> 16);
+    req->frame[off + 2] = (uint8_t)(left >> 8);
+    req->frame[off + 3] = (uint8_t)left;
+}
+
+/* so->lock held. The error a REFUSE answer means, remembering its reason for
+ * WSP_REFUSE_REASON: a refusal; WSAEFAULT when the server's answer did not fit the buffers
+ * this client stated (Winsock's code for a callee buffer that is too small); WSAETIMEDOUT
+ * when the server saw this client's connect limit pass, as the client itself is about to. */
+static int refused(struct wsp_socket *so, const wsp_hs_frame *answer) {
+    so->refuse_reason = answer->reason;
+    if (answer->reason == WSP_HS_REASON_UNDELIVERABLE)
+        return WSAEFAULT;
+    return answer->reason == WSP_HS_REASON_EXPIRED ? WSAETIMEDOUT : WSAECONNREFUSED;
 }
 
 /* ---- blocking ------------------------------------------------------------------------------ */
@@ -307,6 +340,7 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
     /* The request goes out at once: on a nearby server the connection is usually up by the
      * time connect returns, and a send that finds it still being set up fails with EAGAIN
      * and waits for it (or fails with the connect's own error, such as ECONNREFUSED). */
+    stamp_patience(req, limit);
     if ((err = wsp_fd_send_all(fd, req->frame, req->frame_len, window(limit, timeout))) != 0)
         return request_send_error(err);
     reader_reset(a);
@@ -320,7 +354,7 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
         if (type == WSP_HS_ACCEPT)
             return 0;
         if (type == WSP_HS_REFUSE)
-            return WSAECONNREFUSED;
+            return WSAECONNREFUSED; /* the caller reads the reason from answer */
         /* PENDING, or a partial frame: keep waiting, a full time-out from now */
     }
 }
@@ -383,11 +417,16 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
         int err = c->early_error;
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             err = tcp_outcome(so->fd);
+        if (!err && so->entry->connect_data) {
+            if (c->req_sent == 0)
+                stamp_patience(&c->req, c->limit_ms);
+            err = wsp_fd_send_all(so->fd, c->req.frame + c->req_sent,
+                                  c->req.frame_len - c->req_sent, 0);
+            if (err)
+                err = request_send_error(err);
+        }
         if (err || !so->entry->connect_data) {
             connector_finish(c, err, NULL);
-        } else if ((err = wsp_fd_send_all(so->fd, c->req.frame + c->req_sent,
-                                          c->req.frame_len - c->req_sent, 0)) != 0) {
-            connector_finish(c, request_send_error(err), NULL);
         } else {
             c->sent = 1;
             wsp_reactor_modify(item, EPOLLIN | EPOLLRDHUP);
@@ -401,7 +440,7 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
         else if (type == WSP_HS_ACCEPT)
             connector_finish(c, 0, &answer);
         else if (type == WSP_HS_REFUSE)
-            connector_finish(c, WSAECONNREFUSED, NULL);
+            connector_finish(c, refused(so, &answer), NULL);
         else if (type == WSP_HS_PENDING)
             connector_arm(c);
     }
@@ -441,6 +480,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
         /* As in a blocking connect, the request goes out at once when the connection is up
          * (usually, on a nearby server), saving the reactor a wake-up. An error is the
          * connect's own; it is reported the usual way, when the reactor sees the socket. */
+        stamp_patience(&c->req, c->limit_ms);
         ssize_t n = send(so->fd, c->req.frame, c->req.frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0)
             c->req_sent = (size_t)n;
@@ -492,10 +532,12 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         so->state = WSP_STATE_CONNECTING;
         int fd = so->fd;
         pthread_mutex_unlock(&so->lock);
-        wsp_hs_frame answer;
+        wsp_hs_frame answer = {0};
         err = connect_blocking(so, fd, name, wsp_sockaddr_len(so->entry->af), req, reader,
                                &answer);
         pthread_mutex_lock(&so->lock);
+        if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
+            err = refused(so, &answer);
         if (so->closing)
             err = WSAEINTR;
         if (!err && so->entry->connect_data)

@@ -11,6 +11,7 @@
 #define MAGIC_1 0x53u /* 'S' */
 #define FLAGS_V1 (WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS)
 #define FLAGS_V2 (FLAGS_V1 | WSP_HS_FLAG_CAPACITY)
+#define FLAGS_V3 (FLAGS_V2 | WSP_HS_FLAG_PATIENCE)
 /* Offsets within the header and within the QoS block. */
 #define OFF_VERSION 2u
 #define OFF_TYPE 3u
@@ -53,9 +54,15 @@ static int type_has_body(unsigned type) {
 }
 
 /* Version 1 knows bits 0 and 1; version 2 adds bit 2, which a version 2 frame must set (it is
- * what makes the frame version 2) and only a REQUEST may carry. */
+ * what makes the frame version 2) and only a REQUEST may carry. Version 3 is a REQUEST, with
+ * bits 2 and 3 optional, or a REFUSE (whose reason makes it version 3). */
 static int flags_valid(unsigned version, unsigned type, unsigned flags) {
-    if (version == WSP_HS_VERSION_2) {
+    if (version == WSP_HS_VERSION_3) {
+        if (type == WSP_HS_REFUSE)
+            return flags == 0;
+        if (type != WSP_HS_REQUEST || (flags & ~FLAGS_V3))
+            return 0;
+    } else if (version == WSP_HS_VERSION_2) {
         if ((flags & ~FLAGS_V2) || !(flags & WSP_HS_FLAG_CAPACITY) || type != WSP_HS_REQUEST)
             return 0;
     } else if (flags & ~FLAGS_V1) {
@@ -64,16 +71,20 @@ static int flags_valid(unsigned version, unsigned type, unsigned flags) {
     return type_has_body(type) || flags == 0;
 }
 
-/* A REFUSE must say why; any other type has nothing to say. */
-static int reason_valid(unsigned type, unsigned reason) {
-    if (type == WSP_HS_REFUSE)
-        return reason >= 1 && reason <= WSP_HS_REASON_MAX;
-    return reason == WSP_HS_REASON_NONE;
+/* A REFUSE must say why, with a reason of its version (1-3 in version 1, 4 and above in
+ * version 3: one encoding per frame); any other type has nothing to say. */
+static int reason_valid(unsigned version, unsigned type, unsigned reason) {
+    if (type != WSP_HS_REFUSE)
+        return reason == WSP_HS_REASON_NONE;
+    if (version == WSP_HS_VERSION_3)
+        return reason > WSP_HS_REASON_V1_MAX && reason <= WSP_HS_REASON_MAX;
+    return reason >= 1 && reason <= WSP_HS_REASON_V1_MAX;
 }
 
 /* The body bytes the flags require before any variable-length part. */
 static size_t body_fixed_size(unsigned flags) {
     return ((flags & WSP_HS_FLAG_CAPACITY) ? WSP_HS_CAPACITY_SIZE : 0u) +
+           ((flags & WSP_HS_FLAG_PATIENCE) ? WSP_HS_PATIENCE_SIZE : 0u) +
            ((flags & WSP_HS_FLAG_DATA) ? DATA_LEN_SIZE : 0u) +
            ((flags & WSP_HS_FLAG_QOS) ? WSP_HS_QOS_FIXED_SIZE : 0u);
 }
@@ -84,15 +95,15 @@ static long check_header_bytes(const uint8_t *b, size_t len, unsigned expect) {
         return WSP_HS_BAD_MAGIC;
     if (len > 1 && b[1] != MAGIC_1)
         return WSP_HS_BAD_MAGIC;
-    if (len > OFF_VERSION && b[OFF_VERSION] != WSP_HS_VERSION_1 &&
-        b[OFF_VERSION] != WSP_HS_VERSION_2)
+    if (len > OFF_VERSION &&
+        (b[OFF_VERSION] < WSP_HS_VERSION_1 || b[OFF_VERSION] > WSP_HS_VERSION_3))
         return WSP_HS_BAD_VERSION;
     /* type_known() first: shifting by an arbitrary byte would be undefined. */
     if (len > OFF_TYPE && (!type_known(b[OFF_TYPE]) || !(expect & (1u << b[OFF_TYPE]))))
         return WSP_HS_BAD_TYPE;
     if (len > OFF_FLAGS && !flags_valid(b[OFF_VERSION], b[OFF_TYPE], b[OFF_FLAGS]))
         return WSP_HS_BAD_FIELD;
-    if (len > OFF_REASON && !reason_valid(b[OFF_TYPE], b[OFF_REASON]))
+    if (len > OFF_REASON && !reason_valid(b[OFF_VERSION], b[OFF_TYPE], b[OFF_REASON]))
         return WSP_HS_BAD_FIELD;
     return WSP_HS_NEED_MORE;
 }
@@ -159,6 +170,11 @@ static long check_body(const uint8_t *b, size_t len, size_t body, uint32_t max_d
             return WSP_HS_BAD_FIELD; /* a capacity no frame could ever use */
         off += WSP_HS_CAPACITY_SIZE;
     }
+    if (flags & WSP_HS_FLAG_PATIENCE) { /* every value is valid */
+        if (len < off + WSP_HS_PATIENCE_SIZE)
+            return WSP_HS_NEED_MORE;
+        off += WSP_HS_PATIENCE_SIZE;
+    }
     *data_off = off;
     if (flags & WSP_HS_FLAG_DATA) {
         if (len < off + DATA_LEN_SIZE)
@@ -188,9 +204,16 @@ static const uint8_t *read_flowspec(const uint8_t *p, wsp_hs_flowspec *fs) {
 static void fill_frame(const uint8_t *b, size_t data_off, size_t qos_off, wsp_hs_frame *out) {
     unsigned flags = b[OFF_FLAGS];
     *out = (wsp_hs_frame){.type = b[OFF_TYPE], .reason = b[OFF_REASON]};
+    out->reads_reasons = b[OFF_VERSION] == WSP_HS_VERSION_3 && b[OFF_TYPE] == WSP_HS_REQUEST;
+    size_t off = WSP_HS_HEADER_SIZE;
     if (flags & WSP_HS_FLAG_CAPACITY) {
         out->has_callee_capacity = 1;
-        out->callee_capacity = get16(b + WSP_HS_HEADER_SIZE);
+        out->callee_capacity = get16(b + off);
+        off += WSP_HS_CAPACITY_SIZE;
+    }
+    if (flags & WSP_HS_FLAG_PATIENCE) {
+        out->has_patience = 1;
+        out->patience_ms = get32(b + off);
     }
     if (flags & WSP_HS_FLAG_DATA) {
         out->has_data = 1;
@@ -252,17 +275,31 @@ static int capacity_encodable(const wsp_hs_frame *f) {
     return f->callee_capacity <= WSP_HS_MAX_DATA;
 }
 
-static unsigned frame_flags(const wsp_hs_frame *f) {
-    return (f->has_data ? WSP_HS_FLAG_DATA : 0u) | (f->has_qos ? WSP_HS_FLAG_QOS : 0u) |
-           (f->has_callee_capacity ? WSP_HS_FLAG_CAPACITY : 0u);
+/* What only a REQUEST says: a REQUEST from a client that reads reasons, or its patience. */
+static int request_fields_encodable(const wsp_hs_frame *f) {
+    if (!f->has_patience && f->patience_ms != 0)
+        return 0;
+    return f->type == WSP_HS_REQUEST || (!f->reads_reasons && !f->has_patience);
 }
 
+static unsigned frame_flags(const wsp_hs_frame *f) {
+    return (f->has_data ? WSP_HS_FLAG_DATA : 0u) | (f->has_qos ? WSP_HS_FLAG_QOS : 0u) |
+           (f->has_callee_capacity ? WSP_HS_FLAG_CAPACITY : 0u) |
+           (f->has_patience ? WSP_HS_FLAG_PATIENCE : 0u);
+}
+
+/* The lowest version that carries the frame. */
 static unsigned frame_version(const wsp_hs_frame *f) {
+    if (f->type == WSP_HS_REFUSE)
+        return f->reason > WSP_HS_REASON_V1_MAX ? WSP_HS_VERSION_3 : WSP_HS_VERSION_1;
+    if (f->type == WSP_HS_REQUEST && (f->reads_reasons || f->has_patience))
+        return WSP_HS_VERSION_3;
     return f->has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1;
 }
 
 size_t wsp_hs_encoded_size(const wsp_hs_frame *f) {
-    if (!f || !type_known(f->type) || !reason_valid(f->type, f->reason))
+    if (!f || !type_known(f->type) || !request_fields_encodable(f) ||
+        !reason_valid(frame_version(f), f->type, f->reason))
         return 0;
     if (!flags_valid(frame_version(f), f->type, frame_flags(f)) || !data_encodable(f) ||
         !qos_encodable(f) || !capacity_encodable(f))
@@ -305,6 +342,8 @@ size_t wsp_hs_encode(const wsp_hs_frame *f, uint8_t *buf, size_t cap) {
     p = put16(p, (uint32_t)(size - WSP_HS_HEADER_SIZE));
     if (f->has_callee_capacity)
         p = put16(p, f->callee_capacity);
+    if (f->has_patience)
+        p = put32(p, f->patience_ms);
     if (f->has_data) {
         p = put16(p, f->data_len);
         p = put_bytes(p, f->data, f->data_len);
@@ -316,6 +355,14 @@ size_t wsp_hs_encode(const wsp_hs_frame *f, uint8_t *buf, size_t cap) {
         p = put_bytes(p, f->qos.specific, f->qos.specific_len);
     }
     return (size_t)(p - buf);
+}
+
+size_t wsp_hs_patience_offset(const uint8_t *frame, size_t len) {
+    if (len < WSP_HS_HEADER_SIZE || frame[OFF_TYPE] != WSP_HS_REQUEST ||
+        !(frame[OFF_FLAGS] & WSP_HS_FLAG_PATIENCE))
+        return 0;
+    return WSP_HS_HEADER_SIZE +
+           ((frame[OFF_FLAGS] & WSP_HS_FLAG_CAPACITY) ? WSP_HS_CAPACITY_SIZE : 0u);
 }
 
 const char *wsp_hs_result_name(long result) {

@@ -154,6 +154,8 @@ struct wsp_socket {
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
     uint8_t *callee_data;
     uint32_t callee_len;
+    int refuse_reason; /* why the last connect-data connect was refused (WSP_REASON_…) */
+    WSP_DROP_HANDLER_DATA drop_handler; /* listener: told of requests the provider ends */
     int has_qos;
     QOS qos;
     struct wsp_netevents netev; /* network events (netevents.c) */

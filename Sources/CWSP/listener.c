@@ -150,57 +150,151 @@ void wsp_request_refuse(struct wsp_request *r, int reason) {
     request_send_frame(r, &f);
 }
 
+/* Whether what the client sent so far opens a WSP REQUEST (a peer that never spoke WSP is
+ * owed no frame), and of which version: only version 3 clients read reasons above 3. */
+static int request_version(const struct wsp_request *r) {
+    if (r->buf_len < WSP_HS_HEADER_SIZE / 2 || r->buf[0] != 0x57 || r->buf[1] != 0x53 ||
+        r->buf[3] != WSP_HS_REQUEST || r->buf[2] < WSP_HS_VERSION_1 ||
+        r->buf[2] > WSP_HS_VERSION_3)
+        return 0;
+    return r->buf[2];
+}
+
+/* Reads and discards what the client has sent so far, so that the close after a REFUSE is a
+ * FIN behind it rather than a reset that could overtake it. Bounded: a client that keeps
+ * sending gets the reset. */
+static void discard_input(int fd) {
+    uint8_t scratch[4096];
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < (ssize_t)sizeof scratch)
+            return;
+    }
+}
+
+static void queue_notice(struct wsp_listener *l, const struct wsp_request *r, int reason) {
+    if (!l->so->drop_handler.lpfnHandler)
+        return;
+    struct wsp_drop_notice *n = malloc(sizeof *n);
+    if (!n)
+        return; /* the count above still records it */
+    n->next = NULL;
+    memcpy(&n->peer, &r->peer, r->peer_len);
+    n->peer_len = r->peer_len;
+    n->reason = reason;
+    *l->notices_tail = n;
+    l->notices_tail = &n->next;
+}
+
+void wsp_request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                     int reason) {
+    (*counter)++;
+    int version = request_version(r);
+    if (version) {
+        int told = reason;
+        if (reason > WSP_HS_REASON_V1_MAX && version != WSP_HS_VERSION_3)
+            told = WSP_HS_REASON_REJECTED; /* the one refusal an older client can read */
+        wsp_request_refuse(r, told);
+        discard_input(r->fd);
+    }
+    queue_notice(l, r, reason);
+    wsp_request_destroy(r, !version);
+}
+
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     wsp_request_unlink(&l->ready, r);
-    l->stats.withdrawn++;
-    wsp_request_destroy(r, 1);
+    if (r->misbehaved) {
+        wsp_request_end(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
+    } else {
+        l->stats.withdrawn++;
+        wsp_request_destroy(r, 1);
+    }
     wsp_listener_room_freed(l);
 }
 
-int wsp_request_withdrawn(const struct wsp_request *r) {
+enum wsp_client_state wsp_request_client(struct wsp_request *r) {
     if (r->gone)
-        return 1;
-    struct pollfd p = {.fd = r->fd, .events = POLLRDHUP};
+        return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
+    int connect_data = r->listener->so->entry->connect_data;
+    struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
-        return 0;
-    if (p.revents & (POLLHUP | POLLERR))
-        return 1;
-    if (p.revents & POLLRDHUP) {
-        /* A peer that sent data and then half-closed may still want its answer; one that
-         * closed without a byte has gone away. */
-        int unread = 0;
-        return ioctl(r->fd, FIONREAD, &unread) == 0 && unread == 0;
+        return WSP_CLIENT_WAITING;
+    enum wsp_client_state st = WSP_CLIENT_WAITING;
+    int unread = 0;
+    if (p.revents & (POLLHUP | POLLERR)) {
+        st = WSP_CLIENT_GONE;
+    } else if (ioctl(r->fd, FIONREAD, &unread) != 0) {
+        st = WSP_CLIENT_GONE;
+    } else if (unread > 0) {
+        /* Plain TCP: the application's first bytes, and a peer that sent data and then
+         * half-closed may still want its answer. Connect data: nothing may follow the
+         * request. */
+        st = connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
+    } else if (p.revents & POLLRDHUP) {
+        st = WSP_CLIENT_GONE; /* closed without a byte more: it gave up */
     }
-    return 0;
+    if (st != WSP_CLIENT_WAITING) {
+        r->gone = 1;
+        r->misbehaved = st == WSP_CLIENT_SENT_MORE;
+    }
+    return st;
+}
+
+int wsp_request_expired(const struct wsp_request *r, uint64_t now) {
+    return r->expires_ms && now >= r->expires_ms;
 }
 
 /* ---- the connect-data handshake, read by the reactor --------------------------------------- */
 
-static void drop_handshaking(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter) {
+/* Ends a request that has not become whole (see wsp_request_end). */
+static void end_handshaking(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                            int reason) {
     wsp_request_unlink(&l->handshaking, r);
-    (*counter)++;
+    wsp_request_end(l, r, counter, reason);
+}
+
+/* A client that left before sending a byte merely gave up. */
+static void drop_handshaking_withdrawn(struct wsp_listener *l, struct wsp_request *r) {
+    wsp_request_unlink(&l->handshaking, r);
+    l->stats.withdrawn++;
     wsp_request_destroy(r, 1);
 }
 
 void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) {
     if (!l->so->entry->connect_data)
         return; /* plain requests are checked when presented */
-    /* From now on the client sends nothing until it has its answer: watch for it leaving. */
+    /* From now on the client sends nothing until it has its answer: watch for it leaving,
+     * and for bytes it may not send. */
     if (r->watched) {
-        wsp_reactor_modify(&r->item, EPOLLRDHUP);
-    } else if (wsp_reactor_add(&r->item, EPOLLRDHUP) == 0) {
+        wsp_reactor_modify(&r->item, EPOLLIN | EPOLLRDHUP);
+    } else if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) == 0) {
         r->watched = 1;
     }
 }
 
-/* so->lock held. A complete request: into the backlog, or refused when it is full. */
+/* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
+ * would have taken them into the buffer, where the decoder sees them). */
+static int sent_more(int fd) {
+    uint8_t b;
+    return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
+}
+
+/* so->lock held. A complete request: into the backlog, or refused when it is full or its
+ * client has already stopped waiting. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     wsp_request_unlink(&l->handshaking, r);
     if (l->ready.count >= l->backlog) {
-        l->stats.backlog_full++;
-        wsp_request_refuse(r, WSP_HS_REASON_BACKLOG_FULL);
-        wsp_request_destroy(r, 0);
+        wsp_request_end(l, r, &l->stats.backlog_full, WSP_REASON_BACKLOG_FULL);
         return;
+    }
+    if (r->frame.has_patience) {
+        r->expires_ms = r->arrived_ms + r->frame.patience_ms;
+        if (wsp_request_expired(r, wsp_now_ms())) {
+            wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+            return;
+        }
     }
     r->queued = 1; /* request_ready must now watch for the client leaving, not read */
     r->queued_ms = wsp_now_ms();
@@ -232,12 +326,13 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             if (cap > WSP_HS_MAX_FRAME)
                 cap = WSP_HS_MAX_FRAME;
             if (cap == r->buf_cap) { /* a full frame's worth and still incomplete */
-                drop_handshaking(l, r, &l->stats.malformed);
+                end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
                 return 0;
             }
             uint8_t *nb = realloc(r->buf, cap);
-            if (!nb) {
-                drop_handshaking(l, r, &l->stats.malformed);
+            if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
+                wsp_request_unlink(&l->handshaking, r);
+                wsp_request_destroy(r, 1);
                 return 0;
             }
             r->buf = nb;
@@ -250,8 +345,10 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             return 1;
         if (n <= 0) { /* the client left (or broke) before finishing its request */
             /* Without a byte sent, a close and a reset are both a client giving up. */
-            drop_handshaking(l, r, r->buf_len == 0 ? &l->stats.withdrawn
-                                                   : &l->stats.malformed);
+            if (r->buf_len == 0)
+                drop_handshaking_withdrawn(l, r);
+            else
+                end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
             return 0;
         }
         r->buf_len += (size_t)n;
@@ -259,8 +356,15 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
                                  1u << WSP_HS_REQUEST, &r->frame);
         if (res == WSP_HS_NEED_MORE)
             continue;
-        if (res < 0 || (size_t)res != r->buf_len) { /* nothing may follow the request */
-            drop_handshaking(l, r, &l->stats.malformed);
+        if (res == WSP_HS_TOO_LONG) {
+            end_handshaking(l, r, &l->stats.too_long, WSP_REASON_DATA_TOO_LONG);
+            return 0;
+        }
+        /* Nothing may follow the request, at any size: not in the same read, nor waiting
+         * behind a read that filled the buffer exactly. */
+        if (res < 0 || (size_t)res != r->buf_len ||
+            (r->buf_len == r->buf_cap && sent_more(r->fd))) {
+            end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
             return 0;
         }
         admit(l, r);
@@ -276,11 +380,12 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         /* accepted, refused or dropped by another thread since the event was read */
     } else if (!r->queued) {
         read_request(l, r);
-    } else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+    } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
+               wsp_request_client(r) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
-            r->gone = 1; /* the accepting thread finds out and drops it */
-            /* The hang-up is level-triggered: stop watching, or the reactor spins on it
-             * for as long as the condition function runs. */
+            /* The accepting thread finds out (r->gone) and drops it. The readiness is
+             * level-triggered: stop watching, or the reactor spins on it for as long as
+             * the condition function runs. */
             wsp_reactor_modify(&r->item, 0);
         } else {
             wsp_request_withdraw(l, r);
@@ -314,6 +419,7 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         return;
     }
     r->fd_nonblocking = nonblocking;
+    r->arrived_ms = wsp_now_ms();
     memcpy(&r->peer, peer, peer_len);
     r->peer_len = peer_len;
     if (!l->so->entry->connect_data) {
@@ -325,8 +431,9 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         return;
     }
     if (l->handshaking.count >= MAX_HANDSHAKING)
-        drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
-    r->deadline_ms = wsp_now_ms() + l->so->handshake_deadline_ms;
+        end_handshaking(l, l->handshaking.head, &l->stats.timed_out,
+                        WSP_REASON_HANDSHAKE_TIMEOUT);
+    r->deadline_ms = r->arrived_ms + l->so->handshake_deadline_ms;
     list_insert_by_deadline(&l->handshaking, r);
     /* The request usually arrives with the connection: then it goes straight to the backlog
      * and never costs an epoll registration (accept checks for a withdrawn client itself). */
@@ -379,9 +486,34 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
 static void unlock_and_wake(struct wsp_listener *l) {
     int n = l->arrivals < l->waiters ? l->arrivals : l->waiters;
     l->arrivals = 0;
-    pthread_mutex_unlock(&l->so->lock);
+    struct wsp_drop_notice *notices = wsp_listener_take_notices(l);
+    struct wsp_socket *so = l->so;
+    pthread_mutex_unlock(&so->lock);
     if (n > 0)
         wsp_listener_wake(l, n);
+    if (notices)
+        wsp_listener_deliver_notices(so, notices);
+}
+
+struct wsp_drop_notice *wsp_listener_take_notices(struct wsp_listener *l) {
+    struct wsp_drop_notice *n = l->notices;
+    l->notices = NULL;
+    l->notices_tail = &l->notices;
+    return n;
+}
+
+void wsp_listener_deliver_notices(struct wsp_socket *so, struct wsp_drop_notice *n) {
+    pthread_mutex_lock(&so->lock);
+    WSP_DROP_HANDLER_DATA h = so->drop_handler;
+    pthread_mutex_unlock(&so->lock);
+    while (n) {
+        struct wsp_drop_notice *next = n->next;
+        if (h.lpfnHandler)
+            h.lpfnHandler(so->handle, (const struct sockaddr *)&n->peer, (int)n->peer_len,
+                          (DWORD)n->reason, h.dwContext);
+        free(n);
+        n = next;
+    }
 }
 
 /* Blocked accepts wait on a futex rather than a condition variable: glibc's condition
@@ -433,6 +565,8 @@ void wsp_listener_rearm(struct wsp_listener *l) {
             due = r->next_notice_ms;
         if (r->watch_ms && !r->watched && (!due || r->watch_ms < due))
             due = r->watch_ms;
+        if (r->expires_ms && !r->presenting && (!due || r->expires_ms < due))
+            due = r->expires_ms;
     }
     wsp_reactor_set_timer(&l->item, due);
 }
@@ -445,8 +579,18 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         return;
     }
     while (l->handshaking.head && l->handshaking.head->deadline_ms <= now)
-        drop_handshaking(l, l->handshaking.head, &l->stats.timed_out);
-    for (struct wsp_request *r = l->ready.head; r; r = r->next) {
+        end_handshaking(l, l->handshaking.head, &l->stats.timed_out,
+                        WSP_REASON_HANDSHAKE_TIMEOUT);
+    for (struct wsp_request *r = l->ready.head, *next; r; r = next) {
+        next = r->next;
+        if (!r->presenting && wsp_request_expired(r, now)) {
+            /* Its client has stopped waiting: never present it (a condition function being
+             * asked about it now decides, and its accept finds the client gone). */
+            wsp_request_unlink(&l->ready, r);
+            wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+            wsp_listener_room_freed(l);
+            continue;
+        }
         if (r->watch_ms && r->watch_ms <= now && !r->watched) {
             r->watch_ms = 0;
             wsp_listener_watch(l, r);
@@ -469,7 +613,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
             set_reading(l, 1);
     }
     wsp_listener_rearm(l);
-    pthread_mutex_unlock(&l->so->lock);
+    unlock_and_wake(l);
 }
 
 /* ---- lpWSPListen ------------------------------------------------------------------------------ */
@@ -487,6 +631,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
         return WSAENOBUFS;
     l->so = so;
     l->backlog = backlog;
+    l->notices_tail = &l->notices;
     l->item.fd = so->fd;
     l->item.on_ready = listener_ready;
     l->item.release = listener_release;
@@ -547,6 +692,10 @@ static void listener_release(struct wsp_reactor_item *item) {
 }
 
 void wsp_listener_free(struct wsp_listener *l) {
+    for (struct wsp_drop_notice *n = l->notices, *next; n; n = next) {
+        next = n->next;
+        free(n);
+    }
     free(l);
 }
 

@@ -535,6 +535,18 @@ static void cancel(struct wsp_socket *so) {
 }
 
 /* The body of lpWSPEventSelect and lpWSPAsyncSelect. */
+/* Whether ev can be signalled: with the built-in upcalls it must be an open WSP event object;
+ * an application's own lpWPUSetEvent owns its handles, which WSP cannot check. */
+static int event_is_open(WSAEVENT ev) {
+    if (!wsp_upcalls_builtin_events())
+        return 1;
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    if (!set)
+        return 0;
+    wsp_event_set_release(set);
+    return 1;
+}
+
 static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LONG events,
                        LPINT lpErrno) {
     int err = 0;
@@ -548,6 +560,8 @@ static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LON
         err = WSAENOTSOCK;
     else if (events && (kind == KIND_EVENT ? ev == NULL : hwnd == NULL))
         err = WSAEINVAL;
+    else if (events && kind == KIND_EVENT && !event_is_open(ev))
+        err = WSAEINVAL; /* nothing could ever signal it */
     if (!err) {
         cancel(so); /* a new call replaces the registration; a zero mask only cancels */
         if (events) {

@@ -97,6 +97,11 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
             err = WSAEINVAL; /* must be set before listening */
         else
             so->conditional_accept = read_dword(optval) != 0;
+    } else if (level == SOL_WSP && optname == WSP_DROP_HANDLER) {
+        if (optlen < (int)sizeof(WSP_DROP_HANDLER_DATA))
+            err = WSAEFAULT;
+        else
+            memcpy(&so->drop_handler, optval, sizeof so->drop_handler);
     } else if (level == SOL_WSP) {
         err = set_wsp_option(so, optname, read_dword(optval));
     } else if (level == SOL_SOCKET || level == IPPROTO_TCP || level == IPPROTO_IPV6) {
@@ -127,6 +132,7 @@ static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *
         case WSP_MAX_CALLEE_DATA: *v = so->max_callee_data; return 1;
         case WSP_HANDSHAKE_DEADLINE: *v = so->handshake_deadline_ms; return 1;
         case WSP_PENDING_INTERVAL: *v = so->pending_interval_ms; return 1;
+        case WSP_REFUSE_REASON: *v = (DWORD)so->refuse_reason; return 1;
         }
     }
     return 0;

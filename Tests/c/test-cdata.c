@@ -217,9 +217,10 @@ TEST(cdata_callee_data_over_capacity_fails_the_accept_and_keeps_the_request) {
     CHECK_MEM(in, "1234", 4);
 }
 
-/* The client's callee buffer (2 bytes) is what the condition function is offered: writing
- * more fails the accept on the server, where it can still be answered otherwise, instead of
- * failing the client after the server accepted. */
+/* The client's callee buffer (2 bytes) is what the condition function is offered. Writing
+ * more cannot reach this client, and the client chose its buffer, so the request ends: the
+ * accept reports WSAEFAULT once, the client's connect fails with WSAEFAULT (never after a
+ * false success), and nothing stays first in line. */
 TEST(cdata_client_callee_capacity_bounds_what_the_condition_function_may_write) {
     start();
     struct sockaddr_storage addr;
@@ -237,15 +238,15 @@ TEST(cdata_client_callee_capacity_bounds_what_the_condition_function_may_write) 
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEFAULT);
     CHECK_EQ(c.callee_cap, 2);
-    CHECK_EQ(stats_of(l).queued, 1); /* still first in line */
-    c.callee_len = 2;
-    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
-    CHECK(a != INVALID_SOCKET);
-    CHECK_EQ(c.callee_cap, 2);
-    CHECK_EQ(async_connect_join(&ac), 0);
-    CHECK_EQ(callee.len, 2);
-    CHECK_MEM(in, "ab", 2);
-    close_socket(a);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 0); /* gone from the line */
+    CHECK_EQ(st.undeliverable, 1);
+    CHECK_EQ(st.accepted + st.rejected + st.withdrawn, 0);
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    DWORD reason = 0;
+    int len = sizeof reason;
+    CHECK_EQ(T.lpWSPGetSockOpt(ac.s, SOL_WSP, WSP_REFUSE_REASON, (char *)&reason, &len, &err), 0);
+    CHECK_EQ(reason, WSP_REASON_CALLEE_DATA_TOO_LONG);
     close_socket(ac.s);
     close_socket(l);
 }
@@ -280,15 +281,16 @@ TEST(cdata_request_states_the_callee_capacity_when_it_can_matter) {
         close_socket(s);
     }
     old_server_join(&o);
-    const uint8_t capacity_16[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 16};
-    const uint8_t version_1[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
-    const uint8_t capacity_0[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 0};
+    /* Version 3 always (the client reads every refusal reason). */
+    const uint8_t capacity_16[] = {0x57, 0x53, 3, 1, 4, 0, 0, 2, 0, 16};
+    const uint8_t no_capacity[] = {0x57, 0x53, 3, 1, 0, 0, 0, 0};
+    const uint8_t capacity_0[] = {0x57, 0x53, 3, 1, 4, 0, 0, 2, 0, 0};
     CHECK_EQ(o.lens[0], sizeof capacity_16);
     CHECK_MEM(o.requests[0], capacity_16, sizeof capacity_16);
-    CHECK_EQ(o.lens[1], sizeof version_1); /* no buffer: nothing to state */
-    CHECK_MEM(o.requests[1], version_1, sizeof version_1);
-    CHECK_EQ(o.lens[2], sizeof version_1); /* a buffer that holds anything: likewise */
-    CHECK_MEM(o.requests[2], version_1, sizeof version_1);
+    CHECK_EQ(o.lens[1], sizeof no_capacity); /* no buffer: nothing to state */
+    CHECK_MEM(o.requests[1], no_capacity, sizeof no_capacity);
+    CHECK_EQ(o.lens[2], sizeof no_capacity); /* a buffer that holds anything: likewise */
+    CHECK_MEM(o.requests[2], no_capacity, sizeof no_capacity);
     CHECK_EQ(o.lens[3], sizeof capacity_0);
     CHECK_MEM(o.requests[3], capacity_0, sizeof capacity_0);
 }
@@ -385,6 +387,8 @@ static int grow_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e
     return CF_ACCEPT;
 }
 
+/* The client reads the answer's provider-specific QoS into the buffer it sent its own in:
+ * a longer answer cannot reach it, so the request ends (WSAEFAULT at both ends, once). */
 TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
     start();
     struct sockaddr_storage addr;
@@ -397,7 +401,10 @@ TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
                                .sqos = &q};
     async_connect_start(&ac);
     int err = 0;
-    CHECK(accept_with(l, grow_specific, 0, &err) != INVALID_SOCKET);
+    CHECK(accept_with(l, grow_specific, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(stats_of(l).undeliverable, 1);
+    CHECK_EQ(stats_of(l).queued, 0);
     CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
     CHECK_MEM(specific, "\1\2\3\4\5", 5); /* untouched */
     CHECK_EQ(q.ProviderSpecific.len, 5);
@@ -561,7 +568,10 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(c.calls, calls);
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    /* Ended once: by the client's close (withdrawn) or, since the request stated the
+     * client's patience, by the server seeing it run out (timed out), whichever the
+     * scheduler lets happen first. Never accepted. */
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).timed_out == 1, 2000);
     CHECK_EQ(stats_of(l).accepted, 0);
     CHECK_EQ(stats_of(l).queued, 0);
 }
@@ -635,17 +645,28 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
     WAIT_FOR(stats_of(l).withdrawn == 1000, 5000);
 }
 
-/* Waits until the raw socket's peer has closed it: end of stream or a reset. */
-static void expect_dropped(int fd) {
-    char b[64];
+/* Waits until the raw socket's peer has closed it: end of stream or a reset. A request that
+ * opened like a WSP REQUEST gets one REFUSE first (a version 1 client reads REJECTED); any
+ * other peer gets nothing at all. */
+static void expect_dropped(int fd, int wsp_request) {
+    uint8_t b[64];
+    size_t have = 0;
     long long deadline = now_ms() + 3000;
     for (;;) {
-        int n = raw_recv(fd, b, sizeof b, 100);
+        int n = raw_recv(fd, b + have, sizeof b - have, 100);
         if (n == 0 || n == -ECONNRESET)
-            return;
-        CHECK(n == -EAGAIN); /* the server never answers a bad request */
+            break;
+        if (n > 0) {
+            have += (size_t)n;
+            continue;
+        }
+        CHECK(n == -EAGAIN);
         CHECK(now_ms() < deadline);
     }
+    static const uint8_t refuse_rejected[] = {0x57, 0x53, 1, 3, 0, 1, 0, 0};
+    CHECK_EQ(have, wsp_request ? sizeof refuse_rejected : 0);
+    if (wsp_request)
+        CHECK_MEM(b, refuse_rejected, sizeof refuse_rejected);
 }
 
 struct bad_frame {
@@ -653,10 +674,11 @@ struct bad_frame {
     const uint8_t *bytes;
     size_t len;
     int close_after; /* close our end after sending */
+    int wsp_request; /* it opens like a WSP REQUEST: a REFUSE comes before the close */
 };
 
 static const uint8_t bad_magic[] = {'X', 'S', 1, 1, 0, 0, 0, 0};
-static const uint8_t bad_version[] = {'W', 'S', 3, 1, 0, 0, 0, 0};
+static const uint8_t bad_version[] = {'W', 'S', 4, 1, 0, 0, 0, 0};
 static const uint8_t bad_type[] = {'W', 'S', 1, 9, 0, 0, 0, 0};
 static const uint8_t answer_type[] = {'W', 'S', 1, 2, 0, 0, 0, 0}; /* ACCEPT, from a client */
 static const uint8_t oversize[] = {'W', 'S', 1, 1, 1, 0, 0xff, 0xff};
@@ -675,20 +697,20 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
     SOCKET l = cdata_listener(8, &addr);
     set_nonblocking(l, 1);
     struct bad_frame frames[] = {
-        {"bad magic", bad_magic, sizeof bad_magic, 0},
-        {"bad version", bad_version, sizeof bad_version, 0},
-        {"bad type", bad_type, sizeof bad_type, 0},
-        {"answer type from a client", answer_type, sizeof answer_type, 0},
-        {"oversize body length", oversize, sizeof oversize, 0},
-        {"data over the listener's limit", over_limit, sizeof over_limit, 0},
-        {"reserved flag", reserved_flag, sizeof reserved_flag, 0},
-        {"callee capacity in a version 1 request", capacity_in_v1, sizeof capacity_in_v1, 0},
+        {"bad magic", bad_magic, sizeof bad_magic, 0, 0},
+        {"bad version", bad_version, sizeof bad_version, 0, 0},
+        {"bad type", bad_type, sizeof bad_type, 0, 0},
+        {"answer type from a client", answer_type, sizeof answer_type, 0, 0},
+        {"oversize body length", oversize, sizeof oversize, 0, 1},
+        {"data over the listener's limit", over_limit, sizeof over_limit, 0, 1},
+        {"reserved flag", reserved_flag, sizeof reserved_flag, 0, 1},
+        {"callee capacity in a version 1 request", capacity_in_v1, sizeof capacity_in_v1, 0, 1},
         {"version 2 without a callee capacity", v2_without_capacity,
-         sizeof v2_without_capacity, 0},
-        {"callee capacity over 16384", capacity_over_ceiling, sizeof capacity_over_ceiling, 0},
-        {"bytes after the request", trailing, sizeof trailing, 0},
-        {"truncated, then closed", truncated, sizeof truncated, 1},
-        {"a plain TCP client's garbage", http, sizeof http - 1, 0},
+         sizeof v2_without_capacity, 0, 1},
+        {"callee capacity over 16384", capacity_over_ceiling, sizeof capacity_over_ceiling, 0, 1},
+        {"bytes after the request", trailing, sizeof trailing, 0, 1},
+        {"truncated, then closed", truncated, sizeof truncated, 1, 1},
+        {"a plain TCP client's garbage", http, sizeof http - 1, 0, 0},
     };
     int n = (int)(sizeof frames / sizeof frames[0]);
     for (int i = 0; i < n; i++) {
@@ -697,23 +719,25 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
         if (frames[i].close_after)
             shutdown(fd, SHUT_WR);
         long long deadline = now_ms() + 2000;
-        while (stats_of(l).malformed != (uint64_t)i + 1) {
+        /* Data over a limit is counted apart from the rest ("too long"). */
+        while (stats_of(l).malformed + stats_of(l).too_long != (uint64_t)i + 1) {
             if (now_ms() > deadline) {
                 fprintf(stderr, "not counted as malformed: %s\n", frames[i].what);
                 CHECK(0);
             }
             sleep_ms(2);
         }
-        expect_dropped(fd);
+        expect_dropped(fd, frames[i].wsp_request);
         close(fd);
     }
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.malformed, n);
+    CHECK_EQ(st.too_long, 2);
+    CHECK_EQ(st.malformed, n - 2);
     CHECK_EQ(st.withdrawn + st.timed_out + st.queued + st.accepted, 0);
     /* A connection closed before a single byte is a withdrawal, not a malformed request. */
     close(raw_connect(&addr));
     WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
-    CHECK_EQ(stats_of(l).malformed, n);
+    CHECK_EQ(stats_of(l).malformed, n - 2);
     /* None of them reached the backlog; the listener still serves a good client. */
     int err = 0;
     static struct cond c;
@@ -747,9 +771,14 @@ TEST(cdata_request_over_the_listeners_limit_is_refused_at_the_client) {
                                .caller = &caller};
     set_dword(ac.s, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof big);
     async_connect_start(&ac);
-    /* The server drops the request with a reset; the client reports a refusal. */
+    /* The server refuses the request and says why. */
     CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
-    WAIT_FOR(stats_of(l).malformed == 1, 2000);
+    CHECK_EQ(stats_of(l).too_long, 1);
+    CHECK_EQ(stats_of(l).malformed, 0);
+    DWORD reason = 0;
+    int len = sizeof reason, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(ac.s, SOL_WSP, WSP_REFUSE_REASON, (char *)&reason, &len, &err), 0);
+    CHECK_EQ(reason, WSP_REASON_DATA_TOO_LONG);
 }
 
 TEST(cdata_handshake_deadline_drops_silent_connections) {
@@ -764,8 +793,8 @@ TEST(cdata_handshake_deadline_drops_silent_connections) {
     WAIT_FOR(stats_of(l).timed_out == 2, 3000);
     long long took = now_ms() - t0;
     CHECK(took >= 190);
-    expect_dropped(silent);
-    expect_dropped(partial);
+    expect_dropped(silent, 0);
+    expect_dropped(partial, 0); /* 3 bytes: not yet a WSP request */
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.malformed + st.withdrawn + st.queued, 0);
     close(silent);
@@ -962,8 +991,8 @@ TEST(cdata_client_keeps_application_bytes_that_arrive_with_the_answer) {
     send_all(s, "world", 5);
     pthread_join(t, NULL);
     /* The client sent a REQUEST with no data and no QoS, stating its callee capacity, 8
-     * (version 2). */
-    const uint8_t bare[] = {0x57, 0x53, 2, 1, 4, 0, 0, 2, 0, 8};
+     * (version 3: it reads every refusal reason). */
+    const uint8_t bare[] = {0x57, 0x53, 3, 1, 4, 0, 0, 2, 0, 8};
     CHECK_EQ(r.request_len, sizeof bare);
     CHECK_MEM(r.request, bare, sizeof bare);
     close(r.lfd);
@@ -1046,6 +1075,10 @@ TEST(cdata_nonblocking_connect_refused) {
         sleep_ms(2);
     }
     CHECK_EQ(v, WSAECONNREFUSED);
+    /* The reason outlives the error's reading, until the next connect. */
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_REFUSE_REASON, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_REASON_REJECTED);
 }
 
 /* Nothing listens: the request's first send meets the reset. Blocking, the connect fails at
@@ -1169,7 +1202,7 @@ TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
     int hasty = raw_connect(&addr);
     WAIT_FOR(stats_of(l).timed_out == 1, 2000);
     CHECK(now_ms() - t0 < 1500);
-    expect_dropped(hasty);
+    expect_dropped(hasty, 0);
     /* The first one still has its time. */
     char b[4];
     CHECK_EQ(raw_recv(patient, b, sizeof b, 50), -EAGAIN);
@@ -1390,7 +1423,7 @@ TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
     WAIT_FOR(stats_of(l).queued == 1, 2000);
     close_socket(l);
     for (int i = 0; i < 500; i++) {
-        expect_dropped(raw[i]);
+        expect_dropped(raw[i], 0);
         close(raw[i]);
     }
     /* The queued one is told the listener closed (reason 3). */

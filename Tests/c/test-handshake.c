@@ -61,14 +61,25 @@ static void check_round_trip(const wsp_hs_frame *f) {
     CHECK_EQ(wsp_hs_decode(wire, size, WSP_HS_MAX_DATA, ALL_TYPES, &d), size);
     CHECK_EQ(d.type, f->type);
     CHECK_EQ(d.reason, f->reason);
-    CHECK_EQ(wire[2], f->has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1);
+    unsigned version = WSP_HS_VERSION_1;
+    if (f->type == WSP_HS_REFUSE && f->reason > WSP_HS_REASON_V1_MAX)
+        version = WSP_HS_VERSION_3;
+    else if (f->type == WSP_HS_REQUEST && (f->reads_reasons || f->has_patience))
+        version = WSP_HS_VERSION_3;
+    else if (f->has_callee_capacity)
+        version = WSP_HS_VERSION_2;
+    CHECK_EQ(wire[2], version);
+    CHECK_EQ(d.reads_reasons, version == WSP_HS_VERSION_3 && f->type == WSP_HS_REQUEST);
+    CHECK_EQ(d.has_patience, f->has_patience ? 1 : 0);
+    CHECK_EQ(d.patience_ms, f->patience_ms);
     CHECK_EQ(d.has_callee_capacity, f->has_callee_capacity ? 1 : 0);
     CHECK_EQ(d.callee_capacity, f->callee_capacity);
     CHECK_EQ(d.has_data, f->has_data ? 1 : 0);
     CHECK_EQ(d.has_qos, f->has_qos ? 1 : 0);
     CHECK_EQ(d.data_len, f->data_len);
     if (f->has_data) {
-        CHECK(d.data == wire + WSP_HS_HEADER_SIZE + (f->has_callee_capacity ? 2 : 0) + 2);
+        CHECK(d.data == wire + WSP_HS_HEADER_SIZE + (f->has_callee_capacity ? 2 : 0) +
+                             (f->has_patience ? 4 : 0) + 2);
         CHECK_MEM(d.data, f->data, f->data_len);
     }
     if (f->has_qos) {
@@ -145,8 +156,11 @@ TEST(hs_encoded_sizes) {
     f = body_frame(WSP_HS_REQUEST, 1, WSP_HS_MAX_DATA, 1, WSP_HS_MAX_QOS_SPECIFIC);
     f.has_callee_capacity = 1;
     f.callee_capacity = WSP_HS_MAX_DATA;
+    CHECK_EQ(wsp_hs_encoded_size(&f), 17486); /* the largest version 2 frame */
+    f.has_patience = 1;
+    f.patience_ms = 0xffffffffu;
     CHECK_EQ(wsp_hs_encoded_size(&f), WSP_HS_MAX_FRAME);
-    CHECK_EQ(WSP_HS_MAX_FRAME, 17486);
+    CHECK_EQ(WSP_HS_MAX_FRAME, 17490);
 }
 
 /* The layout in handshake.h and the worked example in docs/PROTOCOL.md, byte for byte. */
@@ -276,6 +290,81 @@ static void valid_header(uint8_t *b, uint8_t type, uint8_t flags, uint16_t body)
     b[7] = (uint8_t)body;
 }
 
+/* Version 3: a REQUEST that says its client reads every reason, optionally with patience;
+ * a REFUSE whose reason only version 3 has. */
+TEST(hs_version_3_requests_round_trip) {
+    static const uint8_t data[3] = {'a', 'b', 'c'};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    CHECK_EQ(wsp_hs_encoded_size(&f), WSP_HS_HEADER_SIZE);
+    check_round_trip(&f);
+    f.has_patience = 1;
+    f.patience_ms = 0x01020304u;
+    CHECK_EQ(wsp_hs_encoded_size(&f), WSP_HS_HEADER_SIZE + 4);
+    check_round_trip(&f);
+    f.has_callee_capacity = 1;
+    f.callee_capacity = 7;
+    f.has_data = 1;
+    f.data = data;
+    f.data_len = 3;
+    check_round_trip(&f);
+    /* capacity, then patience, then data */
+    uint8_t buf[64];
+    size_t n = wsp_hs_encode(&f, buf, sizeof buf);
+    CHECK_EQ(n, 8u + 2 + 4 + 2 + 3);
+    CHECK_EQ(buf[2], WSP_HS_VERSION_3);
+    CHECK_EQ(wsp_hs_patience_offset(buf, n), 10);
+    static const uint8_t body[] = {0x00, 0x07, 0x01, 0x02, 0x03, 0x04, 0x00, 0x03, 'a', 'b', 'c'};
+    CHECK_MEM(buf + 8, body, sizeof body);
+    /* patience alone makes a request version 3 */
+    wsp_hs_frame g = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 5};
+    CHECK_EQ(wsp_hs_encode(&g, buf, sizeof buf), 12u);
+    CHECK_EQ(buf[2], WSP_HS_VERSION_3);
+    CHECK_EQ(wsp_hs_patience_offset(buf, 12), 8);
+    wsp_hs_frame v1 = {.type = WSP_HS_REQUEST};
+    CHECK_EQ(wsp_hs_encode(&v1, buf, sizeof buf), 8u);
+    CHECK_EQ(wsp_hs_patience_offset(buf, 8), 0);
+}
+
+TEST(hs_version_3_fields_only_where_they_belong) {
+    wsp_hs_frame f = {.type = WSP_HS_ACCEPT, .reads_reasons = 1};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 0);
+    f = (wsp_hs_frame){.type = WSP_HS_PENDING, .has_patience = 1};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 0);
+    f = (wsp_hs_frame){.type = WSP_HS_REQUEST, .patience_ms = 3}; /* length without its flag */
+    CHECK_EQ(wsp_hs_encoded_size(&f), 0);
+    f = (wsp_hs_frame){.type = WSP_HS_REFUSE, .reason = WSP_HS_REASON_MAX + 1};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 0);
+    uint8_t b[64];
+    /* a reason of version 3 in a version 1 frame, and one of version 1 in version 3 */
+    valid_header(b, WSP_HS_REFUSE, 0, 0);
+    b[5] = WSP_HS_REASON_MALFORMED;
+    check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    valid_header(b, WSP_HS_REFUSE, 0, 0);
+    b[2] = WSP_HS_VERSION_3;
+    check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* version 3 is a REQUEST or a REFUSE */
+    valid_header(b, WSP_HS_PENDING, 0, 0);
+    b[2] = WSP_HS_VERSION_3;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    valid_header(b, WSP_HS_ACCEPT, 0, 0);
+    b[2] = WSP_HS_VERSION_3;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* the patience flag is version 3's */
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_PATIENCE, 4);
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_PATIENCE | WSP_HS_FLAG_CAPACITY, 6);
+    b[2] = WSP_HS_VERSION_2;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* a version 3 request with patience but a body too short for it */
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_PATIENCE, 3);
+    b[2] = WSP_HS_VERSION_3;
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* bits above 3 stay reserved */
+    valid_header(b, WSP_HS_REQUEST, 0x10, 0);
+    b[2] = WSP_HS_VERSION_3;
+    check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+}
+
 TEST(hs_bad_magic_at_first_byte) {
     uint8_t b[64] = {0};
     valid_header(b, WSP_HS_REQUEST, 0, 0);
@@ -292,7 +381,7 @@ TEST(hs_bad_magic_at_second_byte) {
 
 TEST(hs_bad_version) {
     uint8_t b[64] = {0};
-    static const uint8_t versions[] = {0, 3, 0xff};
+    static const uint8_t versions[] = {0, 4, 0xff};
     for (size_t i = 0; i < sizeof versions; i++) {
         valid_header(b, WSP_HS_REQUEST, 0, 0);
         b[2] = versions[i];
@@ -426,7 +515,18 @@ TEST(hs_body_longer_than_max_frame) {
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     valid_header(b, WSP_HS_PENDING, 0, 0xffff);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
-    /* One byte less is a possible frame (version 2, with every part)... */
+    /* One byte less is a possible frame (version 3, with every part)... */
+    valid_header(b, WSP_HS_REQUEST,
+                 WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_PATIENCE | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
+                 (uint16_t)(over - 1));
+    b[2] = WSP_HS_VERSION_3;
+    CHECK_EQ(wsp_hs_decode(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, NULL), WSP_HS_NEED_MORE);
+    /* ...without the patience part it is one byte too long (version 2)... */
+    over = (uint16_t)(over - WSP_HS_PATIENCE_SIZE);
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
+                 over);
+    b[2] = WSP_HS_VERSION_2;
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
                  (uint16_t)(over - 1));
     b[2] = WSP_HS_VERSION_2;
