@@ -50,7 +50,7 @@ let package = Package(
         // Drives the built wspcat binary end to end, in separate processes.
         .testTarget(
             name: "WSPCatTests",
-            dependencies: ["wspcat"],
+            dependencies: ["wspcat", "WSP"],
             path: "Tests/WSPCatTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

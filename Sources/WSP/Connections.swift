@@ -45,8 +45,8 @@ extension Socket {
     /// listener is closed; it throws only when the listener itself fails and
     /// ``WSPError/operationAborted`` when the iterating task is cancelled.
     ///
-    /// With `outcomes` the sequence installs the listener's drop handler (``onDrop(_:)``),
-    /// replacing one set before.
+    /// With `outcomes` this call installs the listener's drop handler (``onDrop(_:)``),
+    /// replacing one set before, so drops are heard from now on.
     public func connections(
         retryDeferredAfter: Duration = .milliseconds(100),
         outcomes: (@Sendable (AcceptOutcome) -> Void)? = nil,
@@ -67,14 +67,23 @@ public struct ListenerConnections: AsyncSequence, Sendable {
     let outcomes: (@Sendable (AcceptOutcome) -> Void)?
     let condition: @Sendable (ConnectionRequest) -> Decision
 
-    public func makeAsyncIterator() -> AsyncIterator {
+    init(listener: SocketCore, retry: Duration, outcomes: (@Sendable (AcceptOutcome) -> Void)?,
+         condition: @escaping @Sendable (ConnectionRequest) -> Decision) {
+        self.listener = listener
+        self.retry = retry
+        self.outcomes = outcomes
+        self.condition = condition
         if let outcomes {
-            // A provider without drop handlers (WSAENOPROTOOPT) still serves: no drops heard.
+            // At once, not when iteration starts: requests may already be arriving. A
+            // provider without drop handlers (WSAENOPROTOOPT) still serves: no drops heard.
             try? listener.setDropHandler { caller, reason in
                 outcomes(.dropped(caller: caller, reason: reason))
             }
         }
-        return AsyncIterator(sequence: self)
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator {
+        AsyncIterator(sequence: self)
     }
 
     public struct AsyncIterator: AsyncIteratorProtocol {

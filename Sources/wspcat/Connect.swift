@@ -78,7 +78,8 @@ struct Connect: ParsableCommand {
             let (status, message) = Self.explain(error, server: server.description, timeout: timeout)
             log.say(status == .refused ? "refused" : status == .timedOut ? "timed out" : "error",
                     message: message, always: true,
-                    fields: [("server", .text(server.description)), ("code", .text(error.name))])
+                    fields: [("server", .text(server.description)), ("code", .text(error.name))]
+                        + (error.refusal.map { [("reason", .text($0.name))] } ?? []))
             throw ExitCode(status.rawValue)
         }
         let answer = `protocol` == .tcp ? "plain TCP, the server decides after the connect"
@@ -106,7 +107,12 @@ struct Connect: ParsableCommand {
     static func explain(_ error: WSPError, server: String, timeout: Double?) -> (ExitStatus, String) {
         switch error {
         case .connectionRefused:
+            if let reason = error.refusal {
+                return (.refused, "refused by \(server): \(reason)")
+            }
             return (.refused, "refused by \(server) (the server's condition function rejected the request, its backlog was full, or nothing listens there)")
+        case .fault where error.refusal == .calleeDataTooLong:
+            return (.refused, "refused by \(server): \(RefusalReason.calleeDataTooLong)")
         case .timedOut:
             let after = timeout.map { " after \(String(format3: $0)) s" } ?? ""
             return (.timedOut, "timed out\(after) waiting for \(server) to decide (it kept deferring the request, or did not answer)")

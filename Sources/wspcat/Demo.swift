@@ -52,7 +52,7 @@ struct Demo: ParsableCommand {
         step("2. Reject: mallory sends the wrong data. Her connect fails; she never had a connection.")
         _ = clients.connect("mallory", data: "guess")
 
-        step("3. Withdraw: carol asks while alice is served, is deferred, and gives up after 0.5 s.")
+        step("3. Give up: carol asks while alice is served, is deferred, and gives up after 0.5 s (her request says so: the server drops it then).")
         _ = clients.connect("carol", data: "let-me-in", limit: 0.5)
         sleep(seconds: 0.2) // the server notices at its next look
 
@@ -71,7 +71,7 @@ struct Demo: ParsableCommand {
         sleep(seconds: 0.2)
         server.stop()
         finished.wait()
-        say("\nDone: accept, reject, withdrawn, defer then accept. Try it by hand with `wspcat listen` and `wspcat connect` (see --help).")
+        say("\nDone: accept, reject, a client that gave up, defer then accept. Try it by hand with `wspcat listen` and `wspcat connect` (see --help).")
     }
 
     private func step(_ text: String) { say("\n" + text) }

@@ -102,6 +102,13 @@ final class Run: @unchecked Sendable {
         wait(seconds) { self.stderrLines.contains { line in parts.allSatisfy(line.contains) } }
     }
 
+    /// Whether a line containing all of one of `alternatives`' parts is logged in time.
+    func logsAny(_ alternatives: [[String]], within seconds: Double = 5) -> Bool {
+        wait(seconds) {
+            self.stderrLines.contains { line in alternatives.contains { $0.allSatisfy(line.contains) } }
+        }
+    }
+
     /// The port from the first line, "wspcat: listening on 127.0.0.1:NNNNN: …" (text) or
     /// {"event":"listening","address":"127.0.0.1:NNNNN",…} (JSON).
     func port(within seconds: Double = 10) throws -> Int {

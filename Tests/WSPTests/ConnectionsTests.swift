@@ -53,6 +53,7 @@ extension AllTests {
         let late = await attempt(provider, address, "later")
         let next = await attempt(provider, address, "again")
         #expect(refused.error == .connectionRefused)
+        #expect(refused.error?.refusal == .rejected)
         #expect(impatient.error == .timedOut)
         #expect(text(try good.get()) == "ok!")
         #expect(text(try late.get()) == "late!")
@@ -64,11 +65,73 @@ extension AllTests {
         #expect(seen.filter { if case .accepted = $0 { true } else { false } }.count == 3)
         // Deferrals are reported once per request, however often it is shown again.
         #expect(seen.filter { if case .deferred = $0 { true } else { false } }.count == 2)
-        // The impatient client's withdrawal is counted by the listener, and reported.
+        // The impatient client is counted once: expired (its stated patience ran out while
+        // deferred) or withdrawn (its close arrived first); and reported once.
         let stats = try listener.listenerStatistics
-        #expect(stats.withdrawn == 1)
-        #expect(seen.filter { if case .withdrawn = $0 { true } else { false } }.count == 1,
-                "\(seen)")
+        #expect(stats.withdrawn + stats.timedOut == 1)
+        func gaveUp(_ o: AcceptOutcome) -> Bool {
+            switch o {
+            case .withdrawn, .dropped(_, .expired): true
+            default: false
+            }
+        }
+        #expect(await eventually { outcomes.value.filter(gaveUp).count == 1 }, "\(outcomes.value)")
+    }
+
+    /// Callee data the client cannot take ends that request only: its client is told why,
+    /// the loop reports it and serves the next client at once.
+    @Test func anAnswerTooLongForOneClientEndsOnlyThatRequest() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        let outcomes = Captured<[AcceptOutcome]>([])
+        let connections = listener.connections(
+            outcomes: { outcome in outcomes.value.append(outcome) },
+            condition: { _ in .accept(calleeData: bytes("seven!!")) })
+        let server = Task { () async throws -> Int in
+            for try await connection in connections { return Int(connection.peer.port) }
+            return 0
+        }
+        let small = Background { () -> Result<[UInt8], WSPError> in
+            Result { () throws(WSPError) -> [UInt8] in
+                try provider.connect(to: address, callerData: bytes("s"), calleeCapacity: 3).calleeData
+            }
+        }
+        let smallResult = await offPool { small.wait() }
+        #expect(smallResult.error == .fault)
+        #expect(smallResult.error?.refusal == .calleeDataTooLong)
+        let good = await attempt(provider, address, "g")
+        #expect(good.error == nil || good.error == .connectionReset) // accepted (then closed)
+        #expect(try await server.value != 0)
+        #expect(outcomes.value.contains { if case .failed(_, .fault) = $0 { true } else { false } })
+        #expect(try listener.listenerStatistics.undeliverable == 1)
+    }
+
+    /// Requests the provider refuses on the listener's behalf reach the client with a reason
+    /// and the loop's outcomes as drops.
+    @Test func dropsCarryTheirReasonToBothSides() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        let outcomes = Captured<[AcceptOutcome]>([])
+        let connections = listener.connections(outcomes: { outcome in outcomes.value.append(outcome) })
+        let server = Task { for try await _ in connections {} }
+        defer { server.cancel() }
+        let client = try provider.socket(family: .ipv4, protocol: .tcpWithConnectData)
+        try client.set(.maxCallerData, to: 2000)
+        let long = [UInt8](repeating: 7, count: 2000) // the listener takes 1024 by default
+        let error = await offPool { () -> WSPError? in
+            do throws(WSPError) {
+                _ = try client.connect(to: address, callerData: long)
+                return nil
+            } catch { return error }
+        }
+        #expect(error == .connectionRefused)
+        #expect(error?.refusal == .dataTooLong)
+        #expect(await eventually {
+            outcomes.value.contains { if case .dropped(_, .dataTooLong) = $0 { true } else { false } }
+        }, "\(outcomes.value)")
+        #expect(try listener.listenerStatistics.tooLong == 1)
     }
 
     @Test func closingTheListenerEndsTheLoop() async throws {
