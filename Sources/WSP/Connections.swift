@@ -147,9 +147,7 @@ public struct ListenerConnections: AsyncSequence, Sendable {
                 if !deferredNow && shown.last != nil { deferredCaller = nil }
                 if let result { return result }
                 if pause {
-                    do { try await Task.sleep(for: sequence.retry) } catch {
-                        throw .operationAborted
-                    }
+                    try await Pause.sleep(for: sequence.retry)
                     // A deferred client that gave up meanwhile leaves nothing to accept: the
                     // next accept waits, so it is reported now.
                     countWithdrawals(shown: [])

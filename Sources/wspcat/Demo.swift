@@ -37,7 +37,7 @@ struct Demo: ParsableCommand {
             """)
         // The server runs on Swift's pool; this thread plays the clients, which block.
         let finished = DispatchSemaphore(value: 0)
-        Task { [listener = consume listener] in
+        Task(executorPreference: LoopExecutor.shared) { [listener = consume listener] in
             do { try await server.run(listener, protocolName: "connect-data") } catch {
                 say("  [server] stopped: \(error)")
             }

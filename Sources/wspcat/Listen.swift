@@ -3,7 +3,7 @@ import CWSP
 import Glibc
 import WSP
 
-struct Listen: AsyncParsableCommand {
+struct Listen: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Accept connections, deciding on each request before it is accepted.",
         discussion: """
@@ -112,19 +112,24 @@ struct Listen: AsyncParsableCommand {
                               deferWhenBusy: deferWhenBusy)
     }
 
-    func run() async throws {
+    func run() throws {
         signal(SIGPIPE, SIG_IGN)
         let log = EventLog(format: logFormat, quiet: quiet)
         let service: Service = exec.map { .exec($0) } ?? (echo ? .echo : .stdio(StdinFeeder()))
         let server = Server(rules: try rules(), log: log, service: service, keepOpen: keepOpen)
+        let address = self.address, proto = self.protocol, backlog = self.backlog
+        let calleeCount = calleeData?.utf8.count ?? 0
         do {
-            let provider = try Provider()
-            let listener = try provider.listen(on: try Address.argument(address),
-                                               protocol: `protocol`.transport, backlog: backlog)
-            if let calleeData, calleeData.utf8.count > Int(WSP_DEFAULT_MAX_CALLEE_DATA) {
-                try listener.set(.maxCalleeData, to: calleeData.utf8.count)
+            // On the loop executor: no thread of Swift's global pool ever runs.
+            try runOnLoop { () async throws in
+                let provider = try Provider()
+                let listener = try provider.listen(on: try Address(address),
+                                                   protocol: proto.transport, backlog: backlog)
+                if calleeCount > Int(WSP_DEFAULT_MAX_CALLEE_DATA) {
+                    try listener.set(.maxCalleeData, to: calleeCount)
+                }
+                try await server.run(listener, protocolName: proto.rawValue)
             }
-            try await server.run(listener, protocolName: `protocol`.rawValue)
         } catch {
             log.always("error", reason: "listening on \(address) failed: \(error)")
             throw ExitCode(ExitStatus.failed.rawValue)
@@ -207,7 +212,7 @@ final class Server: Sendable {
                     return verdict.decision
                 }
             })
-        let loop = Task { [self] in
+        let loop = Task(executorPreference: LoopExecutor.shared) { [self] in
             for try await connection in connections {
                 do throws(WSPError) {
                     let socket = try connection.takeSocket()

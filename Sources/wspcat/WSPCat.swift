@@ -5,7 +5,7 @@ import WSP
 /// condition function, so a refused client sees a refusal (`WSAECONNREFUSED`), not a
 /// connection that is then closed.
 @main
-struct WSPCat: AsyncParsableCommand {
+struct WSPCat: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "wspcat",
         abstract: "netcat with admission control, over the WSP provider.",

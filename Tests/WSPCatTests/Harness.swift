@@ -135,7 +135,24 @@ final class Run: @unchecked Sendable {
         _ = exitStatus(within: 5)
     }
 
-    private func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
+    /// Each thread's voluntary context switches (`/proc/PID/task/TID/status`): how often it
+    /// blocked, which for an idle thread means how often it was woken.
+    func voluntarySwitches() -> [Int: Int] {
+        let tasks = "/proc/\(pid)/task"
+        var counts: [Int: Int] = [:]
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+            guard let status = try? String(contentsOfFile: "\(tasks)/\(tid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("voluntary_ctxt_switches:") }),
+                  let n = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? ""),
+                  let id = Int(tid)
+            else { continue }
+            counts[id] = n
+        }
+        return counts
+    }
+
+    /// Waits until `condition` holds or `seconds` pass; whether it held.
+    func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }
