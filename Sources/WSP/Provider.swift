@@ -104,3 +104,6 @@ public final class Provider: Sendable {
     /// The QoS both ends agreed on, when the connect asked for one (async connect only).
     public let negotiatedQoS: QoS?
 }
+
+/// The library's release (`WSP_VERSION_STRING` of `wsp/version.h`), such as `"0.2.0"`.
+public let version: String = WSP_VERSION_STRING

@@ -43,8 +43,9 @@ final class LoopExecutor: TaskExecutor, @unchecked Sendable {
     }
 }
 
-/// Runs `body` as a task on the loop executor and blocks the calling thread (never a pool
-/// thread: `main`'s) until it ends.
+/// Runs `body` as a task on the loop executor and blocks the calling thread until it ends.
+/// Called from `main`'s thread only (never from the loop's own thread, which it would
+/// deadlock, nor from a pool thread).
 func runOnLoop<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
     let done = Locked<Result<T, any Error>?>(nil)
     let finished = UnsafeMutablePointer<sem_t>.allocate(capacity: 1)

@@ -25,7 +25,7 @@ struct Listen: ParsableCommand {
             """
     )
 
-    @Argument(help: "Where to listen: HOST:PORT, such as 127.0.0.1:7000, [::1]:7000 or 127.0.0.1:0.")
+    @Argument(help: "Where to listen: HOST:PORT, such as 127.0.0.1:7000, [::1]:7000, localhost:7000 or 127.0.0.1:0 (port 0: the system chooses, and the first line says which).")
     var address: String
 
     @Flag(name: [.customShort("k"), .long], help: "Go on accepting after a connection ends.")
@@ -54,10 +54,10 @@ struct Listen: ParsableCommand {
         valueName: "STRING"))
     var requireData: String?
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Serve at most N connections at once; a request arriving while N are in service is rejected as busy, or deferred with --defer-when-busy. Above 1 needs --echo or --exec.",
         valueName: "N"))
-    var maxPending = 1
+    var maxPending = "1"
 
     @Flag(help: "While --max-pending connections are in service, defer new requests (the client waits, kept alive by the provider's pending notices) instead of rejecting them; they are accepted when a connection ends.")
     var deferWhenBusy = false
@@ -70,8 +70,8 @@ struct Listen: ParsableCommand {
     @Option(help: "The protocol: connect-data (caller and callee data; a refusal the client sees) or tcp (plain TCP, any client; a refusal is a reset).")
     var `protocol`: ProtocolName = .connectData
 
-    @Option(help: "How many requests may wait to be decided (the provider clamps it to 1…4096).")
-    var backlog: Int32 = 128
+    @Option(parsing: .unconditional, help: "How many requests may wait to be decided, from 1 to 4096.")
+    var backlog = "128"
 
     @Flag(name: .shortAndLong, help: "Do not log accepts, rejects, defers and withdrawals.")
     var quiet = false
@@ -81,7 +81,8 @@ struct Listen: ParsableCommand {
 
     func validate() throws {
         if exec != nil && echo { throw ValidationError("--exec and --echo exclude each other") }
-        if maxPending < 1 { throw ValidationError("--max-pending must be at least 1") }
+        let maxPending = try maxInService()
+        _ = try backlogValue()
         if maxPending > 1 && exec == nil && !echo {
             throw ValidationError("--max-pending above 1 needs --echo or --exec: stdin and stdout serve one connection at a time")
         }
@@ -92,7 +93,25 @@ struct Listen: ParsableCommand {
             throw ValidationError("--callee-data is longer than \(WSP_MAX_CONNECT_DATA) bytes")
         }
         _ = try rules()
-        _ = try Address.argument(address)
+        _ = try Endpoint(address, what: "the listening address")
+    }
+
+    func maxInService() throws -> Int {
+        guard let n = Int(maxPending) else {
+            throw ValidationError("--max-pending '\(maxPending)' is not a whole number")
+        }
+        guard n >= 1 else { throw ValidationError("--max-pending must be at least 1, not \(n)") }
+        return n
+    }
+
+    func backlogValue() throws -> Int32 {
+        guard let n = Int(backlog) else {
+            throw ValidationError("--backlog '\(backlog)' is not a whole number")
+        }
+        guard (1...Int(WSP_MAX_BACKLOG)).contains(n) else {
+            throw ValidationError("--backlog must be from 1 to \(WSP_MAX_BACKLOG), not \(n)")
+        }
+        return Int32(n)
     }
 
     func rules() throws -> AdmissionRules {
@@ -108,7 +127,7 @@ struct Listen: ParsableCommand {
                               deny: try networks(deny, "--deny"),
                               requiredData: requireData.map { Array($0.utf8) },
                               calleeData: Array((calleeData ?? "").utf8),
-                              maxInService: maxPending,
+                              maxInService: try maxInService(),
                               deferWhenBusy: deferWhenBusy)
     }
 
@@ -117,14 +136,17 @@ struct Listen: ParsableCommand {
         let log = EventLog(format: logFormat, quiet: quiet)
         let service: Service = exec.map { .exec($0) } ?? (echo ? .echo : .stdio(StdinFeeder()))
         let server = Server(rules: try rules(), log: log, service: service, keepOpen: keepOpen)
-        let address = self.address, proto = self.protocol, backlog = self.backlog
+        let endpoint = try Endpoint(address, what: "the listening address")
+        let proto = self.protocol, backlog = try backlogValue()
         let calleeCount = calleeData?.utf8.count ?? 0
         do {
+            // A name listens on its first address.
+            guard let local = try endpoint.addresses().first else { throw WSPError.hostNotFound }
             // On the loop executor: no thread of Swift's global pool ever runs.
             try runOnLoop { () async throws in
                 let provider = try Provider()
-                let listener = try provider.listen(on: try Address(address),
-                                                   protocol: proto.transport, backlog: backlog)
+                let listener = try provider.listen(on: local, protocol: proto.transport,
+                                                   backlog: backlog)
                 if calleeCount > Int(WSP_DEFAULT_MAX_CALLEE_DATA) {
                     try listener.set(.maxCalleeData, to: calleeCount)
                 }

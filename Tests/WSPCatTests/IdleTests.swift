@@ -18,6 +18,15 @@ extension WSPCatEndToEnd {
         // The connection's thread has gone: the process is back to its idle threads.
         #expect(server.wait(10) { server.voluntarySwitches().count == idleThreads },
                 "threads: \(server.voluntarySwitches())")
+        // The connection's last events (its close reaching the reactor) settle first: two
+        // looks 200 ms apart that agree.
+        var last = server.voluntarySwitches()
+        #expect(server.wait(10) {
+            usleep(200_000)
+            let now = server.voluntarySwitches()
+            defer { last = now }
+            return now == last
+        })
         let before = server.voluntarySwitches()
         usleep(1_000_000) // the interval measured, not a wait for anything
         let after = server.voluntarySwitches()
