@@ -11,6 +11,7 @@ let package = Package(
     dependencies: [
         // For wspcat only: the libraries stay free of dependencies.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // The C provider. Its public headers are the top-level include/ folder, the same
@@ -37,6 +38,7 @@ let package = Package(
             dependencies: [
                 "WSP", "CWSP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/wspcat",
             swiftSettings: [.swiftLanguageMode(.v6)]
@@ -50,7 +52,7 @@ let package = Package(
         // Drives the built wspcat binary end to end, in separate processes.
         .testTarget(
             name: "WSPCatTests",
-            dependencies: ["wspcat", "WSP"],
+            dependencies: ["wspcat", "WSP", .product(name: "Logging", package: "swift-log")],
             path: "Tests/WSPCatTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
