@@ -47,7 +47,8 @@ SOVERSION = $(shell sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/ve
 LIB_SRCS := $(wildcard Sources/CWSP/*.c)
 LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
-TEST_SRCS := $(filter-out Tests/c/header-check.c,$(wildcard Tests/c/*.c))
+TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,$(wildcard Tests/c/*.c)) \
+	$(wildcard Tests/c/winsock/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
@@ -126,6 +127,7 @@ check-tsan:
 # so the connection that test waits for is lost (an artifact of valgrind, not of WSP).
 VALGRIND_BUILD = build/valgrind
 VALGRIND_TEST_FILES = Tests/c/test-accept.c Tests/c/test-accept-plain.c Tests/c/test-accept-edge.c \
+	Tests/c/test-hostile.c \
 	Tests/c/test-cdata.c Tests/c/test-connect.c
 VALGRIND_SKIP = edge_running_out_of_descriptors_pauses_and_resumes_the_listener
 VALGRIND_TESTS = $(filter-out $(VALGRIND_SKIP),$(shell sed -n 's/^TEST[A-Z_]*.\([a-z0-9_]*\).*/\1/p' $(VALGRIND_TEST_FILES)))
@@ -281,3 +283,21 @@ bench-swift:
 
 clean:
 	rm -rf build
+
+# ---- the Winsock 2 API (include/wsp/winsock2.h) ---------------------------------------------
+# Its header compiles cleanly as C99, C11 and C++, with the default FD_SETSIZE and with a
+# program's own; the C suite depends on it like the provider header's check.
+WINSOCK_HEADER_CHECK = Tests/c/header-check-winsock.c
+$(BUILD)/winsock-header-check.stamp: $(HEADERS) $(WINSOCK_HEADER_CHECK)
+	@mkdir -p $(dir $@)
+	for d in "" -DWSP_CHECK_FD_SETSIZE; do \
+	    $(CC) -std=c99 -Wall -Wextra -Werror -pedantic $$d -Iinclude -fsyntax-only $(WINSOCK_HEADER_CHECK) && \
+	    $(CC) -std=c11 -Wall -Wextra -Werror -pedantic $$d -Iinclude -fsyntax-only $(WINSOCK_HEADER_CHECK) && \
+	    $(CXX) -x c++ -std=c++17 -Wall -Wextra -Werror -pedantic $$d -Iinclude -fsyntax-only $(WINSOCK_HEADER_CHECK) || exit 1; \
+	done
+	@touch $@
+
+check-c: $(BUILD)/winsock-header-check.stamp
+
+# The Winsock program tests share two headers of their own.
+$(filter $(BUILD)/test-obj/winsock/%,$(TEST_OBJS)): $(wildcard Tests/c/winsock/*.h)

@@ -361,8 +361,9 @@ typedef void (*LPWSAUSERAPC)(DWORD_PTR dwContext);
 #define WSP_DROP_HANDLER 0x000A
 
 /* Why a connect-data request was refused or dropped. The client reads the reason with
- * getsockopt(SOL_WSP, WSP_REFUSE_REASON); a listener's drop handler receives it too. Clients
- * built before reasons 4 and above existed are told WSP_REASON_REJECTED instead. */
+ * getsockopt(SOL_WSP, WSP_REFUSE_REASON); a listener's drop handler receives it too. A client
+ * built before reasons 4 and above existed is not told them: its connection is reset, which
+ * it reports as WSAECONNREFUSED, as before. */
 #define WSP_REASON_NONE 0
 #define WSP_REASON_REJECTED 1          /* the condition function returned CF_REJECT */
 #define WSP_REASON_BACKLOG_FULL 2      /* the listener's backlog was full */

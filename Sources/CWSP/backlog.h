@@ -90,8 +90,8 @@ void wsp_request_destroy(struct wsp_request *r, int abort) WSP_INTERNAL;
 /* Sends a REFUSE frame with the reason, best effort. */
 void wsp_request_refuse(struct wsp_request *r, int reason) WSP_INTERNAL;
 /* Ends an unlinked request on the application's behalf: counts it in *counter, tells the
- * client why (a REFUSE with reason, a WSP_REASON_… value: reasons a client cannot read become
- * REJECTED; a peer that never spoke WSP is reset instead), closes the connection and queues
+ * client why (a REFUSE with reason, a WSP_REASON_… value; a client that cannot read that
+ * reason, or a peer that never spoke WSP, is reset instead), closes the connection and queues
  * a notice for the drop handler. */
 void wsp_request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
                      int reason) WSP_INTERNAL;

@@ -151,7 +151,8 @@ void wsp_request_refuse(struct wsp_request *r, int reason) {
 }
 
 /* Whether what the client sent so far opens a WSP REQUEST (a peer that never spoke WSP is
- * owed no frame), and of which version: only version 3 clients read reasons above 3. */
+ * owed no frame), and of which version (only version 3 clients read reasons above 3); 0 for
+ * none. */
 static int request_version(const struct wsp_request *r) {
     if (r->buf_len < WSP_HS_HEADER_SIZE / 2 || r->buf[0] != 0x57 || r->buf[1] != 0x53 ||
         r->buf[3] != WSP_HS_REQUEST || r->buf[2] < WSP_HS_VERSION_1 ||
@@ -191,16 +192,16 @@ static void queue_notice(struct wsp_listener *l, const struct wsp_request *r, in
 void wsp_request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
                      int reason) {
     (*counter)++;
+    /* A client that predates reasons 4 and above is reset as before (it reports a refusal):
+     * any reason it could read would be false. */
     int version = request_version(r);
-    if (version) {
-        int told = reason;
-        if (reason > WSP_HS_REASON_V1_MAX && version != WSP_HS_VERSION_3)
-            told = WSP_HS_REASON_REJECTED; /* the one refusal an older client can read */
-        wsp_request_refuse(r, told);
+    int tell = version == WSP_HS_VERSION_3 || (version && reason <= WSP_HS_REASON_V1_MAX);
+    if (tell) {
+        wsp_request_refuse(r, reason);
         discard_input(r->fd);
     }
     queue_notice(l, r, reason);
-    wsp_request_destroy(r, !version);
+    wsp_request_destroy(r, !tell);
 }
 
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {

@@ -325,6 +325,22 @@ TEST(hs_version_3_requests_round_trip) {
     CHECK_EQ(wsp_hs_patience_offset(buf, 8), 0);
 }
 
+/* docs/PROTOCOL.md's worked example of a version 3 REQUEST and its REFUSE. */
+TEST(hs_version_3_worked_example) {
+    static const uint8_t request[] = {0x57, 0x53, 0x03, 0x01, 0x0d, 0x00, 0x00, 0x0b, 0x00, 0x10,
+                                      0x00, 0x00, 0x13, 0x86, 0x00, 0x03, 'a',  'b',  'c'};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1, .has_callee_capacity = 1,
+                      .callee_capacity = 16, .has_patience = 1, .patience_ms = 4998,
+                      .has_data = 1, .data = (const uint8_t *)"abc", .data_len = 3};
+    uint8_t buf[64];
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), sizeof request);
+    CHECK_MEM(buf, request, sizeof request);
+    static const uint8_t refuse[] = {0x57, 0x53, 0x03, 0x03, 0x00, 0x07, 0x00, 0x00};
+    wsp_hs_frame r = {.type = WSP_HS_REFUSE, .reason = WSP_HS_REASON_UNDELIVERABLE};
+    CHECK_EQ(wsp_hs_encode(&r, buf, sizeof buf), sizeof refuse);
+    CHECK_MEM(buf, refuse, sizeof refuse);
+}
+
 TEST(hs_version_3_fields_only_where_they_belong) {
     wsp_hs_frame f = {.type = WSP_HS_ACCEPT, .reads_reasons = 1};
     CHECK_EQ(wsp_hs_encoded_size(&f), 0);

@@ -2,8 +2,9 @@
 # `make check-install`: WSP as a user installs it. Installs into a temporary prefix, checks
 # the installed files, builds examples/demo.c against the installed headers and library
 # through pkg-config and through CMake's find_package (statically and against the shared
-# library), runs them, runs the installed wspcat, uninstalls and checks that no file and no
-# folder is left. Then the same install and uninstall staged under DESTDIR.
+# library), runs them, builds and runs examples/winsock-echo.c (a Winsock program) through
+# pkg-config, runs the installed wspcat, uninstalls and checks that no file and no folder is
+# left. Then the same install and uninstall staged under DESTDIR.
 # Needs pkg-config and cmake (Debian/Ubuntu packages: pkg-config, cmake). Ends with one PASS
 # or FAIL line.
 set -uo pipefail
@@ -107,6 +108,17 @@ step "run the static demo"
 timeout 60 "$tmp/demo-static" >"$tmp/static.log" 2>&1 ||
     { cat "$tmp/static.log"; fail "the static demo failed"; }
 check_demo_output "$tmp/static.log" static
+
+step "cc winsock-echo.c (a Winsock program: #include <wsp/winsock2.h>) through pkg-config, run it"
+quiet "building the Winsock example against the shared library" \
+    $CC -o "$tmp/winsock-shared" examples/winsock-echo.c $(pkg-config --cflags --libs wsp)
+quiet "building the Winsock example statically" \
+    $CC -static -o "$tmp/winsock-static" examples/winsock-echo.c $(pkg-config --static --cflags --libs wsp)
+for w in shared static; do
+    LD_LIBRARY_PATH=$prefix/lib timeout 60 "$tmp/winsock-$w" >"$tmp/winsock-$w.log" 2>&1 &&
+        grep -q "echoed: hello, Winsock on Linux" "$tmp/winsock-$w.log" ||
+        { cat "$tmp/winsock-$w.log"; fail "the $w Winsock example failed"; }
+done
 
 step "cmake: find_package(wsp) builds the demo, shared and static"
 quiet "configuring the CMake consumer" \

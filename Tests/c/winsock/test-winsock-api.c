@@ -1,0 +1,365 @@
+/* The rules the Winsock layer itself adds, checked one by one: start-up and its reference
+ * count, WSANOTINITIALISED, the per-thread last error, fd_set and its macros, the choice of
+ * a catalog entry, handles no provider made, the catalog and address strings, and what is
+ * not offered. */
+#include <wsp/winsock2.h>
+
+#include <string.h>
+
+#include "programs.h"
+
+static void startup(void) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+}
+
+/* A connected pair on 127.0.0.1 (the listener is closed again). */
+static void connected_pair(SOCKET *client, SOCKET *server) {
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    *client = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(*client != INVALID_SOCKET);
+    CHECK_EQ(connect(*client, (SOCKADDR *)&a, sizeof a), 0);
+    *server = accept(l, NULL, NULL);
+    CHECK(*server != INVALID_SOCKET);
+    CHECK_EQ(closesocket(l), 0);
+}
+
+TEST(winsock_calls_before_startup_fail_with_wsanotinitialised) {
+    fd_set set;
+    DWORD len = 0;
+    SOCKADDR_IN a;
+    int alen = sizeof a;
+    CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    WSASetLastError(0);
+    CHECK_EQ(closesocket((SOCKET)1), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    FD_ZERO(&set);
+    FD_SET((SOCKET)1, &set);
+    WSASetLastError(0);
+    CHECK_EQ(select(0, &set, NULL, NULL, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    WSASetLastError(0);
+    CHECK_EQ(WSAEnumProtocols(NULL, NULL, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    WSASetLastError(0);
+    CHECK_EQ(WSAStringToAddress("127.0.0.1", AF_INET, NULL, (SOCKADDR *)&a, &alen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    WSASetLastError(0);
+    CHECK_EQ(WSACleanup(), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+}
+
+TEST(winsock_startup_negotiates_the_version) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(0, 9), &d), WSAVERNOTSUPPORTED);
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), NULL), WSAEFAULT);
+    CHECK_EQ(WSAStartup(MAKEWORD(1, 1), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(1, 1));
+    CHECK_EQ(d.wHighVersion, MAKEWORD(2, 2));
+    CHECK(strlen(d.szDescription) > 0 && strlen(d.szDescription) <= WSADESCRIPTION_LEN);
+    CHECK(strcmp(d.szSystemStatus, "Running") == 0);
+    CHECK_EQ(WSAStartup(MAKEWORD(3, 1), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 2));
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 0), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 0));
+    /* Failed start-ups did not count: three cleanups end it. */
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(WSACleanup(), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+}
+
+TEST(winsock_startup_is_reference_counted_and_the_last_cleanup_closes_sockets) {
+    startup();
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSACleanup(), 0);
+    /* One start-up still in force: the socket is still there. */
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(s, (SOCKADDR *)&a, sizeof a), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(s, (SOCKADDR *)&a, &len), 0);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(getsockname(s, (SOCKADDR *)&a, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    /* Started again, the socket the program left open is gone. */
+    startup();
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static void *other_thread_errors(void *arg) {
+    (void)arg;
+    int ok = WSAGetLastError() == 0;
+    WSASetLastError(WSAEWOULDBLOCK);
+    ok = ok && WSAGetLastError() == WSAEWOULDBLOCK;
+    ok = ok && closesocket((SOCKET)12345) == SOCKET_ERROR && WSAGetLastError() == WSAENOTSOCK;
+    return (void *)(long)(ok ? 0 : 1);
+}
+
+TEST(winsock_last_error_belongs_to_each_thread) {
+    startup();
+    WSASetLastError(WSAEINTR);
+    CHECK_EQ(join_thread(start_thread(other_thread_errors, NULL)), 0);
+    CHECK_EQ(WSAGetLastError(), WSAEINTR);
+    /* A success leaves it alone. */
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINTR);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_fd_set_macros) {
+    fd_set set;
+    FD_ZERO(&set);
+    CHECK_EQ(set.fd_count, 0);
+    FD_SET((SOCKET)7, &set);
+    FD_SET((SOCKET)9, &set);
+    FD_SET((SOCKET)7, &set); /* already there */
+    FD_SET((SOCKET)11, &set);
+    CHECK_EQ(set.fd_count, 3);
+    CHECK(FD_ISSET((SOCKET)9, &set));
+    CHECK(!FD_ISSET((SOCKET)8, &set));
+    FD_CLR((SOCKET)7, &set);
+    FD_CLR((SOCKET)8, &set); /* not there */
+    CHECK_EQ(set.fd_count, 2);
+    CHECK_EQ(set.fd_array[0], 9); /* the others keep their order */
+    CHECK_EQ(set.fd_array[1], 11);
+    CHECK(!FD_ISSET((SOCKET)7, &set));
+    CHECK(__WSAFDIsSet((SOCKET)11, &set));
+    /* FD_SETSIZE handles at most; more are left out, as on Windows. */
+    CHECK_EQ(FD_SETSIZE, 64);
+    FD_ZERO(&set);
+    for (SOCKET s = 1; s <= FD_SETSIZE + 5; s++)
+        FD_SET(s, &set);
+    CHECK_EQ(set.fd_count, FD_SETSIZE);
+    CHECK(FD_ISSET((SOCKET)FD_SETSIZE, &set));
+    CHECK(!FD_ISSET((SOCKET)(FD_SETSIZE + 1), &set));
+}
+
+TEST(winsock_handles_no_provider_made_are_wsaenotsock) {
+    startup();
+    char b[4];
+    CHECK_EQ(send((SOCKET)4242, b, 1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET((SOCKET)4242, &set);
+    TIMEVAL zero = {0, 0};
+    CHECK_EQ(select(0, &set, NULL, NULL, &zero), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    /* No handle at all: no provider to ask. */
+    FD_ZERO(&set);
+    CHECK_EQ(select(0, &set, NULL, NULL, &zero), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_socket_picks_a_catalog_entry) {
+    startup();
+    CHECK(socket(AF_INET, SOCK_DGRAM, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAESOCKTNOSUPPORT);
+    CHECK(socket(AF_INET, SOCK_STREAM, IPPROTO_UDP) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEPROTONOSUPPORT);
+    CHECK(socket(AF_APPLETALK, SOCK_STREAM, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEAFNOSUPPORT);
+    CHECK(WSASocket(FROM_PROTOCOL_INFO, SOCK_STREAM, 0, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    WSAPROTOCOL_INFO bogus;
+    memset(&bogus, 0, sizeof bogus);
+    bogus.dwCatalogEntryId = 4711;
+    CHECK(WSASocket(AF_INET, SOCK_STREAM, 0, &bogus, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    SOCKET s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    CHECK(s6 != INVALID_SOCKET);
+    CHECK_EQ(closesocket(s6), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_enum_protocols) {
+    startup();
+    DWORD len = 0;
+    CHECK_EQ(WSAEnumProtocols(NULL, NULL, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(len, 4 * sizeof(WSAPROTOCOL_INFO));
+    WSAPROTOCOL_INFO info[4];
+    DWORD small = sizeof info[0];
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &small), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(small, len);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(info[0].dwCatalogEntryId, WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(info[1].dwCatalogEntryId, WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(info[2].dwCatalogEntryId, WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(info[3].dwCatalogEntryId, WSP_CATALOG_CDATA_IPV6);
+    CHECK(info[2].dwServiceFlags1 & XP1_CONNECT_DATA);
+    int udp_only[] = {IPPROTO_UDP, 0};
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(udp_only, info, &len), 0);
+    int tcp[] = {IPPROTO_TCP, 0};
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(tcp, info, &len), 4);
+    /* An entry from the catalog makes a socket of that entry. */
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    SOCKET s = WSASocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info[3], 0,
+                         WSA_FLAG_OVERLAPPED);
+    CHECK(s != INVALID_SOCKET);
+    SOCKADDR_STORAGE v4;
+    memset(&v4, 0, sizeof v4);
+    v4.ss_family = AF_INET;
+    CHECK_EQ(bind(s, (SOCKADDR *)&v4, sizeof(SOCKADDR_IN6)), SOCKET_ERROR); /* an IPv6 socket */
+    CHECK_EQ(WSAGetLastError(), WSAEAFNOSUPPORT);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_address_strings) {
+    startup();
+    SOCKADDR_STORAGE ss;
+    int sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("127.0.0.1:8080", AF_INET, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    SOCKADDR_IN *in = (SOCKADDR_IN *)&ss;
+    CHECK_EQ(in->sin_family, AF_INET);
+    CHECK_EQ(ntohs(in->sin_port), 8080);
+    CHECK_EQ(in->sin_addr.s_addr, inet_addr("127.0.0.1"));
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN), NULL, text, &textlen), 0);
+    CHECK(strcmp(text, "127.0.0.1:8080") == 0);
+
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddressA("[::1]:80", AF_INET6, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(ss.ss_family, AF_INET6);
+    textlen = sizeof text;
+    CHECK_EQ(WSAAddressToStringA((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), NULL, text, &textlen), 0);
+    CHECK(strcmp(text, "[::1]:80") == 0);
+    /* Too small: the length needed, the terminating zero included. */
+    textlen = 3;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), NULL, text, &textlen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(textlen, strlen("[::1]:80") + 1);
+
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("not an address", AF_INET, NULL, (SOCKADDR *)&ss, &sslen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("/tmp/x", AF_UNIX, NULL, (SOCKADDR *)&ss, &sslen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL); /* no provider for the family */
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_ioctlsocket_carries_u_long_both_ways) {
+    startup();
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    u_long nonblocking = 1;
+    CHECK_EQ(ioctlsocket(s, FIONBIO, &nonblocking), 0);
+    char buf[16];
+    CHECK_EQ(recv(s, buf, sizeof buf, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEWOULDBLOCK);
+    CHECK_EQ(send(c, "hello", 5, 0), 5);
+    fd_set readable;
+    FD_ZERO(&readable);
+    FD_SET(s, &readable);
+    CHECK_EQ(select(0, &readable, NULL, NULL, NULL), 1);
+    CHECK(FD_ISSET(s, &readable));
+    u_long pending = 0xdeadbeefUL;
+    CHECK_EQ(ioctlsocket(s, FIONREAD, &pending), 0);
+    CHECK_EQ(pending, 5);
+    CHECK_EQ(ioctlsocket(s, FIONBIO, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(send(c, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+TEST(winsock_what_is_not_offered_fails_as_on_windows) {
+    startup();
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    GUID acceptex = WSAID_ACCEPTEX;
+    void *fn = NULL;
+    DWORD bytes = 0;
+    CHECK_EQ(WSAIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &acceptex, sizeof acceptex, &fn,
+                      sizeof fn, &bytes, NULL, NULL),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK(fn == NULL);
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    char b[4];
+    WSABUF wb = {sizeof b, b};
+    DWORD got = 0, flags = 0;
+    CHECK_EQ(WSARecv(s, &wb, 1, &got, &flags, &ov, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    CHECK_EQ(WSAGetOverlappedResult(s, &ov, &got, FALSE, &flags), FALSE);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    WSAPROTOCOL_INFO dup;
+    CHECK_EQ(WSADuplicateSocket(s, 1, &dup), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    CHECK(WSASocket(AF_INET, SOCK_STREAM, 0, NULL, SG_UNCONSTRAINED_GROUP, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* Many handles, made and closed from several threads at once: every one is routed while it
+ * lives (the route table grows past its first size) and none once it is closed. */
+#define ROUTE_THREADS 4
+#define ROUTE_SOCKETS 400
+
+static void *make_and_close_sockets(void *arg) {
+    (void)arg;
+    SOCKET mine[ROUTE_SOCKETS];
+    for (int i = 0; i < ROUTE_SOCKETS; i++) {
+        mine[i] = socket(i % 2 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
+        if (mine[i] == INVALID_SOCKET)
+            return (void *)1L;
+    }
+    for (int i = 0; i < ROUTE_SOCKETS; i++) {
+        u_long nonblocking = 1; /* a call that needs the route */
+        if (ioctlsocket(mine[i], FIONBIO, &nonblocking) != 0 || closesocket(mine[i]) != 0)
+            return (void *)2L;
+    }
+    for (int i = 0; i < ROUTE_SOCKETS; i++)
+        if (closesocket(mine[i]) != SOCKET_ERROR || WSAGetLastError() != WSAENOTSOCK)
+            return (void *)3L;
+    return NULL;
+}
+
+TEST(winsock_routes_follow_many_handles_from_several_threads) {
+    startup();
+    pthread_t t[ROUTE_THREADS];
+    for (int i = 0; i < ROUTE_THREADS; i++)
+        t[i] = start_thread(make_and_close_sockets, NULL);
+    for (int i = 0; i < ROUTE_THREADS; i++)
+        CHECK_EQ(join_thread(t[i]), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}

@@ -1,0 +1,112 @@
+/* A select() server with several clients, written as for Windows: one thread, a listener
+ * and its clients in one fd_set, echoing each client's line back until the client closes
+ * (the clients: echo-client.c).
+ * The clients are connected all at once (barriers hold each after its connect and again
+ * before its close) so that the server's sets really hold all of them together. */
+#include <wsp/winsock2.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "echo-client.h"
+#include "programs.h"
+
+#define CLIENTS 5
+
+static struct rendezvous select_port = RENDEZVOUS_INIT;
+static pthread_barrier_t all_connected, all_echoed;
+
+static int select_server_main(void) {
+    WSADATA wsaData;
+    SOCKET ListenSocket, Clients[CLIENTS];
+    int nClients = 0, served = 0, i;
+    SOCKADDR_IN service;
+    char buf[256];
+
+    if (WSAStartup(MAKEWORD(2, 2), &wsaData) != 0)
+        return 1;
+    ListenSocket = socket(AF_INET, SOCK_STREAM, IPPROTO_TCP);
+    if (ListenSocket == INVALID_SOCKET) {
+        printf("socket failed: %d\n", WSAGetLastError());
+        WSACleanup();
+        return 1;
+    }
+    service.sin_family = AF_INET;
+    service.sin_addr.s_addr = inet_addr("127.0.0.1");
+    service.sin_port = htons(0);
+    if (bind(ListenSocket, (SOCKADDR *)&service, sizeof(service)) == SOCKET_ERROR ||
+        listen(ListenSocket, SOMAXCONN) == SOCKET_ERROR) {
+        printf("bind or listen failed: %d\n", WSAGetLastError());
+        closesocket(ListenSocket);
+        WSACleanup();
+        return 1;
+    }
+    int len = sizeof(service);
+    getsockname(ListenSocket, (SOCKADDR *)&service, &len);
+    announce_port(&select_port, ntohs(service.sin_port));
+
+    int most_at_once = 0;
+    while (served < CLIENTS) {
+        fd_set readfds;
+        FD_ZERO(&readfds);
+        FD_SET(ListenSocket, &readfds);
+        for (i = 0; i < nClients; i++)
+            FD_SET(Clients[i], &readfds);
+        int ready = select(0, &readfds, NULL, NULL, NULL);
+        if (ready == SOCKET_ERROR) {
+            printf("select failed: %d\n", WSAGetLastError());
+            break;
+        }
+        if (FD_ISSET(ListenSocket, &readfds)) {
+            SOCKET c = accept(ListenSocket, NULL, NULL);
+            if (c == INVALID_SOCKET) {
+                printf("accept failed: %d\n", WSAGetLastError());
+                break;
+            }
+            Clients[nClients++] = c;
+            if (nClients > most_at_once)
+                most_at_once = nClients;
+        }
+        for (i = 0; i < nClients; i++) {
+            if (!FD_ISSET(Clients[i], &readfds))
+                continue;
+            int n = recv(Clients[i], buf, sizeof(buf), 0);
+            if (n > 0) {
+                send(Clients[i], buf, n, 0);
+            } else {
+                if (n == SOCKET_ERROR)
+                    printf("recv failed: %d\n", WSAGetLastError());
+                closesocket(Clients[i]);
+                Clients[i--] = Clients[--nClients];
+                served++;
+            }
+        }
+    }
+    for (i = 0; i < nClients; i++)
+        closesocket(Clients[i]);
+    closesocket(ListenSocket);
+    WSACleanup();
+    return served == CLIENTS && most_at_once == CLIENTS ? 0 : 1;
+}
+
+static void *server_thread(void *arg) {
+    (void)arg;
+    return (void *)(long)select_server_main();
+}
+
+static void *client_thread(void *arg) {
+    return (void *)(long)echo_client_main(await_port(&select_port), (int)(long)arg,
+                                         &all_connected, &all_echoed);
+}
+
+TEST(winsock_select_server_with_several_clients) {
+    CHECK(pthread_barrier_init(&all_connected, NULL, CLIENTS) == 0);
+    CHECK(pthread_barrier_init(&all_echoed, NULL, CLIENTS) == 0);
+    pthread_t server = start_thread(server_thread, NULL);
+    pthread_t clients[CLIENTS];
+    for (long i = 0; i < CLIENTS; i++)
+        clients[i] = start_thread(client_thread, (void *)i);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK_EQ(join_thread(clients[i]), 0);
+    CHECK_EQ(join_thread(server), 0);
+}
