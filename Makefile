@@ -233,7 +233,8 @@ install: all $(WSPCAT_FILES)
 # The folders install may have made, innermost first: uninstall removes those left empty.
 INSTALL_DIRS = $(INCLUDEDIR)/wsp $(INCLUDEDIR) $(CMAKEDIR) $(LIBDIR)/cmake $(PKGCONFIGDIR) \
 	$(LIBDIR) $(BINDIR) $(MANDIR)/man1 $(MANDIR) $(BASHCOMPDIR) $(dir $(BASHCOMPDIR)) \
-	$(ZSHCOMPDIR) $(dir $(ZSHCOMPDIR)) $(FISHCOMPDIR) $(dir $(FISHCOMPDIR)) $(PREFIX)/share
+	$(ZSHCOMPDIR) $(dir $(ZSHCOMPDIR)) $(FISHCOMPDIR) $(dir $(FISHCOMPDIR)) $(PREFIX)/share \
+	$(PREFIX)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/wsp.h $(SUB_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
