@@ -282,6 +282,12 @@ bench-swift:
 	cd Benchmarks && swift build -c release
 	taskset -c 0 Benchmarks/.build/release/wsp-bench
 
+# The DocC archive of the Swift module (swift-docc-plugin); a broken link or any other DocC
+# warning fails it.
+docs:
+	swift package --allow-writing-to-directory $(BUILD) generate-documentation --target WSP \
+	    --warnings-as-errors --output-path $(BUILD)/WSP.doccarchive
+
 clean:
 	rm -rf build
 

@@ -9,9 +9,11 @@ let package = Package(
         .executable(name: "wspcat", targets: ["wspcat"]),
     ],
     dependencies: [
-        // For wspcat only: the libraries stay free of dependencies.
+        // For wspcat and the documentation only: the libraries stay free of dependencies.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `make docs`: the DocC archive of the Swift module.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The C provider. Its public headers are the top-level include/ folder, the same

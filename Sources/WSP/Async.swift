@@ -78,7 +78,7 @@ extension Socket {
     /// than the request's ``ConnectionRequest/calleeCapacity`` throws ``WSPError/fault``. A
     /// cancelled task stops waiting and throws ``WSPError/operationAborted``; no request is
     /// lost by it. For a server loop that goes on through all of these, use
-    /// ``connections(outcomes:condition:)``.
+    /// ``connections(retryDeferredAfter:outcomes:condition:)``.
     public func accept(condition: (@Sendable (ConnectionRequest) -> Decision)? = nil)
         async throws(WSPError) -> Accepted
     {
