@@ -282,6 +282,11 @@ bench-swift:
 	cd Benchmarks && swift build -c release
 	taskset -c 0 Benchmarks/.build/release/wsp-bench
 
+# The Swift example (examples/swift): it fails when its story did not happen.
+example-swift:
+	swift build --product wsp-admission-example
+	timeout 60 swift run --skip-build wsp-admission-example
+
 # The DocC archive of the Swift module (swift-docc-plugin); a broken link or any other DocC
 # warning fails it.
 docs:

@@ -45,6 +45,13 @@ let package = Package(
             path: "Sources/wspcat",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
+        // examples/swift: an async admission server and its clients (make example-swift, CI).
+        .executableTarget(
+            name: "wsp-admission-example",
+            dependencies: ["WSP"],
+            path: "examples/swift",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
         .testTarget(
             name: "WSPTests",
             dependencies: ["WSP"],
