@@ -140,7 +140,7 @@ public struct ListenerConnections: AsyncSequence, Sendable {
                     report(.failed(shown.last, error))
                     // A failure that keeps the request first in line (an answer the provider
                     // could not use) would come back at once: give it the deferral's pause.
-                    pause = error == .invalidArgument || error == .fault || error == .tooManyOpenFiles
+                    pause = error == .invalidArgument || error == .tooManyOpenFiles
                 }
                 countWithdrawals(shown: shown.all)
                 // Any other answer settles the deferred request, or shows it has gone.
