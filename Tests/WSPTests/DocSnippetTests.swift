@@ -45,8 +45,53 @@ private func requestLoop(_ listener: borrowing Socket, rounds: Int) async throws
     }
 }
 
+// "The server's loop", as the article has it (outcomes collected instead of printed).
+@Sendable private func isBusy() -> Bool { false }   // your own load signal
+
+private func serverLoop(_ listener: borrowing Socket, outcomes seen: Captured<[AcceptOutcome]>)
+    -> Task<Void, any Error>
+{
+    let connections = listener.connections(
+        outcomes: { outcome in seen.value.append(outcome) },
+        condition: { request in
+            guard request.callerData == token else { return .reject }
+            if isBusy() { return .defer }          // shown again a moment later
+            return .accept(calleeData: Array("welcome".utf8))
+        })
+    return Task {
+        for try await connection in connections {
+            Task {                                 // each connection in a task of its own
+                try await connection.send(Array("hello".utf8))
+                try connection.close()
+            }
+        }
+    }
+}
+
 extension AllTests {
 @Suite(.timeLimit(.minutes(1))) struct DocSnippetTests {
+    @Test func gettingStartedServerLoopWorks() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        let seen = Captured<[AcceptOutcome]>([])
+        let server = serverLoop(listener, outcomes: seen)
+        defer { server.cancel() }
+        for round in 0..<2 {
+            let conn = try await provider.connect(to: address, callerData: token)
+            #expect(conn.calleeData == Array("welcome".utf8))
+            #expect(try await conn.socket.receive(maxCount: 16) == Array("hello".utf8))
+            do throws(WSPError) {
+                let refused = try await provider.connect(to: address, callerData: bytes("nope"))
+                Issue.record("round \(round): accepted \(refused.calleeData)")
+            } catch {
+                #expect(error == .connectionRefused && error.refusal == .rejected)
+            }
+        }
+        #expect(seen.value.filter { if case .accepted = $0 { true } else { false } }.count == 2)
+        #expect(seen.value.filter { if case .rejected = $0 { true } else { false } }.count == 2)
+    }
+
     @Test func gettingStartedLoopsWork() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
