@@ -248,7 +248,7 @@ uninstall:
 # ---- wspcat for installation ----------------------------------------------------------------
 # The release build, with the Swift runtime linked in (--static-swift-stdlib: the installed
 # binary needs no toolchain), its manual page (generated from the argument parser by
-# swift-argument-parser's generate-manual plugin) and its completion scripts.
+# swift-argument-parser's generate-manual) and its completion scripts.
 
 SWIFT_SOURCES := Package.swift $(wildcard Sources/WSP/*.swift Sources/wspcat/*.swift)
 MAN_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
@@ -259,9 +259,11 @@ $(WSPCAT_DIR)/wspcat: $(SWIFT_SOURCES) $(LIB_SRCS) $(HEADERS)
 	swift build -c release --product wspcat --static-swift-stdlib
 	install -D -m 755 "$$(swift build -c release --show-bin-path)/wspcat" $@
 
+# swift-argument-parser's generate-manual (what its GenerateManual plugin runs), run on the
+# binary just built: the plugin would build wspcat a second time.
 $(WSPCAT_DIR)/wspcat.1: $(WSPCAT_DIR)/wspcat
-	swift package plugin generate-manual --date $(MAN_DATE)
-	cp .build/plugins/GenerateManual/outputs/wspcat/wspcat.1 $@
+	swift build --product generate-manual
+	"$$(swift build --show-bin-path)/generate-manual" $< --date $(MAN_DATE) -o $(WSPCAT_DIR)
 
 $(WSPCAT_DIR)/wspcat.bash: $(WSPCAT_DIR)/wspcat
 	$< --generate-completion-script bash > $@
