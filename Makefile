@@ -15,6 +15,9 @@
 #   make demo         a server and clients showing accept, reject and defer
 #   make bench        connections per second and event-driven ping-pong round trips per
 #                     second, each against raw sockets, pinned to one CPU
+#   make bench-load   concurrent load: 64 and 512 client threads against a WSP connect-data
+#                     server and a raw-socket server with the same accept threads, both CPUs
+#                     and pinned; rate, latency percentiles, server CPU, wrong/lost outcomes
 #   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
 #                     the C provider, the Swift sync and async APIs and SwiftNIO, pinned
 #   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0), wsp.pc, the CMake
@@ -32,6 +35,8 @@
 #   make check-install  install into a temporary prefix, build and run examples/demo.c
 #                     against it through pkg-config (static and shared) and CMake, run the
 #                     installed wspcat, uninstall (no file or folder left)
+#   make check-layers  the provider's C files form layers that look only down: fails on a
+#                     call from a file to one above it (the map: docs/ARCHITECTURE.md)
 
 CC ?= cc
 BUILD ?= build
@@ -52,8 +57,8 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
-	fuzz fuzz-net check-valgrind demo bench bench-swift clean wspcat docs example-swift \
-	install uninstall check-exports check-install
+	fuzz fuzz-net check-valgrind demo bench bench-load bench-swift clean wspcat docs \
+	example-swift install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -174,6 +179,17 @@ bench: $(BUILD)/bench $(BUILD)/bench-events
 	taskset -c 0 $(BUILD)/bench
 	taskset -c 0 $(BUILD)/bench-events
 
+# Concurrent load (Benchmarks/c/bench-load.c): client threads against a WSP connect-data
+# server and a raw-socket server doing the same exchange, in one run; both CPUs, then pinned.
+$(BUILD)/bench-load: Benchmarks/c/bench-load.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench-load: $(BUILD)/bench-load
+	$(BUILD)/bench-load 64 3 2
+	$(BUILD)/bench-load 512 3 2
+	taskset -c 0 $(BUILD)/bench-load 64 3 2
+	taskset -c 0 $(BUILD)/bench-load 512 3 2
+
 # ---- installation ---------------------------------------------------------------------------
 # The public headers are include/wsp.h and include/wsp/*.h (include/module.modulemap is for
 # SwiftPM and stays behind). wsp.pc is made from wsp.pc.in with the version in
@@ -279,6 +295,12 @@ check-exports: $(BUILD)/libcwsp.so
 
 check-install: all
 	MAKE="$(MAKE)" Tests/install/run.sh
+
+# The layer map of docs/ARCHITECTURE.md against what each object file defines and uses (nm).
+check-layers: $(LIB_OBJS)
+	Tests/layers/check-layers --map docs/ARCHITECTURE.md $(LIB_OBJS)
+	@# The check can fail: against the map upside down, it must.
+	@! Tests/layers/check-layers --upside-down --map docs/ARCHITECTURE.md $(LIB_OBJS) >/dev/null
 
 bench-swift:
 	cd Benchmarks && swift build -c release

@@ -1,4 +1,4 @@
-/* lpWSPAccept: conditional accept.
+/* lpWSPAccept: conditional accept (docs/SEMANTICS.md §5).
  *
  * The oldest request nobody is looking at is presented to the condition function on the
  * caller's thread, with the listener unlocked (the function may call back into WSP). While it
@@ -40,7 +40,7 @@ struct presentation {
 /* so->lock held. Fills p from the request r (which stays valid while presented). */
 static void prepare(struct presentation *p, const struct wsp_socket *so,
                     const struct wsp_request *r) {
-    p->local = so->listener->local;
+    p->local = *wsp_listener_local(so->listener);
     p->caller_id = (WSABUF){(uint32_t)r->peer_len, (char *)&r->peer};
     p->callee_id = (WSABUF){(uint32_t)wsp_sockaddr_len(so->entry->af), (char *)&p->local};
     /* The listener's limit, or less when the client said it can take less (PROTOCOL.md,
@@ -65,36 +65,6 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
         if (f->has_qos)
             wsp_qos_from_wire(&p->qos, &f->qos, (char *)p->qos_specific, WSP_HS_MAX_QOS_SPECIFIC);
     }
-}
-
-/* so->lock held. The oldest request not being presented, after dropping any whose client
- * has gone away. asking: a condition function will see it (decide checks again after). */
-static struct wsp_request *next_request(struct wsp_listener *l, int asking) {
-    struct wsp_request *handoff = l->handoff; /* fresh for this look only */
-    l->handoff = NULL;
-    struct wsp_request *r = l->ready.head;
-    while (r) {
-        struct wsp_request *next = r->next;
-        if (!r->presenting) {
-            /* The reactor watches connect-data requests for their client leaving; the
-             * others are checked here (and again after the decision), except one handed to
-             * a waiting accept as it arrived: for it the check after the decision is
-             * enough, since only the wake-up of this thread lies between. */
-                if (r->expires_ms && wsp_request_expired(r, wsp_now_ms())) {
-                wsp_request_unlink(&l->ready, r); /* its client has stopped waiting */
-                wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
-                wsp_listener_room_freed(l);
-            } else if (r->watched ? !r->gone
-                                  : (asking && r == handoff) ||
-                                        wsp_request_client(r) == WSP_CLIENT_WAITING) {
-                return r;
-            } else {
-                wsp_request_withdraw(l, r);
-            }
-        }
-        r = next;
-    }
-    return NULL;
 }
 
 /* What the condition function's CF_ACCEPT answer is worth: 0 when it can be sent; a WSA code
@@ -176,7 +146,6 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     struct wsp_socket *child = wsp_socket_new(r->fd, so->entry, err);
     if (!child)
         return NULL;
-    r->fd_owned = 0;
     child->fd_nonblocking = r->fd_nonblocking;
     wsp_socket_inherit(child, so);
     child->bound = 1;
@@ -195,58 +164,46 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
                      const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
                      int *err) {
     struct wsp_listener *l = so->listener;
-    r->presenting = 0;
     /* A client that left while the function ran is gone whatever the answer: it is counted
      * as withdrawn, never as rejected or deferred, and the caller looks for the next
      * request. A dead request is never handed out. (Without a function there was no "while":
-     * next_request has just checked.) */
-    if (asked && wsp_request_client(r) != WSP_CLIENT_WAITING) {
+     * wsp_backlog_next has just checked.) */
+    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         wsp_request_withdraw(l, r);
         *err = 0;
         return INVALID_SOCKET;
     }
     int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
     if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
-        if (rc == CF_DEFER)
-            l->stats.deferred++;
-        wsp_listener_watch(l, r); /* it waits again: notice if its client leaves */
-        if (r->expires_ms)
-            wsp_listener_rearm(l); /* and when it stops waiting */
-        if (l->waiters)
-            wsp_listener_wake(l, 1); /* it is available again */
+        wsp_backlog_put_back(l, r, rc == CF_DEFER);
         *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
         return INVALID_SOCKET;
     }
-    wsp_request_unlink(&l->ready, r);
-    wsp_listener_room_freed(l);
+    wsp_backlog_take(l, r);
     if (answer == WSP_UNDELIVERABLE) {
-        wsp_request_end(l, r, &l->stats.undeliverable, WSP_REASON_CALLEE_DATA_TOO_LONG);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
         *err = WSAEFAULT; /* once: the next accept presents the next request */
         return INVALID_SOCKET;
     }
     if (rc == CF_REJECT) {
-        l->stats.rejected++;
-        if (so->entry->connect_data)
-            wsp_request_refuse(r, WSP_HS_REASON_REJECTED);
-        wsp_request_destroy(r, !so->entry->connect_data); /* plain TCP: a reset */
+        wsp_backlog_finish(l, r, WSP_OUTCOME_REJECTED);
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
     int sent = so->entry->connect_data ? send_accept(r, p) : 0;
     if (sent == WSAENOBUFS) { /* not even a grown send buffer takes it */
-        wsp_request_end(l, r, &l->stats.undeliverable, WSP_REASON_CALLEE_DATA_TOO_LONG);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
         *err = WSAENOBUFS;
         return INVALID_SOCKET;
     }
     if (sent != 0) { /* it left just now */
-        l->stats.withdrawn++;
-        wsp_request_destroy(r, 1);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_WITHDRAWN);
         *err = 0; /* not an error: look for the next request */
         return INVALID_SOCKET;
     }
     struct wsp_socket *child = make_socket(so, r, err);
     if (!child) {
-        wsp_request_destroy(r, 1);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_ABANDONED);
         return INVALID_SOCKET;
     }
     if (p->has_qos) { /* the QoS both ends agreed on: what SIO_GET_QOS reports here too */
@@ -264,12 +221,8 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         memcpy(addr, &p->caller_id.buf[0], p->caller_id.len);
         *addrlen = (int)p->caller_id.len;
     }
-    if (r->watched)
-        wsp_reactor_remove(&r->item); /* frees the request; the descriptor stays with child */
-    else
-        wsp_request_destroy(r, 0);
-    l->stats.accepted++;
-    return child->handle;
+    wsp_backlog_finish(l, r, WSP_OUTCOME_ACCEPTED); /* the descriptor stays with child */
+    return child->obj.handle;
 }
 
 SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
@@ -291,19 +244,13 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
     else if (!(p = malloc(sizeof *p)))
         err = WSAENOBUFS;
     while (!err && result == INVALID_SOCKET) {
-        if (so->closing || l->closed) {
+        if (so->closing || wsp_listener_closed(l)) {
             err = WSAEINTR;
             break;
         }
-        struct wsp_request *r = next_request(l, cond != NULL);
-        if (!r && !so->entry->connect_data) {
-            int n = wsp_listener_pull(l, 64);
-            l->arrivals = 0; /* this thread takes one; wake others only for the rest */
-            if (n > 1 && l->waiters)
-                wsp_listener_wake(l, INT_MAX);
-            if (n > 0)
-                continue;
-        }
+        struct wsp_request *r = wsp_backlog_next(l, cond != NULL);
+        if (!r && !so->entry->connect_data && wsp_backlog_fill(l) > 0)
+            continue;
         if (!r) {
             if (so->nonblocking) {
                 err = WSAEWOULDBLOCK;
@@ -312,7 +259,6 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             }
             continue;
         }
-        r->presenting = 1;
         prepare(p, so, r);
         int rc = CF_ACCEPT;
         if (!cond)
@@ -325,10 +271,9 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
                       ctx);
             pthread_mutex_lock(&so->lock);
         }
-        if (l->closed) { /* the listener closed while the function ran */
-            r->presenting = 0;
-            wsp_request_unlink(&l->ready, r);
-            wsp_request_destroy(r, 1);
+        if (wsp_listener_closed(l)) { /* the listener closed while the function ran */
+            wsp_backlog_take(l, r);
+            wsp_backlog_finish(l, r, WSP_OUTCOME_ABANDONED);
             err = WSAEINTR;
             break;
         }

@@ -94,3 +94,8 @@ const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, i
     }
     return &entries[af == AF_INET6 ? 1 : 0];
 }
+
+socklen_t wsp_sockaddr_len(int af) {
+    return af == AF_INET6 ? (socklen_t)sizeof(struct sockaddr_in6)
+                          : (socklen_t)sizeof(struct sockaddr_in);
+}

@@ -1,4 +1,5 @@
-/* lpWSPConnect: plain TCP, and the client side of the connect-data handshake.
+/* lpWSPConnect: plain TCP, and the client side of the connect-data handshake
+ * (docs/SEMANTICS.md §6, §9).
  *
  * A blocking connect runs on the caller's thread and returns once the server's provider has
  * acted: accepted (callee data and QoS filled in), refused, or silent past the time-out. A
@@ -235,14 +236,17 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     return req->frame_len ? 0 : WSAEFAULT;
 }
 
-/* Rewrites the request's patience to what is left of the connect limit (deadline, 0: none)
+/* Rewrites the request's patience to what is left of the connect limit (its deadline)
  * just before its first byte is sent. */
 static void stamp_patience(struct connect_request *req, uint64_t deadline) {
     size_t off = wsp_hs_patience_offset(req->frame, req->frame_len);
-    if (!off || !deadline)
+    if (!off || deadline == WSP_NO_DEADLINE)
         return;
-    uint64_t now = wsp_now_ms();
-    uint32_t left = now >= deadline ? 0 : (uint32_t)(deadline - now);
+    uint32_t left = (uint32_t)wsp_ms_left(deadline);
+    uint32_t limit = (uint32_t)req->frame[off] << 24 | (uint32_t)req->frame[off + 1] << 16 |
+                     (uint32_t)req->frame[off + 2] << 8 | req->frame[off + 3];
+    if (left > limit) /* the deadline is a whole millisecond late, never early */
+        left = limit;
     req->frame[off] = (uint8_t)(left >> 24);
     req->frame[off + 1] = (uint8_t)(left >> 16);
     req->frame[off + 2] = (uint8_t)(left >> 8);
@@ -265,12 +269,18 @@ static int refused(struct wsp_socket *so, const wsp_hs_frame *answer) {
 /* The connect time-out in milliseconds; a DWORD past INT_MAX means "as long as possible" (a
  * negative int would mean "no time at all" to wsp_fd_send_all, which now also waits for the
  * connection itself). */
+/* The deadline of the whole connect (WSP_CONNECT_LIMIT; WSP_NO_DEADLINE when it has none). */
+static uint64_t connect_limit(const struct wsp_socket *so) {
+    return so->connect_limit_ms ? wsp_deadline_in(so->connect_limit_ms) : WSP_NO_DEADLINE;
+}
+
 static int timeout_of(const struct wsp_socket *so) {
     DWORD t = so->connect_timeout_ms ? so->connect_timeout_ms : WSP_DEFAULT_CONNECT_TIMEOUT_MS;
     return t > INT_MAX ? INT_MAX : (int)t;
 }
 
-/* Starts a TCP connect on a non-blocking descriptor: 0 (done), EINPROGRESS, or a WSA code.
+/* Starts a TCP connect on a non-blocking descriptor: 0 (done), WSAEINPROGRESS (under way),
+ * or another WSA code.
  *
  * On the connect-data protocol the last ACK of TCP's handshake waits for the request and
  * travels with it (TCP_DEFER_ACCEPT on a connecting socket: Linux then delays that ACK,
@@ -286,7 +296,7 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
     if (connect(fd, name, len) == 0)
         return 0;
     if (errno == EINPROGRESS)
-        return EINPROGRESS;
+        return WSAEINPROGRESS;
     return wsp_wsa_from_errno(errno);
 }
 
@@ -298,17 +308,13 @@ static int tcp_outcome(int fd) {
     return e == ECONNRESET ? WSAECONNREFUSED : wsp_wsa_from_errno(e);
 }
 
-/* The longest wait allowed now: window_ms, or less when the deadline (0: none) is nearer. */
+/* The longest wait allowed now: window_ms, or less when the deadline is nearer. */
 static int window(uint64_t deadline, int window_ms) {
-    if (!deadline)
-        return window_ms;
-    uint64_t now = wsp_now_ms();
-    if (now >= deadline)
-        return 0;
-    return deadline - now < (uint64_t)window_ms ? (int)(deadline - now) : window_ms;
+    int left = wsp_ms_left(deadline);
+    return left < 0 || left > window_ms ? window_ms : left;
 }
 
-/* Waits for fd to poll with events, giving up at deadline (0: never); the remaining wait is
+/* Waits for fd to poll with events, giving up at deadline; the remaining wait is
  * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
     int t = window(deadline, window_ms);
@@ -326,14 +332,14 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
                             socklen_t len, struct connect_request *req,
                             struct answer_reader *a, wsp_hs_frame *answer) {
     int timeout = timeout_of(so);
-    uint64_t limit = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
+    uint64_t limit = connect_limit(so);
     int err = start_tcp(fd, name, len, so->entry->connect_data);
-    if (err == EINPROGRESS && !so->entry->connect_data) {
+    if (err == WSAEINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
         /* Writable without an error flag means connected: no need to ask for SO_ERROR. */
         err = r < 0 ? -r : r == 0 ? WSAETIMEDOUT : (r & (POLLERR | POLLHUP)) ? tcp_outcome(fd) : 0;
     }
-    if (err == EINPROGRESS)
+    if (err == WSAEINPROGRESS)
         err = 0; /* connect data: sending the request waits for the connection (below) */
     if (err || !so->entry->connect_data)
         return err;
@@ -367,7 +373,7 @@ struct wsp_connector {
     int sent; /* the request is on its way: waiting for the answer */
     size_t req_sent;  /* bytes of the request sent so far */
     int early_error;  /* the connect failed as the request was first tried: report it */
-    uint64_t limit_ms;
+    uint64_t limit_ms; /* the deadline of the whole connect (WSP_NO_DEADLINE: none) */
     struct connect_request req;
     struct answer_reader reader;
 };
@@ -400,7 +406,7 @@ static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_fram
 
 static void connector_arm(struct wsp_connector *c) {
     uint64_t due = wsp_now_ms() + (uint64_t)timeout_of(c->so);
-    if (c->limit_ms && c->limit_ms < due)
+    if (c->limit_ms < due)
         due = c->limit_ms;
     wsp_reactor_set_timer(&c->item, due);
 }
@@ -465,13 +471,13 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->so = so;
     c->req = *req;
     reader_reset(&c->reader);
-    c->limit_ms = so->connect_limit_ms ? wsp_now_ms() + so->connect_limit_ms : 0;
+    c->limit_ms = connect_limit(so);
     c->item.fd = so->fd;
     c->item.on_ready = connector_ready;
     c->item.release = connector_release;
     c->item.on_timer = connector_timer;
     int err = start_tcp(so->fd, name, len, so->entry->connect_data);
-    if (err && err != EINPROGRESS) {
+    if (err && err != WSAEINPROGRESS) {
         free(c);
         return err;
     }

@@ -1,7 +1,18 @@
-/* The one errno -> WSA mapping, and the names and meanings of the WSA codes. */
+/* The one errno -> WSA mapping, the thread's last error, and the names and meanings of the
+ * WSA codes. */
 #include <errno.h>
 
 #include "internal.h"
+
+static _Thread_local int last_error;
+
+int WSAGetLastError(void) {
+    return last_error;
+}
+
+void WSASetLastError(int iError) {
+    last_error = iError;
+}
 
 int wsp_wsa_from_errno(int e) {
     switch (e) {

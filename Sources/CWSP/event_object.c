@@ -1,4 +1,4 @@
-/* Event objects and the thread's last error; wsp/event.h is the contract.
+/* Event objects; wsp/event.h is the contract.
  *
  * An event is a flag under its own mutex plus an eventfd that mirrors the flag for poll loops
  * (waitable.h), and the epoll set of the sockets registered on it (event_set.h). A wait for
@@ -56,17 +56,8 @@ struct event {
 };
 
 static struct wsp_object_table events = WSP_OBJECT_TABLE_INIT(WSP_TAG_EVENT);
-static _Thread_local int last_error;
 /* The event whose set this thread is pumping inside its own wait for it. */
 static _Thread_local const struct event *pumping;
-
-int WSAGetLastError(void) {
-    return last_error;
-}
-
-void WSASetLastError(int iError) {
-    last_error = iError;
-}
 
 static void destroy_event(struct wsp_object *obj) {
     struct event *ev = (struct event *)obj;
@@ -116,13 +107,13 @@ WSAEVENT WSACreateEvent(void) {
     int err = 0;
     ev->fd = wsp_readiness_fd_open();
     if (ev->fd < 0)
-        err = errno;
+        err = wsp_wsa_resource_error(errno);
     else
         ev->set = wsp_event_set_new(&err);
     if (!ev->set) {
         if (ev->fd >= 0)
             close(ev->fd);
-        WSASetLastError(wsp_wsa_resource_error(err));
+        WSASetLastError(err);
         free(ev);
         return WSA_INVALID_EVENT;
     }
@@ -203,6 +194,13 @@ int WSAEventFd(WSAEVENT hEvent) {
         wsp_event_set_reactor_watch(ev->set, 1);
     release(ev);
     return fd;
+}
+
+int wsp_event_is_open(WSAEVENT hEvent) {
+    struct wsp_object *obj = wsp_table_get(&events, (uintptr_t)hEvent);
+    if (obj)
+        wsp_object_release(obj);
+    return obj != NULL;
 }
 
 struct wsp_event_set *wsp_event_watch_set(WSAEVENT hEvent) {
@@ -299,11 +297,6 @@ static void count_pollers(struct event *const order[], DWORD distinct, int delta
     unlock_all(order, distinct);
 }
 
-/* Wait-any sleeps in poll on the events' descriptors, readable while an event is signalled
- * (or closed), and on their sets, readable while a registered socket has readiness nobody
- * took: a set wakes it with one eventfd write, a socket wakes it directly, and the waiter
- * never contends with a setter for a lock or a condition variable (on a busy CPU that costs
- * several context switches per wake-up). The flags, checked under the locks, stay the truth. */
 /* The sets' pending checks (event_set.h) this wait looks at, with their events' indexes. */
 #define WAIT_CHECKS 16
 
@@ -355,7 +348,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
     for (DWORD i = 0; i < distinct; i++)
         sets[i] = (struct pollfd){.fd = wsp_event_set_fd(order[i]->set), .events = POLLIN};
     struct checks k;
-    uint64_t deadline = wsp_now_ms() + timeout;
+    uint64_t deadline = wsp_deadline_wsa(timeout);
     count_pollers(order, distinct, 1);
     DWORD result;
     bool last_look = false;
@@ -365,11 +358,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
         unlock_all(order, distinct);
         if (result != NOT_YET || last_look)
             break;
-        int t = -1;
-        if (timeout != WSA_INFINITE) {
-            uint64_t now = wsp_now_ms();
-            t = now >= deadline ? 0 : (int)(deadline - now);
-        }
+        int t = wsp_ms_left(deadline);
         take_checks(&k, order, distinct);
         for (int j = 0; j < k.n; j++)
             checked[j] = (struct pollfd){.fd = k.c[j].fd, .events = POLLIN | POLLRDHUP};
@@ -397,7 +386,7 @@ static void watch_sets(struct event *const order[], DWORD distinct, int on) {
 }
 
 /* False once the deadline passed without a wake-up. */
-static bool sleep_until_woken(struct waiter *w, const struct timespec *deadline) {
+static bool sleep_until_woken(struct waiter *w, uint64_t deadline) {
     pthread_mutex_lock(&w->lock);
     int rc = 0;
     while (!w->woken && rc != ETIMEDOUT)
@@ -437,16 +426,15 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
     bool can_sleep = dwTimeout != 0;
     if (can_sleep) {
-        int rc = wsp_cond_init_monotonic(&w.cond);
-        if (rc) {
+        int err = wsp_cond_init_monotonic(&w.cond);
+        if (err) {
             release_all(ev, cEvents);
-            WSASetLastError(wsp_wsa_resource_error(rc));
+            WSASetLastError(err);
             return WSA_WAIT_FAILED;
         }
         pthread_mutex_init(&w.lock, NULL);
     }
-    struct timespec deadline = wsp_deadline_after(dwTimeout);
-    const struct timespec *limit = dwTimeout == WSA_INFINITE ? NULL : &deadline;
+    uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, 1);
 
     bool enlisted = false;
@@ -460,7 +448,7 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
             enlisted = true;
         }
         unlock_all(order, distinct);
-        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, limit))
+        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, deadline))
             break;
     }
 

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "event_set.h"
-#include "netevents.h"
 
 #define BATCH 64
 #define CHECKS 8 /* more at once are looked at on the spot */
@@ -19,6 +18,7 @@ struct wsp_event_set {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer; item.fd is
                                      the set's epoll descriptor */
     atomic_int refs;
+    _Atomic(const struct wsp_event_set_client *) client; /* set by the first add */
     pthread_mutex_t lock; /* guards what follows */
     int items;            /* sockets in the set */
     int watchers;         /* reasons for the reactor to watch it */
@@ -44,12 +44,12 @@ static void free_set(struct wsp_reactor_item *item) {
 struct wsp_event_set *wsp_event_set_new(int *err) {
     struct wsp_event_set *set = calloc(1, sizeof *set);
     if (!set) {
-        *err = ENOMEM;
+        *err = WSA_NOT_ENOUGH_MEMORY;
         return NULL;
     }
     set->item.fd = epoll_create1(EPOLL_CLOEXEC);
     if (set->item.fd < 0) {
-        *err = errno;
+        *err = wsp_wsa_resource_error(errno);
         free(set);
         return NULL;
     }
@@ -120,7 +120,10 @@ static int control(struct wsp_event_set *set, int op, int fd, SOCKET s, uint32_t
     return 0;
 }
 
-int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events) {
+int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events,
+                      const struct wsp_event_set_client *client) {
+    /* Before the socket is in the set: a pump that finds it finds the client. */
+    atomic_store_explicit(&set->client, client, memory_order_release);
     int err = control(set, EPOLL_CTL_ADD, fd, s, events);
     if (!err) {
         pthread_mutex_lock(&set->lock);
@@ -151,8 +154,10 @@ void wsp_event_set_pump(struct wsp_event_set *set) {
     int n;
     do {
         n = epoll_wait(set->item.fd, ready, BATCH, 0);
+        const struct wsp_event_set_client *client =
+            atomic_load_explicit(&set->client, memory_order_acquire);
         for (int i = 0; i < n; i++)
-            wsp_netevents_ready((SOCKET)ready[i].data.u64, set, ready[i].events);
+            client->ready((SOCKET)ready[i].data.u64, set, ready[i].events);
     } while (n == BATCH);
     last_pumped = set;
 }
@@ -198,9 +203,11 @@ int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check 
 
 void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,
                                  const short *revents, int n) {
-    for (int i = 0; i < n; i++)
+    const struct wsp_event_set_client *client =
+        atomic_load_explicit(&set->client, memory_order_acquire);
+    for (int i = 0; i < n; i++) /* a check exists only for a socket added to the set */
         if (revents[i])
-            wsp_netevents_checked(check[i].s, set, (uint32_t)(unsigned short)revents[i]);
+            client->checked(check[i].s, set, (uint32_t)(unsigned short)revents[i]);
 }
 
 /* One poll over the checks' descriptors. A descriptor closed or reused since is harmless: the

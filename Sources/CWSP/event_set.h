@@ -29,7 +29,8 @@
 
 struct wsp_event_set;
 
-/* A new, empty set with one reference; NULL and *err (an errno value) on failure. */
+/* A new, empty set with one reference; NULL and *err (WSA_NOT_ENOUGH_MEMORY or WSAEMFILE)
+ * on failure. */
 struct wsp_event_set *wsp_event_set_new(int *err) WSP_INTERNAL;
 void wsp_event_set_retain(struct wsp_event_set *set) WSP_INTERNAL;
 void wsp_event_set_release(struct wsp_event_set *set) WSP_INTERNAL;
@@ -38,13 +39,24 @@ void wsp_event_set_release(struct wsp_event_set *set) WSP_INTERNAL;
  * no pump has taken yet. */
 int wsp_event_set_fd(const struct wsp_event_set *set) WSP_INTERNAL;
 
-/* Watch fd (socket s) for events (epoll flags as given); 0 or a WSA code. */
-int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events) WSP_INTERNAL;
+/* How a set hands what it finds to the layer that put sockets in it (netevents.c, which
+ * gives it with every socket it adds; the set knows sockets only by handle). */
+struct wsp_event_set_client {
+    /* A pump found socket s ready with events. */
+    void (*ready)(SOCKET s, struct wsp_event_set *set, uint32_t events);
+    /* A deferred check of socket s found revents (POLLNVAL: could not tell). */
+    void (*checked)(SOCKET s, struct wsp_event_set *set, uint32_t revents);
+};
+
+/* Watch fd (socket s) for events (epoll flags as given), reporting to client (one client per
+ * set); 0 or a WSA code. */
+int wsp_event_set_add(struct wsp_event_set *set, int fd, SOCKET s, uint32_t events,
+                      const struct wsp_event_set_client *client) WSP_INTERNAL;
 int wsp_event_set_modify(struct wsp_event_set *set, int fd, SOCKET s,
                          uint32_t events) WSP_INTERNAL;
 void wsp_event_set_remove(struct wsp_event_set *set, int fd) WSP_INTERNAL;
 
-/* Takes every readiness waiting in the set and hands each to wsp_netevents_ready. Never
+/* Takes every readiness waiting in the set and hands each to the client's ready. Never
  * blocks. Call with no lock held. */
 void wsp_event_set_pump(struct wsp_event_set *set) WSP_INTERNAL;
 
@@ -60,7 +72,7 @@ int wsp_event_set_defer_check(struct wsp_event_set *set, SOCKET s, int fd) WSP_I
 /* Moves up to max pending checks to out; returns how many. */
 int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out,
                               int max) WSP_INTERNAL;
-/* Hands the outcome of polling checks (revents[i] for check[i]) to wsp_netevents_checked.
+/* Hands the outcome of polling checks (revents[i] for check[i]) to the client's checked.
  * Call with no lock held, after pumping the set: a readiness the pump raised makes the
  * check moot. */
 void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,

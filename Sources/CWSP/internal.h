@@ -1,5 +1,10 @@
 /* The provider's private structures and the functions its files share. Nothing here is part
- * of the public API; include/wsp.h is. */
+ * of the public API; include/wsp.h is.
+ *
+ * The files form layers that look only down: docs/ARCHITECTURE.md has the map (checked by
+ * `make check-layers`), the hooks through which a lower layer reaches an upper one, the lock
+ * order and the error convention (WSA codes inside, errno only at the system-call edge). The
+ * sections below follow the map from the bottom. */
 #ifndef WSP_INTERNAL_H
 #define WSP_INTERNAL_H
 
@@ -8,22 +13,12 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "object_table.h"
 #include "wsp.h"
 
 #define WSP_INTERNAL __attribute__((visibility("hidden")))
-
-/* ---- the catalog ------------------------------------------------------------------------ */
-
-struct wsp_catalog_entry {
-    DWORD id;
-    int af;
-    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
-};
-
-/* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
-const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
-                                                 int protocol, int *err) WSP_INTERNAL;
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -37,6 +32,59 @@ int wsp_wsa_resource_error(int e) WSP_INTERNAL;
 /* Writes code to *lpErrno (when lpErrno is not NULL) and returns SOCKET_ERROR: the one way a
  * member of the table reports failure. */
 int wsp_fail(LPINT lpErrno, int code) WSP_INTERNAL;
+
+/* ---- time (clock.c) ---------------------------------------------------------------------- */
+
+/* A deadline is a moment on wsp_now_ms's clock (CLOCK_MONOTONIC, milliseconds). The one
+ * marker for "no deadline": */
+#define WSP_NO_DEADLINE UINT64_MAX
+
+uint64_t wsp_now_ms(void) WSP_INTERNAL;
+/* The deadline timeout_ms from now, never early; WSP_NO_DEADLINE when timeout_ms < 0. */
+uint64_t wsp_deadline_in(int64_t timeout_ms) WSP_INTERNAL;
+/* Milliseconds left until deadline, as poll takes them: -1 for WSP_NO_DEADLINE, 0 once it has
+ * passed, at most INT_MAX. */
+int wsp_ms_left(uint64_t deadline) WSP_INTERNAL;
+/* The deadline of a WSA time-out in milliseconds (WSA_INFINITE: none). */
+static inline uint64_t wsp_deadline_wsa(DWORD timeout_ms) {
+    return wsp_deadline_in(timeout_ms == WSA_INFINITE ? -1 : (int64_t)timeout_ms);
+}
+/* The deadline as a CLOCK_MONOTONIC time, for timed condition waits (waitable.h). */
+struct timespec wsp_deadline_timespec(uint64_t deadline) WSP_INTERNAL;
+
+/* ---- process state (process.c) ----------------------------------------------------------- */
+
+extern atomic_int wsp_started WSP_INTERNAL;
+/* 0 (and WSANOTINITIALISED) unless WSPStartup has been called more often than lpWSPCleanup. */
+int wsp_check_started(LPINT lpErrno) WSP_INTERNAL;
+/* The WSPStartup calls not yet matched by lpWSPCleanup. Set only by startup.c, under its
+ * lock; a count above 0 turns wsp_started on. */
+int wsp_startup_count(void) WSP_INTERNAL;
+void wsp_set_startup_count(int n) WSP_INTERNAL;
+/* The upcall table in force (the application's members, built-ins for the NULL ones). */
+const WSPUPCALLTABLE *wsp_upcalls(void) WSP_INTERNAL;
+/* Whether the table in force signals events with the built-in upcall, i.e. WSAEVENTs are
+ * WSP's own event objects (which can then watch their sockets themselves: event_set.h). */
+int wsp_upcalls_builtin_events(void) WSP_INTERNAL;
+/* startup.c, under its lock: makes a copy of t the table in force; 0 or
+ * WSA_NOT_ENOUGH_MEMORY. */
+int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) WSP_INTERNAL;
+/* startup.c, under its lock, the reactor stopped: frees the tables no one reads any more. */
+void wsp_free_retired_upcalls(void) WSP_INTERNAL;
+
+/* ---- the catalog ------------------------------------------------------------------------ */
+
+struct wsp_catalog_entry {
+    DWORD id;
+    int af;
+    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
+};
+
+/* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
+const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
+                                                 int protocol, int *err) WSP_INTERNAL;
+/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
+socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
 
 /* ---- the reactor ------------------------------------------------------------------------- */
 
@@ -59,6 +107,15 @@ struct wsp_reactor_item {
     int has_timer;
 };
 
+/* Work for the reactor thread to do right after the item (or the timers) it is working on:
+ * what a layer above must not do there under its locks (an upcall that would wake a thread
+ * straight into a lock the reactor still holds). */
+struct wsp_reactor_task {
+    void (*run)(struct wsp_reactor_task *task);
+    struct wsp_reactor_task *next;
+    int queued;
+};
+
 int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup */
 void wsp_reactor_stop(void) WSP_INTERNAL;
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
@@ -74,9 +131,11 @@ void wsp_reactor_pause(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* Arms (due_ms > 0) or disarms (0) the item's timer; wakes the reactor when it gets earlier. */
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) WSP_INTERNAL;
 
-uint64_t wsp_now_ms(void) WSP_INTERNAL;
 /* Whether the calling thread is the reactor's. */
 int wsp_reactor_is_current(void) WSP_INTERNAL;
+/* Reactor thread only: runs task once the current item or timer returns (a task already
+ * queued is not queued twice). */
+void wsp_reactor_after(struct wsp_reactor_task *task) WSP_INTERNAL;
 
 /* ---- sockets ----------------------------------------------------------------------------- */
 
@@ -128,10 +187,21 @@ struct wsp_netevents {
     pthread_cond_t upcalls_done;        /* zeroed memory is a valid initial state (glibc) */
 };
 
+/* What the layer that gives a socket a role (listener.c, while it listens) lets the layers
+ * below it ask, without their calling up into it. */
+struct wsp_socket_role {
+    /* With the socket's last reference: frees what must outlive lpWSPCloseSocket (calls in
+     * progress may still use the listener). */
+    void (*release)(struct wsp_socket *so);
+    /* so->lock held. Whether FD_ACCEPT is due: a request waits for lpWSPAccept. */
+    int (*acceptable)(const struct wsp_socket *so);
+};
+
 struct wsp_socket {
+    /* In the handle table (object_table.h): obj.handle is the SOCKET; the table holds one
+     * reference, and every call in progress one more. */
+    struct wsp_object obj;
     pthread_mutex_t lock;
-    atomic_int refs; /* the handle table's one, plus one per call in progress */
-    SOCKET handle;
     int fd;
     const struct wsp_catalog_entry *entry;
     enum wsp_state state;
@@ -149,6 +219,7 @@ struct wsp_socket {
     DWORD handshake_deadline_ms, pending_interval_ms;
 
     struct wsp_listener *listener;   /* while listening */
+    const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
     int connect_error;               /* outcome of the last non-blocking connect */
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
@@ -161,20 +232,22 @@ struct wsp_socket {
     struct wsp_netevents netev; /* network events (netevents.c) */
 };
 
-/* The handle table. acquire returns the socket with a reference taken (NULL and
- * WSAENOTSOCK for an unknown or closed handle); release drops it and frees the socket with
- * the last one. */
+/* Sockets in the handle table (handles.c). acquire returns the socket with a reference taken
+ * (NULL and WSAENOTSOCK for an unknown or closed handle); release drops it and frees the
+ * socket with the last one. */
 struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
                                   int *err) WSP_INTERNAL;
 struct wsp_socket *wsp_socket_acquire(SOCKET s, int *err) WSP_INTERNAL;
 void wsp_socket_retain(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_socket_release(struct wsp_socket *so) WSP_INTERNAL;
+/* Whether a call besides the caller's holds the socket now. */
+int wsp_socket_in_use(struct wsp_socket *so) WSP_INTERNAL;
 /* Removes the handle from the table: later acquires fail; the table's reference passes to the
  * caller. NULL when already gone. */
 struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
-/* Closes every open socket (the last lpWSPCleanup does, as WSACleanup does on Windows);
- * returns how many. */
-int wsp_socket_close_all(void) WSP_INTERNAL;
+/* Closes every open socket with close_socket (the last lpWSPCleanup does, as WSACleanup does
+ * on Windows); returns how many it closed. */
+int wsp_socket_close_all(int (*close_socket)(SOCKET s)) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
 
@@ -189,16 +262,48 @@ int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;
  * 0 or a WSA code. Only for the provider's own short frames. */
 int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INTERNAL;
 
-/* A socket address's size as the provider reports it (sizeof sockaddr_in / sockaddr_in6). */
-socklen_t wsp_sockaddr_len(int af) WSP_INTERNAL;
+/* ---- event objects (event_object.c) ------------------------------------------------------ */
 
-/* ---- the provider ------------------------------------------------------------------------ */
+/* Whether hEvent is an open WSP event object (the thread's last error is left alone). */
+int wsp_event_is_open(WSAEVENT hEvent) WSP_INTERNAL;
 
-extern atomic_int wsp_started WSP_INTERNAL;
-/* 0 (and WSANOTINITIALISED) unless WSPStartup has been called more often than lpWSPCleanup. */
-int wsp_check_started(LPINT lpErrno) WSP_INTERNAL;
-/* The upcall table in force (the application's members, built-ins for the NULL ones). */
-const WSPUPCALLTABLE *wsp_upcalls(void) WSP_INTERNAL;
+/* ---- network events (netevents.c; the members in event_select.c) --------------------------- */
+
+int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;
+int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out,
+                            LPINT lpErrno) WSP_INTERNAL;
+int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
+               LPINT lpErrno) WSP_INTERNAL;
+/* The hooks other files call; so->lock held in each. */
+void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
+void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
+void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
+/* Raises ev (one FD_* bit) with error err, when the registration asks for it and it is
+ * enabled. */
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
+/* Whether an event select or async select registration is in force. */
+int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
+/* Reports a completed non-blocking connect (error 0 on success). */
+void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
+/* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
+ * less than its buffers, found none, or found the end of the stream). */
+void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
+/* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
+void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
+
+/* ---- listeners (listener.c) ---------------------------------------------------------------- */
+
+/* Tears down a listener: refuses what is queued, wakes blocked accepts. Called with so->lock
+ * held, from close. */
+void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
+/* The listener's counters. */
+void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
+
+/* ---- connectors (connect.c) --------------------------------------------------------------- */
+
+/* Abandons a non-blocking connect-data connect in progress; so->lock held. */
+void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
 
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 
@@ -231,42 +336,5 @@ int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
 int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) WSP_INTERNAL;
 SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g, DWORD flags,
                   LPINT lpErrno) WSP_INTERNAL;
-
-/* ---- listeners (listener.c) ---------------------------------------------------------------- */
-
-/* Tears down a listener: refuses what is queued, wakes blocked accepts. Called with so->lock
- * held, from close. */
-void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
-/* The listener's counters. */
-void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
-
-/* ---- network events (netevents.c) ------------------------------------------------------- */
-
-int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) WSP_INTERNAL;
-int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) WSP_INTERNAL;
-int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out,
-                            LPINT lpErrno) WSP_INTERNAL;
-int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
-               LPINT lpErrno) WSP_INTERNAL;
-/* The hooks other files call; so->lock held in each. */
-void wsp_netevents_reenable(struct wsp_socket *so, LONG event_bit_mask) WSP_INTERNAL;
-void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) WSP_INTERNAL;
-void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
-/* Whether an event select or async select registration is in force. */
-int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
-/* Reports a completed non-blocking connect (error 0 on success). */
-void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
-/* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled
- * less than its buffers, found none, or found the end of the stream). */
-void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) WSP_INTERNAL;
-/* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
-void wsp_netevents_flush(void) WSP_INTERNAL;
-/* A send on the socket failed with WSAEWOULDBLOCK: FD_WRITE comes once space frees. */
-void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
-
-/* ---- connectors (connect.c) --------------------------------------------------------------- */
-
-/* Abandons a non-blocking connect-data connect in progress; so->lock held. */
-void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
 
 #endif

@@ -1,4 +1,5 @@
-/* Listeners: lpWSPListen and the provider's own backlog of connection requests.
+/* Listeners: lpWSPListen and the provider's own backlog of connection requests
+ * (docs/SEMANTICS.md §4, §9).
  *
  * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
  * is a request at once (lpWSPAccept may also take them itself when its queue is empty). On
@@ -25,6 +26,7 @@
 
 #include "backlog.h"
 #include "handshake.h"
+#include "netevents.h"
 
 /* At most this many connect-data connections may be mid-handshake per listener; past it the
  * oldest is dropped, so a flood of silent connections cannot starve a well-behaved client. */
@@ -32,12 +34,84 @@
 /* After running out of descriptors, wait this long before accepting again. */
 #define EMFILE_PAUSE_MS 100
 
+/* ---- the listener's own state ------------------------------------------------------------ */
+
+/* How long a request counts as just arrived: a non-blocking accept usually takes it within
+ * that time, so until then the reactor does not watch its client (wsp_backlog_next checks
+ * the client of an unwatched request itself). A client that leaves meanwhile holds
+ * its place in the backlog that much longer; it is never presented or handed out. */
+#define FRESH_REQUEST_MS 10
+
+struct wsp_request_list {
+    struct wsp_request *head, *tail;
+    int count;
+};
+
+/* A request the provider ended on the application's behalf, for the listener's drop handler
+ * (WSP_DROP_HANDLER), which is called once the listener's lock is released. */
+struct wsp_drop_notice {
+    struct wsp_drop_notice *next;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    int reason; /* WSP_REASON_… */
+};
+
+struct wsp_listener {
+    struct wsp_reactor_item item; /* first: fd is the listening descriptor */
+    struct wsp_socket *so;
+    /* Blocked accepts sleep on this word (a futex) without so->lock: it changes when a
+     * request arrives or returns to the line, or the socket closes. */
+    uint32_t wake_seq;
+    int backlog;
+    struct sockaddr_storage local; /* the listening address, shown as the callee id */
+    int reading;        /* the reactor reads the listening descriptor */
+    int closed;
+    int arrivals; /* requests admitted since the last wake-up of blocked accepts */
+    int waiters;  /* accepts blocked in wsp_listener_wait */
+    /* Admitted unwatched because an accept was waiting for it: the next accept to look may
+     * skip the check that its client is still there when it asks a condition function,
+     * since it checks again after the function anyway. */
+    struct wsp_request *handoff;
+    uint64_t resume_ms; /* paused after EMFILE until then */
+    struct wsp_request_list handshaking; /* connect data: requests still being read */
+    struct wsp_request_list ready;       /* the backlog, oldest first */
+    struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
+    WSP_LISTENER_STATS_DATA stats;
+};
+
+static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
+/* Closes (abortively with abort) and frees an unlinked request. */
+static void request_destroy(struct wsp_request *r, int abort);
+/* Sends a REFUSE frame with the reason, best effort. */
+static void request_refuse(struct wsp_request *r, int reason);
+/* Ends an unlinked request on the application's behalf: counts it in *counter, tells the
+ * client why (a REFUSE with reason, a WSP_REASON_… value; a client that cannot read that
+ * reason, or a peer that never spoke WSP, is reset instead), closes the connection and queues
+ * a notice for the drop handler. */
+static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                        int reason);
+/* Whether a queued request's client stopped waiting by now (its stated patience ran out). */
+static int request_expired(const struct wsp_request *r, uint64_t now);
+/* Takes at most max connections off the kernel's queue; returns how many. */
+static int pull(struct wsp_listener *l, int max);
+/* Called when a request leaves the backlog. */
+static void room_freed(struct wsp_listener *l);
+/* Arms the listener's timer for the earliest of its deadlines. */
+static void rearm(struct wsp_listener *l);
+/* Has the reactor watch a queued connect-data request for its client leaving. */
+static void watch_request(struct wsp_listener *l, struct wsp_request *r);
+static void listener_free(struct wsp_listener *l);
+/* Wakes at most n (INT_MAX: all) accepts blocked in wsp_listener_wait; so->lock may be held
+ * or not, but n must have been taken from l->waiters under it. */
+static void wake_accepts(struct wsp_listener *l, int n);
+
 static void request_ready(struct wsp_reactor_item *item, uint32_t events);
 static void request_release(struct wsp_reactor_item *item);
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events);
 static void listener_release(struct wsp_reactor_item *item);
 static void listener_timer(struct wsp_reactor_item *item, uint64_t now);
 static void unlock_and_wake(struct wsp_listener *l);
+static void notify_accept(struct wsp_listener *l);
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
@@ -72,7 +146,7 @@ static void list_insert_by_deadline(struct wsp_request_list *l, struct wsp_reque
     l->count++;
 }
 
-void wsp_request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
+static void request_unlink(struct wsp_request_list *l, struct wsp_request *r) {
     if (r->listener->handoff == r)
         r->listener->handoff = NULL;
     if (r->prev)
@@ -116,7 +190,7 @@ static void request_release(struct wsp_reactor_item *item) {
 
 /* Ends a request that was unlinked from its list: closes its connection (abortively when
  * abort is set) and frees it, through the reactor when the reactor watches it. */
-void wsp_request_destroy(struct wsp_request *r, int abort) {
+static void request_destroy(struct wsp_request *r, int abort) {
     if (abort && r->fd_owned) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -145,7 +219,7 @@ static int request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
     return sent == (ssize_t)n ? 0 : sent < 0 ? wsp_wsa_from_errno(errno) : WSAENOBUFS;
 }
 
-void wsp_request_refuse(struct wsp_request *r, int reason) {
+static void request_refuse(struct wsp_request *r, int reason) {
     wsp_hs_frame f = {.type = WSP_HS_REFUSE, .reason = (uint8_t)reason};
     request_send_frame(r, &f);
 }
@@ -189,35 +263,37 @@ static void queue_notice(struct wsp_listener *l, const struct wsp_request *r, in
     l->notices_tail = &n->next;
 }
 
-void wsp_request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
-                     int reason) {
+static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                        int reason) {
     (*counter)++;
     /* A client that predates reasons 4 and above is reset as before (it reports a refusal):
      * any reason it could read would be false. */
     int version = request_version(r);
     int tell = version == WSP_HS_VERSION_3 || (version && reason <= WSP_HS_REASON_V1_MAX);
     if (tell) {
-        wsp_request_refuse(r, reason);
+        request_refuse(r, reason);
         discard_input(r->fd);
     }
     queue_notice(l, r, reason);
-    wsp_request_destroy(r, !tell);
+    request_destroy(r, !tell);
 }
 
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
-    wsp_request_unlink(&l->ready, r);
+    request_unlink(&l->ready, r);
     if (r->misbehaved) {
-        wsp_request_end(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
+        request_end(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
     } else {
         l->stats.withdrawn++;
-        wsp_request_destroy(r, 1);
+        request_destroy(r, 1);
     }
-    wsp_listener_room_freed(l);
+    room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r) {
+enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
     if (r->gone)
         return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
+    if (r->watched && !fresh)
+        return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
@@ -243,27 +319,27 @@ enum wsp_client_state wsp_request_client(struct wsp_request *r) {
     return st;
 }
 
-int wsp_request_expired(const struct wsp_request *r, uint64_t now) {
+static int request_expired(const struct wsp_request *r, uint64_t now) {
     return r->expires_ms && now >= r->expires_ms;
 }
 
 /* ---- the connect-data handshake, read by the reactor --------------------------------------- */
 
-/* Ends a request that has not become whole (see wsp_request_end). */
+/* Ends a request that has not become whole (see request_end). */
 static void end_handshaking(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
                             int reason) {
-    wsp_request_unlink(&l->handshaking, r);
-    wsp_request_end(l, r, counter, reason);
+    request_unlink(&l->handshaking, r);
+    request_end(l, r, counter, reason);
 }
 
 /* A client that left before sending a byte merely gave up. */
 static void drop_handshaking_withdrawn(struct wsp_listener *l, struct wsp_request *r) {
-    wsp_request_unlink(&l->handshaking, r);
+    request_unlink(&l->handshaking, r);
     l->stats.withdrawn++;
-    wsp_request_destroy(r, 1);
+    request_destroy(r, 1);
 }
 
-void wsp_listener_watch(struct wsp_listener *l, struct wsp_request *r) {
+static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
     if (!l->so->entry->connect_data)
         return; /* plain requests are checked when presented */
     /* From now on the client sends nothing until it has its answer: watch for it leaving,
@@ -285,15 +361,15 @@ static int sent_more(int fd) {
 /* so->lock held. A complete request: into the backlog, or refused when it is full or its
  * client has already stopped waiting. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
-    wsp_request_unlink(&l->handshaking, r);
+    request_unlink(&l->handshaking, r);
     if (l->ready.count >= l->backlog) {
-        wsp_request_end(l, r, &l->stats.backlog_full, WSP_REASON_BACKLOG_FULL);
+        request_end(l, r, &l->stats.backlog_full, WSP_REASON_BACKLOG_FULL);
         return;
     }
     if (r->frame.has_patience) {
         r->expires_ms = r->arrived_ms + r->frame.patience_ms;
-        if (wsp_request_expired(r, wsp_now_ms())) {
-            wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+        if (request_expired(r, wsp_now_ms())) {
+            request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
             return;
         }
     }
@@ -307,14 +383,14 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * request first (checking its client as it does), and the watch's two epoll_ctl calls
      * are saved. A client that leaves meanwhile holds its place that much longer. */
     if (r->watched)
-        wsp_listener_watch(l, r);
+        watch_request(l, r);
     else if (l->waiters == 0 && l->so->entry->connect_data)
-        r->watch_ms = r->queued_ms + WSP_FRESH_REQUEST_MS;
+        r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
     else if (!l->handoff)
         l->handoff = r;
-    wsp_listener_rearm(l);
+    rearm(l);
     l->arrivals++;
-    wsp_listener_notify_accept(l);
+    notify_accept(l);
 }
 
 /* so->lock held. Reads what the client sent; admits the request once it is complete.
@@ -332,8 +408,8 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             }
             uint8_t *nb = realloc(r->buf, cap);
             if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
-                wsp_request_unlink(&l->handshaking, r);
-                wsp_request_destroy(r, 1);
+                request_unlink(&l->handshaking, r);
+                request_destroy(r, 1);
                 return 0;
             }
             r->buf = nb;
@@ -382,7 +458,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
     } else if (!r->queued) {
         read_request(l, r);
     } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-               wsp_request_client(r) != WSP_CLIENT_WAITING) {
+               wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -428,7 +504,7 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         r->queued_ms = wsp_now_ms();
         list_append(&l->ready, r);
         l->arrivals++;
-        wsp_listener_notify_accept(l);
+        notify_accept(l);
         return;
     }
     if (l->handshaking.count >= MAX_HANDSHAKING)
@@ -441,17 +517,17 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
     if (!read_request(l, r))
         return;
     if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) != 0) {
-        wsp_request_unlink(&l->handshaking, r);
-        wsp_request_destroy(r, 1);
+        request_unlink(&l->handshaking, r);
+        request_destroy(r, 1);
         return;
     }
     r->watched = 1;
-    wsp_listener_rearm(l);
+    rearm(l);
 }
 
 /* so->lock held. Moves what the kernel has queued into the provider's lists; returns the
  * number taken. Called by the reactor and, as a fast path, by lpWSPAccept. */
-int wsp_listener_pull(struct wsp_listener *l, int max) {
+static int pull(struct wsp_listener *l, int max) {
     int taken = 0;
     while (!l->closed && has_room(l) && taken < max) {
         struct sockaddr_storage peer;
@@ -469,7 +545,7 @@ int wsp_listener_pull(struct wsp_listener *l, int max) {
                 /* Level-triggered epoll would spin on the waiting connection: pause. */
                 set_reading(l, 0);
                 l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
-                wsp_listener_rearm(l);
+                rearm(l);
             }
             break;
         }
@@ -491,7 +567,7 @@ static void unlock_and_wake(struct wsp_listener *l) {
     struct wsp_socket *so = l->so;
     pthread_mutex_unlock(&so->lock);
     if (n > 0)
-        wsp_listener_wake(l, n);
+        wake_accepts(l, n);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
 }
@@ -510,7 +586,7 @@ void wsp_listener_deliver_notices(struct wsp_socket *so, struct wsp_drop_notice 
     while (n) {
         struct wsp_drop_notice *next = n->next;
         if (h.lpfnHandler)
-            h.lpfnHandler(so->handle, (const struct sockaddr *)&n->peer, (int)n->peer_len,
+            h.lpfnHandler(so->obj.handle, (const struct sockaddr *)&n->peer, (int)n->peer_len,
                           (DWORD)n->reason, h.dwContext);
         free(n);
         n = next;
@@ -530,7 +606,7 @@ void wsp_listener_wait(struct wsp_listener *l) {
     l->waiters--;
 }
 
-void wsp_listener_wake(struct wsp_listener *l, int n) {
+static void wake_accepts(struct wsp_listener *l, int n) {
     __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
     syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
@@ -542,19 +618,129 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
     /* One connection per wake-up: epoll is level-triggered and reports the rest at once,
      * and the usual single arrival then costs no accept4 that fails with EAGAIN. */
     if (!l->closed)
-        wsp_listener_pull(l, 1);
+        pull(l, 1);
     unlock_and_wake(l);
 }
 
 /* so->lock held. Called when a request leaves the backlog. */
-void wsp_listener_room_freed(struct wsp_listener *l) {
+static void room_freed(struct wsp_listener *l) {
     if (!l->closed && !l->resume_ms && has_room(l))
         set_reading(l, 1);
 }
 
+/* ---- the backlog, as lpWSPAccept and lpWSPSelect see it ------------------------------------- */
+
+int wsp_backlog_available(const struct wsp_listener *l) {
+    if (l->closed)
+        return 0;
+    for (const struct wsp_request *r = l->ready.head; r; r = r->next)
+        if (!r->presenting)
+            return 1;
+    return 0;
+}
+
+int wsp_backlog_queued(const struct wsp_listener *l) { return l->ready.count; }
+
+int wsp_listener_closed(const struct wsp_listener *l) { return l->closed; }
+
+const struct sockaddr_storage *wsp_listener_local(const struct wsp_listener *l) {
+    return &l->local;
+}
+
+/* so->lock held. A request entered the backlog: FD_ACCEPT, and lpWSPSelect looks again. */
+static void notify_accept(struct wsp_listener *l) {
+    struct wsp_socket *so = l->so;
+    wsp_netevents_wake_waiters(so);
+    if (wsp_netevents_registered(so) && wsp_backlog_available(l))
+        wsp_netevents_raise(so, FD_ACCEPT, 0);
+}
+
+struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
+    struct wsp_request *handoff = l->handoff; /* fresh for this look only */
+    l->handoff = NULL;
+    struct wsp_request *r = l->ready.head;
+    while (r) {
+        struct wsp_request *next = r->next;
+        if (!r->presenting) {
+            /* The reactor watches connect-data requests for their client leaving; the
+             * others are checked here (and again after the decision), except one handed to
+             * a waiting accept as it arrived: for it the check after the decision is
+             * enough, since only the wake-up of this thread lies between. */
+            if (r->expires_ms && request_expired(r, wsp_now_ms())) {
+                request_unlink(&l->ready, r); /* its client has stopped waiting */
+                request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+                room_freed(l);
+            } else if ((asking && r == handoff && !r->gone) ||
+                       wsp_request_client(r, 0) == WSP_CLIENT_WAITING) {
+                r->presenting = 1;
+                return r;
+            } else {
+                wsp_request_withdraw(l, r);
+            }
+        }
+        r = next;
+    }
+    return NULL;
+}
+
+int wsp_backlog_fill(struct wsp_listener *l) {
+    int n = pull(l, 64);
+    l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
+    if (n > 1 && l->waiters)
+        wake_accepts(l, INT_MAX);
+    return n;
+}
+
+void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int deferred) {
+    r->presenting = 0;
+    if (deferred)
+        l->stats.deferred++;
+    watch_request(l, r); /* it waits again: notice if its client leaves */
+    if (r->expires_ms)
+        rearm(l); /* and when it stops waiting */
+    if (l->waiters)
+        wake_accepts(l, 1); /* it is available again */
+}
+
+void wsp_backlog_take(struct wsp_listener *l, struct wsp_request *r) {
+    r->presenting = 0;
+    request_unlink(&l->ready, r);
+    room_freed(l);
+}
+
+void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_outcome how) {
+    int connect_data = l->so->entry->connect_data;
+    switch (how) {
+    case WSP_OUTCOME_ACCEPTED:
+        l->stats.accepted++;
+        r->fd_owned = 0; /* the descriptor is the accepted socket's now */
+        if (r->watched)
+            wsp_reactor_remove(&r->item); /* frees the request */
+        else
+            request_destroy(r, 0);
+        break;
+    case WSP_OUTCOME_REJECTED:
+        l->stats.rejected++;
+        if (connect_data)
+            request_refuse(r, WSP_HS_REASON_REJECTED);
+        request_destroy(r, !connect_data); /* plain TCP: a reset */
+        break;
+    case WSP_OUTCOME_UNDELIVERABLE:
+        request_end(l, r, &l->stats.undeliverable, WSP_REASON_CALLEE_DATA_TOO_LONG);
+        break;
+    case WSP_OUTCOME_WITHDRAWN:
+        l->stats.withdrawn++;
+        request_destroy(r, 1);
+        break;
+    case WSP_OUTCOME_ABANDONED:
+        request_destroy(r, 1);
+        break;
+    }
+}
+
 /* ---- timers: handshake deadlines, pending notices, resuming after EMFILE -------------------- */
 
-void wsp_listener_rearm(struct wsp_listener *l) {
+static void rearm(struct wsp_listener *l) {
     uint64_t due = l->resume_ms;
     if (l->handshaking.head) {
         uint64_t d = l->handshaking.head->deadline_ms; /* the oldest has the earliest deadline */
@@ -584,17 +770,17 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
                         WSP_REASON_HANDSHAKE_TIMEOUT);
     for (struct wsp_request *r = l->ready.head, *next; r; r = next) {
         next = r->next;
-        if (!r->presenting && wsp_request_expired(r, now)) {
+        if (!r->presenting && request_expired(r, now)) {
             /* Its client has stopped waiting: never present it (a condition function being
              * asked about it now decides, and its accept finds the client gone). */
-            wsp_request_unlink(&l->ready, r);
-            wsp_request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
-            wsp_listener_room_freed(l);
+            request_unlink(&l->ready, r);
+            request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+            room_freed(l);
             continue;
         }
         if (r->watch_ms && r->watch_ms <= now && !r->watched) {
             r->watch_ms = 0;
-            wsp_listener_watch(l, r);
+            watch_request(l, r);
         }
     }
     wsp_hs_frame pending = {.type = WSP_HS_PENDING};
@@ -613,7 +799,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         if (has_room(l))
             set_reading(l, 1);
     }
-    wsp_listener_rearm(l);
+    rearm(l);
     unlock_and_wake(l);
 }
 
@@ -624,6 +810,15 @@ static int clamp_backlog(int backlog) {
         return 1;
     return backlog > WSP_MAX_BACKLOG ? WSP_MAX_BACKLOG : backlog;
 }
+
+/* The socket's role while it listens (internal.h). */
+static void release_listener(struct wsp_socket *so) {
+    listener_free(so->listener); /* calls in progress used it until the last reference */
+}
+static int acceptable(const struct wsp_socket *so) {
+    return wsp_backlog_available(so->listener);
+}
+static const struct wsp_socket_role listener_role = {release_listener, acceptable};
 
 /* so->lock held. */
 static int start_listening(struct wsp_socket *so, int backlog) {
@@ -656,6 +851,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
     }
     l->reading = 1;
     so->listener = l;
+    so->role = &listener_role;
     so->state = WSP_STATE_LISTENING;
     return 0;
 }
@@ -676,7 +872,7 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
         so->listener->backlog = backlog;
         if (listen(so->fd, backlog) < 0)
             err = wsp_wsa_from_errno(errno);
-        wsp_listener_room_freed(so->listener);
+        room_freed(so->listener);
     } else {
         err = start_listening(so, backlog);
     }
@@ -692,7 +888,7 @@ static void listener_release(struct wsp_reactor_item *item) {
     wsp_socket_release(l->so); /* the socket frees the listener with its last reference */
 }
 
-void wsp_listener_free(struct wsp_listener *l) {
+static void listener_free(struct wsp_listener *l) {
     for (struct wsp_drop_notice *n = l->notices, *next; n; n = next) {
         next = n->next;
         free(n);
@@ -707,24 +903,24 @@ void wsp_listener_close(struct wsp_socket *so) {
     l->closed = 1;
     while (l->handshaking.head) {
         struct wsp_request *r = l->handshaking.head;
-        wsp_request_unlink(&l->handshaking, r);
-        wsp_request_destroy(r, 1);
+        request_unlink(&l->handshaking, r);
+        request_destroy(r, 1);
     }
     /* Requests being presented right now stay linked: their accepting thread ends them. */
     struct wsp_request *r = l->ready.head;
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
-            wsp_request_unlink(&l->ready, r);
+            request_unlink(&l->ready, r);
             if (so->entry->connect_data)
-                wsp_request_refuse(r, WSP_HS_REASON_CLOSING);
-            wsp_request_destroy(r, !so->entry->connect_data);
+                request_refuse(r, WSP_HS_REASON_CLOSING);
+            request_destroy(r, !so->entry->connect_data);
         }
         r = next;
     }
     wsp_reactor_remove(&l->item);
     if (l->waiters)
-        wsp_listener_wake(l, INT_MAX);
+        wake_accepts(l, INT_MAX);
 }
 
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {

@@ -54,9 +54,9 @@ HWND WSPCreateMessageQueue(void) {
         WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
         return NULL;
     }
-    int rc = wsp_cond_init_monotonic(&q->nonempty);
-    if (rc) {
-        WSASetLastError(wsp_wsa_resource_error(rc));
+    int err = wsp_cond_init_monotonic(&q->nonempty);
+    if (err) {
+        WSASetLastError(err);
         free(q);
         return NULL;
     }
@@ -144,8 +144,7 @@ int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
     struct queue *q = acquire(hWnd);
     if (q == NULL)
         return -1;
-    struct timespec deadline = wsp_deadline_after(dwTimeoutMs);
-    const struct timespec *limit = dwTimeoutMs == WSA_INFINITE ? NULL : &deadline;
+    uint64_t deadline = wsp_deadline_wsa(dwTimeoutMs);
     /* Expiry is checked after the queue, so a message that arrives as time runs out is
      * still taken. */
     bool expired = dwTimeoutMs == 0;
@@ -168,7 +167,7 @@ int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
             result = 0;
             break;
         }
-        expired = wsp_cond_wait_until(&q->nonempty, &q->lock, limit) == ETIMEDOUT;
+        expired = wsp_cond_wait_until(&q->nonempty, &q->lock, deadline) == ETIMEDOUT;
     }
     pthread_mutex_unlock(&q->lock);
     release(q);

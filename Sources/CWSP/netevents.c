@@ -1,5 +1,7 @@
-/* Network event notification: lpWSPEventSelect, lpWSPAsyncSelect and lpWSPEnumNetworkEvents
- * (SEMANTICS §5). lpWSPSelect is in select.c.
+/* Network event notification (docs/SEMANTICS.md §8): the machinery that records and raises
+ * network events. The members that register for them and read the record
+ * (lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents) are in event_select.c,
+ * lpWSPSelect in select.c.
  *
  * How readiness flows. Each socket keeps its registration and its record in so->netev,
  * guarded by the socket's lock. "armed" holds the events that may be raised now: raising an
@@ -16,8 +18,8 @@
  *     is due, EPOLLPRI for FD_OOB, EPOLLOUT only after a send failed with WSAEWOULDBLOCK),
  *     so an idle socket or one whose events are all raised and not yet re-enabled costs the
  *     reactor nothing, and re-enabling FD_READ while data remains fires at once;
- *   - listeners: the provider's backlog (listener.c calls wsp_listener_notify_accept when a
- *     request enters it; re-enabling FD_ACCEPT looks at it). The listening descriptor already
+ *   - listeners: the provider's backlog (listener.c raises FD_ACCEPT when a request enters
+ *     it; registering and re-enabling FD_ACCEPT ask the socket's role whether one waits). The listening descriptor already
  *     belongs to the listener's reactor item and is not watched again;
  *   - connecting sockets: connect.c's connector owns the descriptor while it connects and
  *     calls wsp_netevents_connected at the end; the watch starts then.
@@ -42,13 +44,13 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "backlog.h"
 #include "event_set.h"
 #include "internal.h"
 #include "netevents.h"
 #include "upcalls.h"
 
-enum { KIND_NONE, KIND_EVENT, KIND_ASYNC };
+enum { KIND_NONE = WSP_REGISTERED_NONE, KIND_EVENT = WSP_REGISTERED_EVENT,
+       KIND_ASYNC = WSP_REGISTERED_ASYNC };
 
 /* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
 #define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
@@ -91,8 +93,10 @@ static void begin_deferring(struct wsp_netevents *ne) {
 
 /* Sockets whose upcalls the reactor thread deferred while another file's code held their
  * lock (a request entering a backlog, a connect finishing): the reactor makes them after the
- * item it is working on (wsp_netevents_flush). Reactor thread only. */
+ * item it is working on (flush_task). Reactor thread only. */
 static _Thread_local struct wsp_socket *flush_head;
+static void flush(struct wsp_reactor_task *task);
+static struct wsp_reactor_task flush_task = {.run = flush};
 
 /* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
@@ -113,6 +117,7 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
             wsp_socket_retain(so);
             ne->flush_next = flush_head;
             flush_head = so;
+            wsp_reactor_after(&flush_task);
         }
     }
     if (ne->deferring) {
@@ -127,7 +132,7 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
             ne->deferred_count++;
         return;
     }
-    upcall(so->handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
+    upcall(so->obj.handle, ne->kind, ne->event, ne->hwnd, ne->msg, ev, err);
 }
 
 /* so->lock held on entry, released on return; runs the upcalls raise_event deferred. Close
@@ -148,17 +153,19 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     if (!n)
         return;
     if (kind == KIND_EVENT) /* one signal covers every event recorded */
-        upcall(so->handle, kind, event, hwnd, msg, raised[0].ev, raised[0].err);
+        upcall(so->obj.handle, kind, event, hwnd, msg, raised[0].ev, raised[0].err);
     else
         for (int i = 0; i < n; i++)
-            upcall(so->handle, kind, event, hwnd, msg, raised[i].ev, raised[i].err);
+            upcall(so->obj.handle, kind, event, hwnd, msg, raised[i].ev, raised[i].err);
     pthread_mutex_lock(&so->lock);
     if (--ne->upcalls_in_flight == 0)
         pthread_cond_broadcast(&ne->upcalls_done);
     pthread_mutex_unlock(&so->lock);
 }
 
-void wsp_netevents_flush(void) {
+/* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
+static void flush(struct wsp_reactor_task *task) {
+    (void)task;
     while (flush_head) {
         struct wsp_socket *so = flush_head;
         pthread_mutex_lock(&so->lock);
@@ -170,6 +177,23 @@ void wsp_netevents_flush(void) {
             pthread_mutex_unlock(&so->lock); /* someone made them already */
         wsp_socket_release(so);
     }
+}
+
+void wsp_netevents_add_waiter(struct wsp_socket *so, struct wsp_select_link *link) {
+    link->prev = NULL;
+    link->next = so->netev.waiters;
+    if (so->netev.waiters)
+        so->netev.waiters->prev = link;
+    so->netev.waiters = link;
+}
+
+void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *link) {
+    if (link->prev)
+        link->prev->next = link->next;
+    else
+        so->netev.waiters = link->next;
+    if (link->next)
+        link->next->prev = link->prev;
 }
 
 void wsp_netevents_wake_waiters(struct wsp_socket *so) {
@@ -197,15 +221,6 @@ static int unread_bytes(int fd) {
     if (ioctl(fd, FIONREAD, &n) < 0)
         return 0;
     return n;
-}
-
-int wsp_backlog_available(const struct wsp_listener *l) {
-    if (l->closed)
-        return 0;
-    for (const struct wsp_request *r = l->ready.head; r; r = r->next)
-        if (!r->presenting)
-            return 1;
-    return 0;
 }
 
 /* ---- the watch on a connected socket ------------------------------------------------------ */
@@ -265,7 +280,7 @@ static void rearm(struct wsp_socket *so) {
      * most, after which the item stays quiet. */
     struct wsp_netwatch *watch = ne->watch;
     if (watch->set)
-        wsp_event_set_modify(watch->set, watch->item.fd, so->handle, w);
+        wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w);
     else
         wsp_reactor_modify(&watch->item, w | EPOLLONESHOT);
     ne->interest = w;
@@ -375,7 +390,8 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     wsp_socket_release(so);
 }
 
-void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
+/* A pump of set found socket s ready with events (event_set.h). */
+static void set_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
     int err;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
@@ -388,7 +404,8 @@ void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) {
     wsp_socket_release(so);
 }
 
-void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) {
+/* A deferred check (event_set.h) of socket s found revents (POLLNVAL: could not tell). */
+static void set_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) {
     int err;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
@@ -410,6 +427,8 @@ void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents
     wsp_socket_release(so);
 }
 
+static const struct wsp_event_set_client set_client = {set_ready, set_checked};
+
 static void watch_release(struct wsp_reactor_item *item) {
     free(item);
 }
@@ -423,14 +442,14 @@ static int ensure_watch(struct wsp_socket *so) {
     struct wsp_netwatch *w = calloc(1, sizeof *w);
     if (!w)
         return WSAENOBUFS;
-    w->handle = so->handle;
+    w->handle = so->obj.handle;
     w->item.fd = so->fd;
     w->item.on_ready = watch_ready;
     w->item.release = watch_release;
     w->item.quiet_release = 1;
     if (ne->kind == KIND_EVENT && wsp_upcalls_builtin_events()) {
         w->set = wsp_event_watch_set(ne->event); /* NULL: not an event; the reactor watches */
-        if (w->set && wsp_event_set_add(w->set, so->fd, so->handle, EDGES) == 0) {
+        if (w->set && wsp_event_set_add(w->set, so->fd, so->obj.handle, EDGES, &set_client) == 0) {
             ne->watch = w;
             ne->interest = EDGES;
             return 0;
@@ -493,7 +512,7 @@ static int start_registration(struct wsp_socket *so) {
     int err = 0;
     switch (so->state) {
     case WSP_STATE_LISTENING:
-        if (so->listener && wsp_backlog_available(so->listener))
+        if (so->role && so->role->acceptable(so))
             raise_event(so, FD_ACCEPT, 0);
         break;
     case WSP_STATE_CONNECTED:
@@ -534,106 +553,55 @@ static void cancel(struct wsp_socket *so) {
     ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
 }
 
-/* The body of lpWSPEventSelect and lpWSPAsyncSelect. */
-/* Whether ev can be signalled: with the built-in upcalls it must be an open WSP event object;
- * an application's own lpWPUSetEvent owns its handles, which WSP cannot check. */
-static int event_is_open(WSAEVENT ev) {
-    if (!wsp_upcalls_builtin_events())
-        return 1;
-    struct wsp_event_set *set = wsp_event_watch_set(ev);
-    if (!set)
-        return 0;
-    wsp_event_set_release(set);
-    return 1;
-}
-
-static int do_register(SOCKET s, int kind, WSAEVENT ev, HWND hwnd, UINT msg, LONG events,
-                       LPINT lpErrno) {
-    int err = 0;
-    struct wsp_socket *so = wsp_socket_acquire(s, &err);
-    if (!so)
-        return wsp_fail(lpErrno, err);
-    events &= FD_ALL_EVENTS;
-    pthread_mutex_lock(&so->lock);
+int wsp_netevents_register(struct wsp_socket *so, int kind, WSAEVENT ev, HWND hwnd, UINT msg,
+                           LONG events) {
     struct wsp_netevents *ne = &so->netev;
-    if (so->closing)
-        err = WSAENOTSOCK;
-    else if (events && (kind == KIND_EVENT ? ev == NULL : hwnd == NULL))
-        err = WSAEINVAL;
-    else if (events && kind == KIND_EVENT && !event_is_open(ev))
-        err = WSAEINVAL; /* nothing could ever signal it */
-    if (!err) {
-        cancel(so); /* a new call replaces the registration; a zero mask only cancels */
-        if (events) {
-            if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
-                err = wsp_socket_fd_nonblocking(so, 1);
-            if (!err) {
-                so->nonblocking = 1;
-                ne->kind = kind;
-                ne->event = ev;
-                ne->hwnd = hwnd;
-                ne->msg = msg;
-                ne->mask = events;
-                ne->armed = FD_ALL_EVENTS;
-                ne->eof = 0;
-                ne->dead = 0;
-                ne->read_quiet = 0;
-                ne->read_edge = 0;
-                err = start_registration(so);
-                if (err)
-                    cancel(so);
-            }
-        }
-    }
-    pthread_mutex_unlock(&so->lock);
-    wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
-}
-
-int wsp_event_select(SOCKET s, WSAEVENT ev, LONG events, LPINT lpErrno) {
-    return do_register(s, KIND_EVENT, ev, NULL, 0, events, lpErrno);
-}
-
-int wsp_async_select(SOCKET s, HWND hwnd, UINT msg, LONG events, LPINT lpErrno) {
-    return do_register(s, KIND_ASYNC, NULL, hwnd, msg, events, lpErrno);
-}
-
-int wsp_enum_network_events(SOCKET s, WSAEVENT ev, LPWSANETWORKEVENTS out, LPINT lpErrno) {
+    cancel(so); /* a new call replaces the registration; a zero mask only cancels */
+    if (!events)
+        return 0;
     int err = 0;
-    struct wsp_socket *so = wsp_socket_acquire(s, &err);
-    if (!so)
-        return wsp_fail(lpErrno, err);
-    if (!out) {
-        wsp_socket_release(so);
-        return wsp_fail(lpErrno, WSAEFAULT);
-    }
-    pthread_mutex_lock(&so->lock);
+    if (so->state == WSP_STATE_OPEN || so->state == WSP_STATE_CONNECTED)
+        err = wsp_socket_fd_nonblocking(so, 1);
+    if (err)
+        return err;
+    so->nonblocking = 1;
+    ne->kind = kind;
+    ne->event = ev;
+    ne->hwnd = hwnd;
+    ne->msg = msg;
+    ne->mask = events;
+    ne->armed = FD_ALL_EVENTS;
+    ne->eof = 0;
+    ne->dead = 0;
+    ne->read_quiet = 0;
+    ne->read_edge = 0;
+    err = start_registration(so);
+    if (err)
+        cancel(so);
+    return err;
+}
+
+void wsp_netevents_catch_up(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     struct wsp_event_set *set = ne->watch ? ne->watch->set : NULL;
-    if (set) {
-        /* Readiness that no wait has taken yet is recorded first (the set's pumps take the
-         * socket's lock, so not under it). */
-        wsp_event_set_retain(set);
-        pthread_mutex_unlock(&so->lock);
-        wsp_event_set_catch_up(set);
-        wsp_event_set_release(set);
-        pthread_mutex_lock(&so->lock);
-    }
-    /* Reset first: a handle that is not an event fails the call and leaves the record. */
-    if (ev && !wsp_upcalls()->lpWPUResetEvent(ev, &err)) {
-        err = WSAEINVAL; /* Winsock's code for a bad hEventObject */
-    } else {
-        err = 0;
-        out->lNetworkEvents = ne->pending;
-        for (int i = 0; i < FD_MAX_EVENTS; i++)
-            if (ne->pending & (1 << i))
-                out->iErrorCode[i] = ne->errors[i];
-        ne->pending = 0;
-        memset(ne->errors, 0, sizeof ne->errors);
-    }
+    if (!set)
+        return;
+    /* The set's pumps take the socket's lock, so not under it. */
+    wsp_event_set_retain(set);
     pthread_mutex_unlock(&so->lock);
-    wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
+    wsp_event_set_catch_up(set);
+    wsp_event_set_release(set);
+    pthread_mutex_lock(&so->lock);
+}
+
+void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
+    struct wsp_netevents *ne = &so->netev;
+    out->lNetworkEvents = ne->pending;
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        if (ne->pending & (1 << i))
+            out->iErrorCode[i] = ne->errors[i];
+    ne->pending = 0;
+    memset(ne->errors, 0, sizeof ne->errors);
 }
 
 /* ---- the hooks the rest of the provider calls (so->lock held in each) --------------------- */
@@ -668,7 +636,7 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
                 raise_urgent(so);
         }
     }
-    if ((mask & FD_ACCEPT) && so->listener && wsp_backlog_available(so->listener))
+    if ((mask & FD_ACCEPT) && so->role && so->role->acceptable(so))
         raise_event(so, FD_ACCEPT, 0);
     if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
         /* Nothing new can arrive: what is left decides between FD_READ and FD_CLOSE. */
@@ -691,7 +659,7 @@ void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
      * enumeration look (event_set.h). */
     if (!drained || ne->read_edge) {
         ne->read_edge = 0;
-        if (!wsp_event_set_defer_check(ne->watch->set, so->handle, so->fd) &&
+        if (!wsp_event_set_defer_check(ne->watch->set, so->obj.handle, so->fd) &&
             unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }
@@ -762,11 +730,6 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
     }
 }
 
-void wsp_listener_notify_accept(struct wsp_listener *l) {
-    struct wsp_socket *so = l->so;
-    wsp_netevents_wake_waiters(so);
-    if (so->netev.kind != KIND_NONE && wsp_backlog_available(l))
-        raise_event(so, FD_ACCEPT, 0);
-}
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) { raise_event(so, ev, err); }
 
 int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }

@@ -1,8 +1,8 @@
-/* What netevents.c and select.c share. */
+/* What netevents.c shares with the members above it that register for network events
+ * (event_select.c) or wait for readiness (select.c). */
 #ifndef WSP_NETEVENTS_H
 #define WSP_NETEVENTS_H
 
-#include "backlog.h"
 #include "internal.h"
 
 /* An lpWSPSelect call waiting on a socket: linked into so->netev.waiters under so->lock.
@@ -14,18 +14,29 @@ struct wsp_select_link {
     int wake_fd;
 };
 
-struct wsp_event_set;
-
-/* A pump of set found socket s ready with events (event_set.c). */
-void wsp_netevents_ready(SOCKET s, struct wsp_event_set *set, uint32_t events) WSP_INTERNAL;
-
-/* A deferred check (event_set.h) of socket s found revents (POLLNVAL: could not tell). */
-void wsp_netevents_checked(SOCKET s, struct wsp_event_set *set, uint32_t revents) WSP_INTERNAL;
-
+/* so->lock held. Enlists link (its wake_fd set) as a waiter on so, or takes it off again. */
+void wsp_netevents_add_waiter(struct wsp_socket *so, struct wsp_select_link *link) WSP_INTERNAL;
+void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *link) WSP_INTERNAL;
 /* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
 void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
-/* so->lock held. Whether a request in the backlog waits for lpWSPAccept (one being presented
- * to a condition function does not count). */
-int wsp_backlog_available(const struct wsp_listener *l) WSP_INTERNAL;
+
+/* A registration's kind (so->netev.kind). */
+enum {
+    WSP_REGISTERED_NONE = 0,
+    WSP_REGISTERED_EVENT = 1, /* lpWSPEventSelect */
+    WSP_REGISTERED_ASYNC = 2, /* lpWSPAsyncSelect */
+};
+
+/* so->lock held. Replaces the socket's registration with one of kind for events (the FD_*
+ * mask; 0 only cancels), makes the socket non-blocking and reports the conditions that hold
+ * already. 0 or a WSA code (the socket is then left unregistered). */
+int wsp_netevents_register(struct wsp_socket *so, int kind, WSAEVENT ev, HWND hwnd, UINT msg,
+                           LONG events) WSP_INTERNAL;
+/* so->lock held, and released meanwhile: records the readiness that the registered event's
+ * set holds and no wait has taken yet. */
+void wsp_netevents_catch_up(struct wsp_socket *so) WSP_INTERNAL;
+/* so->lock held. Copies the event-select record to out (only the error codes of the events
+ * set) and clears it. */
+void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) WSP_INTERNAL;
 
 #endif

@@ -35,6 +35,14 @@ void wsp_object_init(struct wsp_object *obj, void (*destroy)(struct wsp_object *
     obj->destroy = destroy;
 }
 
+void wsp_object_retain(struct wsp_object *obj) {
+    atomic_fetch_add_explicit(&obj->refs, 1, memory_order_relaxed);
+}
+
+int wsp_object_shared(struct wsp_object *obj) {
+    return atomic_load_explicit(&obj->refs, memory_order_relaxed) > 1;
+}
+
 void wsp_object_release(struct wsp_object *obj) {
     /* acq_rel: the destroying thread must see every write other holders made. */
     if (atomic_fetch_sub_explicit(&obj->refs, 1, memory_order_acq_rel) == 1)
@@ -86,6 +94,7 @@ uintptr_t wsp_table_add(struct wsp_object_table *table, struct wsp_object *obj) 
     table->slots[index].obj = obj;
     table->slots[index].next_free = 0;
     h = make_handle(table, index);
+    obj->handle = h;
 out:
     pthread_mutex_unlock(&table->lock);
     return h;
@@ -116,4 +125,14 @@ struct wsp_object *wsp_table_remove(struct wsp_object_table *table, uintptr_t h)
     }
     pthread_mutex_unlock(&table->lock);
     return obj;
+}
+
+int wsp_table_handles(struct wsp_object_table *table, uintptr_t *out, int max) {
+    int n = 0;
+    pthread_mutex_lock(&table->lock);
+    for (uint32_t i = 0; i < table->used && n < max; i++)
+        if (table->slots[i].obj)
+            out[n++] = make_handle(table, i);
+    pthread_mutex_unlock(&table->lock);
+    return n;
 }

@@ -24,17 +24,23 @@
 /* Embed as the first member of a table-held object. */
 struct wsp_object {
     atomic_size_t refs;
+    /* The owner's: frees the object once the last reference is gone. */
     void (*destroy)(struct wsp_object *obj);
+    uintptr_t handle; /* written by wsp_table_add, under the table's lock */
 };
 
 /* Starts the count at 1: the reference wsp_table_add will take over. */
 void wsp_object_init(struct wsp_object *obj, void (*destroy)(struct wsp_object *obj));
+void wsp_object_retain(struct wsp_object *obj);
 void wsp_object_release(struct wsp_object *obj);
+/* Whether anyone besides the caller holds a reference now (a hint: it may change at once). */
+int wsp_object_shared(struct wsp_object *obj);
 
 /* Tags fit in 4 bits so that handles keep the same layout on 32-bit targets. */
 enum wsp_table_tag {
     WSP_TAG_EVENT = 1,
     WSP_TAG_QUEUE = 2,
+    WSP_TAG_SOCKET = 3,
     WSP_TAG_MAX = 15,
 };
 
@@ -62,5 +68,7 @@ struct wsp_object *wsp_table_get(struct wsp_object_table *table, uintptr_t h);
 /* Makes h invalid and returns the object with the table's reference, or NULL if h named
  * nothing. Exactly one of several racing removers gets the object. */
 struct wsp_object *wsp_table_remove(struct wsp_object_table *table, uintptr_t h);
+/* Writes the handles of up to max objects in the table to out; returns how many. */
+int wsp_table_handles(struct wsp_object_table *table, uintptr_t *out, int max);
 
 #endif

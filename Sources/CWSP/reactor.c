@@ -37,12 +37,7 @@ static _Thread_local int on_reactor_thread;
 static atomic_int stopping;
 static struct wsp_reactor_item *zombies;
 static struct wsp_reactor_item *timers; /* items with a timer, unordered */
-
-uint64_t wsp_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
+static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; reactor thread */
 
 static void wake(void) {
     uint64_t one = 1;
@@ -112,6 +107,23 @@ int wsp_reactor_is_current(void) {
     return on_reactor_thread;
 }
 
+void wsp_reactor_after(struct wsp_reactor_task *task) {
+    if (task->queued)
+        return;
+    task->queued = 1;
+    task->next = tasks;
+    tasks = task;
+}
+
+static void run_tasks(void) {
+    while (tasks) {
+        struct wsp_reactor_task *t = tasks;
+        tasks = t->next;
+        t->queued = 0;
+        t->run(t);
+    }
+}
+
 static void *reactor_main(void *arg) {
     (void)arg;
     on_reactor_thread = 1;
@@ -131,11 +143,11 @@ static void *reactor_main(void *arg) {
             }
             if (!atomic_load(&it->removed))
                 it->on_ready(it, events[i].events);
-            wsp_netevents_flush();
+            run_tasks();
         }
         if (timers_due)
             run_timers();
-        wsp_netevents_flush();
+        run_tasks();
         reap_zombies();
     }
     reap_zombies();

@@ -1,4 +1,4 @@
-/* lpWSPSelect.
+/* lpWSPSelect (docs/SEMANTICS.md §8).
  *
  * Readiness of a connected socket is its descriptor's (poll: POLLIN/POLLHUP/POLLERR for
  * reading, POLLOUT for writing, POLLPRI for urgent data). The rest the descriptor cannot
@@ -16,10 +16,12 @@
 #endif
 #include <errno.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "netevents.h"
 
 #define DEFER_SLICE_MS 50
@@ -49,7 +51,7 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
             return 0;
         if (wsp_backlog_available(so->listener))
             return 1;
-        if (so->listener->ready.count > 0)
+        if (wsp_backlog_queued(so->listener) > 0)
             *slice = 1; /* all being presented: a deferral brings one back */
         return 0;
     case WSP_STATE_CONNECTED:
@@ -62,16 +64,6 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
         return 0;
     }
     return 0;
-}
-
-static int remaining_ms(long long deadline) {
-    if (deadline < 0)
-        return -1;
-    long long now = (long long)wsp_now_ms();
-    if (now >= deadline)
-        return 0;
-    long long left = deadline - now;
-    return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
 int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
@@ -114,19 +106,15 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             en->set = i;
             en->link.wake_fd = wake_fd;
             pthread_mutex_lock(&so->lock);
-            en->link.prev = NULL;
-            en->link.next = so->netev.waiters;
-            if (so->netev.waiters)
-                so->netev.waiters->prev = &en->link;
-            so->netev.waiters = &en->link;
+            wsp_netevents_add_waiter(so, &en->link);
             pthread_mutex_unlock(&so->lock);
         }
     }
 
-    long long deadline = -1;
-    if (timeout)
-        deadline = (long long)wsp_now_ms() + (long long)timeout->tv_sec * 1000 +
-                   (timeout->tv_usec + 999) / 1000;
+    uint64_t deadline = WSP_NO_DEADLINE;
+    if (timeout && timeout->tv_sec < INT32_MAX) /* longer: a deadline no one will see */
+        deadline = wsp_deadline_in((int64_t)timeout->tv_sec * 1000 +
+                                   (timeout->tv_usec + 999) / 1000);
     int count = 0;
     while (!err) {
         int npoll = 1, slice = 0, immediate = 0;
@@ -137,7 +125,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             pthread_mutex_unlock(&ents[k].so->lock);
             immediate += ents[k].ready;
         }
-        int t = immediate ? 0 : remaining_ms(deadline);
+        int t = immediate ? 0 : wsp_ms_left(deadline);
         if (slice && (t < 0 || t > DEFER_SLICE_MS))
             t = DEFER_SLICE_MS;
         int rc = poll(pfd, (nfds_t)npoll, t);
@@ -153,7 +141,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
                 count++;
             }
         }
-        if (count > 0 || remaining_ms(deadline) == 0)
+        if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
         uint64_t v;
         ssize_t rd = read(wake_fd, &v, sizeof v);
@@ -163,13 +151,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     for (unsigned k = 0; k < n; k++) {
         struct wsp_socket *so = ents[k].so;
         pthread_mutex_lock(&so->lock);
-        struct wsp_select_link *l = &ents[k].link;
-        if (l->prev)
-            l->prev->next = l->next;
-        else
-            so->netev.waiters = l->next;
-        if (l->next)
-            l->next->prev = l->prev;
+        wsp_netevents_remove_waiter(so, &ents[k].link);
         pthread_mutex_unlock(&so->lock);
         wsp_socket_release(so);
     }

@@ -1,5 +1,5 @@
 /* Socket life: lpWSPSocket, lpWSPBind, lpWSPShutdown, lpWSPCloseSocket and the two name
- * queries. */
+ * queries (docs/SEMANTICS.md §3). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -44,7 +44,7 @@ SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP
         return INVALID_SOCKET;
     }
     so->fd_nonblocking = 1;
-    return so->handle;
+    return so->obj.handle;
 }
 
 /* Checks that name is a socket address of the socket's family, at least as long as one. */
@@ -109,9 +109,9 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
     wsp_netevents_close(so);
     /* A thread blocked in recv on this socket must wake and fail rather than wait for data
      * that may never come; shutting the read side does that without sending anything. */
-    if (atomic_load(&so->refs) > 1 && so->state == WSP_STATE_CONNECTED)
+    if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTED)
         shutdown(so->fd, SHUT_RD);
-    else if (atomic_load(&so->refs) > 1 && so->state == WSP_STATE_CONNECTING)
+    else if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTING)
         shutdown(so->fd, SHUT_RDWR); /* wakes a blocking connect; the attempt is abandoned */
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so); /* the descriptor closes with the last reference */

@@ -1,5 +1,6 @@
-/* WSPStartup and lpWSPCleanup: version negotiation, the reference count, the upcall table,
- * and the table of members handed to the application. */
+/* WSPStartup and lpWSPCleanup: version negotiation, the start-up count and the upcall table
+ * (kept in process.c), and the table of members handed to the application. The top of the
+ * provider (docs/ARCHITECTURE.md): the one file that wires the layers together. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,76 +11,34 @@
 #define WSP_LOWEST_VERSION MAKEWORD(2, 0)
 #define WSP_HIGHEST_VERSION MAKEWORD(2, 2)
 
+/* Guards the process state's start-up count and upcall tables (process.c) together with
+ * starting and stopping the reactor. */
 static pthread_mutex_t startup_lock = PTHREAD_MUTEX_INITIALIZER;
-static int startup_count;
-atomic_int wsp_started; /* read on every call; startup_count stays the authority */
-/* The upcall table in force. The reactor and any thread raising an event read it without a
- * lock, so a start-up with a different table publishes a new copy instead of writing over the
- * one in use; the copies it replaced are freed by the last cleanup, after the reactor stops. */
-struct upcall_copy {
-    WSPUPCALLTABLE table;
-    struct upcall_copy *retired_next;
-};
-static _Atomic(struct upcall_copy *) upcalls_in_force;
-static struct upcall_copy *retired_upcalls; /* startup_lock */
 
 /* Winsock compares versions major first: the low byte is the major version. */
 static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
 
-int wsp_check_started(LPINT lpErrno) {
-    if (atomic_load(&wsp_started))
-        return 1;
-    wsp_fail(lpErrno, WSANOTINITIALISED);
-    return 0;
-}
-
-const WSPUPCALLTABLE *wsp_upcalls(void) {
-    return &atomic_load_explicit(&upcalls_in_force, memory_order_acquire)->table;
-}
-
-/* startup_lock held. Makes t the table in force; 0 or WSA_NOT_ENOUGH_MEMORY. */
-static int publish_upcalls(const WSPUPCALLTABLE *t) {
-    struct upcall_copy *now = atomic_load(&upcalls_in_force);
-    if (now && memcmp(&now->table, t, sizeof *t) == 0)
-        return 0; /* the usual case: the same table again */
-    struct upcall_copy *copy = malloc(sizeof *copy);
-    if (!copy)
-        return WSA_NOT_ENOUGH_MEMORY;
-    copy->table = *t;
-    copy->retired_next = NULL;
-    atomic_store_explicit(&upcalls_in_force, copy, memory_order_release);
-    if (now) {
-        now->retired_next = retired_upcalls;
-        retired_upcalls = now;
-    }
-    return 0;
-}
-
-/* startup_lock held, reactor stopped: nothing can still be reading a replaced table. */
-static void free_retired_upcalls(void) {
-    while (retired_upcalls) {
-        struct upcall_copy *next = retired_upcalls->retired_next;
-        free(retired_upcalls);
-        retired_upcalls = next;
-    }
-}
+static int close_one(SOCKET s) { return wsp_close_socket(s, NULL); }
 
 static int wsp_cleanup(LPINT lpErrno) {
     pthread_mutex_lock(&startup_lock);
-    if (startup_count == 0) {
+    int count = wsp_startup_count();
+    if (count == 0) {
         pthread_mutex_unlock(&startup_lock);
         return wsp_fail(lpErrno, WSANOTINITIALISED);
     }
     /* The last cleanup stops everything under the lock: a start-up racing it must not see
      * its "started" flag cleared afterwards, nor count on a reactor thread being joined. */
-    if (--startup_count == 0) {
+    if (count == 1) {
         /* Sockets the application left open would otherwise keep their descriptors (and
          * the reactor's registrations) for the life of the process; WSACleanup closes them
          * too. */
-        wsp_socket_close_all();
-        atomic_store(&wsp_started, 0);
+        wsp_socket_close_all(close_one);
+    }
+    wsp_set_startup_count(count - 1);
+    if (count == 1) {
         wsp_reactor_stop();
-        free_retired_upcalls();
+        wsp_free_retired_upcalls();
     }
     pthread_mutex_unlock(&startup_lock);
     return 0;
@@ -189,15 +148,14 @@ int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData, LPWSAPROTOCOL_INFO l
              "WSP %s: Winsock 2 SPI over Linux sockets, with conditional accept",
              WSP_VERSION_STRING);
 
+    int builtin_events = UpcallTable.lpWPUSetEvent == NULL;
     wsp_upcalls_fill_builtin(&UpcallTable);
     pthread_mutex_lock(&startup_lock);
-    int err = publish_upcalls(&UpcallTable);
+    int err = wsp_publish_upcalls(&UpcallTable, builtin_events);
     if (!err)
         err = wsp_reactor_start();
-    if (!err) {
-        startup_count++;
-        atomic_store(&wsp_started, 1);
-    }
+    if (!err)
+        wsp_set_startup_count(wsp_startup_count() + 1);
     pthread_mutex_unlock(&startup_lock);
     if (err)
         return WSASYSNOTREADY;

@@ -131,10 +131,6 @@ int WSPFDIsSet(SOCKET s, WSPFD_SET *set) {
     return 0;
 }
 
-int wsp_upcalls_builtin_events(void) {
-    return wsp_upcalls()->lpWPUSetEvent == set_event;
-}
-
 #define FILL(member, fn)                                                                   \
     do {                                                                                   \
         if (t->member == NULL)                                                             \

@@ -12,8 +12,4 @@
  * WSAEOPNOTSUPP; QueryBlockingCallback reports "no blocking hook". */
 void wsp_upcalls_fill_builtin(WSPUPCALLTABLE *t);
 
-/* Whether the table in force signals events with the built-in upcall, i.e. WSAEVENTs are
- * WSP's own event objects (which can then watch their sockets themselves: event_set.h). */
-int wsp_upcalls_builtin_events(void);
-
 #endif

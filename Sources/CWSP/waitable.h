@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wsp/errors.h"
+#include "internal.h"
 
 static inline int wsp_readiness_fd_open(void) {
     return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -36,39 +36,28 @@ static inline void wsp_readiness_fd_lower(int fd) {
 
 
 /* Timed waits measure CLOCK_MONOTONIC, so setting the wall clock neither cuts a wait short
- * nor stretches it. Returns 0 or an errno value. */
+ * nor stretches it. Returns 0 or a WSA code (wsp_wsa_resource_error). */
 static inline int wsp_cond_init_monotonic(pthread_cond_t *cond) {
     pthread_condattr_t attr;
     int rc = pthread_condattr_init(&attr);
     if (rc)
-        return rc;
+        return wsp_wsa_resource_error(rc);
     rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     if (rc == 0)
         rc = pthread_cond_init(cond, &attr);
     pthread_condattr_destroy(&attr);
-    return rc;
+    return rc ? wsp_wsa_resource_error(rc) : 0;
 }
 
-/* The moment timeout_ms from now. For "no limit", pass NULL to wsp_cond_wait_until instead. */
-static inline struct timespec wsp_deadline_after(uint32_t timeout_ms) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    t.tv_sec += (time_t)(timeout_ms / 1000u);
-    t.tv_nsec += (long)(timeout_ms % 1000u) * 1000000L;
-    if (t.tv_nsec >= 1000000000L) {
-        t.tv_sec++;
-        t.tv_nsec -= 1000000000L;
-    }
-    return t;
-}
-
-/* One wait on cond (initialised by wsp_cond_init_monotonic). deadline NULL: no limit.
- * Returns ETIMEDOUT once the deadline has passed; callers re-check their condition either
- * way, since wake-ups may be spurious. */
+/* One wait on cond (initialised by wsp_cond_init_monotonic) until deadline (internal.h's
+ * clock; WSP_NO_DEADLINE: no limit). Returns ETIMEDOUT once the deadline has passed; callers
+ * re-check their condition either way, since wake-ups may be spurious. */
 static inline int wsp_cond_wait_until(pthread_cond_t *cond, pthread_mutex_t *mutex,
-                                      const struct timespec *deadline) {
-    return deadline ? pthread_cond_timedwait(cond, mutex, deadline)
-                    : pthread_cond_wait(cond, mutex);
+                                      uint64_t deadline) {
+    if (deadline == WSP_NO_DEADLINE)
+        return pthread_cond_wait(cond, mutex);
+    struct timespec t = wsp_deadline_timespec(deadline);
+    return pthread_cond_timedwait(cond, mutex, &t);
 }
 
 #endif

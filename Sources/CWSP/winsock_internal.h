@@ -21,11 +21,15 @@ struct winsock_provider {
 extern struct winsock_provider winsock_providers[];
 extern const int winsock_provider_count;
 
+/* ---- the layer's own state (winsock_state.c, below the other winsock_*.c) -------------- */
+
 /* Sets the calling thread's last error to code and returns SOCKET_ERROR. */
 int winsock_fail(int code);
 
 /* 0 when WSAStartup is in force, else WSANOTINITIALISED. */
 int winsock_check_started(void);
+/* WSAStartup and WSACleanup (winsock_startup.c), under their lock: whether it is in force. */
+void winsock_set_started(int on);
 
 /* ---- per-handle routing (winsock_routes.c) -------------------------------------------- */
 

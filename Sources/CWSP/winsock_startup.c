@@ -1,7 +1,6 @@
-/* WSAStartup and WSACleanup: the reference count, starting and stopping the providers, and
- * the API's error rules (the thread's last error, WSANOTINITIALISED). */
+/* WSAStartup and WSACleanup: the reference count, and starting and stopping the providers
+ * (the "started" flag and the API's error rules are winsock_state.c's). */
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -16,15 +15,7 @@ const int winsock_provider_count = (int)(sizeof winsock_providers / sizeof winso
 #define HIGHEST_VERSION MAKEWORD(2, 2)
 
 static pthread_mutex_t startup_lock = PTHREAD_MUTEX_INITIALIZER;
-static int startup_count; /* startup_lock */
-static atomic_int started; /* read by every call; startup_count stays the authority */
-
-int winsock_fail(int code) {
-    WSASetLastError(code);
-    return SOCKET_ERROR;
-}
-
-int winsock_check_started(void) { return atomic_load(&started) ? 0 : WSANOTINITIALISED; }
+static int startup_count; /* startup_lock; winsock_state.c's flag follows it */
 
 /* Winsock compares versions major first: the low byte is the major version. */
 static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
@@ -63,7 +54,7 @@ int WSAStartup(WORD wVersionRequested, LPWSADATA lpWSAData) {
         err = start_providers();
     if (!err) {
         startup_count++;
-        atomic_store(&started, 1);
+        winsock_set_started(1);
     }
     pthread_mutex_unlock(&startup_lock);
     if (err)
@@ -93,7 +84,7 @@ int WSACleanup(void) {
     if (--startup_count == 0) {
         /* New calls fail from here on; sockets the program left open are closed, as Windows
          * does, before each provider's own cleanup. */
-        atomic_store(&started, 0);
+        winsock_set_started(0);
         winsock_route_drain(close_left_open);
         for (int i = 0; i < winsock_provider_count; i++) {
             int err = 0;

@@ -68,7 +68,8 @@ static int raw_send_request(const struct sockaddr_storage *addr, const wsp_hs_fr
     static uint8_t buf[WSP_HS_MAX_FRAME + 64];
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
     CHECK(n > 0);
-    memcpy(buf + n, extra, extra_len);
+    if (extra_len)
+        memcpy(buf + n, extra, extra_len);
     int fd = raw_connect(addr);
     CHECK_EQ(send(fd, buf, n + extra_len, MSG_NOSIGNAL), n + extra_len);
     return fd;

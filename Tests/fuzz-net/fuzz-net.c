@@ -415,6 +415,12 @@ static size_t build_request(rng *r, int v2, uint32_t max_data, uint8_t *out,
     wsp_hs_frame f;
     memset(&f, 0, sizeof f);
     f.type = WSP_HS_REQUEST;
+    /* Version 3 now and then: a client that reads reasons, sometimes with ample patience. */
+    f.reads_reasons = chance(r, 40);
+    if (f.reads_reasons && chance(r, 50)) {
+        f.has_patience = 1;
+        f.patience_ms = 60000;
+    }
     if (v2) {
         f.has_callee_capacity = 1;
         static const uint32_t caps[] = {0, 1, 3, 16, 1023, 1024, 1025, 16383};
@@ -436,7 +442,8 @@ static size_t build_request(rng *r, int v2, uint32_t max_data, uint8_t *out,
     }
     f.has_data = chance(r, 85);
     if (f.has_data) {
-        size_t fixed = WSP_HS_HEADER_SIZE + (v2 ? WSP_HS_CAPACITY_SIZE : 0) + 2 +
+        size_t fixed = WSP_HS_HEADER_SIZE + (v2 ? WSP_HS_CAPACITY_SIZE : 0) +
+                       (f.has_patience ? WSP_HS_PATIENCE_SIZE : 0) + 2 +
                        (f.has_qos ? WSP_HS_QOS_FIXED_SIZE + f.qos.specific_len : 0);
         uint32_t len;
         if (chance(r, 35)) { /* the whole frame one of the read-buffer sizes, or one off */
@@ -792,6 +799,15 @@ static enum outcome judge(const struct raw_case *k, const uint8_t *buf, size_t n
         return O_DROPPED;
     }
     int presented = atomic_load(&k->rec->presented);
+    /* The provider's own refusals of a valid request, which only a version 3 client is told:
+     * its request took longer to arrive than the handshake deadline, or waited past the
+     * patience it stated. */
+    if (answer.type == WSP_HS_REFUSE && answer.reason == WSP_HS_REASON_HANDSHAKE_TIMEOUT &&
+        k->elapsed_ms >= HANDSHAKE_DEADLINE_MS)
+        return O_REFUSED;
+    if (answer.type == WSP_HS_REFUSE && answer.reason == WSP_HS_REASON_EXPIRED &&
+        req->has_patience && k->elapsed_ms >= (long long)req->patience_ms)
+        return O_REFUSED;
     if (answer.type == WSP_HS_REFUSE) {
         if (k->rec->decision != DECIDE_REJECT || answer.reason != WSP_HS_REASON_REJECTED)
             fail("%s: refused with reason %u, but its caller data decides %s", what,
