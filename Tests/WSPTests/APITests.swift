@@ -96,6 +96,17 @@ extension AllTests {
         }
     }
 
+    @Test func connectByHostName() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let port = try listener.localAddress.port
+        async let client = provider.connect(toHost: "localhost", port: port,
+                                            callerData: bytes("by name")).calleeData
+        _ = try await listener.accept { .accept(calleeData: $0.callerData ?? []) }
+        #expect(text(try await client) == "by name")
+        await #expect(throws: WSPError.invalidArgument) { _ = try await Address.resolve("localhost") }
+    }
+
     /// The common ownership patterns close explicitly: a socket captured by a task, and one
     /// inside a connection; closing twice does nothing, and later calls say the socket is
     /// gone.

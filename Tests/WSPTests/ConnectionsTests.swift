@@ -161,6 +161,25 @@ extension AllTests {
         await #expect(throws: WSPError.operationAborted) { try await server.value }
     }
 
+    /// A loop pausing between looks at a deferred request ends at once when cancelled.
+    @Test func cancellingTheLoopWhileItPausesOnADeferral() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        let shown = Captured(0)
+        let connections = listener.connections(retryDeferredAfter: .seconds(3600), condition: { _ in
+            shown.value += 1
+            return .defer
+        })
+        let server = Task { () async throws in for try await _ in connections {} }
+        let client = Task { await attempt(provider, address, "waiting") }
+        #expect(await eventually { shown.value == 1 })
+        server.cancel() // mid-pause: an hour is never waited out
+        await #expect(throws: WSPError.operationAborted) { try await server.value }
+        client.cancel()
+        #expect(await client.value.error == .operationAborted)
+    }
+
     /// The README's example, with a port of the system's choosing.
     @Test func theReadmeExampleDoesWhatItSays() async throws {
         let provider = try Provider()
