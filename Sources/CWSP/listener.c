@@ -553,6 +553,8 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         r->queued = 1;
         r->queued_ms = wsp_now_ms();
         list_append(&l->ready, r);
+        if (l->pulling && !l->handoff)
+            l->handoff = r; /* the pulling accept asks about it at once */
         l->arrivals++;
         notify_accept(l);
         return;
@@ -829,13 +831,14 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
 int wsp_backlog_fill(struct wsp_listener *l) {
     if (l->resume_ms)
         return 0; /* out of descriptors: wait for the pause to end */
-    /* Connect data: one at a time, read on this thread and presented by it at once (the
-     * other accepts take the next ones in parallel); a request that is not whole yet goes
-     * to the reactor. Plain TCP: what is there, for this accept and the waiting ones. */
+    /* One at a time when the accepting threads own the queue (direct): this one presents
+     * it at once and the others take the next ones in parallel; on connect data its request
+     * is read on this thread, and one that is not whole yet goes to the reactor. Otherwise
+     * (plain TCP) what is there, for this accept and the waiting ones. */
     if (!l->so->nonblocking)
         go_direct(l); /* a blocking accept that takes its own: the descriptor is its */
     l->pulling = 1;
-    int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, 64);
+    int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
     l->pulling = 0;
     l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
     if (n > 1 && l->waiters)
