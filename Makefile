@@ -18,6 +18,8 @@
 #   make bench-load   concurrent load: 64 and 512 client threads against a WSP connect-data
 #                     server and a raw-socket server with the same accept threads, both CPUs
 #                     and pinned; rate, latency percentiles, server CPU, wrong/lost outcomes
+#   make bench-memory bytes and descriptors per idle socket (with and without an event
+#                     registration), per queued request and per event object, against raw epoll
 #   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
 #                     the C provider, the Swift sync and async APIs and SwiftNIO, pinned
 #   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0), wsp.pc, the CMake
@@ -57,7 +59,7 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
-	fuzz fuzz-net check-valgrind demo bench bench-load bench-swift clean wspcat docs \
+	fuzz fuzz-net check-valgrind demo bench bench-load bench-memory bench-swift clean wspcat docs \
 	example-swift install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -183,6 +185,13 @@ bench: $(BUILD)/bench $(BUILD)/bench-events
 # server and a raw-socket server doing the same exchange, in one run; both CPUs, then pinned.
 $(BUILD)/bench-load: Benchmarks/c/bench-load.c $(BUILD)/libcwsp.a
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+# Memory and descriptors per socket, request and event object, against a raw epoll server.
+$(BUILD)/bench-memory: Benchmarks/c/bench-memory.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench-memory: $(BUILD)/bench-memory
+	$(BUILD)/bench-memory 9000
 
 bench-load: $(BUILD)/bench-load
 	$(BUILD)/bench-load 64 3 2
