@@ -1,15 +1,18 @@
 /* Listeners: lpWSPListen and the provider's own backlog of connection requests
  * (docs/SEMANTICS.md §4, §9).
  *
- * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
- * is a request at once (lpWSPAccept may also take them itself when its queue is empty). On
- * the connect-data protocol only the reactor reads handshake requests, never an application
- * thread: a request that arrived whole with its connection enters the backlog at once, any
- * other is watched until it is complete or its deadline passes, so only complete, well-formed
- * requests enter the backlog. While a request waits there the reactor tells its client
- * "pending" now and then and, unless a blocked accept takes it at once, watches for the
- * client giving up. lpWSPAccept (accept.c) presents requests to the condition function. All
- * of a listener's state is guarded by its socket's lock. */
+ * Connections come off the kernel's queue two ways. While blocking lpWSPAccept calls keep
+ * asking (see "direct" in struct wsp_listener), the accepting threads take them themselves,
+ * one each, as a raw server would, and on the connect-data protocol read the request that
+ * came with the connection on their own thread, without waiting: no hand-off between threads
+ * per connection. Otherwise the reactor takes them as they arrive (so that FD_ACCEPT and
+ * select see them). Either way no application thread ever waits on a client: a request that
+ * arrived whole enters the backlog at once, any other is the reactor's until it is complete or
+ * its deadline passes, so only complete, well-formed requests enter the backlog. While a
+ * request waits there the reactor tells its client "pending" now and then and, unless an
+ * accept takes it at once, watches for the client giving up. lpWSPAccept (accept.c) presents
+ * requests to the condition function. All of a listener's state is guarded by its socket's
+ * lock. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
