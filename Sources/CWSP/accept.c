@@ -251,6 +251,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         err = WSAEFAULT;
     else if (!(p = malloc(sizeof *p)))
         err = WSAENOBUFS;
+    if (!err)
+        wsp_backlog_accepting(l, 1);
     while (!err && result == INVALID_SOCKET) {
         if (so->closing || wsp_listener_closed(l)) {
             err = WSAEINTR;
@@ -287,6 +289,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         }
         result = decide(so, r, rc, cond != NULL, p, addr, addrlen, &err);
     }
+    if (p)
+        wsp_backlog_accepting(l, -1);
     if (l && err != WSATRY_AGAIN)
         wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
     struct wsp_drop_notice *notices = l ? wsp_listener_take_notices(l) : NULL;

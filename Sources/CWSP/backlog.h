@@ -62,6 +62,9 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INT
 const struct sockaddr_storage *wsp_listener_local(const struct wsp_listener *l) WSP_INTERNAL;
 /* Whether lpWSPCloseSocket has closed the listener. */
 int wsp_listener_closed(const struct wsp_listener *l) WSP_INTERNAL;
+/* An lpWSPAccept call enters (+1) or leaves (-1). While blocking accepts keep coming, the
+ * listening descriptor is theirs (listener.c, "direct"). */
+void wsp_backlog_accepting(struct wsp_listener *l, int delta) WSP_INTERNAL;
 /* Sleeps until the listener changes (or spuriously); the caller re-checks. */
 void wsp_listener_wait(struct wsp_listener *l) WSP_INTERNAL;
 /* Takes the notices for the drop handler; pass them to wsp_listener_deliver_notices once the

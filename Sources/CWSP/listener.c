@@ -45,11 +45,11 @@
  * the client of an unwatched request itself). A client that leaves meanwhile holds
  * its place in the backlog that much longer; it is never presented or handed out. */
 #define FRESH_REQUEST_MS 10
-/* How long the listening descriptor stays with the accepting threads after one last asked
- * (see "direct" below): long enough that a loop of lpWSPAccept calls keeps it without a
- * pair of epoll_ctl calls per connection, short enough that a server that stops accepting
- * soon has the reactor watch its clients again. */
-#define DIRECT_LINGER_MS 50
+/* How long the listening descriptor stays with the accepting threads once none is inside
+ * lpWSPAccept (see "direct" below): long enough that a loop of lpWSPAccept calls keeps it
+ * without a pair of epoll_ctl calls per connection, short enough that the provider soon takes
+ * arrivals again (they wait in the kernel's queue meanwhile, unseen by its counters). */
+#define DIRECT_LINGER_MS 2
 
 struct wsp_request_list {
     struct wsp_request *head, *tail;
@@ -77,14 +77,16 @@ struct wsp_listener {
     int closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
     int waiters;  /* accepts blocked in wsp_listener_wait */
-    /* Direct: while blocking accepts keep coming (until direct_until_ms), they take
+    /* Direct: while blocking accepts keep coming (one is inside lpWSPAccept, or one left less
+     * than DIRECT_LINGER_MS ago), they take
      * connections off the kernel's queue themselves and read each request on their own
      * thread, as a raw server would; the reactor leaves the listening descriptor alone and
      * only takes over requests that are slow to arrive. One waiting accept (the leader)
      * polls the descriptor and wake_fd; the others sleep on wake_seq. Off whenever an event
      * registration wants FD_ACCEPT from the reactor. */
     int direct;
-    uint64_t direct_until_ms;
+    int accepting;       /* lpWSPAccept calls inside now */
+    uint64_t direct_until_ms; /* when accepting fell to 0: direct ends then */
     int leader;          /* written under the lock; read by wake_accepts without it */
     int wake_fd;         /* eventfd that wakes the leader; -1 until the first leader */
     int pulling;         /* an accept is taking connections itself: what it admits is its */
@@ -694,6 +696,11 @@ void wsp_listener_deliver_notices(struct wsp_socket *so, struct wsp_drop_notice 
  * variable takes the mutex back marked as contended, so the unlock before every condition
  * function would cost a futex wake-up of nobody. */
 void wsp_listener_wait(struct wsp_listener *l) {
+    /* The caller looked at the backlog, but an accept's own pull releases the lock: a request
+     * admitted meanwhile (by the reactor, which woke no one as no one was waiting yet) must
+     * not wait for the next wake-up. */
+    if (l->closed || wsp_backlog_available(l))
+        return;
     go_direct(l);
     if (l->direct && !l->leader) {
         lead(l);
@@ -727,10 +734,16 @@ static void go_direct(struct wsp_listener *l) {
         return; /* FD_ACCEPT comes from the reactor's reading */
     if (l->wake_fd < 0 && (l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         return;
-    l->direct_until_ms = wsp_now_ms() + DIRECT_LINGER_MS;
     if (!l->direct) {
         l->direct = 1;
         set_reading(l, 0);
+    }
+}
+
+void wsp_backlog_accepting(struct wsp_listener *l, int delta) {
+    l->accepting += delta;
+    if (l->accepting == 0 && l->direct) {
+        l->direct_until_ms = wsp_now_ms() + DIRECT_LINGER_MS;
         rearm(l);
     }
 }
@@ -906,7 +919,7 @@ void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_
 
 static void rearm(struct wsp_listener *l) {
     uint64_t due = l->resume_ms;
-    if (l->direct && (!due || l->direct_until_ms < due))
+    if (l->direct && !l->accepting && (!due || l->direct_until_ms < due))
         due = l->direct_until_ms;
     if (l->handshaking.head) {
         uint64_t d = l->handshaking.head->deadline_ms; /* the oldest has the earliest deadline */
@@ -960,7 +973,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         request_send_frame(r, &pending); /* a client that left is noticed by request_ready */
         r->next_notice_ms = now + l->so->pending_interval_ms;
     }
-    if (l->direct && now >= l->direct_until_ms && !l->leader) {
+    if (l->direct && !l->accepting && now >= l->direct_until_ms) {
         l->direct = 0; /* no accept asked for a while: the reactor reads again */
         if (reactor_reads(l))
             set_reading(l, 1);
