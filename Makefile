@@ -44,7 +44,7 @@ LIB_SRCS := $(wildcard Sources/CWSP/*.c)
 LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,$(wildcard Tests/c/*.c)) \
-	$(wildcard Tests/c/winsock/*.c)
+	$(wildcard Tests/c/winsock/*.c) $(wildcard Tests/c/conformance/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz fuzz-net \

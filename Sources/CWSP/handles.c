@@ -104,6 +104,10 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
     child->max_callee_data = parent->max_callee_data;
     child->handshake_deadline_ms = parent->handshake_deadline_ms;
     child->pending_interval_ms = parent->pending_interval_ms;
+    child->sndbuf_set = parent->sndbuf_set;
+    child->rcvbuf_set = parent->rcvbuf_set;
+    child->has_sndbuf = parent->has_sndbuf;
+    child->has_rcvbuf = parent->has_rcvbuf;
 }
 
 /* ---- small descriptor helpers shared by the files that do I/O ----------------------------- */

@@ -213,6 +213,8 @@ struct wsp_socket {
 
     /* options the provider keeps itself */
     int conditional_accept;
+    int sndbuf_set, rcvbuf_set;   /* SO_SNDBUF/SO_RCVBUF as the application set them, */
+    int has_sndbuf, has_rcvbuf;   /* read back as set (Windows); the kernel's until then */
     DWORD rcvtimeo_ms, sndtimeo_ms;
     DWORD connect_timeout_ms, connect_limit_ms;
     DWORD max_caller_data, max_callee_data;
@@ -221,7 +223,11 @@ struct wsp_socket {
     struct wsp_listener *listener;   /* while listening */
     const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
-    int connect_error;               /* outcome of the last non-blocking connect */
+    int connect_error;               /* the last connect's failure, until one succeeds */
+    /* The names as they were while connected: Linux forgets them once both sides have shut
+     * down, Windows keeps answering (socket.c). */
+    struct sockaddr_storage peer_name, local_name;
+    int has_names;
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
     uint8_t *callee_data;
     uint32_t callee_len;
@@ -304,6 +310,10 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP
 
 /* Abandons a non-blocking connect-data connect in progress; so->lock held. */
 void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
+/* so->lock held. Takes the step the descriptor allows now, without waiting for the reactor,
+ * so that no call sees a connect older than the kernel's (a completed plain-TCP connect is
+ * usable at once). Nothing when no non-blocking connect runs. */
+void wsp_connector_poll(struct wsp_socket *so) WSP_INTERNAL;
 
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 
