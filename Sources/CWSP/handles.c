@@ -45,6 +45,7 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
     so->pending_interval_ms = WSP_DEFAULT_PENDING_INTERVAL_MS;
     so->connect_timeout_ms = WSP_DEFAULT_CONNECT_TIMEOUT_MS;
     so->connect_limit_ms = WSP_DEFAULT_CONNECT_LIMIT_MS;
+    so->netev.armed = FD_ALL_EVENTS; /* nothing reported yet (netevents.c) */
     if (wsp_table_add(&sockets, &so->obj) == 0) {
         pthread_mutex_destroy(&so->lock);
         free(so);

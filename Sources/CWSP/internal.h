@@ -163,7 +163,8 @@ struct wsp_netevents {
     HWND hwnd;          /* async select */
     UINT msg;
     LONG mask;          /* the events asked for */
-    LONG armed;         /* the events that may be raised now (re-enabling sets them) */
+    LONG armed;         /* the events that may be raised now (re-enabling sets them); the
+                         * socket's, kept across registrations (FD_ALL_EVENTS when new) */
     LONG pending;       /* event select: the record */
     int errors[FD_MAX_EVENTS];
     int write_blocked;  /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
@@ -171,6 +172,8 @@ struct wsp_netevents {
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
     int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
     int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
+    int read_mark;      /* edge-triggered: bytes unread when FD_READ was last seen (-1: not
+                         * counted yet); more than that is new data, another FD_READ */
     int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
     int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
