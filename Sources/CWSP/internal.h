@@ -172,8 +172,8 @@ struct wsp_netevents {
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
     int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
     int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
-    int read_mark;      /* edge-triggered: bytes unread when FD_READ was last seen (-1: not
-                         * counted yet); more than that is new data, another FD_READ */
+    int read_mark;      /* edge-triggered: bytes unread when FD_READ was last raised or
+                         * seen; more than that is new data, another FD_READ */
     int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
     int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */

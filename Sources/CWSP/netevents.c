@@ -243,6 +243,8 @@ static int peer_closed(const struct wsp_socket *so) {
     return 0;
 }
 
+static int unread_bytes(int fd);
+
 /* so->lock held. Raises FD_READ; on an edge-triggered watch, remembers how much was unread
  * then, so that more data arriving before the receive can be told from the same data
  * (another FD_READ, as on Windows). */
@@ -251,7 +253,7 @@ static void raise_read(struct wsp_socket *so, int edges) {
     int was = ne->armed & FD_READ;
     raise_event(so, FD_READ, 0);
     if (edges && was && !(ne->armed & FD_READ))
-        ne->read_mark = -1; /* counted when the next edge comes */
+        ne->read_mark = unread_bytes(so->fd);
 }
 
 static int unread_bytes(int fd) {
@@ -390,7 +392,7 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             if (edges && (ne->mask & FD_READ) && !ne->eof) {
                 /* An edge is new data, or only a re-arm's report: the count tells. */
                 int unread = unread_bytes(so->fd);
-                if (ne->read_mark >= 0 && unread > ne->read_mark)
+                if (unread > ne->read_mark)
                     ne->armed |= FD_READ;
                 ne->read_mark = unread;
             }
