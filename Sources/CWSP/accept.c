@@ -158,8 +158,9 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     return child;
 }
 
-/* so->lock held. Acts on the condition function's answer rc for the presented request r.
- * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
+/* so->lock held (released while an ACCEPT is sent). Acts on the condition function's answer
+ * rc for the presented request r. Returns the new socket for CF_ACCEPT, else INVALID_SOCKET
+ * with *err set. */
 static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
                      const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
                      int *err) {
@@ -190,7 +191,14 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
-    int sent = so->entry->connect_data ? send_accept(r, p) : 0;
+    /* The answer goes out with the listener unlocked: sending wakes the client, and other
+     * accepts should not wait for that. The request is this thread's alone now. */
+    int sent = 0;
+    if (so->entry->connect_data) {
+        pthread_mutex_unlock(&so->lock);
+        sent = send_accept(r, p);
+        pthread_mutex_lock(&so->lock);
+    }
     if (sent == WSAENOBUFS) { /* not even a grown send buffer takes it */
         wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
         *err = WSAENOBUFS;
@@ -249,7 +257,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             break;
         }
         struct wsp_request *r = wsp_backlog_next(l, cond != NULL);
-        if (!r && !so->entry->connect_data && wsp_backlog_fill(l) > 0)
+        if (!r && wsp_backlog_fill(l) > 0)
             continue;
         if (!r) {
             if (so->nonblocking) {
