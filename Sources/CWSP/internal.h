@@ -213,6 +213,7 @@ struct wsp_socket {
     int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
     int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
+    int reset;   /* the connection was reset: Linux says so once, Windows on every call */
 
     /* options the provider keeps itself */
     int conditional_accept;

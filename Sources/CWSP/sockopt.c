@@ -174,6 +174,8 @@ static DWORD take_error(struct wsp_socket *so) {
     int e = 0;
     socklen_t len = sizeof e;
     getsockopt(so->fd, SOL_SOCKET, SO_ERROR, &e, &len);
+    if (e == ECONNRESET)
+        so->reset = 1; /* read here, the kernel forgets it: transfer.c keeps reporting it */
     return e ? (DWORD)wsp_wsa_from_errno(e) : (DWORD)so->connect_error;
 }
 

@@ -113,10 +113,14 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
             wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
         else
             wsp_netevents_reenable(so, reenable);
+        if (n < 0 && (e == ECONNRESET || e == EPIPE))
+            so->reset = 1;
         if (n < 0)
             err = transfer_error(so, e);
         else if (so->closing && n == 0)
             err = WSAEINTR;
+        else if (n == 0 && so->reset && fn == do_recv)
+            err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
         else
             *done = (DWORD)n;
         if (err == WSAEWOULDBLOCK && fn == do_send)

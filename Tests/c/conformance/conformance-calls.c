@@ -268,6 +268,27 @@ CONFORMANCE(lengths_past_int_max_are_efault, OBSERVED,
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 7); /* the data is untouched */
 }
 
+CONFORMANCE(receive_after_a_reset_keeps_failing, OBSERVED,
+            "after the peer reset the connection, every recv fails with WSAECONNRESET (never "
+            "end of stream)") {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    close_socket(c);
+    char b;
+    int r;
+    long long deadline = now_ms() + SOON;
+    set_nonblocking(s, 1);
+    while ((r = ne_recv(s, &b, 1, 0)) == -WSAEWOULDBLOCK) /* until the reset has arrived */
+        CHECK(now_ms() < deadline);
+    CHECK_EQ(r, -WSAECONNRESET);
+    CHECK_EQ(ne_recv(s, &b, 1, 0), -WSAECONNRESET);
+    CHECK_EQ(ne_recv(s, &b, 1, 0), -WSAECONNRESET);
+}
+
 /* ---- options ----------------------------------------------------------------------------------- */
 
 CONFORMANCE(options_type_acceptconn_and_unknown, DOCUMENTED("WSPGetSockOpt"),
