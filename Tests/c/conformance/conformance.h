@@ -19,24 +19,7 @@
 
 #include "../test-netevents.h"
 
-#define DOCUMENTED(page) "Microsoft's reference page, " page
-#define OBSERVED "observed on Windows (not stated on its pages)"
-
-struct conformance_label {
-    const char *source, *statement;
-    int done;
-};
-extern struct conformance_label conformance_current;
-void conformance_begin(const char *source, const char *statement);
-
-#define CONFORMANCE(name, source, statement)                                          \
-    static void conformance_body_##name(void);                                        \
-    TEST(conformance_##name) {                                                        \
-        conformance_begin(source, statement);                                         \
-        conformance_body_##name();                                                    \
-        conformance_current.done = 1;                                                 \
-    }                                                                                 \
-    static void conformance_body_##name(void)
+#include "conformance-label.h"
 
 /* ---- network events through either path ------------------------------------------------- */
 
