@@ -311,6 +311,47 @@ CONFORMANCE(options_type_acceptconn_and_unknown, DOCUMENTED("WSPGetSockOpt"),
              WSAENOPROTOOPT);
 }
 
+CONFORMANCE(receive_time_out_is_timedout, DOCUMENTED("setsockopt"),
+            "SO_RCVTIMEO (milliseconds) ends a blocking recv that waited that long with "
+            "WSAETIMEDOUT") {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 50);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 50);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), -WSAETIMEDOUT);
+}
+
+CONFORMANCE(linger_and_keepalive_round_trip, DOCUMENTED("setsockopt"),
+            "SO_LINGER and SO_KEEPALIVE read back what was set") {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct linger lg = {1, 7}, got = {0, 0};
+    int len = sizeof got, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_LINGER, (char *)&got, &len, &err), 0);
+    CHECK_EQ(got.l_onoff != 0, 1);
+    CHECK_EQ(got.l_linger, 7);
+    int on = 1, v = 0;
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_KEEPALIVE, (const char *)&on, sizeof on, &err), 0);
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_KEEPALIVE, (char *)&v, &len, &err), 0);
+    CHECK(v != 0);
+}
+
+CONFORMANCE(option_buffer_too_short_is_efault, DOCUMENTED("WSPGetSockOpt"),
+            "an option buffer shorter than the option's value fails with WSAEFAULT") {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    char small[1];
+    int len = sizeof small, err = 0;
+    CHECK_EQ(WSA_ERR(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_TYPE, small, &len, &err)), WSAEFAULT);
+}
+
 CONFORMANCE(buffer_sizes_read_back_as_set, OBSERVED,
             "SO_SNDBUF and SO_RCVBUF read back exactly what the application set") {
     start();

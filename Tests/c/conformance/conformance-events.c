@@ -394,6 +394,61 @@ CONFORMANCE(message_graceful_close_unselected_posts_nothing, OBSERVED,
     graceful_close_unselected(BY_MESSAGE);
 }
 
+/* ---- FD_OOB --------------------------------------------------------------------------------- */
+
+static void oob_reenabled_by_recv(enum notify_mode mode) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct notifier n = notifier_new(mode);
+    CHECK_EQ(notify_select(&n, s, FD_OOB), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    CHECK(notify_until(&n, s, FD_OOB, SOON, NULL) & FD_OOB);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, &sent), 0);
+    CHECK(notify_until(&n, s, FD_OOB, SOON, NULL) & FD_OOB); /* re-enabled by the recv */
+}
+
+CONFORMANCE(event_oob_reenabled_by_recv, DOCUMENTED("WSAEventSelect"),
+            "event objects: FD_OOB is re-enabled by recv (MSG_OOB) and raised for the next "
+            "urgent data") {
+    oob_reenabled_by_recv(BY_EVENT);
+}
+
+CONFORMANCE(message_oob_reenabled_by_recv, DOCUMENTED("WSAAsyncSelect"),
+            "window messages: FD_OOB is re-enabled by recv (MSG_OOB) and posted for the next "
+            "urgent data") {
+    oob_reenabled_by_recv(BY_MESSAGE);
+}
+
+static void oob_inline_is_read(enum notify_mode mode) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int on = 1, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_OOBINLINE, (const char *)&on, sizeof on, &err),
+             0);
+    struct notifier n = notifier_new(mode);
+    CHECK_EQ(notify_select(&n, s, FD_READ | FD_OOB), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    LONG seen = notify_until(&n, s, FD_READ, SOON, NULL);
+    CHECK(seen & FD_READ);
+    CHECK_EQ(seen & FD_OOB, 0);
+}
+
+CONFORMANCE(event_oob_inline_is_read_not_oob, DOCUMENTED("WSAEventSelect"),
+            "event objects: with SO_OOBINLINE urgent data is reported as FD_READ, not FD_OOB") {
+    oob_inline_is_read(BY_EVENT);
+}
+
+CONFORMANCE(message_oob_inline_is_read_not_oob, DOCUMENTED("WSAAsyncSelect"),
+            "window messages: with SO_OOBINLINE urgent data is posted as FD_READ, not FD_OOB") {
+    oob_inline_is_read(BY_MESSAGE);
+}
+
 /* ---- the record ---------------------------------------------------------------------------- */
 
 CONFORMANCE(enumeration_clears_the_record_and_resets_the_event,
