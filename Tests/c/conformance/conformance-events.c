@@ -140,6 +140,23 @@ CONFORMANCE(event_read_again_when_more_data_arrives, OBSERVED,
     CHECK(notify_until(&n, s, FD_READ, SOON, NULL) & FD_READ);
 }
 
+CONFORMANCE(message_read_not_posted_again_until_recv, DOCUMENTED("WSAAsyncSelect"),
+            "window messages: once FD_READ is posted, no further FD_READ message comes until a "
+            "recv re-enables it, however much more data arrives") {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct notifier n = notifier_new(BY_MESSAGE);
+    CHECK_EQ(notify_select(&n, s, FD_READ), 0);
+    ne_send_str(c, "a");
+    CHECK(notify_until(&n, s, FD_READ, SOON, NULL) & FD_READ);
+    ne_send_str(c, "b");
+    CHECK_EQ(notify_take(&n, s, QUIET, NULL), 0);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK(notify_until(&n, s, FD_READ, SOON, NULL) & FD_READ); /* "b" is still there */
+}
+
 /* ---- FD_CONNECT and FD_WRITE -------------------------------------------------------------- */
 
 /* A non-blocking connect that completes before anything is selected on the client. */
