@@ -1,7 +1,8 @@
 # WSP: build the C provider, run the integration tests, the demo and the benchmarks.
 #
 #   make              build/libcwsp.a and build/libcwsp.so
-#   make check        every C integration test, then swift test
+#   make check        every C integration test (WSP's Winsock conformance suite,
+#                     Tests/c/conformance, among them), then swift test
 #   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-tsan   the C tests under ThreadSanitizer
 #   make check-swift-tsan  the Swift tests under ThreadSanitizer
