@@ -219,6 +219,7 @@ struct wsp_socket {
     int conditional_accept;
     int sndbuf_set, rcvbuf_set;   /* SO_SNDBUF/SO_RCVBUF as the application set them, */
     int has_sndbuf, has_rcvbuf;   /* read back as set (Windows); the kernel's until then */
+    int kernel_options_set; /* lpWSPSetSockOpt has set one the descriptor keeps */
     DWORD rcvtimeo_ms, sndtimeo_ms;
     DWORD connect_timeout_ms, connect_limit_ms;
     DWORD max_caller_data, max_callee_data;
