@@ -172,8 +172,10 @@ struct wsp_netevents {
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
     int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
     int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
-    int read_mark;      /* edge-triggered: bytes unread when FD_READ was last raised or
-                         * seen; more than that is new data, another FD_READ */
+    int read_mark;      /* edge-triggered: bytes unread when last counted while FD_READ was
+                         * off (-1: not counted); more than that is new data, FD_READ again */
+    int read_rearmed;   /* the watch was (re)armed since FD_READ was raised: an edge may
+                         * report data already seen */
     int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
     int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */

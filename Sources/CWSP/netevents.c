@@ -115,6 +115,10 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
         return;
     ne->armed &= ~ev;
+    if (ev == FD_READ) { /* what is unread now is not counted: see readiness() */
+        ne->read_mark = -1;
+        ne->read_rearmed = 0;
+    }
     if (ne->kind == KIND_EVENT) {
         ne->pending |= ev;
         ne->errors[__builtin_ctz((unsigned)ev)] = err;
@@ -243,18 +247,6 @@ static int peer_closed(const struct wsp_socket *so) {
     return 0;
 }
 
-static int unread_bytes(int fd);
-
-/* so->lock held. Raises FD_READ; on an edge-triggered watch, remembers how much was unread
- * then, so that more data arriving before the receive can be told from the same data
- * (another FD_READ, as on Windows). */
-static void raise_read(struct wsp_socket *so, int edges) {
-    struct wsp_netevents *ne = &so->netev;
-    int was = ne->armed & FD_READ;
-    raise_event(so, FD_READ, 0);
-    if (edges && was && !(ne->armed & FD_READ))
-        ne->read_mark = unread_bytes(so->fd);
-}
 
 static int unread_bytes(int fd) {
     int n = 0;
@@ -324,8 +316,10 @@ static void rearm(struct wsp_socket *so) {
     /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, but EPOLLONESHOT makes that one event at
      * most, after which the item stays quiet. */
     struct wsp_netwatch *watch = ne->watch;
-    if (watch->set)
+    if (watch->set) {
         wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w);
+        ne->read_rearmed = 1; /* the set reports what is there again */
+    }
     else
         wsp_reactor_modify(&watch->item, w | EPOLLONESHOT);
     ne->interest = w;
@@ -390,20 +384,29 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
         if ((events & EPOLLIN) && !(ne->armed & FD_READ)) {
             ne->read_edge = 1; /* more data while FD_READ waits for its recv */
             if (edges && (ne->mask & FD_READ) && !ne->eof) {
-                /* An edge is new data, or only a re-arm's report: the count tells. */
-                int unread = unread_bytes(so->fd);
-                if (unread > ne->read_mark)
+                /* More data before the recv raises FD_READ again (Windows, event objects).
+                 * On this edge-triggered watch a lone EPOLLIN edge is new data; one that
+                 * comes with other conditions, or after the watch was (re)armed (which
+                 * reports what is there), may be the same data: then the unread count,
+                 * compared with the last one taken, tells. No count on the usual path. */
+                if (!(events & (EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLHUP)) &&
+                    !ne->read_rearmed) {
                     ne->armed |= FD_READ;
-                ne->read_mark = unread;
+                } else {
+                    int unread = unread_bytes(so->fd);
+                    if (ne->read_mark >= 0 && unread > ne->read_mark)
+                        ne->armed |= FD_READ;
+                    ne->read_mark = unread;
+                }
             }
         }
         if ((events & EPOLLIN) && !(events & (EPOLLRDHUP | EPOLLHUP))) {
             /* Data, and no FIN to tell apart from it: no need to count the bytes. */
-            raise_read(so, edges);
+            raise_event(so, FD_READ, 0);
         } else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
             int unread = unread_bytes(so->fd);
             if (unread > 0)
-                raise_read(so, edges);
+                raise_event(so, FD_READ, 0);
             if ((events & (EPOLLRDHUP | EPOLLHUP)) && !ne->eof && peer_closed(so)) {
                 ne->eof = 1;
                 raise_event(so, FD_CLOSE, 0); /* at once, unread data or not (Windows) */
@@ -505,6 +508,7 @@ static int ensure_watch(struct wsp_socket *so) {
         if (w->set && wsp_event_set_add(w->set, so->fd, so->obj.handle, EDGES, &set_client) == 0) {
             ne->watch = w;
             ne->interest = EDGES;
+            ne->read_rearmed = 1; /* the set reports what is there at once */
             return 0;
         }
         if (w->set)
