@@ -1,7 +1,8 @@
 # WSP: build the C provider, run the integration tests, the demo and the benchmarks.
 #
 #   make              build/libcwsp.a and build/libcwsp.so
-#   make check        every C integration test, then swift test
+#   make check        every C integration test (WSP's Winsock conformance suite,
+#                     Tests/c/conformance, among them), then swift test
 #   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-tsan   the C tests under ThreadSanitizer
 #   make check-swift-tsan  the Swift tests under ThreadSanitizer
@@ -55,7 +56,7 @@ LIB_SRCS := $(wildcard Sources/CWSP/*.c)
 LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
 HEADERS := $(wildcard include/*.h include/wsp/*.h Sources/CWSP/*.h)
 TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,$(wildcard Tests/c/*.c)) \
-	$(wildcard Tests/c/winsock/*.c)
+	$(wildcard Tests/c/winsock/*.c) $(wildcard Tests/c/conformance/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \

@@ -122,13 +122,13 @@ int main(void) {
     int err = 0;
     SOCKET l = T.lpWSPSocket(0, 0, 0, &info, 0, 0, &err);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    DWORD interval = 100, nonblocking = 1;
+    DWORD interval = 100, nonblocking = 1, returned = 0;
     T.lpWSPBind(l, (struct sockaddr *)&sin, sizeof sin, &err);
     T.lpWSPSetSockOpt(l, SOL_WSP, WSP_PENDING_INTERVAL, (const char *)&interval, sizeof interval,
                       &err);
     T.lpWSPListen(l, 8, &err);
-    T.lpWSPIoctl(l, WSP_FIONBIO, &nonblocking, sizeof nonblocking, NULL, 0, NULL, NULL, NULL,
-                 NULL, &err);
+    T.lpWSPIoctl(l, WSP_FIONBIO, &nonblocking, sizeof nonblocking, NULL, 0, &returned, NULL,
+                 NULL, NULL, &err);
     int len = sizeof server_addr;
     T.lpWSPGetSockName(l, (struct sockaddr *)&server_addr, &len, &err);
     char where[64];

@@ -281,8 +281,12 @@ typedef void *HWND;
 #define WSAGETSELECTERROR(lParam) ((WORD)(((DWORD)(lParam) >> 16) & 0xFFFF))
 
 /* lpWSPSelect's sets. Winsock's fd_set (a counted array of SOCKETs) would clash with the
- * POSIX fd_set, so WSP names it WSPFD_SET; the macros work like Winsock's FD_SET family. */
+ * POSIX fd_set, so WSP names it WSPFD_SET; the macros work like Winsock's FD_SET family.
+ * lpWSPSelect and WSPFDIsSet take sets of any count: as a Winsock program raises FD_SETSIZE,
+ * a program may define WSP_FD_SETSIZE (default 64) before including this header. */
+#ifndef WSP_FD_SETSIZE
 #define WSP_FD_SETSIZE 64
+#endif
 typedef struct wsp_fd_set {
     UINT fd_count;
     SOCKET fd_array[WSP_FD_SETSIZE];

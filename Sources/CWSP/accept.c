@@ -225,7 +225,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
     }
     /* The peer's address lives in the request (p->caller_id points there): copy it out
      * before the request is freed. */
-    if (addr) {
+    if (addr && addrlen) {
         memcpy(addr, &p->caller_id.buf[0], p->caller_id.len);
         *addrlen = (int)p->caller_id.len;
     }
@@ -247,8 +247,8 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
     struct wsp_listener *l = so->listener;
     if (!l)
         err = WSAEINVAL;
-    else if (addr && (!addrlen || *addrlen < (int)wsp_sockaddr_len(so->entry->af)))
-        err = WSAEFAULT;
+    else if (addr && addrlen && *addrlen < (int)wsp_sockaddr_len(so->entry->af))
+        err = WSAEFAULT; /* a buffer with no length is left alone, as on Windows */
     else if (!(p = malloc(sizeof *p)))
         err = WSAENOBUFS;
     if (!err)

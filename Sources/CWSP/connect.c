@@ -412,14 +412,11 @@ static void connector_arm(struct wsp_connector *c) {
     wsp_reactor_set_timer(&c->item, due);
 }
 
-static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
-    struct wsp_connector *c = (struct wsp_connector *)item;
+/* so->lock held, c still the socket's connector. One step of the connect on what the
+ * descriptor reported (events, as epoll names them). */
+static void connector_step(struct wsp_connector *c, uint32_t events) {
     struct wsp_socket *so = c->so;
-    pthread_mutex_lock(&so->lock);
-    if (atomic_load(&item->removed) || so->connector != c) {
-        pthread_mutex_unlock(&so->lock);
-        return;
-    }
+    struct wsp_reactor_item *item = &c->item;
     if (!c->sent) {
         int err = c->early_error;
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
@@ -451,7 +448,31 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
         else if (type == WSP_HS_PENDING)
             connector_arm(c);
     }
+}
+
+static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
+    struct wsp_connector *c = (struct wsp_connector *)item;
+    struct wsp_socket *so = c->so;
+    pthread_mutex_lock(&so->lock);
+    if (!atomic_load(&item->removed) && so->connector == c)
+        connector_step(c, events);
     pthread_mutex_unlock(&so->lock);
+}
+
+void wsp_connector_poll(struct wsp_socket *so) {
+    struct wsp_connector *c = so->connector;
+    if (!c)
+        return;
+    struct pollfd p = {.fd = so->fd, .events = c->sent ? POLLIN | POLLRDHUP : POLLOUT};
+    if (poll(&p, 1, 0) <= 0)
+        return;
+    uint32_t events = 0;
+    if (p.revents & POLLIN) events |= EPOLLIN;
+    if (p.revents & POLLOUT) events |= EPOLLOUT;
+    if (p.revents & POLLRDHUP) events |= EPOLLRDHUP;
+    if (p.revents & POLLERR) events |= EPOLLERR;
+    if (p.revents & POLLHUP) events |= EPOLLHUP;
+    connector_step(c, events);
 }
 
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
@@ -549,6 +570,7 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
             err = WSAEINTR;
         if (!err && so->entry->connect_data)
             err = take_answer(so, &answer, callee, sqos);
+        so->connect_error = err == WSAEINTR ? so->connect_error : err;
         if (!err) {
             so->state = WSP_STATE_CONNECTED;
             so->bound = 1;

@@ -45,6 +45,7 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
     so->pending_interval_ms = WSP_DEFAULT_PENDING_INTERVAL_MS;
     so->connect_timeout_ms = WSP_DEFAULT_CONNECT_TIMEOUT_MS;
     so->connect_limit_ms = WSP_DEFAULT_CONNECT_LIMIT_MS;
+    so->netev.armed = FD_ALL_EVENTS; /* nothing reported yet (netevents.c) */
     if (wsp_table_add(&sockets, &so->obj) == 0) {
         pthread_mutex_destroy(&so->lock);
         free(so);
@@ -104,6 +105,10 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
     child->max_callee_data = parent->max_callee_data;
     child->handshake_deadline_ms = parent->handshake_deadline_ms;
     child->pending_interval_ms = parent->pending_interval_ms;
+    child->sndbuf_set = parent->sndbuf_set;
+    child->rcvbuf_set = parent->rcvbuf_set;
+    child->has_sndbuf = parent->has_sndbuf;
+    child->has_rcvbuf = parent->has_rcvbuf;
 }
 
 /* ---- small descriptor helpers shared by the files that do I/O ----------------------------- */

@@ -163,7 +163,8 @@ struct wsp_netevents {
     HWND hwnd;          /* async select */
     UINT msg;
     LONG mask;          /* the events asked for */
-    LONG armed;         /* the events that may be raised now (re-enabling sets them) */
+    LONG armed;         /* the events that may be raised now (re-enabling sets them); the
+                         * socket's, kept across registrations (FD_ALL_EVENTS when new) */
     LONG pending;       /* event select: the record */
     int errors[FD_MAX_EVENTS];
     int write_blocked;  /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
@@ -171,6 +172,10 @@ struct wsp_netevents {
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
     int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
     int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
+    int read_mark;      /* edge-triggered: bytes unread when last counted while FD_READ was
+                         * off (-1: not counted); more than that is new data, FD_READ again */
+    int read_rearmed;   /* the watch was (re)armed since FD_READ was raised: an edge may
+                         * report data already seen */
     int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
     int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
@@ -214,9 +219,12 @@ struct wsp_socket {
     int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
     int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
+    int reset;   /* the connection was reset: Linux says so once, Windows on every call */
 
     /* options the provider keeps itself */
     int conditional_accept;
+    int sndbuf_set, rcvbuf_set;   /* SO_SNDBUF/SO_RCVBUF as the application set them, */
+    int has_sndbuf, has_rcvbuf;   /* read back as set (Windows); the kernel's until then */
     int kernel_options_set; /* lpWSPSetSockOpt has set one the descriptor keeps */
     DWORD rcvtimeo_ms, sndtimeo_ms;
     DWORD connect_timeout_ms, connect_limit_ms;
@@ -226,7 +234,11 @@ struct wsp_socket {
     struct wsp_listener *listener;   /* while listening */
     const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
-    int connect_error;               /* outcome of the last non-blocking connect */
+    int connect_error;               /* the last connect's failure, until one succeeds */
+    /* The names as they were while connected: Linux forgets them once both sides have shut
+     * down, Windows keeps answering (socket.c). */
+    struct sockaddr_storage peer_name, local_name;
+    int has_names;
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
     uint8_t *callee_data;
     uint32_t callee_len;
@@ -309,6 +321,10 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP
 
 /* Abandons a non-blocking connect-data connect in progress; so->lock held. */
 void wsp_connector_close(struct wsp_socket *so) WSP_INTERNAL;
+/* so->lock held. Takes the step the descriptor allows now, without waiting for the reactor,
+ * so that no call sees a connect older than the kernel's (a completed plain-TCP connect is
+ * usable at once). Nothing when no non-blocking connect runs. */
+void wsp_connector_poll(struct wsp_socket *so) WSP_INTERNAL;
 
 /* ---- the members of WSPPROC_TABLE, one file per concern ---------------------------------- */
 

@@ -30,8 +30,16 @@
  * under the same lock. The price: an application's upcalls must not block and must not call
  * back into WSP for the same socket (Windows' PostMessage and SetEvent never do).
  *
- * FD_CLOSE: a reset (EPOLLERR) raises it at once with WSAECONNRESET; a FIN marks the socket
- * "eof" and raises it with 0 once no unread data remains, which each recv re-checks. */
+ * "armed" belongs to the socket, not to a registration: selecting again (with the same mask,
+ * or 0 and then the mask) does not repeat an event that was raised and not re-enabled, as on
+ * Windows (observed there, not stated on its pages). What holds at selection time is raised
+ * then, once. A new arrival re-enables FD_ACCEPT (another request) and, on event objects,
+ * FD_READ (more data before the receive). Window messages differ where Windows does: a new
+ * async selection on a connected socket posts FD_WRITE again, and never a past FD_CONNECT.
+ *
+ * FD_CLOSE: a reset (EPOLLERR) raises it at once with WSAECONNABORTED; the peer's FIN raises
+ * it with 0 at once, even with unread data left (FD_READ then says so). The socket's own
+ * shutdown of its receiving side is not the peer closing (TCP's state tells them apart). */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -41,6 +49,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -52,8 +62,9 @@
 enum { KIND_NONE = WSP_REGISTERED_NONE, KIND_EVENT = WSP_REGISTERED_EVENT,
        KIND_ASYNC = WSP_REGISTERED_ASYNC };
 
-/* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once). */
-#define REENABLEABLE (FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
+/* The events that a call can re-enable (FD_CONNECT and FD_CLOSE happen once; FD_WRITE is
+ * re-enabled only by a send that failed with WSAEWOULDBLOCK: wsp_netevents_send_blocked). */
+#define REENABLEABLE (FD_READ | FD_OOB | FD_ACCEPT | FD_QOS)
 
 /* The events a connected socket's descriptor raises: only a registration asking for one of
  * them needs a watch (a connect-only or accept-only registration costs no system call). */
@@ -104,6 +115,10 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
         return;
     ne->armed &= ~ev;
+    if (ev == FD_READ) { /* what is unread now is not counted: see readiness() */
+        ne->read_mark = -1;
+        ne->read_rearmed = 0;
+    }
     if (ne->kind == KIND_EVENT) {
         ne->pending |= ev;
         ne->errors[__builtin_ctz((unsigned)ev)] = err;
@@ -216,6 +231,23 @@ static void raise_urgent(struct wsp_socket *so) {
     raise_event(so, so->netev.oob_inline ? FD_READ : FD_OOB, 0);
 }
 
+/* so->lock held; the descriptor showed a read-side hang-up. Whether the peer closed: after the
+ * socket's own SD_RECEIVE the hang-up is its own, and only TCP's state tells. */
+static int peer_closed(const struct wsp_socket *so) {
+    if (!(so->shut & WSP_SHUT_RECEIVE))
+        return 1;
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    if (getsockopt(so->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+        return 0;
+    switch (ti.tcpi_state) {
+    case TCP_CLOSE_WAIT: case TCP_LAST_ACK: case TCP_CLOSING: case TCP_TIME_WAIT: case TCP_CLOSE:
+        return 1;
+    }
+    return 0;
+}
+
+
 static int unread_bytes(int fd) {
     int n = 0;
     if (ioctl(fd, FIONREAD, &n) < 0)
@@ -238,7 +270,8 @@ static int edge_triggered(const struct wsp_netevents *ne) {
 #define EDGES (EPOLLET | EPOLLIN | EPOLLRDHUP | EPOLLPRI)
 
 /* so->lock held. The epoll conditions that could raise an armed event now. */
-static uint32_t wanted(const struct wsp_netevents *ne) {
+static uint32_t wanted(const struct wsp_socket *so) {
+    const struct wsp_netevents *ne = &so->netev;
     if (ne->kind == KIND_NONE || ne->dead)
         return 0;
     uint32_t write = (ne->mask & FD_WRITE) && ne->write_blocked ? EPOLLOUT : 0;
@@ -246,9 +279,13 @@ static uint32_t wanted(const struct wsp_netevents *ne) {
         return EDGES | write;
     LONG on = ne->mask & ne->armed;
     uint32_t w = 0;
-    if (!ne->eof) {
+    /* After the socket's own SD_RECEIVE the read side polls ready for good: nothing to watch
+     * there (level-triggered, it would fire again at once). */
+    if (!ne->eof && !(so->shut & WSP_SHUT_RECEIVE)) {
+        /* EPOLLRDHUP with EPOLLIN: a FIN must not pass for data (FD_READ) when FD_CLOSE is
+         * not asked for. */
         if ((on & FD_READ) && !ne->read_quiet)
-            w |= EPOLLIN;
+            w |= EPOLLIN | EPOLLRDHUP;
         if (on & FD_CLOSE)
             w |= EPOLLRDHUP; /* a reset shows as EPOLLERR, which epoll always reports */
     }
@@ -273,14 +310,16 @@ static void rearm(struct wsp_socket *so) {
         if (ensure_watch(so))
             return;
     }
-    uint32_t w = wanted(ne);
+    uint32_t w = wanted(so);
     if (w == ne->interest)
         return;
     /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, but EPOLLONESHOT makes that one event at
      * most, after which the item stays quiet. */
     struct wsp_netwatch *watch = ne->watch;
-    if (watch->set)
+    if (watch->set) {
         wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w);
+        ne->read_rearmed = 1; /* the set reports what is there again */
+    }
     else
         wsp_reactor_modify(&watch->item, w | EPOLLONESHOT);
     ne->interest = w;
@@ -302,7 +341,7 @@ static void report_conditions(struct wsp_socket *so) {
         raise_event(so, FD_READ, 0);
     if (p.revents & POLLERR) {
         ne->dead = 1;
-        raise_event(so, FD_CLOSE, WSAECONNRESET);
+        raise_event(so, FD_CLOSE, WSAECONNABORTED);
         return;
     }
     if (ne->mask & FD_OOB)
@@ -311,10 +350,9 @@ static void report_conditions(struct wsp_socket *so) {
         raise_urgent(so);
     if (p.revents & POLLOUT)
         raise_event(so, FD_WRITE, 0);
-    if (p.revents & (POLLRDHUP | POLLHUP)) {
+    if ((p.revents & (POLLRDHUP | POLLHUP)) && peer_closed(so)) {
         ne->eof = 1;
-        if (unread == 0)
-            raise_event(so, FD_CLOSE, 0);
+        raise_event(so, FD_CLOSE, 0);
     }
 }
 
@@ -336,15 +374,32 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             raise_event(so, FD_READ, 0);
         if (!ne->dead) {
             ne->dead = 1;
-            raise_event(so, FD_CLOSE, WSAECONNRESET);
+            raise_event(so, FD_CLOSE, WSAECONNABORTED);
         }
         if (ne->write_blocked && (events & EPOLLOUT)) {
             ne->write_blocked = 0; /* the next send reports the error */
             raise_event(so, FD_WRITE, 0);
         }
     } else {
-        if ((events & EPOLLIN) && !(ne->armed & FD_READ))
+        if ((events & EPOLLIN) && !(ne->armed & FD_READ)) {
             ne->read_edge = 1; /* more data while FD_READ waits for its recv */
+            if (edges && (ne->mask & FD_READ) && !ne->eof) {
+                /* More data before the recv raises FD_READ again (Windows, event objects).
+                 * On this edge-triggered watch a lone EPOLLIN edge is new data; one that
+                 * comes with other conditions, or after the watch was (re)armed (which
+                 * reports what is there), may be the same data: then the unread count,
+                 * compared with the last one taken, tells. No count on the usual path. */
+                if (!(events & (EPOLLOUT | EPOLLPRI | EPOLLRDHUP | EPOLLHUP)) &&
+                    !ne->read_rearmed) {
+                    ne->armed |= FD_READ;
+                } else {
+                    int unread = unread_bytes(so->fd);
+                    if (ne->read_mark >= 0 && unread > ne->read_mark)
+                        ne->armed |= FD_READ;
+                    ne->read_mark = unread;
+                }
+            }
+        }
         if ((events & EPOLLIN) && !(events & (EPOLLRDHUP | EPOLLHUP))) {
             /* Data, and no FIN to tell apart from it: no need to count the bytes. */
             raise_event(so, FD_READ, 0);
@@ -352,10 +407,11 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             int unread = unread_bytes(so->fd);
             if (unread > 0)
                 raise_event(so, FD_READ, 0);
-            if (events & (EPOLLRDHUP | EPOLLHUP)) {
+            if ((events & (EPOLLRDHUP | EPOLLHUP)) && !ne->eof && peer_closed(so)) {
                 ne->eof = 1;
-                if (unread == 0)
-                    raise_event(so, FD_CLOSE, 0);
+                raise_event(so, FD_CLOSE, 0); /* at once, unread data or not (Windows) */
+            } else if ((events & (EPOLLRDHUP | EPOLLHUP))) {
+                /* the socket's own SD_RECEIVE, or FD_CLOSE raised already */
             } else if (!edges && unread == 0 && still_readable(so->fd)) {
                 /* Readable with nothing to read, and still so: a state this code does not
                  * know. Re-arming EPOLLIN now would spin; the next recv re-arms it. (The
@@ -452,6 +508,7 @@ static int ensure_watch(struct wsp_socket *so) {
         if (w->set && wsp_event_set_add(w->set, so->fd, so->obj.handle, EDGES, &set_client) == 0) {
             ne->watch = w;
             ne->interest = EDGES;
+            ne->read_rearmed = 1; /* the set reports what is there at once */
             return 0;
         }
         if (w->set)
@@ -520,8 +577,13 @@ static int start_registration(struct wsp_socket *so) {
     case WSP_STATE_CONNECTED:
         err = ensure_watch(so);
         if (!err) {
+            /* Window messages post FD_WRITE again on every selection of a connected socket,
+             * and never a connect already past (Windows, observed); an event object's record
+             * gets what was not yet reported, FD_CONNECT included. */
+            if (ne->kind == KIND_ASYNC)
+                ne->armed |= FD_WRITE;
             report_conditions(so);
-            if (ne->connect_unreported) {
+            if (ne->connect_unreported && ne->kind == KIND_EVENT && (ne->mask & FD_CONNECT)) {
                 ne->connect_unreported = 0;
                 raise_event(so, FD_CONNECT, ne->connect_unreported_err);
             }
@@ -548,8 +610,7 @@ static void cancel(struct wsp_socket *so) {
     ne->event = NULL;
     ne->hwnd = NULL;
     ne->msg = 0;
-    ne->mask = 0;
-    ne->armed = 0;
+    ne->mask = 0; /* armed stays: it is the socket's (selecting again repeats nothing) */
     ne->pending = 0;
     memset(ne->errors, 0, sizeof ne->errors);
     ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
@@ -572,7 +633,6 @@ int wsp_netevents_register(struct wsp_socket *so, int kind, WSAEVENT ev, HWND hw
     ne->hwnd = hwnd;
     ne->msg = msg;
     ne->mask = events;
-    ne->armed = FD_ALL_EVENTS;
     ne->eof = 0;
     ne->dead = 0;
     ne->read_quiet = 0;
@@ -641,11 +701,10 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
     if ((mask & FD_ACCEPT) && so->role && so->role->acceptable(so))
         raise_event(so, FD_ACCEPT, 0);
     if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
-        /* Nothing new can arrive: what is left decides between FD_READ and FD_CLOSE. */
+        /* Nothing new can arrive (FD_CLOSE was raised with the FIN): FD_READ while data is
+         * left. */
         if (unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
-        else if (!ne->dead)
-            raise_event(so, FD_CLOSE, 0);
     }
     rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
 }
@@ -674,6 +733,7 @@ void wsp_netevents_send_blocked(struct wsp_socket *so) {
     if (!ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     ne->write_blocked = 1;
+    ne->armed |= FD_WRITE; /* the one re-enabling of FD_WRITE */
     rearm(so);
 }
 
@@ -688,7 +748,6 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     ne->hwnd = pne->hwnd;
     ne->msg = pne->msg;
     ne->mask = pne->mask;
-    ne->armed = FD_ALL_EVENTS;
     child->nonblocking = 1;
     wsp_socket_fd_nonblocking(child, 1);
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
@@ -718,6 +777,8 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         ne->connect_unreported = 1;
         ne->connect_unreported_err = error;
     }
+    if (!error) /* a new connection: its FD_WRITE and FD_CLOSE are still to come */
+        ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
     if (error || ne->kind == KIND_NONE)
         return;
     ne->eof = 0;
@@ -732,6 +793,10 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
     }
 }
 
-void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) { raise_event(so, ev, err); }
+void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) {
+    if (ev == FD_ACCEPT)
+        so->netev.armed |= FD_ACCEPT; /* a new arrival: FD_ACCEPT again, as on Windows */
+    raise_event(so, ev, err);
+}
 
 int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }

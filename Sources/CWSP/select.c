@@ -10,7 +10,12 @@
  * sleeps in one poll() until a descriptor or the eventfd is ready or the time-out passes.
  * The one exception is a listener whose requests are all being shown to condition functions
  * right now: a CF_DEFER puts one back without a hook, so the call looks again every 50 ms
- * while that lasts. */
+ * while that lasts.
+ *
+ * Sets are counted arrays of any length (a program may raise FD_SETSIZE, as on Windows). A
+ * handle listed twice in a set counts once; one set passed in two places (read and write)
+ * gets the union of both answers. A plain-TCP connect the kernel has finished is finished
+ * here too (wsp_connector_poll), not when the reactor gets to it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -28,13 +33,22 @@
 
 struct entry {
     struct wsp_socket *so;
+    SOCKET handle;
     int set; /* 0 read, 1 write, 2 except */
     int ready;
     int pollidx; /* index in the pollfd array, 0: not polled */
+    int closed;     /* closed under the call, as seen at its end */
+    int connecting; /* polled for a plain-TCP connect's end, not for readiness */
     struct wsp_select_link link;
 };
 
 static const short poll_events[3] = {POLLIN | POLLRDHUP, POLLOUT, POLLPRI};
+static int oob_inline(int fd) {
+    int on = 0;
+    socklen_t len = sizeof on;
+    return getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on;
+}
+
 static const short poll_ready[3] = {POLLIN | POLLRDHUP | POLLHUP | POLLERR, POLLOUT | POLLERR,
                                     POLLPRI};
 
@@ -43,8 +57,11 @@ static const short poll_ready[3] = {POLLIN | POLLRDHUP | POLLHUP | POLLERR, POLL
 static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
     struct wsp_socket *so = e->so;
     e->pollidx = 0;
+    e->connecting = 0;
     if (so->closing)
-        return 1; /* closed under the call: report it, the next call says WSAENOTSOCK */
+        return 1; /* closed under the call: report it (WSAENOTSOCK in the except set) */
+    if (so->state == WSP_STATE_CONNECTING)
+        wsp_connector_poll(so); /* done in the kernel: done here, and usable at once */
     switch (so->state) {
     case WSP_STATE_LISTENING:
         if (e->set != 0 || !so->listener)
@@ -56,15 +73,66 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
             *slice = 1; /* all being presented: a deferral brings one back */
         return 0;
     case WSP_STATE_CONNECTED:
+        /* Urgent data read inline is data: readable, not exceptional (Windows). */
+        if (e->set == 2 && oob_inline(so->fd))
+            return 0;
         pfd[*npoll] = (struct pollfd){.fd = so->fd, .events = poll_events[e->set]};
         e->pollidx = (*npoll)++;
         return 0;
     case WSP_STATE_OPEN:
-        return e->set == 2 && so->connect_error != 0; /* a failed non-blocking connect */
+        /* A failed connect stays exceptional until a connect succeeds (Windows). */
+        return e->set == 2 && so->connect_error != 0;
     case WSP_STATE_CONNECTING:
+        if (e->set == 0 || so->entry->connect_data)
+            return 0;
+        /* Plain TCP: the kernel's answer wakes this call directly; the check above finishes
+         * the connect when it looks again. */
+        pfd[*npoll] = (struct pollfd){.fd = so->fd, .events = POLLOUT};
+        e->pollidx = (*npoll)++;
+        e->connecting = 1;
         return 0;
     }
     return 0;
+}
+
+/* Whether handle h is among the n entries. */
+static int listed(const struct entry *ents, unsigned n, SOCKET h) {
+    for (unsigned k = 0; k < n; k++)
+        if (ents[k].handle == h)
+            return 1;
+    return 0;
+}
+
+/* Whether h is ready in any role played by the set object x. */
+static int ready_in(WSPFD_SET *const sets[3], const struct entry *ents, unsigned n,
+                    const WSPFD_SET *x, SOCKET h) {
+    for (unsigned k = 0; k < n; k++)
+        if (sets[ents[k].set] == x && ents[k].handle == h && ents[k].ready)
+            return 1;
+    return 0;
+}
+
+/* Leaves in each set the ready handles, each once and in their order; a set passed in
+ * several places gets the union of its answers. Returns how many handles the sets hold now. */
+static int rewrite_sets(WSPFD_SET *const sets[3], const struct entry *ents, unsigned n) {
+    int count = 0;
+    for (int i = 0; i < 3; i++) {
+        if (!sets[i] || (i > 0 && sets[i] == sets[0]) || (i > 1 && sets[i] == sets[1]))
+            continue; /* none, or rewritten already as another role's set */
+        WSPFD_SET *x = sets[i];
+        UINT out = 0, cnt = x->fd_count;
+        for (UINT j = 0; j < cnt; j++) {
+            SOCKET h = x->fd_array[j];
+            int seen = 0;
+            for (UINT o = 0; o < out && !seen; o++)
+                seen = x->fd_array[o] == h;
+            if (!seen && ready_in(sets, ents, n, x, h))
+                x->fd_array[out++] = h; /* out <= j: only what was read is overwritten */
+        }
+        x->fd_count = out;
+        count += (int)out;
+    }
+    return count;
 }
 
 int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct timeval *timeout,
@@ -73,14 +141,10 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     if (!wsp_check_started(lpErrno))
         return SOCKET_ERROR;
     WSPFD_SET *sets[3] = {r, w, e};
-    unsigned total = 0;
-    for (int i = 0; i < 3; i++) {
-        if (!sets[i])
-            continue;
-        if (sets[i]->fd_count > WSP_FD_SETSIZE)
-            return wsp_fail(lpErrno, WSAEINVAL);
-        total += sets[i]->fd_count;
-    }
+    size_t total = 0;
+    for (int i = 0; i < 3; i++)
+        if (sets[i])
+            total += sets[i]->fd_count;
     if (total == 0)
         return wsp_fail(lpErrno, WSAEINVAL);
     if (timeout && (timeout->tv_sec < 0 || timeout->tv_usec < 0))
@@ -98,12 +162,17 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     for (int i = 0; i < 3 && !err; i++) {
         if (!sets[i])
             continue;
+        unsigned first = n;
         for (UINT j = 0; j < sets[i]->fd_count && !err; j++) {
-            struct wsp_socket *so = wsp_socket_acquire(sets[i]->fd_array[j], &err);
+            SOCKET h = sets[i]->fd_array[j];
+            if (listed(ents + first, n - first, h))
+                continue; /* twice in one set: counts once */
+            struct wsp_socket *so = wsp_socket_acquire(h, &err);
             if (!so)
                 break;
             struct entry *en = &ents[n++];
             en->so = so;
+            en->handle = h;
             en->set = i;
             en->link.wake_fd = wake_fd;
             pthread_mutex_lock(&so->lock);
@@ -136,11 +205,26 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         }
         count = immediate;
         for (unsigned k = 0; k < n && rc > 0; k++) {
-            if (ents[k].pollidx &&
+            if (ents[k].pollidx && !ents[k].connecting &&
                 (pfd[ents[k].pollidx].revents & poll_ready[ents[k].set])) {
                 ents[k].ready = 1;
                 count++;
             }
+        }
+        /* A connect the kernel finished meanwhile is reported with the rest: an application
+         * that selects a connecting client with its accepted peer sees both. */
+        for (unsigned k = 0; k < n && count > 0 && rc > 0; k++) {
+            if (!ents[k].connecting || !pfd[ents[k].pollidx].revents)
+                continue;
+            int slice2 = 0, np = 0;
+            struct pollfd one[1];
+            pthread_mutex_lock(&ents[k].so->lock);
+            ents[k].ready = check(&ents[k], one, &np, &slice2);
+            pthread_mutex_unlock(&ents[k].so->lock);
+            if (!ents[k].ready && np == 1 && !ents[k].connecting && poll(one, 1, 0) > 0 &&
+                (one[0].revents & poll_ready[ents[k].set]))
+                ents[k].ready = 1;
+            count += ents[k].ready;
         }
         if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
@@ -152,6 +236,7 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     for (unsigned k = 0; k < n; k++) {
         struct wsp_socket *so = ents[k].so;
         pthread_mutex_lock(&so->lock);
+        ents[k].closed = so->closing;
         wsp_netevents_remove_waiter(so, &ents[k].link);
         pthread_mutex_unlock(&so->lock);
         wsp_socket_release(so);
@@ -159,17 +244,14 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     if (wake_fd >= 0)
         close(wake_fd);
     if (!err) {
-        unsigned k = 0;
-        for (int i = 0; i < 3; i++) {
-            if (!sets[i])
-                continue;
-            UINT out = 0, cnt = sets[i]->fd_count;
-            for (UINT j = 0; j < cnt; j++, k++)
-                if (ents[k].ready)
-                    sets[i]->fd_array[out++] = sets[i]->fd_array[j];
-            sets[i]->fd_count = out;
-        }
+        /* A socket closed by another thread while in the except set: Windows fails the call
+         * with WSAENOTSOCK rather than report it. */
+        for (unsigned k = 0; k < n; k++)
+            if (ents[k].set == 2 && ents[k].ready && ents[k].closed)
+                err = WSAENOTSOCK;
     }
+    if (!err)
+        count = rewrite_sets(sets, ents, n);
     free(ents);
     free(pfd);
     return err ? wsp_fail(lpErrno, err) : count;

@@ -74,6 +74,32 @@ int wsp_bind(SOCKET s, const struct sockaddr *name, int namelen, LPINT lpErrno) 
     return err ? wsp_fail(lpErrno, err) : 0;
 }
 
+/* so->lock held, the socket connected. Keeps both names: once both sides have shut down,
+ * Linux forgets the peer (and an implicitly bound port) where Windows keeps answering. */
+static void remember_names(struct wsp_socket *so) {
+    if (so->has_names)
+        return;
+    socklen_t plen = sizeof so->peer_name, llen = sizeof so->local_name;
+    so->has_names = getpeername(so->fd, (struct sockaddr *)&so->peer_name, &plen) == 0 &&
+                    getsockname(so->fd, (struct sockaddr *)&so->local_name, &llen) == 0;
+}
+
+/* so->lock held. Gives the kernel's socket up now while keeping its descriptor number, which
+ * calls still running and the reactor's items may name until the last reference goes: a
+ * fresh unconnected socket takes its place (dup2 closes the old one in the same step). Every
+ * watch on the old descriptor was removed from its epoll set before this (close tears the
+ * roles down first), so no epoll can name it afterwards. A listener then refuses connects
+ * and its port is free at once, as on Windows. Without a spare descriptor, the old one
+ * closes with the last reference, as before. */
+static void release_descriptor(struct wsp_socket *so) {
+    int spare = socket(so->entry->af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+    if (spare < 0)
+        return;
+    if (dup2(spare, so->fd) >= 0)
+        so->fd_nonblocking = 1;
+    close(spare);
+}
+
 int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
@@ -84,7 +110,7 @@ int wsp_shutdown(SOCKET s, int how, LPINT lpErrno) {
         err = WSAEINVAL;
     else if (so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;
-    else if (shutdown(so->fd, how) < 0)
+    else if (remember_names(so), shutdown(so->fd, how) < 0)
         err = wsp_wsa_from_errno(errno);
     else /* Winsock then fails calls in that direction with WSAESHUTDOWN */
         so->shut |= (how != SD_SEND ? WSP_SHUT_RECEIVE : 0) |
@@ -113,9 +139,16 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
         shutdown(so->fd, SHUT_RD);
     else if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTING)
         shutdown(so->fd, SHUT_RDWR); /* wakes a blocking connect; the attempt is abandoned */
+    if (wsp_socket_in_use(so))
+        release_descriptor(so); /* otherwise the release below closes it at once */
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so); /* the descriptor closes with the last reference */
     return 0;
+}
+
+static int port_of(const struct sockaddr_storage *ss) {
+    return ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
+                                     : ((const struct sockaddr_in *)ss)->sin_port;
 }
 
 static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno, int peer) {
@@ -133,8 +166,14 @@ static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrn
     if (!err) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
+        pthread_mutex_lock(&so->lock);
         int rc = peer ? getpeername(so->fd, (struct sockaddr *)&ss, &len)
                       : getsockname(so->fd, (struct sockaddr *)&ss, &len);
+        if (so->has_names && (rc < 0 || (!peer && port_of(&ss) == 0))) {
+            ss = peer ? so->peer_name : so->local_name; /* after shutdown: as Windows keeps */
+            rc = 0;
+        }
+        pthread_mutex_unlock(&so->lock);
         if (rc < 0) {
             err = wsp_wsa_from_errno(errno);
         } else {

@@ -37,6 +37,8 @@ static DWORD read_dword(const char *optval) {
     return v;
 }
 
+static void remember_buffer_size(struct wsp_socket *so, int optname, const char *optval);
+
 /* so->lock held. */
 static int set_timeout(struct wsp_socket *so, int optname, DWORD ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -91,8 +93,11 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
             err = WSAEINVAL;
         else if (setsockopt(so->fd, level, optname, optval, ksize) < 0)
             err = wsp_wsa_from_errno(errno);
-        else
+        else {
             so->kernel_options_set = 1;
+            if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF))
+                remember_buffer_size(so, optname, optval);
+        }
     } else if (level == SOL_SOCKET && (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)) {
         err = set_timeout(so, optname, read_dword(optval));
     } else if (level == SOL_SOCKET && optname == SO_CONDITIONAL_ACCEPT) {
@@ -117,6 +122,16 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
     return err ? wsp_fail(lpErrno, err) : 0;
 }
 
+/* so->lock held. Winsock reads back the buffer size the application set; Linux doubles it
+ * (for its own bookkeeping) and clamps it, so the size set is kept to be echoed. The
+ * effective size is the kernel's (README: differences). */
+static void remember_buffer_size(struct wsp_socket *so, int optname, const char *optval) {
+    int v;
+    memcpy(&v, optval, sizeof v);
+    *(optname == SO_SNDBUF ? &so->sndbuf_set : &so->rcvbuf_set) = v;
+    *(optname == SO_SNDBUF ? &so->has_sndbuf : &so->has_rcvbuf) = 1;
+}
+
 /* so->lock held. Options whose value the socket itself knows; 1 when optname was one. */
 static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *v) {
     if (level == SOL_SOCKET) {
@@ -126,6 +141,16 @@ static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *
         case SO_CONDITIONAL_ACCEPT: *v = (DWORD)so->conditional_accept; return 1;
         case SO_ACCEPTCONN: *v = so->state == WSP_STATE_LISTENING; return 1;
         case SO_TYPE: *v = SOCK_STREAM; return 1;
+        case SO_SNDBUF:
+            if (!so->has_sndbuf)
+                return 0;
+            *v = (DWORD)so->sndbuf_set;
+            return 1;
+        case SO_RCVBUF:
+            if (!so->has_rcvbuf)
+                return 0;
+            *v = (DWORD)so->rcvbuf_set;
+            return 1;
         }
     } else if (level == SOL_WSP) {
         switch (optname) {
@@ -141,8 +166,9 @@ static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *
     return 0;
 }
 
-/* so->lock held. SO_ERROR: the kernel's pending error, else the last non-blocking connect's;
- * reading clears both. */
+/* so->lock held. SO_ERROR: the kernel's pending error (reading clears it), else the last
+ * connect's failure, which stays until a connect succeeds, as on Windows (docs/SEMANTICS.md
+ * §6). */
 static DWORD take_error(struct wsp_socket *so) {
     /* While a connect is in progress the kernel's pending error is that connect's outcome,
      * which the connector (or the blocking connect) reads: taking it here would make a
@@ -152,9 +178,9 @@ static DWORD take_error(struct wsp_socket *so) {
     int e = 0;
     socklen_t len = sizeof e;
     getsockopt(so->fd, SOL_SOCKET, SO_ERROR, &e, &len);
-    DWORD v = e ? (DWORD)wsp_wsa_from_errno(e) : (DWORD)so->connect_error;
-    so->connect_error = 0;
-    return v;
+    if (e == ECONNRESET)
+        so->reset = 1; /* read here, the kernel forgets it: transfer.c keeps reporting it */
+    return e ? (DWORD)wsp_wsa_from_errno(e) : (DWORD)so->connect_error;
 }
 
 /* so->lock held. Copies a variable-size value out; WSAEFAULT when it does not fit. */
@@ -188,6 +214,14 @@ int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optle
         }
     } else if (level == SOL_WSP && optname == WSP_CALLEE_DATA) {
         err = put_bytes(so->callee_data, (int)so->callee_len, optval, optlen);
+    } else if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF) &&
+               get_own_option(so, level, optname, &v)) {
+        if (*optlen < (int)sizeof(int))
+            err = WSAEFAULT;
+        else {
+            memcpy(optval, &v, sizeof(int));
+            *optlen = (int)sizeof(int);
+        }
     } else if (ksize) {
         socklen_t len = ksize;
         if (*optlen < (int)ksize)
@@ -238,12 +272,12 @@ static DWORD at_mark(int fd) {
     return n == 1 ? FALSE : TRUE;
 }
 
+/* An output that does not fit is WSAEFAULT and leaves *returned as it was (Windows). */
 static int put_out(const void *src, DWORD n, LPVOID out, DWORD outlen, LPDWORD returned) {
     if (!out || outlen < n)
         return WSAEFAULT;
     memcpy(out, src, n);
-    if (returned)
-        *returned = n;
+    *returned = n;
     return 0;
 }
 
@@ -257,14 +291,16 @@ int wsp_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD ou
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
         return wsp_fail(lpErrno, err);
+    if (!returned) { /* a synchronous call must say how much it wrote: Windows' WSAEFAULT */
+        wsp_socket_release(so);
+        return wsp_fail(lpErrno, WSAEFAULT);
+    }
     pthread_mutex_lock(&so->lock);
-    if (returned)
-        *returned = 0;
     if (code == WSP_FIONBIO || code == (DWORD)FIONBIO) {
         if (!in || inlen < sizeof(DWORD))
             err = WSAEFAULT;
-        else
-            err = set_nonblocking(so, read_dword(in) != 0);
+        else if ((err = set_nonblocking(so, read_dword(in) != 0)) == 0)
+            *returned = 0;
     } else if (code == WSP_FIONREAD || code == (DWORD)FIONREAD) {
         int n = 0;
         if (so->state == WSP_STATE_CONNECTED && ioctl(so->fd, FIONREAD, &n) < 0)

@@ -24,7 +24,9 @@ static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct io
     if (!*iov)
         return WSAENOBUFS;
     for (DWORD i = 0; i < count; i++) {
-        if (bufs[i].len && !bufs[i].buf) {
+        /* A length past INT_MAX is a negative int to a program that passed one (Windows:
+         * WSAEFAULT), not a request for whatever is waiting. */
+        if ((bufs[i].len && !bufs[i].buf) || bufs[i].len > INT_MAX) {
             if (*iov != storage)
                 free(*iov);
             return WSAEFAULT;
@@ -88,6 +90,8 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     else
         err = make_iov(bufs, count, storage, &iov);
     pthread_mutex_lock(&so->lock);
+    if (so->state == WSP_STATE_CONNECTING)
+        wsp_connector_poll(so); /* the kernel may have connected before the reactor saw it */
     int fd = so->fd;
     if (!err && so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;
@@ -109,10 +113,14 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
             wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
         else
             wsp_netevents_reenable(so, reenable);
+        if (n < 0 && (e == ECONNRESET || e == EPIPE))
+            so->reset = 1;
         if (n < 0)
             err = transfer_error(so, e);
         else if (so->closing && n == 0)
             err = WSAEINTR;
+        else if (n == 0 && so->reset && fn == do_recv)
+            err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
         else
             *done = (DWORD)n;
         if (err == WSAEWOULDBLOCK && fn == do_send)

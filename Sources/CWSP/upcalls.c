@@ -123,10 +123,11 @@ static int queue_apc(LPWSATHREADID lpThreadId, LPWSAUSERAPC lpfnUserApc, DWORD_P
 int WSPFDIsSet(SOCKET s, WSPFD_SET *set) {
     if (set == NULL)
         return 0;
-    /* A count beyond the array is the caller's bug; do not read past the end for it. */
-    UINT n = set->fd_count < WSP_FD_SETSIZE ? set->fd_count : WSP_FD_SETSIZE;
-    for (UINT i = 0; i < n; i++)
-        if (set->fd_array[i] == s)
+    /* The set may be larger than the library's own (a program may define WSP_FD_SETSIZE, as
+     * Winsock programs define FD_SETSIZE): read through a pointer, fd_count of them. */
+    const SOCKET *a = set->fd_array;
+    for (UINT i = 0; i < set->fd_count; i++)
+        if (a[i] == s)
             return 1;
     return 0;
 }

@@ -57,6 +57,11 @@ int ws2_select(int nfds, ws2_fd_set *readfds, ws2_fd_set *writefds, ws2_fd_set *
     for (int i = 0; i < 3; i++) {
         if (!sets[i])
             continue;
+        /* One set passed in two places stays one set: the provider answers with the union. */
+        if ((i > 0 && sets[i] == sets[0]) || (i > 1 && sets[i] == sets[1])) {
+            spi[i] = spi[sets[i] == sets[0] ? 0 : 1];
+            continue;
+        }
         spi[i] = (WSPFD_SET *)(void *)(block + (size_t)i * one);
         spi[i]->fd_count = sets[i]->fd_count;
         memcpy((char *)spi[i] + offsetof(WSPFD_SET, fd_array), handles(sets[i]),

@@ -131,8 +131,8 @@ TEST(evset_data_that_arrives_while_read_is_off_and_is_all_read_raises_nothing) {
     WSANETWORKEVENTS ne;
     ne_send_str(c, "a");
     CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
-    ne_send_str(c, "b"); /* FD_READ is off until the recv */
-    CHECK(!ne_wait_bit(s, ev, FD_READ, 100, &ne));
+    ne_send_str(c, "b"); /* more data before the recv: FD_READ again (Windows) */
+    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
     char buf[16];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 2); /* takes both */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* nothing is left: no FD_READ */

@@ -149,8 +149,7 @@ static inline WSAEVENT ne_event_select(SOCKET s, LONG events) {
 static inline struct sockaddr_storage ne_dead_address(void) {
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
-    ne_close(l);
-    sleep_ms(20);
+    ne_close(l); /* refuses at once (docs/SEMANTICS.md §3) */
     return addr;
 }
 

@@ -307,8 +307,8 @@ typedef ws2_fd_set FD_SET, *PFD_SET, *LPFD_SET;
 
 /* nfds is ignored, as on Windows. All the handles must belong to one provider; with no
  * handle in any set: WSAEINVAL. Returns how many handles are ready and leaves only those in
- * the sets; 0 when timeout (NULL: none) passed first. WSP's provider takes at most 64
- * handles per set, whatever FD_SETSIZE is: WSAEINVAL beyond. */
+ * the sets; 0 when timeout (NULL: none) passed first. WSP's provider takes sets of any
+ * FD_SETSIZE. */
 WSP_EXPORT int ws2_select(int nfds, ws2_fd_set *readfds, ws2_fd_set *writefds,
                           ws2_fd_set *exceptfds, const struct timeval *timeout);
 /* FD_ISSET's function (Windows calls it __WSAFDIsSet). */
