@@ -158,38 +158,11 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     return child;
 }
 
-/* so->lock held. Acts on the condition function's answer rc for the presented request r.
- * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
-static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
-                     const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
-                     int *err) {
+/* so->lock held; r taken from its list. Sends the CF_ACCEPT answer p and makes the socket;
+ * INVALID_SOCKET with *err when that fails (0: the client left just now). */
+static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
+                       struct sockaddr *addr, LPINT addrlen, int *err) {
     struct wsp_listener *l = so->listener;
-    /* A client that left while the function ran is gone whatever the answer: it is counted
-     * as withdrawn, never as rejected or deferred, and the caller looks for the next
-     * request. A dead request is never handed out. (Without a function there was no "while":
-     * wsp_backlog_next has just checked.) */
-    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
-        wsp_request_withdraw(l, r);
-        *err = 0;
-        return INVALID_SOCKET;
-    }
-    int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
-    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
-        wsp_backlog_put_back(l, r, rc == CF_DEFER);
-        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
-        return INVALID_SOCKET;
-    }
-    wsp_backlog_take(l, r);
-    if (answer == WSP_UNDELIVERABLE) {
-        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
-        *err = WSAEFAULT; /* once: the next accept presents the next request */
-        return INVALID_SOCKET;
-    }
-    if (rc == CF_REJECT) {
-        wsp_backlog_finish(l, r, WSP_OUTCOME_REJECTED);
-        *err = WSAECONNREFUSED;
-        return INVALID_SOCKET;
-    }
     int sent = so->entry->connect_data ? send_accept(r, p) : 0;
     if (sent == WSAENOBUFS) { /* not even a grown send buffer takes it */
         wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
@@ -225,8 +198,108 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
     return child->obj.handle;
 }
 
+/* so->lock held. Acts on the condition function's answer rc for the presented request r.
+ * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
+static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
+                     const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
+                     int *err) {
+    struct wsp_listener *l = so->listener;
+    /* A client that left while the function ran is gone whatever the answer: it is counted
+     * as withdrawn, never as rejected or deferred, and the caller looks for the next
+     * request. A dead request is never handed out. (Without a function there was no "while":
+     * wsp_backlog_next has just checked.) */
+    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_request_withdraw(l, r);
+        *err = 0;
+        return INVALID_SOCKET;
+    }
+    int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
+    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
+        wsp_backlog_put_back(l, r, rc == CF_DEFER);
+        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
+        return INVALID_SOCKET;
+    }
+    wsp_backlog_take(l, r);
+    if (answer == WSP_UNDELIVERABLE) {
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
+        *err = WSAEFAULT; /* once: the next accept presents the next request */
+        return INVALID_SOCKET;
+    }
+    if (rc == CF_REJECT) {
+        wsp_backlog_finish(l, r, WSP_OUTCOME_REJECTED);
+        *err = WSAECONNREFUSED;
+        return INVALID_SOCKET;
+    }
+    return hand_out(so, r, p, addr, addrlen, err);
+}
+
+/* so->lock held. The condition function answered CF_HOLD for the presented request r: holds
+ * it through hold (*err: WSA_IO_PENDING, or WSAENOBUFS at the listener's limit) and reports
+ * the peer's address. Returns 1 instead when its client left meanwhile (it is dropped). */
+static int hold_request(struct wsp_socket *so, struct wsp_request *r, struct wsp_hold_link *hold,
+                        struct sockaddr *addr, LPINT addrlen, int *err) {
+    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_request_withdraw(so->listener, r);
+        return 1;
+    }
+    if (addr) {
+        memcpy(addr, &r->peer, r->peer_len);
+        *addrlen = (int)r->peer_len;
+    }
+    *err = wsp_backlog_hold(so->listener, r, hold);
+    if (!*err)
+        *err = WSA_IO_PENDING;
+    return 0;
+}
+
+SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABUF *callee,
+                       const QOS *qos, int *ended, int *err) {
+    struct wsp_listener *l = so->listener;
+    *ended = 1;
+    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_held_take(l, r);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_WITHDRAWN);
+        *err = WSAECONNRESET;
+        return INVALID_SOCKET;
+    }
+    struct presentation *p = malloc(sizeof *p);
+    if (!p) {
+        *ended = 0;
+        *err = WSAENOBUFS;
+        return INVALID_SOCKET;
+    }
+    prepare(p, so, r);
+    /* The application's answer, checked as a condition function's would be. */
+    p->callee_data = callee ? *callee : (WSABUF){0, NULL};
+    if (p->has_qos && qos) {
+        p->qos = *qos;
+    }
+    int answer = check_answer(so, r, p);
+    SOCKET result = INVALID_SOCKET;
+    if (answer > 0) {
+        *ended = 0; /* the application's mistake: still held */
+        *err = answer;
+    } else if (answer == WSP_UNDELIVERABLE) {
+        wsp_held_take(l, r);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
+        *err = WSAEFAULT;
+    } else {
+        wsp_held_take(l, r);
+        result = hand_out(so, r, p, NULL, NULL, err);
+        if (result == INVALID_SOCKET && *err == 0)
+            *err = WSAECONNRESET; /* it left as the answer went */
+    }
+    free(p);
+    return result;
+}
+
 SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
                   DWORD_PTR ctx, LPINT lpErrno) {
+    return wsp_accept_or_hold(s, addr, addrlen, cond, ctx, NULL, lpErrno);
+}
+
+SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
+                          DWORD_PTR ctx, struct wsp_hold_link *hold, LPINT lpErrno) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so) {
@@ -234,6 +307,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         return INVALID_SOCKET;
     }
     SOCKET result = INVALID_SOCKET;
+    int hold_refused = 0; /* at the limit: FD_ACCEPT stays off until a held request leaves */
     struct presentation *p = NULL;
     pthread_mutex_lock(&so->lock);
     struct wsp_listener *l = so->listener;
@@ -277,9 +351,15 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             err = WSAEINTR;
             break;
         }
+        if (rc == CF_HOLD && hold) {
+            if (hold_request(so, r, hold, addr, addrlen, &err))
+                continue; /* its client left while the function ran */
+            hold_refused = err == WSAENOBUFS;
+            break;
+        }
         result = decide(so, r, rc, cond != NULL, p, addr, addrlen, &err);
     }
-    if (l && err != WSATRY_AGAIN)
+    if (l && err != WSATRY_AGAIN && !hold_refused)
         wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
     struct wsp_drop_notice *notices = l ? wsp_listener_take_notices(l) : NULL;
     pthread_mutex_unlock(&so->lock);

@@ -43,6 +43,8 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
     so->max_callee_data = WSP_DEFAULT_MAX_CALLEE_DATA;
     so->handshake_deadline_ms = WSP_DEFAULT_HANDSHAKE_DEADLINE_MS;
     so->pending_interval_ms = WSP_DEFAULT_PENDING_INTERVAL_MS;
+    so->hold_limit = WSP_DEFAULT_HOLD_LIMIT;
+    so->hold_deadline_ms = WSP_DEFAULT_HOLD_DEADLINE_MS;
     so->connect_timeout_ms = WSP_DEFAULT_CONNECT_TIMEOUT_MS;
     so->connect_limit_ms = WSP_DEFAULT_CONNECT_LIMIT_MS;
     if (wsp_table_add(&sockets, &so->obj) == 0) {
@@ -104,6 +106,8 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
     child->max_callee_data = parent->max_callee_data;
     child->handshake_deadline_ms = parent->handshake_deadline_ms;
     child->pending_interval_ms = parent->pending_interval_ms;
+    child->hold_limit = parent->hold_limit;
+    child->hold_deadline_ms = parent->hold_deadline_ms;
 }
 
 /* ---- small descriptor helpers shared by the files that do I/O ----------------------------- */
