@@ -257,6 +257,23 @@ static int held_news(SOCKET s, WSPHELD *out, DWORD count, LPDWORD returned, LPIN
     return err ? wsp_fail(lpErrno, err) : 0;
 }
 
+void wsp_held_close_all(void) {
+    uintptr_t batch[64];
+    int n;
+    while ((n = wsp_table_handles(&helds, batch, 64)) > 0) {
+        for (int i = 0; i < n; i++) {
+            struct wsp_object *obj = wsp_table_get(&helds, batch[i]);
+            if (!obj)
+                continue;
+            struct wsp_held *h = (struct wsp_held *)obj;
+            pthread_mutex_lock(&h->link.so->lock);
+            if (!h->answered)
+                retire(h);
+            put(h);
+        }
+    }
+}
+
 /* ---- SIO_GET_EXTENSION_FUNCTION_POINTER -------------------------------------------------- */
 
 static const struct {

@@ -312,6 +312,9 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP
 typedef void (*wsp_extension_fn)(void);
 /* The extension function with that GUID, or NULL. */
 wsp_extension_fn wsp_extension_function(const GUID *id) WSP_INTERNAL;
+/* The last cleanup, every socket closed (so every held request ended): retires the handles
+ * the application never answered, as WSACleanup invalidates every handle. */
+void wsp_held_close_all(void) WSP_INTERNAL;
 
 /* ---- connectors (connect.c) --------------------------------------------------------------- */
 
