@@ -37,6 +37,7 @@ struct wsp_request {
     uint64_t watch_ms;       /* queued unwatched: when the reactor starts watching it */
     struct wsp_hold_link *hold; /* held (CF_HOLD): in the held list, not the backlog */
     uint64_t hold_expires_ms;   /* held: refused then (WSP_HOLD_DEADLINE); 0 none */
+    uint64_t arrival;           /* the listener's count of connections when it arrived */
     uint8_t *buf;            /* the handshake request as read */
     size_t buf_len, buf_cap;
 };

@@ -73,6 +73,7 @@ struct wsp_listener {
      * since it checks again after the function anyway. */
     struct wsp_request *handoff;
     uint64_t resume_ms; /* paused after EMFILE until then */
+    uint64_t arrivals_ever; /* connections taken: a released request's place in line */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
     struct wsp_request_list held;        /* held by CF_HOLD, oldest first (held.c) */
@@ -511,6 +512,7 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         return;
     }
     r->fd_nonblocking = nonblocking;
+    r->arrival = ++l->arrivals_ever;
     r->arrived_ms = wsp_now_ms();
     memcpy(&r->peer, peer, peer_len);
     r->peer_len = peer_len;
@@ -1026,7 +1028,7 @@ void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {
     wsp_held_take(l, r);
     /* Back in its place by arrival: holding it cost it nothing in line. */
     struct wsp_request *after = l->ready.tail;
-    while (after && after->arrived_ms > r->arrived_ms)
+    while (after && after->arrival > r->arrival)
         after = after->prev;
     r->prev = after;
     r->next = after ? after->next : l->ready.head;

@@ -461,8 +461,7 @@ TEST(hold_limit_leaves_the_request_first_in_line) {
     int n[3] = {0};
     WSPHELD h[3];
     for (int i = 0; i < 3; i++) {
-        char d[4];
-        snprintf(d, sizeof d, "%d", i);
+        char d[2] = {(char)('0' + i), 0};
         cd_client_start(&k[i], &addr, d);
         WAIT_FOR(stats_of(l).queued == 1, 10000); /* in this order */
         if (i < 2)
