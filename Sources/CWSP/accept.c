@@ -158,12 +158,20 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     return child;
 }
 
-/* so->lock held; r taken from its list. Sends the CF_ACCEPT answer p and makes the socket;
- * INVALID_SOCKET with *err when that fails (0: the client left just now). */
+/* so->lock held (released while an ACCEPT is sent); r taken from its list, so this thread's
+ * alone. Sends the CF_ACCEPT answer p and makes the socket; INVALID_SOCKET with *err when that
+ * fails (0: the client left just now). */
 static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
                        struct sockaddr *addr, LPINT addrlen, int *err) {
     struct wsp_listener *l = so->listener;
-    int sent = so->entry->connect_data ? send_accept(r, p) : 0;
+    /* The answer goes out with the listener unlocked: sending wakes the client, and other
+     * accepts should not wait for that. */
+    int sent = 0;
+    if (so->entry->connect_data) {
+        pthread_mutex_unlock(&so->lock);
+        sent = send_accept(r, p);
+        pthread_mutex_lock(&so->lock);
+    }
     if (sent == WSAENOBUFS) { /* not even a grown send buffer takes it */
         wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
         *err = WSAENOBUFS;
@@ -198,7 +206,7 @@ static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struc
     return child->obj.handle;
 }
 
-/* so->lock held. Acts on the condition function's answer rc for the presented request r.
+/* so->lock held (released while an ACCEPT is sent). Acts on the condition function's answer rc for the presented request r.
  * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
 static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
                      const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
@@ -323,7 +331,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
             break;
         }
         struct wsp_request *r = wsp_backlog_next(l, cond != NULL);
-        if (!r && !so->entry->connect_data && wsp_backlog_fill(l) > 0)
+        if (!r && wsp_backlog_fill(l) > 0)
             continue;
         if (!r) {
             if (so->nonblocking) {

@@ -27,6 +27,7 @@ struct wsp_request {
     int watched;    /* registered with the reactor */
     int queued;     /* in the backlog (else still handshaking) */
     int presenting; /* a condition function is looking at it now */
+    int taken;      /* out of the backlog, its answer being sent: the reactor leaves it */
     int gone;       /* the client left, or broke the protocol, while being presented */
     int misbehaved; /* ...by sending bytes after its request (gone is set too) */
     uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
@@ -86,7 +87,8 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) WSP_INT
 int wsp_backlog_fill(struct wsp_listener *l) WSP_INTERNAL;
 /* The presented request waits in line again, first (deferred: by CF_DEFER, counted). */
 void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int deferred) WSP_INTERNAL;
-/* The presented request leaves the backlog; end it with wsp_backlog_finish. */
+/* The presented request leaves the backlog; end it with wsp_backlog_finish. From then on
+ * it is the caller's alone: it may send the answer with the lock released. */
 void wsp_backlog_take(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
 
 /* How a request taken from the backlog ends. */

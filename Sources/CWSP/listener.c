@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,6 +42,11 @@
  * the client of an unwatched request itself). A client that leaves meanwhile holds
  * its place in the backlog that much longer; it is never presented or handed out. */
 #define FRESH_REQUEST_MS 10
+/* How long the listening descriptor stays with the accepting threads after one last asked
+ * (see "direct" below): long enough that a loop of lpWSPAccept calls keeps it without a
+ * pair of epoll_ctl calls per connection, short enough that a server that stops accepting
+ * soon has the reactor watch its clients again. */
+#define DIRECT_LINGER_MS 50
 
 struct wsp_request_list {
     struct wsp_request *head, *tail;
@@ -68,6 +74,17 @@ struct wsp_listener {
     int closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
     int waiters;  /* accepts blocked in wsp_listener_wait */
+    /* Direct: while blocking accepts keep coming (until direct_until_ms), they take
+     * connections off the kernel's queue themselves and read each request on their own
+     * thread, as a raw server would; the reactor leaves the listening descriptor alone and
+     * only takes over requests that are slow to arrive. One waiting accept (the leader)
+     * polls the descriptor and wake_fd; the others sleep on wake_seq. Off whenever an event
+     * registration wants FD_ACCEPT from the reactor. */
+    int direct;
+    uint64_t direct_until_ms;
+    int leader;          /* written under the lock; read by wake_accepts without it */
+    int wake_fd;         /* eventfd that wakes the leader; -1 until the first leader */
+    int pulling;         /* an accept is taking connections itself: what it admits is its */
     /* Admitted unwatched because an accept was waiting for it: the next accept to look may
      * skip the check that its client is still there when it asks a condition function,
      * since it checks again after the function anyway. */
@@ -107,6 +124,11 @@ static void listener_free(struct wsp_listener *l);
 /* Wakes at most n (INT_MAX: all) accepts blocked in wsp_listener_wait; so->lock may be held
  * or not, but n must have been taken from l->waiters under it. */
 static void wake_accepts(struct wsp_listener *l, int n);
+/* A blocking accept found the backlog empty: the listening descriptor becomes the accepting
+ * threads' (see "direct"). */
+static void go_direct(struct wsp_listener *l);
+/* Waits as the direct mode's leader. */
+static void lead(struct wsp_listener *l);
 
 static void request_ready(struct wsp_reactor_item *item, uint32_t events);
 static void request_release(struct wsp_reactor_item *item);
@@ -398,10 +420,10 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * are saved. A client that leaves meanwhile holds its place that much longer. */
     if (r->watched)
         watch_request(l, r);
-    else if (l->waiters == 0 && l->so->entry->connect_data)
-        r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
-    else if (!l->handoff)
+    else if (l->pulling || (l->waiters > 0 && !l->handoff))
         l->handoff = r;
+    else if (l->so->entry->connect_data)
+        r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
     rearm(l);
     l->arrivals++;
     notify_accept(l);
@@ -467,8 +489,8 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_request *r = (struct wsp_request *)item;
     struct wsp_listener *l = r->listener;
     pthread_mutex_lock(&l->so->lock);
-    if (atomic_load(&item->removed)) {
-        /* accepted, refused or dropped by another thread since the event was read */
+    if (atomic_load(&item->removed) || r->taken) {
+        /* being accepted, refused or dropped by another thread since the event was read */
     } else if (!r->queued) {
         read_request(l, r);
     } else if (r->hold) {
@@ -502,6 +524,11 @@ static void set_reading(struct wsp_listener *l, int on) {
         return;
     l->reading = on;
     wsp_reactor_modify(&l->item, on ? EPOLLIN : 0);
+}
+
+/* so->lock held. Whether the reactor should read the listening descriptor now. */
+static int reactor_reads(const struct wsp_listener *l) {
+    return !l->closed && !l->resume_ms && !l->direct && has_room(l);
 }
 
 static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
@@ -614,6 +641,11 @@ void wsp_listener_deliver_notices(struct wsp_socket *so, struct wsp_drop_notice 
  * variable takes the mutex back marked as contended, so the unlock before every condition
  * function would cost a futex wake-up of nobody. */
 void wsp_listener_wait(struct wsp_listener *l) {
+    go_direct(l);
+    if (l->direct && !l->leader) {
+        lead(l);
+        return;
+    }
     uint32_t seq = __atomic_load_n(&l->wake_seq, __ATOMIC_SEQ_CST);
     l->waiters++;
     pthread_mutex_unlock(&l->so->lock);
@@ -625,7 +657,53 @@ void wsp_listener_wait(struct wsp_listener *l) {
 
 static void wake_accepts(struct wsp_listener *l, int n) {
     __atomic_fetch_add(&l->wake_seq, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&l->leader, __ATOMIC_SEQ_CST)) {
+        uint64_t one = 1; /* the leader polls the kernel's queue and this descriptor */
+        if (write(l->wake_fd, &one, sizeof one) < 0) {
+            /* an eventfd only fails when its count is full: the leader is woken anyway */
+        }
+        if (--n == 0)
+            return;
+    }
     syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+/* so->lock held. */
+static void go_direct(struct wsp_listener *l) {
+    if (wsp_netevents_registered(l->so) || l->closed)
+        return; /* FD_ACCEPT comes from the reactor's reading */
+    if (l->wake_fd < 0 && (l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        return;
+    l->direct_until_ms = wsp_now_ms() + DIRECT_LINGER_MS;
+    if (!l->direct) {
+        l->direct = 1;
+        set_reading(l, 0);
+        rearm(l);
+    }
+}
+
+/* so->lock held, direct. The leader's wait: for a connection in the kernel's queue, or a
+ * wake-up (a request admitted by the reactor, one put back, the listener closing). */
+static void lead(struct wsp_listener *l) {
+    __atomic_store_n(&l->leader, 1, __ATOMIC_SEQ_CST);
+    l->waiters++;
+    int paused = l->resume_ms || !has_room(l); /* then the queue is no news */
+    int fd = l->so->fd, wake = l->wake_fd;
+    pthread_mutex_unlock(&l->so->lock);
+    struct pollfd p[2] = {{.fd = wake, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
+    poll(p, paused ? 1 : 2, -1);
+    if (p[0].revents & POLLIN) {
+        uint64_t v;
+        if (read(wake, &v, sizeof v) < 0) {
+            /* drained by a spurious wake before: nothing to take */
+        }
+    }
+    pthread_mutex_lock(&l->so->lock);
+    l->waiters--;
+    __atomic_store_n(&l->leader, 0, __ATOMIC_SEQ_CST);
+    /* Someone must keep watching the queue while this thread works: a sleeping follower. */
+    if (l->waiters > 0)
+        wake_accepts(l, 1);
 }
 
 static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
@@ -641,7 +719,7 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
 
 /* so->lock held. Called when a request leaves the backlog. */
 static void room_freed(struct wsp_listener *l) {
-    if (!l->closed && !l->resume_ms && has_room(l))
+    if (reactor_reads(l))
         set_reading(l, 1);
 }
 
@@ -701,7 +779,16 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
 }
 
 int wsp_backlog_fill(struct wsp_listener *l) {
-    int n = pull(l, 64);
+    if (l->resume_ms)
+        return 0; /* out of descriptors: wait for the pause to end */
+    /* Connect data: one at a time, read on this thread and presented by it at once (the
+     * other accepts take the next ones in parallel); a request that is not whole yet goes
+     * to the reactor. Plain TCP: what is there, for this accept and the waiting ones. */
+    if (!l->so->nonblocking)
+        go_direct(l); /* a blocking accept that takes its own: the descriptor is its */
+    l->pulling = 1;
+    int n = pull(l, l->so->entry->connect_data ? 1 : 64);
+    l->pulling = 0;
     l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
     if (n > 1 && l->waiters)
         wake_accepts(l, INT_MAX);
@@ -721,7 +808,13 @@ void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int def
 
 void wsp_backlog_take(struct wsp_listener *l, struct wsp_request *r) {
     r->presenting = 0;
+    r->taken = 1;
     request_unlink(&l->ready, r);
+    /* Stop the watch before the answer goes out: a client that reads it and closes at once
+     * would otherwise wake the reactor, which would wait for this lock to learn that the
+     * request is gone. (finish removes the item for good.) */
+    if (r->watched)
+        wsp_reactor_pause(&r->item);
     room_freed(l);
 }
 
@@ -759,6 +852,8 @@ void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_
 
 static void rearm(struct wsp_listener *l) {
     uint64_t due = l->resume_ms;
+    if (l->direct && (!due || l->direct_until_ms < due))
+        due = l->direct_until_ms;
     if (l->handshaking.head) {
         uint64_t d = l->handshaking.head->deadline_ms; /* the oldest has the earliest deadline */
         if (!due || d < due)
@@ -828,10 +923,17 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         send_notices(l, l->ready.head, now);
         send_notices(l, l->held.head, now); /* a held client is kept waiting the same way */
     }
+    if (l->direct && now >= l->direct_until_ms && !l->leader) {
+        l->direct = 0; /* no accept asked for a while: the reactor reads again */
+        if (reactor_reads(l))
+            set_reading(l, 1);
+    }
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
-        if (has_room(l))
+        if (reactor_reads(l))
             set_reading(l, 1);
+        else if (l->direct && l->waiters)
+            l->arrivals = l->waiters; /* the leader looks at the queue again */
     }
     rearm(l);
     unlock_and_wake(l);
@@ -861,6 +963,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
         return WSAENOBUFS;
     l->so = so;
     l->backlog = backlog;
+    l->wake_fd = -1;
     l->notices_tail = &l->notices;
     l->item.fd = so->fd;
     l->item.on_ready = listener_ready;
@@ -923,6 +1026,8 @@ static void listener_release(struct wsp_reactor_item *item) {
 }
 
 static void listener_free(struct wsp_listener *l) {
+    if (l->wake_fd >= 0)
+        close(l->wake_fd);
     for (struct wsp_drop_notice *n = l->notices, *next; n; n = next) {
         next = n->next;
         free(n);
@@ -994,7 +1099,10 @@ int wsp_backlog_hold(struct wsp_listener *l, struct wsp_request *r, struct wsp_h
         wsp_backlog_put_back(l, r, 0);
         return WSAENOBUFS;
     }
-    wsp_backlog_take(l, r);
+    /* Out of the backlog but not taken (wsp_backlog_take): its watch carries on. */
+    r->presenting = 0;
+    request_unlink(&l->ready, r);
+    room_freed(l);
     r->hold = link;
     link->request = r;
     r->watch_ms = 0;
@@ -1007,7 +1115,8 @@ int wsp_backlog_hold(struct wsp_listener *l, struct wsp_request *r, struct wsp_h
     return 0;
 }
 
-void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
+/* so->lock held. The held request r leaves the held list (its link is told nothing). */
+static void held_unlink(struct wsp_listener *l, struct wsp_request *r) {
     request_unlink(&l->held, r);
     r->hold->request = NULL;
     r->hold = NULL;
@@ -1015,8 +1124,16 @@ void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
     hold_room_freed(l);
 }
 
+void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
+    held_unlink(l, r);
+    /* As wsp_backlog_take: the caller's alone, its answer may go out unlocked. */
+    r->taken = 1;
+    if (r->watched)
+        wsp_reactor_pause(&r->item);
+}
+
 void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) {
-    wsp_held_take(l, r);
+    held_unlink(l, r);
     l->stats.rejected++;
     if (l->so->entry->connect_data)
         request_close_refused(r, reason);
@@ -1025,7 +1142,7 @@ void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) 
 }
 
 void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {
-    wsp_held_take(l, r);
+    held_unlink(l, r);
     /* Back in its place by arrival: holding it cost it nothing in line. */
     struct wsp_request *after = l->ready.tail;
     while (after && after->arrival > r->arrival)
@@ -1054,7 +1171,7 @@ void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {
 
 static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, int reason) {
     struct wsp_hold_link *link = r->hold;
-    wsp_held_take(l, r);
+    held_unlink(l, r);
     link->ended(link, l->so, code);
     if (reason)
         request_close_refused(r, reason);
