@@ -185,6 +185,14 @@ public struct ListenerStatistics: Hashable, Sendable {
     public var backlog: UInt32
     /// Requests waiting in the backlog now.
     public var queued: UInt32
+    /// Requests held (``HeldRequest``); their answers count as accepted or rejected.
+    public var held: UInt64
+    /// Requests held now.
+    public var holding: UInt32
+    /// Holds refused because the listener held `WSP_HOLD_LIMIT` requests already.
+    public var holdRefused: UInt64
+    /// Held requests refused when the hold deadline passed.
+    public var holdTimedOut: UInt64
 
     init(_ s: WSP_LISTENER_STATS_DATA) {
         accepted = s.accepted
@@ -196,5 +204,9 @@ public struct ListenerStatistics: Hashable, Sendable {
         malformed = s.malformed
         backlog = s.backlog
         queued = s.queued
+        held = s.held
+        holding = s.holding
+        holdRefused = s.hold_refused
+        holdTimedOut = s.hold_timed_out
     }
 }
