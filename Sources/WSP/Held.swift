@@ -149,6 +149,27 @@ public struct HeldRequest: ~Copyable, Sendable {
         if functions.reject(handle, reason.rawValue, &err) != 0 { throw WSPError(code: err) }
     }
 
+    /// The copyable parts of the request, to move it into a child task (where
+    /// ``init(parts:)`` makes it whole again); this value no longer answers it.
+    consuming func disown() -> HeldParts {
+        _ = state.claim()
+        return HeldParts(request: request, handle: handle, listener: listener,
+                         functions: functions)
+    }
+
+    init(request: ConnectionRequest, handle: WSPHELD, listener: SocketCore,
+         functions: HeldFunctions) {
+        self.request = request
+        self.handle = handle
+        self.listener = listener
+        self.functions = functions
+    }
+
+    init(parts: HeldParts) {
+        self.init(request: parts.request, handle: parts.handle, listener: parts.listener,
+                  functions: parts.functions)
+    }
+
     /// Puts the request back in the listener's queue, in its place by arrival.
     public consuming func release() throws(WSPError) {
         _ = state.claim()
@@ -157,6 +178,14 @@ public struct HeldRequest: ~Copyable, Sendable {
             throw WSPError(code: err)
         }
     }
+}
+
+/// A held request in pieces, on its way into a child task.
+struct HeldParts: Sendable {
+    let request: ConnectionRequest
+    let handle: WSPHELD
+    let listener: SocketCore
+    let functions: HeldFunctions
 }
 
 extension WSPError {
@@ -242,7 +271,14 @@ extension Socket {
     public func accept(deciding decide: (ConnectionRequest) async -> Decision)
         async throws(WSPError) -> Accepted
     {
-        let held = try await core.holdNext()
+        try await Self.decide(try await core.holdNext(), decide)
+    }
+
+    /// Answers `held` with `decide`'s decision (see ``accept(deciding:)``).
+    static func decide(_ held: consuming HeldRequest,
+                       _ decide: (ConnectionRequest) async -> Decision)
+        async throws(WSPError) -> Accepted
+    {
         let decision = await decide(held.request)
         if Task.isCancelled {
             try held.reject()
@@ -258,5 +294,60 @@ extension Socket {
             try held.release()
             throw .tryAgain
         }
+    }
+}
+
+extension Socket {
+    /// Serves the listener with an `async` decision per request, many at once: each request
+    /// is held as it arrives (so a slow decision delays no other client), up to
+    /// `maxDecisions` decisions run concurrently (then the next request waits in the queue),
+    /// and each accepted connection is handed to `handle` on the deciding task.
+    ///
+    /// Runs until the listener is closed (then it returns) or the task is cancelled
+    /// (decisions in flight see the cancellation, and their requests are rejected). Errors of
+    /// single requests (a client that left, a rejection) end only that request.
+    ///
+    /// ```swift
+    /// try await listener.serve(maxDecisions: 64) { request in
+    ///     await quota.allows(request.callerAddress) ? .accept() : .reject
+    /// } handle: { accepted in
+    ///     try? await accepted.socket.send(Array("hello".utf8))
+    /// }
+    /// ```
+    public func serve(maxDecisions: Int = 64,
+                      deciding decide: @escaping @Sendable (ConnectionRequest) async -> Decision,
+                      handle: @escaping @Sendable (consuming Accepted) async -> Void)
+        async throws(WSPError)
+    {
+        let core = self.core
+        let bound = max(1, maxDecisions)
+        let failure: WSPError? = await withTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            while true {
+                if inFlight >= bound {
+                    await group.next()
+                    inFlight -= 1
+                    continue
+                }
+                let parts: HeldParts
+                do throws(WSPError) {
+                    parts = try await core.holdNext().disown()
+                } catch .interrupted, .notSocket {
+                    return nil // the listener was closed
+                } catch {
+                    return error == .operationAborted ? nil : error
+                }
+                inFlight += 1
+                group.addTask {
+                    do throws(WSPError) {
+                        let accepted = try await Socket.decide(HeldRequest(parts: parts), decide)
+                        await handle(accepted)
+                    } catch {
+                        // this request's end (rejected, deferred, withdrawn): not the server's
+                    }
+                }
+            }
+        }
+        if let failure { throw failure }
     }
 }

@@ -9,7 +9,7 @@ private func acceptLoop(_ listener: borrowing Socket, busy: Bool, rounds: Int) a
         do throws(WSPError) {
             let accepted = try await listener.accept { request in
                 guard request.callerData == token else { return .reject }
-                return busy ? .defer : .accept(calleeData: Array("welcome".utf8))
+                return .accept(calleeData: Array("welcome".utf8))
             }
             let socket = accepted.socket
             Task { [socket = consume socket] in
@@ -17,8 +17,6 @@ private func acceptLoop(_ listener: borrowing Socket, busy: Bool, rounds: Int) a
             }
         } catch .connectionRefused {
             continue
-        } catch .tryAgain {
-            try await Task.sleep(for: .milliseconds(10))
         } catch {
             throw error
         }

@@ -72,6 +72,39 @@ extension AllTests {
         #expect(try await offPool { slowClient.wait() }.get() == bytes("slow"))
     }
 
+    @Test func serveRunsSlowDecisionsBesideFastOnes() async throws {
+        let provider = try Provider()
+        let presented = AsyncGate(), gate = AsyncGate()
+        let address = Locked<Address?>(nil)
+        let handled = Locked(0)
+        // The listener lives in the serving task (a Socket is ~Copyable: it is not shared).
+        let server = Task { () async throws -> Void in
+            let listener = try asyncListener(provider)
+            address.withLock { $0 = try? listener.localAddress }
+            await presented.open()
+            try await listener.serve(maxDecisions: 4) { request in
+                // The slow decision waits for the gate, which opens only once the fast client
+                // has its answer: if it delayed the fast one, neither would finish.
+                if request.callerData == bytes("slow") { await gate.wait() }
+                return .accept(calleeData: request.callerData ?? [])
+            } handle: { accepted in
+                let socket = accepted.socket // taken over, closed as it goes
+                _ = socket.handle
+                handled.withLock { $0 += 1 }
+            }
+        }
+        await presented.wait()
+        let listening = try #require(address.withLock { $0 })
+        let slowClient = clientConnect(provider, listening, bytes("slow"))
+        let fastClient = clientConnect(provider, listening, bytes("fast"))
+        #expect(try await offPool { fastClient.wait() }.get() == bytes("fast"))
+        await gate.open()
+        #expect(try await offPool { slowClient.wait() }.get() == bytes("slow"))
+        #expect(await eventually { handled.withLock { $0 } == 2 })
+        server.cancel()
+        _ = await server.result
+    }
+
     @Test func asyncConditionRejectAndDefer() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
