@@ -5,6 +5,7 @@
 #   make check-asan   the C tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make check-tsan   the C tests under ThreadSanitizer
 #   make check-swift-tsan  the Swift tests under ThreadSanitizer
+#   make check-doc-snippets  the ```swift blocks of README.md and the DocC articles compile
 #   make check-valgrind  the accept and connect-data C tests under valgrind's memcheck:
 #                     uninitialised bytes sent, invalid accesses or definite leaks fail it
 #   make fuzz         the handshake decoder under libFuzzer (FUZZ_SECONDS, default 30)
@@ -19,16 +20,25 @@
 #                     and pinned; rate, latency percentiles, server CPU, wrong/lost outcomes
 #   make bench-hold   held requests: connections per second holding vs accepting at once, and
 #                     the fast clients' p50/p99 when one in ten needs a 100 ms decision
+#   make bench-memory bytes and descriptors per idle socket (with and without an event
+#                     registration), per queued request and per event object, against raw epoll
 #   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
 #                     the C provider, the Swift sync and async APIs and SwiftNIO, pinned
-#   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0) and wsp.pc under
-#                     $(DESTDIR)$(PREFIX), PREFIX defaulting to /usr/local; `make uninstall`
-#                     removes them. Then: cc prog.c $(pkg-config --cflags --libs wsp)
+#   make install      headers, libcwsp.a, libcwsp.so (soname libcwsp.so.0), wsp.pc, the CMake
+#                     package (find_package(wsp)), and wspcat (release build) with its
+#                     manual page and bash/zsh/fish completions, under $(DESTDIR)$(PREFIX),
+#                     PREFIX defaulting to /usr/local; `make uninstall` removes them and the
+#                     folders left empty. Then: cc prog.c $(pkg-config --cflags --libs wsp)
 #                     (libraries after the sources: the toolchain links --as-needed)
+#   make wspcat       build/wspcat/: the release wspcat, wspcat.1 and completion scripts
+#   make docs         the DocC archive of the Swift module (build/WSP.doccarchive), with
+#                     warnings as errors
+#   make example-swift  examples/swift: an async admission server and its clients
 #   make check-exports  the shared library exports only the WSP_EXPORT names of include/,
 #                     and its soname is libcwsp.so.0
 #   make check-install  install into a temporary prefix, build and run examples/demo.c
-#                     against it through pkg-config (static and shared), uninstall
+#                     against it through pkg-config (static and shared) and CMake, run the
+#                     installed wspcat, uninstall (no file or folder left)
 #   make check-layers  the provider's C files form layers that look only down: fails on a
 #                     call from a file to one above it (the map: docs/ARCHITECTURE.md)
 
@@ -40,7 +50,8 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS_ALL = -D_GNU_SOURCE -Iinclude -ISources/CWSP
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) -pthread
 SONAME = libcwsp.so.0
-SOVERSION = 0.1.0
+# The shared library's file version is the release's (include/wsp/version.h).
+SOVERSION = $(shell sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
 
 LIB_SRCS := $(wildcard Sources/CWSP/*.c)
 LIB_OBJS := $(LIB_SRCS:Sources/CWSP/%.c=$(BUILD)/obj/%.o)
@@ -49,9 +60,9 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,
 	$(wildcard Tests/c/winsock/*.c)
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
-.PHONY: all check check-c check-swift check-swift-tsan check-asan check-tsan fuzz fuzz-net \
-	check-valgrind demo bench bench-load bench-hold bench-swift clean \
-	install uninstall check-exports check-install check-layers
+.PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
+	fuzz fuzz-net check-valgrind demo bench bench-load bench-memory bench-hold bench-swift clean wspcat docs \
+	example-swift install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -91,6 +102,13 @@ check-c: $(BUILD)/header-check.stamp $(BUILD)/wsp-tests
 check-swift:
 	swift build --build-tests -Xswiftc -warnings-as-errors
 	swift test --skip-build
+	scripts/check-doc-snippets "$$(swift build --show-bin-path)/Modules"
+
+# Every ```swift block of README.md and of the DocC articles compiles with `import WSP` alone
+# (each document's blocks as one program; Tests/WSPTests/DocSnippetTests.swift runs them).
+check-doc-snippets:
+	swift build --target WSP
+	scripts/check-doc-snippets "$$(swift build --show-bin-path)/Modules"
 
 check: SHELL := /bin/bash
 check: check-c check-swift
@@ -170,6 +188,13 @@ bench: $(BUILD)/bench $(BUILD)/bench-events
 $(BUILD)/bench-load: Benchmarks/c/bench-load.c $(BUILD)/libcwsp.a
 	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
 
+# Memory and descriptors per socket, request and event object, against a raw epoll server.
+$(BUILD)/bench-memory: Benchmarks/c/bench-memory.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench-memory: $(BUILD)/bench-memory
+	$(BUILD)/bench-memory 9000
+
 bench-load: $(BUILD)/bench-load
 	$(BUILD)/bench-load 64 3 2
 	$(BUILD)/bench-load 512 3 2
@@ -199,23 +224,92 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 SUB_HEADERS := $(wildcard include/wsp/*.h)
 WSP_VERSION := $(shell sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
 
-install: all
-	install -d $(DESTDIR)$(INCLUDEDIR)/wsp $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR)
+WSPCAT_DIR = $(BUILD)/wspcat
+WSPCAT_FILES = $(WSPCAT_DIR)/wspcat $(WSPCAT_DIR)/wspcat.1 $(WSPCAT_DIR)/wspcat.bash \
+	$(WSPCAT_DIR)/_wspcat $(WSPCAT_DIR)/wspcat.fish
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+CMAKEDIR ?= $(LIBDIR)/cmake/wsp
+# wsp.pc and the CMake files name their folders relative to the prefix (or to themselves), so
+# an installation can be staged or moved.
+PC_INCLUDEDIR = $(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))
+PC_LIBDIR = $(patsubst $(PREFIX)%,$${prefix}%,$(LIBDIR))
+relative = $(shell realpath -m --relative-to=$(1) $(2))
+
+install: all $(WSPCAT_FILES)
+	install -d $(DESTDIR)$(INCLUDEDIR)/wsp $(DESTDIR)$(LIBDIR) $(DESTDIR)$(PKGCONFIGDIR) \
+	    $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
+	    $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	install -m 644 include/wsp.h $(DESTDIR)$(INCLUDEDIR)/
 	install -m 644 $(SUB_HEADERS) $(DESTDIR)$(INCLUDEDIR)/wsp/
 	install -m 644 $(BUILD)/libcwsp.a $(DESTDIR)$(LIBDIR)/
 	install -m 755 $(BUILD)/libcwsp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/
 	ln -sf libcwsp.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcwsp.so
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
-	    -e 's|@VERSION@|$(WSP_VERSION)|' wsp.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@INCLUDEDIR@|$(PC_INCLUDEDIR)|' \
+	    -e 's|@LIBDIR@|$(PC_LIBDIR)|' -e 's|@VERSION@|$(WSP_VERSION)|' \
+	    wsp.pc.in > $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
 	chmod 644 $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
+	for f in wspConfig wspConfigVersion; do \
+	    sed -e 's|@CMAKE_TO_PREFIX@|$(call relative,$(CMAKEDIR),$(PREFIX))|' \
+	        -e 's|@INCLUDE_REL@|$(call relative,$(PREFIX),$(INCLUDEDIR))|' \
+	        -e 's|@LIB_REL@|$(call relative,$(PREFIX),$(LIBDIR))|' \
+	        -e 's|@VERSION@|$(WSP_VERSION)|' -e 's|@SOVERSION@|$(SOVERSION)|' \
+	        -e 's|@SONAME@|$(SONAME)|' cmake/$$f.cmake.in > $(DESTDIR)$(CMAKEDIR)/$$f.cmake \
+	    && chmod 644 $(DESTDIR)$(CMAKEDIR)/$$f.cmake || exit 1; \
+	done
+	install -m 755 $(WSPCAT_DIR)/wspcat $(DESTDIR)$(BINDIR)/
+	install -m 644 $(WSPCAT_DIR)/wspcat.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(WSPCAT_DIR)/wspcat.bash $(DESTDIR)$(BASHCOMPDIR)/wspcat
+	install -m 644 $(WSPCAT_DIR)/_wspcat $(DESTDIR)$(ZSHCOMPDIR)/
+	install -m 644 $(WSPCAT_DIR)/wspcat.fish $(DESTDIR)$(FISHCOMPDIR)/
+
+# The folders install may have made, innermost first: uninstall removes those left empty.
+INSTALL_DIRS = $(INCLUDEDIR)/wsp $(INCLUDEDIR) $(CMAKEDIR) $(LIBDIR)/cmake $(PKGCONFIGDIR) \
+	$(LIBDIR) $(BINDIR) $(MANDIR)/man1 $(MANDIR) $(BASHCOMPDIR) $(dir $(BASHCOMPDIR)) \
+	$(ZSHCOMPDIR) $(dir $(ZSHCOMPDIR)) $(FISHCOMPDIR) $(dir $(FISHCOMPDIR)) $(PREFIX)/share \
+	$(PREFIX)
 
 uninstall:
 	rm -f $(DESTDIR)$(INCLUDEDIR)/wsp.h $(SUB_HEADERS:include/%=$(DESTDIR)$(INCLUDEDIR)/%)
 	rm -f $(DESTDIR)$(LIBDIR)/libcwsp.a $(DESTDIR)$(LIBDIR)/libcwsp.so.$(SOVERSION) \
 	    $(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libcwsp.so $(DESTDIR)$(PKGCONFIGDIR)/wsp.pc
-	rmdir $(DESTDIR)$(INCLUDEDIR)/wsp 2>/dev/null || true
+	rm -f $(DESTDIR)$(CMAKEDIR)/wspConfig.cmake $(DESTDIR)$(CMAKEDIR)/wspConfigVersion.cmake
+	rm -f $(DESTDIR)$(BINDIR)/wspcat $(DESTDIR)$(MANDIR)/man1/wspcat.1 \
+	    $(DESTDIR)$(BASHCOMPDIR)/wspcat $(DESTDIR)$(ZSHCOMPDIR)/_wspcat $(DESTDIR)$(FISHCOMPDIR)/wspcat.fish
+	for d in $(INSTALL_DIRS); do rmdir $(DESTDIR)$$d 2>/dev/null || true; done
+
+# ---- wspcat for installation ----------------------------------------------------------------
+# The release build, with the Swift runtime linked in (--static-swift-stdlib: the installed
+# binary needs no toolchain), its manual page (generated from the argument parser by
+# swift-argument-parser's generate-manual) and its completion scripts.
+
+SWIFT_SOURCES := Package.swift $(wildcard Sources/WSP/*.swift Sources/wspcat/*.swift)
+MAN_DATE := $(shell git log -1 --format=%cs 2>/dev/null || date +%F)
+
+wspcat: $(WSPCAT_FILES)
+
+$(WSPCAT_DIR)/wspcat: $(SWIFT_SOURCES) $(LIB_SRCS) $(HEADERS)
+	swift build -c release --product wspcat --static-swift-stdlib
+	install -D -m 755 "$$(swift build -c release --show-bin-path)/wspcat" $@
+
+# swift-argument-parser's generate-manual (what its GenerateManual plugin runs), run on the
+# binary just built: the plugin would build wspcat a second time.
+$(WSPCAT_DIR)/wspcat.1: $(WSPCAT_DIR)/wspcat
+	swift build --product generate-manual
+	"$$(swift build --show-bin-path)/generate-manual" $< --date $(MAN_DATE) -o $(WSPCAT_DIR)
+
+$(WSPCAT_DIR)/wspcat.bash: $(WSPCAT_DIR)/wspcat
+	$< --generate-completion-script bash > $@
+
+$(WSPCAT_DIR)/_wspcat: $(WSPCAT_DIR)/wspcat
+	$< --generate-completion-script zsh > $@
+
+$(WSPCAT_DIR)/wspcat.fish: $(WSPCAT_DIR)/wspcat
+	$< --generate-completion-script fish > $@
 
 check-exports: $(BUILD)/libcwsp.so
 	Tests/install/check-exports.sh $(BUILD)/libcwsp.so $(SONAME)
@@ -232,6 +326,17 @@ check-layers: $(LIB_OBJS)
 bench-swift:
 	cd Benchmarks && swift build -c release
 	taskset -c 0 Benchmarks/.build/release/wsp-bench
+
+# The Swift example (examples/swift): it fails when its story did not happen.
+example-swift:
+	swift build --product wsp-admission-example
+	timeout 60 swift run --skip-build wsp-admission-example
+
+# The DocC archive of the Swift module (swift-docc-plugin); a broken link or any other DocC
+# warning fails it.
+docs:
+	swift package --allow-writing-to-directory $(BUILD) generate-documentation --target WSP \
+	    --warnings-as-errors --output-path $(BUILD)/WSP.doccarchive
 
 clean:
 	rm -rf build

@@ -9,8 +9,11 @@ let package = Package(
         .executable(name: "wspcat", targets: ["wspcat"]),
     ],
     dependencies: [
-        // For wspcat only: the libraries stay free of dependencies.
+        // For wspcat and the documentation only: the libraries stay free of dependencies.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // `make docs`: the DocC archive of the Swift module.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // The C provider. Its public headers are the top-level include/ folder, the same
@@ -37,8 +40,16 @@ let package = Package(
             dependencies: [
                 "WSP", "CWSP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/wspcat",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        // examples/swift: an async admission server and its clients (make example-swift, CI).
+        .executableTarget(
+            name: "wsp-admission-example",
+            dependencies: ["WSP"],
+            path: "examples/swift",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         .testTarget(
@@ -50,7 +61,7 @@ let package = Package(
         // Drives the built wspcat binary end to end, in separate processes.
         .testTarget(
             name: "WSPCatTests",
-            dependencies: ["wspcat"],
+            dependencies: ["wspcat", "WSP", .product(name: "Logging", package: "swift-log")],
             path: "Tests/WSPCatTests",
             swiftSettings: [.swiftLanguageMode(.v6)]
         ),

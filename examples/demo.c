@@ -164,9 +164,13 @@ int main(void) {
     WSP_LISTENER_STATS_DATA st;
     int stlen = sizeof st;
     T.lpWSPGetSockOpt(l, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &stlen, &err);
-    printf("\nListener counters: accepted %llu, rejected %llu, deferred %llu, withdrawn %llu\n",
+    /* Carol's request states her patience: when it passes the server ends the request itself
+     * (timed out), unless her close reaches it first (withdrawn). */
+    printf("\nListener counters: accepted %llu, rejected %llu, deferred %llu, withdrawn %llu, "
+           "timed out %llu\n",
            (unsigned long long)st.accepted, (unsigned long long)st.rejected,
-           (unsigned long long)st.deferred, (unsigned long long)st.withdrawn);
+           (unsigned long long)st.deferred, (unsigned long long)st.withdrawn,
+           (unsigned long long)st.timed_out);
     T.lpWSPCloseSocket(l, &err);
     T.lpWSPCleanup(&err);
     return 0;

@@ -171,6 +171,10 @@ int main(int argc, char **argv) {
         printf("%.0f connect-data connections/s\n", run_wsp(WSP_CATALOG_CDATA_IPV4));
         return 0;
     }
+    if (argc > 2 && strcmp(argv[2], "plain") == 0) {
+        printf("%.0f plain TCP connections/s\n", run_wsp(WSP_CATALOG_TCP_IPV4));
+        return 0;
+    }
     if (argc > 2 && strcmp(argv[2], "raw") == 0) {
         printf("%.0f raw connections/s\n", run_raw());
         return 0;

@@ -148,7 +148,8 @@ static void fresh_descriptor(struct wsp_socket *so) {
         int one = 1;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
-    copy_options(so->fd, fd, so->entry->af);
+    if (so->kernel_options_set) /* else the fresh descriptor's defaults are the same */
+        copy_options(so->fd, fd, so->entry->af);
     /* An address the application bound explicitly stays bound (a failed connect does not
      * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
      * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */

@@ -213,6 +213,7 @@ struct wsp_socket {
 
     /* options the provider keeps itself */
     int conditional_accept;
+    int kernel_options_set; /* lpWSPSetSockOpt has set one the descriptor keeps */
     DWORD rcvtimeo_ms, sndtimeo_ms;
     DWORD connect_timeout_ms, connect_limit_ms;
     DWORD max_caller_data, max_callee_data;

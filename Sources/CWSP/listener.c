@@ -1,15 +1,18 @@
 /* Listeners: lpWSPListen and the provider's own backlog of connection requests
  * (docs/SEMANTICS.md §4, §9).
  *
- * The reactor takes connections off the kernel's queue as they arrive. On plain TCP each one
- * is a request at once (lpWSPAccept may also take them itself when its queue is empty). On
- * the connect-data protocol only the reactor reads handshake requests, never an application
- * thread: a request that arrived whole with its connection enters the backlog at once, any
- * other is watched until it is complete or its deadline passes, so only complete, well-formed
- * requests enter the backlog. While a request waits there the reactor tells its client
- * "pending" now and then and, unless a blocked accept takes it at once, watches for the
- * client giving up. lpWSPAccept (accept.c) presents requests to the condition function. All
- * of a listener's state is guarded by its socket's lock. */
+ * Connections come off the kernel's queue two ways. While blocking lpWSPAccept calls keep
+ * asking (see "direct" in struct wsp_listener), the accepting threads take them themselves,
+ * one each, as a raw server would, and on the connect-data protocol read the request that
+ * came with the connection on their own thread, without waiting: no hand-off between threads
+ * per connection. Otherwise the reactor takes them as they arrive (so that FD_ACCEPT and
+ * select see them). Either way no application thread ever waits on a client: a request that
+ * arrived whole enters the backlog at once, any other is the reactor's until it is complete or
+ * its deadline passes, so only complete, well-formed requests enter the backlog. While a
+ * request waits there the reactor tells its client "pending" now and then and, unless an
+ * accept takes it at once, watches for the client giving up. lpWSPAccept (accept.c) presents
+ * requests to the condition function. All of a listener's state is guarded by its socket's
+ * lock. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -114,6 +117,8 @@ static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t 
 static int request_expired(const struct wsp_request *r, uint64_t now);
 /* Takes at most max connections off the kernel's queue; returns how many. */
 static int pull(struct wsp_listener *l, int max);
+static int pull_direct(struct wsp_listener *l);
+static int accept_failed(struct wsp_listener *l, int e);
 /* Called when a request leaves the backlog. */
 static void room_freed(struct wsp_listener *l);
 /* Arms the listener's timer for the earliest of its deadlines. */
@@ -432,7 +437,31 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
 /* so->lock held. Reads what the client sent; admits the request once it is complete.
  * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
  * be freed then). */
+/* so->lock held. Decodes what has been read of r's request: 1 while it is incomplete, 0 once
+ * r was admitted or dropped. */
+static int consider(struct wsp_listener *l, struct wsp_request *r) {
+    long res = wsp_hs_decode(r->buf, r->buf_len, l->so->max_caller_data, 1u << WSP_HS_REQUEST,
+                             &r->frame);
+    if (res == WSP_HS_NEED_MORE)
+        return 1;
+    if (res == WSP_HS_TOO_LONG) {
+        end_handshaking(l, r, &l->stats.too_long, WSP_REASON_DATA_TOO_LONG);
+        return 0;
+    }
+    /* Nothing may follow the request, at any size: not in the same read, nor waiting behind
+     * a read that filled the buffer exactly. */
+    if (res < 0 || (size_t)res != r->buf_len ||
+        (r->buf_len == r->buf_cap && sent_more(r->fd))) {
+        end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
+        return 0;
+    }
+    admit(l, r);
+    return 0;
+}
+
 static int read_request(struct wsp_listener *l, struct wsp_request *r) {
+    if (r->buf_len > 0 && !consider(l, r))
+        return 0; /* read before the lock was taken, by an accept's own pull */
     for (;;) {
         if (r->buf_len == r->buf_cap) {
             size_t cap = r->buf_cap ? r->buf_cap * 2 : 512;
@@ -465,23 +494,8 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             return 0;
         }
         r->buf_len += (size_t)n;
-        long res = wsp_hs_decode(r->buf, r->buf_len, l->so->max_caller_data,
-                                 1u << WSP_HS_REQUEST, &r->frame);
-        if (res == WSP_HS_NEED_MORE)
-            continue;
-        if (res == WSP_HS_TOO_LONG) {
-            end_handshaking(l, r, &l->stats.too_long, WSP_REASON_DATA_TOO_LONG);
+        if (!consider(l, r))
             return 0;
-        }
-        /* Nothing may follow the request, at any size: not in the same read, nor waiting
-         * behind a read that filled the buffer exactly. */
-        if (res < 0 || (size_t)res != r->buf_len ||
-            (r->buf_len == r->buf_cap && sent_more(r->fd))) {
-            end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
-            return 0;
-        }
-        admit(l, r);
-        return 0;
     }
 }
 
@@ -531,12 +545,24 @@ static int reactor_reads(const struct wsp_listener *l) {
     return !l->closed && !l->resume_ms && !l->direct && has_room(l);
 }
 
+/* The first read of a request, when an accept makes it (the buffer's first size). */
+#define FIRST_READ 512
+
+/* so->lock held. A connection off the kernel's queue becomes a request; buf (FIRST_READ bytes,
+ * have of them read, or NULL) holds what was read of it before the lock was taken. */
 static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
-                            const struct sockaddr_storage *peer, socklen_t peer_len) {
+                            const struct sockaddr_storage *peer, socklen_t peer_len,
+                            uint8_t *buf, size_t have) {
     struct wsp_request *r = request_new(l, fd);
     if (!r) {
+        free(buf);
         close(fd);
         return;
+    }
+    if (buf) {
+        r->buf = buf;
+        r->buf_cap = FIRST_READ;
+        r->buf_len = have;
     }
     r->fd_nonblocking = nonblocking;
     r->arrival = ++l->arrivals_ever;
@@ -547,6 +573,8 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         r->queued = 1;
         r->queued_ms = wsp_now_ms();
         list_append(&l->ready, r);
+        if (l->pulling && !l->handoff)
+            l->handoff = r; /* the pulling accept asks about it at once */
         l->arrivals++;
         notify_accept(l);
         return;
@@ -583,22 +611,64 @@ static int pull(struct wsp_listener *l, int max) {
         int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len,
                          SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue; /* recoverable: the next one may be fine */
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* Level-triggered epoll would spin on the waiting connection: pause. */
-                set_reading(l, 0);
-                l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
-                rearm(l);
-            }
+            if (accept_failed(l, errno))
+                continue;
             break;
         }
-        take_connection(l, fd, nonblocking, &peer, len);
+        take_connection(l, fd, nonblocking, &peer, len, NULL, 0);
         taken++;
     }
     if (!l->closed && !has_room(l))
         set_reading(l, 0);
     return taken;
+}
+
+/* so->lock held. After accept4 failed with e: whether to try the next connection at once. */
+static int accept_failed(struct wsp_listener *l, int e) {
+    if (e == EINTR || e == ECONNABORTED)
+        return 1; /* recoverable: the next one may be fine */
+    if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+        /* Level-triggered epoll would spin on the waiting connection: pause. */
+        set_reading(l, 0);
+        l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
+        rearm(l);
+    }
+    return 0;
+}
+
+/* so->lock held; released while the kernel is asked. A blocking accept on connect data
+ * takes one connection itself and makes the first read of its request on its own thread,
+ * with the listener unlocked so that the other accepts do the same in parallel (the
+ * listening descriptor keeps its number until the socket's last reference goes, so it
+ * cannot name another socket meanwhile). Returns 1 when a connection was taken. */
+static int pull_direct(struct wsp_listener *l) {
+    struct wsp_socket *so = l->so;
+    if (l->closed || l->resume_ms)
+        return 0;
+    int nonblocking = so->nonblocking, lfd = so->fd;
+    for (;;) {
+        pthread_mutex_unlock(&so->lock);
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(lfd, (struct sockaddr *)&peer, &len,
+                         SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
+        int e = errno;
+        uint8_t *buf = fd >= 0 ? malloc(FIRST_READ) : NULL;
+        ssize_t have = buf ? recv(fd, buf, FIRST_READ, MSG_DONTWAIT) : 0;
+        pthread_mutex_lock(&so->lock);
+        if (fd < 0) {
+            if (!l->closed && accept_failed(l, e))
+                continue;
+            return 0;
+        }
+        if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
+            free(buf);
+            close(fd);
+            return 0;
+        }
+        take_connection(l, fd, nonblocking, &peer, len, buf, have > 0 ? (size_t)have : 0);
+        return 1;
+    }
 }
 
 /* Unlocks the listener, then wakes one blocked accept per request that arrived. Waking
@@ -781,13 +851,14 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
 int wsp_backlog_fill(struct wsp_listener *l) {
     if (l->resume_ms)
         return 0; /* out of descriptors: wait for the pause to end */
-    /* Connect data: one at a time, read on this thread and presented by it at once (the
-     * other accepts take the next ones in parallel); a request that is not whole yet goes
-     * to the reactor. Plain TCP: what is there, for this accept and the waiting ones. */
+    /* One at a time when the accepting threads own the queue (direct): this one presents
+     * it at once and the others take the next ones in parallel; on connect data its request
+     * is read on this thread, and one that is not whole yet goes to the reactor. Otherwise
+     * (plain TCP) what is there, for this accept and the waiting ones. */
     if (!l->so->nonblocking)
         go_direct(l); /* a blocking accept that takes its own: the descriptor is its */
     l->pulling = 1;
-    int n = pull(l, l->so->entry->connect_data ? 1 : 64);
+    int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
     l->pulling = 0;
     l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
     if (n > 1 && l->waiters)

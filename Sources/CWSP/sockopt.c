@@ -43,6 +43,7 @@ static int set_timeout(struct wsp_socket *so, int optname, DWORD ms) {
     if (setsockopt(so->fd, SOL_SOCKET, optname, &tv, sizeof tv) < 0)
         return wsp_wsa_from_errno(errno);
     *(optname == SO_RCVTIMEO ? &so->rcvtimeo_ms : &so->sndtimeo_ms) = ms;
+    so->kernel_options_set = 1;
     return 0;
 }
 
@@ -96,6 +97,8 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
             err = WSAEINVAL;
         else if (setsockopt(so->fd, level, optname, optval, ksize) < 0)
             err = wsp_wsa_from_errno(errno);
+        else
+            so->kernel_options_set = 1;
     } else if (level == SOL_SOCKET && (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)) {
         err = set_timeout(so, optname, read_dword(optval));
     } else if (level == SOL_SOCKET && optname == SO_CONDITIONAL_ACCEPT) {

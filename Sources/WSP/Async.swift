@@ -12,14 +12,14 @@ extension SocketCore {
     }
 
     func acceptAsync(_ condition: ((ConnectionRequest) -> Decision)?) async throws(WSPError)
-        -> Accepted
+        -> (SOCKET, Address)
     {
         let events = try listenerRegistration()
         while true {
             if Task.isCancelled { throw .operationAborted }
             switch acceptOnce(condition) {
             case .success(let accepted):
-                return adopt(accepted)
+                return accepted
             case .failure(.wouldBlock):
                 // Selecting the listener reports a request that is already there; a deferred
                 // one (`.tryAgain`) is never waited for: it is thrown.
@@ -29,33 +29,13 @@ extension SocketCore {
             }
         }
     }
-}
 
-extension Socket {
-    /// Accepts one connection without blocking a thread, asking `condition` first (nil:
-    /// accept every request). The condition runs synchronously inside the accept, on the
-    /// calling task: keep it quick and do not block in it.
-    ///
-    /// The outcomes are the provider's: `.reject` throws ``WSPError/connectionRefused`` (the
-    /// client's connect fails with the same); `.defer` throws ``WSPError/tryAgain`` and the
-    /// request stays first in line, so the next accept is shown it again; callee data larger
-    /// than the listener's capacity throws ``WSPError/fault`` and keeps the request. A
-    /// cancelled task stops waiting and throws ``WSPError/operationAborted``; no request is
-    /// lost by it.
-    public func accept(condition: ((ConnectionRequest) -> Decision)? = nil) async throws(WSPError)
-        -> Accepted
-    {
-        try await core.acceptAsync(condition)
-    }
-
-    /// Sends all of `bytes` without blocking a thread; returns their count.
-    @discardableResult
-    public func send(_ bytes: [UInt8]) async throws(WSPError) -> Int {
-        let events = try core.registration()
+    func sendAsync(_ bytes: [UInt8]) async throws(WSPError) -> Int {
+        let events = try registration()
         var sent = 0
         var mask = Int32(FD_WRITE | FD_CLOSE)
         while sent < bytes.count {
-            switch core.sendOnce(bytes[sent...]) {
+            switch sendOnce(bytes[sent...]) {
             case .success(let n):
                 sent += n
             case .failure(.wouldBlock):
@@ -70,13 +50,11 @@ extension Socket {
         return sent
     }
 
-    /// Receives at most `maxCount` bytes without blocking a thread, waiting until at least
-    /// one is available; an empty result means the peer closed.
-    public func receive(maxCount: Int) async throws(WSPError) -> [UInt8] {
-        let events = try core.registration()
+    func receiveAsync(maxCount: Int) async throws(WSPError) -> [UInt8] {
+        let events = try registration()
         var mask = Int32(FD_READ | FD_CLOSE)
         while true {
-            switch core.receiveOnce(maxCount: maxCount) {
+            switch receiveOnce(maxCount: maxCount) {
             case .success(let bytes):
                 return bytes
             case .failure(.wouldBlock):
@@ -87,6 +65,37 @@ extension Socket {
             }
         }
     }
+}
+
+extension Socket {
+    /// Accepts one connection without blocking a thread, asking `condition` first (nil:
+    /// accept every request). The condition runs synchronously inside the accept, on the
+    /// calling task: keep it quick and do not block in it.
+    ///
+    /// The outcomes are the provider's: `.reject` throws ``WSPError/connectionRefused`` (the
+    /// client's connect fails with the same); `.defer` throws ``WSPError/tryAgain`` and the
+    /// request stays first in line, so the next accept is shown it again; callee data longer
+    /// than the request's ``ConnectionRequest/calleeCapacity`` throws ``WSPError/fault``. A
+    /// cancelled task stops waiting and throws ``WSPError/operationAborted``; no request is
+    /// lost by it. For a server loop that goes on through all of these, use
+    /// ``connections(retryDeferredAfter:outcomes:condition:)``.
+    public func accept(condition: (@Sendable (ConnectionRequest) -> Decision)? = nil)
+        async throws(WSPError) -> Accepted
+    {
+        core.adopt(try await core.acceptAsync(condition))
+    }
+
+    /// Sends all of `bytes` without blocking a thread; returns their count.
+    @discardableResult
+    public func send(_ bytes: [UInt8]) async throws(WSPError) -> Int {
+        try await core.sendAsync(bytes)
+    }
+
+    /// Receives at most `maxCount` bytes without blocking a thread, waiting until at least
+    /// one is available; an empty result means the peer closed.
+    public func receive(maxCount: Int) async throws(WSPError) -> [UInt8] {
+        try await core.receiveAsync(maxCount: maxCount)
+    }
 
     /// The connection requests reaching this listener, as an `AsyncSequence`; see
     /// ``IncomingRequests``.
@@ -94,25 +103,25 @@ extension Socket {
 }
 
 extension Provider {
-    /// Connects without blocking a thread. On the connect-data protocol `callerData` and
-    /// `qos` travel with the request and the call returns once the server has decided:
-    /// accepted (``Connection/calleeData``, ``Connection/negotiatedQoS``), or
-    /// ``WSPError/connectionRefused``. A server that defers keeps the client waiting (the
+    /// Connects without blocking a thread. On the connect-data protocol (the default when
+    /// there is caller data or QoS) `callerData` and `qos` travel with the request and the
+    /// call returns once the server has decided: accepted (``Connection/calleeData``,
+    /// ``Connection/negotiatedQoS``), or ``WSPError/connectionRefused`` with the server's
+    /// ``WSPError/refusal`` reason. A server that defers keeps the client waiting (the
     /// provider keeps the request alive) until `timeout` (nil: the provider's limit, none by
-    /// default) gives ``WSPError/timedOut``.
+    /// default) gives ``WSPError/timedOut``; a timeout that is not positive throws
+    /// ``WSPError/invalidArgument``.
     ///
     /// Cancelling the task closes the socket, which withdraws the request at the server (its
     /// condition function never sees it), and throws ``WSPError/operationAborted``.
-    public func connect(to address: Address, protocol proto: TransportProtocol = .tcp,
+    public func connect(to address: Address, protocol proto: TransportProtocol? = nil,
                         callerData: [UInt8]? = nil, qos: QoS? = nil,
                         timeout: Duration? = nil) async throws(WSPError) -> Connection
     {
+        let proto = try Self.transport(proto, callerData: callerData, qos: qos)
         let socket = try self.socket(family: address.family, protocol: proto)
         if let timeout {
-            let ms = max(1, timeout.components.seconds * 1000
-                + timeout.components.attoseconds / 1_000_000_000_000_000)
-            try socket.setOption(level: SOL_WSP, name: WSP_CONNECT_LIMIT,
-                                 value: UInt32(clamping: ms))
+            try socket.set(.connectLimit, to: timeout)
         }
         let core = socket.core
         let events = try core.registration(selecting: Int32(FD_CONNECT))
@@ -133,11 +142,32 @@ extension Provider {
         } catch .wouldBlock {
             let fired = try await events.wait(for: Int32(FD_CONNECT)).get()
             let code = fired.errors[Int(FD_CONNECT_BIT)]
-            if code != 0 { throw WSPError(code: code) }
+            if code != 0 { throw core.withRefusal(WSPError(code: code)) }
         }
         let callee = proto == .tcpWithConnectData ? try core.calleeData() : []
         let agreed = qos == nil ? nil : try core.negotiatedQoS()
         return Connection(socket: socket, calleeData: callee, negotiatedQoS: agreed)
+    }
+
+    /// Resolves `host` (``Address/resolve(_:port:)``) and connects to its addresses in turn
+    /// until one answers: the first that accepts, or the first refusal (a server's decision
+    /// is final). Other failures move on to the next address; the last one is thrown.
+    public func connect(toHost host: String, port: UInt16,
+                        protocol proto: TransportProtocol? = nil, callerData: [UInt8]? = nil,
+                        qos: QoS? = nil, timeout: Duration? = nil) async throws(WSPError)
+        -> Connection
+    {
+        var last = WSPError.hostNotFound
+        for address in try await Address.resolve(host, port: port) {
+            do throws(WSPError) {
+                return try await connect(to: address, protocol: proto, callerData: callerData,
+                                         qos: qos, timeout: timeout)
+            } catch {
+                if error == .connectionRefused && error.refusal != nil { throw error }
+                last = error
+            }
+        }
+        throw last
     }
 }
 
@@ -221,6 +251,9 @@ public struct PendingRequest: Sendable {
     public func accept(calleeData: [UInt8] = [], qos: QoS? = nil) throws(WSPError) -> Accepted {
         try listener.adopt(decide(.accept(calleeData: calleeData, qos: qos)).get())
     }
+
+    /// The most callee data ``accept(calleeData:qos:)`` can answer with.
+    public var calleeCapacity: Int { request.calleeCapacity }
 
     /// Refuses the request: the client's connect fails with ``WSPError/connectionRefused``.
     public func reject() throws(WSPError) {

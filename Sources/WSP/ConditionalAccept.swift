@@ -10,14 +10,28 @@ public struct ConnectionRequest: Sendable, Hashable {
     public let callerData: [UInt8]?
     /// The QoS the client asked for, or nil when it asked for none.
     public let callerQoS: QoS?
+    /// The most callee data an accept can answer this client with: the smaller of the
+    /// client's callee buffer and the listener's `maxCalleeData` (0 on plain TCP). Callee
+    /// data longer than this fails the accept with ``WSPError/fault``.
+    public let calleeCapacity: Int
+
+    public init(callerAddress: Address, localAddress: Address, callerData: [UInt8]? = nil,
+                callerQoS: QoS? = nil, calleeCapacity: Int = 0) {
+        self.callerAddress = callerAddress
+        self.localAddress = localAddress
+        self.callerData = callerData
+        self.callerQoS = callerQoS
+        self.calleeCapacity = calleeCapacity
+    }
 }
 
 /// A condition function's answer.
 public enum Decision: Sendable, Equatable {
-    /// Accept, answering with `calleeData` (connect-data protocol only; at most the
-    /// listener's callee-data capacity, else the accept throws `.fault` and the request stays
-    /// first in line) and, when the caller asked for QoS, the QoS agreed (nil: the caller's
-    /// request unchanged). The agreed QoS may not carry more provider-specific bytes than the
+    /// Accept, answering with `calleeData` (connect-data protocol only; at most the request's
+    /// ``ConnectionRequest/calleeCapacity``, else the accept throws `.fault`: the provider
+    /// ends that request and the client's connect fails with ``RefusalReason/calleeDataTooLong``)
+    /// and, when the caller asked for QoS, the QoS agreed (nil: the caller's request
+    /// unchanged). The agreed QoS may not carry more provider-specific bytes than the
     /// request did, else the accept throws `.invalidArgument` and the request stays.
     case accept(calleeData: [UInt8] = [], qos: QoS? = nil)
     /// Refuse: the client's connect fails with `.connectionRefused`.
@@ -28,6 +42,7 @@ public enum Decision: Sendable, Equatable {
 
 /// Carries a Swift condition closure through `dwCallbackData`, for the length of one
 /// `lpWSPAccept` call on the calling thread.
+/// (Internal callers may pass closures that are not `@Sendable`: the call is synchronous.)
 final class ConditionBox {
     let body: (ConnectionRequest) -> Decision
     init(_ body: @escaping (ConnectionRequest) -> Decision) { self.body = body }
@@ -61,7 +76,8 @@ let conditionTrampoline: LPCONDITIONPROC = {
     let request = ConnectionRequest(callerAddress: address(callerId),
                                     localAddress: address(calleeId),
                                     callerData: bytes(callerData),
-                                    callerQoS: sqos.map { QoS($0.pointee) })
+                                    callerQoS: sqos.map { QoS($0.pointee) },
+                                    calleeCapacity: Int(calleeData?.pointee.len ?? 0))
     switch box.body(request) {
     case .reject:
         return CF_REJECT

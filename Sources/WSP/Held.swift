@@ -55,16 +55,21 @@ struct HeldFunctions: @unchecked Sendable {
     }
 }
 
-/// Why a held request is refused, as its client reads it (`WSP_REFUSE_REASON`).
-public enum RefusalReason: UInt32, Sendable {
-    case rejected = 1
-    case backlogFull = 2
-    case closing = 3
-    case tooLong = 4
-    case malformed = 5
-    case handshakeTimeout = 6
-    case undeliverable = 7
-    case expired = 8
+extension RefusalReason {
+    /// The `WSP_REASON_…` value.
+    var code: UInt32 {
+        switch self {
+        case .rejected: UInt32(WSP_REASON_REJECTED)
+        case .backlogFull: UInt32(WSP_REASON_BACKLOG_FULL)
+        case .closing: UInt32(WSP_REASON_CLOSING)
+        case .dataTooLong: UInt32(WSP_REASON_DATA_TOO_LONG)
+        case .malformed: UInt32(WSP_REASON_MALFORMED)
+        case .handshakeTimeout: UInt32(WSP_REASON_HANDSHAKE_TIMEOUT)
+        case .calleeDataTooLong: UInt32(WSP_REASON_CALLEE_DATA_TOO_LONG)
+        case .expired: UInt32(WSP_REASON_EXPIRED)
+        case .other(let code): code
+        }
+    }
 }
 
 /// The answered-or-not flag of one held request, shared by the value and its `deinit`.
@@ -146,7 +151,7 @@ public struct HeldRequest: ~Copyable, Sendable {
     public consuming func reject(reason: RefusalReason = .rejected) throws(WSPError) {
         _ = state.claim()
         var err: Int32 = 0
-        if functions.reject(handle, reason.rawValue, &err) != 0 { throw WSPError(code: err) }
+        if functions.reject(handle, reason.code, &err) != 0 { throw WSPError(code: err) }
     }
 
     /// The copyable parts of the request, to move it into a child task (where
@@ -200,13 +205,14 @@ private final class HoldBox {
     var seen: ConnectionRequest?
 }
 
-private let holdTrampoline: LPCONDITIONPROC = { callerId, callerData, sqos, _, calleeId, _, _, ctx in
+private let holdTrampoline: LPCONDITIONPROC = { callerId, callerData, sqos, _, calleeId, calleeData, _, ctx in
     let box = Unmanaged<HoldBox>.fromOpaque(UnsafeRawPointer(bitPattern: ctx)!)
         .takeUnretainedValue()
     box.seen = ConnectionRequest(callerAddress: address(callerId),
                                  localAddress: address(calleeId),
                                  callerData: bytes(callerData),
-                                 callerQoS: sqos.map { QoS($0.pointee) })
+                                 callerQoS: sqos.map { QoS($0.pointee) },
+                                 calleeCapacity: Int(calleeData?.pointee.len ?? 0))
     return CF_HOLD
 }
 

@@ -8,9 +8,11 @@ import Glibc
 /// ThreadSanitizer in CI (`make check-swift-tsan`), and its reports must mean something.
 /// `package`: wspcat uses it too, for the same reason.
 package final class Locked<Value>: @unchecked Sendable {
-    // @unchecked: `value` is only touched inside withLock, under `mutex`.
-    private var value: Value
+    // @unchecked: `value` is only touched inside withLock, under `mutex`. The mutex comes
+    // first: a zero-sized `value` (`Locked(())`) laid out before it would share its address,
+    // and ThreadSanitizer would take the unlocked read of `mutex` for a race on `value`.
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var value: Value
 
     package init(_ value: Value) {
         self.value = value

@@ -8,10 +8,6 @@ struct NetworkEvents: Sendable {
     /// The error code of each event, indexed by `FD_…_BIT`; an entry is meaningful while its
     /// bit is set.
     var errors = InlineArray<10, Int32>(repeating: 0) // FD_MAX_EVENTS, kept inline: no allocation per event
-
-    /// The events a later provider call raises again (SEMANTICS §5). A waiter consumes these;
-    /// `FD_CONNECT` and `FD_CLOSE` happen once, so they stay set for every later waiter.
-    static let reenabled = Int32(FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS)
 }
 
 /// Where tasks wait for one socket's network events.
@@ -21,6 +17,12 @@ struct NetworkEvents: Sendable {
 /// its provider call first and waits only after `WSAEWOULDBLOCK`, and that failed call is
 /// what re-enables the event, so an event reported before anybody waits is kept for the next
 /// waiter and an event lost before the first try costs nothing.
+///
+/// A waiter takes the events it was woken for, all of them: which events the provider
+/// raises again is the provider's rule, not repeated here. That holds for the events that
+/// happen once (`FD_CONNECT`, `FD_CLOSE`) too, because nothing waits without trying first:
+/// after the close, a receive returns the end of the stream and a send its error without
+/// waiting. Waiters woken by one event all see it.
 final class EventRegistration: Sendable {
     let socket: SOCKET
 
@@ -58,7 +60,7 @@ final class EventRegistration: Sendable {
                     if Task.isCancelled { return .failure(.operationAborted) }
                     if s.fired.events & mask != 0 {
                         let fired = s.fired
-                        s.fired.events &= ~(mask & NetworkEvents.reenabled)
+                        s.fired.events &= ~mask
                         return .success(fired)
                     }
                     s.waiters.append(Waiter(id: id, mask: mask, continuation: continuation))
@@ -94,7 +96,7 @@ final class EventRegistration: Sendable {
                 consumed |= w.mask
                 return true
             }
-            s.fired.events &= ~(consumed & NetworkEvents.reenabled)
+            s.fired.events &= ~consumed
             return ready
         }
         for (w, fired) in ready { w.continuation.resume(returning: .success(fired)) }
@@ -222,10 +224,8 @@ final class Notifier: Sendable {
     /// Asks the provider to post `events` for `socket` here from now on (replacing what it
     /// was selected for); conditions that already hold are posted at once.
     func select(provider: Provider, socket: SOCKET, events: Int32) throws(WSPError) {
-        var err: Int32 = 0
-        if provider.table.lpWSPAsyncSelect(socket, queue, Notifier.message, events, &err) != 0 {
-            throw WSPError(code: err)
-        }
+        try provider.table.asyncSelect(socket, window: queue, message: Notifier.message,
+                                       events: events)
     }
 
     /// Forgets `reg` and ends its waits. Messages for its socket that are still on their way

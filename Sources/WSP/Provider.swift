@@ -24,18 +24,8 @@ public final class Provider: Sendable {
     }
 
     deinit {
-        var err: Int32 = 0
-        _ = table.lpWSPCleanup(&err)
+        table.cleanup()
     }
-
-    /// The table used for address parsing and printing, which needs no socket: taken once
-    /// per process and kept, so that printing an address never depends on a live provider.
-    static let addressTable: WSPPROC_TABLE = {
-        var data = WSPDATA()
-        var table = WSPPROC_TABLE()
-        _ = WSPStartup(0x0202, &data, nil, Notifier.upcalls, &table) // ours stays in force
-        return table
-    }()
 
     /// The protocols a socket can speak.
     public enum TransportProtocol: Sendable {
@@ -45,8 +35,8 @@ public final class Provider: Sendable {
         /// client sees (`docs/PROTOCOL.md`). Both ends must be WSP.
         case tcpWithConnectData
 
-        func catalogEntry(family: Int32) -> DWORD {
-            switch (self, family == AF_INET6) {
+        func catalogEntry(family: Address.Family) -> DWORD {
+            switch (self, family == .ipv6) {
             case (.tcp, false): DWORD(WSP_CATALOG_TCP_IPV4)
             case (.tcp, true): DWORD(WSP_CATALOG_TCP_IPV6)
             case (.tcpWithConnectData, false): DWORD(WSP_CATALOG_CDATA_IPV4)
@@ -55,14 +45,26 @@ public final class Provider: Sendable {
         }
     }
 
-    /// Creates a socket of `proto` for `family` (`AF_INET` or `AF_INET6`).
-    public func socket(family: Int32, protocol proto: TransportProtocol) throws(WSPError) -> Socket {
-        var info = WSAPROTOCOL_INFO()
-        info.dwCatalogEntryId = proto.catalogEntry(family: family)
-        var err: Int32 = 0
-        let s = table.lpWSPSocket(0, 0, 0, &info, 0, 0, &err)
-        if s == ~SOCKET(0) { throw WSPError(code: err) }
-        return Socket(provider: self, handle: s)
+    /// Creates a socket of `proto` for `family`.
+    public func socket(family: Address.Family, protocol proto: TransportProtocol) throws(WSPError)
+        -> Socket
+    {
+        Socket(provider: self, handle: try table.socket(catalogEntry: proto.catalogEntry(family: family)))
+    }
+
+    /// The protocol a connect uses: the one asked for, else connect data when the call
+    /// carries any (caller data, QoS) and plain TCP otherwise. Connect data asked of plain TCP
+    /// is refused with a message that says so.
+    static func transport(_ proto: TransportProtocol?, callerData: [UInt8]?, qos: QoS?)
+        throws(WSPError) -> TransportProtocol
+    {
+        let carriesData = callerData != nil || qos != nil
+        guard let proto else { return carriesData ? .tcpWithConnectData : .tcp }
+        if proto == .tcp && carriesData {
+            throw WSPError(code: WSPError.protocolNotSupported.code,
+                           detail: "caller data and QoS travel only on the connect-data protocol: pass protocol: .tcpWithConnectData (or leave it out)")
+        }
+        return proto
     }
 
     /// A listening socket bound to `address`.
@@ -74,13 +76,16 @@ public final class Provider: Sendable {
         return s
     }
 
-    /// A blocking connect to `address`, sending `callerData` on the connect-data protocol.
-    /// Returns once the server has decided; a rejection throws `.connectionRefused`.
-    public func connect(to address: Address, protocol proto: TransportProtocol = .tcp,
+    /// A blocking connect to `address`, sending `callerData` on the connect-data protocol
+    /// (the default protocol when there is caller data; plain TCP otherwise). Returns once
+    /// the server has decided; a rejection throws `.connectionRefused` with the server's
+    /// ``WSPError/refusal`` reason.
+    public func connect(to address: Address, protocol proto: TransportProtocol? = nil,
                         callerData: [UInt8]? = nil,
                         calleeCapacity: Int = Int(WSP_DEFAULT_MAX_CALLEE_DATA))
         throws(WSPError) -> Connection
     {
+        let proto = try Self.transport(proto, callerData: callerData, qos: nil)
         let s = try socket(family: address.family, protocol: proto)
         let callee = try s.connect(to: address, callerData: callerData,
                                    calleeCapacity: calleeCapacity)
@@ -99,3 +104,6 @@ public final class Provider: Sendable {
     /// The QoS both ends agreed on, when the connect asked for one (async connect only).
     public let negotiatedQoS: QoS?
 }
+
+/// The library's release (`WSP_VERSION_STRING` of `wsp/version.h`), such as `"0.2.0"`.
+public let version: String = WSP_VERSION_STRING

@@ -6,13 +6,14 @@ import CWSP
 ///
 /// ## Why `~Copyable`
 /// A socket is a resource with one owner, like a file descriptor. Being `~Copyable`, a
-/// `Socket` cannot be duplicated by accident, `close()` *consumes* it (the compiler rejects
-/// any use after it), and ownership moves visibly (`consume`, returning it, storing it in
-/// ``Connection`` or ``Accepted``). A class would let two owners close the same handle or
-/// keep a closed one alive; a plain struct would be copied and closed twice. Methods borrow
-/// the socket, so a call cannot outlive it. Inside, the socket holds a reference-counted core
-/// whose close is idempotent, so the handle is closed once even on paths the type system
-/// cannot see (a `deinit` after `close()`).
+/// `Socket` cannot be duplicated by accident, and ownership moves visibly (`consume`,
+/// returning it, storing it in ``Connection`` or ``Accepted``): the last owner's scope ends
+/// its life and closes it. A class would keep a socket alive as long as any reference to it;
+/// a plain struct would be copied and closed twice. Methods borrow the socket, so a call
+/// cannot outlive it. `close()` borrows too, so that a socket held by a top-level `let` or
+/// captured by a `Task` can be closed explicitly; inside, the socket holds a core whose close
+/// is idempotent, so the handle is closed once whichever comes first, and every later call
+/// throws ``WSPError/notSocket``.
 ///
 /// `Socket` is `Sendable`: it can be moved into another task (for example one task per
 /// accepted connection).
@@ -36,68 +37,80 @@ public struct Socket: ~Copyable, Sendable {
         core = SocketCore(provider: provider, handle: handle)
     }
 
+    init(core: SocketCore) {
+        self.core = core
+    }
+
     deinit {
         _ = core.close()
     }
 
     /// Closes the socket now, reporting a failure the implicit close would swallow.
-    public consuming func close() throws(WSPError) {
-        // The deinit that follows finds the core closed and does nothing.
+    ///
+    /// Borrowing, so that it works wherever the socket is: held by a top-level `let`, moved
+    /// into a `Task` (`Task { [socket = consume socket] in …; try socket.close() }`), or
+    /// inside a ``Connection``. The handle is still closed exactly once: later calls on the
+    /// socket throw ``WSPError/notSocket``, a second `close()` does nothing, and the
+    /// implicit close at the end of the socket's life finds it closed.
+    public func close() throws(WSPError) {
         if let error = core.close() { throw error }
     }
 
     public func bind(to address: Address) throws(WSPError) {
-        var err: Int32 = 0
-        let rc = address.withSockaddr { sa, len in core.provider.table.lpWSPBind(handle, sa, len, &err) }
-        try core.check(rc, err)
+        try core.table.bind(handle, to: address)
     }
 
-    /// Listens; the provider clamps the backlog to 1…`WSP_MAX_BACKLOG`.
+    /// Listens; the provider clamps the backlog to 1…`WSP_MAX_BACKLOG` (4096). A backlog
+    /// below 1 throws ``WSPError/invalidArgument``.
     public func listen(backlog: Int32) throws(WSPError) {
-        var err: Int32 = 0
-        try core.check(core.provider.table.lpWSPListen(handle, backlog, &err), err)
+        guard backlog >= 1 else { throw .invalid("the backlog must be at least 1, not \(backlog)") }
+        try core.table.listen(handle, backlog: backlog)
     }
 
     /// The socket's local address.
     public var localAddress: Address {
-        get throws(WSPError) {
-            var ss = sockaddr_storage()
-            var len = Int32(MemoryLayout<sockaddr_storage>.size)
-            var err: Int32 = 0
-            let rc = withUnsafeMutablePointer(to: &ss) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    core.provider.table.lpWSPGetSockName(handle, $0, &len, &err)
-                }
+        get throws(WSPError) { try core.table.localAddress(handle) }
+    }
+
+    /// Ends one or both directions (`lpWSPShutdown`): `.sending` tells the peer no more
+    /// bytes come (it reads the end of the stream); `.receiving` and `.both` also wake a
+    /// thread blocked in a synchronous `receive`.
+    public func shutdown(_ direction: ShutdownDirection) throws(WSPError) {
+        try core.table.shutdown(handle, how: direction.raw)
+    }
+
+    /// Which direction ``shutdown(_:)`` ends.
+    public enum ShutdownDirection: Sendable {
+        case receiving, sending, both
+        var raw: Int32 {
+            switch self {
+            case .receiving: Int32(SD_RECEIVE)
+            case .sending: Int32(SD_SEND)
+            case .both: Int32(SD_BOTH)
             }
-            try core.check(rc, err)
-            return Address(storage: ss)
         }
     }
 
-    /// Sets a DWORD-valued option (`SOL_WSP` options, `SO_RCVTIMEO` in milliseconds, …).
+    /// Sets a DWORD-valued option by its C level and name (`SOL_WSP` options, `SO_RCVTIMEO`
+    /// in milliseconds, …). Prefer the typed ``set(_:to:)``.
     public func setOption(level: Int32, name: Int32, value: UInt32) throws(WSPError) {
-        var v = value
-        var err: Int32 = 0
-        let rc = withUnsafeBytes(of: &v) { b in
-            core.provider.table.lpWSPSetSockOpt(handle, level, name,
-                                                 b.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                                 Int32(b.count), &err)
-        }
-        try core.check(rc, err)
+        try core.setOption(level: level, name: name, value)
     }
 
-    /// Reads a DWORD-valued option.
+    /// Reads a DWORD-valued option by its C level and name. Prefer the typed ``option(_:)``.
     public func option(level: Int32, name: Int32) throws(WSPError) -> UInt32 {
-        var v: UInt32 = 0
-        var len = Int32(4)
-        var err: Int32 = 0
-        let rc = withUnsafeMutableBytes(of: &v) { b in
-            core.provider.table.lpWSPGetSockOpt(handle, level, name,
-                                                 b.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                                 &len, &err)
-        }
-        try core.check(rc, err)
-        return v
+        try core.option(level: level, name: name)
+    }
+
+    /// Calls `handler` for each request this listener ends or refuses on its own, without
+    /// showing it to a condition function: a full backlog, caller data too long, a malformed
+    /// request, a handshake past its deadline, callee data that did not fit the client, a
+    /// client whose connect limit passed (`WSP_DROP_HANDLER`). It runs on a provider thread:
+    /// keep it short and do not block in it. nil removes it; closing the listener ends it.
+    public func onDrop(_ handler: (@Sendable (_ caller: Address, _ reason: RefusalReason) -> Void)?)
+        throws(WSPError)
+    {
+        try core.setDropHandler(handler)
     }
 
     /// Blocking or non-blocking mode (`FIONBIO`). Once an async method has been used, the
@@ -122,7 +135,7 @@ public struct Socket: ~Copyable, Sendable {
     /// Accepts one connection, asking `condition` first (nil: accept every request). A
     /// `.defer` answer throws `.tryAgain` and leaves the request first in line; `.reject`
     /// throws `.connectionRefused`. Blocks while no request waits (in blocking mode).
-    public func accept(_ condition: ((ConnectionRequest) -> Decision)? = nil)
+    public func accept(_ condition: (@Sendable (ConnectionRequest) -> Decision)? = nil)
         throws(WSPError) -> Accepted
     {
         try core.adopt(core.acceptOnce(condition).get())
@@ -133,6 +146,9 @@ public struct Socket: ~Copyable, Sendable {
                         calleeCapacity: Int = Int(WSP_DEFAULT_MAX_CALLEE_DATA))
         throws(WSPError) -> [UInt8]
     {
+        guard (0...SocketOption<Int>.maxConnectData).contains(calleeCapacity) else {
+            throw .invalid("calleeCapacity must be from 0 to \(SocketOption<Int>.maxConnectData) bytes, not \(calleeCapacity)")
+        }
         var callee = [UInt8](repeating: 0, count: max(calleeCapacity, 1))
         let count = try callee.withUnsafeMutableBufferPointer { cb throws(WSPError) -> Int in
             var calleeBuf = WSABUF(len: UInt32(calleeCapacity),
@@ -193,6 +209,12 @@ public struct ListenerStatistics: Hashable, Sendable {
     public var holdRefused: UInt64
     /// Held requests refused when the hold deadline passed.
     public var holdTimedOut: UInt64
+    /// Refused because their caller data or QoS was longer than the listener takes.
+    public var tooLong: UInt64
+    /// Ended because the answer's callee data did not fit the client's callee buffer.
+    public var undeliverable: UInt64
+    /// Ended because the client's connect limit passed while the request was queued.
+    public var expired: UInt64
 
     init(_ s: WSP_LISTENER_STATS_DATA) {
         accepted = s.accepted
@@ -208,5 +230,8 @@ public struct ListenerStatistics: Hashable, Sendable {
         holding = s.holding
         holdRefused = s.hold_refused
         holdTimedOut = s.hold_timed_out
+        tooLong = s.too_long
+        undeliverable = s.undeliverable
+        expired = s.expired
     }
 }

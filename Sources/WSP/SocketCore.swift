@@ -24,6 +24,10 @@ final class SocketCore: Sendable {
         /// non-blocking connect (the provider stores the answer there when it arrives).
         /// Kept as addresses: only this object allocates and frees them.
         var pinned: [UInt] = []
+        /// The listener's drop handler, which the provider may call until the socket is
+        /// closed (a retained reference, released after the close).
+        var dropHandler: DropHandler?
+        var retired: [DropHandler] = []
     }
     private let state = Locked(State())
 
@@ -39,21 +43,21 @@ final class SocketCore: Sendable {
 
     /// Closes the handle the first time; later calls do nothing and return nil.
     func close() -> WSPError? {
-        let taken = state.withLock { s -> (EventRegistration?, [UInt])? in
+        let taken = state.withLock { s -> (EventRegistration?, [UInt], [DropHandler])? in
             if s.closed { return nil }
             s.closed = true
-            defer { s.registration = nil; s.pinned = [] }
-            return (s.registration, s.pinned)
+            defer { s.registration = nil; s.pinned = []; s.dropHandler = nil; s.retired = [] }
+            return (s.registration, s.pinned, s.dropHandler.map { [$0] + s.retired } ?? s.retired)
         }
-        guard let (registration, pinned) = taken else { return nil }
+        guard let (registration, pinned, dropHandler) = taken else { return nil }
         // Order matters: its waits end first, then the socket (which cancels the async
         // select; no upcall for it runs after that), then memory the provider could still
         // have written.
         if let registration { Notifier.shared.unregister(registration) }
-        var err: Int32 = 0
-        let rc = provider.table.lpWSPCloseSocket(handle, &err)
+        let error = provider.table.close(handle)
         for p in pinned { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
-        return rc == 0 ? nil : WSPError(code: err)
+        withExtendedLifetime(dropHandler) {}
+        return error
     }
 
     /// The socket's event registration, made on first use. From then on the socket is
@@ -123,18 +127,37 @@ final class SocketCore: Sendable {
             }
             s.acceptWaiters += delta
             guard s.acceptWaiters == (delta > 0 ? 1 : 0) else { return }
-            var err: Int32 = 0
             let events = delta > 0 ? Int32(FD_ACCEPT) : 0
-            if provider.table.lpWSPAsyncSelect(handle, Notifier.shared.queue, Notifier.message,
-                                               events, &err) != 0 && delta > 0
-            {
-                s.acceptWaiters -= 1
-                throw WSPError(code: err)
+            do throws(WSPError) {
+                try provider.table.asyncSelect(handle, window: Notifier.shared.queue,
+                                               message: Notifier.message, events: events)
+            } catch {
+                if delta > 0 {
+                    s.acceptWaiters -= 1
+                    throw error
+                }
             }
         }
     }
 
     var isRegistered: Bool { state.withLock { $0.registration != nil } }
+
+    /// Installs (or, with nil, removes) the listener's drop handler (`WSP_DROP_HANDLER`).
+    func setDropHandler(_ body: (@Sendable (Address, RefusalReason) -> Void)?) throws(WSPError) {
+        try state.withLock { s throws(WSPError) in
+            if s.closed { throw .notSocket }
+            let handler = body.map(DropHandler.init)
+            var data = WSP_DROP_HANDLER_DATA()
+            if let handler {
+                data.lpfnHandler = dropTrampoline
+                data.dwContext = UInt(bitPattern: Unmanaged.passUnretained(handler).toOpaque())
+            }
+            try setOption(level: SOL_WSP, name: WSP_DROP_HANDLER, data)
+            // The old one may still be running on a provider thread: kept until the close.
+            if let old = s.dropHandler { s.retired.append(old) }
+            s.dropHandler = handler
+        }
+    }
 
     /// Keeps `byteCount` bytes alive until the socket is closed.
     func pin(byteCount: Int) -> UnsafeMutableRawPointer {
@@ -146,57 +169,36 @@ final class SocketCore: Sendable {
 
     // ---- one provider call each ------------------------------------------------------------
 
-    func check(_ rc: Int32, _ err: Int32) throws(WSPError) {
-        if rc != 0 { throw WSPError(code: err) }
-    }
+    var table: WSPPROC_TABLE { provider.table }
 
     /// `lpWSPAccept` once. Blocks only when the socket is in blocking mode.
     func acceptOnce(_ condition: ((ConnectionRequest) -> Decision)?)
         -> Result<(SOCKET, Address), WSPError>
     {
-        var ss = sockaddr_storage()
-        var len = Int32(MemoryLayout<sockaddr_storage>.size)
-        var err: Int32 = 0
-        let box = condition.map(ConditionBox.init)
-        let ctx = box.map { UInt(bitPattern: Unmanaged.passUnretained($0).toOpaque()) } ?? 0
-        let s = withUnsafeMutablePointer(to: &ss) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                provider.table.lpWSPAccept(handle, $0, &len, box == nil ? nil : conditionTrampoline,
-                                           ctx, &err)
-            }
+        guard let condition else { return table.accept(handle, condition: nil, context: 0) }
+        let box = ConditionBox(condition)
+        return withExtendedLifetime(box) {
+            table.accept(handle, condition: conditionTrampoline,
+                         context: UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque()))
         }
-        withExtendedLifetime(box) {}
-        if s == ~SOCKET(0) { return .failure(WSPError(code: err)) }
-        return .success((s, Address(storage: ss)))
     }
 
     /// `lpWSPSend` once; the count sent.
     func sendOnce(_ bytes: ArraySlice<UInt8>) -> Result<Int, WSPError> {
-        var sent: UInt32 = 0
-        var err: Int32 = 0
-        let rc = bytes.withUnsafeBufferPointer { b in
-            // WSABUF's pointer is mutable for both directions; a send only reads through it.
-            let p = b.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) }
-            var buf = WSABUF(len: UInt32(b.count), buf: p?.assumingMemoryBound(to: CChar.self))
-            return provider.table.lpWSPSend(handle, &buf, 1, &sent, 0, nil, nil, nil, &err)
-        }
-        return rc == 0 ? .success(Int(sent)) : .failure(WSPError(code: err))
+        bytes.withUnsafeBytes { table.send(handle, $0) }
     }
 
     /// `lpWSPRecv` once; empty means the peer closed.
     func receiveOnce(maxCount: Int) -> Result<[UInt8], WSPError> {
-        var got: UInt32 = 0
-        var flags: UInt32 = 0
-        var err: Int32 = 0
-        var rc: Int32 = 0
+        var failure: WSPError? = nil
         // Received into the array itself, not zeroed first.
         let out = [UInt8](unsafeUninitializedCapacity: max(maxCount, 1)) { b, count in
-            var buf = WSABUF(len: UInt32(maxCount),
-                             buf: UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self))
-            rc = provider.table.lpWSPRecv(handle, &buf, 1, &got, &flags, nil, nil, nil, &err)
-            count = rc == 0 ? Int(got) : 0
+            switch table.receive(handle, into: UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(b)[..<maxCount])) {
+            case .success(let n): count = n
+            case .failure(let e): failure = e; count = 0
+            }
         }
-        if rc != 0 { return .failure(WSPError(code: err)) }
+        if let failure { return .failure(failure) }
         // A short read into a large buffer is copied to an array of its own size, so that
         // it does not hold on to the whole buffer.
         if out.count >= out.capacity / 4 { return .success(out) }
@@ -207,39 +209,47 @@ final class SocketCore: Sendable {
 
     /// `lpWSPConnect`. `callee` receives the callee data of a blocking connect (nil for a
     /// non-blocking one: the provider would write it later; read `calleeData()` instead).
+    /// A refusal carries the server's reason.
     func connect(to address: Address, callerData: [UInt8]?, qos: UnsafeMutablePointer<QOS>?,
                  callee: UnsafeMutablePointer<WSABUF>?) throws(WSPError)
     {
-        var err: Int32 = 0
         var data = callerData ?? []
-        let rc = data.withUnsafeMutableBufferPointer { db in
+        let result = data.withUnsafeMutableBufferPointer { db -> WSPError? in
             var callerBuf = WSABUF(len: UInt32(db.count),
                                    buf: db.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
-            return address.withSockaddr { sa, len in
-                withUnsafeMutablePointer(to: &callerBuf) { caller in
-                    provider.table.lpWSPConnect(handle, sa, len, callerData == nil ? nil : caller,
-                                                callee, qos, nil, &err)
+            return withUnsafeMutablePointer(to: &callerBuf) { caller -> WSPError? in
+                do throws(WSPError) {
+                    try table.connect(handle, to: address, caller: callerData == nil ? nil : caller,
+                                      callee: callee, qos: qos)
+                    return nil
+                } catch {
+                    return error
                 }
             }
         }
-        try check(rc, err)
+        if let result { throw withRefusal(result) }
+    }
+
+    /// `error` with the server's reason attached, when it is a refusal the server explained
+    /// (`WSP_REFUSE_REASON`).
+    func withRefusal(_ error: WSPError) -> WSPError {
+        guard error == .connectionRefused || error == .fault else { return error }
+        var reason: UInt32 = 0
+        guard let n = try? withUnsafeMutableBytes(of: &reason, { b throws(WSPError) in
+            try table.option(handle, level: SOL_WSP, name: WSP_REFUSE_REASON, into: b)
+        }), n == 4, let refusal = RefusalReason(code: reason) else { return error }
+        return WSPError(code: error.code, refusal: refusal, detail: error.detail)
     }
 
     /// The callee data the last connect received (`SOL_WSP`/`WSP_CALLEE_DATA`).
     func calleeData() throws(WSPError) -> [UInt8] {
-        var err: Int32 = 0
         // Room for the largest callee data, on the stack and not zeroed: the provider writes
         // what it has, and only that is copied out.
-        let (rc, data) = withUnsafeTemporaryAllocation(of: CChar.self,
-                                                       capacity: Int(WSP_MAX_CONNECT_DATA)) { b in
-            var len = Int32(b.count)
-            let rc = provider.table.lpWSPGetSockOpt(handle, SOL_WSP, WSP_CALLEE_DATA,
-                                                    b.baseAddress!, &len, &err)
-            let written = UnsafeRawBufferPointer(b).prefix(rc == 0 ? Int(len) : 0)
-            return (rc, [UInt8](written))
+        try withUnsafeTemporaryAllocation(byteCount: Int(WSP_MAX_CONNECT_DATA), alignment: 1) {
+            b throws(WSPError) -> [UInt8] in
+            let n = try table.option(handle, level: SOL_WSP, name: WSP_CALLEE_DATA, into: b)
+            return [UInt8](UnsafeRawBufferPointer(rebasing: b[..<n]))
         }
-        try check(rc, err)
-        return data
     }
 
     /// The QoS the connection agreed on (`SIO_GET_QOS`; provider-specific bytes are not
@@ -253,15 +263,45 @@ final class SocketCore: Sendable {
 
     func ioctl<Out>(_ code: UInt32, in value: UInt32? = nil, out: inout Out) throws(WSPError) {
         var input = value ?? 0
-        var returned: UInt32 = 0
-        var err: Int32 = 0
-        let rc = withUnsafeMutableBytes(of: &out) { o in
-            withUnsafeMutableBytes(of: &input) { i in
-                provider.table.lpWSPIoctl(handle, code, value == nil ? nil : i.baseAddress,
-                                          value == nil ? 0 : 4, o.baseAddress, UInt32(o.count),
-                                          &returned, nil, nil, nil, &err)
+        try withUnsafeMutableBytes(of: &out) { o throws(WSPError) in
+            try withUnsafeMutableBytes(of: &input) { i throws(WSPError) in
+                try table.ioctl(handle, code, input: value == nil ? nil : i, output: o)
             }
         }
-        try check(rc, err)
     }
+
+    /// Sets an option from its bytes.
+    func setOption<T>(level: Int32, name: Int32, _ value: T) throws(WSPError) {
+        try withUnsafeBytes(of: value) { b throws(WSPError) in
+            try table.setOption(handle, level: level, name: name, bytes: b)
+        }
+    }
+
+    /// Reads a DWORD option.
+    func option(level: Int32, name: Int32) throws(WSPError) -> UInt32 {
+        var v: UInt32 = 0
+        _ = try withUnsafeMutableBytes(of: &v) { b throws(WSPError) in
+            try table.option(handle, level: level, name: name, into: b)
+        }
+        return v
+    }
+}
+
+/// A listener's drop handler, reached from the provider's thread through `dwContext`.
+final class DropHandler: Sendable {
+    let body: @Sendable (Address, RefusalReason) -> Void
+    init(_ body: @escaping @Sendable (Address, RefusalReason) -> Void) { self.body = body }
+}
+
+/// The C drop handler: a capture-free closure, so it converts to `LPWSPDROPHANDLER`.
+let dropTrampoline: LPWSPDROPHANDLER = { _, sa, length, reason, context in
+    guard let raw = UnsafeRawPointer(bitPattern: context) else { return }
+    let handler = Unmanaged<DropHandler>.fromOpaque(raw).takeUnretainedValue()
+    var ss = sockaddr_storage()
+    if let sa {
+        withUnsafeMutableBytes(of: &ss) { b in
+            b.copyMemory(from: UnsafeRawBufferPointer(start: sa, count: min(Int(length), b.count)))
+        }
+    }
+    handler.body(Address(storage: ss), RefusalReason(code: reason) ?? .other(0))
 }

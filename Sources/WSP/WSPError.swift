@@ -3,18 +3,48 @@ import CWSP
 /// A failure reported by the provider: a Winsock error code with its name and meaning.
 ///
 /// Compare with the static members, which name the C constants:
-/// `error == .connectionRefused` means `WSAECONNREFUSED`.
+/// `error == .connectionRefused` means `WSAECONNREFUSED`. Equality and hashing look at the
+/// code alone, so an error that carries a ``refusal`` reason or a ``detail`` still matches
+/// `catch .connectionRefused`.
 public struct WSPError: Error, Hashable, Sendable, CustomStringConvertible {
     /// The Winsock code (`WSAE…`, `WSATRY_AGAIN`, `WSA_…`).
     public let code: Int32
+    /// Why a connect-data server refused the connect, when it said (`WSP_REFUSE_REASON`).
+    public let refusal: RefusalReason?
+    /// What was wrong, in words, when the Swift layer found the mistake itself (a bad
+    /// option value, an address that does not parse).
+    public let detail: String?
 
-    public init(code: Int32) { self.code = code }
+    public init(code: Int32) { self.init(code: code, refusal: nil, detail: nil) }
+
+    public init(code: Int32, refusal: RefusalReason? = nil, detail: String? = nil) {
+        self.code = code
+        self.refusal = refusal
+        self.detail = detail
+    }
+
+    /// `.invalidArgument` saying what is wrong.
+    static func invalid(_ detail: String) -> WSPError {
+        WSPError(code: WSAEINVAL, detail: detail)
+    }
+
+    public static func == (a: WSPError, b: WSPError) -> Bool { a.code == b.code }
+    public func hash(into h: inout Hasher) { h.combine(code) }
 
     /// The C constant's name, such as `"WSAECONNREFUSED"`.
-    public var name: String { String(cString: WSPErrorName(code)) }
+    public var name: String {
+        code == WSPError.hostNotFound.code ? "WSAHOST_NOT_FOUND" : String(cString: WSPErrorName(code))
+    }
     /// What the code means, in one line.
-    public var meaning: String { String(cString: WSPErrorString(code)) }
-    public var description: String { "\(name) (\(code)): \(meaning)" }
+    public var meaning: String {
+        code == WSPError.hostNotFound.code ? "The host name is not known."
+            : String(cString: WSPErrorString(code))
+    }
+    public var description: String {
+        var text = "\(name) (\(code)): \(detail ?? meaning)"
+        if let refusal { text += " (\(refusal))" }
+        return text
+    }
 
     /// `WSAECONNREFUSED`: the condition function rejected the request, the backlog was
     /// full, or nothing listens there.
@@ -49,6 +79,81 @@ public struct WSPError: Error, Hashable, Sendable, CustomStringConvertible {
     public static let addressNotAvailable = WSPError(code: WSAEADDRNOTAVAIL)
     /// `WSAENOTCONN`: the socket is not connected.
     public static let notConnected = WSPError(code: WSAENOTCONN)
+    /// `WSAHOST_NOT_FOUND` (11001): a host name did not resolve (``Address/resolve(_:port:)``).
+    public static let hostNotFound = WSPError(code: 11001)
+    /// `WSAENOPROTOOPT`: the option is unknown at that level or does not apply to the socket.
+    public static let optionNotSupported = WSPError(code: WSAENOPROTOOPT)
+    /// `WSAEPROTONOSUPPORT`: the protocol cannot do what was asked (for example connect data
+    /// on plain TCP).
+    public static let protocolNotSupported = WSPError(code: WSAEPROTONOSUPPORT)
     /// `WSANOTINITIALISED`: the provider is not started.
     public static let notInitialised = WSPError(code: WSANOTINITIALISED)
+}
+
+/// Why a connect-data request was refused or dropped (`WSP_REASON_…`): what the client reads
+/// after a refused connect (``WSPError/refusal``) and what a listener reports of the requests
+/// it ended on its own (``AcceptOutcome/dropped(caller:reason:)``).
+public enum RefusalReason: Hashable, Sendable, CustomStringConvertible {
+    /// The server's condition function rejected the request.
+    case rejected
+    /// The listener's backlog was full.
+    case backlogFull
+    /// The listener closed before it decided.
+    case closing
+    /// The caller data or QoS was longer than the listener takes (`WSP_MAX_CALLER_DATA`).
+    case dataTooLong
+    /// The request broke the protocol (`docs/PROTOCOL.md`).
+    case malformed
+    /// The request was not whole within the listener's handshake deadline.
+    case handshakeTimeout
+    /// The server's callee data did not fit the client's callee buffer.
+    case calleeDataTooLong
+    /// The client's overall connect limit passed before the server decided.
+    case expired
+    /// A reason this module does not know (a newer provider).
+    case other(UInt32)
+
+    init?(code: UInt32) {
+        switch Int32(bitPattern: code) {
+        case WSP_REASON_NONE: return nil
+        case WSP_REASON_REJECTED: self = .rejected
+        case WSP_REASON_BACKLOG_FULL: self = .backlogFull
+        case WSP_REASON_CLOSING: self = .closing
+        case WSP_REASON_DATA_TOO_LONG: self = .dataTooLong
+        case WSP_REASON_MALFORMED: self = .malformed
+        case WSP_REASON_HANDSHAKE_TIMEOUT: self = .handshakeTimeout
+        case WSP_REASON_CALLEE_DATA_TOO_LONG: self = .calleeDataTooLong
+        case WSP_REASON_EXPIRED: self = .expired
+        default: self = .other(code)
+        }
+    }
+
+    /// The C constant's name, such as `"WSP_REASON_BACKLOG_FULL"`.
+    public var name: String {
+        switch self {
+        case .rejected: "WSP_REASON_REJECTED"
+        case .backlogFull: "WSP_REASON_BACKLOG_FULL"
+        case .closing: "WSP_REASON_CLOSING"
+        case .dataTooLong: "WSP_REASON_DATA_TOO_LONG"
+        case .malformed: "WSP_REASON_MALFORMED"
+        case .handshakeTimeout: "WSP_REASON_HANDSHAKE_TIMEOUT"
+        case .calleeDataTooLong: "WSP_REASON_CALLEE_DATA_TOO_LONG"
+        case .expired: "WSP_REASON_EXPIRED"
+        case .other(let code): "WSP_REASON_\(code)"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .rejected: "rejected by the server's condition function"
+        case .backlogFull: "the server's backlog was full"
+        case .closing: "the listener closed before deciding"
+        case .dataTooLong: "the caller data or QoS was longer than the server takes"
+        case .malformed: "the request broke the protocol"
+        case .handshakeTimeout: "the request was not complete within the server's handshake deadline"
+        case .calleeDataTooLong: "the server's callee data did not fit the client's callee buffer"
+        case .expired: "the client's connect limit passed before the server decided"
+        case .other(let code): "reason \(code)"
+        }
+    }
 }

@@ -97,6 +97,12 @@ struct AdmissionRules: Sendable {
                 ? Verdict(decision: .defer, reason: "\(busy), --defer-when-busy")
                 : Verdict(decision: .reject, reason: busy)
         }
+        // The client states how much callee data it can take; an answer it cannot take would
+        // fail its connect anyway. Refused here, with the reason in the log.
+        if calleeData.count > request.calleeCapacity {
+            return Verdict(decision: .reject,
+                           reason: "--callee-data is \(calleeData.count) bytes, this client takes at most \(request.calleeCapacity)")
+        }
         return Verdict(decision: .accept(calleeData: calleeData),
                        reason: "passed the admission rules")
     }

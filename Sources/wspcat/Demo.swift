@@ -1,5 +1,6 @@
 import ArgumentParser
 import CWSP
+import Dispatch
 import Glibc
 import WSP
 
@@ -26,7 +27,7 @@ struct Demo: ParsableCommand {
         let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData,
                                            backlog: 8)
         // Pending notices every 100 ms, so that a client that gives up is noticed quickly.
-        try listener.setOption(level: SOL_WSP, name: WSP_PENDING_INTERVAL, value: 100)
+        try listener.set(.pendingInterval, to: .milliseconds(100))
         let address = try listener.localAddress
         say("""
             wspcat demo: a connect-data listener on \(address) admits callers that send \
@@ -34,10 +35,13 @@ struct Demo: ParsableCommand {
             time: while busy it defers new requests instead of refusing them.
             The server's lines start with "wspcat:", the clients' with their names.
             """)
-        let serving = Thread { [listener = consume listener] in
-            do { try server.run(listener, protocolName: "connect-data") } catch {
+        // The server runs on Swift's pool; this thread plays the clients, which block.
+        let finished = DispatchSemaphore(value: 0)
+        Task(executorPreference: LoopExecutor.shared) { [listener = consume listener] in
+            do { try await server.run(listener, protocolName: "connect-data") } catch {
                 say("  [server] stopped: \(error)")
             }
+            finished.signal()
         }
 
         let clients = Clients(provider: provider, server: address)
@@ -48,7 +52,7 @@ struct Demo: ParsableCommand {
         step("2. Reject: mallory sends the wrong data. Her connect fails; she never had a connection.")
         _ = clients.connect("mallory", data: "guess")
 
-        step("3. Withdraw: carol asks while alice is served, is deferred, and gives up after 0.5 s.")
+        step("3. Give up: carol asks while alice is served, is deferred, and gives up after 0.5 s (her request says so: the server drops it then).")
         _ = clients.connect("carol", data: "let-me-in", limit: 0.5)
         sleep(seconds: 0.2) // the server notices at its next look
 
@@ -60,14 +64,14 @@ struct Demo: ParsableCommand {
         }
         sleep(seconds: 0.8)
         say("  [alice] leaves")
-        alice?.shutdown(Int32(SD_BOTH))
+        alice?.shutdown(.both)
         _ = consume alice
         bob.join()
 
         sleep(seconds: 0.2)
         server.stop()
-        serving.join()
-        say("\nDone: accept, reject, withdrawn, defer then accept. Try it by hand with `wspcat listen` and `wspcat connect` (see --help).")
+        finished.wait()
+        say("\nDone: accept, reject, a client that gave up, defer then accept. Try it by hand with `wspcat listen` and `wspcat connect` (see --help).")
     }
 
     private func step(_ text: String) { say("\n" + text) }
@@ -86,8 +90,7 @@ private struct Clients: Sendable {
         do {
             let socket = try provider.socket(family: server.family, protocol: .tcpWithConnectData)
             if let limit {
-                try socket.setOption(level: SOL_WSP, name: WSP_CONNECT_LIMIT,
-                                     value: UInt32(limit * 1000))
+                try socket.set(.connectLimit, to: .milliseconds(Int(limit * 1000)))
             }
             let callee = try socket.connect(to: server, callerData: Array(data.utf8))
             say("  [\(name)] sent \(quoted(Array(data.utf8))): connected; the server answered \(quoted(callee))")

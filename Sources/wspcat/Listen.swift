@@ -25,7 +25,7 @@ struct Listen: ParsableCommand {
             """
     )
 
-    @Argument(help: "Where to listen: HOST:PORT, such as 127.0.0.1:7000, [::1]:7000 or 127.0.0.1:0.")
+    @Argument(help: "Where to listen: HOST:PORT, such as 127.0.0.1:7000, [::1]:7000, localhost:7000 or 127.0.0.1:0 (port 0: the system chooses, and the first line says which).")
     var address: String
 
     @Flag(name: [.customShort("k"), .long], help: "Go on accepting after a connection ends.")
@@ -54,10 +54,10 @@ struct Listen: ParsableCommand {
         valueName: "STRING"))
     var requireData: String?
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Serve at most N connections at once; a request arriving while N are in service is rejected as busy, or deferred with --defer-when-busy. Above 1 needs --echo or --exec.",
         valueName: "N"))
-    var maxPending = 1
+    var maxPending = "1"
 
     @Flag(help: "While --max-pending connections are in service, defer new requests (the client waits, kept alive by the provider's pending notices) instead of rejecting them; they are accepted when a connection ends.")
     var deferWhenBusy = false
@@ -70,8 +70,8 @@ struct Listen: ParsableCommand {
     @Option(help: "The protocol: connect-data (caller and callee data; a refusal the client sees) or tcp (plain TCP, any client; a refusal is a reset).")
     var `protocol`: ProtocolName = .connectData
 
-    @Option(help: "How many requests may wait to be decided (the provider clamps it to 1…4096).")
-    var backlog: Int32 = 128
+    @Option(parsing: .unconditional, help: "How many requests may wait to be decided, from 1 to 4096.")
+    var backlog = "128"
 
     @Flag(name: .shortAndLong, help: "Do not log accepts, rejects, defers and withdrawals.")
     var quiet = false
@@ -81,7 +81,8 @@ struct Listen: ParsableCommand {
 
     func validate() throws {
         if exec != nil && echo { throw ValidationError("--exec and --echo exclude each other") }
-        if maxPending < 1 { throw ValidationError("--max-pending must be at least 1") }
+        let maxPending = try maxInService()
+        _ = try backlogValue()
         if maxPending > 1 && exec == nil && !echo {
             throw ValidationError("--max-pending above 1 needs --echo or --exec: stdin and stdout serve one connection at a time")
         }
@@ -92,7 +93,25 @@ struct Listen: ParsableCommand {
             throw ValidationError("--callee-data is longer than \(WSP_MAX_CONNECT_DATA) bytes")
         }
         _ = try rules()
-        _ = try Address.argument(address)
+        _ = try Endpoint(address, what: "the listening address")
+    }
+
+    func maxInService() throws -> Int {
+        guard let n = Int(maxPending) else {
+            throw ValidationError("--max-pending '\(maxPending)' is not a whole number")
+        }
+        guard n >= 1 else { throw ValidationError("--max-pending must be at least 1, not \(n)") }
+        return n
+    }
+
+    func backlogValue() throws -> Int32 {
+        guard let n = Int(backlog) else {
+            throw ValidationError("--backlog '\(backlog)' is not a whole number")
+        }
+        guard (1...Int(WSP_MAX_BACKLOG)).contains(n) else {
+            throw ValidationError("--backlog must be from 1 to \(WSP_MAX_BACKLOG), not \(n)")
+        }
+        return Int32(n)
     }
 
     func rules() throws -> AdmissionRules {
@@ -108,7 +127,7 @@ struct Listen: ParsableCommand {
                               deny: try networks(deny, "--deny"),
                               requiredData: requireData.map { Array($0.utf8) },
                               calleeData: Array((calleeData ?? "").utf8),
-                              maxInService: maxPending,
+                              maxInService: try maxInService(),
                               deferWhenBusy: deferWhenBusy)
     }
 
@@ -117,15 +136,22 @@ struct Listen: ParsableCommand {
         let log = EventLog(format: logFormat, quiet: quiet)
         let service: Service = exec.map { .exec($0) } ?? (echo ? .echo : .stdio(StdinFeeder()))
         let server = Server(rules: try rules(), log: log, service: service, keepOpen: keepOpen)
+        let endpoint = try Endpoint(address, what: "the listening address")
+        let proto = self.protocol, backlog = try backlogValue()
+        let calleeCount = calleeData?.utf8.count ?? 0
         do {
-            let provider = try Provider()
-            let listener = try provider.listen(on: try Address.argument(address),
-                                               protocol: `protocol`.transport, backlog: backlog)
-            if let calleeData, calleeData.utf8.count > Int(WSP_DEFAULT_MAX_CALLEE_DATA) {
-                try listener.setOption(level: SOL_WSP, name: WSP_MAX_CALLEE_DATA,
-                                       value: UInt32(calleeData.utf8.count))
+            // A name listens on its first address.
+            guard let local = try endpoint.addresses().first else { throw WSPError.hostNotFound }
+            // On the loop executor: no thread of Swift's global pool ever runs.
+            try runOnLoop { () async throws in
+                let provider = try Provider()
+                let listener = try provider.listen(on: local, protocol: proto.transport,
+                                                   backlog: backlog)
+                if calleeCount > Int(WSP_DEFAULT_MAX_CALLEE_DATA) {
+                    try listener.set(.maxCalleeData, to: calleeCount)
+                }
+                try await server.run(listener, protocolName: proto.rawValue)
             }
-            try server.run(listener, protocolName: `protocol`.rawValue)
         } catch {
             log.always("error", reason: "listening on \(address) failed: \(error)")
             throw ExitCode(ExitStatus.failed.rawValue)
@@ -144,13 +170,26 @@ enum Service: Sendable {
 }
 
 /// The accept loop: the admission rules as the condition function, one line logged per
-/// decision, and one thread per connection in service.
+/// outcome, and one thread per connection in service. Built on the module's
+/// `connections` sequence: it waits for requests without polling, and nothing that happens
+/// to one client (a rejection, a deferral, a client that gives up, an accept that fails)
+/// ends it.
 final class Server: Sendable {
     let rules: AdmissionRules
     let log: EventLog
     let service: Service
     let keepOpen: Bool
-    private let state = Locked((inService: 0, served: 0, stopping: false))
+    private struct State {
+        var inService = 0
+        var served = 0
+        var stopping = false
+        var loop: Task<Void, any Error>? = nil
+        /// The verdict of each request being decided, by caller, for its log line.
+        var verdicts: [Address: AdmissionRules.Verdict] = [:]
+        /// When each deferred caller was first deferred.
+        var deferredSince: [Address: Double] = [:]
+    }
+    private let state = Locked(State())
 
     init(rules: AdmissionRules, log: EventLog, service: Service, keepOpen: Bool) {
         self.rules = rules
@@ -159,17 +198,19 @@ final class Server: Sendable {
         self.keepOpen = keepOpen
     }
 
-    /// Ends `run` at its next turn (it polls every few milliseconds).
-    func stop() { state.withLock { $0.stopping = true } }
+    /// Ends `run`: its loop is cancelled, wherever it waits.
+    func stop() {
+        state.withLock { s in
+            s.stopping = true
+            return s.loop
+        }?.cancel()
+    }
 
     var inService: Int { state.withLock { $0.inService } }
 
     /// Accepts until stopped, or (without --keep-open) until the first connection has been
-    /// served. The listener is made non-blocking: the loop polls so that it can notice a
-    /// stop, the end of a connection (a deferred request may now be accepted) and a deferred
-    /// client that gives up.
-    func run(_ listener: borrowing Socket, protocolName: String) throws(WSPError) {
-        try listener.setNonBlocking(true)
+    /// served.
+    func run(_ listener: borrowing Socket, protocolName: String) async throws(WSPError) {
         let local = try listener.localAddress
         let backlog = try listener.listenerStatistics.backlog
         log.say("listening",
@@ -177,139 +218,103 @@ final class Server: Sendable {
                 always: true,
                 fields: [("address", .text(local.description)), ("protocol", .text(protocolName)),
                          ("backlog", .number(Double(backlog)))])
-
-        var book = Bookkeeping(log: log, withdrawnCounted: try listener.listenerStatistics.withdrawn)
-        while true {
-            let (stopping, served) = state.withLock { ($0.stopping, $0.served) }
-            if stopping || (!keepOpen && served > 0 && inService == 0) { break }
-
-            // Everything the condition function is shown in this one accept: more than one
-            // request when a client left between the decision and the answer.
-            var shown: [Shown] = []
-            let rules = self.rules
-            let condition = { (request: ConnectionRequest) -> Decision in
-                // Without --keep-open the one connection keeps the server busy until it ends.
-                let load = self.keepOpen ? self.inService : max(self.inService, served)
-                let verdict = rules.decide(request, inService: load)
-                shown.append(Shown(request: request, verdict: verdict))
-                return verdict.decision
-            }
-            var pause = 0.0
-            do throws(WSPError) {
-                let accepted = try listener.accept(condition)
-                book.leftWhileDeciding(shown.dropLast())
-                let caller = accepted.peer.description
-                log.event("accept", caller: caller,
-                          reason: shown.last?.verdict.reason ?? "accepted",
-                          fields: dataField(shown.last?.request) + book.settled(caller))
-                start(Stream(.accepted(accepted), peer: caller))
-            } catch .tryAgain {
-                pause = 0.05 // look again soon: a connection may have ended, or the client left
-                book.leftWhileDeciding(shown.dropLast())
-                if let last = shown.last { book.deferred(last, fields: dataField(last.request)) }
-            } catch .connectionRefused {
-                book.leftWhileDeciding(shown.dropLast())
-                if let last = shown.last {
-                    let caller = last.request.callerAddress.description
-                    log.event("reject", caller: caller, reason: last.verdict.reason,
-                              fields: dataField(last.request) + book.settled(caller))
+        let rules = self.rules
+        // The sequence is a value apart from the listener, so a task of its own can run the
+        // loop and `stop()` can cancel it; the listener stays open in this scope meanwhile.
+        let connections = listener.connections(
+            retryDeferredAfter: .milliseconds(50),
+            outcomes: { [self] outcome in self.report(outcome) },
+            condition: { [self] request in
+                state.withLock { s in
+                    // Without --keep-open the one connection keeps the server busy until it
+                    // ends.
+                    let load = self.keepOpen ? s.inService : max(s.inService, s.served)
+                    let verdict = rules.decide(request, inService: load)
+                    s.verdicts[request.callerAddress] = verdict
+                    return verdict.decision
                 }
-            } catch .wouldBlock {
-                pause = 0.01
-                book.leftWhileDeciding(shown[...])
-                if shown.isEmpty { book.deferredLeft() } // nothing waits: the deferred one left
-            } catch .connectionReset, .connectionAborted, .tooManyOpenFiles {
-                pause = 0.05 // recoverable: this request is gone, the listener is fine
-                book.leftWhileDeciding(shown[...])
+            })
+        let loop = Task(executorPreference: LoopExecutor.shared) { [self] in
+            for try await connection in connections {
+                do throws(WSPError) {
+                    let socket = try connection.takeSocket()
+                    start(Stream(.connected(socket), peer: connection.peer.description))
+                } catch {
+                    log.event("error", caller: connection.peer.description,
+                              reason: "cannot serve the connection: \(error)")
+                }
             }
-            book.unseenWithdrawals(counted: try listener.listenerStatistics.withdrawn)
-            if pause > 0 { sleep(seconds: pause) }
         }
+        let stopped = state.withLock { s in
+            s.loop = loop
+            return s.stopping
+        }
+        if stopped { loop.cancel() }
+        let result = await loop.result
         let waiting = (try? listener.listenerStatistics.queued) ?? 0
         if waiting > 0 {
             log.event("closing", caller: nil,
                       reason: "\(waiting) request\(waiting == 1 ? "" : "s") still waiting will be refused")
         }
+        if case .failure(let error as WSPError) = result, error != .operationAborted { throw error }
     }
 
-    /// One request as the condition function saw it, and the rules' answer.
-    struct Shown {
-        var request: ConnectionRequest
-        var verdict: AdmissionRules.Verdict
-    }
-
-    /// The accept loop's memory of deferred and withdrawn requests, for the log.
-    ///
-    /// A deferred request stays first in line, so at most one is deferred at a time; when the
-    /// condition function is shown another request, or the queue is empty, it has been
-    /// withdrawn. The provider counts every withdrawal; those the loop could not attribute
-    /// (clients that left while queued behind others) are logged without an address.
-    private struct Bookkeeping {
-        let log: EventLog
-        var withdrawnCounted: UInt64
-        var deferredCaller: String? = nil
-        var deferredSince = 0.0
-        var logged = 0
-
-        /// The log fields for the final answer to `caller`: how long it was deferred.
-        mutating func settled(_ caller: String) -> [(String, EventLog.Value)] {
-            guard deferredCaller == caller else {
-                deferredLeft() // a different request was shown: the deferred one is gone
-                return []
+    /// One log line per outcome.
+    private func report(_ outcome: AcceptOutcome) {
+        switch outcome {
+        case .accepted(let request):
+            let caller = request.callerAddress
+            let (verdict, waited) = settle(caller)
+            log.event("accept", caller: caller.description,
+                      reason: verdict?.reason ?? "accepted",
+                      fields: dataField(request) + waited)
+        case .rejected(let request):
+            let caller = request.callerAddress
+            let (verdict, waited) = settle(caller)
+            log.event("reject", caller: caller.description, reason: verdict?.reason ?? "rejected",
+                      fields: dataField(request) + waited)
+        case .deferred(let request):
+            let caller = request.callerAddress
+            let verdict = state.withLock { s in
+                s.deferredSince[caller] = now()
+                return s.verdicts[caller]
             }
-            deferredCaller = nil
-            return [("waited", .seconds(now() - deferredSince))]
-        }
-
-        mutating func deferred(_ shown: Shown, fields: [(String, EventLog.Value)]) {
-            let caller = shown.request.callerAddress.description
-            if deferredCaller == caller { return } // shown again, deferred again: logged once
-            deferredLeft()
-            deferredCaller = caller
-            deferredSince = now()
-            log.event("defer", caller: caller, reason: shown.verdict.reason, fields: fields)
-        }
-
-        /// The deferred request, if any, is no longer there.
-        mutating func deferredLeft() {
-            guard let caller = deferredCaller else { return }
-            deferredCaller = nil
-            logged += 1
-            log.event("withdrawn", caller: caller, reason: "the client gave up while deferred",
-                      fields: [("waited", .seconds(now() - deferredSince))])
-        }
-
-        /// Requests shown whose answer never reached them: their clients left meanwhile.
-        mutating func leftWhileDeciding(_ gone: ArraySlice<Shown>) {
-            for item in gone {
-                let caller = item.request.callerAddress.description
-                var fields: [(String, EventLog.Value)] = []
-                if deferredCaller == caller {
-                    fields.append(("waited", .seconds(now() - deferredSince)))
-                    deferredCaller = nil
-                }
-                logged += 1
-                log.event("withdrawn", caller: caller,
-                          reason: "the client gave up while its request was being decided",
-                          fields: fields)
-            }
-        }
-
-        /// Withdrawals the provider counted beyond those logged.
-        mutating func unseenWithdrawals(counted: UInt64) {
-            let unseen = Int(counted - withdrawnCounted) - logged
-            withdrawnCounted = counted
-            logged = 0
-            for _ in 0..<max(unseen, 0) {
+            log.event("defer", caller: caller.description, reason: verdict?.reason ?? "deferred",
+                      fields: dataField(request))
+        case .withdrawn(let caller):
+            guard let caller else {
                 log.event("withdrawn", caller: nil,
                           reason: "a client gave up while queued, before the rules saw its request")
+                return
             }
+            let (_, waited) = settle(caller)
+            log.event("withdrawn", caller: caller.description,
+                      reason: waited.isEmpty ? "the client gave up while its request was being decided"
+                          : "the client gave up while deferred",
+                      fields: waited)
+        case .failed(let request, let error):
+            if let request { _ = settle(request.callerAddress) }
+            log.event("error", caller: request?.callerAddress.description,
+                      reason: "the accept failed for this client: \(error.name): \(error.detail ?? error.meaning)",
+                      fields: [("code", .text(error.name))])
+        case .dropped(let caller, let reason):
+            log.event("drop", caller: caller.description, reason: reason.description,
+                      fields: [("code", .text(reason.name))])
+        }
+    }
+
+    /// Forgets `caller`'s verdict and deferral; the verdict and how long it was deferred.
+    private func settle(_ caller: Address) -> (AdmissionRules.Verdict?, [(String, EventLog.Value)]) {
+        state.withLock { s in
+            let verdict = s.verdicts.removeValue(forKey: caller)
+            guard let since = s.deferredSince.removeValue(forKey: caller) else { return (verdict, []) }
+            return (verdict, [("waited", .seconds(now() - since))])
         }
     }
 
     private func dataField(_ request: ConnectionRequest?) -> [(String, EventLog.Value)] {
         guard let data = request?.callerData else { return [] }
-        return [("data", .text(quoted(data)))]
+        return [("data", .data(data))]
     }
 
     /// Serves `stream` on a thread of its own.
@@ -341,7 +346,12 @@ final class Server: Sendable {
                       fields: [("received", .number(Double(stream.received))),
                                ("sent", .number(Double(stream.sent))),
                                ("lasted", .seconds(now() - started))])
-            state.withLock { $0.inService -= 1 }
+            let last = state.withLock { s in
+                s.inService -= 1
+                return !keepOpen && s.inService == 0
+            }
+            if last { stop() } // without --keep-open, one connection is the whole run
+
         }
     }
 
@@ -358,7 +368,7 @@ final class Server: Sendable {
         pump(from: child.stdoutFD, to: stream) // shuts down our sending side at the end
         close(child.stdoutFD)
         let status = child.wait()
-        stream.shutdown(Int32(SD_RECEIVE)) // wakes the input pump if the client still sends
+        stream.shutdown(.receiving) // wakes the input pump if the client still sends
         input.join()
         return "\(command) exited with status \(status)"
     }
@@ -377,7 +387,7 @@ final class StdinFeeder: Sendable {
             defer { s.reading = true }
             return (s.eof, !s.reading)
         }
-        if eof { stream.shutdown(Int32(SD_SEND)) }
+        if eof { stream.shutdown(.sending) }
         if startReader { Thread.detach { self.read() } }
     }
 
@@ -411,6 +421,6 @@ final class StdinFeeder: Sendable {
             s.eof = true
             return s.current
         }
-        current?.shutdown(Int32(SD_SEND))
+        current?.shutdown(.sending)
     }
 }

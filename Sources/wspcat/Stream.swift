@@ -55,25 +55,13 @@ final class Stream: Sendable {
         return bytes
     }
 
-    /// `lpWSPShutdown` (`SD_SEND`: tell the peer we are done; `SD_RECEIVE`/`SD_BOTH` also
-    /// wake a thread blocked in `receive`). The Swift module has no shutdown, so this goes to
-    /// the provider's table directly; handles are process-wide, so any table serves.
-    func shutdown(_ how: Int32) {
-        var err: Int32 = 0
-        let handle = withSocket { s in s.handle }
-        _ = rawTable.lpWSPShutdown(handle, how, &err)
+    /// Ends one direction (`.sending`: tell the peer we are done; `.receiving`/`.both`
+    /// also wake a thread blocked in `receive`). A failure (the peer has gone) changes
+    /// nothing for the caller.
+    func shutdown(_ direction: Socket.ShutdownDirection) {
+        withSocket { s in try? s.shutdown(direction) }
     }
 }
-
-/// The provider's table, for the one call the Swift module does not wrap (shutdown). Started
-/// once and never cleaned up: it lives as long as the process.
-let rawTable: WSPPROC_TABLE = {
-    var data = WSPDATA()
-    var table = WSPPROC_TABLE()
-    let rc = WSPStartup(0x0202, &data, nil, WSPUPCALLTABLE(), &table)
-    precondition(rc == 0, "WSPStartup failed: \(rc)")
-    return table
-}()
 
 // ---- byte pumps ----------------------------------------------------------------------------
 
@@ -87,7 +75,7 @@ func pump(from fd: Int32, to stream: Stream) {
         if n <= 0 { break }
         do { try stream.send(Array(buf[..<n])) } catch { break }
     }
-    stream.shutdown(Int32(SD_SEND))
+    stream.shutdown(.sending)
 }
 
 /// Copies `stream` into `fd` until the peer closes; the error that ended it, if any.

@@ -17,6 +17,7 @@ struct WSPCat: ParsableCommand {
 
             Exit status of `connect`: \(ExitStatus.table)
             """,
+        version: versionLine,
         subcommands: [Listen.self, Connect.self, Demo.self]
     )
 }
@@ -46,13 +47,62 @@ enum ProtocolName: String, ExpressibleByArgument, CaseIterable {
     }
 }
 
-extension Address {
-    /// Parses `HOST:PORT` for the command line, with a usage error naming the argument.
-    static func argument(_ text: String) throws -> Address {
+/// `HOST:PORT` from the command line: a numeric address or a host name, looked up when used.
+struct Endpoint: Sendable, CustomStringConvertible {
+    let host: String
+    let port: UInt16
+    let description: String
+
+    /// Parses `text` for `what` (the argument's name in messages), saying what is wrong.
+    init(_ text: String, what: String) throws {
+        description = text
+        let example = "give HOST:PORT, such as 127.0.0.1:7000, [::1]:7000 or localhost:7000"
+        var hostPart: Substring
+        var portPart: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else {
+                throw ValidationError("\(what) '\(text)': '[' without ']'; \(example)")
+            }
+            hostPart = text[text.index(after: text.startIndex)..<close]
+            let rest = text[text.index(after: close)...]
+            guard rest.first == ":" else {
+                throw ValidationError("\(what) '\(text)' has no port; \(example)")
+            }
+            portPart = rest.dropFirst()
+        } else {
+            guard let colon = text.lastIndex(of: ":"), text.filter({ $0 == ":" }).count == 1 else {
+                throw ValidationError(text.filter({ $0 == ":" }).count > 1
+                    ? "\(what) '\(text)': an IPv6 address with a port is written [ADDRESS]:PORT, such as [::1]:7000"
+                    : "\(what) '\(text)' has no port; \(example)")
+            }
+            hostPart = text[..<colon]
+            portPart = text[text.index(after: colon)...]
+        }
+        guard !hostPart.isEmpty else { throw ValidationError("\(what) '\(text)' has no host; \(example)") }
+        guard !portPart.isEmpty, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let port = UInt16(portPart)
+        else {
+            throw ValidationError("\(what) '\(text)': the port '\(portPart)' is not a number from 0 to 65535")
+        }
+        host = String(hostPart)
+        self.port = port
+    }
+
+    /// The addresses to try: the numeric address itself, or what the name resolves to.
+    func addresses() throws(WSPError) -> [Address] {
+        let bracketed = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+        if let address = try? Address(bracketed) { return [address] }
+        let host = self.host, port = self.port
         do {
-            return try Address(text)
+            // The look-up runs on a thread of its own; this (main) thread waits for it.
+            return try runOnLoop { try await Address.resolve(host, port: port) }
+        } catch let error as WSPError {
+            throw error
         } catch {
-            throw ValidationError("'\(text)' is not an address: give HOST:PORT, such as 127.0.0.1:7000 or [::1]:7000")
+            throw WSPError(code: WSPError.hostNotFound.code, detail: "\(error)")
         }
     }
 }
+
+/// The version `--version` prints: the library's (`WSP_VERSION_STRING`).
+let versionLine = "wspcat \(WSP.version)"

@@ -102,6 +102,13 @@ final class Run: @unchecked Sendable {
         wait(seconds) { self.stderrLines.contains { line in parts.allSatisfy(line.contains) } }
     }
 
+    /// Whether a line containing all of one of `alternatives`' parts is logged in time.
+    func logsAny(_ alternatives: [[String]], within seconds: Double = 5) -> Bool {
+        wait(seconds) {
+            self.stderrLines.contains { line in alternatives.contains { $0.allSatisfy(line.contains) } }
+        }
+    }
+
     /// The port from the first line, "wspcat: listening on 127.0.0.1:NNNNN: …" (text) or
     /// {"event":"listening","address":"127.0.0.1:NNNNN",…} (JSON).
     func port(within seconds: Double = 10) throws -> Int {
@@ -128,7 +135,24 @@ final class Run: @unchecked Sendable {
         _ = exitStatus(within: 5)
     }
 
-    private func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
+    /// Each thread's voluntary context switches (`/proc/PID/task/TID/status`): how often it
+    /// blocked, which for an idle thread means how often it was woken.
+    func voluntarySwitches() -> [Int: Int] {
+        let tasks = "/proc/\(pid)/task"
+        var counts: [Int: Int] = [:]
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+            guard let status = try? String(contentsOfFile: "\(tasks)/\(tid)/status", encoding: .utf8),
+                  let line = status.split(separator: "\n").first(where: { $0.hasPrefix("voluntary_ctxt_switches:") }),
+                  let n = Int(line.split(separator: "\t").last?.trimmingCharacters(in: .whitespaces) ?? ""),
+                  let id = Int(tid)
+            else { continue }
+            counts[id] = n
+        }
+        return counts
+    }
+
+    /// Waits until `condition` holds or `seconds` pass; whether it held.
+    func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if condition() { return true }

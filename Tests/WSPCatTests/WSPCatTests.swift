@@ -92,7 +92,7 @@ import Testing
         let accepts = objects.filter { $0["event"] as? String == "accept" }
         #expect(accepts.count == 2)
         #expect(accepts.allSatisfy { ($0["caller"] as? String)?.hasPrefix("127.0.0.1:") == true })
-        #expect(accepts.first?["data"] as? String == "\"anything\"")
+        #expect(accepts.first?["data"] as? String == "anything") // the bytes themselves, as a JSON string
         #expect(accepts.first?["reason"] as? String == "passed the admission rules")
     }
 
@@ -114,8 +114,9 @@ import Testing
     }
 
     /// Busy server: one connection in service for 2 s (the command sleeps). A client with a
-    /// short --timeout is deferred and gives up (status 3, withdrawn in the log); one without
-    /// is deferred, then accepted when the first connection ends.
+    /// short --timeout is deferred and gives up (status 3; in the log dropped as expired, or
+    /// withdrawn when its close reaches the server before its stated patience runs out); one
+    /// without is deferred, then accepted when the first connection ends.
     @Test func deferWhenBusyThenTimeoutAndAccept() throws {
         let server = try Run(["listen", "127.0.0.1:0", "--keep-open", "--defer-when-busy",
                               "--exec", "sleep 2; echo done"])
@@ -128,7 +129,9 @@ import Testing
         #expect(impatient.exitStatus() == 3, "\(impatient.stderr)")
         #expect(impatient.stderr.contains("timed out after 0.5 s"), "\(impatient.stderr)")
         #expect(server.logs("defer 127.0.0.1:", "--defer-when-busy"), "\(server.stderr)")
-        #expect(server.logs("withdrawn 127.0.0.1:", "gave up while deferred"), "\(server.stderr)")
+        #expect(server.logsAny([["drop 127.0.0.1:", "connect limit passed", "WSP_REASON_EXPIRED"],
+                                ["withdrawn 127.0.0.1:", "gave up while deferred"]]),
+                "\(server.stderr)")
 
         let patient = try connect(port, ["--timeout", "8"])
         #expect(first.exitStatus() == 0, "\(first.stderr)")
@@ -170,6 +173,48 @@ import Testing
         }
     }
 
+    /// Each mistake is named, with the limit that applies.
+    @Test func argumentErrorsSayWhatIsWrong() throws {
+        let cases: [([String], String)] = [
+            (["connect", "127.0.0.1:1", "--timeout", "-1"], "--timeout must be more than 0 seconds, not -1"),
+            (["connect", "127.0.0.1:1", "--timeout", "1e9"], "at most 4294967 seconds"),
+            (["connect", "127.0.0.1:1", "--timeout", "soon"], "'soon' is not a number of seconds"),
+            (["connect", "127.0.0.1"], "has no port"),
+            (["connect", "::1:80"], "[ADDRESS]:PORT"),
+            (["connect", "127.0.0.1:1", "-s", "nowhere"], "--source 'nowhere' is not a numeric address"),
+            (["listen", "127.0.0.1:0", "--max-pending", "-1"], "--max-pending must be at least 1, not -1"),
+            (["listen", "127.0.0.1:0", "--backlog", "-5"], "--backlog must be from 1 to 4096, not -5"),
+            (["listen", "127.0.0.1:0", "--backlog", "0"], "--backlog must be from 1 to 4096, not 0"),
+            (["listen", "127.0.0.1"], "has no port"),
+        ]
+        for (arguments, message) in cases {
+            let run = try Run(arguments)
+            #expect(run.exitStatus() == 64, "\(arguments): \(run.stderr)")
+            #expect(run.stderr.contains(message), "\(arguments): \(run.stderr)")
+        }
+    }
+
+    @Test func versionIsTheLibrarys() throws {
+        let run = try Run(["--version"])
+        #expect(run.exitStatus() == 0)
+        #expect(run.stdout == "wspcat 0.2.0\n")
+    }
+
+    /// Netcat's habits: a host name, a source address, and a line while the server defers.
+    @Test func hostNamesSourceAddressAndAWaitingLine() throws {
+        let server = try Run(["listen", "localhost:0", "--keep-open", "--defer-when-busy",
+                              "--exec", "sleep 3; echo done"])
+        defer { server.stop() }
+        let port = try server.port()
+        let first = try connect(port, ["-s", "127.0.0.2"], host: "localhost")
+        #expect(server.logs("accept 127.0.0.2:"), "\(server.stderr)")
+        let deferred = try connect(port, ["-v"], host: "localhost")
+        #expect(deferred.exitStatus(within: 15) == 0, "\(deferred.stderr)")
+        #expect(deferred.stderr.contains("connecting to 127.0.0.1:\(port) (localhost)"), "\(deferred.stderr)")
+        #expect(deferred.stderr.contains("waiting for 127.0.0.1:\(port) to decide"), "\(deferred.stderr)")
+        #expect(first.exitStatus() == 0, "\(first.stderr)")
+    }
+
     @Test func helpDocumentsTheExitStatuses() throws {
         let run = try Run(["connect", "--help"])
         #expect(run.exitStatus() == 0)
@@ -182,10 +227,13 @@ import Testing
     @Test func demoShowsEveryOutcome() throws {
         let run = try Run(["demo"])
         #expect(run.exitStatus(within: 20) == 0, "\(run.stdout)\(run.stderr)")
-        for event in ["wspcat: accept ", "wspcat: reject ", "wspcat: defer ", "wspcat: withdrawn ",
-                      "connect refused", "waited"] {
+        for event in ["wspcat: accept ", "wspcat: reject ", "wspcat: defer ", "connect refused",
+                      "waited"] {
             #expect(run.stdout.contains(event), "\(event) missing: \(run.stdout)")
         }
+        // Carol's patience runs out while deferred: expired at the server, or withdrawn.
+        #expect(run.stdout.contains("wspcat: withdrawn ") || run.stdout.contains("WSP_REASON_EXPIRED"),
+                "\(run.stdout)")
     }
 }
 

@@ -41,7 +41,7 @@ extension AllTests {
         // … and leaving the scope closes it too.
         var h2: SOCKET = 0
         do {
-            let t = try provider.socket(family: AF_INET, protocol: .tcp)
+            let t = try provider.socket(family: .ipv4, protocol: .tcp)
             h2 = t.handle
         }
         #expect(sockName(h2) == WSAENOTSOCK)
@@ -63,17 +63,17 @@ extension AllTests {
             let reply = try await conn.socket.receive(maxCount: 100)
             return (text(conn.calleeData), conn.negotiatedQoS, text(reply))
         }()
-        var seen: ConnectionRequest? = nil
+        let seen = Captured<ConnectionRequest?>(nil)
         let accepted = try await listener.accept { request in
-            seen = request
+            seen.value = request
             var agreed = request.callerQoS ?? QoS()
             agreed.sending.tokenRate = 500
             return .accept(calleeData: bytes("welcome"), qos: agreed)
         }
-        #expect(text(seen?.callerData) == "token")
-        #expect(seen?.callerQoS == asked)
-        #expect(seen?.localAddress == address)
-        #expect(seen?.callerAddress == accepted.peer)
+        #expect(text(seen.value?.callerData) == "token")
+        #expect(seen.value?.callerQoS == asked)
+        #expect(seen.value?.localAddress == address)
+        #expect(seen.value?.callerAddress == accepted.peer)
         #expect(text(try await accepted.socket.receive(maxCount: 100)) == "ping")
         try await accepted.socket.send(bytes("pong"))
         let (callee, qos, reply) = try await client
@@ -131,19 +131,19 @@ extension AllTests {
         let address = try listener.localAddress
         async let client = provider.connect(to: address, protocol: .tcpWithConnectData,
                                             callerData: [7]).calleeData
-        var first: Address? = nil
+        let first = Captured<Address?>(nil)
         await #expect(throws: WSPError.tryAgain) {
             _ = try await listener.accept { request in
-                first = request.callerAddress
+                first.value = request.callerAddress
                 return .defer
             }
         }
-        var second: Address? = nil
+        let second = Captured<Address?>(nil)
         let accepted = try await listener.accept { request in
-            second = request.callerAddress
+            second.value = request.callerAddress
             return .accept(calleeData: [8])
         }
-        #expect(first != nil && first == second && accepted.peer == first)
+        #expect(first.value != nil && first.value == second.value && accepted.peer == first.value)
         #expect(try await client == [8])
         let stats = try listener.listenerStatistics
         #expect(stats.deferred == 1 && stats.accepted == 1)
@@ -177,11 +177,11 @@ extension AllTests {
         #expect(try await eventually { try listener.listenerStatistics.withdrawn == 1 })
         // The condition function never sees it.
         try listener.setNonBlocking(true)
-        var shown = false
+        let shown = Captured<Bool>(false)
         #expect(throws: WSPError.wouldBlock) {
-            _ = try listener.accept { _ in shown = true; return .accept() }
+            _ = try listener.accept { _ in shown.value = true; return .accept() }
         }
-        #expect(!shown)
+        #expect(!shown.value)
     }
 
     @Test func cancellingAPendingAcceptReturnsPromptly() async throws {
@@ -220,16 +220,16 @@ extension AllTests {
         let provider = try Provider()
         let listener = try asyncListener(provider, ipv6: true)
         let address = try listener.localAddress
-        #expect(address.family == AF_INET6)
+        #expect(address.family == .ipv6)
         #expect(address.description == "[::1]:\(address.port)")
         async let client = provider.connect(to: address, protocol: .tcpWithConnectData,
                                             callerData: bytes("six")).calleeData
-        var caller: Address? = nil
+        let caller = Captured<Address?>(nil)
         let accepted = try await listener.accept { request in
-            caller = request.callerAddress
+            caller.value = request.callerAddress
             return .accept(calleeData: request.callerData ?? [])
         }
-        #expect(caller?.family == AF_INET6 && accepted.peer == caller)
+        #expect(caller.value?.family == .ipv6 && accepted.peer == caller.value)
         #expect(text(try await client) == "six")
     }
 
@@ -237,7 +237,7 @@ extension AllTests {
         #expect(try Address("127.0.0.1:7000").description == "127.0.0.1:7000")
         #expect(try Address("127.0.0.1").port == 0)
         let v6 = try Address("[::1]:80")
-        #expect(v6.family == AF_INET6 && v6.port == 80 && v6.description == "[::1]:80")
+        #expect(v6.family == .ipv6 && v6.port == 80 && v6.description == "[::1]:80")
         #expect(try Address("::1") == Address.loopbackIPv6(port: 0))
         #expect(try Address("[2001:db8::5]:443").description == "[2001:db8::5]:443")
         #expect(Address.loopback(port: 9).description == "127.0.0.1:9")

@@ -39,13 +39,13 @@ extension AllTests {
         let provider = try Provider()
         let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
         let client = clientConnect(provider, try listener.localAddress, Array("token".utf8))
-        var seen: [UInt8]? = nil
+        let seen = Captured<[UInt8]?>(nil)
         let accepted = try listener.accept { request in
-            seen = request.callerData
+            seen.value = request.callerData
             return .accept(calleeData: Array("welcome".utf8))
         }
-        #expect(seen == Array("token".utf8))
-        #expect(accepted.peer.family == AF_INET)
+        #expect(seen.value == Array("token".utf8))
+        #expect(accepted.peer.family == .ipv4)
         #expect(try client.wait().get() == Array("welcome".utf8))
     }
 
@@ -61,17 +61,17 @@ extension AllTests {
         let provider = try Provider()
         let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
         let client = clientConnect(provider, try listener.localAddress, [7])
-        var firstPeer: Address? = nil
+        let firstPeer = Captured<Address?>(nil)
         #expect(throws: WSPError.tryAgain) {
-            _ = try listener.accept { request in firstPeer = request.callerAddress; return .defer }
+            _ = try listener.accept { request in firstPeer.value = request.callerAddress; return .defer }
         }
-        var secondPeer: Address? = nil
+        let secondPeer = Captured<Address?>(nil)
         let accepted = try listener.accept { request in
-            secondPeer = request.callerAddress
+            secondPeer.value = request.callerAddress
             return .accept()
         }
-        #expect(firstPeer != nil && secondPeer == firstPeer)
-        #expect(accepted.peer == firstPeer)
+        #expect(firstPeer.value != nil && secondPeer.value == firstPeer.value)
+        #expect(accepted.peer == firstPeer.value)
         #expect(try client.wait().get() == [])
     }
 

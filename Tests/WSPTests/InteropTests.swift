@@ -22,7 +22,7 @@ private func withSockaddr<R>(_ a: Address, _ body: (UnsafePointer<sockaddr>, Int
     defer { rawCleanup(table) }
     return withUnsafeMutablePointer(to: &ss) { p in
         p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-            _ = table.lpWSPStringToAddress(a.description, a.family, nil, sa, &len, &err)
+            _ = table.lpWSPStringToAddress(a.description, a.family == .ipv6 ? AF_INET6 : AF_INET, nil, sa, &len, &err)
             return body(sa, len)
         }
     }

@@ -31,14 +31,14 @@ extension AllTests {
         -> (accepted: Int, rejected: Int, deferred: Int)
     {
         var accepted = 0, rejected = 0, deferred = 0
-        var deferredOnce = Set<String>()
-        func decide(_ request: ConnectionRequest) -> Decision {
+        let deferredOnce = Captured(Set<String>())
+        @Sendable func decide(_ request: ConnectionRequest) -> Decision {
             let data = text(request.callerData) ?? ""
             switch data.first {
             case "A": return .accept(calleeData: bytes("ok:" + data))
             case "R": return .reject
             default:
-                if deferredOnce.insert(data).inserted { return .defer }
+                if deferredOnce.value.insert(data).inserted { return .defer }
                 return .accept(calleeData: bytes("late:" + data))
             }
         }

@@ -56,3 +56,14 @@ func asyncListener(_ provider: Provider, ipv6: Bool = false, backlog: Int32 = 12
     try provider.listen(on: ipv6 ? .loopbackIPv6(port: 0) : .loopback(port: 0),
                         protocol: .tcpWithConnectData, backlog: backlog)
 }
+
+/// A variable a `@Sendable` condition closure may set (the closure runs inside the accept;
+/// the lock only makes that visible to the compiler).
+final class Captured<T: Sendable>: Sendable {
+    private let box: Locked<T>
+    init(_ value: T) { box = Locked(value) }
+    var value: T {
+        get { box.withLock { $0 } }
+        set { box.withLock { $0 = newValue } }
+    }
+}

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# `make check-install`: WSP as a C user installs it. Installs into a temporary prefix, checks
+# `make check-install`: WSP as a user installs it. Installs into a temporary prefix, checks
 # the installed files, builds examples/demo.c against the installed headers and library
-# through pkg-config (statically and against the shared library), runs both, uninstalls and
-# checks that no file is left; builds and runs examples/winsock-echo.c (a Winsock program)
-# the same two ways. Then the same install and uninstall staged under DESTDIR.
-# Needs pkg-config (Debian/Ubuntu package: pkg-config). Ends with one PASS or FAIL line.
+# through pkg-config and through CMake's find_package (statically and against the shared
+# library), runs them, builds and runs examples/winsock-echo.c (a Winsock program) through
+# pkg-config, runs the installed wspcat, uninstalls and checks that no file and no folder is
+# left. Then the same install and uninstall staged under DESTDIR.
+# Needs pkg-config and cmake (Debian/Ubuntu packages: pkg-config, cmake). Ends with one PASS
+# or FAIL line.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 MAKE=${MAKE:-make}
 CC=${CC:-cc}
-SOVERSION=0.1.0
+SOVERSION=$(sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
 SONAME=libcwsp.so.0
 
 tmp=$(mktemp -d)
@@ -31,6 +33,7 @@ quiet() { # reason, command...
 }
 
 command -v pkg-config >/dev/null || fail "pkg-config is not installed (apt-get install pkg-config)"
+command -v cmake >/dev/null || fail "cmake is not installed (apt-get install cmake)"
 version=$(sed -n 's/.*WSP_VERSION_STRING "\(.*\)"/\1/p' include/wsp/version.h)
 
 # The files an install must write, relative to the prefix, sorted.
@@ -39,7 +42,9 @@ expected_files() {
         echo include/wsp.h
         for h in include/wsp/*.h; do echo "$h"; done
         printf '%s\n' lib/libcwsp.a lib/libcwsp.so.$SOVERSION lib/$SONAME lib/libcwsp.so \
-            lib/pkgconfig/wsp.pc
+            lib/pkgconfig/wsp.pc lib/cmake/wsp/wspConfig.cmake lib/cmake/wsp/wspConfigVersion.cmake \
+            bin/wspcat share/man/man1/wspcat.1 share/bash-completion/completions/wspcat \
+            share/zsh/site-functions/_wspcat share/fish/vendor_completions.d/wspcat.fish
     } | sort
 }
 files_under() { (cd "$1" && find . ! -type d | sed 's|^\./||' | sort); }
@@ -55,16 +60,20 @@ check_tree() { # root
         fail "installed library's soname is not $SONAME"
 }
 
-check_empty() { # root
+check_empty() { # prefix: gone, or empty
+    [ -e "$1" ] || return 0
     local left
-    left=$(files_under "$1")
-    [ -z "$left" ] || { echo "$left"; fail "make uninstall left files under $1"; }
+    left=$(cd "$1" && find . -mindepth 1 | sort)
+    [ -z "$left" ] || { echo "$left"; fail "make uninstall left files or folders under $1"; }
 }
 
 check_demo_output() { # log, what
-    for word in ACCEPT REJECT DEFER "withdrawn 1"; do
+    for word in ACCEPT REJECT DEFER; do
         grep -q "$word" "$1" || { cat "$1"; fail "the $2 demo's output lacks \"$word\""; }
     done
+    # The client that gave up: expired at the server (timed out) or withdrawn, once.
+    grep -Eq "withdrawn 1, timed out 0|withdrawn 0, timed out 1" "$1" ||
+        { cat "$1"; fail "the $2 demo's output does not count one client that gave up"; }
 }
 
 # ---- 1. PREFIX: install, build against it, run, uninstall ---------------------------------
@@ -77,6 +86,9 @@ check_tree "$prefix"
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 [ "$(pkg-config --modversion wsp)" = "$version" ] || fail "pkg-config --modversion wsp is not $version"
 [ "$(pkg-config --variable=includedir wsp)" = "$prefix/include" ] || fail "wsp.pc's includedir is wrong"
+grep -qx 'includedir=${prefix}/include' "$prefix/lib/pkgconfig/wsp.pc" &&
+    grep -qx 'libdir=${prefix}/lib' "$prefix/lib/pkgconfig/wsp.pc" ||
+    fail "wsp.pc does not name its folders relative to \${prefix}"
 step "pkg-config --cflags --libs wsp: $(pkg-config --cflags --libs wsp)"
 
 step "cc demo.c against the shared library"
@@ -112,6 +124,32 @@ for w in shared static; do
         { cat "$tmp/winsock-$w.log"; fail "the $w Winsock example failed"; }
 done
 
+step "cmake: find_package(wsp) builds the demo, shared and static"
+quiet "configuring the CMake consumer" \
+    cmake -S Tests/install/cmake -B "$tmp/cmake" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DWSP_DEMO="$PWD/examples/demo.c"
+quiet "building the CMake consumer" cmake --build "$tmp/cmake"
+LD_LIBRARY_PATH=$prefix/lib timeout 60 "$tmp/cmake/demo-shared" >"$tmp/cmake-shared.log" 2>&1 ||
+    { cat "$tmp/cmake-shared.log"; fail "the CMake shared demo failed"; }
+check_demo_output "$tmp/cmake-shared.log" "CMake shared"
+timeout 60 "$tmp/cmake/demo-static" >"$tmp/cmake-static.log" 2>&1 ||
+    { cat "$tmp/cmake-static.log"; fail "the CMake static demo failed"; }
+check_demo_output "$tmp/cmake-static.log" "CMake static"
+cat >"$tmp/too-new.cmake" <<EOF2
+find_package(wsp 1.0 QUIET PATHS "$prefix" NO_DEFAULT_PATH)
+if(wsp_FOUND)
+  message(FATAL_ERROR "wsp 1.0 found")
+endif()
+EOF2
+quiet "the CMake package accepts a request for version 1.0" cmake -P "$tmp/too-new.cmake"
+
+step "the installed wspcat: version, manual page, completions"
+[ "$("$prefix/bin/wspcat" --version)" = "wspcat $version" ] || fail "the installed wspcat --version is not $version"
+readelf -d "$prefix/bin/wspcat" | grep "NEEDED.*libswiftCore" >/dev/null &&
+    fail "the installed wspcat needs the Swift runtime's shared libraries"
+grep -q "^.Nm wspcat" "$prefix/share/man/man1/wspcat.1" || fail "wspcat.1 is not a manual page of wspcat"
+grep -q "connect" "$prefix/share/bash-completion/completions/wspcat" || fail "the bash completion lacks the subcommands"
+
 step "make uninstall PREFIX=$prefix"
 quiet "make uninstall" $MAKE --no-print-directory uninstall PREFIX="$prefix"
 check_empty "$prefix"
@@ -128,6 +166,6 @@ PKG_CONFIG_PATH=$stage/opt/wsp/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$stage \
     bash -c "$CC -o '$tmp/demo-staged' examples/demo.c \$(pkg-config --cflags --libs wsp)"
 step "make uninstall DESTDIR=$stage PREFIX=/opt/wsp"
 quiet "make uninstall with DESTDIR" $MAKE --no-print-directory uninstall DESTDIR="$stage" PREFIX=/opt/wsp
-check_empty "$stage"
+check_empty "$stage/opt/wsp"
 
-echo "check-install: PASS (installed, built static and shared through pkg-config, ran, uninstalled)"
+echo "check-install: PASS (installed, built static and shared through pkg-config and CMake, ran, ran wspcat, uninstalled, no folder left)"
