@@ -519,8 +519,11 @@ typedef int (*LPFN_WSPHELDREJECT)(WSPHELD hHeld, DWORD dwReason, LPINT lpErrno);
 typedef int (*LPFN_WSPHELDRELEASE)(WSPHELD hHeld, LPINT lpErrno);
 
 /* The listener's news: writes up to dwCount handles of held requests that ended without an
- * answer since the last call (each is listed once) to lpHeld and their number to
- * *lpdwReturned; 0 when there are none. Answer each to learn why and retire it. */
+ * answer since the last call (each is listed once; an answered one is not) to lpHeld and
+ * their number to *lpdwReturned; 0 when there are none. Answer each to learn why and retire
+ * it. Not a listener: WSAEINVAL. Once the listener is closed its handle is gone
+ * (WSAENOTSOCK): every request it held ended with WSAEINTR. The provider never resets
+ * WSP_HELD_EVENT: reset it, then read the news until none are left. */
 #define WSPID_HELDNEWS                                                                     \
     {0x7720e944, 0x3d9d, 0x4fb2, {0x8c, 0x12, 0x68, 0xac, 0x9c, 0xca, 0x35, 0xae}}
 typedef int (*LPFN_WSPHELDNEWS)(SOCKET s, WSPHELD *lpHeld, DWORD dwCount,
