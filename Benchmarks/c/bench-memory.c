@@ -93,8 +93,8 @@ struct cost {
 static void print(const char *what, struct cost c, const struct cost *base) {
     printf("  %-50s %8.0f bytes %5.2f fds", what, c.bytes, c.fds);
     if (base)
-        printf("   (+%.0f bytes, +%.2f fds over raw epoll)", c.bytes - base->bytes,
-               c.fds - base->fds);
+        printf("   (%+.0f bytes, %+.2f fds over raw epoll)", c.bytes - base->bytes,
+               c.fds - base->fds + 0.0);
     printf("\n");
 }
 

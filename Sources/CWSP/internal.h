@@ -195,6 +195,10 @@ struct wsp_socket_role {
     void (*release)(struct wsp_socket *so);
     /* so->lock held. Whether FD_ACCEPT is due: a request waits for lpWSPAccept. */
     int (*acceptable)(const struct wsp_socket *so);
+    /* so->lock held. Something other than a blocking lpWSPAccept waits for new requests (an
+     * event registration, lpWSPSelect): the provider must take them off the kernel's queue
+     * as they arrive, not leave them to the accepting threads. */
+    void (*watch_arrivals)(struct wsp_socket *so);
 };
 
 struct wsp_socket {

@@ -1025,7 +1025,17 @@ static void release_listener(struct wsp_socket *so) {
 static int acceptable(const struct wsp_socket *so) {
     return wsp_backlog_available(so->listener);
 }
-static const struct wsp_socket_role listener_role = {release_listener, acceptable};
+static void watch_arrivals(struct wsp_socket *so) {
+    struct wsp_listener *l = so->listener;
+    if (!l->direct)
+        return;
+    l->direct = 0; /* the reactor takes arrivals again, for whoever waits for them */
+    if (reactor_reads(l))
+        set_reading(l, 1);
+    rearm(l);
+}
+static const struct wsp_socket_role listener_role = {release_listener, acceptable,
+                                                     watch_arrivals};
 
 /* so->lock held. */
 static int start_listening(struct wsp_socket *so, int backlog) {

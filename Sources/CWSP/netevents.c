@@ -512,6 +512,8 @@ static int start_registration(struct wsp_socket *so) {
     int err = 0;
     switch (so->state) {
     case WSP_STATE_LISTENING:
+        if (so->role)
+            so->role->watch_arrivals(so);
         if (so->role && so->role->acceptable(so))
             raise_event(so, FD_ACCEPT, 0);
         break;

@@ -49,6 +49,7 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
     case WSP_STATE_LISTENING:
         if (e->set != 0 || !so->listener)
             return 0;
+        so->role->watch_arrivals(so);
         if (wsp_backlog_available(so->listener))
             return 1;
         if (wsp_backlog_queued(so->listener) > 0)

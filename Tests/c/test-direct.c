@@ -1,0 +1,122 @@
+/* Blocking accepts that take connections off the kernel's queue themselves ("direct" in
+ * listener.c): every connection is handed out exactly once, a request the reactor had to
+ * finish still reaches a waiting accept, and other ways of waiting for arrivals (lpWSPSelect,
+ * an event registration) still see them. */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "handshake.h"
+#include "support.h"
+
+struct acceptor {
+    SOCKET l;
+    int want;   /* connections to take, or until the listener closes */
+    int taken;
+    int last_err;
+    SOCKET sockets[64];
+    pthread_t thread;
+};
+
+static void *acceptor_main(void *arg) {
+    struct acceptor *a = arg;
+    while (a->taken < a->want) {
+        int err = 0;
+        SOCKET s = accept_with(a->l, NULL, 0, &err);
+        if (s == INVALID_SOCKET) {
+            a->last_err = err;
+            break;
+        }
+        a->sockets[a->taken++] = s;
+    }
+    return NULL;
+}
+
+/* Two accepting threads, forty clients: each connection goes to exactly one of them. */
+TEST(direct_two_accepting_threads_share_the_queue_without_loss) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, SOMAXCONN, &addr);
+    static struct acceptor a[2];
+    for (int i = 0; i < 2; i++) {
+        a[i] = (struct acceptor){.l = l, .want = 64};
+        CHECK_EQ(pthread_create(&a[i].thread, NULL, acceptor_main, &a[i]), 0);
+    }
+    static struct async_connect c[40];
+    for (int i = 0; i < 40; i++) {
+        c[i] = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+        async_connect_start(&c[i]);
+    }
+    for (int i = 0; i < 40; i++)
+        CHECK_EQ(async_connect_join(&c[i]), 0);
+    WAIT_FOR(stats_of(l).accepted == 40, 10000);
+    close_socket(l); /* ends both threads' waits */
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(pthread_join(a[i].thread, NULL), 0);
+        CHECK_EQ(a[i].last_err, WSAEINTR);
+    }
+    CHECK_EQ(a[0].taken + a[1].taken, 40);
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < a[i].taken; k++)
+            close_socket(a[i].sockets[k]);
+    for (int i = 0; i < 40; i++)
+        close_socket(c[i].s);
+}
+
+/* A request that is not whole when its connection is taken is finished by the reactor; the
+ * accept that waits (polling the kernel's queue) is woken for it. */
+TEST(direct_waiting_accept_gets_a_request_the_reactor_finished) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct acceptor a;
+    a = (struct acceptor){.l = l, .want = 1};
+    CHECK_EQ(pthread_create(&a.thread, NULL, acceptor_main, &a), 0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = (const uint8_t *)"slow",
+                      .data_len = 4};
+    uint8_t req[32];
+    size_t n = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(n > 4);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, req, 4, MSG_NOSIGNAL), 4); /* the first part, then the rest */
+    sleep_ms(20); /* not synchronization: either order of arrival must work */
+    CHECK_EQ(send(fd, req + 4, n - 4, MSG_NOSIGNAL), (ssize_t)(n - 4));
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(a.taken, 1);
+    uint8_t answer[8];
+    int got = raw_recv(fd, answer, sizeof answer, 5000);
+    CHECK_EQ(got, 8);
+    CHECK_EQ(answer[3], WSP_HS_ACCEPT);
+    close_socket(a.sockets[0]);
+    close(fd);
+    close_socket(l);
+}
+
+/* After blocking accepts, lpWSPSelect on the same listener sees the next arrival. */
+TEST(direct_select_after_blocking_accepts_sees_arrivals) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static struct acceptor a;
+    a = (struct acceptor){.l = l, .want = 1};
+    CHECK_EQ(pthread_create(&a.thread, NULL, acceptor_main, &a), 0);
+    int first = raw_connect(&addr);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(a.taken, 1);
+    int second = raw_connect(&addr);
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {10, 0}; /* only a hang fails */
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 1);
+    SOCKET s = accept_with(l, NULL, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    close_socket(s);
+    close_socket(a.sockets[0]);
+    close(first);
+    close(second);
+    close_socket(l);
+}
