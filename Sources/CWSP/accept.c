@@ -10,7 +10,10 @@
  * the client because of what the client asked (callee data or QoS longer than the buffers it
  * stated) ends the request, and the accepting call reports WSAEFAULT once. Only the
  * application's own mistakes (an invalid return value, a callee buffer it broke) leave the
- * request where it is. */
+ * request where it is.
+ *
+ * CF_HOLD (WSPAcceptHold only, held.c) moves the request to the listener's held list; its
+ * answer comes later through wsp_accept_held, with the same checks and the same hand-out. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -158,6 +161,45 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     return child;
 }
 
+static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
+                       struct sockaddr *addr, LPINT addrlen, int *err);
+
+/* so->lock held (released while an ACCEPT is sent). Acts on the condition function's answer
+ * rc for the presented request r. Returns the new socket for CF_ACCEPT, else INVALID_SOCKET
+ * with *err set. */
+static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
+                     const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
+                     int *err) {
+    struct wsp_listener *l = so->listener;
+    /* A client that left while the function ran is gone whatever the answer: it is counted
+     * as withdrawn, never as rejected or deferred, and the caller looks for the next
+     * request. A dead request is never handed out. (Without a function there was no "while":
+     * wsp_backlog_next has just checked.) */
+    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_request_withdraw(l, r);
+        *err = 0;
+        return INVALID_SOCKET;
+    }
+    int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
+    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
+        wsp_backlog_put_back(l, r, rc == CF_DEFER);
+        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
+        return INVALID_SOCKET;
+    }
+    wsp_backlog_take(l, r);
+    if (answer == WSP_UNDELIVERABLE) {
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
+        *err = WSAEFAULT; /* once: the next accept presents the next request */
+        return INVALID_SOCKET;
+    }
+    if (rc == CF_REJECT) {
+        wsp_backlog_finish(l, r, WSP_OUTCOME_REJECTED);
+        *err = WSAECONNREFUSED;
+        return INVALID_SOCKET;
+    }
+    return hand_out(so, r, p, addr, addrlen, err);
+}
+
 /* so->lock held (released while an ACCEPT is sent); r taken from its list, so this thread's
  * alone. Sends the CF_ACCEPT answer p and makes the socket; INVALID_SOCKET with *err when that
  * fails (0: the client left just now). */
@@ -204,41 +246,6 @@ static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struc
     }
     wsp_backlog_finish(l, r, WSP_OUTCOME_ACCEPTED); /* the descriptor stays with child */
     return child->obj.handle;
-}
-
-/* so->lock held (released while an ACCEPT is sent). Acts on the condition function's answer rc for the presented request r.
- * Returns the new socket for CF_ACCEPT, else INVALID_SOCKET with *err set. */
-static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int asked,
-                     const struct presentation *p, struct sockaddr *addr, LPINT addrlen,
-                     int *err) {
-    struct wsp_listener *l = so->listener;
-    /* A client that left while the function ran is gone whatever the answer: it is counted
-     * as withdrawn, never as rejected or deferred, and the caller looks for the next
-     * request. A dead request is never handed out. (Without a function there was no "while":
-     * wsp_backlog_next has just checked.) */
-    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
-        wsp_request_withdraw(l, r);
-        *err = 0;
-        return INVALID_SOCKET;
-    }
-    int answer = rc == CF_ACCEPT ? check_answer(so, r, p) : 0;
-    if (rc == CF_DEFER || (rc != CF_ACCEPT && rc != CF_REJECT) || answer > 0) {
-        wsp_backlog_put_back(l, r, rc == CF_DEFER);
-        *err = rc == CF_DEFER ? WSATRY_AGAIN : rc == CF_ACCEPT ? answer : WSAEINVAL;
-        return INVALID_SOCKET;
-    }
-    wsp_backlog_take(l, r);
-    if (answer == WSP_UNDELIVERABLE) {
-        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
-        *err = WSAEFAULT; /* once: the next accept presents the next request */
-        return INVALID_SOCKET;
-    }
-    if (rc == CF_REJECT) {
-        wsp_backlog_finish(l, r, WSP_OUTCOME_REJECTED);
-        *err = WSAECONNREFUSED;
-        return INVALID_SOCKET;
-    }
-    return hand_out(so, r, p, addr, addrlen, err);
 }
 
 /* so->lock held. The condition function answered CF_HOLD for the presented request r: holds
