@@ -19,6 +19,8 @@
 #   make bench-load   concurrent load: 64 and 512 client threads against a WSP connect-data
 #                     server and a raw-socket server with the same accept threads, both CPUs
 #                     and pinned; rate, latency percentiles, server CPU, wrong/lost outcomes
+#   make bench-hold   held requests: connections per second holding vs accepting at once, and
+#                     the fast clients' p50/p99 when one in ten needs a 100 ms decision
 #   make bench-memory bytes and descriptors per idle socket (with and without an event
 #                     registration), per queued request and per event object, against raw epoll
 #   make bench-swift  the Swift benchmarks (Benchmarks/, a separate package with SwiftNIO):
@@ -60,7 +62,7 @@ TEST_SRCS := $(filter-out Tests/c/header-check.c Tests/c/header-check-winsock.c,
 TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
-	fuzz fuzz-net check-valgrind demo bench bench-load bench-memory bench-swift clean wspcat docs \
+	fuzz fuzz-net check-valgrind demo bench bench-load bench-memory bench-hold bench-swift clean wspcat docs \
 	example-swift install uninstall check-exports check-install check-layers
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
@@ -199,6 +201,16 @@ bench-load: $(BUILD)/bench-load
 	$(BUILD)/bench-load 512 3 2
 	taskset -c 0 $(BUILD)/bench-load 64 3 2
 	taskset -c 0 $(BUILD)/bench-load 512 3 2
+
+# Held requests (Benchmarks/c/bench-hold.c): what a hold costs in connections per second, and
+# the fast clients' latency when one connection in ten needs a 100 ms decision (none, held,
+# decided inside the condition function).
+$(BUILD)/bench-hold: Benchmarks/c/bench-hold.c $(BUILD)/libcwsp.a
+	$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $< $(BUILD)/libcwsp.a -o $@
+
+bench-hold: $(BUILD)/bench-hold
+	$(BUILD)/bench-hold 16 3
+	taskset -c 0 $(BUILD)/bench-hold 16 3
 
 # ---- installation ---------------------------------------------------------------------------
 # The public headers are include/wsp.h and include/wsp/*.h (include/module.modulemap is for

@@ -135,6 +135,10 @@ typedef struct _QualityOfService {
 #define CF_ACCEPT 0x0000
 #define CF_REJECT 0x0001
 #define CF_DEFER 0x0002
+/* WSP's extension: set the request aside and answer it later (see "Held requests" below).
+ * Only a condition function called by WSPAcceptHold may answer it; lpWSPAccept treats it as
+ * an invalid answer (WSAEINVAL, the request stays first in line). */
+#define CF_HOLD 0x0100
 
 /* Called by lpWSPAccept on the accepting thread, once per presentation of a request.
  *   lpCallerId    the peer's address (a struct sockaddr in buf, its size in len)
@@ -363,6 +367,19 @@ typedef void (*LPWSAUSERAPC)(DWORD_PTR dwContext);
  * request it ends without presenting it to a condition function, or refuses on the
  * application's behalf (see WSP_DROP_HANDLER_DATA). NULL lpfnHandler removes it. */
 #define WSP_DROP_HANDLER 0x000A
+/* DWORD (listener): the most requests it holds at once (CF_HOLD); default
+ * WSP_DEFAULT_HOLD_LIMIT, at most WSP_MAX_HOLD_LIMIT; 0 refuses every hold. */
+#define WSP_HOLD_LIMIT 0x000B
+/* DWORD, milliseconds (listener): how long a request may stay held; when it passes, the
+ * client is refused and the application told (WSAETIMEDOUT). Default
+ * WSP_DEFAULT_HOLD_DEADLINE_MS; 0 = none (the client's own limits still apply). Applies to
+ * requests held from then on. */
+#define WSP_HOLD_DEADLINE 0x000C
+/* WSAEVENT (listener): an event the provider sets whenever a held request ends without an
+ * answer (its client withdrew, the hold deadline passed, the listener closed); read which
+ * with WSPHeldNews. WSA_INVALID_EVENT removes it. With an upcall table of its own the
+ * application's lpWPUSetEvent sets it. Reading it gives the event in force. */
+#define WSP_HELD_EVENT 0x000D
 
 /* Why a connect-data request was refused or dropped. The client reads the reason with
  * getsockopt(SOL_WSP, WSP_REFUSE_REASON); a listener's drop handler receives it too. A client
@@ -399,6 +416,9 @@ typedef struct wsp_drop_handler_data {
 #define WSP_MAX_CONNECT_DATA 16384u
 #define WSP_DEFAULT_MAX_CALLER_DATA 1024u
 #define WSP_DEFAULT_MAX_CALLEE_DATA 1024u
+#define WSP_DEFAULT_HOLD_LIMIT 1024u
+#define WSP_MAX_HOLD_LIMIT 65536u
+#define WSP_DEFAULT_HOLD_DEADLINE_MS 30000u
 
 typedef struct wsp_listener_stats {
     uint64_t accepted;         /* handed out by lpWSPAccept */
@@ -413,6 +433,12 @@ typedef struct wsp_listener_stats {
     uint64_t too_long;         /* refused: caller data or QoS above the listener's limits */
     uint64_t undeliverable;    /* ended: the answer did not fit the client's callee buffer */
     uint64_t expired;          /* ended: the client's connect limit passed while queued */
+    uint64_t held;             /* held by a condition function (CF_HOLD); answers count
+                                * as accepted or rejected, clients leaving as withdrawn */
+    uint64_t hold_refused;     /* CF_HOLD answers refused: the listener held its limit */
+    uint64_t hold_timed_out;   /* held requests refused when the hold deadline passed */
+    uint32_t holding;          /* requests held now */
+    uint32_t hold_limit;       /* WSP_HOLD_LIMIT in force */
 } WSP_LISTENER_STATS_DATA;
 
 /* lpWSPIoctl codes. FIONBIO, FIONREAD and SIOCATMARK take Linux's or Winsock's values. */
@@ -422,6 +448,90 @@ typedef struct wsp_listener_stats {
 #define SIO_GET_QOS 0xC8000007u
 /* Out: WSP_LISTENER_STATS_DATA. */
 #define SIO_WSP_LISTENER_STATS 0x58000001u
+/* In: a GUID (one of the WSPID_… below). Out: the extension function's pointer. An unknown
+ * GUID: WSAEINVAL. Any socket of the provider answers. */
+#ifndef SIO_GET_EXTENSION_FUNCTION_POINTER
+#define SIO_GET_EXTENSION_FUNCTION_POINTER 0xC8000006u
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Held requests: WSP's extension functions                                                 */
+/*
+ * A condition function called by WSPAcceptHold may answer CF_HOLD. The request then leaves
+ * the queue (the next accept presents the next request) and WSPAcceptHold returns a handle to
+ * it. Its client keeps waiting: on the connect-data protocol it keeps receiving pending
+ * notices; on plain TCP, whose kernel has completed the connection already, the connection is
+ * simply not handed out until answered. Answer it later, from any thread, exactly once:
+ *   WSPHeldAccept   the new socket, inheriting from the listener as lpWSPAccept's does, with
+ *                   the callee data and QoS given then (what the condition function wrote
+ *                   into its callee buffer while holding is not sent);
+ *   WSPHeldReject   a refusal with a WSP_REASON_… value (plain TCP: a reset);
+ *   WSPHeldRelease  back into the listener's queue, in its place by arrival, to be presented
+ *                   again.
+ * A request can also end while held, without an answer: its client withdrew (WSAECONNRESET),
+ * the hold deadline or the client's own connect limit passed (WSAETIMEDOUT; the client is
+ * refused), or the listener closed (WSAEINTR; the client is refused as for every queued
+ * request). The provider then sets the listener's WSP_HELD_EVENT and lists the handle for
+ * WSPHeldNews; the answer given later fails with that code. Either way the first answer
+ * retires the handle: any later one fails with WSA_INVALID_HANDLE, as does a handle never
+ * issued. Answer every handle once (an ended one included): a handle keeps a little memory
+ * and the listening socket's structure until then.
+ *
+ * Bounds, per listener: at most WSP_HOLD_LIMIT requests held at once (a CF_HOLD beyond it
+ * leaves the request first in line and WSPAcceptHold fails with WSAENOBUFS; as after a
+ * CF_DEFER, FD_ACCEPT comes again only after the next accept call or once a held request
+ * leaves) and WSP_HOLD_DEADLINE. Counted in WSP_LISTENER_STATS_DATA.
+ *
+ * Obtain each function with lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &guid,
+ * sizeof guid, &fn, sizeof fn, …), as Windows hands out AcceptEx. */
+
+/* A held request's handle; 0 is never one. Not a socket. */
+typedef uintptr_t WSPHELD;
+
+/* lpWSPAccept with the CF_HOLD answer. Returns 0 with either *lpAccepted set to the new
+ * socket (and *lpHeld to 0) or, when the condition function answered CF_HOLD, *lpHeld set to
+ * the held request's handle (and *lpAccepted to INVALID_SOCKET); addr receives the peer's
+ * address in both cases. Otherwise SOCKET_ERROR with lpWSPAccept's codes, plus WSAENOBUFS
+ * for a hold beyond WSP_HOLD_LIMIT and WSAEFAULT for a NULL lpAccepted or lpHeld. */
+#define WSPID_ACCEPTHOLD                                                                   \
+    {0xbb0ed080, 0xd5f9, 0x4006, {0x9b, 0x58, 0x80, 0x8d, 0x51, 0x92, 0x21, 0xa3}}
+typedef int (*LPFN_WSPACCEPTHOLD)(SOCKET s, struct sockaddr *addr, LPINT addrlen,
+                                  LPCONDITIONPROC lpfnCondition, DWORD_PTR dwCallbackData,
+                                  SOCKET *lpAccepted, WSPHELD *lpHeld, LPINT lpErrno);
+
+/* Accepts a held request: *lpAccepted receives the new socket. lpCalleeData (NULL: none) is
+ * sent as callee data, at most the listener's WSP_MAX_CALLEE_DATA (more: WSAEFAULT, the
+ * request stays held); lpSQOS (NULL: the caller's own) is the QoS answered, when the caller
+ * sent one. An answer that does not fit what the client can take ends the request with
+ * WSAEFAULT, as in lpWSPAccept. Fails with WSAECONNRESET when the client left (noticed now
+ * or earlier), WSAETIMEDOUT or WSAEINTR when the request ended as described above. */
+#define WSPID_HELDACCEPT                                                                   \
+    {0x3d968298, 0x847d, 0x4103, {0x93, 0xbd, 0x2f, 0x6b, 0x0f, 0xd6, 0x41, 0xaf}}
+typedef int (*LPFN_WSPHELDACCEPT)(WSPHELD hHeld, LPWSABUF lpCalleeData, LPQOS lpSQOS,
+                                  SOCKET *lpAccepted, LPINT lpErrno);
+
+/* Refuses a held request with dwReason, a WSP_REASON_… value from WSP_REASON_REJECTED to
+ * WSP_REASON_EXPIRED (0 means WSP_REASON_REJECTED; others: WSAEINVAL, the request stays
+ * held). A client that cannot read the reason is reset instead (see the reasons above). */
+#define WSPID_HELDREJECT                                                                   \
+    {0x97dca86f, 0x3383, 0x4928, {0x94, 0xfb, 0x52, 0x31, 0x4b, 0x36, 0x86, 0xd3}}
+typedef int (*LPFN_WSPHELDREJECT)(WSPHELD hHeld, DWORD dwReason, LPINT lpErrno);
+
+/* Puts a held request back into the listener's queue. */
+#define WSPID_HELDRELEASE                                                                  \
+    {0xc6908433, 0xceab, 0x4fb6, {0x93, 0x6d, 0xc8, 0x3d, 0xe7, 0x25, 0x4b, 0xca}}
+typedef int (*LPFN_WSPHELDRELEASE)(WSPHELD hHeld, LPINT lpErrno);
+
+/* The listener's news: writes up to dwCount handles of held requests that ended without an
+ * answer since the last call (each is listed once; an answered one is not) to lpHeld and
+ * their number to *lpdwReturned; 0 when there are none. Answer each to learn why and retire
+ * it. Not a listener: WSAEINVAL. Once the listener is closed its handle is gone
+ * (WSAENOTSOCK): every request it held ended with WSAEINTR. The provider never resets
+ * WSP_HELD_EVENT: reset it, then read the news until none are left. */
+#define WSPID_HELDNEWS                                                                     \
+    {0x7720e944, 0x3d9d, 0x4fb2, {0x8c, 0x12, 0x68, 0xac, 0x9c, 0xca, 0x35, 0xae}}
+typedef int (*LPFN_WSPHELDNEWS)(SOCKET s, WSPHELD *lpHeld, DWORD dwCount,
+                                LPDWORD lpdwReturned, LPINT lpErrno);
 
 /* ---------------------------------------------------------------------------------------- */
 /* The provider table: ws2spi.h's 30 members, in ws2spi.h's order                           */

@@ -10,7 +10,10 @@
  * the client because of what the client asked (callee data or QoS longer than the buffers it
  * stated) ends the request, and the accepting call reports WSAEFAULT once. Only the
  * application's own mistakes (an invalid return value, a callee buffer it broke) leave the
- * request where it is. */
+ * request where it is.
+ *
+ * CF_HOLD (WSPAcceptHold only, held.c) moves the request to the listener's held list; its
+ * answer comes later through wsp_accept_held, with the same checks and the same hand-out. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -158,6 +161,9 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     return child;
 }
 
+static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
+                       struct sockaddr *addr, LPINT addrlen, int *err);
+
 /* so->lock held (released while an ACCEPT is sent). Acts on the condition function's answer
  * rc for the presented request r. Returns the new socket for CF_ACCEPT, else INVALID_SOCKET
  * with *err set. */
@@ -191,8 +197,17 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
         *err = WSAECONNREFUSED;
         return INVALID_SOCKET;
     }
+    return hand_out(so, r, p, addr, addrlen, err);
+}
+
+/* so->lock held (released while an ACCEPT is sent); r taken from its list, so this thread's
+ * alone. Sends the CF_ACCEPT answer p and makes the socket; INVALID_SOCKET with *err when that
+ * fails (0: the client left just now). */
+static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
+                       struct sockaddr *addr, LPINT addrlen, int *err) {
+    struct wsp_listener *l = so->listener;
     /* The answer goes out with the listener unlocked: sending wakes the client, and other
-     * accepts should not wait for that. The request is this thread's alone now. */
+     * accepts should not wait for that. */
     int sent = 0;
     if (so->entry->connect_data) {
         pthread_mutex_unlock(&so->lock);
@@ -233,8 +248,73 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
     return child->obj.handle;
 }
 
+/* so->lock held. The condition function answered CF_HOLD for the presented request r: holds
+ * it through hold (*err: WSA_IO_PENDING, or WSAENOBUFS at the listener's limit) and reports
+ * the peer's address. Returns 1 instead when its client left meanwhile (it is dropped). */
+static int hold_request(struct wsp_socket *so, struct wsp_request *r, struct wsp_hold_link *hold,
+                        struct sockaddr *addr, LPINT addrlen, int *err) {
+    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_request_withdraw(so->listener, r);
+        return 1;
+    }
+    if (addr) {
+        memcpy(addr, &r->peer, r->peer_len);
+        *addrlen = (int)r->peer_len;
+    }
+    *err = wsp_backlog_hold(so->listener, r, hold);
+    if (!*err)
+        *err = WSA_IO_PENDING;
+    return 0;
+}
+
+SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABUF *callee,
+                       const QOS *qos, int *ended, int *err) {
+    struct wsp_listener *l = so->listener;
+    *ended = 1;
+    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+        wsp_held_take(l, r);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_WITHDRAWN);
+        *err = WSAECONNRESET;
+        return INVALID_SOCKET;
+    }
+    struct presentation *p = malloc(sizeof *p);
+    if (!p) {
+        *ended = 0;
+        *err = WSAENOBUFS;
+        return INVALID_SOCKET;
+    }
+    prepare(p, so, r);
+    /* The application's answer, checked as a condition function's would be. */
+    p->callee_data = callee ? *callee : (WSABUF){0, NULL};
+    if (p->has_qos && qos) {
+        p->qos = *qos;
+    }
+    int answer = check_answer(so, r, p);
+    SOCKET result = INVALID_SOCKET;
+    if (answer > 0) {
+        *ended = 0; /* the application's mistake: still held */
+        *err = answer;
+    } else if (answer == WSP_UNDELIVERABLE) {
+        wsp_held_take(l, r);
+        wsp_backlog_finish(l, r, WSP_OUTCOME_UNDELIVERABLE);
+        *err = WSAEFAULT;
+    } else {
+        wsp_held_take(l, r);
+        result = hand_out(so, r, p, NULL, NULL, err);
+        if (result == INVALID_SOCKET && *err == 0)
+            *err = WSAECONNRESET; /* it left as the answer went */
+    }
+    free(p);
+    return result;
+}
+
 SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
                   DWORD_PTR ctx, LPINT lpErrno) {
+    return wsp_accept_or_hold(s, addr, addrlen, cond, ctx, NULL, lpErrno);
+}
+
+SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
+                          DWORD_PTR ctx, struct wsp_hold_link *hold, LPINT lpErrno) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so) {
@@ -242,6 +322,7 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
         return INVALID_SOCKET;
     }
     SOCKET result = INVALID_SOCKET;
+    int hold_refused = 0; /* at the limit: FD_ACCEPT stays off until a held request leaves */
     struct presentation *p = NULL;
     pthread_mutex_lock(&so->lock);
     struct wsp_listener *l = so->listener;
@@ -287,11 +368,17 @@ SOCKET wsp_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPRO
             err = WSAEINTR;
             break;
         }
+        if (rc == CF_HOLD && hold) {
+            if (hold_request(so, r, hold, addr, addrlen, &err))
+                continue; /* its client left while the function ran */
+            hold_refused = err == WSAENOBUFS;
+            break;
+        }
         result = decide(so, r, rc, cond != NULL, p, addr, addrlen, &err);
     }
     if (p)
         wsp_backlog_accepting(l, -1);
-    if (l && err != WSATRY_AGAIN)
+    if (l && err != WSATRY_AGAIN && !hold_refused)
         wsp_netevents_reenable(so, FD_ACCEPT); /* a deferral leaves FD_ACCEPT off */
     struct wsp_drop_notice *notices = l ? wsp_listener_take_notices(l) : NULL;
     pthread_mutex_unlock(&so->lock);

@@ -36,6 +36,9 @@ struct wsp_request {
     uint64_t queued_ms;
     uint64_t next_notice_ms; /* queued, connect data: when to send the next "pending" */
     uint64_t watch_ms;       /* queued unwatched: when the reactor starts watching it */
+    struct wsp_hold_link *hold; /* held (CF_HOLD): in the held list, not the backlog */
+    uint64_t hold_expires_ms;   /* held: refused then (WSP_HOLD_DEADLINE); 0 none */
+    uint64_t arrival;           /* the listener's count of connections when it arrived */
     uint8_t *buf;            /* the handshake request as read */
     size_t buf_len, buf_cap;
 };
@@ -102,5 +105,39 @@ enum wsp_outcome {
 /* Counts and frees r, closing its connection as how says. */
 void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r,
                         enum wsp_outcome how) WSP_INTERNAL;
+
+/* ---- held requests (CF_HOLD) -------------------------------------------------------------
+ * held.c keeps the handles; listener.c keeps the held requests themselves, watched for their
+ * clients leaving, sent pending notices and timed, in a list of their own beside the backlog.
+ * A held request that ends without an answer (its client left, a deadline passed, the
+ * listener closed) is ended by listener.c, which first calls its link's ended hook with the
+ * WSA code the answer will report. */
+struct wsp_hold_link {
+    /* so->lock held; r is freed right after. Set by held.c. */
+    void (*ended)(struct wsp_hold_link *link, struct wsp_socket *so, int code);
+    struct wsp_request *request; /* while held; set by wsp_backlog_hold */
+    struct wsp_socket *so;       /* the listening socket: the link's owner keeps a reference */
+};
+
+/* The presented request r leaves the backlog to be held through link: 0; or WSAENOBUFS when
+ * the listener holds WSP_HOLD_LIMIT requests already, and r waits first in line again. */
+int wsp_backlog_hold(struct wsp_listener *l, struct wsp_request *r,
+                     struct wsp_hold_link *link) WSP_INTERNAL;
+/* The held request r leaves the held list to be answered; end it with wsp_backlog_finish. */
+void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
+/* Refuses the held request r with reason (a WSP_REASON_… value), counted as rejected. */
+void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) WSP_INTERNAL;
+/* The held request r returns to the backlog, in its place by arrival. */
+void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
+
+/* accept.c, for held.c: answers the held request r with CF_ACCEPT, callee data and QoS as
+ * given (qos NULL: the caller's own). Returns the new socket, or INVALID_SOCKET with *err;
+ * *ended says whether r is gone (else it stays held: the application's mistake). */
+SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABUF *callee,
+                       const QOS *qos, int *ended, int *err) WSP_INTERNAL;
+/* accept.c: lpWSPAccept, and with hold set WSPAcceptHold's accept: a CF_HOLD answer holds the
+ * request through hold and fails with WSA_IO_PENDING. */
+SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCONDITIONPROC cond,
+                          DWORD_PTR ctx, struct wsp_hold_link *hold, LPINT lpErrno) WSP_INTERNAL;
 
 #endif

@@ -43,6 +43,8 @@ struct wsp_socket *wsp_socket_new(int fd, const struct wsp_catalog_entry *entry,
     so->max_callee_data = WSP_DEFAULT_MAX_CALLEE_DATA;
     so->handshake_deadline_ms = WSP_DEFAULT_HANDSHAKE_DEADLINE_MS;
     so->pending_interval_ms = WSP_DEFAULT_PENDING_INTERVAL_MS;
+    so->hold_limit = WSP_DEFAULT_HOLD_LIMIT;
+    so->hold_deadline_ms = WSP_DEFAULT_HOLD_DEADLINE_MS;
     so->connect_timeout_ms = WSP_DEFAULT_CONNECT_TIMEOUT_MS;
     so->connect_limit_ms = WSP_DEFAULT_CONNECT_LIMIT_MS;
     so->netev.armed = FD_ALL_EVENTS; /* nothing reported yet (netevents.c) */
@@ -109,6 +111,8 @@ void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *paren
     child->rcvbuf_set = parent->rcvbuf_set;
     child->has_sndbuf = parent->has_sndbuf;
     child->has_rcvbuf = parent->has_rcvbuf;
+    child->hold_limit = parent->hold_limit;
+    child->hold_deadline_ms = parent->hold_deadline_ms;
 }
 
 /* ---- small descriptor helpers shared by the files that do I/O ----------------------------- */

@@ -230,6 +230,7 @@ struct wsp_socket {
     DWORD connect_timeout_ms, connect_limit_ms;
     DWORD max_caller_data, max_callee_data;
     DWORD handshake_deadline_ms, pending_interval_ms;
+    DWORD hold_limit, hold_deadline_ms;
 
     struct wsp_listener *listener;   /* while listening */
     const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
@@ -244,6 +245,10 @@ struct wsp_socket {
     uint32_t callee_len;
     int refuse_reason; /* why the last connect-data connect was refused (WSP_REASON_…) */
     WSP_DROP_HANDLER_DATA drop_handler; /* listener: told of requests the provider ends */
+    /* listener: held requests that ended unanswered, for WSPHeldNews (held.c's list), and
+     * the event set when one does (WSP_HELD_EVENT) */
+    struct wsp_held *held_news;
+    WSAEVENT held_event;
     int has_qos;
     QOS qos;
     struct wsp_netevents netev; /* network events (netevents.c) */
@@ -316,6 +321,17 @@ void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
 /* The listener's counters. */
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
+
+/* ---- held requests (held.c) --------------------------------------------------------------- */
+
+/* A provider extension function, as lpWSPIoctl(SIO_GET_EXTENSION_FUNCTION_POINTER) hands it
+ * out: cast to its LPFN_… type from wsp.h. */
+typedef void (*wsp_extension_fn)(void);
+/* The extension function with that GUID, or NULL. */
+wsp_extension_fn wsp_extension_function(const GUID *id) WSP_INTERNAL;
+/* The last cleanup, every socket closed (so every held request ended): retires the handles
+ * the application never answered, as WSACleanup invalidates every handle. */
+void wsp_held_close_all(void) WSP_INTERNAL;
 
 /* ---- connectors (connect.c) --------------------------------------------------------------- */
 

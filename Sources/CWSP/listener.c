@@ -95,8 +95,11 @@ struct wsp_listener {
      * since it checks again after the function anyway. */
     struct wsp_request *handoff;
     uint64_t resume_ms; /* paused after EMFILE until then */
+    uint64_t arrivals_ever; /* connections taken: a released request's place in line */
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
+    struct wsp_request_list held;        /* held by CF_HOLD, oldest first (held.c) */
+    int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
 };
@@ -141,6 +144,11 @@ static void listener_release(struct wsp_reactor_item *item);
 static void listener_timer(struct wsp_reactor_item *item, uint64_t now);
 static void unlock_and_wake(struct wsp_listener *l);
 static void notify_accept(struct wsp_listener *l);
+/* Held requests: a reactor event on one; its deadlines; ending one unanswered (the link's
+ * hook is told code; reason 0: the client left, else it is refused with reason). */
+static void held_ready(struct wsp_listener *l, struct wsp_request *r);
+static void held_timer(struct wsp_listener *l, uint64_t now);
+static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, int reason);
 
 /* ---- lists ------------------------------------------------------------------------------- */
 
@@ -292,9 +300,9 @@ static void queue_notice(struct wsp_listener *l, const struct wsp_request *r, in
     l->notices_tail = &n->next;
 }
 
-static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
-                        int reason) {
-    (*counter)++;
+/* Tells the client of an unlinked request why it is refused, when it can read the reason,
+ * and closes the connection (a reset when it cannot). */
+static void request_close_refused(struct wsp_request *r, int reason) {
     /* A client that predates reasons 4 and above is reset as before (it reports a refusal):
      * any reason it could read would be false. */
     int version = request_version(r);
@@ -303,8 +311,14 @@ static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t 
         request_refuse(r, reason);
         discard_input(r->fd);
     }
-    queue_notice(l, r, reason);
     request_destroy(r, !tell);
+}
+
+static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
+                        int reason) {
+    (*counter)++;
+    queue_notice(l, r, reason);
+    request_close_refused(r, reason);
 }
 
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
@@ -495,6 +509,8 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         /* being accepted, refused or dropped by another thread since the event was read */
     } else if (!r->queued) {
         read_request(l, r);
+    } else if (r->hold) {
+        held_ready(l, r);
     } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
                wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
@@ -551,6 +567,7 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         r->buf_len = have;
     }
     r->fd_nonblocking = nonblocking;
+    r->arrival = ++l->arrivals_ever;
     r->arrived_ms = wsp_now_ms();
     memcpy(&r->peer, peer, peer_len);
     r->peer_len = peer_len;
@@ -934,7 +951,30 @@ static void rearm(struct wsp_listener *l) {
         if (r->expires_ms && !r->presenting && (!due || r->expires_ms < due))
             due = r->expires_ms;
     }
+    for (struct wsp_request *r = l->held.head; r; r = r->next) {
+        if (l->so->entry->connect_data && (!due || r->next_notice_ms < due))
+            due = r->next_notice_ms;
+        if (r->expires_ms && (!due || r->expires_ms < due))
+            due = r->expires_ms;
+        if (r->hold_expires_ms && (!due || r->hold_expires_ms < due))
+            due = r->hold_expires_ms;
+    }
     wsp_reactor_set_timer(&l->item, due);
+}
+
+/* Tells the waiting clients from r on, whose time has come, "pending". */
+static void send_notices(struct wsp_listener *l, struct wsp_request *r, uint64_t now) {
+    wsp_hs_frame pending = {.type = WSP_HS_PENDING};
+    for (; r; r = r->next) {
+        /* Requests being presented get notices too: a slow condition function is the
+         * server still deciding, and skipping them would leave their due time in the past
+         * and spin the reactor. The answer is sent under the same lock, so a PENDING can
+         * only come before it. */
+        if (r->next_notice_ms > now)
+            continue;
+        request_send_frame(r, &pending); /* a client that left is noticed by request_ready */
+        r->next_notice_ms = now + l->so->pending_interval_ms;
+    }
 }
 
 static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
@@ -962,16 +1002,10 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
             watch_request(l, r);
         }
     }
-    wsp_hs_frame pending = {.type = WSP_HS_PENDING};
-    for (struct wsp_request *r = l->ready.head; r; r = r->next) {
-        /* Requests being presented get notices too: a slow condition function is the
-         * server still deciding, and skipping them would leave their due time in the past
-         * and spin the reactor. The answer is sent under the same lock, so a PENDING can
-         * only come before it. */
-        if (r->next_notice_ms > now)
-            continue;
-        request_send_frame(r, &pending); /* a client that left is noticed by request_ready */
-        r->next_notice_ms = now + l->so->pending_interval_ms;
+    held_timer(l, now);
+    if (l->so->entry->connect_data) {
+        send_notices(l, l->ready.head, now);
+        send_notices(l, l->held.head, now); /* a held client is kept waiting the same way */
     }
     if (l->direct && !l->accepting && now >= l->direct_until_ms) {
         l->direct = 0; /* no accept asked for a while: the reactor reads again */
@@ -1105,6 +1139,8 @@ void wsp_listener_close(struct wsp_socket *so) {
         request_unlink(&l->handshaking, r);
         request_destroy(r, 1);
     }
+    while (l->held.head) /* refused as the queued ones below; their answers fail */
+        held_end(l, l->held.head, WSAEINTR, WSP_REASON_CLOSING);
     /* Requests being presented right now stay linked: their accepting thread ends them. */
     struct wsp_request *r = l->ready.head;
     while (r) {
@@ -1126,4 +1162,146 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
     *out = so->listener->stats;
     out->backlog = (uint32_t)so->listener->backlog;
     out->queued = (uint32_t)so->listener->ready.count;
+    out->holding = (uint32_t)so->listener->held.count;
+    out->hold_limit = so->hold_limit;
+}
+
+/* ---- held requests (CF_HOLD): the handles are held.c's ------------------------------------ */
+
+/* so->lock held. A held request left: a hold refused for the limit may succeed now. */
+static void hold_room_freed(struct wsp_listener *l) {
+    if (l->hold_blocked && !l->closed && (DWORD)l->held.count < l->so->hold_limit) {
+        l->hold_blocked = 0;
+        wsp_netevents_reenable(l->so, FD_ACCEPT);
+    }
+}
+
+/* Watches a held request for its client leaving. Plain TCP: for that only, since the
+ * application's first bytes would make EPOLLIN ready for as long as the request is held. */
+static void watch_held(struct wsp_listener *l, struct wsp_request *r) {
+    uint32_t ev = l->so->entry->connect_data ? EPOLLIN | EPOLLRDHUP : EPOLLRDHUP;
+    if (r->watched)
+        wsp_reactor_modify(&r->item, ev);
+    else if (wsp_reactor_add(&r->item, ev) == 0)
+        r->watched = 1;
+}
+
+int wsp_backlog_hold(struct wsp_listener *l, struct wsp_request *r, struct wsp_hold_link *link) {
+    if ((DWORD)l->held.count >= l->so->hold_limit) {
+        l->stats.hold_refused++;
+        l->hold_blocked = 1;
+        wsp_backlog_put_back(l, r, 0);
+        return WSAENOBUFS;
+    }
+    /* Out of the backlog but not taken (wsp_backlog_take): its watch carries on. */
+    r->presenting = 0;
+    request_unlink(&l->ready, r);
+    room_freed(l);
+    r->hold = link;
+    link->request = r;
+    r->watch_ms = 0;
+    DWORD deadline = l->so->hold_deadline_ms;
+    r->hold_expires_ms = deadline ? wsp_now_ms() + deadline : 0;
+    list_append(&l->held, r);
+    l->stats.held++;
+    watch_held(l, r);
+    rearm(l);
+    return 0;
+}
+
+/* so->lock held. The held request r leaves the held list (its link is told nothing). */
+static void held_unlink(struct wsp_listener *l, struct wsp_request *r) {
+    request_unlink(&l->held, r);
+    r->hold->request = NULL;
+    r->hold = NULL;
+    r->hold_expires_ms = 0;
+    hold_room_freed(l);
+}
+
+void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
+    held_unlink(l, r);
+    /* As wsp_backlog_take: the caller's alone, its answer may go out unlocked. */
+    r->taken = 1;
+    if (r->watched)
+        wsp_reactor_pause(&r->item);
+}
+
+void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) {
+    held_unlink(l, r);
+    l->stats.rejected++;
+    if (l->so->entry->connect_data)
+        request_close_refused(r, reason);
+    else
+        request_destroy(r, 1); /* plain TCP: a reset */
+}
+
+void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {
+    held_unlink(l, r);
+    /* Back in its place by arrival: holding it cost it nothing in line. */
+    struct wsp_request *after = l->ready.tail;
+    while (after && after->arrival > r->arrival)
+        after = after->prev;
+    r->prev = after;
+    r->next = after ? after->next : l->ready.head;
+    if (r->next)
+        r->next->prev = r;
+    else
+        l->ready.tail = r;
+    if (after)
+        after->next = r;
+    else
+        l->ready.head = r;
+    l->ready.count++;
+    if (l->so->entry->connect_data)
+        watch_request(l, r);
+    else if (r->watched)
+        wsp_reactor_modify(&r->item, 0); /* plain requests are checked when presented */
+    rearm(l);
+    l->arrivals++;
+    notify_accept(l);
+    if (l->waiters)
+        wake_accepts(l, 1);
+}
+
+static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, int reason) {
+    struct wsp_hold_link *link = r->hold;
+    held_unlink(l, r);
+    link->ended(link, l->so, code);
+    if (reason)
+        request_close_refused(r, reason);
+    else
+        request_destroy(r, 1);
+}
+
+static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
+    enum wsp_client_state st = wsp_request_client(r, 1);
+    if (st == WSP_CLIENT_WAITING) {
+        /* Plain TCP: a client that sent data and half-closed still waits; stop the
+         * level-triggered report, which would spin the reactor. */
+        if (!l->so->entry->connect_data)
+            wsp_reactor_modify(&r->item, 0);
+        return;
+    }
+    if (st == WSP_CLIENT_SENT_MORE) {
+        l->stats.malformed++;
+        held_end(l, r, WSAECONNRESET, WSP_REASON_MALFORMED);
+    } else {
+        l->stats.withdrawn++;
+        held_end(l, r, WSAECONNRESET, 0);
+    }
+}
+
+static void held_timer(struct wsp_listener *l, uint64_t now) {
+    for (struct wsp_request *r = l->held.head, *next; r; r = next) {
+        next = r->next;
+        if (request_expired(r, now)) { /* the client's own limit */
+            l->stats.timed_out++;
+            held_end(l, r, WSAETIMEDOUT, WSP_REASON_EXPIRED);
+        } else if (r->hold_expires_ms && r->hold_expires_ms <= now) {
+            /* The wire has no reason of its own for this (PROTOCOL.md would need a new
+             * version): the client reads the application's refusal, which it is. */
+            l->stats.hold_timed_out++;
+            held_end(l, r, WSAETIMEDOUT, WSP_REASON_REJECTED);
+        }
+    }
 }

@@ -41,6 +41,7 @@ enum wsp_table_tag {
     WSP_TAG_EVENT = 1,
     WSP_TAG_QUEUE = 2,
     WSP_TAG_SOCKET = 3,
+    WSP_TAG_HELD = 4, /* held requests (held.c) */
     WSP_TAG_MAX = 15,
 };
 

@@ -74,6 +74,12 @@ static int set_wsp_option(struct wsp_socket *so, int optname, DWORD v) {
             return WSAEINVAL;
         so->pending_interval_ms = v;
         return 0;
+    case WSP_HOLD_LIMIT:
+        if (v > WSP_MAX_HOLD_LIMIT)
+            return WSAEINVAL;
+        so->hold_limit = v;
+        return 0;
+    case WSP_HOLD_DEADLINE: so->hold_deadline_ms = v; return 0;
     default: return WSAENOPROTOOPT;
     }
 }
@@ -110,6 +116,18 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
             err = WSAEFAULT;
         else
             memcpy(&so->drop_handler, optval, sizeof so->drop_handler);
+    } else if (level == SOL_WSP && optname == WSP_HELD_EVENT) {
+        WSAEVENT ev;
+        if (optlen < (int)sizeof ev) {
+            err = WSAEFAULT;
+        } else {
+            memcpy(&ev, optval, sizeof ev);
+            /* WSP's own events can be checked; an application's upcalls know theirs. */
+            if (ev && wsp_upcalls_builtin_events() && !wsp_event_is_open(ev))
+                err = WSA_INVALID_HANDLE;
+            else
+                so->held_event = ev;
+        }
     } else if (level == SOL_WSP) {
         err = set_wsp_option(so, optname, read_dword(optval));
     } else if (level == SOL_SOCKET || level == IPPROTO_TCP || level == IPPROTO_IPV6) {
@@ -160,6 +178,8 @@ static int get_own_option(struct wsp_socket *so, int level, int optname, DWORD *
         case WSP_MAX_CALLEE_DATA: *v = so->max_callee_data; return 1;
         case WSP_HANDSHAKE_DEADLINE: *v = so->handshake_deadline_ms; return 1;
         case WSP_PENDING_INTERVAL: *v = so->pending_interval_ms; return 1;
+        case WSP_HOLD_LIMIT: *v = so->hold_limit; return 1;
+        case WSP_HOLD_DEADLINE: *v = so->hold_deadline_ms; return 1;
         case WSP_REFUSE_REASON: *v = (DWORD)so->refuse_reason; return 1;
         }
     }
@@ -212,6 +232,8 @@ int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optle
             wsp_listener_stats(so, &st);
             err = put_bytes(&st, (int)sizeof st, optval, optlen);
         }
+    } else if (level == SOL_WSP && optname == WSP_HELD_EVENT) {
+        err = put_bytes(&so->held_event, (int)sizeof so->held_event, optval, optlen);
     } else if (level == SOL_WSP && optname == WSP_CALLEE_DATA) {
         err = put_bytes(so->callee_data, (int)so->callee_len, optval, optlen);
     } else if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF) &&
@@ -327,6 +349,16 @@ int wsp_ioctl(SOCKET s, DWORD code, LPVOID in, DWORD inlen, LPVOID out, DWORD ou
         else {
             wsp_listener_stats(so, &st);
             err = put_out(&st, sizeof st, out, outlen, returned);
+        }
+    } else if (code == SIO_GET_EXTENSION_FUNCTION_POINTER) {
+        GUID id;
+        wsp_extension_fn fn = NULL;
+        if (!in || inlen < sizeof id) {
+            err = WSAEFAULT;
+        } else {
+            memcpy(&id, in, sizeof id);
+            fn = wsp_extension_function(&id);
+            err = fn ? put_out(&fn, sizeof fn, out, outlen, returned) : WSAEINVAL;
         }
     } else {
         err = WSAEINVAL; /* Winsock's answer to an unknown control code */

@@ -38,6 +38,7 @@ static int wsp_cleanup(LPINT lpErrno) {
     wsp_set_startup_count(count - 1);
     if (count == 1) {
         wsp_reactor_stop();
+        wsp_held_close_all(); /* after the reactor: none of its tasks holds a handle now */
         wsp_free_retired_upcalls();
     }
     pthread_mutex_unlock(&startup_lock);

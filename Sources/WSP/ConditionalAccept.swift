@@ -48,13 +48,13 @@ final class ConditionBox {
     init(_ body: @escaping (ConnectionRequest) -> Decision) { self.body = body }
 }
 
-private func bytes(_ b: UnsafeMutablePointer<WSABUF>?) -> [UInt8]? {
+func bytes(_ b: UnsafeMutablePointer<WSABUF>?) -> [UInt8]? {
     guard let b else { return nil }
     guard let p = b.pointee.buf, b.pointee.len > 0 else { return [] }
     return Array(UnsafeRawBufferPointer(start: p, count: Int(b.pointee.len)))
 }
 
-private func address(_ b: UnsafeMutablePointer<WSABUF>?) -> Address {
+func address(_ b: UnsafeMutablePointer<WSABUF>?) -> Address {
     var ss = sockaddr_storage()
     if let b, let p = b.pointee.buf {
         withUnsafeMutableBytes(of: &ss) { dst in

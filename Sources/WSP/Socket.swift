@@ -201,6 +201,14 @@ public struct ListenerStatistics: Hashable, Sendable {
     public var backlog: UInt32
     /// Requests waiting in the backlog now.
     public var queued: UInt32
+    /// Requests held (``HeldRequest``); their answers count as accepted or rejected.
+    public var held: UInt64
+    /// Requests held now.
+    public var holding: UInt32
+    /// Holds refused because the listener held `WSP_HOLD_LIMIT` requests already.
+    public var holdRefused: UInt64
+    /// Held requests refused when the hold deadline passed.
+    public var holdTimedOut: UInt64
     /// Refused because their caller data or QoS was longer than the listener takes.
     public var tooLong: UInt64
     /// Ended because the answer's callee data did not fit the client's callee buffer.
@@ -218,6 +226,10 @@ public struct ListenerStatistics: Hashable, Sendable {
         malformed = s.malformed
         backlog = s.backlog
         queued = s.queued
+        held = s.held
+        holding = s.holding
+        holdRefused = s.hold_refused
+        holdTimedOut = s.hold_timed_out
         tooLong = s.too_long
         undeliverable = s.undeliverable
         expired = s.expired

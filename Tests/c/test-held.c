@@ -1,0 +1,741 @@
+/* Held requests (CF_HOLD): the extension functions WSPAcceptHold and WSPHeld*, on both
+ * protocols; withdrawals, the limit, the deadline, the listener closing, and many answers from
+ * several threads racing withdrawals. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support.h"
+
+static LPFN_WSPACCEPTHOLD AcceptHold;
+static LPFN_WSPHELDACCEPT HeldAccept;
+static LPFN_WSPHELDREJECT HeldReject;
+static LPFN_WSPHELDRELEASE HeldRelease;
+static LPFN_WSPHELDNEWS HeldNews;
+
+/* The extension function with that GUID, asked of socket s; NULL and *err when refused. */
+static void *extension(SOCKET s, GUID id, int *err) {
+    void *fn = NULL;
+    DWORD returned = 0;
+    *err = 0;
+    if (T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &fn, sizeof fn,
+                     &returned, NULL, NULL, NULL, err) != 0)
+        return NULL;
+    CHECK_EQ(returned, sizeof fn);
+    return fn;
+}
+
+/* start(), and the extension functions asked of a fresh socket. */
+static void start_held(void) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldAccept = (LPFN_WSPHELDACCEPT)extension(s, (GUID)WSPID_HELDACCEPT, &err);
+    HeldReject = (LPFN_WSPHELDREJECT)extension(s, (GUID)WSPID_HELDREJECT, &err);
+    HeldRelease = (LPFN_WSPHELDRELEASE)extension(s, (GUID)WSPID_HELDRELEASE, &err);
+    HeldNews = (LPFN_WSPHELDNEWS)extension(s, (GUID)WSPID_HELDNEWS, &err);
+    CHECK(AcceptHold && HeldAccept && HeldReject && HeldRelease && HeldNews);
+    close_socket(s);
+}
+
+static int hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                    DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_HOLD;
+}
+
+/* Holds, and copies the caller data (a decimal number) to *(int *)ctx. */
+static int hold_numbered(LPWSABUF a, LPWSABUF data, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                         GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)c, (void)d, (void)e, (void)f, (void)g;
+    char buf[16] = {0};
+    CHECK(data && data->len < sizeof buf);
+    memcpy(buf, data->buf, data->len);
+    *(int *)ctx = atoi(buf);
+    return CF_HOLD;
+}
+
+/* WSPAcceptHold expecting a hold; returns the handle. */
+static WSPHELD hold_next(SOCKET l, LPCONDITIONPROC cond, DWORD_PTR ctx) {
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    int err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, cond, ctx, &a, &h, &err), 0);
+    CHECK(a == INVALID_SOCKET);
+    CHECK(h != 0);
+    return h;
+}
+
+static int held_accept(WSPHELD h, const char *callee, SOCKET *out) {
+    WSABUF cd = {callee ? (uint32_t)strlen(callee) : 0, (char *)callee};
+    int err = 0;
+    return HeldAccept(h, callee ? &cd : NULL, NULL, out, &err) == 0 ? 0 : err;
+}
+
+static int held_reject(WSPHELD h, DWORD reason) {
+    int err = 0;
+    return HeldReject(h, reason, &err) == 0 ? 0 : err;
+}
+
+static DWORD refuse_reason(SOCKET s) {
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_REFUSE_REASON, (char *)&v, &len, &err), 0);
+    return v;
+}
+
+/* A connect-data client on its own thread, with caller data and a callee buffer. */
+struct cd_client {
+    struct async_connect c;
+    WSABUF caller, callee;
+    char out[16], in[64];
+};
+
+static void cd_client_start(struct cd_client *k, const struct sockaddr_storage *addr,
+                            const char *data) {
+    memset(k, 0, sizeof *k);
+    snprintf(k->out, sizeof k->out, "%s", data);
+    k->caller = (WSABUF){(uint32_t)strlen(k->out), k->out};
+    k->callee = (WSABUF){sizeof k->in, k->in};
+    k->c.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    k->c.addr = *addr;
+    k->c.caller = &k->caller;
+    k->c.callee = &k->callee;
+    async_connect_start(&k->c);
+}
+
+/* A connect-data connect started without blocking; close the socket to withdraw. */
+static SOCKET cd_client_nonblocking(const struct sockaddr_storage *addr) {
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    return s;
+}
+
+/* ---- the extension functions are where Winsock puts them -------------------------------- */
+
+TEST(held_extension_functions_by_guid) {
+    start_held();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV6);
+    int err = 0;
+    CHECK(extension(s, (GUID)WSPID_HELDNEWS, &err) == (void *)HeldNews);
+    GUID unknown = WSPID_HELDNEWS;
+    unknown.Data1 ^= 1;
+    CHECK(extension(s, unknown, &err) == NULL);
+    CHECK_EQ(err, WSAEINVAL);
+    /* Too short an input, and no room for the pointer. */
+    void *fn = NULL;
+    DWORD ret = 0;
+    GUID id = WSPID_ACCEPTHOLD;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id - 1, &fn,
+                          sizeof fn, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &id, sizeof id, &fn, 4, &ret,
+                          NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    close_socket(s);
+}
+
+TEST(held_options_defaults_and_bounds) {
+    start_held();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, NULL);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_DEFAULT_HOLD_LIMIT);
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_DEADLINE, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_DEFAULT_HOLD_DEADLINE_MS);
+    v = WSP_MAX_HOLD_LIMIT + 1;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(stats_of(l).hold_limit, WSP_DEFAULT_HOLD_LIMIT);
+    /* An event that is not one. */
+    WSAEVENT bogus = (WSAEVENT)(uintptr_t)12345;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&bogus, sizeof bogus, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE);
+    /* Bad handles and arguments. */
+    SOCKET a;
+    CHECK_EQ(held_accept(0, NULL, &a), WSA_INVALID_HANDLE);
+    CHECK_EQ(held_accept((WSPHELD)0x4000123, NULL, &a), WSA_INVALID_HANDLE);
+    CHECK_EQ(held_reject(l, 0), WSA_INVALID_HANDLE); /* a socket is not a held request */
+    WSPHELD h;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, NULL, &h, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    DWORD n = 1;
+    CHECK_EQ(HeldNews(l, NULL, 1, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(HeldNews(l, &h, 1, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(HeldNews(c, &h, 1, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL); /* not a listener */
+}
+
+/* ---- holding and answering ----------------------------------------------------------------- */
+
+TEST(held_request_leaves_the_queue_and_is_accepted_later) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    struct cd_client first, second;
+    cd_client_start(&first, &addr, "first");
+    struct sockaddr_storage peer;
+    int peer_len = sizeof peer, err = 0;
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    CHECK_EQ(AcceptHold(l, (struct sockaddr *)&peer, &peer_len, hold_all, 0, &a, &h, &err), 0);
+    CHECK(a == INVALID_SOCKET && h != 0);
+    CHECK_EQ(peer_len, sizeof(struct sockaddr_in));
+    struct sockaddr_storage mine = local_address(first.c.s);
+    CHECK_EQ(port_of(&peer), port_of(&mine));
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.held, 1);
+    CHECK_EQ(st.holding, 1);
+    CHECK_EQ(st.queued, 0);
+    /* The next accept presents the next request. */
+    cd_client_start(&second, &addr, "second");
+    SOCKET b = accept_with(l, NULL, 0, &err);
+    CHECK(b != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&second.c), 0);
+    CHECK_EQ(__atomic_load_n(&first.c.result, __ATOMIC_SEQ_CST), -1); /* still waiting */
+    CHECK_EQ(held_accept(h, "later", &a), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&first.c), 0);
+    CHECK_EQ(first.callee.len, 5);
+    CHECK_MEM(first.in, "later", 5);
+    /* Exactly one answer. */
+    SOCKET again;
+    CHECK_EQ(held_accept(h, NULL, &again), WSA_INVALID_HANDLE);
+    CHECK_EQ(held_reject(h, 0), WSA_INVALID_HANDLE);
+    int rerr = 0;
+    CHECK_EQ(HeldRelease(h, &rerr), SOCKET_ERROR);
+    CHECK_EQ(rerr, WSA_INVALID_HANDLE);
+    /* The accepted socket works: the client's first bytes arrive. */
+    send_all(first.c.s, "ping", 4);
+    char buf[4];
+    recv_exact(a, buf, 4);
+    CHECK_MEM(buf, "ping", 4);
+    st = stats_of(l);
+    CHECK_EQ(st.accepted, 2);
+    CHECK_EQ(st.holding, 0);
+}
+
+TEST(held_client_keeps_waiting_on_pending_notices) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    struct cd_client k;
+    memset(&k, 0, sizeof k);
+    k.c.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(k.c.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000); /* notices renew it */
+    k.c.addr = addr;
+    async_connect_start(&k.c);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    /* Time passing is what is tested: three connect time-outs without an answer. */
+    long long until = now_ms() + 3000;
+    WAIT_FOR(now_ms() >= until, 10000);
+    CHECK_EQ(__atomic_load_n(&k.c.result, __ATOMIC_SEQ_CST), -1);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+}
+
+TEST(held_request_rejected_with_a_reason) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_reject(h, 99), WSAEINVAL); /* not a reason: still held */
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_reject(h, WSP_REASON_BACKLOG_FULL), 0);
+    CHECK_EQ(async_connect_join(&k.c), WSAECONNREFUSED);
+    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_BACKLOG_FULL);
+    CHECK_EQ(held_reject(h, 0), WSA_INVALID_HANDLE);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.rejected, 1);
+    CHECK_EQ(st.holding, 0);
+}
+
+TEST(held_accept_checks_callee_data_like_a_condition_function) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, 4);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a;
+    /* More than the listener's own limit: the application's mistake, still held. */
+    CHECK_EQ(held_accept(h, "toolong", &a), WSAEFAULT);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_accept(h, "ok", &a), 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+    CHECK_EQ(k.callee.len, 2);
+    CHECK_MEM(k.in, "ok", 2);
+}
+
+TEST(released_request_is_presented_again_in_its_place) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client first, second;
+    cd_client_start(&first, &addr, "1");
+    int n1 = 0, n2 = 0;
+    WSPHELD h = hold_next(l, hold_numbered, (DWORD_PTR)&n1);
+    CHECK_EQ(n1, 1);
+    cd_client_start(&second, &addr, "2");
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 2);
+    /* The first arrived first: it is presented first again. */
+    WSPHELD h1 = hold_next(l, hold_numbered, (DWORD_PTR)&n1);
+    WSPHELD h2 = hold_next(l, hold_numbered, (DWORD_PTR)&n2);
+    CHECK_EQ(n1, 1);
+    CHECK_EQ(n2, 2);
+    CHECK(h1 != h && h2 != h);
+    SOCKET a;
+    CHECK_EQ(held_accept(h2, "b", &a), 0);
+    CHECK_EQ(held_accept(h1, "a", &a), 0);
+    CHECK_EQ(async_connect_join(&first.c), 0);
+    CHECK_EQ(async_connect_join(&second.c), 0);
+    CHECK_MEM(first.in, "a", 1);
+    CHECK_MEM(second.in, "b", 1);
+    CHECK_EQ(stats_of(l).held, 3);
+}
+
+TEST(plain_lpWSPAccept_takes_CF_HOLD_as_an_invalid_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    int err = 0;
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, hold_all, 0, &err);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(stats_of(l).holding, 0);
+    a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+}
+
+/* ---- plain TCP ----------------------------------------------------------------------------- */
+
+TEST(plain_held_connection_is_handed_out_or_reset) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int kept = raw_connect(&addr), refused = raw_connect(&addr);
+    WSPHELD hk = hold_next(l, hold_all, 0);
+    WSPHELD hr = hold_next(l, hold_all, 0);
+    CHECK_EQ(stats_of(l).holding, 2);
+    /* The client's first bytes wait for the answer; a held connection is not handed out. */
+    CHECK_EQ(send(kept, "hi", 2, 0), 2);
+    CHECK_EQ(held_reject(hr, 0), 0);
+    char buf[8];
+    CHECK_EQ(raw_recv(refused, buf, sizeof buf, 10000), -ECONNRESET);
+    SOCKET a;
+    CHECK_EQ(held_accept(hk, "ignored on plain TCP", &a), WSAEFAULT); /* no callee data here */
+    CHECK_EQ(held_accept(hk, NULL, &a), 0);
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    close(kept);
+    close(refused);
+}
+
+TEST(plain_withdrawal_while_held_is_news) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    close(fd);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSPHELD news[4];
+    DWORD n = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    WSACloseEvent(ev);
+}
+
+/* ---- news: withdrawals, the deadline, the limit, the listener closing ---------------------- */
+
+TEST(cdata_withdrawal_while_held_is_news_and_the_answer_fails) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    WSAEVENT got = NULL;
+    int len = sizeof got;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&got, &len, &err), 0);
+    CHECK(got == ev);
+    SOCKET c1 = cd_client_nonblocking(&addr), c2 = cd_client_nonblocking(&addr);
+    WSPHELD h1 = hold_next(l, hold_all, 0), h2 = hold_next(l, hold_all, 0);
+    close_socket(c2);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSPHELD news[4];
+    DWORD n = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h1 || news[0] == h2);
+    WSPHELD gone = news[0], still = gone == h1 ? h2 : h1;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 0); /* listed once */
+    CHECK_EQ(held_reject(gone, 0), WSAECONNRESET);
+    CHECK_EQ(held_reject(gone, 0), WSA_INVALID_HANDLE);
+    SOCKET a;
+    CHECK_EQ(held_accept(still, NULL, &a), 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.rejected, 0);
+    close_socket(c1);
+    WSACloseEvent(ev);
+}
+
+TEST(hold_deadline_refuses_and_tells_the_application) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(async_connect_join(&k.c), WSAECONNREFUSED);
+    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_REJECTED);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.hold_timed_out, 1);
+    CHECK_EQ(st.holding, 0);
+    WSACloseEvent(ev);
+}
+
+TEST(plain_hold_deadline_resets) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    char buf[4];
+    CHECK_EQ(raw_recv(fd, buf, sizeof buf, 10000), -ECONNRESET);
+    CHECK_EQ(held_reject(h, 0), WSAETIMEDOUT);
+    CHECK_EQ(stats_of(l).hold_timed_out, 1);
+    close(fd);
+}
+
+TEST(hold_limit_leaves_the_request_first_in_line) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, 2);
+    struct cd_client k[3];
+    int n[3] = {0};
+    WSPHELD h[3];
+    for (int i = 0; i < 3; i++) {
+        char d[2] = {(char)('0' + i), 0};
+        cd_client_start(&k[i], &addr, d);
+        WAIT_FOR(stats_of(l).queued == 1, 10000); /* in this order */
+        if (i < 2)
+            h[i] = hold_next(l, hold_numbered, (DWORD_PTR)&n[i]);
+    }
+    SOCKET a = 0;
+    WSPHELD none = 0;
+    int err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_numbered, (DWORD_PTR)&n[2], &a, &none, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(n[2], 2);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.hold_refused, 1);
+    CHECK_EQ(st.holding, 2);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.deferred, 0);
+    CHECK_EQ(held_reject(h[0], 0), 0);
+    h[2] = hold_next(l, hold_numbered, (DWORD_PTR)&n[2]);
+    CHECK_EQ(held_accept(h[1], NULL, &a), 0);
+    CHECK_EQ(held_accept(h[2], NULL, &a), 0);
+    CHECK_EQ(async_connect_join(&k[0].c), WSAECONNREFUSED);
+    CHECK_EQ(async_connect_join(&k[1].c), 0);
+    CHECK_EQ(async_connect_join(&k[2].c), 0);
+}
+
+TEST(hold_limit_then_FD_ACCEPT_once_a_held_request_leaves) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, 1);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    SOCKET a;
+    WSPHELD none;
+    /* The second request is refused a hold and stays; FD_ACCEPT is not raised again for it
+     * (as after CF_DEFER) until the held one leaves. */
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &none, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(stats_of(l).queued, 1);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK(ne.lNetworkEvents & FD_ACCEPT);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    close(c1);
+    close(c2);
+    WSACloseEvent(ev);
+}
+
+TEST(answers_after_the_listener_closed_fail_and_clients_are_refused) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k1, k2;
+    cd_client_start(&k1, &addr, "1");
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    cd_client_start(&k2, &addr, "2");
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    close_socket(l);
+    CHECK_EQ(async_connect_join(&k1.c), WSAECONNREFUSED);
+    CHECK_EQ(refuse_reason(k1.c.s), WSP_REASON_CLOSING);
+    CHECK_EQ(async_connect_join(&k2.c), WSAECONNREFUSED);
+    SOCKET a;
+    CHECK_EQ(held_accept(h1, "late", &a), WSAEINTR);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h2, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINTR);
+    CHECK_EQ(held_accept(h1, NULL, &a), WSA_INVALID_HANDLE);
+}
+
+TEST(last_cleanup_retires_unanswered_handles) {
+    int before = open_fds();
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(open_fds(), before + 1); /* only the test's own raw client */
+    start();
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    close(fd);
+}
+
+/* ---- many at once ----------------------------------------------------------------------------- */
+
+#define MANY 1000
+#define ANSWERERS 4
+
+struct many {
+    SOCKET l;
+    WSPHELD handles[MANY];
+    int number[MANY]; /* the client each handle holds */
+    int order[MANY];  /* a shuffle of 0..MANY-1 */
+    int next;         /* the next index of order to answer (atomic) */
+    int outcome[MANY]; /* by client number: 1 accepted, 2 rejected */
+    SOCKET accepted[MANY];
+};
+
+static void *answer_many(void *arg) {
+    struct many *m = arg;
+    for (;;) {
+        int i = __atomic_fetch_add(&m->next, 1, __ATOMIC_SEQ_CST);
+        if (i >= MANY)
+            return NULL;
+        int k = m->order[i], num = m->number[k];
+        char callee[16];
+        snprintf(callee, sizeof callee, "n%d", num);
+        if (num % 3 == 0) {
+            CHECK_EQ(held_reject(m->handles[k], 0), 0);
+            m->outcome[num] = 2;
+        } else {
+            CHECK_EQ(held_accept(m->handles[k], callee, &m->accepted[num]), 0);
+            m->outcome[num] = 1;
+        }
+        SOCKET again;
+        CHECK_EQ(held_accept(m->handles[k], NULL, &again), WSA_INVALID_HANDLE);
+    }
+}
+
+static void *held_test_connect_main(void *arg) {
+    struct async_connect *c = arg;
+    int rc = connect_full(c->s, &c->addr, c->caller, c->callee, c->sqos);
+    __atomic_store_n(&c->result, rc, __ATOMIC_SEQ_CST);
+    return NULL;
+}
+
+TEST_WITH_TIMEOUT(thousand_held_requests_answered_in_random_order_from_threads, 180) {
+    start_held();
+    static struct many m;
+    static struct cd_client clients[MANY];
+    struct sockaddr_storage addr;
+    m.l = listener(WSP_CATALOG_CDATA_IPV4, SOMAXCONN, &addr);
+    set_dword(m.l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    set_dword(m.l, SOL_WSP, WSP_CONNECT_TIMEOUT, 120000);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    for (int i = 0; i < MANY; i++) {
+        char d[16];
+        snprintf(d, sizeof d, "%d", i);
+        struct cd_client *k = &clients[i];
+        memset(k, 0, sizeof *k);
+        snprintf(k->out, sizeof k->out, "%s", d);
+        k->caller = (WSABUF){(uint32_t)strlen(k->out), k->out};
+        k->callee = (WSABUF){sizeof k->in, k->in};
+        k->c.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        set_dword(k->c.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 120000);
+        k->c.addr = addr;
+        k->c.caller = &k->caller;
+        k->c.callee = &k->callee;
+        k->c.result = -1;
+        /* async_connect_start with a small stack: a thousand threads */
+        CHECK_EQ(pthread_create(&k->c.thread, &attr, held_test_connect_main, &k->c), 0);
+        /* Hold as they come, so the backlog never fills. */
+        m.handles[i] = hold_next(m.l, hold_numbered, (DWORD_PTR)&m.number[i]);
+    }
+    WSP_LISTENER_STATS_DATA st = stats_of(m.l);
+    CHECK_EQ(st.holding, MANY);
+    CHECK_EQ(st.held, MANY);
+    srand(15);
+    for (int i = 0; i < MANY; i++)
+        m.order[i] = i;
+    for (int i = MANY - 1; i > 0; i--) {
+        int j = rand() % (i + 1), t = m.order[i];
+        m.order[i] = m.order[j];
+        m.order[j] = t;
+    }
+    pthread_t t[ANSWERERS];
+    for (int i = 0; i < ANSWERERS; i++)
+        CHECK_EQ(pthread_create(&t[i], NULL, answer_many, &m), 0);
+    for (int i = 0; i < ANSWERERS; i++)
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+    int accepted = 0, rejected = 0;
+    for (int i = 0; i < MANY; i++) {
+        int rc = async_connect_join(&clients[i].c);
+        if (i % 3 == 0) {
+            CHECK_EQ(m.outcome[i], 2);
+            CHECK_EQ(rc, WSAECONNREFUSED);
+            rejected++;
+        } else {
+            /* Each client got the answer meant for it. */
+            char want[16];
+            snprintf(want, sizeof want, "n%d", i);
+            CHECK_EQ(m.outcome[i], 1);
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(clients[i].callee.len, strlen(want));
+            CHECK_MEM(clients[i].in, want, strlen(want));
+            close_socket(m.accepted[i]);
+            accepted++;
+        }
+        close_socket(clients[i].c.s);
+    }
+    st = stats_of(m.l);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.accepted, accepted);
+    CHECK_EQ(st.rejected, rejected);
+}
+
+/* ---- answers racing withdrawals ------------------------------------------------------------- */
+
+#define RACE 200
+
+struct race {
+    WSPHELD handles[RACE];
+    SOCKET clients[RACE];
+    int answer_rc[RACE];
+    int next_answer, next_close;
+};
+
+static void *race_answer(void *arg) {
+    struct race *r = arg;
+    for (int i; (i = __atomic_fetch_add(&r->next_answer, 1, __ATOMIC_SEQ_CST)) < RACE;) {
+        SOCKET a = INVALID_SOCKET;
+        int rc = i % 2 ? held_accept(r->handles[i], "y", &a) : held_reject(r->handles[i], 0);
+        CHECK(rc == 0 || rc == WSAECONNRESET);
+        r->answer_rc[i] = rc;
+        if (a != INVALID_SOCKET)
+            close_socket(a);
+    }
+    return NULL;
+}
+
+static void *race_close(void *arg) {
+    struct race *r = arg;
+    for (int i; (i = __atomic_fetch_add(&r->next_close, 1, __ATOMIC_SEQ_CST)) < RACE;)
+        close_socket(r->clients[i]);
+    return NULL;
+}
+
+TEST_WITH_TIMEOUT(answers_race_withdrawals, 120) {
+    start_held();
+    static struct race r;
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, SOMAXCONN, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    for (int i = 0; i < RACE; i++) {
+        r.clients[i] = cd_client_nonblocking(&addr);
+        r.handles[i] = hold_next(l, hold_all, 0);
+    }
+    pthread_t t[3];
+    CHECK_EQ(pthread_create(&t[0], NULL, race_close, &r), 0);
+    CHECK_EQ(pthread_create(&t[1], NULL, race_answer, &r), 0);
+    CHECK_EQ(pthread_create(&t[2], NULL, race_answer, &r), 0);
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(pthread_join(t[i], NULL), 0);
+    /* Every handle got exactly one answer that counted; the late ones learned of the
+     * withdrawal; none is held any more, and none answers again. */
+    int failed = 0;
+    for (int i = 0; i < RACE; i++) {
+        failed += r.answer_rc[i] == WSAECONNRESET;
+        SOCKET a;
+        CHECK_EQ(held_accept(r.handles[i], NULL, &a), WSA_INVALID_HANDLE);
+    }
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.accepted + st.rejected + (uint64_t)failed, RACE);
+    /* A withdrawal noticed after its answer was not news; none noticed before it stays. */
+    WSPHELD news[RACE];
+    DWORD n = 0;
+    CHECK_EQ(HeldNews(l, news, RACE, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    WSACloseEvent(ev);
+}
