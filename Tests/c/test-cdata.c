@@ -438,18 +438,20 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    /* A notice every 25 ms against a 1 s time-out: a notice would have to be 975 ms late for
+     * the client to give up, which even a loaded machine does not do. */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 25);
     WSABUF caller = {4, "wait"};
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                .caller = &caller};
-    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000);
     async_connect_start(&ac);
     static struct cond c;
     c.rc = CF_DEFER;
     int err = 0;
     long long t0 = now_ms();
     int defers = 0;
-    while (now_ms() - t0 < 1000) {
+    while (now_ms() - t0 < 2000) {
         CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
         CHECK_EQ(err, WSATRY_AGAIN);
         defers++;
@@ -461,7 +463,7 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
-    CHECK(ac.ms >= 900);
+    CHECK(ac.ms >= 1900); /* it waited twice its time-out and more */
     send_all(ac.s, "go", 2);
     char b[2];
     recv_exact(a, b, 2);
@@ -470,7 +472,7 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
 
 static int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
                      DWORD_PTR ctx) {
-    sleep_ms(800);
+    sleep_ms(2000); /* the slowness under test, twice the client's time-out */
     return cond_fn(a, b, c, d, e, f, g, ctx);
 }
 
@@ -480,33 +482,34 @@ TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
      * being presented, not deferred, but the server is still deciding. */
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 25); /* see the test above */
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
-    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000);
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
     SOCKET a = accept_with(l, slow_cond, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
-    CHECK(ac.ms >= 700);
+    CHECK(ac.ms >= 1900);
 }
 
 TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 5000);
+    /* No notice comes within the test's own time limit: a client that failed to time out
+     * would hang the test. */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
     async_connect_start(&ac);
     CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
     CHECK(ac.ms >= 280);
-    CHECK(ac.ms < 3000);
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
@@ -550,7 +553,7 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
             CHECK_EQ(err, WSAEWOULDBLOCK);
         if (__atomic_load_n(&ac.result, __ATOMIC_SEQ_CST) != -1)
             break;
-        CHECK(now_ms() - t0 < 3000);
+        CHECK(now_ms() - t0 < 20000); /* only a hang fails here */
         sleep_ms(10);
     }
     CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
@@ -561,7 +564,7 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(c.calls, calls);
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     CHECK_EQ(stats_of(l).accepted, 0);
     CHECK_EQ(stats_of(l).queued, 0);
 }
@@ -574,12 +577,13 @@ TEST(cdata_full_backlog_refuses_the_client) {
     struct async_connect first = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                   .caller = &d1};
     async_connect_start(&first);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     struct async_connect second = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                    .caller = &d2};
     async_connect_start(&second);
+    /* Refused at once: had it waited for a place, it would wait for the accept below, and
+     * the test would hang. */
     CHECK_EQ(async_connect_join(&second), WSAECONNREFUSED);
-    CHECK(second.ms < 2000);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.backlog_full, 1);
     CHECK_EQ(st.queued, 1);
@@ -597,10 +601,9 @@ TEST(cdata_closing_the_listener_refuses_queued_clients) {
     SOCKET l = cdata_listener(4, &addr);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
-    CHECK(ac.ms < 2000);
 }
 
 /* ---- hostile and foreign peers -------------------------------------------------------- */
@@ -609,21 +612,21 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    /* The silent ones would keep their places for longer than the test may run: a provider
+     * that made the good client wait behind them would hang the test. */
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
     static int raw[1000];
     for (int i = 0; i < 1000; i++)
         raw[i] = raw_connect(&addr);
     WSABUF caller = {4, "good"};
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                .caller = &caller};
-    long long t0 = now_ms();
     async_connect_start(&ac);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
-    long long took = now_ms() - t0;
     CHECK(a != INVALID_SOCKET);
-    CHECK(took < 1000);
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(c.caller_len, 4);
     CHECK_MEM(c.caller, "good", 4);
@@ -632,13 +635,13 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
     CHECK_EQ(st.malformed + st.timed_out + st.withdrawn, 0);
     for (int i = 0; i < 1000; i++)
         close(raw[i]);
-    WAIT_FOR(stats_of(l).withdrawn == 1000, 5000);
+    WAIT_FOR(stats_of(l).withdrawn == 1000, 20000);
 }
 
 /* Waits until the raw socket's peer has closed it: end of stream or a reset. */
 static void expect_dropped(int fd) {
     char b[64];
-    long long deadline = now_ms() + 3000;
+    long long deadline = now_ms() + 10000;
     for (;;) {
         int n = raw_recv(fd, b, sizeof b, 100);
         if (n == 0 || n == -ECONNRESET)
@@ -696,7 +699,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
         CHECK_EQ(send(fd, frames[i].bytes, frames[i].len, MSG_NOSIGNAL), frames[i].len);
         if (frames[i].close_after)
             shutdown(fd, SHUT_WR);
-        long long deadline = now_ms() + 2000;
+        long long deadline = now_ms() + 10000;
         while (stats_of(l).malformed != (uint64_t)i + 1) {
             if (now_ms() > deadline) {
                 fprintf(stderr, "not counted as malformed: %s\n", frames[i].what);
@@ -712,7 +715,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
     CHECK_EQ(st.withdrawn + st.timed_out + st.queued + st.accepted, 0);
     /* A connection closed before a single byte is a withdrawal, not a malformed request. */
     close(raw_connect(&addr));
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     CHECK_EQ(stats_of(l).malformed, n);
     /* None of them reached the backlog; the listener still serves a good client. */
     int err = 0;
@@ -726,7 +729,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
                                .caller = &caller};
     async_connect_start(&ac);
     SOCKET a = INVALID_SOCKET;
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     while ((a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err)) == INVALID_SOCKET) {
         CHECK_EQ(err, WSAEWOULDBLOCK);
         CHECK(now_ms() < deadline);
@@ -749,7 +752,7 @@ TEST(cdata_request_over_the_listeners_limit_is_refused_at_the_client) {
     async_connect_start(&ac);
     /* The server drops the request with a reset; the client reports a refusal. */
     CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
-    WAIT_FOR(stats_of(l).malformed == 1, 2000);
+    WAIT_FOR(stats_of(l).malformed == 1, 10000);
 }
 
 TEST(cdata_handshake_deadline_drops_silent_connections) {
@@ -761,7 +764,7 @@ TEST(cdata_handshake_deadline_drops_silent_connections) {
     int silent = raw_connect(&addr);
     int partial = raw_connect(&addr);
     CHECK_EQ(send(partial, "WS\1", 3, MSG_NOSIGNAL), 3); /* a valid prefix, then nothing */
-    WAIT_FOR(stats_of(l).timed_out == 2, 3000);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000);
     long long took = now_ms() - t0;
     CHECK(took >= 190);
     expect_dropped(silent);
@@ -814,14 +817,15 @@ TEST(cdata_client_against_a_plain_tcp_listener) {
         WSABUF caller = {5, "hello"};
         struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                    .caller = &caller};
-        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+        /* Only the silent server is meant to time the client out; the others answer, however
+         * late a loaded machine runs their thread. */
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, mode == 0 ? 300 : 600000);
         async_connect_start(&ac);
         int rc = async_connect_join(&ac);
         if (rc != expected[mode]) {
             fprintf(stderr, "mode %d: %s\n", mode, WSPErrorName(rc));
             CHECK_EQ(rc, expected[mode]);
         }
-        CHECK(ac.ms < 2000);
         if (mode)
             pthread_join(t, NULL);
         close_socket(ac.s);
@@ -838,18 +842,19 @@ TEST(cdata_over_long_caller_data_fails_before_anything_is_sent) {
     static char big[MAXD + 1];
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
     WSABUF caller = {WSP_DEFAULT_MAX_CALLER_DATA + 1, big};
-    long long t0 = now_ms();
     CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
     set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
     caller.len = MAXD + 1;
     CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
-    CHECK(now_ms() - t0 < 100);
     /* A provider-specific QoS part over the format's ceiling is refused the same way. */
     QOS q;
     memset(&q, 0, sizeof q);
     q.ProviderSpecific = (WSABUF){1025, big};
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, &q), WSAEFAULT);
-    sleep_ms(50); /* anything sent would have reached the listener by now */
+    /* A check that nothing happens: nothing tells that a connection did not come, so give one
+     * time to arrive (a slow machine can pass this, never fail it); the same socket's later
+     * connect succeeding shows that it never connected. */
+    sleep_ms(50);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.queued + st.malformed + st.withdrawn + st.timed_out + st.accepted, 0);
     int err = 0;
@@ -980,7 +985,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     WSABUF caller = {5, "async"};
     CHECK_EQ(connect_full(s, &addr, &caller, &callee, NULL), WSAEWOULDBLOCK);
     /* The server has not decided: the connect stays in progress. */
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     for (int i = 0; i < 5; i++) {
         CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEALREADY);
         sleep_ms(10);
@@ -996,7 +1001,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_MEM(c.caller, "async", 5);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_full(s, &addr, &caller, NULL, NULL)) != WSAEISCONN) {
         CHECK_EQ(rc, WSAEALREADY);
@@ -1015,7 +1020,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     send_all(a, "hey", 3);
-    deadline = now_ms() + 2000;
+    deadline = now_ms() + 10000;
     while ((rc = recv_some(s, b, 3, 0, &got)) == WSAEWOULDBLOCK)
         CHECK(now_ms() < deadline);
     CHECK_EQ(rc, 0);
@@ -1035,7 +1040,7 @@ TEST(cdata_nonblocking_connect_refused) {
     int err = 0;
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAECONNREFUSED);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     DWORD v = 0;
     for (;;) {
         int len = sizeof v;
@@ -1068,7 +1073,7 @@ TEST(cdata_connect_to_a_port_nobody_listens_on_is_refused) {
             CHECK_EQ(rc, WSAECONNREFUSED);
         } else {
             CHECK_EQ(rc, WSAEWOULDBLOCK);
-            long long deadline = now_ms() + 2000;
+            long long deadline = now_ms() + 10000;
             DWORD v = 0;
             int err = 0;
             while (!v) {
@@ -1098,7 +1103,7 @@ TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
         } else {
             async_connect_start(&ac);
         }
-        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
         sleep_ms(50); /* long enough for a time-out of "no time at all" to strike */
         static struct cond c;
         c.rc = CF_ACCEPT;
@@ -1106,7 +1111,7 @@ TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
         SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
         CHECK(a != INVALID_SOCKET);
         if (nonblocking) {
-            long long deadline = now_ms() + 2000;
+            long long deadline = now_ms() + 10000;
             int rc;
             while ((rc = connect_full(ac.s, &addr, NULL, NULL, NULL)) != WSAEISCONN) {
                 CHECK_EQ(rc, WSAEALREADY);
@@ -1161,18 +1166,19 @@ TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 5000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
     int patient = raw_connect(&addr);
-    sleep_ms(20); /* let the reactor take the first connection under the long deadline */
+    wait_taken_from_kernel(&addr, patient); /* it has its deadline now */
     set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 150);
-    long long t0 = now_ms();
     int hasty = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).timed_out == 1, 2000);
-    CHECK(now_ms() - t0 < 1500);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
     expect_dropped(hasty);
-    /* The first one still has its time. */
+    /* The first one still has its time: it is neither dropped nor counted. */
     char b[4];
-    CHECK_EQ(raw_recv(patient, b, sizeof b, 50), -EAGAIN);
+    CHECK_EQ(raw_recv(patient, b, sizeof b, 0), -EAGAIN);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.malformed + st.withdrawn + st.queued, 0);
     close(patient);
     close(hasty);
 }
@@ -1234,7 +1240,7 @@ TEST(cdata_wire_pending_and_refuse_frames) {
     close(first);
     /* Closing the listener refuses what is queued with reason 3. */
     int third = raw_cdata_client(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     for (;;) {
         raw_read_exact(third, f, 8);
@@ -1351,7 +1357,7 @@ TEST(cdata_reactor_stays_idle_while_a_condition_function_runs) {
         struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
         set_dword(ac.s, SOL_WSP, WSP_CONNECT_LIMIT, leave ? 200 : 5000);
         async_connect_start(&ac);
-        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
         if (leave)
             set_nonblocking(l, 1); /* the accept finds nothing after dropping the leaver */
         struct slow_leaver s = {.client = leave ? &ac : NULL};
@@ -1387,7 +1393,7 @@ TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
             CHECK_EQ(send(raw[i], "WS\1\1", 4, MSG_NOSIGNAL), 4);
     }
     int queued = raw_cdata_client(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     for (int i = 0; i < 500; i++) {
         expect_dropped(raw[i]);
@@ -1399,7 +1405,7 @@ TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
     raw_read_exact(queued, f, 8);
     CHECK_MEM(f, closing, 8);
     close(queued);
-    WAIT_FOR(open_fds() == before, 3000);
+    WAIT_FOR(open_fds() == before, 10000);
 }
 
 TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
@@ -1408,7 +1414,7 @@ TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
     SOCKET l = cdata_listener(4, &addr);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEALREADY);
     int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);

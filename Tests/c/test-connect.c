@@ -107,7 +107,7 @@ TEST(connect_nonblocking_would_block_then_isconn) {
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_to(c, &addr, NULL, NULL)) != WSAEISCONN) {
         CHECK_EQ(rc, WSAEALREADY);
@@ -122,7 +122,7 @@ TEST(connect_nonblocking_would_block_then_isconn) {
     send_all(a, "z", 1);
     char b = 0;
     DWORD got = 0;
-    deadline = now_ms() + 2000;
+    deadline = now_ms() + 10000;
     while (recv_some(c, &b, 1, 0, &got) == WSAEWOULDBLOCK)
         CHECK(now_ms() < deadline);
     CHECK_EQ(got, 1);
@@ -136,7 +136,7 @@ TEST(connect_nonblocking_refused_reports_so_error_and_can_retry) {
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAEWOULDBLOCK);
     /* The attempt ends on the reactor; SO_ERROR then holds its outcome, once. */
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int v = 0, len, err = 0;
     for (;;) {
         len = sizeof v;
@@ -282,7 +282,7 @@ TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
     int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_to(c, &addr, NULL, NULL)) == WSAEALREADY)
         CHECK(now_ms() < deadline);
@@ -301,7 +301,7 @@ struct set_nbio_later {
 
 static void *nbio_then_accept(void *arg) {
     struct set_nbio_later *n = arg;
-    WAIT_FOR(stats_of(n->l).queued == 1, 2000); /* the client is inside its blocking connect */
+    WAIT_FOR(stats_of(n->l).queued == 1, 10000); /* the client is inside its blocking connect */
     set_nonblocking(n->s, 1);
     int err = 0;
     SOCKET a = accept_with(n->l, NULL, 0, &err);

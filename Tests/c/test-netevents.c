@@ -143,7 +143,7 @@ TEST(netev_accept_level_reenabled_by_accept) {
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_ACCEPT_BIT], 0);
-    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 100, &ne)); /* not until an accept */
     int err;
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
@@ -173,7 +173,7 @@ TEST(netev_accept_not_reenabled_after_try_again) {
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* the request is there, but no event */
     SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
     CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
-    WAIT_FOR(stats_of(l).queued == 2, 2000);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* a new request does not either */
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne)); /* re-enabled; one remains */
@@ -328,7 +328,7 @@ TEST(netev_registration_reports_conditions_that_hold) {
     SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
     CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
-    WAIT_FOR(stats_of(l2).queued == 1, 2000);
+    WAIT_FOR(stats_of(l2).queued == 1, 10000);
     WSAEVENT ev2 = ne_event_select(l2, FD_ACCEPT);
     CHECK(ne_signalled(ev2, 0));
     CHECK_EQ(ne_enum(l2, ev2).lNetworkEvents, FD_ACCEPT);
@@ -592,7 +592,7 @@ TEST(netev_async_select_with_application_post_message) {
     int err = 0;
     CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_CLOSE, &err), 0);
     ne_send_str(c, "x");
-    WAIT_FOR(posted_now() == 1, 2000);
+    WAIT_FOR(posted_now() == 1, 10000);
     pthread_mutex_lock(&posted_lock);
     CHECK(posted[0].hwnd == wnd);
     CHECK_EQ(posted[0].message, 0x555);
@@ -602,7 +602,7 @@ TEST(netev_async_select_with_application_post_message) {
     struct linger lg = {1, 0};
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
     ne_close(c);
-    WAIT_FOR(posted_now() == 2, 2000);
+    WAIT_FOR(posted_now() == 2, 10000);
     CHECK_EQ(posted[1].lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNRESET));
 }
 

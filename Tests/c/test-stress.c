@@ -95,7 +95,7 @@ TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
     CHECK(t.calls >= counts[0] + counts[1] + 2 * counts[2]);
     CHECK(t.calls <= counts[0] + counts[1] + 2 * counts[2] + counts[3]);
     close_socket(l);
-    WAIT_FOR(open_fds() == before, 5000);
+    WAIT_FOR(open_fds() == before, 20000);
 }
 
 #define CDATA_CYCLES 5000
@@ -193,7 +193,7 @@ TEST_WITH_TIMEOUT(stress_cdata_cycles_leak_no_descriptors, 120) {
     CHECK_EQ(st.withdrawn, counts[3]);
     CHECK_EQ(st.malformed + st.timed_out + st.backlog_full + st.queued, 0);
     close_socket(l);
-    WAIT_FOR(open_fds() == before, 5000);
+    WAIT_FOR(open_fds() == before, 20000);
 }
 
 /* ---- many threads at once on the connect-data protocol ---------------------------------- */
@@ -317,5 +317,5 @@ TEST_WITH_TIMEOUT(stress_cdata_many_clients_two_acceptors, 60) {
     CHECK_EQ(m.accepted, m.client_ok);
     CHECK_EQ(m.rejected, m.client_refused);
     CHECK(m.deferred > 0);
-    WAIT_FOR(open_fds() == before, 5000);
+    WAIT_FOR(open_fds() == before, 20000);
 }

@@ -39,7 +39,7 @@ TEST(transfer_scatter_gather_with_three_buffers) {
     CHECK_EQ(T.lpWSPSend(c, out, 3, &sent, 0, NULL, NULL, NULL, &err), 0);
     CHECK_EQ(sent, 8);
     /* 18 bytes: wait for all before a single scattering receive. */
-    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 18, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 18, 10000);
     CHECK_EQ(ioctl_dword(s, FIONREAD), 18); /* Linux's code works too */
     char a[4], b[6], d[8];
     WSABUF in[3] = {{4, a}, {6, b}, {8, d}};
@@ -69,7 +69,7 @@ TEST(transfer_peek_leaves_the_data) {
     SOCKET c, s;
     pair(&c, &s);
     send_all(c, "peekaboo", 8);
-    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 8, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 8, 10000);
     char b[8];
     DWORD got = 0;
     CHECK_EQ(recv_some(s, b, 4, MSG_PEEK, &got), 0);
@@ -92,7 +92,7 @@ TEST(transfer_oob_byte_and_atmark) {
     CHECK_EQ(T.lpWSPSend(c, &urgent, 1, &sent, MSG_OOB, NULL, NULL, NULL, &err), 0);
     CHECK_EQ(sent, 1);
     /* Urgent data pending: not at the mark. */
-    WAIT_FOR(ioctl_dword(s, WSP_SIOCATMARK) == FALSE, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_SIOCATMARK) == FALSE, 10000);
     CHECK_EQ(ioctl_dword(s, SIOCATMARK), FALSE);
     char b = 0;
     DWORD got = 0;
@@ -135,7 +135,7 @@ TEST(transfer_shutdown_send_gives_the_peer_end_of_stream) {
     CHECK_EQ(err, WSAESHUTDOWN);
     /* And receiving after SD_RECEIVE, even with data waiting. */
     send_all(s, "more", 4);
-    WAIT_FOR(ioctl_dword(c, WSP_FIONREAD) == 4, 2000);
+    WAIT_FOR(ioctl_dword(c, WSP_FIONREAD) == 4, 10000);
     CHECK_EQ(T.lpWSPShutdown(c, SD_RECEIVE, &err), 0);
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAESHUTDOWN);
     /* The peer's direction is unaffected by our shutdown until it is closed. */
