@@ -295,3 +295,10 @@ void wait_taken_from_kernel(const struct sockaddr_storage *laddr, int client_fd)
                  queue == 0,
              10000);
 }
+
+unsigned long unread_bytes(SOCKET s) {
+    DWORD v = 0, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err), 0);
+    return v;
+}

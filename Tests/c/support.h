@@ -89,6 +89,9 @@ struct async_connect {
 void async_connect_start(struct async_connect *c);
 int async_connect_join(struct async_connect *c);
 
+/* The bytes waiting to be read on a connected socket (FIONREAD, which changes no state). */
+unsigned long unread_bytes(SOCKET s);
+
 /* Returns once the provider has taken the raw client's connection (client_fd, connected to
  * the listener at laddr) from the kernel: the server end of the connection is established
  * and the kernel's accept queue of the listener is empty (both read from /proc/net/tcp*).

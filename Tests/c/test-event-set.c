@@ -37,7 +37,7 @@ TEST(evset_descriptor_exported_after_registration_still_relays) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
-    sleep_ms(50); /* the readiness waits in the set: no one has looked yet */
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* the readiness waits in the set: no one looked */
     int fd = WSAEventFd(ev);
     CHECK(fd_readable(fd, 2000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
@@ -65,11 +65,14 @@ TEST(evset_enumerating_alone_sees_readiness) {
 struct wait_all_args {
     WSAEVENT ev[2];
     DWORD result;
+    struct blocker blocker;
 };
 
 static void *wait_all_main(void *arg) {
     struct wait_all_args *a = arg;
-    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 5000, FALSE);
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 60000, FALSE);
+    blocker_leave(&a->blocker);
     return NULL;
 }
 
@@ -81,7 +84,7 @@ TEST(evset_wait_all_sees_socket_readiness) {
     CHECK(WSASetEvent(a.ev[1]));
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, wait_all_main, &a), 0);
-    sleep_ms(50); /* asleep in the wait-all */
+    wait_blocked(&a.blocker); /* asleep in the wait-all */
     ne_send_str(c, "x");
     pthread_join(t, NULL);
     CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
@@ -95,11 +98,14 @@ TEST(evset_wait_all_sees_socket_readiness) {
 struct waiter_args {
     WSAEVENT ev;
     DWORD result;
+    struct blocker blocker;
 };
 
 static void *wait_one_main(void *arg) {
     struct waiter_args *a = arg;
-    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 5000, FALSE);
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 60000, FALSE);
+    blocker_leave(&a->blocker);
     return NULL;
 }
 
@@ -114,7 +120,8 @@ TEST(evset_every_thread_waiting_for_the_event_wakes) {
         a[i] = (struct waiter_args){.ev = ev, .result = WSA_WAIT_FAILED};
         CHECK_EQ(pthread_create(&t[i], NULL, wait_one_main, &a[i]), 0);
     }
-    sleep_ms(50);
+    for (int i = 0; i < WAITERS; i++)
+        wait_blocked(&a[i].blocker);
     ne_send_str(c, "x"); /* one of them records FD_READ: the event is manual-reset */
     for (int i = 0; i < WAITERS; i++) {
         pthread_join(t[i], NULL);
@@ -177,7 +184,7 @@ TEST(evset_event_closed_under_a_registered_socket_loses_nothing_else) {
     WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
     CHECK(WSACloseEvent(ev)); /* the registration now names a closed event */
     ne_send_str(c, "x");
-    sleep_ms(50);
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
     WSAEVENT next = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(s, next, FD_READ, 2000, &ne)); /* reported at the new registration */
@@ -196,7 +203,7 @@ TEST(evset_socket_closed_with_readiness_pending_in_the_set) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
-    sleep_ms(50); /* readiness waiting in the set, taken by no one */
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* readiness waiting in the set, taken by no one */
     ne_close(s);
     CHECK(!ne_signalled(ev, 100)); /* the wait pumps the set and finds nothing to report */
     WSACloseEvent(ev);
