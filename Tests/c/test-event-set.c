@@ -21,13 +21,13 @@ TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
     CHECK(fd >= 0);
     CHECK(!fd_readable(fd, 50));
     ne_send_str(c, "x");
-    CHECK(fd_readable(fd, 2000)); /* nobody waits in WSP: the reactor relayed it */
+    CHECK(fd_readable(fd, 10000)); /* nobody waits in WSP: the reactor relayed it */
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     CHECK(!fd_readable(fd, 0)); /* the enumeration reset the event */
     char b[4];
     CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
     ne_send_str(c, "y");
-    CHECK(fd_readable(fd, 2000)); /* and goes on doing so */
+    CHECK(fd_readable(fd, 10000)); /* and goes on doing so */
     WSACloseEvent(ev);
 }
 
@@ -39,7 +39,7 @@ TEST(evset_descriptor_exported_after_registration_still_relays) {
     ne_send_str(c, "x");
     WAIT_FOR(unread_bytes(s) == 1, 10000); /* the readiness waits in the set: no one looked */
     int fd = WSAEventFd(ev);
-    CHECK(fd_readable(fd, 2000));
+    CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     WSACloseEvent(ev);
 }
@@ -137,14 +137,14 @@ TEST(evset_data_that_arrives_while_read_is_off_and_is_all_read_raises_nothing) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "a");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     ne_send_str(c, "b"); /* FD_READ is off until the recv */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 100, &ne));
     char buf[16];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 2); /* takes both */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* nothing is left: no FD_READ */
     ne_send_str(c, "c");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     WSACloseEvent(ev);
 }
 
@@ -155,7 +155,7 @@ TEST(evset_recv_that_fills_its_buffer_with_nothing_left_raises_nothing) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "abcd");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4); /* exactly all: the provider must look */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne));
@@ -170,7 +170,7 @@ TEST(evset_reregistering_on_another_event_moves_the_socket) {
     WSAEVENT second = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, second, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, second, FD_READ, 10000, &ne));
     CHECK(!ne_signalled(first, 100));
     WSACloseEvent(first);
     WSACloseEvent(second);
@@ -187,7 +187,7 @@ TEST(evset_event_closed_under_a_registered_socket_loses_nothing_else) {
     WAIT_FOR(unread_bytes(s) == 1, 10000);
     WSAEVENT next = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, next, FD_READ, 2000, &ne)); /* reported at the new registration */
+    CHECK(ne_wait_bit(s, next, FD_READ, 10000, &ne)); /* reported at the new registration */
     ne_close(c);
     ne_close(s);
     ne_close(l);
@@ -219,7 +219,7 @@ TEST(evset_data_left_by_a_recv_is_reported_to_an_enumeration_alone) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "0123456789");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ); /* no wait in between */
@@ -233,11 +233,11 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "0123456789");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
     int fd = WSAEventFd(ev); /* nothing else will happen on the socket */
-    CHECK(fd_readable(fd, 2000));
+    CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     WSACloseEvent(ev);
 }

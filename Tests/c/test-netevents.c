@@ -14,12 +14,12 @@ TEST(netev_read_is_level_triggered_reenabled_by_recv) {
     CHECK(!ne_signalled(ev, 100));
     ne_send_str(c, "0123456789");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_READ_BIT], 0);
     char buf[16];
     CHECK_EQ(ne_recv(s, buf, 4, 0), 4);
     /* Data remains: the recv re-enables FD_READ and it is raised again at once. */
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 6);
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne));
 }
@@ -31,12 +31,12 @@ TEST(netev_read_not_raised_again_until_recv) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "a");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     ne_send_str(c, "b");
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* no recv yet: stays off */
     char buf[4];
     CHECK(ne_recv(s, buf, 1, 0) == 1);
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne)); /* "b" is still there */
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne)); /* "b" is still there */
 }
 
 TEST(netev_failed_recv_still_reenables_read) {
@@ -46,13 +46,13 @@ TEST(netev_failed_recv_still_reenables_read) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "a");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, 1, 0), 1);
     CHECK_EQ(ne_recv(s, buf, 1, 0), -WSAEWOULDBLOCK); /* re-enables too */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 100, &ne));
     ne_send_str(c, "b");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
 }
 
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
@@ -66,7 +66,7 @@ TEST(netev_write_on_connect_then_only_after_wouldblock) {
     WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     CHECK(ne.lNetworkEvents & FD_CONNECT);
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
     CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
@@ -103,7 +103,7 @@ TEST(netev_write_reported_at_registration_when_connected) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(c, FD_WRITE);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_WRITE, 500, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     ne_send_str(c, "x");
     CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne));
 }
@@ -118,7 +118,7 @@ TEST(netev_oob_reenabled_by_recv) {
     DWORD sent;
     CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_OOB, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_OOB_BIT], 0);
     CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, &sent), 0);
     CHECK(!ne_wait_bit(s, ev, FD_OOB, 150, &ne)); /* not re-enabled yet */
@@ -126,7 +126,7 @@ TEST(netev_oob_reenabled_by_recv) {
     CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
     CHECK(!ne_wait_bit(s, ev, FD_OOB, 100, &ne)); /* the urgent byte was read */
     CHECK_EQ(ne_send(c, "#", 1, MSG_OOB, &sent), 0);
-    CHECK(ne_wait_bit(s, ev, FD_OOB, 2000, &ne)); /* re-enabled by the recv */
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne)); /* re-enabled by the recv */
 }
 
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
@@ -141,13 +141,13 @@ TEST(netev_accept_level_reenabled_by_accept) {
     CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
     CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_ACCEPT_BIT], 0);
     WAIT_FOR(stats_of(l).queued == 2, 10000);
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 100, &ne)); /* not until an accept */
     int err;
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne)); /* one more waits: raised again */
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne)); /* one more waits: raised again */
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* empty */
     /* An accept that finds nothing still re-enables: the next request raises it. */
@@ -155,7 +155,7 @@ TEST(netev_accept_level_reenabled_by_accept) {
     CHECK_EQ(err, WSAEWOULDBLOCK);
     SOCKET c3 = new_socket(WSP_CATALOG_TCP_IPV4);
     CHECK_EQ(connect_to(c3, &addr, NULL, NULL), 0);
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
 }
 
 TEST(netev_accept_not_reenabled_after_try_again) {
@@ -166,7 +166,7 @@ TEST(netev_accept_not_reenabled_after_try_again) {
     SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
     CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
     int err;
     CHECK(ne_accept(l, ne_defer, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSATRY_AGAIN);
@@ -176,7 +176,7 @@ TEST(netev_accept_not_reenabled_after_try_again) {
     WAIT_FOR(stats_of(l).queued == 2, 10000);
     CHECK(!ne_wait_bit(l, ev, FD_ACCEPT, 150, &ne)); /* a new request does not either */
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne)); /* re-enabled; one remains */
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne)); /* re-enabled; one remains */
 }
 
 /* ---- FD_CONNECT ---------------------------------------------------------------------------- */
@@ -190,7 +190,7 @@ TEST(netev_connect_success_reports_0) {
     WSAEVENT ev = ne_event_select(c, FD_CONNECT);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 2000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
     CHECK(!ne_wait_bit(c, ev, FD_CONNECT, 150, &ne)); /* once */
 }
@@ -202,7 +202,7 @@ TEST(netev_connect_refused_when_nobody_listens) {
     WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 2000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
     CHECK(!(ne.lNetworkEvents & FD_WRITE)); /* not connected: no FD_WRITE */
 }
@@ -217,7 +217,7 @@ TEST(netev_connect_refused_by_condition_function_on_connect_data) {
     WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
     CHECK_EQ(ne_connect(c, &addr, "hello", NULL), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 5000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
     CHECK(!(ne.lNetworkEvents & FD_WRITE));
     pthread_join(a.thread, NULL);
@@ -239,11 +239,11 @@ TEST(netev_connect_data_accept_reports_connect_write_and_qos) {
     q.ReceivingFlowspec.ServiceType = SERVICETYPE_BESTEFFORT;
     CHECK_EQ(ne_connect(c, &addr, "hi", &q), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_QOS, 5000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_QOS, 10000, &ne));
     CHECK(ne.lNetworkEvents & FD_CONNECT);
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
     if (!(ne.lNetworkEvents & FD_WRITE))
-        CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+        CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     pthread_join(a.thread, NULL);
     CHECK(a.result != INVALID_SOCKET);
 }
@@ -258,14 +258,14 @@ TEST(netev_close_graceful_only_after_data_read) {
     ne_send_str(c, "hello");
     ne_close(c);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 200, &ne)); /* data unread: no FD_CLOSE yet */
     char buf[8];
     CHECK_EQ(ne_recv(s, buf, 2, 0), 2);
     CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 100, &ne)); /* still 3 bytes */
     CHECK(ne.lNetworkEvents & FD_READ);
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 3);
-    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 0);
     CHECK(!ne_wait_bit(s, ev, FD_CLOSE, 150, &ne)); /* once */
@@ -279,7 +279,7 @@ TEST(netev_close_without_data_is_immediate) {
     int err = 0;
     CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
     CHECK(!(ne.lNetworkEvents & FD_READ));
 }
@@ -294,7 +294,7 @@ TEST(netev_close_abort_reports_connreset) {
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
     ne_close(c);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNRESET);
 }
 
@@ -318,7 +318,7 @@ TEST(netev_registration_reports_conditions_that_hold) {
     SOCKET c, s, l;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     ne_send_str(c, "x");
-    sleep_ms(50);
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* the data is there before the registration */
     WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
     CHECK(ne_signalled(ev, 0)); /* at once, from inside the call */
     WSANETWORKEVENTS ne = ne_enum(s, ev);
@@ -342,7 +342,7 @@ TEST(netev_new_registration_replaces_old) {
     WSAEVENT ev2 = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev2, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev2, FD_READ, 10000, &ne));
     CHECK(!ne_signalled(ev1, 100));
     /* Replacing event select by async select: messages, no event. */
     HWND q = WSPCreateMessageQueue();
@@ -425,7 +425,7 @@ TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
     ne_send_str(c, "x");
-    CHECK(ne_signalled(ev, 2000));
+    CHECK(ne_signalled(ev, 10000));
     WSANETWORKEVENTS ne;
     memset(&ne, 0x5a, sizeof ne);
     int err = 0;
@@ -440,7 +440,7 @@ TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
     char b;
     CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
     ne_send_str(c, "y");
-    CHECK(ne_signalled(ev, 2000));
+    CHECK(ne_signalled(ev, 10000));
     CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
     CHECK(ne_signalled(ev, 0)); /* not reset: no handle given */
 }
@@ -456,13 +456,13 @@ static void inherit_event_select(DWORD cat) {
     SOCKET c = k.s = new_socket(cat);
     ne_start_connector(&k);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 2000, &ne));
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
     int err = 0;
     SOCKET a = ne_accept(l, NULL, &err);
     CHECK(a != INVALID_SOCKET);
     ne_join_connector(&k);
     /* FD_WRITE at once, on the listener's event object. */
-    CHECK(ne_wait_bit(a, ev, FD_WRITE, 2000, &ne));
+    CHECK(ne_wait_bit(a, ev, FD_WRITE, 10000, &ne));
     /* Non-blocking like the listener, and locked so. */
     char b[8];
     CHECK_EQ(ne_recv(a, b, sizeof b, 0), -WSAEWOULDBLOCK);
@@ -471,10 +471,10 @@ static void inherit_event_select(DWORD cat) {
                           &err),
              SOCKET_ERROR);
     ne_send_str(c, "ping");
-    CHECK(ne_wait_bit(a, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(a, ev, FD_READ, 10000, &ne));
     CHECK_EQ(ne_recv(a, b, sizeof b, 0), 4);
     ne_close(c);
-    CHECK(ne_wait_bit(a, ev, FD_CLOSE, 2000, &ne));
+    CHECK(ne_wait_bit(a, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
 }
 
@@ -704,8 +704,20 @@ TEST(netev_connect_timed_out) {
     WSAEVENT ev = ne_event_select(c, FD_CONNECT);
     CHECK_EQ(ne_connect(c, &addr, "x", NULL), WSAEWOULDBLOCK);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 5000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAETIMEDOUT);
+}
+
+/* A zero-time select's verdict on a non-blocking connect: 1 when it has failed. */
+static int connect_failed(SOCKET c) {
+    WSPFD_SET ex;
+    WSP_FD_ZERO(&ex);
+    WSP_FD_SET(c, &ex);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    int rc = T.lpWSPSelect(0, NULL, NULL, &ex, &zero, &err);
+    CHECK(rc != SOCKET_ERROR);
+    return rc == 1;
 }
 
 TEST(netev_connect_outcome_reported_when_registered_after) {
@@ -714,10 +726,12 @@ TEST(netev_connect_outcome_reported_when_registered_after) {
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     ne_fionbio(c, 1);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
-    sleep_ms(100); /* the refusal comes before the registration */
+    /* The refusal comes before the registration: the provider has recorded it once select
+     * shows the socket in its exception set (which reads the outcome without taking it). */
+    WAIT_FOR(connect_failed(c), 10000);
     WSAEVENT ev = ne_event_select(c, FD_CONNECT);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 500, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
 }
 
@@ -730,7 +744,7 @@ TEST(netev_oob_inline_is_read_not_oob) {
     DWORD sent;
     CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     CHECK(!ne_wait_bit(s, ev, FD_OOB, 200, &ne));
     char b;
     CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
@@ -743,7 +757,7 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
     SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
     ne_start_connector(&k); /* blocking: waits for the accept below */
-    sleep_ms(100);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
     WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
     int err;
     SOCKET a = ne_accept(l, NULL, &err);
@@ -751,7 +765,7 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     ne_join_connector(&k);
     ne_send_str(c, "hi");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(c, ev, FD_WRITE, 2000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     ne_send_str(a, "yo");
-    CHECK(ne_wait_bit(c, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
 }
