@@ -166,20 +166,21 @@ static inline int ne_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
     return CF_DEFER;
 }
 
-/* A blocking accept on its own thread, with a condition function. */
+/* A blocking accept on its own thread, with a condition function; when after is set, it waits
+ * for that thread to block first. */
 struct ne_acceptor {
     pthread_t thread;
     SOCKET l;
     LPCONDITIONPROC cond;
-    int delay_ms;
+    struct blocker *after;
     SOCKET result;
     int err;
 };
 
 static inline void *ne_acceptor_main(void *arg) {
     struct ne_acceptor *a = arg;
-    if (a->delay_ms)
-        sleep_ms(a->delay_ms);
+    if (a->after)
+        wait_blocked(a->after);
     a->result = ne_accept(a->l, a->cond, &a->err);
     return NULL;
 }
