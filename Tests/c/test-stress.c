@@ -38,7 +38,6 @@ TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 16, &addr);
     int counts[4] = {0};
     struct tally t = {0};
-    long long t0 = now_ms();
     for (int i = 0; i < PLAIN_CYCLES; i++) {
         int mode = (i * 7 + i / 3) % 4; /* a mix, not a fixed rotation */
         if (i == PLAIN_CYCLES - 1)
@@ -82,7 +81,6 @@ TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
             break;
         }
     }
-    CHECK(now_ms() - t0 < 60000);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.accepted, counts[0] + counts[2]);
     CHECK_EQ(st.rejected, counts[1]);
