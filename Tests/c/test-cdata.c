@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1422,4 +1423,126 @@ TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEISCONN);
     CHECK_EQ(stats_of(l).accepted, 1);
+}
+
+/* ---- limits and malformed answers, end to end ------------------------------------------- */
+
+#define MID_HANDSHAKE_CAP 4096 /* README: connections mid-handshake per listener */
+
+/* Past the cap, a new connection mid-handshake drops the oldest one (counted as timed out),
+ * so that a flood of silent connections cannot starve a good client. */
+TEST_WITH_TIMEOUT(cdata_mid_handshake_cap_drops_the_oldest_connection, 120) {
+    start();
+    struct rlimit rl;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    CHECK(rl.rlim_cur >= 2 * MID_HANDSHAKE_CAP + 256); /* the test needs the descriptors */
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* none times out on its own */
+    static int raw[MID_HANDSHAKE_CAP + 1];
+    for (int i = 0; i < MID_HANDSHAKE_CAP; i++) {
+        raw[i] = raw_connect(&addr);
+        if (i == 0)
+            wait_taken_from_kernel(&addr, raw[0]); /* the oldest, by a margin */
+    }
+    wait_taken_from_kernel(&addr, raw[MID_HANDSHAKE_CAP - 1]);
+    CHECK_EQ(stats_of(l).timed_out, 0); /* at the cap, nothing is dropped yet */
+    raw[MID_HANDSHAKE_CAP] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    expect_dropped(raw[0]);
+    /* The others keep their places: the second oldest and the newest are still open. */
+    char b[4];
+    CHECK_EQ(raw_recv(raw[1], b, sizeof b, 0), -EAGAIN);
+    CHECK_EQ(raw_recv(raw[MID_HANDSHAKE_CAP], b, sizeof b, 0), -EAGAIN);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.malformed + st.withdrawn + st.queued + st.backlog_full, 0);
+    for (int i = 0; i <= MID_HANDSHAKE_CAP; i++)
+        close(raw[i]);
+    close_socket(l);
+}
+
+/* A server that answers a REQUEST with one malformed frame and then waits for the client to
+ * hang up (so that only the frame, not an end of stream, can be what the client objects to). */
+struct bad_answer_server {
+    int lfd;
+    const uint8_t *answer;
+    size_t len;
+};
+
+static void *bad_answer_main(void *arg) {
+    struct bad_answer_server *b = arg;
+    int fd = accept(b->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t request[64];
+    read_request_frame(fd, request, sizeof request);
+    CHECK_EQ(send(fd, b->answer, b->len, MSG_NOSIGNAL), b->len);
+    char c;
+    while (recv(fd, &c, 1, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+TEST(cdata_client_aborts_on_a_malformed_answer) {
+    start();
+    static const uint8_t bad_magic_answer[] = {'W', 'X', 1, 2, 0, 0, 0, 0};
+    static const uint8_t bad_version_answer[] = {'W', 'S', 3, 2, 0, 0, 0, 0};
+    static const uint8_t request_from_server[] = {'W', 'S', 1, 1, 0, 0, 0, 0};
+    static const uint8_t unknown_type[] = {'W', 'S', 1, 5, 0, 0, 0, 0};
+    static const uint8_t reserved_flag_answer[] = {'W', 'S', 1, 2, 0x08, 0, 0, 0};
+    static const uint8_t reason_on_accept[] = {'W', 'S', 1, 2, 0, 1, 0, 0};
+    static const uint8_t refuse_without_reason[] = {'W', 'S', 1, 3, 0, 0, 0, 0};
+    static const uint8_t pending_with_data[] = {'W', 'S', 1, 4, 1, 0, 0, 2, 0, 0};
+    static const uint8_t version_2_accept[] = {'W', 'S', 2, 2, 4, 0, 0, 2, 0, 8};
+    /* The body is all there (the client reads a whole frame before it judges it), but its
+     * length is not what its data length describes. */
+    static const uint8_t body_length_mismatch[] = {'W', 'S', 1, 2, 1, 0, 0, 5, 0, 1, 'x', 'y', 'z'};
+    /* A body longer than any frame's (data over 16384): judged from the header alone. */
+    static const uint8_t over_the_ceiling[] = {'W', 'S', 1, 2, 1, 0, 0x40, 0x03};
+    struct {
+        const char *what;
+        const uint8_t *bytes;
+        size_t len;
+    } cases[] = {
+        {"bad magic", bad_magic_answer, sizeof bad_magic_answer},
+        {"bad version", bad_version_answer, sizeof bad_version_answer},
+        {"a REQUEST from the server", request_from_server, sizeof request_from_server},
+        {"unknown type", unknown_type, sizeof unknown_type},
+        {"reserved flag", reserved_flag_answer, sizeof reserved_flag_answer},
+        {"reason on an ACCEPT", reason_on_accept, sizeof reason_on_accept},
+        {"REFUSE with reason 0", refuse_without_reason, sizeof refuse_without_reason},
+        {"PENDING with data", pending_with_data, sizeof pending_with_data},
+        {"version 2 ACCEPT", version_2_accept, sizeof version_2_accept},
+        {"body length not matching", body_length_mismatch, sizeof body_length_mismatch},
+        {"data over the format's ceiling", over_the_ceiling, sizeof over_the_ceiling},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct bad_answer_server b = {.answer = cases[i].bytes, .len = cases[i].len};
+        b.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_EQ(bind(b.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+        CHECK_EQ(listen(b.lfd, 1), 0);
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof addr;
+        getsockname(b.lfd, (struct sockaddr *)&addr, &alen);
+        pthread_t t;
+        pthread_create(&t, NULL, bad_answer_main, &b);
+        int before = open_fds();
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 600000); /* only the answer can end it */
+        char in[4];
+        WSABUF caller = {1, "x"}, callee = {sizeof in, in};
+        int rc = connect_full(s, &addr, &caller, &callee, NULL);
+        if (rc != WSAECONNABORTED)
+            fprintf(stderr, "%s: %s\n", cases[i].what, WSPErrorName(rc));
+        CHECK_EQ(rc, WSAECONNABORTED);
+        close_socket(s); /* the server sees the hang-up */
+        pthread_join(t, NULL);
+        WAIT_FOR(open_fds() == before, 10000); /* the client's descriptor is closed */
+        close(b.lfd);
+    }
 }

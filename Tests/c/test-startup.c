@@ -1,9 +1,12 @@
 /* WSPStartup and lpWSPCleanup: version negotiation, reference counting, the table, the
  * catalog (WSPEnumProtocols) and handles that name no socket. */
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -482,4 +485,43 @@ TEST(startup_replaces_the_upcall_table_while_events_fire) {
     pthread_join(t, NULL);
     CHECK_EQ(table.lpWSPCleanup(&err), 0);
     WSACloseEvent(ev);
+}
+
+/* Out of descriptors, lpWSPSocket fails with WSAEMFILE, leaks nothing, and works again once
+ * descriptors are free. */
+TEST(socket_creation_out_of_descriptors_is_wsaemfile) {
+    start();
+    SOCKET keep = new_socket(WSP_CATALOG_TCP_IPV4); /* the provider's own threads are up */
+    struct rlimit old;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int before = open_fds();
+    struct rlimit low = {(rlim_t)before + 16, old.rlim_max};
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int hog[32];
+    int hogs = 0;
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0) {
+            CHECK_EQ(errno, EMFILE);
+            break;
+        }
+        CHECK(hogs < 32);
+        hog[hogs++] = fd;
+    }
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV6};
+    for (int i = 0; i < 2; i++) {
+        WSAPROTOCOL_INFO info;
+        memset(&info, 0, sizeof info);
+        info.dwCatalogEntryId = cats[i];
+        int err = 0;
+        CHECK(T.lpWSPSocket(0, 0, 0, &info, 0, 0, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSAEMFILE);
+    }
+    for (int i = 0; i < hogs; i++)
+        close(hog[i]);
+    CHECK_EQ(open_fds(), before);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    close_socket(s);
+    close_socket(keep);
 }

@@ -378,3 +378,54 @@ TEST(transfer_send_timeout) {
     CHECK(now_ms() - t0 >= 190);
     (void)s;
 }
+
+/* lpWSPSendTo and lpWSPRecvFrom on a stream: the address is ignored (as on Winsock's TCP), so
+ * sendto to any address sends to the peer, and recvfrom leaves the address untouched; both
+ * carry data, flags and errors exactly as lpWSPSend and lpWSPRecv do. */
+TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct sockaddr_in elsewhere = {.sin_family = AF_INET, .sin_port = htons(9),
+                                    .sin_addr.s_addr = htonl(0x0a000001)};
+    char a[] = "sen", b[] = "dto";
+    WSABUF out[2] = {{3, a}, {3, b}};
+    DWORD sent = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, out, 2, &sent, 0, (struct sockaddr *)&elsewhere, sizeof elsewhere,
+                           NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(sent, 6);
+    char in[16];
+    WSABUF buf = {sizeof in, in};
+    DWORD got = 0, flags = MSG_PEEK;
+    struct sockaddr_storage from;
+    memset(&from, 0x5a, sizeof from);
+    int fromlen = 77;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, (struct sockaddr *)&from, &fromlen, NULL,
+                             NULL, NULL, &err),
+             0);
+    CHECK_EQ(got, 6); /* peeked: still there */
+    CHECK_MEM(in, "sendto", 6);
+    CHECK_EQ(fromlen, 77);
+    CHECK_EQ(((unsigned char *)&from)[0], 0x5a);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 6);
+    CHECK_MEM(in, "sendto", 6);
+    /* Errors are lpWSPSend's and lpWSPRecv's. */
+    set_nonblocking(s, 1);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    close_socket(c);
+    err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, out, 1, &sent, 0, NULL, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    err = 0;
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(c, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+}
