@@ -214,4 +214,11 @@ TEST(select_wakes_when_a_socket_is_closed_under_it) {
      * would be WSAENOTSOCK at once: wait_blocked rules that order out.) */
     CHECK_EQ(select1_here(0, l, 60000), 1);
     pthread_join(t, NULL);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(l, &r);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &zero, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
 }
