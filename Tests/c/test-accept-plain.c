@@ -478,3 +478,31 @@ TEST(plain_conditional_accept_option_before_and_after_listen) {
     CHECK_EQ(err, WSAEINVAL);
     CHECK_EQ(get_int(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 1);
 }
+
+/* A plain TCP client that sends its data and then half-closes still wants its answer: it is
+ * handed out, with its data, not taken for one that left. */
+TEST(plain_client_that_sends_then_half_closes_is_handed_out_with_its_data) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, "last words", 10, MSG_NOSIGNAL), 10);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    struct answer ans = {.rc = CF_ACCEPT};
+    int err = 0;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.calls, 1);
+    char b[16];
+    recv_exact(a, b, 10);
+    CHECK_MEM(b, "last words", 10);
+    DWORD got = 1;
+    CHECK_EQ(recv_some(a, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0); /* then its end of stream */
+    send_all(a, "answer", 6); /* and it can still hear back */
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), 6);
+    CHECK_MEM(b, "answer", 6);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    close(fd);
+    close_socket(a);
+}

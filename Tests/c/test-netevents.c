@@ -331,7 +331,9 @@ TEST(netev_registration_reports_conditions_that_hold) {
     WAIT_FOR(stats_of(l2).queued == 1, 10000);
     WSAEVENT ev2 = ne_event_select(l2, FD_ACCEPT);
     CHECK(ne_signalled(ev2, 0));
-    CHECK_EQ(ne_enum(l2, ev2).lNetworkEvents, FD_ACCEPT);
+    WSANETWORKEVENTS ne2 = ne_enum(l2, ev2);
+    CHECK_EQ(ne2.lNetworkEvents, FD_ACCEPT);
+    CHECK_EQ(ne2.iErrorCode[FD_ACCEPT_BIT], 0);
 }
 
 TEST(netev_new_registration_replaces_old) {

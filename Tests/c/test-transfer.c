@@ -253,6 +253,29 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_WSP, 0x77, (char *)&v, sizeof v, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
+    /* An unknown option of a level the provider knows is WSAENOPROTOOPT; an unknown level,
+     * WSAEINVAL. */
+    const int levels[] = {IPPROTO_TCP, IPPROTO_IPV6};
+    for (int i = 0; i < 2; i++) {
+        len = sizeof v;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(c, levels[i], 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOPROTOOPT);
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(c, levels[i], 0x7777, (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOPROTOOPT);
+    }
+    const int strange[] = {0x5555, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1};
+    for (int i = 0; i < 3; i++) {
+        len = sizeof v;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(c, strange[i], 1, (char *)&v, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(c, strange[i], 1, (char *)&v, sizeof v, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
     /* Short buffers. */
     char one;
     len = 1;
