@@ -266,8 +266,8 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
                  SOCKET_ERROR);
         CHECK_EQ(err, WSAENOPROTOOPT);
     }
-    const int strange[] = {0x5555, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1};
-    for (int i = 0; i < 3; i++) {
+    const int strange[] = {3, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1, 0x5555};
+    for (int i = 0; i < 4; i++) {
         len = sizeof v;
         err = 0;
         CHECK_EQ(T.lpWSPGetSockOpt(c, strange[i], 1, (char *)&v, &len, &err), SOCKET_ERROR);
