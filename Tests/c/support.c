@@ -302,3 +302,14 @@ unsigned long unread_bytes(SOCKET s) {
     CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err), 0);
     return v;
 }
+
+struct sockaddr_storage dead_address(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return ss; /* fd stays open: see support.h */
+}

@@ -89,6 +89,12 @@ struct async_connect {
 void async_connect_start(struct async_connect *c);
 int async_connect_join(struct async_connect *c);
 
+/* An address where nobody listens: 127.0.0.1 and a port bound by a socket of the test's own
+ * that never listens, so a connect there is refused. The socket stays open until the process
+ * ends, so that no other socket (of this test or of another process) can take the port
+ * meanwhile: a closed listener's port can be. */
+struct sockaddr_storage dead_address(void);
+
 /* The bytes waiting to be read on a connected socket (FIONREAD, which changes no state). */
 unsigned long unread_bytes(SOCKET s);
 

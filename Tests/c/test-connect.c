@@ -8,7 +8,8 @@
 #include "support.h"
 
 /* An address on 127.0.0.1 where nothing listens (a port just released by a bound socket). */
-static struct sockaddr_storage dead_address(void) {
+/* A loopback address with a port free at the moment (another process could take it). */
+static struct sockaddr_storage free_port_address(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
@@ -330,7 +331,7 @@ TEST(connect_explicit_bind_survives_a_failed_attempt) {
     start();
     struct sockaddr_storage dead = dead_address();
     /* A free port to bind the client to. */
-    struct sockaddr_storage mine = dead_address();
+    struct sockaddr_storage mine = free_port_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     int err = 0;
     CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&mine, sizeof(struct sockaddr_in), &err), 0);

@@ -197,7 +197,7 @@ TEST(netev_connect_success_reports_0) {
 
 TEST(netev_connect_refused_when_nobody_listens) {
     start();
-    struct sockaddr_storage addr = ne_dead_address();
+    struct sockaddr_storage addr = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
@@ -550,7 +550,7 @@ TEST(netev_async_select_with_builtin_message_queue) {
 
 TEST(netev_async_select_refused_connect_message) {
     start();
-    struct sockaddr_storage addr = ne_dead_address();
+    struct sockaddr_storage addr = dead_address();
     HWND q = WSPCreateMessageQueue();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     int err = 0;
@@ -724,7 +724,7 @@ static int connect_failed(SOCKET c) {
 
 TEST(netev_connect_outcome_reported_when_registered_after) {
     start();
-    struct sockaddr_storage addr = ne_dead_address();
+    struct sockaddr_storage addr = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     ne_fionbio(c, 1);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);

@@ -145,14 +145,6 @@ static inline WSAEVENT ne_event_select(SOCKET s, LONG events) {
     return ev;
 }
 
-/* An address where nobody listens (a listener's, closed). */
-static inline struct sockaddr_storage ne_dead_address(void) {
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
-    ne_close(l);
-    sleep_ms(20);
-    return addr;
-}
 
 static inline int ne_reject(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                             GROUP *g, DWORD_PTR ctx) {

@@ -121,7 +121,7 @@ TEST(select_except_urgent_data) {
 
 TEST(select_except_failed_nonblocking_connect) {
     start();
-    struct sockaddr_storage addr = ne_dead_address();
+    struct sockaddr_storage addr = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     ne_fionbio(c, 1);
     CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
