@@ -356,3 +356,38 @@ TEST(fd_is_set_looks_only_at_the_counted_entries) {
     CHECK(WSPFDIsSet(9, &set));
     CHECK(!WSPFDIsSet(12345, NULL));
 }
+
+struct fd_poller {
+    int fd;
+    int rc;
+    short revents;
+    struct blocker blocker;
+};
+
+static void *poll_fd_main(void *arg) {
+    struct fd_poller *p = arg;
+    struct pollfd pfd = {p->fd, POLLIN, 0};
+    blocker_enter(&p->blocker);
+    p->rc = poll(&pfd, 1, -1);
+    blocker_leave(&p->blocker);
+    p->revents = pfd.revents;
+    return NULL;
+}
+
+/* An application's poll loop on an empty queue's descriptor wakes when the queue is destroyed
+ * (closing a descriptor would not wake it: the queue makes it readable first). */
+TEST(queue_destroy_wakes_a_poll_on_its_descriptor) {
+    HWND q = WSPCreateMessageQueue();
+    struct fd_poller p = {.fd = WSPMessageQueueFd(q)};
+    CHECK(p.fd >= 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, poll_fd_main, &p), 0);
+    wait_blocked(&p.blocker);
+    CHECK(WSPDestroyMessageQueue(q));
+    pthread_join(t, NULL);
+    /* It woke. What it saw depends on whether the descriptor, raised first, was still open
+     * when poll looked again (POLLIN) or already closed with the queue (POLLNVAL): both tell
+     * the loop to look, and which comes first is the two threads' race, not the queue's. */
+    CHECK_EQ(p.rc, 1);
+    CHECK(p.revents == POLLIN || p.revents == POLLNVAL);
+}

@@ -206,6 +206,19 @@ TEST(enum_protocols_reports_four_entries) {
         CHECK_EQ(info[i].iSocketType, SOCK_STREAM);
         CHECK_EQ(info[i].iProtocol, IPPROTO_TCP);
         CHECK_EQ(info[i].ProtocolChain.ChainLen, BASE_PROTOCOL);
+        int addr_size = six ? (int)sizeof(struct sockaddr_in6) : (int)sizeof(struct sockaddr_in);
+        CHECK_EQ(info[i].iMaxSockAddr, addr_size);
+        CHECK_EQ(info[i].iMinSockAddr, addr_size);
+        CHECK_EQ(info[i].iVersion, 2);
+        CHECK_EQ(!!(info[i].dwProviderFlags & PFL_RECOMMENDED_PROTO_ENTRY), !cdata);
+        char name[64];
+        snprintf(name, sizeof name, "WSP TCP/%s%s", six ? "IPv6" : "IPv4",
+                 cdata ? " with connect data" : "");
+        CHECK_EQ(strcmp(info[i].szProtocol, name), 0);
+        /* The provider's identity, {57535000-0000-4000-8000-000000000001}, the same in every
+         * entry: changing it would make it another provider to whoever installed this one. */
+        const GUID id_of_wsp = {0x57535000, 0x0000, 0x4000, {0x80, 0, 0, 0, 0, 0, 0, 0x01}};
+        CHECK_MEM(&info[i].ProviderId, &id_of_wsp, sizeof id_of_wsp);
     }
     CHECK_EQ(seen, 0xf);
     /* Selecting UDP only matches nothing; TCP matches all. */
