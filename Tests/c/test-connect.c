@@ -51,6 +51,18 @@ TEST(connect_argument_and_state_errors) {
     struct sockaddr_storage noport = addr;
     ((struct sockaddr_in *)&noport)->sin_port = 0;
     CHECK_EQ(connect_to(c, &noport, NULL, NULL), WSAEADDRNOTAVAIL);
+    /* The unspecified address with the port of a live listener (which Linux would take for
+     * this host, and connect): still WSAEADDRNOTAVAIL, as on Winsock. IPv6 alike. */
+    struct sockaddr_storage any_live = addr;
+    ((struct sockaddr_in *)&any_live)->sin_addr.s_addr = htonl(INADDR_ANY);
+    CHECK_EQ(connect_to(c, &any_live, NULL, NULL), WSAEADDRNOTAVAIL);
+    struct sockaddr_storage addr6;
+    SOCKET l6 = listener(WSP_CATALOG_TCP_IPV6, 4, &addr6);
+    SOCKET c6 = new_socket(WSP_CATALOG_TCP_IPV6);
+    ((struct sockaddr_in6 *)&addr6)->sin6_addr = in6addr_any;
+    CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
+    close_socket(c6);
+    close_socket(l6);
     /* Too short, and the wrong family. */
     int err = 0;
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&addr, 4, NULL, NULL, NULL, NULL, &err),
