@@ -222,3 +222,29 @@ TEST(select_wakes_when_a_socket_is_closed_under_it) {
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &zero, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
 }
+
+/* Every way out of lpWSPSelect closes what it opened (its wake-up descriptor): ready at once,
+ * after waiting, timed out, and failed on a bad handle after taking the good ones. */
+TEST(select_leaks_no_descriptor_on_any_path) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int before = open_fds();
+    for (int i = 0; i < 20; i++) {
+        CHECK_EQ(select1(1, c, 0, NULL), 1);  /* writable at once */
+        CHECK_EQ(select1(0, s, 0, NULL), 0);  /* nothing to read: timed out at once */
+        CHECK_EQ(select1(0, s, 20, NULL), 0); /* timed out after waiting */
+        WSPFD_SET r;
+        WSP_FD_ZERO(&r);
+        WSP_FD_SET(s, &r);
+        WSP_FD_SET((SOCKET)0x777777, &r);
+        struct timeval tv = {0, 0};
+        int err = 0;
+        CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTSOCK);
+        CHECK_EQ(open_fds(), before);
+    }
+    ne_send_str(c, "x");
+    CHECK_EQ(select1(0, s, 10000, NULL), 1); /* ready while it waited */
+    CHECK_EQ(open_fds(), before);
+}
