@@ -313,3 +313,23 @@ struct sockaddr_storage dead_address(void) {
     CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
     return ss; /* fd stays open: see support.h */
 }
+
+int tcp_unread(int local_port, int peer_port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int unread = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st, txq, rxq;
+        if (sscanf(line, "%*s %63s %63s %x %x:%x", local, remote, &st, &txq, &rxq) != 5)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (lp && rp && (int)strtol(lp + 1, NULL, 16) == local_port &&
+            (int)strtol(rp + 1, NULL, 16) == peer_port)
+            unread = (int)rxq;
+    }
+    fclose(f);
+    return unread;
+}

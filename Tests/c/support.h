@@ -95,6 +95,11 @@ int async_connect_join(struct async_connect *c);
  * meanwhile: a closed listener's port can be. */
 struct sockaddr_storage dead_address(void);
 
+/* The bytes the kernel holds unread for the TCP socket on 127.0.0.1 whose local port is
+ * local_port and whose peer's port is peer_port (its rx_queue in /proc/net/tcp); -1 when there
+ * is no such connection. Lets a test see that the other side has read what was sent. */
+int tcp_unread(int local_port, int peer_port);
+
 /* The bytes waiting to be read on a connected socket (FIONREAD, which changes no state). */
 unsigned long unread_bytes(SOCKET s);
 

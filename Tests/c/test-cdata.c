@@ -1594,3 +1594,55 @@ TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
         close_socket(ac.s);
     }
 }
+
+/* Sends an ACCEPT with callee data in three pieces (part of the header, the rest of it and
+ * part of the body, the rest), each only once the client has read the one before: the client
+ * must put a frame together from partial reads. */
+static void *split_answer_main(void *arg) {
+    struct raw_server *r = arg;
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept(r->lfd, (struct sockaddr *)&peer, &plen);
+    CHECK(fd >= 0);
+    r->request_len = read_request_frame(fd, r->request, sizeof r->request);
+    struct sockaddr_in me;
+    socklen_t mlen = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &mlen);
+    const uint8_t answer[] = {0x57, 0x53, 1, 2, 1, 0, 0, 7, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+    const size_t cuts[] = {0, 5, 11, sizeof answer};
+    for (int i = 0; i < 3; i++) {
+        size_t n = cuts[i + 1] - cuts[i];
+        CHECK_EQ(send(fd, answer + cuts[i], n, MSG_NOSIGNAL), n);
+        /* the client's end has read it: nothing unread on its side */
+        WAIT_FOR(tcp_unread(ntohs(peer.sin_port), ntohs(me.sin_port)) == 0, 10000);
+    }
+    char b;
+    while (recv(fd, &b, 1, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+TEST(cdata_client_assembles_an_answer_from_partial_reads) {
+    start();
+    struct raw_server r;
+    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(r.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(r.lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    getsockname(r.lfd, (struct sockaddr *)&addr, &alen);
+    pthread_t t;
+    pthread_create(&t, NULL, split_answer_main, &r);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 600000); /* only the answer can end it */
+    char in[8];
+    WSABUF caller = {1, "x"}, callee = {sizeof in, in};
+    CHECK_EQ(connect_full(s, &addr, &caller, &callee, NULL), 0);
+    CHECK_EQ(callee.len, 5);
+    CHECK_MEM(in, "hello", 5);
+    close_socket(s);
+    pthread_join(t, NULL);
+    close(r.lfd);
+}

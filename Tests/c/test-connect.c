@@ -264,8 +264,9 @@ TEST(connect_options_survive_a_failed_attempt) {
     set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
     set_int(c, SOL_SOCKET, SO_RCVBUF, 48 * 1024);
+    set_int(c, SOL_SOCKET, SO_SNDBUF, 40 * 1024);
     set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 150);
-    int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF);
+    int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF), sndbuf = get_int(c, SOL_SOCKET, SO_SNDBUF);
     CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
@@ -273,6 +274,7 @@ TEST(connect_options_survive_a_failed_attempt) {
     CHECK(get_int(c, SOL_SOCKET, SO_KEEPALIVE) != 0);
     CHECK(get_int(c, IPPROTO_TCP, TCP_NODELAY) != 0);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_SNDBUF), sndbuf);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVTIMEO), 150);
     /* The receive time-out still applies in the kernel, not only in the report. */
     char b[4];
