@@ -1555,6 +1555,11 @@ TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
     set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    /* A small receive window at the server too (its connections inherit it), so that the
+     * client's kernel takes the frame a few KiB at a time. */
+    int tiny = 1, err0 = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_SOCKET, SO_RCVBUF, (const char *)&tiny, sizeof tiny, &err0),
+             0);
     static uint8_t big[MAXD];
     for (int nonblocking = 0; nonblocking <= 1; nonblocking++) {
         pattern(big, sizeof big, 11u + (unsigned)nonblocking);
