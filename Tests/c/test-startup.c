@@ -210,7 +210,8 @@ TEST(enum_protocols_reports_four_entries) {
         CHECK_EQ(info[i].iMaxSockAddr, addr_size);
         CHECK_EQ(info[i].iMinSockAddr, addr_size);
         CHECK_EQ(info[i].iVersion, 2);
-        CHECK_EQ(!!(info[i].dwProviderFlags & PFL_RECOMMENDED_PROTO_ENTRY), !cdata);
+        CHECK_EQ(info[i].dwProviderFlags,
+                 PFL_MULTIPLE_PROTO_ENTRIES | (cdata ? 0 : PFL_RECOMMENDED_PROTO_ENTRY));
         char name[64];
         snprintf(name, sizeof name, "WSP TCP/%s%s", six ? "IPv6" : "IPv4",
                  cdata ? " with connect data" : "");
