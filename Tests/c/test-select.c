@@ -248,3 +248,47 @@ TEST(select_leaks_no_descriptor_on_any_path) {
     CHECK_EQ(select1(0, s, 10000, NULL), 1); /* ready while it waited */
     CHECK_EQ(open_fds(), before);
 }
+
+/* A listener with a request waiting is ready at once, whatever the other sockets in the set:
+ * here an idle listener after it, and a time-out longer than the test may run. */
+TEST(select_ready_listener_is_not_hidden_by_an_idle_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET busy = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET idle = listener(WSP_CATALOG_TCP_IPV4, 4, NULL);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(busy).queued == 1, 10000);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(busy, &r);
+    WSP_FD_SET(idle, &r);
+    struct timeval tv = {600, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == busy);
+}
+
+/* A time-out of seconds is seconds; a negative one is WSAEINVAL. */
+TEST(select_timeout_of_a_second_and_a_negative_one) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    long long t0 = now_ms();
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(s, &r);
+    struct timeval tv = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 0);
+    CHECK(now_ms() - t0 >= 990);
+    WSP_FD_SET(s, &r);
+    struct timeval bad = {-1, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    struct timeval bad_us = {0, -5};
+    err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad_us, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+}

@@ -452,3 +452,57 @@ TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
              SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
 }
+
+/* Argument errors come before state errors: a bad name buffer is WSAEFAULT even on a socket
+ * that is not connected; a negative option length is WSAEFAULT. */
+TEST(names_and_options_check_their_buffers_first) {
+    start();
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = 4;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    SOCKET c, s;
+    pair(&c, &s);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    DWORD v = 0;
+    len = -1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+}
+
+/* Shutting down one direction leaves the other working. */
+TEST(shutdown_of_one_direction_leaves_the_other) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_RECEIVE, &err), 0);
+    send_all(c, "still", 5); /* sending still works */
+    char b[8];
+    recv_exact(s, b, 5);
+    CHECK_MEM(b, "still", 5);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAESHUTDOWN);
+    CHECK_EQ(T.lpWSPShutdown(s, SD_SEND, &err), 0);
+    WSABUF w = {1, "x"};
+    DWORD sent = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPSend(s, &w, 1, &sent, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAESHUTDOWN);
+    send_all(c, "more", 4); /* s still receives */
+    recv_exact(s, b, 4);
+    CHECK_MEM(b, "more", 4);
+}
