@@ -506,3 +506,40 @@ TEST(plain_client_that_sends_then_half_closes_is_handed_out_with_its_data) {
     close(fd);
     close_socket(a);
 }
+
+/* An accepted socket inherits the listener's provider options, each of them. */
+TEST(accepted_socket_inherits_every_provider_option) {
+    start();
+    SOCKET l = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_int(l, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, 1);
+    set_dword(l, SOL_SOCKET, SO_SNDTIMEO, 4321);
+    const struct {
+        int name;
+        DWORD value;
+    } wsp[] = {{WSP_CONNECT_TIMEOUT, 1234},   {WSP_CONNECT_LIMIT, 2345},
+               {WSP_MAX_CALLER_DATA, 77},     {WSP_MAX_CALLEE_DATA, 88},
+               {WSP_HANDSHAKE_DEADLINE, 3456}, {WSP_PENDING_INTERVAL, 567}};
+    int n = (int)(sizeof wsp / sizeof wsp[0]);
+    for (int i = 0; i < n; i++)
+        set_dword(l, SOL_WSP, wsp[i].name, wsp[i].value);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(l, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    CHECK_EQ(T.lpWSPListen(l, 4, &err), 0);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = local_address(l)};
+    async_connect_start(&ac);
+    struct answer ans = {.rc = CF_ACCEPT};
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(get_int(a, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 1);
+    CHECK_EQ(get_int(a, SOL_SOCKET, SO_SNDTIMEO), 4321);
+    for (int i = 0; i < n; i++) {
+        DWORD v = 0;
+        int len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(a, SOL_WSP, wsp[i].name, (char *)&v, &len, &err), 0);
+        if (v != wsp[i].value)
+            fprintf(stderr, "option %d: %u, not %u\n", wsp[i].name, v, wsp[i].value);
+        CHECK_EQ(v, wsp[i].value);
+    }
+}
