@@ -771,3 +771,30 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     ne_send_str(a, "yo");
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
 }
+
+/* A send that would block leaves FD_WRITE owed; when the connection is then reset, FD_CLOSE
+ * reports the reset and the owed FD_WRITE comes too, so that the next send reports the error
+ * rather than the application waiting for room forever. */
+TEST(netev_reset_while_a_send_waits_for_room_reports_close_and_write) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_WRITE | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* the first FD_WRITE, at registration */
+    static char chunk[65536];
+    DWORD sent = 0;
+    int rc;
+    while ((rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0) {
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNRESET);
+    if (!(ne.lNetworkEvents & FD_WRITE))
+        CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
+}

@@ -539,3 +539,12 @@ TEST(socket_creation_out_of_descriptors_is_wsaemfile) {
     close_socket(s);
     close_socket(keep);
 }
+
+/* Socket groups are not offered: a group other than 0 is WSAEINVAL, and no socket is made. */
+TEST(socket_with_a_group_is_refused) {
+    start();
+    int before = open_fds(), err = 0;
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 1, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(open_fds(), before);
+}
