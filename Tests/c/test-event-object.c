@@ -1,5 +1,7 @@
 /* Event objects (event_object.c) and the thread's last error. */
 #include <dirent.h>
+#include <errno.h>
+#include <sys/resource.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -419,4 +421,39 @@ TEST(event_close_races_with_use) {
         pthread_join(t[i], NULL);
         CHECK_EQ(h[i].bad, 0);
     }
+}
+
+/* Out of descriptors, WSACreateEvent fails with WSAEMFILE and leaves nothing open: with none
+ * free, and with one (enough for the event's descriptor, not for its set's). */
+TEST(event_create_out_of_descriptors_is_wsaemfile) {
+    WSAEVENT warm = WSACreateEvent(); /* whatever the first call opens for good is open now */
+    CHECK(warm != WSA_INVALID_EVENT);
+    struct rlimit old;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    for (int spare = 0; spare <= 1; spare++) {
+        int before = open_fds();
+        /* A limit a little above what is open, then every descriptor up to it taken. */
+        struct rlimit low = {(rlim_t)before + 4, old.rlim_max};
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+        static int hog[16];
+        int hogs = 0, fd;
+        while ((fd = dup(0)) >= 0) {
+            CHECK(hogs < 16);
+            hog[hogs++] = fd;
+        }
+        CHECK_EQ(errno, EMFILE);
+        for (int i = 0; i < spare; i++)
+            close(hog[--hogs]);
+        WSASetLastError(0);
+        CHECK(WSACreateEvent() == WSA_INVALID_EVENT);
+        CHECK_EQ(WSAGetLastError(), WSAEMFILE);
+        for (int i = 0; i < hogs; i++)
+            close(hog[i]);
+        CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+        CHECK_EQ(open_fds(), before);
+    }
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    CHECK(WSACloseEvent(e));
+    CHECK(WSACloseEvent(warm));
 }
