@@ -111,6 +111,13 @@ static inline WSANETWORKEVENTS ne_enum(SOCKET s, WSAEVENT ev) {
     memset(&ne, 0, sizeof ne);
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    /* Readiness carries no error: only FD_CONNECT and FD_CLOSE report one. */
+    const LONG plain = FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT;
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        if ((ne.lNetworkEvents & plain & (1 << i)) && ne.iErrorCode[i] != 0) {
+            fprintf(stderr, "event bit %d reported with error %d\n", i, ne.iErrorCode[i]);
+            CHECK(0);
+        }
     return ne;
 }
 
@@ -129,13 +136,6 @@ static inline int ne_wait_bit(SOCKET s, WSAEVENT ev, LONG bit, int ms, WSANETWOR
                 if (ne.lNetworkEvents & (1 << i))
                     acc->iErrorCode[i] = ne.iErrorCode[i];
             acc->lNetworkEvents |= ne.lNetworkEvents;
-            /* Readiness carries no error: only FD_CONNECT and FD_CLOSE report one. */
-            const LONG plain = FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT;
-            for (int i = 0; i < FD_MAX_EVENTS; i++)
-                if ((ne.lNetworkEvents & plain & (1 << i)) && ne.iErrorCode[i] != 0) {
-                    fprintf(stderr, "event bit %d reported with error %d\n", i, ne.iErrorCode[i]);
-                    CHECK(0);
-                }
             if (acc->lNetworkEvents & bit)
                 return 1;
         }
