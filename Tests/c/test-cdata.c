@@ -1601,8 +1601,10 @@ static void *split_answer_main(void *arg) {
     for (int i = 0; i < 3; i++) {
         size_t n = cuts[i + 1] - cuts[i];
         CHECK_EQ(send(fd, answer + cuts[i], n, MSG_NOSIGNAL), n);
-        /* the client's end has read it: nothing unread on its side */
-        WAIT_FOR(tcp_unread(ntohs(peer.sin_port), ntohs(me.sin_port)) == 0, 10000);
+        /* The client's end has read it: nothing unread on its side. (Not after the last
+         * piece: the client may have finished and closed, and its end be gone.) */
+        if (i < 2)
+            WAIT_FOR(tcp_unread(ntohs(peer.sin_port), ntohs(me.sin_port)) == 0, 10000);
     }
     char b;
     while (recv(fd, &b, 1, 0) > 0) {
