@@ -98,7 +98,11 @@ TEST_WITH_TIMEOUT(netev_idle_registered_sockets_use_no_cpu, 240) {
     if (woke > 2 || ran > 5)
         fprintf(stderr, "in an idle second the provider's threads woke %lld times and ran %lld "
                         "ticks\n", woke, ran);
+#ifndef __SANITIZE_THREAD__
     CHECK(woke <= 2); /* a poller would wake hundreds of times */
+#else
+    (void)woke; /* ThreadSanitizer's runtime wakes every thread itself (some 20 times a second) */
+#endif
     CHECK(ran <= 5);  /* a spinner would run for most of the second */
     CHECK(!ne_signalled(ev, 0));
     /* Still alive: one event on one socket among them all. */
