@@ -184,17 +184,20 @@ extension AllTests {
         #expect(!shown.value)
     }
 
-    @Test func cancellingAPendingAcceptReturnsPromptly() async throws {
+    // Cancelled, a waiting accept ends with operationAborted instead of waiting on: an accept
+    // that did not would hang, which the time limit turns into a failure (how long "promptly"
+    // takes is the machine's business, not the test's). Cancelled before it waits, the accept
+    // ends the same way, so the order of the two does not change the outcome; the pause only
+    // makes the waiting case the likely one (nothing in the API tells that an accept waits).
+    @Test(.timeLimit(.minutes(1))) func cancellingAPendingAcceptReturnsPromptly() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
         let core = Task { () async throws(WSPError) -> Address in
             try await listener.accept().peer
         }
         try await Task.sleep(for: .milliseconds(50))
-        let start = ContinuousClock.now
         core.cancel()
         await #expect(throws: WSPError.operationAborted) { _ = try await core.value }
-        #expect(ContinuousClock.now - start < .milliseconds(500))
         // The listener still works afterwards.
         let address = try listener.localAddress
         async let client = provider.connect(to: address, protocol: .tcpWithConnectData,
@@ -203,16 +206,16 @@ extension AllTests {
         #expect(try await client == [4])
     }
 
-    @Test func connectTimesOutWhileTheServerDefers() async throws {
+    // Nobody accepts, and the default notice interval (1 s) is longer than the time-out: the
+    // connect times out. One that never did would hang into the time limit.
+    @Test(.timeLimit(.minutes(1))) func connectTimesOutWhileTheServerDefers() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
         let address = try listener.localAddress
-        let start = ContinuousClock.now
         await #expect(throws: WSPError.timedOut) {
             _ = try await provider.connect(to: address, protocol: .tcpWithConnectData,
                                            callerData: [1], timeout: .milliseconds(300))
         }
-        #expect(ContinuousClock.now - start < .seconds(3))
         _ = listener
     }
 

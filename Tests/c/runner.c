@@ -1,4 +1,9 @@
-/* Runs every registered test in its own child process; see harness.h. */
+/* Runs every registered test in its own child process; see harness.h.
+ *
+ * Arguments select tests by a part of their name. For the mutation runner (Tests/mutate/run):
+ * `--list` prints "name file timeout" for each test and runs nothing; WSP_TEST_EXACT=1 makes
+ * the arguments whole names, in the order given (the runner orders them by how likely they are
+ * to fail); WSP_TEST_FAILFAST=1 stops at the first failure. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -42,6 +47,22 @@ static int selected(const char *name, int argc, char **argv) {
     return 0;
 }
 
+static const struct wsp_test *by_name(const char *name) {
+    for (int i = 0; i < test_count; i++)
+        if (strcmp(tests[i].name, name) == 0)
+            return &tests[i];
+    return NULL;
+}
+
+/* Built with --coverage (the mutation runner's coverage pass), a child's counters must be
+ * written before _exit, which skips the atexit handler that would write them. */
+#ifdef WSP_TEST_COVERAGE
+void __gcov_dump(void);
+#define flush_coverage() __gcov_dump()
+#else
+#define flush_coverage() ((void)0)
+#endif
+
 /* Returns 0 on pass; prints why otherwise. */
 static int run_one(const struct wsp_test *t) {
     fflush(stdout);
@@ -58,6 +79,7 @@ static int run_one(const struct wsp_test *t) {
         alarm((unsigned)t->timeout_s);
         t->fn();
         fflush(NULL);
+        flush_coverage();
         _exit(0);
     }
     int status = 0;
@@ -78,20 +100,35 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     signal(SIGPIPE, SIG_IGN);
     qsort(tests, (size_t)test_count, sizeof tests[0], cmp_tests);
+    if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+        for (int i = 0; i < test_count; i++)
+            printf("%s %s %d\n", tests[i].name, tests[i].file, tests[i].timeout_s);
+        return 0;
+    }
+    const char *exact_env = getenv("WSP_TEST_EXACT"), *failfast_env = getenv("WSP_TEST_FAILFAST");
+    int exact = exact_env && *exact_env == '1', failfast = failfast_env && *failfast_env == '1';
     int passed = 0, failed = 0;
-    for (int i = 0; i < test_count; i++) {
-        if (!selected(tests[i].name, argc, argv))
+    int n = exact ? argc - 1 : test_count;
+    for (int i = 0; i < n; i++) {
+        const struct wsp_test *t = exact ? by_name(argv[i + 1]) : &tests[i];
+        if (!t) {
+            printf("no test named %s\n", argv[i + 1]);
+            return 2;
+        }
+        if (!exact && !selected(t->name, argc, argv))
             continue;
         struct timespec a, b;
         clock_gettime(CLOCK_MONOTONIC, &a);
-        int rc = run_one(&tests[i]);
+        int rc = run_one(t);
         clock_gettime(CLOCK_MONOTONIC, &b);
         double ms = (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6;
-        printf("%s %s (%.0f ms)\n", rc ? "FAIL" : "ok  ", tests[i].name, ms);
+        printf("%s %s (%.0f ms)\n", rc ? "FAIL" : "ok  ", t->name, ms);
         if (rc)
             failed++;
         else
             passed++;
+        if (rc && failfast)
+            break;
     }
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
@@ -198,4 +199,137 @@ void async_connect_start(struct async_connect *c) {
 int async_connect_join(struct async_connect *c) {
     CHECK_EQ(pthread_join(c->thread, NULL), 0);
     return c->result;
+}
+
+void blocker_enter(struct blocker *b) {
+    __atomic_store_n(&b->returned, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&b->tid, (int)syscall(SYS_gettid), __ATOMIC_SEQ_CST);
+}
+
+void blocker_leave(struct blocker *b) {
+    __atomic_store_n(&b->returned, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The thread's scheduler state ('S': asleep) and the system call it is in, as its number and
+ * first argument (an empty string when it is not in one); 0 when the thread is gone. */
+static char thread_state(int tid, char *call, size_t size) {
+    char path[64], buf[512];
+    call[0] = 0;
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    char state = paren && paren[1] == ' ' ? paren[2] : 0;
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    f = fopen(path, "r");
+    if (f) {
+        char nr[32] = "", arg[32] = "";
+        if (fscanf(f, "%31s %31s", nr, arg) >= 1 && nr[0] != '-' && strcmp(nr, "running") != 0)
+            snprintf(call, size, "%s %s", nr, arg);
+        fclose(f);
+    }
+    return state;
+}
+
+void wait_blocked(struct blocker *b) {
+    WAIT_FOR(__atomic_load_n(&b->tid, __ATOMIC_SEQ_CST) != 0, 10000);
+    int tid = __atomic_load_n(&b->tid, __ATOMIC_SEQ_CST);
+    long long deadline = now_ms() + 10000;
+    int looks = 0;
+    char last[64] = "";
+    /* The provider waits in poll or on a futex of its own; a lock on the way in is a futex
+     * wait too, but a brief one: the same wait (call and address) seen on ten looks over
+     * 20 ms is the call waiting. */
+    while (looks < 10) {
+        CHECK(!__atomic_load_n(&b->returned, __ATOMIC_SEQ_CST));
+        CHECK(now_ms() < deadline);
+        char call[64];
+        char st = thread_state(tid, call, sizeof call);
+        CHECK(st != 0);
+        if (st == 'S' && call[0] && (looks == 0 || strcmp(call, last) == 0))
+            looks++;
+        else
+            looks = 0;
+        snprintf(last, sizeof last, "%s", call);
+        sleep_ms(2);
+    }
+}
+
+/* Scans /proc/net/tcp (or tcp6) for the listener on port lport: *queue gets its accept queue's
+ * length and the result is 1 when the server end of the connection from cport is
+ * established. */
+static int scan_tcp_table(int six, int lport, int cport, int *queue) {
+    FILE *f = fopen(six ? "/proc/net/tcp6" : "/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int established = 0;
+    *queue = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st, txq, rxq;
+        if (sscanf(line, "%*s %63s %63s %x %x:%x", local, remote, &st, &txq, &rxq) != 5)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (!lp || !rp || (int)strtol(lp + 1, NULL, 16) != lport)
+            continue;
+        if (st == 0x0A) /* LISTEN: rx_queue is the accept queue */
+            *queue = (int)rxq;
+        else if (st == 0x01 && (int)strtol(rp + 1, NULL, 16) == cport)
+            established = 1;
+    }
+    fclose(f);
+    return established;
+}
+
+void wait_taken_from_kernel(const struct sockaddr_storage *laddr, int client_fd) {
+    struct sockaddr_storage me;
+    socklen_t len = sizeof me;
+    CHECK_EQ(getsockname(client_fd, (struct sockaddr *)&me, &len), 0);
+    int queue = -1;
+    WAIT_FOR(scan_tcp_table(laddr->ss_family == AF_INET6, port_of(laddr), port_of(&me), &queue) &&
+                 queue == 0,
+             10000);
+}
+
+unsigned long unread_bytes(SOCKET s) {
+    DWORD v = 0, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err), 0);
+    return v;
+}
+
+struct sockaddr_storage dead_address(void) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return ss; /* fd stays open: see support.h */
+}
+
+int tcp_unread(int local_port, int peer_port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int unread = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st, txq, rxq;
+        if (sscanf(line, "%*s %63s %63s %x %x:%x", local, remote, &st, &txq, &rxq) != 5)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (lp && rp && (int)strtol(lp + 1, NULL, 16) == local_port &&
+            (int)strtol(rp + 1, NULL, 16) == peer_port)
+            unread = (int)rxq;
+    }
+    fclose(f);
+    return unread;
 }

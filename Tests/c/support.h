@@ -26,7 +26,8 @@ int connect_to(SOCKET s, const struct sockaddr_storage *addr, const char *data, 
 void set_dword(SOCKET s, int level, int name, DWORD v);
 /* Number of open file descriptors of this process. */
 int open_fds(void);
-/* Sleeps for ms milliseconds. */
+/* Sleeps for ms milliseconds. Not a means of synchronization: to wait for another thread, wait
+ * on the condition (WAIT_FOR, wait_blocked). */
 void sleep_ms(int ms);
 /* Milliseconds on the monotonic clock. */
 long long now_ms(void);
@@ -87,5 +88,42 @@ struct async_connect {
 };
 void async_connect_start(struct async_connect *c);
 int async_connect_join(struct async_connect *c);
+
+/* An address where nobody listens: 127.0.0.1 and a port bound by a socket of the test's own
+ * that never listens, so a connect there is refused. The socket stays open until the process
+ * ends, so that no other socket (of this test or of another process) can take the port
+ * meanwhile: a closed listener's port can be. */
+struct sockaddr_storage dead_address(void);
+
+/* The bytes the kernel holds unread for the TCP socket on 127.0.0.1 whose local port is
+ * local_port and whose peer's port is peer_port (its rx_queue in /proc/net/tcp); -1 when there
+ * is no such connection. Lets a test see that the other side has read what was sent. */
+int tcp_unread(int local_port, int peer_port);
+
+/* The bytes waiting to be read on a connected socket (FIONREAD, which changes no state). */
+unsigned long unread_bytes(SOCKET s);
+
+/* Returns once the provider has taken the raw client's connection (client_fd, connected to
+ * the listener at laddr) from the kernel: the server end of the connection is established
+ * and the kernel's accept queue of the listener is empty (both read from /proc/net/tcp*).
+ * Fails the test after 10 s. */
+void wait_taken_from_kernel(const struct sockaddr_storage *laddr, int client_fd);
+
+/* ---- knowing that another thread is blocked in a call ----
+ * Nothing in the provider says "a thread waits here", so a test that needs a thread to be
+ * inside a blocking call before it acts (closes the socket, sets the event) records the thread
+ * just before the call and waits until the kernel shows that thread asleep in one and the same
+ * wait (system call and address) for several looks in a row, the call not having returned. A thread that returns first fails the test: its premise did not hold. */
+struct blocker {
+    int tid;      /* the thread's id (gettid), 0 until blocker_enter */
+    int returned; /* set by blocker_leave */
+};
+/* On the blocking thread, just before the call. */
+void blocker_enter(struct blocker *b);
+/* On the blocking thread, just after the call. */
+void blocker_leave(struct blocker *b);
+/* Returns once b's thread is asleep in the call; fails the test after 10 s or if the call
+ * returned. */
+void wait_blocked(struct blocker *b);
 
 #endif

@@ -49,7 +49,7 @@ TEST(edge_peer_leaving_during_the_condition_function_counts_as_withdrawn_whateve
                 const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
                 CHECK_EQ(send(lv.raw_fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
             }
-            WAIT_FOR(stats_of(l).queued == 1, 2000);
+            WAIT_FOR(stats_of(l).queued == 1, 10000);
             int err = 0;
             CHECK(accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err) == INVALID_SOCKET);
             CHECK_EQ(err, WSAEWOULDBLOCK); /* the dead request is gone; nothing else waits */
@@ -68,7 +68,7 @@ TEST(edge_plain_peer_leaving_during_the_condition_function_is_not_handed_out) {
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     set_nonblocking(l, 1);
     struct leaver lv = {.raw_fd = raw_connect(&addr), .rc = CF_ACCEPT};
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     int err = 0;
     SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
     CHECK_EQ(lv.calls, 1);
@@ -87,7 +87,7 @@ TEST(edge_cdata_peer_leaving_during_the_condition_function_is_not_handed_out) {
     struct leaver lv = {.raw_fd = raw_connect(&addr), .rc = CF_ACCEPT};
     const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     CHECK_EQ(send(lv.raw_fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     int err = 0;
     SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
     CHECK_EQ(lv.calls, 1);
@@ -117,7 +117,7 @@ TEST(edge_listener_closed_during_the_condition_function) {
         CHECK_EQ(lv.calls, 1);
         /* The client is not left hanging: its connection ends. */
         char b[16];
-        long long deadline = now_ms() + 2000;
+        long long deadline = now_ms() + 10000;
         int n;
         while ((n = raw_recv(fd, b, sizeof b, 50)) == -EAGAIN)
             CHECK(now_ms() < deadline);
@@ -129,13 +129,16 @@ TEST(edge_listener_closed_during_the_condition_function) {
 struct blocked_recv {
     SOCKET s;
     int rc;
+    struct blocker blocker;
 };
 
 static void *recv_thread(void *arg) {
     struct blocked_recv *b = arg;
     char buf[8];
     DWORD got = 0;
+    blocker_enter(&b->blocker);
     b->rc = recv_some(b->s, buf, sizeof buf, 0, &got);
+    blocker_leave(&b->blocker);
     return NULL;
 }
 
@@ -151,11 +154,9 @@ TEST(edge_closing_a_socket_wakes_a_blocked_recv) {
     struct blocked_recv b = {.s = c, .rc = -1};
     pthread_t t;
     pthread_create(&t, NULL, recv_thread, &b);
-    sleep_ms(100); /* let it block: nothing signals "is waiting" */
-    long long t0 = now_ms();
+    wait_blocked(&b.blocker);
     close_socket(c);
     pthread_join(t, NULL);
-    CHECK(now_ms() - t0 < 1000);
     CHECK_EQ(b.rc, WSAEINTR);
 }
 
@@ -185,15 +186,17 @@ TEST(edge_running_out_of_descriptors_pauses_and_resumes_the_listener) {
     CHECK_EQ(connect(client, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
     int err = 0;
     for (int i = 0; i < 5; i++) {
+        /* The provider's queue is empty: the kernel still holds the client. */
         CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
-        CHECK(err == WSAEWOULDBLOCK || err == WSAEMFILE);
-        sleep_ms(20);
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK_EQ(stats_of(l).queued, 0);
+        sleep_ms(20); /* not synchronization: the refusal holds for a while, not just once */
     }
     /* Descriptors free again: the request comes through without another client. */
     for (int i = 0; i < hogs; i++)
         close(hog[i]);
     SOCKET a = INVALID_SOCKET;
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET) {
         CHECK(now_ms() < deadline);
         sleep_ms(5);
@@ -223,8 +226,17 @@ TEST(edge_getsockname_on_listener_and_bind_errors) {
     CHECK_EQ(err, WSAEINVAL);
     SOCKET six = new_socket(WSP_CATALOG_TCP_IPV6);
     err = 0;
+    /* An IPv4 address is shorter than an IPv6 socket's: WSAEFAULT; one as long as an IPv6
+     * address but of the other family: WSAEAFNOSUPPORT. */
     CHECK_EQ(T.lpWSPBind(six, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
-    CHECK(err == WSAEFAULT || err == WSAEAFNOSUPPORT);
+    CHECK_EQ(err, WSAEFAULT);
+    struct sockaddr_storage wide;
+    memset(&wide, 0, sizeof wide);
+    memcpy(&wide, &any, sizeof any);
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(six, (struct sockaddr *)&wide, sizeof(struct sockaddr_in6), &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
     (void)l;
 }
 
@@ -234,6 +246,7 @@ struct waiter {
     int err;
     int port; /* the port the waiter's condition function saw */
     pthread_t thread;
+    struct blocker blocker;
 };
 
 static int note_port(LPWSABUF caller_id, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -245,7 +258,9 @@ static int note_port(LPWSABUF caller_id, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF 
 
 static void *waiter_main(void *arg) {
     struct waiter *w = arg;
+    blocker_enter(&w->blocker);
     w->result = accept_with(w->l, note_port, (DWORD_PTR)w, &w->err);
+    blocker_leave(&w->blocker);
     return NULL;
 }
 
@@ -256,7 +271,7 @@ static int start_waiter_then_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPW
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
     struct waiter *w = (struct waiter *)ctx;
     pthread_create(&w->thread, NULL, waiter_main, w);
-    sleep_ms(100); /* let it block: nothing signals "is waiting" */
+    wait_blocked(&w->blocker);
     return CF_DEFER;
 }
 
@@ -272,14 +287,12 @@ TEST(edge_deferral_wakes_an_accept_blocked_in_another_thread) {
             ac.s = new_socket(WSP_CATALOG_CDATA_IPV4);
             async_connect_start(&ac);
         }
-        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
         struct waiter w = {.l = l, .result = INVALID_SOCKET};
         int err = 0;
         CHECK(accept_with(l, start_waiter_then_defer, (DWORD_PTR)&w, &err) == INVALID_SOCKET);
         CHECK_EQ(err, WSATRY_AGAIN);
-        long long t0 = now_ms();
         pthread_join(w.thread, NULL);
-        CHECK(now_ms() - t0 < 1000);
         CHECK(w.result != INVALID_SOCKET);
         struct sockaddr_storage me;
         if (i == 0) {
@@ -318,7 +331,7 @@ TEST(edge_condition_function_may_call_back_into_the_provider) {
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     set_nonblocking(l, 1);
     int fd = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     struct reentrant r = {.l = l};
     int err = 0;
     SOCKET a = accept_with(l, call_back_in, (DWORD_PTR)&r, &err);
@@ -344,6 +357,7 @@ struct arrivals {
     SOCKET result;
     int err;
     pthread_t thread;
+    struct blocker blocker;
 };
 
 static int port_closed(struct arrivals *a, int port) {
@@ -367,14 +381,16 @@ static int accept_after_leaving(LPWSABUF caller_id, LPWSABUF b, LPQOS c, LPQOS d
     int good = port == a->good_port;
     pthread_mutex_unlock(&a->lock);
     if (!good)
-        WAIT_FOR(port_closed(a, port), 2000);
+        WAIT_FOR(port_closed(a, port), 10000);
     a->accepted_port = port;
     return CF_ACCEPT;
 }
 
 static void *blocked_accept(void *arg) {
     struct arrivals *a = arg;
+    blocker_enter(&a->blocker);
     a->result = accept_with(a->l, accept_after_leaving, (DWORD_PTR)a, &a->err);
+    blocker_leave(&a->blocker);
     return NULL;
 }
 
@@ -387,7 +403,7 @@ TEST(edge_cdata_clients_leaving_as_a_blocked_accept_takes_them_are_never_handed_
     a.l = l;
     pthread_mutex_init(&a.lock, NULL);
     pthread_create(&a.thread, NULL, blocked_accept, &a);
-    sleep_ms(20); /* let it block: the requests below are then handed to it as they come */
+    wait_blocked(&a.blocker); /* the requests below are then handed to it as they come */
     const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     for (int i = 0; i < LEAVERS; i++) {
         int fd = raw_connect(&addr);

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -445,18 +446,20 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    /* A notice every 25 ms against a 1 s time-out: a notice would have to be 975 ms late for
+     * the client to give up, which even a loaded machine does not do. */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 25);
     WSABUF caller = {4, "wait"};
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                .caller = &caller};
-    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000);
     async_connect_start(&ac);
     static struct cond c;
     c.rc = CF_DEFER;
     int err = 0;
     long long t0 = now_ms();
     int defers = 0;
-    while (now_ms() - t0 < 1000) {
+    while (now_ms() - t0 < 2000) {
         CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
         CHECK_EQ(err, WSATRY_AGAIN);
         defers++;
@@ -468,7 +471,7 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
-    CHECK(ac.ms >= 900);
+    CHECK(ac.ms >= 1900); /* it waited twice its time-out and more */
     send_all(ac.s, "go", 2);
     char b[2];
     recv_exact(a, b, 2);
@@ -477,7 +480,7 @@ TEST(cdata_defer_longer_than_the_client_timeout_is_kept_alive_by_pending_notices
 
 static int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
                      DWORD_PTR ctx) {
-    sleep_ms(800);
+    sleep_ms(2000); /* the slowness under test, twice the client's time-out */
     return cond_fn(a, b, c, d, e, f, g, ctx);
 }
 
@@ -487,33 +490,34 @@ TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
      * being presented, not deferred, but the server is still deciding. */
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 100);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 25); /* see the test above */
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
-    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000);
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
     SOCKET a = accept_with(l, slow_cond, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
-    CHECK(ac.ms >= 700);
+    CHECK(ac.ms >= 1900);
 }
 
 TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 5000);
+    /* No notice comes within the test's own time limit: a client that failed to time out
+     * would hang the test. */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
     async_connect_start(&ac);
     CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
     CHECK(ac.ms >= 280);
-    CHECK(ac.ms < 3000);
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
@@ -557,7 +561,7 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
             CHECK_EQ(err, WSAEWOULDBLOCK);
         if (__atomic_load_n(&ac.result, __ATOMIC_SEQ_CST) != -1)
             break;
-        CHECK(now_ms() - t0 < 3000);
+        CHECK(now_ms() - t0 < 20000); /* only a hang fails here */
         sleep_ms(10);
     }
     CHECK_EQ(async_connect_join(&ac), WSAETIMEDOUT);
@@ -571,7 +575,7 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
     /* Ended once: by the client's close (withdrawn) or, since the request stated the
      * client's patience, by the server seeing it run out (timed out), whichever the
      * scheduler lets happen first. Never accepted. */
-    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).timed_out == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).timed_out == 1, 10000);
     CHECK_EQ(stats_of(l).accepted, 0);
     CHECK_EQ(stats_of(l).queued, 0);
 }
@@ -584,12 +588,13 @@ TEST(cdata_full_backlog_refuses_the_client) {
     struct async_connect first = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                   .caller = &d1};
     async_connect_start(&first);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     struct async_connect second = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                    .caller = &d2};
     async_connect_start(&second);
+    /* Refused at once: had it waited for a place, it would wait for the accept below, and
+     * the test would hang. */
     CHECK_EQ(async_connect_join(&second), WSAECONNREFUSED);
-    CHECK(second.ms < 2000);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.backlog_full, 1);
     CHECK_EQ(st.queued, 1);
@@ -607,10 +612,9 @@ TEST(cdata_closing_the_listener_refuses_queued_clients) {
     SOCKET l = cdata_listener(4, &addr);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     CHECK_EQ(async_connect_join(&ac), WSAECONNREFUSED);
-    CHECK(ac.ms < 2000);
 }
 
 /* ---- hostile and foreign peers -------------------------------------------------------- */
@@ -619,21 +623,21 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    /* The silent ones would keep their places for longer than the test may run: a provider
+     * that made the good client wait behind them would hang the test. */
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
     static int raw[1000];
     for (int i = 0; i < 1000; i++)
         raw[i] = raw_connect(&addr);
     WSABUF caller = {4, "good"};
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                .caller = &caller};
-    long long t0 = now_ms();
     async_connect_start(&ac);
     static struct cond c;
     c.rc = CF_ACCEPT;
     int err = 0;
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
-    long long took = now_ms() - t0;
     CHECK(a != INVALID_SOCKET);
-    CHECK(took < 1000);
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(c.caller_len, 4);
     CHECK_MEM(c.caller, "good", 4);
@@ -642,7 +646,7 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
     CHECK_EQ(st.malformed + st.timed_out + st.withdrawn, 0);
     for (int i = 0; i < 1000; i++)
         close(raw[i]);
-    WAIT_FOR(stats_of(l).withdrawn == 1000, 5000);
+    WAIT_FOR(stats_of(l).withdrawn == 1000, 20000);
 }
 
 /* Waits until the raw socket's peer has closed it: end of stream or a reset. A version 1 or
@@ -650,7 +654,7 @@ TEST_WITH_TIMEOUT(cdata_thousand_silent_connections_do_not_delay_a_good_client, 
  * nothing arrives before the close. */
 static void expect_dropped(int fd) {
     char b[64];
-    long long deadline = now_ms() + 3000;
+    long long deadline = now_ms() + 10000;
     for (;;) {
         int n = raw_recv(fd, b, sizeof b, 100);
         if (n == 0 || n == -ECONNRESET)
@@ -708,7 +712,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
         CHECK_EQ(send(fd, frames[i].bytes, frames[i].len, MSG_NOSIGNAL), frames[i].len);
         if (frames[i].close_after)
             shutdown(fd, SHUT_WR);
-        long long deadline = now_ms() + 2000;
+        long long deadline = now_ms() + 10000;
         /* Data over a limit is counted apart from the rest ("too long"). */
         while (stats_of(l).malformed + stats_of(l).too_long != (uint64_t)i + 1) {
             if (now_ms() > deadline) {
@@ -726,7 +730,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
     CHECK_EQ(st.withdrawn + st.timed_out + st.queued + st.accepted, 0);
     /* A connection closed before a single byte is a withdrawal, not a malformed request. */
     close(raw_connect(&addr));
-    WAIT_FOR(stats_of(l).withdrawn == 1, 2000);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     CHECK_EQ(stats_of(l).malformed, n - 2);
     /* None of them reached the backlog; the listener still serves a good client. */
     int err = 0;
@@ -740,7 +744,7 @@ TEST(cdata_malformed_requests_are_dropped_and_counted) {
                                .caller = &caller};
     async_connect_start(&ac);
     SOCKET a = INVALID_SOCKET;
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     while ((a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err)) == INVALID_SOCKET) {
         CHECK_EQ(err, WSAEWOULDBLOCK);
         CHECK(now_ms() < deadline);
@@ -780,7 +784,7 @@ TEST(cdata_handshake_deadline_drops_silent_connections) {
     int silent = raw_connect(&addr);
     int partial = raw_connect(&addr);
     CHECK_EQ(send(partial, "WS\1", 3, MSG_NOSIGNAL), 3); /* a valid prefix, then nothing */
-    WAIT_FOR(stats_of(l).timed_out == 2, 3000);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000);
     long long took = now_ms() - t0;
     CHECK(took >= 190);
     expect_dropped(silent);
@@ -833,14 +837,15 @@ TEST(cdata_client_against_a_plain_tcp_listener) {
         WSABUF caller = {5, "hello"};
         struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
                                    .caller = &caller};
-        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+        /* Only the silent server is meant to time the client out; the others answer, however
+         * late a loaded machine runs their thread. */
+        set_dword(ac.s, SOL_WSP, WSP_CONNECT_TIMEOUT, mode == 0 ? 300 : 600000);
         async_connect_start(&ac);
         int rc = async_connect_join(&ac);
         if (rc != expected[mode]) {
             fprintf(stderr, "mode %d: %s\n", mode, WSPErrorName(rc));
             CHECK_EQ(rc, expected[mode]);
         }
-        CHECK(ac.ms < 2000);
         if (mode)
             pthread_join(t, NULL);
         close_socket(ac.s);
@@ -857,18 +862,19 @@ TEST(cdata_over_long_caller_data_fails_before_anything_is_sent) {
     static char big[MAXD + 1];
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
     WSABUF caller = {WSP_DEFAULT_MAX_CALLER_DATA + 1, big};
-    long long t0 = now_ms();
     CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
     set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
     caller.len = MAXD + 1;
     CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEFAULT);
-    CHECK(now_ms() - t0 < 100);
     /* A provider-specific QoS part over the format's ceiling is refused the same way. */
     QOS q;
     memset(&q, 0, sizeof q);
     q.ProviderSpecific = (WSABUF){1025, big};
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, &q), WSAEFAULT);
-    sleep_ms(50); /* anything sent would have reached the listener by now */
+    /* A check that nothing happens: nothing tells that a connection did not come, so give one
+     * time to arrive (a slow machine can pass this, never fail it); the same socket's later
+     * connect succeeding shows that it never connected. */
+    sleep_ms(50);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.queued + st.malformed + st.withdrawn + st.timed_out + st.accepted, 0);
     int err = 0;
@@ -999,7 +1005,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     WSABUF caller = {5, "async"};
     CHECK_EQ(connect_full(s, &addr, &caller, &callee, NULL), WSAEWOULDBLOCK);
     /* The server has not decided: the connect stays in progress. */
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     for (int i = 0; i < 5; i++) {
         CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEALREADY);
         sleep_ms(10);
@@ -1015,7 +1021,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_MEM(c.caller, "async", 5);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_full(s, &addr, &caller, NULL, NULL)) != WSAEISCONN) {
         CHECK_EQ(rc, WSAEALREADY);
@@ -1034,7 +1040,7 @@ TEST(cdata_nonblocking_connect_reports_progress_then_callee_data) {
     CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     send_all(a, "hey", 3);
-    deadline = now_ms() + 2000;
+    deadline = now_ms() + 10000;
     while ((rc = recv_some(s, b, 3, 0, &got)) == WSAEWOULDBLOCK)
         CHECK(now_ms() < deadline);
     CHECK_EQ(rc, 0);
@@ -1054,7 +1060,7 @@ TEST(cdata_nonblocking_connect_refused) {
     int err = 0;
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAECONNREFUSED);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     DWORD v = 0;
     for (;;) {
         int len = sizeof v;
@@ -1091,7 +1097,7 @@ TEST(cdata_connect_to_a_port_nobody_listens_on_is_refused) {
             CHECK_EQ(rc, WSAECONNREFUSED);
         } else {
             CHECK_EQ(rc, WSAEWOULDBLOCK);
-            long long deadline = now_ms() + 2000;
+            long long deadline = now_ms() + 10000;
             DWORD v = 0;
             int err = 0;
             while (!v) {
@@ -1121,7 +1127,7 @@ TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
         } else {
             async_connect_start(&ac);
         }
-        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
         sleep_ms(50); /* long enough for a time-out of "no time at all" to strike */
         static struct cond c;
         c.rc = CF_ACCEPT;
@@ -1129,7 +1135,7 @@ TEST(cdata_huge_connect_timeout_waits_for_the_decision) {
         SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
         CHECK(a != INVALID_SOCKET);
         if (nonblocking) {
-            long long deadline = now_ms() + 2000;
+            long long deadline = now_ms() + 10000;
             int rc;
             while ((rc = connect_full(ac.s, &addr, NULL, NULL, NULL)) != WSAEISCONN) {
                 CHECK_EQ(rc, WSAEALREADY);
@@ -1184,18 +1190,19 @@ TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = cdata_listener(4, &addr);
-    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 5000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
     int patient = raw_connect(&addr);
-    sleep_ms(20); /* let the reactor take the first connection under the long deadline */
+    wait_taken_from_kernel(&addr, patient); /* it has its deadline now */
     set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 150);
-    long long t0 = now_ms();
     int hasty = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).timed_out == 1, 2000);
-    CHECK(now_ms() - t0 < 1500);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
     expect_dropped(hasty);
-    /* The first one still has its time. */
+    /* The first one still has its time: it is neither dropped nor counted. */
     char b[4];
-    CHECK_EQ(raw_recv(patient, b, sizeof b, 50), -EAGAIN);
+    CHECK_EQ(raw_recv(patient, b, sizeof b, 0), -EAGAIN);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.malformed + st.withdrawn + st.queued, 0);
     close(patient);
     close(hasty);
 }
@@ -1257,7 +1264,7 @@ TEST(cdata_wire_pending_and_refuse_frames) {
     close(first);
     /* Closing the listener refuses what is queued with reason 3. */
     int third = raw_cdata_client(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     for (;;) {
         raw_read_exact(third, f, 8);
@@ -1374,7 +1381,7 @@ TEST(cdata_reactor_stays_idle_while_a_condition_function_runs) {
         struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
         set_dword(ac.s, SOL_WSP, WSP_CONNECT_LIMIT, leave ? 200 : 5000);
         async_connect_start(&ac);
-        WAIT_FOR(stats_of(l).queued == 1, 2000);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
         if (leave)
             set_nonblocking(l, 1); /* the accept finds nothing after dropping the leaver */
         struct slow_leaver s = {.client = leave ? &ac : NULL};
@@ -1410,7 +1417,7 @@ TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
             CHECK_EQ(send(raw[i], "WS\1\1", 4, MSG_NOSIGNAL), 4);
     }
     int queued = raw_cdata_client(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     close_socket(l);
     for (int i = 0; i < 500; i++) {
         expect_dropped(raw[i]);
@@ -1422,7 +1429,7 @@ TEST(cdata_closing_a_listener_drops_every_half_open_handshake) {
     raw_read_exact(queued, f, 8);
     CHECK_MEM(f, closing, 8);
     close(queued);
-    WAIT_FOR(open_fds() == before, 3000);
+    WAIT_FOR(open_fds() == before, 10000);
 }
 
 TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
@@ -1431,7 +1438,7 @@ TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
     SOCKET l = cdata_listener(4, &addr);
     struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     async_connect_start(&ac);
-    WAIT_FOR(stats_of(l).queued == 1, 2000);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
     CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEALREADY);
     int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);
@@ -1439,4 +1446,216 @@ TEST(cdata_second_connect_while_one_is_in_progress_is_ealready) {
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(connect_full(ac.s, &addr, NULL, NULL, NULL), WSAEISCONN);
     CHECK_EQ(stats_of(l).accepted, 1);
+}
+
+/* ---- limits and malformed answers, end to end ------------------------------------------- */
+
+#define MID_HANDSHAKE_CAP 4096 /* README: connections mid-handshake per listener */
+
+/* Past the cap, a new connection mid-handshake drops the oldest one (counted as timed out),
+ * so that a flood of silent connections cannot starve a good client. */
+TEST_WITH_TIMEOUT(cdata_mid_handshake_cap_drops_the_oldest_connection, 120) {
+    start();
+    struct rlimit rl;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+    CHECK(rl.rlim_cur >= 2 * MID_HANDSHAKE_CAP + 256); /* the test needs the descriptors */
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(SOMAXCONN, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* none times out on its own */
+    static int raw[MID_HANDSHAKE_CAP + 1];
+    for (int i = 0; i < MID_HANDSHAKE_CAP; i++) {
+        raw[i] = raw_connect(&addr);
+        if (i == 0)
+            wait_taken_from_kernel(&addr, raw[0]); /* the oldest, by a margin */
+    }
+    wait_taken_from_kernel(&addr, raw[MID_HANDSHAKE_CAP - 1]);
+    CHECK_EQ(stats_of(l).timed_out, 0); /* at the cap, nothing is dropped yet */
+    raw[MID_HANDSHAKE_CAP] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    expect_dropped(raw[0]);
+    /* The others keep their places: the second oldest and the newest are still open. */
+    char b[4];
+    CHECK_EQ(raw_recv(raw[1], b, sizeof b, 0), -EAGAIN);
+    CHECK_EQ(raw_recv(raw[MID_HANDSHAKE_CAP], b, sizeof b, 0), -EAGAIN);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.malformed + st.withdrawn + st.queued + st.backlog_full, 0);
+    for (int i = 0; i <= MID_HANDSHAKE_CAP; i++)
+        close(raw[i]);
+    close_socket(l);
+}
+
+/* A server that answers a REQUEST with one malformed frame and then waits for the client to
+ * hang up (so that only the frame, not an end of stream, can be what the client objects to). */
+struct bad_answer_server {
+    int lfd;
+    const uint8_t *answer;
+    size_t len;
+};
+
+static void *bad_answer_main(void *arg) {
+    struct bad_answer_server *b = arg;
+    int fd = accept(b->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t request[64];
+    read_request_frame(fd, request, sizeof request);
+    CHECK_EQ(send(fd, b->answer, b->len, MSG_NOSIGNAL), b->len);
+    char c;
+    while (recv(fd, &c, 1, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+TEST(cdata_client_aborts_on_a_malformed_answer) {
+    start();
+    static const uint8_t bad_magic_answer[] = {'W', 'X', 1, 2, 0, 0, 0, 0};
+    static const uint8_t bad_version_answer[] = {'W', 'S', 3, 2, 0, 0, 0, 0};
+    static const uint8_t request_from_server[] = {'W', 'S', 1, 1, 0, 0, 0, 0};
+    static const uint8_t unknown_type[] = {'W', 'S', 1, 5, 0, 0, 0, 0};
+    static const uint8_t reserved_flag_answer[] = {'W', 'S', 1, 2, 0x08, 0, 0, 0};
+    static const uint8_t reason_on_accept[] = {'W', 'S', 1, 2, 0, 1, 0, 0};
+    static const uint8_t refuse_without_reason[] = {'W', 'S', 1, 3, 0, 0, 0, 0};
+    static const uint8_t pending_with_data[] = {'W', 'S', 1, 4, 1, 0, 0, 2, 0, 0};
+    static const uint8_t version_2_accept[] = {'W', 'S', 2, 2, 4, 0, 0, 2, 0, 8};
+    /* The body is all there (the client reads a whole frame before it judges it), but its
+     * length is not what its data length describes. */
+    static const uint8_t body_length_mismatch[] = {'W', 'S', 1, 2, 1, 0, 0, 5, 0, 1, 'x', 'y', 'z'};
+    /* A body longer than any frame's (data over 16384): judged from the header alone. */
+    static const uint8_t over_the_ceiling[] = {'W', 'S', 1, 2, 1, 0, 0x40, 0x03};
+    struct {
+        const char *what;
+        const uint8_t *bytes;
+        size_t len;
+    } cases[] = {
+        {"bad magic", bad_magic_answer, sizeof bad_magic_answer},
+        {"bad version", bad_version_answer, sizeof bad_version_answer},
+        {"a REQUEST from the server", request_from_server, sizeof request_from_server},
+        {"unknown type", unknown_type, sizeof unknown_type},
+        {"reserved flag", reserved_flag_answer, sizeof reserved_flag_answer},
+        {"reason on an ACCEPT", reason_on_accept, sizeof reason_on_accept},
+        {"REFUSE with reason 0", refuse_without_reason, sizeof refuse_without_reason},
+        {"PENDING with data", pending_with_data, sizeof pending_with_data},
+        {"version 2 ACCEPT", version_2_accept, sizeof version_2_accept},
+        {"body length not matching", body_length_mismatch, sizeof body_length_mismatch},
+        {"data over the format's ceiling", over_the_ceiling, sizeof over_the_ceiling},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct bad_answer_server b = {.answer = cases[i].bytes, .len = cases[i].len};
+        b.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        CHECK_EQ(bind(b.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+        CHECK_EQ(listen(b.lfd, 1), 0);
+        struct sockaddr_storage addr;
+        socklen_t alen = sizeof addr;
+        getsockname(b.lfd, (struct sockaddr *)&addr, &alen);
+        pthread_t t;
+        pthread_create(&t, NULL, bad_answer_main, &b);
+        int before = open_fds();
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 600000); /* only the answer can end it */
+        char in[4];
+        WSABUF caller = {1, "x"}, callee = {sizeof in, in};
+        int rc = connect_full(s, &addr, &caller, &callee, NULL);
+        if (rc != WSAECONNABORTED)
+            fprintf(stderr, "%s: %s\n", cases[i].what, WSPErrorName(rc));
+        CHECK_EQ(rc, WSAECONNABORTED);
+        close_socket(s); /* the server sees the hang-up */
+        pthread_join(t, NULL);
+        WAIT_FOR(open_fds() == before, 10000); /* the client's descriptor is closed */
+        close(b.lfd);
+    }
+}
+
+/* A request larger than the client's send buffer leaves in several pieces (the provider
+ * sends what fits and the rest when the socket is writable again); the server gets it whole
+ * and byte for byte. A blocking connect only: a non-blocking one fails today when the rest
+ * does not fit at once (the reactor sends it with no time to wait), which is a provider bug
+ * to fix, not behaviour to pin. */
+TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    /* A small receive window at the server too (its connections inherit it), so that the
+     * client's kernel takes the frame a few KiB at a time. */
+    int tiny = 1, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_SOCKET, SO_RCVBUF, (const char *)&tiny, sizeof tiny, &err),
+             0);
+    static uint8_t big[MAXD];
+    pattern(big, sizeof big, 11u);
+    WSABUF caller = {sizeof big, (char *)big};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    set_dword(ac.s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    CHECK_EQ(T.lpWSPSetSockOpt(ac.s, SOL_SOCKET, SO_SNDBUF, (const char *)&tiny, sizeof tiny,
+                               &err),
+             0); /* the kernel rounds it up to its least, a few KiB */
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.caller_len, sizeof big);
+    CHECK_MEM(c.caller, big, sizeof big);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    close_socket(a);
+    close_socket(ac.s);
+}
+
+/* Sends an ACCEPT with callee data in three pieces (part of the header, the rest of it and
+ * part of the body, the rest), each only once the client has read the one before: the client
+ * must put a frame together from partial reads. */
+static void *split_answer_main(void *arg) {
+    struct raw_server *r = arg;
+    struct sockaddr_in peer;
+    socklen_t plen = sizeof peer;
+    int fd = accept(r->lfd, (struct sockaddr *)&peer, &plen);
+    CHECK(fd >= 0);
+    r->request_len = read_request_frame(fd, r->request, sizeof r->request);
+    struct sockaddr_in me;
+    socklen_t mlen = sizeof me;
+    getsockname(fd, (struct sockaddr *)&me, &mlen);
+    const uint8_t answer[] = {0x57, 0x53, 1, 2, 1, 0, 0, 7, 0, 5, 'h', 'e', 'l', 'l', 'o'};
+    const size_t cuts[] = {0, 5, 11, sizeof answer};
+    for (int i = 0; i < 3; i++) {
+        size_t n = cuts[i + 1] - cuts[i];
+        CHECK_EQ(send(fd, answer + cuts[i], n, MSG_NOSIGNAL), n);
+        /* The client's end has read it: nothing unread on its side. (Not after the last
+         * piece: the client may have finished and closed, and its end be gone.) */
+        if (i < 2)
+            WAIT_FOR(tcp_unread(ntohs(peer.sin_port), ntohs(me.sin_port)) == 0, 10000);
+    }
+    char b;
+    while (recv(fd, &b, 1, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+TEST(cdata_client_assembles_an_answer_from_partial_reads) {
+    start();
+    struct raw_server r;
+    r.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(r.lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(r.lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    getsockname(r.lfd, (struct sockaddr *)&addr, &alen);
+    pthread_t t;
+    pthread_create(&t, NULL, split_answer_main, &r);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 600000); /* only the answer can end it */
+    char in[8];
+    WSABUF caller = {1, "x"}, callee = {sizeof in, in};
+    CHECK_EQ(connect_full(s, &addr, &caller, &callee, NULL), 0);
+    CHECK_EQ(callee.len, 5);
+    CHECK_MEM(in, "hello", 5);
+    close_socket(s);
+    pthread_join(t, NULL);
+    close(r.lfd);
 }

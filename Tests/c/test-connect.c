@@ -8,7 +8,8 @@
 #include "support.h"
 
 /* An address on 127.0.0.1 where nothing listens (a port just released by a bound socket). */
-static struct sockaddr_storage dead_address(void) {
+/* A loopback address with a port free at the moment (another process could take it). */
+static struct sockaddr_storage free_port_address(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
@@ -50,6 +51,18 @@ TEST(connect_argument_and_state_errors) {
     struct sockaddr_storage noport = addr;
     ((struct sockaddr_in *)&noport)->sin_port = 0;
     CHECK_EQ(connect_to(c, &noport, NULL, NULL), WSAEADDRNOTAVAIL);
+    /* The unspecified address with the port of a live listener (which Linux would take for
+     * this host, and connect): still WSAEADDRNOTAVAIL, as on Winsock. IPv6 alike. */
+    struct sockaddr_storage any_live = addr;
+    ((struct sockaddr_in *)&any_live)->sin_addr.s_addr = htonl(INADDR_ANY);
+    CHECK_EQ(connect_to(c, &any_live, NULL, NULL), WSAEADDRNOTAVAIL);
+    struct sockaddr_storage addr6;
+    SOCKET l6 = listener(WSP_CATALOG_TCP_IPV6, 4, &addr6);
+    SOCKET c6 = new_socket(WSP_CATALOG_TCP_IPV6);
+    ((struct sockaddr_in6 *)&addr6)->sin6_addr = in6addr_any;
+    CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
+    close_socket(c6);
+    close_socket(l6);
     /* Too short, and the wrong family. */
     int err = 0;
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&addr, 4, NULL, NULL, NULL, NULL, &err),
@@ -107,7 +120,7 @@ TEST(connect_nonblocking_would_block_then_isconn) {
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_to(c, &addr, NULL, NULL)) != WSAEISCONN) {
         CHECK_EQ(rc, WSAEALREADY);
@@ -122,7 +135,7 @@ TEST(connect_nonblocking_would_block_then_isconn) {
     send_all(a, "z", 1);
     char b = 0;
     DWORD got = 0;
-    deadline = now_ms() + 2000;
+    deadline = now_ms() + 10000;
     while (recv_some(c, &b, 1, 0, &got) == WSAEWOULDBLOCK)
         CHECK(now_ms() < deadline);
     CHECK_EQ(got, 1);
@@ -137,7 +150,7 @@ TEST(connect_nonblocking_refused_reports_so_error_and_can_retry) {
     CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAEWOULDBLOCK);
     /* The attempt ends on the reactor; SO_ERROR then holds its outcome until a connect
      * succeeds (Windows keeps it: reading does not clear it). */
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int v = 0, len, err = 0;
     for (;;) {
         len = sizeof v;
@@ -205,13 +218,16 @@ TEST(connect_ipv6_loopback_and_v6only_default) {
 }
 
 struct closer {
-    SOCKET s;
-    int delay_ms;
+    SOCKET s, l;
+    struct blocker *connecting; /* the thread in lpWSPConnect */
 };
 
-static void *close_later(void *arg) {
+/* Closes the socket once its connect waits for the answer: queued at the listener, and the
+ * connecting thread asleep in the call. */
+static void *close_when_blocked(void *arg) {
     struct closer *c = arg;
-    sleep_ms(c->delay_ms);
+    WAIT_FOR(stats_of(c->l).queued == 1, 10000);
+    wait_blocked(c->connecting);
     close_socket(c->s);
     return NULL;
 }
@@ -223,16 +239,15 @@ TEST(connect_blocking_is_woken_by_closing_the_socket) {
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
-    struct closer cl = {c, 150};
+    struct blocker me = {0, 0};
+    struct closer cl = {c, l, &me};
     pthread_t t;
-    pthread_create(&t, NULL, close_later, &cl);
-    long long t0 = now_ms();
+    pthread_create(&t, NULL, close_when_blocked, &cl);
+    blocker_enter(&me);
     int rc = connect_to(c, &addr, "x", NULL);
-    long long took = now_ms() - t0;
+    blocker_leave(&me);
     pthread_join(t, NULL);
-    CHECK(rc != 0);
-    CHECK(took < 2000);
-    (void)l;
+    CHECK_EQ(rc, WSAEINTR);
 }
 
 static int get_int(SOCKET s, int level, int name) {
@@ -253,8 +268,9 @@ TEST(connect_options_survive_a_failed_attempt) {
     set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
     set_int(c, SOL_SOCKET, SO_RCVBUF, 48 * 1024);
+    set_int(c, SOL_SOCKET, SO_SNDBUF, 40 * 1024);
     set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 150);
-    int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF);
+    int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF), sndbuf = get_int(c, SOL_SOCKET, SO_SNDBUF);
     CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
@@ -262,15 +278,14 @@ TEST(connect_options_survive_a_failed_attempt) {
     CHECK(get_int(c, SOL_SOCKET, SO_KEEPALIVE) != 0);
     CHECK(get_int(c, IPPROTO_TCP, TCP_NODELAY) != 0);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_SNDBUF), sndbuf);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVTIMEO), 150);
     /* The receive time-out still applies in the kernel, not only in the report. */
     char b[4];
     DWORD got = 0;
     long long t0 = now_ms();
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
-    long long took = now_ms() - t0;
-    CHECK(took >= 140);
-    CHECK(took < 2000);
+    CHECK(now_ms() - t0 >= 140);
     (void)l;
 }
 
@@ -286,7 +301,7 @@ TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
     int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     int rc;
     while ((rc = connect_to(c, &addr, NULL, NULL)) == WSAEALREADY)
         CHECK(now_ms() < deadline);
@@ -305,7 +320,7 @@ struct set_nbio_later {
 
 static void *nbio_then_accept(void *arg) {
     struct set_nbio_later *n = arg;
-    WAIT_FOR(stats_of(n->l).queued == 1, 2000); /* the client is inside its blocking connect */
+    WAIT_FOR(stats_of(n->l).queued == 1, 10000); /* the client is inside its blocking connect */
     set_nonblocking(n->s, 1);
     int err = 0;
     SOCKET a = accept_with(n->l, NULL, 0, &err);
@@ -326,16 +341,15 @@ TEST(connect_fionbio_to_nonblocking_during_a_blocking_connect) {
     pthread_join(t, NULL);
     char b[4];
     DWORD got = 0;
-    long long t0 = now_ms();
+    /* Had it blocked, the 1 s receive time-out would have made it WSAETIMEDOUT. */
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
-    CHECK(now_ms() - t0 < 500);
 }
 
 TEST(connect_explicit_bind_survives_a_failed_attempt) {
     start();
     struct sockaddr_storage dead = dead_address();
     /* A free port to bind the client to. */
-    struct sockaddr_storage mine = dead_address();
+    struct sockaddr_storage mine = free_port_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     int err = 0;
     CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&mine, sizeof(struct sockaddr_in), &err), 0);

@@ -21,13 +21,13 @@ TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
     CHECK(fd >= 0);
     CHECK(!fd_readable(fd, 50));
     ne_send_str(c, "x");
-    CHECK(fd_readable(fd, 2000)); /* nobody waits in WSP: the reactor relayed it */
+    CHECK(fd_readable(fd, 10000)); /* nobody waits in WSP: the reactor relayed it */
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     CHECK(!fd_readable(fd, 0)); /* the enumeration reset the event */
     char b[4];
     CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
     ne_send_str(c, "y");
-    CHECK(fd_readable(fd, 2000)); /* and goes on doing so */
+    CHECK(fd_readable(fd, 10000)); /* and goes on doing so */
     WSACloseEvent(ev);
 }
 
@@ -37,9 +37,9 @@ TEST(evset_descriptor_exported_after_registration_still_relays) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
-    sleep_ms(50); /* the readiness waits in the set: no one has looked yet */
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* the readiness waits in the set: no one looked */
     int fd = WSAEventFd(ev);
-    CHECK(fd_readable(fd, 2000));
+    CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     WSACloseEvent(ev);
 }
@@ -52,7 +52,7 @@ TEST(evset_enumerating_alone_sees_readiness) {
     CHECK(ne_enum(s, ev).lNetworkEvents == 0);
     ne_send_str(c, "x");
     /* An application that polls with lpWSPEnumNetworkEvents and never waits. */
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     LONG seen = 0;
     while (!(seen & FD_READ) && now_ms() < deadline) {
         seen |= ne_enum(s, ev).lNetworkEvents;
@@ -65,11 +65,14 @@ TEST(evset_enumerating_alone_sees_readiness) {
 struct wait_all_args {
     WSAEVENT ev[2];
     DWORD result;
+    struct blocker blocker;
 };
 
 static void *wait_all_main(void *arg) {
     struct wait_all_args *a = arg;
-    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 5000, FALSE);
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 60000, FALSE);
+    blocker_leave(&a->blocker);
     return NULL;
 }
 
@@ -81,7 +84,7 @@ TEST(evset_wait_all_sees_socket_readiness) {
     CHECK(WSASetEvent(a.ev[1]));
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, wait_all_main, &a), 0);
-    sleep_ms(50); /* asleep in the wait-all */
+    wait_blocked(&a.blocker); /* asleep in the wait-all */
     ne_send_str(c, "x");
     pthread_join(t, NULL);
     CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
@@ -95,11 +98,14 @@ TEST(evset_wait_all_sees_socket_readiness) {
 struct waiter_args {
     WSAEVENT ev;
     DWORD result;
+    struct blocker blocker;
 };
 
 static void *wait_one_main(void *arg) {
     struct waiter_args *a = arg;
-    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 5000, FALSE);
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 60000, FALSE);
+    blocker_leave(&a->blocker);
     return NULL;
 }
 
@@ -114,7 +120,8 @@ TEST(evset_every_thread_waiting_for_the_event_wakes) {
         a[i] = (struct waiter_args){.ev = ev, .result = WSA_WAIT_FAILED};
         CHECK_EQ(pthread_create(&t[i], NULL, wait_one_main, &a[i]), 0);
     }
-    sleep_ms(50);
+    for (int i = 0; i < WAITERS; i++)
+        wait_blocked(&a[i].blocker);
     ne_send_str(c, "x"); /* one of them records FD_READ: the event is manual-reset */
     for (int i = 0; i < WAITERS; i++) {
         pthread_join(t[i], NULL);
@@ -130,14 +137,14 @@ TEST(evset_data_that_arrives_while_read_is_off_and_is_all_read_raises_nothing) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "a");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     ne_send_str(c, "b"); /* more data before the recv: FD_READ again (Windows) */
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[16];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 2); /* takes both */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne)); /* nothing is left: no FD_READ */
     ne_send_str(c, "c");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     WSACloseEvent(ev);
 }
 
@@ -148,7 +155,7 @@ TEST(evset_recv_that_fills_its_buffer_with_nothing_left_raises_nothing) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "abcd");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4); /* exactly all: the provider must look */
     CHECK(!ne_wait_bit(s, ev, FD_READ, 200, &ne));
@@ -163,7 +170,7 @@ TEST(evset_reregistering_on_another_event_moves_the_socket) {
     WSAEVENT second = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, second, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, second, FD_READ, 10000, &ne));
     CHECK(!ne_signalled(first, 100));
     WSACloseEvent(first);
     WSACloseEvent(second);
@@ -177,17 +184,17 @@ TEST(evset_event_closed_under_a_registered_socket_loses_nothing_else) {
     WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
     CHECK(WSACloseEvent(ev)); /* the registration now names a closed event */
     ne_send_str(c, "x");
-    sleep_ms(50);
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
     WSAEVENT next = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
-    CHECK(ne_wait_bit(s, next, FD_READ, 2000, &ne)); /* reported at the new registration */
+    CHECK(ne_wait_bit(s, next, FD_READ, 10000, &ne)); /* reported at the new registration */
     ne_close(c);
     ne_close(s);
     ne_close(l);
     CHECK(WSACloseEvent(next));
     /* Both events' sets are gone with them (a closed socket's descriptor may wait for the
      * reactor's next round). */
-    WAIT_FOR(open_fds() == before, 2000);
+    WAIT_FOR(open_fds() == before, 10000);
 }
 
 TEST(evset_socket_closed_with_readiness_pending_in_the_set) {
@@ -196,7 +203,7 @@ TEST(evset_socket_closed_with_readiness_pending_in_the_set) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ);
     ne_send_str(c, "x");
-    sleep_ms(50); /* readiness waiting in the set, taken by no one */
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* readiness waiting in the set, taken by no one */
     ne_close(s);
     CHECK(!ne_signalled(ev, 100)); /* the wait pumps the set and finds nothing to report */
     WSACloseEvent(ev);
@@ -212,7 +219,7 @@ TEST(evset_data_left_by_a_recv_is_reported_to_an_enumeration_alone) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "0123456789");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ); /* no wait in between */
@@ -226,11 +233,11 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
     WSAEVENT ev = ne_event_select(s, FD_READ);
     WSANETWORKEVENTS ne;
     ne_send_str(c, "0123456789");
-    CHECK(ne_wait_bit(s, ev, FD_READ, 2000, &ne));
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
     int fd = WSAEventFd(ev); /* nothing else will happen on the socket */
-    CHECK(fd_readable(fd, 2000));
+    CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     WSACloseEvent(ev);
 }
@@ -241,7 +248,7 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
  * each as it does (0: none); how many did within 3 s. */
 static int read_raised_on_each(const SOCKET s[], WSAEVENT ev, int take) {
     int seen[MANY] = {0}, count = 0;
-    long long deadline = now_ms() + 3000;
+    long long deadline = now_ms() + 10000;
     while (count < MANY && now_ms() < deadline) {
         if (!ne_signalled(ev, 100))
             continue;

@@ -111,6 +111,13 @@ static inline WSANETWORKEVENTS ne_enum(SOCKET s, WSAEVENT ev) {
     memset(&ne, 0, sizeof ne);
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    /* Readiness carries no error: only FD_CONNECT and FD_CLOSE report one. */
+    const LONG plain = FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT;
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        if ((ne.lNetworkEvents & plain & (1 << i)) && ne.iErrorCode[i] != 0) {
+            fprintf(stderr, "event bit %d reported with error %d\n", i, ne.iErrorCode[i]);
+            CHECK(0);
+        }
     return ne;
 }
 
@@ -145,13 +152,6 @@ static inline WSAEVENT ne_event_select(SOCKET s, LONG events) {
     return ev;
 }
 
-/* An address where nobody listens (a listener's, closed). */
-static inline struct sockaddr_storage ne_dead_address(void) {
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
-    ne_close(l); /* refuses at once (docs/SEMANTICS.md §3) */
-    return addr;
-}
 
 static inline int ne_reject(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                             GROUP *g, DWORD_PTR ctx) {
@@ -165,20 +165,21 @@ static inline int ne_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
     return CF_DEFER;
 }
 
-/* A blocking accept on its own thread, with a condition function. */
+/* A blocking accept on its own thread, with a condition function; when after is set, it waits
+ * for that thread to block first. */
 struct ne_acceptor {
     pthread_t thread;
     SOCKET l;
     LPCONDITIONPROC cond;
-    int delay_ms;
+    struct blocker *after;
     SOCKET result;
     int err;
 };
 
 static inline void *ne_acceptor_main(void *arg) {
     struct ne_acceptor *a = arg;
-    if (a->delay_ms)
-        sleep_ms(a->delay_ms);
+    if (a->after)
+        wait_blocked(a->after);
     a->result = ne_accept(a->l, a->cond, &a->err);
     return NULL;
 }

@@ -1,9 +1,12 @@
 /* WSPStartup and lpWSPCleanup: version negotiation, reference counting, the table, the
  * catalog (WSPEnumProtocols) and handles that name no socket. */
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "support.h"
 
@@ -203,6 +206,20 @@ TEST(enum_protocols_reports_four_entries) {
         CHECK_EQ(info[i].iSocketType, SOCK_STREAM);
         CHECK_EQ(info[i].iProtocol, IPPROTO_TCP);
         CHECK_EQ(info[i].ProtocolChain.ChainLen, BASE_PROTOCOL);
+        int addr_size = six ? (int)sizeof(struct sockaddr_in6) : (int)sizeof(struct sockaddr_in);
+        CHECK_EQ(info[i].iMaxSockAddr, addr_size);
+        CHECK_EQ(info[i].iMinSockAddr, addr_size);
+        CHECK_EQ(info[i].iVersion, 2);
+        CHECK_EQ(info[i].dwProviderFlags,
+                 PFL_MULTIPLE_PROTO_ENTRIES | (cdata ? 0 : PFL_RECOMMENDED_PROTO_ENTRY));
+        char name[64];
+        snprintf(name, sizeof name, "WSP TCP/%s%s", six ? "IPv6" : "IPv4",
+                 cdata ? " with connect data" : "");
+        CHECK_EQ(strcmp(info[i].szProtocol, name), 0);
+        /* The provider's identity, {57535000-0000-4000-8000-000000000001}, the same in every
+         * entry: changing it would make it another provider to whoever installed this one. */
+        const GUID id_of_wsp = {0x57535000, 0x0000, 0x4000, {0x80, 0, 0, 0, 0, 0, 0, 0x01}};
+        CHECK_MEM(&info[i].ProviderId, &id_of_wsp, sizeof id_of_wsp);
     }
     CHECK_EQ(seen, 0xf);
     /* Selecting UDP only matches nothing; TCP matches all. */
@@ -402,7 +419,7 @@ TEST(handles_from_before_the_last_cleanup_are_dead_after_a_restart) {
     CHECK_EQ(err, WSAENOTSOCK);
     close_socket(fresh);
     /* The listener's port is free again: cleanup closed what was left open. */
-    WAIT_FOR(open_fds() == before, 2000);
+    WAIT_FOR(open_fds() == before, 10000);
     SOCKET again = new_socket(WSP_CATALOG_CDATA_IPV4);
     CHECK_EQ(T.lpWSPBind(again, (struct sockaddr *)&addr, sizeof(struct sockaddr_in), &err), 0);
 }
@@ -470,7 +487,7 @@ TEST(startup_replaces_the_upcall_table_while_events_fire) {
     /* The last table installed counts: the next event goes through it. */
     CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, counting, &table), 0);
     int before = atomic_load(&counted_sets);
-    long long deadline = now_ms() + 2000;
+    long long deadline = now_ms() + 10000;
     while (atomic_load(&counted_sets) == before && now_ms() < deadline) {
         WSABUF b = {sizeof buf, buf};
         DWORD n = 0, flags = 0;
@@ -482,4 +499,52 @@ TEST(startup_replaces_the_upcall_table_while_events_fire) {
     pthread_join(t, NULL);
     CHECK_EQ(table.lpWSPCleanup(&err), 0);
     WSACloseEvent(ev);
+}
+
+/* Out of descriptors, lpWSPSocket fails with WSAEMFILE, leaks nothing, and works again once
+ * descriptors are free. */
+TEST(socket_creation_out_of_descriptors_is_wsaemfile) {
+    start();
+    SOCKET keep = new_socket(WSP_CATALOG_TCP_IPV4); /* the provider's own threads are up */
+    struct rlimit old;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int before = open_fds();
+    struct rlimit low = {(rlim_t)before + 16, old.rlim_max};
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int hog[32];
+    int hogs = 0;
+    for (;;) {
+        int fd = dup(0);
+        if (fd < 0) {
+            CHECK_EQ(errno, EMFILE);
+            break;
+        }
+        CHECK(hogs < 32);
+        hog[hogs++] = fd;
+    }
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV6};
+    for (int i = 0; i < 2; i++) {
+        WSAPROTOCOL_INFO info;
+        memset(&info, 0, sizeof info);
+        info.dwCatalogEntryId = cats[i];
+        int err = 0;
+        CHECK(T.lpWSPSocket(0, 0, 0, &info, 0, 0, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSAEMFILE);
+    }
+    for (int i = 0; i < hogs; i++)
+        close(hog[i]);
+    CHECK_EQ(open_fds(), before);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    close_socket(s);
+    close_socket(keep);
+}
+
+/* Socket groups are not offered: a group other than 0 is WSAEINVAL, and no socket is made. */
+TEST(socket_with_a_group_is_refused) {
+    start();
+    int before = open_fds(), err = 0;
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL, 1, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(open_fds(), before);
 }

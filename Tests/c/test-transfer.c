@@ -39,7 +39,7 @@ TEST(transfer_scatter_gather_with_three_buffers) {
     CHECK_EQ(T.lpWSPSend(c, out, 3, &sent, 0, NULL, NULL, NULL, &err), 0);
     CHECK_EQ(sent, 8);
     /* 18 bytes: wait for all before a single scattering receive. */
-    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 18, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 18, 10000);
     CHECK_EQ(ioctl_dword(s, FIONREAD), 18); /* Linux's code works too */
     char a[4], b[6], d[8];
     WSABUF in[3] = {{4, a}, {6, b}, {8, d}};
@@ -69,7 +69,7 @@ TEST(transfer_peek_leaves_the_data) {
     SOCKET c, s;
     pair(&c, &s);
     send_all(c, "peekaboo", 8);
-    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 8, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 8, 10000);
     char b[8];
     DWORD got = 0;
     CHECK_EQ(recv_some(s, b, 4, MSG_PEEK, &got), 0);
@@ -92,7 +92,7 @@ TEST(transfer_oob_byte_and_atmark) {
     CHECK_EQ(T.lpWSPSend(c, &urgent, 1, &sent, MSG_OOB, NULL, NULL, NULL, &err), 0);
     CHECK_EQ(sent, 1);
     /* Urgent data pending: not at the mark. */
-    WAIT_FOR(ioctl_dword(s, WSP_SIOCATMARK) == FALSE, 2000);
+    WAIT_FOR(ioctl_dword(s, WSP_SIOCATMARK) == FALSE, 10000);
     CHECK_EQ(ioctl_dword(s, SIOCATMARK), FALSE);
     char b = 0;
     DWORD got = 0;
@@ -135,7 +135,7 @@ TEST(transfer_shutdown_send_gives_the_peer_end_of_stream) {
     CHECK_EQ(err, WSAESHUTDOWN);
     /* And receiving after SD_RECEIVE, even with data waiting. */
     send_all(s, "more", 4);
-    WAIT_FOR(ioctl_dword(c, WSP_FIONREAD) == 4, 2000);
+    WAIT_FOR(ioctl_dword(c, WSP_FIONREAD) == 4, 10000);
     CHECK_EQ(T.lpWSPShutdown(c, SD_RECEIVE, &err), 0);
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAESHUTDOWN);
     /* The peer's direction is unaffected by our shutdown until it is closed. */
@@ -181,9 +181,7 @@ TEST(transfer_receive_timeout) {
     DWORD got = 0;
     long long t0 = now_ms();
     CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAETIMEDOUT);
-    long long took = now_ms() - t0;
-    CHECK(took >= 190);
-    CHECK(took < 2000);
+    CHECK(now_ms() - t0 >= 190); /* not before its time; never would hang the test */
     /* The socket is still usable afterwards. */
     send_all(c, "ok", 2);
     recv_exact(s, b, 2);
@@ -255,6 +253,29 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_WSP, 0x77, (char *)&v, sizeof v, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
+    /* An unknown option of a level the provider knows is WSAENOPROTOOPT; an unknown level,
+     * WSAEINVAL. */
+    const int levels[] = {IPPROTO_TCP, IPPROTO_IPV6};
+    for (int i = 0; i < 2; i++) {
+        len = sizeof v;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(c, levels[i], 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOPROTOOPT);
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(c, levels[i], 0x7777, (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOPROTOOPT);
+    }
+    const int strange[] = {3, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1, 0x5555};
+    for (int i = 0; i < 4; i++) {
+        len = sizeof v;
+        err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(c, strange[i], 1, (char *)&v, &len, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(c, strange[i], 1, (char *)&v, sizeof v, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
     /* Short buffers. */
     char one;
     len = 1;
@@ -379,4 +400,109 @@ TEST(transfer_send_timeout) {
     CHECK_EQ(rc, WSAETIMEDOUT); /* the peer never reads: the blocking send gives up */
     CHECK(now_ms() - t0 >= 190);
     (void)s;
+}
+
+/* lpWSPSendTo and lpWSPRecvFrom on a stream: the address is ignored (as on Winsock's TCP), so
+ * sendto to any address sends to the peer, and recvfrom leaves the address untouched; both
+ * carry data, flags and errors exactly as lpWSPSend and lpWSPRecv do. */
+TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct sockaddr_in elsewhere = {.sin_family = AF_INET, .sin_port = htons(9),
+                                    .sin_addr.s_addr = htonl(0x0a000001)};
+    char a[] = "sen", b[] = "dto";
+    WSABUF out[2] = {{3, a}, {3, b}};
+    DWORD sent = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, out, 2, &sent, 0, (struct sockaddr *)&elsewhere, sizeof elsewhere,
+                           NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(sent, 6);
+    char in[16];
+    WSABUF buf = {sizeof in, in};
+    DWORD got = 0, flags = MSG_PEEK;
+    struct sockaddr_storage from;
+    memset(&from, 0x5a, sizeof from);
+    int fromlen = 77;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, (struct sockaddr *)&from, &fromlen, NULL,
+                             NULL, NULL, &err),
+             0);
+    CHECK_EQ(got, 6); /* peeked: still there */
+    CHECK_MEM(in, "sendto", 6);
+    CHECK_EQ(fromlen, 77);
+    CHECK_EQ(((unsigned char *)&from)[0], 0x5a);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 6);
+    CHECK_MEM(in, "sendto", 6);
+    /* Errors are lpWSPSend's and lpWSPRecv's. */
+    set_nonblocking(s, 1);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    close_socket(c);
+    err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, out, 1, &sent, 0, NULL, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    err = 0;
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(c, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+}
+
+/* Argument errors come before state errors: a bad name buffer is WSAEFAULT even on a socket
+ * that is not connected; a negative option length is WSAEFAULT. */
+TEST(names_and_options_check_their_buffers_first) {
+    start();
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = 4;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    SOCKET c, s;
+    pair(&c, &s);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    DWORD v = 0;
+    len = -1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+}
+
+/* Shutting down one direction leaves the other working. */
+TEST(shutdown_of_one_direction_leaves_the_other) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_RECEIVE, &err), 0);
+    send_all(c, "still", 5); /* sending still works */
+    char b[8];
+    recv_exact(s, b, 5);
+    CHECK_MEM(b, "still", 5);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAESHUTDOWN);
+    CHECK_EQ(T.lpWSPShutdown(s, SD_SEND, &err), 0);
+    WSABUF w = {1, "x"};
+    DWORD sent = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPSend(s, &w, 1, &sent, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAESHUTDOWN);
+    send_all(c, "more", 4); /* s still receives */
+    recv_exact(s, b, 4);
+    CHECK_MEM(b, "more", 4);
 }
