@@ -396,6 +396,8 @@ typedef void (*LPWSAUSERAPC)(DWORD_PTR dwContext);
                                            * callee buffer: the client's connect fails with
                                            * WSAEFAULT, the accept reports WSAEFAULT once */
 #define WSP_REASON_EXPIRED 8           /* the client's connect limit passed before a decision */
+#define WSP_REASON_HOLD_TIMEOUT 9      /* the server held the request past its hold deadline
+                                        * (WSP_HOLD_DEADLINE) without answering */
 
 /* A drop handler runs on a provider thread with no lock held, once per dropped or refused
  * request, after the client has been answered. It must not block; it may call WSP for other
@@ -511,7 +513,7 @@ typedef int (*LPFN_WSPHELDACCEPT)(WSPHELD hHeld, LPWSABUF lpCalleeData, LPQOS lp
                                   SOCKET *lpAccepted, LPINT lpErrno);
 
 /* Refuses a held request with dwReason, a WSP_REASON_… value from WSP_REASON_REJECTED to
- * WSP_REASON_EXPIRED (0 means WSP_REASON_REJECTED; others: WSAEINVAL, the request stays
+ * WSP_REASON_HOLD_TIMEOUT (0 means WSP_REASON_REJECTED; others: WSAEINVAL, the request stays
  * held). A client that cannot read the reason is reset instead (see the reasons above). */
 #define WSPID_HELDREJECT                                                                   \
     {0x97dca86f, 0x3383, 0x4928, {0x94, 0xfb, 0x52, 0x31, 0x4b, 0x36, 0x86, 0xd3}}

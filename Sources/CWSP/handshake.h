@@ -33,7 +33,7 @@
 #include <stdint.h>
 
 /* Version 2 is version 1 plus the REQUEST's callee-capacity part; version 3 adds the
- * REQUEST's patience part and refusal reasons 4-8, and a version 3 REQUEST says that its
+ * REQUEST's patience part and refusal reasons 4-9, and a version 3 REQUEST says that its
  * client reads them. A frame is sent in the lowest version that carries it, so that older
  * receivers still understand every frame meant for them. */
 #define WSP_HS_VERSION_1 1
@@ -69,8 +69,9 @@ enum wsp_hs_reason {
     WSP_HS_REASON_HANDSHAKE_TIMEOUT = 6, /* the request was not whole within the deadline */
     WSP_HS_REASON_UNDELIVERABLE = 7,     /* the answer did not fit the client's buffers */
     WSP_HS_REASON_EXPIRED = 8,           /* the client's patience ran out while queued */
+    WSP_HS_REASON_HOLD_TIMEOUT = 9,      /* held past the listener's hold deadline */
     WSP_HS_REASON_V1_MAX = 3,
-    WSP_HS_REASON_MAX = 8,
+    WSP_HS_REASON_MAX = 9,
 };
 
 #define WSP_HS_FLAG_DATA 0x01u

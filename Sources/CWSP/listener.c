@@ -1298,10 +1298,8 @@ static void held_timer(struct wsp_listener *l, uint64_t now) {
             l->stats.timed_out++;
             held_end(l, r, WSAETIMEDOUT, WSP_REASON_EXPIRED);
         } else if (r->hold_expires_ms && r->hold_expires_ms <= now) {
-            /* The wire has no reason of its own for this (PROTOCOL.md would need a new
-             * version): the client reads the application's refusal, which it is. */
             l->stats.hold_timed_out++;
-            held_end(l, r, WSAETIMEDOUT, WSP_REASON_REJECTED);
+            held_end(l, r, WSAETIMEDOUT, WSP_REASON_HOLD_TIMEOUT);
         }
     }
 }

@@ -67,6 +67,7 @@ extension RefusalReason {
         case .handshakeTimeout: UInt32(WSP_REASON_HANDSHAKE_TIMEOUT)
         case .calleeDataTooLong: UInt32(WSP_REASON_CALLEE_DATA_TOO_LONG)
         case .expired: UInt32(WSP_REASON_EXPIRED)
+        case .holdTimeout: UInt32(WSP_REASON_HOLD_TIMEOUT)
         case .other(let code): code
         }
     }

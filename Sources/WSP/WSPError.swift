@@ -110,6 +110,8 @@ public enum RefusalReason: Hashable, Sendable, CustomStringConvertible {
     case calleeDataTooLong
     /// The client's overall connect limit passed before the server decided.
     case expired
+    /// The server held the request past its hold deadline (`WSP_HOLD_DEADLINE`) unanswered.
+    case holdTimeout
     /// A reason this module does not know (a newer provider).
     case other(UInt32)
 
@@ -124,6 +126,7 @@ public enum RefusalReason: Hashable, Sendable, CustomStringConvertible {
         case WSP_REASON_HANDSHAKE_TIMEOUT: self = .handshakeTimeout
         case WSP_REASON_CALLEE_DATA_TOO_LONG: self = .calleeDataTooLong
         case WSP_REASON_EXPIRED: self = .expired
+        case WSP_REASON_HOLD_TIMEOUT: self = .holdTimeout
         default: self = .other(code)
         }
     }
@@ -139,6 +142,7 @@ public enum RefusalReason: Hashable, Sendable, CustomStringConvertible {
         case .handshakeTimeout: "WSP_REASON_HANDSHAKE_TIMEOUT"
         case .calleeDataTooLong: "WSP_REASON_CALLEE_DATA_TOO_LONG"
         case .expired: "WSP_REASON_EXPIRED"
+        case .holdTimeout: "WSP_REASON_HOLD_TIMEOUT"
         case .other(let code): "WSP_REASON_\(code)"
         }
     }
@@ -153,6 +157,7 @@ public enum RefusalReason: Hashable, Sendable, CustomStringConvertible {
         case .handshakeTimeout: "the request was not complete within the server's handshake deadline"
         case .calleeDataTooLong: "the server's callee data did not fit the client's callee buffer"
         case .expired: "the client's connect limit passed before the server decided"
+        case .holdTimeout: "the server held the request past its hold deadline"
         case .other(let code): "reason \(code)"
         }
     }

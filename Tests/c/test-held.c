@@ -429,7 +429,7 @@ TEST(hold_deadline_refuses_and_tells_the_application) {
     WSPHELD h = hold_next(l, hold_all, 0);
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     CHECK_EQ(async_connect_join(&k.c), WSAECONNREFUSED);
-    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_REJECTED);
+    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_HOLD_TIMEOUT);
     SOCKET a;
     CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
     WSP_LISTENER_STATS_DATA st = stats_of(l);

@@ -230,7 +230,7 @@ CONFORMANCE(message_reselecting_with_connect_after_connecting_posts_write_only, 
 
 static void connect_refused(enum notify_mode mode) {
     start();
-    struct sockaddr_storage dead = ne_dead_address();
+    struct sockaddr_storage dead = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
     struct notifier n = notifier_new(mode);
     CHECK_EQ(notify_select(&n, c, FD_CONNECT), 0);
