@@ -83,7 +83,9 @@ $(BUILD)/libcwsp.so: $(LIB_OBJS)
 	ln -sf libcwsp.so.$(SOVERSION) $(BUILD)/$(SONAME)
 	ln -sf $(SONAME) $@
 
-$(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) Tests/c/harness.h
+# Every test header, so that a change to a shared helper rebuilds its users.
+TEST_HEADERS := $(wildcard Tests/c/*.h Tests/c/*/*.h)
+$(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) $(TEST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -ITests/c $(CFLAGS_ALL) -c $< -o $@
 
