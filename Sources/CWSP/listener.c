@@ -840,16 +840,17 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
     while (r) {
         struct wsp_request *next = r->next;
         if (!r->presenting) {
-            /* The reactor watches connect-data requests for their client leaving; the
-             * others are checked here (and again after the decision), except one handed to
-             * a waiting accept as it arrived: for it the check after the decision is
-             * enough, since only the wake-up of this thread lies between. */
+            /* Every request is checked here (and again after the decision) with the kernel,
+             * not only the reactor's watch, which may not have caught up: a client that left,
+             * or sent a byte after its request, before this look is never presented. The one
+             * exception is a request handed to this accept as it was read: for it the check
+             * after the decision is enough, since only this thread's own steps lie between. */
             if (r->expires_ms && request_expired(r, wsp_now_ms())) {
                 request_unlink(&l->ready, r); /* its client has stopped waiting */
                 request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
                 room_freed(l);
             } else if ((asking && r == handoff && !r->gone) ||
-                       wsp_request_client(r, 0) == WSP_CLIENT_WAITING) {
+                       wsp_request_client(r, 1) == WSP_CLIENT_WAITING) {
                 r->presenting = 1;
                 return r;
             } else {
@@ -935,6 +936,8 @@ void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_
 /* ---- timers: handshake deadlines, pending notices, resuming after EMFILE -------------------- */
 
 static void rearm(struct wsp_listener *l) {
+    if (l->closed)
+        return; /* its reactor item is gone: a timer now would outlive it */
     uint64_t due = l->resume_ms;
     if (l->direct && !l->accepting && (!due || l->direct_until_ms < due))
         due = l->direct_until_ms;

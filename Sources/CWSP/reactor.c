@@ -227,6 +227,10 @@ int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) {
 
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) {
     pthread_mutex_lock(&reactor_lock);
+    if (atomic_load(&item->removed)) { /* the reaper may free it: never link it again */
+        pthread_mutex_unlock(&reactor_lock);
+        return;
+    }
     if (due_ms && !item->has_timer) {
         item->has_timer = 1;
         item->timer_prev = NULL;
