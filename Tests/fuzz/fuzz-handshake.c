@@ -2,7 +2,9 @@
  *
  * Properties checked, each ending in abort() so the fuzzer records the input:
  *   - decode never claims more bytes than it was given, and returns only known results;
- *   - a decoded frame is version 2 exactly when it carries a callee capacity;
+ *   - a decoded frame's version is the lowest that carries it (3 for a REQUEST whose client
+ *     reads reasons or states its patience, or a REFUSE with a reason above 3; 2 for a
+ *     REQUEST with a callee capacity; else 1);
  *   - a decoded frame re-encodes to exactly the bytes it was decoded from (the format has one
  *     encoding per frame), and those bytes decode to the same fields;
  *   - every strict prefix of a decoded frame is NEED_MORE;
@@ -37,7 +39,8 @@ static int bytes_equal(const uint8_t *a, const uint8_t *b, size_t n) {
 static int frames_equal(const wsp_hs_frame *a, const wsp_hs_frame *b) {
     if (a->type != b->type || a->reason != b->reason || !a->has_data != !b->has_data ||
         !a->has_qos != !b->has_qos || !a->has_callee_capacity != !b->has_callee_capacity ||
-        a->callee_capacity != b->callee_capacity)
+        a->callee_capacity != b->callee_capacity || !a->reads_reasons != !b->reads_reasons ||
+        !a->has_patience != !b->has_patience || a->patience_ms != b->patience_ms)
         return 0;
     if (a->has_data && (a->data_len != b->data_len || !bytes_equal(a->data, b->data, a->data_len)))
         return 0;
@@ -62,6 +65,14 @@ static void check_reencode(const uint8_t *data, size_t n, const wsp_hs_frame *f,
     require(wsp_hs_decode(data, n / 2, max_data, expect, &again) == WSP_HS_NEED_MORE);
 }
 
+static unsigned expected_version(const wsp_hs_frame *f) {
+    if (f->type == WSP_HS_REFUSE)
+        return f->reason > WSP_HS_REASON_V1_MAX ? WSP_HS_VERSION_3 : WSP_HS_VERSION_1;
+    if (f->type == WSP_HS_REQUEST && (f->reads_reasons || f->has_patience))
+        return WSP_HS_VERSION_3;
+    return f->has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1;
+}
+
 static void check_decode(const uint8_t *data, size_t size, uint32_t max_data, unsigned expect) {
     wsp_hs_frame f;
     long r = wsp_hs_decode(data, size, max_data, expect, &f);
@@ -70,7 +81,7 @@ static void check_decode(const uint8_t *data, size_t size, uint32_t max_data, un
     if (r > 0) {
         require(!f.has_data || f.data_len <= max_data);
         require(f.callee_capacity <= WSP_HS_MAX_DATA);
-        require(data[2] == (f.has_callee_capacity ? WSP_HS_VERSION_2 : WSP_HS_VERSION_1));
+        require(data[2] == expected_version(&f));
         check_reencode(data, (size_t)r, &f, max_data, expect);
     }
 }
@@ -92,7 +103,9 @@ static void check_encode(const uint8_t *data, size_t size) {
         return;
     wsp_hs_frame f = {.type = data[0], .reason = data[1], .has_data = data[2] & 0x11,
                       .has_qos = data[2] & 0x22, .has_callee_capacity = data[2] & 0x44,
-                      .callee_capacity = (uint32_t)data[7] * 0x81u}; /* up to 32895 */
+                      .callee_capacity = (uint32_t)data[7] * 0x81u, /* up to 32895 */
+                      .reads_reasons = data[2] & 0x08, .has_patience = data[2] & 0x80,
+                      .patience_ms = (data[2] & 0x80) ? read32(data + 8) : 0};
     uint32_t data_len = (uint32_t)data[3] << 8 | data[4];
     uint32_t spec_len = (uint32_t)data[5] << 8 | data[6];
     const uint8_t *rest = data + 8 + 64;
@@ -110,6 +123,8 @@ static void check_encode(const uint8_t *data, size_t size) {
         return;
     wsp_hs_frame d;
     require(wsp_hs_decode(reencoded, n, WSP_HS_MAX_DATA, ALL_TYPES, &d) == (long)n);
+    if (f.has_patience)
+        f.reads_reasons = 1; /* a patience part makes the request version 3, which says so */
     require(frames_equal(&f, &d));
 }
 
