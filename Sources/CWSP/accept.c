@@ -125,7 +125,8 @@ static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
     }
 }
 
-/* so->lock held. Sends the ACCEPT answer on the connect-data protocol; 0 or a WSA code. */
+/* The request is the calling thread's alone (taken from its list); the listener's lock is
+ * not held. Sends the ACCEPT answer on the connect-data protocol; 0 or a WSA code. */
 static int send_accept(struct wsp_request *r, const struct presentation *p) {
     wsp_hs_frame f = {.type = WSP_HS_ACCEPT};
     if (r->frame.has_data || p->callee_data.len > 0) {
@@ -257,7 +258,7 @@ static int hold_request(struct wsp_socket *so, struct wsp_request *r, struct wsp
         wsp_request_withdraw(so->listener, r);
         return 1;
     }
-    if (addr) {
+    if (addr && addrlen) { /* an address buffer without a length is left alone (Windows) */
         memcpy(addr, &r->peer, r->peer_len);
         *addrlen = (int)r->peer_len;
     }

@@ -416,6 +416,30 @@ TEST(cdata_withdrawal_while_held_is_news_and_the_answer_fails) {
     WSACloseEvent(ev);
 }
 
+/* An address buffer without a length is left alone, as lpWSPAccept does (Windows). */
+TEST(hold_with_an_address_buffer_and_no_length_leaves_the_buffer_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    struct sockaddr_storage out;
+    memset(&out, 0x5a, sizeof out);
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    int err = 0;
+    CHECK_EQ(AcceptHold(l, (struct sockaddr *)&out, NULL, hold_all, 0, &a, &h, &err), 0);
+    CHECK(h != 0);
+    for (size_t i = 0; i < sizeof out; i++)
+        CHECK_EQ(((unsigned char *)&out)[i], 0x5a);
+    SOCKET s;
+    CHECK_EQ(held_accept(h, NULL, &s), 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+    close_socket(s);
+    close_socket(k.c.s);
+    close_socket(l);
+}
+
 TEST(hold_deadline_refuses_and_tells_the_application) {
     start_held();
     struct sockaddr_storage addr;
