@@ -335,13 +335,14 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
         err = WSAENOBUFS;
     if (!err)
         wsp_backlog_accepting(l, 1);
+    int looked = 0; /* at the kernel's queue, in this call */
     while (!err && result == INVALID_SOCKET) {
         if (so->closing || wsp_listener_closed(l)) {
             err = WSAEINTR;
             break;
         }
         struct wsp_request *r = wsp_backlog_next(l, cond != NULL);
-        if (!r && wsp_backlog_fill(l) > 0)
+        if (!r && wsp_backlog_fill(l, !looked++) > 0)
             continue;
         if (!r) {
             if (so->nonblocking) {

@@ -85,9 +85,11 @@ int wsp_backlog_queued(const struct wsp_listener *l) WSP_INTERNAL;
  * will see it (the decision checks its client again after). The caller ends the
  * presentation with wsp_backlog_put_back or wsp_backlog_take. */
 struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) WSP_INTERNAL;
-/* Plain TCP: takes what the kernel has queued into the backlog for an accept that found it
- * empty; returns how many. */
-int wsp_backlog_fill(struct wsp_listener *l) WSP_INTERNAL;
+/* Takes what the kernel has queued into the backlog for an accept that found it empty;
+ * returns how many. first: the accept has not waited yet in this call; a blocking one that
+ * found the kernel's queue empty on its last first look may then return 0 without asking
+ * (it waits, and the wait watches the kernel's queue). */
+int wsp_backlog_fill(struct wsp_listener *l, int first) WSP_INTERNAL;
 /* The presented request waits in line again, first (deferred: by CF_DEFER, counted). */
 void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int deferred) WSP_INTERNAL;
 /* The presented request leaves the backlog; end it with wsp_backlog_finish. From then on
