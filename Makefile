@@ -42,6 +42,8 @@
 #                     installed wspcat, uninstall (no file or folder left)
 #   make check-layers  the provider's C files form layers that look only down: fails on a
 #                     call from a file to one above it (the map: docs/ARCHITECTURE.md)
+#   make check-repeat  the C suite and swift test REPEAT_RUNS times (default 20) while busy
+#                     loops keep every CPU loaded: stops at the first failing run
 #   make mutate       mutation testing of Sources/CWSP against the C suite (Tests/mutate/run;
 #                     MUTATE_FILES, MUTATE_SAMPLE, MUTATE_SEED, MUTATE_BUDGET, MUTATE_JOBS);
 #                     `make mutate-sample` is the bounded run CI does (docs/MUTATION.md)
@@ -66,7 +68,8 @@ TEST_OBJS := $(TEST_SRCS:Tests/c/%.c=$(BUILD)/test-obj/%.o)
 
 .PHONY: all check check-c check-swift check-swift-tsan check-doc-snippets check-asan check-tsan \
 	fuzz fuzz-net check-valgrind demo bench bench-load bench-memory bench-hold bench-swift clean wspcat docs \
-	example-swift install uninstall check-exports check-install check-layers mutate mutate-sample
+	example-swift install uninstall check-exports check-install check-layers mutate mutate-sample \
+	check-repeat
 
 all: $(BUILD)/libcwsp.a $(BUILD)/libcwsp.so
 
@@ -104,6 +107,12 @@ $(BUILD)/header-check.stamp: $(HEADERS) Tests/c/header-check.c
 check-c: SHELL := /bin/bash
 check-c: $(BUILD)/header-check.stamp $(BUILD)/wsp-tests
 	$(BUILD)/wsp-tests $(TESTS) | tee $(BUILD)/c-tests.log; exit $${PIPESTATUS[0]}
+
+# The suite under load, many times (scripts/check-repeat): what passes once on an idle machine
+# but depends on timing fails here.
+REPEAT_RUNS ?= 20
+check-repeat:
+	scripts/check-repeat $(REPEAT_RUNS)
 
 check-swift:
 	swift build --build-tests -Xswiftc -warnings-as-errors
