@@ -139,6 +139,12 @@ public struct HeldRequest: ~Copyable, Sendable {
                 }
             }
         }
+        // The new socket inherits the listener's selection, which is on while another task
+        // waits for a request (SocketCore.waitForAccept): cancelled, so that it starts as
+        // every accepted socket does, non-blocking and selected for nothing (a selected
+        // socket cannot be made blocking).
+        try? listener.table.asyncSelect(s, window: Notifier.shared.queue,
+                                        message: Notifier.message, events: 0)
         return listener.adopt((s, request.callerAddress))
     }
 
