@@ -244,6 +244,39 @@ extension AllTests {
         #expect(await outcome == .withdrawn)
     }
 
+    /// While `serve` waits for the next request the listener is selected for `FD_ACCEPT`,
+    /// which an accepted socket would inherit: a socket so selected cannot be made blocking.
+    @Test func aSocketAcceptedWhileTheNextRequestIsAwaitedCanBeMadeBlocking() async throws {
+        let provider = try Provider()
+        let presented = AsyncGate(), deciding = AsyncGate(), gate = AsyncGate()
+        let address = Locked<Address?>(nil)
+        let blocking = Locked<WSPError??>(nil)
+        let server = Task { () async throws -> Void in
+            let listener = try asyncListener(provider)
+            address.withLock { $0 = try? listener.localAddress }
+            await presented.open()
+            try await listener.serve(maxDecisions: 4) { _ in
+                await deciding.open()
+                await gate.wait() // meanwhile the loop goes back to waiting for a request
+                return .accept(calleeData: bytes("ok"))
+            } handle: { accepted in
+                let socket = accepted.socket
+                let result: WSPError?
+                do throws(WSPError) { try socket.setNonBlocking(false); result = nil } catch { result = error }
+                blocking.withLock { $0 = .some(result) }
+            }
+        }
+        await presented.wait()
+        let client = clientConnect(provider, try #require(address.withLock { $0 }), [1])
+        await deciding.wait()
+        await gate.open()
+        #expect(try await offPool { client.wait() }.get() == bytes("ok"))
+        #expect(await eventually { blocking.withLock { $0 } != nil })
+        #expect(blocking.withLock { $0 } == .some(nil), "setNonBlocking(false) failed")
+        server.cancel()
+        _ = await server.result
+    }
+
     @Test func cancellingTheDecidingTaskRejects() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
