@@ -13,7 +13,7 @@
 #   make fuzz-net     raw clients send valid, broken and hostile handshakes to a connect-data
 #                     listener while good clients connect; ASan + UBSan (FUZZ_NET_SECONDS,
 #                     default 20; FUZZ_NET_SEED repeats a run's byte streams)
-#   make demo         a server and clients showing accept, reject and defer
+#   make demo         a server and clients showing accept, reject and hold
 #   make bench        connections per second and event-driven ping-pong round trips per
 #                     second, each against raw sockets, pinned to one CPU
 #   make bench-load   concurrent load: 64 and 512 client threads against a WSP connect-data

@@ -11,6 +11,7 @@ struct HeldFunctions: @unchecked Sendable {
     let accept: LPFN_WSPHELDACCEPT
     let reject: LPFN_WSPHELDREJECT
     let release: LPFN_WSPHELDRELEASE
+    let news: LPFN_WSPHELDNEWS
 
     private static let cache = Locked<HeldFunctions?>(nil)
 
@@ -24,6 +25,8 @@ struct HeldFunctions: @unchecked Sendable {
              Data4: (0x94, 0xfb, 0x52, 0x31, 0x4b, 0x36, 0x86, 0xd3)),
         GUID(Data1: 0xc690_8433, Data2: 0xceab, Data3: 0x4fb6,
              Data4: (0x93, 0x6d, 0xc8, 0x3d, 0xe7, 0x25, 0x4b, 0xca)),
+        GUID(Data1: 0x7720_e944, Data2: 0x3d9d, Data3: 0x4fb2,
+             Data4: (0x8c, 0x12, 0x68, 0xac, 0x9c, 0xca, 0x35, 0xae)),
     ]
 
     static func of(_ core: SocketCore) throws(WSPError) -> HeldFunctions {
@@ -49,7 +52,8 @@ struct HeldFunctions: @unchecked Sendable {
             acceptHold: unsafeBitCast(pointers[0], to: LPFN_WSPACCEPTHOLD.self),
             accept: unsafeBitCast(pointers[1], to: LPFN_WSPHELDACCEPT.self),
             reject: unsafeBitCast(pointers[2], to: LPFN_WSPHELDREJECT.self),
-            release: unsafeBitCast(pointers[3], to: LPFN_WSPHELDRELEASE.self))
+            release: unsafeBitCast(pointers[3], to: LPFN_WSPHELDRELEASE.self),
+            news: unsafeBitCast(pointers[4], to: LPFN_WSPHELDNEWS.self))
         cache.withLock { $0 = functions }
         return functions
     }
@@ -73,13 +77,6 @@ extension RefusalReason {
     }
 }
 
-/// The answered-or-not flag of one held request, shared by the value and its `deinit`.
-final class HeldState: Sendable {
-    let answered = Locked(false)
-    /// True the first time: the caller is the one to answer.
-    func claim() -> Bool { answered.withLock { a in defer { a = true }; return !a } }
-}
-
 /// A request the listener holds for the program to answer later (`CF_HOLD`): it has left the
 /// queue, so the listener presents the next ones meanwhile, and its client keeps waiting (on
 /// the connect-data protocol it is sent pending notices; on plain TCP its connection is not
@@ -87,111 +84,114 @@ final class HeldState: Sendable {
 /// ``reject(reason:)`` or ``release()``, each of which consumes it. **Dropping it unanswered
 /// rejects it**, as does an answer that fails while the request is still held.
 ///
-/// A request can end while held: its client gave up (the answer throws
-/// ``WSPError/connectionReset``), the listener's hold deadline (`WSP_HOLD_DEADLINE`, 30 s by
-/// default) or the client's own limit passed (``WSPError/timedOut``; the client was refused),
-/// or the listener closed (``WSPError/interrupted``).
+/// A request can end while held, and its ``withdrawal`` notice says so at once, to any task
+/// awaiting it: its client gave up (``HeldEnd/withdrawn``; an answer then throws
+/// ``WSPError/withdrawn``), the listener's hold deadline (`WSP_HOLD_DEADLINE`, 30 s by
+/// default, ``SocketOption/holdDeadline``) or the client's own limit passed
+/// (``HeldEnd/timedOut``, ``WSPError/timedOut``; the client was refused), or the listener
+/// closed (``HeldEnd/listenerClosed``, ``WSPError/interrupted``).
 public struct HeldRequest: ~Copyable, Sendable {
     /// What the condition function saw.
     public let request: ConnectionRequest
-    let handle: WSPHELD
     let listener: SocketCore
-    let functions: HeldFunctions
-    let state = HeldState()
+    let state: HeldState
 
     public var callerAddress: Address { request.callerAddress }
     public var callerData: [UInt8]? { request.callerData }
     public var callerQoS: QoS? { request.callerQoS }
 
+    /// The notice of this request's end — its client withdrawing, the hold deadline, the
+    /// listener closing, or the program's answer — to await from any task.
+    public var withdrawal: Withdrawal { Withdrawal(state: state) }
+
     deinit {
-        if state.claim() {
-            var err: Int32 = 0
-            _ = functions.reject(handle, 0, &err)
+        if state.owned {
+            try? state.answer { code in state.functions.reject(state.handle, 0, &code) }
         }
     }
 
     /// Accepts: the client receives `calleeData` (connect-data protocol; at most the
     /// listener's `WSP_MAX_CALLEE_DATA`) and, when it asked for QoS, `qos` (nil: its own).
+    /// Throws ``WSPError/withdrawn``, ``WSPError/timedOut`` or ``WSPError/interrupted`` when
+    /// the request ended meanwhile (see ``HeldEnd``), ``WSPError/fault`` when the callee data
+    /// is too long (the client is refused).
     public consuming func accept(calleeData: [UInt8] = [], qos: QoS? = nil) throws(WSPError)
         -> Accepted
     {
-        _ = state.claim()
         var data = calleeData
-        var err: Int32 = 0
         var s: SOCKET = 0
         var specific = qos?.providerSpecific ?? []
-        let rc = data.withUnsafeMutableBytes { d in
-            specific.withUnsafeMutableBytes { ps in
-                var buf = WSABUF(len: UInt32(d.count),
-                                 buf: d.baseAddress?.assumingMemoryBound(to: CChar.self))
-                var q = QOS()
-                q.ProviderSpecific.buf = ps.baseAddress?.assumingMemoryBound(to: CChar.self)
-                return withUnsafeMutablePointer(to: &q) { qp in
-                    withUnsafeMutablePointer(to: &buf) { bp in
-                        qos?.write(to: qp)
-                        return functions.accept(handle, d.isEmpty ? nil : bp,
-                                                qos == nil ? nil : qp, &s, &err)
+        let state = answering()
+        try state.answer { code in
+            data.withUnsafeMutableBytes { d in
+                specific.withUnsafeMutableBytes { ps in
+                    var buf = WSABUF(len: UInt32(d.count),
+                                     buf: d.baseAddress?.assumingMemoryBound(to: CChar.self))
+                    var q = QOS()
+                    q.ProviderSpecific.buf = ps.baseAddress?.assumingMemoryBound(to: CChar.self)
+                    return withUnsafeMutablePointer(to: &q) { qp in
+                        withUnsafeMutablePointer(to: &buf) { bp in
+                            qos?.write(to: qp)
+                            return state.functions.accept(state.handle, d.isEmpty ? nil : bp,
+                                                          qos == nil ? nil : qp, &s, &code)
+                        }
                     }
                 }
             }
         }
-        if rc != 0 {
-            let error = WSPError(code: err)
-            if error == .fault || error == .invalidArgument || error == .noBufferSpace {
-                // Still held (the application's mistake): no request is left hanging.
-                var e: Int32 = 0
-                _ = functions.reject(handle, 0, &e)
-            }
-            throw error
-        }
+        // The new socket inherits the listener's selection, which is on while another task
+        // waits for a request (SocketCore.waitForAccept): cancelled, so that it starts as
+        // every accepted socket does, non-blocking and selected for nothing (a selected
+        // socket cannot be made blocking).
+        try? listener.table.asyncSelect(s, window: Notifier.shared.queue,
+                                        message: Notifier.message, events: 0)
         return listener.adopt((s, request.callerAddress))
     }
 
     /// Refuses: the client's connect fails with ``WSPError/connectionRefused`` and reads
-    /// `reason`.
+    /// `reason`. Throws as ``accept(calleeData:qos:)`` when the request ended meanwhile.
     public consuming func reject(reason: RefusalReason = .rejected) throws(WSPError) {
-        _ = state.claim()
-        var err: Int32 = 0
-        if functions.reject(handle, reason.code, &err) != 0 { throw WSPError(code: err) }
+        let state = answering()
+        try state.answer { code in state.functions.reject(state.handle, reason.code, &code) }
+    }
+
+    /// Puts the request back in the listener's queue, in its place by arrival.
+    public consuming func release() throws(WSPError) {
+        let state = answering()
+        try state.answer { code in state.functions.release(state.handle, &code) }
+    }
+
+    /// The state, for an answer given now: this value's end (whenever it comes) no longer
+    /// answers.
+    private func answering() -> HeldState {
+        state.owned = false
+        return state
     }
 
     /// The copyable parts of the request, to move it into a child task (where
     /// ``init(parts:)`` makes it whole again); this value no longer answers it.
     consuming func disown() -> HeldParts {
-        _ = state.claim()
-        return HeldParts(request: request, handle: handle, listener: listener,
-                         functions: functions)
+        state.owned = false
+        return HeldParts(request: request, listener: listener, state: state)
     }
 
-    init(request: ConnectionRequest, handle: WSPHELD, listener: SocketCore,
-         functions: HeldFunctions) {
+    init(request: ConnectionRequest, listener: SocketCore, state: HeldState) {
         self.request = request
-        self.handle = handle
         self.listener = listener
-        self.functions = functions
+        self.state = state
     }
 
     init(parts: HeldParts) {
-        self.init(request: parts.request, handle: parts.handle, listener: parts.listener,
-                  functions: parts.functions)
-    }
-
-    /// Puts the request back in the listener's queue, in its place by arrival.
-    public consuming func release() throws(WSPError) {
-        _ = state.claim()
-        var err: Int32 = 0
-        if functions.release(handle, &err) != 0 {
-            throw WSPError(code: err)
-        }
+        parts.state.owned = true
+        self.init(request: parts.request, listener: parts.listener, state: parts.state)
     }
 }
 
 /// A held request in pieces, on its way into a child task.
 struct HeldParts: Sendable {
     let request: ConnectionRequest
-    let handle: WSPHELD
     let listener: SocketCore
-    let functions: HeldFunctions
+    let state: HeldState
 }
 
 extension WSPError {
@@ -219,29 +219,35 @@ private let holdTrampoline: LPCONDITIONPROC = { callerId, callerData, sqos, _, c
 
 extension SocketCore {
     /// One non-blocking WSPAcceptHold that holds whatever is presented.
-    func holdOnce() throws(WSPError) -> HeldRequest {
-        let functions = try HeldFunctions.of(self)
+    func holdOnce(_ news: HeldNews) throws(WSPError) -> HeldRequest {
+        let functions = news.functions
         let box = HoldBox()
         var accepted: SOCKET = 0
         var held: WSPHELD = 0
         var err: Int32 = 0
+        news.beginHold()
         let rc = functions.acceptHold(handle, nil, nil, holdTrampoline,
                                       UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque()),
                                       &accepted, &held, &err)
         withExtendedLifetime(box) {}
-        if rc != 0 { throw WSPError(code: err) }
-        guard held != 0, let seen = box.seen else { throw .invalidArgument }
-        return HeldRequest(request: seen, handle: held, listener: self, functions: functions)
+        guard rc == 0, held != 0, let seen = box.seen else {
+            news.register(nil)
+            throw rc != 0 ? WSPError(code: err) : .invalidArgument
+        }
+        let state = HeldState(handle: held, functions: functions, news: news)
+        news.register(state)
+        return HeldRequest(request: seen, listener: self, state: state)
     }
 
     /// Holds the next request, waiting (without blocking a thread) for one, or for room when
     /// the listener holds its limit.
     func holdNext() async throws(WSPError) -> HeldRequest {
         let events = try listenerRegistration()
+        let news = try heldNews()
         while true {
             if Task.isCancelled { throw .operationAborted }
             do {
-                return try holdOnce()
+                return try holdOnce(news)
             } catch .wouldBlock, .noBufferSpace {
                 try await waitForAccept(events)
             }
@@ -268,7 +274,8 @@ extension Socket {
     /// line, in its place, and throws ``WSPError/tryAgain``. If the task is cancelled while
     /// `decide` runs, the request is rejected and the call throws
     /// ``WSPError/operationAborted``. A client that gives up meanwhile makes the call throw
-    /// ``WSPError/connectionReset``.
+    /// ``WSPError/withdrawn`` once `decide` returns (to stop deciding early, hold the request
+    /// with ``hold()`` and await its ``HeldRequest/withdrawal``).
     ///
     /// ```swift
     /// let accepted = try await listener.accept { request async in

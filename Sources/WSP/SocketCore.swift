@@ -28,6 +28,8 @@ final class SocketCore: Sendable {
         /// closed (a retained reference, released after the close).
         var dropHandler: DropHandler?
         var retired: [DropHandler] = []
+        /// A listener's held requests, once it has held one (``heldNews()``).
+        var heldNews: HeldNews?
     }
     private let state = Locked(State())
 
@@ -43,18 +45,23 @@ final class SocketCore: Sendable {
 
     /// Closes the handle the first time; later calls do nothing and return nil.
     func close() -> WSPError? {
-        let taken = state.withLock { s -> (EventRegistration?, [UInt], [DropHandler])? in
+        let taken = state.withLock { s -> (EventRegistration?, [UInt], [DropHandler], HeldNews?)? in
             if s.closed { return nil }
             s.closed = true
-            defer { s.registration = nil; s.pinned = []; s.dropHandler = nil; s.retired = [] }
-            return (s.registration, s.pinned, s.dropHandler.map { [$0] + s.retired } ?? s.retired)
+            defer {
+                s.registration = nil; s.pinned = []; s.dropHandler = nil; s.retired = []
+                s.heldNews = nil
+            }
+            return (s.registration, s.pinned, s.dropHandler.map { [$0] + s.retired } ?? s.retired,
+                    s.heldNews)
         }
-        guard let (registration, pinned, dropHandler) = taken else { return nil }
+        guard let (registration, pinned, dropHandler, heldNews) = taken else { return nil }
         // Order matters: its waits end first, then the socket (which cancels the async
         // select; no upcall for it runs after that), then memory the provider could still
         // have written.
         if let registration { Notifier.shared.unregister(registration) }
         let error = provider.table.close(handle)
+        heldNews?.close() // the requests it held have ended: their notices say so
         for p in pinned { UnsafeMutableRawPointer(bitPattern: p)?.deallocate() }
         withExtendedLifetime(dropHandler) {}
         return error
@@ -137,6 +144,26 @@ final class SocketCore: Sendable {
                     throw error
                 }
             }
+        }
+    }
+
+    /// A listener's held requests, made with its first hold: the listener's `WSP_HELD_EVENT`
+    /// is the news reader's event from then on.
+    func heldNews() throws(WSPError) -> HeldNews {
+        let functions = try HeldFunctions.of(self)
+        return try state.withLock { s throws(WSPError) -> HeldNews in
+            if s.closed { throw .notSocket }
+            if let news = s.heldNews { return news }
+            let news = HeldNews(listener: handle, functions: functions)
+            let reader = try HeldNewsReader.add(news)
+            do throws(WSPError) {
+                try setOption(level: SOL_WSP, name: WSP_HELD_EVENT, reader.event)
+            } catch {
+                HeldNewsReader.remove(news)
+                throw error
+            }
+            s.heldNews = news
+            return news
         }
     }
 

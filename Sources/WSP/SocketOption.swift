@@ -46,6 +46,18 @@ extension SocketOption where Value == Duration? {
                      },
                      decode: { $0 == 0 ? nil : .milliseconds($0) })
     }
+
+    /// How long a listener may hold a request (``HeldRequest``) before the provider refuses
+    /// its client (``RefusalReason/holdTimeout``) and ends it (``HeldEnd/timedOut``)
+    /// (`WSP_HOLD_DEADLINE`; default 30 s; nil: none, the client's own limits still apply).
+    /// Applies to requests held from then on.
+    public static var holdDeadline: Self {
+        SocketOption(level: SOL_WSP, name: WSP_HOLD_DEADLINE, label: "holdDeadline",
+                     encode: { value throws(WSPError) in
+                         try value.map { d throws(WSPError) in try millisecondsValue(d, "holdDeadline") } ?? 0
+                     },
+                     decode: { $0 == 0 ? nil : .milliseconds($0) })
+    }
 }
 
 extension SocketOption where Value == Int {

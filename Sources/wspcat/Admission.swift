@@ -59,7 +59,8 @@ struct CIDR: CustomStringConvertible, Sendable {
 }
 
 /// The listener's admission rules: what `--allow`, `--deny`, `--require-data` and
-/// `--max-pending`/`--defer-when-busy` make of the condition function.
+/// `--max-pending`/`--defer-when-busy` make of the condition function (or, when requests are
+/// held, of the decision taken for each: Holding.swift).
 struct AdmissionRules: Sendable {
     var allow: [CIDR] = []
     var deny: [CIDR] = []
@@ -67,6 +68,7 @@ struct AdmissionRules: Sendable {
     var calleeData: [UInt8] = []
     /// The most connections in service at once.
     var maxInService = 1
+    /// Hold a request while busy, instead of refusing it (Holding.swift).
     var deferWhenBusy = false
 
     /// The answer and the reason for it, which the log shows.
@@ -75,10 +77,9 @@ struct AdmissionRules: Sendable {
         var reason: String
     }
 
-    /// Decides on `request` while `inService` connections are being served. The order is
-    /// --deny, --allow, --require-data, then the load: a request the rules refuse is
-    /// refused at once, even when the server is busy.
-    func decide(_ request: ConnectionRequest, inService: Int) -> Verdict {
+    /// The rules about who asks (--deny, --allow, --require-data, in that order): a
+    /// rejection, or nil when the request passes them.
+    func screen(_ request: ConnectionRequest) -> Verdict? {
         let host = CIDR.bytes(of: request.callerAddress) ?? []
         if let rule = deny.first(where: { $0.contains(host) }) {
             return Verdict(decision: .reject, reason: "admission rule --deny \(rule)")
@@ -91,17 +92,33 @@ struct AdmissionRules: Sendable {
             let why = request.callerData == nil ? "no caller data" : "other caller data"
             return Verdict(decision: .reject, reason: "admission rule --require-data (\(why))")
         }
-        if inService >= maxInService {
-            let busy = "busy: \(inService) connection\(inService == 1 ? "" : "s") in service (--max-pending \(maxInService))"
-            return deferWhenBusy
-                ? Verdict(decision: .defer, reason: "\(busy), --defer-when-busy")
-                : Verdict(decision: .reject, reason: busy)
-        }
-        // The client states how much callee data it can take; an answer it cannot take would
-        // fail its connect anyway. Refused here, with the reason in the log.
-        if calleeData.count > request.calleeCapacity {
-            return Verdict(decision: .reject,
-                           reason: "--callee-data is \(calleeData.count) bytes, this client takes at most \(request.calleeCapacity)")
+        return nil
+    }
+
+    /// The load: why a request is turned away while `inService` connections are being
+    /// served, or nil when one more may start.
+    func busy(inService: Int) -> String? {
+        guard inService >= maxInService else { return nil }
+        return "busy: \(inService) connection\(inService == 1 ? "" : "s") in service (--max-pending \(maxInService))"
+    }
+
+    /// Why `calleeData` cannot answer `request`, or nil when it fits. The client states how
+    /// much callee data it can take; an answer it cannot take would fail its connect anyway.
+    static func tooLong(_ calleeData: [UInt8], for request: ConnectionRequest, what: String)
+        -> String?
+    {
+        guard calleeData.count > request.calleeCapacity else { return nil }
+        return "\(what) is \(calleeData.count) bytes, this client takes at most \(request.calleeCapacity)"
+    }
+
+    /// Decides on `request` on the spot while `inService` connections are being served (no
+    /// holds): the rules about who asks first, so a request they refuse is refused even when
+    /// the server is busy, then the load, then whether --callee-data fits.
+    func decide(_ request: ConnectionRequest, inService: Int) -> Verdict {
+        if let refused = screen(request) { return refused }
+        if let busy = busy(inService: inService) { return Verdict(decision: .reject, reason: busy) }
+        if let tooLong = Self.tooLong(calleeData, for: request, what: "--callee-data") {
+            return Verdict(decision: .reject, reason: tooLong)
         }
         return Verdict(decision: .accept(calleeData: calleeData),
                        reason: "passed the admission rules")

@@ -8,10 +8,10 @@ struct Listen: ParsableCommand {
         abstract: "Accept connections, deciding on each request before it is accepted.",
         discussion: """
             Each request goes through the rules in this order: --deny, --allow, \
-            --require-data, then the load (--max-pending, --defer-when-busy). A refused \
-            client's connect fails with "connection refused" (connect-data protocol; on plain \
-            TCP it is reset). Every accept, reject, defer and withdrawal is logged on stderr \
-            with the caller's address and the reason. The first line is \
+            --require-data, --check, then the load (--max-pending, --defer-when-busy). A \
+            refused client's connect fails with "connection refused" (connect-data protocol; \
+            on plain TCP it is reset). Every accept, reject, hold, check and withdrawal is \
+            logged on stderr with the caller's address and the reason. The first line is \
             "wspcat: listening on ADDRESS: …", with the port the system chose for port 0.
 
             By default the connection is piped to stdin and stdout, one connection, and \
@@ -19,6 +19,28 @@ struct Listen: ParsableCommand {
             stdin is a terminal) stdin has ended; the sending side is shut down at the end \
             of stdin. --keep-open goes on accepting; --echo and --exec serve \
             each connection on its own and may serve several at once (--max-pending).
+
+            --check CMD holds each request that passes the rules (it leaves the queue; its \
+            client keeps waiting) while /bin/sh -c CMD decides, other clients going on \
+            meanwhile: at most --max-checks checks run at once (8 by default), and further \
+            requests wait in the queue until one ends. Exit status 0 accepts, and what CMD \
+            prints on stdout is the callee data; output longer than the client takes is \
+            never cut short: the client is refused with the reason "callee data too long". \
+            Any other status rejects. The request reaches CMD only through its environment, \
+            never as shell text: WSP_CALLER_ADDRESS and WSP_CALLER_PORT (the client), \
+            WSP_CALLER_DATA_HEX (its caller data in lowercase hex, empty when it sent none) \
+            and WSP_CALLER_DATA_LENGTH, WSP_CALLER_QOS (1 when it asked for QoS, else 0), \
+            WSP_CALLEE_CAPACITY (the most callee data it takes), WSP_LOCAL_ADDRESS and \
+            WSP_LOCAL_PORT (the listener), WSP_PROTOCOL (connect-data or tcp; on tcp there is \
+            no callee data and the output is ignored). CMD's stdin is /dev/null, its stderr \
+            is wspcat's.
+
+            --defer-when-busy holds a request that arrives while --max-pending connections \
+            are in service, instead of refusing it, and accepts the held ones, oldest first, \
+            as connections end. A request held longer than --hold-deadline (30 s by default) \
+            is refused by the provider (reason: held past its hold deadline) and logged as a \
+            timeout; a check still running for it — and whatever the check started, its \
+            process group — is killed and reaped, as is the check of a client that gives up.
 
             Exit status: 0 when the connection (or, with --keep-open, the listener) ended; \
             1 when the listener could not be set up; 64 bad command line.
@@ -59,8 +81,23 @@ struct Listen: ParsableCommand {
         valueName: "N"))
     var maxPending = "1"
 
-    @Flag(help: "While --max-pending connections are in service, defer new requests (the client waits, kept alive by the provider's pending notices) instead of rejecting them; they are accepted when a connection ends.")
+    @Flag(help: "While --max-pending connections are in service, hold new requests (the client waits, kept alive by the provider's pending notices) instead of rejecting them; they are accepted, oldest first, as connections end.")
     var deferWhenBusy = false
+
+    @Option(help: ArgumentHelp(
+        "Hold each request that passes the rules while CMD (run with /bin/sh -c, the request's details in its environment) decides: exit status 0 accepts, with CMD's stdout as callee data; any other rejects.",
+        valueName: "CMD"))
+    var check: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Run at most N checks at once, from 1 to 1024; while N run, further requests wait in the queue.",
+        valueName: "N"))
+    var maxChecks = "8"
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "How long a request may be held (--check, --defer-when-busy) before its client is refused and its check killed; 0: no limit. The provider's default: 30.",
+        valueName: "SECONDS"))
+    var holdDeadline: String?
 
     @Option(help: ArgumentHelp(
         "Answer every accepted caller with STRING as callee data (connect-data protocol).",
@@ -73,7 +110,7 @@ struct Listen: ParsableCommand {
     @Option(parsing: .unconditional, help: "How many requests may wait to be decided, from 1 to 4096.")
     var backlog = "128"
 
-    @Flag(name: .shortAndLong, help: "Do not log accepts, rejects, defers and withdrawals.")
+    @Flag(name: .shortAndLong, help: "Do not log accepts, rejects, holds, checks and withdrawals.")
     var quiet = false
 
     @Option(help: "How log lines look: text (one line each) or json (one JSON object per line).")
@@ -92,6 +129,11 @@ struct Listen: ParsableCommand {
         if let calleeData, calleeData.utf8.count > Int(WSP_MAX_CONNECT_DATA) {
             throw ValidationError("--callee-data is longer than \(WSP_MAX_CONNECT_DATA) bytes")
         }
+        if check != nil && calleeData != nil {
+            throw ValidationError("--check and --callee-data exclude each other: the check's output is the callee data")
+        }
+        _ = try checksValue()
+        _ = try holdDeadlineValue()
         _ = try rules()
         _ = try Endpoint(address, what: "the listening address")
     }
@@ -102,6 +144,29 @@ struct Listen: ParsableCommand {
         }
         guard n >= 1 else { throw ValidationError("--max-pending must be at least 1, not \(n)") }
         return n
+    }
+
+    func checksValue() throws -> Int {
+        guard let n = Int(maxChecks) else {
+            throw ValidationError("--max-checks '\(maxChecks)' is not a whole number")
+        }
+        guard (1...1024).contains(n) else {
+            throw ValidationError("--max-checks must be from 1 to 1024, not \(n)")
+        }
+        return n
+    }
+
+    /// Seconds (0: none), or nil for the provider's default.
+    func holdDeadlineValue() throws -> Double? {
+        guard let holdDeadline else { return nil }
+        guard let seconds = Double(holdDeadline), seconds.isFinite else {
+            throw ValidationError("--hold-deadline '\(holdDeadline)' is not a number of seconds")
+        }
+        let limit = Double(UInt32.max / 1000)
+        guard seconds >= 0, seconds <= limit else {
+            throw ValidationError("--hold-deadline must be from 0 (no limit) to \(Int(limit)) seconds, not \(holdDeadline)")
+        }
+        return seconds
     }
 
     func backlogValue() throws -> Int32 {
@@ -135,10 +200,17 @@ struct Listen: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let log = EventLog(format: logFormat, quiet: quiet)
         let service: Service = exec.map { .exec($0) } ?? (echo ? .echo : .stdio(StdinFeeder()))
-        let server = Server(rules: try rules(), log: log, service: service, keepOpen: keepOpen)
+        let server = Server(rules: try rules(), log: log, service: service, keepOpen: keepOpen,
+                            check: check, maxChecks: try checksValue(),
+                            holdDeadline: try holdDeadlineValue())
+        if check != nil {
+            AdmissionCheck.endChecksOnTermination { server.state.withLock { $0.checks } }
+        }
         let endpoint = try Endpoint(address, what: "the listening address")
         let proto = self.protocol, backlog = try backlogValue()
-        let calleeCount = calleeData?.utf8.count ?? 0
+        // A check's output is capped by what the client takes, not by the listener's
+        // default limit.
+        let calleeCount = check != nil ? Int(WSP_MAX_CONNECT_DATA) : calleeData?.utf8.count ?? 0
         do {
             // A name listens on its first address.
             guard let local = try endpoint.addresses().first else { throw WSPError.hostNotFound }
@@ -170,33 +242,49 @@ enum Service: Sendable {
 }
 
 /// The accept loop: the admission rules as the condition function, one line logged per
-/// outcome, and one thread per connection in service. Built on the module's
-/// `connections` sequence: it waits for requests without polling, and nothing that happens
-/// to one client (a rejection, a deferral, a client that gives up, an accept that fails)
-/// ends it.
+/// outcome, and one thread per connection in service. Without holds it is built on the
+/// module's `connections` sequence; with --check or --defer-when-busy on held requests
+/// (Holding.swift). Either way it waits for requests without polling, and nothing that
+/// happens to one client (a rejection, a client that gives up, an accept that fails) ends it.
 final class Server: Sendable {
     let rules: AdmissionRules
     let log: EventLog
     let service: Service
     let keepOpen: Bool
-    private struct State {
+    /// Holding (Holding.swift): --check's command, how many checks run at once, the
+    /// listener's hold deadline in seconds (0: none; nil: the provider's).
+    let check: String?
+    let maxChecks: Int
+    let holdDeadline: Double?
+    struct State {
         var inService = 0
         var served = 0
         var stopping = false
         var loop: Task<Void, any Error>? = nil
         /// The verdict of each request being decided, by caller, for its log line.
         var verdicts: [Address: AdmissionRules.Verdict] = [:]
-        /// When each deferred caller was first deferred.
-        var deferredSince: [Address: Double] = [:]
+        /// Holding: requests waiting for a connection to end, oldest first.
+        var parked: [HeldSlot] = []
+        /// Holding: the checks running, and the accept loop waiting for one to end.
+        var checks: [AdmissionCheck] = []
+        var roomWaiter: UnsafeContinuation<Void, Never>? = nil
     }
-    private let state = Locked(State())
+    let state = Locked(State())
 
-    init(rules: AdmissionRules, log: EventLog, service: Service, keepOpen: Bool) {
+    init(rules: AdmissionRules, log: EventLog, service: Service, keepOpen: Bool,
+         check: String? = nil, maxChecks: Int = 8, holdDeadline: Double? = nil) {
         self.rules = rules
         self.log = log
         self.service = service
         self.keepOpen = keepOpen
+        self.check = check
+        self.maxChecks = maxChecks
+        self.holdDeadline = holdDeadline
     }
+
+    /// Whether requests are held (--check, --defer-when-busy) rather than decided by a
+    /// condition function on the spot.
+    var holds: Bool { check != nil || rules.deferWhenBusy }
 
     /// Ends `run`: its loop is cancelled, wherever it waits.
     func stop() {
@@ -209,8 +297,8 @@ final class Server: Sendable {
     var inService: Int { state.withLock { $0.inService } }
 
     /// Accepts until stopped, or (without --keep-open) until the first connection has been
-    /// served.
-    func run(_ listener: borrowing Socket, protocolName: String) async throws(WSPError) {
+    /// served. Closes the listener at the end.
+    func run(_ listener: consuming Socket, protocolName: String) async throws(WSPError) {
         let local = try listener.localAddress
         let backlog = try listener.listenerStatistics.backlog
         log.say("listening",
@@ -218,11 +306,19 @@ final class Server: Sendable {
                 always: true,
                 fields: [("address", .text(local.description)), ("protocol", .text(protocolName)),
                          ("backlog", .number(Double(backlog)))])
+        if holds {
+            try await runHolding(listener, protocolName: protocolName)
+        } else {
+            try await runDeciding(listener)
+        }
+    }
+
+    /// The accept loop without holds: the rules are the condition function.
+    private func runDeciding(_ listener: borrowing Socket) async throws(WSPError) {
         let rules = self.rules
         // The sequence is a value apart from the listener, so a task of its own can run the
         // loop and `stop()` can cancel it; the listener stays open in this scope meanwhile.
         let connections = listener.connections(
-            retryDeferredAfter: .milliseconds(50),
             outcomes: { [self] outcome in self.report(outcome) },
             condition: { [self] request in
                 state.withLock { s in
@@ -245,18 +341,26 @@ final class Server: Sendable {
                 }
             }
         }
+        let result = await waitForLoop(loop)
+        logClosing(waiting: (try? listener.listenerStatistics.queued) ?? 0)
+        if case .failure(let error as WSPError) = result, error != .operationAborted { throw error }
+    }
+
+    /// Waits for the accept loop, which `stop()` cancels.
+    func waitForLoop(_ loop: Task<Void, any Error>) async -> Result<Void, any Error> {
         let stopped = state.withLock { s in
             s.loop = loop
             return s.stopping
         }
         if stopped { loop.cancel() }
-        let result = await loop.result
-        let waiting = (try? listener.listenerStatistics.queued) ?? 0
+        return await loop.result
+    }
+
+    func logClosing(waiting: UInt32) {
         if waiting > 0 {
             log.event("closing", caller: nil,
                       reason: "\(waiting) request\(waiting == 1 ? "" : "s") still waiting will be refused")
         }
-        if case .failure(let error as WSPError) = result, error != .operationAborted { throw error }
     }
 
     /// One log line per outcome.
@@ -264,62 +368,54 @@ final class Server: Sendable {
         switch outcome {
         case .accepted(let request):
             let caller = request.callerAddress
-            let (verdict, waited) = settle(caller)
             log.event("accept", caller: caller.description,
-                      reason: verdict?.reason ?? "accepted",
-                      fields: dataField(request) + waited)
+                      reason: settle(caller)?.reason ?? "accepted", fields: dataField(request))
         case .rejected(let request):
             let caller = request.callerAddress
-            let (verdict, waited) = settle(caller)
-            log.event("reject", caller: caller.description, reason: verdict?.reason ?? "rejected",
-                      fields: dataField(request) + waited)
+            log.event("reject", caller: caller.description,
+                      reason: settle(caller)?.reason ?? "rejected", fields: dataField(request))
         case .deferred(let request):
-            let caller = request.callerAddress
-            let verdict = state.withLock { s in
-                s.deferredSince[caller] = now()
-                return s.verdicts[caller]
-            }
-            log.event("defer", caller: caller.description, reason: verdict?.reason ?? "deferred",
-                      fields: dataField(request))
+            // Not reached: without holds the rules never defer.
+            log.event("defer", caller: request.callerAddress.description,
+                      reason: settle(request.callerAddress)?.reason ?? "deferred")
         case .withdrawn(let caller):
             guard let caller else {
                 log.event("withdrawn", caller: nil,
                           reason: "a client gave up while queued, before the rules saw its request")
                 return
             }
-            let (_, waited) = settle(caller)
+            _ = settle(caller)
             log.event("withdrawn", caller: caller.description,
-                      reason: waited.isEmpty ? "the client gave up while its request was being decided"
-                          : "the client gave up while deferred",
-                      fields: waited)
+                      reason: "the client gave up while its request was being decided")
         case .failed(let request, let error):
             if let request { _ = settle(request.callerAddress) }
             log.event("error", caller: request?.callerAddress.description,
                       reason: "the accept failed for this client: \(error.name): \(error.detail ?? error.meaning)",
                       fields: [("code", .text(error.name))])
         case .dropped(let caller, let reason):
-            log.event("drop", caller: caller.description, reason: reason.description,
-                      fields: [("code", .text(reason.name))])
+            logDrop(caller, reason)
         }
     }
 
-    /// Forgets `caller`'s verdict and deferral; the verdict and how long it was deferred.
-    private func settle(_ caller: Address) -> (AdmissionRules.Verdict?, [(String, EventLog.Value)]) {
-        state.withLock { s in
-            let verdict = s.verdicts.removeValue(forKey: caller)
-            guard let since = s.deferredSince.removeValue(forKey: caller) else { return (verdict, []) }
-            return (verdict, [("waited", .seconds(now() - since))])
-        }
+    func logDrop(_ caller: Address, _ reason: RefusalReason) {
+        log.event("drop", caller: caller.description, reason: reason.description,
+                  fields: [("code", .text(reason.name))])
     }
 
-    private func dataField(_ request: ConnectionRequest?) -> [(String, EventLog.Value)] {
+    /// Forgets `caller`'s verdict; the verdict.
+    private func settle(_ caller: Address) -> AdmissionRules.Verdict? {
+        state.withLock { $0.verdicts.removeValue(forKey: caller) }
+    }
+
+    func dataField(_ request: ConnectionRequest?) -> [(String, EventLog.Value)] {
         guard let data = request?.callerData else { return [] }
         return [("data", .data(data))]
     }
 
-    /// Serves `stream` on a thread of its own.
-    private func start(_ stream: Stream) {
-        state.withLock { $0.inService += 1; $0.served += 1 }
+    /// Serves `stream` on a thread of its own; `reserved`: its place in service was counted
+    /// already (a held request, ``reserve()``).
+    func start(_ stream: Stream, reserved: Bool = false) {
+        if !reserved { state.withLock { $0.inService += 1; $0.served += 1 } }
         let service = self.service
         Thread.detach { [self] in
             let started = now()
@@ -351,7 +447,7 @@ final class Server: Sendable {
                 return !keepOpen && s.inService == 0
             }
             if last { stop() } // without --keep-open, one connection is the whole run
-
+            serveParked()
         }
     }
 

@@ -114,9 +114,9 @@ import Testing
     }
 
     /// Busy server: one connection in service for 2 s (the command sleeps). A client with a
-    /// short --timeout is deferred and gives up (status 3; in the log dropped as expired, or
-    /// withdrawn when its close reaches the server before its stated patience runs out); one
-    /// without is deferred, then accepted when the first connection ends.
+    /// short --timeout is held and gives up (status 3; in the log a timeout when its stated
+    /// patience ends the hold, or withdrawn when its close reaches the server first); one
+    /// without is held, then accepted when the first connection ends.
     @Test func deferWhenBusyThenTimeoutAndAccept() throws {
         let server = try Run(["listen", "127.0.0.1:0", "--keep-open", "--defer-when-busy",
                               "--exec", "sleep 2; echo done"])
@@ -128,9 +128,9 @@ import Testing
         let impatient = try connect(port, ["--timeout", "0.5"])
         #expect(impatient.exitStatus() == 3, "\(impatient.stderr)")
         #expect(impatient.stderr.contains("timed out after 0.5 s"), "\(impatient.stderr)")
-        #expect(server.logs("defer 127.0.0.1:", "--defer-when-busy"), "\(server.stderr)")
-        #expect(server.logsAny([["drop 127.0.0.1:", "connect limit passed", "WSP_REASON_EXPIRED"],
-                                ["withdrawn 127.0.0.1:", "gave up while deferred"]]),
+        #expect(server.logs("hold 127.0.0.1:", "--defer-when-busy"), "\(server.stderr)")
+        #expect(server.logsAny([["timeout 127.0.0.1:", "the client's connect limit passed"],
+                                ["withdrawn 127.0.0.1:", "gave up while held"]]),
                 "\(server.stderr)")
 
         let patient = try connect(port, ["--timeout", "8"])
@@ -227,12 +227,12 @@ import Testing
     @Test func demoShowsEveryOutcome() throws {
         let run = try Run(["demo"])
         #expect(run.exitStatus(within: 20) == 0, "\(run.stdout)\(run.stderr)")
-        for event in ["wspcat: accept ", "wspcat: reject ", "wspcat: defer ", "connect refused",
+        for event in ["wspcat: accept ", "wspcat: reject ", "wspcat: hold ", "connect refused",
                       "waited"] {
             #expect(run.stdout.contains(event), "\(event) missing: \(run.stdout)")
         }
-        // Carol's patience runs out while deferred: expired at the server, or withdrawn.
-        #expect(run.stdout.contains("wspcat: withdrawn ") || run.stdout.contains("WSP_REASON_EXPIRED"),
+        // Carol's patience runs out while held: a timeout at the server, or withdrawn.
+        #expect(run.stdout.contains("wspcat: withdrawn ") || run.stdout.contains("wspcat: timeout "),
                 "\(run.stdout)")
     }
 }
