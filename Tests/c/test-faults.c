@@ -5,6 +5,7 @@
  * usable afterwards. Every test checks that its fault fired, so that it cannot pass without
  * taking the path it is about. */
 #include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "faults.h"
@@ -244,6 +245,55 @@ TEST(fault_connect_request_survives_an_interrupted_send) {
     acceptor_stop(&k);
 }
 
+/* A raw server that accepts one connection, ends its side at once (FIN, no answer) and
+ * reads until the client has gone. */
+struct silent_server {
+    int lfd;
+    struct sockaddr_storage addr;
+    pthread_t thread;
+};
+
+static void *silent_server_main(void *arg) {
+    struct silent_server *v = arg;
+    int fd = accept(v->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    char b[256];
+    while (recv(fd, b, sizeof b, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+static void silent_server_start(struct silent_server *v) {
+    v->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in *in = (struct sockaddr_in *)&v->addr;
+    memset(&v->addr, 0, sizeof v->addr);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(v->lfd, (struct sockaddr *)in, sizeof *in), 0);
+    CHECK_EQ(listen(v->lfd, 4), 0);
+    socklen_t len = sizeof *in;
+    CHECK_EQ(getsockname(v->lfd, (struct sockaddr *)in, &len), 0);
+    CHECK_EQ(pthread_create(&v->thread, NULL, silent_server_main, v), 0);
+}
+
+/* The answer's first receive finds nothing (EAGAIN), the next one the server's close: the
+ * connect fails at once with WSAECONNABORTED (not a connect-data server), whatever errno
+ * still says from the receive before. */
+TEST(fault_connect_sees_the_close_after_finding_nothing) {
+    start();
+    struct silent_server v;
+    silent_server_start(&v);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(recv, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &v.addr, "hi", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    close_socket(s);
+    pthread_join(v.thread, NULL);
+    close(v.lfd);
+}
+
 /* A wait for the connection interrupted by a signal is resumed, not reported. */
 TEST(fault_blocking_plain_connect_survives_an_interrupted_wait) {
     start();
@@ -364,6 +414,58 @@ TEST(fault_event_without_an_epoll_instance) {
 }
 TEST(fault_event_without_memory_for_its_set) {
     event_creation_fails_when(FAULT_calloc, 2, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+TEST(fault_event_table_that_cannot_grow) {
+    event_creation_fails_when(FAULT_realloc, 1, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+/* ---- message queues ---- */
+
+/* WSPCreateMessageQueue fails with code when the first call of fn fails with e, leaving
+ * nothing open; the next one works. */
+static void queue_creation_fails_when(enum fault_fn fn, int e, int code) {
+    int before = provider_fds();
+    fault_set(fn, (struct fault){.err = e, .this_thread = 1});
+    WSASetLastError(0);
+    CHECK(WSPCreateMessageQueue() == NULL);
+    CHECK_EQ(WSAGetLastError(), code);
+    CHECK_EQ(fault_fired(fn), 1);
+    CHECK_EQ(provider_fds(), before);
+    fault_clear();
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK_EQ(provider_fds(), before);
+}
+
+TEST(fault_queue_without_memory) { queue_creation_fails_when(FAULT_calloc, ENOMEM, WSA_NOT_ENOUGH_MEMORY); }
+TEST(fault_queue_without_a_descriptor) { queue_creation_fails_when(FAULT_eventfd, EMFILE, WSAEMFILE); }
+TEST(fault_queue_table_that_cannot_grow) {
+    queue_creation_fails_when(FAULT_realloc, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+/* A message that finds the queue full and no memory to grow it is refused with
+ * WSA_NOT_ENOUGH_MEMORY; the queue keeps what it had and takes messages again afterwards. */
+TEST(fault_queue_that_cannot_grow_refuses_the_message) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    /* The first growth (from nothing) works, the second fails. */
+    FAULT(malloc, .nth = 2, .times = -1, .err = ENOMEM, .this_thread = 1);
+    int posted = 0;
+    while (posted < 10000 && WSPPostMessage(q, 0x400, (WPARAM)posted, 0))
+        posted++;
+    CHECK(posted > 0 && posted < 10000);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK(fault_fired(FAULT_malloc) >= 1);
+    fault_clear();
+    CHECK(WSPPostMessage(q, 0x400, (WPARAM)posted, 0));
+    for (int i = 0; i <= posted; i++) {
+        WSPMSG m;
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+        CHECK_EQ(m.wParam, (WPARAM)i);
+    }
+    CHECK(WSPDestroyMessageQueue(q));
 }
 
 /* Waits for FD_READ on s through ev, with data sent by c. */
