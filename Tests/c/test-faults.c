@@ -245,23 +245,25 @@ TEST(fault_connect_request_survives_an_interrupted_send) {
     acceptor_stop(&k);
 }
 
-/* A raw server that accepts one connection, ends its side at once (FIN, no answer) and
- * reads until the client has gone. */
+/* A raw server that accepts connections one at a time (count of them), ends its side of
+ * each at once (FIN, no answer) and reads until the client has gone. */
 struct silent_server {
-    int lfd;
+    int lfd, count;
     struct sockaddr_storage addr;
     pthread_t thread;
 };
 
 static void *silent_server_main(void *arg) {
     struct silent_server *v = arg;
-    int fd = accept(v->lfd, NULL, NULL);
-    CHECK(fd >= 0);
-    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
-    char b[256];
-    while (recv(fd, b, sizeof b, 0) > 0) {
+    for (int i = 0; i < v->count; i++) {
+        int fd = accept(v->lfd, NULL, NULL);
+        CHECK(fd >= 0);
+        CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+        char b[256];
+        while (recv(fd, b, sizeof b, 0) > 0) {
+        }
+        close(fd);
     }
-    close(fd);
     return NULL;
 }
 
@@ -280,15 +282,29 @@ static void silent_server_start(struct silent_server *v) {
 
 /* The answer's first receive finds nothing (EAGAIN), the next one the server's close: the
  * connect fails at once with WSAECONNABORTED (not a connect-data server), whatever errno
- * still says from the receive before. */
+ * still says from the receive before; a non-blocking connect ends the same way. */
 TEST(fault_connect_sees_the_close_after_finding_nothing) {
     start();
-    struct silent_server v;
+    struct silent_server v = {.count = 2};
     silent_server_start(&v);
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
     FAULT(recv, .err = EAGAIN, .this_thread = 1);
     CHECK_EQ(connect_to(s, &v.addr, "hi", NULL), WSAECONNABORTED);
     CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    close_socket(s);
+    s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &v.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    DWORD e = 0;
+    long long deadline = now_ms() + 10000;
+    while (e == 0) {
+        int len = sizeof e, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&e, &len, &err), 0);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    CHECK_EQ(e, WSAECONNABORTED);
     close_socket(s);
     pthread_join(v.thread, NULL);
     close(v.lfd);
