@@ -606,6 +606,53 @@ TEST(fault_event_registration_whose_look_fails_makes_nothing_up) {
     close_socket(l);
 }
 
+/* A recv that fills its buffer leaves "is more waiting?" to the next enumeration (event_set.h),
+ * which asks with one poll. Interrupted, the poll is made again; failing, the socket looks
+ * itself: FD_READ is reported either way. */
+static void data_left_is_reported_when_the_look_fails_with(int e) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "0123456789");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    FAULT(poll, .err = e, .this_thread = 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK(WSACloseEvent(ev));
+}
+
+TEST(fault_data_left_by_a_recv_is_reported_after_an_interrupted_look) {
+    data_left_is_reported_when_the_look_fails_with(EINTR);
+}
+TEST(fault_data_left_by_a_recv_is_reported_after_a_failed_look) {
+    data_left_is_reported_when_the_look_fails_with(ENOMEM);
+}
+
+/* A connect the kernel refuses at once (no route): the error at once, blocking or not, and
+ * the socket can connect afterwards. */
+TEST(fault_connect_refused_by_the_kernel_at_once) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 1);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    fault_clear();
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    wait_connected(s, &k.addr);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* ---- lpWSPSelect ------------------------------------------------------------------------------ */
 
 /* One lpWSPSelect for reading s; returns its result and *err. */
