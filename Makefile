@@ -92,8 +92,21 @@ $(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) $(TEST_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS_ALL) -ITests/c $(CFLAGS_ALL) -c $< -o $@
 
-$(BUILD)/wsp-tests: $(TEST_OBJS) $(BUILD)/libcwsp.a
-	$(CC) $(SAN) -pthread -o $@ $(TEST_OBJS) $(BUILD)/libcwsp.a
+# The test binary links a copy of the provider whose calls to the functions Tests/c/faults.h
+# lists are renamed to the wrappers in Tests/c/faults.c, so that a test can make one of them
+# fail and the provider's descriptors are counted; the tests' own calls are left alone (which
+# -Wl,--wrap could not do). The event and message queue functions of Tests/c/leaks.syms are
+# renamed too, wrapped by Tests/c/leaks.c to close what a test left open before the runner
+# looks for leaks. Tests/mutate/run renames its objects with the same list.
+$(BUILD)/faults.syms: Tests/c/faults.h Tests/c/leaks.syms
+	@mkdir -p $(dir $@)
+	{ grep -o 'X([a-z0-9_]*)' $< | sed 's/X(\(.*\))/\1 wsp_fault_\1/'; cat Tests/c/leaks.syms; } > $@
+
+$(BUILD)/libcwsp-faults.a: $(BUILD)/libcwsp.a $(BUILD)/faults.syms
+	objcopy --redefine-syms=$(BUILD)/faults.syms $< $@
+
+$(BUILD)/wsp-tests: $(TEST_OBJS) $(BUILD)/libcwsp-faults.a
+	$(CC) $(SAN) -pthread -o $@ $(TEST_OBJS) $(BUILD)/libcwsp-faults.a
 
 # The public header compiles cleanly, on its own, as C99, C11 and C++.
 $(BUILD)/header-check.stamp: $(HEADERS) Tests/c/header-check.c

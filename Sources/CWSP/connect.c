@@ -75,7 +75,8 @@ struct connect_request {
 };
 
 /* so->lock held. Stores an ACCEPT's callee data and QoS in the socket and in the caller's
- * buffers (when given); 0 or WSAEFAULT when the callee data does not fit. */
+ * buffers (when given); 0, WSAEFAULT when the callee data does not fit, or WSAENOBUFS when
+ * the socket's copies cannot be had (then nothing is stored). */
 static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF callee,
                        LPQOS sqos) {
     if (callee && f->data_len > callee->len)
@@ -84,11 +85,19 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
      * buffer: WSAEFAULT, not a silently truncated copy. */
     if (sqos && f->has_qos && f->qos.specific_len > sqos->ProviderSpecific.len)
         return WSAEFAULT;
+    size_t specific_len = f->has_qos ? f->qos.specific_len : 0;
+    uint8_t *data = f->data_len ? malloc(f->data_len) : NULL;
+    char *specific = specific_len ? malloc(specific_len) : NULL;
+    if ((f->data_len && !data) || (specific_len && !specific)) {
+        free(data);
+        free(specific);
+        return WSAENOBUFS;
+    }
     free(so->callee_data);
-    so->callee_data = NULL;
+    so->callee_data = data;
     so->callee_len = f->data_len;
-    if (f->data_len && (so->callee_data = malloc(f->data_len)))
-        memcpy(so->callee_data, f->data, f->data_len);
+    if (data)
+        memcpy(data, f->data, f->data_len);
     if (callee) {
         if (f->data_len)
             memcpy(callee->buf, f->data, f->data_len);
@@ -98,8 +107,7 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
     free(so->qos.ProviderSpecific.buf);
     so->qos = (QOS){0};
     if (f->has_qos) {
-        char *copy = f->qos.specific_len ? malloc(f->qos.specific_len) : NULL;
-        wsp_qos_from_wire(&so->qos, &f->qos, copy, copy ? f->qos.specific_len : 0);
+        wsp_qos_from_wire(&so->qos, &f->qos, specific, (uint32_t)specific_len);
         if (sqos)
             wsp_qos_from_wire(sqos, &f->qos, sqos->ProviderSpecific.buf,
                               sqos->ProviderSpecific.len);
@@ -412,6 +420,25 @@ static void connector_arm(struct wsp_connector *c) {
     wsp_reactor_set_timer(&c->item, due);
 }
 
+/* so->lock held. Sends as much of the rest of the request as the socket takes now (all of
+ * it, or up to a full send buffer: the reactor then waits for the socket to be writable
+ * again, the connector's item still watching EPOLLOUT). 0 or the WSA code of the error. */
+static int send_request(struct wsp_connector *c) {
+    if (c->req_sent == 0)
+        stamp_patience(&c->req, c->limit_ms);
+    while (c->req_sent < c->req.frame_len) {
+        ssize_t n = send(c->so->fd, c->req.frame + c->req_sent, c->req.frame_len - c->req_sent,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0)
+            c->req_sent += (size_t)n;
+        else if (n == 0 || errno == EAGAIN)
+            return 0; /* a connection still being set up says EAGAIN too */
+        else if (errno != EINTR)
+            return request_send_error(wsp_wsa_from_errno(errno));
+    }
+    return 0;
+}
+
 /* so->lock held, c still the socket's connector. One step of the connect on what the
  * descriptor reported (events, as epoll names them). */
 static void connector_step(struct wsp_connector *c, uint32_t events) {
@@ -422,12 +449,9 @@ static void connector_step(struct wsp_connector *c, uint32_t events) {
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             err = tcp_outcome(so->fd);
         if (!err && so->entry->connect_data) {
-            if (c->req_sent == 0)
-                stamp_patience(&c->req, c->limit_ms);
-            err = wsp_fd_send_all(so->fd, c->req.frame + c->req_sent,
-                                  c->req.frame_len - c->req_sent, 0);
-            if (err)
-                err = request_send_error(err);
+            err = send_request(c);
+            if (!err && c->req_sent < c->req.frame_len)
+                return; /* the rest when the socket is writable again */
         }
         if (err || !so->entry->connect_data) {
             connector_finish(c, err, NULL);
@@ -508,12 +532,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
         /* As in a blocking connect, the request goes out at once when the connection is up
          * (usually, on a nearby server), saving the reactor a wake-up. An error is the
          * connect's own; it is reported the usual way, when the reactor sees the socket. */
-        stamp_patience(&c->req, c->limit_ms);
-        ssize_t n = send(so->fd, c->req.frame, c->req.frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0)
-            c->req_sent = (size_t)n;
-        else if (n < 0 && errno != EAGAIN && errno != EINTR)
-            c->early_error = request_send_error(wsp_wsa_from_errno(errno));
+        c->early_error = send_request(c);
         if (c->req_sent == c->req.frame_len) {
             c->sent = 1;
             watch = EPOLLIN | EPOLLRDHUP;

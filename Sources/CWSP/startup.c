@@ -153,7 +153,8 @@ int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData, LPWSAPROTOCOL_INFO l
     wsp_upcalls_fill_builtin(&UpcallTable);
     pthread_mutex_lock(&startup_lock);
     int err = wsp_publish_upcalls(&UpcallTable, builtin_events);
-    if (!err)
+    /* One reactor start for the start-ups in force, as the last cleanup stops it once. */
+    if (!err && wsp_startup_count() == 0)
         err = wsp_reactor_start();
     if (!err)
         wsp_set_startup_count(wsp_startup_count() + 1);

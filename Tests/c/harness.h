@@ -25,6 +25,10 @@ void wsp_test_register(const char *name, const char *file, wsp_test_fn fn, int t
 
 #define TEST(name) TEST_WITH_TIMEOUT(name, 30)
 
+/* Run by the runner after each test, in the test's process (leaks.c): tears the provider down
+ * and reports what it left behind; 0 when nothing. */
+int wsp_test_leaks(void);
+
 /* Failure ends the test's process with a message naming the line. */
 #define CHECK(cond)                                                                   \
     do {                                                                              \

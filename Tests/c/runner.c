@@ -3,7 +3,11 @@
  * Arguments select tests by a part of their name. For the mutation runner (Tests/mutate/run):
  * `--list` prints "name file timeout" for each test and runs nothing; WSP_TEST_EXACT=1 makes
  * the arguments whole names, in the order given (the runner orders them by how likely they are
- * to fail); WSP_TEST_FAILFAST=1 stops at the first failure. */
+ * to fail); WSP_TEST_FAILFAST=1 stops at the first failure.
+ *
+ * After each test its process tears the provider down and fails the test if a descriptor the
+ * provider opened, or memory (under LeakSanitizer), was left behind (leaks.c);
+ * WSP_TEST_LEAKS=0 skips that. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -63,6 +67,11 @@ void __gcov_dump(void);
 #define flush_coverage() ((void)0)
 #endif
 
+/* After each test, in its process: whether it left a descriptor or memory of the provider's
+ * behind (leaks.c); WSP_TEST_LEAKS=0 skips the check. */
+static int check_leaks = 1;
+#define EXIT_LEAKED 3
+
 /* Returns 0 on pass; prints why otherwise. */
 static int run_one(const struct wsp_test *t) {
     fflush(stdout);
@@ -78,9 +87,10 @@ static int run_one(const struct wsp_test *t) {
     if (pid == 0) {
         alarm((unsigned)t->timeout_s);
         t->fn();
+        int leaked = check_leaks && wsp_test_leaks();
         fflush(NULL);
         flush_coverage();
-        _exit(0);
+        _exit(leaked ? EXIT_LEAKED : 0);
     }
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
@@ -91,6 +101,8 @@ static int run_one(const struct wsp_test *t) {
         printf("  timed out after %d s\n", t->timeout_s);
     else if (WIFSIGNALED(status))
         printf("  killed by signal %d\n", WTERMSIG(status));
+    else if (WEXITSTATUS(status) == EXIT_LEAKED)
+        printf("  passed, but left behind what is listed above\n");
     else
         printf("  exit status %d\n", WEXITSTATUS(status));
     return 1;
@@ -105,6 +117,8 @@ int main(int argc, char **argv) {
             printf("%s %s %d\n", tests[i].name, tests[i].file, tests[i].timeout_s);
         return 0;
     }
+    const char *leaks_env = getenv("WSP_TEST_LEAKS");
+    check_leaks = !(leaks_env && *leaks_env == '0');
     const char *exact_env = getenv("WSP_TEST_EXACT"), *failfast_env = getenv("WSP_TEST_FAILFAST");
     int exact = exact_env && *exact_env == '1', failfast = failfast_env && *failfast_env == '1';
     int passed = 0, failed = 0;

@@ -1570,31 +1570,40 @@ TEST(cdata_client_aborts_on_a_malformed_answer) {
     }
 }
 
-/* A request larger than the client's send buffer leaves in several pieces (the provider
- * sends what fits and the rest when the socket is writable again); the server gets it whole
- * and byte for byte. A blocking connect only: a non-blocking one fails today when the rest
- * does not fit at once (the reactor sends it with no time to wait), which is a provider bug
- * to fix, not behaviour to pin. */
-TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
-    start();
-    struct sockaddr_storage addr;
-    SOCKET l = cdata_listener(4, &addr);
+/* A listener with a small receive window (its connections inherit it), so that the client's
+ * kernel takes a large request a few KiB at a time, and a client socket allowed the largest
+ * connect data with the least send buffer the kernel grants. */
+static SOCKET small_window_listener(struct sockaddr_storage *addr) {
+    SOCKET l = cdata_listener(4, addr);
     set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
-    /* A small receive window at the server too (its connections inherit it), so that the
-     * client's kernel takes the frame a few KiB at a time. */
     int tiny = 1, err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_SOCKET, SO_RCVBUF, (const char *)&tiny, sizeof tiny, &err),
              0);
+    return l;
+}
+
+static SOCKET small_buffer_client(void) {
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
+    int tiny = 1, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_SNDBUF, (const char *)&tiny, sizeof tiny, &err),
+             0); /* the kernel rounds it up to its least, a few KiB */
+    return s;
+}
+
+/* A request larger than the client's send buffer leaves in several pieces (the provider
+ * sends what fits and the rest when the socket is writable again); the server gets it whole
+ * and byte for byte. */
+TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = small_window_listener(&addr);
     static uint8_t big[MAXD];
     pattern(big, sizeof big, 11u);
     WSABUF caller = {sizeof big, (char *)big};
-    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
-                               .caller = &caller};
-    set_dword(ac.s, SOL_WSP, WSP_MAX_CALLER_DATA, MAXD);
-    CHECK_EQ(T.lpWSPSetSockOpt(ac.s, SOL_SOCKET, SO_SNDBUF, (const char *)&tiny, sizeof tiny,
-                               &err),
-             0); /* the kernel rounds it up to its least, a few KiB */
+    struct async_connect ac = {.s = small_buffer_client(), .addr = addr, .caller = &caller};
     async_connect_start(&ac);
+    int err = 0;
     static struct cond c;
     c.rc = CF_ACCEPT;
     SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
@@ -1604,6 +1613,47 @@ TEST(cdata_request_larger_than_the_send_buffer_arrives_whole) {
     CHECK_EQ(async_connect_join(&ac), 0);
     close_socket(a);
     close_socket(ac.s);
+}
+
+/* The same, non-blocking: the reactor sends the rest of the request each time the socket is
+ * writable again, until the server has it whole (the connect used to fail with WSAETIMEDOUT
+ * at the first send that found the buffer full). */
+TEST(cdata_nonblocking_request_larger_than_the_send_buffer_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = small_window_listener(&addr);
+    static uint8_t big[MAXD];
+    pattern(big, sizeof big, 12u);
+    WSABUF caller = {sizeof big, (char *)big};
+    SOCKET s = small_buffer_client();
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, &caller, NULL, NULL), WSAEWOULDBLOCK);
+    /* Until the server holds the whole request, the connect must not have failed. */
+    long long deadline = now_ms() + 10000;
+    while (stats_of(l).queued == 0) {
+        DWORD e = 0;
+        int len = sizeof e, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&e, &len, &err), 0);
+        CHECK_EQ(e, 0);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.caller_len, sizeof big);
+    CHECK_MEM(c.caller, big, sizeof big);
+    int rc;
+    deadline = now_ms() + 10000;
+    while ((rc = connect_full(s, &addr, &caller, NULL, NULL)) != WSAEISCONN) {
+        CHECK_EQ(rc, WSAEALREADY);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    close_socket(a);
+    close_socket(s);
 }
 
 /* Sends an ACCEPT with callee data in three pieces (part of the header, the rest of it and

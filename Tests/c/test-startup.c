@@ -95,6 +95,19 @@ TEST(startup_is_reference_counted) {
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
 }
 
+/* The last cleanup stops the reactor however many start-ups came before it: nothing the
+ * provider opened stays open (its thread, epoll, wake-up and timer descriptors used to). */
+TEST(last_cleanup_after_several_startups_closes_every_descriptor) {
+    int before = open_fds();
+    start();
+    start();
+    start();
+    int err = 0;
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(open_fds(), before);
+}
+
 static int race_failures;
 static void *startup_cycler(void *arg) {
     (void)arg;

@@ -1,5 +1,6 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
+#include <limits.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -62,6 +63,26 @@ TEST(transfer_scatter_gather_with_three_buffers) {
     err = 0;
     CHECK_EQ(T.lpWSPRecv(s, in, 3, &got, NULL, NULL, NULL, NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
+}
+
+/* More buffers than the kernel takes in one call (IOV_MAX): WSAENOBUFS, nothing sent. */
+TEST(transfer_more_buffers_than_iov_max_is_wsaenobufs) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    static WSABUF many[IOV_MAX + 1];
+    for (int i = 0; i <= IOV_MAX; i++)
+        many[i] = (WSABUF){1, "x"};
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, many, IOV_MAX + 1, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    DWORD flags = 0;
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, many, IOV_MAX + 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(T.lpWSPSend(c, many, IOV_MAX, &n, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, IOV_MAX);
 }
 
 TEST(transfer_peek_leaves_the_data) {

@@ -1,0 +1,128 @@
+/* The check runner.c makes after each test, in the test's own process: once the test's
+ * start-ups of the provider and of the Winsock layer are cleaned up (which closes every
+ * socket) and the event objects and message queues it left open are closed, no descriptor
+ * the provider opened may still be open (faults.h counts them), and, in a build with
+ * LeakSanitizer or AddressSanitizer, no memory may be unreachable. A removed close() or
+ * free() then fails the test that runs past it, whatever the test itself checks. */
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+#include <wsp.h>
+#include <wsp/winsock2.h>
+
+#include "faults.h"
+#include "harness.h"
+
+/* In the test binary the provider's own definitions of these are renamed wsp_real_* (the
+ * Makefile's renaming list), so that the objects a test opens are known here. */
+WSAEVENT wsp_real_WSACreateEvent(void);
+BOOL wsp_real_WSACloseEvent(WSAEVENT hEvent);
+HWND wsp_real_WSPCreateMessageQueue(void);
+BOOL wsp_real_WSPDestroyMessageQueue(HWND hWnd);
+
+#define OPEN_MAX_TRACKED 4096
+static _Atomic(uintptr_t) open_events[OPEN_MAX_TRACKED], open_queues[OPEN_MAX_TRACKED];
+
+static void remember(_Atomic(uintptr_t) *list, uintptr_t h) {
+    for (int i = 0; h && i < OPEN_MAX_TRACKED; i++) {
+        uintptr_t empty = 0;
+        if (atomic_compare_exchange_strong(&list[i], &empty, h))
+            return;
+    }
+}
+
+static void forget(_Atomic(uintptr_t) *list, uintptr_t h) {
+    for (int i = 0; h && i < OPEN_MAX_TRACKED; i++) {
+        uintptr_t mine = h;
+        if (atomic_compare_exchange_strong(&list[i], &mine, 0))
+            return;
+    }
+}
+
+WSAEVENT WSACreateEvent(void) {
+    WSAEVENT h = wsp_real_WSACreateEvent();
+    if (h != WSA_INVALID_EVENT)
+        remember(open_events, (uintptr_t)h);
+    return h;
+}
+
+BOOL WSACloseEvent(WSAEVENT hEvent) {
+    BOOL ok = wsp_real_WSACloseEvent(hEvent);
+    if (ok)
+        forget(open_events, (uintptr_t)hEvent);
+    return ok;
+}
+
+HWND WSPCreateMessageQueue(void) {
+    HWND h = wsp_real_WSPCreateMessageQueue();
+    remember(open_queues, (uintptr_t)h);
+    return h;
+}
+
+BOOL WSPDestroyMessageQueue(HWND hWnd) {
+    BOOL ok = wsp_real_WSPDestroyMessageQueue(hWnd);
+    if (ok)
+        forget(open_queues, (uintptr_t)hWnd);
+    return ok;
+}
+
+/* Provided by LeakSanitizer (alone or in AddressSanitizer) when the binary is linked with it. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
+
+/* Ends what the test left running; each loop ends at the first cleanup that fails (nothing
+ * left to clean up). */
+static void tear_down(void) {
+    fault_clear();
+    for (int i = 0; i < 1000 && WSACleanup() == 0; i++) {
+    }
+    WSPDATA data;
+    WSPUPCALLTABLE up = {0};
+    WSPPROC_TABLE table;
+    if (WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table) == 0) {
+        int err = 0;
+        for (int i = 0; i < 1000 && table.lpWSPCleanup(&err) == 0; i++) {
+        }
+    }
+    for (int i = 0; i < OPEN_MAX_TRACKED; i++) {
+        uintptr_t h = atomic_exchange(&open_events[i], 0);
+        if (h)
+            wsp_real_WSACloseEvent((WSAEVENT)h);
+        h = atomic_exchange(&open_queues[i], 0);
+        if (h)
+            wsp_real_WSPDestroyMessageQueue((HWND)h);
+    }
+}
+
+/* Whether the provider's descriptors are all closed within 5 s: a thread the test left inside
+ * a call may still hold a socket whose last reference closes it. */
+static int descriptors_closed(void) {
+    struct timespec start, now, pause = {0, 1000000};
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        if (provider_fds() == 0)
+            return 1;
+        nanosleep(&pause, NULL);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < 5);
+    return 0;
+}
+
+int wsp_test_leaks(void) {
+    tear_down();
+    int fds[16];
+    int n = descriptors_closed() ? 0 : provider_fd_list(fds, 16);
+    for (int i = 0; i < n && i < 16; i++) {
+        char path[64], what[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
+        ssize_t len = readlink(path, what, sizeof what - 1);
+        what[len > 0 ? len : 0] = 0;
+        printf("  leaked: descriptor %d (%s), opened by the provider and never closed\n", fds[i],
+               what);
+    }
+    int leaked = n > 0;
+    if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {
+        printf("  leaked: memory (LeakSanitizer's report is on stderr)\n");
+        leaked = 1;
+    }
+    return leaked;
+}

@@ -1,0 +1,802 @@
+/* Failure paths of the system and allocation calls the provider makes (faults.h): each test
+ * makes a call fail as the kernel or the allocator can (out of descriptors, out of memory,
+ * interrupted, a full send buffer) and checks the one right outcome: the WSA code, no
+ * descriptor of the provider's left behind, and the socket, listener or provider still
+ * usable afterwards. Every test checks that its fault fired, so that it cannot pass without
+ * taking the path it is about. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "test-netevents.h"
+
+static SOCKET try_socket(DWORD catalog, int *err) {
+    WSAPROTOCOL_INFO info;
+    memset(&info, 0, sizeof info);
+    info.dwCatalogEntryId = catalog;
+    *err = 0;
+    return T.lpWSPSocket(0, 0, 0, &info, 0, 0, err);
+}
+
+/* A plain TCP connect (blocking) works: the provider is still usable. */
+static void still_connects(void) {
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* ---- lpWSPSocket --------------------------------------------------------------------------- */
+
+TEST(fault_socket_creation_reports_the_kernels_shortage) {
+    start();
+    int before = provider_fds();
+    static const struct {
+        int e, wsa;
+    } cases[] = {{EMFILE, WSAEMFILE}, {ENFILE, WSAEMFILE}, {ENOBUFS, WSAENOBUFS},
+                 {ENOMEM, WSAENOBUFS}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FAULT(socket, .err = cases[i].e, .this_thread = 1);
+        int err = 0;
+        CHECK(try_socket(WSP_CATALOG_CDATA_IPV4, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, cases[i].wsa);
+        CHECK_EQ(fault_fired(FAULT_socket), 1);
+        WAIT_FOR(provider_fds() == before, 10000);
+    }
+    fault_clear();
+    still_connects();
+}
+
+/* The socket's memory cannot be had: WSAENOBUFS, and its descriptor is closed. */
+TEST(fault_socket_without_memory_closes_its_descriptor) {
+    start();
+    int before = provider_fds();
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK(try_socket(WSP_CATALOG_TCP_IPV4, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    WAIT_FOR(provider_fds() == before, 10000);
+    fault_clear();
+    still_connects();
+}
+
+/* The handle table cannot grow: WSAEMFILE (no more socket handles), the descriptor closed,
+ * the sockets made before intact. */
+TEST(fault_handle_table_that_cannot_grow_is_wsaemfile) {
+    start();
+    int before = provider_fds();
+    FAULT(realloc, .times = -1, .err = ENOMEM, .this_thread = 1);
+    SOCKET made[64];
+    int n = 0, err = 0;
+    while (n < 64 && (made[n] = try_socket(WSP_CATALOG_TCP_IPV4, &err)) != INVALID_SOCKET)
+        n++;
+    CHECK(n < 64);
+    CHECK_EQ(err, WSAEMFILE);
+    CHECK(fault_fired(FAULT_realloc) >= 1);
+    WAIT_FOR(provider_fds() == before + n, 10000);
+    fault_clear();
+    for (int i = 0; i < n; i++)
+        close_socket(made[i]);
+    WAIT_FOR(provider_fds() == before, 10000);
+    still_connects();
+}
+
+/* ---- WSPStartup: the reactor cannot start ----------------------------------------------------- */
+
+/* WSPStartup fails with WSASYSNOTREADY when the nth call of fn fails with e, leaves no
+ * descriptor open, and succeeds when tried again. */
+static void startup_fails_when(enum fault_fn fn, int nth, int e) {
+    CHECK_EQ(provider_fds(), 0);
+    fault_set(fn, (struct fault){.nth = nth, .err = e, .this_thread = 1});
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    WSPPROC_TABLE table;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table), WSASYSNOTREADY);
+    CHECK_EQ(fault_fired(fn), 1);
+    CHECK_EQ(provider_fds(), 0);
+    fault_clear();
+    start();
+    still_connects();
+}
+
+TEST(fault_startup_without_an_epoll_instance) { startup_fails_when(FAULT_epoll_create1, 1, EMFILE); }
+TEST(fault_startup_without_a_wake_up_descriptor) { startup_fails_when(FAULT_eventfd, 1, EMFILE); }
+TEST(fault_startup_without_a_timer_descriptor) { startup_fails_when(FAULT_timerfd_create, 1, ENOMEM); }
+TEST(fault_startup_when_the_wake_up_cannot_be_watched) { startup_fails_when(FAULT_epoll_ctl, 1, ENOMEM); }
+TEST(fault_startup_when_the_timer_cannot_be_watched) { startup_fails_when(FAULT_epoll_ctl, 2, ENOMEM); }
+TEST(fault_startup_without_a_thread) { startup_fails_when(FAULT_pthread_create, 1, EAGAIN); }
+
+/* ---- lpWSPConnect ----------------------------------------------------------------------------- */
+
+/* Accepts every connection on a connect-data listener, answering with callee data, until
+ * the listener is closed; closes what it accepted. */
+struct acceptor {
+    SOCKET l;
+    struct sockaddr_storage addr;
+    pthread_t thread;
+    struct blocker first; /* the first accept */
+};
+
+static int answer_cond(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos, LPQOS gqos,
+                       LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)caller_id, (void)caller_data, (void)sqos, (void)gqos, (void)callee_id, (void)g;
+    (void)ctx;
+    CHECK(callee_data->len >= 6);
+    memcpy(callee_data->buf, "answer", 6);
+    callee_data->len = 6;
+    return CF_ACCEPT;
+}
+
+static void *acceptor_main(void *arg) {
+    struct acceptor *k = arg;
+    blocker_enter(&k->first);
+    for (;;) {
+        int err = 0;
+        SOCKET a = accept_with(k->l, answer_cond, 0, &err);
+        if (a == INVALID_SOCKET)
+            return NULL; /* the listener is closed */
+        close_socket(a);
+    }
+}
+
+static void acceptor_start(struct acceptor *k) {
+    k->l = listener(WSP_CATALOG_CDATA_IPV4, 16, &k->addr);
+    CHECK_EQ(pthread_create(&k->thread, NULL, acceptor_main, k), 0);
+    /* Asleep in the accept: what the listener opens for a waiting accept is open (the
+     * descriptor counts below start from here). */
+    wait_blocked(&k->first);
+}
+
+static void acceptor_stop(struct acceptor *k) {
+    close_socket(k->l);
+    pthread_join(k->thread, NULL);
+}
+
+/* Returns once the non-blocking connect on s has connected; fails the test if it ends
+ * otherwise (connecting again then starts a new connect) or takes over 10 s. */
+static void wait_connected(SOCKET s, const struct sockaddr_storage *addr) {
+    long long deadline = now_ms() + 10000;
+    int rc;
+    while ((rc = connect_full(s, addr, NULL, NULL, NULL)) != WSAEISCONN) {
+        CHECK_EQ(rc, WSAEALREADY);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+}
+
+/* Each allocation of a blocking connect-data connect fails in turn: the connect fails with
+ * WSAENOBUFS, keeps nothing of what it had (no descriptor but the socket's own), and the
+ * socket connects once memory is there, its callee data intact. */
+TEST(fault_blocking_connect_without_memory_is_wsaenobufs_at_every_allocation) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    int before = provider_fds();
+    int failures = 0;
+    for (int nth = 1;; nth++) {
+        CHECK(nth < 20);
+        FAULT(malloc, .nth = nth, .err = ENOMEM, .this_thread = 1);
+        char in[16];
+        WSABUF callee = {sizeof in, in};
+        int rc = connect_full(s, &k.addr, &(WSABUF){2, "hi"}, &callee, NULL);
+        if (!fault_fired(FAULT_malloc)) { /* every allocation has failed once */
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(callee.len, 6);
+            CHECK_MEM(in, "answer", 6);
+            break;
+        }
+        CHECK_EQ(rc, WSAENOBUFS);
+        WAIT_FOR(provider_fds() == before, 10000);
+        failures++;
+    }
+    /* The request and its reader, then the callee data kept for WSP_CALLEE_DATA. */
+    CHECK(failures >= 3);
+    fault_clear();
+    char cd[16];
+    int len = sizeof cd, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, WSP_CALLEE_DATA, cd, &len, &err), 0);
+    CHECK_EQ(len, 6);
+    CHECK_MEM(cd, "answer", 6);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
+/* A receive of the answer interrupted by a signal is tried again, not reported. */
+TEST(fault_blocking_connect_survives_an_interrupted_receive) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(recv, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), 0);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
+/* A send of the request interrupted by a signal is tried again, blocking or not. */
+TEST(fault_connect_request_survives_an_interrupted_send) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(send, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), 0);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    close_socket(s);
+    s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    FAULT(send, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    wait_connected(s, &k.addr);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
+/* A raw server that accepts connections one at a time (count of them), ends its side of
+ * each at once (FIN, no answer) and reads until the client has gone. */
+struct silent_server {
+    int lfd, count;
+    struct sockaddr_storage addr;
+    pthread_t thread;
+};
+
+static void *silent_server_main(void *arg) {
+    struct silent_server *v = arg;
+    for (int i = 0; i < v->count; i++) {
+        int fd = accept(v->lfd, NULL, NULL);
+        CHECK(fd >= 0);
+        CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+        char b[256];
+        while (recv(fd, b, sizeof b, 0) > 0) {
+        }
+        close(fd);
+    }
+    return NULL;
+}
+
+static void silent_server_start(struct silent_server *v) {
+    v->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in *in = (struct sockaddr_in *)&v->addr;
+    memset(&v->addr, 0, sizeof v->addr);
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(v->lfd, (struct sockaddr *)in, sizeof *in), 0);
+    CHECK_EQ(listen(v->lfd, 4), 0);
+    socklen_t len = sizeof *in;
+    CHECK_EQ(getsockname(v->lfd, (struct sockaddr *)in, &len), 0);
+    CHECK_EQ(pthread_create(&v->thread, NULL, silent_server_main, v), 0);
+}
+
+/* The answer's first receive finds nothing (EAGAIN), the next one the server's close: the
+ * connect fails at once with WSAECONNABORTED (not a connect-data server), whatever errno
+ * still says from the receive before; a non-blocking connect ends the same way. */
+TEST(fault_connect_sees_the_close_after_finding_nothing) {
+    start();
+    struct silent_server v = {.count = 2};
+    silent_server_start(&v);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(recv, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &v.addr, "hi", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    close_socket(s);
+    s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &v.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    DWORD e = 0;
+    long long deadline = now_ms() + 10000;
+    while (e == 0) {
+        int len = sizeof e, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&e, &len, &err), 0);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    CHECK_EQ(e, WSAECONNABORTED);
+    close_socket(s);
+    pthread_join(v.thread, NULL);
+    close(v.lfd);
+}
+
+/* A wait for the connection interrupted by a signal is resumed, not reported. */
+TEST(fault_blocking_plain_connect_survives_an_interrupted_wait) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(poll, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* A non-blocking connect whose connector cannot be allocated, or whose descriptor the reactor
+ * cannot watch: WSAENOBUFS at once, the socket left unconnected and able to connect. */
+static void nonblocking_connect_fails_when(enum fault_fn fn) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    int before = provider_fds();
+    fault_set(fn, (struct fault){.err = ENOMEM, .this_thread = 1});
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAENOBUFS);
+    CHECK_EQ(fault_fired(fn), 1);
+    WAIT_FOR(provider_fds() == before, 10000);
+    fault_clear();
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    wait_connected(s, &k.addr);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
+TEST(fault_nonblocking_connect_without_a_connector) { nonblocking_connect_fails_when(FAULT_calloc); }
+TEST(fault_nonblocking_connect_the_reactor_cannot_watch) {
+    nonblocking_connect_fails_when(FAULT_epoll_ctl);
+}
+
+/* What the server's condition function was given as caller data. */
+static uint8_t caller_seen[4096];
+static ULONG caller_seen_len;
+
+static int record_cond(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos, LPQOS gqos,
+                       LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)caller_id, (void)sqos, (void)gqos, (void)callee_id, (void)callee_data, (void)g;
+    (void)ctx;
+    CHECK(caller_data && caller_data->len <= sizeof caller_seen);
+    memcpy(caller_seen, caller_data->buf, caller_data->len);
+    caller_seen_len = caller_data->len;
+    return CF_ACCEPT;
+}
+
+/* A non-blocking connect's request goes out in pieces: the first send takes 100 bytes, the
+ * next finds the buffer full, and so does the reactor's first try; the reactor sends the rest
+ * once the socket is writable again, and the server gets the request whole. */
+TEST(fault_nonblocking_connect_sends_the_rest_of_its_request_when_writable) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static char data[4000];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)(i * 13 + 1);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof data);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof data);
+    set_nonblocking(s, 1);
+    /* Counted on every thread: the connecting thread's two sends, then the reactor's. */
+    FAULT(send, .nth = 1, .max_bytes = 100);
+    FAULT_ALSO(send, .nth = 2, .err = EAGAIN);
+    FAULT_ALSO(send, .nth = 3, .err = EAGAIN);
+    CHECK_EQ(connect_full(s, &addr, &(WSABUF){sizeof data, data}, NULL, NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_send), 3);
+    fault_clear();
+    int err = 0;
+    SOCKET a = accept_with(l, record_cond, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(caller_seen_len, sizeof data);
+    CHECK_MEM(caller_seen, data, sizeof data);
+    wait_connected(s, &addr);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* ---- event objects and network events --------------------------------------------------------- */
+
+/* WSACreateEvent fails with code when the nth call of fn fails with e, leaving nothing open;
+ * the next one works. */
+static void event_creation_fails_when(enum fault_fn fn, int nth, int e, int code) {
+    start();
+    int before = provider_fds();
+    fault_set(fn, (struct fault){.nth = nth, .err = e, .this_thread = 1});
+    WSASetLastError(0);
+    CHECK(WSACreateEvent() == WSA_INVALID_EVENT);
+    CHECK_EQ(WSAGetLastError(), code);
+    CHECK_EQ(fault_fired(fn), 1);
+    WAIT_FOR(provider_fds() == before, 10000);
+    fault_clear();
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    CHECK(WSACloseEvent(ev));
+    WAIT_FOR(provider_fds() == before, 10000);
+}
+
+TEST(fault_event_without_memory) {
+    event_creation_fails_when(FAULT_calloc, 1, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+TEST(fault_event_without_a_descriptor) {
+    event_creation_fails_when(FAULT_eventfd, 1, EMFILE, WSAEMFILE);
+}
+TEST(fault_event_without_an_epoll_instance) {
+    event_creation_fails_when(FAULT_epoll_create1, 1, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+TEST(fault_event_without_memory_for_its_set) {
+    event_creation_fails_when(FAULT_calloc, 2, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+TEST(fault_event_table_that_cannot_grow) {
+    event_creation_fails_when(FAULT_realloc, 1, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+/* ---- message queues ---- */
+
+/* WSPCreateMessageQueue fails with code when the first call of fn fails with e, leaving
+ * nothing open; the next one works. */
+static void queue_creation_fails_when(enum fault_fn fn, int e, int code) {
+    int before = provider_fds();
+    fault_set(fn, (struct fault){.err = e, .this_thread = 1});
+    WSASetLastError(0);
+    CHECK(WSPCreateMessageQueue() == NULL);
+    CHECK_EQ(WSAGetLastError(), code);
+    CHECK_EQ(fault_fired(fn), 1);
+    CHECK_EQ(provider_fds(), before);
+    fault_clear();
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK_EQ(provider_fds(), before);
+}
+
+TEST(fault_queue_without_memory) { queue_creation_fails_when(FAULT_calloc, ENOMEM, WSA_NOT_ENOUGH_MEMORY); }
+TEST(fault_queue_without_a_descriptor) { queue_creation_fails_when(FAULT_eventfd, EMFILE, WSAEMFILE); }
+TEST(fault_queue_table_that_cannot_grow) {
+    queue_creation_fails_when(FAULT_realloc, ENOMEM, WSA_NOT_ENOUGH_MEMORY);
+}
+
+/* A message that finds the queue full and no memory to grow it is refused with
+ * WSA_NOT_ENOUGH_MEMORY; the queue keeps what it had and takes messages again afterwards. */
+TEST(fault_queue_that_cannot_grow_refuses_the_message) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    /* The first growth (from nothing) works, the second fails. */
+    FAULT(malloc, .nth = 2, .times = -1, .err = ENOMEM, .this_thread = 1);
+    int posted = 0;
+    while (posted < 10000 && WSPPostMessage(q, 0x400, (WPARAM)posted, 0))
+        posted++;
+    CHECK(posted > 0 && posted < 10000);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK(fault_fired(FAULT_malloc) >= 1);
+    fault_clear();
+    CHECK(WSPPostMessage(q, 0x400, (WPARAM)posted, 0));
+    for (int i = 0; i <= posted; i++) {
+        WSPMSG m;
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+        CHECK_EQ(m.wParam, (WPARAM)i);
+    }
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* Waits for FD_READ on s through ev, with data sent by c. */
+static void read_event_arrives(SOCKET c, SOCKET s, WSAEVENT ev) {
+    ne_send_str(c, "x");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK(ne.lNetworkEvents & FD_READ);
+    CHECK_EQ(ne.iErrorCode[FD_READ_BIT], 0);
+}
+
+/* The event's own epoll set cannot take the socket: the reactor watches it instead, and
+ * FD_READ still arrives. */
+TEST(fault_event_select_falls_back_to_the_reactor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    read_event_arrives(c, s, ev);
+    close_socket(s);
+    WAIT_FOR(provider_fds() == before - 1, 10000);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
+    close_socket(l);
+}
+
+/* Neither the set nor the reactor can take the descriptor itself (the reactor still knows it
+ * from elsewhere: EEXIST): the reactor watches a duplicate, which is closed with the socket. */
+TEST(fault_event_select_watches_a_duplicate_descriptor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2);
+    fault_clear();
+    WAIT_FOR(provider_fds() == before + 1, 10000);
+    read_event_arrives(c, s, ev);
+    close_socket(s);
+    WAIT_FOR(provider_fds() == before - 1, 10000);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
+    close_socket(l);
+}
+
+/* The duplicate cannot be had either: the registration fails with the kernel's reason and
+ * is cancelled; selecting again works. */
+TEST(fault_event_select_without_a_duplicate_descriptor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    FAULT(fcntl, .err = EMFILE, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEMFILE);
+    CHECK_EQ(fault_fired(FAULT_fcntl), 1);
+    WAIT_FOR(provider_fds() == before, 10000);
+    fault_clear();
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* The watch's memory cannot be had: WSAENOBUFS, nothing registered; selecting again works. */
+TEST(fault_event_select_without_memory) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* The look at the descriptor's state when a registration starts fails: nothing is made up
+ * (no FD_READ without data), and the registration works from then on. */
+TEST(fault_event_registration_whose_look_fails_makes_nothing_up) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* A recv that fills its buffer leaves "is more waiting?" to the next enumeration (event_set.h),
+ * which asks with one poll. Interrupted, the poll is made again; failing, the socket looks
+ * itself: FD_READ is reported either way. */
+static void data_left_is_reported_when_the_look_fails_with(int e) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "0123456789");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    FAULT(poll, .err = e, .this_thread = 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK(WSACloseEvent(ev));
+}
+
+TEST(fault_data_left_by_a_recv_is_reported_after_an_interrupted_look) {
+    data_left_is_reported_when_the_look_fails_with(EINTR);
+}
+TEST(fault_data_left_by_a_recv_is_reported_after_a_failed_look) {
+    data_left_is_reported_when_the_look_fails_with(ENOMEM);
+}
+
+/* A connect the kernel refuses at once (no route): the error at once, blocking or not, and
+ * the socket can connect afterwards. */
+TEST(fault_connect_refused_by_the_kernel_at_once) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 1);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    fault_clear();
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    wait_connected(s, &k.addr);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
+/* ---- lpWSPSelect ------------------------------------------------------------------------------ */
+
+/* One lpWSPSelect for reading s; returns its result and *err. */
+static int select_read(SOCKET s, long timeout_ms, int *err) {
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(s, &r);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    *err = 0;
+    return T.lpWSPSelect(0, &r, NULL, NULL, &tv, err);
+}
+
+/* select fails with code when the first call of fn fails with e, leaving nothing open, and
+ * works again afterwards. */
+static void select_fails_when(enum fault_fn fn, int e, int code) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    int before = provider_fds();
+    fault_set(fn, (struct fault){.err = e, .this_thread = 1});
+    int err = 0;
+    CHECK_EQ(select_read(s, 5000, &err), SOCKET_ERROR);
+    CHECK_EQ(err, code);
+    CHECK_EQ(fault_fired(fn), 1);
+    WAIT_FOR(provider_fds() == before, 10000);
+    fault_clear();
+    CHECK_EQ(select_read(s, 5000, &err), 1);
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+TEST(fault_select_without_memory) { select_fails_when(FAULT_calloc, ENOMEM, WSAENOBUFS); }
+TEST(fault_select_without_a_wake_up_descriptor) {
+    select_fails_when(FAULT_eventfd, EMFILE, WSAEMFILE);
+}
+TEST(fault_select_whose_poll_fails) { select_fails_when(FAULT_poll, ENOMEM, WSAENOBUFS); }
+
+/* Sends "x" on c once the interrupted poll has happened. */
+struct late_sender {
+    SOCKET c;
+    pthread_t thread;
+};
+
+static void *late_sender_main(void *arg) {
+    struct late_sender *ls = arg;
+    WAIT_FOR(fault_fired(FAULT_poll) == 1, 10000);
+    ne_send_str(ls->c, "x");
+    return NULL;
+}
+
+/* A poll interrupted by a signal is no error: select with no time to wait returns 0, and one
+ * with time goes on waiting and reports the data that arrives. */
+TEST(fault_select_survives_an_interrupted_poll) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    FAULT(poll, .err = EINTR, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(select_read(s, 0, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    FAULT(poll, .err = EINTR, .this_thread = 1);
+    struct late_sender ls = {.c = c};
+    CHECK_EQ(pthread_create(&ls.thread, NULL, late_sender_main, &ls), 0);
+    CHECK_EQ(select_read(s, 10000, &err), 1);
+    pthread_join(ls.thread, NULL);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* ---- lpWSPSend and lpWSPRecv with many buffers -------------------------------------------------- */
+
+/* More buffers than the provider keeps on the stack need an allocation; without memory the
+ * call fails with WSAENOBUFS and moves nothing. */
+TEST(fault_transfer_of_many_buffers_without_memory) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    char bytes[20];
+    WSABUF bufs[20];
+    for (int i = 0; i < 20; i++) {
+        bytes[i] = (char)('a' + i);
+        bufs[i] = (WSABUF){1, &bytes[i]};
+    }
+    DWORD n = 0;
+    int err = 0;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSend(c, bufs, 20, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(T.lpWSPSend(c, bufs, 20, &n, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 20);
+    char in[20];
+    WSABUF ins[20];
+    for (int i = 0; i < 20; i++)
+        ins[i] = (WSABUF){1, &in[i]};
+    DWORD flags = 0;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPRecv(s, ins, 20, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(unread_bytes(s), 20);
+    recv_exact(s, in, 20);
+    CHECK_MEM(in, bytes, 20);
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* ---- the listener ------------------------------------------------------------------------------ */
+
+/* accept4 fails once on the listener (a connection aborted before it was taken, or the
+ * kernel short of descriptors or memory): the listener keeps listening and hands out the
+ * client that is waiting. */
+static void listener_survives_accept_failing_with(int e) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    FAULT(accept4, .err = e);
+    int fd = raw_connect(&addr);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    send_all(a, "ok", 2);
+    char b[2];
+    CHECK_EQ(raw_recv(fd, b, 2, 10000), 2);
+    CHECK_MEM(b, "ok", 2);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+TEST(fault_listener_survives_an_aborted_connection) {
+    listener_survives_accept_failing_with(ECONNABORTED);
+}
+TEST(fault_listener_survives_running_out_of_descriptors) {
+    listener_survives_accept_failing_with(EMFILE);
+}
+TEST(fault_listener_survives_running_out_of_memory) {
+    listener_survives_accept_failing_with(ENOBUFS);
+}
