@@ -225,7 +225,11 @@ TEST(enum_protocols_reports_four_entries) {
     /* Selecting UDP only matches nothing; TCP matches all. */
     int udp[] = {IPPROTO_UDP, 0}, tcp[] = {IPPROTO_TCP, 0};
     len = sizeof info;
+    memset(info, 0x5a, sizeof info);
     CHECK_EQ(WSPEnumProtocols(udp, info, &len, &err), 0);
+    CHECK_EQ(len, 0);
+    for (size_t i = 0; i < sizeof info; i++) /* no entry written for a selection of none */
+        CHECK_EQ(((const unsigned char *)info)[i], 0x5a);
     len = sizeof info;
     CHECK_EQ(WSPEnumProtocols(tcp, info, &len, &err), 4);
     err = 0;
