@@ -154,10 +154,9 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     wsp_socket_inherit(child, so);
     child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
-    /* The listener's mode, which the descriptor was accepted in unless it changed since (an
-     * inherited event registration makes it non-blocking itself). */
-    if (!wsp_netevents_registered(so))
-        wsp_socket_fd_nonblocking(child, child->nonblocking);
+    /* The listener's mode, which the descriptor was accepted in unless it changed since (a
+     * listener with an event registration is non-blocking, and so is the inherited one). */
+    wsp_socket_fd_nonblocking(child, child->nonblocking);
     wsp_netevents_inherit(child, so);
     return child;
 }

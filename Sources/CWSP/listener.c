@@ -246,14 +246,14 @@ static void request_destroy(struct wsp_request *r, int abort) {
     }
 }
 
-/* Sends a small frame on a request's connection without blocking; 0 or a WSA code. */
-static int request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
+/* Sends a small frame (PENDING or REFUSE) on a request's connection without blocking, best
+ * effort: a client that cannot take it has left or stopped reading, which the request's watch
+ * or the next look at its client finds out. */
+static void request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
     uint8_t buf[WSP_HS_HEADER_SIZE + 2];
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
-    if (!n)
-        return WSAEINVAL;
-    ssize_t sent = send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return sent == (ssize_t)n ? 0 : sent < 0 ? wsp_wsa_from_errno(errno) : WSAENOBUFS;
+    if (n)
+        send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void request_refuse(struct wsp_request *r, int reason) {
