@@ -1232,10 +1232,7 @@ void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
 void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) {
     held_unlink(l, r);
     l->stats.rejected++;
-    if (l->so->entry->connect_data)
-        request_close_refused(r, reason);
-    else
-        request_destroy(r, 1); /* plain TCP: a reset */
+    request_close_refused(r, reason); /* plain TCP: a reset */
 }
 
 void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {

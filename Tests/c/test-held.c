@@ -2,6 +2,7 @@
  * protocols; withdrawals, the limit, the deadline, the listener closing, and many answers from
  * several threads racing withdrawals. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -377,6 +378,53 @@ TEST(plain_withdrawal_while_held_is_news) {
     CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
     CHECK_EQ(stats_of(l).withdrawn, 1);
     WSACloseEvent(ev);
+}
+
+/* Closes the raw client (ctx) while the condition function runs, waits until the server's end
+ * has its FIN, then holds. */
+struct leaver {
+    int fd;
+    int server_port, client_port;
+};
+
+static int leave_then_hold(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct leaver *k = (struct leaver *)ctx;
+    close(k->fd);
+    WAIT_FOR(tcp_state(k->server_port, k->client_port) == TCP_CLOSE_WAIT, 5000);
+    return CF_HOLD;
+}
+
+/* A client that left while the condition function ran is not held, whatever the reactor knows
+ * of it: the hold asks the kernel. (Held once and released, the request is still registered
+ * with the reactor, which no longer reports it.) */
+TEST(plain_client_leaving_during_the_condition_function_is_not_held) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct leaver k = {.fd = raw_connect(&addr), .server_port = port_of(&addr)};
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof me;
+    CHECK_EQ(getsockname(k.fd, (struct sockaddr *)&me, &mlen), 0);
+    k.client_port = port_of(&me);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    SOCKET a = 0;
+    WSPHELD again = 0;
+    err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, leave_then_hold, (DWORD_PTR)&k, &a, &again, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* dropped, and nothing else waits */
+    CHECK(again == 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.held, 1); /* the first hold only */
 }
 
 /* ---- news: withdrawals, the deadline, the limit, the listener closing ---------------------- */

@@ -520,6 +520,54 @@ TEST(hostile_drop_handler_hears_each_dropped_request) {
     CHECK_EQ(drop_count(&d), 2);
 }
 
+/* Sends a byte after its request while the condition function runs, and returns once the
+ * server's end of the connection holds it. */
+struct late_byte {
+    int fd;
+    int server_port, client_port;
+};
+
+static int send_byte_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                 LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    struct late_byte *k = (struct late_byte *)ctx;
+    CHECK_EQ(send(k->fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(tcp_unread(k->server_port, k->client_port) == 1, 5000);
+    return plain_accept(a, b, c, d, e, f, g, 0);
+}
+
+/* A request the accepting thread itself ends (its client broke the protocol while the
+ * condition function ran) reaches the drop handler before that lpWSPAccept returns, on its
+ * thread. */
+TEST(hostile_drop_found_by_an_accept_is_heard_before_it_returns) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    static struct drops d = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    d.listener = l;
+    WSP_DROP_HANDLER_DATA h = {on_drop, (DWORD_PTR)&d};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    struct late_byte k = {.fd = raw_send_request(&addr, &f, NULL, 0)};
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof me;
+    CHECK_EQ(getsockname(k.fd, (struct sockaddr *)&me, &mlen), 0);
+    k.client_port = port_of(&me);
+    k.server_port = port_of(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 5000);
+    CHECK(accept_with(l, send_byte_then_accept, (DWORD_PTR)&k, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* the request ended; no other waits */
+    CHECK_EQ(drop_count(&d), 1);
+    CHECK_EQ(d.reasons[0], WSP_REASON_MALFORMED);
+    CHECK_EQ(d.ports[0], k.client_port);
+    CHECK_EQ(stats_of(l).malformed, 1);
+    expect_refuse(k.fd, WSP_HS_VERSION_3, WSP_HS_REASON_MALFORMED);
+    close(k.fd);
+    close_socket(l);
+}
+
 /* ---- patience ----------------------------------------------------------------------------- */
 
 /* A client that said it waits 100 ms more (then, say, a partition hid its close) is never
