@@ -105,6 +105,7 @@ static int check_answer(const struct wsp_socket *so, const struct wsp_request *r
 static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
     size_t sent = 0;
     for (int grown = 0;;) {
+        /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t k = send(fd, buf + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
             sent += (size_t)k;
@@ -112,8 +113,6 @@ static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
                 return 0;
             continue;
         }
-        if (k < 0 && errno == EINTR)
-            continue;
         if (k < 0 && errno != EAGAIN)
             return wsp_wsa_from_errno(errno);
         if (grown)

@@ -278,9 +278,7 @@ static int request_version(const struct wsp_request *r) {
 static void discard_input(int fd) {
     uint8_t scratch[4096];
     for (int i = 0; i < 8; i++) {
-        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT); /* never sleeps: no EINTR */
         if (n < (ssize_t)sizeof scratch)
             return;
     }
@@ -482,9 +480,8 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             r->buf = nb;
             r->buf_cap = cap;
         }
+        /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t n = recv(r->fd, r->buf + r->buf_len, r->buf_cap - r->buf_len, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && errno == EAGAIN)
             return 1;
         if (n <= 0) { /* the client left (or broke) before finishing its request */

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "support.h"
 
 #define MAXD WSP_MAX_CONNECT_DATA
@@ -1222,6 +1223,43 @@ static int raw_cdata_client(const struct sockaddr_storage *addr) {
     const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
     return fd;
+}
+
+/* The largest answer goes out whole to a client that does not read yet: its send buffer
+ * (small here, inherited from the listener) grows to hold the frame, and the accept returns
+ * without waiting for the client. */
+TEST(cdata_largest_answer_to_a_client_that_is_not_reading_is_sent_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, MAXD);
+    set_dword(l, SOL_SOCKET, SO_SNDBUF, 4096);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 2048;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = MAXD;
+    pattern(c.callee, MAXD, 5);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.callee_cap, MAXD);
+    static uint8_t frame[WSP_HS_HEADER_SIZE + 2 + MAXD];
+    raw_read_exact(fd, frame, sizeof frame);
+    const uint8_t header[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0,
+                              (uint8_t)((2 + MAXD) >> 8), (uint8_t)(2 + MAXD)};
+    CHECK_MEM(frame, header, sizeof header);
+    CHECK_EQ(frame[8] << 8 | frame[9], MAXD);
+    CHECK_MEM(frame + 10, c.callee, MAXD);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
 }
 
 TEST(cdata_wire_pending_and_refuse_frames) {
