@@ -177,6 +177,31 @@ TEST(held_options_defaults_and_bounds) {
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
     CHECK_EQ(HeldNews(c, &h, 1, &n, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL); /* not a listener */
+    /* No room asked for: nothing to write, so no buffer needed; no count: WSAEFAULT. */
+    n = 7;
+    CHECK_EQ(HeldNews(l, NULL, 0, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    err = 0;
+    CHECK_EQ(HeldNews(l, &h, 1, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(HeldRelease(0, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE);
+    /* A handle that names no socket (any more). */
+    close_socket(c);
+    err = 0;
+    CHECK_EQ(HeldNews(c, &h, 1, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    err = 0;
+    a = 0;
+    h = 1;
+    CHECK_EQ(AcceptHold(c, NULL, NULL, hold_all, 0, &a, &h, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK(a == INVALID_SOCKET);
+    CHECK(h == 0);
 }
 
 /* ---- holding and answering ----------------------------------------------------------------- */
