@@ -371,12 +371,18 @@ TEST(cdata_qos_round_trip_with_edited_token_rate) {
                           &err),
              0);
     CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
+    /* Flowspecs only: no pointer into the provider's own copy of the provider-specific
+     * bytes leaves it. */
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
     /* And on the accepted socket: the same agreed QoS. */
-    memset(&got, 0, sizeof got);
+    memset(&got, 0x5a, sizeof got);
     CHECK_EQ(T.lpWSPIoctl(a, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
              0);
     CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
     CHECK_EQ(got.ReceivingFlowspec.DelayVariation, 11);
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
 }
 
 static char longer_specific[6] = {9, 9, 9, 9, 9, 9};

@@ -358,6 +358,11 @@ TEST(hs_version_3_fields_only_where_they_belong) {
     valid_header(b, WSP_HS_REFUSE, 0, 0);
     b[2] = WSP_HS_VERSION_3;
     check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* ... at the boundary: the last reason of version 1, in version 3 */
+    valid_header(b, WSP_HS_REFUSE, 0, 0);
+    b[2] = WSP_HS_VERSION_3;
+    b[5] = WSP_HS_REASON_V1_MAX;
+    check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
     /* version 3 is a REQUEST or a REFUSE */
     valid_header(b, WSP_HS_PENDING, 0, 0);
     b[2] = WSP_HS_VERSION_3;

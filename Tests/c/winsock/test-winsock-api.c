@@ -299,6 +299,42 @@ TEST(winsock_ioctlsocket_carries_u_long_both_ways) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* sendto and recvfrom on a stream are send and recv: the address is ignored (Winsock's TCP),
+ * the counts and errors are theirs. */
+TEST(winsock_sendto_and_recvfrom_on_a_stream) {
+    startup();
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    SOCKADDR_IN elsewhere;
+    memset(&elsewhere, 0, sizeof elsewhere);
+    elsewhere.sin_family = AF_INET;
+    elsewhere.sin_port = htons(9);
+    CHECK_EQ(sendto(c, "hello", 5, 0, (SOCKADDR *)&elsewhere, sizeof elsewhere), 5);
+    char buf[16];
+    SOCKADDR_IN from;
+    memset(&from, 0x5a, sizeof from);
+    int fromlen = sizeof from;
+    int got = 0;
+    while (got < 5) {
+        int n = recvfrom(s, buf + got, (int)sizeof buf - got, 0, (SOCKADDR *)&from, &fromlen);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(got, 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(((unsigned char *)&from)[0], 0x5a); /* left as it was */
+    CHECK_EQ(sendto(c, buf, -1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(recvfrom(s, buf, -1, 0, NULL, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(sendto(c, "x", 1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recvfrom(s, buf, sizeof buf, 0, NULL, NULL), 0); /* the peer closed */
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     startup();
     SOCKET c, s;
