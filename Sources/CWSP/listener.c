@@ -399,8 +399,8 @@ static int sent_more(int fd) {
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-/* so->lock held. A complete request: into the backlog, or refused when it is full or its
- * client has already stopped waiting. */
+/* so->lock held. A complete connect-data request: into the backlog, or refused when it is
+ * full or its client has already stopped waiting. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     request_unlink(&l->handshaking, r);
     if (l->ready.count >= l->backlog) {
@@ -427,16 +427,13 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
         watch_request(l, r);
     else if (l->pulling || (l->waiters > 0 && !l->handoff))
         l->handoff = r;
-    else if (l->so->entry->connect_data)
+    else
         r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
     rearm(l);
     l->arrivals++;
     notify_accept(l);
 }
 
-/* so->lock held. Reads what the client sent; admits the request once it is complete.
- * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
- * be freed then). */
 /* so->lock held. Decodes what has been read of r's request: 1 while it is incomplete, 0 once
  * r was admitted or dropped. */
 static int consider(struct wsp_listener *l, struct wsp_request *r) {
@@ -459,18 +456,19 @@ static int consider(struct wsp_listener *l, struct wsp_request *r) {
     return 0;
 }
 
+/* so->lock held. Reads what the client sent; admits the request once it is complete.
+ * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
+ * be freed then). */
 static int read_request(struct wsp_listener *l, struct wsp_request *r) {
     if (r->buf_len > 0 && !consider(l, r))
         return 0; /* read before the lock was taken, by an accept's own pull */
     for (;;) {
         if (r->buf_len == r->buf_cap) {
+            /* Never past the largest frame: that many bytes always hold a whole request or a
+             * fault the decoder names, so a full buffer is never still incomplete. */
             size_t cap = r->buf_cap ? r->buf_cap * 2 : 512;
             if (cap > WSP_HS_MAX_FRAME)
                 cap = WSP_HS_MAX_FRAME;
-            if (cap == r->buf_cap) { /* a full frame's worth and still incomplete */
-                end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
-                return 0;
-            }
             uint8_t *nb = realloc(r->buf, cap);
             if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
                 request_unlink(&l->handshaking, r);

@@ -452,6 +452,35 @@ TEST(plain_client_leaving_during_the_condition_function_is_not_held) {
     CHECK_EQ(st.held, 1); /* the first hold only */
 }
 
+/* A held client that sends a byte after its request broke the protocol: it is refused as
+ * malformed (and told so), not counted as having left, and its answer fails. */
+TEST(cdata_bytes_sent_while_held_end_the_request_as_malformed) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 3, 1, 0, 0, 0, 0}; /* version 3: reads reasons */
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.malformed, 1);
+    CHECK_EQ(st.withdrawn, 0);
+    uint8_t b[8];
+    size_t have = 0;
+    while (have < sizeof b) {
+        int n = raw_recv(fd, b + have, sizeof b - have, 10000);
+        CHECK(n > 0);
+        have += (size_t)n;
+    }
+    const uint8_t refuse[] = {0x57, 0x53, 3, 3, 0, WSP_REASON_MALFORMED, 0, 0};
+    CHECK_MEM(b, refuse, sizeof refuse);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close(fd);
+}
+
 /* ---- news: withdrawals, the deadline, the limit, the listener closing ---------------------- */
 
 TEST(cdata_withdrawal_while_held_is_news_and_the_answer_fails) {
