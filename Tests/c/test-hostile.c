@@ -235,6 +235,17 @@ static int huge_qos(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPW
     return CF_ACCEPT;
 }
 
+/* A provider-specific length with no buffer (longer than the client's own part, so that
+ * only the missing buffer makes it the application's mistake rather than the client's). */
+static int null_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPWSABUF f,
+                         GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)d, (void)e, (void)g, (void)ctx;
+    f->len = 0;
+    CHECK(sqos != NULL);
+    sqos->ProviderSpecific = (WSABUF){5, NULL};
+    return CF_ACCEPT;
+}
+
 /* Each mistake fails the accept with its code and leaves the request first in line, counted
  * nowhere; a correct answer then connects the same client. */
 static void mistake_keeps_the_request(LPCONDITIONPROC mistake, int expected) {
@@ -267,6 +278,7 @@ TEST(hostile_application_mistakes_fail_the_accept_and_keep_the_request) {
     start();
     mistake_keeps_the_request(null_buffer, WSAEFAULT);
     mistake_keeps_the_request(huge_qos, WSAEINVAL);
+    mistake_keeps_the_request(null_specific, WSAEFAULT);
 }
 
 /* ---- defect 4: bytes after a request ------------------------------------------------- */
