@@ -60,6 +60,9 @@ TEST(connect_argument_and_state_errors) {
     struct sockaddr_storage addr6;
     SOCKET l6 = listener(WSP_CATALOG_TCP_IPV6, 4, &addr6);
     SOCKET c6 = new_socket(WSP_CATALOG_TCP_IPV6);
+    struct sockaddr_storage noport6 = addr6;
+    ((struct sockaddr_in6 *)&noport6)->sin6_port = 0;
+    CHECK_EQ(connect_to(c6, &noport6, NULL, NULL), WSAEADDRNOTAVAIL);
     ((struct sockaddr_in6 *)&addr6)->sin6_addr = in6addr_any;
     CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
     close_socket(c6);

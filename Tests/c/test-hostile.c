@@ -603,9 +603,8 @@ TEST(hostile_request_past_its_clients_patience_is_never_presented) {
     close_socket(l);
 }
 
-/* A WSP client states its connect limit: the request it sends carries it as patience. */
-TEST(hostile_client_states_its_connect_limit_as_patience) {
-    start();
+/* The patience a non-blocking connect with that limit states in its request. */
+static uint32_t stated_patience(DWORD limit) {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
@@ -614,7 +613,7 @@ TEST(hostile_client_states_its_connect_limit_as_patience) {
     socklen_t alen = sizeof addr;
     getsockname(lfd, (struct sockaddr *)&addr, &alen);
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, 60000);
+    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, limit);
     set_nonblocking(s, 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
     int fd = accept(lfd, NULL, NULL);
@@ -630,9 +629,20 @@ TEST(hostile_client_states_its_connect_limit_as_patience) {
     CHECK_EQ(wsp_hs_decode(b, have, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &got), 12);
     CHECK(got.reads_reasons);
     CHECK(got.has_patience);
-    CHECK(got.patience_ms <= 60000);
-    CHECK(got.patience_ms > 50000); /* stamped as sent, not a small number by mistake */
     close(fd);
     close(lfd);
     close_socket(s);
+    return got.patience_ms;
+}
+
+/* A WSP client states its connect limit: the request it sends carries it as patience, what
+ * is left of it as the request goes (every byte of it: a limit of days too). */
+TEST(hostile_client_states_its_connect_limit_as_patience) {
+    start();
+    const DWORD limits[] = {60000, 0x12345678};
+    for (int i = 0; i < 2; i++) {
+        uint32_t p = stated_patience(limits[i]);
+        CHECK(p <= limits[i]);
+        CHECK(p > limits[i] - 10000); /* stamped as sent, not a small number by mistake */
+    }
 }
