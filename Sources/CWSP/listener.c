@@ -496,7 +496,10 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
     }
 }
 
+/* Whatever epoll reports for a queued request (registered for EPOLLIN and EPOLLRDHUP, or for
+ * nothing, which still reports EPOLLHUP and EPOLLERR) means: ask the kernel about its client. */
 static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
+    (void)events;
     struct wsp_request *r = (struct wsp_request *)item;
     struct wsp_listener *l = r->listener;
     pthread_mutex_lock(&l->so->lock);
@@ -506,8 +509,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         read_request(l, r);
     } else if (r->hold) {
         held_ready(l, r);
-    } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-               wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    } else if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -803,9 +805,9 @@ static void room_freed(struct wsp_listener *l) {
 
 /* ---- the backlog, as lpWSPAccept and lpWSPSelect see it ------------------------------------- */
 
+/* A closed listener's backlog holds only requests being presented (close ended the others,
+ * and nothing joins it after), so it has none available. */
 int wsp_backlog_available(const struct wsp_listener *l) {
-    if (l->closed)
-        return 0;
     for (const struct wsp_request *r = l->ready.head; r; r = r->next)
         if (!r->presenting)
             return 1;
@@ -1097,10 +1099,10 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
     else if (!so->bound)
         err = WSAEINVAL;
     else if (so->state == WSP_STATE_LISTENING) {
-        /* A second listen changes the backlog (ws2spi's rule). */
+        /* A second listen changes the backlog (ws2spi's rule); on a descriptor that listens
+         * already, listen() only does that, and cannot fail. */
         so->listener->backlog = backlog;
-        if (listen(so->fd, backlog) < 0)
-            err = wsp_wsa_from_errno(errno);
+        listen(so->fd, backlog);
         room_freed(so->listener);
     } else {
         err = start_listening(so, backlog);
