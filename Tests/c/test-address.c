@@ -170,3 +170,22 @@ TEST(address_longest_forms) {
     /* The longest an address prints as: eight full groups, scope and port. */
     round_trip("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535", AF_INET6);
 }
+
+/* Null pointers and the port's upper bound. */
+TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
+    start();
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80),
+                             .sin_addr.s_addr = htonl(0x01020304)};
+    char out[32];
+    int err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in, NULL, out, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    int len = sizeof in;
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    bad("1.2.3.4:65536", AF_INET);
+    bad("[::1]:65536", AF_INET6);
+    round_trip("[::1]:65535", AF_INET6);
+}

@@ -1268,6 +1268,64 @@ TEST(cdata_largest_answer_to_a_client_that_is_not_reading_is_sent_whole) {
     close_socket(l);
 }
 
+/* An ACCEPT with no callee data for a request that carried none has no data part: the
+ * smallest frame, as PROTOCOL.md's example. */
+TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_cdata_client(&addr);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[8];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t bare[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
+    CHECK_MEM(b, bare, sizeof bare);
+    send_all(a, "!", 1); /* and what follows is the application's */
+    char c;
+    CHECK_EQ(raw_recv(fd, &c, 1, 5000), 1);
+    CHECK_EQ(c, '!');
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* Takes the connection and says "pending" without pause until the client goes. */
+static void *pending_flood_main(void *arg) {
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    const uint8_t pending[] = {0x57, 0x53, 1, WSP_HS_PENDING, 0, 0, 0, 0};
+    while (send(fd, pending, sizeof pending, MSG_NOSIGNAL) == (ssize_t)sizeof pending) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* The connect limit ends a blocking connect that a server keeps alive with pending notices
+ * (each restarts the time-out, never the limit), whenever the limit passes: while a notice is
+ * being read too. */
+TEST(cdata_connect_limit_ends_a_connect_kept_alive_by_pending_notices) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, pending_flood_main, &lfd), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 60000);
+    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, 200);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAETIMEDOUT);
+    close_socket(s); /* the flood ends when the connection does */
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
 TEST(cdata_wire_pending_and_refuse_frames) {
     start();
     struct sockaddr_storage addr;
