@@ -105,6 +105,7 @@ static int check_answer(const struct wsp_socket *so, const struct wsp_request *r
 static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
     size_t sent = 0;
     for (int grown = 0;;) {
+        /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t k = send(fd, buf + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
             sent += (size_t)k;
@@ -112,8 +113,6 @@ static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
                 return 0;
             continue;
         }
-        if (k < 0 && errno == EINTR)
-            continue;
         if (k < 0 && errno != EAGAIN)
             return wsp_wsa_from_errno(errno);
         if (grown)
@@ -154,10 +153,9 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
     wsp_socket_inherit(child, so);
     child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
-    /* The listener's mode, which the descriptor was accepted in unless it changed since (an
-     * inherited event registration makes it non-blocking itself). */
-    if (!wsp_netevents_registered(so))
-        wsp_socket_fd_nonblocking(child, child->nonblocking);
+    /* The listener's mode, which the descriptor was accepted in unless it changed since (a
+     * listener with an event registration is non-blocking, and so is the inherited one). */
+    wsp_socket_fd_nonblocking(child, child->nonblocking);
     wsp_netevents_inherit(child, so);
     return child;
 }

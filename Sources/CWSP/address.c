@@ -11,8 +11,9 @@
 
 #include "internal.h"
 
-/* Longest form: "[" IPv6 "%" scope "]:" port, plus the terminating zero. */
-#define ADDRESS_STRING_MAX (1 + INET6_ADDRSTRLEN + 1 + 10 + 2 + 5 + 1)
+/* Longest form: "[" IPv6 "%" scope "]:" port, plus the terminating zero (INET6_ADDRSTRLEN
+ * counts a terminator of its own). A longer string is no address. */
+#define ADDRESS_STRING_MAX (1 + (INET6_ADDRSTRLEN - 1) + 1 + 10 + 2 + 5 + 1)
 
 int wsp_address_to_string(struct sockaddr *sa, DWORD salen, LPWSAPROTOCOL_INFO info, char *out,
                           LPDWORD outlen, LPINT lpErrno) {

@@ -250,14 +250,14 @@ static void request_destroy(struct wsp_request *r, int abort) {
     }
 }
 
-/* Sends a small frame on a request's connection without blocking; 0 or a WSA code. */
-static int request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
+/* Sends a small frame (PENDING or REFUSE) on a request's connection without blocking, best
+ * effort: a client that cannot take it has left or stopped reading, which the request's watch
+ * or the next look at its client finds out. */
+static void request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
     uint8_t buf[WSP_HS_HEADER_SIZE + 2];
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
-    if (!n)
-        return WSAEINVAL;
-    ssize_t sent = send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
-    return sent == (ssize_t)n ? 0 : sent < 0 ? wsp_wsa_from_errno(errno) : WSAENOBUFS;
+    if (n)
+        send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 static void request_refuse(struct wsp_request *r, int reason) {
@@ -282,9 +282,7 @@ static int request_version(const struct wsp_request *r) {
 static void discard_input(int fd) {
     uint8_t scratch[4096];
     for (int i = 0; i < 8; i++) {
-        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
+        ssize_t n = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT); /* never sleeps: no EINTR */
         if (n < (ssize_t)sizeof scratch)
             return;
     }
@@ -405,8 +403,8 @@ static int sent_more(int fd) {
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
 
-/* so->lock held. A complete request: into the backlog, or refused when it is full or its
- * client has already stopped waiting. */
+/* so->lock held. A complete connect-data request: into the backlog, or refused when it is
+ * full or its client has already stopped waiting. */
 static void admit(struct wsp_listener *l, struct wsp_request *r) {
     request_unlink(&l->handshaking, r);
     if (l->ready.count >= l->backlog) {
@@ -433,16 +431,13 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
         watch_request(l, r);
     else if (l->pulling || (l->waiters > 0 && !l->handoff))
         l->handoff = r;
-    else if (l->so->entry->connect_data)
+    else
         r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
     rearm(l);
     l->arrivals++;
     notify_accept(l);
 }
 
-/* so->lock held. Reads what the client sent; admits the request once it is complete.
- * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
- * be freed then). */
 /* so->lock held. Decodes what has been read of r's request: 1 while it is incomplete, 0 once
  * r was admitted or dropped. */
 static int consider(struct wsp_listener *l, struct wsp_request *r) {
@@ -465,18 +460,19 @@ static int consider(struct wsp_listener *l, struct wsp_request *r) {
     return 0;
 }
 
+/* so->lock held. Reads what the client sent; admits the request once it is complete.
+ * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
+ * be freed then). */
 static int read_request(struct wsp_listener *l, struct wsp_request *r) {
     if (r->buf_len > 0 && !consider(l, r))
         return 0; /* read before the lock was taken, by an accept's own pull */
     for (;;) {
         if (r->buf_len == r->buf_cap) {
+            /* Never past the largest frame: that many bytes always hold a whole request or a
+             * fault the decoder names, so a full buffer is never still incomplete. */
             size_t cap = r->buf_cap ? r->buf_cap * 2 : 512;
             if (cap > WSP_HS_MAX_FRAME)
                 cap = WSP_HS_MAX_FRAME;
-            if (cap == r->buf_cap) { /* a full frame's worth and still incomplete */
-                end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
-                return 0;
-            }
             uint8_t *nb = realloc(r->buf, cap);
             if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
                 request_unlink(&l->handshaking, r);
@@ -486,9 +482,8 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             r->buf = nb;
             r->buf_cap = cap;
         }
+        /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t n = recv(r->fd, r->buf + r->buf_len, r->buf_cap - r->buf_len, MSG_DONTWAIT);
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && errno == EAGAIN)
             return 1;
         if (n <= 0) { /* the client left (or broke) before finishing its request */
@@ -505,7 +500,10 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
     }
 }
 
+/* Whatever epoll reports for a queued request (registered for EPOLLIN and EPOLLRDHUP, or for
+ * nothing, which still reports EPOLLHUP and EPOLLERR) means: ask the kernel about its client. */
 static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
+    (void)events;
     struct wsp_request *r = (struct wsp_request *)item;
     struct wsp_listener *l = r->listener;
     pthread_mutex_lock(&l->so->lock);
@@ -515,8 +513,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         read_request(l, r);
     } else if (r->hold) {
         held_ready(l, r);
-    } else if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-               wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    } else if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -812,9 +809,9 @@ static void room_freed(struct wsp_listener *l) {
 
 /* ---- the backlog, as lpWSPAccept and lpWSPSelect see it ------------------------------------- */
 
+/* A closed listener's backlog holds only requests being presented (close ended the others,
+ * and nothing joins it after), so it has none available. */
 int wsp_backlog_available(const struct wsp_listener *l) {
-    if (l->closed)
-        return 0;
     for (const struct wsp_request *r = l->ready.head; r; r = r->next)
         if (!r->presenting)
             return 1;
@@ -1117,10 +1114,10 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
     else if (!so->bound)
         err = WSAEINVAL;
     else if (so->state == WSP_STATE_LISTENING) {
-        /* A second listen changes the backlog (ws2spi's rule). */
+        /* A second listen changes the backlog (ws2spi's rule); on a descriptor that listens
+         * already, listen() only does that, and cannot fail. */
         so->listener->backlog = backlog;
-        if (listen(so->fd, backlog) < 0)
-            err = wsp_wsa_from_errno(errno);
+        listen(so->fd, backlog);
         room_freed(so->listener);
     } else {
         err = start_listening(so, backlog);
@@ -1247,10 +1244,7 @@ void wsp_held_take(struct wsp_listener *l, struct wsp_request *r) {
 void wsp_held_reject(struct wsp_listener *l, struct wsp_request *r, int reason) {
     held_unlink(l, r);
     l->stats.rejected++;
-    if (l->so->entry->connect_data)
-        request_close_refused(r, reason);
-    else
-        request_destroy(r, 1); /* plain TCP: a reset */
+    request_close_refused(r, reason); /* plain TCP: a reset */
 }
 
 void wsp_held_release(struct wsp_listener *l, struct wsp_request *r) {

@@ -314,6 +314,26 @@ struct sockaddr_storage dead_address(void) {
     return ss; /* fd stays open: see support.h */
 }
 
+int tcp_state(int local_port, int peer_port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int state = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st;
+        if (sscanf(line, "%*s %63s %63s %x", local, remote, &st) != 3)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (lp && rp && (int)strtol(lp + 1, NULL, 16) == local_port &&
+            (int)strtol(rp + 1, NULL, 16) == peer_port)
+            state = (int)st;
+    }
+    fclose(f);
+    return state;
+}
+
 int tcp_unread(int local_port, int peer_port) {
     FILE *f = fopen("/proc/net/tcp", "r");
     CHECK(f != NULL);

@@ -100,6 +100,10 @@ struct sockaddr_storage dead_address(void);
  * is no such connection. Lets a test see that the other side has read what was sent. */
 int tcp_unread(int local_port, int peer_port);
 
+/* The state of that connection as /proc/net/tcp shows it (TCP_CLOSE_WAIT: the peer's FIN has
+ * arrived); -1 when there is no such connection. */
+int tcp_state(int local_port, int peer_port);
+
 /* The bytes waiting to be read on a connected socket (FIONREAD, which changes no state). */
 unsigned long unread_bytes(SOCKET s);
 

@@ -144,3 +144,48 @@ TEST(address_small_buffers_are_efault_with_the_size_needed) {
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
 }
+
+/* The longest forms: an IPv6 address written out in full with an IPv4 tail, the largest
+ * scope and the largest port (64 characters) is an address; one character more (a leading
+ * zero in the scope) is not. The longest form an address prints as fits too. */
+TEST(address_longest_forms) {
+    start();
+    const char *longest = "[0000:0000:0000:0000:0000:ffff:255.255.255.255%4294967295]:65535";
+    CHECK_EQ(strlen(longest), 64);
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress(longest, AF_INET6, NULL, (struct sockaddr *)&ss, &len, &err),
+             0);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    CHECK_EQ(ntohs(in6->sin6_port), 65535);
+    CHECK_EQ(in6->sin6_scope_id, 4294967295u);
+    const uint8_t mapped[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 255, 255, 255, 255};
+    CHECK_MEM(&in6->sin6_addr, mapped, 16);
+    char out[80];
+    DWORD olen = sizeof out;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&ss, (DWORD)len, NULL, out, &olen, &err),
+             0);
+    CHECK_EQ(strcmp(out, "[::ffff:255.255.255.255%4294967295]:65535"), 0);
+    bad("[0000:0000:0000:0000:0000:ffff:255.255.255.255%04294967295]:65535", AF_INET6);
+    /* The longest an address prints as: eight full groups, scope and port. */
+    round_trip("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%4294967295]:65535", AF_INET6);
+}
+
+/* Null pointers and the port's upper bound. */
+TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
+    start();
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_port = htons(80),
+                             .sin_addr.s_addr = htonl(0x01020304)};
+    char out[32];
+    int err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in, NULL, out, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    int len = sizeof in;
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    bad("1.2.3.4:65536", AF_INET);
+    bad("[::1]:65536", AF_INET6);
+    round_trip("[::1]:65535", AF_INET6);
+}

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "support.h"
 
 #define MAXD WSP_MAX_CONNECT_DATA
@@ -370,12 +371,18 @@ TEST(cdata_qos_round_trip_with_edited_token_rate) {
                           &err),
              0);
     CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
+    /* Flowspecs only: no pointer into the provider's own copy of the provider-specific
+     * bytes leaves it. */
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
     /* And on the accepted socket: the same agreed QoS. */
-    memset(&got, 0, sizeof got);
+    memset(&got, 0x5a, sizeof got);
     CHECK_EQ(T.lpWSPIoctl(a, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
              0);
     CHECK_EQ(got.SendingFlowspec.TokenRate, 123456);
     CHECK_EQ(got.ReceivingFlowspec.DelayVariation, 11);
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
 }
 
 static char longer_specific[6] = {9, 9, 9, 9, 9, 9};
@@ -1222,6 +1229,101 @@ static int raw_cdata_client(const struct sockaddr_storage *addr) {
     const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
     return fd;
+}
+
+/* The largest answer goes out whole to a client that does not read yet: its send buffer
+ * (small here, inherited from the listener) grows to hold the frame, and the accept returns
+ * without waiting for the client. */
+TEST(cdata_largest_answer_to_a_client_that_is_not_reading_is_sent_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, MAXD);
+    set_dword(l, SOL_SOCKET, SO_SNDBUF, 4096);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 2048;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = MAXD;
+    pattern(c.callee, MAXD, 5);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(c.callee_cap, MAXD);
+    static uint8_t frame[WSP_HS_HEADER_SIZE + 2 + MAXD];
+    raw_read_exact(fd, frame, sizeof frame);
+    const uint8_t header[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0,
+                              (uint8_t)((2 + MAXD) >> 8), (uint8_t)(2 + MAXD)};
+    CHECK_MEM(frame, header, sizeof header);
+    CHECK_EQ(frame[8] << 8 | frame[9], MAXD);
+    CHECK_MEM(frame + 10, c.callee, MAXD);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* An ACCEPT with no callee data for a request that carried none has no data part: the
+ * smallest frame, as PROTOCOL.md's example. */
+TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_cdata_client(&addr);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[8];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t bare[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
+    CHECK_MEM(b, bare, sizeof bare);
+    send_all(a, "!", 1); /* and what follows is the application's */
+    char c;
+    CHECK_EQ(raw_recv(fd, &c, 1, 5000), 1);
+    CHECK_EQ(c, '!');
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* Takes the connection and says "pending" without pause until the client goes. */
+static void *pending_flood_main(void *arg) {
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    const uint8_t pending[] = {0x57, 0x53, 1, WSP_HS_PENDING, 0, 0, 0, 0};
+    while (send(fd, pending, sizeof pending, MSG_NOSIGNAL) == (ssize_t)sizeof pending) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* The connect limit ends a blocking connect that a server keeps alive with pending notices
+ * (each restarts the time-out, never the limit), whenever the limit passes: while a notice is
+ * being read too. */
+TEST(cdata_connect_limit_ends_a_connect_kept_alive_by_pending_notices) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, pending_flood_main, &lfd), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 60000);
+    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, 200);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAETIMEDOUT);
+    close_socket(s); /* the flood ends when the connection does */
+    pthread_join(t, NULL);
+    close(lfd);
 }
 
 TEST(cdata_wire_pending_and_refuse_frames) {

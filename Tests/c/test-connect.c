@@ -60,6 +60,9 @@ TEST(connect_argument_and_state_errors) {
     struct sockaddr_storage addr6;
     SOCKET l6 = listener(WSP_CATALOG_TCP_IPV6, 4, &addr6);
     SOCKET c6 = new_socket(WSP_CATALOG_TCP_IPV6);
+    struct sockaddr_storage noport6 = addr6;
+    ((struct sockaddr_in6 *)&noport6)->sin6_port = 0;
+    CHECK_EQ(connect_to(c6, &noport6, NULL, NULL), WSAEADDRNOTAVAIL);
     ((struct sockaddr_in6 *)&addr6)->sin6_addr = in6addr_any;
     CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
     close_socket(c6);
@@ -262,6 +265,21 @@ static void set_int(SOCKET s, int level, int name, int v) {
     CHECK_EQ(T.lpWSPSetSockOpt(s, level, name, (const char *)&v, sizeof v, &err), 0);
 }
 
+/* A failed attempt gives an IPv6 socket a fresh descriptor: IPv6-only still, as Winsock's. */
+TEST(connect_ipv6_socket_stays_v6only_after_a_failed_attempt) {
+    start();
+    SOCKET dead6 = new_socket(WSP_CATALOG_TCP_IPV6);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(dead6, (struct sockaddr *)&six, sizeof six, &err), 0);
+    struct sockaddr_storage dead = local_address(dead6); /* bound, never listening: refused */
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(get_int(c, IPPROTO_IPV6, IPV6_V6ONLY), 1);
+    close_socket(c);
+    close_socket(dead6);
+}
+
 TEST(connect_options_survive_a_failed_attempt) {
     start();
     struct sockaddr_storage dead = dead_address();
@@ -271,6 +289,9 @@ TEST(connect_options_survive_a_failed_attempt) {
     set_int(c, SOL_SOCKET, SO_RCVBUF, 48 * 1024);
     set_int(c, SOL_SOCKET, SO_SNDBUF, 40 * 1024);
     set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 150);
+    struct linger lg = {1, 7};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
     int rcvbuf = get_int(c, SOL_SOCKET, SO_RCVBUF), sndbuf = get_int(c, SOL_SOCKET, SO_SNDBUF);
     CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
     struct sockaddr_storage addr;
@@ -281,6 +302,11 @@ TEST(connect_options_survive_a_failed_attempt) {
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVBUF), rcvbuf);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_SNDBUF), sndbuf);
     CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVTIMEO), 150);
+    struct linger got_lg = {0, 0};
+    int len = sizeof got_lg;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&got_lg, &len, &err), 0);
+    CHECK_EQ(got_lg.l_onoff, 1);
+    CHECK_EQ(got_lg.l_linger, 7);
     /* The receive time-out still applies in the kernel, not only in the report. */
     char b[4];
     DWORD got = 0;

@@ -358,6 +358,11 @@ TEST(hs_version_3_fields_only_where_they_belong) {
     valid_header(b, WSP_HS_REFUSE, 0, 0);
     b[2] = WSP_HS_VERSION_3;
     check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
+    /* ... at the boundary: the last reason of version 1, in version 3 */
+    valid_header(b, WSP_HS_REFUSE, 0, 0);
+    b[2] = WSP_HS_VERSION_3;
+    b[5] = WSP_HS_REASON_V1_MAX;
+    check_error_at(b, 6, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
     /* version 3 is a REQUEST or a REFUSE */
     valid_header(b, WSP_HS_PENDING, 0, 0);
     b[2] = WSP_HS_VERSION_3;
@@ -764,4 +769,22 @@ TEST(hs_result_names) {
     }
     CHECK(strcmp(wsp_hs_result_name(WSP_HS_BAD_MAGIC), "bad magic") == 0);
     CHECK(strcmp(wsp_hs_result_name(-1000), wsp_hs_result_name(-6)) == 0);
+}
+
+/* The decoder stops at the end of the frame: what follows it (a next frame, the application's
+ * bytes, anything, a QoS block's worth or more) is not read as part of it. */
+TEST(hs_decoding_stops_at_the_end_of_the_frame) {
+    uint8_t b[8 + 200];
+    memset(b, 0xee, sizeof b);
+    const uint8_t empty_request[] = {0x57, 0x53, 1, WSP_HS_REQUEST, 0, 0, 0, 0};
+    memcpy(b, empty_request, sizeof empty_request);
+    wsp_hs_frame f;
+    CHECK_EQ(wsp_hs_decode(b, sizeof b, WSP_HS_MAX_DATA, ALL_TYPES, &f), 8);
+    CHECK_EQ(f.type, WSP_HS_REQUEST);
+    const uint8_t with_data[] = {0x57, 0x53, 1, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 0, 0, 4,
+                                 0, 2, 'h', 'i'};
+    memcpy(b, with_data, sizeof with_data);
+    CHECK_EQ(wsp_hs_decode(b, sizeof b, WSP_HS_MAX_DATA, ALL_TYPES, &f), sizeof with_data);
+    CHECK_EQ(f.data_len, 2);
+    CHECK_MEM(f.data, "hi", 2);
 }

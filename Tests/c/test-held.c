@@ -2,6 +2,7 @@
  * protocols; withdrawals, the limit, the deadline, the listener closing, and many answers from
  * several threads racing withdrawals. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -176,6 +177,31 @@ TEST(held_options_defaults_and_bounds) {
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
     CHECK_EQ(HeldNews(c, &h, 1, &n, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL); /* not a listener */
+    /* No room asked for: nothing to write, so no buffer needed; no count: WSAEFAULT. */
+    n = 7;
+    CHECK_EQ(HeldNews(l, NULL, 0, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    err = 0;
+    CHECK_EQ(HeldNews(l, &h, 1, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(HeldRelease(0, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE);
+    /* A handle that names no socket (any more). */
+    close_socket(c);
+    err = 0;
+    CHECK_EQ(HeldNews(c, &h, 1, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    err = 0;
+    a = 0;
+    h = 1;
+    CHECK_EQ(AcceptHold(c, NULL, NULL, hold_all, 0, &a, &h, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK(a == INVALID_SOCKET);
+    CHECK(h == 0);
 }
 
 /* ---- holding and answering ----------------------------------------------------------------- */
@@ -377,6 +403,82 @@ TEST(plain_withdrawal_while_held_is_news) {
     CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
     CHECK_EQ(stats_of(l).withdrawn, 1);
     WSACloseEvent(ev);
+}
+
+/* Closes the raw client (ctx) while the condition function runs, waits until the server's end
+ * has its FIN, then holds. */
+struct leaver {
+    int fd;
+    int server_port, client_port;
+};
+
+static int leave_then_hold(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct leaver *k = (struct leaver *)ctx;
+    close(k->fd);
+    WAIT_FOR(tcp_state(k->server_port, k->client_port) == TCP_CLOSE_WAIT, 5000);
+    return CF_HOLD;
+}
+
+/* A client that left while the condition function ran is not held, whatever the reactor knows
+ * of it: the hold asks the kernel. (Held once and released, the request is still registered
+ * with the reactor, which no longer reports it.) */
+TEST(plain_client_leaving_during_the_condition_function_is_not_held) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct leaver k = {.fd = raw_connect(&addr), .server_port = port_of(&addr)};
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof me;
+    CHECK_EQ(getsockname(k.fd, (struct sockaddr *)&me, &mlen), 0);
+    k.client_port = port_of(&me);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    SOCKET a = 0;
+    WSPHELD again = 0;
+    err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, leave_then_hold, (DWORD_PTR)&k, &a, &again, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* dropped, and nothing else waits */
+    CHECK(again == 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.held, 1); /* the first hold only */
+}
+
+/* A held client that sends a byte after its request broke the protocol: it is refused as
+ * malformed (and told so), not counted as having left, and its answer fails. */
+TEST(cdata_bytes_sent_while_held_end_the_request_as_malformed) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 3, 1, 0, 0, 0, 0}; /* version 3: reads reasons */
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.malformed, 1);
+    CHECK_EQ(st.withdrawn, 0);
+    uint8_t b[8];
+    size_t have = 0;
+    while (have < sizeof b) {
+        int n = raw_recv(fd, b + have, sizeof b - have, 10000);
+        CHECK(n > 0);
+        have += (size_t)n;
+    }
+    const uint8_t refuse[] = {0x57, 0x53, 3, 3, 0, WSP_REASON_MALFORMED, 0, 0};
+    CHECK_MEM(b, refuse, sizeof refuse);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close(fd);
 }
 
 /* ---- news: withdrawals, the deadline, the limit, the listener closing ---------------------- */

@@ -235,6 +235,17 @@ static int huge_qos(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPW
     return CF_ACCEPT;
 }
 
+/* A provider-specific length with no buffer (longer than the client's own part, so that
+ * only the missing buffer makes it the application's mistake rather than the client's). */
+static int null_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPWSABUF f,
+                         GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)d, (void)e, (void)g, (void)ctx;
+    f->len = 0;
+    CHECK(sqos != NULL);
+    sqos->ProviderSpecific = (WSABUF){5, NULL};
+    return CF_ACCEPT;
+}
+
 /* Each mistake fails the accept with its code and leaves the request first in line, counted
  * nowhere; a correct answer then connects the same client. */
 static void mistake_keeps_the_request(LPCONDITIONPROC mistake, int expected) {
@@ -267,6 +278,7 @@ TEST(hostile_application_mistakes_fail_the_accept_and_keep_the_request) {
     start();
     mistake_keeps_the_request(null_buffer, WSAEFAULT);
     mistake_keeps_the_request(huge_qos, WSAEINVAL);
+    mistake_keeps_the_request(null_specific, WSAEFAULT);
 }
 
 /* ---- defect 4: bytes after a request ------------------------------------------------- */
@@ -520,6 +532,54 @@ TEST(hostile_drop_handler_hears_each_dropped_request) {
     CHECK_EQ(drop_count(&d), 2);
 }
 
+/* Sends a byte after its request while the condition function runs, and returns once the
+ * server's end of the connection holds it. */
+struct late_byte {
+    int fd;
+    int server_port, client_port;
+};
+
+static int send_byte_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                 LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    struct late_byte *k = (struct late_byte *)ctx;
+    CHECK_EQ(send(k->fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(tcp_unread(k->server_port, k->client_port) == 1, 5000);
+    return plain_accept(a, b, c, d, e, f, g, 0);
+}
+
+/* A request the accepting thread itself ends (its client broke the protocol while the
+ * condition function ran) reaches the drop handler before that lpWSPAccept returns, on its
+ * thread. */
+TEST(hostile_drop_found_by_an_accept_is_heard_before_it_returns) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    static struct drops d = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    d.listener = l;
+    WSP_DROP_HANDLER_DATA h = {on_drop, (DWORD_PTR)&d};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    struct late_byte k = {.fd = raw_send_request(&addr, &f, NULL, 0)};
+    struct sockaddr_storage me;
+    socklen_t mlen = sizeof me;
+    CHECK_EQ(getsockname(k.fd, (struct sockaddr *)&me, &mlen), 0);
+    k.client_port = port_of(&me);
+    k.server_port = port_of(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 5000);
+    CHECK(accept_with(l, send_byte_then_accept, (DWORD_PTR)&k, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* the request ended; no other waits */
+    CHECK_EQ(drop_count(&d), 1);
+    CHECK_EQ(d.reasons[0], WSP_REASON_MALFORMED);
+    CHECK_EQ(d.ports[0], k.client_port);
+    CHECK_EQ(stats_of(l).malformed, 1);
+    expect_refuse(k.fd, WSP_HS_VERSION_3, WSP_HS_REASON_MALFORMED);
+    close(k.fd);
+    close_socket(l);
+}
+
 /* ---- patience ----------------------------------------------------------------------------- */
 
 /* A client that said it waits 100 ms more (then, say, a partition hid its close) is never
@@ -543,9 +603,8 @@ TEST(hostile_request_past_its_clients_patience_is_never_presented) {
     close_socket(l);
 }
 
-/* A WSP client states its connect limit: the request it sends carries it as patience. */
-TEST(hostile_client_states_its_connect_limit_as_patience) {
-    start();
+/* The patience a non-blocking connect with that limit states in its request. */
+static uint32_t stated_patience(DWORD limit) {
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
@@ -554,7 +613,7 @@ TEST(hostile_client_states_its_connect_limit_as_patience) {
     socklen_t alen = sizeof addr;
     getsockname(lfd, (struct sockaddr *)&addr, &alen);
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, 60000);
+    set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, limit);
     set_nonblocking(s, 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
     int fd = accept(lfd, NULL, NULL);
@@ -570,9 +629,20 @@ TEST(hostile_client_states_its_connect_limit_as_patience) {
     CHECK_EQ(wsp_hs_decode(b, have, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &got), 12);
     CHECK(got.reads_reasons);
     CHECK(got.has_patience);
-    CHECK(got.patience_ms <= 60000);
-    CHECK(got.patience_ms > 50000); /* stamped as sent, not a small number by mistake */
     close(fd);
     close(lfd);
     close_socket(s);
+    return got.patience_ms;
+}
+
+/* A WSP client states its connect limit: the request it sends carries it as patience, what
+ * is left of it as the request goes (every byte of it: a limit of days too). */
+TEST(hostile_client_states_its_connect_limit_as_patience) {
+    start();
+    const DWORD limits[] = {60000, 0x12345678};
+    for (int i = 0; i < 2; i++) {
+        uint32_t p = stated_patience(limits[i]);
+        CHECK(p <= limits[i]);
+        CHECK(p > limits[i] - 10000); /* stamped as sent, not a small number by mistake */
+    }
 }

@@ -238,7 +238,11 @@ TEST(enum_protocols_reports_four_entries) {
     /* Selecting UDP only matches nothing; TCP matches all. */
     int udp[] = {IPPROTO_UDP, 0}, tcp[] = {IPPROTO_TCP, 0};
     len = sizeof info;
+    memset(info, 0x5a, sizeof info);
     CHECK_EQ(WSPEnumProtocols(udp, info, &len, &err), 0);
+    CHECK_EQ(len, 0);
+    for (size_t i = 0; i < sizeof info; i++) /* no entry written for a selection of none */
+        CHECK_EQ(((const unsigned char *)info)[i], 0x5a);
     len = sizeof info;
     CHECK_EQ(WSPEnumProtocols(tcp, info, &len, &err), 4);
     err = 0;
@@ -263,6 +267,12 @@ TEST(socket_without_protocol_info_is_plain_tcp) {
     close_socket(s);
     s = T.lpWSPSocket(AF_INET6, SOCK_STREAM, IPPROTO_TCP, NULL, 0, 0, &err);
     CHECK(s != INVALID_SOCKET);
+    /* An IPv6 socket: it takes an IPv6 address, and an IPv4 one is the wrong family. */
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT); /* shorter than an IPv6 address */
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&six, sizeof six, &err), 0);
     close_socket(s);
     err = 0;
     CHECK(T.lpWSPSocket(AF_INET, SOCK_DGRAM, 0, NULL, 0, 0, &err) == INVALID_SOCKET);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "internal.h"
 #include "support.h"
 
 /* A connected pair on plain TCP over 127.0.0.1: *client and *server. */
@@ -207,6 +208,34 @@ TEST(transfer_receive_timeout) {
     send_all(c, "ok", 2);
     recv_exact(s, b, 2);
     CHECK_MEM(b, "ok", 2);
+}
+
+/* Winsock's time-outs are milliseconds; the kernel, which enforces them, takes seconds and
+ * microseconds, and keeps them in ticks of 1 to 10 ms: what it reports back is the value set,
+ * rounded up to its tick. */
+static void check_kernel_timeout(SOCKET s, int optname, long sec, long usec) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct timeval tv = {0, 0};
+    socklen_t len = sizeof tv;
+    CHECK_EQ(getsockopt(so->fd, SOL_SOCKET, optname, &tv, &len), 0);
+    wsp_socket_release(so);
+    CHECK_EQ(tv.tv_sec, sec);
+    CHECK(tv.tv_usec >= usec && tv.tv_usec < usec + 10000);
+}
+
+TEST(transfer_timeouts_reach_the_kernel_in_seconds_and_microseconds) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 1500);
+    set_dword(s, SOL_SOCKET, SO_SNDTIMEO, 2200);
+    check_kernel_timeout(s, SO_RCVTIMEO, 1, 500000);
+    check_kernel_timeout(s, SO_SNDTIMEO, 2, 200000);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 0); /* 0: no time-out, as on Windows */
+    check_kernel_timeout(s, SO_RCVTIMEO, 0, 0);
+    (void)c;
 }
 
 TEST(transfer_abortive_close_resets_the_peer) {
@@ -501,6 +530,11 @@ TEST(names_and_options_check_their_buffers_first) {
     len = -1;
     err = 0;
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    /* Before the option is looked at: an unknown one is WSAEFAULT too. */
+    len = -1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
 }
 

@@ -299,6 +299,42 @@ TEST(winsock_ioctlsocket_carries_u_long_both_ways) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* sendto and recvfrom on a stream are send and recv: the address is ignored (Winsock's TCP),
+ * the counts and errors are theirs. */
+TEST(winsock_sendto_and_recvfrom_on_a_stream) {
+    startup();
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    SOCKADDR_IN elsewhere;
+    memset(&elsewhere, 0, sizeof elsewhere);
+    elsewhere.sin_family = AF_INET;
+    elsewhere.sin_port = htons(9);
+    CHECK_EQ(sendto(c, "hello", 5, 0, (SOCKADDR *)&elsewhere, sizeof elsewhere), 5);
+    char buf[16];
+    SOCKADDR_IN from;
+    memset(&from, 0x5a, sizeof from);
+    int fromlen = sizeof from;
+    int got = 0;
+    while (got < 5) {
+        int n = recvfrom(s, buf + got, (int)sizeof buf - got, 0, (SOCKADDR *)&from, &fromlen);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(got, 5);
+    CHECK(memcmp(buf, "hello", 5) == 0);
+    CHECK_EQ(((unsigned char *)&from)[0], 0x5a); /* left as it was */
+    CHECK_EQ(sendto(c, buf, -1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(recvfrom(s, buf, -1, 0, NULL, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(sendto(c, "x", 1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recvfrom(s, buf, sizeof buf, 0, NULL, NULL), 0); /* the peer closed */
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     startup();
     SOCKET c, s;
@@ -325,7 +361,47 @@ TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     CHECK(WSASocket(AF_INET, SOCK_STREAM, 0, NULL, SG_UNCONSTRAINED_GROUP, 0) == INVALID_SOCKET);
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    WSABUF data = {sizeof b, b};
+    CHECK_EQ(WSASendDisconnect(c, &data), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    CHECK_EQ(WSARecvDisconnect(c, &data), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    SOCKADDR_IN a;
+    int alen = sizeof a;
+    CHECK_EQ(getpeername(c, (SOCKADDR *)&a, &alen), 0);
+    CHECK(WSAJoinLeaf(c, (SOCKADDR *)&a, sizeof a, NULL, NULL, NULL, NULL, 0) ==
+          INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    /* ... and leaves no handle behind: INVALID_SOCKET still names no socket, even to a call
+     * the provider would refuse before looking at the handle. */
+    CHECK_EQ(WSASend(INVALID_SOCKET, &wb, 1, &got, 0, &ov, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
     CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* Options go to the provider as the program named them: level, then option. */
+TEST(winsock_socket_options_through_the_api) {
+    startup();
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    DWORD type = 0;
+    int len = sizeof type;
+    CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_TYPE, (char *)&type, &len), 0);
+    CHECK_EQ(type, SOCK_STREAM);
+    CHECK_EQ(len, sizeof type);
+    DWORD ms = 1234;
+    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms), 0);
+    ms = 0;
+    len = sizeof ms;
+    CHECK_EQ(getsockopt(c, SOL_SOCKET, SO_RCVTIMEO, (char *)&ms, &len), 0);
+    CHECK_EQ(ms, 1234);
+    CHECK_EQ(getsockopt(c, SOL_SOCKET, 0x7777, (char *)&ms, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOPROTOOPT);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, (const char *)&ms, sizeof ms), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
