@@ -292,3 +292,22 @@ TEST(select_timeout_of_a_second_and_a_negative_one) {
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad_us, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
 }
+
+/* A listener with no request, listed before a readable socket, is not reported with it. */
+TEST(select_idle_listener_is_not_reported_with_a_readable_socket) {
+    start();
+    SOCKET idle = listener(WSP_CATALOG_TCP_IPV4, 4, NULL);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(idle, &r);
+    WSP_FD_SET(s, &r);
+    struct timeval tv = {600, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s);
+}
