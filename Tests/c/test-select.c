@@ -1,5 +1,8 @@
 /* lpWSPSelect: each kind of readiness, time-outs and errors. */
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "test-netevents.h"
 
@@ -310,4 +313,20 @@ TEST(select_idle_listener_is_not_reported_with_a_readable_socket) {
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 1);
     CHECK_EQ(r.fd_count, 1);
     CHECK(r.fd_array[0] == s);
+}
+
+/* lpWSPSelect closes the descriptor it waits on even when that is descriptor 0 (a program may
+ * run with its standard input closed). */
+TEST(select_closes_its_wake_descriptor_when_it_is_descriptor_0) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int saved = dup(0);
+    CHECK(saved >= 0);
+    CHECK_EQ(close(0), 0); /* the lowest free descriptor: the call's own is 0 */
+    CHECK_EQ(select1(0, s, 0, NULL), 0);
+    CHECK_EQ(fcntl(0, F_GETFD), -1);
+    CHECK_EQ(errno, EBADF);
+    CHECK_EQ(dup2(saved, 0), 0);
+    close(saved);
 }
