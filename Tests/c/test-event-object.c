@@ -511,3 +511,23 @@ TEST(event_create_that_fails_frees_descriptor_zero) {
     close(saved);
     CHECK(WSACloseEvent(warm));
 }
+
+/* An event listed again after another one counts once, whichever order the events' addresses
+ * have: the wait answers at once for a signalled one and times out for unsignalled ones. */
+TEST(event_wait_accepts_an_event_listed_again_after_another) {
+    WSAEVENT a = WSACreateEvent(), b = WSACreateEvent(), c = WSACreateEvent();
+    CHECK(a != WSA_INVALID_EVENT && b != WSA_INVALID_EVENT && c != WSA_INVALID_EVENT);
+    const WSAEVENT lists[][4] = {{a, b, a, c}, {b, a, b, c}, {c, b, a, c}, {a, c, b, a}};
+    for (int k = 0; k < 4; k++) {
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], TRUE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    }
+    CHECK(WSASetEvent(a));
+    CHECK(WSASetEvent(b));
+    CHECK(WSASetEvent(c));
+    for (int k = 0; k < 4; k++) {
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    }
+    CHECK(WSACloseEvent(a) && WSACloseEvent(b) && WSACloseEvent(c));
+}

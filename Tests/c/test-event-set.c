@@ -412,3 +412,36 @@ TEST(evset_event_closed_before_an_accept_leaves_the_accepted_socket_working) {
     CHECK_EQ(ne_recv(k.s, buf, sizeof buf, 0), 4);
     CHECK_MEM(buf, "pong", 4);
 }
+
+/* Readiness that raises nothing the registration asks for (urgent data, FD_OOB not asked)
+ * does not end a wait without a time-out: it goes on until the event is set. */
+static struct blocker waiting;
+
+static void *set_once_waiting(void *arg) {
+    wait_blocked(&waiting);
+    CHECK(WSASetEvent(*(WSAEVENT *)arg));
+    return NULL;
+}
+
+TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    char b;
+    long long deadline = now_ms() + 10000; /* the urgent byte is there once a peek sees it */
+    while (ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK) != 1) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
+    blocker_enter(&waiting);
+    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&waiting);
+    CHECK_EQ(r, WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
+    WSACloseEvent(ev);
+}

@@ -1,6 +1,7 @@
 /* lpWSPSelect: each kind of readiness, time-outs and errors. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -329,4 +330,60 @@ TEST(select_closes_its_wake_descriptor_when_it_is_descriptor_0) {
     CHECK_EQ(errno, EBADF);
     CHECK_EQ(dup2(saved, 0), 0);
     close(saved);
+}
+
+/* A listener is readable with a request waiting, never writable or exceptional. */
+TEST(select_listener_with_a_request_is_only_readable) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(select1(1, l, 0, NULL), 0);
+    CHECK_EQ(select1(2, l, 0, NULL), 0);
+    CHECK_EQ(select1(0, l, 0, NULL), 1);
+}
+
+/* A listener whose only request is being shown to a condition function is not readable; the
+ * select waiting on it reports it once a CF_DEFER puts the request back. */
+static atomic_int presenting, answer_now;
+
+static int defer_when_told(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    atomic_store(&presenting, 1);
+    long long deadline = now_ms() + 10000;
+    while (!atomic_load(&answer_now) && now_ms() < deadline)
+        sleep_ms(1);
+    return CF_DEFER;
+}
+
+static void *accept_deferring(void *arg) {
+    int err = 0;
+    CHECK(ne_accept(*(SOCKET *)arg, defer_when_told, &err) == INVALID_SOCKET);
+    return NULL;
+}
+
+static void *answer_once_selecting(void *arg) {
+    (void)arg;
+    wait_blocked(&selecting);
+    atomic_store(&answer_now, 1);
+    return NULL;
+}
+
+TEST(select_sees_a_request_a_condition_function_defers) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor, answerer;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    CHECK_EQ(pthread_create(&answerer, NULL, answer_once_selecting, NULL), 0);
+    CHECK_EQ(select1_here(0, l, 20000), 1);
+    pthread_join(answerer, NULL);
+    pthread_join(acceptor, NULL);
 }
