@@ -911,3 +911,22 @@ TEST(netev_connected_socket_registered_only_for_accept_or_connect) {
     WSACloseEvent(ev);
 }
 
+
+/* A recv that re-enables FD_OOB while the urgent byte is still unread (a peek) reports FD_OOB
+ * again at once: the edge that announced the byte will not come again. */
+TEST(netev_oob_still_unread_after_a_peek_is_reported_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_OOB);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK), 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_OOB);
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* read now: nothing more */
+    WSACloseEvent(ev);
+}
