@@ -387,3 +387,19 @@ TEST(select_sees_a_request_a_condition_function_defers) {
     pthread_join(answerer, NULL);
     pthread_join(acceptor, NULL);
 }
+
+/* One set passed as both the write and the except set is rewritten once, and its handles are
+ * counted once. */
+TEST(select_one_set_in_two_places_counts_its_handles_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSPFD_SET x;
+    WSP_FD_ZERO(&x);
+    WSP_FD_SET(s, &x);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &x, &x, &zero, &err), 1);
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == s);
+}
