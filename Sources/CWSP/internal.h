@@ -170,7 +170,6 @@ struct wsp_netevents {
     int write_blocked;  /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
     int eof;            /* the peer's FIN has been seen: no more data will arrive */
     int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
-    int read_quiet;     /* EPOLLIN fired with nothing to read: wait for the next recv */
     int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
     int read_mark;      /* edge-triggered: bytes unread when last counted while FD_READ was
                          * off (-1: not counted); more than that is new data, FD_READ again */

@@ -284,7 +284,7 @@ static uint32_t wanted(const struct wsp_socket *so) {
     if (!ne->eof && !(so->shut & WSP_SHUT_RECEIVE)) {
         /* EPOLLRDHUP with EPOLLIN: a FIN must not pass for data (FD_READ) when FD_CLOSE is
          * not asked for. */
-        if ((on & FD_READ) && !ne->read_quiet)
+        if (on & FD_READ)
             w |= EPOLLIN | EPOLLRDHUP;
         if (on & FD_CLOSE)
             w |= EPOLLRDHUP; /* a reset shows as EPOLLERR, which epoll always reports */
@@ -356,12 +356,6 @@ static void report_conditions(struct wsp_socket *so) {
     }
 }
 
-static int still_readable(int fd) {
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-    return poll(&p, 1, 0) > 0 && (p.revents & POLLIN) && !(p.revents & (POLLRDHUP | POLLHUP)) &&
-           unread_bytes(fd) == 0;
-}
-
 /* so->lock held on entry, released on return. The watch reported events. */
 static void readiness(struct wsp_socket *so, uint32_t events) {
     struct wsp_netevents *ne = &so->netev;
@@ -404,20 +398,12 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             /* Data, and no FIN to tell apart from it: no need to count the bytes. */
             raise_event(so, FD_READ, 0);
         } else if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP)) {
-            int unread = unread_bytes(so->fd);
-            if (unread > 0)
+            /* A hang-up (a FIN, or the socket's own SD_RECEIVE), with or without data. */
+            if (unread_bytes(so->fd) > 0)
                 raise_event(so, FD_READ, 0);
-            if ((events & (EPOLLRDHUP | EPOLLHUP)) && !ne->eof && peer_closed(so)) {
+            if (!ne->eof && peer_closed(so)) {
                 ne->eof = 1;
                 raise_event(so, FD_CLOSE, 0); /* at once, unread data or not (Windows) */
-            } else if ((events & (EPOLLRDHUP | EPOLLHUP))) {
-                /* the socket's own SD_RECEIVE, or FD_CLOSE raised already */
-            } else if (!edges && unread == 0 && still_readable(so->fd)) {
-                /* Readable with nothing to read, and still so: a state this code does not
-                 * know. Re-arming EPOLLIN now would spin; the next recv re-arms it. (The
-                 * usual case, another thread's recv taking the data first, is no longer
-                 * readable and re-arms normally.) */
-                ne->read_quiet = 1;
             }
         }
         if (events & EPOLLPRI)
@@ -635,7 +621,6 @@ int wsp_netevents_register(struct wsp_socket *so, int kind, WSAEVENT ev, HWND hw
     ne->mask = events;
     ne->eof = 0;
     ne->dead = 0;
-    ne->read_quiet = 0;
     ne->read_edge = 0;
     err = start_registration(so);
     if (err)
@@ -688,8 +673,6 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     ne->armed |= mask & REENABLEABLE;
-    if (mask & FD_READ)
-        ne->read_quiet = 0;
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
         ne->oob_inline = oob_inline(so->fd);
         if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
@@ -783,7 +766,6 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         return;
     ne->eof = 0;
     ne->dead = 0;
-    ne->read_quiet = 0;
     ne->write_blocked = 0;
     if (ensure_watch(so) == 0) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */

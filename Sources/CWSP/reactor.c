@@ -45,13 +45,10 @@ static void wake(void) {
     (void)n; /* a full counter still wakes the reactor */
 }
 
-/* reactor_lock held. Arms timerfd for due_ms (0: disarms it). */
+/* reactor_lock held. Arms timerfd for due_ms (0: disarms it). A due time in whole
+ * milliseconds is all zero only when it is 0, and an all-zero time is what disarms. */
 static void arm_timerfd(uint64_t due_ms) {
     struct itimerspec t = {{0, 0}, {(time_t)(due_ms / 1000u), (long)(due_ms % 1000u) * 1000000L}};
-    if (due_ms == 0)
-        t.it_value.tv_nsec = 0;
-    else if (t.it_value.tv_sec == 0 && t.it_value.tv_nsec == 0)
-        t.it_value.tv_nsec = 1; /* all zero would disarm */
     timerfd_settime(timerfd, TFD_TIMER_ABSTIME, &t, NULL);
     timer_armed_ms = due_ms;
 }

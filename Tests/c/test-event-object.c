@@ -1,6 +1,7 @@
 /* Event objects (event_object.c) and the thread's last error. */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/resource.h>
 #include <poll.h>
 #include <pthread.h>
@@ -456,4 +457,77 @@ TEST(event_create_out_of_descriptors_is_wsaemfile) {
     CHECK(e != WSA_INVALID_EVENT);
     CHECK(WSACloseEvent(e));
     CHECK(WSACloseEvent(warm));
+}
+
+/* A closed event's slot is the one reused, never a live event's: after A, B, close B, create
+ * C, the handles A and C name two different events. */
+TEST(event_slot_freed_by_a_close_is_reused_without_touching_a_live_event) {
+    WSAEVENT a = WSACreateEvent(), b = WSACreateEvent();
+    CHECK(a != WSA_INVALID_EVENT && b != WSA_INVALID_EVENT);
+    CHECK(WSACloseEvent(b));
+    WSAEVENT c = WSACreateEvent();
+    CHECK(c != WSA_INVALID_EVENT);
+    CHECK(WSASetEvent(c));
+    CHECK_EQ(poll_one(a), WSA_WAIT_TIMEOUT);
+    CHECK(WSASetEvent(a));
+    CHECK(WSAResetEvent(c));
+    CHECK_EQ(poll_one(a), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(a));
+    CHECK(WSASetEvent(c)); /* still open */
+    CHECK_EQ(poll_one(c), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(c));
+}
+
+/* A WSACreateEvent that gets its descriptor but not its set's closes the one it got, even when
+ * that is descriptor 0 (a program may run with its standard input closed). */
+TEST(event_create_that_fails_frees_descriptor_zero) {
+    WSAEVENT warm = WSACreateEvent(); /* whatever the first call opens for good is open now */
+    CHECK(warm != WSA_INVALID_EVENT);
+    int saved = dup(0);
+    CHECK(saved >= 0);
+    CHECK_EQ(close(0), 0);
+    struct rlimit old;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    struct rlimit low = {(rlim_t)open_fds() + 4, old.rlim_max};
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int hog[16];
+    int hogs = 0, fd;
+    while ((fd = dup(1)) >= 0) { /* the first is 0: the lowest free */
+        CHECK(hogs < 16);
+        hog[hogs++] = fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+    CHECK_EQ(hog[0], 0);
+    CHECK_EQ(close(0), 0); /* descriptor 0 is the only one free */
+    WSASetLastError(0);
+    CHECK(WSACreateEvent() == WSA_INVALID_EVENT);
+    CHECK_EQ(WSAGetLastError(), WSAEMFILE);
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* free again */
+    CHECK_EQ(errno, EBADF);
+    for (int i = 1; i < hogs; i++)
+        close(hog[i]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    CHECK_EQ(dup2(saved, 0), 0);
+    close(saved);
+    CHECK(WSACloseEvent(warm));
+}
+
+/* An event listed again after another one counts once, whichever order the events' addresses
+ * have: the wait answers at once for a signalled one and times out for unsignalled ones. */
+TEST(event_wait_accepts_an_event_listed_again_after_another) {
+    WSAEVENT a = WSACreateEvent(), b = WSACreateEvent(), c = WSACreateEvent();
+    CHECK(a != WSA_INVALID_EVENT && b != WSA_INVALID_EVENT && c != WSA_INVALID_EVENT);
+    const WSAEVENT lists[][4] = {{a, b, a, c}, {b, a, b, c}, {c, b, a, c}, {a, c, b, a}};
+    for (int k = 0; k < 4; k++) {
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], TRUE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    }
+    CHECK(WSASetEvent(a));
+    CHECK(WSASetEvent(b));
+    CHECK(WSASetEvent(c));
+    for (int k = 0; k < 4; k++) {
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAWaitForMultipleEvents(4, lists[k], TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    }
+    CHECK(WSACloseEvent(a) && WSACloseEvent(b) && WSACloseEvent(c));
 }

@@ -282,3 +282,166 @@ TEST(evset_data_left_on_many_sockets_of_one_event_is_reported_for_each) {
     CHECK_EQ(read_raised_on_each(s, ev, 0), MANY);
     WSACloseEvent(ev);
 }
+
+/* More recvs that leave data behind than a set keeps checks for, with no wait or enumeration
+ * between them: the checks past the limit are made on the spot, and every socket reports
+ * FD_READ again. */
+TEST(evset_data_left_by_more_recvs_than_a_set_keeps_checks_for_is_reported_for_each) {
+    start();
+    SOCKET c[MANY], s[MANY], l[MANY];
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    for (int i = 0; i < MANY; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c[i], "01234567");
+        WAIT_FOR(unread_bytes(s[i]) == 8, 10000);
+    }
+    CHECK_EQ(read_raised_on_each(s, ev, 0), MANY); /* the first FD_READ of each, not re-enabled */
+    for (int i = 0; i < MANY; i++) { /* twelve recvs in a row, each leaving 6 bytes */
+        char b[2];
+        CHECK_EQ(ne_recv(s[i], b, sizeof b, 0), 2);
+    }
+    CHECK_EQ(read_raised_on_each(s, ev, 0), MANY);
+    WSACloseEvent(ev);
+}
+
+/* A recv that fills its buffer and leaves nothing, while the event's descriptor is handed out
+ * (the reactor watches the set, so the provider looks at once): no FD_READ. */
+TEST(evset_recv_that_takes_everything_raises_nothing_on_an_exported_event) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK(WSAEventFd(ev) >= 0);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "abcd");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    ne_send_str(c, "e"); /* and the next data is reported */
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    WSACloseEvent(ev);
+}
+
+/* Two events, each with a socket whose recv left data behind: one wait for either looks at
+ * both sockets, and each socket's FD_READ goes to its own event's record. */
+TEST(evset_one_wait_on_two_events_looks_at_the_data_left_on_each) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT ev[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        ev[i] = ne_event_select(s[i], FD_READ);
+        ne_send_str(c[i], "0123456789");
+        WAIT_FOR(unread_bytes(s[i]) == 10, 10000);
+        WSANETWORKEVENTS ne;
+        CHECK(ne_wait_bit(s[i], ev[i], FD_READ, 10000, &ne));
+    }
+    for (int i = 0; i < 2; i++) {
+        char buf[4];
+        CHECK_EQ(ne_recv(s[i], buf, sizeof buf, 0), 4); /* 6 bytes left on each */
+    }
+    /* Both checks find data, so both events are signalled when the wait answers. */
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(ne_enum(s[i], ev[i]).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev[0]);
+    WSACloseEvent(ev[1]);
+}
+
+/* Both events' sockets have data before a wait for either: the wait takes the readiness of
+ * both sets and, as any wait, answers with the lowest index signalled. Run with the events in
+ * both orders (the sets are looked at in an order of the provider's own). */
+static void wait_any_answers_lowest_of_two_ready_sets(int swap) {
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT ev[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        ev[i] = ne_event_select(s[i], FD_READ);
+    }
+    for (int i = 0; i < 2; i++) {
+        ne_send_str(c[i], "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000);
+    }
+    WSAEVENT order[2] = {ev[swap], ev[!swap]};
+    CHECK_EQ(WSAWaitForMultipleEvents(2, order, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(ne_enum(s[i], ev[i]).lNetworkEvents, FD_READ);
+        ne_close(c[i]);
+        ne_close(s[i]);
+        ne_close(l[i]);
+        WSACloseEvent(ev[i]);
+    }
+}
+
+TEST(evset_wait_any_takes_every_ready_set_and_answers_the_lowest_index) {
+    start();
+    wait_any_answers_lowest_of_two_ready_sets(0);
+    wait_any_answers_lowest_of_two_ready_sets(1);
+}
+
+/* A listener registered on an event that is closed before a connection arrives: the accepted
+ * socket inherits a registration naming a closed event, and works. */
+TEST(evset_event_closed_before_an_accept_leaves_the_accepted_socket_working) {
+    start();
+    struct ne_connector k = {0};
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &k.addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT | FD_READ | FD_WRITE | FD_CLOSE);
+    CHECK(WSACloseEvent(ev));
+    k.s = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_start_connector(&k);
+    ne_join_connector(&k);
+    SOCKET s = INVALID_SOCKET;
+    int err = 0;
+    long long deadline = now_ms() + 10000;
+    while ((s = ne_accept(l, NULL, &err)) == INVALID_SOCKET) { /* the listener is non-blocking */
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    ne_send_str(k.s, "ping");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    char buf[8];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    CHECK_MEM(buf, "ping", 4);
+    ne_send_str(s, "pong");
+    WAIT_FOR(unread_bytes(k.s) == 4, 10000);
+    CHECK_EQ(ne_recv(k.s, buf, sizeof buf, 0), 4);
+    CHECK_MEM(buf, "pong", 4);
+}
+
+/* Readiness that raises nothing the registration asks for (urgent data, FD_OOB not asked)
+ * does not end a wait without a time-out: it goes on until the event is set. */
+static struct blocker waiting;
+
+static void *set_once_waiting(void *arg) {
+    wait_blocked(&waiting);
+    CHECK(WSASetEvent(*(WSAEVENT *)arg));
+    return NULL;
+}
+
+TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    char b;
+    long long deadline = now_ms() + 10000; /* the urgent byte is there once a peek sees it */
+    while (ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK) != 1) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
+    blocker_enter(&waiting);
+    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&waiting);
+    CHECK_EQ(r, WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
+    WSACloseEvent(ev);
+}

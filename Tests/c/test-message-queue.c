@@ -1,7 +1,9 @@
 /* Message queues (message_queue.c) and the built-in upcall table (upcalls.c). */
+#include <errno.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -390,4 +392,33 @@ TEST(queue_destroy_wakes_a_poll_on_its_descriptor) {
      * the loop to look, and which comes first is the two threads' race, not the queue's. */
     CHECK_EQ(p.rc, 1);
     CHECK(p.revents == POLLIN || p.revents == POLLNVAL);
+}
+
+/* Out of descriptors, WSPCreateMessageQueue fails with WSAEMFILE and leaves nothing open. */
+TEST(queue_create_out_of_descriptors_is_wsaemfile) {
+    HWND warm = WSPCreateMessageQueue(); /* whatever the first call opens for good is open now */
+    CHECK(warm != NULL);
+    struct rlimit old;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    int before = open_fds();
+    struct rlimit low = {(rlim_t)before + 4, old.rlim_max};
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    static int hog[16];
+    int hogs = 0, fd;
+    while ((fd = dup(0)) >= 0) {
+        CHECK(hogs < 16);
+        hog[hogs++] = fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+    WSASetLastError(0);
+    CHECK(WSPCreateMessageQueue() == NULL);
+    CHECK_EQ(WSAGetLastError(), WSAEMFILE);
+    for (int i = 0; i < hogs; i++)
+        close(hog[i]);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    CHECK_EQ(open_fds(), before);
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK(WSPDestroyMessageQueue(warm));
 }

@@ -807,3 +807,126 @@ TEST(netev_reset_while_a_send_waits_for_room_reports_close_and_write) {
         CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
     CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
 }
+
+/* A socket with nothing to read and a full send buffer holds no condition at registration:
+ * nothing is reported until something happens. */
+TEST(netev_registration_with_nothing_to_read_and_no_room_to_send_reports_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_fionbio(s, 1);
+    static char chunk[65536];
+    int err = 0;
+    for (int i = 0; i < 1000 && (err = ne_send(s, chunk, sizeof chunk, 0, NULL)) == 0; i++)
+        ;
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers fill */
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* lpWSPAccept on a non-blocking listener until a connection is there. */
+static SOCKET accept_soon(SOCKET l) {
+    int err = 0;
+    SOCKET a;
+    long long deadline = now_ms() + 10000;
+    while ((a = ne_accept(l, NULL, &err)) == INVALID_SOCKET) {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    return a;
+}
+
+/* A socket that connects with an async selection: the connector may still watch its
+ * descriptor when the connect ends, so the reactor watches a duplicate, closed with the
+ * socket. */
+static void async_selected_connect_leaks_no_descriptor(DWORD cat) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(cat, 4, &addr);
+    ne_fionbio(l, 1); /* a blocking accept would open the listener's wake-up descriptor */
+    HWND q = WSPCreateMessageQueue();
+    int before = open_fds();
+    SOCKET c = new_socket(cat);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_CONNECT | FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, cat == WSP_CATALOG_CDATA_IPV4 ? "x" : NULL, NULL),
+             WSAEWOULDBLOCK);
+    SOCKET a = accept_soon(l);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CONNECT, 0));
+    ne_send_str(a, "hi");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    ne_close(a);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, 0));
+    ne_close(c);
+    WAIT_FOR(open_fds() == before, 10000);
+}
+
+TEST(netev_async_selected_connect_leaks_no_descriptor) {
+    async_selected_connect_leaks_no_descriptor(WSP_CATALOG_TCP_IPV4);
+}
+
+TEST(netev_async_selected_connect_data_connect_leaks_no_descriptor) {
+    async_selected_connect_leaks_no_descriptor(WSP_CATALOG_CDATA_IPV4);
+}
+
+/* A new selection clears the record of the one it replaces (Winsock: "clears the internal
+ * network event record"): an event recorded and not yet enumerated is gone. */
+TEST(netev_new_registration_clears_the_record) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    CHECK(ne_signalled(ev, 10000)); /* FD_READ recorded; no enumeration */
+    CHECK(WSAResetEvent(ev));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    WSACloseEvent(ev);
+}
+
+/* A connected socket may be registered for events its descriptor never raises. */
+TEST(netev_connected_socket_registered_only_for_accept_or_connect) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_ACCEPT, &err), 0);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_CONNECT | FD_QOS, &err), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    WSACloseEvent(ev);
+}
+
+
+/* A recv that re-enables FD_OOB while the urgent byte is still unread (a peek) reports FD_OOB
+ * again at once: the edge that announced the byte will not come again. */
+TEST(netev_oob_still_unread_after_a_peek_is_reported_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_OOB);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK), 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_OOB);
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* read now: nothing more */
+    WSACloseEvent(ev);
+}

@@ -1,5 +1,9 @@
 /* lpWSPSelect: each kind of readiness, time-outs and errors. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "test-netevents.h"
 
@@ -291,4 +295,111 @@ TEST(select_timeout_of_a_second_and_a_negative_one) {
     err = 0;
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad_us, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+}
+
+/* A listener with no request, listed before a readable socket, is not reported with it. */
+TEST(select_idle_listener_is_not_reported_with_a_readable_socket) {
+    start();
+    SOCKET idle = listener(WSP_CATALOG_TCP_IPV4, 4, NULL);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(idle, &r);
+    WSP_FD_SET(s, &r);
+    struct timeval tv = {600, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s);
+}
+
+/* lpWSPSelect closes the descriptor it waits on even when that is descriptor 0 (a program may
+ * run with its standard input closed). */
+TEST(select_closes_its_wake_descriptor_when_it_is_descriptor_0) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int saved = dup(0);
+    CHECK(saved >= 0);
+    CHECK_EQ(close(0), 0); /* the lowest free descriptor: the call's own is 0 */
+    CHECK_EQ(select1(0, s, 0, NULL), 0);
+    CHECK_EQ(fcntl(0, F_GETFD), -1);
+    CHECK_EQ(errno, EBADF);
+    CHECK_EQ(dup2(saved, 0), 0);
+    close(saved);
+}
+
+/* A listener is readable with a request waiting, never writable or exceptional. */
+TEST(select_listener_with_a_request_is_only_readable) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(select1(1, l, 0, NULL), 0);
+    CHECK_EQ(select1(2, l, 0, NULL), 0);
+    CHECK_EQ(select1(0, l, 0, NULL), 1);
+}
+
+/* A listener whose only request is being shown to a condition function is not readable; the
+ * select waiting on it reports it once a CF_DEFER puts the request back. */
+static atomic_int presenting, answer_now;
+
+static int defer_when_told(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    atomic_store(&presenting, 1);
+    long long deadline = now_ms() + 10000;
+    while (!atomic_load(&answer_now) && now_ms() < deadline)
+        sleep_ms(1);
+    return CF_DEFER;
+}
+
+static void *accept_deferring(void *arg) {
+    int err = 0;
+    CHECK(ne_accept(*(SOCKET *)arg, defer_when_told, &err) == INVALID_SOCKET);
+    return NULL;
+}
+
+static void *answer_once_selecting(void *arg) {
+    (void)arg;
+    wait_blocked(&selecting);
+    atomic_store(&answer_now, 1);
+    return NULL;
+}
+
+TEST(select_sees_a_request_a_condition_function_defers) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor, answerer;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    CHECK_EQ(pthread_create(&answerer, NULL, answer_once_selecting, NULL), 0);
+    CHECK_EQ(select1_here(0, l, 20000), 1);
+    pthread_join(answerer, NULL);
+    pthread_join(acceptor, NULL);
+}
+
+/* One set passed as both the write and the except set is rewritten once, and its handles are
+ * counted once. */
+TEST(select_one_set_in_two_places_counts_its_handles_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSPFD_SET x;
+    WSP_FD_ZERO(&x);
+    WSP_FD_SET(s, &x);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &x, &x, &zero, &err), 1);
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == s);
 }

@@ -571,3 +571,46 @@ TEST(socket_with_a_group_is_refused) {
     CHECK_EQ(err, WSAEINVAL);
     CHECK_EQ(open_fds(), before);
 }
+
+/* The upcall table of the latest start-up is the one in force, whichever of two tables came
+ * first: each start-up here brings its own WPUPostMessage, and an async selection's message
+ * goes to the later one's. */
+static atomic_int posted_by[2];
+static BOOL post_first(HWND h, UINT m, WPARAM w, LPARAM l) {
+    (void)h, (void)m, (void)w, (void)l;
+    atomic_fetch_add(&posted_by[0], 1);
+    return TRUE;
+}
+static BOOL post_second(HWND h, UINT m, WPARAM w, LPARAM l) {
+    (void)h, (void)m, (void)w, (void)l;
+    atomic_fetch_add(&posted_by[1], 1);
+    return TRUE;
+}
+
+static void start_posting_with(int which) {
+    WSPUPCALLTABLE up = no_upcalls();
+    up.lpWPUPostMessage = which ? post_second : post_first;
+    WSPDATA data;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+}
+
+TEST(startup_the_latest_upcall_table_is_the_one_in_force) {
+    for (int later = 0; later < 2; later++) {
+        start_posting_with(!later);
+        start_posting_with(later);
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+        SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+        CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+        int err = 0;
+        SOCKET a = T.lpWSPAccept(l, NULL, NULL, NULL, 0, &err);
+        CHECK(a != INVALID_SOCKET);
+        CHECK_EQ(T.lpWSPAsyncSelect(a, (HWND)(uintptr_t)0x1234, 0x401, FD_READ, &err), 0);
+        send_all(c, "x", 1);
+        WAIT_FOR(atomic_load(&posted_by[later]) == 1, 10000);
+        CHECK_EQ(atomic_load(&posted_by[!later]), 0);
+        CHECK_EQ(T.lpWSPCleanup(&err), 0);
+        CHECK_EQ(T.lpWSPCleanup(&err), 0);
+        atomic_store(&posted_by[later], 0);
+    }
+}

@@ -144,6 +144,7 @@ TEST(winsock_fd_set_macros) {
     CHECK_EQ(set.fd_array[1], 11);
     CHECK(!FD_ISSET((SOCKET)7, &set));
     CHECK(__WSAFDIsSet((SOCKET)11, &set));
+    CHECK_EQ(__WSAFDIsSet((SOCKET)11, NULL), 0); /* no set holds nothing */
     /* FD_SETSIZE handles at most; more are left out, as on Windows. */
     CHECK_EQ(FD_SETSIZE, 64);
     FD_ZERO(&set);

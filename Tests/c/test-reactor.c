@@ -1,0 +1,143 @@
+/* The reactor (Sources/CWSP/reactor.c): its one timerfd serves every item's timer, and every
+ * item that one epoll_wait returns is handled. Observed through what uses them: a connect-data
+ * listener's handshake deadline (a timer of the listener's item) and async-select watches
+ * (one-shot items). */
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "test-netevents.h"
+
+/* A connect-data listener whose handshake deadline is deadline_ms, and a raw client of it that
+ * sends nothing (the listener drops it when the deadline passes). */
+static SOCKET silent_client_of_listener(DWORD deadline_ms, int *raw) {
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, deadline_ms);
+    *raw = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, *raw);
+    return l;
+}
+
+/* Two items' timers, the later set before the earlier fires: once the earlier has fired, the
+ * timerfd is armed again for the later one. */
+TEST(reactor_timer_due_later_fires_after_an_earlier_one) {
+    start();
+    int raw1, raw2;
+    SOCKET l1 = silent_client_of_listener(1000, &raw1);
+    SOCKET l2 = silent_client_of_listener(2000, &raw2);
+    WAIT_FOR(stats_of(l1).timed_out == 1, 15000);
+    WAIT_FOR(stats_of(l2).timed_out == 1, 15000);
+    close(raw1);
+    close(raw2);
+}
+
+/* The last cleanup stops the reactor with a timer armed; after a restart, a timer due later
+ * than that one still arms the new reactor's timerfd. */
+TEST(reactor_timer_set_after_a_restart_fires) {
+    start();
+    int raw1, raw2;
+    SOCKET l1 = silent_client_of_listener(1000, &raw1);
+    (void)stats_of(l1); /* under the listener's lock: the pull that set the timer is done */
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET l2 = silent_client_of_listener(1100, &raw2);
+    WAIT_FOR(stats_of(l2).timed_out == 1, 15000);
+    close(raw1);
+    close(raw2);
+}
+
+/* ---- every item of a batch is handled ----------------------------------------------------- */
+
+static atomic_int entered, released;
+static pthread_mutex_t posts_lock = PTHREAD_MUTEX_INITIALIZER;
+static WPARAM posts[8];
+static LPARAM post_args[8];
+static int nposts;
+
+/* The application's PostMessage: the first call (made on the reactor thread, inside the
+ * first socket's handling) waits until the test has made two more sockets ready, so that the
+ * reactor's next epoll_wait returns both at once. */
+static BOOL blocking_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg;
+    if (atomic_fetch_add(&entered, 1) == 0) {
+        long long deadline = now_ms() + 10000;
+        while (!atomic_load(&released) && now_ms() < deadline)
+            sleep_ms(1);
+    }
+    pthread_mutex_lock(&posts_lock);
+    if (nposts < 8) {
+        posts[nposts] = wParam;
+        post_args[nposts] = lParam;
+        nposts++;
+    }
+    pthread_mutex_unlock(&posts_lock);
+    return TRUE;
+}
+
+static int posts_now(void) {
+    pthread_mutex_lock(&posts_lock);
+    int n = nposts;
+    pthread_mutex_unlock(&posts_lock);
+    return n;
+}
+
+TEST(reactor_handles_every_ready_item_of_one_wait) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = blocking_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c[3], s[3], l[3];
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    for (int i = 0; i < 3; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPAsyncSelect(s[i], wnd, NE_MSG, FD_READ, &err), 0);
+    }
+    ne_send_str(c[0], "x");
+    WAIT_FOR(atomic_load(&entered) == 1, 10000); /* the reactor is inside s[0]'s upcall */
+    ne_send_str(c[1], "x");
+    ne_send_str(c[2], "x");
+    WAIT_FOR(unread_bytes(s[1]) == 1 && unread_bytes(s[2]) == 1, 10000);
+    atomic_store(&released, 1);
+    WAIT_FOR(posts_now() == 3, 10000);
+    for (int i = 0; i < 3; i++) {
+        int seen = 0;
+        for (int j = 0; j < 3; j++)
+            if (posts[j] == (WPARAM)s[i]) {
+                CHECK_EQ(post_args[j], WSAMAKESELECTREPLY(FD_READ, 0));
+                seen++;
+            }
+        CHECK_EQ(seen, 1);
+    }
+}
+
+/* One readiness that raises two events on the reactor thread (data and the peer's FIN seen
+ * together) posts both messages, each with its own event and error, in order. */
+TEST(reactor_read_and_close_seen_together_post_two_messages) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = blocking_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c[2], s[2], l[2];
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    for (int i = 0; i < 2; i++)
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[0], wnd, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[1], wnd, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    ne_send_str(c[0], "x");
+    WAIT_FOR(atomic_load(&entered) == 1, 10000); /* the reactor is inside s[0]'s upcall */
+    ne_send_str(c[1], "x");
+    ne_close(c[1]);
+    WAIT_FOR(unread_bytes(s[1]) == 1, 10000);
+    atomic_store(&released, 1);
+    WAIT_FOR(posts_now() == 3, 10000);
+    CHECK(posts[0] == (WPARAM)s[0]);
+    CHECK(posts[1] == (WPARAM)s[1]);
+    CHECK_EQ(post_args[1], WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK(posts[2] == (WPARAM)s[1]);
+    CHECK_EQ(post_args[2], WSAMAKESELECTREPLY(FD_CLOSE, 0));
+}
