@@ -67,6 +67,10 @@ TEST(winsock_select_sets_of_different_sizes_reach_the_provider_whole) {
     CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
     SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
     CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    fd_set probe;
+    FD_ZERO(&probe);
+    FD_SET(l, &probe);
+    CHECK_EQ(select(0, &probe, NULL, NULL, NULL), 1); /* the request has reached the listener */
     static SOCKET idle[99]; /* never connected: neither writable nor exceptional */
     fd_set readable, writable, failed;
     FD_ZERO(&readable);
