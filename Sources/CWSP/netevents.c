@@ -683,11 +683,14 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
     struct wsp_netevents *ne = &so->netev;
     if (mask & FD_ACCEPT)
         wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
+    /* Re-enabled while unselected too: "armed" is the socket's, and the next selection
+     * reports what holds (an accept that found nothing, then a request, then FD_ACCEPT
+     * selected: reported). */
+    ne->armed |= mask & REENABLEABLE;
     if (ne->kind == KIND_NONE)
         return;
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
-    ne->armed |= mask & REENABLEABLE;
     if (mask & FD_READ)
         ne->read_quiet = 0;
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {

@@ -182,6 +182,51 @@ TEST(netev_accept_not_reenabled_after_try_again) {
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne)); /* re-enabled; one remains */
 }
 
+/* Re-enabling belongs to the socket, not to the registration: an accept made while the
+ * listener is not selected re-enables FD_ACCEPT, so selecting it again reports a request that
+ * arrived meanwhile. (Swift's async accept selects the listener only while it waits: without
+ * this, such a request was never reported and the accept waited for ever.) */
+TEST(netev_accept_reenabled_while_unselected) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, NULL, 0, &err), 0); /* unselected (stays non-blocking) */
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(ne_accept(l, NULL, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+}
+
+/* A new arrival raises FD_ACCEPT again (SEMANTICS §8) whether or not the listener is selected
+ * when it comes: selecting again then reports it. */
+TEST(netev_accept_arrival_while_unselected_is_reported) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, NULL, 0, &err), 0);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+}
+
 /* ---- FD_CONNECT ---------------------------------------------------------------------------- */
 
 TEST(netev_connect_success_reports_0) {
