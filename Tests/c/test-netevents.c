@@ -56,6 +56,31 @@ TEST(netev_failed_recv_still_reenables_read) {
     CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
 }
 
+/* Window messages (the reactor watches the socket): a recv that fills its buffer and leaves
+ * data behind posts FD_READ again before it returns, with no round trip through the reactor
+ * for a reader that keeps up with its sender; a recv that takes the rest posts nothing. */
+TEST(netev_message_read_again_posted_by_the_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123456789"); /* one segment: all ten bytes arrive together */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    char buf[16];
+    CHECK_EQ(ne_recv(s, buf, 4, 0), 4);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* already there */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 6);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0);
+    ne_send_str(c, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1); /* the watch waits for more as before */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+}
+
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
 
 TEST(netev_write_on_connect_then_only_after_wouldblock) {
