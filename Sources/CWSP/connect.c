@@ -383,13 +383,18 @@ struct wsp_connector {
     size_t req_sent;  /* bytes of the request sent so far */
     int early_error;  /* the connect failed as the request was first tried: report it */
     uint64_t limit_ms; /* the deadline of the whole connect (WSP_NO_DEADLINE: none) */
-    struct connect_request req;
-    struct answer_reader reader;
+    /* wsp_connect's, taken over rather than copied into a zeroed connector: each is a
+     * maximal frame (some 17 KB), and zeroing and copying them cost every non-blocking
+     * connect more than the rest of its provider work. */
+    struct connect_request *req;
+    struct answer_reader *reader;
 };
 
 static void connector_release(struct wsp_reactor_item *item) {
     struct wsp_connector *c = (struct wsp_connector *)item;
     wsp_socket_release(c->so);
+    free(c->req);
+    free(c->reader);
     free(c);
 }
 
@@ -397,7 +402,7 @@ static void connector_release(struct wsp_reactor_item *item) {
 static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer) {
     struct wsp_socket *so = c->so;
     if (!err && answer)
-        err = take_answer(so, answer, c->req.callee, c->req.sqos);
+        err = take_answer(so, answer, c->req->callee, c->req->sqos);
     so->connector = NULL;
     wsp_reactor_remove(&c->item);
     so->connect_error = err;
@@ -425,9 +430,9 @@ static void connector_arm(struct wsp_connector *c) {
  * again, the connector's item still watching EPOLLOUT). 0 or the WSA code of the error. */
 static int send_request(struct wsp_connector *c) {
     if (c->req_sent == 0)
-        stamp_patience(&c->req, c->limit_ms);
-    while (c->req_sent < c->req.frame_len) {
-        ssize_t n = send(c->so->fd, c->req.frame + c->req_sent, c->req.frame_len - c->req_sent,
+        stamp_patience(c->req, c->limit_ms);
+    while (c->req_sent < c->req->frame_len) {
+        ssize_t n = send(c->so->fd, c->req->frame + c->req_sent, c->req->frame_len - c->req_sent,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0)
             c->req_sent += (size_t)n;
@@ -450,7 +455,7 @@ static void connector_step(struct wsp_connector *c, uint32_t events) {
             err = tcp_outcome(so->fd);
         if (!err && so->entry->connect_data) {
             err = send_request(c);
-            if (!err && c->req_sent < c->req.frame_len)
+            if (!err && c->req_sent < c->req->frame_len)
                 return; /* the rest when the socket is writable again */
         }
         if (err || !so->entry->connect_data) {
@@ -462,7 +467,7 @@ static void connector_step(struct wsp_connector *c, uint32_t events) {
         }
     } else {
         wsp_hs_frame answer;
-        int type = reader_step(&c->reader, so->fd, &answer);
+        int type = reader_step(c->reader, so->fd, &answer);
         if (type < 0)
             connector_finish(c, -type, NULL);
         else if (type == WSP_HS_ACCEPT)
@@ -508,15 +513,19 @@ static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     pthread_mutex_unlock(&c->so->lock);
 }
 
-/* so->lock held. Starts a non-blocking connect; WSAEWOULDBLOCK when it is under way. */
+/* so->lock held. Starts a non-blocking connect; WSAEWOULDBLOCK when it is under way. The
+ * connector takes req and reader over then (*req and *reader become NULL); otherwise they
+ * stay the caller's. */
 static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *name,
-                               socklen_t len, struct connect_request *req) {
+                               socklen_t len, struct connect_request **req,
+                               struct answer_reader **reader) {
     struct wsp_connector *c = calloc(1, sizeof *c);
     if (!c)
         return WSAENOBUFS;
     c->so = so;
     c->req = *req;
-    reader_reset(&c->reader);
+    c->reader = *reader;
+    reader_reset(c->reader);
     c->limit_ms = connect_limit(so);
     c->item.fd = so->fd;
     c->item.on_ready = connector_ready;
@@ -533,7 +542,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
          * (usually, on a nearby server), saving the reactor a wake-up. An error is the
          * connect's own; it is reported the usual way, when the reactor sees the socket. */
         c->early_error = send_request(c);
-        if (c->req_sent == c->req.frame_len) {
+        if (c->req_sent == c->req->frame_len) {
             c->sent = 1;
             watch = EPOLLIN | EPOLLRDHUP;
         }
@@ -547,6 +556,8 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     }
     so->connector = c;
     so->state = WSP_STATE_CONNECTING;
+    *req = NULL;
+    *reader = NULL;
     connector_arm(c);
     return WSAEWOULDBLOCK;
 }
@@ -574,7 +585,7 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
     if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
     if (!err && so->nonblocking) {
-        err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), req);
+        err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), &req, &reader);
     } else if (!err) {
         so->state = WSP_STATE_CONNECTING;
         int fd = so->fd;

@@ -830,7 +830,8 @@ const struct sockaddr_storage *wsp_listener_local(const struct wsp_listener *l) 
 static void notify_accept(struct wsp_listener *l) {
     struct wsp_socket *so = l->so;
     wsp_netevents_wake_waiters(so);
-    if (wsp_netevents_registered(so) && wsp_backlog_available(l))
+    /* Unselected too: the arrival re-enables FD_ACCEPT for the next selection. */
+    if (wsp_backlog_available(l))
         wsp_netevents_raise(so, FD_ACCEPT, 0);
 }
 

@@ -664,15 +664,20 @@ static void late_watch(struct wsp_socket *so) {
     }
 }
 
-void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
+/* so->lock held. Re-enables mask's events, raising those whose condition holds, and leaves
+ * re-arming the watch to the caller. Whether the socket is registered. */
+static int enable(struct wsp_socket *so, LONG mask) {
     struct wsp_netevents *ne = &so->netev;
     if (mask & FD_ACCEPT)
         wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
+    /* Re-enabled while unselected too: "armed" is the socket's, and the next selection
+     * reports what holds (an accept that found nothing, then a request, then FD_ACCEPT
+     * selected: reported). */
+    ne->armed |= mask & REENABLEABLE;
     if (ne->kind == KIND_NONE)
-        return;
+        return 0;
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
-    ne->armed |= mask & REENABLEABLE;
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
         ne->oob_inline = oob_inline(so->fd);
         if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
@@ -689,12 +694,29 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
         if (unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }
-    rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
+    return 1;
+}
+
+void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
+    if (enable(so, mask))
+        rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
 }
 
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
-    wsp_netevents_reenable(so, mask);
+    if (!enable(so, mask))
+        return;
+    if ((mask & FD_READ) && !drained && ne->watch && !edge_triggered(ne) &&
+        (ne->mask & ne->armed & FD_READ) && !ne->eof && !ne->dead &&
+        !(so->shut & WSP_SHUT_RECEIVE) && unread_bytes(so->fd) > 0) {
+        /* A recv that filled its buffers on a reactor-watched socket, with data left: raise
+         * FD_READ again here, on this thread. Re-arming EPOLLIN would have the reactor wake
+         * at once only to raise it (and re-arm its one-shot watch again): two epoll_ctl
+         * calls, an epoll_wait and two context switches per recv while a reader keeps up
+         * with a sender. With FD_READ off again, the watch keeps what it was armed for. */
+        raise_event(so, FD_READ, 0);
+    }
+    rearm(so);
     if (!(mask & FD_READ) || !(ne->mask & FD_READ) || !edge_triggered(ne) || ne->eof ||
         ne->dead)
         return;

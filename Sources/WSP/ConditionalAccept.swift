@@ -40,14 +40,6 @@ public enum Decision: Sendable, Equatable {
     case `defer`
 }
 
-/// Carries a Swift condition closure through `dwCallbackData`, for the length of one
-/// `lpWSPAccept` call on the calling thread.
-/// (Internal callers may pass closures that are not `@Sendable`: the call is synchronous.)
-final class ConditionBox {
-    let body: (ConnectionRequest) -> Decision
-    init(_ body: @escaping (ConnectionRequest) -> Decision) { self.body = body }
-}
-
 func bytes(_ b: UnsafeMutablePointer<WSABUF>?) -> [UInt8]? {
     guard let b else { return nil }
     guard let p = b.pointee.buf, b.pointee.len > 0 else { return [] }
@@ -68,17 +60,26 @@ func address(_ b: UnsafeMutablePointer<WSABUF>?) -> Address {
 /// request.
 private let invalidAnswer: Int32 = 0x7fff
 
+/// What `dwCallbackData` points to: a Swift condition closure on the stack of
+/// `SocketCore.acceptOnce`, alive for the length of the synchronous `lpWSPAccept` call on
+/// the calling thread. In a struct, so that the closure is stored as it is (a bare function
+/// value behind a generic pointer would need a reabstraction thunk: an allocation per
+/// accept). Internal callers may pass closures that are not `@Sendable`: the call is
+/// synchronous.
+struct ConditionFunction {
+    let body: (ConnectionRequest) -> Decision
+}
+
 /// The C condition function: a capture-free closure, so it converts to `LPCONDITIONPROC`.
 let conditionTrampoline: LPCONDITIONPROC = {
     callerId, callerData, sqos, _, calleeId, calleeData, _, ctx in
-    let box = Unmanaged<ConditionBox>.fromOpaque(UnsafeRawPointer(bitPattern: ctx)!)
-        .takeUnretainedValue()
+    let body = UnsafePointer<ConditionFunction>(bitPattern: ctx)!.pointee.body
     let request = ConnectionRequest(callerAddress: address(callerId),
                                     localAddress: address(calleeId),
                                     callerData: bytes(callerData),
                                     callerQoS: sqos.map { QoS($0.pointee) },
                                     calleeCapacity: Int(calleeData?.pointee.len ?? 0))
-    switch box.body(request) {
+    switch body(request) {
     case .reject:
         return CF_REJECT
     case .defer:

@@ -33,9 +33,24 @@ final class EventRegistration: Sendable {
     }
     private struct State {
         var fired = NetworkEvents()
-        var waiters: [Waiter] = []
+        /// The waiters: usually one, kept inline (no array to allocate per wait).
+        var first: Waiter?
+        var others: [Waiter] = []
         var nextWaiter: UInt64 = 0
         var closed = false
+
+        mutating func add(_ w: Waiter) {
+            if first == nil { first = w } else { others.append(w) }
+        }
+
+        mutating func remove(id: UInt64) -> Waiter? {
+            if let w = first, w.id == id {
+                first = nil
+                return w
+            }
+            guard let i = others.firstIndex(where: { $0.id == id }) else { return nil }
+            return others.remove(at: i)
+        }
     }
     private let state = Locked(State())
 
@@ -63,16 +78,13 @@ final class EventRegistration: Sendable {
                         s.fired.events &= ~mask
                         return .success(fired)
                     }
-                    s.waiters.append(Waiter(id: id, mask: mask, continuation: continuation))
+                    s.add(Waiter(id: id, mask: mask, continuation: continuation))
                     return nil
                 }
                 if let now { continuation.resume(returning: now) }
             }
         } onCancel: {
-            let waiter = state.withLock { s -> Waiter? in
-                guard let i = s.waiters.firstIndex(where: { $0.id == id }) else { return nil }
-                return s.waiters.remove(at: i)
-            }
+            let waiter = state.withLock { $0.remove(id: id) }
             waiter?.continuation.resume(returning: .failure(.operationAborted))
         }
     }
@@ -82,34 +94,45 @@ final class EventRegistration: Sendable {
     /// held) or from the notifier's thread: it takes only this registration's lock and
     /// resumes continuations, which never runs their tasks here.
     func post(event: Int32, error: Int32) {
-        let ready = state.withLock { s -> [(Waiter, NetworkEvents)] in
-            guard !s.closed else { return [] }
+        var first: Waiter? = nil
+        var others: [Waiter] = []
+        let fired = state.withLock { s -> NetworkEvents? in
+            guard !s.closed else { return nil }
             s.fired.events |= event
             let bit = event.trailingZeroBitCount
             if bit < s.fired.errors.count { s.fired.errors[bit] = error }
             let fired = s.fired
-            var ready: [(Waiter, NetworkEvents)] = []
             var consumed: Int32 = 0
-            s.waiters.removeAll { w in
-                guard w.mask & fired.events != 0 else { return false }
-                ready.append((w, fired))
+            if let w = s.first, w.mask & fired.events != 0 {
+                first = w
+                s.first = nil
                 consumed |= w.mask
-                return true
+            }
+            if !s.others.isEmpty {
+                s.others.removeAll { w in
+                    guard w.mask & fired.events != 0 else { return false }
+                    others.append(w)
+                    consumed |= w.mask
+                    return true
+                }
             }
             s.fired.events &= ~consumed
-            return ready
+            return fired
         }
-        for (w, fired) in ready { w.continuation.resume(returning: .success(fired)) }
+        guard let fired else { return }
+        first?.continuation.resume(returning: .success(fired))
+        for w in others { w.continuation.resume(returning: .success(fired)) }
     }
 
     /// Ends every wait with `.interrupted`; later waits fail at once.
     func close() {
-        let waiters = state.withLock { s in
+        let (first, others) = state.withLock { s in
             s.closed = true
-            defer { s.waiters = [] }
-            return s.waiters
+            defer { s.first = nil; s.others = [] }
+            return (s.first, s.others)
         }
-        for w in waiters { w.continuation.resume(returning: .failure(.interrupted)) }
+        first?.continuation.resume(returning: .failure(.interrupted))
+        for w in others { w.continuation.resume(returning: .failure(.interrupted)) }
     }
 }
 

@@ -203,10 +203,11 @@ final class SocketCore: Sendable {
         -> Result<(SOCKET, Address), WSPError>
     {
         guard let condition else { return table.accept(handle, condition: nil, context: 0) }
-        let box = ConditionBox(condition)
-        return withExtendedLifetime(box) {
-            table.accept(handle, condition: conditionTrampoline,
-                         context: UInt(bitPattern: Unmanaged.passUnretained(box).toOpaque()))
+        // The closure reaches the trampoline through a pointer to this local, valid for the
+        // synchronous call: no box to allocate per accept.
+        var function = ConditionFunction(body: condition)
+        return withUnsafeMutablePointer(to: &function) { p in
+            table.accept(handle, condition: conditionTrampoline, context: UInt(bitPattern: p))
         }
     }
 
@@ -240,10 +241,12 @@ final class SocketCore: Sendable {
     func connect(to address: Address, callerData: [UInt8]?, qos: UnsafeMutablePointer<QOS>?,
                  callee: UnsafeMutablePointer<WSABUF>?) throws(WSPError)
     {
-        var data = callerData ?? []
-        let result = data.withUnsafeMutableBufferPointer { db -> WSPError? in
+        // Read in place (the provider only reads caller data): a mutable copy of the array
+        // would be an allocation per connect.
+        let data = callerData ?? []
+        let result = data.withUnsafeBufferPointer { db -> WSPError? in
             var callerBuf = WSABUF(len: UInt32(db.count),
-                                   buf: db.baseAddress.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: CChar.self) })
+                                   buf: db.baseAddress.map { UnsafeMutableRawPointer(mutating: $0).assumingMemoryBound(to: CChar.self) })
             return withUnsafeMutablePointer(to: &callerBuf) { caller -> WSPError? in
                 do throws(WSPError) {
                     try table.connect(handle, to: address, caller: callerData == nil ? nil : caller,

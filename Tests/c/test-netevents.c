@@ -56,6 +56,31 @@ TEST(netev_failed_recv_still_reenables_read) {
     CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
 }
 
+/* Window messages (the reactor watches the socket): a recv that fills its buffer and leaves
+ * data behind posts FD_READ again before it returns, with no round trip through the reactor
+ * for a reader that keeps up with its sender; a recv that takes the rest posts nothing. */
+TEST(netev_message_read_again_posted_by_the_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123456789"); /* one segment: all ten bytes arrive together */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    char buf[16];
+    CHECK_EQ(ne_recv(s, buf, 4, 0), 4);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* already there */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 6);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0);
+    ne_send_str(c, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1); /* the watch waits for more as before */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+}
+
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
 
 TEST(netev_write_on_connect_then_only_after_wouldblock) {
@@ -180,6 +205,51 @@ TEST(netev_accept_not_reenabled_after_try_again) {
     WAIT_FOR(stats_of(l).queued == 2, 10000);
     CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne)); /* re-enabled; one remains */
+}
+
+/* Re-enabling belongs to the socket, not to the registration: an accept made while the
+ * listener is not selected re-enables FD_ACCEPT, so selecting it again reports a request that
+ * arrived meanwhile. (Swift's async accept selects the listener only while it waits: without
+ * this, such a request was never reported and the accept waited for ever.) */
+TEST(netev_accept_reenabled_while_unselected) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, NULL, 0, &err), 0); /* unselected (stays non-blocking) */
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(ne_accept(l, NULL, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+}
+
+/* A new arrival raises FD_ACCEPT again (SEMANTICS §8) whether or not the listener is selected
+ * when it comes: selecting again then reports it. */
+TEST(netev_accept_arrival_while_unselected_is_reported) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, NULL, 0, &err), 0);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
 }
 
 /* ---- FD_CONNECT ---------------------------------------------------------------------------- */

@@ -286,7 +286,7 @@ func swiftNIO() -> Double {
 
 // ---- bulk throughput: one connection, 64 KiB writes, the receiver counts to the total -----
 
-let bulkTotal = 64 << 20
+nonisolated(unsafe) var bulkTotal = 64 << 20 // set once, before any run (bulk mode below)
 let chunk = 64 << 10
 
 /// A connected pair of WSP sockets (connect-data), made with the C table.
@@ -435,9 +435,20 @@ struct Main {
             ("SwiftNIO, the same handshake by hand", swiftNIO),
             ("Swift async API (WSP connect-data)", swiftAsync),
         ]
+        let bulkVariants: [(String, () -> Double)] = [
+            ("C provider", cBulk), ("Swift sync API", swiftSyncBulk), ("SwiftNIO", swiftNIOBulk),
+            ("Swift async API", swiftAsyncBulk),
+        ]
         if let only {
             for (name, run) in variants where name.hasPrefix(only) {
                 print("\(name): \(String(format: "%.0f", run())) connections/s")
+            }
+            // `wsp-bench N "bulk NAME"`: one bulk run of N MiB (system calls per MiB).
+            if only.hasPrefix("bulk ") {
+                bulkTotal = connections << 20
+                for (name, run) in bulkVariants where name.hasPrefix(only.dropFirst(5)) {
+                    print("bulk \(name): \(String(format: "%.0f", run())) MB/s")
+                }
             }
             return
         }
@@ -452,10 +463,6 @@ struct Main {
         }
         let nio = best[variants[2].0]!
         var bulk: [String: Double] = [:]
-        let bulkVariants: [(String, () -> Double)] = [
-            ("C provider", cBulk), ("Swift sync API", swiftSyncBulk), ("SwiftNIO", swiftNIOBulk),
-            ("Swift async API", swiftAsyncBulk),
-        ]
         for _ in 0..<rounds {
             for (name, run) in bulkVariants { bulk[name] = max(bulk[name] ?? 0, run()) }
         }
