@@ -17,8 +17,18 @@ extension SocketCore {
         let events = try listenerRegistration()
         while true {
             if Task.isCancelled { throw .operationAborted }
+            let before = acceptSelection()
             switch acceptOnce(condition) {
             case .success(let accepted):
+                // A socket accepted while another task waits for a request inherits the
+                // listener's FD_ACCEPT selection (Winsock's rule): cancelled, so that it starts
+                // as every accepted socket does, selected for nothing (a selected socket
+                // cannot be made blocking). Only then: it costs a provider call.
+                let after = acceptSelection()
+                if before.waiting > 0 || after.waiting > 0 || before.selections != after.selections {
+                    try? table.asyncSelect(accepted.0, window: Notifier.shared.queue,
+                                           message: Notifier.message, events: 0)
+                }
                 return accepted
             case .failure(.wouldBlock):
                 // Selecting the listener reports a request that is already there; a deferred

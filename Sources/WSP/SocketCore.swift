@@ -20,6 +20,8 @@ final class SocketCore: Sendable {
         var selected: Int32 = 0
         /// Tasks of a listener waiting for `FD_ACCEPT`; it is selected while there are any.
         var acceptWaiters = 0
+        /// How many times the listener has been selected for `FD_ACCEPT` so far.
+        var acceptSelections: UInt64 = 0
         /// Memory the provider may write until the socket is closed: the QoS of a
         /// non-blocking connect (the provider stores the answer there when it arrives).
         /// Kept as addresses: only this object allocates and frees them.
@@ -123,6 +125,13 @@ final class SocketCore: Sendable {
         _ = try await events.wait(for: Int32(FD_ACCEPT)).get()
     }
 
+    /// The listener's `FD_ACCEPT` selection as it stands: tasks waiting, and how many times it
+    /// has been selected. Two readings around an accept tell whether the selection may have
+    /// been on during it.
+    func acceptSelection() -> (waiting: Int, selections: UInt64) {
+        state.withLock { ($0.acceptWaiters, $0.acceptSelections) }
+    }
+
     /// Counts a task that starts (1) or stops (-1) waiting for `FD_ACCEPT`; the first selects
     /// the listener and the last deselects it. Under the lock, so that selections follow the
     /// count; the provider's upcalls never take it.
@@ -135,6 +144,7 @@ final class SocketCore: Sendable {
             s.acceptWaiters += delta
             guard s.acceptWaiters == (delta > 0 ? 1 : 0) else { return }
             let events = delta > 0 ? Int32(FD_ACCEPT) : 0
+            if delta > 0 { s.acceptSelections &+= 1 }
             do throws(WSPError) {
                 try provider.table.asyncSelect(handle, window: Notifier.shared.queue,
                                                message: Notifier.message, events: events)

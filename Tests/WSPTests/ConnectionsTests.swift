@@ -134,6 +134,39 @@ extension AllTests {
         #expect(try listener.listenerStatistics.tooLong == 1)
     }
 
+    /// Two loops on one listener: while one waits for a request the listener is selected for
+    /// `FD_ACCEPT`, and a socket the other accepts meanwhile would inherit that selection (a
+    /// selected socket cannot be made blocking). Every accepted socket starts selected for
+    /// nothing. (Which loop takes a connection is up to the tasks; with two loops waiting, one
+    /// nearly always takes it while the other waits: without the fix every round fails.)
+    @Test func aConnectionAcceptedWhileAnotherLoopWaitsCanBeMadeBlocking() async throws {
+        let provider = try Provider()
+        let listener = try asyncListener(provider)
+        let address = try listener.localAddress
+        let connections = listener.connections()
+        let failures = Captured<[WSPError]>([])
+        let served = Captured(0)
+        let loops = (0..<2).map { _ in
+            Task { () async throws in
+                for try await connection in connections {
+                    let socket = try connection.takeSocket()
+                    do throws(WSPError) { try socket.setNonBlocking(false) } catch {
+                        failures.value.append(error)
+                    }
+                    served.value += 1
+                }
+            }
+        }
+        let rounds = 20
+        for _ in 0..<rounds {
+            _ = try await provider.connect(to: address, callerData: bytes("x"))
+        }
+        #expect(await eventually(within: 30) { served.value == rounds })
+        try listener.close()
+        for loop in loops { _ = await loop.result }
+        #expect(failures.value == [], "accepted sockets that could not be made blocking")
+    }
+
     @Test func closingTheListenerEndsTheLoop() async throws {
         let provider = try Provider()
         let listener = try asyncListener(provider)
