@@ -541,3 +541,30 @@ TEST(accepted_socket_inherits_every_provider_option) {
         CHECK_EQ(v, wsp[i].value);
     }
 }
+
+/* A full backlog stops the provider taking connections; an accept that makes room starts it
+ * again, so a connection that waited in the kernel's queue is reported with FD_ACCEPT. */
+TEST(plain_accept_from_a_full_backlog_takes_the_next_waiting_connection) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int first = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int second = raw_connect(&addr);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK(ne.lNetworkEvents & FD_ACCEPT);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the second, taken now that there is room */
+    SOCKET b = accept_with(l, NULL, 0, &err);
+    CHECK(b != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).accepted, 2);
+    close(first);
+    close(second);
+    WSACloseEvent(ev);
+}
