@@ -882,6 +882,12 @@ int wsp_backlog_fill(struct wsp_listener *l, int first) {
     int skip = first && l->direct && !l->so->nonblocking && l->expect_empty;
     if (skip && (++l->probe & 7) != 0)
         return 0;
+    /* A non-blocking accept on connect data while the reactor reads the queue: a connection
+     * there has woken the reactor already, which takes it with its request. Asking the kernel
+     * here as well wins nothing and costs each accept that finds nothing (an async server's,
+     * every time it comes back) an accept4 racing the reactor's on the listening socket. */
+    if (l->so->nonblocking && l->so->entry->connect_data && l->reading)
+        return 0;
     l->pulling = 1;
     int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
     l->pulling = 0;

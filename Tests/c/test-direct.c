@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
 #include "support.h"
 
@@ -118,5 +119,35 @@ TEST(direct_select_after_blocking_accepts_sees_arrivals) {
     close_socket(a.sockets[0]);
     close(first);
     close(second);
+    close_socket(l);
+}
+
+/* A non-blocking accept on connect data leaves the kernel's queue to the reactor, which reads
+ * it anyway (an async server's accepts would each cost an accept4 that finds nothing): the
+ * accept answers from the backlog alone, before and after a client arrives. */
+TEST(direct_nonblocking_accept_on_connect_data_leaves_the_queue_to_the_reactor) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    FAULT(accept4, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    int err = 0;
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    char data[] = "hello";
+    WSABUF caller = {5, data};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    async_connect_start(&c);
+    WSPFD_SET set = {.fd_count = 1, .fd_array = {l}};
+    struct timeval tv = {10, 0}; /* only a hang fails */
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 1);
+    SOCKET s = accept_with(l, NULL, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(fault_calls(FAULT_accept4), 0);
+    close_socket(s);
+    close_socket(c.s);
     close_socket(l);
 }
