@@ -98,6 +98,13 @@ TEST(transfer_peek_leaves_the_data) {
     CHECK_EQ(got, 4);
     CHECK_MEM(b, "peek", 4);
     CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 8);
+    /* The flags come back cleared: a stream has no MSG_PARTIAL to report. */
+    WSABUF buf = {2, b};
+    DWORD flags = MSG_PEEK;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 2);
+    CHECK_EQ(flags, 0);
     recv_exact(s, b, 8);
     CHECK_MEM(b, "peekaboo", 8);
 }
