@@ -1214,6 +1214,30 @@ TEST(cdata_shortened_handshake_deadline_applies_to_newer_connections) {
     close(hasty);
 }
 
+/* Deadlines shortened twice: each newer connection goes ahead of the older ones, and each
+ * still times out on its own (the timer looks only at the earliest). */
+TEST(cdata_handshake_deadlines_shortened_twice_each_expire) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    int patient = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, patient);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 400);
+    int second = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, second);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 150);
+    int third = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000);
+    expect_dropped(second);
+    expect_dropped(third);
+    char b[4];
+    CHECK_EQ(raw_recv(patient, b, sizeof b, 0), -EAGAIN);
+    close(patient);
+    close(second);
+    close(third);
+}
+
 /* Reads exactly n bytes from a raw socket (fails the test on time-out or end of stream). */
 static void raw_read_exact(int fd, uint8_t *buf, size_t n) {
     size_t have = 0;
