@@ -280,6 +280,21 @@ TEST(connect_ipv6_socket_stays_v6only_after_a_failed_attempt) {
     close_socket(dead6);
 }
 
+/* Buffer sizes are reported as the application set them (Windows), and only their own
+ * options change that report. */
+TEST(connect_buffer_sizes_reported_as_set_whatever_is_set_after) {
+    start();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_int(c, SOL_SOCKET, SO_RCVBUF, 48 * 1024);
+    set_int(c, SOL_SOCKET, SO_SNDBUF, 40 * 1024);
+    set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1);
+    set_int(c, SOL_SOCKET, SO_REUSEADDR, 1);
+    set_int(c, IPPROTO_TCP, TCP_NODELAY, 1);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_RCVBUF), 48 * 1024);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_SNDBUF), 40 * 1024);
+    close_socket(c);
+}
+
 TEST(connect_options_survive_a_failed_attempt) {
     start();
     struct sockaddr_storage dead = dead_address();

@@ -161,6 +161,11 @@ TEST(held_options_defaults_and_bounds) {
     CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&bogus, sizeof bogus, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSA_INVALID_HANDLE);
+    /* A length too short for an event handle, whatever the bytes. */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&bogus, sizeof bogus - 1,
+                               &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
     /* Bad handles and arguments. */
     SOCKET a;
     CHECK_EQ(held_accept(0, NULL, &a), WSA_INVALID_HANDLE);
