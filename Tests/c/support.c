@@ -128,9 +128,10 @@ WSP_LISTENER_STATS_DATA stats_of(SOCKET l) {
 }
 
 void set_nonblocking(SOCKET s, int on) {
-    DWORD v = (DWORD)on, ret = 0;
+    DWORD v = (DWORD)on, ret = 77;
     int err = 0;
     CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &v, sizeof v, NULL, 0, &ret, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(ret, 0); /* FIONBIO returns no bytes */
 }
 
 int connect_full(SOCKET s, const struct sockaddr_storage *addr, WSABUF *caller, WSABUF *callee,
