@@ -800,3 +800,32 @@ TEST(fault_listener_survives_running_out_of_descriptors) {
 TEST(fault_listener_survives_running_out_of_memory) {
     listener_survives_accept_failing_with(ENOBUFS);
 }
+
+/* A send or receive the kernel fails reports the kernel's reason, each its own code; only a
+ * broken pipe is a reset (Windows has no EPIPE). */
+TEST(fault_transfer_errors_keep_their_own_codes) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    char b[4] = "abc";
+    WSABUF buf = {sizeof b, b};
+    DWORD n = 0, flags = 0;
+    int err = 0;
+    static const struct { int e, code; } cases[] = {
+        {ENOBUFS, WSAENOBUFS}, {ETIMEDOUT, WSAETIMEDOUT}, {EPIPE, WSAECONNRESET},
+        {ECONNABORTED, WSAECONNABORTED}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FAULT(send, .err = cases[i].e, .this_thread = 1);
+        CHECK_EQ(T.lpWSPSend(c, &buf, 1, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, cases[i].code);
+        CHECK_EQ(fault_fired(FAULT_send), 1);
+        FAULT(recv, .err = cases[i].e, .this_thread = 1);
+        CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, cases[i].code);
+        CHECK_EQ(fault_fired(FAULT_recv), 1);
+    }
+    fault_clear();
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
