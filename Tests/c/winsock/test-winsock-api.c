@@ -4,9 +4,11 @@
  * not offered. */
 #include <wsp/winsock2.h>
 
+#include <errno.h>
 #include <string.h>
 
 #include "programs.h"
+#include "faults.h"
 
 static void startup(void) {
     WSADATA d;
@@ -195,6 +197,21 @@ TEST(winsock_socket_picks_a_catalog_entry) {
     SOCKET s6 = socket(AF_INET6, SOCK_STREAM, 0);
     CHECK(s6 != INVALID_SOCKET);
     CHECK_EQ(closesocket(s6), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The catalog's copy cannot be allocated: WSAENOBUFS, not an empty catalog. */
+TEST(winsock_enum_protocols_without_memory_is_wsaenobufs) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
     CHECK_EQ(WSACleanup(), 0);
 }
 
