@@ -829,3 +829,31 @@ TEST(fault_transfer_errors_keep_their_own_codes) {
     close_socket(c);
     close_socket(l);
 }
+
+/* The ACCEPT answer does not fit the send buffer even once grown: the accept fails with
+ * WSAENOBUFS after one growth (it never waits on the client), and the client is refused
+ * as undeliverable. */
+TEST(fault_accept_answer_that_never_fits_is_wsaenobufs_after_one_growth) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &(WSABUF){2, "hi"}};
+    async_connect_start(&c);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(send, .err = EAGAIN, .times = 2, .this_thread = 1);
+    FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    int err = 0;
+    CHECK_EQ(accept_with(l, answer_cond, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), 1);
+    fault_clear();
+    /* Refused as an answer that could not be delivered, which a client reads as
+     * WSAEFAULT (the reason an oversized answer has: PROTOCOL.md). */
+    CHECK_EQ(async_connect_join(&c), WSAEFAULT);
+    CHECK_EQ(stats_of(l).undeliverable, 1);
+    close_socket(c.s);
+    close_socket(l);
+}
