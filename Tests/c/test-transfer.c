@@ -1,9 +1,11 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <limits.h>
+#include <stdlib.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "support.h"
@@ -560,4 +562,21 @@ TEST(shutdown_of_one_direction_leaves_the_other) {
     send_all(c, "more", 4); /* s still receives */
     recv_exact(s, b, 4);
     CHECK_MEM(b, "more", 4);
+}
+
+/* wsp_fd_send_all (handles.c) waits for room only until its time-out: to a peer that reads
+ * nothing, more than the buffers hold fails with WSAETIMEDOUT, never reports success. */
+TEST(fd_send_all_to_a_peer_that_reads_nothing_times_out) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 4096;
+    CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK_EQ(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    enum { BIG = 1 << 20 };
+    char *big = calloc(1, BIG);
+    CHECK(big != NULL);
+    CHECK_EQ(wsp_fd_send_all(sv[0], big, BIG, 50), WSAETIMEDOUT);
+    free(big);
+    close(sv[0]);
+    close(sv[1]);
 }
