@@ -580,3 +580,23 @@ TEST(fd_send_all_to_a_peer_that_reads_nothing_times_out) {
     close(sv[0]);
     close(sv[1]);
 }
+
+/* WSP does no overlapped I/O: an ioctl with an OVERLAPPED is refused as such, whatever the
+ * code, before the socket is looked at. */
+TEST(ioctl_with_an_overlapped_is_wsaeopnotsupp) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    DWORD v = 0, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, &ov, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl((SOCKET)4242, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, &ov, NULL,
+                          NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    close_socket(s);
+}
