@@ -397,6 +397,36 @@ static int grow_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e
 
 /* The client reads the answer's provider-specific QoS into the buffer it sent its own in:
  * a longer answer cannot reach it, so the request ends (WSAEFAULT at both ends, once). */
+/* A connection made without QoS has none: SIO_GET_QOS reports zeroed flowspecs on the
+ * client, not what an earlier value or a default would leave there. */
+TEST(cdata_connection_without_qos_reports_zeroed_flowspecs) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    QOS got;
+    memset(&got, 0x5a, sizeof got);
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(ac.s, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    CHECK_EQ(ret, sizeof got);
+    FLOWSPEC zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_MEM(&got.SendingFlowspec, &zero, sizeof zero);
+    CHECK_MEM(&got.ReceivingFlowspec, &zero, sizeof zero);
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}
+
 TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
     start();
     struct sockaddr_storage addr;
