@@ -600,3 +600,21 @@ TEST(ioctl_with_an_overlapped_is_wsaeopnotsupp) {
     CHECK_EQ(err, WSAEOPNOTSUPP);
     close_socket(s);
 }
+
+/* The count is written only by a call that completes: a recv or send that fails leaves the
+ * caller's variable as it was (never -1 cast to a huge count). */
+TEST(transfer_failed_call_writes_no_count) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[4];
+    WSABUF wb = {sizeof b, b};
+    DWORD got = 4242, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(got, 4242);
+    close_socket(c);
+    close_socket(s);
+}
