@@ -618,3 +618,27 @@ TEST(transfer_failed_call_writes_no_count) {
     close_socket(c);
     close_socket(s);
 }
+
+/* A connection the peer reset has no peer any more: getpeername fails with WSAENOTCONN and
+ * leaves the caller's buffer and length as they were. */
+TEST(transfer_getpeername_after_a_reset_is_notconn_and_writes_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(c);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAECONNRESET); /* the reset has arrived */
+    struct sockaddr_storage name;
+    memset(&name, 0x5a, sizeof name);
+    int len = (int)sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    CHECK_EQ(len, (int)sizeof name);
+    CHECK_EQ(((unsigned char *)&name)[0], 0x5a);
+    close_socket(s);
+}
