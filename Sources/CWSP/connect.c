@@ -161,7 +161,7 @@ static void fresh_descriptor(struct wsp_socket *so) {
     /* An address the application bound explicitly stays bound (a failed connect does not
      * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
      * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
-    struct sockaddr_storage local;
+    struct sockaddr_storage local = {0};
     socklen_t len = sizeof local;
     int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
     if (dup2(fd, so->fd) >= 0)

@@ -267,8 +267,8 @@ int wsp_socket_in_use(struct wsp_socket *so) WSP_INTERNAL;
  * caller. NULL when already gone. */
 struct wsp_socket *wsp_socket_unpublish(SOCKET s) WSP_INTERNAL;
 /* Closes every open socket with close_socket (the last lpWSPCleanup does, as WSACleanup does
- * on Windows); returns how many it closed. */
-int wsp_socket_close_all(int (*close_socket)(SOCKET s)) WSP_INTERNAL;
+ * on Windows). */
+void wsp_socket_close_all(int (*close_socket)(SOCKET s)) WSP_INTERNAL;
 /* Copies the options an accepted socket inherits from its listener. */
 void wsp_socket_inherit(struct wsp_socket *child, const struct wsp_socket *parent) WSP_INTERNAL;
 

@@ -44,6 +44,8 @@ int winsock_route_add(SOCKET s, struct winsock_route route);
 /* 0 with *route filled, or WSAENOTSOCK for a handle no provider made through this layer. */
 int winsock_route_find(SOCKET s, struct winsock_route *route);
 void winsock_route_remove(SOCKET s);
+/* How many handles the table routes: tests check that a closed socket leaves none behind. */
+size_t winsock_route_count(void);
 /* Empties the table, calling fn for each handle it held (WSACleanup's closes). */
 void winsock_route_drain(void (*fn)(SOCKET s, struct winsock_route route));
 

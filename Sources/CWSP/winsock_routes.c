@@ -100,6 +100,13 @@ void winsock_route_remove(SOCKET s) {
     free(gone);
 }
 
+size_t winsock_route_count(void) {
+    pthread_rwlock_rdlock(&lock);
+    size_t n = node_count;
+    pthread_rwlock_unlock(&lock);
+    return n;
+}
+
 void winsock_route_drain(void (*fn)(SOCKET s, struct winsock_route route)) {
     pthread_rwlock_wrlock(&lock);
     struct node **b = buckets;

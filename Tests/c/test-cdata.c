@@ -11,6 +11,7 @@
 
 #include "handshake.h"
 #include "support.h"
+#include "test-netevents.h"
 
 #define MAXD WSP_MAX_CONNECT_DATA
 
@@ -397,6 +398,36 @@ static int grow_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e
 
 /* The client reads the answer's provider-specific QoS into the buffer it sent its own in:
  * a longer answer cannot reach it, so the request ends (WSAEFAULT at both ends, once). */
+/* A connection made without QoS has none: SIO_GET_QOS reports zeroed flowspecs on the
+ * client, not what an earlier value or a default would leave there. */
+TEST(cdata_connection_without_qos_reports_zeroed_flowspecs) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    QOS got;
+    memset(&got, 0x5a, sizeof got);
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(ac.s, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    CHECK_EQ(ret, sizeof got);
+    FLOWSPEC zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_MEM(&got.SendingFlowspec, &zero, sizeof zero);
+    CHECK_MEM(&got.ReceivingFlowspec, &zero, sizeof zero);
+    CHECK(got.ProviderSpecific.buf == NULL);
+    CHECK_EQ(got.ProviderSpecific.len, 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}
+
 TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
     start();
     struct sockaddr_storage addr;
@@ -489,6 +520,38 @@ static int slow_cond(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSA
                      DWORD_PTR ctx) {
     sleep_ms(2000); /* the slowness under test, twice the client's time-out */
     return cond_fn(a, b, c, d, e, f, g, ctx);
+}
+
+/* As above for a non-blocking connect: each notice the connector reads restarts its
+ * time-out, so FD_CONNECT comes without an error when the server finally accepts. */
+TEST(cdata_nonblocking_connect_is_kept_alive_by_pending_notices) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 25);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 1000);
+    WSAEVENT ev = ne_event_select(s, FD_CONNECT);
+    CHECK_EQ(ne_connect(s, &addr, "wait", NULL), WSAEWOULDBLOCK);
+    static struct cond c;
+    c.rc = CF_DEFER;
+    int err = 0;
+    long long t0 = now_ms();
+    while (now_ms() - t0 < 2000) {
+        CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSATRY_AGAIN);
+        sleep_ms(20);
+    }
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CONNECT, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK(WSACloseEvent(ev));
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
 }
 
 TEST(cdata_slow_condition_function_does_not_time_the_client_out) {
@@ -1346,6 +1409,61 @@ TEST(cdata_connect_limit_ends_a_connect_kept_alive_by_pending_notices) {
     set_dword(s, SOL_WSP, WSP_CONNECT_LIMIT, 200);
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAETIMEDOUT);
     close_socket(s); /* the flood ends when the connection does */
+    pthread_join(t, NULL);
+    close(lfd);
+}
+
+/* Takes one connection, reads its whole REQUEST, answers PENDING and then ACCEPT (bare),
+ * and keeps the connection open until the client closes it. */
+static void *pending_then_accept_main(void *arg) {
+    int lfd = *(int *)arg;
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    static uint8_t buf[256];
+    size_t have = 0;
+    long n = WSP_HS_NEED_MORE;
+    while (n == WSP_HS_NEED_MORE && have < sizeof buf) {
+        ssize_t got = recv(fd, buf + have, sizeof buf - have, 0);
+        CHECK(got > 0);
+        have += (size_t)got;
+        n = wsp_hs_decode(buf, have, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, NULL);
+    }
+    CHECK(n > 0);
+    const uint8_t pending[] = {0x57, 0x53, 1, WSP_HS_PENDING, 0, 0, 0, 0};
+    const uint8_t accept_frame[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, pending, sizeof pending, MSG_NOSIGNAL), (ssize_t)sizeof pending);
+    CHECK_EQ(send(fd, accept_frame, sizeof accept_frame, MSG_NOSIGNAL),
+             (ssize_t)sizeof accept_frame);
+    char c;
+    while (recv(fd, &c, 1, 0) > 0) {
+    }
+    close(fd);
+    return NULL;
+}
+
+/* A non-blocking connect whose server says PENDING before it accepts: the connector keeps
+ * reading after the notice, and the connect succeeds (FD_CONNECT without an error) long
+ * before its time-out. */
+TEST(cdata_nonblocking_connect_reads_on_after_a_pending_notice) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, pending_then_accept_main, &lfd), 0);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 600000);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    CHECK_EQ(ne_connect(c, &addr, "hi", NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 20000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
     pthread_join(t, NULL);
     close(lfd);
 }

@@ -39,6 +39,20 @@ TEST(connect_refused_then_the_same_socket_connects) {
     CHECK_MEM(b, "abc", 3);
 }
 
+/* A socket the application never bound is not bound after a failed connect either: the
+ * fresh descriptor is left unbound, and getsockname says so (WSAEINVAL), as before it. */
+TEST(connect_failed_attempt_leaves_an_unbound_socket_unbound) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    struct sockaddr_storage name;
+    int len = sizeof name, err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(c);
+}
+
 TEST(connect_argument_and_state_errors) {
     start();
     struct sockaddr_storage addr;

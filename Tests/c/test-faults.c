@@ -5,10 +5,12 @@
  * usable afterwards. Every test checks that its fault fired, so that it cannot pass without
  * taking the path it is about. */
 #include <errno.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "faults.h"
+#include "internal.h"
 #include "test-netevents.h"
 
 static SOCKET try_socket(DWORD catalog, int *err) {
@@ -856,4 +858,25 @@ TEST(fault_accept_answer_that_never_fits_is_wsaenobufs_after_one_growth) {
     CHECK_EQ(stats_of(l).undeliverable, 1);
     close_socket(c.s);
     close_socket(l);
+}
+
+/* The provider's own wait for a descriptor (handles.c, wsp_fd_wait): a poll that fails for
+ * any reason but a signal is reported at once, as its WSA code; one interrupted by a signal
+ * is made again and sees what is there. */
+TEST(fault_descriptor_wait_reports_a_failed_poll_and_resumes_an_interrupted_one) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(write(sv[1], "x", 1), 1);
+    static const int failures[] = {ENOMEM, EFAULT, EPERM};
+    for (size_t i = 0; i < sizeof failures / sizeof failures[0]; i++) {
+        FAULT(poll, .err = failures[i], .this_thread = 1);
+        CHECK_EQ(wsp_fd_wait(sv[0], POLLIN, 10000), -wsp_wsa_from_errno(failures[i]));
+        CHECK_EQ(fault_fired(FAULT_poll), 1);
+    }
+    FAULT(poll, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(wsp_fd_wait(sv[0], POLLIN, 10000), POLLIN);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    close(sv[0]);
+    close(sv[1]);
 }

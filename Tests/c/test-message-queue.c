@@ -339,6 +339,10 @@ TEST(upcalls_report_no_blocking_hook_and_harmless_threads) {
     CHECK_EQ(t.lpWPUOpenCurrentThread(&tid, &err), 0);
     CHECK(tid.ThreadHandle == NULL);
     CHECK_EQ(t.lpWPUCloseThread(&tid, &err), 0);
+    /* Nowhere to put the thread id: refused, nothing written. */
+    err = 0;
+    CHECK_EQ(t.lpWPUOpenCurrentThread(NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
 }
 
 TEST(fd_is_set_looks_only_at_the_counted_entries) {

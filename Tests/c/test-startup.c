@@ -137,6 +137,44 @@ TEST(startup_racing_the_last_cleanup_stays_started) {
     CHECK_EQ(race_failures, 0);
 }
 
+/* Start-ups and cleanups from several threads at once, the count often coming back to 0:
+ * every call succeeds, exactly as many cleanups as start-ups are accepted (none is lost to a
+ * race on the count), and one reactor at a time means nothing is left open at the end. */
+static atomic_int cycle_failures;
+static void *bare_cycler(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        WSPDATA d;
+        WSPPROC_TABLE t;
+        int err = 0;
+        if (WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), &t) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+        else if (t.lpWSPCleanup(&err) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+    }
+    return NULL;
+}
+
+TEST(startups_and_cleanups_from_several_threads_keep_count) {
+    int before = open_fds();
+    enum { THREADS = 4 };
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++)
+        CHECK_EQ(pthread_create(&th[i], NULL, bare_cycler, NULL), 0);
+    for (int i = 0; i < THREADS; i++)
+        CHECK_EQ(pthread_join(th[i], NULL), 0);
+    CHECK_EQ(atomic_load(&cycle_failures), 0);
+    /* The count is back to 0: one start-up, one cleanup, and the next is refused. */
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), &t), 0);
+    int err = 0;
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    CHECK_EQ(t.lpWSPCleanup(&err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+    CHECK_EQ(open_fds(), before);
+}
+
 static int unimplemented_is_eopnotsupp(void) {
     int err = 0;
     CHECK_EQ(T.lpWSPCancelBlockingCall(&err), SOCKET_ERROR);

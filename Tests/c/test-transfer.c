@@ -1,9 +1,11 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <limits.h>
+#include <stdlib.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "support.h"
@@ -567,4 +569,83 @@ TEST(shutdown_of_one_direction_leaves_the_other) {
     send_all(c, "more", 4); /* s still receives */
     recv_exact(s, b, 4);
     CHECK_MEM(b, "more", 4);
+}
+
+/* wsp_fd_send_all (handles.c) waits for room only until its time-out: to a peer that reads
+ * nothing, more than the buffers hold fails with WSAETIMEDOUT, never reports success. */
+TEST(fd_send_all_to_a_peer_that_reads_nothing_times_out) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    int small = 4096;
+    CHECK_EQ(setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK_EQ(setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    enum { BIG = 1 << 20 };
+    char *big = calloc(1, BIG);
+    CHECK(big != NULL);
+    CHECK_EQ(wsp_fd_send_all(sv[0], big, BIG, 50), WSAETIMEDOUT);
+    free(big);
+    close(sv[0]);
+    close(sv[1]);
+}
+
+/* WSP does no overlapped I/O: an ioctl with an OVERLAPPED is refused as such, whatever the
+ * code, before the socket is looked at. */
+TEST(ioctl_with_an_overlapped_is_wsaeopnotsupp) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    DWORD v = 0, ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, &ov, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl((SOCKET)4242, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, &ov, NULL,
+                          NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    close_socket(s);
+}
+
+/* The count is written only by a call that completes: a recv or send that fails leaves the
+ * caller's variable as it was (never -1 cast to a huge count). */
+TEST(transfer_failed_call_writes_no_count) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[4];
+    WSABUF wb = {sizeof b, b};
+    DWORD got = 4242, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(got, 4242);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A connection the peer reset has no peer any more: getpeername fails with WSAENOTCONN and
+ * leaves the caller's buffer and length as they were. */
+TEST(transfer_getpeername_after_a_reset_is_notconn_and_writes_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(c);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAECONNRESET); /* the reset has arrived */
+    struct sockaddr_storage name;
+    memset(&name, 0x5a, sizeof name);
+    int len = (int)sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    CHECK_EQ(len, (int)sizeof name);
+    CHECK_EQ(((unsigned char *)&name)[0], 0x5a);
+    close_socket(s);
 }

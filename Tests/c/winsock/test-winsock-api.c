@@ -9,6 +9,7 @@
 
 #include "programs.h"
 #include "faults.h"
+#include "winsock_internal.h"
 
 static void startup(void) {
     WSADATA d;
@@ -455,5 +456,48 @@ TEST(winsock_routes_follow_many_handles_from_several_threads) {
         t[i] = start_thread(make_and_close_sockets, NULL);
     for (int i = 0; i < ROUTE_THREADS; i++)
         CHECK_EQ(join_thread(t[i]), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* AF_UNSPEC (0) names no family: the first entry of the type and protocol asked for is used,
+ * as Windows' does (here TCP over IPv4, the first in the catalog). */
+TEST(winsock_socket_of_unspecified_family_takes_the_first_matching_entry) {
+    startup();
+    SOCKET s = socket(AF_UNSPEC, SOCK_STREAM, IPPROTO_TCP);
+    CHECK(s != INVALID_SOCKET);
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(s, (SOCKADDR *)&a, sizeof a), 0); /* an IPv6 socket: WSAEAFNOSUPPORT */
+    memset(&a, 0, sizeof a);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(s, (SOCKADDR *)&a, &len), 0);
+    CHECK_EQ(len, (int)sizeof a);
+    CHECK_EQ(a.sin_family, AF_INET);
+    CHECK_EQ(closesocket(s), 0);
+    s = socket(AF_UNSPEC, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK(socket(AF_UNSPEC, SOCK_DGRAM, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAESOCKTNOSUPPORT);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A handle's route lives as long as the handle: a socket closed, made or accepted, leaves
+ * none behind (a leak would only show at WSACleanup). */
+TEST(winsock_closesocket_forgets_the_route) {
+    startup();
+    CHECK_EQ(winsock_route_count(), 0);
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    CHECK_EQ(winsock_route_count(), 2);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(closesocket(c), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(winsock_route_count(), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
