@@ -526,6 +526,22 @@ TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
     CHECK(ne_signalled(ev, 0)); /* not reset: no handle given */
 }
 
+/* A handle that is not an event fails the enumeration with Winsock's WSAEINVAL and leaves
+ * the record for the next enumeration. */
+TEST(netev_enum_with_a_bad_event_handle_fails_and_keeps_the_record) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    CHECK(ne_signalled(ev, 10000));
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, (WSAEVENT)(uintptr_t)0x7ff0, &ne, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ); /* still there */
+}
+
 /* ---- inheritance --------------------------------------------------------------------------- */
 
 static void inherit_event_select(DWORD cat) {
