@@ -542,6 +542,21 @@ TEST(netev_enum_with_a_bad_event_handle_fails_and_keeps_the_record) {
     CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ); /* still there */
 }
 
+/* After the socket's own shutdown(SD_RECEIVE) its descriptor shows a hang-up already; the
+ * peer's close is then told apart by TCP's state, and raises FD_CLOSE. */
+TEST(netev_peer_close_after_own_receive_shutdown_raises_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+}
+
 /* ---- inheritance --------------------------------------------------------------------------- */
 
 static void inherit_event_select(DWORD cat) {
