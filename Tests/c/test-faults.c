@@ -800,3 +800,42 @@ TEST(fault_listener_survives_running_out_of_descriptors) {
 TEST(fault_listener_survives_running_out_of_memory) {
     listener_survives_accept_failing_with(ENOBUFS);
 }
+
+/* ---- hang-ups the socket cannot look into ------------------------------------------------- */
+
+/* After the socket's own SD_RECEIVE a hang-up is its own unless TCP's state says the peer
+ * closed; when that state cannot be read, no FD_CLOSE is made up. */
+TEST(fault_tcp_state_unreadable_after_own_receive_shutdown_raises_no_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    FAULT(getsockopt, .nth = 1, .times = -1, .err = ENOBUFS);
+    ne_close(c);
+    /* An enumeration catches up with the descriptor itself; the one after the failed look
+     * holds what that look raised. */
+    LONG seen = 0;
+    WAIT_FOR((seen |= ne_enum(s, NULL).lNetworkEvents, fault_fired(FAULT_getsockopt) >= 1),
+             10000);
+    seen |= ne_enum(s, NULL).lNetworkEvents;
+    fault_clear();
+    CHECK_EQ(seen & FD_CLOSE, 0);
+    (void)ev;
+}
+
+/* A peer's close with nothing unread, when the bytes cannot be counted: FD_CLOSE alone, no
+ * FD_READ for data that is not there. */
+TEST(fault_unread_bytes_uncountable_at_a_close_raise_no_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    FAULT(ioctl, .nth = 1, .times = -1, .err = ENOBUFS);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents & FD_READ, 0);
+}
