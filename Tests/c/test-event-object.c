@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "support.h"
 
 static int readable(int fd) {
@@ -75,6 +76,23 @@ TEST(event_create_set_reset_close) {
     CHECK(WSAResetEvent(e));
     CHECK_EQ(poll_one(e), WSA_WAIT_TIMEOUT);
     CHECK(WSAResetEvent(e));
+    CHECK(WSACloseEvent(e));
+}
+
+/* A finished wait stops counting as one of the event's pollers: setting the event afterwards,
+ * with no one polling it and its descriptor never handed out, writes nothing to that
+ * descriptor. */
+TEST(event_set_after_a_finished_wait_leaves_its_descriptor_alone) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 1, FALSE), WSA_WAIT_TIMEOUT);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    CHECK(WSASetEvent(e));
+    int writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(e));
 }
 
