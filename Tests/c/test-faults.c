@@ -5,6 +5,7 @@
  * usable afterwards. Every test checks that its fault fired, so that it cannot pass without
  * taking the path it is about. */
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -534,6 +535,28 @@ TEST(fault_event_select_watches_a_duplicate_descriptor) {
     read_event_arrives(c, s, ev);
     close_socket(s);
     WAIT_FOR(provider_fds() == before - 1, 10000);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
+    close_socket(l);
+}
+
+/* The same in a process without standard input: the duplicate is descriptor 0, as good a
+ * descriptor as any. */
+TEST(fault_event_select_watches_a_duplicate_that_is_descriptor_0) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    close(0);
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2);
+    fault_clear();
+    CHECK(fcntl(0, F_GETFD) >= 0); /* the duplicate */
+    read_event_arrives(c, s, ev);
+    close_socket(s);
     CHECK(WSACloseEvent(ev));
     close_socket(c);
     close_socket(l);
