@@ -152,6 +152,34 @@ TEST(reactor_read_and_close_seen_together_post_two_messages) {
     CHECK_EQ(post_args[2], WSAMAKESELECTREPLY(FD_CLOSE, 0));
 }
 
+/* Data already there when a socket is selected is posted by the selecting call itself, not
+ * left to the reactor: with the reactor held inside another socket's upcall, the post is
+ * there when lpWSPAsyncSelect returns. */
+TEST(reactor_busy_data_already_there_is_posted_by_the_selecting_call) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = blocking_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c[2], s[2], l[2];
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    for (int i = 0; i < 2; i++)
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[0], wnd, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c[0], "x");
+    WAIT_FOR(atomic_load(&entered) == 1, 10000); /* the reactor is inside s[0]'s upcall */
+    ne_send_str(c[1], "x");
+    WAIT_FOR(unread_bytes(s[1]) == 1, 10000);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[1], wnd, NE_MSG, FD_READ, &err), 0);
+    int posted = posts_now();
+    atomic_store(&released, 1);
+    CHECK_EQ(posted, 1);
+    CHECK(posts[0] == (WPARAM)s[1]);
+    CHECK_EQ(post_args[0], WSAMAKESELECTREPLY(FD_READ, 0));
+    WAIT_FOR(posts_now() == 2, 10000);
+}
+
 /* ---- items of the test's own, on an eventfd ----------------------------------------------- */
 
 struct probe {
