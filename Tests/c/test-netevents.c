@@ -185,6 +185,27 @@ TEST(netev_accept_level_reenabled_by_accept) {
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
 }
 
+/* A listener selected for connection events too gets FD_ACCEPT for arrivals, never FD_READ:
+ * an accept's re-enabling does not start a connected socket's watch on it. */
+TEST(netev_listener_selected_for_read_gets_only_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT | FD_READ | FD_CLOSE);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err;
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT);
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(!ne_wait_bit(l, ev, FD_READ, 100, &ne)); /* the event stays quiet */
+}
+
 TEST(netev_accept_not_reenabled_after_try_again) {
     start();
     struct sockaddr_storage addr;
