@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "faults.h"
 #include "test-netevents.h"
 
 static int fd_readable(int fd, int ms) {
@@ -30,6 +31,21 @@ TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
     ne_send_str(c, "y");
     CHECK(fd_readable(fd, 10000)); /* and goes on doing so */
     WSACloseEvent(ev);
+}
+
+/* Closing an exported event that a socket still names stops the reactor's relaying at once:
+ * the set leaves the reactor's epoll (one epoll_ctl), though the socket keeps the set. */
+TEST(evset_closing_an_exported_event_takes_its_set_out_of_the_reactor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK(WSAEventFd(ev) >= 0);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK(WSACloseEvent(ev));
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
 }
 
 TEST(evset_descriptor_exported_after_registration_still_relays) {
