@@ -38,8 +38,10 @@ static atomic_int stopping;
 static struct wsp_reactor_item *zombies;
 static struct wsp_reactor_item *timers; /* items with a timer, unordered */
 static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; reactor thread */
+static atomic_uint wakes; /* wake-ups written: tests check that quiet removals make none */
 
 static void wake(void) {
+    atomic_fetch_add_explicit(&wakes, 1, memory_order_relaxed);
     uint64_t one = 1;
     ssize_t n = write(wakefd, &one, sizeof one);
     (void)n; /* a full counter still wakes the reactor */
@@ -98,6 +100,10 @@ static void reap_zombies(void) {
         z->release(z);
         z = next;
     }
+}
+
+unsigned wsp_reactor_wakes(void) {
+    return atomic_load_explicit(&wakes, memory_order_relaxed);
 }
 
 int wsp_reactor_is_current(void) {

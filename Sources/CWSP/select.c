@@ -95,14 +95,6 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
     return 0;
 }
 
-/* Whether handle h is among the n entries. */
-static int listed(const struct entry *ents, unsigned n, SOCKET h) {
-    for (unsigned k = 0; k < n; k++)
-        if (ents[k].handle == h)
-            return 1;
-    return 0;
-}
-
 /* Whether h is ready in any role played by the set object x. */
 static int ready_in(WSPFD_SET *const sets[3], const struct entry *ents, unsigned n,
                     const WSPFD_SET *x, SOCKET h) {
@@ -162,11 +154,9 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     for (int i = 0; i < 3 && !err; i++) {
         if (!sets[i])
             continue;
-        unsigned first = n;
+        /* A handle twice in one set gets two entries that agree: rewrite_sets writes it once. */
         for (UINT j = 0; j < sets[i]->fd_count && !err; j++) {
             SOCKET h = sets[i]->fd_array[j];
-            if (listed(ents + first, n - first, h))
-                continue; /* twice in one set: counts once */
             struct wsp_socket *so = wsp_socket_acquire(h, &err);
             if (!so)
                 break;

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "support.h"
 
 static int readable(int fd) {
@@ -75,6 +76,57 @@ TEST(event_create_set_reset_close) {
     CHECK(WSAResetEvent(e));
     CHECK_EQ(poll_one(e), WSA_WAIT_TIMEOUT);
     CHECK(WSAResetEvent(e));
+    CHECK(WSACloseEvent(e));
+}
+
+/* A finished wait stops counting as one of the event's pollers: setting the event afterwards,
+ * with no one polling it and its descriptor never handed out, writes nothing to that
+ * descriptor. */
+TEST(event_set_after_a_finished_wait_leaves_its_descriptor_alone) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 1, FALSE), WSA_WAIT_TIMEOUT);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    CHECK(WSASetEvent(e));
+    int writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(e));
+}
+
+/* Many threads polling one event at once: each wait counts itself in and out under the
+ * event's lock, so once they are done no poller is left, and setting the event writes
+ * nothing to its descriptor. (Without the lock, counts get lost.) */
+#define POLLERS 4
+static void *poll_many(void *arg) {
+    WSAEVENT e = arg;
+    for (int i = 0; i < 20000; i++)
+        if (WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE) != WSA_WAIT_TIMEOUT)
+            return (void *)1;
+    return NULL;
+}
+
+TEST(event_concurrent_polls_leave_no_poller_behind) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    for (int round = 0; round < 3; round++) { /* lost counts would show in most rounds */
+        pthread_t t[POLLERS];
+        for (int i = 0; i < POLLERS; i++)
+            CHECK_EQ(pthread_create(&t[i], NULL, poll_many, e), 0);
+        for (int i = 0; i < POLLERS; i++) {
+            void *r;
+            CHECK_EQ(pthread_join(t[i], &r), 0);
+            CHECK(r == NULL);
+        }
+        FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+        CHECK(WSASetEvent(e));
+        int writes = fault_calls(FAULT_write);
+        fault_clear();
+        CHECK_EQ(writes, 0);
+        CHECK(WSAResetEvent(e));
+    }
     CHECK(WSACloseEvent(e));
 }
 

@@ -2,9 +2,11 @@
  * (Sources/CWSP/event_set.h): a waiting thread takes their readiness itself, and the reactor
  * relays it only while someone may observe the event without waiting in WSP. These tests pin
  * each way an event can be observed to "sees the socket's readiness". */
+#include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "faults.h"
 #include "test-netevents.h"
 
 static int fd_readable(int fd, int ms) {
@@ -29,6 +31,21 @@ TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
     ne_send_str(c, "y");
     CHECK(fd_readable(fd, 10000)); /* and goes on doing so */
     WSACloseEvent(ev);
+}
+
+/* Closing an exported event that a socket still names stops the reactor's relaying at once:
+ * the set leaves the reactor's epoll (one epoll_ctl), though the socket keeps the set. */
+TEST(evset_closing_an_exported_event_takes_its_set_out_of_the_reactor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK(WSAEventFd(ev) >= 0);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK(WSACloseEvent(ev));
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
 }
 
 TEST(evset_descriptor_exported_after_registration_still_relays) {
@@ -237,6 +254,25 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
     char buf[4];
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
     int fd = WSAEventFd(ev); /* nothing else will happen on the socket */
+    CHECK(fd_readable(fd, 10000));
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* The same with errno left at EINTR by something earlier: a look that succeeds is not taken
+ * for an interrupted one (and retried for ever). */
+TEST(evset_pending_check_run_at_export_ignores_a_stale_eintr) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSANETWORKEVENTS ne;
+    ne_send_str(c, "0123456789");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4);
+    errno = EINTR;
+    int fd = WSAEventFd(ev); /* runs the recv's pending check at once */
     CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
     WSACloseEvent(ev);

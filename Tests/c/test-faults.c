@@ -5,6 +5,7 @@
  * usable afterwards. Every test checks that its fault fired, so that it cannot pass without
  * taking the path it is about. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -541,6 +542,28 @@ TEST(fault_event_select_watches_a_duplicate_descriptor) {
     close_socket(l);
 }
 
+/* The same in a process without standard input: the duplicate is descriptor 0, as good a
+ * descriptor as any. */
+TEST(fault_event_select_watches_a_duplicate_that_is_descriptor_0) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    close(0);
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2);
+    fault_clear();
+    CHECK(fcntl(0, F_GETFD) >= 0); /* the duplicate */
+    read_event_arrives(c, s, ev);
+    close_socket(s);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
+    close_socket(l);
+}
+
 /* The duplicate cannot be had either: the registration fails with the kernel's reason and
  * is cancelled; selecting again works. */
 TEST(fault_event_select_without_a_duplicate_descriptor) {
@@ -879,4 +902,43 @@ TEST(fault_descriptor_wait_reports_a_failed_poll_and_resumes_an_interrupted_one)
     fault_clear();
     close(sv[0]);
     close(sv[1]);
+}
+
+/* ---- hang-ups the socket cannot look into ------------------------------------------------- */
+
+/* After the socket's own SD_RECEIVE a hang-up is its own unless TCP's state says the peer
+ * closed; when that state cannot be read, no FD_CLOSE is made up. */
+TEST(fault_tcp_state_unreadable_after_own_receive_shutdown_raises_no_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    FAULT(getsockopt, .nth = 1, .times = -1, .err = ENOBUFS);
+    ne_close(c);
+    /* An enumeration catches up with the descriptor itself; the one after the failed look
+     * holds what that look raised. */
+    LONG seen = 0;
+    WAIT_FOR((seen |= ne_enum(s, NULL).lNetworkEvents, fault_fired(FAULT_getsockopt) >= 1),
+             10000);
+    seen |= ne_enum(s, NULL).lNetworkEvents;
+    fault_clear();
+    CHECK_EQ(seen & FD_CLOSE, 0);
+    (void)ev;
+}
+
+/* A peer's close with nothing unread, when the bytes cannot be counted: FD_CLOSE alone, no
+ * FD_READ for data that is not there. */
+TEST(fault_unread_bytes_uncountable_at_a_close_raise_no_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    FAULT(ioctl, .nth = 1, .times = -1, .err = ENOBUFS);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents & FD_READ, 0);
 }

@@ -185,6 +185,27 @@ TEST(netev_accept_level_reenabled_by_accept) {
     CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
 }
 
+/* A listener selected for connection events too gets FD_ACCEPT for arrivals, never FD_READ:
+ * an accept's re-enabling does not start a connected socket's watch on it. */
+TEST(netev_listener_selected_for_read_gets_only_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT | FD_READ | FD_CLOSE);
+    SOCKET c1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c1, &addr, NULL, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    int err;
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    CHECK(ne_wait_bit(l, ev, FD_ACCEPT, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT);
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    CHECK(!ne_wait_bit(l, ev, FD_READ, 100, &ne)); /* the event stays quiet */
+}
+
 TEST(netev_accept_not_reenabled_after_try_again) {
     start();
     struct sockaddr_storage addr;
@@ -524,6 +545,37 @@ TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
     CHECK(ne_signalled(ev, 10000));
     CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
     CHECK(ne_signalled(ev, 0)); /* not reset: no handle given */
+}
+
+/* A handle that is not an event fails the enumeration with Winsock's WSAEINVAL and leaves
+ * the record for the next enumeration. */
+TEST(netev_enum_with_a_bad_event_handle_fails_and_keeps_the_record) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    CHECK(ne_signalled(ev, 10000));
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, (WSAEVENT)(uintptr_t)0x7ff0, &ne, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ); /* still there */
+}
+
+/* After the socket's own shutdown(SD_RECEIVE) its descriptor shows a hang-up already; the
+ * peer's close is then told apart by TCP's state, and raises FD_CLOSE. */
+TEST(netev_peer_close_after_own_receive_shutdown_raises_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
 }
 
 /* ---- inheritance --------------------------------------------------------------------------- */

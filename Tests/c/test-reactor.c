@@ -3,8 +3,12 @@
  * listener's handshake deadline (a timer of the listener's item) and async-select watches
  * (one-shot items). */
 #include <stdatomic.h>
+#include <stdint.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "test-netevents.h"
 
 /* A connect-data listener whose handshake deadline is deadline_ms, and a raw client of it that
@@ -146,4 +150,144 @@ TEST(reactor_read_and_close_seen_together_post_two_messages) {
     CHECK_EQ(post_args[1], WSAMAKESELECTREPLY(FD_READ, 0));
     CHECK(posts[2] == (WPARAM)s[1]);
     CHECK_EQ(post_args[2], WSAMAKESELECTREPLY(FD_CLOSE, 0));
+}
+
+/* Data already there when a socket is selected is posted by the selecting call itself, not
+ * left to the reactor: with the reactor held inside another socket's upcall, the post is
+ * there when lpWSPAsyncSelect returns. */
+TEST(reactor_busy_data_already_there_is_posted_by_the_selecting_call) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = blocking_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c[2], s[2], l[2];
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    for (int i = 0; i < 2; i++)
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[0], wnd, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c[0], "x");
+    WAIT_FOR(atomic_load(&entered) == 1, 10000); /* the reactor is inside s[0]'s upcall */
+    ne_send_str(c[1], "x");
+    WAIT_FOR(unread_bytes(s[1]) == 1, 10000);
+    CHECK_EQ(T.lpWSPAsyncSelect(s[1], wnd, NE_MSG, FD_READ, &err), 0);
+    int posted = posts_now();
+    atomic_store(&released, 1);
+    CHECK_EQ(posted, 1);
+    CHECK(posts[0] == (WPARAM)s[1]);
+    CHECK_EQ(post_args[0], WSAMAKESELECTREPLY(FD_READ, 0));
+    WAIT_FOR(posts_now() == 2, 10000);
+}
+
+/* ---- items of the test's own, on an eventfd ----------------------------------------------- */
+
+struct probe {
+    struct wsp_reactor_item item; /* first: the callbacks get it back */
+    atomic_int ready, released, task_runs;
+    int remove_on_ready, queue_twice;
+    struct wsp_reactor_task task;
+};
+
+static void probe_task(struct wsp_reactor_task *task) {
+    struct probe *p = (struct probe *)((char *)task - offsetof(struct probe, task));
+    atomic_fetch_add(&p->task_runs, 1);
+}
+
+static void probe_ready(struct wsp_reactor_item *item, uint32_t events) {
+    (void)events;
+    struct probe *p = (struct probe *)item;
+    atomic_fetch_add(&p->ready, 1);
+    if (p->queue_twice) {
+        wsp_reactor_after(&p->task);
+        wsp_reactor_after(&p->task); /* already queued: it runs once */
+    }
+    if (p->remove_on_ready)
+        wsp_reactor_remove(item);
+}
+
+static void probe_release(struct wsp_reactor_item *item) {
+    atomic_store(&((struct probe *)item)->released, 1);
+}
+
+static void probe_init(struct probe *p) {
+    memset(p, 0, sizeof *p);
+    p->item.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    CHECK(p->item.fd >= 0);
+    p->item.on_ready = probe_ready;
+    p->item.release = probe_release;
+    p->task.run = probe_task;
+}
+
+static void probe_signal(struct probe *p) {
+    uint64_t one = 1;
+    CHECK_EQ(write(p->item.fd, &one, sizeof one), (ssize_t)sizeof one);
+}
+
+/* Nothing else happens in this process: only the removal's wake-up lets the reactor release
+ * the item. */
+TEST(reactor_removal_by_another_thread_wakes_it_to_release_the_item) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN), 0);
+    unsigned before = wsp_reactor_wakes();
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    CHECK_EQ(wsp_reactor_wakes(), before + 1);
+    close(p.item.fd);
+}
+
+/* An item whose release only frees memory, and an item removed by the reactor itself, are
+ * released between batches without a wake-up. */
+TEST(reactor_quiet_and_own_removals_do_not_wake_it) {
+    start();
+    struct probe quiet, own;
+    probe_init(&quiet);
+    probe_init(&own);
+    quiet.item.quiet_release = 1;
+    own.remove_on_ready = 1;
+    unsigned before = wsp_reactor_wakes();
+    CHECK_EQ(wsp_reactor_add(&quiet.item, EPOLLIN), 0);
+    wsp_reactor_remove(&quiet.item);
+    CHECK_EQ(wsp_reactor_wakes(), before);
+    CHECK_EQ(wsp_reactor_add(&own.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&own);
+    WAIT_FOR(atomic_load(&own.released), 10000);
+    CHECK(atomic_load(&quiet.released)); /* the same batch's zombies */
+    CHECK_EQ(wsp_reactor_wakes(), before);
+    close(quiet.item.fd);
+    close(own.item.fd);
+}
+
+/* A task queued twice while queued runs once, and the reactor goes on to its next batch. */
+TEST(reactor_task_queued_twice_runs_once) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    p.queue_twice = 1;
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&p);
+    WAIT_FOR(atomic_load(&p.task_runs) >= 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    CHECK_EQ(atomic_load(&p.ready), 1);
+    CHECK_EQ(atomic_load(&p.task_runs), 1);
+    close(p.item.fd);
+}
+
+/* Modifying an item's events takes effect: watched for nothing, then for input already there.
+ * The item's descriptor is made first, so that the reactor's epoll descriptor is not 3
+ * (EPOLL_CTL_MOD's value: a call with the two swapped would then still work). */
+TEST(reactor_modify_changes_what_an_item_is_watched_for) {
+    struct probe p;
+    probe_init(&p);
+    start();
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    probe_signal(&p);
+    CHECK_EQ(wsp_reactor_modify(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
 }

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "test-netevents.h"
 
 static int select1(int which, SOCKET s, long timeout_ms, WSPFD_SET *out) {
@@ -225,6 +226,21 @@ TEST(select_wakes_when_a_socket_is_closed_under_it) {
     int err = 0;
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &zero, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(r.fd_count, 1); /* a failed call leaves the sets as they were */
+    CHECK(r.fd_array[0] == l);
+}
+
+/* With nothing deferred, a select waits out its time in one poll, not in deferral slices. */
+TEST(select_waits_in_one_poll_when_nothing_is_deferred) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(select1(0, s, 400, NULL), 0);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(polls >= 1);
+    CHECK(polls <= 2); /* at most one more look when the first poll ends a moment early */
 }
 
 /* Every way out of lpWSPSelect closes what it opened (its wake-up descriptor): ready at once,

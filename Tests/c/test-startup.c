@@ -8,6 +8,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "internal.h"
 #include "support.h"
 
 static WSPUPCALLTABLE no_upcalls(void) {
@@ -53,6 +54,16 @@ TEST(startup_rejects_null_arguments) {
     WSPPROC_TABLE t;
     CHECK_EQ(WSPStartup(MAKEWORD(2, 2), NULL, NULL, no_upcalls(), &t), WSAEFAULT);
     CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), NULL), WSAEFAULT);
+}
+
+/* Each WSPStartup publishes its upcall table; the same table again keeps the copy in force
+ * (copies are freed only by the last cleanup, so one per call would grow without bound). */
+TEST(startup_with_the_same_upcalls_keeps_the_copy_in_force) {
+    start();
+    const WSPUPCALLTABLE *first = wsp_upcalls();
+    start();
+    start();
+    CHECK(wsp_upcalls() == first);
 }
 
 TEST(startup_is_reference_counted) {

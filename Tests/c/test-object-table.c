@@ -1,0 +1,97 @@
+/* The handle tables (object_table.c): every operation takes the table's lock. A missing lock
+ * seldom shows as a wrong answer in a test's lifetime, so these tests hold the lock
+ * themselves and check that each operation, run meanwhile in another thread, sleeps on it
+ * (seen in /proc as a futex wait) rather than finishing. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "object_table.h"
+#include "support.h"
+
+enum op_kind { OP_ADD, OP_GET, OP_REMOVE, OP_HANDLES };
+
+struct op {
+    struct wsp_object_table *table;
+    enum op_kind kind;
+    struct wsp_object *obj; /* OP_ADD's object; what OP_GET and OP_REMOVE found */
+    uintptr_t handle;       /* OP_GET's and OP_REMOVE's; what OP_ADD made */
+    int count;              /* what OP_HANDLES found */
+    atomic_int tid, done;
+};
+
+static void *op_main(void *arg) {
+    struct op *o = arg;
+    atomic_store(&o->tid, (int)syscall(SYS_gettid));
+    uintptr_t out[4];
+    switch (o->kind) {
+    case OP_ADD: o->handle = wsp_table_add(o->table, o->obj); break;
+    case OP_GET: o->obj = wsp_table_get(o->table, o->handle); break;
+    case OP_REMOVE: o->obj = wsp_table_remove(o->table, o->handle); break;
+    case OP_HANDLES: o->count = wsp_table_handles(o->table, out, 4); break;
+    }
+    atomic_store(&o->done, 1);
+    return NULL;
+}
+
+/* Whether thread tid is asleep in a futex wait: a contended mutex's sleep. */
+static int in_futex_wait(int tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long nr = -1;
+    int got = fscanf(f, "%ld", &nr);
+    fclose(f);
+    return got == 1 && nr == SYS_futex;
+}
+
+/* Runs o in a thread while holding the table's lock: it must wait for the lock. */
+static void run_while_locked(struct op *o) {
+    pthread_t t;
+    pthread_mutex_lock(&o->table->lock);
+    CHECK_EQ(pthread_create(&t, NULL, op_main, o), 0);
+    WAIT_FOR(atomic_load(&o->done) ||
+                 (atomic_load(&o->tid) && in_futex_wait(atomic_load(&o->tid))),
+             10000);
+    int finished_without_the_lock = atomic_load(&o->done);
+    pthread_mutex_unlock(&o->table->lock);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(finished_without_the_lock, 0);
+}
+
+static atomic_int destroyed;
+static void count_destroy(struct wsp_object *obj) {
+    (void)obj;
+    atomic_fetch_add(&destroyed, 1);
+}
+
+TEST(object_table_operations_wait_for_the_tables_lock) {
+    static struct wsp_object_table table = WSP_OBJECT_TABLE_INIT(WSP_TAG_EVENT);
+    struct wsp_object obj;
+    wsp_object_init(&obj, count_destroy);
+
+    struct op add = {.table = &table, .kind = OP_ADD, .obj = &obj};
+    run_while_locked(&add);
+    CHECK(add.handle != 0);
+
+    struct op get = {.table = &table, .kind = OP_GET, .handle = add.handle};
+    run_while_locked(&get);
+    CHECK(get.obj == &obj);
+    wsp_object_release(&obj); /* get's reference */
+
+    struct op handles = {.table = &table, .kind = OP_HANDLES};
+    run_while_locked(&handles);
+    CHECK_EQ(handles.count, 1);
+
+    struct op remove = {.table = &table, .kind = OP_REMOVE, .handle = add.handle};
+    run_while_locked(&remove);
+    CHECK(remove.obj == &obj);
+    CHECK(wsp_table_get(&table, add.handle) == NULL);
+    wsp_object_release(&obj); /* the table's reference */
+    CHECK_EQ(atomic_load(&destroyed), 1);
+    free(table.slots);
+}
