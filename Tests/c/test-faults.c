@@ -800,3 +800,36 @@ TEST(fault_listener_survives_running_out_of_descriptors) {
 TEST(fault_listener_survives_running_out_of_memory) {
     listener_survives_accept_failing_with(ENOBUFS);
 }
+
+/* lpWSPAccept cannot have the accepted socket's memory: WSAENOBUFS, the connection is reset
+ * (never left half-made), its descriptor closed, and the next client is accepted. */
+TEST(fault_accept_without_memory_for_the_socket_resets_the_client) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int before = provider_fds();
+    int c = raw_connect(&addr);
+    CHECK(c >= 0);
+    /* Queued by the reactor first: the accept's only allocation left is the socket's. */
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    char b;
+    CHECK_EQ(raw_recv(c, &b, 1, 10000), -ECONNRESET);
+    close(c);
+    WAIT_FOR(provider_fds() == before, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    CHECK_EQ(stats_of(l).accepted, 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}
