@@ -455,6 +455,36 @@ TEST(hostile_malformed_and_slow_version_3_requests_are_told_why) {
     close_socket(l);
 }
 
+/* Only a peer whose first bytes open a WSP request of a known version is told why it is
+ * dropped: any other (a wrong magic byte, another frame type, an unknown version) never
+ * spoke WSP, or not one this server knows, and is reset. */
+TEST(hostile_a_peer_that_never_opened_a_request_is_reset_not_told) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static const uint8_t openings[][8] = {
+        {0x58, 0x53, 3, 1, 0, 0, 0, 0}, /* first magic byte wrong */
+        {0x57, 0x54, 3, 1, 0, 0, 0, 0}, /* second magic byte wrong */
+        {0x57, 0x53, 3, 2, 0, 0, 0, 0}, /* an ACCEPT, not a request */
+        {0x57, 0x53, 0, 1, 0, 0, 0, 0}, /* version 0 */
+        {0x57, 0x53, 4, 1, 0, 0, 0, 0}, /* version 4 */
+    };
+    for (size_t i = 0; i < sizeof openings / sizeof openings[0]; i++) {
+        int fd = raw_connect(&addr);
+        CHECK_EQ(send(fd, openings[i], 8, MSG_NOSIGNAL), 8);
+        expect_reset(fd);
+        close(fd);
+    }
+    WAIT_FOR(stats_of(l).malformed == sizeof openings / sizeof openings[0], 10000);
+    /* The same opening with the right bytes is told (the control). */
+    static const uint8_t reserved_flag[] = {0x57, 0x53, 3, 1, 0x80, 0, 0, 0};
+    int told = raw_connect(&addr);
+    CHECK_EQ(send(told, reserved_flag, sizeof reserved_flag, MSG_NOSIGNAL), 8);
+    expect_refuse(told, WSP_HS_VERSION_3, WSP_HS_REASON_MALFORMED);
+    close(told);
+    close_socket(l);
+}
+
 /* ---- the drop handler ----------------------------------------------------------------- */
 
 struct drops {
