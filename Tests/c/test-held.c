@@ -405,6 +405,51 @@ TEST(plain_withdrawal_while_held_is_news) {
     WSACloseEvent(ev);
 }
 
+/* An application's own WPUSetEvent that calls the provider back on the listener: it reads the
+ * news of the held request that ended. */
+static SOCKET reentry_listener;
+static int reentry_news = -1;
+static BOOL news_reading_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    WSPHELD news[4];
+    DWORD n = 0;
+    int e = 0;
+    CHECK_EQ(HeldNews(reentry_listener, news, 4, &n, &e), 0);
+    __atomic_store_n(&reentry_news, (int)n, __ATOMIC_SEQ_CST);
+    *err = 0;
+    return TRUE;
+}
+
+/* When the reactor finds a held client gone, it sets the held event with no lock of the
+ * listener's held: an application's WPUSetEvent may call the provider on the listener (here
+ * WSPHeldNews) rather than deadlock on it. */
+TEST(held_event_set_by_the_reactor_may_call_back_into_the_listener) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = news_reading_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldNews = (LPFN_WSPHELDNEWS)extension(s, (GUID)WSPID_HELDNEWS, &err);
+    HeldAccept = (LPFN_WSPHELDACCEPT)extension(s, (GUID)WSPID_HELDACCEPT, &err);
+    CHECK(AcceptHold && HeldNews && HeldAccept);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    reentry_listener = l;
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    close(fd); /* the reactor finds it gone */
+    WAIT_FOR(__atomic_load_n(&reentry_news, __ATOMIC_SEQ_CST) == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close_socket(l);
+}
+
 /* Closes the raw client (ctx) while the condition function runs, waits until the server's end
  * has its FIN, then holds. */
 struct leaver {
