@@ -833,3 +833,46 @@ TEST(fault_accept_without_memory_for_the_socket_resets_the_client) {
     close_socket(s);
     close_socket(l);
 }
+
+/* lpWSPAccept's ACCEPT answer cannot be sent. A send that fails (the client reset) is the
+ * client leaving: counted as withdrawn, and the accept looks for the next request. A send
+ * buffer that is full and cannot be grown is the provider's shortage: the request is ended as
+ * undeliverable and the accept fails with WSAENOBUFS. */
+static void accept_answer_fails(int send_err, int setsockopt_fails) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(send, .err = send_err, .this_thread = 1);
+    if (setsockopt_fails)
+        FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    if (setsockopt_fails)
+        CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+    fault_clear();
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 0);
+    if (setsockopt_fails) {
+        CHECK_EQ(err, WSAENOBUFS);
+        CHECK_EQ(st.undeliverable, 1);
+        CHECK_EQ(st.withdrawn, 0);
+    } else {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK_EQ(st.withdrawn, 1);
+        CHECK_EQ(st.undeliverable, 0);
+    }
+    CHECK(async_connect_join(&ac) != 0);
+    close_socket(ac.s);
+    close_socket(l);
+}
+TEST(fault_accept_whose_answer_send_fails_counts_a_withdrawal) {
+    accept_answer_fails(ECONNRESET, 0);
+}
+TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
+    accept_answer_fails(EAGAIN, 1);
+}
