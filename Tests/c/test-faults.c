@@ -876,3 +876,34 @@ TEST(fault_accept_whose_answer_send_fails_counts_a_withdrawal) {
 TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
     accept_answer_fails(EAGAIN, 1);
 }
+
+/* The reactor cannot have the buffer for a connect-data request it reads: the provider's
+ * shortage, not the client's fault, so the connection is closed bare (a reset, no reason, no
+ * count), its descriptor closed, and the listener goes on to serve the next client. */
+TEST(fault_request_without_memory_for_its_buffer_is_closed_bare) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int before = provider_fds();
+    FAULT(realloc, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    close(fd);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued + st.malformed + st.withdrawn + st.timed_out, 0);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}
