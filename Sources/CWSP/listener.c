@@ -106,6 +106,7 @@ struct wsp_listener {
     int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
+    uint64_t held_checks; /* held_ready calls: lets tests see that the reactor does not spin */
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -1182,6 +1183,13 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
     out->hold_limit = so->hold_limit;
 }
 
+uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->held_checks : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
 /* ---- held requests (CF_HOLD): the handles are held.c's ------------------------------------ */
 
 /* so->lock held. A held request left: a hold refused for the limit may succeed now. */
@@ -1287,6 +1295,7 @@ static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, in
 }
 
 static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
+    l->held_checks++;
     enum wsp_client_state st = wsp_request_client(r, 1);
     if (st == WSP_CLIENT_WAITING) {
         /* Plain TCP: a client that sent data and half-closed still waits; stop the

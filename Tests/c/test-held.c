@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backlog.h"
+#include "internal.h"
 #include "support.h"
 
 static LPFN_WSPACCEPTHOLD AcceptHold;
@@ -380,6 +382,38 @@ TEST(plain_held_connection_is_handed_out_or_reset) {
     CHECK_MEM(buf, "hi", 2);
     close(kept);
     close(refused);
+}
+
+/* A held plain TCP client that sent bytes and half-closed still waits for its answer; the
+ * reactor, told of the half-close once, stops watching for input, which would be reported
+ * for as long as the bytes wait (a spinning reactor). */
+TEST(plain_held_client_that_sent_and_half_closed_is_looked_at_once) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(send(fd, "hi", 2, 0), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(wsp_listener_held_checks(so) >= 1, 10000);
+    /* One more trip of the reactor: it admits another client. */
+    int other = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_held_checks(so), 1);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close(other);
+    close_socket(l);
 }
 
 TEST(plain_withdrawal_while_held_is_news) {
