@@ -314,6 +314,27 @@ TEST(held_accept_checks_callee_data_like_a_condition_function) {
     CHECK_MEM(k.in, "ok", 2);
 }
 
+/* A released connect-data request is watched again: its client leaving frees its place at
+ * once (counted as withdrawn), before any accept looks. The pending notices, whose failure
+ * would tell as well, are put off past the test. */
+TEST(released_request_whose_client_leaves_is_withdrawn_unlooked_at) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
+
 TEST(released_request_is_presented_again_in_its_place) {
     start_held();
     struct sockaddr_storage addr;
