@@ -106,7 +106,11 @@ struct wsp_listener {
     int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
-    uint64_t held_checks; /* held_ready calls: lets tests see that the reactor does not spin */
+    /* For tests, which see through them what the design claims: the reactor does not spin
+     * on a held request (held_ready calls), and an accept that expects an empty queue waits
+     * first instead of looking (looks by accepts that found the queue empty). */
+    uint64_t held_checks;
+    uint64_t empty_looks;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -886,6 +890,8 @@ int wsp_backlog_fill(struct wsp_listener *l, int first) {
     l->pulling = 1;
     int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
     l->pulling = 0;
+    if (n == 0)
+        l->empty_looks++;
     if (first && l->direct)
         l->expect_empty = n == 0;
     l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
@@ -1186,6 +1192,13 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
 uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
     uint64_t n = so->listener ? so->listener->held_checks : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->empty_looks : 0;
     pthread_mutex_unlock(&so->lock);
     return n;
 }

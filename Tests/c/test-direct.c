@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "handshake.h"
+#include "internal.h"
 #include "support.h"
 
 struct acceptor {
@@ -118,5 +120,53 @@ TEST(direct_select_after_blocking_accepts_sees_arrivals) {
     close_socket(a.sockets[0]);
     close(first);
     close(second);
+    close_socket(l);
+}
+
+/* Two accepts in a row, each recorded as it enters (blocked[i]). */
+struct serial_acceptor {
+    SOCKET l;
+    struct blocker blocked[2];
+    SOCKET sockets[2];
+    pthread_t thread;
+};
+
+static void *serial_acceptor_main(void *arg) {
+    struct serial_acceptor *a = arg;
+    for (int i = 0; i < 2; i++) {
+        int err = 0;
+        blocker_enter(&a->blocked[i]);
+        a->sockets[i] = accept_with(a->l, NULL, 0, &err);
+        blocker_leave(&a->blocked[i]);
+        CHECK(a->sockets[i] != INVALID_SOCKET);
+    }
+    return NULL;
+}
+
+/* A server that serves one client at a time finds the kernel's queue empty each time it comes
+ * back: after one look that found it so, the next accept waits at once rather than looking
+ * again (listener.c, wsp_backlog_fill). */
+TEST(direct_accept_that_found_the_queue_empty_waits_first_next_time) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    struct serial_acceptor a = {.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, serial_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked[0]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(__atomic_load_n(&a.blocked[0].returned, __ATOMIC_SEQ_CST), 10000);
+    wait_blocked(&a.blocked[1]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1); /* the second accept did not look */
+    int c2 = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.sockets[0]);
+    close_socket(a.sockets[1]);
+    close(c1);
+    close(c2);
     close_socket(l);
 }
