@@ -1196,6 +1196,10 @@ uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     return n;
 }
 
+uint32_t wsp_listener_wakes(struct wsp_socket *so) {
+    return __atomic_load_n(&so->listener->wake_seq, __ATOMIC_SEQ_CST);
+}
+
 uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
     uint64_t n = so->listener ? so->listener->empty_looks : 0;

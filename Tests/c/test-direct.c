@@ -170,3 +170,61 @@ TEST(direct_accept_that_found_the_queue_empty_waits_first_next_time) {
     close(c2);
     close_socket(l);
 }
+
+/* One blocking accept, recorded as it enters. */
+struct one_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *one_acceptor_main(void *arg) {
+    struct one_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* Two accepts wait, one (the leader) polling the kernel's queue, one asleep. When one
+ * connection comes, the leader takes it itself and wakes the sleeper once, to watch the queue
+ * in its place; taking a single connection wakes nobody else. */
+TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    struct one_acceptor a = {.l = l}, b = {.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    uint32_t before = wsp_listener_wakes(so);
+    int c1 = raw_connect(&addr);
+    struct one_acceptor *first = NULL, *second = NULL;
+    long long deadline = now_ms() + 10000;
+    while (!first) {
+        if (__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST))
+            first = &a, second = &b;
+        else if (__atomic_load_n(&b.blocked.returned, __ATOMIC_SEQ_CST))
+            first = &b, second = &a;
+        CHECK(now_ms() < deadline);
+    }
+    pthread_join(first->thread, NULL);
+    CHECK_EQ(first, &a); /* the leader took it */
+    wait_blocked(&second->blocked);
+    CHECK_EQ(wsp_listener_wakes(so) - before, 1);
+    int c2 = raw_connect(&addr);
+    pthread_join(second->thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
