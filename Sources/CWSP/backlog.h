@@ -63,6 +63,15 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INT
 
 /* The listening address, shown to condition functions as the callee id. */
 const struct sockaddr_storage *wsp_listener_local(const struct wsp_listener *l) WSP_INTERNAL;
+/* For tests: how many times the reactor looked at a held request's client (reports it acted
+ * on); takes so->lock. */
+uint64_t wsp_listener_held_checks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many looks of lpWSPAccept's at the kernel's queue found it empty; takes
+ * so->lock. */
+uint64_t wsp_listener_empty_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many times blocked accepts were woken (wake_seq, which every wake-up
+ * advances); the socket must listen. */
+uint32_t wsp_listener_wakes(struct wsp_socket *so) WSP_INTERNAL;
 /* Whether lpWSPCloseSocket has closed the listener. */
 int wsp_listener_closed(const struct wsp_listener *l) WSP_INTERNAL;
 /* An lpWSPAccept call enters (+1) or leaves (-1). While blocking accepts keep coming, the

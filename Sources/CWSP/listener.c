@@ -106,6 +106,11 @@ struct wsp_listener {
     int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
+    /* For tests, which see through them what the design claims: the reactor does not spin
+     * on a held request (held_ready calls), and an accept that expects an empty queue waits
+     * first instead of looking (looks by accepts that found the queue empty). */
+    uint64_t held_checks;
+    uint64_t empty_looks;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -891,6 +896,8 @@ int wsp_backlog_fill(struct wsp_listener *l, int first) {
     l->pulling = 1;
     int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
     l->pulling = 0;
+    if (n == 0)
+        l->empty_looks++;
     if (first && l->direct)
         l->expect_empty = n == 0;
     l->arrivals = 0; /* the calling accept takes one; wake others only for the rest */
@@ -1188,6 +1195,24 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
     out->hold_limit = so->hold_limit;
 }
 
+uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->held_checks : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+uint32_t wsp_listener_wakes(struct wsp_socket *so) {
+    return __atomic_load_n(&so->listener->wake_seq, __ATOMIC_SEQ_CST);
+}
+
+uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->empty_looks : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
 /* ---- held requests (CF_HOLD): the handles are held.c's ------------------------------------ */
 
 /* so->lock held. A held request left: a hold refused for the limit may succeed now. */
@@ -1293,6 +1318,7 @@ static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, in
 }
 
 static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
+    l->held_checks++;
     enum wsp_client_state st = wsp_request_client(r, 1);
     if (st == WSP_CLIENT_WAITING) {
         /* Plain TCP: a client that sent data and half-closed still waits; stop the

@@ -189,3 +189,36 @@ TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
     bad("[::1]:65536", AF_INET6);
     round_trip("[::1]:65535", AF_INET6);
 }
+
+/* An address in a buffer longer than its family's (a sockaddr_storage, as callers commonly
+ * pass) is read as its family's length: only a shorter one is WSAEFAULT. */
+TEST(address_in_a_larger_buffer_is_read_as_its_family) {
+    start();
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(80);
+    in->sin_addr.s_addr = htonl(0x7f000001);
+    char out[80];
+    DWORD olen = sizeof out;
+    int err = 0;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&ss, sizeof ss, NULL, out, &olen, &err), 0);
+    CHECK_EQ(strcmp(out, "127.0.0.1:80"), 0);
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(22);
+    in6->sin6_addr = in6addr_loopback;
+    olen = sizeof out;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&ss, sizeof ss, NULL, out, &olen, &err), 0);
+    CHECK_EQ(strcmp(out, "[::1]:22"), 0);
+}
+
+/* A scope that is neither a number nor an interface's name makes no address. */
+TEST(address_with_an_unknown_interface_scope_is_einval) {
+    start();
+    bad("fe80::1%no-such-interface", AF_INET6);
+    bad("[fe80::1%no-such-interface]:22", AF_INET6);
+    bad("[fe80::1%]:22", AF_INET6);
+}

@@ -1953,3 +1953,83 @@ TEST(cdata_client_assembles_an_answer_from_partial_reads) {
     pthread_join(t, NULL);
     close(r.lfd);
 }
+
+/* Accepts, recording as cond_fn does; a QoS's provider-specific part is cleared to
+ * {0, NULL} first (nothing to send back: no buffer needed). */
+static int cond_clearing_specific(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos,
+                                  LPQOS gqos, LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g,
+                                  DWORD_PTR ctx) {
+    int rc = cond_fn(caller_id, caller_data, sqos, gqos, callee_id, callee_data, g, ctx);
+    if (sqos)
+        sqos->ProviderSpecific = (WSABUF){0, NULL};
+    return rc;
+}
+
+/* Each presentation says only what its own client sent: after a client with caller data and
+ * a QoS, a plain TCP client and a connect-data client with neither are presented with no
+ * caller data and no QoS, and accepted (nothing of the earlier QoS is checked against them).
+ * An answer whose provider-specific part is {0, NULL} is accepted. */
+TEST(cdata_presentations_carry_nothing_from_an_earlier_client) {
+    start();
+    struct sockaddr_storage addr, paddr;
+    SOCKET l = cdata_listener(4, &addr);
+    SOCKET pl = listener(WSP_CATALOG_TCP_IPV4, 4, &paddr);
+    char specific[5] = {1, 2, 3, 4, 5};
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    q.ProviderSpecific = (WSABUF){sizeof specific, specific};
+    WSABUF caller = {2, "hi"};
+    static struct cond c;
+    int err = 0;
+    for (int round = 0; round < 3; round++) {
+        /* With both. */
+        struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                   .caller = &caller, .sqos = &q};
+        async_connect_start(&ac);
+        memset(&c, 0, sizeof c);
+        c.rc = CF_ACCEPT;
+        SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        CHECK_EQ(async_connect_join(&ac), 0);
+        CHECK(!c.caller_null && !c.qos_null);
+        close_socket(a);
+        close_socket(ac.s);
+        /* Plain TCP: neither. */
+        SOCKET ps = new_socket(WSP_CATALOG_TCP_IPV4);
+        CHECK_EQ(connect_to(ps, &paddr, NULL, NULL), 0);
+        memset(&c, 0, sizeof c);
+        c.rc = CF_ACCEPT;
+        a = accept_with(pl, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        CHECK(c.caller_null && c.qos_null);
+        close_socket(a);
+        close_socket(ps);
+        /* Connect data without either. */
+        struct async_connect bare = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+        async_connect_start(&bare);
+        memset(&c, 0, sizeof c);
+        c.rc = CF_ACCEPT;
+        a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+        CHECK(a != INVALID_SOCKET);
+        CHECK_EQ(async_connect_join(&bare), 0);
+        CHECK(c.caller_null && c.qos_null);
+        close_socket(a);
+        close_socket(bare.s);
+    }
+    /* A QoS answered with {0, NULL} as its provider-specific part. */
+    QOS q2 = q;
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .sqos = &q2};
+    async_connect_start(&ac);
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_clearing_specific, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK_EQ(q2.ProviderSpecific.len, 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(pl);
+    close_socket(l);
+}

@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "faults.h"
 #include "handshake.h"
+#include "internal.h"
 #include "support.h"
 
 struct acceptor {
@@ -149,5 +151,111 @@ TEST(direct_nonblocking_accept_on_connect_data_leaves_the_queue_to_the_reactor) 
     CHECK_EQ(fault_calls(FAULT_accept4), 0);
     close_socket(s);
     close_socket(c.s);
+    close_socket(l);
+}
+
+/* Two accepts in a row, each recorded as it enters (blocked[i]). */
+struct serial_acceptor {
+    SOCKET l;
+    struct blocker blocked[2];
+    SOCKET sockets[2];
+    pthread_t thread;
+};
+
+static void *serial_acceptor_main(void *arg) {
+    struct serial_acceptor *a = arg;
+    for (int i = 0; i < 2; i++) {
+        int err = 0;
+        blocker_enter(&a->blocked[i]);
+        a->sockets[i] = accept_with(a->l, NULL, 0, &err);
+        blocker_leave(&a->blocked[i]);
+        CHECK(a->sockets[i] != INVALID_SOCKET);
+    }
+    return NULL;
+}
+
+/* A server that serves one client at a time finds the kernel's queue empty each time it comes
+ * back: after one look that found it so, the next accept waits at once rather than looking
+ * again (listener.c, wsp_backlog_fill). */
+TEST(direct_accept_that_found_the_queue_empty_waits_first_next_time) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    struct serial_acceptor a = {.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, serial_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked[0]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(__atomic_load_n(&a.blocked[0].returned, __ATOMIC_SEQ_CST), 10000);
+    wait_blocked(&a.blocked[1]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1); /* the second accept did not look */
+    int c2 = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.sockets[0]);
+    close_socket(a.sockets[1]);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* One blocking accept, recorded as it enters. */
+struct one_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *one_acceptor_main(void *arg) {
+    struct one_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* Two accepts wait, one (the leader) polling the kernel's queue, one asleep. When one
+ * connection comes, the leader takes it itself and wakes the sleeper once, to watch the queue
+ * in its place; taking a single connection wakes nobody else. */
+TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    struct one_acceptor a = {.l = l}, b = {.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    uint32_t before = wsp_listener_wakes(so);
+    int c1 = raw_connect(&addr);
+    struct one_acceptor *first = NULL, *second = NULL;
+    long long deadline = now_ms() + 10000;
+    while (!first) {
+        if (__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST))
+            first = &a, second = &b;
+        else if (__atomic_load_n(&b.blocked.returned, __ATOMIC_SEQ_CST))
+            first = &b, second = &a;
+        CHECK(now_ms() < deadline);
+    }
+    pthread_join(first->thread, NULL);
+    CHECK_EQ(first, &a); /* the leader took it */
+    wait_blocked(&second->blocked);
+    CHECK_EQ(wsp_listener_wakes(so) - before, 1);
+    int c2 = raw_connect(&addr);
+    pthread_join(second->thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close(c1);
+    close(c2);
     close_socket(l);
 }

@@ -942,3 +942,110 @@ TEST(fault_unread_bytes_uncountable_at_a_close_raise_no_read) {
     fault_clear();
     CHECK_EQ(ne.lNetworkEvents & FD_READ, 0);
 }
+
+/* lpWSPAccept cannot have the accepted socket's memory: WSAENOBUFS, the connection is reset
+ * (never left half-made), its descriptor closed, and the next client is accepted. */
+TEST(fault_accept_without_memory_for_the_socket_resets_the_client) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int before = provider_fds();
+    int c = raw_connect(&addr);
+    CHECK(c >= 0);
+    /* Queued by the reactor first: the accept's only allocation left is the socket's. */
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    char b;
+    CHECK_EQ(raw_recv(c, &b, 1, 10000), -ECONNRESET);
+    close(c);
+    WAIT_FOR(provider_fds() == before, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    CHECK_EQ(stats_of(l).accepted, 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* lpWSPAccept's ACCEPT answer cannot be sent. A send that fails (the client reset) is the
+ * client leaving: counted as withdrawn, and the accept looks for the next request. A send
+ * buffer that is full and cannot be grown is the provider's shortage: the request is ended as
+ * undeliverable and the accept fails with WSAENOBUFS. */
+static void accept_answer_fails(int send_err, int setsockopt_fails) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(send, .err = send_err, .this_thread = 1);
+    if (setsockopt_fails)
+        FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    if (setsockopt_fails)
+        CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+    fault_clear();
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 0);
+    if (setsockopt_fails) {
+        CHECK_EQ(err, WSAENOBUFS);
+        CHECK_EQ(st.undeliverable, 1);
+        CHECK_EQ(st.withdrawn, 0);
+    } else {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK_EQ(st.withdrawn, 1);
+        CHECK_EQ(st.undeliverable, 0);
+    }
+    CHECK(async_connect_join(&ac) != 0);
+    close_socket(ac.s);
+    close_socket(l);
+}
+TEST(fault_accept_whose_answer_send_fails_counts_a_withdrawal) {
+    accept_answer_fails(ECONNRESET, 0);
+}
+TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
+    accept_answer_fails(EAGAIN, 1);
+}
+
+/* The reactor cannot have the buffer for a connect-data request it reads: the provider's
+ * shortage, not the client's fault, so the connection is closed bare (a reset, no reason, no
+ * count), its descriptor closed, and the listener goes on to serve the next client. */
+TEST(fault_request_without_memory_for_its_buffer_is_closed_bare) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int before = provider_fds();
+    FAULT(realloc, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    close(fd);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued + st.malformed + st.withdrawn + st.timed_out, 0);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}

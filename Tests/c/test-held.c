@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backlog.h"
+#include "internal.h"
 #include "support.h"
 
 static LPFN_WSPACCEPTHOLD AcceptHold;
@@ -317,6 +319,27 @@ TEST(held_accept_checks_callee_data_like_a_condition_function) {
     CHECK_MEM(k.in, "ok", 2);
 }
 
+/* A released connect-data request is watched again: its client leaving frees its place at
+ * once (counted as withdrawn), before any accept looks. The pending notices, whose failure
+ * would tell as well, are put off past the test. */
+TEST(released_request_whose_client_leaves_is_withdrawn_unlooked_at) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
+
 TEST(released_request_is_presented_again_in_its_place) {
     start_held();
     struct sockaddr_storage addr;
@@ -387,6 +410,38 @@ TEST(plain_held_connection_is_handed_out_or_reset) {
     close(refused);
 }
 
+/* A held plain TCP client that sent bytes and half-closed still waits for its answer; the
+ * reactor, told of the half-close once, stops watching for input, which would be reported
+ * for as long as the bytes wait (a spinning reactor). */
+TEST(plain_held_client_that_sent_and_half_closed_is_looked_at_once) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(send(fd, "hi", 2, 0), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(wsp_listener_held_checks(so) >= 1, 10000);
+    /* One more trip of the reactor: it admits another client. */
+    int other = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_held_checks(so), 1);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close(other);
+    close_socket(l);
+}
+
 TEST(plain_withdrawal_while_held_is_news) {
     start_held();
     struct sockaddr_storage addr;
@@ -408,6 +463,51 @@ TEST(plain_withdrawal_while_held_is_news) {
     CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
     CHECK_EQ(stats_of(l).withdrawn, 1);
     WSACloseEvent(ev);
+}
+
+/* An application's own WPUSetEvent that calls the provider back on the listener: it reads the
+ * news of the held request that ended. */
+static SOCKET reentry_listener;
+static int reentry_news = -1;
+static BOOL news_reading_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    WSPHELD news[4];
+    DWORD n = 0;
+    int e = 0;
+    CHECK_EQ(HeldNews(reentry_listener, news, 4, &n, &e), 0);
+    __atomic_store_n(&reentry_news, (int)n, __ATOMIC_SEQ_CST);
+    *err = 0;
+    return TRUE;
+}
+
+/* When the reactor finds a held client gone, it sets the held event with no lock of the
+ * listener's held: an application's WPUSetEvent may call the provider on the listener (here
+ * WSPHeldNews) rather than deadlock on it. */
+TEST(held_event_set_by_the_reactor_may_call_back_into_the_listener) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = news_reading_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldNews = (LPFN_WSPHELDNEWS)extension(s, (GUID)WSPID_HELDNEWS, &err);
+    HeldAccept = (LPFN_WSPHELDACCEPT)extension(s, (GUID)WSPID_HELDACCEPT, &err);
+    CHECK(AcceptHold && HeldNews && HeldAccept);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    reentry_listener = l;
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    close(fd); /* the reactor finds it gone */
+    WAIT_FOR(__atomic_load_n(&reentry_news, __ATOMIC_SEQ_CST) == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close_socket(l);
 }
 
 /* Closes the raw client (ctx) while the condition function runs, waits until the server's end

@@ -455,6 +455,100 @@ TEST(hostile_malformed_and_slow_version_3_requests_are_told_why) {
     close_socket(l);
 }
 
+/* Only a peer whose first bytes open a WSP request of a known version is told why it is
+ * dropped: any other (a wrong magic byte, another frame type, an unknown version) never
+ * spoke WSP, or not one this server knows, and is reset. */
+TEST(hostile_a_peer_that_never_opened_a_request_is_reset_not_told) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static const uint8_t openings[][8] = {
+        {0x58, 0x53, 3, 1, 0, 0, 0, 0}, /* first magic byte wrong */
+        {0x57, 0x54, 3, 1, 0, 0, 0, 0}, /* second magic byte wrong */
+        {0x57, 0x53, 3, 2, 0, 0, 0, 0}, /* an ACCEPT, not a request */
+        {0x57, 0x53, 0, 1, 0, 0, 0, 0}, /* version 0 */
+        {0x57, 0x53, 4, 1, 0, 0, 0, 0}, /* version 4 */
+    };
+    for (size_t i = 0; i < sizeof openings / sizeof openings[0]; i++) {
+        int fd = raw_connect(&addr);
+        CHECK_EQ(send(fd, openings[i], 8, MSG_NOSIGNAL), 8);
+        expect_reset(fd);
+        close(fd);
+    }
+    WAIT_FOR(stats_of(l).malformed == sizeof openings / sizeof openings[0], 10000);
+    /* The same opening with the right bytes is told (the control). */
+    static const uint8_t reserved_flag[] = {0x57, 0x53, 3, 1, 0x80, 0, 0, 0};
+    int told = raw_connect(&addr);
+    CHECK_EQ(send(told, reserved_flag, sizeof reserved_flag, MSG_NOSIGNAL), 8);
+    expect_refuse(told, WSP_HS_VERSION_3, WSP_HS_REASON_MALFORMED);
+    close(told);
+    close_socket(l);
+}
+
+/* A request whose client's patience runs out while it waits in the backlog, with no accept
+ * looking, is ended by the listener's timer: the client is told EXPIRED, it is counted as
+ * timed out, and it leaves the backlog. */
+TEST(hostile_request_whose_patience_runs_out_unlooked_at_is_told_expired) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 150};
+    int fd = raw_send_request(&addr, &f, NULL, 0);
+    expect_refuse(fd, WSP_HS_VERSION_3, WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.withdrawn, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A drop handler that keeps the reactor (on whose thread it runs) busy until released. */
+static int reactor_held, reactor_release;
+static void hold_the_reactor(SOCKET s, const struct sockaddr *a, int alen, DWORD reason,
+                             DWORD_PTR ctx) {
+    (void)s, (void)a, (void)alen, (void)reason, (void)ctx;
+    __atomic_store_n(&reactor_held, 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&reactor_release, __ATOMIC_SEQ_CST), 20000);
+}
+
+/* An accept that looks after a queued client's patience ran out, before the listener's
+ * timer has ended it (the reactor is busy elsewhere), ends it itself: never presented, told
+ * EXPIRED, counted as timed out. */
+TEST(hostile_request_found_expired_by_an_accept_is_never_presented) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    SOCKET busy = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr2);
+    WSP_DROP_HANDLER_DATA h = {hold_the_reactor, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(busy, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 100};
+    int fd = raw_send_request(&addr, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static const uint8_t bad[] = {0x57, 0x53, 3, 1, 0x80, 0, 0, 0};
+    int bfd = raw_connect(&addr2);
+    CHECK_EQ(send(bfd, bad, sizeof bad, MSG_NOSIGNAL), 8);
+    WAIT_FOR(__atomic_load_n(&reactor_held, __ATOMIC_SEQ_CST), 10000);
+    long long queued_at = now_ms();
+    while (now_ms() < queued_at + 200) /* its patience passes (time itself, not a sync) */
+        sleep_ms(10);
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    CHECK_EQ(st.accepted, 0);
+    __atomic_store_n(&reactor_release, 1, __ATOMIC_SEQ_CST);
+    expect_refuse(fd, WSP_HS_VERSION_3, WSP_HS_REASON_EXPIRED);
+    close(fd);
+    close(bfd);
+    close_socket(busy);
+    close_socket(l);
+}
+
 /* ---- the drop handler ----------------------------------------------------------------- */
 
 struct drops {
