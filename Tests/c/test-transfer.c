@@ -88,6 +88,18 @@ TEST(transfer_more_buffers_than_iov_max_is_wsaenobufs) {
     CHECK_EQ(n, IOV_MAX);
 }
 
+/* A socket that is not connected has nothing to read: FIONREAD says 0, listening or not. */
+TEST(transfer_fionread_of_an_unconnected_socket_is_zero) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    CHECK_EQ(ioctl_dword(l, WSP_FIONREAD), 0);
+    close_socket(l);
+    close_socket(s);
+}
+
 TEST(transfer_peek_leaves_the_data) {
     start();
     SOCKET c, s;
