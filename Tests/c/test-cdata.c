@@ -396,8 +396,6 @@ static int grow_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e
     return CF_ACCEPT;
 }
 
-/* The client reads the answer's provider-specific QoS into the buffer it sent its own in:
- * a longer answer cannot reach it, so the request ends (WSAEFAULT at both ends, once). */
 /* A connection made without QoS has none: SIO_GET_QOS reports zeroed flowspecs on the
  * client, not what an earlier value or a default would leave there. */
 TEST(cdata_connection_without_qos_reports_zeroed_flowspecs) {
@@ -428,6 +426,8 @@ TEST(cdata_connection_without_qos_reports_zeroed_flowspecs) {
     close_socket(l);
 }
 
+/* The client reads the answer's provider-specific QoS into the buffer it sent its own in:
+ * a longer answer cannot reach it, so the request ends (WSAEFAULT at both ends, once). */
 TEST(cdata_qos_answer_larger_than_the_callers_buffer_is_efault) {
     start();
     struct sockaddr_storage addr;

@@ -8,7 +8,6 @@
 
 #include "support.h"
 
-/* An address on 127.0.0.1 where nothing listens (a port just released by a bound socket). */
 /* A loopback address with a port free at the moment (another process could take it). */
 static struct sockaddr_storage free_port_address(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
