@@ -130,37 +130,41 @@ struct Thread {
 
 // ---- child processes ---------------------------------------------------------------------------
 
-/// `/bin/sh -c command` with pipes for its stdin and stdout (stderr is ours).
+/// `/bin/sh -c command` with its stdin and stdout connected to us (stderr is ours).
 struct Child {
     let pid: pid_t
     let stdinFD: Int32   // we write the connection's bytes here
     let stdoutFD: Int32  // and send what the command prints
 
     init(command: String) throws(WSPError) {
-        var toChild: [Int32] = [0, 0], fromChild: [Int32] = [0, 0]
-        guard pipe(&toChild) == 0 else { throw WSPError(code: WSAEMFILE) }
-        guard pipe(&fromChild) == 0 else {
+        // Close-on-exec from the start: a command started at the same moment for another
+        // connection must not inherit these ends (it would hold the connection open). Socket
+        // pairs rather than pipes, one per direction: Swift's Glibc has no pipe2.
+        var toChild: [Int32] = [-1, -1], fromChild: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        guard socketpair(AF_UNIX, type, 0, &toChild) == 0 else { throw WSPError(code: WSAEMFILE) }
+        guard socketpair(AF_UNIX, type, 0, &fromChild) == 0 else {
             close(toChild[0]); close(toChild[1])
             throw WSPError(code: WSAEMFILE)
         }
-        // Close-on-exec, so that a command started for another connection does not hold
-        // these pipes open (dup2 clears it on the child's 0 and 1).
-        for fd in toChild + fromChild { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        // dup2 clears close-on-exec on the new descriptors; the pipes' own ends close at exec.
+        // dup2 clears close-on-exec on the new descriptors; the pairs' own ends close at exec.
         posix_spawn_file_actions_adddup2(&actions, toChild[0], 0)
         posix_spawn_file_actions_adddup2(&actions, fromChild[1], 1)
-        // No signal blocked in the command (with --check, wspcat blocks the terminating ones:
-        // AdmissionCheck.endChecksOnTermination).
+        // Default signals and an empty mask: wspcat ignores SIGPIPE (an ignored signal stays
+        // ignored across exec) and, with --check, blocks the terminating ones
+        // (AdmissionCheck.endChecksOnTermination); the command should have neither.
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        var none = sigset_t()
+        var none = sigset_t(), all = sigset_t()
         sigemptyset(&none)
+        sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &none)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         let args: [String] = ["/bin/sh", "-c", command]
         let argv = args.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

@@ -105,6 +105,21 @@ import Testing
         #expect(server.logs("closed 127.0.0.1:", "tr a-z A-Z exited with status 0"), "\(server.stderr)")
     }
 
+    /// wspcat ignores SIGPIPE for itself; the command must start with every signal at its
+    /// default (an ignored signal stays ignored across exec), or a command writing to a
+    /// client that left would see errors instead of ending quietly.
+    @Test func execStartsTheCommandWithDefaultSignals() throws {
+        let server = try Run(["listen", "127.0.0.1:0", "--exec", "grep SigIgn /proc/$$/status"])
+        let client = try connect(try server.port())
+        #expect(client.exitStatus() == 0, "\(client.stderr)")
+        let mask = client.stdout.split(separator: "\t").last.flatMap {
+            UInt64($0.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16)
+        }
+        #expect(mask != nil, "\(client.stdout)")
+        #expect((mask ?? 1 << 12) & (1 << 12) == 0, "SIGPIPE (bit 12) ignored: \(client.stdout)")
+        #expect(server.exitStatus() == 0, "\(server.stderr)")
+    }
+
     @Test func plainTCPEcho() throws {
         let server = try Run(["listen", "127.0.0.1:0", "--protocol", "tcp", "--echo"])
         let client = try connect(try server.port(), ["--protocol", "tcp"], stdin: "plain\n")
