@@ -788,3 +788,17 @@ TEST(hs_decoding_stops_at_the_end_of_the_frame) {
     CHECK_EQ(f.data_len, 2);
     CHECK_MEM(f.data, "hi", 2);
 }
+
+/* The clamp of max_data holds for every frame, not only for the first byte's decode: with QoS
+ * beside the data the body length alone cannot show the data too long, the data length must
+ * (16385 bytes admitted by a max_data beyond the ceiling would break the format). */
+TEST(hs_data_over_wire_ceiling_beside_qos) {
+    uint8_t b[64] = {0};
+    uint16_t data_len = WSP_HS_MAX_DATA + 1;
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
+                 (uint16_t)(2 + data_len + 66));
+    b[8] = (uint8_t)(data_len >> 8);
+    b[9] = (uint8_t)data_len;
+    check_error_at(b, 10, 0xffffffffu, ALL_TYPES, WSP_HS_TOO_LONG);
+    check_error_at(b, 10, WSP_HS_MAX_DATA + 1, ALL_TYPES, WSP_HS_TOO_LONG);
+}
