@@ -71,6 +71,8 @@ int wsp_upcalls_builtin_events(void) WSP_INTERNAL;
 int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) WSP_INTERNAL;
 /* startup.c, under its lock, the reactor stopped: frees the tables no one reads any more. */
 void wsp_free_retired_upcalls(void) WSP_INTERNAL;
+/* How many replaced tables wait for that (startup.c's lock; tests read it alone). */
+int wsp_retired_upcall_count(void) WSP_INTERNAL;
 
 /* ---- the catalog ------------------------------------------------------------------------ */
 
