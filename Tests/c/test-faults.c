@@ -1056,3 +1056,31 @@ TEST(fault_request_without_memory_for_its_buffer_is_closed_bare) {
     close_socket(ac.s);
     close_socket(l);
 }
+
+/* ---- m3 (seed-6 survivors): wsp_fd_send_all's progress ------------------------------------ */
+
+/* wsp_fd_send_all (handles.c) counts every byte the kernel takes, one at a time if that is
+ * all each send moves: the peer receives the buffer once, in order, nothing repeated. */
+TEST(fault_fd_send_all_one_byte_per_send_sends_each_byte_once) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    static const char msg[] = "one byte at a time";
+    FAULT(send, .times = -1, .max_bytes = 1, .this_thread = 1);
+    CHECK_EQ(wsp_fd_send_all(sv[0], msg, sizeof msg, 2000), 0);
+    CHECK_EQ(fault_fired(FAULT_send), (int)sizeof msg);
+    fault_clear();
+    close(sv[0]);
+    char got[2 * sizeof msg];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(sv[1], got + n, sizeof got - n);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        CHECK(n < sizeof got);
+    }
+    CHECK_EQ(n, sizeof msg);
+    CHECK_MEM(got, msg, sizeof msg);
+    close(sv[1]);
+}

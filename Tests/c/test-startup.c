@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "upcalls.h"
 #include "support.h"
 
 static WSPUPCALLTABLE no_upcalls(void) {
@@ -698,4 +699,20 @@ TEST(last_cleanup_frees_every_retired_upcall_table) {
     CHECK_EQ(wsp_retired_upcall_count(), 3); /* still in force: nothing freed yet */
     CHECK_EQ(t.lpWSPCleanup(&err), 0);
     CHECK_EQ(wsp_retired_upcall_count(), 0);
+}
+
+/* The built-in upcalls: the blocking-hook query needs somewhere to put the callback, while
+ * the context is optional (NULL is not written to). */
+TEST(upcalls_blocking_callback_query_without_a_context) {
+    WSPUPCALLTABLE t = no_upcalls();
+    wsp_upcalls_fill_builtin(&t);
+    int err = 0;
+    LPBLOCKINGCALLBACK cb = (LPBLOCKINGCALLBACK)(uintptr_t)1;
+    CHECK_EQ(t.lpWPUQueryBlockingCallback(1001, &cb, NULL, &err), 0);
+    CHECK(cb == NULL);
+    err = 0;
+    DWORD_PTR ctx = 77;
+    CHECK_EQ(t.lpWPUQueryBlockingCallback(1001, NULL, &ctx, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ctx, 77);
 }
