@@ -460,3 +460,44 @@ TEST(connect_ipv4_client_and_ipv6_wildcard_listener_follow_v6only) {
     CHECK_EQ(peer.ss_family, AF_INET6);
     CHECK(IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&peer)->sin6_addr));
 }
+
+/* A plain TCP listener on 127.0.0.1 that the kernel completes connections for and nobody
+ * answers; backlog as given. */
+static int silent_tcp_listener(int backlog, struct sockaddr_storage *addr) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(fd, backlog), 0);
+    socklen_t len = sizeof *addr;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+    return fd;
+}
+
+/* SO_ERROR of a socket, waiting up to 10 s for it to be other than 0. */
+static int connect_outcome(SOCKET c) {
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        int v = get_int(c, SOL_SOCKET, SO_ERROR);
+        if (v)
+            return v;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+}
+
+/* A non-blocking connect-data connect whose server never answers ends on the connector's
+ * timer with WSAETIMEDOUT, and leaves the socket ready to connect again. */
+TEST(connect_nonblocking_unanswered_request_times_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 200);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK); /* not WSAEALREADY */
+    close_socket(c);
+    close(lfd);
+}
