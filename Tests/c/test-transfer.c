@@ -773,9 +773,11 @@ TEST(sockopt_structure_options_take_their_size_or_more) {
 TEST(sockopt_wsp_option_numbers_at_an_unknown_level_are_wsaeinval) {
     start();
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
-    const int strange[] = {3, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1, 0x5555};
+    /* Levels on both sides of each known one, and far off. */
+    const int strange[] = {-1, 0, 3, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1, 0x5555, SOL_WSP - 1,
+                           SOL_WSP + 1, 0x7fffffff};
     char buf[256];
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < (int)(sizeof strange / sizeof strange[0]); i++) {
         for (int name = 1; name <= 0x20; name++) {
             memset(buf, 0, sizeof buf);
             int len = sizeof buf, err = 0;
