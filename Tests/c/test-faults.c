@@ -1084,3 +1084,25 @@ TEST(fault_fd_send_all_one_byte_per_send_sends_each_byte_once) {
     CHECK_MEM(got, msg, sizeof msg);
     close(sv[1]);
 }
+
+/* A failed connect replaces the descriptor and binds the fresh one to the address the
+ * application bound; when that address cannot be read back (getsockname fails), the socket
+ * is left unbound rather than bound to whatever the unread buffer held. */
+TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&any, sizeof any, &err), 0);
+    FAULT(getsockname, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_fired(FAULT_getsockname), 1);
+    fault_clear();
+    struct sockaddr_storage name;
+    int len = sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(c);
+}
