@@ -856,3 +856,99 @@ TEST(transfer_send_waiting_when_its_socket_is_closed_is_wsaeintr) {
     CHECK_EQ(b.rc, SOCKET_ERROR);
     CHECK_EQ(b.err, WSAEINTR);
 }
+
+/* A buffer length up to INT_MAX is a length; one past it is a negative int to the program
+ * that passed it (WSAEFAULT). The kernel writes only what arrived, so a small buffer said to
+ * be INT_MAX long takes the few bytes waiting. */
+TEST(transfer_buffer_lengths_up_to_int_max_are_lengths) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    send_all(c, "abc", 3);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 3, 10000);
+    char b[8];
+    WSABUF wb = {(u_long)INT_MAX + 1u, b};
+    DWORD n = 77, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 77);
+    wb.len = INT_MAX;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 3);
+    CHECK_MEM(b, "abc", 3);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* SOL_SOCKET's own options (those the provider keeps itself) are SOL_SOCKET's only: their
+ * numbers at another level the provider knows are WSAENOPROTOOPT, and the socket keeps its
+ * values. */
+TEST(sockopt_socket_level_numbers_at_other_levels_are_not_those_options) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV6);
+    const int names[] = {SO_RCVTIMEO, SO_SNDTIMEO, SO_CONDITIONAL_ACCEPT, SO_ERROR, SO_TYPE,
+                         SO_ACCEPTCONN};
+    const int levels[] = {IPPROTO_TCP, IPPROTO_IPV6};
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+            DWORD v = 1234;
+            int len = sizeof v, err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(s, levels[l], names[i], (char *)&v, sizeof v, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAENOPROTOOPT);
+            err = 0;
+            CHECK_EQ(T.lpWSPGetSockOpt(s, levels[l], names[i], (char *)&v, &len, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAENOPROTOOPT);
+        }
+    }
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 0);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_SNDTIMEO), 0);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 0);
+    close_socket(s);
+}
+
+/* Set options read back as set; an IPv6 option of an IPv4 socket is WSAEINVAL both ways; a
+ * value that is not there is WSAEFAULT. */
+TEST(sockopt_values_read_back_and_misplaced_ones_are_refused) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 1500);
+    set_dword(s, SOL_SOCKET, SO_SNDTIMEO, 2500);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 1500);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_SNDTIMEO), 2500);
+    int on = 1, len = sizeof on, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&on, sizeof on, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&on, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    const int names[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_CONDITIONAL_ACCEPT};
+    for (int i = 0; i < 3; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, names[i], NULL, 4, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, WSP_CONNECT_TIMEOUT, NULL, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    close_socket(s);
+}
+
+/* A name buffer too small is WSAEFAULT before anything else, on a socket not bound yet too. */
+TEST(sockname_buffer_checked_before_the_socket_is) {
+    start();
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage ss;
+    int len = 4, err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(fresh);
+}
