@@ -1106,3 +1106,71 @@ TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
     CHECK_EQ(err, WSAEINVAL);
     close_socket(c);
 }
+
+/* A connected pair on plain TCP over 127.0.0.1. */
+static void m3_pair(SOCKET *client, SOCKET *server) {
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    *client = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(*client, &addr, NULL, NULL), 0);
+    int err = 0;
+    *server = accept_with(l, NULL, 0, &err);
+    CHECK(*server != INVALID_SOCKET);
+    close_socket(l);
+}
+
+/* A recv that fails for want of memory is only that: the connection is not taken for reset,
+ * and the peer's graceful close afterwards is the end of the stream (0 bytes), not
+ * WSAECONNRESET. */
+TEST(fault_recv_without_memory_is_not_a_reset) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    char b[8];
+    DWORD got = 5;
+    FAULT(recv, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    close_socket(c);
+    got = 5;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+    close_socket(s);
+}
+
+/* SO_ERROR when the kernel's pending error cannot be read: the last connect's failure, as
+ * when there is none pending, never an error made up from the unread value. */
+TEST(fault_so_error_unreadable_reports_the_last_connect_failure) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    FAULT(getsockopt, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    fault_clear();
+    CHECK_EQ(v, WSAECONNREFUSED);
+    close_socket(c);
+}
+
+/* A time-out the kernel refuses is not recorded: the option reads back as before. */
+TEST(fault_timeout_the_kernel_refuses_is_not_recorded) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 700);
+    DWORD v = 900;
+    int err = 0;
+    FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 700);
+    close_socket(s);
+}
