@@ -569,3 +569,51 @@ TEST(winsock_socket_negative_values_other_than_from_protocol_info_match_nothing)
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* The catalog's copy cannot grow (realloc fails): WSAENOBUFS, nothing leaked, and the next
+ * enumeration works. */
+TEST(winsock_enum_protocols_when_the_copy_cannot_grow_is_wsaenobufs) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A protocol info names its entry exactly: an id below every entry's is no entry either. */
+TEST(winsock_socket_of_a_protocol_info_naming_no_entry_is_wsaeinval) {
+    startup();
+    WSAPROTOCOL_INFO bogus;
+    memset(&bogus, 0, sizeof bogus);
+    const DWORD ids[] = {1, WSP_CATALOG_TCP_IPV4 - 1, WSP_CATALOG_CDATA_IPV6 + 1, 0xffffffffu};
+    for (int i = 0; i < 4; i++) {
+        bogus.dwCatalogEntryId = ids[i];
+        CHECK(WSASocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &bogus, 0,
+                        0) == INVALID_SOCKET);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    }
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* closesocket forgets a handle's route only when the provider closed it or does not know
+ * it: a provider stopped behind the Winsock layer's back (WSANOTINITIALISED) keeps it. */
+TEST(winsock_closesocket_the_provider_refuses_keeps_the_route) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(winsock_route_count(), 1);
+    int err = 0;
+    CHECK_EQ(winsock_providers[0].table.lpWSPCleanup(&err), 0); /* the provider alone */
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(WSACleanup(), 0); /* drains the routes */
+    CHECK_EQ(winsock_route_count(), 0);
+}
