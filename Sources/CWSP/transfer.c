@@ -14,7 +14,8 @@
 
 #define STACK_IOVECS 16
 
-/* Checks a call's shared arguments and builds the iovec array (iov_storage or malloc'd). */
+/* Checks a call's shared arguments and builds the iovec array (storage or malloc'd). The
+ * caller frees a malloc'd array whatever the outcome. */
 static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct iovec **iov) {
     if (!bufs || count == 0)
         return WSAEFAULT;
@@ -26,11 +27,8 @@ static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct io
     for (DWORD i = 0; i < count; i++) {
         /* A length past INT_MAX is a negative int to a program that passed one (Windows:
          * WSAEFAULT), not a request for whatever is waiting. */
-        if ((bufs[i].len && !bufs[i].buf) || bufs[i].len > INT_MAX) {
-            if (*iov != storage)
-                free(*iov);
+        if ((bufs[i].len && !bufs[i].buf) || bufs[i].len > INT_MAX)
             return WSAEFAULT;
-        }
         (*iov)[i] = (struct iovec){bufs[i].buf, bufs[i].len};
     }
     return 0;

@@ -952,3 +952,28 @@ TEST(sockname_buffer_checked_before_the_socket_is) {
     CHECK_EQ(err, WSAEINVAL);
     close_socket(fresh);
 }
+
+/* More buffers than fit on the stack, one of them missing: WSAEFAULT, the heap copy of the
+ * list freed (the leak check), nothing moved. */
+TEST(transfer_many_buffers_one_missing_is_wsaefault) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    enum { N = 40 };
+    WSABUF bufs[N];
+    char bytes[N];
+    for (int i = 0; i < N; i++)
+        bufs[i] = (WSABUF){1, &bytes[i]};
+    bufs[N - 1].buf = NULL;
+    DWORD n = 99, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, bufs, N, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 99);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, bufs, N, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    close_socket(c);
+    close_socket(s);
+}
