@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "handshake.h"
 #include "internal.h"
 #include "test-netevents.h"
 
@@ -1173,4 +1174,42 @@ TEST(fault_timeout_the_kernel_refuses_is_not_recorded) {
     CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, &len, &err), 0);
     CHECK_EQ(v, 700);
     close_socket(s);
+}
+
+/* A non-blocking connect-data connect whose request the kernel takes one byte per send still
+ * delivers it whole and once: every byte sent counts. */
+TEST(fault_nonblocking_request_sent_one_byte_at_a_time_arrives_whole) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(c, 1);
+    FAULT(send, .times = -1, .max_bytes = 1);
+    CHECK_EQ(connect_to(c, &addr, "hello", NULL), WSAEWOULDBLOCK);
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(fd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(fault_fired(FAULT_send) > 1);
+    fault_clear();
+    CHECK_EQ(r, (long)len); /* one frame, nothing after it */
+    CHECK(f.has_data);
+    CHECK_EQ(f.data_len, 5);
+    CHECK_MEM(f.data, "hello", 5);
+    close(fd);
+    close_socket(c);
+    close(lfd);
 }
