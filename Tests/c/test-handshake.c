@@ -799,6 +799,7 @@ TEST(hs_data_over_wire_ceiling_beside_qos) {
                  (uint16_t)(2 + data_len + 66));
     b[8] = (uint8_t)(data_len >> 8);
     b[9] = (uint8_t)data_len;
+    CHECK_EQ(wsp_hs_decode(b, 0, 0xffffffffu, ALL_TYPES, NULL), WSP_HS_NEED_MORE); /* nothing yet */
     check_error_at(b, 10, 0xffffffffu, ALL_TYPES, WSP_HS_TOO_LONG);
     check_error_at(b, 10, WSP_HS_MAX_DATA + 1, ALL_TYPES, WSP_HS_TOO_LONG);
 }
