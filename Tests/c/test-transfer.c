@@ -866,7 +866,9 @@ TEST(transfer_buffer_lengths_up_to_int_max_are_lengths) {
     pair(&c, &s);
     send_all(c, "abc", 3);
     WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 3, 10000);
-    char b[8];
+    /* Not on the stack: the kernel checks that the whole range said could be user memory,
+     * and 2 GiB past a stack near the top of the address space is not. */
+    static char b[8];
     WSABUF wb = {(u_long)INT_MAX + 1u, b};
     DWORD n = 77, flags = 0;
     int err = 0;
