@@ -1213,3 +1213,29 @@ TEST(fault_nonblocking_request_sent_one_byte_at_a_time_arrives_whole) {
     close_socket(c);
     close(lfd);
 }
+
+/* A mode change the kernel refuses leaves the descriptor's mode unknown to the provider, so
+ * the next change is made for real: a socket switched back to blocking after one failed
+ * attempt blocks (and times out) rather than staying non-blocking. */
+TEST(fault_failed_mode_change_is_made_again_next_time) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    set_nonblocking(c, 1);
+    DWORD off = 0, ret = 0;
+    int err = 0;
+    FAULT(ioctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPIoctl(c, WSP_FIONBIO, &off, sizeof off, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    set_nonblocking(c, 0);
+    set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 100);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    CHECK(now_ms() - t0 >= 90); /* it waited: a non-blocking descriptor says EAGAIN at once */
+    close_socket(c);
+    close_socket(s);
+}

@@ -803,3 +803,17 @@ TEST(hs_data_over_wire_ceiling_beside_qos) {
     check_error_at(b, 10, 0xffffffffu, ALL_TYPES, WSP_HS_TOO_LONG);
     check_error_at(b, 10, WSP_HS_MAX_DATA + 1, ALL_TYPES, WSP_HS_TOO_LONG);
 }
+
+/* A REQUEST whose last part is its patience is whole at exactly its length: the decoder
+ * takes the four bytes once they are all there, not one byte later. */
+TEST(hs_request_ending_with_patience_is_whole_at_its_length) {
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0x01020304};
+    long n = wsp_hs_encode(&f, wire, sizeof wire);
+    CHECK_EQ(n, 8 + 4);
+    wsp_hs_frame d;
+    CHECK_EQ(wsp_hs_decode(wire, (size_t)n - 1, WSP_HS_MAX_DATA, ALL_TYPES, &d), WSP_HS_NEED_MORE);
+    CHECK_EQ(wsp_hs_decode(wire, (size_t)n, WSP_HS_MAX_DATA, ALL_TYPES, &d), n);
+    CHECK(d.has_patience);
+    CHECK_EQ(d.patience_ms, 0x01020304);
+    CHECK(d.reads_reasons);
+}

@@ -632,6 +632,12 @@ TEST(transfer_failed_call_writes_no_count) {
     WSABUF wb = {sizeof b, b};
     DWORD got = 4242, flags = 0;
     int err = 0;
+    /* One that completes first, then one that fails: the count of the second is untouched. */
+    send_all(c, "ab", 2);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 2, 10000);
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 2);
+    got = 4242;
     CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(got, 4242);
