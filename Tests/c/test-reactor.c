@@ -291,3 +291,19 @@ TEST(reactor_modify_changes_what_an_item_is_watched_for) {
     WAIT_FOR(atomic_load(&p.released), 10000);
     close(p.item.fd);
 }
+
+/* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
+ * EEXIST for one still in it), and it is then watched as asked. */
+TEST(reactor_paused_item_can_be_added_again) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    wsp_reactor_pause(&p.item);
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&p);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
+}
