@@ -922,6 +922,8 @@ TEST(sockopt_socket_level_numbers_at_other_levels_are_not_those_options) {
 TEST(sockopt_values_read_back_and_misplaced_ones_are_refused) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(s, SOL_SOCKET, SO_KEEPALIVE, 1); /* a kernel option goes to the kernel */
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_KEEPALIVE), 1);
     set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 1500);
     set_dword(s, SOL_SOCKET, SO_SNDTIMEO, 2500);
     CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 1500);
