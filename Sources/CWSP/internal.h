@@ -71,6 +71,8 @@ int wsp_upcalls_builtin_events(void) WSP_INTERNAL;
 int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) WSP_INTERNAL;
 /* startup.c, under its lock, the reactor stopped: frees the tables no one reads any more. */
 void wsp_free_retired_upcalls(void) WSP_INTERNAL;
+/* How many replaced tables wait for that (startup.c's lock; tests read it alone). */
+int wsp_retired_upcall_count(void) WSP_INTERNAL;
 
 /* ---- the catalog ------------------------------------------------------------------------ */
 
@@ -119,6 +121,8 @@ struct wsp_reactor_task {
 int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup */
 /* How many times a thread has woken the reactor's epoll_wait, since the process began. */
 unsigned wsp_reactor_wakes(void) WSP_INTERNAL;
+/* How many times the reactor has run the timers due (once per timerfd expiry). */
+unsigned wsp_reactor_timer_passes(void) WSP_INTERNAL;
 void wsp_reactor_stop(void) WSP_INTERNAL;
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;

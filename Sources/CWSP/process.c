@@ -67,3 +67,10 @@ void wsp_free_retired_upcalls(void) {
         retired_upcalls = next;
     }
 }
+
+int wsp_retired_upcall_count(void) {
+    int n = 0;
+    for (const struct upcall_copy *c = retired_upcalls; c; c = c->retired_next)
+        n++;
+    return n;
+}

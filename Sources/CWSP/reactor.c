@@ -39,6 +39,8 @@ static struct wsp_reactor_item *zombies;
 static struct wsp_reactor_item *timers; /* items with a timer, unordered */
 static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; reactor thread */
 static atomic_uint wakes; /* wake-ups written: tests check that quiet removals make none */
+static atomic_uint timer_passes; /* run_timers calls: tests check that timers due together
+                                  * fire in one */
 
 static void wake(void) {
     atomic_fetch_add_explicit(&wakes, 1, memory_order_relaxed);
@@ -67,6 +69,7 @@ static void rearm_timerfd(void) {
 }
 
 static void run_timers(void) {
+    atomic_fetch_add_explicit(&timer_passes, 1, memory_order_relaxed);
     uint64_t now = wsp_now_ms();
     /* Collect the due items first: on_timer may re-arm or remove timers. */
     struct wsp_reactor_item *due[BATCH];
@@ -104,6 +107,10 @@ static void reap_zombies(void) {
 
 unsigned wsp_reactor_wakes(void) {
     return atomic_load_explicit(&wakes, memory_order_relaxed);
+}
+
+unsigned wsp_reactor_timer_passes(void) {
+    return atomic_load_explicit(&timer_passes, memory_order_relaxed);
 }
 
 int wsp_reactor_is_current(void) {

@@ -14,7 +14,8 @@
 
 #define STACK_IOVECS 16
 
-/* Checks a call's shared arguments and builds the iovec array (iov_storage or malloc'd). */
+/* Checks a call's shared arguments and builds the iovec array (storage or malloc'd). The
+ * caller frees a malloc'd array whatever the outcome. */
 static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct iovec **iov) {
     if (!bufs || count == 0)
         return WSAEFAULT;
@@ -26,11 +27,8 @@ static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct io
     for (DWORD i = 0; i < count; i++) {
         /* A length past INT_MAX is a negative int to a program that passed one (Windows:
          * WSAEFAULT), not a request for whatever is waiting. */
-        if ((bufs[i].len && !bufs[i].buf) || bufs[i].len > INT_MAX) {
-            if (*iov != storage)
-                free(*iov);
+        if ((bufs[i].len && !bufs[i].buf) || bufs[i].len > INT_MAX)
             return WSAEFAULT;
-        }
         (*iov)[i] = (struct iovec){bufs[i].buf, bufs[i].len};
     }
     return 0;
@@ -75,7 +73,7 @@ static int drained(const struct iovec *iov, DWORD count, int flags, ssize_t n, i
 
 /* The shared body of send and recv. reenable: the event bits the call re-enables. */
 static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flags,
-                    transfer_fn fn, LONG reenable, LPWSAOVERLAPPED ov, LPINT lpErrno) {
+                    int receiving, LONG reenable, LPWSAOVERLAPPED ov, LPINT lpErrno) {
     if (ov)
         return wsp_fail(lpErrno, WSAEOPNOTSUPP); /* overlapped I/O is not offered */
     int err = 0;
@@ -95,13 +93,14 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     int fd = so->fd;
     if (!err && so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;
-    else if (!err && (so->shut & (fn == do_send ? WSP_SHUT_SEND : WSP_SHUT_RECEIVE)))
+    else if (!err && (so->shut & (receiving ? WSP_SHUT_RECEIVE : WSP_SHUT_SEND)))
         err = WSAESHUTDOWN; /* Linux would report end of stream, or EPIPE */
     pthread_mutex_unlock(&so->lock);
     ssize_t n = -1;
     int e = 0;
     if (!err) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
+        transfer_fn fn = receiving ? do_recv : do_send;
         do
             n = fn(fd, &msg, flags & ~MSG_DONTROUTE);
         while (n < 0 && errno == EINTR);
@@ -109,7 +108,7 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     }
     pthread_mutex_lock(&so->lock);
     if (!err) {
-        if (fn == do_recv)
+        if (receiving)
             wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
         else
             wsp_netevents_reenable(so, reenable);
@@ -119,11 +118,11 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
             err = transfer_error(so, e);
         else if (so->closing && n == 0)
             err = WSAEINTR;
-        else if (n == 0 && so->reset && fn == do_recv)
+        else if (n == 0 && so->reset && receiving)
             err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
         else
             *done = (DWORD)n;
-        if (err == WSAEWOULDBLOCK && fn == do_send)
+        if (err == WSAEWOULDBLOCK && !receiving)
             wsp_netevents_send_blocked(so); /* FD_WRITE once space frees */
     }
     pthread_mutex_unlock(&so->lock);
@@ -140,7 +139,7 @@ int wsp_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD received, LPDWORD fla
     if (!flags)
         return wsp_fail(lpErrno, WSAEFAULT);
     int in = (int)*flags;
-    int rc = transfer(s, bufs, count, received, in, do_recv,
+    int rc = transfer(s, bufs, count, received, in, 1,
                       (in & MSG_OOB) ? FD_OOB : FD_READ, ov, lpErrno);
     if (rc == 0)
         *flags = 0; /* no MSG_PARTIAL on a stream */
@@ -151,5 +150,5 @@ int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
              LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
              LPINT lpErrno) {
     (void)cr, (void)tid;
-    return transfer(s, bufs, count, sent, (int)flags, do_send, FD_WRITE, ov, lpErrno);
+    return transfer(s, bufs, count, sent, (int)flags, 0, FD_WRITE, ov, lpErrno);
 }

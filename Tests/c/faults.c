@@ -325,6 +325,11 @@ int wsp_fault_getsockopt(int fd, int level, int name, void *v, socklen_t *len) {
     return getsockopt(fd, level, name, v, len);
 }
 
+int wsp_fault_getsockname(int fd, struct sockaddr *addr, socklen_t *len) {
+    FAIL_IF(getsockname, -1);
+    return getsockname(fd, addr, len);
+}
+
 int wsp_fault_shutdown(int fd, int how) {
     FAIL_IF(shutdown, -1);
     return shutdown(fd, how);

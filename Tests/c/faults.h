@@ -20,6 +20,7 @@
     X(malloc) X(calloc) X(realloc) X(socket) X(accept4) X(eventfd) X(epoll_create1)    \
     X(timerfd_create) X(epoll_ctl) X(epoll_wait) X(poll) X(send) X(recv) X(sendmsg)    \
     X(recvmsg) X(read) X(write) X(dup2) X(fcntl) X(ioctl) X(listen) X(bind) X(connect)  \
+    X(getsockname)                                                                     \
     X(setsockopt) X(getsockopt) X(shutdown) X(pthread_create) X(close)
 
 enum fault_fn {

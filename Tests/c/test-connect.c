@@ -1,11 +1,13 @@
 /* lpWSPConnect on plain TCP: refusals, retries, argument and state errors, non-blocking
  * connects, IPv6. */
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "support.h"
 
 /* A loopback address with a port free at the moment (another process could take it). */
@@ -459,4 +461,94 @@ TEST(connect_ipv4_client_and_ipv6_wildcard_listener_follow_v6only) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(peer.ss_family, AF_INET6);
     CHECK(IN6_IS_ADDR_V4MAPPED(&((struct sockaddr_in6 *)&peer)->sin6_addr));
+}
+
+/* A plain TCP listener on 127.0.0.1 that the kernel completes connections for and nobody
+ * answers; backlog as given. */
+static int silent_tcp_listener(int backlog, struct sockaddr_storage *addr) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(fd, backlog), 0);
+    socklen_t len = sizeof *addr;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)addr, &len), 0);
+    return fd;
+}
+
+/* SO_ERROR of a socket, waiting up to 10 s for it to be other than 0. */
+static int connect_outcome(SOCKET c) {
+    long long deadline = now_ms() + 10000;
+    for (;;) {
+        int v = get_int(c, SOL_SOCKET, SO_ERROR);
+        if (v)
+            return v;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+}
+
+/* A non-blocking connect-data connect whose server never answers ends on the connector's
+ * timer with WSAETIMEDOUT, and leaves the socket ready to connect again. */
+TEST(connect_nonblocking_unanswered_request_times_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 200);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK); /* not WSAEALREADY */
+    close_socket(c);
+    close(lfd);
+}
+
+/* The request's patience is the time the client has left when the request actually goes
+ * out: a non-blocking connect whose connection comes up late (its first SYN dropped by a
+ * listener whose queue is full, the second a second later) stamps what remains then, not
+ * the whole WSP_CONNECT_LIMIT. */
+TEST(connect_nonblocking_request_sent_late_carries_the_patience_left) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(0, &addr); /* room for one connection waiting */
+    int filler = raw_connect(&addr);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* queued: the queue is full */
+    enum { LIMIT = 60000 };
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_LIMIT, LIMIT);
+    set_nonblocking(c, 1);
+    long long before = now_ms();
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK); /* its SYN is dropped */
+    long long after = now_ms();
+    sleep_ms(50); /* not synchronization: time that must show in the patience */
+    long long room = now_ms();
+    int first = accept(lfd, NULL, NULL); /* makes room for the retransmitted SYN */
+    CHECK(first >= 0);
+    p.revents = 0;
+    CHECK_EQ(poll(&p, 1, 10000), 1);
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(fd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    long long received = now_ms();
+    CHECK(r > 0);
+    CHECK(f.has_patience);
+    /* Stamped after room was made (the connection could not come up before), and before
+     * the request arrived; the deadline counts from the next whole millisecond. */
+    CHECK((long long)f.patience_ms <= LIMIT + 2 - (room - after));
+    CHECK((long long)f.patience_ms >= LIMIT - (received - before) - 1);
+    close(fd);
+    close(first);
+    close(filler);
+    close_socket(c);
+    close(lfd);
 }

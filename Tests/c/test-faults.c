@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "handshake.h"
 #include "internal.h"
 #include "test-netevents.h"
 
@@ -1055,4 +1056,186 @@ TEST(fault_request_without_memory_for_its_buffer_is_closed_bare) {
     close_socket(a);
     close_socket(ac.s);
     close_socket(l);
+}
+
+/* ---- m3 (seed-6 survivors): wsp_fd_send_all's progress ------------------------------------ */
+
+/* wsp_fd_send_all (handles.c) counts every byte the kernel takes, one at a time if that is
+ * all each send moves: the peer receives the buffer once, in order, nothing repeated. */
+TEST(fault_fd_send_all_one_byte_per_send_sends_each_byte_once) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    static const char msg[] = "one byte at a time";
+    FAULT(send, .times = -1, .max_bytes = 1, .this_thread = 1);
+    CHECK_EQ(wsp_fd_send_all(sv[0], msg, sizeof msg, 2000), 0);
+    CHECK_EQ(fault_fired(FAULT_send), (int)sizeof msg);
+    fault_clear();
+    close(sv[0]);
+    char got[2 * sizeof msg];
+    size_t n = 0;
+    for (;;) {
+        ssize_t r = read(sv[1], got + n, sizeof got - n);
+        CHECK(r >= 0);
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        CHECK(n < sizeof got);
+    }
+    CHECK_EQ(n, sizeof msg);
+    CHECK_MEM(got, msg, sizeof msg);
+    close(sv[1]);
+}
+
+/* A failed connect replaces the descriptor and binds the fresh one to the address the
+ * application bound; when that address cannot be read back (getsockname fails), the socket
+ * is left unbound rather than bound to whatever the unread buffer held. */
+TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&any, sizeof any, &err), 0);
+    FAULT(getsockname, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_fired(FAULT_getsockname), 1);
+    fault_clear();
+    struct sockaddr_storage name;
+    int len = sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(c);
+}
+
+/* A connected pair on plain TCP over 127.0.0.1. */
+static void m3_pair(SOCKET *client, SOCKET *server) {
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    *client = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(*client, &addr, NULL, NULL), 0);
+    int err = 0;
+    *server = accept_with(l, NULL, 0, &err);
+    CHECK(*server != INVALID_SOCKET);
+    close_socket(l);
+}
+
+/* A recv that fails for want of memory is only that: the connection is not taken for reset,
+ * and the peer's graceful close afterwards is the end of the stream (0 bytes), not
+ * WSAECONNRESET. */
+TEST(fault_recv_without_memory_is_not_a_reset) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    char b[8];
+    DWORD got = 5;
+    FAULT(recv, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    close_socket(c);
+    got = 5;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+    close_socket(s);
+}
+
+/* SO_ERROR when the kernel's pending error cannot be read: the last connect's failure, as
+ * when there is none pending, never an error made up from the unread value. */
+TEST(fault_so_error_unreadable_reports_the_last_connect_failure) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    FAULT(getsockopt, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    fault_clear();
+    CHECK_EQ(v, WSAECONNREFUSED);
+    close_socket(c);
+}
+
+/* A time-out the kernel refuses is not recorded: the option reads back as before. */
+TEST(fault_timeout_the_kernel_refuses_is_not_recorded) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 700);
+    DWORD v = 900;
+    int err = 0;
+    FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_RCVTIMEO, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 700);
+    close_socket(s);
+}
+
+/* A non-blocking connect-data connect whose request the kernel takes one byte per send still
+ * delivers it whole and once: every byte sent counts. */
+TEST(fault_nonblocking_request_sent_one_byte_at_a_time_arrives_whole) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(c, 1);
+    FAULT(send, .times = -1, .max_bytes = 1);
+    CHECK_EQ(connect_to(c, &addr, "hello", NULL), WSAEWOULDBLOCK);
+    int fd = accept(lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(fd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(fault_fired(FAULT_send) > 1);
+    fault_clear();
+    CHECK_EQ(r, (long)len); /* one frame, nothing after it */
+    CHECK(f.has_data);
+    CHECK_EQ(f.data_len, 5);
+    CHECK_MEM(f.data, "hello", 5);
+    close(fd);
+    close_socket(c);
+    close(lfd);
+}
+
+/* A mode change the kernel refuses leaves the descriptor's mode unknown to the provider, so
+ * the next change is made for real: a socket switched back to blocking after one failed
+ * attempt blocks (and times out) rather than staying non-blocking. */
+TEST(fault_failed_mode_change_is_made_again_next_time) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    set_nonblocking(c, 1);
+    DWORD off = 0, ret = 0;
+    int err = 0;
+    FAULT(ioctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPIoctl(c, WSP_FIONBIO, &off, sizeof off, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    set_nonblocking(c, 0);
+    set_dword(c, SOL_SOCKET, SO_RCVTIMEO, 100);
+    char b[4];
+    DWORD got = 0;
+    long long t0 = now_ms();
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
+    CHECK(now_ms() - t0 >= 90); /* it waited: a non-blocking descriptor says EAGAIN at once */
+    close_socket(c);
+    close_socket(s);
 }

@@ -788,3 +788,32 @@ TEST(hs_decoding_stops_at_the_end_of_the_frame) {
     CHECK_EQ(f.data_len, 2);
     CHECK_MEM(f.data, "hi", 2);
 }
+
+/* The clamp of max_data holds for every frame, not only for the first byte's decode: with QoS
+ * beside the data the body length alone cannot show the data too long, the data length must
+ * (16385 bytes admitted by a max_data beyond the ceiling would break the format). */
+TEST(hs_data_over_wire_ceiling_beside_qos) {
+    uint8_t b[64] = {0};
+    uint16_t data_len = WSP_HS_MAX_DATA + 1;
+    valid_header(b, WSP_HS_REQUEST, WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
+                 (uint16_t)(2 + data_len + 66));
+    b[8] = (uint8_t)(data_len >> 8);
+    b[9] = (uint8_t)data_len;
+    CHECK_EQ(wsp_hs_decode(b, 0, 0xffffffffu, ALL_TYPES, NULL), WSP_HS_NEED_MORE); /* nothing yet */
+    check_error_at(b, 10, 0xffffffffu, ALL_TYPES, WSP_HS_TOO_LONG);
+    check_error_at(b, 10, WSP_HS_MAX_DATA + 1, ALL_TYPES, WSP_HS_TOO_LONG);
+}
+
+/* A REQUEST whose last part is its patience is whole at exactly its length: the decoder
+ * takes the four bytes once they are all there, not one byte later. */
+TEST(hs_request_ending_with_patience_is_whole_at_its_length) {
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0x01020304};
+    long n = wsp_hs_encode(&f, wire, sizeof wire);
+    CHECK_EQ(n, 8 + 4);
+    wsp_hs_frame d;
+    CHECK_EQ(wsp_hs_decode(wire, (size_t)n - 1, WSP_HS_MAX_DATA, ALL_TYPES, &d), WSP_HS_NEED_MORE);
+    CHECK_EQ(wsp_hs_decode(wire, (size_t)n, WSP_HS_MAX_DATA, ALL_TYPES, &d), n);
+    CHECK(d.has_patience);
+    CHECK_EQ(d.patience_ms, 0x01020304);
+    CHECK(d.reads_reasons);
+}

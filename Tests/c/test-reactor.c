@@ -291,3 +291,66 @@ TEST(reactor_modify_changes_what_an_item_is_watched_for) {
     WAIT_FOR(atomic_load(&p.released), 10000);
     close(p.item.fd);
 }
+
+/* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
+ * EEXIST for one still in it), and it is then watched as asked. */
+TEST(reactor_paused_item_can_be_added_again) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    wsp_reactor_pause(&p.item);
+    CHECK_EQ(wsp_reactor_add(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&p);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
+}
+
+/* Timers due at the same moment fire in one pass of the timers: one expiry of the timerfd,
+ * not one per timer. Both are set from an item's callback, on the reactor thread, so that
+ * no pass can run between the two. */
+struct timed {
+    struct probe p;
+    atomic_int fired;
+};
+
+static struct timed timed_pair[2];
+
+static void timed_fired(struct wsp_reactor_item *item, uint64_t now) {
+    (void)now;
+    atomic_fetch_add(&((struct timed *)item)->fired, 1);
+}
+
+static void set_both_timers(struct wsp_reactor_item *item, uint32_t events) {
+    (void)item, (void)events;
+    uint64_t due = wsp_now_ms() + 20;
+    wsp_reactor_set_timer(&timed_pair[0].p.item, due);
+    wsp_reactor_set_timer(&timed_pair[1].p.item, due);
+}
+
+TEST(reactor_timers_due_together_fire_in_one_pass) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    trigger.item.on_ready = set_both_timers;
+    for (int i = 0; i < 2; i++) {
+        probe_init(&timed_pair[i].p);
+        timed_pair[i].p.item.on_timer = timed_fired;
+        CHECK_EQ(wsp_reactor_add(&timed_pair[i].p.item, 0), 0);
+    }
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    unsigned before = wsp_reactor_timer_passes();
+    probe_signal(&trigger);
+    WAIT_FOR(atomic_load(&timed_pair[0].fired) && atomic_load(&timed_pair[1].fired), 10000);
+    CHECK_EQ(wsp_reactor_timer_passes(), before + 1);
+    CHECK_EQ(atomic_load(&timed_pair[0].fired), 1);
+    CHECK_EQ(atomic_load(&timed_pair[1].fired), 1);
+    struct probe *all[] = {&trigger, &timed_pair[0].p, &timed_pair[1].p};
+    for (int i = 0; i < 3; i++) {
+        wsp_reactor_remove(&all[i]->item);
+        WAIT_FOR(atomic_load(&all[i]->released), 10000);
+        close(all[i]->item.fd);
+    }
+}

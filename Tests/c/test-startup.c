@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "upcalls.h"
 #include "support.h"
 
 static WSPUPCALLTABLE no_upcalls(void) {
@@ -262,8 +263,17 @@ TEST(enum_protocols_reports_four_entries) {
         seen |= 1 << (id - WSP_CATALOG_TCP_IPV4);
         DWORD special = info[i].dwServiceFlags1 & (XP1_CONNECT_DATA | XP1_QOS_SUPPORTED);
         CHECK_EQ(special, cdata ? (XP1_CONNECT_DATA | XP1_QOS_SUPPORTED) : 0);
-        CHECK(info[i].dwServiceFlags1 & XP1_GUARANTEED_DELIVERY);
-        CHECK(info[i].dwServiceFlags1 & XP1_GUARANTEED_ORDER);
+        /* Exactly these: a stream that is reliable, ordered, closes gracefully, carries
+         * urgent data, and whose handles are file descriptors. */
+        CHECK_EQ(info[i].dwServiceFlags1,
+                 XP1_GUARANTEED_DELIVERY | XP1_GUARANTEED_ORDER | XP1_GRACEFUL_CLOSE |
+                     XP1_EXPEDITED_DATA | XP1_IFS_HANDLES | special);
+        CHECK_EQ(info[i].dwServiceFlags2, 0);
+        CHECK_EQ(info[i].dwServiceFlags3, 0);
+        CHECK_EQ(info[i].dwServiceFlags4, 0);
+        CHECK_EQ(info[i].iNetworkByteOrder, BIGENDIAN);
+        CHECK_EQ(info[i].iSecurityScheme, SECURITY_PROTOCOL_NONE);
+        CHECK_EQ(info[i].dwMessageSize, 0);
         CHECK_EQ(info[i].iAddressFamily, six ? AF_INET6 : AF_INET);
         CHECK_EQ(info[i].iSocketType, SOCK_STREAM);
         CHECK_EQ(info[i].iProtocol, IPPROTO_TCP);
@@ -662,4 +672,47 @@ TEST(startup_the_latest_upcall_table_is_the_one_in_force) {
         CHECK_EQ(T.lpWSPCleanup(&err), 0);
         atomic_store(&posted_by[later], 0);
     }
+}
+
+static int post_nothing(HWND h, UINT msg, WPARAM w, LPARAM l) {
+    (void)h, (void)msg, (void)w, (void)l;
+    return TRUE;
+}
+
+/* Each start-up with a different table retires the copy it replaces; the last cleanup frees
+ * every one of them, however many (not only the latest). */
+TEST(last_cleanup_frees_every_retired_upcall_table) {
+    WSPUPCALLTABLE plain = no_upcalls(), posting = no_upcalls();
+    posting.lpWPUPostMessage = post_nothing;
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    int err = 0;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, plain, &t), 0);
+    CHECK_EQ(wsp_retired_upcall_count(), 0);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, posting, &t), 0);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, plain, &t), 0);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, posting, &t), 0);
+    CHECK_EQ(wsp_retired_upcall_count(), 3);
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    CHECK_EQ(wsp_retired_upcall_count(), 3); /* still in force: nothing freed yet */
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+    CHECK_EQ(wsp_retired_upcall_count(), 0);
+}
+
+/* The built-in upcalls: the blocking-hook query needs somewhere to put the callback, while
+ * the context is optional (NULL is not written to). */
+TEST(upcalls_blocking_callback_query_without_a_context) {
+    WSPUPCALLTABLE t = no_upcalls();
+    wsp_upcalls_fill_builtin(&t);
+    int err = 0;
+    LPBLOCKINGCALLBACK cb = (LPBLOCKINGCALLBACK)(uintptr_t)1;
+    CHECK_EQ(t.lpWPUQueryBlockingCallback(1001, &cb, NULL, &err), 0);
+    CHECK(cb == NULL);
+    err = 0;
+    DWORD_PTR ctx = 77;
+    CHECK_EQ(t.lpWPUQueryBlockingCallback(1001, NULL, &ctx, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ctx, 77);
 }

@@ -1,5 +1,6 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <netinet/tcp.h>
@@ -631,6 +632,12 @@ TEST(transfer_failed_call_writes_no_count) {
     WSABUF wb = {sizeof b, b};
     DWORD got = 4242, flags = 0;
     int err = 0;
+    /* One that completes first, then one that fails: the count of the second is untouched. */
+    send_all(c, "ab", 2);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 2, 10000);
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 2);
+    got = 4242;
     CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(got, 4242);
@@ -659,5 +666,324 @@ TEST(transfer_getpeername_after_a_reset_is_notconn_and_writes_nothing) {
     CHECK_EQ(err, WSAENOTCONN);
     CHECK_EQ(len, (int)sizeof name);
     CHECK_EQ(((unsigned char *)&name)[0], 0x5a);
+    close_socket(s);
+}
+
+/* errno is not reset by a call that succeeds: an EINTR left in it by something earlier on the
+ * thread must not make a completed send or recv run again (which would send the bytes twice,
+ * or read on past what was there). */
+TEST(transfer_a_stale_eintr_does_not_repeat_a_completed_call) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(c, 1);
+    set_nonblocking(s, 1);
+    char b[16];
+    WSABUF wb = {3, "abc"};
+    DWORD n = 0, flags = 0;
+    int err = 0;
+    errno = EINTR;
+    CHECK_EQ(T.lpWSPSend(c, &wb, 1, &n, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 3);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 3, 10000);
+    wb = (WSABUF){sizeof b, b};
+    errno = EINTR;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 3);
+    CHECK_MEM(b, "abc", 3);
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &n), WSAEWOULDBLOCK); /* sent once, read once */
+    close_socket(c);
+    close_socket(s);
+}
+
+/* Buffer sizes never set are the kernel's: a fresh socket reports what a fresh TCP socket of
+ * the system reports. */
+TEST(sockopt_buffer_sizes_never_set_are_the_kernels_defaults) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(fd >= 0);
+    const int names[] = {SO_SNDBUF, SO_RCVBUF};
+    for (int i = 0; i < 2; i++) {
+        int want = 0, got = -1, err = 0;
+        socklen_t wlen = sizeof want;
+        CHECK_EQ(getsockopt(fd, SOL_SOCKET, names[i], &want, &wlen), 0);
+        CHECK(want > 0);
+        int len = sizeof got;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, names[i], (char *)&got, &len, &err), 0);
+        CHECK_EQ(len, sizeof got);
+        CHECK_EQ(got, want);
+    }
+    close(fd);
+    close_socket(s);
+}
+
+static DWORD get_dword(SOCKET s, int level, int name) {
+    DWORD v = 0xdeadbeef;
+    int len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, level, name, (char *)&v, &len, &err), 0);
+    CHECK_EQ(len, sizeof v);
+    return v;
+}
+
+/* SO_CONDITIONAL_ACCEPT is a BOOL: any non-zero value turns it on, 0 turns it off again. */
+TEST(sockopt_conditional_accept_follows_the_value_set) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 0);
+    const DWORD values[] = {1, 0, 0xffffffffu, 0, 2, 0};
+    for (int i = 0; i < 6; i++) {
+        set_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, values[i]);
+        CHECK_EQ(get_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), values[i] != 0);
+    }
+    close_socket(s);
+}
+
+static void noop_drop_handler(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                              DWORD_PTR context) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)context;
+}
+
+/* Options whose value is a structure or a handle take a buffer at least that large, as a
+ * DWORD option takes one of at least four bytes: shorter is WSAEFAULT, longer is fine. */
+TEST(sockopt_structure_options_take_their_size_or_more) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
+    union {
+        WSP_DROP_HANDLER_DATA d;
+        WSAEVENT ev;
+        char bytes[64];
+    } v;
+    memset(&v, 0, sizeof v);
+    v.d.lpfnHandler = noop_drop_handler;
+    const struct {
+        int name;
+        int size;
+    } opts[] = {{WSP_DROP_HANDLER, (int)sizeof(WSP_DROP_HANDLER_DATA)},
+                {WSP_HELD_EVENT, (int)sizeof(WSAEVENT)}};
+    for (int i = 0; i < 2; i++) {
+        if (opts[i].name == WSP_HELD_EVENT)
+            memset(&v, 0, sizeof v); /* no event */
+        int err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, opts[i].name, v.bytes, opts[i].size - 1, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+        CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, opts[i].name, v.bytes, opts[i].size, &err), 0);
+        CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, opts[i].name, v.bytes, (int)sizeof v, &err), 0);
+    }
+    close_socket(l);
+}
+
+/* WSP's option numbers mean nothing at another level: every one of them, set or read at a
+ * level the provider does not know, is WSAEINVAL (not taken for WSP's option). */
+TEST(sockopt_wsp_option_numbers_at_an_unknown_level_are_wsaeinval) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
+    /* Levels on both sides of each known one, and far off. */
+    const int strange[] = {-1, 0, 3, IPPROTO_TCP + 1, IPPROTO_IPV6 + 1, 0x5555, SOL_WSP - 1,
+                           SOL_WSP + 1, 0x7fffffff};
+    char buf[256];
+    for (int i = 0; i < (int)(sizeof strange / sizeof strange[0]); i++) {
+        for (int name = 1; name <= 0x20; name++) {
+            memset(buf, 0, sizeof buf);
+            int len = sizeof buf, err = 0;
+            CHECK_EQ(T.lpWSPGetSockOpt(l, strange[i], name, buf, &len, &err), SOCKET_ERROR);
+            CHECK_EQ(err, WSAEINVAL);
+            err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(l, strange[i], name, buf, sizeof buf, &err), SOCKET_ERROR);
+            CHECK_EQ(err, WSAEINVAL);
+        }
+    }
+    close_socket(l);
+}
+
+/* A connected socket's SO_ERROR is the kernel's pending error: a reset from the peer is
+ * WSAECONNRESET (and a recv after it still reports the reset). */
+TEST(sockopt_so_error_of_a_connected_socket_reports_a_reset) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(s);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(c, &r);
+    struct timeval tv = {10, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 1); /* the reset has arrived */
+    CHECK_EQ(get_dword(c, SOL_SOCKET, SO_ERROR), WSAECONNRESET);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAECONNRESET);
+    close_socket(c);
+}
+
+struct blocked_send {
+    SOCKET s;
+    struct blocker blocker;
+    int rc, err;
+};
+
+static void *send_one_byte(void *arg) {
+    struct blocked_send *b = arg;
+    WSABUF wb = {1, "x"};
+    DWORD n = 0;
+    blocker_enter(&b->blocker);
+    b->rc = T.lpWSPSend(b->s, &wb, 1, &n, 0, NULL, NULL, NULL, &b->err);
+    blocker_leave(&b->blocker);
+    return NULL;
+}
+
+/* A send waiting for room when another thread closes its socket fails with WSAEINTR, even
+ * when what ends the wait is the peer's reset. */
+TEST(transfer_send_waiting_when_its_socket_is_closed_is_wsaeintr) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(c, 1);
+    static char chunk[65536];
+    WSABUF wb = {sizeof chunk, chunk};
+    DWORD n = 0;
+    int err = 0;
+    while (T.lpWSPSend(c, &wb, 1, &n, 0, NULL, NULL, NULL, &err) == 0) {
+    }
+    CHECK_EQ(err, WSAEWOULDBLOCK); /* full: the peer reads nothing */
+    set_nonblocking(c, 0);
+    struct blocked_send b = {.s = c};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_one_byte, &b), 0);
+    wait_blocked(&b.blocker);
+    close_socket(c);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(s); /* the reset wakes the send */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(b.rc, SOCKET_ERROR);
+    CHECK_EQ(b.err, WSAEINTR);
+}
+
+/* A buffer length up to INT_MAX is a length; one past it is a negative int to the program
+ * that passed it (WSAEFAULT). The kernel writes only what arrived, so a small buffer said to
+ * be INT_MAX long takes the few bytes waiting. */
+TEST(transfer_buffer_lengths_up_to_int_max_are_lengths) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    send_all(c, "abc", 3);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 3, 10000);
+    /* Not on the stack: the kernel checks that the whole range said could be user memory,
+     * and 2 GiB past a stack near the top of the address space is not. */
+    static char b[8];
+    WSABUF wb = {(u_long)INT_MAX + 1u, b};
+    DWORD n = 77, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 77);
+    wb.len = INT_MAX;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 3);
+    CHECK_MEM(b, "abc", 3);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* SOL_SOCKET's own options (those the provider keeps itself) are SOL_SOCKET's only: their
+ * numbers at another level the provider knows are WSAENOPROTOOPT, and the socket keeps its
+ * values. */
+TEST(sockopt_socket_level_numbers_at_other_levels_are_not_those_options) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV6);
+    const int names[] = {SO_RCVTIMEO, SO_SNDTIMEO, SO_CONDITIONAL_ACCEPT, SO_ERROR, SO_TYPE,
+                         SO_ACCEPTCONN};
+    const int levels[] = {IPPROTO_TCP, IPPROTO_IPV6};
+    for (int l = 0; l < 2; l++) {
+        for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++) {
+            DWORD v = 1234;
+            int len = sizeof v, err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(s, levels[l], names[i], (char *)&v, sizeof v, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAENOPROTOOPT);
+            err = 0;
+            CHECK_EQ(T.lpWSPGetSockOpt(s, levels[l], names[i], (char *)&v, &len, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAENOPROTOOPT);
+        }
+    }
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 0);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_SNDTIMEO), 0);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 0);
+    close_socket(s);
+}
+
+/* Set options read back as set; an IPv6 option of an IPv4 socket is WSAEINVAL both ways; a
+ * value that is not there is WSAEFAULT. */
+TEST(sockopt_values_read_back_and_misplaced_ones_are_refused) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(s, SOL_SOCKET, SO_KEEPALIVE, 1); /* a kernel option goes to the kernel */
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_KEEPALIVE), 1);
+    set_dword(s, SOL_SOCKET, SO_RCVTIMEO, 1500);
+    set_dword(s, SOL_SOCKET, SO_SNDTIMEO, 2500);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 1500);
+    CHECK_EQ(get_dword(s, SOL_SOCKET, SO_SNDTIMEO), 2500);
+    int on = 1, len = sizeof on, err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&on, sizeof on, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&on, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    const int names[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_CONDITIONAL_ACCEPT};
+    for (int i = 0; i < 3; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, names[i], NULL, 4, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, WSP_CONNECT_TIMEOUT, NULL, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    close_socket(s);
+}
+
+/* A name buffer too small is WSAEFAULT before anything else, on a socket not bound yet too. */
+TEST(sockname_buffer_checked_before_the_socket_is) {
+    start();
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage ss;
+    int len = 4, err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    len = sizeof ss;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(fresh, (struct sockaddr *)&ss, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    close_socket(fresh);
+}
+
+/* More buffers than fit on the stack, one of them missing: WSAEFAULT, the heap copy of the
+ * list freed (the leak check), nothing moved. */
+TEST(transfer_many_buffers_one_missing_is_wsaefault) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    enum { N = 40 };
+    WSABUF bufs[N];
+    char bytes[N];
+    for (int i = 0; i < N; i++)
+        bufs[i] = (WSABUF){1, &bytes[i]};
+    bufs[N - 1].buf = NULL;
+    DWORD n = 99, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, bufs, N, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 99);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, bufs, N, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    close_socket(c);
     close_socket(s);
 }

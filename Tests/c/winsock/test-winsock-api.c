@@ -5,6 +5,7 @@
 #include <wsp/winsock2.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 #include "programs.h"
@@ -500,4 +501,119 @@ TEST(winsock_closesocket_forgets_the_route) {
     CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
     CHECK_EQ(winsock_route_count(), 0);
     CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The last WSACleanup stops the providers too: the provider's own start-up count is back to
+ * zero, so its cleanup now fails as never started. */
+TEST(winsock_last_cleanup_stops_the_provider) {
+    startup();
+    startup();
+    CHECK_EQ(WSACleanup(), 0);
+    WSPPROC_TABLE table = winsock_providers[0].table;
+    int err = 0;
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(table.lpWSPCleanup(&err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+}
+
+/* A provider that cannot start fails WSAStartup with WSASYSNOTREADY and counts for nothing:
+ * calls still fail as before any start-up, and a later start-up works. */
+TEST(winsock_startup_whose_provider_fails_is_wsasysnotready) {
+    WSADATA d;
+    FAULT(epoll_create1, .err = EMFILE);
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), WSASYSNOTREADY);
+    CHECK_EQ(fault_fired(FAULT_epoll_create1), 1);
+    fault_clear();
+    CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    CHECK_EQ(WSACleanup(), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* Versions compare major first, then minor, over the whole byte of each: 1.255 is below 2.2
+ * and is granted as asked; 2.255 is above it and gets 2.2. */
+TEST(winsock_startup_compares_versions_major_first) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(1, 255), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(1, 255));
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 255), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 2));
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 1), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 1));
+    CHECK_EQ(WSAStartup(MAKEWORD(255, 0), &d), 0);
+    CHECK_EQ(d.wVersion, MAKEWORD(2, 2));
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(WSACleanup(), 0);
+}
+
+/* Only FROM_PROTOCOL_INFO (-1) asks for the protocol info's values; any other negative family,
+ * type or protocol is simply one no entry offers. */
+TEST(winsock_socket_negative_values_other_than_from_protocol_info_match_nothing) {
+    startup();
+    CHECK(WSASocket(-2, SOCK_STREAM, 0, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEAFNOSUPPORT);
+    CHECK(WSASocket(AF_INET, -2, 0, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAESOCKTNOSUPPORT);
+    CHECK(WSASocket(AF_INET, SOCK_STREAM, -2, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEPROTONOSUPPORT);
+    CHECK(WSASocket(AF_INET, SOCK_STREAM, INT_MIN, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEPROTONOSUPPORT);
+    CHECK(WSASocket(AF_INET, SOCK_STREAM, FROM_PROTOCOL_INFO, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK(WSASocket(AF_INET, FROM_PROTOCOL_INFO, 0, NULL, 0, 0) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The catalog's copy cannot grow (realloc fails): WSAENOBUFS, nothing leaked, and the next
+ * enumeration works. */
+TEST(winsock_enum_protocols_when_the_copy_cannot_grow_is_wsaenobufs) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A protocol info names its entry exactly: an id below every entry's is no entry either. */
+TEST(winsock_socket_of_a_protocol_info_naming_no_entry_is_wsaeinval) {
+    startup();
+    WSAPROTOCOL_INFO bogus;
+    memset(&bogus, 0, sizeof bogus);
+    const DWORD ids[] = {1, WSP_CATALOG_TCP_IPV4 - 1, WSP_CATALOG_CDATA_IPV6 + 1, 0xffffffffu};
+    for (int i = 0; i < 4; i++) {
+        bogus.dwCatalogEntryId = ids[i];
+        CHECK(WSASocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &bogus, 0,
+                        0) == INVALID_SOCKET);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    }
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* closesocket forgets a handle's route only when the provider closed it or does not know
+ * it: a provider stopped behind the Winsock layer's back (WSANOTINITIALISED) keeps it. */
+TEST(winsock_closesocket_the_provider_refuses_keeps_the_route) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(winsock_route_count(), 1);
+    int err = 0;
+    CHECK_EQ(winsock_providers[0].table.lpWSPCleanup(&err), 0); /* the provider alone */
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(WSACleanup(), 0); /* drains the routes */
+    CHECK_EQ(winsock_route_count(), 0);
 }
