@@ -1052,3 +1052,81 @@ TEST(netev_oob_still_unread_after_a_peek_is_reported_again) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* read now: nothing more */
     WSACloseEvent(ev);
 }
+
+/* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
+
+static int write_ready(SOCKET c) {
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(c, &w);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &zero, &err);
+    CHECK(rc != SOCKET_ERROR);
+    return rc == 1;
+}
+
+/* A connect that ends while the event registration does not ask for FD_CONNECT is recorded as
+ * not yet reported: a later registration on an event object that asks for it gets it, once. */
+TEST(netev_connect_reported_to_a_later_registration_that_asks_for_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    (void)l;
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_READ);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(write_ready(c), 10000); /* connected */
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0); /* once */
+    WSACloseEvent(ev);
+}
+
+/* The thread each message was posted from, beside record_post's list. */
+static pthread_t posted_by[64];
+
+static BOOL record_post_and_thread(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    pthread_mutex_lock(&posted_lock);
+    if (posted_count < 64) {
+        posted_by[posted_count] = pthread_self();
+        posted[posted_count++] = (WSPMSG){hWnd, Msg, wParam, lParam};
+    }
+    pthread_mutex_unlock(&posted_lock);
+    return TRUE;
+}
+
+/* On a socket the reactor watches (window messages), a recv that fills its buffer with data
+ * left posts FD_READ again itself, on the receiving thread, before it returns: the reactor is
+ * not woken to do it. */
+TEST(netev_read_left_by_a_recv_is_posted_by_the_receiving_thread) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = record_post_and_thread;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(c, "abc");
+    WAIT_FOR(posted_now() == 1, 10000);
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(posted_now(), 2);
+    pthread_mutex_lock(&posted_lock);
+    CHECK_EQ(posted[1].lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK(pthread_equal(posted_by[1], pthread_self()));
+    pthread_mutex_unlock(&posted_lock);
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* and again for the last byte */
+    CHECK_EQ(posted_now(), 3);
+    char rest[4];
+    CHECK_EQ(ne_recv(s, rest, sizeof rest, 0), 1); /* drained: nothing more */
+    CHECK_EQ(posted_now(), 3);
+}
