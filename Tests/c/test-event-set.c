@@ -481,3 +481,27 @@ TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
     WSACloseEvent(ev);
 }
+
+/* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
+
+/* A wait whose poll is interrupted still looks at the data a recv left behind: the check it
+ * took from the set is run (the socket looks itself), not dropped, so the wait ends with the
+ * event signalled rather than at its time-out. */
+TEST(evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    FAULT(poll, .nth = 1, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
