@@ -658,10 +658,8 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
  * watch could not start. The first send or recv starts it. */
 static void late_watch(struct wsp_socket *so) {
     wsp_socket_fd_nonblocking(so, 1); /* a blocking connect leaves the descriptor blocking */
-    if (ensure_watch(so) == 0) {
-        report_conditions(so);
-        rearm(so);
-    }
+    if (ensure_watch(so) == 0)
+        report_conditions(so); /* the callers re-arm the watch next */
 }
 
 /* so->lock held. Re-enables mask's events, raising those whose condition holds, and leaves
@@ -766,8 +764,7 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
 void wsp_netevents_close(struct wsp_socket *so) {
     while (so->netev.upcalls_in_flight) /* the reactor is signalling for this socket now */
         pthread_cond_wait(&so->netev.upcalls_done, &so->lock);
-    cancel(so);
-    so->netev.connect_unreported = 0;
+    cancel(so); /* a closing socket is never registered again (event_select.c) */
     wsp_netevents_wake_waiters(so);
 }
 
@@ -786,9 +783,8 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
     if (error || ne->kind == KIND_NONE)
         return;
-    ne->eof = 0;
-    ne->dead = 0;
-    ne->write_blocked = 0;
+    /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
+     * a socket connects once. */
     if (ensure_watch(so) == 0) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)
