@@ -505,3 +505,37 @@ TEST(evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     WSACloseEvent(ev);
 }
+
+/* One wait on three events whose sets hold 7 checks each (data left by a recv on 7 sockets per
+ * event) takes as many checks as it has room for (16): all of two sets' and part of the third
+ * one's, whichever order it takes them in. The checks it leaves stay in their set, in order,
+ * and are made at the next look: every socket reports FD_READ. */
+#define PER_SET 7
+TEST(evset_checks_a_wait_has_no_room_for_stay_for_the_next_look) {
+    start();
+    SOCKET c[3][PER_SET], s[3][PER_SET], l[3][PER_SET];
+    WSAEVENT ev[3];
+    int err = 0;
+    for (int j = 0; j < 3; j++) {
+        ev[j] = WSACreateEvent();
+        for (int i = 0; i < PER_SET; i++) {
+            ne_pair(WSP_CATALOG_TCP_IPV4, &c[j][i], &s[j][i], &l[j][i]);
+            CHECK_EQ(T.lpWSPEventSelect(s[j][i], ev[j], FD_READ, &err), 0);
+            ne_send_str(c[j][i], "0123456789");
+            WAIT_FOR(unread_bytes(s[j][i]) == 10, 10000);
+        }
+        for (int i = 0; i < PER_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], ev[j]).lNetworkEvents, FD_READ);
+    }
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < PER_SET; i++) {
+            char buf[4];
+            CHECK_EQ(ne_recv(s[j][i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check */
+        }
+    CHECK_EQ(WSAWaitForMultipleEvents(3, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < PER_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], NULL).lNetworkEvents, FD_READ);
+    for (int j = 0; j < 3; j++)
+        WSACloseEvent(ev[j]);
+}
