@@ -1130,3 +1130,41 @@ TEST(netev_read_left_by_a_recv_is_posted_by_the_receiving_thread) {
     CHECK_EQ(ne_recv(s, rest, sizeof rest, 0), 1); /* drained: nothing more */
     CHECK_EQ(posted_now(), 3);
 }
+
+/* As netev_reset_while_a_send_waits_for_room_reports_close_and_write, with window messages
+ * (the reactor's one-shot watch, which a dead socket no longer re-arms): the reset posts both
+ * FD_CLOSE and the owed FD_WRITE. */
+TEST(netev_reset_while_a_send_waits_for_room_posts_close_and_write) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    static char chunk[65536];
+    DWORD sent = 0;
+    int rc;
+    while ((rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0) {
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    int close_seen = 0, write_seen = 0;
+    while (!(close_seen && write_seen)) {
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == s);
+        if (WSAGETSELECTEVENT(m.lParam) == FD_CLOSE) {
+            CHECK_EQ(WSAGETSELECTERROR(m.lParam), WSAECONNABORTED);
+            close_seen++;
+        } else {
+            CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+            write_seen++;
+        }
+    }
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* each once */
+}
