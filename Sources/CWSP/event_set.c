@@ -159,7 +159,8 @@ void wsp_event_set_pump(struct wsp_event_set *set) {
         for (int i = 0; i < n; i++)
             client->ready((SOCKET)ready[i].data.u64, set, ready[i].events);
     } while (n == BATCH);
-    last_pumped = set;
+    if (n >= 0) /* a failed look took nothing: the next one must look again */
+        last_pumped = set;
 }
 
 void wsp_event_set_catch_up(struct wsp_event_set *set) {

@@ -539,3 +539,20 @@ TEST(evset_checks_a_wait_has_no_room_for_stay_for_the_next_look) {
     for (int j = 0; j < 3; j++)
         WSACloseEvent(ev[j]);
 }
+
+/* An enumeration whose look into the set fails (epoll_wait) loses nothing: the readiness stays
+ * in the set and the next look reports it. */
+TEST(evset_failed_look_into_the_set_loses_no_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    WSANETWORKEVENTS first = ne_enum(s, ev);
+    CHECK_EQ(fault_fired(FAULT_epoll_wait), 1);
+    fault_clear();
+    CHECK_EQ(first.lNetworkEvents | ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
