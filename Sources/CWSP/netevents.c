@@ -417,8 +417,13 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
     unlock_and_upcall(so);
 }
 
+static atomic_uint relays; /* watch_ready calls: wsp_netevents_relays */
+
+unsigned wsp_netevents_relays(void) { return atomic_load_explicit(&relays, memory_order_relaxed); }
+
 /* The reactor's watch reported events. */
 static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_fetch_add_explicit(&relays, 1, memory_order_relaxed);
     struct wsp_netwatch *w = (struct wsp_netwatch *)item;
     int err;
     struct wsp_socket *so = wsp_socket_acquire(w->handle, &err);
