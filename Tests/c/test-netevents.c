@@ -1,5 +1,6 @@
 /* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
  * One rule per test. */
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "test-netevents.h"
@@ -1167,4 +1168,47 @@ TEST(netev_reset_while_a_send_waits_for_room_posts_close_and_write) {
     }
     CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* each once */
+}
+
+/* An application's own WPUSetEvent (the reactor then watches the socket, level-triggered). */
+static atomic_int app_sets;
+static BOOL count_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    atomic_fetch_add(&app_sets, 1);
+    *err = 0;
+    return TRUE;
+}
+
+static LONG app_record;
+static int app_record_has(SOCKET s, LONG bit) {
+    app_record |= ne_enum(s, NULL).lNetworkEvents;
+    return (app_record & bit) != 0;
+}
+
+/* A registration that reports a past FD_CONNECT still starts watching the socket for the rest:
+ * data that arrives afterwards raises FD_READ (with the application's event upcalls, through
+ * the reactor's watch). */
+TEST(netev_registration_reporting_a_past_connect_watches_for_the_rest) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    WAIT_FOR(write_ready(c), 10000); /* connected */
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, NULL);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    int sets = atomic_load(&app_sets);
+    ne_send_str(s, "x");
+    WAIT_FOR(app_record_has(c, FD_READ), 10000);
+    CHECK(atomic_load(&app_sets) > sets);
 }
