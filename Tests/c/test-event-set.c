@@ -3,6 +3,7 @@
  * relays it only while someone may observe the event without waiting in WSP. These tests pin
  * each way an event can be observed to "sees the socket's readiness". */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -554,5 +555,26 @@ TEST(evset_failed_look_into_the_set_loses_no_readiness) {
     CHECK_EQ(fault_fired(FAULT_epoll_wait), 1);
     fault_clear();
     CHECK_EQ(first.lNetworkEvents | ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* The check of data left by a recv that finds the peer's FIN as well reports both: FD_READ for
+ * the data, FD_CLOSE for the FIN, in the enumeration that makes it. */
+TEST(evset_check_that_finds_data_and_a_fin_reports_read_and_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
     WSACloseEvent(ev);
 }
