@@ -164,10 +164,12 @@ void wsp_event_set_pump(struct wsp_event_set *set) {
 }
 
 void wsp_event_set_catch_up(struct wsp_event_set *set) {
-    if (last_pumped == set)
+    if (last_pumped == set) {
         last_pumped = NULL;
-    else
+    } else {
         wsp_event_set_pump(set);
+        last_pumped = NULL; /* only a wait's pump spares the next enumeration one */
+    }
     struct wsp_event_check c[CHECKS];
     run_checks_now(set, c, wsp_event_set_take_checks(set, c, CHECKS));
 }

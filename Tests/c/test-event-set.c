@@ -578,3 +578,37 @@ TEST(evset_check_that_finds_data_and_a_fin_reports_read_and_close) {
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
     WSACloseEvent(ev);
 }
+
+/* An enumeration right after another one on the same thread still looks into the set: data
+ * that arrived in between is reported by the second. */
+TEST(evset_enumeration_right_after_another_sees_new_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* A check left by a recv, made after the socket's own SD_RECEIVE with nothing left to read,
+ * raises nothing: the read side polls readable then, but there is no data. */
+TEST(evset_check_after_own_receive_shutdown_with_nothing_left_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, 1, 0), 1); /* 2 bytes left: a check is due */
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* all read; the check stays due */
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    WSACloseEvent(ev);
+}
