@@ -639,3 +639,15 @@ TEST(event_wait_of_one_millisecond_waits_it) {
     }
     CHECK(WSACloseEvent(e));
 }
+
+/* A call that succeeds leaves the thread's last error as it was. */
+TEST(event_calls_that_succeed_leave_the_last_error_alone) {
+    WSAEVENT e = WSACreateEvent();
+    WSASetLastError(12345);
+    CHECK(WSASetEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK(WSAResetEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK(WSACloseEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+}

@@ -1212,3 +1212,22 @@ TEST(netev_registration_reporting_a_past_connect_watches_for_the_rest) {
     WAIT_FOR(app_record_has(c, FD_READ), 10000);
     CHECK(atomic_load(&app_sets) > sets);
 }
+
+/* A connection reset before the registration: the registration reports FD_CLOSE with
+ * WSAECONNABORTED at once (and FD_WRITE no more). */
+TEST(netev_registration_after_a_reset_reports_close_aborted) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
+    WSACloseEvent(ev);
+}

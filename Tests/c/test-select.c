@@ -535,3 +535,21 @@ TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
     close(afd);
     close(lfd);
 }
+
+/* As select_sees_a_request_a_condition_function_defers, with no time-out at all: the select
+ * still looks again while the request is being presented, and reports it once deferred. */
+TEST(select_without_a_time_out_sees_a_request_a_condition_function_defers) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor, answerer;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    CHECK_EQ(pthread_create(&answerer, NULL, answer_once_selecting, NULL), 0);
+    CHECK_EQ(select1_here(0, l, -1), 1);
+    pthread_join(answerer, NULL);
+    pthread_join(acceptor, NULL);
+}

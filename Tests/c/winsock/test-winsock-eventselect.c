@@ -153,3 +153,24 @@ TEST(winsock_eventselect_server) {
         CHECK_EQ(join_thread(clients[i]), 0);
     CHECK_EQ(join_thread(server), 0);
 }
+
+/* A handle no provider made fails each network-event call with WSAENOTSOCK, set as the
+ * thread's last error by that call. */
+TEST(winsock_network_event_calls_on_a_stranger_handle_are_wsaenotsock) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    WSAEVENT ev = WSACreateEvent();
+    WSANETWORKEVENTS ne;
+    WSASetLastError(0);
+    CHECK_EQ(WSAEventSelect((SOCKET)4242, ev, FD_READ), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    WSASetLastError(0);
+    CHECK_EQ(WSAEnumNetworkEvents((SOCKET)4242, ev, &ne), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    WSASetLastError(0);
+    CHECK_EQ(WSAAsyncSelect((SOCKET)4242, (HWND)(uintptr_t)0x1234, 0x401, FD_READ),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(WSACleanup(), 0);
+}
