@@ -5,10 +5,12 @@
  * before its close) so that the server's sets really hold all of them together. */
 #include <wsp/winsock2.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "echo-client.h"
+#include "faults.h"
 #include "programs.h"
 
 #define CLIENTS 5
@@ -143,5 +145,27 @@ TEST(winsock_select_one_set_in_two_places) {
     CHECK(x.fd_array[0] == c);
     CHECK_EQ(closesocket(c), 0);
     CHECK_EQ(closesocket(l), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* select copies the program's sets into memory of its own: when there is none, the call fails
+ * with WSAENOBUFS and the next one works. */
+TEST(winsock_select_without_memory_for_its_sets_is_wsaenobufs) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    fd_set x;
+    FD_ZERO(&x);
+    FD_SET(s, &x);
+    struct timeval zero = {0, 0};
+    FAULT(malloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(select(0, &x, NULL, NULL, &zero), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(x.fd_count, 1); /* left as it was */
+    CHECK_EQ(select(0, &x, NULL, NULL, &zero), 0);
+    CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
