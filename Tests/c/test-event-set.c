@@ -612,3 +612,26 @@ TEST(evset_check_after_own_receive_shutdown_with_nothing_left_raises_nothing) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
     WSACloseEvent(ev);
 }
+
+/* An exported event keeps relaying across a restart of the provider: the last lpWSPCleanup
+ * closes its socket (the set is then empty and leaves the reactor), and a socket registered on
+ * it after the next WSPStartup is watched by the new reactor. */
+TEST(evset_exported_event_relays_for_a_socket_registered_after_a_restart) {
+    start();
+    WSAEVENT ev = WSACreateEvent();
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0); /* closes every socket */
+    start();
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK(!fd_readable(fd, 0));
+    ne_send_str(c, "x");
+    CHECK(fd_readable(fd, 10000)); /* nobody waits in WSP: the new reactor relayed it */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
