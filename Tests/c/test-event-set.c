@@ -635,3 +635,25 @@ TEST(evset_exported_event_relays_for_a_socket_registered_after_a_restart) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     WSACloseEvent(ev);
 }
+
+/* The checks due when the event's descriptor is handed out are made then, once: the next
+ * enumeration has none left to make (it polls nothing). */
+TEST(evset_checks_made_when_the_descriptor_is_handed_out_are_made_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    int fd = WSAEventFd(ev);            /* makes it: FD_READ */
+    CHECK(fd >= 0);
+    CHECK(fd_readable(fd, 10000));
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_calls(FAULT_poll), 0);
+    fault_clear();
+    WSACloseEvent(ev);
+}
