@@ -651,3 +651,22 @@ TEST(event_calls_that_succeed_leave_the_last_error_alone) {
     CHECK(WSACloseEvent(e));
     CHECK_EQ(WSAGetLastError(), 12345);
 }
+
+/* Two wait-alls enlisted on one event: the one enlisted first leaving (its other event closed)
+ * takes only itself off the event's list; the other is still woken when the event is set. */
+TEST(event_wait_all_leaving_first_keeps_the_later_waiter_enlisted) {
+    WSAEVENT e = WSACreateEvent(), f = WSACreateEvent();
+    struct waiting_thread first = {.events = {e, f}, .count = 2, .wait_all = TRUE};
+    start_waiter(&first);
+    wait_blocked(&first.blocker); /* enlisted on e before the second */
+    struct waiting_thread second = {.events = {e}, .count = 1, .wait_all = TRUE};
+    start_waiter(&second);
+    wait_blocked(&second.blocker);
+    CHECK(WSACloseEvent(f)); /* the first leaves, failing */
+    pthread_join(first.thread, NULL);
+    CHECK_EQ(first.result, WSA_WAIT_FAILED);
+    CHECK(WSASetEvent(e));
+    pthread_join(second.thread, NULL); /* not woken: the test's time limit fails it */
+    CHECK_EQ(second.result, WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(e));
+}
