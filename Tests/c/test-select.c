@@ -553,3 +553,30 @@ TEST(select_without_a_time_out_sees_a_request_a_condition_function_defers) {
     pthread_join(answerer, NULL);
     pthread_join(acceptor, NULL);
 }
+
+/* Tries a non-blocking accept once the main thread is blocked in its select: it finds nothing
+ * (WSAEWOULDBLOCK), but wakes the select to look again. */
+static void *accept_nothing_once_selecting(void *arg) {
+    wait_blocked(&selecting);
+    int err = 0;
+    CHECK(ne_accept(*(SOCKET *)arg, NULL, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    return NULL;
+}
+
+/* A select woken for nothing (the listener's backlog may have changed, but holds nothing)
+ * looks once more and waits out the rest of its time in one more poll, without spinning. */
+TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, NULL);
+    ne_fionbio(l, 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, accept_nothing_once_selecting, &l), 0);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(select1_here(0, l, 400), 0);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    pthread_join(t, NULL);
+    CHECK(polls >= 2);
+    CHECK(polls <= 3); /* at most one more look when a poll ends a moment early */
+}
