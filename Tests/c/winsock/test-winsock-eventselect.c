@@ -174,3 +174,23 @@ TEST(winsock_network_event_calls_on_a_stranger_handle_are_wsaenotsock) {
     CHECK(WSACloseEvent(ev));
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* Each network-event call that succeeds returns 0. */
+TEST(winsock_network_event_calls_that_succeed_return_0) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSAEVENT ev = WSACreateEvent();
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(WSAEventSelect(s, ev, FD_READ), 0);
+    CHECK_EQ(WSAEnumNetworkEvents(s, ev, &ne), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    HWND q = WSPCreateMessageQueue();
+    CHECK_EQ(WSAAsyncSelect(s, q, 0x401, FD_READ), 0);
+    CHECK_EQ(WSAAsyncSelect(s, q, 0x401, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
