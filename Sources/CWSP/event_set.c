@@ -159,14 +159,17 @@ void wsp_event_set_pump(struct wsp_event_set *set) {
         for (int i = 0; i < n; i++)
             client->ready((SOCKET)ready[i].data.u64, set, ready[i].events);
     } while (n == BATCH);
-    last_pumped = set;
+    if (n >= 0) /* a failed look took nothing: the next one must look again */
+        last_pumped = set;
 }
 
 void wsp_event_set_catch_up(struct wsp_event_set *set) {
-    if (last_pumped == set)
+    if (last_pumped == set) {
         last_pumped = NULL;
-    else
+    } else {
         wsp_event_set_pump(set);
+        last_pumped = NULL; /* only a wait's pump spares the next enumeration one */
+    }
     struct wsp_event_check c[CHECKS];
     run_checks_now(set, c, wsp_event_set_take_checks(set, c, CHECKS));
 }

@@ -417,8 +417,13 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
     unlock_and_upcall(so);
 }
 
+static atomic_uint relays; /* watch_ready calls: wsp_netevents_relays */
+
+unsigned wsp_netevents_relays(void) { return atomic_load_explicit(&relays, memory_order_relaxed); }
+
 /* The reactor's watch reported events. */
 static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_fetch_add_explicit(&relays, 1, memory_order_relaxed);
     struct wsp_netwatch *w = (struct wsp_netwatch *)item;
     int err;
     struct wsp_socket *so = wsp_socket_acquire(w->handle, &err);
@@ -658,10 +663,8 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
  * watch could not start. The first send or recv starts it. */
 static void late_watch(struct wsp_socket *so) {
     wsp_socket_fd_nonblocking(so, 1); /* a blocking connect leaves the descriptor blocking */
-    if (ensure_watch(so) == 0) {
-        report_conditions(so);
-        rearm(so);
-    }
+    if (ensure_watch(so) == 0)
+        report_conditions(so); /* the callers re-arm the watch next */
 }
 
 /* so->lock held. Re-enables mask's events, raising those whose condition holds, and leaves
@@ -766,8 +769,7 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
 void wsp_netevents_close(struct wsp_socket *so) {
     while (so->netev.upcalls_in_flight) /* the reactor is signalling for this socket now */
         pthread_cond_wait(&so->netev.upcalls_done, &so->lock);
-    cancel(so);
-    so->netev.connect_unreported = 0;
+    cancel(so); /* a closing socket is never registered again (event_select.c) */
     wsp_netevents_wake_waiters(so);
 }
 
@@ -786,9 +788,8 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
     if (error || ne->kind == KIND_NONE)
         return;
-    ne->eof = 0;
-    ne->dead = 0;
-    ne->write_blocked = 0;
+    /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
+     * a socket connects once. */
     if (ensure_watch(so) == 0) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)

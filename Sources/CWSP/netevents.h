@@ -38,5 +38,8 @@ void wsp_netevents_catch_up(struct wsp_socket *so) WSP_INTERNAL;
 /* so->lock held. Copies the event-select record to out (only the error codes of the events
  * set) and clears it. */
 void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) WSP_INTERNAL;
+/* How many times the reactor has handed on a watched socket's readiness since the process
+ * began (the tests' way to see that a watch waits only for what could raise an event). */
+unsigned wsp_netevents_relays(void) WSP_INTERNAL;
 
 #endif

@@ -202,8 +202,9 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             }
         }
         /* A connect the kernel finished meanwhile is reported with the rest: an application
-         * that selects a connecting client with its accepted peer sees both. */
-        for (unsigned k = 0; k < n && count > 0 && rc > 0; k++) {
+         * that selects a connecting client with its accepted peer sees both. (Alone, it is
+         * reported at once too, rather than on the next turn.) */
+        for (unsigned k = 0; k < n && rc > 0; k++) {
             if (!ents[k].connecting || !pfd[ents[k].pollidx].revents)
                 continue;
             int slice2 = 0, np = 0;

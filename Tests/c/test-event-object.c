@@ -583,3 +583,90 @@ TEST(event_wait_accepts_an_event_listed_again_after_another) {
     }
     CHECK(WSACloseEvent(a) && WSACloseEvent(b) && WSACloseEvent(c));
 }
+
+/* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
+
+/* Two threads waiting on the same two events listed in opposite orders take the events' locks
+ * in one order (by address): neither holds one while waiting for the other's. A wrong order
+ * deadlocks, which the test's time limit turns into a failure. */
+struct opposite_waits {
+    WSAEVENT e[2];
+    int reversed;
+};
+
+static void *wait_in_order_main(void *arg) {
+    struct opposite_waits *o = arg;
+    WSAEVENT list[2] = {o->e[o->reversed], o->e[!o->reversed]};
+    for (int i = 0; i < 20000; i++) {
+        DWORD r = WSAWaitForMultipleEvents(2, list, i % 2 == 0, 0, FALSE);
+        CHECK(r == WSA_WAIT_TIMEOUT || r == WSA_WAIT_EVENT_0 || r == WSA_WAIT_EVENT_0 + 1);
+    }
+    return NULL;
+}
+
+TEST(event_waits_listing_two_events_in_opposite_orders_do_not_deadlock) {
+    WSAEVENT e[2] = {WSACreateEvent(), WSACreateEvent()};
+    struct opposite_waits a = {{e[0], e[1]}, 0}, b = {{e[0], e[1]}, 1};
+    pthread_t ta, tb;
+    CHECK_EQ(pthread_create(&ta, NULL, wait_in_order_main, &a), 0);
+    CHECK_EQ(pthread_create(&tb, NULL, wait_in_order_main, &b), 0);
+    for (int i = 0; i < 2000; i++) { /* setters take one lock at a time: they add contention */
+        CHECK(WSASetEvent(e[i % 2]));
+        CHECK(WSAResetEvent(e[i % 2]));
+    }
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    CHECK(WSACloseEvent(e[0]));
+    CHECK(WSACloseEvent(e[1]));
+}
+
+static long long now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* A time-out of 1 ms is a wait, not a look: neither a wait-any nor a wait-all returns before
+ * it has passed. */
+TEST(event_wait_of_one_millisecond_waits_it) {
+    WSAEVENT e = WSACreateEvent();
+    for (int all = 0; all < 2; all++) {
+        for (int i = 0; i < 5; i++) {
+            long long t0 = now_ns();
+            CHECK_EQ(WSAWaitForMultipleEvents(1, &e, all, 1, FALSE), WSA_WAIT_TIMEOUT);
+            CHECK(now_ns() - t0 >= 1000000);
+        }
+    }
+    CHECK(WSACloseEvent(e));
+}
+
+/* A call that succeeds leaves the thread's last error as it was. */
+TEST(event_calls_that_succeed_leave_the_last_error_alone) {
+    WSAEVENT e = WSACreateEvent();
+    WSASetLastError(12345);
+    CHECK(WSASetEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK(WSAResetEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK(WSACloseEvent(e));
+    CHECK_EQ(WSAGetLastError(), 12345);
+}
+
+/* Two wait-alls enlisted on one event: the one enlisted first leaving (its other event closed)
+ * takes only itself off the event's list; the other is still woken when the event is set. */
+TEST(event_wait_all_leaving_first_keeps_the_later_waiter_enlisted) {
+    WSAEVENT e = WSACreateEvent(), f = WSACreateEvent();
+    struct waiting_thread first = {.events = {e, f}, .count = 2, .wait_all = TRUE};
+    start_waiter(&first);
+    wait_blocked(&first.blocker); /* enlisted on e before the second */
+    struct waiting_thread second = {.events = {e}, .count = 1, .wait_all = TRUE};
+    start_waiter(&second);
+    wait_blocked(&second.blocker);
+    CHECK(WSACloseEvent(f)); /* the first leaves, failing */
+    pthread_join(first.thread, NULL);
+    CHECK_EQ(first.result, WSA_WAIT_FAILED);
+    CHECK(WSASetEvent(e));
+    pthread_join(second.thread, NULL); /* not woken: the test's time limit fails it */
+    CHECK_EQ(second.result, WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(e));
+}

@@ -3,6 +3,7 @@
  * relays it only while someone may observe the event without waiting in WSP. These tests pin
  * each way an event can be observed to "sees the socket's readiness". */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -479,5 +480,180 @@ TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
     CHECK_EQ(r, WSA_WAIT_EVENT_0);
     pthread_join(t, NULL);
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
+    WSACloseEvent(ev);
+}
+
+/* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
+
+/* A wait whose poll is interrupted still looks at the data a recv left behind: the check it
+ * took from the set is run (the socket looks itself), not dropped, so the wait ends with the
+ * event signalled rather than at its time-out. */
+TEST(evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    FAULT(poll, .nth = 1, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* One wait on three events whose sets hold 7 checks each (data left by a recv on 7 sockets per
+ * event) takes as many checks as it has room for (16): all of two sets' and part of the third
+ * one's, whichever order it takes them in. The checks it leaves stay in their set, in order,
+ * and are made at the next look: every socket reports FD_READ. */
+#define PER_SET 7
+TEST(evset_checks_a_wait_has_no_room_for_stay_for_the_next_look) {
+    start();
+    SOCKET c[3][PER_SET], s[3][PER_SET], l[3][PER_SET];
+    WSAEVENT ev[3];
+    int err = 0;
+    for (int j = 0; j < 3; j++) {
+        ev[j] = WSACreateEvent();
+        for (int i = 0; i < PER_SET; i++) {
+            ne_pair(WSP_CATALOG_TCP_IPV4, &c[j][i], &s[j][i], &l[j][i]);
+            CHECK_EQ(T.lpWSPEventSelect(s[j][i], ev[j], FD_READ, &err), 0);
+            ne_send_str(c[j][i], "0123456789");
+            WAIT_FOR(unread_bytes(s[j][i]) == 10, 10000);
+        }
+        for (int i = 0; i < PER_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], ev[j]).lNetworkEvents, FD_READ);
+    }
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < PER_SET; i++) {
+            char buf[4];
+            CHECK_EQ(ne_recv(s[j][i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check */
+        }
+    CHECK_EQ(WSAWaitForMultipleEvents(3, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int j = 0; j < 3; j++)
+        for (int i = 0; i < PER_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], NULL).lNetworkEvents, FD_READ);
+    for (int j = 0; j < 3; j++)
+        WSACloseEvent(ev[j]);
+}
+
+/* An enumeration whose look into the set fails (epoll_wait) loses nothing: the readiness stays
+ * in the set and the next look reports it. */
+TEST(evset_failed_look_into_the_set_loses_no_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    WSANETWORKEVENTS first = ne_enum(s, ev);
+    CHECK_EQ(fault_fired(FAULT_epoll_wait), 1);
+    fault_clear();
+    CHECK_EQ(first.lNetworkEvents | ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* The check of data left by a recv that finds the peer's FIN as well reports both: FD_READ for
+ * the data, FD_CLOSE for the FIN, in the enumeration that makes it. */
+TEST(evset_check_that_finds_data_and_a_fin_reports_read_and_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+    WSACloseEvent(ev);
+}
+
+/* An enumeration right after another one on the same thread still looks into the set: data
+ * that arrived in between is reported by the second. */
+TEST(evset_enumeration_right_after_another_sees_new_readiness) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* A check left by a recv, made after the socket's own SD_RECEIVE with nothing left to read,
+ * raises nothing: the read side polls readable then, but there is no data. */
+TEST(evset_check_after_own_receive_shutdown_with_nothing_left_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, 1, 0), 1); /* 2 bytes left: a check is due */
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* all read; the check stays due */
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    WSACloseEvent(ev);
+}
+
+/* An exported event keeps relaying across a restart of the provider: the last lpWSPCleanup
+ * closes its socket (the set is then empty and leaves the reactor), and a socket registered on
+ * it after the next WSPStartup is watched by the new reactor. */
+TEST(evset_exported_event_relays_for_a_socket_registered_after_a_restart) {
+    start();
+    WSAEVENT ev = WSACreateEvent();
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0); /* closes every socket */
+    start();
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK(!fd_readable(fd, 0));
+    ne_send_str(c, "x");
+    CHECK(fd_readable(fd, 10000)); /* nobody waits in WSP: the new reactor relayed it */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* The checks due when the event's descriptor is handed out are made then, once: the next
+ * enumeration has none left to make (it polls nothing). */
+TEST(evset_checks_made_when_the_descriptor_is_handed_out_are_made_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    int fd = WSAEventFd(ev);            /* makes it: FD_READ */
+    CHECK(fd >= 0);
+    CHECK(fd_readable(fd, 10000));
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_calls(FAULT_poll), 0);
+    fault_clear();
     WSACloseEvent(ev);
 }

@@ -428,3 +428,19 @@ TEST(queue_create_out_of_descriptors_is_wsaemfile) {
     CHECK(WSPDestroyMessageQueue(q));
     CHECK(WSPDestroyMessageQueue(warm));
 }
+
+/* Calls that succeed leave the thread's last error as it was. */
+TEST(queue_calls_that_succeed_leave_the_last_error_alone) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    WSASetLastError(12345);
+    CHECK(WSPPostMessage(q, 0x400, 1, 2));
+    CHECK_EQ(WSAGetLastError(), 12345);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0); /* empty: no error either */
+    CHECK_EQ(WSAGetLastError(), 12345);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK_EQ(WSAGetLastError(), 12345);
+}

@@ -7,6 +7,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "netevents.h"
 #include "test-netevents.h"
 
 #define IDLE_PAIRS 5000
@@ -109,4 +113,49 @@ TEST_WITH_TIMEOUT(netev_idle_registered_sockets_use_no_cpu, 240) {
     ne_send_str(cs[IDLE_PAIRS / 2], "wake");
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(ss[IDLE_PAIRS / 2], ev, FD_READ, 10000, &ne));
+}
+
+/* The reactor's watch on a socket waits only for what could raise an event the registration
+ * asks for and has armed: conditions that raise nothing cost it no wake-up. Here, on sockets
+ * registered for window messages: urgent data, data and a FIN on one registered for FD_WRITE
+ * alone; the socket's own SD_RECEIVE (one relay, the watch then stops looking at the read
+ * side). Counted against another socket whose FD_READ the reactor relays ROUNDS times: that
+ * many relays in all, not one more. */
+#define ROUNDS 5
+TEST(netev_conditions_that_raise_nothing_cost_the_reactor_no_relay) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl, cc, cs, cl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &cc, &cs, &cl);
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_WRITE, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(cs, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPShutdown(cs, SD_RECEIVE, &err), 0);
+    WAIT_FOR(wsp_netevents_relays() == before + 1, 10000); /* the watch was armed for it */
+    unsigned start_count = wsp_netevents_relays();
+    DWORD sent;
+    CHECK_EQ(ne_send(ac, "!", 1, MSG_OOB, &sent), 0);
+    ne_send_str(ac, "d");
+    CHECK_EQ(T.lpWSPShutdown(ac, SD_SEND, &err), 0);
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    /* All of it has arrived once the FIN has. */
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    for (int i = 0; i < ROUNDS; i++) {
+        ne_send_str(bc, "x");
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == bs);
+        CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+        char b;
+        CHECK_EQ(ne_recv(bs, &b, 1, 0), 1);
+    }
+    CHECK_EQ(wsp_netevents_relays() - start_count, ROUNDS);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0); /* and nothing was posted for the others */
 }

@@ -1,5 +1,6 @@
 /* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
  * One rule per test. */
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "test-netevents.h"
@@ -1050,5 +1051,183 @@ TEST(netev_oob_still_unread_after_a_peek_is_reported_again) {
     CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
     CHECK_EQ(b, '!');
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* read now: nothing more */
+    WSACloseEvent(ev);
+}
+
+/* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
+
+static int write_ready(SOCKET c) {
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(c, &w);
+    struct timeval zero = {0, 0};
+    int err = 0;
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &zero, &err);
+    CHECK(rc != SOCKET_ERROR);
+    return rc == 1;
+}
+
+/* A connect that ends while the event registration does not ask for FD_CONNECT is recorded as
+ * not yet reported: a later registration on an event object that asks for it gets it, once. */
+TEST(netev_connect_reported_to_a_later_registration_that_asks_for_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    (void)l;
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_READ);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(write_ready(c), 10000); /* connected */
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0); /* once */
+    WSACloseEvent(ev);
+}
+
+/* The thread each message was posted from, beside record_post's list. */
+static pthread_t posted_by[64];
+
+static BOOL record_post_and_thread(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    pthread_mutex_lock(&posted_lock);
+    if (posted_count < 64) {
+        posted_by[posted_count] = pthread_self();
+        posted[posted_count++] = (WSPMSG){hWnd, Msg, wParam, lParam};
+    }
+    pthread_mutex_unlock(&posted_lock);
+    return TRUE;
+}
+
+/* On a socket the reactor watches (window messages), a recv that fills its buffer with data
+ * left posts FD_READ again itself, on the receiving thread, before it returns: the reactor is
+ * not woken to do it. */
+TEST(netev_read_left_by_a_recv_is_posted_by_the_receiving_thread) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = record_post_and_thread;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(c, "abc");
+    WAIT_FOR(posted_now() == 1, 10000);
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(posted_now(), 2);
+    pthread_mutex_lock(&posted_lock);
+    CHECK_EQ(posted[1].lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK(pthread_equal(posted_by[1], pthread_self()));
+    pthread_mutex_unlock(&posted_lock);
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* and again for the last byte */
+    CHECK_EQ(posted_now(), 3);
+    char rest[4];
+    CHECK_EQ(ne_recv(s, rest, sizeof rest, 0), 1); /* drained: nothing more */
+    CHECK_EQ(posted_now(), 3);
+}
+
+/* As netev_reset_while_a_send_waits_for_room_reports_close_and_write, with window messages
+ * (the reactor's one-shot watch, which a dead socket no longer re-arms): the reset posts both
+ * FD_CLOSE and the owed FD_WRITE. */
+TEST(netev_reset_while_a_send_waits_for_room_posts_close_and_write) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    static char chunk[65536];
+    DWORD sent = 0;
+    int rc;
+    while ((rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0) {
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    int close_seen = 0, write_seen = 0;
+    while (!(close_seen && write_seen)) {
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == s);
+        if (WSAGETSELECTEVENT(m.lParam) == FD_CLOSE) {
+            CHECK_EQ(WSAGETSELECTERROR(m.lParam), WSAECONNABORTED);
+            close_seen++;
+        } else {
+            CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+            write_seen++;
+        }
+    }
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
+    CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* each once */
+}
+
+/* An application's own WPUSetEvent (the reactor then watches the socket, level-triggered). */
+static atomic_int app_sets;
+static BOOL count_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    atomic_fetch_add(&app_sets, 1);
+    *err = 0;
+    return TRUE;
+}
+
+static LONG app_record;
+static int app_record_has(SOCKET s, LONG bit) {
+    app_record |= ne_enum(s, NULL).lNetworkEvents;
+    return (app_record & bit) != 0;
+}
+
+/* A registration that reports a past FD_CONNECT still starts watching the socket for the rest:
+ * data that arrives afterwards raises FD_READ (with the application's event upcalls, through
+ * the reactor's watch). */
+TEST(netev_registration_reporting_a_past_connect_watches_for_the_rest) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    WAIT_FOR(write_ready(c), 10000); /* connected */
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, NULL);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    int sets = atomic_load(&app_sets);
+    ne_send_str(s, "x");
+    WAIT_FOR(app_record_has(c, FD_READ), 10000);
+    CHECK(atomic_load(&app_sets) > sets);
+}
+
+/* A connection reset before the registration: the registration reports FD_CLOSE with
+ * WSAECONNABORTED at once (and FD_WRITE no more). */
+TEST(netev_registration_after_a_reset_reports_close_aborted) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
     WSACloseEvent(ev);
 }

@@ -1,6 +1,8 @@
 /* lpWSPSelect: each kind of readiness, time-outs and errors. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -418,4 +420,163 @@ TEST(select_one_set_in_two_places_counts_its_handles_once) {
     CHECK_EQ(T.lpWSPSelect(0, NULL, &x, &x, &zero, &err), 1);
     CHECK_EQ(x.fd_count, 1);
     CHECK(x.fd_array[0] == s);
+}
+
+/* ---- issue #11: a plain-TCP connect that ends while select looks at it ------------------- */
+
+/* A loopback listener of the test's own (no provider) with room for no connection beyond the
+ * one queued: a connect's SYN is then dropped and sent again a second later. */
+static int raw_listener(struct sockaddr_storage *addr, int backlog) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_in *a = (struct sockaddr_in *)addr;
+    memset(addr, 0, sizeof *addr);
+    a->sin_family = AF_INET;
+    a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    CHECK_EQ(bind(fd, (struct sockaddr *)a, sizeof *a), 0);
+    CHECK_EQ(listen(fd, backlog), 0);
+    socklen_t len = sizeof *a;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)a, &len), 0);
+    return fd;
+}
+
+static void *close_fd_once_selecting(void *arg) {
+    wait_blocked(&selecting);
+    close(*(int *)arg);
+    return NULL;
+}
+
+/* A plain-TCP connect refused while select waits on it, in both its write and except sets: the
+ * socket is exceptional, not writable (its descriptor polls writable, with an error). */
+TEST(select_connect_refused_while_it_waits_is_exceptional_not_writable) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = raw_listener(&addr, 0);
+    int first = raw_connect(&addr); /* fills the listener's queue */
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(select1(1, c, 0, NULL), 0); /* its SYN was dropped: still connecting */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_fd_once_selecting, &lfd), 0);
+    WSPFD_SET w, e;
+    WSP_FD_ZERO(&w);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(c, &w);
+    WSP_FD_SET(c, &e);
+    struct timeval tv = {30, 0}; /* the SYN is sent again after 1 s, then 3 s, ... */
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, NULL, &w, &e, &tv, &err);
+    blocker_leave(&selecting);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 0);
+    CHECK_EQ(e.fd_count, 1);
+    DWORD code = 0;
+    int len = sizeof code;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&code, &len, &err), 0);
+    CHECK_EQ(code, WSAECONNREFUSED);
+    close(first);
+}
+
+/* The reactor thread, held in an application's PostMessage upcall until the test lets go. */
+static atomic_int reactor_held, reactor_release;
+
+static BOOL hold_the_reactor(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam, (void)lParam;
+    atomic_store(&reactor_held, 1);
+    long long deadline = now_ms() + 20000;
+    while (!atomic_load(&reactor_release) && now_ms() < deadline)
+        sleep_ms(1);
+    return TRUE;
+}
+
+/* A connect the kernel has finished while nobody in the provider has looked yet (the reactor
+ * is busy elsewhere, and select's own first look at the socket fails) is finished by select
+ * when it sees the descriptor writable, and reported with the other socket found ready. */
+TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr;
+    int lfd = raw_listener(&addr, 4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: the client is connected */
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s0, &w); /* writable */
+    WSP_FD_SET(c, &w);
+    struct timeval tv = {10, 0};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 2);
+    CHECK_EQ(w.fd_count, 2);
+    CHECK(w.fd_array[0] == s0);
+    CHECK(w.fd_array[1] == c);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
+
+/* As select_sees_a_request_a_condition_function_defers, with no time-out at all: the select
+ * still looks again while the request is being presented, and reports it once deferred. */
+TEST(select_without_a_time_out_sees_a_request_a_condition_function_defers) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor, answerer;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    CHECK_EQ(pthread_create(&answerer, NULL, answer_once_selecting, NULL), 0);
+    CHECK_EQ(select1_here(0, l, -1), 1);
+    pthread_join(answerer, NULL);
+    pthread_join(acceptor, NULL);
+}
+
+/* Tries a non-blocking accept once the main thread is blocked in its select: it finds nothing
+ * (WSAEWOULDBLOCK), but wakes the select to look again. */
+static void *accept_nothing_once_selecting(void *arg) {
+    wait_blocked(&selecting);
+    int err = 0;
+    CHECK(ne_accept(*(SOCKET *)arg, NULL, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    return NULL;
+}
+
+/* A select woken for nothing (the listener's backlog may have changed, but holds nothing)
+ * looks once more and waits out the rest of its time in one more poll, without spinning. */
+TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, NULL);
+    ne_fionbio(l, 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, accept_nothing_once_selecting, &l), 0);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(select1_here(0, l, 400), 0);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    pthread_join(t, NULL);
+    CHECK(polls >= 2);
+    CHECK(polls <= 3); /* at most one more look when a poll ends a moment early */
 }

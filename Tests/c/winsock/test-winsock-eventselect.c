@@ -153,3 +153,44 @@ TEST(winsock_eventselect_server) {
         CHECK_EQ(join_thread(clients[i]), 0);
     CHECK_EQ(join_thread(server), 0);
 }
+
+/* A handle no provider made fails each network-event call with WSAENOTSOCK, set as the
+ * thread's last error by that call. */
+TEST(winsock_network_event_calls_on_a_stranger_handle_are_wsaenotsock) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    WSAEVENT ev = WSACreateEvent();
+    WSANETWORKEVENTS ne;
+    WSASetLastError(0);
+    CHECK_EQ(WSAEventSelect((SOCKET)4242, ev, FD_READ), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    WSASetLastError(0);
+    CHECK_EQ(WSAEnumNetworkEvents((SOCKET)4242, ev, &ne), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    WSASetLastError(0);
+    CHECK_EQ(WSAAsyncSelect((SOCKET)4242, (HWND)(uintptr_t)0x1234, 0x401, FD_READ),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* Each network-event call that succeeds returns 0. */
+TEST(winsock_network_event_calls_that_succeed_return_0) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSAEVENT ev = WSACreateEvent();
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(WSAEventSelect(s, ev, FD_READ), 0);
+    CHECK_EQ(WSAEnumNetworkEvents(s, ev, &ne), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    HWND q = WSPCreateMessageQueue();
+    CHECK_EQ(WSAAsyncSelect(s, q, 0x401, FD_READ), 0);
+    CHECK_EQ(WSAAsyncSelect(s, q, 0x401, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}

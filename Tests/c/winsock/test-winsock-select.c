@@ -5,10 +5,12 @@
  * before its close) so that the server's sets really hold all of them together. */
 #include <wsp/winsock2.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "echo-client.h"
+#include "faults.h"
 #include "programs.h"
 
 #define CLIENTS 5
@@ -109,4 +111,61 @@ TEST(winsock_select_server_with_several_clients) {
     for (int i = 0; i < CLIENTS; i++)
         CHECK_EQ(join_thread(clients[i]), 0);
     CHECK_EQ(join_thread(server), 0);
+}
+
+/* One fd_set passed in two places (read and except, or write and except) stays one set: the
+ * provider answers with the union, written back once into the program's set. */
+TEST(winsock_select_one_set_in_two_places) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    fd_set x;
+    FD_ZERO(&x);
+    FD_SET(c, &x);
+    FD_SET(l, &x);
+    CHECK_EQ(select(0, &x, NULL, &x, NULL), 1); /* the listener, readable once its request is in */
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == l);
+    FD_ZERO(&x);
+    FD_SET(l, &x);
+    FD_SET(c, &x);
+    struct timeval ten = {10, 0};
+    CHECK_EQ(select(0, NULL, &x, &x, &ten), 1); /* the connected client, writable */
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == c);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(l), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* select copies the program's sets into memory of its own: when there is none, the call fails
+ * with WSAENOBUFS and the next one works. */
+TEST(winsock_select_without_memory_for_its_sets_is_wsaenobufs) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    fd_set x;
+    FD_ZERO(&x);
+    FD_SET(s, &x);
+    struct timeval zero = {0, 0};
+    FAULT(malloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(select(0, &x, NULL, NULL, &zero), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(x.fd_count, 1); /* left as it was */
+    CHECK_EQ(select(0, &x, NULL, NULL, &zero), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
 }
