@@ -970,3 +970,230 @@ TEST_WITH_TIMEOUT(answers_race_withdrawals, 120) {
     CHECK_EQ(n, 0);
     WSACloseEvent(ev);
 }
+
+/* ---- the listener's bookkeeping of held and released requests ---------------------------- */
+
+/* Counts its calls in *(int *)ctx and holds. */
+static int count_and_hold(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                          GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_HOLD;
+}
+
+static int accept_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                      DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_ACCEPT;
+}
+
+/* WSPAcceptHold whose condition function accepts hands out the socket, and holds nothing. */
+TEST(accept_hold_answered_with_cf_accept_hands_out_the_socket) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    SOCKET a = 0;
+    WSPHELD h = 1;
+    int err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, accept_all, 0, &a, &h, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(h, 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.held, 0);
+    send_all(k.c.s, "ok", 2);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "ok", 2);
+    close_socket(a);
+    close_socket(k.c.s);
+    close_socket(l);
+}
+
+/* A held request that came with QoS, accepted with no QoS of the application's: the
+ * client's own is agreed to. */
+TEST(held_request_with_qos_accepted_without_qos_keeps_the_clients) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr, .sqos = &q};
+    async_connect_start(&c);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a = INVALID_SOCKET;
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, NULL, &a, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 1000);
+    CHECK_EQ(q.SendingFlowspec.PeakBandwidth, 3000);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* A handle issued but not yet holding a request (its WSPAcceptHold is still asking the
+ * condition function) answers nothing. The function itself tries it: the held table gives
+ * out slots in order, so the handle after one still held is the next one's. */
+static WSPHELD first_held;
+static int answer_own_handle(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                             GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    SOCKET s = 0;
+    int err = 0;
+    *(int *)ctx = HeldAccept(first_held + 1, NULL, NULL, &s, &err) == 0 ? 0 : err;
+    CHECK(s == INVALID_SOCKET);
+    return CF_HOLD;
+}
+
+TEST(handle_not_yet_holding_a_request_is_invalid) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k1, k2;
+    cd_client_start(&k1, &addr, "1");
+    first_held = hold_next(l, hold_all, 0);
+    cd_client_start(&k2, &addr, "2");
+    int answer = -1;
+    WSPHELD second = hold_next(l, answer_own_handle, (DWORD_PTR)&answer);
+    CHECK_EQ(second, first_held + 1);
+    CHECK_EQ(answer, WSA_INVALID_HANDLE);
+    CHECK_EQ(stats_of(l).holding, 2);
+    SOCKET a1, a2;
+    CHECK_EQ(held_accept(second, NULL, &a2), 0);
+    CHECK_EQ(held_accept(first_held, NULL, &a1), 0);
+    CHECK_EQ(async_connect_join(&k1.c), 0);
+    CHECK_EQ(async_connect_join(&k2.c), 0);
+}
+
+/* A request released into an empty backlog is its last as well as its first: one arriving
+ * after it queues behind it, and both are handed out, oldest first. */
+TEST(released_into_an_empty_backlog_then_a_new_arrival_both_come_out_in_order) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int first = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    int second = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    struct sockaddr_storage peer;
+    int ports[2];
+    for (int i = 0; i < 2; i++) {
+        int len = sizeof peer;
+        SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(a != INVALID_SOCKET);
+        ports[i] = port_of(&peer);
+        close_socket(a);
+    }
+    struct sockaddr_storage p1 = {0}, p2 = {0};
+    socklen_t n1 = sizeof p1, n2 = sizeof p2;
+    CHECK_EQ(getsockname(first, (struct sockaddr *)&p1, &n1), 0);
+    CHECK_EQ(getsockname(second, (struct sockaddr *)&p2, &n2), 0);
+    CHECK_EQ(ports[0], port_of(&p1));
+    CHECK_EQ(ports[1], port_of(&p2));
+    CHECK_EQ(stats_of(l).queued, 0);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
+/* A released plain request is not watched (plain requests are checked when presented): a
+ * client that left meanwhile is found by the accept's own look at the kernel, and the
+ * condition function never sees it. */
+TEST(released_plain_request_whose_client_left_is_withdrawn_unpresented) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t n = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &n), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    close(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0;
+    CHECK_EQ(T.lpWSPAccept(l, NULL, NULL, count_and_hold, (DWORD_PTR)&calls, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    close_socket(l);
+}
+
+/* A held client's patience and the hold deadline are kept by the listener's timer however
+ * far off the next pending notice is. */
+TEST(held_client_patience_ends_the_hold_despite_a_far_notice) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 0);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(stats_of(l).holding, 0);
+    close(fd);
+    close_socket(l);
+}
+
+TEST(hold_deadline_ends_the_hold_despite_a_far_notice) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held client hears "pending" with no other deadline due. */
+TEST(held_client_hears_pending_with_no_other_timer_due) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    for (int i = 0; i < 2; i++) {
+        uint8_t frame[8];
+        int got = 0;
+        while (got < 8) {
+            int k = raw_recv(fd, frame + got, 8 - got, 10000);
+            CHECK(k > 0);
+            got += k;
+        }
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}

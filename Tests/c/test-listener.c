@@ -1,0 +1,214 @@
+/* The listener's bookkeeping (listener.c): how a client's state is read off the kernel, the
+ * deadlines its timer keeps (pending notices, patience, handshake deadlines), the order of
+ * the backlog, and lpWSPListen's refusals. Each test names one outcome the design promises
+ * and that a slip in that bookkeeping would change. */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "backlog.h"
+#include "handshake.h"
+#include "internal.h"
+#include "support.h"
+
+/* Counts its calls in *(int *)ctx and answers CF_ACCEPT. */
+static int count_and_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                            GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_ACCEPT;
+}
+
+static int defer_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                     DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+/* The local port of a raw descriptor. */
+static int raw_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return port_of(&ss);
+}
+
+/* Sends a REQUEST frame f on a raw connection, whole, with extra bytes after it. */
+static void send_request(int fd, const wsp_hs_frame *f, const void *extra, size_t extra_len) {
+    static uint8_t buf[WSP_HS_MAX_FRAME + 16];
+    size_t n = wsp_hs_encode(f, buf, sizeof buf);
+    CHECK(n > 0);
+    memcpy(buf + n, extra, extra_len);
+    CHECK_EQ(send(fd, buf, n + extra_len, MSG_NOSIGNAL), (ssize_t)(n + extra_len));
+}
+
+/* Reads one bare frame (PENDING or REFUSE: a header only) from a raw connection. */
+static void read_bare_frame(int fd, uint8_t out[WSP_HS_HEADER_SIZE]) {
+    int got = 0;
+    while (got < WSP_HS_HEADER_SIZE) {
+        int n = raw_recv(fd, out + got, WSP_HS_HEADER_SIZE - got, 10000);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(out[0], 0x57);
+    CHECK_EQ(out[1], 0x53);
+}
+
+/* ---- what the kernel says about a waiting client ---------------------------------------- */
+
+/* A plain client that sent bytes and then reset its connection has gone, bytes or not: it is
+ * withdrawn when an accept looks, never shown to a condition function. (Bytes unread alone
+ * would mean a client still waiting: only the reset tells.) */
+TEST(listener_plain_client_that_sent_bytes_then_reset_is_withdrawn_unpresented) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd); /* a reset, behind the two bytes */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == -1, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.queued, 0);
+    close_socket(l);
+}
+
+/* A request that exactly fills the provider's first read, with one byte more behind it, is
+ * malformed: found before it is admitted, so it never counts against a full backlog. */
+TEST(listener_request_filling_the_first_read_with_a_byte_behind_is_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 1, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    static const uint8_t small[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, small, sizeof small, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the backlog is full now */
+    static uint8_t data[512];
+    memset(data, 'd', sizeof data);
+    /* 8 bytes of header, 2 of length: 502 bytes of data make 512, the first read's size. */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512);
+    int second = raw_connect(&addr);
+    send_request(second, &f, "x", 1);
+    WAIT_FOR(stats_of(l).malformed == 1, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.backlog_full, 0);
+    CHECK_EQ(st.queued, 1);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
+/* ---- the timer's deadlines ---------------------------------------------------------------- */
+
+/* A client waiting in the backlog, with nothing else for the listener's timer to do, hears
+ * "pending" every interval. */
+TEST(listener_queued_client_hears_pending_with_no_other_timer_due) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    for (int i = 0; i < 3; i++) {
+        uint8_t frame[WSP_HS_HEADER_SIZE];
+        read_bare_frame(fd, frame);
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* A queued client's next notice, far off, does not put off the handshake deadline of a
+ * connection still silent: the timer keeps the earliest of its deadlines. */
+TEST(listener_far_notice_does_not_delay_a_handshake_deadline) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int queued = raw_connect(&addr);
+    CHECK_EQ(send(queued, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 200);
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(silent);
+    close(queued);
+    close_socket(l);
+}
+
+/* A deferred request whose client's patience runs out is refused then, however far off its
+ * next notice: the timer keeps the patience too. */
+TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK_EQ(accept_with(l, defer_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame); /* no accept looks again: only the timer can refuse it */
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A client with patience to spare hears "pending" while it waits, before its patience runs
+ * out: a patience further off than the next notice does not put the notice off. */
+TEST(listener_patient_client_hears_pending_before_it_expires) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 5000};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- lpWSPListen --------------------------------------------------------------------------- */
+
+/* A socket whose connect is still in progress cannot listen. */
+TEST(listener_listen_while_connecting_is_eisconn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEISCONN);
+    close_socket(s);
+    close_socket(l);
+}
