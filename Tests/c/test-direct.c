@@ -259,3 +259,127 @@ TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
     close(c2);
     close_socket(l);
 }
+
+/* Accepts in a row, each recorded as it enters (blocked[i]). */
+#define SERIAL_MAX 9
+struct serial_n {
+    SOCKET l;
+    int n;
+    struct blocker blocked[SERIAL_MAX];
+    SOCKET sockets[SERIAL_MAX];
+    pthread_t thread;
+};
+
+static void *serial_n_main(void *arg) {
+    struct serial_n *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        int err = 0;
+        blocker_enter(&a->blocked[i]);
+        a->sockets[i] = accept_with(a->l, NULL, 0, &err);
+        blocker_leave(&a->blocked[i]);
+        CHECK(a->sockets[i] != INVALID_SOCKET);
+    }
+    return NULL;
+}
+
+/* A connect-data client that sends its request with the connection. */
+static int cdata_raw_client(const struct sockaddr_storage *addr) {
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    return fd;
+}
+
+/* An accept that waits first still looks at the kernel's queue one time in eight (a queue
+ * that filled up meanwhile is noticed): with one client at a time, the first accept looks,
+ * the next seven wait at once, the ninth looks again. */
+TEST(direct_accept_expecting_an_empty_queue_still_looks_one_time_in_eight) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct serial_n a;
+    a = (struct serial_n){.l = l, .n = 9};
+    CHECK_EQ(pthread_create(&a.thread, NULL, serial_n_main, &a), 0);
+    int clients[9];
+    for (int i = 0; i < 9; i++) {
+        wait_blocked(&a.blocked[i]);
+        CHECK_EQ(wsp_listener_empty_looks(so), i < 8 ? 1 : 2);
+        clients[i] = raw_connect(&addr);
+        WAIT_FOR(__atomic_load_n(&a.blocked[i].returned, __ATOMIC_SEQ_CST), 10000);
+    }
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    for (int i = 0; i < 9; i++) {
+        close_socket(a.sockets[i]);
+        close(clients[i]);
+    }
+    close_socket(l);
+}
+
+/* On connect data too: the waiting accept takes the connection that woke it with its own
+ * first read, a look that found one; the next accept waits first. */
+TEST(direct_cdata_accept_that_found_the_queue_empty_waits_first_next_time) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct serial_n a;
+    a = (struct serial_n){.l = l, .n = 2};
+    CHECK_EQ(pthread_create(&a.thread, NULL, serial_n_main, &a), 0);
+    wait_blocked(&a.blocked[0]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1);
+    int c1 = cdata_raw_client(&addr);
+    WAIT_FOR(__atomic_load_n(&a.blocked[0].returned, __ATOMIC_SEQ_CST), 10000);
+    wait_blocked(&a.blocked[1]);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1);
+    int c2 = cdata_raw_client(&addr);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(stats_of(l).accepted, 2);
+    wsp_socket_release(so);
+    close_socket(a.sockets[0]);
+    close_socket(a.sockets[1]);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* A follower that starts waiting after earlier wake-ups sleeps like the first did: it does
+ * not spin on a wake-up it has already seen. */
+TEST(direct_follower_sleeps_after_earlier_wake_ups) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a, b, c;
+    a = (struct one_acceptor){.l = l};
+    b = (struct one_acceptor){.l = l};
+    c = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL); /* the leader took it, and woke b to lead */
+    wait_blocked(&b.blocked);
+    CHECK(wsp_listener_wakes(so) != 0);
+    CHECK_EQ(pthread_create(&c.thread, NULL, one_acceptor_main, &c), 0);
+    wait_blocked(&c.blocked); /* asleep, a follower */
+    int c2 = raw_connect(&addr), c3 = raw_connect(&addr);
+    pthread_join(b.thread, NULL);
+    pthread_join(c.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(c.s);
+    close(c1);
+    close(c2);
+    close(c3);
+    close_socket(l);
+}
