@@ -69,6 +69,14 @@ uint64_t wsp_listener_held_checks(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many looks of lpWSPAccept's at the kernel's queue found it empty; takes
  * so->lock. */
 uint64_t wsp_listener_empty_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many times the kernel was asked how a queued request's client stands
+ * (wsp_request_client); takes so->lock. */
+uint64_t wsp_listener_client_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many pauses after running out of descriptors the listener's timer ended;
+ * takes so->lock. */
+uint64_t wsp_listener_resumes(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: whether the reactor reads the listening descriptor now; takes so->lock. */
+int wsp_listener_reading(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many times blocked accepts were woken (wake_seq, which every wake-up
  * advances); the socket must listen. */
 uint32_t wsp_listener_wakes(struct wsp_socket *so) WSP_INTERNAL;

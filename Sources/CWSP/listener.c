@@ -107,10 +107,15 @@ struct wsp_listener {
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
     /* For tests, which see through them what the design claims: the reactor does not spin
-     * on a held request (held_ready calls), and an accept that expects an empty queue waits
-     * first instead of looking (looks by accepts that found the queue empty). */
+     * on a held request (held_ready calls), an accept that expects an empty queue waits
+     * first instead of looking (looks by accepts that found the queue empty), a request
+     * handed to the accept that took it is not checked twice (looks at a client's state in
+     * the kernel), and a pause after running out of descriptors lasts until its timer ends
+     * it (pauses ended). */
     uint64_t held_checks;
     uint64_t empty_looks;
+    uint64_t client_looks;
+    uint64_t resumes;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -345,6 +350,7 @@ enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
     if (r->watched && !fresh)
         return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
+    r->listener->client_looks++;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
         return WSP_CLIENT_WAITING;
@@ -1043,6 +1049,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
     }
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
+        l->resumes++;
         if (reactor_reads(l))
             set_reading(l, 1);
         else if (l->direct && l->waiters)
@@ -1200,6 +1207,27 @@ uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     uint64_t n = so->listener ? so->listener->held_checks : 0;
     pthread_mutex_unlock(&so->lock);
     return n;
+}
+
+uint64_t wsp_listener_client_looks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->client_looks : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+uint64_t wsp_listener_resumes(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener ? so->listener->resumes : 0;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+int wsp_listener_reading(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    int on = so->listener ? so->listener->reading : 0;
+    pthread_mutex_unlock(&so->lock);
+    return on;
 }
 
 uint32_t wsp_listener_wakes(struct wsp_socket *so) {
