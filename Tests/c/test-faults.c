@@ -1056,3 +1056,84 @@ TEST(fault_request_without_memory_for_its_buffer_is_closed_bare) {
     close_socket(ac.s);
     close_socket(l);
 }
+
+/* ---- listener: pauses after running out of descriptors (listener.c, accept_failed) -------- */
+
+#include "backlog.h"
+
+/* Each failure to take a connection for want of descriptors pauses the listener until its
+ * timer ends the pause: the reactor does not try again before (it would spin on the waiting
+ * connection). Three failures in a row: the connection comes in after the third pause. */
+TEST(fault_listener_out_of_descriptors_waits_out_each_pause) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .times = 3, .err = EMFILE);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 3);
+    CHECK_EQ(wsp_listener_resumes(so), 3);
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
+/* A blocking accept, recorded as it enters. */
+struct fault_waiting_accept {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *fault_waiting_accept_main(void *arg) {
+    struct fault_waiting_accept *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* A blocking accept waits through a pause; meanwhile an event registration gives the queue
+ * back to the reactor. When the pause ends the reactor reads the queue again, and the waiting
+ * accept is not woken: nothing has arrived for it yet (only an accept that watches the
+ * queue itself is told to look again). The connection that comes next reaches it. */
+TEST(fault_listener_pause_ending_wakes_no_accept_waiting_for_the_reactor) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr2);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    /* The accept's own look at the queue fails for want of descriptors: a pause. */
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static struct fault_waiting_accept a;
+    a = (struct fault_waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_waiting_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    WAIT_FOR(wsp_listener_resumes(so) == 1, 10000);
+    /* The reactor is done with the timer once it has taken a connection of another
+     * listener's, made after. */
+    int c2 = raw_connect(&addr2);
+    WAIT_FOR(stats_of(l2).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_wakes(so), 0);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int c = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close(c2);
+    close_socket(l2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
