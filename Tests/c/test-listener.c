@@ -2,10 +2,15 @@
  * deadlines its timer keeps (pending notices, patience, handshake deadlines), the order of
  * the backlog, and lpWSPListen's refusals. Each test names one outcome the design promises
  * and that a slip in that bookkeeping would change. */
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
@@ -210,5 +215,132 @@ TEST(listener_listen_while_connecting_is_eisconn) {
     CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEISCONN);
     close_socket(s);
+    close_socket(l);
+}
+
+/* ---- with the reactor held up ---------------------------------------------------------------
+ * Some outcomes differ only in who gets somewhere first, the reactor or an accept. To see the
+ * accept's own, the test holds the reactor up: it takes the lock of a second listener of its
+ * own and lets a client arrive there; the reactor, handling that arrival, waits for the lock
+ * (seen in the kernel: the reactor thread asleep in a futex wait on that lock's address). */
+struct stall {
+    SOCKET l;
+    struct wsp_socket *so;
+    int client;
+};
+
+/* The reactor thread's id (the thread names itself "wsp-reactor" as it starts), or 0 while
+ * there is none so named. */
+static int reactor_tid(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int tid = 0;
+    struct dirent *e;
+    while (!tid && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320], name[32] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strncmp(name, "wsp-reactor", 11) == 0)
+            tid = atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Whether thread tid is in a futex call on addr now. */
+static int in_futex_on(int tid, const void *addr) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long nr = -1;
+    unsigned long a0 = 0;
+    int n = fscanf(f, "%ld %lx", &nr, &a0);
+    fclose(f);
+    return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
+}
+
+static void stall_reactor(struct stall *st) {
+    struct sockaddr_storage addr;
+    st->l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    st->so = wsp_socket_acquire(st->l, &err);
+    CHECK(st->so != NULL);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
+    pthread_mutex_lock(&st->so->lock);
+    st->client = raw_connect(&addr);
+    WAIT_FOR(in_futex_on(tid, &st->so->lock), 10000);
+}
+
+static void release_reactor(struct stall *st) {
+    pthread_mutex_unlock(&st->so->lock);
+    wsp_socket_release(st->so);
+    close(st->client);
+    close_socket(st->l);
+}
+
+/* A non-blocking accept that finds the backlog empty takes everything the kernel has queued
+ * in one look, for itself and the accepts after it. */
+TEST(listener_accept_takes_all_the_kernel_queued_in_one_look) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        int cport = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 2);
+    release_reactor(&st);
+    close_socket(a);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* A request whose client's patience ran out before the timer could refuse it is refused by
+ * the accept that finds it: told why, counted, and never presented. */
+TEST(listener_accept_refuses_a_request_that_expired_before_the_timer_ran) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 100};
+    int fd = raw_connect(&addr);
+    long long sent = now_ms();
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct stall st;
+    stall_reactor(&st);
+    /* Time passing is what is tested: the client's patience runs out. */
+    WAIT_FOR(now_ms() >= sent + 300, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.timed_out, 1);
+    CHECK_EQ(s.queued, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    release_reactor(&st);
+    close(fd);
     close_socket(l);
 }
