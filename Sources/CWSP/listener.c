@@ -399,12 +399,12 @@ static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
     if (!l->so->entry->connect_data)
         return; /* plain requests are checked when presented */
     /* From now on the client sends nothing until it has its answer: watch for it leaving,
-     * and for bytes it may not send. */
-    if (r->watched) {
-        wsp_reactor_modify(&r->item, EPOLLIN | EPOLLRDHUP);
-    } else if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) == 0) {
+     * and for bytes it may not send. A connect-data request that is watched already is
+     * watched for both (read by the reactor, or held): the one narrower watch, set by
+     * request_ready while it is presented, comes with its client gone, and such a request
+     * never waits again. */
+    if (!r->watched && wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) == 0)
         r->watched = 1;
-    }
 }
 
 /* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
@@ -438,12 +438,12 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * watch starts a moment later: a non-blocking accept told by FD_ACCEPT usually takes the
      * request first (checking its client as it does), and the watch's two epoll_ctl calls
      * are saved. A client that leaves meanwhile holds its place that much longer. */
-    if (r->watched)
-        watch_request(l, r);
-    else if (l->pulling || (l->waiters > 0 && !l->handoff))
-        l->handoff = r;
-    else
-        r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+    if (!r->watched) { /* (one the reactor read is watched already) */
+        if (l->pulling || (l->waiters > 0 && !l->handoff))
+            l->handoff = r;
+        else
+            r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+    }
     rearm(l);
     l->arrivals++;
     notify_accept(l);
