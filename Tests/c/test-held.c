@@ -1197,3 +1197,50 @@ TEST(held_client_hears_pending_with_no_other_timer_due) {
     close(fd);
     close_socket(l);
 }
+
+/* A held client's next notice, far off, does not put off the handshake deadline of a
+ * connection still silent. */
+TEST(held_far_notice_does_not_delay_a_handshake_deadline) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 200);
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(silent);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held client hears "pending" every interval before the hold deadline, further off,
+ * refuses it. */
+TEST(held_client_hears_pending_before_the_hold_deadline) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 5000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    uint8_t frame[8];
+    int got = 0;
+    while (got < 8) {
+        int k = raw_recv(fd, frame + got, 8 - got, 10000);
+        CHECK(k > 0);
+        got += k;
+    }
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}

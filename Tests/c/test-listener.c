@@ -344,3 +344,21 @@ TEST(listener_accept_refuses_a_request_that_expired_before_the_timer_ran) {
     close(fd);
     close_socket(l);
 }
+
+/* A request that waits in the backlog, unasked for, is watched a moment after it arrives,
+ * however far off its first notice: its client leaving frees its place with no accept
+ * looking. */
+TEST(listener_waiting_request_is_watched_soon_despite_a_far_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
