@@ -1137,3 +1137,58 @@ TEST(fault_listener_pause_ending_wakes_no_accept_waiting_for_the_reactor) {
     close_socket(l);
     WSACloseEvent(ev);
 }
+
+/* The reactor cannot have the buffer for the request of a connection it has just taken: the
+ * request is ended there and then, once. The listening socket's references (one per live
+ * request) are back where they were, and the listener serves the next client. */
+TEST(fault_listener_request_without_a_first_buffer_is_ended_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    size_t refs = atomic_load(&so->obj.refs);
+    FAULT(realloc, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    WAIT_FOR(atomic_load(&so->obj.refs) == refs, 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(atomic_load(&so->obj.refs), refs + 1);
+    wsp_socket_release(so);
+    close(fd);
+    close(next);
+    close_socket(l);
+}
+
+/* A pause after running out of descriptors ends on time while a slow client's handshake is
+ * pending, its deadline far off: the timer keeps the earlier of the two. */
+TEST(fault_listener_pause_ends_on_time_beside_a_far_handshake_deadline) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int silent = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, silent);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    CHECK_EQ(stats_of(l).timed_out, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close(silent);
+    close_socket(l);
+}

@@ -1244,3 +1244,61 @@ TEST(held_client_hears_pending_before_the_hold_deadline) {
     close(fd);
     close_socket(l);
 }
+
+/* A released plain request is looked at only when an accept asks: its client, which sent
+ * bytes and half-closed (still waiting for its answer, as plain TCP allows), does not keep
+ * the reactor looking at it. */
+TEST(released_plain_client_that_sent_and_half_closed_waits_unlooked_at) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t n = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &n), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    uint64_t looks = wsp_listener_client_looks(so);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_CLOSE_WAIT, 10000);
+    /* The reactor has seen to every earlier event once it takes a later arrival. */
+    int other = raw_connect(&addr2);
+    WAIT_FOR(stats_of(l2).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_client_looks(so), looks);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close(other);
+    close_socket(l2);
+    close_socket(l);
+}
+
+/* A handle in the news (its client left) and then answered leaves the news: the next look
+ * at the news finds nothing. */
+TEST(answered_handle_leaves_the_news) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    close(fd);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    WSPHELD news[4];
+    DWORD got = 9;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &got, &err), 0);
+    CHECK_EQ(got, 0);
+    close_socket(l);
+}

@@ -362,3 +362,89 @@ TEST(listener_waiting_request_is_watched_soon_despite_a_far_notice) {
     CHECK_EQ(stats_of(l).queued, 0);
     close_socket(l);
 }
+
+/* A second lpWSPListen changes the backlog: the provider's, and the kernel's queue too. With
+ * the reactor held up, connections wait in the kernel's queue, which takes one more than its
+ * backlog: four clients all get in after the backlog went from 1 to 7 (with 1, two would, and
+ * the others' SYNs would be dropped while the queue stays full). */
+TEST(listener_second_listen_changes_the_kernels_backlog_too) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(l, 7, &err), 0);
+    CHECK_EQ(stats_of(l).backlog, 7);
+    struct stall st;
+    stall_reactor(&st);
+    int c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        CHECK(c[i] >= 0);
+        CHECK_EQ(connect(c[i], (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), -1);
+        CHECK_EQ(errno, EINPROGRESS);
+    }
+    for (int i = 0; i < 4; i++) {
+        int cport = 0;
+        WAIT_FOR((cport = raw_port(c[i])) != 0, 10000);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).queued == 4, 10000);
+    for (int i = 0; i < 4; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* Answers CF_DEFER once the listener holds *(int *)ctx requests (the one presented
+ * included), so that others arrive while it is being asked about. */
+struct defer_after {
+    SOCKET l;
+    int want;
+    int fd; /* a client whose request is sent in two parts: the second is sent here */
+    const uint8_t *rest;
+    size_t rest_len;
+};
+
+static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                                GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct defer_after *x = (struct defer_after *)ctx;
+    CHECK_EQ(send(x->fd, x->rest, x->rest_len, MSG_NOSIGNAL), (ssize_t)x->rest_len);
+    WAIT_FOR((int)stats_of(x->l).queued == x->want, 10000);
+    return CF_DEFER;
+}
+
+/* A request deferred while another arrived (whose admission left the timer to the far notice
+ * of the newcomer, the deferred one being presented then) still expires with its patience:
+ * putting it back counts its patience again. */
+TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    int patient = raw_connect(&addr);
+    send_request(patient, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* The other client's request comes in two parts: the reactor reads it (and watches it
+     * from then on, so it has no fresh-request deadline of its own). */
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int other = raw_connect(&addr);
+    CHECK_EQ(send(other, request, 4, MSG_NOSIGNAL), 4);
+    wait_taken_from_kernel(&addr, other);
+    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4};
+    int err = 0;
+    CHECK_EQ(accept_with(l, defer_after_arrivals, (DWORD_PTR)&x, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(patient, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 1);
+    close(patient);
+    close(other);
+    close_socket(l);
+}
