@@ -1165,10 +1165,10 @@ static void listener_free(struct wsp_listener *l) {
     free(l);
 }
 
+/* Called once: lpWSPCloseSocket unpublishes the handle first, so no second close reaches a
+ * socket. */
 void wsp_listener_close(struct wsp_socket *so) {
     struct wsp_listener *l = so->listener;
-    if (l->closed)
-        return;
     l->closed = 1;
     while (l->handshaking.head) {
         struct wsp_request *r = l->handshaking.head;
@@ -1204,28 +1204,28 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
 
 uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->held_checks : 0;
+    uint64_t n = so->listener->held_checks;
     pthread_mutex_unlock(&so->lock);
     return n;
 }
 
 uint64_t wsp_listener_client_looks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->client_looks : 0;
+    uint64_t n = so->listener->client_looks;
     pthread_mutex_unlock(&so->lock);
     return n;
 }
 
 uint64_t wsp_listener_resumes(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->resumes : 0;
+    uint64_t n = so->listener->resumes;
     pthread_mutex_unlock(&so->lock);
     return n;
 }
 
 int wsp_listener_reading(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    int on = so->listener ? so->listener->reading : 0;
+    int on = so->listener->reading;
     pthread_mutex_unlock(&so->lock);
     return on;
 }
@@ -1236,7 +1236,7 @@ uint32_t wsp_listener_wakes(struct wsp_socket *so) {
 
 uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->empty_looks : 0;
+    uint64_t n = so->listener->empty_looks;
     pthread_mutex_unlock(&so->lock);
     return n;
 }
