@@ -282,14 +282,6 @@ static void *serial_n_main(void *arg) {
     return NULL;
 }
 
-/* A connect-data client that sends its request with the connection. */
-static int cdata_raw_client(const struct sockaddr_storage *addr) {
-    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
-    int fd = raw_connect(addr);
-    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
-    return fd;
-}
-
 /* An accept that waits first still looks at the kernel's queue one time in eight (a queue
  * that filled up meanwhile is noticed): with one client at a time, the first accept looks,
  * the next seven wait at once, the ninth looks again. */
@@ -316,35 +308,6 @@ TEST(direct_accept_expecting_an_empty_queue_still_looks_one_time_in_eight) {
         close_socket(a.sockets[i]);
         close(clients[i]);
     }
-    close_socket(l);
-}
-
-/* On connect data too: the waiting accept takes the connection that woke it with its own
- * first read, a look that found one; the next accept waits first. */
-TEST(direct_cdata_accept_that_found_the_queue_empty_waits_first_next_time) {
-    start();
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    int err = 0;
-    struct wsp_socket *so = wsp_socket_acquire(l, &err);
-    CHECK(so != NULL);
-    static struct serial_n a;
-    a = (struct serial_n){.l = l, .n = 2};
-    CHECK_EQ(pthread_create(&a.thread, NULL, serial_n_main, &a), 0);
-    wait_blocked(&a.blocked[0]);
-    CHECK_EQ(wsp_listener_empty_looks(so), 1);
-    int c1 = cdata_raw_client(&addr);
-    WAIT_FOR(__atomic_load_n(&a.blocked[0].returned, __ATOMIC_SEQ_CST), 10000);
-    wait_blocked(&a.blocked[1]);
-    CHECK_EQ(wsp_listener_empty_looks(so), 1);
-    int c2 = cdata_raw_client(&addr);
-    pthread_join(a.thread, NULL);
-    CHECK_EQ(stats_of(l).accepted, 2);
-    wsp_socket_release(so);
-    close_socket(a.sockets[0]);
-    close_socket(a.sockets[1]);
-    close(c1);
-    close(c2);
     close_socket(l);
 }
 

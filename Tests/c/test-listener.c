@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -423,12 +424,17 @@ TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) 
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
+    /* Both requests come in two parts: the reactor reads them, and watches them from then
+     * on, so neither has a fresh-request deadline of its own. */
     wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 4);
     int patient = raw_connect(&addr);
-    send_request(patient, &f, NULL, 0);
+    CHECK_EQ(send(patient, req, 4, MSG_NOSIGNAL), 4);
+    wait_taken_from_kernel(&addr, patient);
+    CHECK_EQ(send(patient, req + 4, len - 4, MSG_NOSIGNAL), (ssize_t)(len - 4));
     WAIT_FOR(stats_of(l).queued == 1, 10000);
-    /* The other client's request comes in two parts: the reactor reads it (and watches it
-     * from then on, so it has no fresh-request deadline of its own). */
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     int other = raw_connect(&addr);
     CHECK_EQ(send(other, request, 4, MSG_NOSIGNAL), 4);
@@ -446,5 +452,62 @@ TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) 
     CHECK_EQ(st.queued, 1);
     close(patient);
     close(other);
+    close_socket(l);
+}
+
+/* A blocking accept, recorded as it enters. */
+struct listener_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *listener_acceptor_main(void *arg) {
+    struct listener_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* On connect data, a blocking accept that expects the kernel's queue empty (the last one
+ * found it so) waits first; when the wait finds a connection there, its request with it, the
+ * accept takes it on its own thread: a look that found one, not an empty one. (With the
+ * reactor held up the connection waits in the kernel's queue until the accept comes.) */
+TEST(listener_cdata_accept_waiting_first_takes_a_queued_connection_itself) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    static struct listener_acceptor a;
+    a = (struct listener_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, listener_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1); /* found the queue empty: waits first next time */
+    int c1 = raw_connect(&addr);
+    CHECK_EQ(send(c1, request, sizeof request, MSG_NOSIGNAL), 8);
+    pthread_join(a.thread, NULL);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    struct stall st;
+    stall_reactor(&st);
+    int c2 = raw_connect(&addr);
+    CHECK_EQ(send(c2, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(c2)) == 8, 10000);
+    SOCKET s = accept_with(l, NULL, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_empty_looks(so), looks);
+    release_reactor(&st);
+    CHECK_EQ(stats_of(l).accepted, 2);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(s);
+    close(c1);
+    close(c2);
     close_socket(l);
 }
