@@ -46,7 +46,8 @@ static void send_request(int fd, const wsp_hs_frame *f, const void *extra, size_
     static uint8_t buf[WSP_HS_MAX_FRAME + 16];
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
     CHECK(n > 0);
-    memcpy(buf + n, extra, extra_len);
+    if (extra_len)
+        memcpy(buf + n, extra, extra_len);
     CHECK_EQ(send(fd, buf, n + extra_len, MSG_NOSIGNAL), (ssize_t)(n + extra_len));
 }
 
