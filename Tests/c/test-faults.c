@@ -1192,3 +1192,29 @@ TEST(fault_listener_pause_ends_on_time_beside_a_far_handshake_deadline) {
     close(silent);
     close_socket(l);
 }
+
+/* listen() failing (here: another socket listens on the same address) fails lpWSPListen with
+ * its error, and the socket stays as it was: it can listen once the cause is gone. */
+TEST(fault_listener_listen_failing_fails_lpWSPListen) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(listen, .err = EADDRINUSE);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEADDRINUSE);
+    CHECK_EQ(fault_fired(FAULT_listen), 1);
+    fault_clear();
+    int len = sizeof sin;
+    CHECK_EQ(T.lpWSPAccept(s, NULL, NULL, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL); /* not listening */
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    CHECK_EQ(T.lpWSPGetSockName(s, (struct sockaddr *)&sin, &len, &err), 0);
+    struct sockaddr_storage addr = {0};
+    memcpy(&addr, &sin, sizeof sin);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(s).queued == 1, 10000);
+    close(c);
+    close_socket(s);
+}

@@ -512,3 +512,52 @@ TEST(listener_cdata_accept_waiting_first_takes_a_queued_connection_itself) {
     close(c2);
     close_socket(l);
 }
+
+/* Closing a listener resets the connections still mid-handshake: their clients never sent
+ * a whole request, so they are owed no answer, and a reset tells them at once. */
+TEST(listener_close_resets_connections_mid_handshake) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, "WS", 2, MSG_NOSIGNAL), 2);
+    wait_taken_from_kernel(&addr, fd);
+    close_socket(l);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    close(fd);
+}
+
+/* A client that connected and left before the provider took its connection (the reactor
+ * held up meanwhile) is withdrawn as the reactor takes it, once: the listening socket's
+ * references (one per live request) are back where they were. The same for one that sent
+ * part of a request before leaving (malformed). */
+TEST(listener_client_gone_before_its_connection_was_taken_is_ended_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    size_t refs = atomic_load(&so->obj.refs);
+    struct stall st;
+    stall_reactor(&st);
+    int silent = raw_connect(&addr), partial = raw_connect(&addr);
+    CHECK_EQ(send(partial, "WS", 2, MSG_NOSIGNAL), 2);
+    int sport = raw_port(silent), pport = raw_port(partial);
+    close(silent);
+    close(partial);
+    WAIT_FOR(tcp_state(port_of(&addr), sport) == TCP_CLOSE_WAIT, 10000);
+    WAIT_FOR(tcp_state(port_of(&addr), pport) == TCP_CLOSE_WAIT, 10000);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).withdrawn == 1 && stats_of(l).malformed == 1, 10000);
+    WAIT_FOR(atomic_load(&so->obj.refs) == refs, 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(atomic_load(&so->obj.refs), refs + 1);
+    wsp_socket_release(so);
+    close(next);
+    close_socket(l);
+}
