@@ -1302,3 +1302,66 @@ TEST(answered_handle_leaves_the_news) {
     CHECK_EQ(got, 0);
     close_socket(l);
 }
+
+/* Inside the condition function for the first request, a nested accept takes the second. */
+struct nested_take {
+    SOCKET l;
+    SOCKET taken;
+    int calls;
+};
+
+static int take_next_then_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                                GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct nested_take *x = (struct nested_take *)ctx;
+    x->calls++;
+    int err = 0;
+    x->taken = T.lpWSPAccept(x->l, NULL, NULL, NULL, 0, &err);
+    CHECK(x->taken != INVALID_SOCKET);
+    return CF_DEFER;
+}
+
+/* Released requests go back in their places by arrival, linked both ways: with 1 and 2 held
+ * and 3 waiting, releasing 1 and then 2 makes the line 1, 2, 3. A nested accept that takes 2
+ * while 1 is being presented leaves 1 and 3 in line, 1 first. */
+TEST(released_requests_rejoin_the_line_linked_both_ways) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c[3], port[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        struct sockaddr_storage mine;
+        socklen_t n = sizeof mine;
+        CHECK_EQ(getsockname(c[i], (struct sockaddr *)&mine, &n), 0);
+        port[i] = port_of(&mine);
+        WAIT_FOR((int)stats_of(l).queued == i + 1, 10000);
+    }
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h1, &err), 0);
+    CHECK_EQ(HeldRelease(h2, &err), 0);
+    struct nested_take x = {.l = l};
+    CHECK_EQ(T.lpWSPAccept(l, NULL, NULL, take_next_then_defer, (DWORD_PTR)&x, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(x.calls, 1);
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(x.taken, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port[1]);
+    for (int i = 0; i < 2; i++) {
+        len = sizeof peer;
+        SOCKET s = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(s != INVALID_SOCKET);
+        CHECK_EQ(port_of(&peer), port[i == 0 ? 0 : 2]);
+        close_socket(s);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(x.taken);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
