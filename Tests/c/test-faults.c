@@ -1218,3 +1218,37 @@ TEST(fault_listener_listen_failing_fails_lpWSPListen) {
     close(c);
     close_socket(s);
 }
+
+/* A blocking accept while eventfd fails (no wake-up descriptor for a leader): the accept
+ * waits as when an event registration keeps the queue with the reactor, and closing the
+ * listener still wakes it. */
+struct fault_blocked_accept {
+    SOCKET l;
+    struct blocker blocked;
+    int err;
+    pthread_t thread;
+};
+
+static void *fault_blocked_accept_main(void *arg) {
+    struct fault_blocked_accept *a = arg;
+    blocker_enter(&a->blocked);
+    SOCKET s = accept_with(a->l, NULL, 0, &a->err);
+    blocker_leave(&a->blocked);
+    CHECK(s == INVALID_SOCKET);
+    return NULL;
+}
+
+TEST(fault_listener_accept_without_a_wake_descriptor_is_woken_by_close) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    FAULT(eventfd, .times = -1, .err = EMFILE);
+    static struct fault_blocked_accept a;
+    a = (struct fault_blocked_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_blocked_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK(fault_fired(FAULT_eventfd) >= 1);
+    close_socket(l);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(a.err, WSAEINTR);
+}

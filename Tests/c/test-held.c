@@ -1365,3 +1365,30 @@ TEST(released_requests_rejoin_the_line_linked_both_ways) {
         close(c[i]);
     close_socket(l);
 }
+
+/* A held request leaving re-enables FD_ACCEPT only when a hold was refused for the limit:
+ * otherwise FD_ACCEPT waits for the next accept call, as Winsock's re-enabling rule says. */
+TEST(held_request_leaving_without_a_refused_hold_leaves_fd_accept_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK(ne.lNetworkEvents & FD_ACCEPT); /* the second request, after the accept call */
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    close(c1);
+    close(c2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}

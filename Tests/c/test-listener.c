@@ -268,6 +268,29 @@ static int in_futex_on(int tid, const void *addr) {
     return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
 }
 
+/* Whether thread tid is asleep in epoll_wait (the reactor's idle wait) now. */
+static int reactor_in_epoll_wait(int tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long nr = -1;
+    int n = fscanf(f, "%ld", &nr);
+    fclose(f);
+    if (n != 1)
+        return 0;
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+        return 1;
+#endif
+#ifdef SYS_epoll_pwait2
+    if (nr == SYS_epoll_pwait2)
+        return 1;
+#endif
+    return nr == SYS_epoll_pwait;
+}
+
 static void stall_reactor(struct stall *st) {
     struct sockaddr_storage addr;
     st->l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
@@ -559,5 +582,88 @@ TEST(listener_client_gone_before_its_connection_was_taken_is_ended_once) {
     CHECK_EQ(atomic_load(&so->obj.refs), refs + 1);
     wsp_socket_release(so);
     close(next);
+    close_socket(l);
+}
+
+/* Whether the client's FIN has reached the server end (port, peer). */
+struct fin_then_accept {
+    int fd;
+    int server_port, client_port;
+    int calls;
+};
+
+/* The client closes (a FIN, no reset) while it is being presented; the function accepts. */
+static int client_closes_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                     LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct fin_then_accept *x = (struct fin_then_accept *)ctx;
+    x->calls++;
+    close(x->fd);
+    WAIT_FOR(tcp_state(x->server_port, x->client_port) == TCP_CLOSE_WAIT, 10000);
+    return CF_ACCEPT;
+}
+
+/* A watched request whose client closed while the condition function ran is withdrawn after
+ * the decision, even though the reactor (held up here) has not reported the close: the
+ * check after the function asks the kernel, not the watch. */
+TEST(listener_client_closing_during_the_function_is_found_without_the_reactor) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct fin_then_accept x = {.fd = fd, .server_port = port_of(&addr), .client_port = raw_port(fd)};
+    struct stall st;
+    stall_reactor(&st);
+    int err = 0;
+    CHECK_EQ(accept_with(l, client_closes_then_accept, (DWORD_PTR)&x, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(x.calls, 1);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.accepted, 0);
+    release_reactor(&st);
+    close_socket(l);
+}
+
+static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                      GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_REJECT;
+}
+
+/* A rejected request the reactor watched is closed at once, behind its REFUSE: not when the
+ * reactor next wakes (here no timer is due for ten minutes, and nothing else happens). */
+TEST(listener_rejected_watched_request_is_closed_at_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* The reactor is idle (asleep in epoll_wait, done with what it freed). */
+    int tid = reactor_tid();
+    WAIT_FOR(reactor_in_epoll_wait(tid), 10000);
+    int err = 0;
+    CHECK_EQ(accept_with(l, reject_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), 0);
+    close(fd);
     close_socket(l);
 }
