@@ -264,7 +264,7 @@ static void request_destroy(struct wsp_request *r, int abort) {
  * effort: a client that cannot take it has left or stopped reading, which the request's watch
  * or the next look at its client finds out. */
 static void request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
-    uint8_t buf[WSP_HS_HEADER_SIZE + 2];
+    uint8_t buf[WSP_HS_HEADER_SIZE]; /* PENDING and REFUSE are a header alone */
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
     if (n)
         send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
