@@ -1252,3 +1252,70 @@ TEST(fault_listener_accept_without_a_wake_descriptor_is_woken_by_close) {
     pthread_join(a.thread, NULL);
     CHECK_EQ(a.err, WSAEINTR);
 }
+
+/* Every shortage accept4 reports (descriptors, buffers, memory) pauses the listener the same
+ * way: one failure, one pause, waited out before the connection comes in. */
+TEST(fault_listener_each_shortage_pauses_the_listener) {
+    start();
+    static const int errs[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
+    for (int i = 0; i < 4; i++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+        int err = 0;
+        struct wsp_socket *so = wsp_socket_acquire(l, &err);
+        CHECK(so != NULL);
+        FAULT(accept4, .nth = 1, .err = errs[i]);
+        int c = raw_connect(&addr);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
+        CHECK_EQ(fault_fired(FAULT_accept4), 1);
+        CHECK_EQ(wsp_listener_resumes(so), 1);
+        fault_clear();
+        wsp_socket_release(so);
+        close(c);
+        close_socket(l);
+    }
+}
+
+static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                          GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_HOLD;
+}
+
+/* WSPHeldAccept when the accepted socket cannot be made: the provider's shortage is reported
+ * as such (WSAENOBUFS), not as the client having left, and the request is ended (reset). */
+TEST(fault_held_accept_without_memory_for_the_socket_is_enobufs) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    LPFN_WSPACCEPTHOLD accept_hold = NULL;
+    LPFN_WSPHELDACCEPT held_accept = NULL;
+    GUID ids[2] = {WSPID_ACCEPTHOLD, WSPID_HELDACCEPT};
+    void *fns[2];
+    int err = 0;
+    for (int i = 0; i < 2; i++) {
+        DWORD ret = 0;
+        CHECK_EQ(T.lpWSPIoctl(l, SIO_GET_EXTENSION_FUNCTION_POINTER, &ids[i], sizeof ids[i],
+                              &fns[i], sizeof fns[i], &ret, NULL, NULL, NULL, &err),
+                 0);
+    }
+    accept_hold = (LPFN_WSPACCEPTHOLD)fns[0];
+    held_accept = (LPFN_WSPHELDACCEPT)fns[1];
+    int fd = raw_connect(&addr);
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    CHECK_EQ(accept_hold(l, NULL, NULL, fault_hold_all, 0, &a, &h, &err), 0);
+    CHECK(h != 0);
+    FAULT(calloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(held_accept(h, NULL, NULL, &a, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    CHECK(a == INVALID_SOCKET);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(held_accept(h, NULL, NULL, &a, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE); /* ended: the handle is retired */
+    close(fd);
+    close_socket(l);
+}

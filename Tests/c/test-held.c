@@ -1392,3 +1392,21 @@ TEST(held_request_leaving_without_a_refused_hold_leaves_fd_accept_alone) {
     close_socket(l);
     WSACloseEvent(ev);
 }
+
+/* The last cleanup retires every unanswered handle, several on one listener too. */
+TEST(last_cleanup_retires_several_unanswered_handles_of_one_listener) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd1 = raw_connect(&addr), fd2 = raw_connect(&addr);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET a;
+    CHECK_EQ(held_accept(h1, NULL, &a), WSA_INVALID_HANDLE);
+    CHECK_EQ(held_accept(h2, NULL, &a), WSA_INVALID_HANDLE);
+    close(fd1);
+    close(fd2);
+}

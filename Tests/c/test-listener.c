@@ -667,3 +667,54 @@ TEST(listener_rejected_watched_request_is_closed_at_once) {
     close(fd);
     close_socket(l);
 }
+
+/* While presented, the client sends a byte after its request (the reactor sees it: the
+ * request is malformed), then resets the connection. It stays malformed: what a client did
+ * first is what it is counted for, not the reset after. */
+struct misbehave_then_reset {
+    int fd;
+    struct wsp_socket *so;
+    uint64_t looks;
+    int server_port, client_port;
+};
+
+static int misbehave_then_reset_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                            LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct misbehave_then_reset *x = (struct misbehave_then_reset *)ctx;
+    x->looks = wsp_listener_client_looks(x->so); /* the accept's own look is done */
+    CHECK_EQ(send(x->fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(wsp_listener_client_looks(x->so) > x->looks, 10000); /* the reactor looked */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(x->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(x->fd);
+    WAIT_FOR(tcp_state(x->server_port, x->client_port) == -1, 10000);
+    return CF_ACCEPT;
+}
+
+TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct misbehave_then_reset x = {.fd = fd, .so = so, .server_port = port_of(&addr),
+                                     .client_port = raw_port(fd)};
+    CHECK_EQ(accept_with(l, misbehave_then_reset_then_accept, (DWORD_PTR)&x, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 1);
+    CHECK_EQ(s.withdrawn, 0);
+    wsp_socket_release(so);
+    close_socket(l);
+}
