@@ -1319,3 +1319,26 @@ TEST(fault_held_accept_without_memory_for_the_socket_is_enobufs) {
     close(fd);
     close_socket(l);
 }
+
+/* No memory for a connection the reactor takes off the kernel's queue: it is closed there
+ * and then (its client sees the end of the stream), its descriptor not kept, and the
+ * listener serves the next client. */
+TEST(fault_listener_connection_without_memory_for_its_request_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int before = provider_fds();
+    FAULT(calloc, .nth = 1, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), 0);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    WAIT_FOR(provider_fds() == before, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    int next = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close(fd);
+    close(next);
+    close_socket(l);
+}
