@@ -1342,3 +1342,50 @@ TEST(fault_listener_connection_without_memory_for_its_request_is_closed) {
     close(next);
     close_socket(l);
 }
+
+/* The same for a connection a waiting connect-data accept takes itself, with its first read
+ * in hand: closed, the read's buffer freed, and the accept waits on for the next client. */
+struct fault_cdata_accept {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *fault_cdata_accept_main(void *arg) {
+    struct fault_cdata_accept *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+TEST(fault_listener_connection_an_accept_took_without_memory_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct fault_cdata_accept a;
+    a = (struct fault_cdata_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_cdata_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int before = provider_fds(); /* the waiting accept's wake-up descriptor included */
+    FAULT(calloc, .nth = 1, .err = ENOMEM);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    (void)send(fd, request, sizeof request, MSG_NOSIGNAL); /* may meet the close */
+    char b;
+    int got = raw_recv(fd, &b, 1, 10000);
+    CHECK(got == 0 || got == -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    pthread_join(a.thread, NULL);
+    close_socket(a.s);
+    WAIT_FOR(provider_fds() == before, 10000);
+    close(fd);
+    close(next);
+    close_socket(l);
+}
