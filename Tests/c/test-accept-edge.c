@@ -524,3 +524,18 @@ TEST(edge_presentation_after_a_withdrawn_one_in_the_same_call_carries_nothing_of
     close(second);
     close_socket(l);
 }
+
+/* A length with no address buffer: the accept (and a hold) leave both alone. */
+TEST(edge_address_length_without_a_buffer_is_left_alone) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    int len = 12345, err = 0;
+    SOCKET a = T.lpWSPAccept(l, NULL, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(len, 12345);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}

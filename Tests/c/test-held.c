@@ -1410,3 +1410,20 @@ TEST(last_cleanup_retires_several_unanswered_handles_of_one_listener) {
     close(fd1);
     close(fd2);
 }
+
+/* A length with no address buffer: the hold leaves both alone. */
+TEST(hold_with_a_length_and_no_address_buffer_leaves_the_length_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    int len = 12345, err = 0;
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    CHECK_EQ(AcceptHold(l, NULL, &len, hold_all, 0, &a, &h, &err), 0);
+    CHECK(h != 0);
+    CHECK_EQ(len, 12345);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}
