@@ -654,11 +654,11 @@ static int accept_failed(struct wsp_listener *l, int e) {
  * takes one connection itself and makes the first read of its request on its own thread,
  * with the listener unlocked so that the other accepts do the same in parallel (the
  * listening descriptor keeps its number until the socket's last reference goes, so it
- * cannot name another socket meanwhile). Returns 1 when a connection was taken. */
+ * cannot name another socket meanwhile). Returns 1 when a connection was taken. Called by
+ * wsp_backlog_fill only, for an accept that found the listener open (under this lock hold)
+ * and no pause on. */
 static int pull_direct(struct wsp_listener *l) {
     struct wsp_socket *so = l->so;
-    if (l->closed || l->resume_ms)
-        return 0;
     int nonblocking = so->nonblocking, lfd = so->fd;
     for (;;) {
         pthread_mutex_unlock(&so->lock);
@@ -806,9 +806,9 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_listener *l = (struct wsp_listener *)item;
     pthread_mutex_lock(&l->so->lock);
     /* One connection per wake-up: epoll is level-triggered and reports the rest at once,
-     * and the usual single arrival then costs no accept4 that fails with EAGAIN. */
-    if (!l->closed)
-        pull(l, 1);
+     * and the usual single arrival then costs no accept4 that fails with EAGAIN. (pull takes
+     * nothing once the listener is closed.) */
+    pull(l, 1);
     unlock_and_wake(l);
 }
 
