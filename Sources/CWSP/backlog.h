@@ -63,12 +63,18 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INT
 
 /* The listening address, shown to condition functions as the callee id. */
 const struct sockaddr_storage *wsp_listener_local(const struct wsp_listener *l) WSP_INTERNAL;
-/* For tests: how many times the reactor looked at a held request's client (reports it acted
- * on); takes so->lock. */
+/* For tests, on a socket that listens (or did), each taking so->lock: how many times the
+ * reactor looked at a held request's client (reports it acted on). */
 uint64_t wsp_listener_held_checks(struct wsp_socket *so) WSP_INTERNAL;
-/* For tests: how many looks of lpWSPAccept's at the kernel's queue found it empty; takes
- * so->lock. */
+/* For tests: how many looks of lpWSPAccept's at the kernel's queue found it empty. */
 uint64_t wsp_listener_empty_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many times the kernel was asked how a queued request's client stands
+ * (wsp_request_client). */
+uint64_t wsp_listener_client_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many pauses after running out of descriptors the listener's timer ended. */
+uint64_t wsp_listener_resumes(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: whether the reactor reads the listening descriptor now. */
+int wsp_listener_reading(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many times blocked accepts were woken (wake_seq, which every wake-up
  * advances); the socket must listen. */
 uint32_t wsp_listener_wakes(struct wsp_socket *so) WSP_INTERNAL;

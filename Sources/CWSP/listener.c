@@ -107,10 +107,15 @@ struct wsp_listener {
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
     /* For tests, which see through them what the design claims: the reactor does not spin
-     * on a held request (held_ready calls), and an accept that expects an empty queue waits
-     * first instead of looking (looks by accepts that found the queue empty). */
+     * on a held request (held_ready calls), an accept that expects an empty queue waits
+     * first instead of looking (looks by accepts that found the queue empty), a request
+     * handed to the accept that took it is not checked twice (looks at a client's state in
+     * the kernel), and a pause after running out of descriptors lasts until its timer ends
+     * it (pauses ended). */
     uint64_t held_checks;
     uint64_t empty_looks;
+    uint64_t client_looks;
+    uint64_t resumes;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -259,7 +264,7 @@ static void request_destroy(struct wsp_request *r, int abort) {
  * effort: a client that cannot take it has left or stopped reading, which the request's watch
  * or the next look at its client finds out. */
 static void request_send_frame(struct wsp_request *r, const wsp_hs_frame *f) {
-    uint8_t buf[WSP_HS_HEADER_SIZE + 2];
+    uint8_t buf[WSP_HS_HEADER_SIZE]; /* PENDING and REFUSE are a header alone */
     size_t n = wsp_hs_encode(f, buf, sizeof buf);
     if (n)
         send(r->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -345,6 +350,7 @@ enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
     if (r->watched && !fresh)
         return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
+    r->listener->client_looks++;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
         return WSP_CLIENT_WAITING;
@@ -393,12 +399,12 @@ static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
     if (!l->so->entry->connect_data)
         return; /* plain requests are checked when presented */
     /* From now on the client sends nothing until it has its answer: watch for it leaving,
-     * and for bytes it may not send. */
-    if (r->watched) {
-        wsp_reactor_modify(&r->item, EPOLLIN | EPOLLRDHUP);
-    } else if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) == 0) {
+     * and for bytes it may not send. A connect-data request that is watched already is
+     * watched for both (read by the reactor, or held): the one narrower watch, set by
+     * request_ready while it is presented, comes with its client gone, and such a request
+     * never waits again. */
+    if (!r->watched && wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) == 0)
         r->watched = 1;
-    }
 }
 
 /* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
@@ -432,12 +438,12 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * watch starts a moment later: a non-blocking accept told by FD_ACCEPT usually takes the
      * request first (checking its client as it does), and the watch's two epoll_ctl calls
      * are saved. A client that leaves meanwhile holds its place that much longer. */
-    if (r->watched)
-        watch_request(l, r);
-    else if (l->pulling || (l->waiters > 0 && !l->handoff))
-        l->handoff = r;
-    else
-        r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+    if (!r->watched) { /* (one the reactor read is watched already) */
+        if (l->pulling || (l->waiters > 0 && !l->handoff))
+            l->handoff = r;
+        else
+            r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+    }
     rearm(l);
     l->arrivals++;
     notify_accept(l);
@@ -648,11 +654,11 @@ static int accept_failed(struct wsp_listener *l, int e) {
  * takes one connection itself and makes the first read of its request on its own thread,
  * with the listener unlocked so that the other accepts do the same in parallel (the
  * listening descriptor keeps its number until the socket's last reference goes, so it
- * cannot name another socket meanwhile). Returns 1 when a connection was taken. */
+ * cannot name another socket meanwhile). Returns 1 when a connection was taken. Called by
+ * wsp_backlog_fill only, for an accept that found the listener open (under this lock hold)
+ * and no pause on. */
 static int pull_direct(struct wsp_listener *l) {
     struct wsp_socket *so = l->so;
-    if (l->closed || l->resume_ms)
-        return 0;
     int nonblocking = so->nonblocking, lfd = so->fd;
     for (;;) {
         pthread_mutex_unlock(&so->lock);
@@ -800,9 +806,9 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_listener *l = (struct wsp_listener *)item;
     pthread_mutex_lock(&l->so->lock);
     /* One connection per wake-up: epoll is level-triggered and reports the rest at once,
-     * and the usual single arrival then costs no accept4 that fails with EAGAIN. */
-    if (!l->closed)
-        pull(l, 1);
+     * and the usual single arrival then costs no accept4 that fails with EAGAIN. (pull takes
+     * nothing once the listener is closed.) */
+    pull(l, 1);
     unlock_and_wake(l);
 }
 
@@ -1043,6 +1049,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
     }
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
+        l->resumes++;
         if (reactor_reads(l))
             set_reading(l, 1);
         else if (l->direct && l->waiters)
@@ -1158,10 +1165,10 @@ static void listener_free(struct wsp_listener *l) {
     free(l);
 }
 
+/* Called once: lpWSPCloseSocket unpublishes the handle first, so no second close reaches a
+ * socket. */
 void wsp_listener_close(struct wsp_socket *so) {
     struct wsp_listener *l = so->listener;
-    if (l->closed)
-        return;
     l->closed = 1;
     while (l->handshaking.head) {
         struct wsp_request *r = l->handshaking.head;
@@ -1197,9 +1204,30 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
 
 uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->held_checks : 0;
+    uint64_t n = so->listener->held_checks;
     pthread_mutex_unlock(&so->lock);
     return n;
+}
+
+uint64_t wsp_listener_client_looks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener->client_looks;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+uint64_t wsp_listener_resumes(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener->resumes;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+int wsp_listener_reading(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    int on = so->listener->reading;
+    pthread_mutex_unlock(&so->lock);
+    return on;
 }
 
 uint32_t wsp_listener_wakes(struct wsp_socket *so) {
@@ -1208,7 +1236,7 @@ uint32_t wsp_listener_wakes(struct wsp_socket *so) {
 
 uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
-    uint64_t n = so->listener ? so->listener->empty_looks : 0;
+    uint64_t n = so->listener->empty_looks;
     pthread_mutex_unlock(&so->lock);
     return n;
 }

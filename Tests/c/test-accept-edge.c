@@ -2,11 +2,13 @@
  * listeners closed under a presentation, sockets closed under a blocking call, running out
  * of descriptors. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "handshake.h"
 #include "support.h"
 
 /* Closes ctx's client (abortively) from inside the condition function, then answers
@@ -443,4 +445,97 @@ TEST(edge_cdata_clients_leaving_as_a_blocked_accept_takes_them_are_never_handed_
     close(good);
     close_socket(l);
     pthread_mutex_destroy(&a.lock);
+}
+
+/* ---- one accept call, two presentations ---------------------------------------------------- */
+
+/* First call: the client (raw_fd) leaves, then the function writes callee data and accepts;
+ * later calls accept writing nothing. */
+struct leave_first {
+    int raw_fd;
+    int server_port, client_port;
+    int calls;
+};
+
+static int leave_first_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                   LPWSABUF callee, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)g;
+    struct leave_first *x = (struct leave_first *)ctx;
+    if (x->calls++ == 0) {
+        struct linger lg = {1, 0};
+        setsockopt(x->raw_fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        close(x->raw_fd);
+        WAIT_FOR(tcp_state(x->server_port, x->client_port) == -1, 10000);
+        CHECK(callee->len >= 6);
+        memcpy(callee->buf, "SECRET", 6);
+        callee->len = 6;
+    }
+    return CF_ACCEPT;
+}
+
+/* Within one lpWSPAccept call, the presentation after a withdrawn one carries nothing of it:
+ * not the callee data the function wrote for the first client (a function that accepts
+ * without writing sends zeros), nor the first client's QoS (the second came without, so its
+ * answer is not checked against a QoS). */
+TEST(edge_presentation_after_a_withdrawn_one_in_the_same_call_carries_nothing_of_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, 16);
+    set_nonblocking(l, 1);
+    static const uint8_t specific[3] = {7, 8, 9};
+    wsp_hs_frame fa = {.type = WSP_HS_REQUEST, .has_qos = 1};
+    fa.qos.specific = specific;
+    fa.qos.specific_len = sizeof specific;
+    uint8_t req[256];
+    size_t n = wsp_hs_encode(&fa, req, sizeof req);
+    CHECK(n > 0);
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, req, n, MSG_NOSIGNAL), (ssize_t)n);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static const uint8_t plain_request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int second = raw_connect(&addr);
+    CHECK_EQ(send(second, plain_request, 8, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    struct sockaddr_storage mine;
+    socklen_t mlen = sizeof mine;
+    CHECK_EQ(getsockname(first, (struct sockaddr *)&mine, &mlen), 0);
+    struct leave_first x = {.raw_fd = first, .server_port = port_of(&addr),
+                            .client_port = port_of(&mine)};
+    int err = 0;
+    SOCKET a = accept_with(l, leave_first_then_accept, (DWORD_PTR)&x, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(x.calls, 2);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    /* The answer: a header, then the data part, 16 bytes of zeros. */
+    uint8_t answer[8 + 2 + 16];
+    int got = 0;
+    while (got < (int)sizeof answer) {
+        int k = raw_recv(second, answer + got, sizeof answer - got, 10000);
+        CHECK(k > 0);
+        got += k;
+    }
+    CHECK_EQ(answer[3], WSP_HS_ACCEPT);
+    CHECK_EQ(answer[8], 0);
+    CHECK_EQ(answer[9], 16);
+    static const uint8_t zeros[16];
+    CHECK_MEM(answer + 10, zeros, 16);
+    close_socket(a);
+    close(second);
+    close_socket(l);
+}
+
+/* A length with no address buffer: the accept (and a hold) leave both alone. */
+TEST(edge_address_length_without_a_buffer_is_left_alone) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    int len = 12345, err = 0;
+    SOCKET a = T.lpWSPAccept(l, NULL, &len, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(len, 12345);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
 }

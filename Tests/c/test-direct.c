@@ -259,3 +259,174 @@ TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
     close(c2);
     close_socket(l);
 }
+
+/* Accepts in a row, each recorded as it enters (blocked[i]). */
+#define SERIAL_MAX 9
+struct serial_n {
+    SOCKET l;
+    int n;
+    struct blocker blocked[SERIAL_MAX];
+    SOCKET sockets[SERIAL_MAX];
+    pthread_t thread;
+};
+
+static void *serial_n_main(void *arg) {
+    struct serial_n *a = arg;
+    for (int i = 0; i < a->n; i++) {
+        int err = 0;
+        blocker_enter(&a->blocked[i]);
+        a->sockets[i] = accept_with(a->l, NULL, 0, &err);
+        blocker_leave(&a->blocked[i]);
+        CHECK(a->sockets[i] != INVALID_SOCKET);
+    }
+    return NULL;
+}
+
+/* An accept that waits first still looks at the kernel's queue one time in eight (a queue
+ * that filled up meanwhile is noticed): with one client at a time, the first accept looks,
+ * the next seven wait at once, the ninth looks again. */
+TEST(direct_accept_expecting_an_empty_queue_still_looks_one_time_in_eight) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct serial_n a;
+    a = (struct serial_n){.l = l, .n = 9};
+    CHECK_EQ(pthread_create(&a.thread, NULL, serial_n_main, &a), 0);
+    int clients[9];
+    for (int i = 0; i < 9; i++) {
+        wait_blocked(&a.blocked[i]);
+        CHECK_EQ(wsp_listener_empty_looks(so), i < 8 ? 1 : 2);
+        clients[i] = raw_connect(&addr);
+        WAIT_FOR(__atomic_load_n(&a.blocked[i].returned, __ATOMIC_SEQ_CST), 10000);
+    }
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    for (int i = 0; i < 9; i++) {
+        close_socket(a.sockets[i]);
+        close(clients[i]);
+    }
+    close_socket(l);
+}
+
+/* A follower that starts waiting after earlier wake-ups sleeps like the first did: it does
+ * not spin on a wake-up it has already seen. */
+TEST(direct_follower_sleeps_after_earlier_wake_ups) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a, b, c;
+    a = (struct one_acceptor){.l = l};
+    b = (struct one_acceptor){.l = l};
+    c = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL); /* the leader took it, and woke b to lead */
+    wait_blocked(&b.blocked);
+    CHECK(wsp_listener_wakes(so) != 0);
+    CHECK_EQ(pthread_create(&c.thread, NULL, one_acceptor_main, &c), 0);
+    wait_blocked(&c.blocked); /* asleep, a follower */
+    int c2 = raw_connect(&addr), c3 = raw_connect(&addr);
+    pthread_join(b.thread, NULL);
+    pthread_join(c.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(c.s);
+    close(c1);
+    close(c2);
+    close(c3);
+    close_socket(l);
+}
+
+/* While blocking accepts keep coming, the listening descriptor is theirs: one accept taking a
+ * request off the backlog, with another still waiting, does not hand it back to the
+ * reactor. */
+TEST(direct_room_freed_while_accepts_wait_leaves_the_descriptor_to_them) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    static struct one_acceptor a, b;
+    a = (struct one_acceptor){.l = l};
+    b = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    wait_blocked(&b.blocked);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int c2 = raw_connect(&addr);
+    pthread_join(b.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* A blocking accept with a condition function, recorded as it enters. */
+struct asking_acceptor {
+    SOCKET l;
+    int calls;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static int count_and_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                            GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_ACCEPT;
+}
+
+static void *asking_acceptor_main(void *arg) {
+    struct asking_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, count_and_accept, (DWORD_PTR)&a->calls, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* A waiting accept that takes a connection itself asks its condition function about it at
+ * once: the kernel is asked about the client once, after the function, not before as well
+ * (only this thread's own steps lie between the arrival and the question). On connect data
+ * the same holds when the request came with the connection, which a test cannot ensure. */
+TEST(direct_plain_waiting_accept_checks_the_client_it_took_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct asking_acceptor a;
+    a = (struct asking_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, asking_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int c = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(a.calls, 1);
+    CHECK_EQ(wsp_listener_client_looks(so), 1);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}

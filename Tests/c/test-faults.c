@@ -1239,3 +1239,336 @@ TEST(fault_failed_mode_change_is_made_again_next_time) {
     close_socket(c);
     close_socket(s);
 }
+
+/* ---- listener: pauses after running out of descriptors (listener.c, accept_failed) -------- */
+
+#include "backlog.h"
+
+/* Each failure to take a connection for want of descriptors pauses the listener until its
+ * timer ends the pause: the reactor does not try again before (it would spin on the waiting
+ * connection). Three failures in a row: the connection comes in after the third pause. */
+TEST(fault_listener_out_of_descriptors_waits_out_each_pause) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .times = 3, .err = EMFILE);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 3);
+    CHECK_EQ(wsp_listener_resumes(so), 3);
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
+/* A blocking accept, recorded as it enters. */
+struct fault_waiting_accept {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *fault_waiting_accept_main(void *arg) {
+    struct fault_waiting_accept *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* A blocking accept waits through a pause; meanwhile an event registration gives the queue
+ * back to the reactor. When the pause ends the reactor reads the queue again, and the waiting
+ * accept is not woken: nothing has arrived for it yet (only an accept that watches the
+ * queue itself is told to look again). The connection that comes next reaches it. */
+TEST(fault_listener_pause_ending_wakes_no_accept_waiting_for_the_reactor) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr2);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    /* The accept's own look at the queue fails for want of descriptors: a pause. */
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static struct fault_waiting_accept a;
+    a = (struct fault_waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_waiting_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    WAIT_FOR(wsp_listener_resumes(so) == 1, 10000);
+    /* The reactor is done with the timer once it has taken a connection of another
+     * listener's, made after. */
+    int c2 = raw_connect(&addr2);
+    WAIT_FOR(stats_of(l2).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_wakes(so), 0);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int c = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close(c2);
+    close_socket(l2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* The reactor cannot have the buffer for the request of a connection it has just taken: the
+ * request is ended there and then, once. The listening socket's references (one per live
+ * request) are back where they were, and the listener serves the next client. */
+TEST(fault_listener_request_without_a_first_buffer_is_ended_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    size_t refs = atomic_load(&so->obj.refs);
+    FAULT(realloc, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    WAIT_FOR(atomic_load(&so->obj.refs) == refs, 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(atomic_load(&so->obj.refs), refs + 1);
+    wsp_socket_release(so);
+    close(fd);
+    close(next);
+    close_socket(l);
+}
+
+/* A pause after running out of descriptors ends on time while a slow client's handshake is
+ * pending, its deadline far off: the timer keeps the earlier of the two. */
+TEST(fault_listener_pause_ends_on_time_beside_a_far_handshake_deadline) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int silent = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, silent);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    CHECK_EQ(stats_of(l).timed_out, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close(silent);
+    close_socket(l);
+}
+
+/* listen() failing (here: another socket listens on the same address) fails lpWSPListen with
+ * its error, and the socket stays as it was: it can listen once the cause is gone. */
+TEST(fault_listener_listen_failing_fails_lpWSPListen) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(listen, .err = EADDRINUSE);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEADDRINUSE);
+    CHECK_EQ(fault_fired(FAULT_listen), 1);
+    fault_clear();
+    int len = sizeof sin;
+    CHECK_EQ(T.lpWSPAccept(s, NULL, NULL, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINVAL); /* not listening */
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    CHECK_EQ(T.lpWSPGetSockName(s, (struct sockaddr *)&sin, &len, &err), 0);
+    struct sockaddr_storage addr = {0};
+    memcpy(&addr, &sin, sizeof sin);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(s).queued == 1, 10000);
+    close(c);
+    close_socket(s);
+}
+
+/* A blocking accept while eventfd fails (no wake-up descriptor for a leader): the accept
+ * waits as when an event registration keeps the queue with the reactor, and closing the
+ * listener still wakes it. */
+struct fault_blocked_accept {
+    SOCKET l;
+    struct blocker blocked;
+    int err;
+    pthread_t thread;
+};
+
+static void *fault_blocked_accept_main(void *arg) {
+    struct fault_blocked_accept *a = arg;
+    blocker_enter(&a->blocked);
+    SOCKET s = accept_with(a->l, NULL, 0, &a->err);
+    blocker_leave(&a->blocked);
+    CHECK(s == INVALID_SOCKET);
+    return NULL;
+}
+
+TEST(fault_listener_accept_without_a_wake_descriptor_is_woken_by_close) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    FAULT(eventfd, .times = -1, .err = EMFILE);
+    static struct fault_blocked_accept a;
+    a = (struct fault_blocked_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_blocked_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK(fault_fired(FAULT_eventfd) >= 1);
+    close_socket(l);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(a.err, WSAEINTR);
+}
+
+/* Every shortage accept4 reports (descriptors, buffers, memory) pauses the listener the same
+ * way: one failure, one pause, waited out before the connection comes in. */
+TEST(fault_listener_each_shortage_pauses_the_listener) {
+    start();
+    static const int errs[] = {EMFILE, ENFILE, ENOBUFS, ENOMEM};
+    for (int i = 0; i < 4; i++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+        int err = 0;
+        struct wsp_socket *so = wsp_socket_acquire(l, &err);
+        CHECK(so != NULL);
+        FAULT(accept4, .nth = 1, .err = errs[i]);
+        int c = raw_connect(&addr);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
+        CHECK_EQ(fault_fired(FAULT_accept4), 1);
+        CHECK_EQ(wsp_listener_resumes(so), 1);
+        fault_clear();
+        wsp_socket_release(so);
+        close(c);
+        close_socket(l);
+    }
+}
+
+static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                          GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_HOLD;
+}
+
+/* WSPHeldAccept when the accepted socket cannot be made: the provider's shortage is reported
+ * as such (WSAENOBUFS), not as the client having left, and the request is ended (reset). */
+TEST(fault_held_accept_without_memory_for_the_socket_is_enobufs) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    LPFN_WSPACCEPTHOLD accept_hold = NULL;
+    LPFN_WSPHELDACCEPT held_accept = NULL;
+    GUID ids[2] = {WSPID_ACCEPTHOLD, WSPID_HELDACCEPT};
+    void *fns[2];
+    int err = 0;
+    for (int i = 0; i < 2; i++) {
+        DWORD ret = 0;
+        CHECK_EQ(T.lpWSPIoctl(l, SIO_GET_EXTENSION_FUNCTION_POINTER, &ids[i], sizeof ids[i],
+                              &fns[i], sizeof fns[i], &ret, NULL, NULL, NULL, &err),
+                 0);
+    }
+    accept_hold = (LPFN_WSPACCEPTHOLD)fns[0];
+    held_accept = (LPFN_WSPHELDACCEPT)fns[1];
+    int fd = raw_connect(&addr);
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    CHECK_EQ(accept_hold(l, NULL, NULL, fault_hold_all, 0, &a, &h, &err), 0);
+    CHECK(h != 0);
+    FAULT(calloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(held_accept(h, NULL, NULL, &a, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    CHECK(a == INVALID_SOCKET);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    CHECK_EQ(held_accept(h, NULL, NULL, &a, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE); /* ended: the handle is retired */
+    close(fd);
+    close_socket(l);
+}
+
+/* No memory for a connection the reactor takes off the kernel's queue: it is closed there
+ * and then (its client sees the end of the stream), its descriptor not kept, and the
+ * listener serves the next client. */
+TEST(fault_listener_connection_without_memory_for_its_request_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int before = provider_fds();
+    FAULT(calloc, .nth = 1, .err = ENOMEM);
+    int fd = raw_connect(&addr);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), 0);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    WAIT_FOR(provider_fds() == before, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    int next = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close(fd);
+    close(next);
+    close_socket(l);
+}
+
+/* The same for a connection a waiting connect-data accept takes itself, with its first read
+ * in hand: closed, the read's buffer freed, and the accept waits on for the next client. */
+struct fault_cdata_accept {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *fault_cdata_accept_main(void *arg) {
+    struct fault_cdata_accept *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+TEST(fault_listener_connection_an_accept_took_without_memory_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct fault_cdata_accept a;
+    a = (struct fault_cdata_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_cdata_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int before = provider_fds(); /* the waiting accept's wake-up descriptor included */
+    FAULT(calloc, .nth = 1, .err = ENOMEM);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    (void)send(fd, request, sizeof request, MSG_NOSIGNAL); /* may meet the close */
+    char b;
+    int got = raw_recv(fd, &b, 1, 10000);
+    CHECK(got == 0 || got == -ECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    pthread_join(a.thread, NULL);
+    close_socket(a.s);
+    WAIT_FOR(provider_fds() == before, 10000);
+    close(fd);
+    close(next);
+    close_socket(l);
+}

@@ -970,3 +970,460 @@ TEST_WITH_TIMEOUT(answers_race_withdrawals, 120) {
     CHECK_EQ(n, 0);
     WSACloseEvent(ev);
 }
+
+/* ---- the listener's bookkeeping of held and released requests ---------------------------- */
+
+/* Counts its calls in *(int *)ctx and holds. */
+static int count_and_hold(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                          GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_HOLD;
+}
+
+static int accept_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                      DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_ACCEPT;
+}
+
+/* WSPAcceptHold whose condition function accepts hands out the socket, and holds nothing. */
+TEST(accept_hold_answered_with_cf_accept_hands_out_the_socket) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "x");
+    SOCKET a = 0;
+    WSPHELD h = 1;
+    int err = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, accept_all, 0, &a, &h, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(h, 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.held, 0);
+    send_all(k.c.s, "ok", 2);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "ok", 2);
+    close_socket(a);
+    close_socket(k.c.s);
+    close_socket(l);
+}
+
+/* A held request that came with QoS, accepted with no QoS of the application's: the
+ * client's own is agreed to. */
+TEST(held_request_with_qos_accepted_without_qos_keeps_the_clients) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr, .sqos = &q};
+    async_connect_start(&c);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a = INVALID_SOCKET;
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, NULL, &a, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 1000);
+    CHECK_EQ(q.SendingFlowspec.PeakBandwidth, 3000);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* A handle issued but not yet holding a request (its WSPAcceptHold is still asking the
+ * condition function) answers nothing. The function itself tries it: the held table gives
+ * out slots in order, so the handle after one still held is the next one's. */
+static WSPHELD first_held;
+static int answer_own_handle(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                             GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    SOCKET s = 0;
+    int err = 0;
+    *(int *)ctx = HeldAccept(first_held + 1, NULL, NULL, &s, &err) == 0 ? 0 : err;
+    CHECK(s == INVALID_SOCKET);
+    return CF_HOLD;
+}
+
+TEST(handle_not_yet_holding_a_request_is_invalid) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k1, k2;
+    cd_client_start(&k1, &addr, "1");
+    first_held = hold_next(l, hold_all, 0);
+    cd_client_start(&k2, &addr, "2");
+    int answer = -1;
+    WSPHELD second = hold_next(l, answer_own_handle, (DWORD_PTR)&answer);
+    CHECK_EQ(second, first_held + 1);
+    CHECK_EQ(answer, WSA_INVALID_HANDLE);
+    CHECK_EQ(stats_of(l).holding, 2);
+    SOCKET a1, a2;
+    CHECK_EQ(held_accept(second, NULL, &a2), 0);
+    CHECK_EQ(held_accept(first_held, NULL, &a1), 0);
+    CHECK_EQ(async_connect_join(&k1.c), 0);
+    CHECK_EQ(async_connect_join(&k2.c), 0);
+}
+
+/* A request released into an empty backlog is its last as well as its first: one arriving
+ * after it queues behind it, and both are handed out, oldest first. */
+TEST(released_into_an_empty_backlog_then_a_new_arrival_both_come_out_in_order) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int first = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    int second = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    struct sockaddr_storage peer;
+    int ports[2];
+    for (int i = 0; i < 2; i++) {
+        int len = sizeof peer;
+        SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(a != INVALID_SOCKET);
+        ports[i] = port_of(&peer);
+        close_socket(a);
+    }
+    struct sockaddr_storage p1 = {0}, p2 = {0};
+    socklen_t n1 = sizeof p1, n2 = sizeof p2;
+    CHECK_EQ(getsockname(first, (struct sockaddr *)&p1, &n1), 0);
+    CHECK_EQ(getsockname(second, (struct sockaddr *)&p2, &n2), 0);
+    CHECK_EQ(ports[0], port_of(&p1));
+    CHECK_EQ(ports[1], port_of(&p2));
+    CHECK_EQ(stats_of(l).queued, 0);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
+/* A released plain request is not watched (plain requests are checked when presented): a
+ * client that left meanwhile is found by the accept's own look at the kernel, and the
+ * condition function never sees it. */
+TEST(released_plain_request_whose_client_left_is_withdrawn_unpresented) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t n = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &n), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    close(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0;
+    CHECK_EQ(T.lpWSPAccept(l, NULL, NULL, count_and_hold, (DWORD_PTR)&calls, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    close_socket(l);
+}
+
+/* A held client's patience and the hold deadline are kept by the listener's timer however
+ * far off the next pending notice is. */
+TEST(held_client_patience_ends_the_hold_despite_a_far_notice) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 0);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(stats_of(l).holding, 0);
+    close(fd);
+    close_socket(l);
+}
+
+TEST(hold_deadline_ends_the_hold_despite_a_far_notice) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held client hears "pending" with no other deadline due. */
+TEST(held_client_hears_pending_with_no_other_timer_due) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    for (int i = 0; i < 2; i++) {
+        uint8_t frame[8];
+        int got = 0;
+        while (got < 8) {
+            int k = raw_recv(fd, frame + got, 8 - got, 10000);
+            CHECK(k > 0);
+            got += k;
+        }
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held client's next notice, far off, does not put off the handshake deadline of a
+ * connection still silent. */
+TEST(held_far_notice_does_not_delay_a_handshake_deadline) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 200);
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(silent);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held client hears "pending" every interval before the hold deadline, further off,
+ * refuses it. */
+TEST(held_client_hears_pending_before_the_hold_deadline) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 5000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    uint8_t frame[8];
+    int got = 0;
+    while (got < 8) {
+        int k = raw_recv(fd, frame + got, 8 - got, 10000);
+        CHECK(k > 0);
+        got += k;
+    }
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A released plain request is looked at only when an accept asks: its client, which sent
+ * bytes and half-closed (still waiting for its answer, as plain TCP allows), does not keep
+ * the reactor looking at it. */
+TEST(released_plain_client_that_sent_and_half_closed_waits_unlooked_at) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t n = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &n), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    uint64_t looks = wsp_listener_client_looks(so);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_CLOSE_WAIT, 10000);
+    /* The reactor has seen to every earlier event once it takes a later arrival. */
+    int other = raw_connect(&addr2);
+    WAIT_FOR(stats_of(l2).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_client_looks(so), looks);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close(other);
+    close_socket(l2);
+    close_socket(l);
+}
+
+/* A handle in the news (its client left) and then answered leaves the news: the next look
+ * at the news finds nothing. */
+TEST(answered_handle_leaves_the_news) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    close(fd);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    WSPHELD news[4];
+    DWORD got = 9;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &got, &err), 0);
+    CHECK_EQ(got, 0);
+    close_socket(l);
+}
+
+/* Inside the condition function for the first request, a nested accept takes the second. */
+struct nested_take {
+    SOCKET l;
+    SOCKET taken;
+    int calls;
+};
+
+static int take_next_then_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                                GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct nested_take *x = (struct nested_take *)ctx;
+    x->calls++;
+    int err = 0;
+    x->taken = T.lpWSPAccept(x->l, NULL, NULL, NULL, 0, &err);
+    CHECK(x->taken != INVALID_SOCKET);
+    return CF_DEFER;
+}
+
+/* Released requests go back in their places by arrival, linked both ways: with 1 and 2 held
+ * and 3 waiting, releasing 1 and then 2 makes the line 1, 2, 3. A nested accept that takes 2
+ * while 1 is being presented leaves 1 and 3 in line, 1 first. */
+TEST(released_requests_rejoin_the_line_linked_both_ways) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c[3], port[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        struct sockaddr_storage mine;
+        socklen_t n = sizeof mine;
+        CHECK_EQ(getsockname(c[i], (struct sockaddr *)&mine, &n), 0);
+        port[i] = port_of(&mine);
+        WAIT_FOR((int)stats_of(l).queued == i + 1, 10000);
+    }
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h1, &err), 0);
+    CHECK_EQ(HeldRelease(h2, &err), 0);
+    struct nested_take x = {.l = l};
+    CHECK_EQ(T.lpWSPAccept(l, NULL, NULL, take_next_then_defer, (DWORD_PTR)&x, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(x.calls, 1);
+    struct sockaddr_storage peer;
+    int len = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(x.taken, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port[1]);
+    for (int i = 0; i < 2; i++) {
+        len = sizeof peer;
+        SOCKET s = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(s != INVALID_SOCKET);
+        CHECK_EQ(port_of(&peer), port[i == 0 ? 0 : 2]);
+        close_socket(s);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(x.taken);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* A held request leaving re-enables FD_ACCEPT only when a hold was refused for the limit:
+ * otherwise FD_ACCEPT waits for the next accept call, as Winsock's re-enabling rule says. */
+TEST(held_request_leaving_without_a_refused_hold_leaves_fd_accept_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK(ne.lNetworkEvents & FD_ACCEPT); /* the second request, after the accept call */
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    close(c1);
+    close(c2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* The last cleanup retires every unanswered handle, several on one listener too. */
+TEST(last_cleanup_retires_several_unanswered_handles_of_one_listener) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd1 = raw_connect(&addr), fd2 = raw_connect(&addr);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET a;
+    CHECK_EQ(held_accept(h1, NULL, &a), WSA_INVALID_HANDLE);
+    CHECK_EQ(held_accept(h2, NULL, &a), WSA_INVALID_HANDLE);
+    close(fd1);
+    close(fd2);
+}
+
+/* A length with no address buffer: the hold leaves both alone. */
+TEST(hold_with_a_length_and_no_address_buffer_leaves_the_length_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    int len = 12345, err = 0;
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    CHECK_EQ(AcceptHold(l, NULL, &len, hold_all, 0, &a, &h, &err), 0);
+    CHECK(h != 0);
+    CHECK_EQ(len, 12345);
+    CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}

@@ -1,0 +1,720 @@
+/* The listener's bookkeeping (listener.c): how a client's state is read off the kernel, the
+ * deadlines its timer keeps (pending notices, patience, handshake deadlines), the order of
+ * the backlog, and lpWSPListen's refusals. Each test names one outcome the design promises
+ * and that a slip in that bookkeeping would change. */
+#include <dirent.h>
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "backlog.h"
+#include "handshake.h"
+#include "internal.h"
+#include "support.h"
+
+/* Counts its calls in *(int *)ctx and answers CF_ACCEPT. */
+static int count_and_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                            GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_ACCEPT;
+}
+
+static int defer_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                     DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+/* The local port of a raw descriptor. */
+static int raw_port(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return port_of(&ss);
+}
+
+/* Sends a REQUEST frame f on a raw connection, whole, with extra bytes after it. */
+static void send_request(int fd, const wsp_hs_frame *f, const void *extra, size_t extra_len) {
+    static uint8_t buf[WSP_HS_MAX_FRAME + 16];
+    size_t n = wsp_hs_encode(f, buf, sizeof buf);
+    CHECK(n > 0);
+    if (extra_len)
+        memcpy(buf + n, extra, extra_len);
+    CHECK_EQ(send(fd, buf, n + extra_len, MSG_NOSIGNAL), (ssize_t)(n + extra_len));
+}
+
+/* Reads one bare frame (PENDING or REFUSE: a header only) from a raw connection. */
+static void read_bare_frame(int fd, uint8_t out[WSP_HS_HEADER_SIZE]) {
+    int got = 0;
+    while (got < WSP_HS_HEADER_SIZE) {
+        int n = raw_recv(fd, out + got, WSP_HS_HEADER_SIZE - got, 10000);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(out[0], 0x57);
+    CHECK_EQ(out[1], 0x53);
+}
+
+/* ---- what the kernel says about a waiting client ---------------------------------------- */
+
+/* A plain client that sent bytes and then reset its connection has gone, bytes or not: it is
+ * withdrawn when an accept looks, never shown to a condition function. (Bytes unread alone
+ * would mean a client still waiting: only the reset tells.) */
+TEST(listener_plain_client_that_sent_bytes_then_reset_is_withdrawn_unpresented) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd); /* a reset, behind the two bytes */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == -1, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.queued, 0);
+    close_socket(l);
+}
+
+/* A request that exactly fills the provider's first read, with one byte more behind it, is
+ * malformed: found before it is admitted, so it never counts against a full backlog. */
+TEST(listener_request_filling_the_first_read_with_a_byte_behind_is_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 1, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    static const uint8_t small[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, small, sizeof small, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the backlog is full now */
+    static uint8_t data[512];
+    memset(data, 'd', sizeof data);
+    /* 8 bytes of header, 2 of length: 502 bytes of data make 512, the first read's size. */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512);
+    int second = raw_connect(&addr);
+    send_request(second, &f, "x", 1);
+    WAIT_FOR(stats_of(l).malformed == 1, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.backlog_full, 0);
+    CHECK_EQ(st.queued, 1);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
+/* ---- the timer's deadlines ---------------------------------------------------------------- */
+
+/* A client waiting in the backlog, with nothing else for the listener's timer to do, hears
+ * "pending" every interval. */
+TEST(listener_queued_client_hears_pending_with_no_other_timer_due) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    for (int i = 0; i < 3; i++) {
+        uint8_t frame[WSP_HS_HEADER_SIZE];
+        read_bare_frame(fd, frame);
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* A queued client's next notice, far off, does not put off the handshake deadline of a
+ * connection still silent: the timer keeps the earliest of its deadlines. */
+TEST(listener_far_notice_does_not_delay_a_handshake_deadline) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int queued = raw_connect(&addr);
+    CHECK_EQ(send(queued, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 200);
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(silent);
+    close(queued);
+    close_socket(l);
+}
+
+/* A deferred request whose client's patience runs out is refused then, however far off its
+ * next notice: the timer keeps the patience too. */
+TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK_EQ(accept_with(l, defer_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame); /* no accept looks again: only the timer can refuse it */
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A client with patience to spare hears "pending" while it waits, before its patience runs
+ * out: a patience further off than the next notice does not put the notice off. */
+TEST(listener_patient_client_hears_pending_before_it_expires) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 5000};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- lpWSPListen --------------------------------------------------------------------------- */
+
+/* A socket whose connect is still in progress cannot listen. */
+TEST(listener_listen_while_connecting_is_eisconn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEISCONN);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* ---- with the reactor held up ---------------------------------------------------------------
+ * Some outcomes differ only in who gets somewhere first, the reactor or an accept. To see the
+ * accept's own, the test holds the reactor up: it takes the lock of a second listener of its
+ * own and lets a client arrive there; the reactor, handling that arrival, waits for the lock
+ * (seen in the kernel: the reactor thread asleep in a futex wait on that lock's address). */
+struct stall {
+    SOCKET l;
+    struct wsp_socket *so;
+    int client;
+};
+
+/* The reactor thread's id (the thread names itself "wsp-reactor" as it starts), or 0 while
+ * there is none so named. */
+static int reactor_tid(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int tid = 0;
+    struct dirent *e;
+    while (!tid && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320], name[32] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strncmp(name, "wsp-reactor", 11) == 0)
+            tid = atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Whether thread tid is in a futex call on addr now. */
+static int in_futex_on(int tid, const void *addr) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long nr = -1;
+    unsigned long a0 = 0;
+    int n = fscanf(f, "%ld %lx", &nr, &a0);
+    fclose(f);
+    return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
+}
+
+/* Whether thread tid is asleep in epoll_wait (the reactor's idle wait) now. */
+static int reactor_in_epoll_wait(int tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    long nr = -1;
+    int n = fscanf(f, "%ld", &nr);
+    fclose(f);
+    if (n != 1)
+        return 0;
+#ifdef SYS_epoll_wait
+    if (nr == SYS_epoll_wait)
+        return 1;
+#endif
+#ifdef SYS_epoll_pwait2
+    if (nr == SYS_epoll_pwait2)
+        return 1;
+#endif
+    return nr == SYS_epoll_pwait;
+}
+
+static void stall_reactor(struct stall *st) {
+    struct sockaddr_storage addr;
+    st->l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    st->so = wsp_socket_acquire(st->l, &err);
+    CHECK(st->so != NULL);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
+    pthread_mutex_lock(&st->so->lock);
+    st->client = raw_connect(&addr);
+    WAIT_FOR(in_futex_on(tid, &st->so->lock), 10000);
+}
+
+static void release_reactor(struct stall *st) {
+    pthread_mutex_unlock(&st->so->lock);
+    wsp_socket_release(st->so);
+    close(st->client);
+    close_socket(st->l);
+}
+
+/* A non-blocking accept that finds the backlog empty takes everything the kernel has queued
+ * in one look, for itself and the accepts after it. */
+TEST(listener_accept_takes_all_the_kernel_queued_in_one_look) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        int cport = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 2);
+    release_reactor(&st);
+    close_socket(a);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* A request whose client's patience ran out before the timer could refuse it is refused by
+ * the accept that finds it: told why, counted, and never presented. */
+TEST(listener_accept_refuses_a_request_that_expired_before_the_timer_ran) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 100};
+    int fd = raw_connect(&addr);
+    long long sent = now_ms();
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct stall st;
+    stall_reactor(&st);
+    /* Time passing is what is tested: the client's patience runs out. */
+    WAIT_FOR(now_ms() >= sent + 300, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.timed_out, 1);
+    CHECK_EQ(s.queued, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    release_reactor(&st);
+    close(fd);
+    close_socket(l);
+}
+
+/* A request that waits in the backlog, unasked for, is watched a moment after it arrives,
+ * however far off its first notice: its client leaving frees its place with no accept
+ * looking. */
+TEST(listener_waiting_request_is_watched_soon_despite_a_far_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
+
+/* A second lpWSPListen changes the backlog: the provider's, and the kernel's queue too. With
+ * the reactor held up, connections wait in the kernel's queue, which takes one more than its
+ * backlog: four clients all get in after the backlog went from 1 to 7 (with 1, two would, and
+ * the others' SYNs would be dropped while the queue stays full). */
+TEST(listener_second_listen_changes_the_kernels_backlog_too) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    CHECK_EQ(T.lpWSPListen(l, 7, &err), 0);
+    CHECK_EQ(stats_of(l).backlog, 7);
+    struct stall st;
+    stall_reactor(&st);
+    int c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        CHECK(c[i] >= 0);
+        CHECK_EQ(connect(c[i], (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), -1);
+        CHECK_EQ(errno, EINPROGRESS);
+    }
+    for (int i = 0; i < 4; i++) {
+        int cport = 0;
+        WAIT_FOR((cport = raw_port(c[i])) != 0, 10000);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).queued == 4, 10000);
+    for (int i = 0; i < 4; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* Answers CF_DEFER once the listener holds *(int *)ctx requests (the one presented
+ * included), so that others arrive while it is being asked about. */
+struct defer_after {
+    SOCKET l;
+    int want;
+    int fd; /* a client whose request is sent in two parts: the second is sent here */
+    const uint8_t *rest;
+    size_t rest_len;
+};
+
+static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                                GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct defer_after *x = (struct defer_after *)ctx;
+    CHECK_EQ(send(x->fd, x->rest, x->rest_len, MSG_NOSIGNAL), (ssize_t)x->rest_len);
+    WAIT_FOR((int)stats_of(x->l).queued == x->want, 10000);
+    return CF_DEFER;
+}
+
+/* A request deferred while another arrived (whose admission left the timer to the far notice
+ * of the newcomer, the deferred one being presented then) still expires with its patience:
+ * putting it back counts its patience again. */
+TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    /* Both requests come in two parts: the reactor reads them, and watches them from then
+     * on, so neither has a fresh-request deadline of its own. */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 4);
+    int patient = raw_connect(&addr);
+    CHECK_EQ(send(patient, req, 4, MSG_NOSIGNAL), 4);
+    wait_taken_from_kernel(&addr, patient);
+    CHECK_EQ(send(patient, req + 4, len - 4, MSG_NOSIGNAL), (ssize_t)(len - 4));
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int other = raw_connect(&addr);
+    CHECK_EQ(send(other, request, 4, MSG_NOSIGNAL), 4);
+    wait_taken_from_kernel(&addr, other);
+    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4};
+    int err = 0;
+    CHECK_EQ(accept_with(l, defer_after_arrivals, (DWORD_PTR)&x, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(patient, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 1);
+    close(patient);
+    close(other);
+    close_socket(l);
+}
+
+/* A blocking accept, recorded as it enters. */
+struct listener_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *listener_acceptor_main(void *arg) {
+    struct listener_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* On connect data, a blocking accept that expects the kernel's queue empty (the last one
+ * found it so) waits first; when the wait finds a connection there, its request with it, the
+ * accept takes it on its own thread: a look that found one, not an empty one. (With the
+ * reactor held up the connection waits in the kernel's queue until the accept comes.) */
+TEST(listener_cdata_accept_waiting_first_takes_a_queued_connection_itself) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    static struct listener_acceptor a;
+    a = (struct listener_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, listener_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(wsp_listener_empty_looks(so), 1); /* found the queue empty: waits first next time */
+    int c1 = raw_connect(&addr);
+    CHECK_EQ(send(c1, request, sizeof request, MSG_NOSIGNAL), 8);
+    pthread_join(a.thread, NULL);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    struct stall st;
+    stall_reactor(&st);
+    int c2 = raw_connect(&addr);
+    CHECK_EQ(send(c2, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(c2)) == 8, 10000);
+    SOCKET s = accept_with(l, NULL, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_empty_looks(so), looks);
+    release_reactor(&st);
+    CHECK_EQ(stats_of(l).accepted, 2);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(s);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* Closing a listener resets the connections still mid-handshake: their clients never sent
+ * a whole request, so they are owed no answer, and a reset tells them at once. */
+TEST(listener_close_resets_connections_mid_handshake) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, "WS", 2, MSG_NOSIGNAL), 2);
+    wait_taken_from_kernel(&addr, fd);
+    close_socket(l);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    close(fd);
+}
+
+/* A client that connected and left before the provider took its connection (the reactor
+ * held up meanwhile) is withdrawn as the reactor takes it, once: the listening socket's
+ * references (one per live request) are back where they were. The same for one that sent
+ * part of a request before leaving (malformed). */
+TEST(listener_client_gone_before_its_connection_was_taken_is_ended_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    size_t refs = atomic_load(&so->obj.refs);
+    struct stall st;
+    stall_reactor(&st);
+    int silent = raw_connect(&addr), partial = raw_connect(&addr);
+    CHECK_EQ(send(partial, "WS", 2, MSG_NOSIGNAL), 2);
+    int sport = raw_port(silent), pport = raw_port(partial);
+    close(silent);
+    close(partial);
+    WAIT_FOR(tcp_state(port_of(&addr), sport) == TCP_CLOSE_WAIT, 10000);
+    WAIT_FOR(tcp_state(port_of(&addr), pport) == TCP_CLOSE_WAIT, 10000);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).withdrawn == 1 && stats_of(l).malformed == 1, 10000);
+    WAIT_FOR(atomic_load(&so->obj.refs) == refs, 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int next = raw_connect(&addr);
+    CHECK_EQ(send(next, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(atomic_load(&so->obj.refs), refs + 1);
+    wsp_socket_release(so);
+    close(next);
+    close_socket(l);
+}
+
+/* Whether the client's FIN has reached the server end (port, peer). */
+struct fin_then_accept {
+    int fd;
+    int server_port, client_port;
+    int calls;
+};
+
+/* The client closes (a FIN, no reset) while it is being presented; the function accepts. */
+static int client_closes_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                     LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct fin_then_accept *x = (struct fin_then_accept *)ctx;
+    x->calls++;
+    close(x->fd);
+    WAIT_FOR(tcp_state(x->server_port, x->client_port) == TCP_CLOSE_WAIT, 10000);
+    return CF_ACCEPT;
+}
+
+/* A watched request whose client closed while the condition function ran is withdrawn after
+ * the decision, even though the reactor (held up here) has not reported the close: the
+ * check after the function asks the kernel, not the watch. */
+TEST(listener_client_closing_during_the_function_is_found_without_the_reactor) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct fin_then_accept x = {.fd = fd, .server_port = port_of(&addr), .client_port = raw_port(fd)};
+    struct stall st;
+    stall_reactor(&st);
+    int err = 0;
+    CHECK_EQ(accept_with(l, client_closes_then_accept, (DWORD_PTR)&x, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(x.calls, 1);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.accepted, 0);
+    release_reactor(&st);
+    close_socket(l);
+}
+
+static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                      GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_REJECT;
+}
+
+/* A rejected request the reactor watched is closed at once, behind its REFUSE: not when the
+ * reactor next wakes (here no timer is due for ten minutes, and nothing else happens). */
+TEST(listener_rejected_watched_request_is_closed_at_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* The reactor is idle (asleep in epoll_wait, done with what it freed). */
+    int tid = reactor_tid();
+    WAIT_FOR(reactor_in_epoll_wait(tid), 10000);
+    int err = 0;
+    CHECK_EQ(accept_with(l, reject_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* While presented, the client sends a byte after its request (the reactor sees it: the
+ * request is malformed), then resets the connection. It stays malformed: what a client did
+ * first is what it is counted for, not the reset after. */
+struct misbehave_then_reset {
+    int fd;
+    struct wsp_socket *so;
+    uint64_t looks;
+    int server_port, client_port;
+};
+
+static int misbehave_then_reset_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                            LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    struct misbehave_then_reset *x = (struct misbehave_then_reset *)ctx;
+    x->looks = wsp_listener_client_looks(x->so); /* the accept's own look is done */
+    CHECK_EQ(send(x->fd, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(wsp_listener_client_looks(x->so) > x->looks, 10000); /* the reactor looked */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(x->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(x->fd);
+    WAIT_FOR(tcp_state(x->server_port, x->client_port) == -1, 10000);
+    return CF_ACCEPT;
+}
+
+TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, 4, MSG_NOSIGNAL), 4); /* in two parts: the reactor reads it */
+    wait_taken_from_kernel(&addr, fd);
+    CHECK_EQ(send(fd, request + 4, 4, MSG_NOSIGNAL), 4);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct misbehave_then_reset x = {.fd = fd, .so = so, .server_port = port_of(&addr),
+                                     .client_port = raw_port(fd)};
+    CHECK_EQ(accept_with(l, misbehave_then_reset_then_accept, (DWORD_PTR)&x, &err),
+             INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 1);
+    CHECK_EQ(s.withdrawn, 0);
+    wsp_socket_release(so);
+    close_socket(l);
+}
