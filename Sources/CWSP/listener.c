@@ -48,8 +48,13 @@
 /* How long the listening descriptor stays with the accepting threads once none is inside
  * lpWSPAccept (see "direct" below): long enough that a loop of lpWSPAccept calls keeps it
  * without a pair of epoll_ctl calls per connection, short enough that the provider soon takes
- * arrivals again (they wait in the kernel's queue meanwhile, unseen by its counters). */
-#define DIRECT_LINGER_MS 2
+ * arrivals again (they wait in the kernel's queue meanwhile, unseen by its counters; an
+ * event registration or lpWSPSelect takes the descriptor back at once). Longer than a
+ * scheduler's time slice: a server thread that works on a connection while its client runs
+ * on the same CPU is often away from lpWSPAccept for a few milliseconds, and each time the
+ * linger ran out meanwhile the reactor woke for nothing (2 ms cost about 4 % of the CPU time
+ * of a plain-TCP connection pinned to one CPU, docs/PERFORMANCE.md). */
+#define DIRECT_LINGER_MS 20
 
 struct wsp_request_list {
     struct wsp_request *head, *tail;
