@@ -60,7 +60,9 @@ static int reader_step(struct answer_reader *a, int fd, wsp_hs_frame *f) {
             reader_reset(a);
             return f->type;
         }
-        if (res < 0 || a->have != WSP_HS_HEADER_SIZE)
+        /* Needing more happens only with the header alone (need is then the whole frame,
+         * which decodes whole or not at all). */
+        if (res < 0)
             return -WSAECONNABORTED; /* malformed: not a WSP server we understand */
         a->need = WSP_HS_HEADER_SIZE + (((size_t)a->buf[6] << 8) | a->buf[7]);
     }
@@ -495,13 +497,10 @@ void wsp_connector_poll(struct wsp_socket *so) {
     struct pollfd p = {.fd = so->fd, .events = c->sent ? POLLIN | POLLRDHUP : POLLOUT};
     if (poll(&p, 1, 0) <= 0)
         return;
-    uint32_t events = 0;
-    if (p.revents & POLLIN) events |= EPOLLIN;
-    if (p.revents & POLLOUT) events |= EPOLLOUT;
-    if (p.revents & POLLRDHUP) events |= EPOLLRDHUP;
-    if (p.revents & POLLERR) events |= EPOLLERR;
-    if (p.revents & POLLHUP) events |= EPOLLHUP;
-    connector_step(c, events);
+    /* Anything reported means the TCP connect has ended (tcp_outcome says how) or, once the
+     * request is sent, that the answer can be read (reader_step says what it is): the step
+     * asks the descriptor itself, so which event it was does not matter. */
+    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT);
 }
 
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
