@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "handshake.h"
+#include "internal.h"
 #include "support.h"
 
 /* A loopback address with a port free at the moment (another process could take it). */
@@ -344,6 +345,95 @@ TEST(connect_options_survive_a_failed_attempt) {
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
     CHECK(now_ms() - t0 >= 140);
     (void)l;
+}
+
+/* An option as the kernel holds it on the socket's descriptor (not as the provider reports
+ * it): its bytes and length. */
+struct kernel_value {
+    socklen_t len;
+    unsigned char bytes[32];
+};
+
+static struct kernel_value kernel_option(SOCKET s, int level, int name) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct kernel_value v;
+    memset(&v, 0, sizeof v);
+    v.len = sizeof v.bytes;
+    CHECK_EQ(getsockopt(so->fd, level, name, v.bytes, &v.len), 0);
+    wsp_socket_release(so);
+    return v;
+}
+
+/* Every option the kernel keeps, set away from its default, is the same in the kernel after a
+ * failed attempt has replaced the descriptor: buffer sizes too (the kernel reports twice what
+ * was set, and is given back what was set, not what it reports). */
+TEST(connect_retry_gives_the_new_descriptor_the_kernels_options) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    static const struct {
+        int level, name;
+    } opts[] = {
+        {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
+        {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
+        {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
+        {SOL_SOCKET, SO_SNDBUF},
+    };
+    enum { N = sizeof opts / sizeof opts[0] };
+    for (int i = 0; i < N; i++) {
+        if (opts[i].name == SO_LINGER) {
+            struct linger lg = {1, 7};
+            int err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg,
+                                       &err), 0);
+        } else if (opts[i].name == SO_RCVTIMEO || opts[i].name == SO_SNDTIMEO) {
+            set_dword(c, SOL_SOCKET, opts[i].name, 1500);
+        } else {
+            int v = opts[i].name == SO_RCVBUF   ? 48 * 1024
+                    : opts[i].name == SO_SNDBUF ? 40 * 1024
+                                                : 1;
+            set_int(c, opts[i].level, opts[i].name, v);
+        }
+    }
+    struct kernel_value before[N];
+    for (int i = 0; i < N; i++)
+        before[i] = kernel_option(c, opts[i].level, opts[i].name);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    for (int i = 0; i < N; i++) {
+        struct kernel_value after = kernel_option(c, opts[i].level, opts[i].name);
+        if (after.len != before[i].len || memcmp(after.bytes, before[i].bytes, after.len) != 0) {
+            fprintf(stderr, "option %d/%d differs after the retry\n", opts[i].level,
+                    opts[i].name);
+            CHECK(0);
+        }
+    }
+    close_socket(c);
+}
+
+/* Options left at their default are left to the kernel on the new descriptor, not set to the
+ * default's value: a send buffer nobody set grows when the connection is made (auto-tuning),
+ * exactly as on a socket that never failed, which one set explicitly would not. */
+TEST(connect_retry_leaves_default_options_to_the_kernel) {
+    start();
+    struct sockaddr_storage dead = dead_address(), addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1); /* an option set: the options are copied */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(fresh, &addr, NULL, NULL), 0);
+    struct kernel_value tuned = kernel_option(fresh, SOL_SOCKET, SO_SNDBUF);
+    struct kernel_value retried = kernel_option(c, SOL_SOCKET, SO_SNDBUF);
+    int t, r;
+    memcpy(&t, tuned.bytes, sizeof t);
+    memcpy(&r, retried.bytes, sizeof r);
+    CHECK_EQ(r, t);
+    close_socket(fresh);
+    close_socket(c);
+    close_socket(l);
 }
 
 TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
