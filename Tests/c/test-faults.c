@@ -1572,3 +1572,116 @@ TEST(fault_listener_connection_an_accept_took_without_memory_is_closed) {
     close(next);
     close_socket(l);
 }
+
+/* ---- connect.c: the connect-data client's answer reader, and a retry's options ------------- */
+
+/* A server of the test's own (its calls are not the provider's): takes one connection, reads
+ * its request whole, then answers ACCEPT or closes without an answer. */
+struct fault_raw_server {
+    int lfd;
+    int accept_it;
+    pthread_t thread;
+};
+
+static void *fault_raw_server_main(void *arg) {
+    struct fault_raw_server *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t req[WSP_HS_MAX_FRAME];
+    size_t have = 0;
+    while (have < WSP_HS_HEADER_SIZE ||
+           have < WSP_HS_HEADER_SIZE + (size_t)(req[6] << 8 | req[7])) {
+        int got = raw_recv(fd, req + have, sizeof req - have, 10000);
+        CHECK(got > 0);
+        have += (size_t)got;
+    }
+    static const uint8_t accept_frame[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
+    if (r->accept_it)
+        CHECK_EQ(send(fd, accept_frame, sizeof accept_frame, MSG_NOSIGNAL), 8);
+    close(fd);
+    close(r->lfd);
+    return NULL;
+}
+
+static struct sockaddr_storage fault_raw_server_start(struct fault_raw_server *r, int accept_it) {
+    r->accept_it = accept_it;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(r->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(r->lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    CHECK_EQ(getsockname(r->lfd, (struct sockaddr *)&addr, &len), 0);
+    CHECK_EQ(pthread_create(&r->thread, NULL, fault_raw_server_main, r), 0);
+    return addr;
+}
+
+/* Reading the answer, a recv that is interrupted or finds nothing yet is tried again; any
+ * other error ends the connect with that error (EPERM's WSAEACCES, ENOMEM's WSAENOBUFS). */
+TEST(fault_connect_answer_read_retries_only_eintr_and_eagain) {
+    start();
+    const struct {
+        int e, want;
+    } cases[] = {{EINTR, 0}, {EAGAIN, 0}, {EPERM, WSAEACCES}, {ENOMEM, WSAENOBUFS}};
+    for (int i = 0; i < 4; i++) {
+        struct fault_raw_server r;
+        struct sockaddr_storage addr = fault_raw_server_start(&r, 1);
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        FAULT(recv, .err = cases[i].e); /* the provider's only recv: the client's */
+        CHECK_EQ(connect_to(s, &addr, "x", NULL), cases[i].want);
+        CHECK_EQ(fault_fired(FAULT_recv), 1);
+        fault_clear();
+        pthread_join(r.thread, NULL);
+        close_socket(s);
+    }
+}
+
+/* The kernel's value of an option on the socket's descriptor. */
+static int fault_kernel_int(SOCKET s, int level, int name) {
+    int err = 0, v = -1;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    socklen_t len = sizeof v;
+    CHECK_EQ(getsockopt(so->fd, level, name, &v, &len), 0);
+    wsp_socket_release(so);
+    return v;
+}
+
+/* After a failed attempt the new descriptor gets the options read from the old one; an
+ * option that cannot be read is left at the new descriptor's default, not set to an unknown
+ * value: one option set fewer than when it can be read. */
+TEST(fault_connect_retry_leaves_an_option_it_cannot_read) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_SOCKET, SO_REUSEADDR, 1); /* the first option copied */
+    set_dword(s, SOL_SOCKET, SO_KEEPALIVE, 1);
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000); /* only counts */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    int copied_all = fault_calls(FAULT_setsockopt);
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 1);
+    addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000);
+    FAULT(getsockopt, .err = ENOBUFS); /* the old descriptor's SO_REUSEADDR */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), copied_all - 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 0);
+    CHECK(fault_kernel_int(s, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    /* Likewise when the new descriptor's default cannot be read. */
+    set_dword(s, SOL_SOCKET, SO_REUSEADDR, 1);
+    addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000);
+    FAULT(getsockopt, .nth = 2, .err = ENOBUFS); /* the new descriptor's SO_REUSEADDR */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), copied_all - 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 0);
+    close_socket(s);
+}
