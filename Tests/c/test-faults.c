@@ -1685,3 +1685,42 @@ TEST(fault_connect_retry_leaves_an_option_it_cannot_read) {
     CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 0);
     close_socket(s);
 }
+
+/* ---- transfer.c: interrupted transfers ------------------------------------------------------ */
+
+/* A send or receive interrupted by a signal is tried again, not reported: through recv and
+ * send (one buffer) and through recvmsg and sendmsg (several). */
+TEST(fault_transfer_interrupted_is_tried_again) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    char a[] = "ab", b[] = "cd";
+    WSABUF two[2] = {{2, a}, {2, b}};
+    DWORD sent = 0;
+    int err = 0;
+    FAULT(send, .err = EINTR, .this_thread = 1);
+    send_all(c, "xy", 2);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    FAULT(sendmsg, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSend(c, two, 2, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_sendmsg), 1);
+    CHECK_EQ(sent, 4);
+    char in[2];
+    DWORD got = 0;
+    FAULT(recv, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(recv_some(s, in, 2, 0, &got), 0);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    CHECK_EQ(got, 2);
+    CHECK_MEM(in, "xy", 2);
+    char p[2], q[2];
+    WSABUF halves[2] = {{2, p}, {2, q}};
+    DWORD flags = 0;
+    FAULT(recvmsg, .err = EINTR, .this_thread = 1);
+    got = 0;
+    CHECK_EQ(T.lpWSPRecv(s, halves, 2, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_recvmsg), 1);
+    CHECK(got >= 1); /* what has arrived of the four bytes, at least one */
+    fault_clear();
+    close_socket(c);
+    close_socket(s);
+}

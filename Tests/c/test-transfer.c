@@ -2,6 +2,7 @@
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <netinet/tcp.h>
 #include <string.h>
@@ -523,6 +524,100 @@ TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
     CHECK_EQ(T.lpWSPRecvFrom(c, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
+}
+
+/* WSP does no overlapped I/O: a transfer given an OVERLAPPED is refused as such, through
+ * lpWSPSendTo and lpWSPRecvFrom as through lpWSPSend and lpWSPRecv; a completion routine
+ * without one is ignored, as Winsock ignores it, and the call is an ordinary one. */
+static void no_completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD f) {
+    (void)e, (void)n, (void)ov, (void)f;
+}
+
+TEST(transfer_with_an_overlapped_is_refused_a_completion_routine_alone_ignored) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1); /* a receive that went ahead would not wait */
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    char x[] = "x";
+    WSABUF out = {1, x};
+    char in[4];
+    WSABUF buf = {sizeof in, in};
+    DWORD done = 0, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &out, 1, &done, 0, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, &out, 1, &done, 0, NULL, 0, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &done, &flags, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &done, &flags, NULL, NULL, &ov, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    CHECK_EQ(unread_bytes(s), 0); /* nothing was sent */
+    CHECK_EQ(T.lpWSPSend(c, &out, 1, &done, 0, NULL, no_completion, NULL, &err), 0);
+    CHECK_EQ(T.lpWSPSendTo(c, &out, 1, &done, 0, NULL, 0, NULL, no_completion, NULL, &err), 0);
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    recv_exact(s, in, 2);
+    send_all(c, "yz", 2);
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &(WSABUF){1, in}, 1, &done, &flags, NULL, no_completion, NULL, &err),
+             0);
+    CHECK_EQ(done, 1);
+    CHECK_EQ(in[0], 'y');
+    CHECK_EQ(T.lpWSPRecvFrom(s, &(WSABUF){1, in}, 1, &done, &flags, NULL, NULL, NULL,
+                             no_completion, NULL, &err),
+             0);
+    CHECK_EQ(done, 1);
+    CHECK_EQ(in[0], 'z');
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A WSP_DROP_HANDLER value too short is refused and changes nothing: the handler set before
+ * is the one still called. */
+static atomic_int drops_heard, wrong_handler_calls;
+
+static void heard_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR context) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)context;
+    atomic_fetch_add(&drops_heard, 1);
+}
+
+static void wrong_drop_handler(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                               DWORD_PTR context) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)context;
+    atomic_fetch_add(&wrong_handler_calls, 1);
+}
+
+TEST(sockopt_a_short_drop_handler_leaves_the_one_set_before) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    WSP_DROP_HANDLER_DATA h = {heard_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    WSP_DROP_HANDLER_DATA wrong = {wrong_drop_handler, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&wrong,
+                               (int)sizeof wrong - 1, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    /* A request with more caller data than the listener takes: dropped. */
+    static char big[2000];
+    WSABUF caller = {sizeof big, big};
+    SOCKET wordy = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(wordy, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof big);
+    CHECK_EQ(connect_full(wordy, &addr, &caller, NULL, NULL), WSAECONNREFUSED);
+    WAIT_FOR(atomic_load(&drops_heard) + atomic_load(&wrong_handler_calls) == 1, 10000);
+    CHECK_EQ(atomic_load(&drops_heard), 1);
+    close_socket(wordy);
+    close_socket(l);
 }
 
 /* Argument errors come before state errors: a bad name buffer is WSAEFAULT even on a socket
