@@ -413,7 +413,6 @@ static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_fram
         fresh_descriptor(so);
     } else {
         so->state = WSP_STATE_CONNECTED;
-        so->bound = 1;
         /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
         wsp_socket_fd_nonblocking(so, so->nonblocking);
     }
@@ -485,7 +484,9 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_connector *c = (struct wsp_connector *)item;
     struct wsp_socket *so = c->so;
     pthread_mutex_lock(&so->lock);
-    if (!atomic_load(&item->removed) && so->connector == c)
+    /* Still the socket's connector: connector_finish and wsp_connector_close, which end
+     * that, remove the item under the same lock (so it is not freed before this returns). */
+    if (so->connector == c)
         connector_step(c, events);
     pthread_mutex_unlock(&so->lock);
 }
@@ -507,7 +508,7 @@ static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     (void)now;
     struct wsp_connector *c = (struct wsp_connector *)item;
     pthread_mutex_lock(&c->so->lock);
-    if (!atomic_load(&item->removed) && c->so->connector == c)
+    if (c->so->connector == c) /* as in connector_ready */
         connector_finish(c, WSAETIMEDOUT, NULL);
     pthread_mutex_unlock(&c->so->lock);
 }
@@ -602,7 +603,6 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         so->connect_error = err == WSAEINTR ? so->connect_error : err;
         if (!err) {
             so->state = WSP_STATE_CONNECTED;
-            so->bound = 1;
             /* FIONBIO may have changed the mode while the connect ran: the descriptor
              * follows the socket's mode now. */
             err = wsp_socket_fd_nonblocking(so, so->nonblocking);

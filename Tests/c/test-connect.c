@@ -436,6 +436,20 @@ TEST(connect_retry_leaves_default_options_to_the_kernel) {
     close_socket(l);
 }
 
+/* Plain TCP refuses connect data, but a caller buffer of no bytes is no data: the connect
+ * goes ahead. */
+TEST(connect_plain_with_an_empty_caller_buffer_connects) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    char unused = 0;
+    WSABUF caller = {0, &unused};
+    CHECK_EQ(connect_full(c, &addr, &caller, NULL, NULL), 0);
+    close_socket(c);
+    close_socket(l);
+}
+
 TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
     start();
     struct sockaddr_storage addr;

@@ -1724,3 +1724,17 @@ TEST(fault_transfer_interrupted_is_tried_again) {
     close_socket(c);
     close_socket(s);
 }
+
+/* A wait for the answer that fails (poll out of memory) ends the connect with that error. */
+TEST(fault_connect_answer_wait_failing_is_reported) {
+    start();
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 1);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(poll, .err = ENOMEM, .times = -1, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAENOBUFS);
+    CHECK(fault_fired(FAULT_poll) >= 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
+}
