@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
 #include "internal.h"
 #include "support.h"
@@ -263,11 +264,15 @@ TEST(connect_blocking_is_woken_by_closing_the_socket) {
     struct closer cl = {c, l, &me};
     pthread_t t;
     pthread_create(&t, NULL, close_when_blocked, &cl);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* only counts, on this thread */
     blocker_enter(&me);
     int rc = connect_to(c, &addr, "x", NULL);
     blocker_leave(&me);
     pthread_join(t, NULL);
     CHECK_EQ(rc, WSAEINTR);
+    /* The socket is going: it gets no new descriptor, as a failed attempt's would. */
+    CHECK_EQ(fault_calls(FAULT_socket), 0);
+    fault_clear();
 }
 
 static int get_int(SOCKET s, int level, int name) {

@@ -1634,6 +1634,17 @@ TEST(fault_connect_answer_read_retries_only_eintr_and_eagain) {
         pthread_join(r.thread, NULL);
         close_socket(s);
     }
+    /* An interrupted recv leaves errno at EINTR: the end of the stream read next is still
+     * the end (no answer: WSAECONNABORTED), not another interruption. */
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(recv, .err = EINTR);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
 }
 
 /* The kernel's value of an option on the socket's descriptor. */
@@ -1737,4 +1748,19 @@ TEST(fault_connect_answer_wait_failing_is_reported) {
     fault_clear();
     pthread_join(r.thread, NULL);
     close_socket(s);
+}
+
+/* A plain TCP connect whose wait for the connection fails (poll out of memory) ends with that
+ * error. */
+TEST(fault_connect_plain_wait_failing_is_reported) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(poll, .err = ENOMEM, .times = -1, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAENOBUFS);
+    CHECK(fault_fired(FAULT_poll) >= 1); /* a TCP connect is under way when connect() returns */
+    fault_clear();
+    close_socket(s);
+    close_socket(l);
 }
