@@ -1764,3 +1764,18 @@ TEST(fault_connect_plain_wait_failing_is_reported) {
     close_socket(s);
     close_socket(l);
 }
+
+/* A socket whose options were never set gives its new descriptor none after a failed attempt:
+ * the new descriptor's defaults are the old one's, and nothing is read to find that out. */
+TEST(fault_connect_retry_of_a_socket_without_options_reads_none) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* only counts */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_calls(FAULT_getsockopt), 0);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
+}
