@@ -9,6 +9,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "internal.h"
 #include "support.h"
 
@@ -188,6 +189,18 @@ TEST(transfer_shutdown_send_gives_the_peer_end_of_stream) {
     err = 0;
     CHECK_EQ(T.lpWSPShutdown(c, 7, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, -1, &err), SOCKET_ERROR); /* below SD_RECEIVE too */
+    CHECK_EQ(err, WSAEINVAL);
+    /* The argument is checked before the state: WSAEINVAL on a socket not connected. */
+    SOCKET u = new_socket(WSP_CATALOG_TCP_IPV4);
+    const int bad[2] = {-1, SD_BOTH + 1};
+    for (int i = 0; i < 2; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPShutdown(u, bad[i], &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
+    close_socket(u);
 }
 
 TEST(transfer_on_unconnected_socket_is_notconn) {
@@ -246,6 +259,16 @@ static void check_kernel_timeout(SOCKET s, int optname, long sec, long usec) {
     wsp_socket_release(so);
     CHECK_EQ(tv.tv_sec, sec);
     CHECK(tv.tv_usec >= usec && tv.tv_usec < usec + 10000);
+    /* Exactly what the kernel makes of sec and usec given directly: not a microsecond more
+     * (which it would round up to a tick more). */
+    int raw = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval want = {sec, usec}, got = {0, 0};
+    CHECK_EQ(setsockopt(raw, SOL_SOCKET, optname, &want, sizeof want), 0);
+    len = sizeof got;
+    CHECK_EQ(getsockopt(raw, SOL_SOCKET, optname, &got, &len), 0);
+    close(raw);
+    CHECK_EQ(tv.tv_sec, got.tv_sec);
+    CHECK_EQ(tv.tv_usec, got.tv_usec);
 }
 
 TEST(transfer_timeouts_reach_the_kernel_in_seconds_and_microseconds) {
@@ -524,6 +547,51 @@ TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
     CHECK_EQ(T.lpWSPRecvFrom(c, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
+}
+
+/* WSP_HANDSHAKE_DEADLINE and WSP_PENDING_INTERVAL of 0 would mean "at once" and "always":
+ * refused with WSAEINVAL, the value set before kept. */
+TEST(sockopt_zero_handshake_deadline_and_pending_interval_are_wsaeinval) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
+    const int names[2] = {WSP_HANDSHAKE_DEADLINE, WSP_PENDING_INTERVAL};
+    for (int i = 0; i < 2; i++) {
+        set_dword(l, SOL_WSP, names[i], 777);
+        DWORD zero = 0, v = 0;
+        int err = 0, len = sizeof v;
+        CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, names[i], (const char *)&zero, sizeof zero, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, names[i], (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, 777);
+    }
+    close_socket(l);
+}
+
+/* Up to 16 buffers go to the kernel from the stack: a transfer of a few makes no
+ * allocation (more than 16 do: that path is the other tests'). */
+TEST(transfer_of_a_few_buffers_allocates_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    char a[] = "ab", b[] = "cd";
+    WSABUF two[2] = {{2, a}, {2, b}};
+    DWORD done = 0, flags = 0;
+    int err = 0;
+    FAULT(malloc, .nth = 1000000, .this_thread = 1); /* only counts */
+    CHECK_EQ(T.lpWSPSend(c, two, 2, &done, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 4);
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    char p[2], q[2];
+    WSABUF halves[2] = {{2, p}, {2, q}};
+    CHECK_EQ(T.lpWSPRecv(s, halves, 2, &done, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 4);
+    CHECK_EQ(fault_calls(FAULT_malloc), 0);
+    fault_clear();
+    CHECK_MEM(p, "ab", 2);
+    CHECK_MEM(q, "cd", 2);
+    close_socket(c);
+    close_socket(s);
 }
 
 /* WSP does no overlapped I/O: a transfer given an OVERLAPPED is refused as such, through
