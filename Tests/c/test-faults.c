@@ -1779,3 +1779,29 @@ TEST(fault_connect_retry_of_a_socket_without_options_reads_none) {
     pthread_join(r.thread, NULL);
     close_socket(s);
 }
+
+/* When a failed attempt's new descriptor cannot be had (out of descriptors), the socket keeps
+ * its old one as it was: still bound to the address the application gave it. */
+TEST(fault_connect_retry_without_a_new_descriptor_keeps_the_bound_one) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    /* A port named explicitly (one free a moment ago), which the kernel keeps bound after
+     * a failed connect, unlike one it chose. */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(probe, (struct sockaddr *)&any, sizeof any), 0);
+    socklen_t plen = sizeof any;
+    CHECK_EQ(getsockname(probe, (struct sockaddr *)&any, &plen), 0);
+    close(probe);
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), 0);
+    struct sockaddr_storage before = local_address(s);
+    FAULT(socket, .err = EMFILE, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    fault_clear();
+    struct sockaddr_storage after = local_address(s); /* fails the test if not bound */
+    CHECK_EQ(port_of(&after), port_of(&before));
+    close_socket(s);
+}
