@@ -613,6 +613,23 @@ TEST(connect_nonblocking_unanswered_request_times_out) {
     close(lfd);
 }
 
+/* A blocking plain TCP connect whose SYN goes unanswered (the listener's queue is full, so
+ * its kernel drops it) ends at WSP_CONNECT_TIMEOUT with WSAETIMEDOUT, not as connected. */
+TEST(connect_blocking_plain_unanswered_times_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(0, &addr); /* room for one connection waiting */
+    int filler = raw_connect(&addr);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* queued: the queue is full */
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 200);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAETIMEDOUT);
+    close_socket(c);
+    close(filler);
+    close(lfd);
+}
+
 /* The request's patience is the time the client has left when the request actually goes
  * out: a non-blocking connect whose connection comes up late (its first SYN dropped by a
  * listener whose queue is full, the second a second later) stamps what remains then, not

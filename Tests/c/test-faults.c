@@ -1805,3 +1805,36 @@ TEST(fault_connect_retry_without_a_new_descriptor_keeps_the_bound_one) {
     CHECK_EQ(port_of(&after), port_of(&before));
     close_socket(s);
 }
+
+/* A non-blocking connect-data connect whose first try at sending the request fails (no
+ * memory) ends with that error once the connection is seen, not with a second try: the
+ * error stands whatever the descriptor reports. */
+TEST(fault_connect_nonblocking_early_request_error_stands) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0); /* the test's own, silent */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 200); /* a second try would end so */
+    set_nonblocking(s, 1);
+    FAULT(send, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    DWORD e = 0;
+    long long deadline = now_ms() + 10000;
+    while (e == 0) {
+        int len = sizeof e, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&e, &len, &err), 0);
+        CHECK(now_ms() < deadline);
+        if (e == 0)
+            sleep_ms(2);
+    }
+    CHECK_EQ(e, WSAENOBUFS);
+    close_socket(s);
+    close(lfd);
+}
