@@ -60,7 +60,9 @@ static int reader_step(struct answer_reader *a, int fd, wsp_hs_frame *f) {
             reader_reset(a);
             return f->type;
         }
-        if (res < 0 || a->have != WSP_HS_HEADER_SIZE)
+        /* Needing more happens only with the header alone (need is then the whole frame,
+         * which decodes whole or not at all). */
+        if (res < 0)
             return -WSAECONNABORTED; /* malformed: not a WSP server we understand */
         a->need = WSP_HS_HEADER_SIZE + (((size_t)a->buf[6] << 8) | a->buf[7]);
     }
@@ -411,7 +413,6 @@ static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_fram
         fresh_descriptor(so);
     } else {
         so->state = WSP_STATE_CONNECTED;
-        so->bound = 1;
         /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
         wsp_socket_fd_nonblocking(so, so->nonblocking);
     }
@@ -483,7 +484,9 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_connector *c = (struct wsp_connector *)item;
     struct wsp_socket *so = c->so;
     pthread_mutex_lock(&so->lock);
-    if (!atomic_load(&item->removed) && so->connector == c)
+    /* Still the socket's connector: connector_finish and wsp_connector_close, which end
+     * that, remove the item under the same lock (so it is not freed before this returns). */
+    if (so->connector == c)
         connector_step(c, events);
     pthread_mutex_unlock(&so->lock);
 }
@@ -495,20 +498,17 @@ void wsp_connector_poll(struct wsp_socket *so) {
     struct pollfd p = {.fd = so->fd, .events = c->sent ? POLLIN | POLLRDHUP : POLLOUT};
     if (poll(&p, 1, 0) <= 0)
         return;
-    uint32_t events = 0;
-    if (p.revents & POLLIN) events |= EPOLLIN;
-    if (p.revents & POLLOUT) events |= EPOLLOUT;
-    if (p.revents & POLLRDHUP) events |= EPOLLRDHUP;
-    if (p.revents & POLLERR) events |= EPOLLERR;
-    if (p.revents & POLLHUP) events |= EPOLLHUP;
-    connector_step(c, events);
+    /* Anything reported means the TCP connect has ended (tcp_outcome says how) or, once the
+     * request is sent, that the answer can be read (reader_step says what it is): the step
+     * asks the descriptor itself, so which event it was does not matter. */
+    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT);
 }
 
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     (void)now;
     struct wsp_connector *c = (struct wsp_connector *)item;
     pthread_mutex_lock(&c->so->lock);
-    if (!atomic_load(&item->removed) && c->so->connector == c)
+    if (c->so->connector == c) /* as in connector_ready */
         connector_finish(c, WSAETIMEDOUT, NULL);
     pthread_mutex_unlock(&c->so->lock);
 }
@@ -603,7 +603,6 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         so->connect_error = err == WSAEINTR ? so->connect_error : err;
         if (!err) {
             so->state = WSP_STATE_CONNECTED;
-            so->bound = 1;
             /* FIONBIO may have changed the mode while the connect ran: the descriptor
              * follows the socket's mode now. */
             err = wsp_socket_fd_nonblocking(so, so->nonblocking);

@@ -125,7 +125,7 @@ unsigned wsp_reactor_wakes(void) WSP_INTERNAL;
 unsigned wsp_reactor_timer_passes(void) WSP_INTERNAL;
 void wsp_reactor_stop(void) WSP_INTERNAL;
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
-int wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
+void wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 /* Stops watching and schedules item->release on the reactor thread. */
 void wsp_reactor_remove(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* The same, closing item->fd once epoll no longer watches it: the item's release must then
@@ -219,7 +219,7 @@ struct wsp_socket {
     int fd;
     const struct wsp_catalog_entry *entry;
     enum wsp_state state;
-    int bound;
+    int bound; /* lpWSPBind gave it its address; read only while it has not connected */
     int nonblocking;
     int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */

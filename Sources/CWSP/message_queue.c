@@ -91,7 +91,6 @@ BOOL WSPDestroyMessageQueue(HWND hWnd) {
      * gone; the messages themselves are freed with the queue. */
     if (q->count == 0)
         wsp_readiness_fd_raise(q->fd);
-    q->count = 0;
     pthread_cond_broadcast(&q->nonempty);
     pthread_mutex_unlock(&q->lock);
     release(q);

@@ -236,14 +236,10 @@ int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optle
         err = put_bytes(&so->held_event, (int)sizeof so->held_event, optval, optlen);
     } else if (level == SOL_WSP && optname == WSP_CALLEE_DATA) {
         err = put_bytes(so->callee_data, (int)so->callee_len, optval, optlen);
-    } else if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF) &&
-               get_own_option(so, level, optname, &v)) {
-        if (*optlen < (int)sizeof(int))
-            err = WSAEFAULT;
-        else {
-            memcpy(optval, &v, sizeof(int));
-            *optlen = (int)sizeof(int);
-        }
+    } else if (get_own_option(so, level, optname, &v)) {
+        /* Before the kernel's: a buffer size the application set is reported as it set it,
+         * not as the kernel doubled it. */
+        err = put_bytes(&v, (int)sizeof v, optval, optlen);
     } else if (ksize) {
         socklen_t len = ksize;
         if (*optlen < (int)ksize)
@@ -256,8 +252,6 @@ int wsp_get_sock_opt(SOCKET s, int level, int optname, char *optval, LPINT optle
             *optlen = (int)len;
     } else if (level == SOL_SOCKET && optname == SO_ERROR) {
         v = take_error(so);
-        err = put_bytes(&v, (int)sizeof v, optval, optlen);
-    } else if (get_own_option(so, level, optname, &v)) {
         err = put_bytes(&v, (int)sizeof v, optval, optlen);
     } else {
         err = (level == SOL_SOCKET || level == IPPROTO_TCP || level == IPPROTO_IPV6 ||

@@ -88,8 +88,7 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     else
         err = make_iov(bufs, count, storage, &iov);
     pthread_mutex_lock(&so->lock);
-    if (so->state == WSP_STATE_CONNECTING)
-        wsp_connector_poll(so); /* the kernel may have connected before the reactor saw it */
+    wsp_connector_poll(so); /* if connecting: the kernel may be done before the reactor saw it */
     int fd = so->fd;
     if (!err && so->state != WSP_STATE_CONNECTED)
         err = WSAENOTCONN;

@@ -25,12 +25,13 @@ static size_t slot(SOCKET s, size_t n) {
     return (size_t)(h >> 32) & (n - 1);
 }
 
-/* lock held for writing. 0 or WSAENOBUFS; on failure the table stays as it was. */
-static int grow(void) {
+/* lock held for writing. Without memory the table stays as it was (bucket_count 0 says
+ * there is none yet). */
+static void grow(void) {
     size_t n = bucket_count ? bucket_count * 2 : INITIAL_BUCKETS;
     struct node **b = calloc(n, sizeof *b);
     if (!b)
-        return WSAENOBUFS;
+        return;
     for (size_t i = 0; i < bucket_count; i++) {
         struct node *e = buckets[i];
         while (e) {
@@ -44,7 +45,6 @@ static int grow(void) {
     free(buckets);
     buckets = b;
     bucket_count = n;
-    return 0;
 }
 
 int winsock_route_add(SOCKET s, struct winsock_route route) {
@@ -54,7 +54,9 @@ int winsock_route_add(SOCKET s, struct winsock_route route) {
     e->s = s;
     e->route = route;
     pthread_rwlock_wrlock(&lock);
-    if (node_count >= bucket_count * 2 && grow() != 0 && bucket_count == 0) {
+    if (node_count >= bucket_count * 2)
+        grow(); /* when it cannot, longer chains still work, once there is a table */
+    if (bucket_count == 0) {
         pthread_rwlock_unlock(&lock);
         free(e);
         return WSAENOBUFS;

@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
+#include "internal.h"
 #include "support.h"
 
 /* A loopback address with a port free at the moment (another process could take it). */
@@ -262,11 +264,15 @@ TEST(connect_blocking_is_woken_by_closing_the_socket) {
     struct closer cl = {c, l, &me};
     pthread_t t;
     pthread_create(&t, NULL, close_when_blocked, &cl);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* only counts, on this thread */
     blocker_enter(&me);
     int rc = connect_to(c, &addr, "x", NULL);
     blocker_leave(&me);
     pthread_join(t, NULL);
     CHECK_EQ(rc, WSAEINTR);
+    /* The socket is going: it gets no new descriptor, as a failed attempt's would. */
+    CHECK_EQ(fault_calls(FAULT_socket), 0);
+    fault_clear();
 }
 
 static int get_int(SOCKET s, int level, int name) {
@@ -344,6 +350,109 @@ TEST(connect_options_survive_a_failed_attempt) {
     CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAETIMEDOUT);
     CHECK(now_ms() - t0 >= 140);
     (void)l;
+}
+
+/* An option as the kernel holds it on the socket's descriptor (not as the provider reports
+ * it): its bytes and length. */
+struct kernel_value {
+    socklen_t len;
+    unsigned char bytes[32];
+};
+
+static struct kernel_value kernel_option(SOCKET s, int level, int name) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct kernel_value v;
+    memset(&v, 0, sizeof v);
+    v.len = sizeof v.bytes;
+    CHECK_EQ(getsockopt(so->fd, level, name, v.bytes, &v.len), 0);
+    wsp_socket_release(so);
+    return v;
+}
+
+/* Every option the kernel keeps, set away from its default, is the same in the kernel after a
+ * failed attempt has replaced the descriptor: buffer sizes too (the kernel reports twice what
+ * was set, and is given back what was set, not what it reports). */
+TEST(connect_retry_gives_the_new_descriptor_the_kernels_options) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    static const struct {
+        int level, name;
+    } opts[] = {
+        {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
+        {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
+        {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
+        {SOL_SOCKET, SO_SNDBUF},
+    };
+    enum { N = sizeof opts / sizeof opts[0] };
+    for (int i = 0; i < N; i++) {
+        if (opts[i].name == SO_LINGER) {
+            struct linger lg = {1, 7};
+            int err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg,
+                                       &err), 0);
+        } else if (opts[i].name == SO_RCVTIMEO || opts[i].name == SO_SNDTIMEO) {
+            set_dword(c, SOL_SOCKET, opts[i].name, 1500);
+        } else {
+            int v = opts[i].name == SO_RCVBUF   ? 48 * 1024
+                    : opts[i].name == SO_SNDBUF ? 40 * 1024
+                                                : 1;
+            set_int(c, opts[i].level, opts[i].name, v);
+        }
+    }
+    struct kernel_value before[N];
+    for (int i = 0; i < N; i++)
+        before[i] = kernel_option(c, opts[i].level, opts[i].name);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    for (int i = 0; i < N; i++) {
+        struct kernel_value after = kernel_option(c, opts[i].level, opts[i].name);
+        if (after.len != before[i].len || memcmp(after.bytes, before[i].bytes, after.len) != 0) {
+            fprintf(stderr, "option %d/%d differs after the retry\n", opts[i].level,
+                    opts[i].name);
+            CHECK(0);
+        }
+    }
+    close_socket(c);
+}
+
+/* Options left at their default are left to the kernel on the new descriptor, not set to the
+ * default's value: a send buffer nobody set grows when the connection is made (auto-tuning),
+ * exactly as on a socket that never failed, which one set explicitly would not. */
+TEST(connect_retry_leaves_default_options_to_the_kernel) {
+    start();
+    struct sockaddr_storage dead = dead_address(), addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_int(c, SOL_SOCKET, SO_KEEPALIVE, 1); /* an option set: the options are copied */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(fresh, &addr, NULL, NULL), 0);
+    struct kernel_value tuned = kernel_option(fresh, SOL_SOCKET, SO_SNDBUF);
+    struct kernel_value retried = kernel_option(c, SOL_SOCKET, SO_SNDBUF);
+    int t, r;
+    memcpy(&t, tuned.bytes, sizeof t);
+    memcpy(&r, retried.bytes, sizeof r);
+    CHECK_EQ(r, t);
+    close_socket(fresh);
+    close_socket(c);
+    close_socket(l);
+}
+
+/* Plain TCP refuses connect data, but a caller buffer of no bytes is no data: the connect
+ * goes ahead. */
+TEST(connect_plain_with_an_empty_caller_buffer_connects) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    char unused = 0;
+    WSABUF caller = {0, &unused};
+    CHECK_EQ(connect_full(c, &addr, &caller, NULL, NULL), 0);
+    close_socket(c);
+    close_socket(l);
 }
 
 TEST(connect_fionbio_to_blocking_while_connecting_gives_a_blocking_socket) {
@@ -501,6 +610,23 @@ TEST(connect_nonblocking_unanswered_request_times_out) {
     CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK); /* not WSAEALREADY */
     close_socket(c);
+    close(lfd);
+}
+
+/* A blocking plain TCP connect whose SYN goes unanswered (the listener's queue is full, so
+ * its kernel drops it) ends at WSP_CONNECT_TIMEOUT with WSAETIMEDOUT, not as connected. */
+TEST(connect_blocking_plain_unanswered_times_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(0, &addr); /* room for one connection waiting */
+    int filler = raw_connect(&addr);
+    struct pollfd p = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* queued: the queue is full */
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 200);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), WSAETIMEDOUT);
+    close_socket(c);
+    close(filler);
     close(lfd);
 }
 

@@ -1572,3 +1572,269 @@ TEST(fault_listener_connection_an_accept_took_without_memory_is_closed) {
     close(next);
     close_socket(l);
 }
+
+/* ---- connect.c: the connect-data client's answer reader, and a retry's options ------------- */
+
+/* A server of the test's own (its calls are not the provider's): takes one connection, reads
+ * its request whole, then answers ACCEPT or closes without an answer. */
+struct fault_raw_server {
+    int lfd;
+    int accept_it;
+    pthread_t thread;
+};
+
+static void *fault_raw_server_main(void *arg) {
+    struct fault_raw_server *r = arg;
+    int fd = accept(r->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    uint8_t req[WSP_HS_MAX_FRAME];
+    size_t have = 0;
+    while (have < WSP_HS_HEADER_SIZE ||
+           have < WSP_HS_HEADER_SIZE + (size_t)(req[6] << 8 | req[7])) {
+        int got = raw_recv(fd, req + have, sizeof req - have, 10000);
+        CHECK(got > 0);
+        have += (size_t)got;
+    }
+    static const uint8_t accept_frame[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
+    if (r->accept_it)
+        CHECK_EQ(send(fd, accept_frame, sizeof accept_frame, MSG_NOSIGNAL), 8);
+    close(fd);
+    close(r->lfd);
+    return NULL;
+}
+
+static struct sockaddr_storage fault_raw_server_start(struct fault_raw_server *r, int accept_it) {
+    r->accept_it = accept_it;
+    r->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(r->lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(r->lfd, 1), 0);
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof addr;
+    CHECK_EQ(getsockname(r->lfd, (struct sockaddr *)&addr, &len), 0);
+    CHECK_EQ(pthread_create(&r->thread, NULL, fault_raw_server_main, r), 0);
+    return addr;
+}
+
+/* Reading the answer, a recv that is interrupted or finds nothing yet is tried again; any
+ * other error ends the connect with that error (EPERM's WSAEACCES, ENOMEM's WSAENOBUFS). */
+TEST(fault_connect_answer_read_retries_only_eintr_and_eagain) {
+    start();
+    const struct {
+        int e, want;
+    } cases[] = {{EINTR, 0}, {EAGAIN, 0}, {EPERM, WSAEACCES}, {ENOMEM, WSAENOBUFS}};
+    for (int i = 0; i < 4; i++) {
+        struct fault_raw_server r;
+        struct sockaddr_storage addr = fault_raw_server_start(&r, 1);
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        FAULT(recv, .err = cases[i].e); /* the provider's only recv: the client's */
+        CHECK_EQ(connect_to(s, &addr, "x", NULL), cases[i].want);
+        CHECK_EQ(fault_fired(FAULT_recv), 1);
+        fault_clear();
+        pthread_join(r.thread, NULL);
+        close_socket(s);
+    }
+    /* An interrupted recv leaves errno at EINTR: the end of the stream read next is still
+     * the end (no answer: WSAECONNABORTED), not another interruption. */
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(recv, .err = EINTR);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
+}
+
+/* The kernel's value of an option on the socket's descriptor. */
+static int fault_kernel_int(SOCKET s, int level, int name) {
+    int err = 0, v = -1;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    socklen_t len = sizeof v;
+    CHECK_EQ(getsockopt(so->fd, level, name, &v, &len), 0);
+    wsp_socket_release(so);
+    return v;
+}
+
+/* After a failed attempt the new descriptor gets the options read from the old one; an
+ * option that cannot be read is left at the new descriptor's default, not set to an unknown
+ * value: one option set fewer than when it can be read. */
+TEST(fault_connect_retry_leaves_an_option_it_cannot_read) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_SOCKET, SO_REUSEADDR, 1); /* the first option copied */
+    set_dword(s, SOL_SOCKET, SO_KEEPALIVE, 1);
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000); /* only counts */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    int copied_all = fault_calls(FAULT_setsockopt);
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 1);
+    addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000);
+    FAULT(getsockopt, .err = ENOBUFS); /* the old descriptor's SO_REUSEADDR */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), copied_all - 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 0);
+    CHECK(fault_kernel_int(s, SOL_SOCKET, SO_KEEPALIVE) != 0);
+    /* Likewise when the new descriptor's default cannot be read. */
+    set_dword(s, SOL_SOCKET, SO_REUSEADDR, 1);
+    addr = fault_raw_server_start(&r, 0);
+    FAULT(setsockopt, .nth = 1000000);
+    FAULT(getsockopt, .nth = 2, .err = ENOBUFS); /* the new descriptor's SO_REUSEADDR */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), copied_all - 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    CHECK_EQ(fault_kernel_int(s, SOL_SOCKET, SO_REUSEADDR), 0);
+    close_socket(s);
+}
+
+/* ---- transfer.c: interrupted transfers ------------------------------------------------------ */
+
+/* A send or receive interrupted by a signal is tried again, not reported: through recv and
+ * send (one buffer) and through recvmsg and sendmsg (several). */
+TEST(fault_transfer_interrupted_is_tried_again) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    char a[] = "ab", b[] = "cd";
+    WSABUF two[2] = {{2, a}, {2, b}};
+    DWORD sent = 0;
+    int err = 0;
+    FAULT(send, .err = EINTR, .this_thread = 1);
+    send_all(c, "xy", 2);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    FAULT(sendmsg, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSend(c, two, 2, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_sendmsg), 1);
+    CHECK_EQ(sent, 4);
+    char in[2];
+    DWORD got = 0;
+    FAULT(recv, .err = EINTR, .this_thread = 1);
+    CHECK_EQ(recv_some(s, in, 2, 0, &got), 0);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    CHECK_EQ(got, 2);
+    CHECK_MEM(in, "xy", 2);
+    char p[2], q[2];
+    WSABUF halves[2] = {{2, p}, {2, q}};
+    DWORD flags = 0;
+    FAULT(recvmsg, .err = EINTR, .this_thread = 1);
+    got = 0;
+    CHECK_EQ(T.lpWSPRecv(s, halves, 2, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_recvmsg), 1);
+    CHECK(got >= 1); /* what has arrived of the four bytes, at least one */
+    fault_clear();
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A wait for the answer that fails (poll out of memory) ends the connect with that error. */
+TEST(fault_connect_answer_wait_failing_is_reported) {
+    start();
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 1);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(poll, .err = ENOMEM, .times = -1, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAENOBUFS);
+    CHECK(fault_fired(FAULT_poll) >= 1);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
+}
+
+/* A plain TCP connect whose wait for the connection fails (poll out of memory) ends with that
+ * error. */
+TEST(fault_connect_plain_wait_failing_is_reported) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(poll, .err = ENOMEM, .times = -1, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAENOBUFS);
+    CHECK(fault_fired(FAULT_poll) >= 1); /* a TCP connect is under way when connect() returns */
+    fault_clear();
+    close_socket(s);
+    close_socket(l);
+}
+
+/* A socket whose options were never set gives its new descriptor none after a failed attempt:
+ * the new descriptor's defaults are the old one's, and nothing is read to find that out. */
+TEST(fault_connect_retry_of_a_socket_without_options_reads_none) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    struct fault_raw_server r;
+    struct sockaddr_storage addr = fault_raw_server_start(&r, 0);
+    FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* only counts */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAECONNABORTED);
+    CHECK_EQ(fault_calls(FAULT_getsockopt), 0);
+    fault_clear();
+    pthread_join(r.thread, NULL);
+    close_socket(s);
+}
+
+/* When a failed attempt's new descriptor cannot be had (out of descriptors), the socket keeps
+ * its old one as it was: still bound to the address the application gave it. */
+TEST(fault_connect_retry_without_a_new_descriptor_keeps_the_bound_one) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    /* A port named explicitly (one free a moment ago), which the kernel keeps bound after
+     * a failed connect, unlike one it chose. */
+    int probe = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(probe, (struct sockaddr *)&any, sizeof any), 0);
+    socklen_t plen = sizeof any;
+    CHECK_EQ(getsockname(probe, (struct sockaddr *)&any, &plen), 0);
+    close(probe);
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), 0);
+    struct sockaddr_storage before = local_address(s);
+    FAULT(socket, .err = EMFILE, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    fault_clear();
+    struct sockaddr_storage after = local_address(s); /* fails the test if not bound */
+    CHECK_EQ(port_of(&after), port_of(&before));
+    close_socket(s);
+}
+
+/* A non-blocking connect-data connect whose first try at sending the request fails (no
+ * memory) ends with that error once the connection is seen, not with a second try: the
+ * error stands whatever the descriptor reports. */
+TEST(fault_connect_nonblocking_early_request_error_stands) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM, 0); /* the test's own, silent */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(s, SOL_WSP, WSP_CONNECT_TIMEOUT, 200); /* a second try would end so */
+    set_nonblocking(s, 1);
+    FAULT(send, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    DWORD e = 0;
+    long long deadline = now_ms() + 10000;
+    while (e == 0) {
+        int len = sizeof e, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&e, &len, &err), 0);
+        CHECK(now_ms() < deadline);
+        if (e == 0)
+            sleep_ms(2);
+    }
+    CHECK_EQ(e, WSAENOBUFS);
+    close_socket(s);
+    close(lfd);
+}

@@ -716,3 +716,21 @@ TEST(upcalls_blocking_callback_query_without_a_context) {
     CHECK_EQ(err, WSAEFAULT);
     CHECK_EQ(ctx, 77);
 }
+
+/* lpWSPBind takes only an address of the socket's own family: an AF_UNSPEC one, which Linux
+ * would take for "any IPv4 address" on an IPv4 socket, is WSAEAFNOSUPPORT, and the socket
+ * stays unbound. */
+TEST(bind_to_an_address_of_another_family_is_wsaeafnosupport) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in unspec = {.sin_family = AF_UNSPEC, .sin_addr.s_addr = htonl(INADDR_ANY)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&unspec, sizeof unspec, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    struct sockaddr_in name;
+    int len = sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL); /* not bound */
+    close_socket(s);
+}

@@ -2,12 +2,14 @@
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <errno.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "internal.h"
 #include "support.h"
 
@@ -187,6 +189,18 @@ TEST(transfer_shutdown_send_gives_the_peer_end_of_stream) {
     err = 0;
     CHECK_EQ(T.lpWSPShutdown(c, 7, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, -1, &err), SOCKET_ERROR); /* below SD_RECEIVE too */
+    CHECK_EQ(err, WSAEINVAL);
+    /* The argument is checked before the state: WSAEINVAL on a socket not connected. */
+    SOCKET u = new_socket(WSP_CATALOG_TCP_IPV4);
+    const int bad[2] = {-1, SD_BOTH + 1};
+    for (int i = 0; i < 2; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPShutdown(u, bad[i], &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
+    close_socket(u);
 }
 
 TEST(transfer_on_unconnected_socket_is_notconn) {
@@ -245,6 +259,16 @@ static void check_kernel_timeout(SOCKET s, int optname, long sec, long usec) {
     wsp_socket_release(so);
     CHECK_EQ(tv.tv_sec, sec);
     CHECK(tv.tv_usec >= usec && tv.tv_usec < usec + 10000);
+    /* Exactly what the kernel makes of sec and usec given directly: not a microsecond more
+     * (which it would round up to a tick more). */
+    int raw = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval want = {sec, usec}, got = {0, 0};
+    CHECK_EQ(setsockopt(raw, SOL_SOCKET, optname, &want, sizeof want), 0);
+    len = sizeof got;
+    CHECK_EQ(getsockopt(raw, SOL_SOCKET, optname, &got, &len), 0);
+    close(raw);
+    CHECK_EQ(tv.tv_sec, got.tv_sec);
+    CHECK_EQ(tv.tv_usec, got.tv_usec);
 }
 
 TEST(transfer_timeouts_reach_the_kernel_in_seconds_and_microseconds) {
@@ -523,6 +547,145 @@ TEST(transfer_sendto_and_recvfrom_are_send_and_recv_on_a_stream) {
     CHECK_EQ(T.lpWSPRecvFrom(c, &buf, 1, &got, &flags, NULL, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK);
+}
+
+/* WSP_HANDSHAKE_DEADLINE and WSP_PENDING_INTERVAL of 0 would mean "at once" and "always":
+ * refused with WSAEINVAL, the value set before kept. */
+TEST(sockopt_zero_handshake_deadline_and_pending_interval_are_wsaeinval) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
+    const int names[2] = {WSP_HANDSHAKE_DEADLINE, WSP_PENDING_INTERVAL};
+    for (int i = 0; i < 2; i++) {
+        set_dword(l, SOL_WSP, names[i], 777);
+        DWORD zero = 0, v = 0;
+        int err = 0, len = sizeof v;
+        CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, names[i], (const char *)&zero, sizeof zero, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, names[i], (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, 777);
+    }
+    close_socket(l);
+}
+
+/* Up to 16 buffers go to the kernel from the stack: a transfer of a few makes no
+ * allocation (more than 16 do: that path is the other tests'). */
+TEST(transfer_of_a_few_buffers_allocates_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    char a[] = "ab", b[] = "cd";
+    WSABUF two[2] = {{2, a}, {2, b}};
+    DWORD done = 0, flags = 0;
+    int err = 0;
+    FAULT(malloc, .nth = 1000000, .this_thread = 1); /* only counts */
+    CHECK_EQ(T.lpWSPSend(c, two, 2, &done, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 4);
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    char p[2], q[2];
+    WSABUF halves[2] = {{2, p}, {2, q}};
+    CHECK_EQ(T.lpWSPRecv(s, halves, 2, &done, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 4);
+    CHECK_EQ(fault_calls(FAULT_malloc), 0);
+    fault_clear();
+    CHECK_MEM(p, "ab", 2);
+    CHECK_MEM(q, "cd", 2);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* WSP does no overlapped I/O: a transfer given an OVERLAPPED is refused as such, through
+ * lpWSPSendTo and lpWSPRecvFrom as through lpWSPSend and lpWSPRecv; a completion routine
+ * without one is ignored, as Winsock ignores it, and the call is an ordinary one. */
+static void no_completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD f) {
+    (void)e, (void)n, (void)ov, (void)f;
+}
+
+TEST(transfer_with_an_overlapped_is_refused_a_completion_routine_alone_ignored) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1); /* a receive that went ahead would not wait */
+    WSAOVERLAPPED ov;
+    memset(&ov, 0, sizeof ov);
+    char x[] = "x";
+    WSABUF out = {1, x};
+    char in[4];
+    WSABUF buf = {sizeof in, in};
+    DWORD done = 0, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &out, 1, &done, 0, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPSendTo(c, &out, 1, &done, 0, NULL, 0, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &done, &flags, &ov, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecvFrom(s, &buf, 1, &done, &flags, NULL, NULL, &ov, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEOPNOTSUPP);
+    CHECK_EQ(unread_bytes(s), 0); /* nothing was sent */
+    CHECK_EQ(T.lpWSPSend(c, &out, 1, &done, 0, NULL, no_completion, NULL, &err), 0);
+    CHECK_EQ(T.lpWSPSendTo(c, &out, 1, &done, 0, NULL, 0, NULL, no_completion, NULL, &err), 0);
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    recv_exact(s, in, 2);
+    send_all(c, "yz", 2);
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    flags = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &(WSABUF){1, in}, 1, &done, &flags, NULL, no_completion, NULL, &err),
+             0);
+    CHECK_EQ(done, 1);
+    CHECK_EQ(in[0], 'y');
+    CHECK_EQ(T.lpWSPRecvFrom(s, &(WSABUF){1, in}, 1, &done, &flags, NULL, NULL, NULL,
+                             no_completion, NULL, &err),
+             0);
+    CHECK_EQ(done, 1);
+    CHECK_EQ(in[0], 'z');
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A WSP_DROP_HANDLER value too short is refused and changes nothing: the handler set before
+ * is the one still called. */
+static atomic_int drops_heard, wrong_handler_calls;
+
+static void heard_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR context) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)context;
+    atomic_fetch_add(&drops_heard, 1);
+}
+
+static void wrong_drop_handler(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                               DWORD_PTR context) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)context;
+    atomic_fetch_add(&wrong_handler_calls, 1);
+}
+
+TEST(sockopt_a_short_drop_handler_leaves_the_one_set_before) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    WSP_DROP_HANDLER_DATA h = {heard_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    WSP_DROP_HANDLER_DATA wrong = {wrong_drop_handler, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&wrong,
+                               (int)sizeof wrong - 1, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    /* A request with more caller data than the listener takes: dropped. */
+    static char big[2000];
+    WSABUF caller = {sizeof big, big};
+    SOCKET wordy = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(wordy, SOL_WSP, WSP_MAX_CALLER_DATA, sizeof big);
+    CHECK_EQ(connect_full(wordy, &addr, &caller, NULL, NULL), WSAECONNREFUSED);
+    WAIT_FOR(atomic_load(&drops_heard) + atomic_load(&wrong_handler_calls) == 1, 10000);
+    CHECK_EQ(atomic_load(&drops_heard), 1);
+    close_socket(wordy);
+    close_socket(l);
 }
 
 /* Argument errors come before state errors: a bad name buffer is WSAEFAULT even on a socket

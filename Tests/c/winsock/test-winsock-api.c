@@ -617,3 +617,37 @@ TEST(winsock_closesocket_the_provider_refuses_keeps_the_route) {
     CHECK_EQ(WSACleanup(), 0); /* drains the routes */
     CHECK_EQ(winsock_route_count(), 0);
 }
+
+/* socket() records which provider made the handle; when that record cannot be had (its node,
+ * or the table's first buckets), the call fails with WSAENOBUFS, the provider's socket is
+ * closed again, and the next socket() works. The allocations are found by counting those of
+ * a first start-up's socket(): the last cleanup empties the table, so a second start-up's
+ * socket() makes the same ones. */
+TEST(winsock_socket_without_memory_for_its_route_is_wsaenobufs) {
+    startup();
+    FAULT(malloc, .nth = 1000000, .this_thread = 1); /* only counts */
+    FAULT(calloc, .nth = 1000000, .this_thread = 1);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    int mallocs = fault_calls(FAULT_malloc), callocs = fault_calls(FAULT_calloc);
+    fault_clear();
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+    const enum fault_fn fns[2] = {FAULT_malloc, FAULT_calloc};
+    for (int i = 0; i < 2; i++) { /* the route's node (the last malloc), then its buckets */
+        startup();
+        int fds = provider_fds();
+        fault_set(fns[i], (struct fault){.nth = i == 0 ? mallocs : callocs, .err = ENOMEM,
+                                         .this_thread = 1});
+        CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET);
+        CHECK_EQ(fault_fired(fns[i]), 1);
+        fault_clear();
+        CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+        CHECK_EQ(provider_fds(), fds);
+        CHECK_EQ(winsock_route_count(), 0);
+        s = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(s != INVALID_SOCKET);
+        CHECK_EQ(closesocket(s), 0);
+        CHECK_EQ(WSACleanup(), 0);
+    }
+}

@@ -169,3 +169,51 @@ TEST(winsock_select_without_memory_for_its_sets_is_wsaenobufs) {
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* Each set gets room for all its handles in select's own copy: a read set of twelve
+ * listeners, each with a connection waiting, beside a write set of one connected client,
+ * answers for each set alone and for every handle. */
+TEST(winsock_select_sets_of_many_handles_stay_apart) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    enum { N = 12 };
+    SOCKET ls[N], cs[N];
+    fd_set r, w;
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    for (int i = 0; i < N; i++) {
+        SOCKADDR_IN a;
+        memset(&a, 0, sizeof a);
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ls[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK(ls[i] != INVALID_SOCKET);
+        CHECK_EQ(bind(ls[i], (SOCKADDR *)&a, sizeof a), 0);
+        CHECK_EQ(listen(ls[i], 1), 0);
+        int len = sizeof a;
+        CHECK_EQ(getsockname(ls[i], (SOCKADDR *)&a, &len), 0);
+        cs[i] = socket(AF_INET, SOCK_STREAM, 0);
+        CHECK_EQ(connect(cs[i], (SOCKADDR *)&a, sizeof a), 0);
+        FD_SET(ls[i], &r);
+    }
+    FD_SET(cs[0], &w);
+    struct timeval ten = {10, 0};
+    /* Every listener is readable once its request is in: wait for each, then ask for all. */
+    for (int i = 0; i < N; i++) {
+        fd_set one;
+        FD_ZERO(&one);
+        FD_SET(ls[i], &one);
+        CHECK_EQ(select(0, &one, NULL, NULL, &ten), 1);
+    }
+    CHECK_EQ(select(0, &r, &w, NULL, &ten), N + 1);
+    CHECK_EQ(r.fd_count, N);
+    for (int i = 0; i < N; i++)
+        CHECK(FD_ISSET(ls[i], &r));
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == cs[0]);
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(closesocket(cs[i]), 0);
+        CHECK_EQ(closesocket(ls[i]), 0);
+    }
+    CHECK_EQ(WSACleanup(), 0);
+}
