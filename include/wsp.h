@@ -719,6 +719,14 @@ WSP_EXPORT int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData,
                           LPWSAPROTOCOL_INFO lpProtocolInfo, WSPUPCALLTABLE UpcallTable,
                           LPWSPPROC_TABLE lpProcTable);
 
+/* Runs fn(context) on the provider's event thread: the thread that reads handshakes, drives
+ * non-blocking connects and raises network events. Jobs run one at a time, in the order
+ * given; a job handed over from the event thread itself (from an upcall) runs as soon as the
+ * event being handled is done. A job may call the provider but must not block: every socket
+ * waits while it runs. Returns 0, WSANOTINITIALISED before WSPStartup, WSAEFAULT for a NULL
+ * fn, or WSAENOBUFS. */
+WSP_EXPORT int WSPRunOnEventThread(void (*fn)(void *context), void *context);
+
 /* A WSA error code's name ("WSAECONNREFUSED") and a one-line meaning ("connection refused:
  * the server's condition function rejected the request, or no one listens there"). Unknown
  * codes give "WSA_UNKNOWN" and "unknown error". The strings are static. */

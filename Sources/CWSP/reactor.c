@@ -9,12 +9,17 @@
  * Timers share one timerfd, armed for the earliest due time whenever a timer gets earlier
  * than what it is armed for: setting a timer (every non-blocking connect sets one) costs no
  * wake-up of the reactor thread, and usually no system call at all, since new timers tend to
- * be due later than the armed one. */
+ * be due later than the armed one.
+ *
+ * Jobs (WSPRunOnEventThread) are an application's work run on this thread: an async runtime
+ * whose tasks this thread's upcalls resume runs them here, right after the event, instead of
+ * waking a thread of its own. They run after each item, when no provider lock is held. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -41,6 +46,18 @@ static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; react
 static atomic_uint wakes; /* wake-ups written: tests check that quiet removals make none */
 static atomic_uint timer_passes; /* run_timers calls: tests check that timers due together
                                   * fire in one */
+
+struct job {
+    void (*fn)(void *);
+    void *context;
+};
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct job *jobs; /* waiting, in order */
+static size_t jobs_len, jobs_cap;
+static atomic_size_t jobs_waiting; /* jobs_len, read without the lock after every item */
+static int jobs_open;              /* the reactor takes jobs: from start until stop */
+static struct job *spare;          /* reactor thread: the last batch's array, for the next */
+static size_t spare_cap;
 
 static void wake(void) {
     atomic_fetch_add_explicit(&wakes, 1, memory_order_relaxed);
@@ -134,6 +151,53 @@ static void run_tasks(void) {
     }
 }
 
+/* Runs the jobs waiting, and those they add, until none is left. */
+static void run_jobs(void) {
+    while (atomic_load_explicit(&jobs_waiting, memory_order_acquire)) {
+        pthread_mutex_lock(&jobs_lock);
+        struct job *batch = jobs;
+        size_t n = jobs_len, cap = jobs_cap;
+        jobs = spare; /* the two arrays take turns: no allocation per batch */
+        jobs_cap = spare_cap;
+        jobs_len = 0;
+        atomic_store_explicit(&jobs_waiting, 0, memory_order_relaxed);
+        pthread_mutex_unlock(&jobs_lock);
+        for (size_t i = 0; i < n; i++)
+            batch[i].fn(batch[i].context);
+        spare = batch;
+        spare_cap = cap;
+    }
+}
+
+int WSPRunOnEventThread(void (*fn)(void *context), void *context) {
+    if (!fn)
+        return WSAEFAULT;
+    pthread_mutex_lock(&jobs_lock);
+    if (!jobs_open) {
+        pthread_mutex_unlock(&jobs_lock);
+        return WSANOTINITIALISED;
+    }
+    if (jobs_len == jobs_cap) {
+        size_t cap = jobs_cap ? jobs_cap * 2 : 16;
+        struct job *more = realloc(jobs, cap * sizeof *more);
+        if (!more) {
+            pthread_mutex_unlock(&jobs_lock);
+            return WSAENOBUFS;
+        }
+        jobs = more;
+        jobs_cap = cap;
+    }
+    jobs[jobs_len++] = (struct job){fn, context};
+    atomic_store_explicit(&jobs_waiting, jobs_len, memory_order_release);
+    int first = jobs_len == 1;
+    pthread_mutex_unlock(&jobs_lock);
+    /* The reactor's own jobs run after the item it is on; a queue that was not empty has
+     * woken it already. */
+    if (first && !on_reactor_thread)
+        wake();
+    return 0;
+}
+
 static void *reactor_main(void *arg) {
     (void)arg;
     on_reactor_thread = 1;
@@ -154,12 +218,15 @@ static void *reactor_main(void *arg) {
             if (!atomic_load(&it->removed))
                 it->on_ready(it, events[i].events);
             run_tasks();
+            run_jobs();
         }
         if (timers_due)
             run_timers();
         run_tasks();
+        run_jobs();
         reap_zombies();
     }
+    run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
     reap_zombies();
     return NULL;
 }
@@ -181,10 +248,14 @@ int wsp_reactor_start(void) {
         } else {
             atomic_store(&stopping, 0);
             int rc = pthread_create(&thread, NULL, reactor_main, NULL);
-            if (rc)
+            if (rc) {
                 err = wsp_wsa_from_errno(rc);
-            else
+            } else {
                 running = 1;
+                pthread_mutex_lock(&jobs_lock);
+                jobs_open = 1;
+                pthread_mutex_unlock(&jobs_lock);
+            }
         }
         if (err) {
             if (epfd >= 0)
@@ -208,9 +279,18 @@ void wsp_reactor_stop(void) {
     pthread_mutex_unlock(&reactor_lock);
     if (!last)
         return;
+    pthread_mutex_lock(&jobs_lock);
+    jobs_open = 0;
+    pthread_mutex_unlock(&jobs_lock);
     atomic_store(&stopping, 1);
     wake();
     pthread_join(thread, NULL);
+    pthread_mutex_lock(&jobs_lock); /* none waits: the thread ran them all and takes no more */
+    free(jobs);
+    free(spare);
+    jobs = spare = NULL;
+    jobs_cap = spare_cap = 0;
+    pthread_mutex_unlock(&jobs_lock);
     pthread_mutex_lock(&reactor_lock);
     running = 0;
     close(epfd);
