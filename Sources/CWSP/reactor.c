@@ -13,7 +13,10 @@
  *
  * Jobs (WSPRunOnEventThread) are an application's work run on this thread: an async runtime
  * whose tasks this thread's upcalls resume runs them here, right after the event, instead of
- * waking a thread of its own. They run after each item, when no provider lock is held. */
+ * waking a thread of its own. They run after each item, when no provider lock is held. A job
+ * may end the provider (the last lpWSPCleanup): the thread cannot join itself, so the loop
+ * ends when the job returns and the thread closes its own descriptors on the way out (and
+ * detaches, unless a stop elsewhere waits to join it); a start before then revives it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -46,6 +49,12 @@ static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; react
 static atomic_uint wakes; /* wake-ups written: tests check that quiet removals make none */
 static atomic_uint timer_passes; /* run_timers calls: tests check that timers due together
                                   * fire in one */
+/* The end of a stop (reactor_lock): the thread broadcasts exit_cond when it has exited its
+ * loop (running 0) or a start revived it (stopping 0). */
+static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
+static int stoppers;          /* stops waiting on exit_cond: the thread leaves itself to them */
+static int to_join;           /* exited_thread has exited its loop and waits to be joined */
+static pthread_t exited_thread;
 
 struct job {
     void (*fn)(void *);
@@ -55,7 +64,8 @@ static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct job *jobs; /* waiting, in order */
 static size_t jobs_len, jobs_cap;
 static atomic_size_t jobs_waiting; /* jobs_len, read without the lock after every item */
-static int jobs_open;              /* the reactor takes jobs: from start until stop */
+static int jobs_open;              /* the reactor takes jobs: from start until stop (set under
+                                    * reactor_lock too) */
 static struct job *spare;          /* reactor thread: the last batch's array, for the next */
 static size_t spare_cap;
 
@@ -151,22 +161,33 @@ static void run_tasks(void) {
     }
 }
 
-/* Runs the jobs waiting, and those they add, until none is left. */
+/* Runs the jobs waiting now, each once. Those they hand over wait for the next pass (the loop
+ * looks at the sockets without sleeping first): a job that keeps handing over work cannot
+ * keep the sockets waiting. */
 static void run_jobs(void) {
-    while (atomic_load_explicit(&jobs_waiting, memory_order_acquire)) {
-        pthread_mutex_lock(&jobs_lock);
-        struct job *batch = jobs;
-        size_t n = jobs_len, cap = jobs_cap;
-        jobs = spare; /* the two arrays take turns: no allocation per batch */
-        jobs_cap = spare_cap;
-        jobs_len = 0;
-        atomic_store_explicit(&jobs_waiting, 0, memory_order_relaxed);
-        pthread_mutex_unlock(&jobs_lock);
-        for (size_t i = 0; i < n; i++)
-            batch[i].fn(batch[i].context);
-        spare = batch;
-        spare_cap = cap;
+    if (!atomic_load_explicit(&jobs_waiting, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&jobs_lock);
+    struct job *batch = jobs;
+    size_t n = jobs_len, cap = jobs_cap;
+    jobs = spare; /* the two arrays take turns: no allocation per batch */
+    jobs_cap = spare_cap;
+    jobs_len = 0;
+    atomic_store_explicit(&jobs_waiting, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&jobs_lock);
+    for (size_t i = 0; i < n; i++) {
+        batch[i].fn(batch[i].context);
+        run_tasks(); /* the upcalls a provider call in the job deferred (netevents.c) */
     }
+    spare = batch;
+    spare_cap = cap;
+}
+
+/* reactor_lock held. */
+static void set_jobs_open(int open) {
+    pthread_mutex_lock(&jobs_lock);
+    jobs_open = open;
+    pthread_mutex_unlock(&jobs_lock);
 }
 
 int WSPRunOnEventThread(void (*fn)(void *context), void *context) {
@@ -189,13 +210,45 @@ int WSPRunOnEventThread(void (*fn)(void *context), void *context) {
     }
     jobs[jobs_len++] = (struct job){fn, context};
     atomic_store_explicit(&jobs_waiting, jobs_len, memory_order_release);
-    int first = jobs_len == 1;
-    pthread_mutex_unlock(&jobs_lock);
-    /* The reactor's own jobs run after the item it is on; a queue that was not empty has
-     * woken it already. */
-    if (first && !on_reactor_thread)
+    /* The reactor's own jobs run after the item it is on, or before it next sleeps; a queue
+     * that was not empty has woken it already. The wake-up is written under the lock: while
+     * the queue is open the thread cannot exit and close wakefd. */
+    if (jobs_len == 1 && !on_reactor_thread)
         wake();
+    pthread_mutex_unlock(&jobs_lock);
     return 0;
+}
+
+/* The thread's end, once stopped with nothing left to run: closes the descriptors and lets
+ * the next start make a thread. 0 when there is more to do first, or a start revived it. */
+static int exit_if_stopped(void) {
+    pthread_mutex_lock(&reactor_lock);
+    if (!atomic_load(&stopping) || atomic_load(&jobs_waiting) || zombies) {
+        pthread_mutex_unlock(&reactor_lock);
+        return 0;
+    }
+    running = 0;
+    close(epfd);
+    close(wakefd);
+    close(timerfd);
+    epfd = wakefd = timerfd = -1;
+    pthread_mutex_lock(&jobs_lock); /* empty and closed: only the arrays are left */
+    free(jobs);
+    jobs = NULL;
+    jobs_cap = 0;
+    pthread_mutex_unlock(&jobs_lock);
+    free(spare);
+    spare = NULL;
+    spare_cap = 0;
+    if (stoppers) {
+        exited_thread = pthread_self();
+        to_join = 1;
+    } else {
+        pthread_detach(pthread_self()); /* stopped from a job or an upcall: no one joins it */
+    }
+    pthread_cond_broadcast(&exit_cond);
+    pthread_mutex_unlock(&reactor_lock);
+    return 1;
 }
 
 static void *reactor_main(void *arg) {
@@ -203,38 +256,54 @@ static void *reactor_main(void *arg) {
     on_reactor_thread = 1;
     pthread_setname_np(pthread_self(), "wsp-reactor"); /* for ps, perf and debuggers */
     struct epoll_event events[BATCH];
-    while (!atomic_load(&stopping)) {
-        int n = epoll_wait(epfd, events, BATCH, -1);
-        int timers_due = 0;
-        for (int i = 0; i < n; i++) {
-            struct wsp_reactor_item *it = events[i].data.ptr;
-            if (it == NULL || it == (void *)&timerfd) {
-                uint64_t v;
-                ssize_t r = read(it ? timerfd : wakefd, &v, sizeof v);
-                (void)r;
-                timers_due |= it != NULL;
-                continue;
+    do {
+        while (!atomic_load(&stopping)) {
+            int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0 : -1;
+            int n = epoll_wait(epfd, events, BATCH, idle);
+            int timers_due = 0;
+            for (int i = 0; i < n; i++) {
+                struct wsp_reactor_item *it = events[i].data.ptr;
+                if (it == NULL || it == (void *)&timerfd) {
+                    uint64_t v;
+                    ssize_t r = read(it ? timerfd : wakefd, &v, sizeof v);
+                    (void)r;
+                    timers_due |= it != NULL;
+                    continue;
+                }
+                if (!atomic_load(&it->removed))
+                    it->on_ready(it, events[i].events);
+                run_tasks();
+                run_jobs();
             }
-            if (!atomic_load(&it->removed))
-                it->on_ready(it, events[i].events);
+            if (timers_due)
+                run_timers();
             run_tasks();
             run_jobs();
+            reap_zombies();
         }
-        if (timers_due)
-            run_timers();
         run_tasks();
-        run_jobs();
+        run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
         reap_zombies();
-    }
-    run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
-    reap_zombies();
+    } while (!exit_if_stopped());
     return NULL;
 }
 
 int wsp_reactor_start(void) {
     pthread_mutex_lock(&reactor_lock);
-    int err = 0;
-    if (!running) {
+    int err = 0, join_old = 0;
+    pthread_t old;
+    if (running && users == 0) {
+        /* The last stop came from the thread itself, which has not exited yet: it carries on
+         * (a wait for a thread that may be running the caller's own job could never end). */
+        set_jobs_open(1);
+        atomic_store(&stopping, 0);
+        pthread_cond_broadcast(&exit_cond);
+    } else if (!running) {
+        if (to_join) { /* exited, and no stop came to join it yet */
+            old = exited_thread;
+            to_join = 0;
+            join_old = 1;
+        }
         epfd = epoll_create1(EPOLL_CLOEXEC);
         wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -252,9 +321,7 @@ int wsp_reactor_start(void) {
                 err = wsp_wsa_from_errno(rc);
             } else {
                 running = 1;
-                pthread_mutex_lock(&jobs_lock);
-                jobs_open = 1;
-                pthread_mutex_unlock(&jobs_lock);
+                set_jobs_open(1);
             }
         }
         if (err) {
@@ -270,34 +337,35 @@ int wsp_reactor_start(void) {
     if (!err)
         users++;
     pthread_mutex_unlock(&reactor_lock);
+    if (join_old)
+        pthread_join(old, NULL);
     return err;
 }
 
 void wsp_reactor_stop(void) {
     pthread_mutex_lock(&reactor_lock);
-    int last = users > 0 && --users == 0 && running;
+    if (users > 0 && --users == 0 && running) {
+        set_jobs_open(0);
+        atomic_store(&stopping, 1);
+        wake(); /* under the lock: the thread may exit, closing wakefd, as soon as it sees */
+    }
     pthread_mutex_unlock(&reactor_lock);
-    if (!last)
-        return;
-    pthread_mutex_lock(&jobs_lock);
-    jobs_open = 0;
-    pthread_mutex_unlock(&jobs_lock);
-    atomic_store(&stopping, 1);
-    wake();
-    pthread_join(thread, NULL);
-    pthread_mutex_lock(&jobs_lock); /* none waits: the thread ran them all and takes no more */
-    free(jobs);
-    free(spare);
-    jobs = spare = NULL;
-    jobs_cap = spare_cap = 0;
-    pthread_mutex_unlock(&jobs_lock);
+}
+
+void wsp_reactor_wait_stopped(void) {
+    if (on_reactor_thread)
+        return; /* the loop ends once the job or upcall that stopped it returns */
     pthread_mutex_lock(&reactor_lock);
-    running = 0;
-    close(epfd);
-    close(wakefd);
-    close(timerfd);
-    epfd = wakefd = timerfd = -1;
+    stoppers++;
+    while (running && atomic_load(&stopping))
+        pthread_cond_wait(&exit_cond, &reactor_lock);
+    stoppers--;
+    int join = to_join;
+    pthread_t t = exited_thread;
+    to_join = 0;
     pthread_mutex_unlock(&reactor_lock);
+    if (join)
+        pthread_join(t, NULL);
 }
 
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) {
