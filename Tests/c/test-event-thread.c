@@ -1,9 +1,14 @@
 /* WSPRunOnEventThread: an application's jobs run on the provider's event thread, in order,
  * after the event being handled (no provider lock held: a job may call the provider), and none
- * is lost to the last cleanup. */
+ * is lost to the last cleanup. The event thread never waits: the calls that would fail there
+ * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
+ * start it again. */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "faults.h"
 #include "support.h"
@@ -168,4 +173,491 @@ TEST(event_thread_runs_every_job_taken_before_the_last_cleanup) {
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
     CHECK_EQ(atomic_load(&slow_ran), 5);
     CHECK_EQ(WSPRunOnEventThread(slow_job, NULL), WSANOTINITIALISED);
+}
+
+/* ---- helpers: a body run as a job, the event threads alive, a connected pair ---- */
+
+static void (*body)(void);
+static atomic_int body_done;
+
+static void run_body(void *context) {
+    (void)context;
+    body();
+    atomic_store(&body_done, 1);
+}
+
+/* Runs fn as a job and waits until it has returned. */
+static void in_job(void (*fn)(void)) {
+    body = fn;
+    atomic_store(&body_done, 0);
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&body_done), 10000);
+}
+
+/* The provider's event threads alive now. */
+static int event_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+        if (!f)
+            continue;
+        n += fgets(name, sizeof name, f) && strcmp(name, "wsp-reactor\n") == 0;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static SOCKET lsn = INVALID_SOCKET, served = INVALID_SOCKET;
+static struct sockaddr_storage lsn_addr;
+static int raw = -1;
+
+/* A blocking plain-TCP listener (lsn), a raw client (raw) and the provider's blocking socket
+ * for it (served), accepted on this thread. */
+static void connected_pair(void) {
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr);
+    raw = raw_connect(&lsn_addr);
+    int err = 0;
+    served = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+}
+
+/* ---- the event thread never waits ---- */
+
+static int rc1, rc2, rc3, err1, err2;
+static SOCKET got_socket = INVALID_SOCKET;
+
+static void accept_with_nothing_waiting(void) {
+    got_socket = T.lpWSPAccept(lsn, NULL, NULL, NULL, 0, &err1);
+}
+
+static void accept_with_a_connection_waiting(void) {
+    err1 = 0;
+    got_socket = T.lpWSPAccept(lsn, NULL, NULL, NULL, 0, &err1);
+}
+
+TEST(event_thread_blocking_accept_fails_with_wouldblock_instead_of_waiting) {
+    start();
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr); /* blocking, as sockets start */
+    in_job(accept_with_nothing_waiting);
+    CHECK(got_socket == INVALID_SOCKET);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    raw = raw_connect(&lsn_addr);
+    in_job(accept_with_a_connection_waiting); /* what is there is taken as usual */
+    CHECK(got_socket != INVALID_SOCKET);
+    CHECK_EQ(err1, 0);
+    close_socket(got_socket);
+    close(raw);
+    close_socket(lsn);
+}
+
+static char rbuf[16];
+static DWORD rgot;
+
+static void recv_once(void) {
+    WSABUF b = {sizeof rbuf, rbuf};
+    DWORD flags = 0;
+    rgot = 0;
+    err1 = 0;
+    rc1 = T.lpWSPRecv(served, &b, 1, &rgot, &flags, NULL, NULL, NULL, &err1);
+}
+
+TEST(event_thread_blocking_recv_fails_with_wouldblock_instead_of_waiting) {
+    start();
+    connected_pair();
+    in_job(recv_once);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(write(raw, "hi", 2), 2);
+    WAIT_FOR(unread_bytes(served) == 2, 10000);
+    in_job(recv_once);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 2);
+    CHECK(memcmp(rbuf, "hi", 2) == 0);
+    /* Off the event thread the same socket still waits (here: for the bytes written next). */
+    CHECK_EQ(write(raw, "yo", 2), 2);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(served, rbuf, sizeof rbuf, 0, &got), 0);
+    CHECK_EQ(got, 2);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static long long sent_total;
+
+static void send_until_full(void) {
+    static char chunk[65536];
+    sent_total = 0;
+    err1 = 0;
+    for (int i = 0; i < 4096; i++) { /* 256 MB: far more than a loopback socket buffers */
+        WSABUF b = {sizeof chunk, chunk};
+        DWORD sent = 0;
+        if (T.lpWSPSend(served, &b, 1, &sent, 0, NULL, NULL, NULL, &err1) != 0)
+            return;
+        sent_total += sent;
+    }
+}
+
+TEST(event_thread_blocking_send_stops_with_wouldblock_when_the_buffers_are_full) {
+    start();
+    connected_pair(); /* raw never reads */
+    in_job(send_until_full);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK(sent_total > 0);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static SOCKET client = INVALID_SOCKET;
+
+static void connect_blocking_socket(void) {
+    WSABUF caller = {2, "hi"};
+    err1 = 0;
+    rc1 = T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                         &caller, NULL, NULL, NULL, &err1);
+}
+
+static void connect_again(void) {
+    err2 = 0;
+    rc2 = T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr), NULL,
+                         NULL, NULL, NULL, &err2);
+}
+
+TEST(event_thread_blocking_connect_starts_and_fails_with_wouldblock) {
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    client = new_socket(WSP_CATALOG_CDATA_IPV4); /* blocking */
+    in_job(connect_blocking_socket);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    /* The connect goes on, as a non-blocking one would: the server sees the caller data. */
+    int err = 0;
+    SOCKET a = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+    do
+        in_job(connect_again);
+    while (err2 == WSAEALREADY);
+    CHECK_EQ(rc2, SOCKET_ERROR);
+    CHECK_EQ(err2, WSAEISCONN);
+    /* Connected, the socket is a blocking one again off the event thread. */
+    send_all(a, "ok", 2);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(client, rbuf, sizeof rbuf, 0, &got), 0);
+    CHECK_EQ(got, 2);
+    close_socket(a);
+    close_socket(client);
+    close_socket(lsn);
+}
+
+static struct timeval select_timeout;
+static const struct timeval *select_with;
+
+static void select_served(void) {
+    WSPFD_SET r;
+    r.fd_count = 1;
+    r.fd_array[0] = served;
+    err1 = 0;
+    rc1 = T.lpWSPSelect(0, &r, NULL, NULL, select_with, &err1);
+}
+
+TEST(event_thread_select_that_would_wait_fails_with_wouldblock) {
+    start();
+    connected_pair();
+    select_timeout = (struct timeval){5, 0};
+    select_with = &select_timeout;
+    in_job(select_served);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    select_with = NULL; /* no time-out: the same */
+    in_job(select_served);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    select_timeout = (struct timeval){0, 0}; /* a zero time-out answers as always */
+    select_with = &select_timeout;
+    in_job(select_served);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(write(raw, "x", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    select_timeout = (struct timeval){5, 0}; /* ready: answered at once */
+    in_job(select_served);
+    CHECK_EQ(rc1, 1);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static WSAEVENT ev;
+
+static void wait_for_the_event(void) {
+    rc1 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 5000, FALSE);
+    err1 = WSAGetLastError();
+    rc2 = (int)WSAWaitForMultipleEvents(1, &ev, TRUE, WSA_INFINITE, FALSE);
+    err2 = WSAGetLastError();
+    rc3 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE);
+}
+
+static void wait_for_the_signalled_event(void) {
+    rc1 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 5000, FALSE);
+    rc2 = (int)WSAWaitForMultipleEvents(1, &ev, TRUE, WSA_INFINITE, FALSE);
+}
+
+TEST(event_thread_wait_for_events_that_would_wait_fails_with_wouldblock) {
+    start();
+    ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    in_job(wait_for_the_event);
+    CHECK_EQ(rc1, (int)WSA_WAIT_FAILED);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(rc2, (int)WSA_WAIT_FAILED);
+    CHECK_EQ(err2, WSAEWOULDBLOCK);
+    CHECK_EQ(rc3, (int)WSA_WAIT_TIMEOUT);
+    CHECK(WSASetEvent(ev));
+    in_job(wait_for_the_signalled_event);
+    CHECK_EQ(rc1, (int)WSA_WAIT_EVENT_0);
+    CHECK_EQ(rc2, (int)WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev));
+}
+
+static HWND queue;
+static WSPMSG msg;
+
+static void get_from_the_queue(void) {
+    rc1 = WSPGetMessage(queue, &msg, 5000);
+    err1 = WSAGetLastError();
+    rc2 = WSPGetMessage(queue, &msg, 0);
+}
+
+static void get_posted_message(void) {
+    rc1 = WSPGetMessage(queue, &msg, WSA_INFINITE);
+}
+
+TEST(event_thread_get_message_that_would_wait_fails_with_wouldblock) {
+    start();
+    queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    in_job(get_from_the_queue);
+    CHECK_EQ(rc1, -1);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(rc2, 0);
+    CHECK(WSPPostMessage(queue, 0x401, 7, 0));
+    in_job(get_posted_message);
+    CHECK_EQ(rc1, 1);
+    CHECK_EQ(msg.wParam, 7);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* A provider call in a job that raises an event (a recv leaving data behind re-raises
+ * FD_READ) makes its upcall when the job returns, not at the thread's next event. */
+static void recv_one_byte(void) {
+    WSABUF b = {1, rbuf};
+    DWORD flags = 0;
+    rc1 = T.lpWSPRecv(served, &b, 1, &rgot, &flags, NULL, NULL, NULL, &err1);
+}
+
+TEST(event_thread_job_upcalls_are_made_when_it_returns) {
+    start();
+    connected_pair();
+    queue = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(served, queue, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(write(raw, "ab", 2), 2);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    in_job(recv_one_byte);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* ---- a job that keeps handing itself over does not starve the sockets ---- */
+
+static atomic_int spinning, spins;
+
+static void spin(void *context) {
+    (void)context;
+    atomic_fetch_add(&spins, 1);
+    if (atomic_load(&spinning))
+        CHECK_EQ(WSPRunOnEventThread(spin, NULL), 0);
+}
+
+TEST(event_thread_job_handing_itself_over_does_not_starve_the_sockets) {
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    atomic_store(&spinning, 1);
+    CHECK_EQ(WSPRunOnEventThread(spin, NULL), 0);
+    WAIT_FOR(atomic_load(&spins) > 10, 10000);
+    /* A non-blocking connect needs the event thread: it reads the server's answer. */
+    client = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(client, 1);
+    int err = 0;
+    WSABUF caller = {2, "hi"};
+    CHECK_EQ(T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                            &caller, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    SOCKET a = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+    WAIT_FOR((T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                             NULL, NULL, NULL, NULL, &err),
+              err == WSAEISCONN),
+             10000);
+    atomic_store(&spinning, 0);
+    close_socket(a);
+    close_socket(client);
+    close_socket(lsn);
+}
+
+/* ---- the last cleanup from a job ---- */
+
+static atomic_int job_tid, later_tid;
+
+static void note_later_tid(void *context) {
+    (void)context;
+    atomic_store(&later_tid, (int)gettid());
+}
+
+static void clean_up_last(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    rc2 = WSPRunOnEventThread(record, NULL); /* the stop has begun: refused */
+}
+
+TEST(event_thread_last_cleanup_in_a_job_ends_the_thread_and_closes_its_descriptors) {
+    int before = provider_fds();
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr); /* closed by the cleanup */
+    in_job(clean_up_last);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, WSANOTINITIALISED);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+    CHECK_EQ(seen_now(), 0);
+    /* A new start makes a new thread; a cleanup elsewhere joins it. */
+    start();
+    CHECK_EQ(WSPRunOnEventThread(note_later_tid, NULL), 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK(atomic_load(&later_tid) != atomic_load(&job_tid));
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+static void clean_up_and_start_again(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    rc2 = WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T);
+    rc3 = WSPRunOnEventThread(note_later_tid, NULL);
+}
+
+TEST(event_thread_start_in_the_job_that_ended_the_provider_keeps_the_thread) {
+    int before = provider_fds();
+    start();
+    in_job(clean_up_and_start_again);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(rc3, 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK_EQ(atomic_load(&later_tid), atomic_load(&job_tid)); /* the same thread, going on */
+    CHECK_EQ(event_threads(), 1);
+    /* It works as before: a socket, a listener. */
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    close_socket(lsn);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+static atomic_int stopped_in_job, started_elsewhere;
+
+static void clean_up_and_wait_for_a_start(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    atomic_store(&stopped_in_job, 1);
+    WAIT_FOR(atomic_load(&started_elsewhere), 10000); /* holds the thread in its stop */
+}
+
+TEST(event_thread_start_elsewhere_while_a_job_ends_the_provider_revives_the_thread) {
+    int before = provider_fds();
+    start();
+    atomic_store(&body_done, 0);
+    body = clean_up_and_wait_for_a_start;
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&stopped_in_job), 10000);
+    CHECK_EQ(rc1, 0);
+    start(); /* the thread has not exited: it carries on */
+    atomic_store(&started_elsewhere, 1);
+    WAIT_FOR(atomic_load(&body_done), 10000);
+    CHECK_EQ(WSPRunOnEventThread(note_later_tid, NULL), 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK_EQ(atomic_load(&later_tid), atomic_load(&job_tid));
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+/* A job that starts the provider while another thread's last cleanup waits for the thread
+ * to end: that cleanup must not hold what the start needs (the two would wait for each
+ * other). */
+static atomic_int noops_posted, noops_run, spin_started;
+
+static void noop(void *context) {
+    (void)context;
+    atomic_fetch_add(&noops_run, 1);
+}
+
+static void start_during_a_cleanup_elsewhere(void) {
+    atomic_store(&spin_started, 1);
+    int rc;
+    while ((rc = WSPRunOnEventThread(noop, NULL)) == 0) { /* until the stop has begun */
+        atomic_fetch_add(&noops_posted, 1);
+        sleep_ms(1);
+    }
+    rc1 = rc;
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    rc2 = WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T);
+    rc3 = WSPRunOnEventThread(noop, NULL);
+    if (rc3 == 0)
+        atomic_fetch_add(&noops_posted, 1);
+}
+
+TEST(event_thread_job_may_start_the_provider_while_its_last_cleanup_waits) {
+    int before = provider_fds();
+    start();
+    atomic_store(&body_done, 0);
+    body = start_during_a_cleanup_elsewhere;
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&spin_started), 10000);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0); /* returns: the job's start revived the thread */
+    WAIT_FOR(atomic_load(&body_done), 10000);
+    CHECK_EQ(rc1, WSANOTINITIALISED);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(rc3, 0);
+    WAIT_FOR(atomic_load(&noops_run) == atomic_load(&noops_posted), 10000); /* each once */
+    CHECK_EQ(event_threads(), 1);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(atomic_load(&noops_run), atomic_load(&noops_posted));
 }
