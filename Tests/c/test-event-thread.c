@@ -248,6 +248,7 @@ TEST(event_thread_blocking_accept_fails_with_wouldblock_instead_of_waiting) {
     CHECK(got_socket == INVALID_SOCKET);
     CHECK_EQ(err1, WSAEWOULDBLOCK);
     raw = raw_connect(&lsn_addr);
+    wait_taken_from_kernel(&lsn_addr, raw);
     in_job(accept_with_a_connection_waiting); /* what is there is taken as usual */
     CHECK(got_socket != INVALID_SOCKET);
     CHECK_EQ(err1, 0);
