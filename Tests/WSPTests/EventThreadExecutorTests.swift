@@ -15,6 +15,15 @@ private func threadName() -> String {
     return String(decoding: buf[..<n], as: UTF8.self).trimmingCharacters(in: .newlines)
 }
 
+/// The provider's event threads alive now.
+private func eventThreads() -> Int {
+    let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+    return tasks.filter { task in
+        let name = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)
+        return name == "wsp-reactor\n"
+    }.count
+}
+
 extension AllTests {
 @Suite(.timeLimit(.minutes(1))) struct EventThreadExecutorTests {
     /// Tasks preferring the executor connect and accept with connect data, and every part of
@@ -48,6 +57,93 @@ extension AllTests {
             }
         }.value
         #expect(names == ["wsp-reactor"])
+    }
+
+    /// An accept-and-connect loop on the executor with both outcomes: the server accepts the
+    /// even requests (answering with callee data) and rejects the odd ones; each side sees
+    /// exactly its outcome, and the loop ends.
+    @Test func asyncAcceptAndConnectLoopGetsEachOutcome() async throws {
+        let executor = EventThreadExecutor.shared
+        let count = 30
+        let (clientSaw, serverSaw) = try await Task(executorPreference: executor) {
+            () async throws -> ([String], [String]) in
+            let provider = try Provider()
+            let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+            let address = try listener.localAddress
+            async let client: [String] = {
+                var saw: [String] = []
+                for i in 0..<count {
+                    do {
+                        let c = try await provider.connect(to: address, callerData: [UInt8(i)])
+                        saw.append("\(i) accepted \(c.calleeData)")
+                    } catch let error as WSPError {
+                        saw.append("\(i) \(error.name) \(error.refusal == .rejected ? "rejected" : "-")")
+                    }
+                }
+                return saw
+            }()
+            var saw: [String] = []
+            for _ in 0..<count {
+                do {
+                    _ = try await listener.accept { request in
+                        let i = request.callerData?.first ?? 255
+                        return i % 2 == 0 ? .accept(calleeData: [i, 1]) : .reject
+                    }
+                    saw.append("accepted")
+                } catch let error as WSPError {
+                    saw.append(error.name)
+                }
+            }
+            return (try await client, saw)
+        }.value
+        let expectedClient = (0..<count).map { i in
+            i % 2 == 0 ? "\(i) accepted \([UInt8(i), 1])" : "\(i) WSAECONNREFUSED rejected"
+        }
+        #expect(clientSaw == expectedClient)
+        #expect(serverSaw == (0..<count).map { $0 % 2 == 0 ? "accepted" : "WSAECONNREFUSED" })
+    }
+
+    /// On the executor a call that would block throws `.wouldBlock` at once instead of holding
+    /// up every socket: here a synchronous accept on a listener nobody connects to.
+    @Test func blockingCallOnTheExecutorThrowsWouldBlock() async throws {
+        let (name, result) = try await Task(executorPreference: EventThreadExecutor.shared) {
+            () async throws -> (String, Result<Void, WSPError>) in
+            let provider = try Provider()
+            let listener = try provider.listen(on: .loopback(port: 0)) // a blocking socket
+            await Task.yield() // enqueued again: on the event thread, now that it runs
+            let result = Result { () throws(WSPError) in _ = try listener.accept() }
+            return (threadName(), result)
+        }.value
+        #expect(name == "wsp-reactor")
+        #expect(throws: WSPError.wouldBlock) { try result.get() }
+    }
+
+    /// Releasing the last `Provider` inside a task on the executor ends the provider on its
+    /// own event thread: no crash (the thread cannot join itself, so it exits once the job
+    /// returns), the task carries on, and the thread and its descriptors are gone.
+    @Test func releasingTheLastProviderOnTheExecutorEndsTheProvider() async throws {
+        _ = try Provider() // the module's notifier queue exists from here on: not counted
+        #expect(await eventually { eventThreads() == 0 })
+        let before = openDescriptorCount()
+        let (releasedOn, after) = try await Task(executorPreference: EventThreadExecutor.shared) {
+            () async throws -> (String, String) in
+            var releasedOn = ""
+            do {
+                let provider = try Provider()
+                let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+                let address = try listener.localAddress
+                async let served: Void = { _ = try await listener.accept() }()
+                let c = try await provider.connect(to: address, callerData: [1])
+                try await served
+                _ = c
+                releasedOn = threadName() // no suspension from here to the releases
+            }
+            await Task.yield() // back from the global executor: the provider refuses jobs now
+            return (releasedOn, threadName())
+        }.value
+        #expect(releasedOn == "wsp-reactor")
+        #expect(after != "wsp-reactor")
+        #expect(await eventually { eventThreads() == 0 && openDescriptorCount() == before })
     }
 
     /// Without a started provider the jobs run on Swift's own pool: nothing is lost.
