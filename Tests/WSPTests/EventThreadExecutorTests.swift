@@ -120,27 +120,28 @@ extension AllTests {
 
     /// Releasing the last `Provider` inside a task on the executor ends the provider on its
     /// own event thread: no crash (the thread cannot join itself, so it exits once the job
-    /// returns), the task carries on, and the thread and its descriptors are gone.
+    /// returns), the task carries on (on the global executor: the provider refuses jobs now),
+    /// and the thread and its descriptors are gone.
     @Test func releasingTheLastProviderOnTheExecutorEndsTheProvider() async throws {
         _ = try Provider() // the module's notifier queue exists from here on: not counted
         #expect(await eventually { eventThreads() == 0 })
         let before = openDescriptorCount()
-        let (releasedOn, after) = try await Task(executorPreference: EventThreadExecutor.shared) {
-            () async throws -> (String, String) in
-            var releasedOn = ""
-            do {
-                let provider = try Provider()
-                let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
-                let address = try listener.localAddress
-                async let served: Void = { _ = try await listener.accept() }()
-                let c = try await provider.connect(to: address, callerData: [1])
-                try await served
-                _ = c
-                releasedOn = threadName() // no suspension from here to the releases
+        let (unique, releasedOn, after) = try await Task(executorPreference: EventThreadExecutor.shared) {
+            () async throws -> (Bool, String, String) in
+            var provider: Provider? = try Provider()
+            try await oneConnection(provider!)
+            // Sockets hold their provider too, and a child task's may go a moment after it
+            // returned: wait until this is the last reference, so that the release is here.
+            for _ in 0..<100_000 where !isKnownUniquelyReferenced(&provider!) {
+                await Task.yield()
             }
-            await Task.yield() // back from the global executor: the provider refuses jobs now
-            return (releasedOn, threadName())
+            let unique = isKnownUniquelyReferenced(&provider!)
+            let releasedOn = threadName()
+            provider = nil // lpWSPCleanup, the last: on the event thread
+            await Task.yield()
+            return (unique, releasedOn, threadName())
         }.value
+        #expect(unique)
         #expect(releasedOn == "wsp-reactor")
         #expect(after != "wsp-reactor")
         #expect(await eventually { eventThreads() == 0 && openDescriptorCount() == before })
@@ -154,4 +155,14 @@ extension AllTests {
         #expect(!name.isEmpty)
     }
 }
+}
+
+/// One connect-data connection, accepted and connected on the calling task's executor.
+private func oneConnection(_ provider: Provider) async throws {
+    let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
+    let address = try listener.localAddress
+    async let served: Void = { _ = try await listener.accept() }()
+    let c = try await provider.connect(to: address, callerData: [1])
+    try await served
+    #expect(c.calleeData == [])
 }
