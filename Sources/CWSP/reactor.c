@@ -251,40 +251,49 @@ static int exit_if_stopped(void) {
     return 1;
 }
 
+/* Whether the loop goes on. Once stopped, the thread runs what it took, then exits (0); a
+ * start that revived it meanwhile has it go on. */
+static int keep_running(void) {
+    while (atomic_load(&stopping)) {
+        run_tasks();
+        run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
+        reap_zombies();
+        if (exit_if_stopped())
+            return 0;
+    }
+    return 1;
+}
+
 static void *reactor_main(void *arg) {
     (void)arg;
     on_reactor_thread = 1;
     pthread_setname_np(pthread_self(), "wsp-reactor"); /* for ps, perf and debuggers */
     struct epoll_event events[BATCH];
-    do {
-        while (!atomic_load(&stopping)) {
-            int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0 : -1;
-            int n = epoll_wait(epfd, events, BATCH, idle);
-            int timers_due = 0;
-            for (int i = 0; i < n; i++) {
-                struct wsp_reactor_item *it = events[i].data.ptr;
-                if (it == NULL || it == (void *)&timerfd) {
-                    uint64_t v;
-                    ssize_t r = read(it ? timerfd : wakefd, &v, sizeof v);
-                    (void)r;
-                    timers_due |= it != NULL;
-                    continue;
-                }
-                if (!atomic_load(&it->removed))
-                    it->on_ready(it, events[i].events);
-                run_tasks();
-                run_jobs();
+    while (keep_running()) {
+        /* Jobs handed over by jobs wait: a look at the sockets, without sleeping, first. */
+        int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0 : -1;
+        int n = epoll_wait(epfd, events, BATCH, idle);
+        int timers_due = 0;
+        for (int i = 0; i < n; i++) {
+            struct wsp_reactor_item *it = events[i].data.ptr;
+            if (it == NULL || it == (void *)&timerfd) {
+                uint64_t v;
+                ssize_t r = read(it ? timerfd : wakefd, &v, sizeof v);
+                (void)r;
+                timers_due |= it != NULL;
+                continue;
             }
-            if (timers_due)
-                run_timers();
+            if (!atomic_load(&it->removed))
+                it->on_ready(it, events[i].events);
             run_tasks();
             run_jobs();
-            reap_zombies();
         }
+        if (timers_due)
+            run_timers();
         run_tasks();
-        run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
+        run_jobs();
         reap_zombies();
-    } while (!exit_if_stopped());
+    }
     return NULL;
 }
 
@@ -293,8 +302,9 @@ int wsp_reactor_start(void) {
     int err = 0, join_old = 0;
     pthread_t old;
     if (running && users == 0) {
-        /* The last stop came from the thread itself, which has not exited yet: it carries on
-         * (a wait for a thread that may be running the caller's own job could never end). */
+        /* The last stop is under way, the thread not yet out of its loop: it carries on, and
+         * the stop's wait ends. (A wait here for it to exit could never end when the caller
+         * is its own job.) */
         set_jobs_open(1);
         atomic_store(&stopping, 0);
         pthread_cond_broadcast(&exit_cond);
