@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "internal.h"
 #include "support.h"
 
 /* The event thread names itself "wsp-reactor". */
@@ -455,7 +456,7 @@ TEST(event_thread_get_message_that_would_wait_fails_with_wouldblock) {
 }
 
 /* A provider call in a job that raises an event (a recv leaving data behind re-raises
- * FD_READ) makes its upcall when the job returns, not at the thread's next event. */
+ * FD_READ) has its upcall made, as from any thread. */
 static void recv_one_byte(void) {
     WSABUF b = {1, rbuf};
     DWORD flags = 0;
@@ -480,6 +481,28 @@ TEST(event_thread_job_upcalls_are_made_when_it_returns) {
     close_socket(served);
     close_socket(lsn);
     CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* What the provider queues for after the current item (wsp_reactor_after: deferred upcalls,
+ * a held request's event) while a job runs is done when the job returns: here nothing else
+ * would wake the thread. */
+static atomic_int task_ran;
+
+static void mark_task(struct wsp_reactor_task *task) {
+    (void)task;
+    atomic_store(&task_ran, 1);
+}
+
+static struct wsp_reactor_task marker_task = {.run = mark_task};
+
+static void queue_a_task(void) {
+    wsp_reactor_after(&marker_task);
+}
+
+TEST(event_thread_tasks_queued_by_a_job_run_when_it_returns) {
+    start();
+    in_job(queue_a_task);
+    WAIT_FOR(atomic_load(&task_ran), 10000);
 }
 
 /* ---- a job that keeps handing itself over does not starve the sockets ---- */
