@@ -4,9 +4,10 @@ import CWSP
 /// the thread whose upcalls resume tasks waiting for network events.
 ///
 /// **When to use it.** A task that prefers it
-/// (`Task(executorPreference: EventThreadExecutor.shared)`, `group.addTask(executorPreference:)`;
-/// child tasks inherit the preference) is resumed on the thread that saw its event, right after
-/// that event, instead of waking a thread of Swift's pool: for a server or client that spends its time in async accepts, connects, sends and
+/// (`Task(executorPreference: EventThreadExecutor.shared)`,
+/// `group.addTask(executorPreference:)`; child tasks inherit the preference) is resumed on the
+/// thread that saw its event, right after that event, instead of waking a thread of Swift's
+/// pool: for a server or client that spends its time in async accepts, connects, sends and
 /// receives, that is two thread hand-offs fewer per connection. Keep work that computes or
 /// blocks on the default executor.
 ///

@@ -77,7 +77,8 @@ extension AllTests {
                         let c = try await provider.connect(to: address, callerData: [UInt8(i)])
                         saw.append("\(i) accepted \(c.calleeData)")
                     } catch let error as WSPError {
-                        saw.append("\(i) \(error.name) \(error.refusal == .rejected ? "rejected" : "-")")
+                        let reason = error.refusal == .rejected ? "rejected" : "-"
+                        saw.append("\(i) \(error.name) \(reason)")
                     }
                 }
                 return saw
@@ -126,7 +127,8 @@ extension AllTests {
         _ = try Provider() // the module's notifier queue exists from here on: not counted
         #expect(await eventually { eventThreads() == 0 })
         let before = openDescriptorCount()
-        let (unique, releasedOn, after) = try await Task(executorPreference: EventThreadExecutor.shared) {
+        let executor = EventThreadExecutor.shared
+        let (unique, releasedOn, after) = try await Task(executorPreference: executor) {
             () async throws -> (Bool, String, String) in
             var provider: Provider? = try Provider()
             try await oneConnection(provider!)
