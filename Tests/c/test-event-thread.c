@@ -685,3 +685,64 @@ TEST(event_thread_job_may_start_the_provider_while_its_last_cleanup_waits) {
     WAIT_FOR(event_threads() == 0, 10000);
     CHECK_EQ(atomic_load(&noops_run), atomic_load(&noops_posted));
 }
+
+/* Start-ups and cleanups from several threads and from jobs at once: every path of a stop
+ * (waited for elsewhere, from the thread itself, revived by a job or by another thread, a
+ * new thread while the old one exits) ends with no thread, no descriptor and no job lost. */
+#define CYCLERS 3
+#define CYCLES 100
+
+static atomic_int cycle_jobs_posted, cycle_jobs_run, cycle_failures;
+
+static void start_and_clean_up_in_a_job(void *context) {
+    (void)context;
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    WSPPROC_TABLE table;
+    if (WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table) != 0) {
+        atomic_fetch_add(&cycle_failures, 1);
+    } else {
+        int err = 0;
+        if (table.lpWSPCleanup(&err) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+    }
+    atomic_fetch_add(&cycle_jobs_run, 1);
+}
+
+static void *cycle(void *arg) {
+    (void)arg;
+    for (int i = 0; i < CYCLES; i++) {
+        WSPDATA data;
+        WSPUPCALLTABLE up;
+        memset(&up, 0, sizeof up);
+        WSPPROC_TABLE table;
+        if (WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table) != 0) {
+            atomic_fetch_add(&cycle_failures, 1);
+            continue;
+        }
+        if (WSPRunOnEventThread(start_and_clean_up_in_a_job, NULL) == 0)
+            atomic_fetch_add(&cycle_jobs_posted, 1);
+        else
+            atomic_fetch_add(&cycle_failures, 1); /* started by this thread: must be taken */
+        int err = 0;
+        if (table.lpWSPCleanup(&err) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+    }
+    return NULL;
+}
+
+TEST_WITH_TIMEOUT(event_thread_startups_and_cleanups_from_jobs_and_threads_at_once, 120) {
+    int before = provider_fds();
+    pthread_t threads[CYCLERS];
+    for (int i = 0; i < CYCLERS; i++)
+        CHECK_EQ(pthread_create(&threads[i], NULL, cycle, NULL), 0);
+    for (int i = 0; i < CYCLERS; i++)
+        CHECK_EQ(pthread_join(threads[i], NULL), 0);
+    WAIT_FOR(atomic_load(&cycle_jobs_run) == atomic_load(&cycle_jobs_posted), 30000);
+    CHECK_EQ(atomic_load(&cycle_failures), 0);
+    CHECK_EQ(atomic_load(&cycle_jobs_posted), CYCLERS * CYCLES);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+}
