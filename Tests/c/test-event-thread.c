@@ -507,13 +507,15 @@ TEST(event_thread_tasks_queued_by_a_job_run_when_it_returns) {
 
 /* ---- a job that keeps handing itself over does not starve the sockets ---- */
 
-static atomic_int spinning, spins;
+static atomic_int spinning, spins, spin_ended;
 
 static void spin(void *context) {
     (void)context;
     atomic_fetch_add(&spins, 1);
     if (atomic_load(&spinning))
         CHECK_EQ(WSPRunOnEventThread(spin, NULL), 0);
+    else
+        atomic_store(&spin_ended, 1);
 }
 
 TEST(event_thread_job_handing_itself_over_does_not_starve_the_sockets) {
@@ -538,6 +540,7 @@ TEST(event_thread_job_handing_itself_over_does_not_starve_the_sockets) {
               err == WSAEISCONN),
              10000);
     atomic_store(&spinning, 0);
+    WAIT_FOR(atomic_load(&spin_ended), 10000); /* none left to hand over past the cleanup */
     close_socket(a);
     close_socket(client);
     close_socket(lsn);
