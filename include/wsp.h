@@ -752,7 +752,8 @@ WSP_EXPORT int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData,
  *    descriptors close then); a WSPStartup before that keeps the same thread going.
  * What does wait on the event thread: closing a socket with SO_LINGER set (the kernel's
  * close), and SO_RCVTIMEO/SO_SNDTIMEO play no part there. */
-WSP_EXPORT int WSPRunOnEventThread(void (*fn)(void *context), void *context);
+typedef void (*LPWSPJOBPROC)(void *context);
+WSP_EXPORT int WSPRunOnEventThread(LPWSPJOBPROC fn, void *context);
 
 /* A WSA error code's name ("WSAECONNREFUSED") and a one-line meaning ("connection refused:
  * the server's condition function rejected the request, or no one listens there"). Unknown

@@ -57,7 +57,7 @@ static int to_join;           /* exited_thread has exited its loop and waits to 
 static pthread_t exited_thread;
 
 struct job {
-    void (*fn)(void *);
+    LPWSPJOBPROC fn;
     void *context;
 };
 static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -190,7 +190,7 @@ static void set_jobs_open(int open) {
     pthread_mutex_unlock(&jobs_lock);
 }
 
-int WSPRunOnEventThread(void (*fn)(void *context), void *context) {
+int WSPRunOnEventThread(LPWSPJOBPROC fn, void *context) {
     if (!fn)
         return WSAEFAULT;
     pthread_mutex_lock(&jobs_lock);
