@@ -18,7 +18,8 @@ import CWSP
 /// Other blocking (locks held long, `sleep`, long computation) is the program's to avoid.
 ///
 /// Without a started provider (no live ``Provider``), or once the last one is released,
-/// jobs run on Swift's global concurrent executor instead: no job is lost. Releasing the last
+/// jobs run on Swift's global concurrent executor instead: no job is lost. So start the
+/// ``Provider`` before the tasks meant to run here. Releasing the last
 /// ``Provider`` inside a task on this executor is fine: the provider stops once that job
 /// returns, and the task carries on on the global executor.
 ///
