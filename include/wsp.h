@@ -719,6 +719,42 @@ WSP_EXPORT int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData,
                           LPWSAPROTOCOL_INFO lpProtocolInfo, WSPUPCALLTABLE UpcallTable,
                           LPWSPPROC_TABLE lpProcTable);
 
+/* Runs fn(context) on the provider's event thread: the thread that reads handshakes, drives
+ * non-blocking connects and raises network events (its upcalls run there). An async runtime
+ * whose tasks those upcalls resume can run them right after the event, with no thread woken
+ * (SwiftNIO's event-loop model; Swift's EventThreadExecutor is built on this).
+ *
+ * Order: jobs run one at a time, in the order given, with no provider lock held, so a job
+ * may call the provider. A job handed over by an upcall runs as soon as the event being
+ * handled is done; one handed over by a job runs after the jobs already waiting, once the
+ * thread has looked at its sockets (a job that keeps handing itself over cannot starve
+ * them).
+ *
+ * Returns 0 when the job will run: exactly once, even if the last lpWSPCleanup comes first
+ * (the jobs taken run before the thread ends). Otherwise the job is not taken (and never
+ * runs, so what context owns stays the caller's): WSAEFAULT for a NULL fn,
+ * WSANOTINITIALISED before WSPStartup or once the last lpWSPCleanup has begun (also from a
+ * job that runs after it), WSAENOBUFS when memory runs out.
+ *
+ * The event thread never waits. Every socket of the process waits while a job (or an
+ * upcall) runs, so there the calls that would wait fail at once with WSAEWOULDBLOCK, as on a
+ * non-blocking socket, and the rest work as usual:
+ *  - lpWSPAccept, lpWSPRecv and lpWSPSend on a blocking socket behave as on a non-blocking
+ *    one: an accept with nothing to accept, a recv with nothing to read, a send with no room
+ *    fail with WSAEWOULDBLOCK; a send with some room sends what fits and returns the count.
+ *  - lpWSPConnect on a blocking socket starts a non-blocking connect and fails with
+ *    WSAEWOULDBLOCK; its end shows in lpWSPSelect (writable, or excepted on failure) and a
+ *    later lpWSPConnect (WSAEALREADY, then WSAEISCONN or the connect's error).
+ *  - lpWSPSelect with a time-out other than zero (or none) answers at once when a socket is
+ *    ready, and otherwise fails with WSAEWOULDBLOCK (a zero time-out returns 0, as always).
+ *  - WSAWaitForMultipleEvents and WSPGetMessage (wsp/event.h), the same.
+ *  - lpWSPCleanup works there: the last one ends the thread once the job returns (its
+ *    descriptors close then); a WSPStartup before that keeps the same thread going.
+ * What does wait on the event thread: closing a socket with SO_LINGER set (the kernel's
+ * close), and SO_RCVTIMEO/SO_SNDTIMEO play no part there. */
+typedef void (*LPWSPJOBPROC)(void *context);
+WSP_EXPORT int WSPRunOnEventThread(LPWSPJOBPROC fn, void *context);
+
 /* A WSA error code's name ("WSAECONNREFUSED") and a one-line meaning ("connection refused:
  * the server's condition function rejected the request, or no one listens there"). Unknown
  * codes give "WSA_UNKNOWN" and "unknown error". The strings are static. */

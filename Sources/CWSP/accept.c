@@ -343,7 +343,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
         if (!r && wsp_backlog_fill(l, !looked++) > 0)
             continue;
         if (!r) {
-            if (so->nonblocking) {
+            if (so->nonblocking || wsp_reactor_is_current()) { /* the event thread never waits */
                 err = WSAEWOULDBLOCK;
             } else {
                 wsp_listener_wait(l);

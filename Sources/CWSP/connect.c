@@ -584,7 +584,8 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
         err = WSAENOBUFS;
     if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
-    if (!err && so->nonblocking) {
+    /* On the event thread a blocking socket connects as a non-blocking one: it never waits. */
+    if (!err && (so->nonblocking || wsp_reactor_is_current())) {
         err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), &req, &reader);
     } else if (!err) {
         so->state = WSP_STATE_CONNECTING;

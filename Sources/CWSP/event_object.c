@@ -397,9 +397,8 @@ static bool sleep_until_woken(struct waiter *w, uint64_t deadline) {
     return woken;
 }
 
-DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
-                               DWORD dwTimeout, BOOL fAlertable) {
-    (void)fAlertable;
+static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
+                         DWORD dwTimeout) {
     if (cEvents == 0 || cEvents > WSA_MAXIMUM_WAIT_EVENTS || lphEvents == NULL) {
         WSASetLastError(WSA_INVALID_PARAMETER);
         return WSA_WAIT_FAILED;
@@ -463,4 +462,17 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     if (result == WSA_WAIT_FAILED)
         WSASetLastError(WSA_INVALID_HANDLE);
     return result;
+}
+
+/* The event thread never waits (wsp.h): there a time-out that would have to wait fails. */
+DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll,
+                               DWORD dwTimeout, BOOL fAlertable) {
+    (void)fAlertable;
+    if (dwTimeout == 0 || !wsp_reactor_is_current())
+        return wait_events(cEvents, lphEvents, fWaitAll, dwTimeout);
+    DWORD result = wait_events(cEvents, lphEvents, fWaitAll, 0);
+    if (result != WSA_WAIT_TIMEOUT)
+        return result;
+    WSASetLastError(WSAEWOULDBLOCK);
+    return WSA_WAIT_FAILED;
 }

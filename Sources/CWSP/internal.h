@@ -123,7 +123,13 @@ int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup *
 unsigned wsp_reactor_wakes(void) WSP_INTERNAL;
 /* How many times the reactor has run the timers due (once per timerfd expiry). */
 unsigned wsp_reactor_timer_passes(void) WSP_INTERNAL;
+/* The last stop ends the thread: it refuses jobs from now on, runs those it took, closes its
+ * descriptors and exits. wsp_reactor_wait_stopped waits for that (or for a start that revived
+ * it), except on the reactor thread itself (a job or an upcall that ended the provider),
+ * which exits once that job or upcall returns. No lock may be held across the wait that the
+ * thread's current job could need. */
 void wsp_reactor_stop(void) WSP_INTERNAL;
+void wsp_reactor_wait_stopped(void) WSP_INTERNAL;
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 void wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 /* Stops watching and schedules item->release on the reactor thread. */

@@ -135,7 +135,7 @@ BOOL WSPPostMessage(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
     return error == 0;
 }
 
-int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
+static int get_message(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
     if (lpMsg == NULL) {
         WSASetLastError(WSA_INVALID_PARAMETER);
         return -1;
@@ -173,6 +173,17 @@ int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
     if (result < 0)
         WSASetLastError(WSA_INVALID_HANDLE);
     return result;
+}
+
+/* The event thread never waits (wsp.h): there a time-out that would have to wait fails. */
+int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs) {
+    if (dwTimeoutMs == 0 || !wsp_reactor_is_current())
+        return get_message(hWnd, lpMsg, dwTimeoutMs);
+    int result = get_message(hWnd, lpMsg, 0);
+    if (result != 0)
+        return result;
+    WSASetLastError(WSAEWOULDBLOCK);
+    return -1;
 }
 
 int WSPMessageQueueFd(HWND hWnd) {

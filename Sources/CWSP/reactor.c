@@ -9,12 +9,20 @@
  * Timers share one timerfd, armed for the earliest due time whenever a timer gets earlier
  * than what it is armed for: setting a timer (every non-blocking connect sets one) costs no
  * wake-up of the reactor thread, and usually no system call at all, since new timers tend to
- * be due later than the armed one. */
+ * be due later than the armed one.
+ *
+ * Jobs (WSPRunOnEventThread) are an application's work run on this thread: an async runtime
+ * whose tasks this thread's upcalls resume runs them here, right after the event, instead of
+ * waking a thread of its own. They run after each item, when no provider lock is held. A job
+ * may end the provider (the last lpWSPCleanup): the thread cannot join itself, so the loop
+ * ends when the job returns and the thread closes its own descriptors on the way out (and
+ * detaches, unless a stop elsewhere waits to join it); a start before then revives it. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/timerfd.h>
@@ -41,6 +49,25 @@ static _Thread_local struct wsp_reactor_task *tasks; /* wsp_reactor_after; react
 static atomic_uint wakes; /* wake-ups written: tests check that quiet removals make none */
 static atomic_uint timer_passes; /* run_timers calls: tests check that timers due together
                                   * fire in one */
+/* The end of a stop (reactor_lock): the thread broadcasts exit_cond when it has exited its
+ * loop (running 0) or a start revived it (stopping 0). */
+static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
+static int stoppers;          /* stops waiting on exit_cond: the thread leaves itself to them */
+static int to_join;           /* exited_thread has exited its loop and waits to be joined */
+static pthread_t exited_thread;
+
+struct job {
+    LPWSPJOBPROC fn;
+    void *context;
+};
+static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct job *jobs; /* waiting, in order */
+static size_t jobs_len, jobs_cap;
+static atomic_size_t jobs_waiting; /* jobs_len, read without the lock after every item */
+static int jobs_open;              /* the reactor takes jobs: from start until stop (set under
+                                    * reactor_lock too) */
+static struct job *spare;          /* reactor thread: the last batch's array, for the next */
+static size_t spare_cap;
 
 static void wake(void) {
     atomic_fetch_add_explicit(&wakes, 1, memory_order_relaxed);
@@ -134,13 +161,118 @@ static void run_tasks(void) {
     }
 }
 
+/* Runs the jobs waiting now, each once. Those they hand over wait for the next pass (the loop
+ * looks at the sockets without sleeping first): a job that keeps handing over work cannot
+ * keep the sockets waiting. */
+static void run_jobs(void) {
+    if (!atomic_load_explicit(&jobs_waiting, memory_order_acquire))
+        return;
+    pthread_mutex_lock(&jobs_lock);
+    struct job *batch = jobs;
+    size_t n = jobs_len, cap = jobs_cap;
+    jobs = spare; /* the two arrays take turns: no allocation per batch */
+    jobs_cap = spare_cap;
+    jobs_len = 0;
+    atomic_store_explicit(&jobs_waiting, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&jobs_lock);
+    for (size_t i = 0; i < n; i++) {
+        batch[i].fn(batch[i].context);
+        run_tasks(); /* the upcalls a provider call in the job deferred (netevents.c) */
+    }
+    spare = batch;
+    spare_cap = cap;
+}
+
+/* reactor_lock held. */
+static void set_jobs_open(int open) {
+    pthread_mutex_lock(&jobs_lock);
+    jobs_open = open;
+    pthread_mutex_unlock(&jobs_lock);
+}
+
+int WSPRunOnEventThread(LPWSPJOBPROC fn, void *context) {
+    if (!fn)
+        return WSAEFAULT;
+    pthread_mutex_lock(&jobs_lock);
+    if (!jobs_open) {
+        pthread_mutex_unlock(&jobs_lock);
+        return WSANOTINITIALISED;
+    }
+    if (jobs_len == jobs_cap) {
+        size_t cap = jobs_cap ? jobs_cap * 2 : 16;
+        struct job *more = realloc(jobs, cap * sizeof *more);
+        if (!more) {
+            pthread_mutex_unlock(&jobs_lock);
+            return WSAENOBUFS;
+        }
+        jobs = more;
+        jobs_cap = cap;
+    }
+    jobs[jobs_len++] = (struct job){fn, context};
+    atomic_store_explicit(&jobs_waiting, jobs_len, memory_order_release);
+    /* The reactor's own jobs run after the item it is on, or before it next sleeps; a queue
+     * that was not empty has woken it already. The wake-up is written under the lock: while
+     * the queue is open the thread cannot exit and close wakefd. */
+    if (jobs_len == 1 && !on_reactor_thread)
+        wake();
+    pthread_mutex_unlock(&jobs_lock);
+    return 0;
+}
+
+/* The thread's end, once stopped with nothing left to run: closes the descriptors and lets
+ * the next start make a thread. 0 when there is more to do first, or a start revived it. */
+static int exit_if_stopped(void) {
+    pthread_mutex_lock(&reactor_lock);
+    if (!atomic_load(&stopping) || atomic_load(&jobs_waiting) || zombies) {
+        pthread_mutex_unlock(&reactor_lock);
+        return 0;
+    }
+    running = 0;
+    close(epfd);
+    close(wakefd);
+    close(timerfd);
+    epfd = wakefd = timerfd = -1;
+    pthread_mutex_lock(&jobs_lock); /* empty and closed: only the arrays are left */
+    free(jobs);
+    jobs = NULL;
+    jobs_cap = 0;
+    pthread_mutex_unlock(&jobs_lock);
+    free(spare);
+    spare = NULL;
+    spare_cap = 0;
+    if (stoppers) {
+        exited_thread = pthread_self();
+        to_join = 1;
+    } else {
+        pthread_detach(pthread_self()); /* stopped from a job or an upcall: no one joins it */
+    }
+    pthread_cond_broadcast(&exit_cond);
+    pthread_mutex_unlock(&reactor_lock);
+    return 1;
+}
+
+/* Whether the loop goes on. Once stopped, the thread runs what it took, then exits (0); a
+ * start that revived it meanwhile has it go on. */
+static int keep_running(void) {
+    while (atomic_load(&stopping)) {
+        run_tasks();
+        run_jobs(); /* taken before the stop: run, not lost (new ones are refused now) */
+        reap_zombies();
+        if (exit_if_stopped())
+            return 0;
+    }
+    return 1;
+}
+
 static void *reactor_main(void *arg) {
     (void)arg;
     on_reactor_thread = 1;
     pthread_setname_np(pthread_self(), "wsp-reactor"); /* for ps, perf and debuggers */
     struct epoll_event events[BATCH];
-    while (!atomic_load(&stopping)) {
-        int n = epoll_wait(epfd, events, BATCH, -1);
+    while (keep_running()) {
+        /* Jobs handed over by jobs wait: a look at the sockets, without sleeping, first. */
+        int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0 : -1;
+        int n = epoll_wait(epfd, events, BATCH, idle);
         int timers_due = 0;
         for (int i = 0; i < n; i++) {
             struct wsp_reactor_item *it = events[i].data.ptr;
@@ -154,20 +286,34 @@ static void *reactor_main(void *arg) {
             if (!atomic_load(&it->removed))
                 it->on_ready(it, events[i].events);
             run_tasks();
+            run_jobs();
         }
         if (timers_due)
             run_timers();
         run_tasks();
+        run_jobs();
         reap_zombies();
     }
-    reap_zombies();
     return NULL;
 }
 
 int wsp_reactor_start(void) {
     pthread_mutex_lock(&reactor_lock);
-    int err = 0;
-    if (!running) {
+    int err = 0, join_old = 0;
+    pthread_t old;
+    if (running && users == 0) {
+        /* The last stop is under way, the thread not yet out of its loop: it carries on, and
+         * the stop's wait ends. (A wait here for it to exit could never end when the caller
+         * is its own job.) */
+        set_jobs_open(1);
+        atomic_store(&stopping, 0);
+        pthread_cond_broadcast(&exit_cond);
+    } else if (!running) {
+        if (to_join) { /* exited, and no stop came to join it yet */
+            old = exited_thread;
+            to_join = 0;
+            join_old = 1;
+        }
         epfd = epoll_create1(EPOLL_CLOEXEC);
         wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -181,10 +327,12 @@ int wsp_reactor_start(void) {
         } else {
             atomic_store(&stopping, 0);
             int rc = pthread_create(&thread, NULL, reactor_main, NULL);
-            if (rc)
+            if (rc) {
                 err = wsp_wsa_from_errno(rc);
-            else
+            } else {
                 running = 1;
+                set_jobs_open(1);
+            }
         }
         if (err) {
             if (epfd >= 0)
@@ -199,25 +347,35 @@ int wsp_reactor_start(void) {
     if (!err)
         users++;
     pthread_mutex_unlock(&reactor_lock);
+    if (join_old)
+        pthread_join(old, NULL);
     return err;
 }
 
 void wsp_reactor_stop(void) {
     pthread_mutex_lock(&reactor_lock);
-    int last = users > 0 && --users == 0 && running;
+    if (users > 0 && --users == 0 && running) {
+        set_jobs_open(0);
+        atomic_store(&stopping, 1);
+        wake(); /* under the lock: the thread may exit, closing wakefd, as soon as it sees */
+    }
     pthread_mutex_unlock(&reactor_lock);
-    if (!last)
-        return;
-    atomic_store(&stopping, 1);
-    wake();
-    pthread_join(thread, NULL);
+}
+
+void wsp_reactor_wait_stopped(void) {
+    if (on_reactor_thread)
+        return; /* the loop ends once the job or upcall that stopped it returns */
     pthread_mutex_lock(&reactor_lock);
-    running = 0;
-    close(epfd);
-    close(wakefd);
-    close(timerfd);
-    epfd = wakefd = timerfd = -1;
+    stoppers++;
+    while (running && atomic_load(&stopping))
+        pthread_cond_wait(&exit_cond, &reactor_lock);
+    stoppers--;
+    int join = to_join;
+    pthread_t t = exited_thread;
+    to_join = 0;
     pthread_mutex_unlock(&reactor_lock);
+    if (join)
+        pthread_join(t, NULL);
 }
 
 int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) {

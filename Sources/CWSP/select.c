@@ -175,6 +175,10 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
     if (timeout && timeout->tv_sec < INT32_MAX) /* longer: a deadline no one will see */
         deadline = wsp_deadline_in((int64_t)timeout->tv_sec * 1000 +
                                    (timeout->tv_usec + 999) / 1000);
+    /* The event thread never waits: a time-out other than zero that would have to wait fails
+     * instead, so that the caller can tell it from one that ran out. */
+    int no_wait = wsp_reactor_is_current() &&
+                  !(timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0);
     int count = 0;
     while (!err) {
         int npoll = 1, slice = 0, immediate = 0;
@@ -185,8 +189,8 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
             pthread_mutex_unlock(&ents[k].so->lock);
             immediate += ents[k].ready;
         }
-        int t = immediate ? 0 : wsp_ms_left(deadline);
-        if (slice && (t < 0 || t > DEFER_SLICE_MS))
+        int t = immediate || no_wait ? 0 : wsp_ms_left(deadline);
+        if (slice && !no_wait && (t < 0 || t > DEFER_SLICE_MS))
             t = DEFER_SLICE_MS;
         int rc = poll(pfd, (nfds_t)npoll, t);
         if (rc < 0 && errno != EINTR) {
@@ -219,6 +223,10 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         }
         if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
+        if (no_wait) {
+            err = WSAEWOULDBLOCK;
+            break;
+        }
         uint64_t v;
         ssize_t rd = read(wake_fd, &v, sizeof v);
         (void)rd; /* empty is fine: a slice or a signal ended the poll */

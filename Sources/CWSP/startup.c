@@ -27,8 +27,9 @@ static int wsp_cleanup(LPINT lpErrno) {
         pthread_mutex_unlock(&startup_lock);
         return wsp_fail(lpErrno, WSANOTINITIALISED);
     }
-    /* The last cleanup stops everything under the lock: a start-up racing it must not see
-     * its "started" flag cleared afterwards, nor count on a reactor thread being joined. */
+    /* The last cleanup closes the sockets and stops the reactor under the lock: a start-up
+     * racing it must not see its "started" flag cleared afterwards. One that comes before the
+     * thread has exited revives it (reactor.c). */
     if (count == 1) {
         /* Sockets the application left open would otherwise keep their descriptors (and
          * the reactor's registrations) for the life of the process; WSACleanup closes them
@@ -36,8 +37,16 @@ static int wsp_cleanup(LPINT lpErrno) {
         wsp_socket_close_all(close_one);
     }
     wsp_set_startup_count(count - 1);
-    if (count == 1) {
+    if (count == 1)
         wsp_reactor_stop();
+    pthread_mutex_unlock(&startup_lock);
+    if (count > 1)
+        return 0;
+    /* Waited for without the lock: the thread exits only once its current job returns, and
+     * that job (WSPRunOnEventThread) may be starting the provider again. */
+    wsp_reactor_wait_stopped();
+    pthread_mutex_lock(&startup_lock);
+    if (wsp_startup_count() == 0) { /* no start-up came meanwhile, which would use them */
         wsp_held_close_all(); /* after the reactor: none of its tasks holds a handle now */
         wsp_free_retired_upcalls();
     }

@@ -38,7 +38,7 @@ static int make_iov(LPWSABUF bufs, DWORD count, struct iovec *storage, struct io
 static int transfer_error(struct wsp_socket *so, int e) {
     if (so->closing)
         return WSAEINTR; /* closed by another thread while the call waited */
-    if (e == EAGAIN && !so->nonblocking)
+    if (e == EAGAIN && !so->nonblocking && !wsp_reactor_is_current())
         return WSAETIMEDOUT; /* SO_RCVTIMEO / SO_SNDTIMEO ran out */
     if (e == EPIPE)
         return WSAECONNRESET;
@@ -100,8 +100,10 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     if (!err) {
         struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
         transfer_fn fn = receiving ? do_recv : do_send;
+        /* On the event thread a blocking socket transfers as a non-blocking one. */
+        int dontwait = wsp_reactor_is_current() ? MSG_DONTWAIT : 0;
         do
-            n = fn(fd, &msg, flags & ~MSG_DONTROUTE);
+            n = fn(fd, &msg, (flags & ~MSG_DONTROUTE) | dontwait);
         while (n < 0 && errno == EINTR);
         e = errno;
     }

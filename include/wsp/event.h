@@ -35,7 +35,9 @@ WSP_EXPORT BOOL WSACloseEvent(WSAEVENT hEvent);
 /* Waits until one (fWaitAll FALSE) or all (TRUE) of the events are signalled, or dwTimeout
  * milliseconds pass (WSA_INFINITE: no limit). Returns WSA_WAIT_EVENT_0 + the lowest index of a
  * signalled event, WSA_WAIT_TIMEOUT or WSA_WAIT_FAILED. fAlertable is accepted and ignored:
- * WSP queues no APCs. cEvents is 1..WSA_MAXIMUM_WAIT_EVENTS. */
+ * WSP queues no APCs. cEvents is 1..WSA_MAXIMUM_WAIT_EVENTS. On the provider's event thread
+ * (wsp.h, WSPRunOnEventThread) a dwTimeout other than 0 never waits: when nothing is signalled
+ * yet the call fails at once, WSA_WAIT_FAILED with WSAEWOULDBLOCK. */
 WSP_EXPORT DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents,
                                           BOOL fWaitAll, DWORD dwTimeout, BOOL fAlertable);
 /* A file descriptor that polls readable (POLLIN) exactly while the event is signalled, for
@@ -66,7 +68,9 @@ WSP_EXPORT HWND WSPCreateMessageQueue(void);
 WSP_EXPORT BOOL WSPDestroyMessageQueue(HWND hWnd);
 /* Takes the oldest message: returns 1 with *lpMsg filled, 0 when dwTimeoutMs passed with
  * the queue empty (0 = do not wait, WSA_INFINITE = no limit), -1 on error (WSAGetLastError:
- * WSA_INVALID_HANDLE, or WSA_INVALID_PARAMETER for a NULL lpMsg). */
+ * WSA_INVALID_HANDLE, or WSA_INVALID_PARAMETER for a NULL lpMsg). On the provider's event
+ * thread (wsp.h) a dwTimeoutMs other than 0 never waits: with the queue empty the call fails
+ * at once, -1 with WSAEWOULDBLOCK. */
 WSP_EXPORT int WSPGetMessage(HWND hWnd, WSPMSG *lpMsg, DWORD dwTimeoutMs);
 /* A file descriptor that polls readable exactly while the queue holds messages. Owned by
  * the queue; like an event's (WSAEventFd), it turns readable when the queue is destroyed.

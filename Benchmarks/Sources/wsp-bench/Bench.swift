@@ -155,10 +155,11 @@ final class ListenerBox: @unchecked Sendable {
 // ---- the Swift async API -------------------------------------------------------------------
 
 /// Runs an async body to completion from synchronous code (the benchmark's main thread).
-func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+func blocking<T: Sendable>(on executor: (any TaskExecutor)? = nil,
+                           _ body: @escaping @Sendable () async -> T) -> T {
     let done = DispatchSemaphore(value: 0)
     nonisolated(unsafe) var result: T? = nil
-    Task {
+    Task(executorPreference: executor) {
         result = await body()
         done.signal()
     }
@@ -166,15 +167,20 @@ func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
     return result!
 }
 
-func swiftAsync() -> Double {
-    blocking {
+func swiftAsync() -> Double { swiftAsync(on: nil) }
+
+/// The same, every task on the provider's event thread (`EventThreadExecutor`).
+func swiftAsyncOnEventThread() -> Double { swiftAsync(on: EventThreadExecutor.shared) }
+
+func swiftAsync(on executor: EventThreadExecutor?) -> Double {
+    blocking(on: executor) {
         do {
             let provider = try Provider()
             let listener = try provider.listen(on: .loopback(port: 0), protocol: .tcpWithConnectData)
             let address = try listener.localAddress
             let t0 = seconds()
             try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
+                group.addTask(executorPreference: executor) {
                     for _ in 0..<connections {
                         let c = try await provider.connect(to: address, protocol: .tcpWithConnectData,
                                                            callerData: message)
@@ -434,6 +440,7 @@ struct Main {
             ("Swift sync API (WSP connect-data)", swiftSync),
             ("SwiftNIO, the same handshake by hand", swiftNIO),
             ("Swift async API (WSP connect-data)", swiftAsync),
+            ("Swift async API, on the event thread", swiftAsyncOnEventThread),
         ]
         let bulkVariants: [(String, () -> Double)] = [
             ("C provider", cBulk), ("Swift sync API", swiftSyncBulk), ("SwiftNIO", swiftNIOBulk),

@@ -1,0 +1,751 @@
+/* WSPRunOnEventThread: an application's jobs run on the provider's event thread, in order,
+ * after the event being handled (no provider lock held: a job may call the provider), and none
+ * is lost to the last cleanup. The event thread never waits: the calls that would fail there
+ * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
+ * start it again. */
+#include <dirent.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "faults.h"
+#include "internal.h"
+#include "support.h"
+
+/* The event thread names itself "wsp-reactor". */
+static int on_event_thread(void) {
+    char name[32] = "";
+    pthread_getname_np(pthread_self(), name, sizeof name);
+    return strcmp(name, "wsp-reactor") == 0;
+}
+
+#define JOBS 200
+
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static int seen[JOBS], seen_count, off_thread;
+
+static void record(void *context) {
+    pthread_mutex_lock(&seen_lock);
+    if (seen_count < JOBS)
+        seen[seen_count++] = (int)(intptr_t)context;
+    if (!on_event_thread())
+        off_thread++;
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int seen_now(void) {
+    pthread_mutex_lock(&seen_lock);
+    int n = seen_count;
+    pthread_mutex_unlock(&seen_lock);
+    return n;
+}
+
+TEST(event_thread_refuses_jobs_without_a_provider_and_without_a_function) {
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+    start();
+    CHECK_EQ(WSPRunOnEventThread(NULL, NULL), WSAEFAULT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+    CHECK_EQ(seen_now(), 0);
+}
+
+/* Jobs from another thread run on the event thread, each once, in the order given. */
+TEST(event_thread_runs_jobs_in_order_on_its_thread) {
+    start();
+    for (int i = 0; i < JOBS; i++)
+        CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)i), 0);
+    WAIT_FOR(seen_now() == JOBS, 10000);
+    for (int i = 0; i < JOBS; i++)
+        CHECK_EQ(seen[i], i);
+    CHECK_EQ(off_thread, 0);
+}
+
+/* A job handed over from the event thread itself (from a job, as a resumed task does) runs
+ * after the one that handed it over, not inside it. */
+static atomic_int depth, deepest, chained;
+
+static void chain(void *context) {
+    int left = (int)(intptr_t)context;
+    int d = atomic_fetch_add(&depth, 1) + 1;
+    if (d > atomic_load(&deepest))
+        atomic_store(&deepest, d);
+    if (left > 0)
+        CHECK_EQ(WSPRunOnEventThread(chain, (void *)(intptr_t)(left - 1)), 0);
+    atomic_fetch_add(&chained, 1);
+    atomic_fetch_sub(&depth, 1);
+}
+
+TEST(event_thread_runs_a_job_handed_over_from_a_job_after_it) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(chain, (void *)(intptr_t)50), 0);
+    WAIT_FOR(atomic_load(&chained) == 51, 10000);
+    CHECK_EQ(atomic_load(&deepest), 1);
+}
+
+/* A job may call the provider: it runs with no provider lock held. */
+static SOCKET made = INVALID_SOCKET;
+static atomic_int made_done;
+
+static void make_and_close(void *context) {
+    (void)context;
+    WSAPROTOCOL_INFO info;
+    memset(&info, 0, sizeof info);
+    info.dwCatalogEntryId = WSP_CATALOG_CDATA_IPV4;
+    int err = 0;
+    made = T.lpWSPSocket(0, 0, 0, &info, 0, 0, &err);
+    if (made != INVALID_SOCKET && T.lpWSPCloseSocket(made, &err) == 0)
+        atomic_store(&made_done, 1);
+    else
+        atomic_store(&made_done, -1);
+}
+
+TEST(event_thread_job_may_call_the_provider) {
+    start();
+    int before = provider_fds();
+    CHECK_EQ(WSPRunOnEventThread(make_and_close, NULL), 0);
+    WAIT_FOR(atomic_load(&made_done) != 0, 10000);
+    CHECK_EQ(atomic_load(&made_done), 1);
+    CHECK_EQ(provider_fds(), before);
+}
+
+/* The async pattern: an upcall (FD_ACCEPT, raised on the event thread under the listener's
+ * lock) hands a job over; the job accepts. Were it run inside the upcall it would wait for the
+ * lock its own thread holds. */
+static SOCKET upcall_listener = INVALID_SOCKET;
+static atomic_int accepted_on_event_thread;
+
+static void accept_job(void *context) {
+    (void)context;
+    int err = 0;
+    SOCKET a = T.lpWSPAccept(upcall_listener, NULL, NULL, NULL, 0, &err);
+    if (a != INVALID_SOCKET) {
+        T.lpWSPCloseSocket(a, &err);
+        atomic_store(&accepted_on_event_thread, on_event_thread() ? 1 : -1);
+    }
+}
+
+static BOOL post_accept_job(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_ACCEPT)
+        CHECK_EQ(WSPRunOnEventThread(accept_job, NULL), 0);
+    return TRUE;
+}
+
+TEST(event_thread_job_handed_over_by_an_upcall_accepts) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_accept_job;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    struct sockaddr_storage addr;
+    upcall_listener = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(upcall_listener, (HWND)(uintptr_t)1, 0x401, FD_ACCEPT, &err), 0);
+    WSABUF caller = {1, "x"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    async_connect_start(&ac);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    WAIT_FOR(atomic_load(&accepted_on_event_thread) != 0, 10000);
+    CHECK_EQ(atomic_load(&accepted_on_event_thread), 1);
+    close_socket(ac.s);
+    close_socket(upcall_listener);
+}
+
+/* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
+ * cleanup waits for them. */
+static atomic_int slow_ran;
+
+static void slow_job(void *context) {
+    (void)context;
+    struct timespec ts = {0, 20 * 1000 * 1000};
+    nanosleep(&ts, NULL); /* keeps the rest queued while the cleanup starts */
+    atomic_fetch_add(&slow_ran, 1);
+}
+
+TEST(event_thread_runs_every_job_taken_before_the_last_cleanup) {
+    start();
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(WSPRunOnEventThread(slow_job, NULL), 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(atomic_load(&slow_ran), 5);
+    CHECK_EQ(WSPRunOnEventThread(slow_job, NULL), WSANOTINITIALISED);
+}
+
+/* ---- helpers: a body run as a job, the event threads alive, a connected pair ---- */
+
+static void (*body)(void);
+static atomic_int body_done;
+
+static void run_body(void *context) {
+    (void)context;
+    body();
+    atomic_store(&body_done, 1);
+}
+
+/* Runs fn as a job and waits until it has returned. */
+static void in_job(void (*fn)(void)) {
+    body = fn;
+    atomic_store(&body_done, 0);
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&body_done), 10000);
+}
+
+/* The provider's event threads alive now. */
+static int event_threads(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] == '.' ? NULL : fopen(path, "r");
+        if (!f)
+            continue;
+        n += fgets(name, sizeof name, f) && strcmp(name, "wsp-reactor\n") == 0;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+static SOCKET lsn = INVALID_SOCKET, served = INVALID_SOCKET;
+static struct sockaddr_storage lsn_addr;
+static int raw = -1;
+
+/* A blocking plain-TCP listener (lsn), a raw client (raw) and the provider's blocking socket
+ * for it (served), accepted on this thread. */
+static void connected_pair(void) {
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr);
+    raw = raw_connect(&lsn_addr);
+    int err = 0;
+    served = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+}
+
+/* ---- the event thread never waits ---- */
+
+static int rc1, rc2, rc3, err1, err2;
+static SOCKET got_socket = INVALID_SOCKET;
+
+static void accept_with_nothing_waiting(void) {
+    got_socket = T.lpWSPAccept(lsn, NULL, NULL, NULL, 0, &err1);
+}
+
+static void accept_with_a_connection_waiting(void) {
+    err1 = 0;
+    got_socket = T.lpWSPAccept(lsn, NULL, NULL, NULL, 0, &err1);
+}
+
+TEST(event_thread_blocking_accept_fails_with_wouldblock_instead_of_waiting) {
+    start();
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr); /* blocking, as sockets start */
+    in_job(accept_with_nothing_waiting);
+    CHECK(got_socket == INVALID_SOCKET);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    raw = raw_connect(&lsn_addr);
+    wait_taken_from_kernel(&lsn_addr, raw);
+    in_job(accept_with_a_connection_waiting); /* what is there is taken as usual */
+    CHECK(got_socket != INVALID_SOCKET);
+    CHECK_EQ(err1, 0);
+    close_socket(got_socket);
+    close(raw);
+    close_socket(lsn);
+}
+
+static char rbuf[16];
+static DWORD rgot;
+
+static void recv_once(void) {
+    WSABUF b = {sizeof rbuf, rbuf};
+    DWORD flags = 0;
+    rgot = 0;
+    err1 = 0;
+    rc1 = T.lpWSPRecv(served, &b, 1, &rgot, &flags, NULL, NULL, NULL, &err1);
+}
+
+TEST(event_thread_blocking_recv_fails_with_wouldblock_instead_of_waiting) {
+    start();
+    connected_pair();
+    in_job(recv_once);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(write(raw, "hi", 2), 2);
+    WAIT_FOR(unread_bytes(served) == 2, 10000);
+    in_job(recv_once);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 2);
+    CHECK(memcmp(rbuf, "hi", 2) == 0);
+    /* Off the event thread the same socket still waits (here: for the bytes written next). */
+    CHECK_EQ(write(raw, "yo", 2), 2);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(served, rbuf, sizeof rbuf, 0, &got), 0);
+    CHECK_EQ(got, 2);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static long long sent_total;
+
+static void send_until_full(void) {
+    static char chunk[65536];
+    sent_total = 0;
+    err1 = 0;
+    for (int i = 0; i < 4096; i++) { /* 256 MB: far more than a loopback socket buffers */
+        WSABUF b = {sizeof chunk, chunk};
+        DWORD sent = 0;
+        if (T.lpWSPSend(served, &b, 1, &sent, 0, NULL, NULL, NULL, &err1) != 0)
+            return;
+        sent_total += sent;
+    }
+}
+
+TEST(event_thread_blocking_send_stops_with_wouldblock_when_the_buffers_are_full) {
+    start();
+    connected_pair(); /* raw never reads */
+    in_job(send_until_full);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK(sent_total > 0);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static SOCKET client = INVALID_SOCKET;
+
+static void connect_blocking_socket(void) {
+    WSABUF caller = {2, "hi"};
+    err1 = 0;
+    rc1 = T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                         &caller, NULL, NULL, NULL, &err1);
+}
+
+static void connect_again(void) {
+    err2 = 0;
+    rc2 = T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr), NULL,
+                         NULL, NULL, NULL, &err2);
+}
+
+TEST(event_thread_blocking_connect_starts_and_fails_with_wouldblock) {
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    client = new_socket(WSP_CATALOG_CDATA_IPV4); /* blocking */
+    in_job(connect_blocking_socket);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    /* The connect goes on, as a non-blocking one would: the server sees the caller data. */
+    int err = 0;
+    SOCKET a = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+    do
+        in_job(connect_again);
+    while (err2 == WSAEALREADY);
+    CHECK_EQ(rc2, SOCKET_ERROR);
+    CHECK_EQ(err2, WSAEISCONN);
+    /* Connected, the socket is a blocking one again off the event thread. */
+    send_all(a, "ok", 2);
+    DWORD got = 0;
+    CHECK_EQ(recv_some(client, rbuf, sizeof rbuf, 0, &got), 0);
+    CHECK_EQ(got, 2);
+    close_socket(a);
+    close_socket(client);
+    close_socket(lsn);
+}
+
+static struct timeval select_timeout;
+static const struct timeval *select_with;
+
+static void select_served(void) {
+    WSPFD_SET r;
+    r.fd_count = 1;
+    r.fd_array[0] = served;
+    err1 = 0;
+    rc1 = T.lpWSPSelect(0, &r, NULL, NULL, select_with, &err1);
+}
+
+TEST(event_thread_select_that_would_wait_fails_with_wouldblock) {
+    start();
+    connected_pair();
+    select_timeout = (struct timeval){5, 0};
+    select_with = &select_timeout;
+    in_job(select_served);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    select_with = NULL; /* no time-out: the same */
+    in_job(select_served);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    select_timeout = (struct timeval){0, 0}; /* a zero time-out answers as always */
+    select_with = &select_timeout;
+    in_job(select_served);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(write(raw, "x", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    select_timeout = (struct timeval){5, 0}; /* ready: answered at once */
+    in_job(select_served);
+    CHECK_EQ(rc1, 1);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
+static WSAEVENT ev;
+
+static void wait_for_the_event(void) {
+    rc1 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 5000, FALSE);
+    err1 = WSAGetLastError();
+    rc2 = (int)WSAWaitForMultipleEvents(1, &ev, TRUE, WSA_INFINITE, FALSE);
+    err2 = WSAGetLastError();
+    rc3 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE);
+}
+
+static void wait_for_the_signalled_event(void) {
+    rc1 = (int)WSAWaitForMultipleEvents(1, &ev, FALSE, 5000, FALSE);
+    rc2 = (int)WSAWaitForMultipleEvents(1, &ev, TRUE, WSA_INFINITE, FALSE);
+}
+
+TEST(event_thread_wait_for_events_that_would_wait_fails_with_wouldblock) {
+    start();
+    ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    in_job(wait_for_the_event);
+    CHECK_EQ(rc1, (int)WSA_WAIT_FAILED);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(rc2, (int)WSA_WAIT_FAILED);
+    CHECK_EQ(err2, WSAEWOULDBLOCK);
+    CHECK_EQ(rc3, (int)WSA_WAIT_TIMEOUT);
+    CHECK(WSASetEvent(ev));
+    in_job(wait_for_the_signalled_event);
+    CHECK_EQ(rc1, (int)WSA_WAIT_EVENT_0);
+    CHECK_EQ(rc2, (int)WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev));
+}
+
+static HWND queue;
+static WSPMSG msg;
+
+static void get_from_the_queue(void) {
+    rc1 = WSPGetMessage(queue, &msg, 5000);
+    err1 = WSAGetLastError();
+    rc2 = WSPGetMessage(queue, &msg, 0);
+}
+
+static void get_posted_message(void) {
+    rc1 = WSPGetMessage(queue, &msg, WSA_INFINITE);
+}
+
+TEST(event_thread_get_message_that_would_wait_fails_with_wouldblock) {
+    start();
+    queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    in_job(get_from_the_queue);
+    CHECK_EQ(rc1, -1);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    CHECK_EQ(rc2, 0);
+    CHECK(WSPPostMessage(queue, 0x401, 7, 0));
+    in_job(get_posted_message);
+    CHECK_EQ(rc1, 1);
+    CHECK_EQ(msg.wParam, 7);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* A provider call in a job that raises an event (a recv leaving data behind re-raises
+ * FD_READ) has its upcall made, as from any thread. */
+static void recv_one_byte(void) {
+    WSABUF b = {1, rbuf};
+    DWORD flags = 0;
+    rc1 = T.lpWSPRecv(served, &b, 1, &rgot, &flags, NULL, NULL, NULL, &err1);
+}
+
+TEST(event_thread_job_upcalls_are_made_when_it_returns) {
+    start();
+    connected_pair();
+    queue = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(served, queue, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(write(raw, "ab", 2), 2);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    in_job(recv_one_byte);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* What the provider queues for after the current item (wsp_reactor_after: deferred upcalls,
+ * a held request's event) while a job runs is done when the job returns: here nothing else
+ * would wake the thread. */
+static atomic_int task_ran;
+
+static void mark_task(struct wsp_reactor_task *task) {
+    (void)task;
+    atomic_store(&task_ran, 1);
+}
+
+static struct wsp_reactor_task marker_task = {.run = mark_task};
+
+static void queue_a_task(void) {
+    wsp_reactor_after(&marker_task);
+}
+
+TEST(event_thread_tasks_queued_by_a_job_run_when_it_returns) {
+    start();
+    in_job(queue_a_task);
+    WAIT_FOR(atomic_load(&task_ran), 10000);
+}
+
+/* ---- a job that keeps handing itself over does not starve the sockets ---- */
+
+static atomic_int spinning, spins, spin_ended;
+
+static void spin(void *context) {
+    (void)context;
+    atomic_fetch_add(&spins, 1);
+    if (atomic_load(&spinning))
+        CHECK_EQ(WSPRunOnEventThread(spin, NULL), 0);
+    else
+        atomic_store(&spin_ended, 1);
+}
+
+TEST(event_thread_job_handing_itself_over_does_not_starve_the_sockets) {
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    atomic_store(&spinning, 1);
+    CHECK_EQ(WSPRunOnEventThread(spin, NULL), 0);
+    WAIT_FOR(atomic_load(&spins) > 10, 10000);
+    /* A non-blocking connect needs the event thread: it reads the server's answer. */
+    client = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(client, 1);
+    int err = 0;
+    WSABUF caller = {2, "hi"};
+    CHECK_EQ(T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                            &caller, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    SOCKET a = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+    WAIT_FOR((T.lpWSPConnect(client, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                             NULL, NULL, NULL, NULL, &err),
+              err == WSAEISCONN),
+             10000);
+    atomic_store(&spinning, 0);
+    WAIT_FOR(atomic_load(&spin_ended), 10000); /* none left to hand over past the cleanup */
+    close_socket(a);
+    close_socket(client);
+    close_socket(lsn);
+}
+
+/* ---- the last cleanup from a job ---- */
+
+static atomic_int job_tid, later_tid;
+
+static void note_later_tid(void *context) {
+    (void)context;
+    atomic_store(&later_tid, (int)gettid());
+}
+
+static void clean_up_last(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    rc2 = WSPRunOnEventThread(record, NULL); /* the stop has begun: refused */
+}
+
+TEST(event_thread_last_cleanup_in_a_job_ends_the_thread_and_closes_its_descriptors) {
+    int before = provider_fds();
+    start();
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr); /* closed by the cleanup */
+    in_job(clean_up_last);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, WSANOTINITIALISED);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+    CHECK_EQ(seen_now(), 0);
+    /* A new start makes a new thread; a cleanup elsewhere joins it. */
+    start();
+    CHECK_EQ(WSPRunOnEventThread(note_later_tid, NULL), 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK(atomic_load(&later_tid) != atomic_load(&job_tid));
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+static void clean_up_and_start_again(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    rc2 = WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T);
+    rc3 = WSPRunOnEventThread(note_later_tid, NULL);
+}
+
+TEST(event_thread_start_in_the_job_that_ended_the_provider_keeps_the_thread) {
+    int before = provider_fds();
+    start();
+    in_job(clean_up_and_start_again);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(rc3, 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK_EQ(atomic_load(&later_tid), atomic_load(&job_tid)); /* the same thread, going on */
+    CHECK_EQ(event_threads(), 1);
+    /* It works as before: a socket, a listener. */
+    lsn = listener(WSP_CATALOG_CDATA_IPV4, 4, &lsn_addr);
+    close_socket(lsn);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+static atomic_int stopped_in_job, started_elsewhere;
+
+static void clean_up_and_wait_for_a_start(void) {
+    atomic_store(&job_tid, (int)gettid());
+    rc1 = T.lpWSPCleanup(&err1);
+    atomic_store(&stopped_in_job, 1);
+    WAIT_FOR(atomic_load(&started_elsewhere), 10000); /* holds the thread in its stop */
+}
+
+TEST(event_thread_start_elsewhere_while_a_job_ends_the_provider_revives_the_thread) {
+    int before = provider_fds();
+    start();
+    atomic_store(&body_done, 0);
+    body = clean_up_and_wait_for_a_start;
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&stopped_in_job), 10000);
+    CHECK_EQ(rc1, 0);
+    start(); /* the thread has not exited: it carries on */
+    atomic_store(&started_elsewhere, 1);
+    WAIT_FOR(atomic_load(&body_done), 10000);
+    CHECK_EQ(WSPRunOnEventThread(note_later_tid, NULL), 0);
+    WAIT_FOR(atomic_load(&later_tid) != 0, 10000);
+    CHECK_EQ(atomic_load(&later_tid), atomic_load(&job_tid));
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+}
+
+/* A job that starts the provider while another thread's last cleanup waits for the thread
+ * to end: that cleanup must not hold what the start needs (the two would wait for each
+ * other). */
+static atomic_int noops_posted, noops_run, spin_started;
+
+static void noop(void *context) {
+    (void)context;
+    atomic_fetch_add(&noops_run, 1);
+}
+
+static void start_during_a_cleanup_elsewhere(void) {
+    atomic_store(&spin_started, 1);
+    int rc;
+    while ((rc = WSPRunOnEventThread(noop, NULL)) == 0) { /* until the stop has begun */
+        atomic_fetch_add(&noops_posted, 1);
+        sleep_ms(1);
+    }
+    rc1 = rc;
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    rc2 = WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T);
+    rc3 = WSPRunOnEventThread(noop, NULL);
+    if (rc3 == 0)
+        atomic_fetch_add(&noops_posted, 1);
+}
+
+TEST(event_thread_job_may_start_the_provider_while_its_last_cleanup_waits) {
+    int before = provider_fds();
+    start();
+    atomic_store(&body_done, 0);
+    body = start_during_a_cleanup_elsewhere;
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&spin_started), 10000);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0); /* returns: the job's start revived the thread */
+    WAIT_FOR(atomic_load(&body_done), 10000);
+    CHECK_EQ(rc1, WSANOTINITIALISED);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(rc3, 0);
+    WAIT_FOR(atomic_load(&noops_run) == atomic_load(&noops_posted), 10000); /* each once */
+    CHECK_EQ(event_threads(), 1);
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), before);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(atomic_load(&noops_run), atomic_load(&noops_posted));
+}
+
+/* Start-ups and cleanups from several threads and from jobs at once: every path of a stop
+ * (waited for elsewhere, from the thread itself, revived by a job or by another thread, a
+ * new thread while the old one exits) ends with no thread, no descriptor and no job lost. */
+#define CYCLERS 3
+#define CYCLES 100
+
+static atomic_int cycle_jobs_posted, cycle_jobs_run, cycle_failures;
+
+static void start_and_clean_up_in_a_job(void *context) {
+    (void)context;
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    WSPPROC_TABLE table;
+    if (WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table) != 0) {
+        atomic_fetch_add(&cycle_failures, 1);
+    } else {
+        int err = 0;
+        if (table.lpWSPCleanup(&err) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+    }
+    atomic_fetch_add(&cycle_jobs_run, 1);
+}
+
+static void *cycle(void *arg) {
+    (void)arg;
+    for (int i = 0; i < CYCLES; i++) {
+        WSPDATA data;
+        WSPUPCALLTABLE up;
+        memset(&up, 0, sizeof up);
+        WSPPROC_TABLE table;
+        if (WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table) != 0) {
+            atomic_fetch_add(&cycle_failures, 1);
+            continue;
+        }
+        if (WSPRunOnEventThread(start_and_clean_up_in_a_job, NULL) == 0)
+            atomic_fetch_add(&cycle_jobs_posted, 1);
+        else
+            atomic_fetch_add(&cycle_failures, 1); /* started by this thread: must be taken */
+        int err = 0;
+        if (table.lpWSPCleanup(&err) != 0)
+            atomic_fetch_add(&cycle_failures, 1);
+    }
+    return NULL;
+}
+
+TEST_WITH_TIMEOUT(event_thread_startups_and_cleanups_from_jobs_and_threads_at_once, 120) {
+    int before = provider_fds();
+    pthread_t threads[CYCLERS];
+    for (int i = 0; i < CYCLERS; i++)
+        CHECK_EQ(pthread_create(&threads[i], NULL, cycle, NULL), 0);
+    for (int i = 0; i < CYCLERS; i++)
+        CHECK_EQ(pthread_join(threads[i], NULL), 0);
+    WAIT_FOR(atomic_load(&cycle_jobs_run) == atomic_load(&cycle_jobs_posted), 30000);
+    CHECK_EQ(atomic_load(&cycle_failures), 0);
+    CHECK_EQ(atomic_load(&cycle_jobs_posted), CYCLERS * CYCLES);
+    WAIT_FOR(provider_fds() == before, 10000);
+    WAIT_FOR(event_threads() == 0, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+}
