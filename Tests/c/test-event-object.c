@@ -670,3 +670,21 @@ TEST(event_wait_all_leaving_first_keeps_the_later_waiter_enlisted) {
     CHECK_EQ(second.result, WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(e));
 }
+
+/* The descriptor mirrors the flag only while someone may poll it: an event set and reset with
+ * no one polling it and its descriptor never handed out makes no system call on it, neither
+ * the write that would raise it nor the read that would lower it. */
+TEST(event_set_and_reset_unwatched_touch_no_descriptor) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    FAULT(read, .nth = 1000000, .this_thread = 1);  /* and reads */
+    CHECK(WSASetEvent(e));
+    CHECK(WSAResetEvent(e));
+    int writes = fault_calls(FAULT_write), reads = fault_calls(FAULT_read);
+    fault_clear();
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(reads, 0);
+    CHECK_EQ(poll_one(e), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(e));
+}

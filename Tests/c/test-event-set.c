@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "event_set.h"
 #include "faults.h"
 #include "test-netevents.h"
 
@@ -656,4 +657,37 @@ TEST(evset_checks_made_when_the_descriptor_is_handed_out_are_made_once) {
     CHECK_EQ(fault_calls(FAULT_poll), 0);
     fault_clear();
     WSACloseEvent(ev);
+}
+
+/* Many recvs in a row on one socket, each leaving data behind, with no wait or enumeration
+ * between them: the set keeps one check for the socket, not one per recv (which would fill
+ * its list, and then some), made by the next wait, which raises FD_READ once. */
+TEST(evset_recvs_in_a_row_on_one_socket_keep_one_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "0123456789abcdefghijklmnopqrstuv"); /* 32 bytes */
+    WAIT_FOR(unread_bytes(s) == 32, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
+    for (int i = 0; i < 20; i++) {
+        char b;
+        CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+        CHECK_EQ(b, "0123456789abcdefghijklmnopqrstuv"[i]);
+    }
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0); /* left to the next wait */
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    wsp_event_set_release(set);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char rest[16];
+    CHECK_EQ(ne_recv(s, rest, sizeof rest, 0), 12);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
 }

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "netevents.h"
 #include "test-netevents.h"
 
 /* ---- FD_READ ------------------------------------------------------------------------------- */
@@ -902,6 +903,69 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     ne_send_str(a, "yo");
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
+}
+
+/* As above with window messages: the reactor watches the socket, one-shot, and the first
+ * send has to arm that watch for what the registration asks (FD_READ here). */
+TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ | FD_WRITE, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    ne_send_str(c, "hi");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    ne_send_str(a, "yo");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
+/* Once the room a blocked send waited for has come (FD_WRITE posted), the reactor stops
+ * watching for room: the socket costs it nothing until the next condition it was asked for,
+ * here one relay for the data that raises FD_READ. */
+TEST(netev_write_posted_after_wouldblock_ends_the_watch_for_room) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_WRITE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    static char chunk[65536];
+    long long sent_total = 0;
+    DWORD sent = 0;
+    int rc = 0;
+    for (int i = 0; i < 10000 && (rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0; i++)
+        sent_total += sent;
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    static char sink[65536];
+    for (long long got = 0; got < sent_total;) {
+        int n = ne_recv(c, sink, sizeof sink, 0);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    unsigned before = wsp_netevents_relays();
+    ne_send_str(c, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
 }
 
 /* A send that would block leaves FD_WRITE owed; when the connection is then reset, FD_CLOSE
