@@ -1295,3 +1295,27 @@ TEST(netev_registration_after_a_reset_reports_close_aborted) {
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
     WSACloseEvent(ev);
 }
+
+/* The reactor signals an event once for all it records at one look at the socket: data with
+ * urgent data in one segment records FD_READ and FD_OOB, and the application's WPUSetEvent
+ * is called once, after the socket's lock is released. */
+TEST(netev_events_recorded_together_are_signalled_once) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_OOB, &err), 0);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0);
+    int sets = atomic_load(&app_sets);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "ab", 2, MSG_OOB, &sent), 0); /* "a" data, "b" urgent: one segment */
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000);
+    WSANETWORKEVENTS ne = ne_enum(s, NULL);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_OOB);
+    CHECK_EQ(atomic_load(&app_sets) - sets, 1);
+}
