@@ -219,7 +219,7 @@ void wsp_netevents_wake_waiters(struct wsp_socket *so) {
     }
 }
 
-static int oob_inline(int fd) {
+int wsp_oob_inline(int fd) {
     int on = 0;
     socklen_t len = sizeof on;
     return getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on;
@@ -227,7 +227,7 @@ static int oob_inline(int fd) {
 
 /* so->lock held. Urgent data: FD_OOB, or FD_READ when it is read inline. */
 static void raise_urgent(struct wsp_socket *so) {
-    so->netev.oob_inline = oob_inline(so->fd);
+    so->netev.oob_inline = wsp_oob_inline(so->fd);
     raise_event(so, so->netev.oob_inline ? FD_READ : FD_OOB, 0);
 }
 
@@ -345,7 +345,7 @@ static void report_conditions(struct wsp_socket *so) {
         return;
     }
     if (ne->mask & FD_OOB)
-        ne->oob_inline = oob_inline(so->fd);
+        ne->oob_inline = wsp_oob_inline(so->fd);
     if (p.revents & POLLPRI)
         raise_urgent(so);
     if (p.revents & POLLOUT)
@@ -597,10 +597,8 @@ static int start_registration(struct wsp_socket *so) {
 static void cancel(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     drop_watch(so);
-    ne->kind = KIND_NONE;
-    ne->event = NULL;
-    ne->hwnd = NULL;
-    ne->msg = 0;
+    ne->kind = KIND_NONE; /* event, hwnd and msg are read only while registered: each
+                           * registration sets them */
     ne->mask = 0; /* armed stays: it is the socket's (selecting again repeats nothing) */
     ne->pending = 0;
     memset(ne->errors, 0, sizeof ne->errors);
@@ -682,7 +680,7 @@ static int enable(struct wsp_socket *so, LONG mask) {
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
-        ne->oob_inline = oob_inline(so->fd);
+        ne->oob_inline = wsp_oob_inline(so->fd);
         if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
             struct pollfd p = {.fd = so->fd, .events = POLLPRI};
             if (poll(&p, 1, 0) > 0 && (p.revents & POLLPRI))
