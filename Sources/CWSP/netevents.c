@@ -154,9 +154,8 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
  * waits for them (wsp_netevents_close), so none is made after close has returned. */
 static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    ne->deferring = 0;
+    ne->deferring = 0; /* the next begin_deferring starts the list afresh */
     int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
-    ne->deferred_count = 0;
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;
@@ -666,8 +665,8 @@ static void late_watch(struct wsp_socket *so) {
 }
 
 /* so->lock held. Re-enables mask's events, raising those whose condition holds, and leaves
- * re-arming the watch to the caller. Whether the socket is registered. */
-static int enable(struct wsp_socket *so, LONG mask) {
+ * re-arming the watch to the caller. */
+static void enable(struct wsp_socket *so, LONG mask) {
     struct wsp_netevents *ne = &so->netev;
     if (mask & FD_ACCEPT)
         wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
@@ -676,7 +675,7 @@ static int enable(struct wsp_socket *so, LONG mask) {
      * selected: reported). */
     ne->armed |= mask & REENABLEABLE;
     if (ne->kind == KIND_NONE)
-        return 0;
+        return;
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
@@ -695,18 +694,18 @@ static int enable(struct wsp_socket *so, LONG mask) {
         if (unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }
-    return 1;
 }
 
+/* Unregistered, a socket has no watch and an empty mask: what follows enable() in these two
+ * then does nothing. */
 void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
-    if (enable(so, mask))
-        rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
+    enable(so, mask);
+    rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
 }
 
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
-    if (!enable(so, mask))
-        return;
+    enable(so, mask);
     if ((mask & FD_READ) && !drained && ne->watch && !edge_triggered(ne) &&
         (ne->mask & ne->armed & FD_READ) && !ne->eof && !ne->dead &&
         !(so->shut & WSP_SHUT_RECEIVE) && unread_bytes(so->fd) > 0) {

@@ -691,3 +691,56 @@ TEST(evset_recvs_in_a_row_on_one_socket_keep_one_check) {
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
     CHECK(WSACloseEvent(ev));
 }
+
+/* A recv that takes everything there is and a send that goes through, on a socket registered
+ * for every event a descriptor raises, make no system call besides their own: nothing to look
+ * at (the set reports the next data when it comes), nothing to re-arm (the set's watch is
+ * edge-triggered), no urgent data asked about. */
+TEST(evset_recv_and_send_on_a_registered_socket_make_no_other_system_call) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_OOB | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    ne_send_str(c, "abcd");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    static const enum fault_fn watched[] = {FAULT_poll, FAULT_getsockopt, FAULT_ioctl,
+                                            FAULT_epoll_ctl, FAULT_read, FAULT_write};
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        fault_set(watched[i], (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4);
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), 0);
+    int calls[sizeof watched / sizeof watched[0]];
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        calls[i] = fault_calls(watched[i]);
+    fault_clear();
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        CHECK_EQ(calls[i], 0);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check that finds the data a recv left behind raises FD_READ, and nothing else (the
+ * connection is fine): the watch goes on, and the next data raises FD_READ again. */
+TEST(evset_check_that_finds_data_left_raises_read_alone_and_the_watch_goes_on) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* leaves 6: a check for the next wait */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6);
+    ne_send_str(c, "89");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK(WSACloseEvent(ev));
+}

@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "faults.h"
 #include "netevents.h"
 #include "test-netevents.h"
 
@@ -1318,4 +1319,37 @@ TEST(netev_events_recorded_together_are_signalled_once) {
     WSANETWORKEVENTS ne = ne_enum(s, NULL);
     CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_OOB);
     CHECK_EQ(atomic_load(&app_sets) - sets, 1);
+}
+
+/* With window messages the reactor watches the socket, one-shot: a recv that takes everything
+ * re-arms the watch for FD_READ (one epoll_ctl) and a send that goes through changes nothing;
+ * neither looks at anything else. */
+TEST(netev_async_recv_and_send_make_one_epoll_ctl_and_nothing_else) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_WRITE | FD_OOB | FD_CLOSE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    ne_send_str(c, "abcd");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    static const enum fault_fn watched[] = {FAULT_poll, FAULT_getsockopt, FAULT_ioctl,
+                                            FAULT_epoll_ctl, FAULT_read, FAULT_write};
+    enum { N = sizeof watched / sizeof watched[0] };
+    for (int i = 0; i < N; i++)
+        fault_set(watched[i], (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4);
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), 0);
+    int calls[N];
+    for (int i = 0; i < N; i++)
+        calls[i] = fault_calls(watched[i]);
+    fault_clear();
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(calls[i], watched[i] == FAULT_epoll_ctl ? 1 : 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
