@@ -688,3 +688,26 @@ TEST(event_set_and_reset_unwatched_touch_no_descriptor) {
     CHECK_EQ(poll_one(e), WSA_WAIT_TIMEOUT);
     CHECK(WSACloseEvent(e));
 }
+
+/* A wait that succeeds or times out leaves the thread's last error as it was, for all of the
+ * events or any one of them. */
+TEST(event_waits_that_do_not_fail_leave_the_last_error_alone) {
+    WSAEVENT e[2] = {WSACreateEvent(), WSACreateEvent()};
+    for (BOOL all = FALSE; all <= TRUE; all++) {
+        CHECK(WSAResetEvent(e[0]));
+        WSASetLastError(12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 0, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 1, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK(WSASetEvent(e[0]));
+        CHECK(WSASetEvent(e[1]));
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 1, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK(WSAResetEvent(e[1]));
+    }
+    CHECK(WSACloseEvent(e[0]));
+    CHECK(WSACloseEvent(e[1]));
+}

@@ -744,3 +744,36 @@ TEST(evset_check_that_finds_data_left_raises_read_alone_and_the_watch_goes_on) {
     CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
     CHECK(WSACloseEvent(ev));
 }
+
+static void *wait_all_10s_main(void *arg) {
+    struct wait_all_args *a = arg;
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 10000, FALSE);
+    blocker_leave(&a->blocker);
+    return NULL;
+}
+
+/* A wait for all of two events, each with a socket registered on it: the reactor watches both
+ * events' sets meanwhile, so data on both sockets satisfies it (whichever event comes first in
+ * the order the wait locks them). */
+TEST(evset_wait_all_sees_readiness_on_the_sockets_of_every_event) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    struct wait_all_args a;
+    memset(&a, 0, sizeof a);
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        a.ev[i] = ne_event_select(s[i], FD_READ);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_all_10s_main, &a), 0);
+    wait_blocked(&a.blocker); /* asleep in the wait-all */
+    ne_send_str(c[0], "x");
+    ne_send_str(c[1], "y");
+    pthread_join(t, NULL);
+    CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(ne_enum(s[i], a.ev[i]).lNetworkEvents == FD_READ);
+        WSACloseEvent(a.ev[i]);
+    }
+}

@@ -676,3 +676,67 @@ TEST(select_connect_refused_under_its_poll_in_the_write_set_alone_reports_nothin
     CHECK(r.fd_array[0] == s1);
     CHECK_EQ(w.fd_count, 0);
 }
+
+/* Two selects waiting on one listener at once, each linked on it: one leaving, or one more
+ * joining, unlinks or links only itself, so a request still wakes every select waiting. */
+static SOCKET two_l, two_x, two_xpeer;
+static struct blocker two_first, two_second, two_main;
+static int two_rc[2];
+static WSPFD_SET two_out[2];
+
+static int select_read(SOCKET a, SOCKET b, WSPFD_SET *out) {
+    WSP_FD_ZERO(out);
+    WSP_FD_SET(a, out);
+    if (b != INVALID_SOCKET)
+        WSP_FD_SET(b, out);
+    struct timeval tv = {10, 0};
+    int err = 0;
+    return T.lpWSPSelect(0, out, NULL, NULL, &tv, &err);
+}
+
+/* The other select: first on the listener and x (older than the main thread's), then, once x
+ * ended it, on the listener alone (newer). */
+static void *select_twice(void *arg) {
+    (void)arg;
+    blocker_enter(&two_first);
+    two_rc[0] = select_read(two_l, two_x, &two_out[0]);
+    blocker_leave(&two_first);
+    blocker_enter(&two_second);
+    two_rc[1] = select_read(two_l, INVALID_SOCKET, &two_out[1]);
+    blocker_leave(&two_second);
+    return NULL;
+}
+
+static void *drive_the_selects(void *arg) {
+    struct sockaddr_storage *addr = arg;
+    wait_blocked(&two_main);
+    ne_send_str(two_xpeer, "x"); /* ends the other thread's first select */
+    wait_blocked(&two_second);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, addr, NULL, NULL), 0); /* a request: wakes both selects */
+    return NULL;
+}
+
+TEST(select_two_at_once_on_one_listener_each_link_only_themselves) {
+    start();
+    struct sockaddr_storage addr;
+    two_l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET xl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &two_xpeer, &two_x, &xl);
+    pthread_t other, driver;
+    CHECK_EQ(pthread_create(&other, NULL, select_twice, NULL), 0);
+    wait_blocked(&two_first); /* linked on the listener before the main thread */
+    CHECK_EQ(pthread_create(&driver, NULL, drive_the_selects, &addr), 0);
+    WSPFD_SET mine;
+    blocker_enter(&two_main);
+    int rc = select_read(two_l, INVALID_SOCKET, &mine);
+    blocker_leave(&two_main);
+    pthread_join(driver, NULL);
+    pthread_join(other, NULL);
+    CHECK_EQ(two_rc[0], 1);
+    CHECK(two_out[0].fd_count == 1 && two_out[0].fd_array[0] == two_x);
+    CHECK_EQ(rc, 1);
+    CHECK(mine.fd_count == 1 && mine.fd_array[0] == two_l);
+    CHECK_EQ(two_rc[1], 1);
+    CHECK(two_out[1].fd_count == 1 && two_out[1].fd_array[0] == two_l);
+}
