@@ -777,3 +777,40 @@ TEST(evset_wait_all_sees_readiness_on_the_sockets_of_every_event) {
         WSACloseEvent(a.ev[i]);
     }
 }
+
+/* A check kept for data a recv left, that a second recv then took: the enumeration that makes
+ * the check finds nothing to read, raises nothing, and returns at once. */
+TEST(evset_check_for_data_a_later_recv_took_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A socket registered on another event leaves the first event's set: its data no longer makes
+ * that set's descriptor readable. */
+TEST(evset_socket_moved_to_another_event_leaves_the_first_set) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT first = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(first);
+    CHECK(set != NULL);
+    WSAEVENT second = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, second, FD_READ, 10000, &ne)); /* the data is in */
+    CHECK(!fd_readable(wsp_event_set_fd(set), 0));
+    wsp_event_set_release(set);
+    WSACloseEvent(first);
+    WSACloseEvent(second);
+}

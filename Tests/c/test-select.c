@@ -740,3 +740,44 @@ TEST(select_two_at_once_on_one_listener_each_link_only_themselves) {
     CHECK_EQ(two_rc[1], 1);
     CHECK(two_out[1].fd_count == 1 && two_out[1].fd_array[0] == two_l);
 }
+
+/* As select_reports_a_connect_finished_under_its_poll_in_the_same_pass with the socket in the
+ * except set alone: connected, it has no urgent data, so the look at it does not wait for
+ * any, and select times out with nothing. */
+TEST(select_connect_finished_under_its_poll_in_the_except_set_is_not_exceptional) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr;
+    int lfd = raw_listener(&addr, 4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: the client is connected */
+
+    WSPFD_SET e;
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(c, &e);
+    struct timeval tv = {0, 200000};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, NULL, &e, &tv, &err);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(e.fd_count, 0);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
