@@ -109,10 +109,11 @@ static _Thread_local struct wsp_socket *flush_head;
 static void flush(struct wsp_reactor_task *task);
 static struct wsp_reactor_task flush_task = {.run = flush};
 
-/* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
+/* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for (an
+ * unregistered socket's mask is 0) and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
+    if (!(ne->mask & ev) || !(ne->armed & ev))
         return;
     ne->armed &= ~ev;
     if (ev == FD_READ) { /* what is unread now is not counted: see readiness() */

@@ -814,3 +814,32 @@ TEST(evset_socket_moved_to_another_event_leaves_the_first_set) {
     WSACloseEvent(first);
     WSACloseEvent(second);
 }
+
+/* Data that arrives while FD_READ waits for its recv leaves the recv that drains it a check to
+ * keep (the data may have come after the recv looked); once that is done, the next recv that
+ * drains what a wait reported keeps none. */
+TEST(evset_only_a_recv_after_data_that_came_while_read_was_off_keeps_a_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "a");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    ne_send_str(c, "b"); /* while FD_READ is off */
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ); /* more data before the recv */
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* the check: nothing left */
+    ne_send_str(c, "c");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}

@@ -1,5 +1,6 @@
 /* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
  * One rule per test. */
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
@@ -1352,4 +1353,60 @@ TEST(netev_async_recv_and_send_make_one_epoll_ctl_and_nothing_else) {
     for (int i = 0; i < N; i++)
         CHECK_EQ(calls[i], watched[i] == FAULT_epoll_ctl ? 1 : 0);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
+/* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
+ * message until released, and records every other message. */
+static SOCKET hold_socket;
+static atomic_int post_held, post_release;
+
+static BOOL hold_or_record_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == hold_socket) {
+        atomic_store(&post_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&post_release) && now_ms() < deadline)
+            sleep_ms(1);
+        return TRUE;
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+/* Data, urgent data and the peer's FIN seen at one look: the reactor posts a message for each
+ * of the three events, after unlocking the socket. */
+TEST(netev_three_events_at_one_look_post_three_messages) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_or_record_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0, c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    hold_socket = c0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, wnd, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&post_held), 10000); /* the reactor is held in c0's upcall */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_OOB | FD_CLOSE, &err), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "ab", 2, MSG_OOB, &sent), 0);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    /* All of it has arrived once the FIN has. */
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(posted_now(), 0);
+    atomic_store(&post_release, 1);
+    WAIT_FOR(posted_now() == 3, 10000);
+    LONG seen = 0;
+    pthread_mutex_lock(&posted_lock);
+    for (int i = 0; i < 3; i++) {
+        CHECK(posted[i].wParam == s);
+        CHECK_EQ(WSAGETSELECTERROR(posted[i].lParam), 0);
+        LONG ev = WSAGETSELECTEVENT(posted[i].lParam);
+        CHECK(!(seen & ev));
+        seen |= ev;
+    }
+    pthread_mutex_unlock(&posted_lock);
+    CHECK_EQ(seen, FD_READ | FD_OOB | FD_CLOSE);
 }
