@@ -784,10 +784,10 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
     }
     if (!error) /* a new connection: its FD_WRITE and FD_CLOSE are still to come */
         ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
-    if (error || ne->kind == KIND_NONE)
+    if (error)
         return;
     /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
-     * a socket connects once. */
+     * a socket connects once. Unregistered, the socket's mask is 0: what follows does nothing. */
     if (ensure_watch(so) == 0) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)

@@ -843,3 +843,129 @@ TEST(evset_only_a_recv_after_data_that_came_while_read_was_off_keeps_a_check) {
     wsp_event_set_release(set);
     CHECK(WSACloseEvent(ev));
 }
+
+/* As evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait with a time-out that
+ * is far off: the wait goes on until the event is set, not only until its next look. */
+TEST(evset_readiness_that_raises_nothing_does_not_end_a_timed_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    char b;
+    long long deadline = now_ms() + 10000; /* the urgent byte is there once a peek sees it */
+    while (ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK) != 1) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
+    blocker_enter(&waiting);
+    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, 20000, FALSE);
+    blocker_leave(&waiting);
+    CHECK_EQ(r, WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
+    WSACloseEvent(ev);
+}
+
+/* A check kept for data a recv left, made moot by new data that raised FD_READ first (the wait
+ * pumps the set before it makes the checks), leaves nothing behind: the recv that then drains
+ * the socket keeps no check. */
+TEST(evset_check_made_moot_by_new_data_leaves_nothing_behind) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* leaves 6: a check */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    ne_send_str(c, "8");
+    WAIT_FOR(unread_bytes(s) == 7, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 7);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* Data, then the connection reset, seen at one look: FD_READ for the byte still unread, and
+ * FD_CLOSE with WSAECONNABORTED. */
+TEST(evset_one_byte_then_a_reset_report_read_and_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    ne_send_str(c, "x");
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
+    CHECK_EQ(unread_bytes(s), 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* One wait on two events makes every check the two sets keep (eight each): none is left for
+ * a later look. */
+#define FULL_SET 8
+TEST(evset_one_wait_makes_the_checks_of_two_full_sets) {
+    start();
+    SOCKET c[2][FULL_SET], s[2][FULL_SET], l[2][FULL_SET];
+    WSAEVENT ev[2];
+    struct wsp_event_set *set[2];
+    int err = 0;
+    for (int j = 0; j < 2; j++) {
+        ev[j] = WSACreateEvent();
+        set[j] = wsp_event_watch_set(ev[j]);
+        for (int i = 0; i < FULL_SET; i++) {
+            ne_pair(WSP_CATALOG_TCP_IPV4, &c[j][i], &s[j][i], &l[j][i]);
+            CHECK_EQ(T.lpWSPEventSelect(s[j][i], ev[j], FD_READ, &err), 0);
+            ne_send_str(c[j][i], "0123456789");
+            WAIT_FOR(unread_bytes(s[j][i]) == 10, 10000);
+        }
+        for (int i = 0; i < FULL_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], ev[j]).lNetworkEvents, FD_READ);
+    }
+    for (int j = 0; j < 2; j++) {
+        for (int i = 0; i < FULL_SET; i++) {
+            char buf[4];
+            CHECK_EQ(ne_recv(s[j][i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check */
+        }
+        CHECK_EQ(wsp_event_set_checks_pending(set[j]), FULL_SET);
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int j = 0; j < 2; j++) {
+        CHECK_EQ(wsp_event_set_checks_pending(set[j]), 0);
+        wsp_event_set_release(set[j]);
+        WSACloseEvent(ev[j]);
+    }
+}
+
+/* An event-select registration puts the socket in the event's set with one epoll_ctl, armed
+ * for every edge at once: nothing to re-arm afterwards. */
+TEST(evset_registration_takes_one_epoll_ctl) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_WRITE | FD_CLOSE, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    CHECK(WSACloseEvent(ev));
+}
