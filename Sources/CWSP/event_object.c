@@ -425,15 +425,13 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     struct waiter w = {.woken = false};
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
     bool can_sleep = dwTimeout != 0;
-    if (can_sleep) {
-        int err = wsp_cond_init_monotonic(&w.cond);
-        if (err) {
-            release_all(ev, cEvents);
-            WSASetLastError(err);
-            return WSA_WAIT_FAILED;
-        }
-        pthread_mutex_init(&w.lock, NULL);
+    int err = wsp_cond_init_monotonic(&w.cond);
+    if (err) {
+        release_all(ev, cEvents);
+        WSASetLastError(err);
+        return WSA_WAIT_FAILED;
     }
+    pthread_mutex_init(&w.lock, NULL);
     uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, 1);
 
@@ -455,10 +453,8 @@ DWORD WSAWaitForMultipleEvents(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fW
     watch_sets(order, distinct, 0);
     if (enlisted)
         delist(links, order, distinct);
-    if (can_sleep) {
-        pthread_cond_destroy(&w.cond);
-        pthread_mutex_destroy(&w.lock);
-    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
     release_all(ev, cEvents);
     if (result == WSA_WAIT_FAILED)
         WSASetLastError(WSA_INVALID_HANDLE);

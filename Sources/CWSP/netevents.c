@@ -155,8 +155,9 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
  * waits for them (wsp_netevents_close), so none is made after close has returned. */
 static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    ne->deferring = 0; /* the next begin_deferring starts the list afresh */
+    ne->deferring = 0;
     int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
+    ne->deferred_count = 0; /* made: a second call (none is deferring) makes nothing */
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;

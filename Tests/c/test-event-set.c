@@ -406,6 +406,11 @@ static void wait_any_answers_lowest_of_two_ready_sets(int swap) {
     }
     WSAEVENT order[2] = {ev[swap], ev[!swap]};
     CHECK_EQ(WSAWaitForMultipleEvents(2, order, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++) { /* both sets were pumped: nothing left in either */
+        struct wsp_event_set *set = wsp_event_watch_set(ev[i]);
+        CHECK(!fd_readable(wsp_event_set_fd(set), 0));
+        wsp_event_set_release(set);
+    }
     for (int i = 0; i < 2; i++) {
         CHECK_EQ(ne_enum(s[i], ev[i]).lNetworkEvents, FD_READ);
         ne_close(c[i]);
@@ -968,4 +973,41 @@ TEST(evset_registration_takes_one_epoll_ctl) {
     fault_clear();
     CHECK_EQ(calls, 1);
     CHECK(WSACloseEvent(ev));
+}
+
+/* A recv that drains what a wait reported, on a socket just registered, keeps no check: no
+ * data came while FD_READ was off. */
+TEST(evset_first_recv_that_drains_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "a");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait for all of two events looks into each event's set once when it starts (the reactor
+ * watches them from then on), and not again when it ends. */
+TEST(evset_wait_all_looks_into_each_set_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev[2] = {ne_event_select(s, FD_READ), WSACreateEvent()};
+    CHECK(WSASetEvent(ev[0]));
+    CHECK(WSASetEvent(ev[1]));
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(looks, 2);
+    WSACloseEvent(ev[0]);
+    WSACloseEvent(ev[1]);
 }

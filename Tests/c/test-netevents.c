@@ -1410,3 +1410,67 @@ TEST(netev_three_events_at_one_look_post_three_messages) {
     pthread_mutex_unlock(&posted_lock);
     CHECK_EQ(seen, FD_READ | FD_OOB | FD_CLOSE);
 }
+
+/* A recv that leaves data behind on a reactor-watched socket registered without FD_READ has
+ * nothing to raise: it looks at nothing (no FIONREAD). */
+TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    ne_send_str(c, "01234567");
+    long long deadline = now_ms() + 10000;
+    char peek[8];
+    while (ne_recv(s, peek, sizeof peek, MSG_PEEK) != 8) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+}
+
+/* A successful lpWSPAsyncSelect leaves the thread's last error (WSAGetLastError) alone. */
+TEST(netev_async_select_leaves_the_last_error_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    WSASetLastError(12345);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSAGetLastError(), 12345);
+}
+
+/* A registration that finds the peer's FIN reports FD_CLOSE itself and leaves nothing for the
+ * reactor: the read side is done, so the watch does not wait on it (the relay counted below
+ * is another socket's FD_READ, and the only one). */
+TEST(netev_registration_after_the_fin_costs_the_reactor_no_relay) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPShutdown(ac, SD_SEND, &err), 0);
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, 0));
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
