@@ -1011,3 +1011,24 @@ TEST(evset_wait_all_looks_into_each_set_once) {
     WSACloseEvent(ev[0]);
     WSACloseEvent(ev[1]);
 }
+
+/* A wait on two events whose poll finds only one set ready looks into that set alone. */
+TEST(evset_wait_any_looks_only_into_the_sets_found_ready) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT ev[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        ev[i] = ne_event_select(s[i], FD_READ);
+    }
+    ne_send_str(c[1], "x");
+    WAIT_FOR(unread_bytes(s[1]) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0 + 1);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(looks, 1);
+    CHECK_EQ(ne_enum(s[1], ev[1]).lNetworkEvents, FD_READ);
+    for (int i = 0; i < 2; i++)
+        WSACloseEvent(ev[i]);
+}
