@@ -711,3 +711,15 @@ TEST(event_waits_that_do_not_fail_leave_the_last_error_alone) {
     CHECK(WSACloseEvent(e[0]));
     CHECK(WSACloseEvent(e[1]));
 }
+
+/* An event no socket was ever registered on has a set the reactor never watched: closing it
+ * closes the set's descriptor itself, with no epoll_ctl. */
+TEST(event_close_of_an_unwatched_event_asks_the_reactor_nothing) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK(WSACloseEvent(e));
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+}

@@ -1032,3 +1032,24 @@ TEST(evset_wait_any_looks_only_into_the_sets_found_ready) {
     for (int i = 0; i < 2; i++)
         WSACloseEvent(ev[i]);
 }
+
+/* A check that finds the data a recv left raises FD_READ without counting the bytes (no
+ * FIONREAD): the poll said readable, with no FIN. */
+TEST(evset_check_that_finds_data_does_not_count_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2); /* leaves 6: a check */
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}

@@ -1474,3 +1474,53 @@ TEST(netev_registration_after_the_fin_costs_the_reactor_no_relay) {
     CHECK_EQ(wsp_netevents_relays() - before, 1);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
+
+/* A socket registered on a built-in event whose upcall table the application then replaces
+ * (a second WSPStartup with its own WPUSetEvent): the next re-arm moves the socket to the
+ * reactor, armed for what the registration asks, and data raises FD_READ through the
+ * application's upcall. */
+TEST(netev_registration_outlives_a_replaced_upcall_table) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), -WSAEWOULDBLOCK); /* re-arms the watch */
+    int sets = atomic_load(&app_sets);
+    ne_send_str(c, "x");
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    (void)ev;
+}
+
+/* A connection reset ends the watch: once FD_CLOSE is posted, the reset socket costs the
+ * reactor nothing (the relay counted below is another socket's FD_READ, and the only one). */
+TEST(netev_reset_socket_costs_the_reactor_no_more_relays) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(ac, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(ac);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    unsigned before = wsp_netevents_relays();
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
