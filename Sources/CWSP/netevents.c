@@ -783,8 +783,8 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         ne->connect_unreported = 1;
         ne->connect_unreported_err = error;
     }
-    if (!error) /* a new connection: its FD_WRITE and FD_CLOSE are still to come */
-        ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
+    /* A new connection's FD_WRITE, FD_CLOSE, FD_READ and FD_OOB are still armed: only a
+     * connected socket raises them. */
     if (error)
         return;
     /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and

@@ -1053,3 +1053,22 @@ TEST(evset_check_that_finds_data_does_not_count_it) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }
+
+/* A registration that finds data and no FIN reports FD_READ without counting the bytes. */
+TEST(evset_registration_that_finds_data_does_not_count_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "0123");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    ne_fionbio(s, 1); /* the registration's own FIONBIO, done already */
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
