@@ -1072,3 +1072,21 @@ TEST(evset_registration_that_finds_data_does_not_count_it) {
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }
+
+/* An enumeration right after a wait that pumped the event's set does not look into the set
+ * again (the wait took what there was). */
+TEST(evset_enumeration_right_after_a_wait_does_not_pump_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(looks, 0);
+    CHECK(WSACloseEvent(ev));
+}
