@@ -106,13 +106,14 @@ WSAEVENT WSACreateEvent(void) {
     }
     int err = 0;
     ev->fd = wsp_readiness_fd_open();
-    if (ev->fd < 0)
-        err = wsp_wsa_resource_error(errno);
-    else
-        ev->set = wsp_event_set_new(&err);
+    if (ev->fd < 0) {
+        WSASetLastError(wsp_wsa_resource_error(errno));
+        free(ev);
+        return WSA_INVALID_EVENT;
+    }
+    ev->set = wsp_event_set_new(&err);
     if (!ev->set) {
-        if (ev->fd >= 0)
-            close(ev->fd);
+        close(ev->fd);
         WSASetLastError(err);
         free(ev);
         return WSA_INVALID_EVENT;
@@ -120,12 +121,11 @@ WSAEVENT WSACreateEvent(void) {
     pthread_mutex_init(&ev->lock, NULL);
     wsp_object_init(&ev->obj, destroy_event);
     uintptr_t h = wsp_table_add(&events, &ev->obj);
-    if (h == 0) {
-        destroy_event(&ev->obj);
-        WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
-        return WSA_INVALID_EVENT;
-    }
-    return (WSAEVENT)h;
+    if (h != 0)
+        return (WSAEVENT)h;
+    destroy_event(&ev->obj);
+    WSASetLastError(WSA_NOT_ENOUGH_MEMORY);
+    return WSA_INVALID_EVENT;
 }
 
 static BOOL set_state(WSAEVENT hEvent, bool signalled) {
@@ -424,15 +424,13 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     struct waiter w = {.woken = false};
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
     bool can_sleep = dwTimeout != 0;
-    if (can_sleep) {
-        int err = wsp_cond_init_monotonic(&w.cond);
-        if (err) {
-            release_all(ev, cEvents);
-            WSASetLastError(err);
-            return WSA_WAIT_FAILED;
-        }
-        pthread_mutex_init(&w.lock, NULL);
+    int err = wsp_cond_init_monotonic(&w.cond);
+    if (err) {
+        release_all(ev, cEvents);
+        WSASetLastError(err);
+        return WSA_WAIT_FAILED;
     }
+    pthread_mutex_init(&w.lock, NULL);
     uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, 1);
 
@@ -454,10 +452,8 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     watch_sets(order, distinct, 0);
     if (enlisted)
         delist(links, order, distinct);
-    if (can_sleep) {
-        pthread_cond_destroy(&w.cond);
-        pthread_mutex_destroy(&w.lock);
-    }
+    pthread_cond_destroy(&w.cond);
+    pthread_mutex_destroy(&w.lock);
     release_all(ev, cEvents);
     if (result == WSA_WAIT_FAILED)
         WSASetLastError(WSA_INVALID_HANDLE);

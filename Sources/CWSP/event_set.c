@@ -192,9 +192,14 @@ int wsp_event_set_defer_check(struct wsp_event_set *set, SOCKET s, int fd) {
     return deferred;
 }
 
+int wsp_event_set_checks_pending(struct wsp_event_set *set) {
+    pthread_mutex_lock(&set->lock);
+    int n = set->nchecks;
+    pthread_mutex_unlock(&set->lock);
+    return n;
+}
+
 int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out, int max) {
-    if (max <= 0)
-        return 0;
     pthread_mutex_lock(&set->lock);
     int n = set->nchecks < max ? set->nchecks : max;
     memcpy(out, set->checks, (size_t)n * sizeof out[0]);

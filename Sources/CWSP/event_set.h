@@ -69,6 +69,8 @@ struct wsp_event_check {
 /* Leaves the look at socket s (descriptor fd) to the next wait or enumeration; 0 when the
  * caller must look now instead (the reactor watches the set, or the list is full). */
 int wsp_event_set_defer_check(struct wsp_event_set *set, SOCKET s, int fd) WSP_INTERNAL;
+/* How many checks are pending (for tests: one per socket, however many recvs left data). */
+int wsp_event_set_checks_pending(struct wsp_event_set *set) WSP_INTERNAL;
 /* Moves up to max pending checks to out; returns how many. */
 int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out,
                               int max) WSP_INTERNAL;

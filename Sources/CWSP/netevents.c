@@ -109,10 +109,11 @@ static _Thread_local struct wsp_socket *flush_head;
 static void flush(struct wsp_reactor_task *task);
 static struct wsp_reactor_task flush_task = {.run = flush};
 
-/* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for and armed. */
+/* so->lock held. Raises ev (one FD_* bit) with error err when it is asked for (an
+ * unregistered socket's mask is 0) and armed. */
 static void raise_event(struct wsp_socket *so, LONG ev, int err) {
     struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || !(ne->mask & ev) || !(ne->armed & ev))
+    if (!(ne->mask & ev) || !(ne->armed & ev))
         return;
     ne->armed &= ~ev;
     if (ev == FD_READ) { /* what is unread now is not counted: see readiness() */
@@ -156,7 +157,7 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     ne->deferring = 0;
     int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
-    ne->deferred_count = 0;
+    ne->deferred_count = 0; /* made: a second call (none is deferring) makes nothing */
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;
@@ -219,7 +220,7 @@ void wsp_netevents_wake_waiters(struct wsp_socket *so) {
     }
 }
 
-static int oob_inline(int fd) {
+int wsp_oob_inline(int fd) {
     int on = 0;
     socklen_t len = sizeof on;
     return getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on;
@@ -227,7 +228,7 @@ static int oob_inline(int fd) {
 
 /* so->lock held. Urgent data: FD_OOB, or FD_READ when it is read inline. */
 static void raise_urgent(struct wsp_socket *so) {
-    so->netev.oob_inline = oob_inline(so->fd);
+    so->netev.oob_inline = wsp_oob_inline(so->fd);
     raise_event(so, so->netev.oob_inline ? FD_READ : FD_OOB, 0);
 }
 
@@ -345,7 +346,7 @@ static void report_conditions(struct wsp_socket *so) {
         return;
     }
     if (ne->mask & FD_OOB)
-        ne->oob_inline = oob_inline(so->fd);
+        ne->oob_inline = wsp_oob_inline(so->fd);
     if (p.revents & POLLPRI)
         raise_urgent(so);
     if (p.revents & POLLOUT)
@@ -597,10 +598,8 @@ static int start_registration(struct wsp_socket *so) {
 static void cancel(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     drop_watch(so);
-    ne->kind = KIND_NONE;
-    ne->event = NULL;
-    ne->hwnd = NULL;
-    ne->msg = 0;
+    ne->kind = KIND_NONE; /* event, hwnd and msg are read only while registered: each
+                           * registration sets them */
     ne->mask = 0; /* armed stays: it is the socket's (selecting again repeats nothing) */
     ne->pending = 0;
     memset(ne->errors, 0, sizeof ne->errors);
@@ -668,8 +667,8 @@ static void late_watch(struct wsp_socket *so) {
 }
 
 /* so->lock held. Re-enables mask's events, raising those whose condition holds, and leaves
- * re-arming the watch to the caller. Whether the socket is registered. */
-static int enable(struct wsp_socket *so, LONG mask) {
+ * re-arming the watch to the caller. */
+static void enable(struct wsp_socket *so, LONG mask) {
     struct wsp_netevents *ne = &so->netev;
     if (mask & FD_ACCEPT)
         wsp_netevents_wake_waiters(so); /* the backlog may have changed: select looks again */
@@ -678,11 +677,11 @@ static int enable(struct wsp_socket *so, LONG mask) {
      * selected: reported). */
     ne->armed |= mask & REENABLEABLE;
     if (ne->kind == KIND_NONE)
-        return 0;
+        return;
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
     if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
-        ne->oob_inline = oob_inline(so->fd);
+        ne->oob_inline = wsp_oob_inline(so->fd);
         if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
             struct pollfd p = {.fd = so->fd, .events = POLLPRI};
             if (poll(&p, 1, 0) > 0 && (p.revents & POLLPRI))
@@ -697,18 +696,18 @@ static int enable(struct wsp_socket *so, LONG mask) {
         if (unread_bytes(so->fd) > 0)
             raise_event(so, FD_READ, 0);
     }
-    return 1;
 }
 
+/* Unregistered, a socket has no watch and an empty mask: what follows enable() in these two
+ * then does nothing. */
 void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
-    if (enable(so, mask))
-        rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
+    enable(so, mask);
+    rearm(so); /* FD_READ/FD_OOB: the level-triggered re-arm fires at once if data remains */
 }
 
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
-    if (!enable(so, mask))
-        return;
+    enable(so, mask);
     if ((mask & FD_READ) && !drained && ne->watch && !edge_triggered(ne) &&
         (ne->mask & ne->armed & FD_READ) && !ne->eof && !ne->dead &&
         !(so->shut & WSP_SHUT_RECEIVE) && unread_bytes(so->fd) > 0) {
@@ -784,12 +783,12 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         ne->connect_unreported = 1;
         ne->connect_unreported_err = error;
     }
-    if (!error) /* a new connection: its FD_WRITE and FD_CLOSE are still to come */
-        ne->armed |= FD_WRITE | FD_CLOSE | FD_READ | FD_OOB;
-    if (error || ne->kind == KIND_NONE)
+    /* A new connection's FD_WRITE, FD_CLOSE, FD_READ and FD_OOB are still armed: only a
+     * connected socket raises them. */
+    if (error)
         return;
     /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
-     * a socket connects once. */
+     * a socket connects once. Unregistered, the socket's mask is 0: what follows does nothing. */
     if (ensure_watch(so) == 0) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)

@@ -20,6 +20,10 @@ void wsp_netevents_remove_waiter(struct wsp_socket *so, struct wsp_select_link *
 /* so->lock held. Wakes the lpWSPSelect calls waiting on so. */
 void wsp_netevents_wake_waiters(struct wsp_socket *so) WSP_INTERNAL;
 
+/* Whether the socket descriptor fd reads urgent data inline (SO_OOBINLINE; 0 when the kernel
+ * cannot tell). */
+int wsp_oob_inline(int fd) WSP_INTERNAL;
+
 /* A registration's kind (so->netev.kind). */
 enum {
     WSP_REGISTERED_NONE = 0,

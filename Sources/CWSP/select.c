@@ -43,11 +43,6 @@ struct entry {
 };
 
 static const short poll_events[3] = {POLLIN | POLLRDHUP, POLLOUT, POLLPRI};
-static int oob_inline(int fd) {
-    int on = 0;
-    socklen_t len = sizeof on;
-    return getsockopt(fd, SOL_SOCKET, SO_OOBINLINE, &on, &len) == 0 && on;
-}
 
 static const short poll_ready[3] = {POLLIN | POLLRDHUP | POLLHUP | POLLERR, POLLOUT | POLLERR,
                                     POLLPRI};
@@ -60,8 +55,9 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
     e->connecting = 0;
     if (so->closing)
         return 1; /* closed under the call: report it (WSAENOTSOCK in the except set) */
-    if (so->state == WSP_STATE_CONNECTING)
-        wsp_connector_poll(so); /* done in the kernel: done here, and usable at once */
+    /* A connect done in the kernel is done here, and usable at once (nothing to do unless a
+     * non-blocking connect is under way). */
+    wsp_connector_poll(so);
     switch (so->state) {
     case WSP_STATE_LISTENING:
         if (e->set != 0 || !so->listener)
@@ -74,7 +70,7 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
         return 0;
     case WSP_STATE_CONNECTED:
         /* Urgent data read inline is data: readable, not exceptional (Windows). */
-        if (e->set == 2 && oob_inline(so->fd))
+        if (e->set == 2 && wsp_oob_inline(so->fd))
             return 0;
         pfd[*npoll] = (struct pollfd){.fd = so->fd, .events = poll_events[e->set]};
         e->pollidx = (*npoll)++;

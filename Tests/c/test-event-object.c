@@ -670,3 +670,56 @@ TEST(event_wait_all_leaving_first_keeps_the_later_waiter_enlisted) {
     CHECK_EQ(second.result, WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(e));
 }
+
+/* The descriptor mirrors the flag only while someone may poll it: an event set and reset with
+ * no one polling it and its descriptor never handed out makes no system call on it, neither
+ * the write that would raise it nor the read that would lower it. */
+TEST(event_set_and_reset_unwatched_touch_no_descriptor) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    FAULT(read, .nth = 1000000, .this_thread = 1);  /* and reads */
+    CHECK(WSASetEvent(e));
+    CHECK(WSAResetEvent(e));
+    int writes = fault_calls(FAULT_write), reads = fault_calls(FAULT_read);
+    fault_clear();
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(reads, 0);
+    CHECK_EQ(poll_one(e), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(e));
+}
+
+/* A wait that succeeds or times out leaves the thread's last error as it was, for all of the
+ * events or any one of them. */
+TEST(event_waits_that_do_not_fail_leave_the_last_error_alone) {
+    WSAEVENT e[2] = {WSACreateEvent(), WSACreateEvent()};
+    for (BOOL all = FALSE; all <= TRUE; all++) {
+        CHECK(WSAResetEvent(e[0]));
+        WSASetLastError(12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 0, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 1, FALSE), WSA_WAIT_TIMEOUT);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK(WSASetEvent(e[0]));
+        CHECK(WSASetEvent(e[1]));
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK_EQ(WSAWaitForMultipleEvents(2, e, all, 1, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(WSAGetLastError(), 12345);
+        CHECK(WSAResetEvent(e[1]));
+    }
+    CHECK(WSACloseEvent(e[0]));
+    CHECK(WSACloseEvent(e[1]));
+}
+
+/* An event no socket was ever registered on has a set the reactor never watched: closing it
+ * closes the set's descriptor itself, with no epoll_ctl. */
+TEST(event_close_of_an_unwatched_event_asks_the_reactor_nothing) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK(WSACloseEvent(e));
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+}

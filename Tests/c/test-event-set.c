@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include "event_set.h"
 #include "faults.h"
 #include "test-netevents.h"
 
@@ -405,6 +406,11 @@ static void wait_any_answers_lowest_of_two_ready_sets(int swap) {
     }
     WSAEVENT order[2] = {ev[swap], ev[!swap]};
     CHECK_EQ(WSAWaitForMultipleEvents(2, order, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++) { /* both sets were pumped: nothing left in either */
+        struct wsp_event_set *set = wsp_event_watch_set(ev[i]);
+        CHECK(!fd_readable(wsp_event_set_fd(set), 0));
+        wsp_event_set_release(set);
+    }
     for (int i = 0; i < 2; i++) {
         CHECK_EQ(ne_enum(s[i], ev[i]).lNetworkEvents, FD_READ);
         ne_close(c[i]);
@@ -656,4 +662,431 @@ TEST(evset_checks_made_when_the_descriptor_is_handed_out_are_made_once) {
     CHECK_EQ(fault_calls(FAULT_poll), 0);
     fault_clear();
     WSACloseEvent(ev);
+}
+
+/* Many recvs in a row on one socket, each leaving data behind, with no wait or enumeration
+ * between them: the set keeps one check for the socket, not one per recv (which would fill
+ * its list, and then some), made by the next wait, which raises FD_READ once. */
+TEST(evset_recvs_in_a_row_on_one_socket_keep_one_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "0123456789abcdefghijklmnopqrstuv"); /* 32 bytes */
+    WAIT_FOR(unread_bytes(s) == 32, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
+    for (int i = 0; i < 20; i++) {
+        char b;
+        CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+        CHECK_EQ(b, "0123456789abcdefghijklmnopqrstuv"[i]);
+    }
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0); /* left to the next wait */
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    wsp_event_set_release(set);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char rest[16];
+    CHECK_EQ(ne_recv(s, rest, sizeof rest, 0), 12);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A recv that takes everything there is and a send that goes through, on a socket registered
+ * for every event a descriptor raises, make no system call besides their own: nothing to look
+ * at (the set reports the next data when it comes), nothing to re-arm (the set's watch is
+ * edge-triggered), no urgent data asked about. */
+TEST(evset_recv_and_send_on_a_registered_socket_make_no_other_system_call) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_OOB | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    ne_send_str(c, "abcd");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    static const enum fault_fn watched[] = {FAULT_poll, FAULT_getsockopt, FAULT_ioctl,
+                                            FAULT_epoll_ctl, FAULT_read, FAULT_write};
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        fault_set(watched[i], (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4);
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), 0);
+    int calls[sizeof watched / sizeof watched[0]];
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        calls[i] = fault_calls(watched[i]);
+    fault_clear();
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++)
+        CHECK_EQ(calls[i], 0);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check that finds the data a recv left behind raises FD_READ, and nothing else (the
+ * connection is fine): the watch goes on, and the next data raises FD_READ again. */
+TEST(evset_check_that_finds_data_left_raises_read_alone_and_the_watch_goes_on) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* leaves 6: a check for the next wait */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6);
+    ne_send_str(c, "89");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK(WSACloseEvent(ev));
+}
+
+static void *wait_all_10s_main(void *arg) {
+    struct wait_all_args *a = arg;
+    blocker_enter(&a->blocker);
+    a->result = WSAWaitForMultipleEvents(2, a->ev, TRUE, 10000, FALSE);
+    blocker_leave(&a->blocker);
+    return NULL;
+}
+
+/* A wait for all of two events, each with a socket registered on it: the reactor watches both
+ * events' sets meanwhile, so data on both sockets satisfies it (whichever event comes first in
+ * the order the wait locks them). */
+TEST(evset_wait_all_sees_readiness_on_the_sockets_of_every_event) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    struct wait_all_args a;
+    memset(&a, 0, sizeof a);
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        a.ev[i] = ne_event_select(s[i], FD_READ);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_all_10s_main, &a), 0);
+    wait_blocked(&a.blocker); /* asleep in the wait-all */
+    ne_send_str(c[0], "x");
+    ne_send_str(c[1], "y");
+    pthread_join(t, NULL);
+    CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(ne_enum(s[i], a.ev[i]).lNetworkEvents == FD_READ);
+        WSACloseEvent(a.ev[i]);
+    }
+}
+
+/* A check kept for data a recv left, that a second recv then took: the enumeration that makes
+ * the check finds nothing to read, raises nothing, and returns at once. */
+TEST(evset_check_for_data_a_later_recv_took_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A socket registered on another event leaves the first event's set: its data no longer makes
+ * that set's descriptor readable. */
+TEST(evset_socket_moved_to_another_event_leaves_the_first_set) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT first = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(first);
+    CHECK(set != NULL);
+    WSAEVENT second = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, second, FD_READ, 10000, &ne)); /* the data is in */
+    CHECK(!fd_readable(wsp_event_set_fd(set), 0));
+    wsp_event_set_release(set);
+    WSACloseEvent(first);
+    WSACloseEvent(second);
+}
+
+/* Data that arrives while FD_READ waits for its recv leaves the recv that drains it a check to
+ * keep (the data may have come after the recv looked); once that is done, the next recv that
+ * drains what a wait reported keeps none. */
+TEST(evset_only_a_recv_after_data_that_came_while_read_was_off_keeps_a_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "a");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    ne_send_str(c, "b"); /* while FD_READ is off */
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ); /* more data before the recv */
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* the check: nothing left */
+    ne_send_str(c, "c");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* As evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait with a time-out that
+ * is far off: the wait goes on until the event is set, not only until its next look. */
+TEST(evset_readiness_that_raises_nothing_does_not_end_a_timed_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    char b;
+    long long deadline = now_ms() + 10000; /* the urgent byte is there once a peek sees it */
+    while (ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK) != 1) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
+    blocker_enter(&waiting);
+    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, 20000, FALSE);
+    blocker_leave(&waiting);
+    CHECK_EQ(r, WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
+    WSACloseEvent(ev);
+}
+
+/* A check kept for data a recv left, made moot by new data that raised FD_READ first (the wait
+ * pumps the set before it makes the checks), leaves nothing behind: the recv that then drains
+ * the socket keeps no check. */
+TEST(evset_check_made_moot_by_new_data_leaves_nothing_behind) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2); /* leaves 6: a check */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    ne_send_str(c, "8");
+    WAIT_FOR(unread_bytes(s) == 7, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 7);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* Data, then the connection reset, seen at one look: FD_READ for the byte still unread, and
+ * FD_CLOSE with WSAECONNABORTED. */
+TEST(evset_one_byte_then_a_reset_report_read_and_close) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    ne_send_str(c, "x");
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
+    CHECK_EQ(unread_bytes(s), 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* One wait on two events makes every check the two sets keep (eight each): none is left for
+ * a later look. */
+#define FULL_SET 8
+TEST(evset_one_wait_makes_the_checks_of_two_full_sets) {
+    start();
+    SOCKET c[2][FULL_SET], s[2][FULL_SET], l[2][FULL_SET];
+    WSAEVENT ev[2];
+    struct wsp_event_set *set[2];
+    int err = 0;
+    for (int j = 0; j < 2; j++) {
+        ev[j] = WSACreateEvent();
+        set[j] = wsp_event_watch_set(ev[j]);
+        for (int i = 0; i < FULL_SET; i++) {
+            ne_pair(WSP_CATALOG_TCP_IPV4, &c[j][i], &s[j][i], &l[j][i]);
+            CHECK_EQ(T.lpWSPEventSelect(s[j][i], ev[j], FD_READ, &err), 0);
+            ne_send_str(c[j][i], "0123456789");
+            WAIT_FOR(unread_bytes(s[j][i]) == 10, 10000);
+        }
+        for (int i = 0; i < FULL_SET; i++)
+            CHECK_EQ(ne_enum(s[j][i], ev[j]).lNetworkEvents, FD_READ);
+    }
+    for (int j = 0; j < 2; j++) {
+        for (int i = 0; i < FULL_SET; i++) {
+            char buf[4];
+            CHECK_EQ(ne_recv(s[j][i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check */
+        }
+        CHECK_EQ(wsp_event_set_checks_pending(set[j]), FULL_SET);
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int j = 0; j < 2; j++) {
+        CHECK_EQ(wsp_event_set_checks_pending(set[j]), 0);
+        wsp_event_set_release(set[j]);
+        WSACloseEvent(ev[j]);
+    }
+}
+
+/* An event-select registration puts the socket in the event's set with one epoll_ctl, armed
+ * for every edge at once: nothing to re-arm afterwards. */
+TEST(evset_registration_takes_one_epoll_ctl) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_WRITE | FD_CLOSE, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A recv that drains what a wait reported, on a socket just registered, keeps no check: no
+ * data came while FD_READ was off. */
+TEST(evset_first_recv_that_drains_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "a");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait for all of two events looks into each event's set once when it starts (the reactor
+ * watches them from then on), and not again when it ends. */
+TEST(evset_wait_all_looks_into_each_set_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev[2] = {ne_event_select(s, FD_READ), WSACreateEvent()};
+    CHECK(WSASetEvent(ev[0]));
+    CHECK(WSASetEvent(ev[1]));
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(looks, 2);
+    WSACloseEvent(ev[0]);
+    WSACloseEvent(ev[1]);
+}
+
+/* A wait on two events whose poll finds only one set ready looks into that set alone. */
+TEST(evset_wait_any_looks_only_into_the_sets_found_ready) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT ev[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        ev[i] = ne_event_select(s[i], FD_READ);
+    }
+    ne_send_str(c[1], "x");
+    WAIT_FOR(unread_bytes(s[1]) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0 + 1);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(looks, 1);
+    CHECK_EQ(ne_enum(s[1], ev[1]).lNetworkEvents, FD_READ);
+    for (int i = 0; i < 2; i++)
+        WSACloseEvent(ev[i]);
+}
+
+/* A check that finds the data a recv left raises FD_READ without counting the bytes (no
+ * FIONREAD): the poll said readable, with no FIN. */
+TEST(evset_check_that_finds_data_does_not_count_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2); /* leaves 6: a check */
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A registration that finds data and no FIN reports FD_READ without counting the bytes. */
+TEST(evset_registration_that_finds_data_does_not_count_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "0123");
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    ne_fionbio(s, 1); /* the registration's own FIONBIO, done already */
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* An enumeration right after a wait that pumped the event's set does not look into the set
+ * again (the wait took what there was). */
+TEST(evset_enumeration_right_after_a_wait_does_not_pump_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    WSANETWORKEVENTS ne = ne_enum(s, ev);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(looks, 0);
+    CHECK(WSACloseEvent(ev));
 }

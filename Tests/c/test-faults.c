@@ -1838,3 +1838,28 @@ TEST(fault_connect_nonblocking_early_request_error_stands) {
     close_socket(s);
     close(lfd);
 }
+
+/* A registration has to make the socket's descriptor non-blocking; when the kernel refuses
+ * (the FIONBIO ioctl fails), the registration fails with its reason and nothing is
+ * registered: selecting again works. */
+TEST(fault_event_select_that_cannot_make_the_descriptor_nonblocking_fails) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    FAULT(ioctl, .err = ENOBUFS, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}

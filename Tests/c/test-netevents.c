@@ -1,8 +1,11 @@
 /* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
  * One rule per test. */
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "faults.h"
+#include "netevents.h"
 #include "test-netevents.h"
 
 /* ---- FD_READ ------------------------------------------------------------------------------- */
@@ -904,6 +907,69 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
 }
 
+/* As above with window messages: the reactor watches the socket, one-shot, and the first
+ * send has to arm that watch for what the registration asks (FD_READ here). */
+TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ | FD_WRITE, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    ne_send_str(c, "hi");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    ne_send_str(a, "yo");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
+/* Once the room a blocked send waited for has come (FD_WRITE posted), the reactor stops
+ * watching for room: the socket costs it nothing until the next condition it was asked for,
+ * here one relay for the data that raises FD_READ. */
+TEST(netev_write_posted_after_wouldblock_ends_the_watch_for_room) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_WRITE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    static char chunk[65536];
+    long long sent_total = 0;
+    DWORD sent = 0;
+    int rc = 0;
+    for (int i = 0; i < 10000 && (rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0; i++)
+        sent_total += sent;
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    static char sink[65536];
+    for (long long got = 0; got < sent_total;) {
+        int n = ne_recv(c, sink, sizeof sink, 0);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    unsigned before = wsp_netevents_relays();
+    ne_send_str(c, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+}
+
 /* A send that would block leaves FD_WRITE owed; when the connection is then reset, FD_CLOSE
  * reports the reset and the owed FD_WRITE comes too, so that the next send reports the error
  * rather than the application waiting for room forever. */
@@ -1230,4 +1296,231 @@ TEST(netev_registration_after_a_reset_reports_close_aborted) {
     CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
     WSACloseEvent(ev);
+}
+
+/* The reactor signals an event once for all it records at one look at the socket: data with
+ * urgent data in one segment records FD_READ and FD_OOB, and the application's WPUSetEvent
+ * is called once, after the socket's lock is released. */
+TEST(netev_events_recorded_together_are_signalled_once) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_OOB, &err), 0);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0);
+    int sets = atomic_load(&app_sets);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "ab", 2, MSG_OOB, &sent), 0); /* "a" data, "b" urgent: one segment */
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000);
+    WSANETWORKEVENTS ne = ne_enum(s, NULL);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_OOB);
+    CHECK_EQ(atomic_load(&app_sets) - sets, 1);
+}
+
+/* With window messages the reactor watches the socket, one-shot: a recv that takes everything
+ * re-arms the watch for FD_READ (one epoll_ctl) and a send that goes through changes nothing;
+ * neither looks at anything else. */
+TEST(netev_async_recv_and_send_make_one_epoll_ctl_and_nothing_else) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_WRITE | FD_OOB | FD_CLOSE, &err), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0)); /* at registration */
+    ne_send_str(c, "abcd");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    static const enum fault_fn watched[] = {FAULT_poll, FAULT_getsockopt, FAULT_ioctl,
+                                            FAULT_epoll_ctl, FAULT_read, FAULT_write};
+    enum { N = sizeof watched / sizeof watched[0] };
+    for (int i = 0; i < N; i++)
+        fault_set(watched[i], (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4);
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), 0);
+    int calls[N];
+    for (int i = 0; i < N; i++)
+        calls[i] = fault_calls(watched[i]);
+    fault_clear();
+    for (int i = 0; i < N; i++)
+        CHECK_EQ(calls[i], watched[i] == FAULT_epoll_ctl ? 1 : 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
+/* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
+ * message until released, and records every other message. */
+static SOCKET hold_socket;
+static atomic_int post_held, post_release;
+
+static BOOL hold_or_record_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == hold_socket) {
+        atomic_store(&post_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&post_release) && now_ms() < deadline)
+            sleep_ms(1);
+        return TRUE;
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+/* Data, urgent data and the peer's FIN seen at one look: the reactor posts a message for each
+ * of the three events, after unlocking the socket. */
+TEST(netev_three_events_at_one_look_post_three_messages) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_or_record_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0, c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    hold_socket = c0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, wnd, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&post_held), 10000); /* the reactor is held in c0's upcall */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_OOB | FD_CLOSE, &err), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "ab", 2, MSG_OOB, &sent), 0);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    /* All of it has arrived once the FIN has. */
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(posted_now(), 0);
+    atomic_store(&post_release, 1);
+    WAIT_FOR(posted_now() == 3, 10000);
+    LONG seen = 0;
+    pthread_mutex_lock(&posted_lock);
+    for (int i = 0; i < 3; i++) {
+        CHECK(posted[i].wParam == s);
+        CHECK_EQ(WSAGETSELECTERROR(posted[i].lParam), 0);
+        LONG ev = WSAGETSELECTEVENT(posted[i].lParam);
+        CHECK(!(seen & ev));
+        seen |= ev;
+    }
+    pthread_mutex_unlock(&posted_lock);
+    CHECK_EQ(seen, FD_READ | FD_OOB | FD_CLOSE);
+}
+
+/* A recv that leaves data behind on a reactor-watched socket registered without FD_READ has
+ * nothing to raise: it looks at nothing (no FIONREAD). */
+TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    ne_send_str(c, "01234567");
+    long long deadline = now_ms() + 10000;
+    char peek[8];
+    while (ne_recv(s, peek, sizeof peek, MSG_PEEK) != 8) {
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+}
+
+/* A successful lpWSPAsyncSelect leaves the thread's last error (WSAGetLastError) alone. */
+TEST(netev_async_select_leaves_the_last_error_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    WSASetLastError(12345);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSAGetLastError(), 12345);
+}
+
+/* A registration that finds the peer's FIN reports FD_CLOSE itself and leaves nothing for the
+ * reactor: the read side is done, so the watch does not wait on it (the relay counted below
+ * is another socket's FD_READ, and the only one). */
+TEST(netev_registration_after_the_fin_costs_the_reactor_no_relay) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPShutdown(ac, SD_SEND, &err), 0);
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, 0));
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
+/* A socket registered on a built-in event whose upcall table the application then replaces
+ * (a second WSPStartup with its own WPUSetEvent): the next re-arm moves the socket to the
+ * reactor, armed for what the registration asks, and data raises FD_READ through the
+ * application's upcall. */
+TEST(netev_registration_outlives_a_replaced_upcall_table) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), -WSAEWOULDBLOCK); /* re-arms the watch */
+    int sets = atomic_load(&app_sets);
+    ne_send_str(c, "x");
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    (void)ev;
+}
+
+/* A connection reset ends the watch: once FD_CLOSE is posted, the reset socket costs the
+ * reactor nothing (the relay counted below is another socket's FD_READ, and the only one). */
+TEST(netev_reset_socket_costs_the_reactor_no_more_relays) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(ac, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(ac);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    unsigned before = wsp_netevents_relays();
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }

@@ -580,3 +580,204 @@ TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
     CHECK(polls >= 2);
     CHECK(polls <= 3); /* at most one more look when a poll ends a moment early */
 }
+
+/* As above with the connecting socket alone: the pass whose poll saw the connect end reports
+ * it. select looks four times (the look that fails, the wait, the look that finishes the
+ * connect, the look at the connected descriptor), not a fifth for another pass. */
+TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr;
+    int lfd = raw_listener(&addr, 4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: the client is connected */
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(c, &w);
+    struct timeval tv = {10, 0};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    int looks = fault_calls(FAULT_poll);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == c);
+    CHECK_EQ(looks, 4);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
+
+static SOCKET later_sender;
+static void *send_once_selecting(void *arg) {
+    (void)arg;
+    wait_blocked(&selecting);
+    ne_send_str(later_sender, "y");
+    return NULL;
+}
+
+/* A plain-TCP connect refused while select, with no time-out, waits on it in its write set
+ * alone: the socket is not writable, so nothing is ready yet and select waits on, until
+ * another socket turns readable. */
+TEST(select_connect_refused_under_its_poll_in_the_write_set_alone_reports_nothing) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c1, s1, l1;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c1, &s1, &l1); /* s1 turns readable later */
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    later_sender = c1;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_once_selecting, NULL), 0);
+    WSPFD_SET r, w;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s1, &r);
+    WSP_FD_SET(c, &w);
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, &w, NULL, NULL, &err);
+    blocker_leave(&selecting);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s1);
+    CHECK_EQ(w.fd_count, 0);
+}
+
+/* Two selects waiting on one listener at once, each linked on it: one leaving, or one more
+ * joining, unlinks or links only itself, so a request still wakes every select waiting. */
+static SOCKET two_l, two_x, two_xpeer;
+static struct blocker two_first, two_second, two_main;
+static int two_rc[2];
+static WSPFD_SET two_out[2];
+
+static int select_read(SOCKET a, SOCKET b, WSPFD_SET *out) {
+    WSP_FD_ZERO(out);
+    WSP_FD_SET(a, out);
+    if (b != INVALID_SOCKET)
+        WSP_FD_SET(b, out);
+    struct timeval tv = {10, 0};
+    int err = 0;
+    return T.lpWSPSelect(0, out, NULL, NULL, &tv, &err);
+}
+
+/* The other select: first on the listener and x (older than the main thread's), then, once x
+ * ended it, on the listener alone (newer). */
+static void *select_twice(void *arg) {
+    (void)arg;
+    blocker_enter(&two_first);
+    two_rc[0] = select_read(two_l, two_x, &two_out[0]);
+    blocker_leave(&two_first);
+    blocker_enter(&two_second);
+    two_rc[1] = select_read(two_l, INVALID_SOCKET, &two_out[1]);
+    blocker_leave(&two_second);
+    return NULL;
+}
+
+static void *drive_the_selects(void *arg) {
+    struct sockaddr_storage *addr = arg;
+    wait_blocked(&two_main);
+    ne_send_str(two_xpeer, "x"); /* ends the other thread's first select */
+    wait_blocked(&two_second);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, addr, NULL, NULL), 0); /* a request: wakes both selects */
+    return NULL;
+}
+
+TEST(select_two_at_once_on_one_listener_each_link_only_themselves) {
+    start();
+    struct sockaddr_storage addr;
+    two_l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET xl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &two_xpeer, &two_x, &xl);
+    pthread_t other, driver;
+    CHECK_EQ(pthread_create(&other, NULL, select_twice, NULL), 0);
+    wait_blocked(&two_first); /* linked on the listener before the main thread */
+    CHECK_EQ(pthread_create(&driver, NULL, drive_the_selects, &addr), 0);
+    WSPFD_SET mine;
+    blocker_enter(&two_main);
+    int rc = select_read(two_l, INVALID_SOCKET, &mine);
+    blocker_leave(&two_main);
+    pthread_join(driver, NULL);
+    pthread_join(other, NULL);
+    CHECK_EQ(two_rc[0], 1);
+    CHECK(two_out[0].fd_count == 1 && two_out[0].fd_array[0] == two_x);
+    CHECK_EQ(rc, 1);
+    CHECK(mine.fd_count == 1 && mine.fd_array[0] == two_l);
+    CHECK_EQ(two_rc[1], 1);
+    CHECK(two_out[1].fd_count == 1 && two_out[1].fd_array[0] == two_l);
+}
+
+/* As select_reports_a_connect_finished_under_its_poll_in_the_same_pass with the socket in the
+ * except set alone: connected, it has no urgent data, so the look at it does not wait for
+ * any, and select times out with nothing. */
+TEST(select_connect_finished_under_its_poll_in_the_except_set_is_not_exceptional) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr;
+    int lfd = raw_listener(&addr, 4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: the client is connected */
+
+    WSPFD_SET e;
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(c, &e);
+    struct timeval tv = {0, 200000};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, NULL, &e, &tv, &err);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 0);
+    CHECK_EQ(e.fd_count, 0);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
