@@ -1863,3 +1863,80 @@ TEST(fault_event_select_that_cannot_make_the_descriptor_nonblocking_fails) {
     close_socket(c);
     close_socket(l);
 }
+
+/* ---- the reactor's descriptors when standard input is closed ----------------------------------
+ * A daemon may close descriptor 0: the kernel then hands it out next, and the reactor's
+ * descriptors must treat 0 as a descriptor like any other (started, watched, closed). */
+
+/* WSPStartup fails for want of the descriptor after fn's (each fault one call, e); the one
+ * that got 0 is closed again, and start-up then succeeds. */
+static void startup_fails_without_stdin(enum fault_fn fn, enum fault_fn fn2) {
+    close(0);
+    fault_set(fn, (struct fault){.err = EMFILE, .this_thread = 1});
+    if (fn2 != fn)
+        fault_set(fn2, (struct fault){.err = EMFILE, .this_thread = 1});
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    WSPPROC_TABLE table;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table), WSASYSNOTREADY);
+    CHECK_EQ(fault_fired(fn), 1);
+    CHECK_EQ(provider_fds(), 0);
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* descriptor 0 was the provider's, and is closed */
+    fault_clear();
+    start();
+    still_connects();
+}
+
+/* The epoll instance gets 0; the timer descriptor fails. */
+TEST(fault_startup_closes_an_epoll_instance_that_got_descriptor_0) {
+    startup_fails_without_stdin(FAULT_timerfd_create, FAULT_timerfd_create);
+}
+
+/* No epoll instance: the wake-up descriptor gets 0. */
+TEST(fault_startup_closes_a_wake_up_descriptor_that_got_descriptor_0) {
+    startup_fails_without_stdin(FAULT_epoll_create1, FAULT_epoll_create1);
+}
+
+/* Neither: the timer descriptor gets 0. */
+TEST(fault_startup_closes_a_timer_descriptor_that_got_descriptor_0) {
+    startup_fails_without_stdin(FAULT_epoll_create1, FAULT_eventfd);
+}
+
+/* The reactor runs on an epoll instance numbered 0: a handshake deadline (its timer, its
+ * watch of a connection) is kept, and the last cleanup closes descriptor 0 again. */
+TEST(reactor_on_descriptor_0_works_and_closes_it) {
+    close(0);
+    start();
+    CHECK(fcntl(0, F_GETFD) != -1); /* the first descriptor the provider made */
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 100);
+    int raw = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    close(raw);
+    close_socket(l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(provider_fds(), 0);
+    CHECK_EQ(fcntl(0, F_GETFD), -1);
+}
+
+/* A refused connect gives its socket a fresh descriptor; when that is descriptor 0, it is
+ * taken like any other (dup2 over the socket's own, then closed). */
+TEST(connect_retry_descriptor_numbered_0_is_taken_and_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    close_socket(l); /* nothing listens there now */
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int before = provider_fds();
+    close(0);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fcntl(0, F_GETFD), -1);
+    CHECK_EQ(provider_fds(), before);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0); /* the fresh descriptor connects */
+    close_socket(s);
+    close_socket(l2);
+}
