@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "faults.h"
 #include "internal.h"
 #include "support.h"
 
@@ -1424,6 +1425,182 @@ TEST(hold_with_a_length_and_no_address_buffer_leaves_the_length_alone) {
     CHECK(h != 0);
     CHECK_EQ(len, 12345);
     CHECK_EQ(held_reject(h, 0), 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- the news and the handles' references, as answers end holds ------------------------- */
+
+/* The local port of a raw descriptor. */
+static int raw_port_of(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return port_of(&ss);
+}
+
+/* The news lists the held requests that ended unanswered, newest first. Answering one of them
+ * takes it out of the middle of the list; answering a request that is still held (never in
+ * the news) leaves the news as it was. */
+TEST(answers_take_their_handles_out_of_the_news_and_leave_the_rest) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd[4];
+    WSPHELD h[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    for (int i = 0; i < 3; i++) { /* the first three clients leave, in order */
+        close(fd[i]);
+        WAIT_FOR(stats_of(l).holding == (uint32_t)(3 - i), 10000);
+    }
+    SOCKET a;
+    CHECK_EQ(held_accept(h[1], NULL, &a), WSAECONNRESET); /* the middle of the news */
+    CHECK_EQ(held_reject(h[3], 0), 0);                    /* still held: not in the news */
+    WSPHELD news[4];
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 2);
+    CHECK(news[0] == h[2]);
+    CHECK(news[1] == h[0]);
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(held_accept(h[0], NULL, &a), WSAECONNRESET);
+    CHECK_EQ(held_accept(h[2], NULL, &a), WSAECONNRESET);
+    close(fd[3]);
+    close_socket(l);
+}
+
+/* A handle holds a reference to its listener until an answer retires it: every answer that
+ * ends a hold (accepted, rejected, released, one that finds the request ended, and an
+ * WSPAcceptHold that accepts at once) lets go of it, so that the closed listener's descriptor
+ * closes at once rather than at the last cleanup. */
+TEST(answered_handles_let_go_of_their_listener) {
+    start_held();
+    int before = provider_fds();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd[5];
+    WSPHELD h[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    SOCKET a[2];
+    CHECK_EQ(held_accept(h[0], NULL, &a[0]), 0);
+    CHECK_EQ(held_reject(h[1], 0), 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h[2], &err), 0);
+    close(fd[3]);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET none;
+    CHECK_EQ(held_accept(h[3], NULL, &none), WSAECONNRESET);
+    /* The released request comes first again; CF_ACCEPT hands its socket out. */
+    WSPHELD unused = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, accept_all, 0, &a[1], &unused, &err), 0);
+    CHECK(a[1] != INVALID_SOCKET);
+    CHECK(unused == 0);
+    close_socket(a[0]);
+    close_socket(a[1]);
+    close_socket(l);
+    WAIT_FOR(provider_fds() == before, 10000);
+    for (int i = 0; i < 4; i++)
+        if (i != 3)
+            close(fd[i]);
+}
+
+/* No memory for the answer: the application may answer again, the request still held. */
+TEST(held_accept_without_memory_leaves_the_request_held) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(held_accept(h, NULL, &a), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).holding, 0);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held request the reactor could not watch (epoll_ctl failed) learns that its client left
+ * only when the application answers: the answer fails with WSAECONNRESET, the request is
+ * counted as withdrawn and its connection closed (the leak check sees a descriptor left). */
+TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
+    int fd = raw_connect(&addr);
+    int cport = raw_port_of(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the held request's watch */
+    fault_clear();
+    close(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(stats_of(l).holding, 1); /* nobody watching: still held */
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK(a == INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    close_socket(l);
+}
+
+/* One blocking accept on its own thread, recorded as it enters. */
+struct held_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    struct sockaddr_storage peer;
+    pthread_t thread;
+};
+
+static void *held_acceptor_main(void *arg) {
+    struct held_acceptor *a = arg;
+    int err = 0, len = sizeof a->peer;
+    blocker_enter(&a->blocked);
+    a->s = T.lpWSPAccept(a->l, (struct sockaddr *)&a->peer, &len, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    return NULL;
+}
+
+/* A released request goes to an accept that is already waiting for one: releasing it wakes
+ * the waiting accept. */
+TEST(released_request_goes_to_an_accept_already_waiting) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    int cport = raw_port_of(fd);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct held_acceptor a;
+    a = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, held_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    WAIT_FOR(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK(a.s != INVALID_SOCKET);
+    CHECK_EQ(port_of(&a.peer), cport);
+    close_socket(a.s);
     close(fd);
     close_socket(l);
 }
