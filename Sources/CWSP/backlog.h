@@ -71,6 +71,9 @@ uint64_t wsp_listener_empty_looks(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many times the kernel was asked how a queued request's client stands
  * (wsp_request_client). */
 uint64_t wsp_listener_client_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many times a complete request was followed by a look (a peek) for bytes
+ * behind it. */
+uint64_t wsp_listener_tail_peeks(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many pauses after running out of descriptors the listener's timer ended. */
 uint64_t wsp_listener_resumes(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: whether the reactor reads the listening descriptor now. */

@@ -110,12 +110,14 @@ struct wsp_listener {
      * on a held request (held_ready calls), an accept that expects an empty queue waits
      * first instead of looking (looks by accepts that found the queue empty), a request
      * handed to the accept that took it is not checked twice (looks at a client's state in
-     * the kernel), and a pause after running out of descriptors lasts until its timer ends
-     * it (pauses ended). */
+     * the kernel), a pause after running out of descriptors lasts until its timer ends
+     * it (pauses ended), and only a read that filled the buffer exactly costs a look behind
+     * a request (peeks). */
     uint64_t held_checks;
     uint64_t empty_looks;
     uint64_t client_looks;
     uint64_t resumes;
+    uint64_t tail_peeks;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -409,7 +411,8 @@ static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
 
 /* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
  * would have taken them into the buffer, where the decoder sees them). */
-static int sent_more(int fd) {
+static int sent_more(struct wsp_listener *l, int fd) {
+    l->tail_peeks++;
     uint8_t b;
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
@@ -463,7 +466,7 @@ static int consider(struct wsp_listener *l, struct wsp_request *r) {
     /* Nothing may follow the request, at any size: not in the same read, nor waiting behind
      * a read that filled the buffer exactly. */
     if (res < 0 || (size_t)res != r->buf_len ||
-        (r->buf_len == r->buf_cap && sent_more(r->fd))) {
+        (r->buf_len == r->buf_cap && sent_more(l, r->fd))) {
         end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
         return 0;
     }
@@ -1205,6 +1208,13 @@ void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) {
 uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
     uint64_t n = so->listener->held_checks;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
+uint64_t wsp_listener_tail_peeks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener->tail_peeks;
     pthread_mutex_unlock(&so->lock);
     return n;
 }
