@@ -430,3 +430,33 @@ TEST(direct_plain_waiting_accept_checks_the_client_it_took_once) {
     close(c);
     close_socket(l);
 }
+
+/* A waiting accept on connect data that takes a connection whose request has not come yet
+ * does not wait for it: its first read returns at once (the descriptor is blocking, as the
+ * accepted socket will be), the reactor finishes that request, and the accept goes on to the
+ * next connection, whose request is whole. */
+TEST(direct_accept_does_not_wait_for_a_silent_clients_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int silent = raw_connect(&addr); /* first in the kernel's queue: the leader takes it */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    WAIT_FOR(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&c), 0);
+    struct sockaddr_storage mine = local_address(c.s), peer;
+    int len = sizeof peer, err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(a.s, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&mine));
+    close(silent);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    close_socket(a.s);
+    close_socket(c.s);
+    close_socket(l);
+}
