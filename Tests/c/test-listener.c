@@ -718,3 +718,35 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
     wsp_socket_release(so);
     close_socket(l);
 }
+
+/* ---- looks behind a request ----------------------------------------------------------------- */
+
+/* A request read whole by a read shorter than the buffer has nothing behind it that the read
+ * would not have taken: it is admitted without asking the kernel again. Only a read that
+ * fills the buffer exactly leaves that open, and costs one peek. */
+TEST(listener_only_a_read_that_fills_the_buffer_peeks_behind_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t small[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, small, sizeof small, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 0);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512); /* the first read's size */
+    int second = raw_connect(&addr);
+    send_request(second, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    wsp_socket_release(so);
+    close(first);
+    close(second);
+    close_socket(l);
+}
