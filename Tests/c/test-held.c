@@ -1604,3 +1604,76 @@ TEST(released_request_goes_to_an_accept_already_waiting) {
     close(fd);
     close_socket(l);
 }
+
+/* The application's WPUSetEvent that keeps the reactor's thread (which calls it for the held
+ * event) until stall_until_ms has passed. */
+static long long stall_until_ms;
+static BOOL stalling_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    long long until = __atomic_load_n(&stall_until_ms, __ATOMIC_SEQ_CST);
+    while (now_ms() < until)
+        sleep_ms(1); /* time passing is the point: the hold deadline below is overdue */
+    *err = 0;
+    return TRUE;
+}
+
+/* A hold deadline that the listener's timer finds well past (the reactor was kept busy
+ * meanwhile) still ends the hold: the timer acts on deadlines reached, not only on those that
+ * fall in the very millisecond it runs. */
+TEST(overdue_hold_deadline_still_ends_the_hold) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = stalling_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldAccept = (LPFN_WSPHELDACCEPT)extension(s, (GUID)WSPID_HELDACCEPT, &err);
+    CHECK(AcceptHold && HeldAccept);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int leaving = raw_connect(&addr);
+    WSPHELD first = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 30);
+    int waiting = raw_connect(&addr);
+    long long held_at = now_ms();
+    WSPHELD second = hold_next(l, hold_all, 0);
+    /* The first client's leaving has the reactor set the held event, which stalls it until
+     * the second hold's deadline is 70 ms overdue. */
+    __atomic_store_n(&stall_until_ms, held_at + 100, __ATOMIC_SEQ_CST);
+    close(leaving);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(second, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(held_accept(first, NULL, &a), WSAECONNRESET);
+    close(waiting);
+    close_socket(l);
+}
+
+/* The last cleanup retires the unanswered handles in batches (of 64): more than one batch's
+ * worth are all retired. */
+TEST(last_cleanup_retires_more_unanswered_handles_than_one_batch) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    enum { N = 70 };
+    static int fd[N];
+    static WSPHELD h[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    CHECK_EQ(stats_of(l).holding, N);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET a;
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(held_accept(h[i], NULL, &a), WSA_INVALID_HANDLE);
+        close(fd[i]);
+    }
+}

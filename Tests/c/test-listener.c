@@ -750,3 +750,55 @@ TEST(listener_only_a_read_that_fills_the_buffer_peeks_behind_the_request) {
     close(second);
     close_socket(l);
 }
+
+/* ---- the backlog's bound ------------------------------------------------------------------ */
+
+/* The provider takes connections off the kernel's queue only while its backlog has room: with
+ * a backlog of 2 full and two more connections waiting in the kernel, accepting one makes room
+ * for exactly one of them. */
+TEST(listener_plain_takes_only_as_many_connections_as_the_backlog_has_room_for) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 2, &addr);
+    set_nonblocking(l, 1);
+    int c[4];
+    for (int i = 0; i < 2; i++)
+        c[i] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    for (int i = 2; i < 4; i++) {
+        c[i] = raw_connect(&addr); /* the kernel completes it; the provider leaves it there */
+        WAIT_FOR(tcp_state(port_of(&addr), raw_port(c[i])) == TCP_ESTABLISHED, 10000);
+    }
+    CHECK_EQ(stats_of(l).queued, 2);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    WAIT_FOR(stats_of(l).queued >= 2, 10000);
+    CHECK_EQ(stats_of(l).queued, 2);
+    close_socket(a);
+    for (int i = 0; i < 4; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* ---- patience ------------------------------------------------------------------------------- */
+
+/* A request whose client's patience has run out by the time it is whole is refused at once
+ * (EXPIRED, counted as timed out): it never enters the backlog. */
+TEST(listener_request_whose_patience_ran_out_before_it_was_whole_is_refused_expired) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
