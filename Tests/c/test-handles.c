@@ -68,3 +68,15 @@ TEST(handles_send_all_retries_an_interrupted_send_and_reports_a_failure) {
     fault_clear();
     check_sent(sv, "ab", 2);
 }
+
+/* A wait for room that fails (poll) ends the send with that failure. */
+TEST(handles_send_all_reports_a_failed_wait) {
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv), 0);
+    FAULT(send, .err = EAGAIN, .this_thread = 1);
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(wsp_fd_send_all(sv[0], "x", 1, 1000), wsp_wsa_from_errno(ENOMEM));
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    check_sent(sv, "", 0);
+}

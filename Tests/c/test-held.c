@@ -1680,3 +1680,84 @@ TEST(last_cleanup_retires_more_unanswered_handles_than_one_batch) {
         close(fd[i]);
     }
 }
+
+/* ---- paths of the extension functions no other test takes ------------------------------------ */
+
+/* Closing the listener ends its held requests on the closing thread, which sets the held
+ * event itself (the reactor is not involved). */
+TEST(listener_closing_sets_the_held_event_on_the_closing_thread) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    close_socket(l);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAEINTR);
+    close(fd);
+    WSACloseEvent(ev);
+}
+
+/* WSPHeldAccept without a place for the socket is WSAEFAULT, the request still held; and a
+ * WSPAcceptHold that cannot allocate its handle is WSAENOBUFS, the connection left in line. */
+TEST(held_calls_with_no_place_for_the_socket_or_no_memory_for_a_handle_leave_requests_waiting) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(stats_of(l).holding, 1);
+    int fd2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    SOCKET a = 0;
+    WSPHELD h2 = 0;
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &h2, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK(a == INVALID_SOCKET && h2 == 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.holding, 1);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    close_socket(a);
+    close(fd);
+    close(fd2);
+    close_socket(l);
+}
+
+/* A held connect-data request answered with more callee data than its client can take ends
+ * (the client is refused, CALLEE_DATA_TOO_LONG): the answer is WSAEFAULT and the handle is
+ * retired, as a condition function's accept would end it. */
+TEST(held_accept_with_callee_data_the_client_cannot_take_ends_the_request) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                .callee = &callee};
+    async_connect_start(&ac);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, "abc", &a), WSAEFAULT);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    CHECK_EQ(refuse_reason(ac.s), WSP_REASON_CALLEE_DATA_TOO_LONG);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.undeliverable, 1);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    close_socket(ac.s);
+    close_socket(l);
+}
