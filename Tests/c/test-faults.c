@@ -1572,3 +1572,56 @@ TEST(fault_listener_connection_an_accept_took_without_memory_is_closed) {
     close(next);
     close_socket(l);
 }
+
+/* ---- m1 (seed-32 coverage): lpWSPListen and lpWSPAccept short of memory or a watch ---------- */
+
+/* lpWSPListen without memory for its listener, or unable to have the reactor watch it, fails
+ * with the shortage and leaves the socket able to listen on the next call (the reference the
+ * reactor would have held is given back: the leak check sees the socket closed). */
+TEST(fault_listen_without_memory_or_a_watch_fails_and_can_be_called_again) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, wsp_wsa_from_errno(ENOMEM));
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    struct sockaddr_storage addr = local_address(s);
+    int fd = raw_connect(&addr);
+    SOCKET a = accept_with(s, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    close_socket(s);
+}
+
+/* lpWSPAccept without memory for its presentation is WSAENOBUFS; the connection waits for the
+ * next accept. */
+TEST(fault_accept_without_memory_is_enobufs_and_the_connection_waits) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(stats_of(l).queued, 1);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
