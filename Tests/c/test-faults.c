@@ -1625,3 +1625,30 @@ TEST(fault_accept_without_memory_is_enobufs_and_the_connection_waits) {
     close(fd);
     close_socket(l);
 }
+
+/* A connect-data connection whose request has not come yet, which the reactor cannot watch
+ * (epoll_ctl fails), is closed at once (abortively) rather than left with nobody to read it. */
+TEST(fault_listener_incomplete_request_it_cannot_watch_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    FAULT(epoll_ctl, .err = ENOMEM); /* the next one, any thread's: the reactor's watch */
+    int fd = raw_connect(&addr);
+    char b[8];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET); /* the provider's failure */
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 0);
+    close(fd);
+    /* The listener goes on. */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
