@@ -346,11 +346,9 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
+enum wsp_client_state wsp_request_client(struct wsp_request *r) {
     if (r->gone)
         return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
-    if (r->watched && !fresh)
-        return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
     r->listener->client_looks++;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
@@ -527,7 +525,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         read_request(l, r);
     } else if (r->hold) {
         held_ready(l, r);
-    } else if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    } else if (wsp_request_client(r) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -866,7 +864,7 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
                 request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
                 room_freed(l);
             } else if ((asking && r == handoff && !r->gone) ||
-                       wsp_request_client(r, 1) == WSP_CLIENT_WAITING) {
+                       wsp_request_client(r) == WSP_CLIENT_WAITING) {
                 r->presenting = 1;
                 return r;
             } else {
@@ -1357,7 +1355,7 @@ static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, in
 
 static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
     l->held_checks++;
-    enum wsp_client_state st = wsp_request_client(r, 1);
+    enum wsp_client_state st = wsp_request_client(r);
     if (st == WSP_CLIENT_WAITING) {
         /* Plain TCP: a client that sent data and half-closed still waits; stop the
          * level-triggered report, which would spin the reactor. */

@@ -168,7 +168,7 @@ TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
-    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 2000};
     int fd = raw_connect(&addr);
     send_request(fd, &f, NULL, 0);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
@@ -428,6 +428,7 @@ struct defer_after {
     int fd; /* a client whose request is sent in two parts: the second is sent here */
     const uint8_t *rest;
     size_t rest_len;
+    long long expired_at; /* 0, or: defer only once the presented request's patience ran out */
 };
 
 static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -436,12 +437,16 @@ static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSAB
     struct defer_after *x = (struct defer_after *)ctx;
     CHECK_EQ(send(x->fd, x->rest, x->rest_len, MSG_NOSIGNAL), (ssize_t)x->rest_len);
     WAIT_FOR((int)stats_of(x->l).queued == x->want, 10000);
+    /* Time passing is the point: the request is put back with its patience run out. */
+    WAIT_FOR(now_ms() >= x->expired_at, 10000);
     return CF_DEFER;
 }
 
 /* A request deferred while another arrived (whose admission left the timer to the far notice
  * of the newcomer, the deferred one being presented then) still expires with its patience:
- * putting it back counts its patience again. */
+ * putting it back counts its patience again. The patience is long enough for the setup to
+ * present the request before it runs out however loaded the machine, and the condition
+ * function defers only once it has run out. */
 TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) {
     start();
     struct sockaddr_storage addr;
@@ -450,20 +455,22 @@ TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) 
     set_nonblocking(l, 1);
     /* Both requests come in two parts: the reactor reads them, and watches them from then
      * on, so neither has a fresh-request deadline of its own. */
-    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 300};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 2000};
     uint8_t req[64];
     size_t len = wsp_hs_encode(&f, req, sizeof req);
     CHECK(len > 4);
     int patient = raw_connect(&addr);
     CHECK_EQ(send(patient, req, 4, MSG_NOSIGNAL), 4);
     wait_taken_from_kernel(&addr, patient);
+    long long whole = now_ms(); /* the patience counts from the arrival, before this */
     CHECK_EQ(send(patient, req + 4, len - 4, MSG_NOSIGNAL), (ssize_t)(len - 4));
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     int other = raw_connect(&addr);
     CHECK_EQ(send(other, request, 4, MSG_NOSIGNAL), 4);
     wait_taken_from_kernel(&addr, other);
-    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4};
+    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4,
+                            .expired_at = whole + 2000 + 5};
     int err = 0;
     CHECK_EQ(accept_with(l, defer_after_arrivals, (DWORD_PTR)&x, &err), INVALID_SOCKET);
     CHECK_EQ(err, WSATRY_AGAIN);
