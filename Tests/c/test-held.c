@@ -1761,3 +1761,29 @@ TEST(held_accept_with_callee_data_the_client_cannot_take_ends_the_request) {
     close_socket(ac.s);
     close_socket(l);
 }
+
+/* A WSPAcceptHold whose handle cannot be entered in the handle table (its first growth fails)
+ * is WSAENOBUFS before anything is held: the connection waits in line, and the handle's
+ * reference to the listener is given back (the leak check sees the listener closed). */
+TEST(accept_hold_without_room_for_its_handle_is_enobufs) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    int err = 0;
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1); /* the first handle: the table grows */
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &h, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK(h == 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    h = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
