@@ -1787,3 +1787,31 @@ TEST(accept_hold_without_room_for_its_handle_is_enobufs) {
     close(fd);
     close_socket(l);
 }
+
+/* A held request with QoS accepted with the application's QoS: the client's QOS is what the
+ * server answered. */
+TEST(held_request_with_qos_accepted_with_qos_gives_the_client_the_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr, .sqos = &q};
+    async_connect_start(&c);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    QOS answer;
+    memset(&answer, 0, sizeof answer);
+    answer.SendingFlowspec = (FLOWSPEC){700, 800, 900, 41, 51, SERVICETYPE_GUARANTEED, 1400, 32};
+    SOCKET a = INVALID_SOCKET;
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, &answer, &a, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 700);
+    CHECK_EQ(q.SendingFlowspec.PeakBandwidth, 900);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
