@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "faults.h"
 #include "handshake.h"
 #include "internal.h"
 #include "support.h"
@@ -805,6 +806,36 @@ TEST(listener_request_whose_patience_ran_out_before_it_was_whole_is_refused_expi
     CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- a client the kernel will not describe -------------------------------------------------- */
+
+/* A plain client that sent a byte and half-closed still waits for its answer; but when the
+ * kernel will not say what it left unread (FIONREAD fails), the provider cannot tell it from
+ * one that left: it is withdrawn when an accept looks, never presented. */
+TEST(listener_plain_client_whose_unread_bytes_cannot_be_read_is_withdrawn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    FAULT(ioctl, .err = EIO, .this_thread = 1);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
     CHECK_EQ(st.queued, 0);
     close(fd);
     close_socket(l);
