@@ -1815,3 +1815,59 @@ TEST(held_request_with_qos_accepted_with_qos_gives_the_client_the_answer) {
     close_socket(c.s);
     close_socket(l);
 }
+
+/* The application's WPUSetEvent that holds the reactor's thread (which calls it for the held
+ * event) until the test opens the gate. */
+static int gate_closed, in_gate;
+static BOOL gated_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    __atomic_store_n(&in_gate, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST))
+        sleep_ms(1); /* waits for the condition: the test opens the gate */
+    *err = 0;
+    return TRUE;
+}
+
+/* An accept that finds the backlog empty takes what the kernel has queued itself, but only as
+ * much as the backlog has room for: with the reactor kept busy (in the application's
+ * WPUSetEvent) while three connections arrive at a listener whose backlog is 2, the accept
+ * takes two, hands one out, and leaves the third in the kernel's queue. */
+TEST(accept_pulling_for_itself_takes_no_more_than_the_backlog_has_room_for) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = gated_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    CHECK(AcceptHold != NULL);
+    close_socket(s);
+    struct sockaddr_storage haddr, addr;
+    SOCKET hl = listener(WSP_CATALOG_TCP_IPV4, 8, &haddr);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(hl, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int leaving = raw_connect(&haddr);
+    hold_next(hl, hold_all, 0);
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 2, &addr);
+    set_nonblocking(l, 1);
+    __atomic_store_n(&gate_closed, 1, __ATOMIC_SEQ_CST);
+    close(leaving); /* the reactor sets the held event, and stays in the gate */
+    WAIT_FOR(__atomic_load_n(&in_gate, __ATOMIC_SEQ_CST), 10000);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        WAIT_FOR(tcp_state(port_of(&addr), raw_port_of(c[i])) == TCP_ESTABLISHED, 10000);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 1);
+    __atomic_store_n(&gate_closed, 0, __ATOMIC_SEQ_CST);
+    WAIT_FOR(stats_of(l).queued == 2, 10000); /* the reactor takes the third */
+    close_socket(a);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+    close_socket(hl);
+}
