@@ -840,3 +840,51 @@ TEST(listener_plain_client_whose_unread_bytes_cannot_be_read_is_withdrawn) {
     close(fd);
     close_socket(l);
 }
+
+/* ---- the drop handler without memory for a notice --------------------------------------- */
+
+static int drops_heard, first_drop_port;
+static void count_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR ctx) {
+    (void)l, (void)addrlen, (void)ctx;
+    CHECK_EQ(reason, WSP_REASON_BACKLOG_FULL);
+    if (__atomic_add_fetch(&drops_heard, 1, __ATOMIC_SEQ_CST) == 1)
+        __atomic_store_n(&first_drop_port, port_of((const struct sockaddr_storage *)addr),
+                         __ATOMIC_SEQ_CST);
+}
+
+/* A request refused while there is no memory for the drop handler's notice is still refused
+ * and counted; only the notice is lost. The next refusal is heard. */
+TEST(listener_refusal_without_memory_for_its_notice_is_counted_unheard) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 1, &addr);
+    WSP_DROP_HANDLER_DATA h = {count_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the backlog is full now */
+    FAULT(malloc, .err = ENOMEM); /* the provider's next, any thread's: the notice */
+    int second = raw_connect(&addr);
+    CHECK_EQ(send(second, request, sizeof request, MSG_NOSIGNAL), 8);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(second, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).backlog_full, 1);
+    int third = raw_connect(&addr);
+    CHECK_EQ(send(third, request, sizeof request, MSG_NOSIGNAL), 8);
+    read_bare_frame(third, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    WAIT_FOR(__atomic_load_n(&drops_heard, __ATOMIC_SEQ_CST) >= 1, 10000);
+    CHECK_EQ(__atomic_load_n(&first_drop_port, __ATOMIC_SEQ_CST), raw_port(third));
+    CHECK_EQ(stats_of(l).backlog_full, 2);
+    close(first);
+    close(second);
+    close(third);
+    close_socket(l);
+}
