@@ -1603,8 +1603,20 @@ TEST(released_request_goes_to_an_accept_already_waiting) {
     CHECK_EQ(pthread_join(a.thread, NULL), 0);
     CHECK(a.s != INVALID_SOCKET);
     CHECK_EQ(port_of(&a.peer), cport);
+    /* The wake-up was used up: the next accept to wait sleeps (it does not find the wake-up
+     * still pending and spin), and takes the next connection. */
+    static struct held_acceptor b;
+    b = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&b.thread, NULL, held_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    int fd2 = raw_connect(&addr);
+    WAIT_FOR(__atomic_load_n(&b.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK(b.s != INVALID_SOCKET);
     close_socket(a.s);
+    close_socket(b.s);
     close(fd);
+    close(fd2);
     close_socket(l);
 }
 
@@ -1870,4 +1882,25 @@ TEST(accept_pulling_for_itself_takes_no_more_than_the_backlog_has_room_for) {
         close(c[i]);
     close_socket(l);
     close_socket(hl);
+}
+
+/* A held connect-data client that half-closes has left (nothing may follow its request, and
+ * it will send nothing more): the provider resets its connection, with no frame. */
+TEST(cdata_held_client_that_half_closes_is_reset_without_a_frame) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    uint8_t b[WSP_HS_HEADER_SIZE];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close(fd);
+    close_socket(l);
 }
