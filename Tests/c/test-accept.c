@@ -187,3 +187,32 @@ TEST(accepted_socket_takes_the_mode_its_listener_changed_to_after_the_connection
     close(fd);
     close_socket(l);
 }
+
+/* An ACCEPT frame the kernel takes a few bytes at a time (short sends) goes out whole, in
+ * order, without growing the send buffer: only a full buffer is a reason to. */
+TEST(cdata_accept_frame_sent_in_short_pieces_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    char out[] = "hello", in[32];
+    WSABUF caller = {5, out}, callee = {sizeof in, in};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller, .callee = &callee};
+    async_connect_start(&c);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(send, .times = 2, .max_bytes = 3, .this_thread = 1);
+    FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    int err = 0;
+    SOCKET a = accept_with(l, echo_data, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), 0);
+    fault_clear();
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(callee.len, 8);
+    CHECK_MEM(in, "re:hello", 8);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}

@@ -1904,3 +1904,33 @@ TEST(cdata_held_client_that_half_closes_is_reset_without_a_frame) {
     close(fd);
     close_socket(l);
 }
+
+/* The listener's timer is due at the earliest deadline of all its held requests: a near hold
+ * deadline of the first is not put off by the far patience of one held after it. */
+TEST(near_hold_deadline_is_not_put_off_by_a_later_held_clients_far_patience) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    static const uint8_t plain_request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int near = raw_connect(&addr);
+    CHECK_EQ(send(near, plain_request, sizeof plain_request, MSG_NOSIGNAL), 8);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0); /* none for the next one */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 600000};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 0);
+    int far = raw_connect(&addr);
+    CHECK_EQ(send(far, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h1, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(held_accept(h2, NULL, &a), 0);
+    close_socket(a);
+    close(near);
+    close(far);
+    close_socket(l);
+}
