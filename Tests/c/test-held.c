@@ -73,15 +73,26 @@ static WSPHELD hold_next(SOCKET l, LPCONDITIONPROC cond, DWORD_PTR ctx) {
     return h;
 }
 
+/* 0, or the WSA code of a call that returned SOCKET_ERROR (no other result is allowed). */
+static int result_of(int rc, int err) {
+    if (rc == 0)
+        return 0;
+    CHECK_EQ(rc, SOCKET_ERROR);
+    CHECK(err != 0);
+    return err;
+}
+
 static int held_accept(WSPHELD h, const char *callee, SOCKET *out) {
     WSABUF cd = {callee ? (uint32_t)strlen(callee) : 0, (char *)callee};
     int err = 0;
-    return HeldAccept(h, callee ? &cd : NULL, NULL, out, &err) == 0 ? 0 : err;
+    int rc = HeldAccept(h, callee ? &cd : NULL, NULL, out, &err);
+    return result_of(rc, err);
 }
 
 static int held_reject(WSPHELD h, DWORD reason) {
     int err = 0;
-    return HeldReject(h, reason, &err) == 0 ? 0 : err;
+    int rc = HeldReject(h, reason, &err);
+    return result_of(rc, err);
 }
 
 static DWORD refuse_reason(SOCKET s) {
@@ -1556,7 +1567,10 @@ TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
     WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
     CHECK_EQ(stats_of(l).holding, 1); /* nobody watching: still held */
     SOCKET a;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
     CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* no watch to remove */
+    fault_clear();
     CHECK(a == INVALID_SOCKET);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.holding, 0);
