@@ -1948,3 +1948,32 @@ TEST(near_hold_deadline_is_not_put_off_by_a_later_held_clients_far_patience) {
     close(far);
     close_socket(l);
 }
+
+/* A handle handed out by WSPHeldNews is out of the news: answering it later leaves the news
+ * of another request that ended since as it was. */
+TEST(answer_to_a_handle_already_handed_out_leaves_the_news_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fa = raw_connect(&addr);
+    WSPHELD a = hold_next(l, hold_all, 0);
+    int fb = raw_connect(&addr);
+    WSPHELD b = hold_next(l, hold_all, 0);
+    close(fa);
+    WAIT_FOR(stats_of(l).holding == 1, 10000);
+    WSPHELD news[4];
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == a);
+    close(fb);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET s;
+    CHECK_EQ(held_accept(a, NULL, &s), WSAECONNRESET);
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == b);
+    CHECK_EQ(held_accept(b, NULL, &s), WSAECONNRESET);
+    close_socket(l);
+}
