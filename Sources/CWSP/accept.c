@@ -174,7 +174,7 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
      * as withdrawn, never as rejected or deferred, and the caller looks for the next
      * request. A dead request is never handed out. (Without a function there was no "while":
      * wsp_backlog_next has just checked.) */
-    if (asked && wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    if (asked && wsp_request_client(r) != WSP_CLIENT_WAITING) {
         wsp_request_withdraw(l, r);
         *err = 0;
         return INVALID_SOCKET;
@@ -252,7 +252,7 @@ static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struc
  * the peer's address. Returns 1 instead when its client left meanwhile (it is dropped). */
 static int hold_request(struct wsp_socket *so, struct wsp_request *r, struct wsp_hold_link *hold,
                         struct sockaddr *addr, LPINT addrlen, int *err) {
-    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    if (wsp_request_client(r) != WSP_CLIENT_WAITING) {
         wsp_request_withdraw(so->listener, r);
         return 1;
     }
@@ -270,7 +270,7 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
                        const QOS *qos, int *ended, int *err) {
     struct wsp_listener *l = so->listener;
     *ended = 1;
-    if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    if (wsp_request_client(r) != WSP_CLIENT_WAITING) {
         wsp_held_take(l, r);
         wsp_backlog_finish(l, r, WSP_OUTCOME_WITHDRAWN);
         *err = WSAECONNRESET;

@@ -52,11 +52,10 @@ enum wsp_client_state {
 };
 
 /* How the client of a queued request stands: the one way the provider learns that a client
- * has gone. A departure once seen is remembered. Otherwise a request the reactor watches is
- * taken as waiting (the watch reports a departure as it happens) unless fresh is set, and
- * the kernel is asked: fresh when the answer must be current (after a condition function
- * ran, the watch may not have caught up yet). */
-enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) WSP_INTERNAL;
+ * has gone. A departure once seen is remembered; otherwise the kernel is asked, even for a
+ * request the reactor watches (after a condition function ran, or as the reactor reports
+ * it, the answer must be current, and the watch may not have caught up yet). */
+enum wsp_client_state wsp_request_client(struct wsp_request *r) WSP_INTERNAL;
 /* Drops a queued request whose client left (counted as withdrawn) or sent bytes after its
  * request (counted as malformed). */
 void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) WSP_INTERNAL;
@@ -71,6 +70,9 @@ uint64_t wsp_listener_empty_looks(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many times the kernel was asked how a queued request's client stands
  * (wsp_request_client). */
 uint64_t wsp_listener_client_looks(struct wsp_socket *so) WSP_INTERNAL;
+/* For tests: how many times a complete request was followed by a look (a peek) for bytes
+ * behind it. */
+uint64_t wsp_listener_tail_peeks(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: how many pauses after running out of descriptors the listener's timer ended. */
 uint64_t wsp_listener_resumes(struct wsp_socket *so) WSP_INTERNAL;
 /* For tests: whether the reactor reads the listening descriptor now. */

@@ -20,8 +20,7 @@ static void destroy_socket(struct wsp_object *obj) {
     struct wsp_socket *so = (struct wsp_socket *)obj;
     if (so->role)
         so->role->release(so);
-    if (so->fd >= 0)
-        close(so->fd);
+    close(so->fd); /* every socket has one: WSPSocket and accept make it with its descriptor */
     free(so->callee_data);
     free(so->qos.ProviderSpecific.buf);
     pthread_mutex_destroy(&so->lock);

@@ -233,8 +233,6 @@ static void fill_frame(const uint8_t *b, size_t data_off, size_t qos_off, wsp_hs
  * larger limit can only mean "the most the format allows". out may be NULL to only validate. */
 long wsp_hs_decode(const uint8_t *buf, size_t len, uint32_t max_data, unsigned expect,
                    wsp_hs_frame *out) {
-    if (len == 0)
-        return WSP_HS_NEED_MORE;
     if (max_data > WSP_HS_MAX_DATA)
         max_data = WSP_HS_MAX_DATA;
     long r = check_header_bytes(buf, len, expect);

@@ -285,10 +285,11 @@ static const struct {
     {WSPID_HELDREJECT, (wsp_extension_fn)held_reject},
     {WSPID_HELDRELEASE, (wsp_extension_fn)held_release},
     {WSPID_HELDNEWS, (wsp_extension_fn)held_news},
+    {{0}, NULL}, /* the end: the loop below cannot run past it */
 };
 
 wsp_extension_fn wsp_extension_function(const GUID *id) {
-    for (size_t i = 0; i < sizeof extensions / sizeof extensions[0]; i++)
+    for (size_t i = 0; extensions[i].fn; i++)
         if (memcmp(&extensions[i].id, id, sizeof *id) == 0)
             return extensions[i].fn;
     return NULL;

@@ -291,8 +291,8 @@ int wsp_socket_fd_nonblocking(struct wsp_socket *so, int on) WSP_INTERNAL;
 /* Waits until fd polls with one of events, at most timeout_ms (-1: forever). Returns the
  * revents, 0 on time-out, or -WSA code. */
 int wsp_fd_wait(int fd, short events, int timeout_ms) WSP_INTERNAL;
-/* Sends all of buf on a socket that may be non-blocking, waiting at most timeout_ms in total;
- * 0 or a WSA code. Only for the provider's own short frames. */
+/* Sends all of buf on a socket that may be non-blocking, waiting at most timeout_ms in total
+ * (-1: no limit); 0 or a WSA code. Only for the provider's own short frames. */
 int wsp_fd_send_all(int fd, const void *buf, size_t len, int timeout_ms) WSP_INTERNAL;
 
 /* ---- event objects (event_object.c) ------------------------------------------------------ */

@@ -115,12 +115,14 @@ struct wsp_listener {
      * on a held request (held_ready calls), an accept that expects an empty queue waits
      * first instead of looking (looks by accepts that found the queue empty), a request
      * handed to the accept that took it is not checked twice (looks at a client's state in
-     * the kernel), and a pause after running out of descriptors lasts until its timer ends
-     * it (pauses ended). */
+     * the kernel), a pause after running out of descriptors lasts until its timer ends
+     * it (pauses ended), and only a read that filled the buffer exactly costs a look behind
+     * a request (peeks). */
     uint64_t held_checks;
     uint64_t empty_looks;
     uint64_t client_looks;
     uint64_t resumes;
+    uint64_t tail_peeks;
 };
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
@@ -349,11 +351,9 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r, int fresh) {
+enum wsp_client_state wsp_request_client(struct wsp_request *r) {
     if (r->gone)
         return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
-    if (r->watched && !fresh)
-        return WSP_CLIENT_WAITING;
     int connect_data = r->listener->so->entry->connect_data;
     r->listener->client_looks++;
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
@@ -414,7 +414,8 @@ static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
 
 /* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
  * would have taken them into the buffer, where the decoder sees them). */
-static int sent_more(int fd) {
+static int sent_more(struct wsp_listener *l, int fd) {
+    l->tail_peeks++;
     uint8_t b;
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
 }
@@ -468,7 +469,7 @@ static int consider(struct wsp_listener *l, struct wsp_request *r) {
     /* Nothing may follow the request, at any size: not in the same read, nor waiting behind
      * a read that filled the buffer exactly. */
     if (res < 0 || (size_t)res != r->buf_len ||
-        (r->buf_len == r->buf_cap && sent_more(r->fd))) {
+        (r->buf_len == r->buf_cap && sent_more(l, r->fd))) {
         end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
         return 0;
     }
@@ -529,7 +530,7 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
         read_request(l, r);
     } else if (r->hold) {
         held_ready(l, r);
-    } else if (wsp_request_client(r, 1) != WSP_CLIENT_WAITING) {
+    } else if (wsp_request_client(r) != WSP_CLIENT_WAITING) {
         if (r->presenting) {
             /* The accepting thread finds out (r->gone) and drops it. The readiness is
              * level-triggered: stop watching, or the reactor spins on it for as long as
@@ -868,7 +869,7 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
                 request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
                 room_freed(l);
             } else if ((asking && r == handoff && !r->gone) ||
-                       wsp_request_client(r, 1) == WSP_CLIENT_WAITING) {
+                       wsp_request_client(r) == WSP_CLIENT_WAITING) {
                 r->presenting = 1;
                 return r;
             } else {
@@ -1214,6 +1215,13 @@ uint64_t wsp_listener_held_checks(struct wsp_socket *so) {
     return n;
 }
 
+uint64_t wsp_listener_tail_peeks(struct wsp_socket *so) {
+    pthread_mutex_lock(&so->lock);
+    uint64_t n = so->listener->tail_peeks;
+    pthread_mutex_unlock(&so->lock);
+    return n;
+}
+
 uint64_t wsp_listener_client_looks(struct wsp_socket *so) {
     pthread_mutex_lock(&so->lock);
     uint64_t n = so->listener->client_looks;
@@ -1352,7 +1360,7 @@ static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, in
 
 static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
     l->held_checks++;
-    enum wsp_client_state st = wsp_request_client(r, 1);
+    enum wsp_client_state st = wsp_request_client(r);
     if (st == WSP_CLIENT_WAITING) {
         /* Plain TCP: a client that sent data and half-closed still waits; stop the
          * level-triggered report, which would spin the reactor. */

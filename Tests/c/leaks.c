@@ -3,7 +3,12 @@
  * socket) and the event objects and message queues it left open are closed, no descriptor
  * the provider opened may still be open (faults.h counts them), and, in a build with
  * LeakSanitizer or AddressSanitizer, no memory may be unreachable. A removed close() or
- * free() then fails the test that runs past it, whatever the test itself checks. */
+ * free() then fails the test that runs past it, whatever the test itself checks. So does a
+ * lock of the provider's that is never released, or released without being taken: the
+ * provider's mutexes are destroyed through a wrapper here (leaks.syms) that counts the ones
+ * glibc finds still in use. */
+#include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
@@ -66,6 +71,18 @@ BOOL WSPDestroyMessageQueue(HWND hWnd) {
     return ok;
 }
 
+/* The provider's pthread_mutex_destroy (renamed by leaks.syms). glibc refuses with EBUSY to
+ * destroy a mutex that is locked, or whose count of users is not zero: one unlocked more often
+ * than it was locked, by a thread that did not hold it, has a count below zero for good. */
+static atomic_int busy_mutexes;
+
+int wsp_checked_mutex_destroy(pthread_mutex_t *m) {
+    int rc = pthread_mutex_destroy(m);
+    if (rc == EBUSY)
+        atomic_fetch_add(&busy_mutexes, 1);
+    return rc;
+}
+
 /* Provided by LeakSanitizer (alone or in AddressSanitizer) when the binary is linked with it. */
 int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 
@@ -120,6 +137,13 @@ int wsp_test_leaks(void) {
                what);
     }
     int leaked = n > 0;
+    int busy = atomic_exchange(&busy_mutexes, 0);
+    if (busy) {
+        printf("  %d mutex(es) of the provider's destroyed while locked, or unlocked without "
+               "being locked\n",
+               busy);
+        leaked = 1;
+    }
     if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {
         printf("  leaked: memory (LeakSanitizer's report is on stderr)\n");
         leaked = 1;

@@ -516,7 +516,8 @@ TEST(accepted_socket_inherits_every_provider_option) {
         DWORD value;
     } wsp[] = {{WSP_CONNECT_TIMEOUT, 1234},   {WSP_CONNECT_LIMIT, 2345},
                {WSP_MAX_CALLER_DATA, 77},     {WSP_MAX_CALLEE_DATA, 88},
-               {WSP_HANDSHAKE_DEADLINE, 3456}, {WSP_PENDING_INTERVAL, 567}};
+               {WSP_HANDSHAKE_DEADLINE, 3456}, {WSP_PENDING_INTERVAL, 567},
+               {WSP_HOLD_LIMIT, 7},             {WSP_HOLD_DEADLINE, 5678}};
     int n = (int)(sizeof wsp / sizeof wsp[0]);
     for (int i = 0; i < n; i++)
         set_dword(l, SOL_WSP, wsp[i].name, wsp[i].value);

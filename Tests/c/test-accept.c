@@ -1,7 +1,11 @@
 /* Conditional accept on plain TCP and on the connect-data protocol. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "faults.h"
+#include "internal.h"
 #include "support.h"
 
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
@@ -124,4 +128,91 @@ TEST(last_cleanup_closes_sockets_left_open) {
     CHECK_EQ(err, WSAENOTSOCK);
     CHECK_EQ(T.lpWSPCloseSocket(plain, &err), SOCKET_ERROR);
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
+}
+
+/* Whether the descriptor of the provider's socket s has O_NONBLOCK. */
+static int fd_nonblocking(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int flags = fcntl(so->fd, F_GETFL);
+    wsp_socket_release(so);
+    CHECK(flags >= 0);
+    return (flags & O_NONBLOCK) != 0;
+}
+
+/* The connection is taken off the kernel's queue in the listener's mode, which the accepted
+ * socket inherits: its descriptor is in that mode already, and accepting it costs no system
+ * call to set the mode (ioctl FIONBIO), blocking or not. */
+TEST(accepted_socket_comes_in_its_listeners_mode_without_a_call_to_set_it) {
+    start();
+    for (int nonblocking = 0; nonblocking < 2; nonblocking++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+        if (nonblocking)
+            set_nonblocking(l, 1);
+        int fd = raw_connect(&addr);
+        if (nonblocking)
+            WAIT_FOR(stats_of(l).queued == 1, 10000);
+        FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+        int err = 0;
+        SOCKET a = accept_with(l, NULL, 0, &err);
+        CHECK(a != INVALID_SOCKET);
+        CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+        fault_clear();
+        CHECK_EQ(fd_nonblocking(a), nonblocking);
+        close_socket(a);
+        close(fd);
+        close_socket(l);
+    }
+}
+
+/* A connection taken off the kernel's queue while the listener blocked, accepted after it was
+ * made non-blocking: the accepted socket is non-blocking (its descriptor set so, once). */
+TEST(accepted_socket_takes_the_mode_its_listener_changed_to_after_the_connection_came) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* taken by the reactor, in blocking mode */
+    set_nonblocking(l, 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(fd_nonblocking(a), 1);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* An ACCEPT frame the kernel takes a few bytes at a time (short sends) goes out whole, in
+ * order, without growing the send buffer: only a full buffer is a reason to. */
+TEST(cdata_accept_frame_sent_in_short_pieces_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    char out[] = "hello", in[32];
+    WSABUF caller = {5, out}, callee = {sizeof in, in};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller, .callee = &callee};
+    async_connect_start(&c);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(send, .times = 2, .max_bytes = 3, .this_thread = 1);
+    FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    int err = 0;
+    SOCKET a = accept_with(l, echo_data, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), 0);
+    fault_clear();
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(callee.len, 8);
+    CHECK_MEM(in, "re:hello", 8);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
 }

@@ -29,6 +29,10 @@ TEST(address_strings_round_trip) {
     round_trip("[::1]:8080", AF_INET6);
     round_trip("::1", AF_INET6);
     round_trip("[fe80::1%3]:22", AF_INET6);
+    /* Without brackets, starting with a letter (one above '[' in ASCII, as all lower-case
+     * hex digits are): no port to look for. */
+    round_trip("fe80::1", AF_INET6);
+    round_trip("abcd:ef01::2", AF_INET6);
     /* Parsed fields. */
     struct sockaddr_storage ss;
     int len = sizeof ss, err = 0;

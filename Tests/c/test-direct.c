@@ -3,6 +3,7 @@
  * finish still reaches a waiting accept, and other ways of waiting for arrivals (lpWSPSelect,
  * an event registration) still see them. */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -428,5 +429,67 @@ TEST(direct_plain_waiting_accept_checks_the_client_it_took_once) {
     wsp_socket_release(so);
     close_socket(a.s);
     close(c);
+    close_socket(l);
+}
+
+/* A waiting accept on connect data that takes a connection whose request has not come yet
+ * does not wait for it: its first read returns at once (the descriptor is blocking, as the
+ * accepted socket will be), the reactor finishes that request, and the accept goes on to the
+ * next connection, whose request is whole. */
+TEST(direct_accept_does_not_wait_for_a_silent_clients_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int silent = raw_connect(&addr); /* first in the kernel's queue: the leader takes it */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    WAIT_FOR(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&c), 0);
+    struct sockaddr_storage mine = local_address(c.s), peer;
+    int len = sizeof peer, err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(a.s, (struct sockaddr *)&peer, &len, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&mine));
+    close(silent);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    close_socket(a.s);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* A waiting accept whose first read of a request gets a single byte keeps it: the rest is read
+ * behind it and the request is whole and valid. (The client's kernel holds back the end of
+ * TCP's handshake until the request goes out, TCP_DEFER_ACCEPT, so that the connection and
+ * its request reach the server together; the provider's first read is cut to one byte.) */
+TEST(direct_accept_whose_first_read_gets_one_byte_keeps_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one), 0);
+    FAULT(recv, .max_bytes = 1); /* the provider's first recv: the accept's first read */
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    uint8_t answer[WSP_HS_HEADER_SIZE];
+    CHECK_EQ(raw_recv(fd, answer, sizeof answer, 5000), WSP_HS_HEADER_SIZE);
+    CHECK_EQ(answer[3], WSP_HS_ACCEPT);
+    close_socket(a.s);
+    close(fd);
     close_socket(l);
 }

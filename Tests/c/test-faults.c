@@ -1939,4 +1939,83 @@ TEST(connect_retry_descriptor_numbered_0_is_taken_and_closed) {
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0); /* the fresh descriptor connects */
     close_socket(s);
     close_socket(l2);
+
+/* ---- m1 (seed-32 coverage): lpWSPListen and lpWSPAccept short of memory or a watch ---------- */
+
+/* lpWSPListen without memory for its listener, or unable to have the reactor watch it, fails
+ * with the shortage and leaves the socket able to listen on the next call (the reference the
+ * reactor would have held is given back: the leak check sees the socket closed). */
+TEST(fault_listen_without_memory_or_a_watch_fails_and_can_be_called_again) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), SOCKET_ERROR);
+    CHECK_EQ(err, wsp_wsa_from_errno(ENOMEM));
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    struct sockaddr_storage addr = local_address(s);
+    int fd = raw_connect(&addr);
+    SOCKET a = accept_with(s, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    close_socket(s);
+}
+
+/* lpWSPAccept without memory for its presentation is WSAENOBUFS; the connection waits for the
+ * next accept. */
+TEST(fault_accept_without_memory_is_enobufs_and_the_connection_waits) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(stats_of(l).queued, 1);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A connect-data connection whose request has not come yet, which the reactor cannot watch
+ * (epoll_ctl fails), is closed at once (abortively) rather than left with nobody to read it. */
+TEST(fault_listener_incomplete_request_it_cannot_watch_is_closed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    FAULT(epoll_ctl, .err = ENOMEM); /* the next one, any thread's: the reactor's watch */
+    int fd = raw_connect(&addr);
+    char b[8];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET); /* the provider's failure */
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 0);
+    close(fd);
+    /* The listener goes on. */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
 }

@@ -266,12 +266,14 @@ TEST(hs_every_prefix_needs_more) {
     check_every_prefix_needs_more(&pending, WSP_HS_MAX_DATA);
 }
 
-/* Decodes buf[0..len) and buf[0..len-1): the error must appear at exactly len bytes, proving
- * it is reported as early as the bytes allow and not before. */
+/* Decodes buf[0..len) and every shorter prefix, the empty one too: the error must appear at
+ * exactly len bytes, proving it is reported as early as the bytes allow and not before (no
+ * check looks at a byte not yet there). */
 static void check_error_at(const uint8_t *buf, size_t len, uint32_t max_data, unsigned expect,
                            long error) {
     wsp_hs_frame d;
-    CHECK_EQ(wsp_hs_decode(buf, len - 1, max_data, expect, &d), WSP_HS_NEED_MORE);
+    for (size_t k = 0; k < len; k++)
+        CHECK_EQ(wsp_hs_decode(buf, k, max_data, expect, &d), WSP_HS_NEED_MORE);
     CHECK_EQ(wsp_hs_decode(buf, len, max_data, expect, &d), error);
     /* More bytes cannot turn the error into anything else. */
     CHECK_EQ(wsp_hs_decode(buf, len + 1, max_data, expect, &d), error);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "faults.h"
 #include "internal.h"
 #include "support.h"
 
@@ -72,15 +73,26 @@ static WSPHELD hold_next(SOCKET l, LPCONDITIONPROC cond, DWORD_PTR ctx) {
     return h;
 }
 
+/* 0, or the WSA code of a call that returned SOCKET_ERROR (no other result is allowed). */
+static int result_of(int rc, int err) {
+    if (rc == 0)
+        return 0;
+    CHECK_EQ(rc, SOCKET_ERROR);
+    CHECK(err != 0);
+    return err;
+}
+
 static int held_accept(WSPHELD h, const char *callee, SOCKET *out) {
     WSABUF cd = {callee ? (uint32_t)strlen(callee) : 0, (char *)callee};
     int err = 0;
-    return HeldAccept(h, callee ? &cd : NULL, NULL, out, &err) == 0 ? 0 : err;
+    int rc = HeldAccept(h, callee ? &cd : NULL, NULL, out, &err);
+    return result_of(rc, err);
 }
 
 static int held_reject(WSPHELD h, DWORD reason) {
     int err = 0;
-    return HeldReject(h, reason, &err) == 0 ? 0 : err;
+    int rc = HeldReject(h, reason, &err);
+    return result_of(rc, err);
 }
 
 static DWORD refuse_reason(SOCKET s) {
@@ -1426,5 +1438,543 @@ TEST(hold_with_a_length_and_no_address_buffer_leaves_the_length_alone) {
     CHECK_EQ(len, 12345);
     CHECK_EQ(held_reject(h, 0), 0);
     close(fd);
+    close_socket(l);
+}
+
+/* ---- the news and the handles' references, as answers end holds ------------------------- */
+
+/* The local port of a raw descriptor. */
+static int raw_port_of(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+    return port_of(&ss);
+}
+
+/* The news lists the held requests that ended unanswered, newest first. Answering one of them
+ * takes it out of the middle of the list; answering a request that is still held (never in
+ * the news) leaves the news as it was. */
+TEST(answers_take_their_handles_out_of_the_news_and_leave_the_rest) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd[4];
+    WSPHELD h[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    for (int i = 0; i < 3; i++) { /* the first three clients leave, in order */
+        close(fd[i]);
+        WAIT_FOR(stats_of(l).holding == (uint32_t)(3 - i), 10000);
+    }
+    SOCKET a;
+    CHECK_EQ(held_accept(h[1], NULL, &a), WSAECONNRESET); /* the middle of the news */
+    CHECK_EQ(held_reject(h[3], 0), 0);                    /* still held: not in the news */
+    WSPHELD news[4] = {0};
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 1, &n, &err), 0); /* room for one: the newest */
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h[2]);
+    CHECK(news[1] == 0);
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h[0]);
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(held_accept(h[0], NULL, &a), WSAECONNRESET);
+    CHECK_EQ(held_accept(h[2], NULL, &a), WSAECONNRESET);
+    close(fd[3]);
+    close_socket(l);
+}
+
+/* A handle holds a reference to its listener until an answer retires it: every answer that
+ * ends a hold (accepted, rejected, released, one that finds the request ended, and an
+ * WSPAcceptHold that accepts at once) lets go of it, so that the closed listener's descriptor
+ * closes at once rather than at the last cleanup. */
+TEST(answered_handles_let_go_of_their_listener) {
+    start_held();
+    int before = provider_fds();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd[5];
+    WSPHELD h[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    SOCKET a[2];
+    CHECK_EQ(held_accept(h[0], NULL, &a[0]), 0);
+    CHECK_EQ(held_reject(h[1], 0), 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h[2], &err), 0);
+    close(fd[3]);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET none;
+    CHECK_EQ(held_accept(h[3], NULL, &none), WSAECONNRESET);
+    /* The released request comes first again; CF_ACCEPT hands its socket out. */
+    WSPHELD unused = 0;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, accept_all, 0, &a[1], &unused, &err), 0);
+    CHECK(a[1] != INVALID_SOCKET);
+    CHECK(unused == 0);
+    close_socket(a[0]);
+    close_socket(a[1]);
+    close_socket(l);
+    WAIT_FOR(provider_fds() == before, 10000);
+    for (int i = 0; i < 4; i++)
+        if (i != 3)
+            close(fd[i]);
+}
+
+/* No memory for the answer: the application may answer again, the request still held. */
+TEST(held_accept_without_memory_leaves_the_request_held) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(held_accept(h, NULL, &a), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).holding, 0);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held request the reactor could not watch (epoll_ctl failed) learns that its client left
+ * only when the application answers: the answer fails with WSAECONNRESET, the request is
+ * counted as withdrawn and its connection closed (the leak check sees a descriptor left). */
+TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
+    int fd = raw_connect(&addr);
+    int cport = raw_port_of(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the held request's watch */
+    fault_clear();
+    close(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(stats_of(l).holding, 1); /* nobody watching: still held */
+    SOCKET a;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* no watch to remove */
+    fault_clear();
+    CHECK(a == INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.accepted, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    close_socket(l);
+}
+
+/* One blocking accept on its own thread, recorded as it enters. */
+struct held_acceptor {
+    SOCKET l;
+    struct blocker blocked;
+    SOCKET s;
+    struct sockaddr_storage peer;
+    pthread_t thread;
+};
+
+static void *held_acceptor_main(void *arg) {
+    struct held_acceptor *a = arg;
+    int err = 0, len = sizeof a->peer;
+    blocker_enter(&a->blocked);
+    a->s = T.lpWSPAccept(a->l, (struct sockaddr *)&a->peer, &len, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    return NULL;
+}
+
+/* A released request goes to an accept that is already waiting for one: releasing it wakes
+ * the waiting accept. */
+TEST(released_request_goes_to_an_accept_already_waiting) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    int cport = raw_port_of(fd);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct held_acceptor a;
+    a = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, held_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    WAIT_FOR(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK(a.s != INVALID_SOCKET);
+    CHECK_EQ(port_of(&a.peer), cport);
+    /* The wake-up was used up: the next accept to wait sleeps (it does not find the wake-up
+     * still pending and spin), and takes the next connection. */
+    static struct held_acceptor b;
+    b = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&b.thread, NULL, held_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    int fd2 = raw_connect(&addr);
+    WAIT_FOR(__atomic_load_n(&b.blocked.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK(b.s != INVALID_SOCKET);
+    close_socket(a.s);
+    close_socket(b.s);
+    close(fd);
+    close(fd2);
+    close_socket(l);
+}
+
+/* The application's WPUSetEvent that keeps the reactor's thread (which calls it for the held
+ * event) until stall_until_ms has passed. */
+static long long stall_until_ms;
+static BOOL stalling_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    long long until = __atomic_load_n(&stall_until_ms, __ATOMIC_SEQ_CST);
+    while (now_ms() < until)
+        sleep_ms(1); /* time passing is the point: the hold deadline below is overdue */
+    *err = 0;
+    return TRUE;
+}
+
+/* A hold deadline that the listener's timer finds well past (the reactor was kept busy
+ * meanwhile) still ends the hold: the timer acts on deadlines reached, not only on those that
+ * fall in the very millisecond it runs. */
+TEST(overdue_hold_deadline_still_ends_the_hold) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = stalling_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldAccept = (LPFN_WSPHELDACCEPT)extension(s, (GUID)WSPID_HELDACCEPT, &err);
+    CHECK(AcceptHold && HeldAccept);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int leaving = raw_connect(&addr);
+    WSPHELD first = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 30);
+    int waiting = raw_connect(&addr);
+    long long held_at = now_ms();
+    WSPHELD second = hold_next(l, hold_all, 0);
+    /* The first client's leaving has the reactor set the held event, which stalls it until
+     * the second hold's deadline is 70 ms overdue. */
+    __atomic_store_n(&stall_until_ms, held_at + 100, __ATOMIC_SEQ_CST);
+    close(leaving);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(second, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(held_accept(first, NULL, &a), WSAECONNRESET);
+    close(waiting);
+    close_socket(l);
+}
+
+/* The last cleanup retires the unanswered handles in batches (of 64): more than one batch's
+ * worth are all retired. */
+TEST(last_cleanup_retires_more_unanswered_handles_than_one_batch) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    enum { N = 70 };
+    static int fd[N];
+    static WSPHELD h[N];
+    for (int i = 0; i < N; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    CHECK_EQ(stats_of(l).holding, N);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    start();
+    SOCKET a;
+    for (int i = 0; i < N; i++) {
+        CHECK_EQ(held_accept(h[i], NULL, &a), WSA_INVALID_HANDLE);
+        close(fd[i]);
+    }
+}
+
+/* ---- paths of the extension functions no other test takes ------------------------------------ */
+
+/* Closing the listener ends its held requests on the closing thread, which sets the held
+ * event itself (the reactor is not involved). */
+TEST(listener_closing_sets_the_held_event_on_the_closing_thread) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    close_socket(l);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAEINTR);
+    close(fd);
+    WSACloseEvent(ev);
+}
+
+/* WSPHeldAccept without a place for the socket is WSAEFAULT, the request still held; and a
+ * WSPAcceptHold that cannot allocate its handle is WSAENOBUFS, the connection left in line. */
+TEST(held_calls_with_no_place_for_the_socket_or_no_memory_for_a_handle_leave_requests_waiting) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(stats_of(l).holding, 1);
+    int fd2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    SOCKET a = 0;
+    WSPHELD h2 = 0;
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &h2, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK(a == INVALID_SOCKET && h2 == 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.holding, 1);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    close_socket(a);
+    close(fd);
+    close(fd2);
+    close_socket(l);
+}
+
+/* A held connect-data request answered with more callee data than its client can take ends
+ * (the client is refused, CALLEE_DATA_TOO_LONG): the answer is WSAEFAULT and the handle is
+ * retired, as a condition function's accept would end it. */
+TEST(held_accept_with_callee_data_the_client_cannot_take_ends_the_request) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                .callee = &callee};
+    async_connect_start(&ac);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, "abc", &a), WSAEFAULT);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    CHECK_EQ(refuse_reason(ac.s), WSP_REASON_CALLEE_DATA_TOO_LONG);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.undeliverable, 1);
+    CHECK_EQ(st.holding, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
+    close_socket(ac.s);
+    close_socket(l);
+}
+
+/* A WSPAcceptHold whose handle cannot be entered in the handle table (its first growth fails)
+ * is WSAENOBUFS before anything is held: the connection waits in line, and the handle's
+ * reference to the listener is given back (the leak check sees the listener closed). */
+TEST(accept_hold_without_room_for_its_handle_is_enobufs) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    SOCKET a = 0;
+    WSPHELD h = 0;
+    int err = 0;
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1); /* the first handle: the table grows */
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &h, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK(h == 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    h = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A held request with QoS accepted with the application's QoS: the client's QOS is what the
+ * server answered. */
+TEST(held_request_with_qos_accepted_with_qos_gives_the_client_the_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr, .sqos = &q};
+    async_connect_start(&c);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    QOS answer;
+    memset(&answer, 0, sizeof answer);
+    answer.SendingFlowspec = (FLOWSPEC){700, 800, 900, 41, 51, SERVICETYPE_GUARANTEED, 1400, 32};
+    SOCKET a = INVALID_SOCKET;
+    int err = 0;
+    CHECK_EQ(HeldAccept(h, NULL, &answer, &a, &err), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 700);
+    CHECK_EQ(q.SendingFlowspec.PeakBandwidth, 900);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* The application's WPUSetEvent that holds the reactor's thread (which calls it for the held
+ * event) until the test opens the gate. */
+static int gate_closed, in_gate;
+static BOOL gated_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    __atomic_store_n(&in_gate, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(&gate_closed, __ATOMIC_SEQ_CST))
+        sleep_ms(1); /* waits for the condition: the test opens the gate */
+    *err = 0;
+    return TRUE;
+}
+
+/* An accept that finds the backlog empty takes what the kernel has queued itself, but only as
+ * much as the backlog has room for: with the reactor kept busy (in the application's
+ * WPUSetEvent) while three connections arrive at a listener whose backlog is 2, the accept
+ * takes two, hands one out, and leaves the third in the kernel's queue. */
+TEST(accept_pulling_for_itself_takes_no_more_than_the_backlog_has_room_for) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = gated_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    CHECK(AcceptHold != NULL);
+    close_socket(s);
+    struct sockaddr_storage haddr, addr;
+    SOCKET hl = listener(WSP_CATALOG_TCP_IPV4, 8, &haddr);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(hl, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int leaving = raw_connect(&haddr);
+    hold_next(hl, hold_all, 0);
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 2, &addr);
+    set_nonblocking(l, 1);
+    __atomic_store_n(&gate_closed, 1, __ATOMIC_SEQ_CST);
+    close(leaving); /* the reactor sets the held event, and stays in the gate */
+    WAIT_FOR(__atomic_load_n(&in_gate, __ATOMIC_SEQ_CST), 10000);
+    int c[3];
+    for (int i = 0; i < 3; i++) {
+        c[i] = raw_connect(&addr);
+        WAIT_FOR(tcp_state(port_of(&addr), raw_port_of(c[i])) == TCP_ESTABLISHED, 10000);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 1);
+    __atomic_store_n(&gate_closed, 0, __ATOMIC_SEQ_CST);
+    WAIT_FOR(stats_of(l).queued == 2, 10000); /* the reactor takes the third */
+    close_socket(a);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+    close_socket(hl);
+}
+
+/* A held connect-data client that half-closes has left (nothing may follow its request, and
+ * it will send nothing more): the provider resets its connection, with no frame. */
+TEST(cdata_held_client_that_half_closes_is_reset_without_a_frame) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    uint8_t b[WSP_HS_HEADER_SIZE];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    close(fd);
+    close_socket(l);
+}
+
+/* The listener's timer is due at the earliest deadline of all its held requests: a near hold
+ * deadline of the first is not put off by the far patience of one held after it. */
+TEST(near_hold_deadline_is_not_put_off_by_a_later_held_clients_far_patience) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    static const uint8_t plain_request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int near = raw_connect(&addr);
+    CHECK_EQ(send(near, plain_request, sizeof plain_request, MSG_NOSIGNAL), 8);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0); /* none for the next one */
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 600000};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(len > 0);
+    int far = raw_connect(&addr);
+    CHECK_EQ(send(far, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).hold_timed_out == 1, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h1, NULL, &a), WSAETIMEDOUT);
+    CHECK_EQ(held_accept(h2, NULL, &a), 0);
+    close_socket(a);
+    close(near);
+    close(far);
+    close_socket(l);
+}
+
+/* A handle handed out by WSPHeldNews is out of the news: answering it later leaves the news
+ * of another request that ended since as it was. */
+TEST(answer_to_a_handle_already_handed_out_leaves_the_news_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fa = raw_connect(&addr);
+    WSPHELD a = hold_next(l, hold_all, 0);
+    int fb = raw_connect(&addr);
+    WSPHELD b = hold_next(l, hold_all, 0);
+    close(fa);
+    WAIT_FOR(stats_of(l).holding == 1, 10000);
+    WSPHELD news[4];
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == a);
+    close(fb);
+    WAIT_FOR(stats_of(l).holding == 0, 10000);
+    SOCKET s;
+    CHECK_EQ(held_accept(a, NULL, &s), WSAECONNRESET);
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == b);
+    CHECK_EQ(held_accept(b, NULL, &s), WSAECONNRESET);
     close_socket(l);
 }

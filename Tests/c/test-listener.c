@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "backlog.h"
+#include "faults.h"
 #include "handshake.h"
 #include "internal.h"
 #include "support.h"
@@ -430,6 +431,7 @@ struct defer_after {
     int fd; /* a client whose request is sent in two parts: the second is sent here */
     const uint8_t *rest;
     size_t rest_len;
+    long long expired_at; /* 0, or: defer only once the presented request's patience ran out */
 };
 
 static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -438,12 +440,16 @@ static int defer_after_arrivals(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSAB
     struct defer_after *x = (struct defer_after *)ctx;
     CHECK_EQ(send(x->fd, x->rest, x->rest_len, MSG_NOSIGNAL), (ssize_t)x->rest_len);
     WAIT_FOR((int)stats_of(x->l).queued == x->want, 10000);
+    /* Time passing is the point: the request is put back with its patience run out. */
+    WAIT_FOR(now_ms() >= x->expired_at, 10000);
     return CF_DEFER;
 }
 
 /* A request deferred while another arrived (whose admission left the timer to the far notice
  * of the newcomer, the deferred one being presented then) still expires with its patience:
- * putting it back counts its patience again. */
+ * putting it back counts its patience again. The patience is long enough for the setup to
+ * present the request before it runs out however loaded the machine, and the condition
+ * function defers only once it has run out. */
 TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) {
     start();
     struct sockaddr_storage addr;
@@ -461,13 +467,15 @@ TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) 
     int patient = raw_connect(&addr);
     CHECK_EQ(send(patient, req, 4, MSG_NOSIGNAL), 4);
     wait_taken_from_kernel(&addr, patient);
+    long long whole = now_ms(); /* the patience counts from the arrival, before this */
     CHECK_EQ(send(patient, req + 4, len - 4, MSG_NOSIGNAL), (ssize_t)(len - 4));
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     int other = raw_connect(&addr);
     CHECK_EQ(send(other, request, 4, MSG_NOSIGNAL), 4);
     wait_taken_from_kernel(&addr, other);
-    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4};
+    struct defer_after x = {.l = l, .want = 2, .fd = other, .rest = request + 4, .rest_len = 4,
+                            .expired_at = whole + 2000 + 5};
     int err = 0;
     CHECK_EQ(accept_with(l, defer_after_arrivals, (DWORD_PTR)&x, &err), INVALID_SOCKET);
     CHECK_EQ(err, WSATRY_AGAIN);
@@ -720,5 +728,167 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
     CHECK_EQ(s.malformed, 1);
     CHECK_EQ(s.withdrawn, 0);
     wsp_socket_release(so);
+    close_socket(l);
+}
+
+/* ---- looks behind a request ----------------------------------------------------------------- */
+
+/* A request read whole by a read shorter than the buffer has nothing behind it that the read
+ * would not have taken: it is admitted without asking the kernel again. Only a read that
+ * fills the buffer exactly leaves that open, and costs one peek. */
+TEST(listener_only_a_read_that_fills_the_buffer_peeks_behind_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t small[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, small, sizeof small, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 0);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512); /* the first read's size */
+    int second = raw_connect(&addr);
+    send_request(second, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    wsp_socket_release(so);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
+/* ---- the backlog's bound ------------------------------------------------------------------ */
+
+/* The provider takes connections off the kernel's queue only while its backlog has room: with
+ * a backlog of 2 full and two more connections waiting in the kernel, accepting one makes room
+ * for exactly one of them. */
+TEST(listener_plain_takes_only_as_many_connections_as_the_backlog_has_room_for) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 2, &addr);
+    set_nonblocking(l, 1);
+    int c[4];
+    for (int i = 0; i < 2; i++)
+        c[i] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    for (int i = 2; i < 4; i++) {
+        c[i] = raw_connect(&addr); /* the kernel completes it; the provider leaves it there */
+        WAIT_FOR(tcp_state(port_of(&addr), raw_port(c[i])) == TCP_ESTABLISHED, 10000);
+    }
+    CHECK_EQ(stats_of(l).queued, 2);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    WAIT_FOR(stats_of(l).queued >= 2, 10000);
+    CHECK_EQ(stats_of(l).queued, 2);
+    close_socket(a);
+    for (int i = 0; i < 4; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* ---- patience ------------------------------------------------------------------------------- */
+
+/* A request whose client's patience has run out by the time it is whole is refused at once
+ * (EXPIRED, counted as timed out): it never enters the backlog. */
+TEST(listener_request_whose_patience_ran_out_before_it_was_whole_is_refused_expired) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- a client the kernel will not describe -------------------------------------------------- */
+
+/* A plain client that sent a byte and half-closed still waits for its answer; but when the
+ * kernel will not say what it left unread (FIONREAD fails), the provider cannot tell it from
+ * one that left: it is withdrawn when an accept looks, never presented. */
+TEST(listener_plain_client_whose_unread_bytes_cannot_be_read_is_withdrawn) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(send(fd, "x", 1, MSG_NOSIGNAL), 1);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    FAULT(ioctl, .err = EIO, .this_thread = 1);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 1);
+    CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* ---- the drop handler without memory for a notice --------------------------------------- */
+
+static int drops_heard, first_drop_port;
+static void count_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR ctx) {
+    (void)l, (void)addrlen, (void)ctx;
+    CHECK_EQ(reason, WSP_REASON_BACKLOG_FULL);
+    if (__atomic_add_fetch(&drops_heard, 1, __ATOMIC_SEQ_CST) == 1)
+        __atomic_store_n(&first_drop_port, port_of((const struct sockaddr_storage *)addr),
+                         __ATOMIC_SEQ_CST);
+}
+
+/* A request refused while there is no memory for the drop handler's notice is still refused
+ * and counted; only the notice is lost. The next refusal is heard. */
+TEST(listener_refusal_without_memory_for_its_notice_is_counted_unheard) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 1, &addr);
+    WSP_DROP_HANDLER_DATA h = {count_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the backlog is full now */
+    FAULT(malloc, .err = ENOMEM); /* the provider's next, any thread's: the notice */
+    int second = raw_connect(&addr);
+    CHECK_EQ(send(second, request, sizeof request, MSG_NOSIGNAL), 8);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(second, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).backlog_full, 1);
+    int third = raw_connect(&addr);
+    CHECK_EQ(send(third, request, sizeof request, MSG_NOSIGNAL), 8);
+    read_bare_frame(third, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    WAIT_FOR(__atomic_load_n(&drops_heard, __ATOMIC_SEQ_CST) >= 1, 10000);
+    CHECK_EQ(__atomic_load_n(&first_drop_port, __ATOMIC_SEQ_CST), raw_port(third));
+    CHECK_EQ(stats_of(l).backlog_full, 2);
+    close(first);
+    close(second);
+    close(third);
     close_socket(l);
 }
