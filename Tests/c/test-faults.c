@@ -1939,6 +1939,7 @@ TEST(connect_retry_descriptor_numbered_0_is_taken_and_closed) {
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0); /* the fresh descriptor connects */
     close_socket(s);
     close_socket(l2);
+}
 
 /* ---- m1 (seed-32 coverage): lpWSPListen and lpWSPAccept short of memory or a watch ---------- */
 
