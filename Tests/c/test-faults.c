@@ -1926,19 +1926,26 @@ TEST(reactor_on_descriptor_0_works_and_closes_it) {
  * taken like any other (dup2 over the socket's own, then closed). */
 TEST(connect_retry_descriptor_numbered_0_is_taken_and_closed) {
     start();
+    /* The test's own socket, bound but not listening: connects there are refused. (A closed
+     * provider listener would do too, but its descriptor closes when the reactor lets it go,
+     * which would move the provider's descriptor count under the test.) */
+    int port_holder = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(port_holder, (struct sockaddr *)&in, sizeof in), 0);
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    close_socket(l); /* nothing listens there now */
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(port_holder, (struct sockaddr *)&addr, &alen), 0);
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
     int before = provider_fds();
     close(0);
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAECONNREFUSED);
     CHECK_EQ(fcntl(0, F_GETFD), -1);
     CHECK_EQ(provider_fds(), before);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0); /* the fresh descriptor connects */
     close_socket(s);
-    close_socket(l2);
+    close_socket(l);
+    close(port_holder);
 }
 
 /* ---- m1 (seed-32 coverage): lpWSPListen and lpWSPAccept short of memory or a watch ---------- */
