@@ -466,7 +466,9 @@ static void *set_once_waiting(void *arg) {
     return NULL;
 }
 
-TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
+/* Urgent data on a socket selected for FD_READ alone raises nothing: a wait with timeout
+ * goes on until another thread sets the event. */
+static void readiness_that_raises_nothing_does_not_end_a_wait(DWORD timeout) {
     start();
     SOCKET c, s, l;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
@@ -481,12 +483,16 @@ TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
     pthread_t t;
     CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
     blocker_enter(&waiting);
-    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, timeout, FALSE);
     blocker_leave(&waiting);
     CHECK_EQ(r, WSA_WAIT_EVENT_0);
     pthread_join(t, NULL);
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
     WSACloseEvent(ev);
+}
+
+TEST(evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait) {
+    readiness_that_raises_nothing_does_not_end_a_wait(WSA_INFINITE);
 }
 
 /* ---- issue #11: paths the mutation runs found unpinned ---------------------------------- */
@@ -852,26 +858,7 @@ TEST(evset_only_a_recv_after_data_that_came_while_read_was_off_keeps_a_check) {
 /* As evset_readiness_that_raises_nothing_does_not_end_an_infinite_wait with a time-out that
  * is far off: the wait goes on until the event is set, not only until its next look. */
 TEST(evset_readiness_that_raises_nothing_does_not_end_a_timed_wait) {
-    start();
-    SOCKET c, s, l;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
-    WSAEVENT ev = ne_event_select(s, FD_READ);
-    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
-    char b;
-    long long deadline = now_ms() + 10000; /* the urgent byte is there once a peek sees it */
-    while (ne_recv(s, &b, 1, MSG_OOB | MSG_PEEK) != 1) {
-        CHECK(now_ms() < deadline);
-        sleep_ms(2);
-    }
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, set_once_waiting, &ev), 0);
-    blocker_enter(&waiting);
-    DWORD r = WSAWaitForMultipleEvents(1, &ev, FALSE, 20000, FALSE);
-    blocker_leave(&waiting);
-    CHECK_EQ(r, WSA_WAIT_EVENT_0);
-    pthread_join(t, NULL);
-    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* set by the thread, nothing recorded */
-    WSACloseEvent(ev);
+    readiness_that_raises_nothing_does_not_end_a_wait(20000);
 }
 
 /* A check kept for data a recv left, made moot by new data that raised FD_READ first (the wait
