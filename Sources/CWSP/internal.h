@@ -123,6 +123,8 @@ int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup *
 unsigned wsp_reactor_wakes(void) WSP_INTERNAL;
 /* How many times the reactor has run the timers due (once per timerfd expiry). */
 unsigned wsp_reactor_timer_passes(void) WSP_INTERNAL;
+/* When the reactor's timerfd fires (0: disarmed): tests check that no stale timer is left. */
+uint64_t wsp_reactor_timer_armed_ms(void) WSP_INTERNAL;
 /* The last stop ends the thread: it refuses jobs from now on, runs those it took, closes its
  * descriptors and exits. wsp_reactor_wait_stopped waits for that (or for a start that revived
  * it), except on the reactor thread itself (a job or an upcall that ended the provider),

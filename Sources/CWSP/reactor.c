@@ -9,7 +9,13 @@
  * Timers share one timerfd, armed for the earliest due time whenever a timer gets earlier
  * than what it is armed for: setting a timer (every non-blocking connect sets one) costs no
  * wake-up of the reactor thread, and usually no system call at all, since new timers tend to
- * be due later than the armed one.
+ * be due later than the armed one. Nor is it disarmed whenever a timer is cleared (a
+ * connection's timers come and go with it, mostly on this thread): with no timer left, the
+ * thread sleeps STALE_GRACE_MS before it disarms the timerfd, and only if nothing came
+ * meanwhile. A busy reactor never pays for that, and an idle one wakes once, right after its
+ * last event, instead of seconds later when a forgotten timer was due. Another thread that
+ * clears the last timer while the reactor sleeps disarms the timerfd itself, unless it was
+ * due within STALE_NEAR_MS anyway.
  *
  * Jobs (WSPRunOnEventThread) are an application's work run on this thread: an async runtime
  * whose tasks this thread's upcalls resume runs them here, right after the event, instead of
@@ -32,6 +38,8 @@
 #include "internal.h"
 
 #define BATCH 64
+#define STALE_GRACE_MS 10
+#define STALE_NEAR_MS 50
 
 static pthread_mutex_t reactor_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop, timers, zombies */
 static int users;          /* wsp_reactor_start count */
@@ -39,7 +47,10 @@ static int running;        /* the thread exists */
 static int epfd = -1;
 static int wakefd = -1;
 static int timerfd = -1;
-static uint64_t timer_armed_ms; /* when timerfd fires; 0: disarmed. Under reactor_lock */
+/* When timerfd fires (0: disarmed), and how many timers are set (due_ms != 0). Both
+ * written under reactor_lock; the loop reads them without it to choose how long to sleep. */
+static _Atomic uint64_t timer_armed_ms;
+static atomic_int timers_set;
 static pthread_t thread;
 static _Thread_local int on_reactor_thread;
 static atomic_int stopping;
@@ -95,6 +106,19 @@ static void rearm_timerfd(void) {
     arm_timerfd(earliest);
 }
 
+/* Armed with no timer set: what a cleared or later timer leaves behind. */
+static int stale_timerfd(void) {
+    return atomic_load_explicit(&timers_set, memory_order_relaxed) == 0 &&
+           atomic_load_explicit(&timer_armed_ms, memory_order_relaxed) != 0;
+}
+
+static void disarm_if_stale(void) {
+    pthread_mutex_lock(&reactor_lock);
+    if (stale_timerfd())
+        arm_timerfd(0);
+    pthread_mutex_unlock(&reactor_lock);
+}
+
 static void run_timers(void) {
     atomic_fetch_add_explicit(&timer_passes, 1, memory_order_relaxed);
     uint64_t now = wsp_now_ms();
@@ -108,6 +132,7 @@ static void run_timers(void) {
             uint64_t d = atomic_load(&it->due_ms);
             if (d && d <= now && !atomic_load(&it->removed)) {
                 atomic_store(&it->due_ms, 0);
+                atomic_fetch_sub(&timers_set, 1); /* the rearm below sees if none is left */
                 due[n++] = it;
             }
         }
@@ -138,6 +163,10 @@ unsigned wsp_reactor_wakes(void) {
 
 unsigned wsp_reactor_timer_passes(void) {
     return atomic_load_explicit(&timer_passes, memory_order_relaxed);
+}
+
+uint64_t wsp_reactor_timer_armed_ms(void) {
+    return atomic_load_explicit(&timer_armed_ms, memory_order_relaxed);
 }
 
 int wsp_reactor_is_current(void) {
@@ -271,8 +300,12 @@ static void *reactor_main(void *arg) {
     struct epoll_event events[BATCH];
     while (keep_running()) {
         /* Jobs handed over by jobs wait: a look at the sockets, without sleeping, first. */
-        int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0 : -1;
+        int idle = atomic_load_explicit(&jobs_waiting, memory_order_relaxed) ? 0
+                   : stale_timerfd()                                          ? STALE_GRACE_MS
+                                                                              : -1;
         int n = epoll_wait(epfd, events, BATCH, idle);
+        if (n == 0 && idle == STALE_GRACE_MS)
+            disarm_if_stale();
         int timers_due = 0;
         for (int i = 0; i < n; i++) {
             struct wsp_reactor_item *it = events[i].data.ptr;
@@ -393,6 +426,13 @@ void wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) {
     epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev);
 }
 
+/* reactor_lock held. A timer set (1) or cleared (-1) anywhere but in run_timers. */
+static void count_timer(int change) {
+    if (atomic_fetch_add(&timers_set, change) + change == 0 && !on_reactor_thread &&
+        timer_armed_ms > wsp_now_ms() + STALE_NEAR_MS)
+        arm_timerfd(0);
+}
+
 void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) {
     pthread_mutex_lock(&reactor_lock);
     if (atomic_load(&item->removed)) { /* the reaper may free it: never link it again */
@@ -407,9 +447,11 @@ void wsp_reactor_set_timer(struct wsp_reactor_item *item, uint64_t due_ms) {
             timers->timer_prev = item;
         timers = item;
     }
-    atomic_store(&item->due_ms, due_ms);
+    uint64_t was = atomic_exchange(&item->due_ms, due_ms);
     if (due_ms && (timer_armed_ms == 0 || due_ms < timer_armed_ms))
         arm_timerfd(due_ms);
+    if (!was != !due_ms)
+        count_timer(due_ms ? 1 : -1);
     pthread_mutex_unlock(&reactor_lock);
 }
 
@@ -424,6 +466,8 @@ static void unlink_timer(struct wsp_reactor_item *item) {
     if (item->timer_next)
         item->timer_next->timer_prev = item->timer_prev;
     item->has_timer = 0;
+    if (atomic_exchange(&item->due_ms, 0))
+        count_timer(-1);
 }
 
 /* Stops watching; when close_fd is set, closes the descriptor after epoll has forgotten it

@@ -403,3 +403,103 @@ TEST(reactor_a_handlers_task_runs_before_the_next_item_of_its_batch) {
         close(all[i]->item.fd);
     }
 }
+
+/* ---- no stale timerfd: a cleared timer does not wake an idle reactor later ---------------- */
+
+static void probe_forget(struct probe *p) {
+    wsp_reactor_remove(&p->item);
+    WAIT_FOR(atomic_load(&p->released), 10000);
+    close(p->item.fd);
+}
+
+/* The last timer, due in a minute, cleared by an application thread while the reactor
+ * sleeps: that thread disarms the timerfd at once (else it would fire a minute later, for
+ * nothing). While another timer is still set, the timerfd stays as it is. */
+TEST(reactor_last_timer_cleared_by_another_thread_disarms_the_timerfd) {
+    start();
+    struct probe a, b;
+    probe_init(&a);
+    probe_init(&b);
+    CHECK_EQ(wsp_reactor_add(&a.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&b.item, 0), 0);
+    uint64_t due = wsp_now_ms() + 60000;
+    wsp_reactor_set_timer(&a.item, due);
+    wsp_reactor_set_timer(&b.item, due + 1000);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), due);
+    wsp_reactor_set_timer(&a.item, 0);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), due); /* b's is still set: it re-arms when it fires */
+    wsp_reactor_set_timer(&b.item, 0);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    probe_forget(&a);
+    probe_forget(&b);
+}
+
+/* Removing the item whose timer is the last one set counts as clearing it. */
+TEST(reactor_removing_the_last_timed_item_disarms_the_timerfd) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    uint64_t due = wsp_now_ms() + 60000;
+    wsp_reactor_set_timer(&p.item, due);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), due);
+    unsigned passes = wsp_reactor_timer_passes();
+    probe_forget(&p); /* its wake-up (to release the item) runs no timers: none fired */
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    /* And a timer set again afterwards arms it afresh. */
+    struct probe q;
+    probe_init(&q);
+    CHECK_EQ(wsp_reactor_add(&q.item, 0), 0);
+    wsp_reactor_set_timer(&q.item, due + 5);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), due + 5);
+    probe_forget(&q);
+}
+
+/* A timer due within STALE_NEAR_MS (50 ms) that another thread clears is left to fire: the
+ * disarm would cost more than the one wake-up, soon, that it saves. */
+TEST(reactor_a_near_timer_cleared_by_another_thread_is_left_armed) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    uint64_t due = wsp_now_ms() + 40;
+    wsp_reactor_set_timer(&p.item, due);
+    wsp_reactor_set_timer(&p.item, 0);
+    uint64_t armed = wsp_reactor_timer_armed_ms();
+    CHECK(armed == due || wsp_now_ms() >= due); /* 0 only once it has fired */
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* fired: nothing was due, so disarmed */
+    probe_forget(&p);
+}
+
+/* The last timer cleared on the reactor's own thread (a handler's, as a non-blocking connect's
+ * completion clears its time-out) is disarmed once the reactor has had nothing to do for a
+ * moment, not a minute later when it was due, and without firing; not at once, since the next
+ * connection's timer would arm it again. */
+static struct probe far_timed;
+static _Atomic uint64_t armed_after_clearing;
+
+static void set_and_clear_far_timer(struct wsp_reactor_item *item, uint32_t events) {
+    wsp_reactor_set_timer(&far_timed.item, wsp_now_ms() + 60000);
+    wsp_reactor_set_timer(&far_timed.item, 0);
+    atomic_store(&armed_after_clearing, wsp_reactor_timer_armed_ms());
+    probe_ready(item, events);
+}
+
+TEST(reactor_last_timer_cleared_on_its_thread_is_disarmed_once_idle) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    trigger.item.on_ready = set_and_clear_far_timer;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    unsigned passes = wsp_reactor_timer_passes();
+    probe_signal(&trigger);
+    WAIT_FOR(atomic_load(&trigger.ready) == 1, 10000);
+    CHECK(atomic_load(&armed_after_clearing) != 0);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000);
+    CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    probe_forget(&trigger);
+    probe_forget(&far_timed);
+}
