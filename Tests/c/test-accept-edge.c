@@ -437,9 +437,11 @@ TEST(edge_cdata_clients_leaving_as_a_blocked_accept_takes_them_are_never_handed_
     CHECK(a.result != INVALID_SOCKET);
     CHECK_EQ(a.accepted_port, port_of(&me));
     CHECK(a.calls <= LEAVERS + 1);
+    /* A leaver the accept took before its request came is read by the reactor, and may still
+     * be on its way through the handshake: each is counted once its leaving is seen. */
+    WAIT_FOR(stats_of(l).withdrawn == LEAVERS, 10000);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.accepted, 1);
-    CHECK_EQ(st.withdrawn, LEAVERS);
     CHECK_EQ(st.rejected + st.malformed + st.queued, 0);
     close_socket(a.result);
     close(good);
