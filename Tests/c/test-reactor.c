@@ -503,3 +503,68 @@ TEST(reactor_last_timer_cleared_on_its_thread_is_disarmed_once_idle) {
     probe_forget(&trigger);
     probe_forget(&far_timed);
 }
+
+/* A timer set by another thread while the reactor waits out its grace (no timer was left
+ * when it went to sleep) still fires: the grace's end disarms only a timerfd no timer needs.
+ * The test thread sets it as soon as it sees the handler ran, well within the grace. */
+static struct probe graced;
+static atomic_int graced_fired;
+
+static void graced_timer(struct wsp_reactor_item *item, uint64_t now) {
+    (void)item, (void)now;
+    atomic_fetch_add(&graced_fired, 1);
+}
+
+TEST(reactor_timer_set_during_the_grace_after_the_last_one_still_fires) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    probe_init(&graced);
+    trigger.item.on_ready = set_and_clear_far_timer;
+    graced.item.on_timer = graced_timer;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&graced.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&trigger);
+    long long deadline = now_ms() + 10000;
+    while (!atomic_load(&trigger.ready) && now_ms() < deadline)
+        ; /* spin: the next step belongs inside the reactor's 10 ms grace */
+    CHECK(atomic_load(&trigger.ready));
+    wsp_reactor_set_timer(&graced.item, wsp_now_ms() + 30);
+    WAIT_FOR(atomic_load(&graced_fired) == 1, 10000);
+    probe_forget(&trigger);
+    probe_forget(&far_timed);
+    probe_forget(&graced);
+}
+
+/* Every event of a batch is handled, also those after the wake-up descriptor's: an item
+ * watched one-shot that is skipped once is never reported again. The reactor is held in a
+ * handler while a job's wake-up and then the item become ready, so that its next epoll_wait
+ * returns both, the wake-up first. */
+static atomic_int jobs_run;
+
+static void count_job(void *context) {
+    (void)context;
+    atomic_fetch_add(&jobs_run, 1);
+}
+
+TEST(reactor_items_after_a_wake_up_in_one_batch_are_handled) {
+    start();
+    struct probe gate, a;
+    probe_init(&gate);
+    probe_init(&a);
+    gate.hold = 1;
+    CHECK_EQ(wsp_reactor_add(&gate.item, EPOLLIN | EPOLLONESHOT), 0);
+    CHECK_EQ(wsp_reactor_add(&a.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&gate);
+    WAIT_FOR(atomic_load(&gate.ready) == 1, 10000);
+    unsigned wakes = wsp_reactor_wakes();
+    CHECK_EQ(WSPRunOnEventThread(count_job, NULL), 0);
+    CHECK_EQ(wsp_reactor_wakes(), wakes + 1);
+    probe_signal(&a);
+    atomic_store(&probes_let_go, 1);
+    WAIT_FOR(atomic_load(&jobs_run) == 1 && atomic_load(&a.ready) == 1, 10000);
+    probe_forget(&gate);
+    probe_forget(&a);
+}
