@@ -394,7 +394,8 @@ struct wsp_connector {
 
 static void connector_release(struct wsp_reactor_item *item) {
     struct wsp_connector *c = (struct wsp_connector *)item;
-    wsp_socket_release(c->so);
+    if (c->so) /* not given up already (connector_done) */
+        wsp_socket_release(c->so);
     free(c->req);
     free(c->reader);
     free(c);
@@ -480,15 +481,32 @@ static void connector_step(struct wsp_connector *c, uint32_t events) {
     }
 }
 
+/* The reactor's own step ended the connect: the connector gives its reference to the socket
+ * up now, not when the reactor frees the item. Only the reactor calls the item's handlers,
+ * each after checking under its lock that the item was not removed, so nothing reads c->so
+ * after this. Held on to, the reference made the application's close (usually next, on an
+ * event-thread executor, before the reactor frees its items) find the socket in use and give
+ * its descriptor up the long way (shutdown, socket, dup2, close: docs/PERFORMANCE.md). */
+static void connector_done(struct wsp_connector *c) {
+    struct wsp_socket *so = c->so;
+    c->so = NULL;
+    wsp_socket_release(so);
+}
+
 static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
     struct wsp_connector *c = (struct wsp_connector *)item;
     struct wsp_socket *so = c->so;
     pthread_mutex_lock(&so->lock);
     /* Still the socket's connector: connector_finish and wsp_connector_close, which end
      * that, remove the item under the same lock (so it is not freed before this returns). */
-    if (so->connector == c)
+    int done = 0;
+    if (so->connector == c) {
         connector_step(c, events);
+        done = so->connector != c;
+    }
     pthread_mutex_unlock(&so->lock);
+    if (done)
+        connector_done(c);
 }
 
 void wsp_connector_poll(struct wsp_socket *so) {
@@ -507,10 +525,14 @@ void wsp_connector_poll(struct wsp_socket *so) {
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     (void)now;
     struct wsp_connector *c = (struct wsp_connector *)item;
-    pthread_mutex_lock(&c->so->lock);
-    if (c->so->connector == c) /* as in connector_ready */
+    struct wsp_socket *so = c->so;
+    pthread_mutex_lock(&so->lock);
+    int done = so->connector == c; /* as in connector_ready */
+    if (done)
         connector_finish(c, WSAETIMEDOUT, NULL);
-    pthread_mutex_unlock(&c->so->lock);
+    pthread_mutex_unlock(&so->lock);
+    if (done)
+        connector_done(c);
 }
 
 /* so->lock held. Starts a non-blocking connect; WSAEWOULDBLOCK when it is under way. The

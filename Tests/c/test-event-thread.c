@@ -4,6 +4,7 @@
  * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
  * start it again. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -355,6 +356,53 @@ TEST(event_thread_blocking_connect_starts_and_fails_with_wouldblock) {
     CHECK_EQ(got, 2);
     close_socket(a);
     close_socket(client);
+    close_socket(lsn);
+}
+
+/* A connect the event thread finished, closed by the job its FD_CONNECT handed over (an async
+ * runtime's task, resumed and done with the connection): the descriptor closes at once. The
+ * finished connect's reactor item, not freed before the job runs, no longer holds the socket,
+ * so the close does not find it in use and give the descriptor up by replacing it with a
+ * spare (four system calls more per connection). */
+static SOCKET connecting = INVALID_SOCKET;
+static int connecting_fd = -1;
+static atomic_int closed_outcome; /* 1: closed at once; -1: still open; -2: connect failed */
+
+static void close_connected(void *context) {
+    int connect_error = (int)(intptr_t)context;
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(connecting, &err), 0);
+    int open_still = fcntl(connecting_fd, F_GETFD) >= 0;
+    atomic_store(&closed_outcome, connect_error ? -2 : open_still ? -1 : 1);
+}
+
+static BOOL post_close_job(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_CONNECT)
+        CHECK_EQ(WSPRunOnEventThread(close_connected,
+                                     (void *)(intptr_t)WSAGETSELECTERROR(lParam)), 0);
+    return TRUE;
+}
+
+TEST(event_thread_connect_closed_by_the_job_its_event_handed_over_closes_its_descriptor) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_close_job;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr);
+    connecting = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(connecting, &err);
+    CHECK(so != NULL);
+    connecting_fd = so->fd;
+    wsp_socket_release(so);
+    CHECK_EQ(T.lpWSPAsyncSelect(connecting, (HWND)(uintptr_t)1, 0x401, FD_CONNECT, &err), 0);
+    int rc = T.lpWSPConnect(connecting, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                            NULL, NULL, NULL, NULL, &err);
+    CHECK(rc == 0 || err == WSAEWOULDBLOCK);
+    WAIT_FOR(atomic_load(&closed_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&closed_outcome), 1);
     close_socket(lsn);
 }
 
