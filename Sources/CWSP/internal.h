@@ -317,6 +317,8 @@ void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
 /* Whether an event select or async select registration is in force. */
 int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
+/* Whether the registration in force asks for ev (one FD_* bit). */
+int wsp_netevents_asks(const struct wsp_socket *so, LONG ev) WSP_INTERNAL;
 /* Reports a completed non-blocking connect (error 0 on success). */
 void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
 /* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled

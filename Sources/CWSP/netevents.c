@@ -804,3 +804,5 @@ void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) {
 }
 
 int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }
+
+int wsp_netevents_asks(const struct wsp_socket *so, LONG ev) { return (so->netev.mask & ev) != 0; }

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "faults.h"
 #include "internal.h"
 #include "support.h"
@@ -154,6 +155,60 @@ TEST(event_thread_job_handed_over_by_an_upcall_accepts) {
     CHECK_EQ(atomic_load(&accepted_on_event_thread), 1);
     close_socket(ac.s);
     close_socket(upcall_listener);
+}
+
+/* An async server's accept: woken by FD_ACCEPT for a request the reactor read whole, it asks
+ * the kernel about the client once, after its condition function, as a blocked accept woken
+ * for it does (the look before would find the client the reactor has just read from). The
+ * job runs before any timer could start watching the request. */
+static SOCKET fresh_listener = INVALID_SOCKET;
+static atomic_int fresh_outcome; /* 1 + the looks at the client: 0 until the accept ran */
+
+static int accept_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                      GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_ACCEPT;
+}
+
+static void accept_fresh(void *context) {
+    (void)context;
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(fresh_listener, &err);
+    CHECK(so != NULL);
+    uint64_t before = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(fresh_listener, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    atomic_store(&fresh_outcome, 1 + (int)(wsp_listener_client_looks(so) - before));
+    wsp_socket_release(so);
+    T.lpWSPCloseSocket(a, &err);
+}
+
+static BOOL post_accept_fresh(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_ACCEPT)
+        CHECK_EQ(WSPRunOnEventThread(accept_fresh, NULL), 0);
+    return TRUE;
+}
+
+TEST(event_thread_accept_woken_by_fd_accept_looks_at_a_fresh_client_once) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_accept_fresh;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    struct sockaddr_storage addr;
+    fresh_listener = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(fresh_listener, (HWND)(uintptr_t)1, 0x401, FD_ACCEPT, &err), 0);
+    WSABUF caller = {1, "x"};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .caller = &caller};
+    async_connect_start(&ac);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    WAIT_FOR(atomic_load(&fresh_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&fresh_outcome), 2); /* one look */
+    close_socket(ac.s);
+    close_socket(fresh_listener);
 }
 
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
