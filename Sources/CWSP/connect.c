@@ -384,6 +384,9 @@ struct wsp_connector {
     int sent; /* the request is on its way: waiting for the answer */
     size_t req_sent;  /* bytes of the request sent so far */
     int early_error;  /* the connect failed as the request was first tried: report it */
+    /* The item's EPOLLONESHOT registration was armed again off the reactor's own step (by a
+     * step wsp_connector_poll made), so a step on an event read before may find it armed. */
+    int armed_elsewhere;
     uint64_t limit_ms; /* the deadline of the whole connect (WSP_NO_DEADLINE: none) */
     /* wsp_connect's, taken over rather than copied into a zeroed connector: each is a
      * maximal frame (some 17 KB), and zeroing and copying them cost every non-blocking
@@ -401,17 +404,26 @@ static void connector_release(struct wsp_reactor_item *item) {
     free(c);
 }
 
-/* so->lock held. Ends the connect with err (0: connected). */
-static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer) {
+/* so->lock held. Ends the connect with err (0: connected). disarmed: the item's one-shot
+ * registration fired and is not armed again; it stays in the reactor's epoll set, reporting
+ * nothing, until the descriptor's file closes (a failed connect replaces it at once, a
+ * connected one goes with the socket) or a watch takes it over: the connection saves its
+ * EPOLL_CTL_DEL. */
+static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer,
+                             int disarmed) {
     struct wsp_socket *so = c->so;
     if (!err && answer)
         err = take_answer(so, answer, c->req->callee, c->req->sqos);
     so->connector = NULL;
-    wsp_reactor_remove(&c->item);
+    if (disarmed)
+        wsp_reactor_remove_disarmed(&c->item);
+    else
+        wsp_reactor_remove(&c->item);
+    so->fd_left_in_reactor = disarmed && !err;
     so->connect_error = err;
     if (err) {
         so->state = WSP_STATE_OPEN;
-        fresh_descriptor(so);
+        fresh_descriptor(so); /* the left registration goes with the old descriptor */
     } else {
         so->state = WSP_STATE_CONNECTED;
         /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
@@ -446,38 +458,54 @@ static int send_request(struct wsp_connector *c) {
     return 0;
 }
 
+/* What the connector's item waits for now, one event at a time (EPOLLONESHOT: a finished
+ * connect's registration reports nothing more, see connector_finish). */
+static uint32_t connector_watch(const struct wsp_connector *c) {
+    return (c->sent ? EPOLLIN | EPOLLRDHUP : EPOLLOUT) | EPOLLONESHOT;
+}
+
 /* so->lock held, c still the socket's connector. One step of the connect on what the
- * descriptor reported (events, as epoll names them). */
-static void connector_step(struct wsp_connector *c, uint32_t events) {
+ * descriptor reported (events, as epoll names them). from_event: the reactor's step on the
+ * item's event (its registration fired); otherwise wsp_connector_poll's. */
+static void connector_step(struct wsp_connector *c, uint32_t events, int from_event) {
     struct wsp_socket *so = c->so;
-    struct wsp_reactor_item *item = &c->item;
+    int disarmed = from_event && !c->armed_elsewhere;
+    int was_sent = c->sent;
     if (!c->sent) {
         int err = c->early_error;
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             err = tcp_outcome(so->fd);
-        if (!err && so->entry->connect_data) {
-            err = send_request(c);
-            if (!err && c->req_sent < c->req->frame_len)
-                return; /* the rest when the socket is writable again */
-        }
+        if (!err && so->entry->connect_data)
+            err = send_request(c); /* the rest, if any, when the socket is writable again */
         if (err || !so->entry->connect_data) {
-            connector_finish(c, err, NULL);
-        } else {
+            connector_finish(c, err, NULL, disarmed);
+            return;
+        }
+        if (c->req_sent == c->req->frame_len) {
             c->sent = 1;
-            wsp_reactor_modify(item, EPOLLIN | EPOLLRDHUP);
             connector_arm(c);
         }
     } else {
         wsp_hs_frame answer;
         int type = reader_step(c->reader, so->fd, &answer);
-        if (type < 0)
-            connector_finish(c, -type, NULL);
-        else if (type == WSP_HS_ACCEPT)
-            connector_finish(c, 0, &answer);
-        else if (type == WSP_HS_REFUSE)
-            connector_finish(c, refused(so, &answer), NULL);
-        else if (type == WSP_HS_PENDING)
+        if (type < 0) {
+            connector_finish(c, -type, NULL, disarmed);
+            return;
+        }
+        if (type == WSP_HS_ACCEPT || type == WSP_HS_REFUSE) {
+            connector_finish(c, type == WSP_HS_ACCEPT ? 0 : refused(so, &answer),
+                             type == WSP_HS_ACCEPT ? &answer : NULL, disarmed);
+            return;
+        }
+        if (type == WSP_HS_PENDING)
             connector_arm(c);
+    }
+    /* Still connecting: the fired registration is armed again; off the reactor's step it is
+     * changed only when what it waits for changed. */
+    if (from_event || c->sent != was_sent) {
+        wsp_reactor_modify(&c->item, connector_watch(c));
+        if (!from_event)
+            c->armed_elsewhere = 1;
     }
 }
 
@@ -501,7 +529,7 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
      * that, remove the item under the same lock (so it is not freed before this returns). */
     int done = 0;
     if (so->connector == c) {
-        connector_step(c, events);
+        connector_step(c, events, 1);
         done = so->connector != c;
     }
     pthread_mutex_unlock(&so->lock);
@@ -519,7 +547,7 @@ void wsp_connector_poll(struct wsp_socket *so) {
     /* Anything reported means the TCP connect has ended (tcp_outcome says how) or, once the
      * request is sent, that the answer can be read (reader_step says what it is): the step
      * asks the descriptor itself, so which event it was does not matter. */
-    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT);
+    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT, 0);
 }
 
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
@@ -529,7 +557,7 @@ static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     pthread_mutex_lock(&so->lock);
     int done = so->connector == c; /* as in connector_ready */
     if (done)
-        connector_finish(c, WSAETIMEDOUT, NULL);
+        connector_finish(c, WSAETIMEDOUT, NULL, 0); /* the registration may be armed */
     pthread_mutex_unlock(&so->lock);
     if (done)
         connector_done(c);
@@ -558,19 +586,15 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
         free(c);
         return err;
     }
-    uint32_t watch = EPOLLOUT;
     if (so->entry->connect_data) {
         /* As in a blocking connect, the request goes out at once when the connection is up
          * (usually, on a nearby server), saving the reactor a wake-up. An error is the
          * connect's own; it is reported the usual way, when the reactor sees the socket. */
         c->early_error = send_request(c);
-        if (c->req_sent == c->req->frame_len) {
-            c->sent = 1;
-            watch = EPOLLIN | EPOLLRDHUP;
-        }
+        c->sent = c->req_sent == c->req->frame_len;
     }
     wsp_socket_retain(so);
-    if ((err = wsp_reactor_add(&c->item, watch)) != 0) {
+    if ((err = wsp_reactor_add(&c->item, connector_watch(c))) != 0) {
         wsp_socket_release(so);
         free(c);
         fresh_descriptor(so);
