@@ -311,11 +311,11 @@ TEST(netev_async_watch_after_a_nonblocking_connect_takes_over_the_connects_regis
     CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
     CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_CONNECT);
     CHECK_EQ(WSAGETSELECTERROR(msg.lParam), 0);
+    SOCKET s = ne_accept(l, NULL, &err); /* first: the reactor opens no descriptor after */
+    CHECK(s != INVALID_SOCKET);
     int fds = provider_fds();
     CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_READ, &err), 0);
     CHECK_EQ(provider_fds(), fds); /* no duplicate descriptor to watch */
-    SOCKET s = ne_accept(l, NULL, &err);
-    CHECK(s != INVALID_SOCKET);
     send_all(s, "x", 1);
     CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
     CHECK_EQ(msg.wParam, c);
