@@ -384,6 +384,9 @@ struct wsp_connector {
     int sent; /* the request is on its way: waiting for the answer */
     size_t req_sent;  /* bytes of the request sent so far */
     int early_error;  /* the connect failed as the request was first tried: report it */
+    /* The item's EPOLLONESHOT registration was armed again off the reactor's own step (by a
+     * step wsp_connector_poll made), so a step on an event read before may find it armed. */
+    int armed_elsewhere;
     uint64_t limit_ms; /* the deadline of the whole connect (WSP_NO_DEADLINE: none) */
     /* wsp_connect's, taken over rather than copied into a zeroed connector: each is a
      * maximal frame (some 17 KB), and zeroing and copying them cost every non-blocking
@@ -394,23 +397,33 @@ struct wsp_connector {
 
 static void connector_release(struct wsp_reactor_item *item) {
     struct wsp_connector *c = (struct wsp_connector *)item;
-    wsp_socket_release(c->so);
+    if (c->so) /* not given up already (connector_done) */
+        wsp_socket_release(c->so);
     free(c->req);
     free(c->reader);
     free(c);
 }
 
-/* so->lock held. Ends the connect with err (0: connected). */
-static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer) {
+/* so->lock held. Ends the connect with err (0: connected). disarmed: the item's one-shot
+ * registration fired and is not armed again; it stays in the reactor's epoll set, reporting
+ * nothing, until the descriptor's file closes (a failed connect replaces it at once, a
+ * connected one goes with the socket) or a watch takes it over: the connection saves its
+ * EPOLL_CTL_DEL. */
+static void connector_finish(struct wsp_connector *c, int err, const wsp_hs_frame *answer,
+                             int disarmed) {
     struct wsp_socket *so = c->so;
     if (!err && answer)
         err = take_answer(so, answer, c->req->callee, c->req->sqos);
     so->connector = NULL;
-    wsp_reactor_remove(&c->item);
+    if (disarmed)
+        wsp_reactor_remove_disarmed(&c->item);
+    else
+        wsp_reactor_remove(&c->item);
+    so->fd_left_in_reactor = disarmed && !err;
     so->connect_error = err;
     if (err) {
         so->state = WSP_STATE_OPEN;
-        fresh_descriptor(so);
+        fresh_descriptor(so); /* the left registration goes with the old descriptor */
     } else {
         so->state = WSP_STATE_CONNECTED;
         /* FIONBIO to blocking while connecting left the descriptor non-blocking. */
@@ -445,39 +458,67 @@ static int send_request(struct wsp_connector *c) {
     return 0;
 }
 
+/* What the connector's item waits for now, one event at a time (EPOLLONESHOT: a finished
+ * connect's registration reports nothing more, see connector_finish). */
+static uint32_t connector_watch(const struct wsp_connector *c) {
+    return (c->sent ? EPOLLIN | EPOLLRDHUP : EPOLLOUT) | EPOLLONESHOT;
+}
+
 /* so->lock held, c still the socket's connector. One step of the connect on what the
- * descriptor reported (events, as epoll names them). */
-static void connector_step(struct wsp_connector *c, uint32_t events) {
+ * descriptor reported (events, as epoll names them). from_event: the reactor's step on the
+ * item's event (its registration fired); otherwise wsp_connector_poll's. */
+static void connector_step(struct wsp_connector *c, uint32_t events, int from_event) {
     struct wsp_socket *so = c->so;
-    struct wsp_reactor_item *item = &c->item;
+    int disarmed = from_event && !c->armed_elsewhere;
+    int was_sent = c->sent;
     if (!c->sent) {
         int err = c->early_error;
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             err = tcp_outcome(so->fd);
-        if (!err && so->entry->connect_data) {
-            err = send_request(c);
-            if (!err && c->req_sent < c->req->frame_len)
-                return; /* the rest when the socket is writable again */
-        }
+        if (!err && so->entry->connect_data)
+            err = send_request(c); /* the rest, if any, when the socket is writable again */
         if (err || !so->entry->connect_data) {
-            connector_finish(c, err, NULL);
-        } else {
+            connector_finish(c, err, NULL, disarmed);
+            return;
+        }
+        if (c->req_sent == c->req->frame_len) {
             c->sent = 1;
-            wsp_reactor_modify(item, EPOLLIN | EPOLLRDHUP);
             connector_arm(c);
         }
     } else {
         wsp_hs_frame answer;
         int type = reader_step(c->reader, so->fd, &answer);
-        if (type < 0)
-            connector_finish(c, -type, NULL);
-        else if (type == WSP_HS_ACCEPT)
-            connector_finish(c, 0, &answer);
-        else if (type == WSP_HS_REFUSE)
-            connector_finish(c, refused(so, &answer), NULL);
-        else if (type == WSP_HS_PENDING)
+        if (type < 0) {
+            connector_finish(c, -type, NULL, disarmed);
+            return;
+        }
+        if (type == WSP_HS_ACCEPT || type == WSP_HS_REFUSE) {
+            connector_finish(c, type == WSP_HS_ACCEPT ? 0 : refused(so, &answer),
+                             type == WSP_HS_ACCEPT ? &answer : NULL, disarmed);
+            return;
+        }
+        if (type == WSP_HS_PENDING)
             connector_arm(c);
     }
+    /* Still connecting: the fired registration is armed again; off the reactor's step it is
+     * changed only when what it waits for changed. */
+    if (from_event || c->sent != was_sent) {
+        wsp_reactor_modify(&c->item, connector_watch(c));
+        if (!from_event)
+            c->armed_elsewhere = 1;
+    }
+}
+
+/* The reactor's own step ended the connect: the connector gives its reference to the socket
+ * up now, not when the reactor frees the item. Only the reactor calls the item's handlers,
+ * each after checking under its lock that the item was not removed, so nothing reads c->so
+ * after this. Held on to, the reference made the application's close (usually next, on an
+ * event-thread executor, before the reactor frees its items) find the socket in use and give
+ * its descriptor up the long way (shutdown, socket, dup2, close: docs/PERFORMANCE.md). */
+static void connector_done(struct wsp_connector *c) {
+    struct wsp_socket *so = c->so;
+    c->so = NULL;
+    wsp_socket_release(so);
 }
 
 static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
@@ -486,9 +527,14 @@ static void connector_ready(struct wsp_reactor_item *item, uint32_t events) {
     pthread_mutex_lock(&so->lock);
     /* Still the socket's connector: connector_finish and wsp_connector_close, which end
      * that, remove the item under the same lock (so it is not freed before this returns). */
-    if (so->connector == c)
-        connector_step(c, events);
+    int done = 0;
+    if (so->connector == c) {
+        connector_step(c, events, 1);
+        done = so->connector != c;
+    }
     pthread_mutex_unlock(&so->lock);
+    if (done)
+        connector_done(c);
 }
 
 void wsp_connector_poll(struct wsp_socket *so) {
@@ -501,16 +547,20 @@ void wsp_connector_poll(struct wsp_socket *so) {
     /* Anything reported means the TCP connect has ended (tcp_outcome says how) or, once the
      * request is sent, that the answer can be read (reader_step says what it is): the step
      * asks the descriptor itself, so which event it was does not matter. */
-    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT);
+    connector_step(c, c->sent ? EPOLLIN : EPOLLOUT, 0);
 }
 
 static void connector_timer(struct wsp_reactor_item *item, uint64_t now) {
     (void)now;
     struct wsp_connector *c = (struct wsp_connector *)item;
-    pthread_mutex_lock(&c->so->lock);
-    if (c->so->connector == c) /* as in connector_ready */
-        connector_finish(c, WSAETIMEDOUT, NULL);
-    pthread_mutex_unlock(&c->so->lock);
+    struct wsp_socket *so = c->so;
+    pthread_mutex_lock(&so->lock);
+    int done = so->connector == c; /* as in connector_ready */
+    if (done)
+        connector_finish(c, WSAETIMEDOUT, NULL, 0); /* the registration may be armed */
+    pthread_mutex_unlock(&so->lock);
+    if (done)
+        connector_done(c);
 }
 
 /* so->lock held. Starts a non-blocking connect; WSAEWOULDBLOCK when it is under way. The
@@ -536,19 +586,15 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
         free(c);
         return err;
     }
-    uint32_t watch = EPOLLOUT;
     if (so->entry->connect_data) {
         /* As in a blocking connect, the request goes out at once when the connection is up
          * (usually, on a nearby server), saving the reactor a wake-up. An error is the
          * connect's own; it is reported the usual way, when the reactor sees the socket. */
         c->early_error = send_request(c);
-        if (c->req_sent == c->req->frame_len) {
-            c->sent = 1;
-            watch = EPOLLIN | EPOLLRDHUP;
-        }
+        c->sent = c->req_sent == c->req->frame_len;
     }
     wsp_socket_retain(so);
-    if ((err = wsp_reactor_add(&c->item, watch)) != 0) {
+    if ((err = wsp_reactor_add(&c->item, connector_watch(c))) != 0) {
         wsp_socket_release(so);
         free(c);
         fresh_descriptor(so);

@@ -139,6 +139,14 @@ void wsp_reactor_remove(struct wsp_reactor_item *item) WSP_INTERNAL;
 /* The same, closing item->fd once epoll no longer watches it: the item's release must then
  * not close it again. */
 void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) WSP_INTERNAL;
+/* wsp_reactor_remove for an item whose EPOLLONESHOT registration has fired and was not armed
+ * again: that registration reports nothing more, so it is left in the epoll set (no system
+ * call) until the descriptor's file closes, which drops it, or wsp_reactor_add_over takes it
+ * over for another item. Only the reactor thread, in the item's own on_ready, knows that. */
+void wsp_reactor_remove_disarmed(struct wsp_reactor_item *item) WSP_INTERNAL;
+/* wsp_reactor_add for a descriptor that may still carry such a left registration: takes it
+ * over (EPOLL_CTL_MOD), or adds one when there is none. */
+int wsp_reactor_add_over(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 /* Stops watching item->fd but keeps the item alive (a batch already read may still hand it
  * to on_ready); wsp_reactor_add watches it again. */
 void wsp_reactor_pause(struct wsp_reactor_item *item) WSP_INTERNAL;
@@ -248,6 +256,9 @@ struct wsp_socket {
     struct wsp_listener *listener;   /* while listening */
     const struct wsp_socket_role *role; /* set with the role (listener.c: while listening) */
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
+    /* The connector left its fired one-shot registration of fd in the reactor's epoll set
+     * (wsp_reactor_remove_disarmed): a watch started on fd takes it over. */
+    int fd_left_in_reactor;
     int connect_error;               /* the last connect's failure, until one succeeds */
     /* The names as they were while connected: Linux forgets them once both sides have shut
      * down, Windows keeps answering (socket.c). */
@@ -319,6 +330,8 @@ void wsp_netevents_close(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) WSP_INTERNAL;
 /* Whether an event select or async select registration is in force. */
 int wsp_netevents_registered(const struct wsp_socket *so) WSP_INTERNAL;
+/* Whether the registration in force asks for ev (one FD_* bit). */
+int wsp_netevents_asks(const struct wsp_socket *so, LONG ev) WSP_INTERNAL;
 /* Reports a completed non-blocking connect (error 0 on success). */
 void wsp_netevents_connected(struct wsp_socket *so, int error) WSP_INTERNAL;
 /* A recv (mask FD_READ or FD_OOB) ended; drained: it saw nothing left to read (it filled

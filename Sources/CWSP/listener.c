@@ -99,7 +99,8 @@ struct wsp_listener {
      * empty (see wsp_backlog_fill); probe counts the looks skipped since. */
     int expect_empty;
     unsigned probe;
-    /* Admitted unwatched because an accept was waiting for it: the next accept to look may
+    /* Admitted unwatched because an accept was waiting for it (blocked, pulling it, or
+     * selected for FD_ACCEPT): the next accept to look may
      * skip the check that its client is still there when it asks a condition function,
      * since it checks again after the function anyway. */
     struct wsp_request *handoff;
@@ -445,10 +446,16 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
      * request first (checking its client as it does), and the watch's two epoll_ctl calls
      * are saved. A client that leaves meanwhile holds its place that much longer. */
     if (!r->watched) { /* (one the reactor read is watched already) */
-        if (l->pulling || (l->waiters > 0 && !l->handoff))
+        if (l->pulling || (l->waiters > 0 && !l->handoff)) {
             l->handoff = r;
-        else
+        } else {
             r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+            /* An accept that waits for FD_ACCEPT (an async server's) is woken by this arrival
+             * as a blocked one is, and may skip the same look before its condition function
+             * while the request is fresh (wsp_backlog_next). */
+            if (!l->handoff && wsp_netevents_asks(l->so, FD_ACCEPT))
+                l->handoff = r;
+        }
     }
     rearm(l);
     l->arrivals++;
@@ -862,13 +869,15 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
             /* Every request is checked here (and again after the decision) with the kernel,
              * not only the reactor's watch, which may not have caught up: a client that left,
              * or sent a byte after its request, before this look is never presented. The one
-             * exception is a request handed to this accept as it was read: for it the check
-             * after the decision is enough, since only this thread's own steps lie between. */
+             * exception is a request handed to this accept as it was read, or to the accept
+             * its arrival woke (a blocked one, or one waiting for FD_ACCEPT, while the reactor
+             * does not watch the request yet): for it the check after the decision is enough,
+             * since only the hand-off lies between. */
             if (r->expires_ms && request_expired(r, wsp_now_ms())) {
                 request_unlink(&l->ready, r); /* its client has stopped waiting */
                 request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
                 room_freed(l);
-            } else if ((asking && r == handoff && !r->gone) ||
+            } else if ((asking && r == handoff && !r->gone && !r->watched) ||
                        wsp_request_client(r) == WSP_CLIENT_WAITING) {
                 r->presenting = 1;
                 return r;

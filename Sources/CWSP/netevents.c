@@ -507,7 +507,9 @@ static int ensure_watch(struct wsp_socket *so) {
             wsp_event_set_release(w->set);
         w->set = NULL;
     }
-    int err = wsp_reactor_add(&w->item, EPOLLONESHOT);
+    int err = so->fd_left_in_reactor ? wsp_reactor_add_over(&w->item, EPOLLONESHOT)
+                                     : wsp_reactor_add(&w->item, EPOLLONESHOT);
+    so->fd_left_in_reactor = 0;
     if (err) {
         /* The descriptor is still registered by someone else (an accepted connect-data
          * request's item is removed only after the socket exists): watch a duplicate, which
@@ -804,3 +806,5 @@ void wsp_netevents_raise(struct wsp_socket *so, LONG ev, int err) {
 }
 
 int wsp_netevents_registered(const struct wsp_socket *so) { return so->netev.kind != KIND_NONE; }
+
+int wsp_netevents_asks(const struct wsp_socket *so, LONG ev) { return (so->netev.mask & ev) != 0; }

@@ -419,6 +419,14 @@ int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) {
     return 0;
 }
 
+int wsp_reactor_add_over(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_store(&item->removed, 0);
+    struct epoll_event ev = {.events = events, .data.ptr = item};
+    if (epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) == 0)
+        return 0;
+    return wsp_reactor_add(item, events); /* gone with the descriptor it was made for */
+}
+
 /* A registered descriptor's MOD fails only for want of kernel memory; no caller could do
  * better than go on with the old mask, so nothing is reported. */
 void wsp_reactor_modify(struct wsp_reactor_item *item, uint32_t events) {
@@ -470,10 +478,12 @@ static void unlink_timer(struct wsp_reactor_item *item) {
         count_timer(-1);
 }
 
-/* Stops watching; when close_fd is set, closes the descriptor after epoll has forgotten it
- * and before anyone else could free the item (which the release may do at once). */
-static void remove_item(struct wsp_reactor_item *item, int close_fd) {
-    epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
+/* Stops watching (unless disarmed: the registration can report nothing more already); when
+ * close_fd is set, closes the descriptor after epoll has forgotten it and before anyone else
+ * could free the item (which the release may do at once). */
+static void remove_item(struct wsp_reactor_item *item, int close_fd, int disarmed) {
+    if (!disarmed)
+        epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
     if (close_fd)
         close(item->fd);
     /* Read before the item joins the zombies: from then on the reactor may free it. */
@@ -488,10 +498,12 @@ static void remove_item(struct wsp_reactor_item *item, int close_fd) {
         wake();
 }
 
-void wsp_reactor_remove(struct wsp_reactor_item *item) { remove_item(item, 0); }
+void wsp_reactor_remove(struct wsp_reactor_item *item) { remove_item(item, 0, 0); }
+
+void wsp_reactor_remove_disarmed(struct wsp_reactor_item *item) { remove_item(item, 0, 1); }
 
 void wsp_reactor_pause(struct wsp_reactor_item *item) {
     epoll_ctl(epfd, EPOLL_CTL_DEL, item->fd, NULL);
 }
 
-void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) { remove_item(item, 1); }
+void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) { remove_item(item, 1, 0); }

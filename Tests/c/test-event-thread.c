@@ -4,12 +4,14 @@
  * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
  * start it again. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "backlog.h"
 #include "faults.h"
 #include "internal.h"
 #include "support.h"
@@ -153,6 +155,75 @@ TEST(event_thread_job_handed_over_by_an_upcall_accepts) {
     CHECK_EQ(atomic_load(&accepted_on_event_thread), 1);
     close_socket(ac.s);
     close_socket(upcall_listener);
+}
+
+/* An async server's accept: woken by FD_ACCEPT for a request the reactor read whole, it asks
+ * the kernel about the client once, after its condition function, as a blocked accept woken
+ * for it does (the look before would find the client the reactor has just read from). The
+ * event thread is held in a job until the request waits whole in the kernel, so that the
+ * reactor reads it in one go; the accept's job runs before any timer could start watching
+ * the request. */
+static SOCKET fresh_listener = INVALID_SOCKET;
+static atomic_int fresh_outcome; /* 1 + the looks at the client: 0 until the accept ran */
+static atomic_int holding, held;
+
+static int accept_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                      GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_ACCEPT;
+}
+
+static void hold_the_thread(void *context) {
+    (void)context;
+    atomic_store(&held, 1);
+    WAIT_FOR(!atomic_load(&holding), 10000);
+}
+
+static void accept_fresh(void *context) {
+    (void)context;
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(fresh_listener, &err);
+    CHECK(so != NULL);
+    uint64_t before = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(fresh_listener, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    atomic_store(&fresh_outcome, 1 + (int)(wsp_listener_client_looks(so) - before));
+    wsp_socket_release(so);
+    T.lpWSPCloseSocket(a, &err);
+}
+
+static BOOL post_accept_fresh(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_ACCEPT)
+        CHECK_EQ(WSPRunOnEventThread(accept_fresh, NULL), 0);
+    return TRUE;
+}
+
+TEST(event_thread_accept_woken_by_fd_accept_looks_at_a_fresh_client_once) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_accept_fresh;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    struct sockaddr_storage addr;
+    fresh_listener = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(fresh_listener, (HWND)(uintptr_t)1, 0x401, FD_ACCEPT, &err), 0);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&holding, 0);
+    WAIT_FOR(atomic_load(&fresh_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&fresh_outcome), 2); /* one look */
+    close(fd);
+    close_socket(fresh_listener);
 }
 
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
@@ -355,6 +426,60 @@ TEST(event_thread_blocking_connect_starts_and_fails_with_wouldblock) {
     CHECK_EQ(got, 2);
     close_socket(a);
     close_socket(client);
+    close_socket(lsn);
+}
+
+/* A connect the event thread finished, closed by the job its FD_CONNECT handed over (an async
+ * runtime's task, resumed and done with the connection): the descriptor closes at once. The
+ * finished connect's reactor item, not freed before the job runs, no longer holds the socket,
+ * so the close does not find it in use and give the descriptor up by replacing it with a
+ * spare (four system calls more per connection). */
+static SOCKET connecting = INVALID_SOCKET;
+static int connecting_fd = -1;
+static atomic_int closed_outcome; /* 1: closed at once; -1: still open; -2: connect failed */
+
+static void close_connected(void *context) {
+    int connect_error = (int)(intptr_t)context;
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(connecting, &err), 0);
+    int open_still = fcntl(connecting_fd, F_GETFD) >= 0;
+    atomic_store(&closed_outcome, connect_error ? -2 : open_still ? -1 : 1);
+}
+
+static void start_connecting(void) {
+    err1 = 0;
+    rc1 = T.lpWSPConnect(connecting, (const struct sockaddr *)&lsn_addr, addr_len(&lsn_addr),
+                         NULL, NULL, NULL, NULL, &err1);
+}
+
+static BOOL post_close_job(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_CONNECT)
+        CHECK_EQ(WSPRunOnEventThread(close_connected,
+                                     (void *)(intptr_t)WSAGETSELECTERROR(lParam)), 0);
+    return TRUE;
+}
+
+TEST(event_thread_connect_closed_by_the_job_its_event_handed_over_closes_its_descriptor) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_close_job;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    lsn = listener(WSP_CATALOG_TCP_IPV4, 4, &lsn_addr);
+    connecting = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(connecting, &err);
+    CHECK(so != NULL);
+    connecting_fd = so->fd;
+    wsp_socket_release(so);
+    CHECK_EQ(T.lpWSPAsyncSelect(connecting, (HWND)(uintptr_t)1, 0x401, FD_CONNECT, &err), 0);
+    /* Started by a job: the call has left the socket before the thread can see the connect
+     * end (a call still inside holds the socket too). */
+    in_job(start_connecting);
+    CHECK(rc1 == 0 || err1 == WSAEWOULDBLOCK);
+    WAIT_FOR(atomic_load(&closed_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&closed_outcome), 1);
     close_socket(lsn);
 }
 

@@ -293,6 +293,39 @@ TEST(netev_connect_success_reports_0) {
     CHECK(!ne_wait_bit(c, ev, FD_CONNECT, 150, &ne)); /* once */
 }
 
+/* A non-blocking connect the reactor finished leaves its fired one-shot registration of the
+ * descriptor in the reactor's epoll set (saving a system call per connection); the watch a
+ * later async selection starts takes that registration over, rather than watching a
+ * duplicate of the descriptor, and reports what it should. */
+TEST(netev_async_watch_after_a_nonblocking_connect_takes_over_the_connects_registration) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_CONNECT, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG msg;
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_CONNECT);
+    CHECK_EQ(WSAGETSELECTERROR(msg.lParam), 0);
+    SOCKET s = ne_accept(l, NULL, &err); /* first: the reactor opens no descriptor after */
+    CHECK(s != INVALID_SOCKET);
+    int fds = provider_fds();
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(provider_fds(), fds); /* no duplicate descriptor to watch */
+    send_all(s, "x", 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.wParam, c);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    ne_close(c);
+    ne_close(s);
+    ne_close(l);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
 TEST(netev_connect_refused_when_nobody_listens) {
     start();
     struct sockaddr_storage addr = dead_address();
