@@ -892,3 +892,139 @@ TEST(listener_refusal_without_memory_for_its_notice_is_counted_unheard) {
     close(third);
     close_socket(l);
 }
+
+/* ---- how a request's reads end (session 8) ------------------------------------------------ */
+
+/* A request that fills the read buffer exactly, from a client that then half-closed (it still
+ * waits for its answer): the look behind the request finds the end of the stream, not a byte,
+ * so the request is whole and well-formed and is admitted; the client leaving is found later,
+ * as a withdrawal. The reactor is held up until request and FIN are both in, so that the one
+ * read sees both. */
+TEST(listener_request_filling_the_buffer_then_a_half_close_is_admitted_not_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512); /* the first read's size */
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    send_request(fd, &f, NULL, 0);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).malformed >= 1, 10000);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 0);
+    CHECK_EQ(s.withdrawn, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* A request that arrives in two pieces and fills the first buffer exactly costs the one peek
+ * behind it: the buffer grows only when it is full, so the second piece lands in the same
+ * 512 bytes. */
+TEST(listener_request_read_in_two_pieces_that_fill_the_buffer_peeks_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[502], frame[512];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encode(&f, frame, sizeof frame), 512);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, frame, 100, MSG_NOSIGNAL), 100);
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == 0, 10000); /* the provider read them */
+    CHECK_EQ(wsp_listener_tail_peeks(so), 0);
+    CHECK_EQ(send(fd, frame + 100, 412, MSG_NOSIGNAL), 412);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    CHECK_EQ(stats_of(l).malformed, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}
+
+/* A read of a request that fails with a reset (not EAGAIN) ends it: a client that sent
+ * nothing yet has merely given up, a withdrawal. (The fault stands in for the kernel's
+ * report; the bytes then sent are never read.) */
+TEST(listener_reset_reported_by_a_requests_read_withdraws_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, fd);
+    FAULT(recv, .err = ECONNRESET);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).queued >= 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.queued, 0);
+    CHECK_EQ(s.malformed, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A plain listener whose backlog the reactor's pull filled stops reading the listening
+ * descriptor (level-triggered, it would spin on the next connection); accepting one reads
+ * again. */
+TEST(listener_plain_backlog_filled_by_the_reactor_stops_its_reading) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A non-blocking accept's look at the kernel's queue takes at most 64 connections (the lock
+ * is held meanwhile): of 65 queued, 64 come in and one of them is accepted, one stays in the
+ * kernel. */
+TEST(listener_plain_accept_look_takes_at_most_64_connections) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 100, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int c[65];
+    for (int i = 0; i < 65; i++) {
+        c[i] = raw_connect(&addr);
+        int cport = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 63);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).queued == 64, 10000); /* the reactor takes the last */
+    close_socket(a);
+    for (int i = 0; i < 65; i++)
+        close(c[i]);
+    close_socket(l);
+}
