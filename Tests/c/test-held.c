@@ -1978,3 +1978,39 @@ TEST(answer_to_a_handle_already_handed_out_leaves_the_news_alone) {
     CHECK_EQ(held_accept(b, NULL, &s), WSAECONNRESET);
     close_socket(l);
 }
+
+/* A hold refused for the limit is no re-enabling call: the request it leaves in line was
+ * reported already, and FD_ACCEPT comes again only once a held request leaves (else an
+ * application woken by it would be refused again at once, over and over). */
+TEST(hold_refused_for_the_limit_does_not_re_enable_fd_accept) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, 1);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK(ne.lNetworkEvents & FD_ACCEPT); /* the second request, after the accept call */
+    SOCKET a;
+    WSPHELD none;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &none, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK(ne.lNetworkEvents & FD_ACCEPT);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    close(c1);
+    close(c2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
