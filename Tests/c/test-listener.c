@@ -1028,3 +1028,18 @@ TEST(listener_plain_accept_look_takes_at_most_64_connections) {
         close(c[i]);
     close_socket(l);
 }
+
+/* Closing a plain listener resets the clients waiting in its backlog, and says nothing before
+ * the reset: a plain client never spoke WSP, so a REFUSE frame would reach it as its
+ * server's first bytes. */
+TEST(listener_plain_close_resets_waiting_clients_without_a_frame) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close_socket(l);
+    uint8_t b[16];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET);
+    close(fd);
+}
