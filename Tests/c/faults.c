@@ -343,10 +343,15 @@ int wsp_fault_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
     return pthread_create(t, attr, fn, arg);
 }
 
+/* Closes of a descriptor the provider did not hold open: -1, or one closed already. */
+static atomic_int foreign_closes;
+
+int provider_foreign_closes(void) { return atomic_load(&foreign_closes); }
+
 int wsp_fault_close(int fd) {
     /* Forgotten before the close: once closed, the number may be another thread's at once. */
-    if (fd >= 0 && fd < TRACKED_FDS)
-        atomic_store(&provider_owns[fd], 0);
+    if (fd < 0 || (fd < TRACKED_FDS && !atomic_exchange(&provider_owns[fd], 0)))
+        atomic_fetch_add(&foreign_closes, 1);
     if (hit(FAULT_close, NULL)) { /* Linux frees the descriptor even when close fails */
         int e = errno;
         close(fd);

@@ -63,5 +63,8 @@ int fault_fired(enum fault_fn fn);
 int provider_fds(void);
 /* Writes the provider's open descriptors to out (at most max); returns how many there are. */
 int provider_fd_list(int *out, int max);
+/* How many times the provider closed a descriptor it did not hold open (-1, or one it had
+ * closed already, which may be another's by then); the leak check fails a test for any. */
+int provider_foreign_closes(void);
 
 #endif
