@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -1042,4 +1043,56 @@ TEST(listener_plain_close_resets_waiting_clients_without_a_frame) {
     uint8_t b[16];
     CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET);
     close(fd);
+}
+
+/* ---- patience running out while a condition function decides ---------------------------- */
+
+#define SLOW_PATIENCE_MS 60
+
+/* Holds the decision until its client's patience has run out and the listener's timer has
+ * passed over the request since (a PENDING sent after that moment), then accepts. */
+static int decide_after_the_patience_ran_out(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d,
+                                             LPWSABUF e, LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int fd = *(int *)ctx;
+    /* The request arrived before this call: its patience ends by then + SLOW_PATIENCE_MS. */
+    long long expiry = now_ms() + SLOW_PATIENCE_MS;
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    while (now_ms() <= expiry) { /* the timer's notices mark the time passing */
+        read_bare_frame(fd, frame);
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    int unread = 0;
+    CHECK_EQ(ioctl(fd, FIONREAD, &unread), 0);
+    for (; unread >= WSP_HS_HEADER_SIZE; unread -= WSP_HS_HEADER_SIZE) {
+        read_bare_frame(fd, frame); /* sent before that moment, maybe */
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(unread, 0);
+    read_bare_frame(fd, frame); /* sent by a timer pass after the patience ran out */
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    return CF_ACCEPT;
+}
+
+/* The listener's timer leaves a request alone while a condition function decides about it,
+ * even once its client's patience has run out: it keeps telling the client "pending" (the
+ * server is still deciding), and the function's answer stands. */
+TEST(listener_timer_leaves_a_request_being_decided_alone_past_its_patience) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 20);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = SLOW_PATIENCE_MS};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    SOCKET a = accept_with(l, decide_after_the_patience_ran_out, (DWORD_PTR)&fd, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 0);
+    CHECK_EQ(st.accepted, 1);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
 }
