@@ -2014,3 +2014,23 @@ TEST(hold_refused_for_the_limit_does_not_re_enable_fd_accept) {
     close_socket(l);
     WSACloseEvent(ev);
 }
+
+/* A released request with no accept waiting for one wakes no one (waking is for accepts
+ * blocked on the listener: released_request_goes_to_an_accept_already_waiting). */
+TEST(released_request_with_no_accept_waiting_wakes_no_one) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    uint32_t before = wsp_listener_wakes(so);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}

@@ -1096,3 +1096,27 @@ TEST(listener_timer_leaves_a_request_being_decided_alone_past_its_patience) {
     close(fd);
     close_socket(l);
 }
+
+/* A deferred request waits in line again; with no other accept blocked on the listener, there
+ * is no one to wake for it (a wake-up would only cost a futex call and a spurious look), nor
+ * when the listener closes. */
+TEST(listener_deferral_or_close_with_no_accept_waiting_wakes_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint32_t before = wsp_listener_wakes(so);
+    CHECK_EQ(accept_with(l, defer_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(stats_of(l).deferred, 1);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    close_socket(l); /* nor for the close */
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close(fd);
+}
