@@ -1120,3 +1120,60 @@ TEST(listener_deferral_or_close_with_no_accept_waiting_wakes_no_one) {
     wsp_socket_release(so);
     close(fd);
 }
+
+/* ---- a drop handler taken away before its notice is delivered ------------------------------ */
+
+static int late_drops_heard;
+static void count_any_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                           DWORD_PTR ctx) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)ctx;
+    __atomic_add_fetch(&late_drops_heard, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Takes the listener's (ctx) drop handler away, then accepts. */
+static int clear_drop_handler_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                          LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    WSP_DROP_HANDLER_DATA none = {NULL, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt((SOCKET)ctx, SOL_WSP, WSP_DROP_HANDLER, (const char *)&none,
+                               sizeof none, &err),
+             0);
+    return CF_ACCEPT;
+}
+
+/* A drop handler is called as it is when the notice is delivered: an accept that refuses a
+ * malformed request on its way to the next one, whose condition function takes the handler
+ * away, delivers that notice to no one (and does not fail). */
+TEST(listener_drop_notice_for_a_handler_taken_away_meanwhile_is_heard_by_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    WSP_DROP_HANDLER_DATA h = {count_any_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int c1 = raw_connect(&addr);
+    CHECK_EQ(send(c1, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int c2 = raw_connect(&addr);
+    CHECK_EQ(send(c2, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    struct stall st;
+    stall_reactor(&st); /* the accept, not the reactor, finds the byte below */
+    CHECK_EQ(send(c1, "x", 1, MSG_NOSIGNAL), 1); /* forbidden after a request */
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(c1)) == 1, 10000);
+    SOCKET a = accept_with(l, clear_drop_handler_then_accept, (DWORD_PTR)l, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 1);
+    CHECK_EQ(s.accepted, 1);
+    CHECK_EQ(__atomic_load_n(&late_drops_heard, __ATOMIC_SEQ_CST), 0);
+    release_reactor(&st);
+    close_socket(a);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
