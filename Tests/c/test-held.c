@@ -2034,3 +2034,31 @@ TEST(released_request_with_no_accept_waiting_wakes_no_one) {
     close(fd);
     close_socket(l);
 }
+
+/* A plain request held a second time, after a release (which stopped its watch: plain
+ * requests in the backlog are looked at when presented), is watched again: its client
+ * leaving is news. */
+TEST(plain_request_held_again_after_a_release_is_watched_again) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    close(fd);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSPHELD news[4];
+    DWORD n = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h2);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    SOCKET a;
+    CHECK_EQ(held_accept(h2, NULL, &a), WSAECONNRESET);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
