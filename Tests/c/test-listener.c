@@ -1177,3 +1177,51 @@ TEST(listener_drop_notice_for_a_handler_taken_away_meanwhile_is_heard_by_no_one)
     close(c2);
     close_socket(l);
 }
+
+/* ---- a listener closed while an accept reads a request on its own thread ------------------ */
+
+struct closer {
+    pthread_t thread;
+    SOCKET l;
+    struct stall *st;
+};
+
+/* Once the accept is held in its first read, lets the reactor go, closes the listener, and
+ * lets the read go on. */
+static void *close_while_held(void *arg) {
+    struct closer *c = arg;
+    WAIT_FOR(fault_holding() == 1, 10000);
+    release_reactor(c->st);
+    close_socket(c->l);
+    fault_release();
+    return NULL;
+}
+
+/* A blocking accept takes a connection off the kernel's queue itself and reads its request
+ * with the listener unlocked; a close meanwhile makes it drop that connection as if it had
+ * still been in the kernel's queue: closed, its first read's buffer freed, nothing handed out
+ * and the accept failing as any accept the close interrupts. */
+TEST(listener_closed_while_an_accept_reads_its_own_connection_drops_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct stall st;
+    stall_reactor(&st); /* the accept, not the reactor, takes the connection below */
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_state(port_of(&addr), raw_port(fd)) == TCP_ESTABLISHED, 10000);
+    static struct closer c;
+    c = (struct closer){.l = l, .st = &st};
+    FAULT(recv, .this_thread = 1, .hold = 1); /* the accept's first read of the request */
+    CHECK_EQ(pthread_create(&c.thread, NULL, close_while_held, &c), 0);
+    int err = 0;
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    CHECK_EQ(err, WSAEINTR);
+    uint8_t b[16];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), 0); /* closed, told nothing */
+    close(fd);
+}
