@@ -1,11 +1,14 @@
 /* Held requests (CF_HOLD): the extension functions WSPAcceptHold and WSPHeld*, on both
  * protocols; withdrawals, the limit, the deadline, the listener closing, and many answers from
  * several threads racing withdrawals. */
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
@@ -2061,4 +2064,87 @@ TEST(plain_request_held_again_after_a_release_is_watched_again) {
     CHECK_EQ(held_accept(h2, NULL, &a), WSAECONNRESET);
     close_socket(l);
     WSACloseEvent(ev);
+}
+
+/* ---- a held request's answer going out while the reactor has news of its client --------- */
+
+/* Whether some thread of the process is asleep on the mutex at addr (in a futex call on it). */
+static int some_thread_waits_on(const void *addr) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320];
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        long nr = -1;
+        unsigned long a0 = 0;
+        found = fscanf(f, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
+                a0 == (unsigned long)(uintptr_t)addr;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+struct misbehaver {
+    pthread_t thread;
+    int client;
+    struct wsp_socket *so;
+};
+
+/* Once the accepting thread is held (its lock of the listener taken, its look at the client
+ * made), the client sends a byte, which the reactor reads as news of the held request and
+ * then waits for the listener's lock with; then the accept goes on. */
+static void *misbehave_while_held(void *arg) {
+    struct misbehaver *m = arg;
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(send(m->client, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(some_thread_waits_on(&m->so->lock), 10000);
+    fault_release();
+    return NULL;
+}
+
+/* A held request taken by WSPHeldAccept is the accepting thread's alone, even while its answer
+ * goes out with the listener unlocked: news of its client that the reactor read before the
+ * take (here a byte sent after the accept looked) is left alone, and the answer stands (the
+ * byte reaches the accepted socket as data). */
+TEST(held_request_being_answered_is_left_alone_by_news_read_before_the_take) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000); /* no timer pass meanwhile */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct misbehaver m;
+    m = (struct misbehaver){.client = fd, .so = so};
+    CHECK_EQ(pthread_create(&m.thread, NULL, misbehave_while_held, &m), 0);
+    /* The accept's first allocation (its presentation) comes after its look at the client. */
+    FAULT(malloc, .this_thread = 1, .hold = 1);
+    SOCKET a = INVALID_SOCKET;
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(pthread_join(m.thread, NULL), 0);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.malformed, 0);
+    char b = 0;
+    recv_exact(a, &b, 1);
+    CHECK_EQ(b, 'x');
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
 }
