@@ -2148,3 +2148,26 @@ TEST(held_request_being_answered_is_left_alone_by_news_read_before_the_take) {
     close(fd);
     close_socket(l);
 }
+
+/* A request leaving a full backlog for the held list makes room: the reactor reads the
+ * listening descriptor again, and takes the connection that waited in the kernel. */
+TEST(hold_out_of_a_full_backlog_makes_room_for_the_next_connection) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1); /* a non-blocking accept leaves the descriptor to the reactor */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* full */
+    int c2 = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* c2, taken by the reactor */
+    CHECK_EQ(held_reject(h, 0), 0);
+    wsp_socket_release(so);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
