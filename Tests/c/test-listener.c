@@ -1004,12 +1004,16 @@ TEST(listener_plain_backlog_filled_by_the_reactor_stops_its_reading) {
 
 /* A non-blocking accept's look at the kernel's queue takes at most 64 connections (the lock
  * is held meanwhile): of 65 queued, 64 come in and one of them is accepted, one stays in the
- * kernel. */
+ * kernel. The others wait for later accepts; with none blocked now, no one is woken. */
 TEST(listener_plain_accept_look_takes_at_most_64_connections) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 100, &addr);
     set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint32_t wakes = wsp_listener_wakes(so);
     struct stall st;
     stall_reactor(&st);
     int c[65];
@@ -1018,12 +1022,13 @@ TEST(listener_plain_accept_look_takes_at_most_64_connections) {
         int cport = raw_port(c[i]);
         WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
     }
-    int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(stats_of(l).queued, 63);
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
     release_reactor(&st);
     WAIT_FOR(stats_of(l).queued == 64, 10000); /* the reactor takes the last */
+    wsp_socket_release(so);
     close_socket(a);
     for (int i = 0; i < 65; i++)
         close(c[i]);
