@@ -493,3 +493,26 @@ TEST(direct_accept_whose_first_read_gets_one_byte_keeps_it) {
     close(fd);
     close_socket(l);
 }
+
+/* A leader alone, with no accept asleep behind it, takes the connection that comes and
+ * wakes no one (there is no successor to watch the queue in its place). */
+TEST(direct_lone_leader_taking_a_connection_wakes_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    uint32_t before = wsp_listener_wakes(so);
+    int c = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}
