@@ -683,7 +683,7 @@ static int pull_direct(struct wsp_listener *l) {
         if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
             free(buf);
             close(fd);
-            return 0;
+            return 0; /* none taken */
         }
         take_connection(l, fd, nonblocking, &peer, len, buf, have > 0 ? (size_t)have : 0);
         return 1;
