@@ -1230,3 +1230,35 @@ TEST(listener_closed_while_an_accept_reads_its_own_connection_drops_it) {
     CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), 0); /* closed, told nothing */
     close(fd);
 }
+
+/* ---- the handshaking list's order -------------------------------------------------------- */
+
+/* A request with a shortened deadline goes ahead of older ones in the handshaking list, whose
+ * links (both ways, and its tail) stay whole: a later request with a far deadline goes behind
+ * all of them, and each of the first two expires at its own deadline (the timer looks at the
+ * list's head only). */
+TEST(listener_handshaking_list_stays_ordered_after_an_insertion_ahead_of_older_requests) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 2000);
+    int first = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, first);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 1000);
+    int second = raw_connect(&addr); /* ahead of the first */
+    wait_taken_from_kernel(&addr, second);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    int third = raw_connect(&addr); /* behind both */
+    wait_taken_from_kernel(&addr, third);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000); /* the second, then the first */
+    char b[4];
+    int n = raw_recv(first, b, sizeof b, 10000);
+    CHECK(n == 0 || n == -ECONNRESET);
+    n = raw_recv(second, b, sizeof b, 10000);
+    CHECK(n == 0 || n == -ECONNRESET);
+    CHECK_EQ(raw_recv(third, b, sizeof b, 0), -EAGAIN); /* still waiting */
+    close(first);
+    close(second);
+    close(third);
+    close_socket(l);
+}
