@@ -2171,3 +2171,22 @@ TEST(hold_out_of_a_full_backlog_makes_room_for_the_next_connection) {
     close(c2);
     close_socket(l);
 }
+
+/* WSPHeldNews that fails (no socket, or one that does not listen) returns no handles: its
+ * count says 0, not what it said before the call. */
+TEST(held_news_that_fails_returns_a_count_of_0) {
+    start_held();
+    WSPHELD h[2] = {0, 0};
+    DWORD n = 7;
+    int err = 0;
+    CHECK_EQ(HeldNews((SOCKET)0x4000123, h, 2, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(n, 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    n = 7;
+    CHECK_EQ(HeldNews(c, h, 2, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(n, 0);
+    CHECK(h[0] == 0 && h[1] == 0);
+    close_socket(c);
+}
