@@ -590,3 +590,27 @@ TEST(direct_leader_of_a_full_backlog_sleeps_despite_a_connection_in_the_kernel) 
     close(c1);
     close(c2);
 }
+
+/* A waiting accept whose first read of a request gets a single byte that no request opens
+ * with ends it at once, malformed: the byte is looked at as read, not only once more come
+ * (none will here, and the handshake deadline is far). */
+TEST(direct_accept_whose_first_read_gets_one_bad_byte_ends_it_at_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, failing_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    CHECK_EQ(send(fd, "X", 1, MSG_NOSIGNAL), 1); /* with the connection, as one read */
+    WAIT_FOR(stats_of(l).malformed == 1, 10000);
+    close_socket(l); /* the accept, still waiting, ends */
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    close(fd);
+}
