@@ -229,13 +229,10 @@ static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struc
         return INVALID_SOCKET;
     }
     if (p->has_qos) { /* the QoS both ends agreed on: what SIO_GET_QOS reports here too */
-        uint32_t n = p->qos.ProviderSpecific.buf ? p->qos.ProviderSpecific.len : 0;
-        char *copy = n ? malloc(n) : NULL;
         child->has_qos = 1;
         child->qos = p->qos;
-        child->qos.ProviderSpecific = (WSABUF){copy ? n : 0, copy};
-        if (copy)
-            memcpy(copy, p->qos.ProviderSpecific.buf, n);
+        /* Flowspecs only: SIO_GET_QOS reports no provider-specific part, so none is kept. */
+        child->qos.ProviderSpecific = (WSABUF){0, NULL};
     }
     /* The peer's address lives in the request (p->caller_id points there): copy it out
      * before the request is freed. */

@@ -170,11 +170,10 @@ static long check_body(const uint8_t *b, size_t len, size_t body, uint32_t max_d
             return WSP_HS_BAD_FIELD; /* a capacity no frame could ever use */
         off += WSP_HS_CAPACITY_SIZE;
     }
-    if (flags & WSP_HS_FLAG_PATIENCE) { /* every value is valid */
-        if (len < off + WSP_HS_PATIENCE_SIZE)
-            return WSP_HS_NEED_MORE;
+    /* Every patience is valid, and its bytes are not read here: a frame cut short within them
+     * is found incomplete by the checks below, which each need bytes past them. */
+    if (flags & WSP_HS_FLAG_PATIENCE)
         off += WSP_HS_PATIENCE_SIZE;
-    }
     *data_off = off;
     if (flags & WSP_HS_FLAG_DATA) {
         if (len < off + DATA_LEN_SIZE)
@@ -302,12 +301,9 @@ size_t wsp_hs_encoded_size(const wsp_hs_frame *f) {
     if (!flags_valid(frame_version(f), f->type, frame_flags(f)) || !data_encodable(f) ||
         !qos_encodable(f) || !capacity_encodable(f))
         return 0;
-    size_t size = WSP_HS_HEADER_SIZE + body_fixed_size(frame_flags(f));
-    if (f->has_data)
-        size += f->data_len;
-    if (f->has_qos)
-        size += f->qos.specific_len;
-    return size;
+    /* data_encodable and qos_encodable hold an absent part's length at 0. */
+    return WSP_HS_HEADER_SIZE + body_fixed_size(frame_flags(f)) + f->data_len +
+           f->qos.specific_len;
 }
 
 static uint8_t *write_flowspec(uint8_t *p, const wsp_hs_flowspec *fs) {

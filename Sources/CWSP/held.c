@@ -241,9 +241,8 @@ static int held_news(SOCKET s, WSPHELD *out, DWORD count, LPDWORD returned, LPIN
     if (!so)
         return wsp_fail(lpErrno, err);
     pthread_mutex_lock(&so->lock);
-    if (!so->listener) {
-        err = WSAEINVAL;
-    } else {
+    int listening = so->listener != NULL;
+    if (listening) {
         DWORD n = 0;
         while (n < count && so->held_news) {
             struct wsp_held *h = so->held_news;
@@ -254,7 +253,7 @@ static int held_news(SOCKET s, WSPHELD *out, DWORD count, LPDWORD returned, LPIN
     }
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
+    return listening ? 0 : wsp_fail(lpErrno, WSAEINVAL);
 }
 
 void wsp_held_close_all(void) {

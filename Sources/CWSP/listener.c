@@ -285,11 +285,10 @@ static void request_refuse(struct wsp_request *r, int reason) {
 
 /* Whether what the client sent so far opens a WSP REQUEST (a peer that never spoke WSP is
  * owed no frame), and of which version (only version 3 clients read reasons above 3); 0 for
- * none. */
+ * none, which a version byte of 0 is too. */
 static int request_version(const struct wsp_request *r) {
     if (r->buf_len < WSP_HS_HEADER_SIZE / 2 || r->buf[0] != 0x57 || r->buf[1] != 0x53 ||
-        r->buf[3] != WSP_HS_REQUEST || r->buf[2] < WSP_HS_VERSION_1 ||
-        r->buf[2] > WSP_HS_VERSION_3)
+        r->buf[3] != WSP_HS_REQUEST || r->buf[2] > WSP_HS_VERSION_3)
         return 0;
     return r->buf[2];
 }
@@ -691,7 +690,7 @@ static int pull_direct(struct wsp_listener *l) {
         if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
             free(buf);
             close(fd);
-            return 0;
+            return 0; /* none taken */
         }
         take_connection(l, fd, nonblocking, &peer, len, buf, have > 0 ? (size_t)have : 0);
         return 1;

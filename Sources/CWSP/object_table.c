@@ -26,7 +26,7 @@ _Static_assert(TAG_SHIFT + 4 <= sizeof(uintptr_t) * CHAR_BIT, "tag does not fit 
 
 struct wsp_slot {
     struct wsp_object *obj; /* NULL while free */
-    uint32_t gen;           /* never 0, so a handle is never 0 */
+    uint32_t gen;           /* wraps to 0 too: a handle is never 0 all the same (tags are not) */
     uint32_t next_free;     /* index + 1; 0 ends the list */
 };
 
@@ -118,8 +118,6 @@ struct wsp_object *wsp_table_remove(struct wsp_object_table *table, uintptr_t h)
         obj = slot->obj;
         slot->obj = NULL;
         slot->gen = (uint32_t)((slot->gen + 1) & GEN_MASK);
-        if (slot->gen == 0)
-            slot->gen = 1;
         slot->next_free = table->free_head;
         table->free_head = (uint32_t)(slot - table->slots) + 1;
     }

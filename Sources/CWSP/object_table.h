@@ -36,7 +36,8 @@ void wsp_object_release(struct wsp_object *obj);
 /* Whether anyone besides the caller holds a reference now (a hint: it may change at once). */
 int wsp_object_shared(struct wsp_object *obj);
 
-/* Tags fit in 4 bits so that handles keep the same layout on 32-bit targets. */
+/* Tags fit in 4 bits so that handles keep the same layout on 32-bit targets; none is 0, which
+ * keeps every handle non-zero whatever its generation and index. */
 enum wsp_table_tag {
     WSP_TAG_EVENT = 1,
     WSP_TAG_QUEUE = 2,

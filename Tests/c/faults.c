@@ -31,8 +31,14 @@ struct rule {
     atomic_int err;
     atomic_uintptr_t thread; /* 0: any thread */
     atomic_size_t max_bytes;
+    atomic_int hold;
     atomic_int calls, fired;
 };
+
+/* Held calls (.hold) wait on this until fault_release. */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_cond = PTHREAD_COND_INITIALIZER;
+static int holding, released;
 
 #define RULES 4 /* faults armed at once on one function */
 static struct rule rules[FAULT_FUNCTION_COUNT][RULES];
@@ -48,6 +54,12 @@ static void arm(struct rule *r, struct fault f) {
     atomic_store(&r->err, f.err);
     atomic_store(&r->thread, f.this_thread ? (uintptr_t)&thread_marker : 0);
     atomic_store(&r->max_bytes, f.max_bytes);
+    atomic_store(&r->hold, f.hold);
+    if (f.hold) {
+        pthread_mutex_lock(&hold_lock);
+        released = 0;
+        pthread_mutex_unlock(&hold_lock);
+    }
     atomic_store(&r->calls, 0);
     atomic_store(&r->fired, 0);
     atomic_store_explicit(&r->armed, 1, memory_order_release);
@@ -103,6 +115,16 @@ static int hit(enum fault_fn fn, size_t *max_bytes) {
     }
     if (!match)
         return 0;
+    if (atomic_load(&match->hold)) {
+        atomic_fetch_add(&match->fired, 1);
+        pthread_mutex_lock(&hold_lock);
+        holding++;
+        while (!released)
+            pthread_cond_wait(&hold_cond, &hold_lock);
+        holding--;
+        pthread_mutex_unlock(&hold_lock);
+        return 0;
+    }
     size_t limit = atomic_load(&match->max_bytes);
     if (limit && !max_bytes)
         return 0; /* a byte limit means nothing to a call that moves no bytes */
@@ -111,6 +133,20 @@ static int hit(enum fault_fn fn, size_t *max_bytes) {
         *max_bytes = limit;
     errno = atomic_load(&match->err);
     return 1;
+}
+
+int fault_holding(void) {
+    pthread_mutex_lock(&hold_lock);
+    int n = holding;
+    pthread_mutex_unlock(&hold_lock);
+    return n;
+}
+
+void fault_release(void) {
+    pthread_mutex_lock(&hold_lock);
+    released = 1;
+    pthread_cond_broadcast(&hold_cond);
+    pthread_mutex_unlock(&hold_lock);
 }
 
 /* ---- the provider's descriptors ---- */
@@ -343,10 +379,15 @@ int wsp_fault_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
     return pthread_create(t, attr, fn, arg);
 }
 
+/* Closes of a descriptor the provider did not hold open: -1, or one closed already. */
+static atomic_int foreign_closes;
+
+int provider_foreign_closes(void) { return atomic_load(&foreign_closes); }
+
 int wsp_fault_close(int fd) {
     /* Forgotten before the close: once closed, the number may be another thread's at once. */
-    if (fd >= 0 && fd < TRACKED_FDS)
-        atomic_store(&provider_owns[fd], 0);
+    if (fd < 0 || (fd < TRACKED_FDS && !atomic_exchange(&provider_owns[fd], 0)))
+        atomic_fetch_add(&foreign_closes, 1);
     if (hit(FAULT_close, NULL)) { /* Linux frees the descriptor even when close fails */
         int e = errno;
         close(fd);

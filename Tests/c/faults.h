@@ -38,6 +38,10 @@ struct fault {
     /* send, recv, read, write, sendmsg, recvmsg: when set, the failing calls do not fail but
      * move at most this many bytes (a short transfer); err is then ignored. */
     size_t max_bytes;
+    /* When set, the matching calls neither fail nor shorten: the calling thread waits, before
+     * the call, until fault_release (a window held open, e.g. while the provider has released
+     * a lock, for another thread to act in); err and max_bytes are then ignored. */
+    int hold;
 };
 
 /* Arms a fault on fn, replacing any armed before; resets fn's counters. */
@@ -52,8 +56,12 @@ void fault_clear(void);
 /* Calls of fn counted by its first fault since it was armed (only the arming thread's with
  * this_thread). */
 int fault_calls(enum fault_fn fn);
-/* Calls of fn made to fail (or shortened) by its faults since they were armed. */
+/* Calls of fn made to fail (or shortened, or held) by its faults since they were armed. */
 int fault_fired(enum fault_fn fn);
+/* How many of the provider's threads wait in a held call (.hold) now. */
+int fault_holding(void);
+/* Lets every held call go on, and every later one of a hold armed before this. */
+void fault_release(void);
 
 /* ---- the provider's descriptors ----
  * Every descriptor the provider opens (socket, accept4, eventfd, epoll_create1,
@@ -63,5 +71,8 @@ int fault_fired(enum fault_fn fn);
 int provider_fds(void);
 /* Writes the provider's open descriptors to out (at most max); returns how many there are. */
 int provider_fd_list(int *out, int max);
+/* How many times the provider closed a descriptor it did not hold open (-1, or one it had
+ * closed already, which may be another's by then); the leak check fails a test for any. */
+int provider_foreign_closes(void);
 
 #endif

@@ -137,6 +137,13 @@ int wsp_test_leaks(void) {
                what);
     }
     int leaked = n > 0;
+    int foreign = provider_foreign_closes();
+    if (foreign) {
+        printf("  %d close(s) by the provider of a descriptor it did not hold open (-1, or one "
+               "closed already)\n",
+               foreign);
+        leaked = 1;
+    }
     int busy = atomic_exchange(&busy_mutexes, 0);
     if (busy) {
         printf("  %d mutex(es) of the provider's destroyed while locked, or unlocked without "

@@ -569,3 +569,39 @@ TEST(plain_accept_from_a_full_backlog_takes_the_next_waiting_connection) {
     close(second);
     WSACloseEvent(ev);
 }
+
+/* Writes one byte of callee data (into a buffer of its own) and accepts. */
+static int accept_with_one_byte(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)g, (void)ctx;
+    static char byte = 'x';
+    if (callee_data) {
+        callee_data->buf = &byte;
+        callee_data->len = 1;
+    }
+    return CF_ACCEPT;
+}
+
+/* Plain TCP carries no callee data: even one byte of it is the application's mistake
+ * (WSAEFAULT, as more than a connect-data listener's limit is), and the request stays in line
+ * for the next call, unlike an answer the client cannot take. */
+TEST(plain_accept_with_one_byte_of_callee_data_is_efault_and_keeps_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int port;
+    SOCKET c = plain_client(&addr, &port);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK(accept_with(l, accept_with_one_byte, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEFAULT);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.undeliverable, 0);
+    struct answer ans = {.rc = CF_ACCEPT};
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(ans.caller_port, port);
+    close_socket(a);
+    close_socket(c);
+}

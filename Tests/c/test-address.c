@@ -226,3 +226,18 @@ TEST(address_with_an_unknown_interface_scope_is_einval) {
     bad("[fe80::1%no-such-interface]:22", AF_INET6);
     bad("[fe80::1%]:22", AF_INET6);
 }
+
+/* No buffer is WSAEFAULT whatever length comes with it (the length needed is reported). */
+TEST(address_to_string_without_a_buffer_but_a_large_length_is_efault) {
+    start();
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:5", AF_INET, NULL, (struct sockaddr *)&ss, &len,
+                                    &err),
+             0);
+    DWORD olen = 1000;
+    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&ss, (DWORD)len, NULL, NULL, &olen, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(olen, 10);
+}

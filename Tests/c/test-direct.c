@@ -493,3 +493,124 @@ TEST(direct_accept_whose_first_read_gets_one_byte_keeps_it) {
     close(fd);
     close_socket(l);
 }
+
+/* A leader alone, with no accept asleep behind it, takes the connection that comes and
+ * wakes no one (there is no successor to watch the queue in its place). */
+TEST(direct_lone_leader_taking_a_connection_wakes_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    uint32_t before = wsp_listener_wakes(so);
+    int c = raw_connect(&addr);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}
+
+/* Accepts while ctx (an int*) is 0, after setting *(ctx + 1): its call is being presented. */
+static int accept_once_let_go(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                              GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int *flags = (int *)ctx;
+    __atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&flags[0], __ATOMIC_SEQ_CST), 10000);
+    return CF_ACCEPT;
+}
+
+struct presenting_acceptor {
+    SOCKET l;
+    int flags[2]; /* [0]: let go; [1]: presenting */
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *presenting_acceptor_main(void *arg) {
+    struct presenting_acceptor *p = arg;
+    int err = 0;
+    p->s = accept_with(p->l, accept_once_let_go, (DWORD_PTR)p->flags, &err);
+    CHECK(p->s != INVALID_SOCKET);
+    return NULL;
+}
+
+static void *failing_acceptor_main(void *arg) {
+    struct one_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEINTR);
+    return NULL;
+}
+
+/* A leader waiting while the backlog is full (its one request being presented elsewhere) does
+ * not watch the kernel's queue, which it could take nothing from: a connection waiting there
+ * does not wake it (it would spin), it sleeps until the listener changes. */
+TEST(direct_leader_of_a_full_backlog_sleeps_despite_a_connection_in_the_kernel) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c2 = raw_connect(&addr); /* stays in the kernel's queue: the backlog is full */
+    struct sockaddr_storage me;
+    socklen_t me_len = sizeof me;
+    CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
+    static struct one_acceptor y;
+    y = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&y.thread, NULL, failing_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    wait_blocked(&y.blocked); /* still the same sleep */
+    CHECK_EQ(wsp_listener_empty_looks(so), looks);
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST);
+    pthread_join(x.thread, NULL);
+    close_socket(l); /* wakes y */
+    pthread_join(y.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close(c1);
+    close(c2);
+}
+
+/* A waiting accept whose first read of a request gets a single byte that no request opens
+ * with ends it at once, malformed: the byte is looked at as read, not only once more come
+ * (none will here, and the handshake deadline is far). */
+TEST(direct_accept_whose_first_read_gets_one_bad_byte_ends_it_at_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, failing_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    int one = 1;
+    CHECK_EQ(setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof one), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    CHECK_EQ(send(fd, "X", 1, MSG_NOSIGNAL), 1); /* with the connection, as one read */
+    WAIT_FOR(stats_of(l).malformed == 1, 10000);
+    close_socket(l); /* the accept, still waiting, ends */
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    close(fd);
+}

@@ -2027,3 +2027,41 @@ TEST(fault_listener_incomplete_request_it_cannot_watch_is_closed) {
     close_socket(c.s);
     close_socket(l);
 }
+
+/* ---- s8-m1: a failed mode change leaves the mode unknown, not assumed ---------------------- */
+
+/* Whether the descriptor behind a provider socket is in non-blocking mode. */
+static int m1_fd_nonblocking(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int flags = fcntl(so->fd, F_GETFL);
+    wsp_socket_release(so);
+    CHECK(flags >= 0);
+    return (flags & O_NONBLOCK) != 0;
+}
+
+/* A connected socket's descriptor follows its mode. A change to non-blocking that failed left
+ * the descriptor blocking: the next change to non-blocking makes it, rather than taking the
+ * failed one as done (the other way round: fault_failed_mode_change_is_made_again_next_time). */
+TEST(fault_failed_change_to_nonblocking_is_made_again_next_time) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    CHECK_EQ(m1_fd_nonblocking(c), 0);
+    DWORD on = 1, ret = 0;
+    int err = 0;
+    FAULT(ioctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPIoctl(c, WSP_FIONBIO, &on, sizeof on, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(m1_fd_nonblocking(c), 0);
+    set_nonblocking(c, 1);
+    CHECK_EQ(m1_fd_nonblocking(c), 1);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
+    close_socket(c);
+    close_socket(s);
+}

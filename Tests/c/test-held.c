@@ -1,11 +1,14 @@
 /* Held requests (CF_HOLD): the extension functions WSPAcceptHold and WSPHeld*, on both
  * protocols; withdrawals, the limit, the deadline, the listener closing, and many answers from
  * several threads racing withdrawals. */
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
@@ -1977,4 +1980,213 @@ TEST(answer_to_a_handle_already_handed_out_leaves_the_news_alone) {
     CHECK(news[0] == b);
     CHECK_EQ(held_accept(b, NULL, &s), WSAECONNRESET);
     close_socket(l);
+}
+
+/* A hold refused for the limit is no re-enabling call: the request it leaves in line was
+ * reported already, and FD_ACCEPT comes again only once a held request leaves (else an
+ * application woken by it would be refused again at once, over and over). */
+TEST(hold_refused_for_the_limit_does_not_re_enable_fd_accept) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, 1);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK(ne.lNetworkEvents & FD_ACCEPT); /* the second request, after the accept call */
+    SOCKET a;
+    WSPHELD none;
+    CHECK_EQ(AcceptHold(l, NULL, NULL, hold_all, 0, &a, &none, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK(ne.lNetworkEvents & FD_ACCEPT);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    close(c1);
+    close(c2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* A released request with no accept waiting for one wakes no one (waking is for accepts
+ * blocked on the listener: released_request_goes_to_an_accept_already_waiting). */
+TEST(released_request_with_no_accept_waiting_wakes_no_one) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    uint32_t before = wsp_listener_wakes(so);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}
+
+/* A plain request held a second time, after a release (which stopped its watch: plain
+ * requests in the backlog are looked at when presented), is watched again: its client
+ * leaving is news. */
+TEST(plain_request_held_again_after_a_release_is_watched_again) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    close(fd);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSPHELD news[4];
+    DWORD n = 0;
+    CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h2);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    SOCKET a;
+    CHECK_EQ(held_accept(h2, NULL, &a), WSAECONNRESET);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* ---- a held request's answer going out while the reactor has news of its client --------- */
+
+/* Whether some thread of the process is asleep on the mutex at addr (in a futex call on it). */
+static int some_thread_waits_on(const void *addr) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int found = 0;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320];
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        long nr = -1;
+        unsigned long a0 = 0;
+        found = fscanf(f, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
+                a0 == (unsigned long)(uintptr_t)addr;
+        fclose(f);
+    }
+    closedir(d);
+    return found;
+}
+
+struct misbehaver {
+    pthread_t thread;
+    int client;
+    struct wsp_socket *so;
+};
+
+/* Once the accepting thread is held (its lock of the listener taken, its look at the client
+ * made), the client sends a byte, which the reactor reads as news of the held request and
+ * then waits for the listener's lock with; then the accept goes on. */
+static void *misbehave_while_held(void *arg) {
+    struct misbehaver *m = arg;
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(send(m->client, "x", 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(some_thread_waits_on(&m->so->lock), 10000);
+    fault_release();
+    return NULL;
+}
+
+/* A held request taken by WSPHeldAccept is the accepting thread's alone, even while its answer
+ * goes out with the listener unlocked: news of its client that the reactor read before the
+ * take (here a byte sent after the accept looked) is left alone, and the answer stands (the
+ * byte reaches the accepted socket as data). */
+TEST(held_request_being_answered_is_left_alone_by_news_read_before_the_take) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000); /* no timer pass meanwhile */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct misbehaver m;
+    m = (struct misbehaver){.client = fd, .so = so};
+    CHECK_EQ(pthread_create(&m.thread, NULL, misbehave_while_held, &m), 0);
+    /* The accept's first allocation (its presentation) comes after its look at the client. */
+    FAULT(malloc, .this_thread = 1, .hold = 1);
+    SOCKET a = INVALID_SOCKET;
+    CHECK_EQ(held_accept(h, NULL, &a), 0);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(pthread_join(m.thread, NULL), 0);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.accepted, 1);
+    CHECK_EQ(st.malformed, 0);
+    char b = 0;
+    recv_exact(a, &b, 1);
+    CHECK_EQ(b, 'x');
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A request leaving a full backlog for the held list makes room: the reactor reads the
+ * listening descriptor again, and takes the connection that waited in the kernel. */
+TEST(hold_out_of_a_full_backlog_makes_room_for_the_next_connection) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1); /* a non-blocking accept leaves the descriptor to the reactor */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* full */
+    int c2 = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* c2, taken by the reactor */
+    CHECK_EQ(held_reject(h, 0), 0);
+    wsp_socket_release(so);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* WSPHeldNews that fails (no socket, or one that does not listen) returns no handles: its
+ * count says 0, not what it said before the call. */
+TEST(held_news_that_fails_returns_a_count_of_0) {
+    start_held();
+    WSPHELD h[2] = {0, 0};
+    DWORD n = 7;
+    int err = 0;
+    CHECK_EQ(HeldNews((SOCKET)0x4000123, h, 2, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(n, 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    n = 7;
+    CHECK_EQ(HeldNews(c, h, 2, &n, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(n, 0);
+    CHECK(h[0] == 0 && h[1] == 0);
+    close_socket(c);
 }

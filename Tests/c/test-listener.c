@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -887,6 +888,375 @@ TEST(listener_refusal_without_memory_for_its_notice_is_counted_unheard) {
     WAIT_FOR(__atomic_load_n(&drops_heard, __ATOMIC_SEQ_CST) >= 1, 10000);
     CHECK_EQ(__atomic_load_n(&first_drop_port, __ATOMIC_SEQ_CST), raw_port(third));
     CHECK_EQ(stats_of(l).backlog_full, 2);
+    close(first);
+    close(second);
+    close(third);
+    close_socket(l);
+}
+
+/* ---- how a request's reads end (session 8) ------------------------------------------------ */
+
+/* A request that fills the read buffer exactly, from a client that then half-closed (it still
+ * waits for its answer): the look behind the request finds the end of the stream, not a byte,
+ * so the request is whole and well-formed and is admitted; the client leaving is found later,
+ * as a withdrawal. The reactor is held up until request and FIN are both in, so that the one
+ * read sees both. */
+TEST(listener_request_filling_the_buffer_then_a_half_close_is_admitted_not_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512); /* the first read's size */
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    send_request(fd, &f, NULL, 0);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).malformed >= 1, 10000);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 0);
+    CHECK_EQ(s.withdrawn, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* A request that arrives in two pieces and fills the first buffer exactly costs the one peek
+ * behind it: the buffer grows only when it is full, so the second piece lands in the same
+ * 512 bytes. */
+TEST(listener_request_read_in_two_pieces_that_fill_the_buffer_peeks_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[502], frame[512];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encode(&f, frame, sizeof frame), 512);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, frame, 100, MSG_NOSIGNAL), 100);
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == 0, 10000); /* the provider read them */
+    CHECK_EQ(wsp_listener_tail_peeks(so), 0);
+    CHECK_EQ(send(fd, frame + 100, 412, MSG_NOSIGNAL), 412);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    CHECK_EQ(stats_of(l).malformed, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}
+
+/* A read of a request that fails with a reset (not EAGAIN) ends it: a client that sent
+ * nothing yet has merely given up, a withdrawal. (The fault stands in for the kernel's
+ * report; the bytes then sent are never read.) */
+TEST(listener_reset_reported_by_a_requests_read_withdraws_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, fd);
+    FAULT(recv, .err = ECONNRESET);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).queued >= 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.queued, 0);
+    CHECK_EQ(s.malformed, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* A plain listener whose backlog the reactor's pull filled stops reading the listening
+ * descriptor (level-triggered, it would spin on the next connection); accepting one reads
+ * again. */
+TEST(listener_plain_backlog_filled_by_the_reactor_stops_its_reading) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A non-blocking accept's look at the kernel's queue takes at most 64 connections (the lock
+ * is held meanwhile): of 65 queued, 64 come in and one of them is accepted, one stays in the
+ * kernel. The others wait for later accepts; with none blocked now, no one is woken. */
+TEST(listener_plain_accept_look_takes_at_most_64_connections) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 100, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint32_t wakes = wsp_listener_wakes(so);
+    struct stall st;
+    stall_reactor(&st);
+    int c[65];
+    for (int i = 0; i < 65; i++) {
+        c[i] = raw_connect(&addr);
+        int cport = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    }
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).queued, 63);
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).queued == 64, 10000); /* the reactor takes the last */
+    wsp_socket_release(so);
+    close_socket(a);
+    for (int i = 0; i < 65; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* Closing a plain listener resets the clients waiting in its backlog, and says nothing before
+ * the reset: a plain client never spoke WSP, so a REFUSE frame would reach it as its
+ * server's first bytes. */
+TEST(listener_plain_close_resets_waiting_clients_without_a_frame) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    close_socket(l);
+    uint8_t b[16];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), -ECONNRESET);
+    close(fd);
+}
+
+/* ---- patience running out while a condition function decides ---------------------------- */
+
+#define SLOW_PATIENCE_MS 60
+
+/* Holds the decision until its client's patience has run out and the listener's timer has
+ * passed over the request since (a PENDING sent after that moment), then accepts. */
+static int decide_after_the_patience_ran_out(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d,
+                                             LPWSABUF e, LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int fd = *(int *)ctx;
+    /* The request arrived before this call: its patience ends by then + SLOW_PATIENCE_MS. */
+    long long expiry = now_ms() + SLOW_PATIENCE_MS;
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    while (now_ms() <= expiry) { /* the timer's notices mark the time passing */
+        read_bare_frame(fd, frame);
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    int unread = 0;
+    CHECK_EQ(ioctl(fd, FIONREAD, &unread), 0);
+    for (; unread >= WSP_HS_HEADER_SIZE; unread -= WSP_HS_HEADER_SIZE) {
+        read_bare_frame(fd, frame); /* sent before that moment, maybe */
+        CHECK_EQ(frame[3], WSP_HS_PENDING);
+    }
+    CHECK_EQ(unread, 0);
+    read_bare_frame(fd, frame); /* sent by a timer pass after the patience ran out */
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    return CF_ACCEPT;
+}
+
+/* The listener's timer leaves a request alone while a condition function decides about it,
+ * even once its client's patience has run out: it keeps telling the client "pending" (the
+ * server is still deciding), and the function's answer stands. */
+TEST(listener_timer_leaves_a_request_being_decided_alone_past_its_patience) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 20);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = SLOW_PATIENCE_MS};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    SOCKET a = accept_with(l, decide_after_the_patience_ran_out, (DWORD_PTR)&fd, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.timed_out, 0);
+    CHECK_EQ(st.accepted, 1);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A deferred request waits in line again; with no other accept blocked on the listener, there
+ * is no one to wake for it (a wake-up would only cost a futex call and a spurious look), nor
+ * when the listener closes. */
+TEST(listener_deferral_or_close_with_no_accept_waiting_wakes_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint32_t before = wsp_listener_wakes(so);
+    CHECK_EQ(accept_with(l, defer_all, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(stats_of(l).deferred, 1);
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    close_socket(l); /* nor for the close */
+    CHECK_EQ(wsp_listener_wakes(so), before);
+    wsp_socket_release(so);
+    close(fd);
+}
+
+/* ---- a drop handler taken away before its notice is delivered ------------------------------ */
+
+static int late_drops_heard;
+static void count_any_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                           DWORD_PTR ctx) {
+    (void)l, (void)addr, (void)addrlen, (void)reason, (void)ctx;
+    __atomic_add_fetch(&late_drops_heard, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Takes the listener's (ctx) drop handler away, then accepts. */
+static int clear_drop_handler_then_accept(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                          LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    WSP_DROP_HANDLER_DATA none = {NULL, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt((SOCKET)ctx, SOL_WSP, WSP_DROP_HANDLER, (const char *)&none,
+                               sizeof none, &err),
+             0);
+    return CF_ACCEPT;
+}
+
+/* A drop handler is called as it is when the notice is delivered: an accept that refuses a
+ * malformed request on its way to the next one, whose condition function takes the handler
+ * away, delivers that notice to no one (and does not fail). */
+TEST(listener_drop_notice_for_a_handler_taken_away_meanwhile_is_heard_by_no_one) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    WSP_DROP_HANDLER_DATA h = {count_any_drop, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int c1 = raw_connect(&addr);
+    CHECK_EQ(send(c1, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int c2 = raw_connect(&addr);
+    CHECK_EQ(send(c2, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    struct stall st;
+    stall_reactor(&st); /* the accept, not the reactor, finds the byte below */
+    CHECK_EQ(send(c1, "x", 1, MSG_NOSIGNAL), 1); /* forbidden after a request */
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(c1)) == 1, 10000);
+    SOCKET a = accept_with(l, clear_drop_handler_then_accept, (DWORD_PTR)l, &err);
+    CHECK(a != INVALID_SOCKET);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.malformed, 1);
+    CHECK_EQ(s.accepted, 1);
+    CHECK_EQ(__atomic_load_n(&late_drops_heard, __ATOMIC_SEQ_CST), 0);
+    release_reactor(&st);
+    close_socket(a);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* ---- a listener closed while an accept reads a request on its own thread ------------------ */
+
+struct closer {
+    pthread_t thread;
+    SOCKET l;
+    struct stall *st;
+};
+
+/* Once the accept is held in its first read, lets the reactor go, closes the listener, and
+ * lets the read go on. */
+static void *close_while_held(void *arg) {
+    struct closer *c = arg;
+    WAIT_FOR(fault_holding() == 1, 10000);
+    release_reactor(c->st);
+    close_socket(c->l);
+    fault_release();
+    return NULL;
+}
+
+/* A blocking accept takes a connection off the kernel's queue itself and reads its request
+ * with the listener unlocked; a close meanwhile makes it drop that connection as if it had
+ * still been in the kernel's queue: closed, its first read's buffer freed, nothing handed out
+ * and the accept failing as any accept the close interrupts. */
+TEST(listener_closed_while_an_accept_reads_its_own_connection_drops_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static struct stall st;
+    stall_reactor(&st); /* the accept, not the reactor, takes the connection below */
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_state(port_of(&addr), raw_port(fd)) == TCP_ESTABLISHED, 10000);
+    static struct closer c;
+    c = (struct closer){.l = l, .st = &st};
+    FAULT(recv, .this_thread = 1, .hold = 1); /* the accept's first read of the request */
+    CHECK_EQ(pthread_create(&c.thread, NULL, close_while_held, &c), 0);
+    int err = 0;
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    CHECK_EQ(err, WSAEINTR);
+    uint8_t b[16];
+    CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), 0); /* closed, told nothing */
+    close(fd);
+}
+
+/* ---- the handshaking list's order -------------------------------------------------------- */
+
+/* A request with a shortened deadline goes ahead of older ones in the handshaking list, whose
+ * links (both ways, and its tail) stay whole: a later request with a far deadline goes behind
+ * all of them, and each of the first two expires at its own deadline (the timer looks at the
+ * list's head only). */
+TEST(listener_handshaking_list_stays_ordered_after_an_insertion_ahead_of_older_requests) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 2000);
+    int first = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, first);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 1000);
+    int second = raw_connect(&addr); /* ahead of the first */
+    wait_taken_from_kernel(&addr, second);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    int third = raw_connect(&addr); /* behind both */
+    wait_taken_from_kernel(&addr, third);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000); /* the second, then the first */
+    char b[4];
+    int n = raw_recv(first, b, sizeof b, 10000);
+    CHECK(n == 0 || n == -ECONNRESET);
+    n = raw_recv(second, b, sizeof b, 10000);
+    CHECK(n == 0 || n == -ECONNRESET);
+    CHECK_EQ(raw_recv(third, b, sizeof b, 0), -EAGAIN); /* still waiting */
     close(first);
     close(second);
     close(third);

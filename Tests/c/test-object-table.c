@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -93,5 +94,48 @@ TEST(object_table_operations_wait_for_the_tables_lock) {
     CHECK(wsp_table_get(&table, add.handle) == NULL);
     wsp_object_release(&obj); /* the table's reference */
     CHECK_EQ(atomic_load(&destroyed), 1);
+    free(table.slots);
+}
+
+/* A handle with the table's tag but an index no object ever held is refused, wherever that
+ * index lies: just past the slots in use, inside the array's spare room, at its end, or far
+ * past it (never read: that memory is not the table's). The spare room holds whatever the
+ * allocator left there; here it is filled with a byte pattern that reads as a live object
+ * (a non-NULL pointer) of generation 0x0F0F0F0F, and the forged handles inside it carry that
+ * generation, so that only the check against the slots in use can refuse them. */
+TEST(object_table_handle_past_the_slots_in_use_names_nothing) {
+    static struct wsp_object_table table = WSP_OBJECT_TABLE_INIT(WSP_TAG_QUEUE);
+    enum { CAPACITY = 16 };
+    table.slots = malloc(CAPACITY * 64); /* more than a slot's size: a pointer, two uint32s */
+    CHECK(table.slots != NULL);
+    memset(table.slots, 0x0F, CAPACITY * 64);
+    table.capacity = CAPACITY;
+    struct wsp_object obj;
+    wsp_object_init(&obj, count_destroy);
+    uintptr_t h = wsp_table_add(&table, &obj);
+    CHECK(h != 0);
+    CHECK(wsp_table_get(&table, h) == &obj);
+    wsp_object_release(&obj); /* get's reference */
+    /* The index is the handle's low half (a quarter on 32-bit targets), the slot's here 0;
+     * the generation is the next 28 bits (12). */
+    int wide = UINTPTR_MAX > 0xFFFFFFFFu;
+    uintptr_t index_mask = wide ? (uintptr_t)0xFFFFFFFFu : 0xFFFFu;
+    uintptr_t gen_mask = (wide ? (uintptr_t)0x0FFFFFFFu : 0xFFFu) * (index_mask + 1);
+    CHECK_EQ(h & index_mask, 0);
+    uintptr_t tag = h & ~(index_mask | gen_mask);
+    uintptr_t pattern_gen = ((uintptr_t)0x0F0F0F0Fu * (index_mask + 1)) & gen_mask;
+    uintptr_t live_gen = h & gen_mask;
+    struct {
+        uintptr_t index, gen;
+    } forged[] = {{1, pattern_gen},        {2, pattern_gen},        {CAPACITY - 1, pattern_gen},
+                  {1, live_gen},           {CAPACITY, live_gen},    {CAPACITY + 1, live_gen},
+                  {index_mask / 2, live_gen}, {index_mask, live_gen}};
+    for (size_t i = 0; i < sizeof forged / sizeof forged[0]; i++) {
+        uintptr_t f = tag | forged[i].gen | forged[i].index;
+        CHECK(wsp_table_get(&table, f) == NULL);
+        CHECK(wsp_table_remove(&table, f) == NULL);
+    }
+    CHECK(wsp_table_remove(&table, h) == &obj);
+    wsp_object_release(&obj); /* the table's reference */
     free(table.slots);
 }
