@@ -1524,3 +1524,32 @@ TEST(netev_reset_socket_costs_the_reactor_no_more_relays) {
     CHECK_EQ(wsp_netevents_relays() - before, 1);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
+
+/* A registration looks again at SO_OOBINLINE: after urgent data was read inline (FD_READ),
+ * the application turns it off and selects FD_OOB alone; the reactor's watch must then wait
+ * for urgent data, which is FD_OOB now. */
+TEST(netev_oob_registration_sees_oobinline_turned_off) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    char b;
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, '!');
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '?');
+}
