@@ -1553,3 +1553,80 @@ TEST(netev_oob_registration_sees_oobinline_turned_off) {
     CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
     CHECK_EQ(b, '?');
 }
+
+/* The peer's FIN after data whose FD_READ is recorded but not yet answered by a recv is
+ * FD_CLOSE alone: the edge it comes with (EPOLLIN with EPOLLRDHUP) brings no new data, so
+ * FD_READ is not raised again for the same byte. */
+TEST(netev_fin_after_unread_data_is_close_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, 'x');
+}
+
+/* As above for urgent data: the edge that brings it (EPOLLPRI with EPOLLIN) is FD_OOB; the
+ * data whose FD_READ waits for its recv does not raise FD_READ again. */
+TEST(netev_urgent_after_unread_data_is_oob_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_OOB);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+}
+
+/* As above for room to send: a send blocked, then data came (FD_READ, not yet answered by a
+ * recv); the edge that brings room (EPOLLOUT, with EPOLLIN for the unread byte) is FD_WRITE
+ * alone. */
+TEST(netev_room_after_unread_data_is_write_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_RCVBUF, 4096);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    ne_send_str(s, "x");
+    CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ); /* no room yet: s has read nothing */
+    ne_fionbio(s, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    LONG seen = 0;
+    while (!(seen & FD_WRITE) && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
+            seen |= ne.lNetworkEvents;
+    }
+    CHECK_EQ(seen, FD_WRITE);
+    char b;
+    CHECK_EQ(ne_recv(c, &b, 1, 0), 1);
+    CHECK_EQ(b, 'x');
+}
