@@ -708,9 +708,11 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
     enable(so, mask);
+    /* After a FIN or a reset (eof, dead) enable() raised FD_READ already if data is left,
+     * and nothing more can arrive: FD_READ is no longer armed then. */
     if ((mask & FD_READ) && !drained && ne->watch && !edge_triggered(ne) &&
-        (ne->mask & ne->armed & FD_READ) && !ne->eof && !ne->dead &&
-        !(so->shut & WSP_SHUT_RECEIVE) && unread_bytes(so->fd) > 0) {
+        (ne->mask & ne->armed & FD_READ) && !(so->shut & WSP_SHUT_RECEIVE) &&
+        unread_bytes(so->fd) > 0) {
         /* A recv that filled its buffers on a reactor-watched socket, with data left: raise
          * FD_READ again here, on this thread. Re-arming EPOLLIN would have the reactor wake
          * at once only to raise it (and re-arm its one-shot watch again): two epoll_ctl
