@@ -328,7 +328,7 @@ static void take_readiness(struct event *const order[], DWORD distinct, const st
     }
     for (int j = 0; j < k->n; j++) {
         pumping = order[k->owner[j]];
-        wsp_event_set_finish_checks(order[k->owner[j]]->set, &k->c[j], &checked[j].revents, 1);
+        wsp_event_set_finish_checks(order[k->owner[j]]->set, &k->c[j], &checked[j], 1);
     }
     pumping = NULL;
 }

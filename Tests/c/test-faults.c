@@ -2027,3 +2027,44 @@ TEST(fault_listener_incomplete_request_it_cannot_watch_is_closed) {
     close_socket(c.s);
     close_socket(l);
 }
+
+/* ---- s8-m2 (session 8): event sets, network events ---- */
+
+/* As above with a full list of checks: eight sockets on one event each leave data behind a
+ * recv, and the one poll that would look at all of them fails: each socket looks itself, and
+ * each reports FD_READ. */
+#define FULL_CHECKS 8 /* event_set.c's CHECKS */
+TEST(fault_a_full_list_of_checks_whose_look_fails_reports_every_socket) {
+    start();
+    SOCKET c[FULL_CHECKS], s[FULL_CHECKS], l[FULL_CHECKS];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < FULL_CHECKS; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c[i], "0123456789");
+    }
+    LONG seen[FULL_CHECKS] = {0};
+    long long deadline = now_ms() + 10000;
+    for (int all = 0; !all && now_ms() < deadline;) {
+        WSAWaitForMultipleEvents(1, &ev, FALSE, 100, FALSE);
+        all = 1;
+        for (int i = 0; i < FULL_CHECKS; i++) {
+            seen[i] |= ne_enum(s[i], ev).lNetworkEvents;
+            all &= seen[i] == FD_READ;
+        }
+    }
+    for (int i = 0; i < FULL_CHECKS; i++)
+        CHECK_EQ(seen[i], FD_READ);
+    char buf[4];
+    for (int i = 0; i < FULL_CHECKS; i++)
+        CHECK_EQ(ne_recv(s[i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_enum(s[0], ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    for (int i = 1; i < FULL_CHECKS; i++)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
