@@ -2068,3 +2068,38 @@ TEST(fault_a_full_list_of_checks_whose_look_fails_reports_every_socket) {
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }
+
+/* A wait-all whose condition variable cannot be made fails with WSA_NOT_ENOUGH_MEMORY and
+ * keeps no reference to its events (the leak check sees them closed); the next one works. */
+TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
+    start();
+    WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
+    CHECK(ev[0] != WSA_INVALID_EVENT && ev[1] != WSA_INVALID_EVENT);
+    CHECK(WSASetEvent(ev[0]));
+    CHECK(WSASetEvent(ev[1]));
+    FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_FAILED);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
+    fault_clear();
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev[0]));
+    CHECK(WSACloseEvent(ev[1]));
+}
+
+/* A message queue whose condition variable cannot be made is not made. */
+TEST(fault_message_queue_without_a_condition_variable_is_not_made) {
+    start();
+    FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
+    CHECK(WSPCreateMessageQueue() == NULL);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
+    fault_clear();
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPPostMessage(q, 1, 2, 3));
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+    CHECK_EQ(m.message, 1);
+    CHECK(WSPDestroyMessageQueue(q));
+}
