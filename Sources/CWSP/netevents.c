@@ -179,6 +179,10 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     pthread_mutex_unlock(&so->lock);
 }
 
+static atomic_uint flushes; /* sockets whose deferred upcalls flush made: wsp_netevents_flushes */
+
+unsigned wsp_netevents_flushes(void) { return atomic_load_explicit(&flushes, memory_order_relaxed); }
+
 /* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
 static void flush(struct wsp_reactor_task *task) {
     (void)task;
@@ -187,10 +191,12 @@ static void flush(struct wsp_reactor_task *task) {
         pthread_mutex_lock(&so->lock);
         flush_head = so->netev.flush_next;
         so->netev.flush_queued = 0;
-        if (so->netev.deferring)
+        if (so->netev.deferring) {
+            atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);
             unlock_and_upcall(so);
-        else
+        } else {
             pthread_mutex_unlock(&so->lock); /* someone made them already */
+        }
         wsp_socket_release(so);
     }
 }

@@ -13,6 +13,7 @@
 
 #include "faults.h"
 #include "internal.h"
+#include "netevents.h"
 #include "support.h"
 
 /* The event thread names itself "wsp-reactor". */
@@ -797,4 +798,29 @@ TEST(event_thread_job_raising_again_after_its_upcalls_were_made_flushes_once) {
     close_socket(served);
     close_socket(lsn);
     CHECK(WSACloseEvent(job_event));
+}
+
+/* A provider call in a job that raises an event leaves its upcall to the reactor's flush
+ * after the job (netevents.c: made under the socket's lock there, a woken thread would run
+ * into that lock at once): the message arrives, posted by that flush, once. */
+TEST(event_thread_job_upcalls_are_deferred_to_the_flush) {
+    start();
+    connected_pair();
+    queue = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(served, queue, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(write(raw, "ab", 2), 2);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    unsigned before = wsp_netevents_flushes();
+    in_job(recv_one_byte);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    CHECK_EQ(wsp_netevents_flushes() - before, 1);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSPDestroyMessageQueue(queue));
 }
