@@ -219,10 +219,8 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         }
         if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
-        if (no_wait) {
-            err = WSAEWOULDBLOCK;
-            break;
-        }
+        if (no_wait)
+            err = WSAEWOULDBLOCK; /* which ends the loop: the event thread never waits */
         uint64_t v;
         ssize_t rd = read(wake_fd, &v, sizeof v);
         (void)rd; /* empty is fine: a slice or a signal ended the poll */
