@@ -1630,3 +1630,21 @@ TEST(netev_room_after_unread_data_is_write_alone) {
     CHECK_EQ(ne_recv(c, &b, 1, 0), 1);
     CHECK_EQ(b, 'x');
 }
+
+/* As above with the highest event of the record alone (FD_CLOSE): the entries below its bit
+ * are as untouched as those above. */
+TEST(netev_enum_of_close_alone_writes_only_its_code) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_signalled(ev, 10000));
+    WSANETWORKEVENTS ne;
+    memset(&ne, 0x5a, sizeof ne);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        CHECK_EQ(ne.iErrorCode[i], i == FD_CLOSE_BIT ? 0 : 0x5a5a5a5a);
+}
