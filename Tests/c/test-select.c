@@ -781,3 +781,15 @@ TEST(select_connect_finished_under_its_poll_in_the_except_set_is_not_exceptional
     close(afd);
     close(lfd);
 }
+
+/* Descriptor 0 is a descriptor like any other: a select in a process without standard input
+ * gets it for its wake-up descriptor, works, and closes it. */
+TEST(select_on_descriptor_0_works) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    CHECK_EQ(close(0), 0);
+    CHECK_EQ(select1(0, s, 10000, NULL), 1);
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* the select's own descriptor, closed */
+}
