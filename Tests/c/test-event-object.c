@@ -738,3 +738,17 @@ TEST(event_on_descriptor_0_works) {
     CHECK(WSACloseEvent(ev));
     CHECK_EQ(fcntl(0, F_GETFD), -1); /* closed */
 }
+
+/* An event signalled before anyone asked for its descriptor: the descriptor handed out is
+ * readable at once (nothing raised it while no one polled it). */
+TEST(event_fd_of_an_event_already_signalled_is_readable) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    CHECK(WSASetEvent(e));
+    int fd = WSAEventFd(e);
+    CHECK(fd >= 0);
+    CHECK(readable(fd));
+    CHECK(WSAResetEvent(e));
+    CHECK(!readable(fd));
+    CHECK(WSACloseEvent(e));
+}

@@ -824,3 +824,32 @@ TEST(event_thread_job_upcalls_are_deferred_to_the_flush) {
     close_socket(lsn);
     CHECK(WSPDestroyMessageQueue(queue));
 }
+
+/* A job whose provider calls raise (a selection: the upcalls wait for the flush) and then make
+ * those upcalls themselves (an enumeration's pump): the flush finds nothing left to make, and
+ * leaves the socket as it found it (unlocked: it closes). */
+static void select_and_enumerate(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_READ, &err1);
+    rc2 = T.lpWSPEnumNetworkEvents(served, job_event, &job_record, &err2);
+}
+
+TEST(event_thread_flush_of_upcalls_a_job_made_itself_makes_none) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT);
+    CHECK_EQ(write(raw, "a", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    unsigned before = wsp_netevents_flushes();
+    in_job(select_and_enumerate);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(job_record.lNetworkEvents, FD_READ);
+    /* A job after it runs after that flush. */
+    in_job(select_and_enumerate);
+    CHECK_EQ(wsp_netevents_flushes() - before, 0);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
+}
