@@ -2103,3 +2103,49 @@ TEST(fault_message_queue_without_a_condition_variable_is_not_made) {
     CHECK_EQ(m.message, 1);
     CHECK(WSPDestroyMessageQueue(q));
 }
+
+/* A socket registered while a blocking connect ran is watched from its first send or recv
+ * (netevents.c: late_watch). When that start fails (no memory) and the same send then finds
+ * the buffers full, the send's own FD_WRITE re-enabling starts the watch again: the room
+ * that comes is reported. */
+TEST(fault_late_watch_that_fails_is_started_again_by_a_blocked_send) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSAEVENT ev = ne_event_select(c, FD_WRITE);
+    int err = 0;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    set_dword(a, SOL_SOCKET, SO_RCVBUF, 4096);
+    /* Every watch start fails while the buffers fill. */
+    FAULT(calloc, .err = ENOMEM, .times = -1, .this_thread = 1);
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    CHECK(fault_fired(FAULT_calloc) >= 1);
+    /* Now the start at the send's beginning fails, and the one after it found no room works. */
+    FAULT(calloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_send(c, chunk, sizeof chunk, 0, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    CHECK(fault_calls(FAULT_calloc) >= 2);
+    fault_clear();
+    ne_fionbio(a, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    int seen = 0;
+    WSANETWORKEVENTS ne;
+    while (!seen && now_ms() < deadline) {
+        while (ne_recv(a, sink, sizeof sink, 0) > 0) {
+        }
+        seen = ne_wait_bit(c, ev, FD_WRITE, 20, &ne);
+    }
+    CHECK(seen);
+    CHECK(WSACloseEvent(ev));
+}
