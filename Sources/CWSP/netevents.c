@@ -546,11 +546,10 @@ static void drop_watch(struct wsp_socket *so) {
         return;
     ne->watch = NULL;
     if (w->set) {
-        /* Pumps find sockets by handle and check ne->watch: nothing else names w. */
+        /* Pumps find sockets by handle and check ne->watch: nothing else names w. A set
+         * watches the socket's own descriptor (own_fd is the reactor's duplicate). */
         wsp_event_set_remove(w->set, w->item.fd);
         wsp_event_set_release(w->set);
-        if (w->own_fd)
-            close(w->item.fd);
         free(w);
     } else if (w->own_fd) {
         wsp_reactor_remove_and_close(&w->item); /* freed in watch_release */
