@@ -86,7 +86,6 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
         pfd[*npoll] = (struct pollfd){.fd = so->fd, .events = POLLOUT};
         e->pollidx = (*npoll)++;
         e->connecting = 1;
-        return 0;
     }
     return 0;
 }
