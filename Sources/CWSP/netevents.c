@@ -137,11 +137,9 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
         }
     }
     if (ne->deferring) {
-        int i = 0;
+        int i = 0; /* one entry per event: at most FD_MAX_EVENTS */
         while (i < ne->deferred_count && ne->deferred[i].ev != ev)
             i++;
-        if (i == FD_MAX_EVENTS)
-            return; /* cannot happen: one entry per event */
         ne->deferred[i].ev = ev;
         ne->deferred[i].err = err;
         if (i == ne->deferred_count)
