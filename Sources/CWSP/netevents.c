@@ -285,7 +285,10 @@ static uint32_t wanted(const struct wsp_socket *so) {
     LONG on = ne->mask & ne->armed;
     uint32_t w = 0;
     /* After the socket's own SD_RECEIVE the read side polls ready for good: nothing to watch
-     * there (level-triggered, it would fire again at once). */
+     * there (level-triggered, it would fire again at once). Urgent data is read side too:
+     * once both sides are shut (or the peer's FIN came after the socket's own SD_SEND) the
+     * descriptor reports EPOLLHUP, which epoll always reports, and a watch still armed for
+     * EPOLLPRI would have the reactor relay that hang-up for ever. */
     if (!ne->eof && !(so->shut & WSP_SHUT_RECEIVE)) {
         /* EPOLLRDHUP with EPOLLIN: a FIN must not pass for data (FD_READ) when FD_CLOSE is
          * not asked for. */
@@ -293,9 +296,9 @@ static uint32_t wanted(const struct wsp_socket *so) {
             w |= EPOLLIN | EPOLLRDHUP;
         if (on & FD_CLOSE)
             w |= EPOLLRDHUP; /* a reset shows as EPOLLERR, which epoll always reports */
+        if ((on & FD_OOB) && !ne->oob_inline)
+            w |= EPOLLPRI;
     }
-    if ((on & FD_OOB) && !ne->oob_inline)
-        w |= EPOLLPRI;
     return w | write;
 }
 
