@@ -438,7 +438,8 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     if (!so)
         return; /* closed since: its registration went with it */
     pthread_mutex_lock(&so->lock);
-    if (atomic_load(&item->removed) || so->netev.watch != w)
+    /* A watch dropped since (drop_watch, under this lock) is no longer the socket's. */
+    if (so->netev.watch != w)
         pthread_mutex_unlock(&so->lock);
     else
         readiness(so, events);
