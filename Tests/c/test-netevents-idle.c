@@ -199,3 +199,31 @@ TEST(netev_hung_up_socket_registered_for_oob_costs_the_reactor_no_more_relays) {
     CHECK_EQ(wsp_netevents_relays() - start_count, ROUNDS);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
+
+/* Urgent data already there when a socket is selected for FD_OOB is posted by the selecting
+ * call itself: the reactor's watch then waits for nothing on it (FD_OOB is raised and not yet
+ * re-enabled), and the only relay counted is the other socket's FD_READ. */
+TEST(netev_urgent_data_already_there_is_posted_by_the_selecting_call) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(ne_send(ac, "!", 1, MSG_OOB, NULL), 0);
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    WAIT_FOR(tcp_unread(port_of(&here), port_of(&there)) == 1, 10000);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
