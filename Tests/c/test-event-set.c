@@ -1121,3 +1121,61 @@ TEST(evset_more_data_with_the_fin_after_a_counted_edge_raises_read_again) {
     CHECK(memcmp(b, "xy", 2) == 0);
     WSACloseEvent(ev);
 }
+
+/* A wait that pumps its event's set and, through an application's WPUSetEvent (its upcall
+ * table replaced the built-in one after the socket was registered), has another event set:
+ * a thread waiting on that other event alone is woken. The waiting thread's own poll on the
+ * event it pumps is the only one spared a raised descriptor. Both orders of the two events. */
+static WSAEVENT other_event;
+static struct blocker other_waiter_blocked;
+static DWORD other_waiter_result;
+
+static BOOL set_this_and_the_other(WSAEVENT ev, LPINT err) {
+    WSASetEvent(ev);
+    WSASetEvent(other_event);
+    *err = 0;
+    return TRUE;
+}
+
+static void *wait_for_the_other(void *arg) {
+    (void)arg;
+    blocker_enter(&other_waiter_blocked);
+    /* No time-out: one would end in a last look that finds the event set, woken or not
+     * (a thread never woken hangs, and the runner's time limit fails the test). */
+    other_waiter_result = WSAWaitForMultipleEvents(1, &other_event, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&other_waiter_blocked);
+    return NULL;
+}
+
+static void pump_that_sets_another_event_wakes_its_waiter(int swap) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
+    CHECK(ev[0] != WSA_INVALID_EVENT && ev[1] != WSA_INVALID_EVENT);
+    WSAEVENT pumped = ev[swap];
+    other_event = ev[!swap];
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, pumped, FD_READ, &err), 0);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = set_this_and_the_other;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_for_the_other, NULL), 0);
+    wait_blocked(&other_waiter_blocked);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &pumped, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(other_waiter_result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+}
+
+TEST(evset_pump_that_sets_another_event_wakes_its_waiter) {
+    pump_that_sets_another_event_wakes_its_waiter(0);
+}
+TEST(evset_pump_that_sets_another_event_wakes_its_waiter_other_order) {
+    pump_that_sets_another_event_wakes_its_waiter(1);
+}
