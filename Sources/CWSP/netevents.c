@@ -764,8 +764,8 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     ne->hwnd = pne->hwnd;
     ne->msg = pne->msg;
     ne->mask = pne->mask;
-    child->nonblocking = 1;
-    wsp_socket_fd_nonblocking(child, 1);
+    /* Non-blocking already: the child has the listener's mode (wsp_socket_inherit, and its
+     * descriptor was put in it), which a registration made non-blocking and keeps so. */
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
     if (ensure_watch(child) == 0) {
         report_conditions(child);
