@@ -316,8 +316,9 @@ static void take_checks(struct checks *k, struct event *const order[], DWORD dis
     }
 }
 
-/* After a poll: records what the sets and the checks found, signalling the events. A pump
- * comes before the checks it could make moot. */
+/* After a poll: records what the sets and the checks found (checked NULL: the poll failed,
+ * and the checks' sockets look themselves), signalling the events. A pump comes before the
+ * checks it could make moot. */
 static void take_readiness(struct event *const order[], DWORD distinct, const struct pollfd *sets,
                            const struct checks *k, const struct pollfd *checked) {
     for (DWORD i = 0; i < distinct; i++) {
@@ -327,8 +328,9 @@ static void take_readiness(struct event *const order[], DWORD distinct, const st
         }
     }
     for (int j = 0; j < k->n; j++) {
+        const struct pollfd *polled = checked ? &checked[j] : NULL;
         pumping = order[k->owner[j]];
-        wsp_event_set_finish_checks(order[k->owner[j]]->set, &k->c[j], &checked[j].revents, 1);
+        wsp_event_set_finish_checks(order[k->owner[j]]->set, &k->c[j], polled, 1);
     }
     pumping = NULL;
 }
@@ -363,11 +365,9 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
         for (int j = 0; j < k.n; j++)
             checked[j] = (struct pollfd){.fd = k.c[j].fd, .events = POLLIN | POLLRDHUP};
         int ready = poll(p, n + distinct + (DWORD)k.n, t);
-        if (ready < 0) /* interrupted: the checks cannot tell, so their sockets look */
-            for (int j = 0; j < k.n; j++)
-                checked[j].revents = POLLNVAL;
+        /* Interrupted (ready < 0), the checks cannot tell: NULL has their sockets look. */
         if (ready != 0)
-            take_readiness(order, distinct, sets, &k, checked);
+            take_readiness(order, distinct, sets, &k, ready < 0 ? NULL : checked);
         if (t == 0 || ready == 0)
             last_look = true; /* then the time-out is the answer */
     }

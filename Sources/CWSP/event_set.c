@@ -210,12 +210,14 @@ int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check 
 }
 
 void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,
-                                 const short *revents, int n) {
+                                 const struct pollfd *polled, int n) {
     const struct wsp_event_set_client *client =
         atomic_load_explicit(&set->client, memory_order_acquire);
-    for (int i = 0; i < n; i++) /* a check exists only for a socket added to the set */
-        if (revents[i])
-            client->checked(check[i].s, set, (uint32_t)(unsigned short)revents[i]);
+    for (int i = 0; i < n; i++) { /* a check exists only for a socket added to the set */
+        short revents = polled ? polled[i].revents : POLLNVAL;
+        if (revents)
+            client->checked(check[i].s, set, (uint32_t)(unsigned short)revents);
+    }
 }
 
 /* One poll over the checks' descriptors. A descriptor closed or reused since is harmless: the
@@ -224,17 +226,11 @@ static void run_checks_now(struct wsp_event_set *set, struct wsp_event_check *c,
     if (n == 0)
         return;
     struct pollfd p[CHECKS];
-    short revents[CHECKS];
     for (int i = 0; i < n; i++)
         p[i] = (struct pollfd){.fd = c[i].fd, .events = POLLIN | POLLRDHUP};
     int rc;
     do
         rc = poll(p, (nfds_t)n, 0);
     while (rc < 0 && errno == EINTR);
-    if (rc < 0)
-        for (int i = 0; i < n; i++)
-            p[i].revents = POLLNVAL; /* cannot tell: the socket looks itself */
-    for (int i = 0; i < n; i++)
-        revents[i] = p[i].revents;
-    wsp_event_set_finish_checks(set, c, revents, n);
+    wsp_event_set_finish_checks(set, c, rc < 0 ? NULL : p, n);
 }

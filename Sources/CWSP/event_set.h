@@ -23,6 +23,7 @@
 #ifndef WSP_EVENT_SET_H
 #define WSP_EVENT_SET_H
 
+#include <poll.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -74,11 +75,11 @@ int wsp_event_set_checks_pending(struct wsp_event_set *set) WSP_INTERNAL;
 /* Moves up to max pending checks to out; returns how many. */
 int wsp_event_set_take_checks(struct wsp_event_set *set, struct wsp_event_check *out,
                               int max) WSP_INTERNAL;
-/* Hands the outcome of polling checks (revents[i] for check[i]) to the client's checked.
- * Call with no lock held, after pumping the set: a readiness the pump raised makes the
- * check moot. */
+/* Hands the outcome of polling checks (polled[i].revents for check[i]; polled NULL: the poll
+ * failed, and each socket looks itself, as for POLLNVAL) to the client's checked. Call with
+ * no lock held, after pumping the set: a readiness the pump raised makes the check moot. */
 void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_event_check *check,
-                                 const short *revents, int n) WSP_INTERNAL;
+                                 const struct pollfd *polled, int n) WSP_INTERNAL;
 
 /* The same, and the pending checks, for lpWSPEnumNetworkEvents. The pump is skipped once
  * right after this thread's wait pumped the set (the readiness an immediate second pump could

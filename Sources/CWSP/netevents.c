@@ -137,11 +137,9 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
         }
     }
     if (ne->deferring) {
-        int i = 0;
+        int i = 0; /* one entry per event: at most FD_MAX_EVENTS */
         while (i < ne->deferred_count && ne->deferred[i].ev != ev)
             i++;
-        if (i == FD_MAX_EVENTS)
-            return; /* cannot happen: one entry per event */
         ne->deferred[i].ev = ev;
         ne->deferred[i].err = err;
         if (i == ne->deferred_count)
@@ -179,6 +177,10 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     pthread_mutex_unlock(&so->lock);
 }
 
+static atomic_uint flushes; /* sockets whose deferred upcalls flush made: wsp_netevents_flushes */
+
+unsigned wsp_netevents_flushes(void) { return atomic_load_explicit(&flushes, memory_order_relaxed); }
+
 /* Reactor thread, no lock held: makes the upcalls deferred while a hook ran there. */
 static void flush(struct wsp_reactor_task *task) {
     (void)task;
@@ -187,10 +189,12 @@ static void flush(struct wsp_reactor_task *task) {
         pthread_mutex_lock(&so->lock);
         flush_head = so->netev.flush_next;
         so->netev.flush_queued = 0;
-        if (so->netev.deferring)
+        if (so->netev.deferring) {
+            atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);
             unlock_and_upcall(so);
-        else
+        } else {
             pthread_mutex_unlock(&so->lock); /* someone made them already */
+        }
         wsp_socket_release(so);
     }
 }
@@ -281,7 +285,10 @@ static uint32_t wanted(const struct wsp_socket *so) {
     LONG on = ne->mask & ne->armed;
     uint32_t w = 0;
     /* After the socket's own SD_RECEIVE the read side polls ready for good: nothing to watch
-     * there (level-triggered, it would fire again at once). */
+     * there (level-triggered, it would fire again at once). Urgent data is read side too:
+     * once both sides are shut (or the peer's FIN came after the socket's own SD_SEND) the
+     * descriptor reports EPOLLHUP, which epoll always reports, and a watch still armed for
+     * EPOLLPRI would have the reactor relay that hang-up for ever. */
     if (!ne->eof && !(so->shut & WSP_SHUT_RECEIVE)) {
         /* EPOLLRDHUP with EPOLLIN: a FIN must not pass for data (FD_READ) when FD_CLOSE is
          * not asked for. */
@@ -289,9 +296,9 @@ static uint32_t wanted(const struct wsp_socket *so) {
             w |= EPOLLIN | EPOLLRDHUP;
         if (on & FD_CLOSE)
             w |= EPOLLRDHUP; /* a reset shows as EPOLLERR, which epoll always reports */
+        if ((on & FD_OOB) && !ne->oob_inline)
+            w |= EPOLLPRI;
     }
-    if ((on & FD_OOB) && !ne->oob_inline)
-        w |= EPOLLPRI;
     return w | write;
 }
 
@@ -332,8 +339,8 @@ static void report_conditions(struct wsp_socket *so) {
     if (!(ne->mask & WATCHED))
         return;
     struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
-    if (poll(&p, 1, 0) <= 0)
-        p.revents = 0;
+    /* Nothing ready, or a poll that failed, leaves revents 0: nothing is made up. */
+    poll(&p, 1, 0);
     /* Readable with no FIN or error means data; with one, only counting tells. */
     int unread = !(p.revents & POLLIN)                                 ? 0
                  : !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1
@@ -431,7 +438,8 @@ static void watch_ready(struct wsp_reactor_item *item, uint32_t events) {
     if (!so)
         return; /* closed since: its registration went with it */
     pthread_mutex_lock(&so->lock);
-    if (atomic_load(&item->removed) || so->netev.watch != w)
+    /* A watch dropped since (drop_watch, under this lock) is no longer the socket's. */
+    if (so->netev.watch != w)
         pthread_mutex_unlock(&so->lock);
     else
         readiness(so, events);
@@ -542,11 +550,10 @@ static void drop_watch(struct wsp_socket *so) {
         return;
     ne->watch = NULL;
     if (w->set) {
-        /* Pumps find sockets by handle and check ne->watch: nothing else names w. */
+        /* Pumps find sockets by handle and check ne->watch: nothing else names w. A set
+         * watches the socket's own descriptor (own_fd is the reactor's duplicate). */
         wsp_event_set_remove(w->set, w->item.fd);
         wsp_event_set_release(w->set);
-        if (w->own_fd)
-            close(w->item.fd);
         free(w);
     } else if (w->own_fd) {
         wsp_reactor_remove_and_close(&w->item); /* freed in watch_release */
@@ -710,9 +717,11 @@ void wsp_netevents_reenable(struct wsp_socket *so, LONG mask) {
 void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
     struct wsp_netevents *ne = &so->netev;
     enable(so, mask);
+    /* After a FIN or a reset (eof, dead) enable() raised FD_READ already if data is left,
+     * and nothing more can arrive: FD_READ is no longer armed then. */
     if ((mask & FD_READ) && !drained && ne->watch && !edge_triggered(ne) &&
-        (ne->mask & ne->armed & FD_READ) && !ne->eof && !ne->dead &&
-        !(so->shut & WSP_SHUT_RECEIVE) && unread_bytes(so->fd) > 0) {
+        (ne->mask & ne->armed & FD_READ) && !(so->shut & WSP_SHUT_RECEIVE) &&
+        unread_bytes(so->fd) > 0) {
         /* A recv that filled its buffers on a reactor-watched socket, with data left: raise
          * FD_READ again here, on this thread. Re-arming EPOLLIN would have the reactor wake
          * at once only to raise it (and re-arm its one-shot watch again): two epoll_ctl
@@ -757,8 +766,8 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     ne->hwnd = pne->hwnd;
     ne->msg = pne->msg;
     ne->mask = pne->mask;
-    child->nonblocking = 1;
-    wsp_socket_fd_nonblocking(child, 1);
+    /* Non-blocking already: the child has the listener's mode (wsp_socket_inherit, and its
+     * descriptor was put in it), which a registration made non-blocking and keeps so. */
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
     if (ensure_watch(child) == 0) {
         report_conditions(child);

@@ -45,5 +45,9 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) WS
 /* How many times the reactor has handed on a watched socket's readiness since the process
  * began (the tests' way to see that a watch waits only for what could raise an event). */
 unsigned wsp_netevents_relays(void) WSP_INTERNAL;
+/* How many times the reactor thread has made a socket's upcalls after the item or job that
+ * raised them, rather than under the socket's lock there (the tests' way to see the
+ * deferral). */
+unsigned wsp_netevents_flushes(void) WSP_INTERNAL;
 
 #endif

@@ -86,7 +86,6 @@ static int check(struct entry *e, struct pollfd *pfd, int *npoll, int *slice) {
         pfd[*npoll] = (struct pollfd){.fd = so->fd, .events = POLLOUT};
         e->pollidx = (*npoll)++;
         e->connecting = 1;
-        return 0;
     }
     return 0;
 }
@@ -219,10 +218,8 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         }
         if (count > 0 || wsp_ms_left(deadline) == 0)
             break;
-        if (no_wait) {
-            err = WSAEWOULDBLOCK;
-            break;
-        }
+        if (no_wait)
+            err = WSAEWOULDBLOCK; /* which ends the loop: the event thread never waits */
         uint64_t v;
         ssize_t rd = read(wake_fd, &v, sizeof v);
         (void)rd; /* empty is fine: a slice or a signal ended the poll */

@@ -383,6 +383,12 @@ int wsp_fault_pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*f
 static atomic_int foreign_closes;
 
 int provider_foreign_closes(void) { return atomic_load(&foreign_closes); }
+/* So does pthread_cond_init (glibc's never fails: only a fault takes the provider's way out). */
+int wsp_fault_pthread_cond_init(pthread_cond_t *cond, const pthread_condattr_t *attr) {
+    if (hit(FAULT_pthread_cond_init, NULL))
+        return errno;
+    return pthread_cond_init(cond, attr);
+}
 
 int wsp_fault_close(int fd) {
     /* Forgotten before the close: once closed, the number may be another thread's at once. */

@@ -21,7 +21,8 @@
     X(timerfd_create) X(epoll_ctl) X(epoll_wait) X(poll) X(send) X(recv) X(sendmsg)    \
     X(recvmsg) X(read) X(write) X(dup2) X(fcntl) X(ioctl) X(listen) X(bind) X(connect)  \
     X(getsockname)                                                                     \
-    X(setsockopt) X(getsockopt) X(shutdown) X(pthread_create) X(close)
+    X(setsockopt) X(getsockopt) X(shutdown) X(pthread_create) X(close)                \
+    X(pthread_cond_init)
 
 enum fault_fn {
 #define WSP_FAULT_ENUM(name) FAULT_##name,

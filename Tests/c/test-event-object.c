@@ -723,3 +723,32 @@ TEST(event_close_of_an_unwatched_event_asks_the_reactor_nothing) {
     fault_clear();
     CHECK_EQ(calls, 0);
 }
+
+/* Descriptor 0 is a descriptor like any other: a process without standard input gets it for
+ * its first event, which works (signalled: readable) and is closed with the event. */
+TEST(event_on_descriptor_0_works) {
+    CHECK_EQ(close(0), 0);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    CHECK_EQ(WSAEventFd(ev), 0);
+    CHECK(WSASetEvent(ev));
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* closed */
+}
+
+/* An event signalled before anyone asked for its descriptor: the descriptor handed out is
+ * readable at once (nothing raised it while no one polled it). */
+TEST(event_fd_of_an_event_already_signalled_is_readable) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    CHECK(WSASetEvent(e));
+    int fd = WSAEventFd(e);
+    CHECK(fd >= 0);
+    CHECK(readable(fd));
+    CHECK(WSAResetEvent(e));
+    CHECK(!readable(fd));
+    CHECK(WSACloseEvent(e));
+}

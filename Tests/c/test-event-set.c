@@ -1077,3 +1077,105 @@ TEST(evset_enumeration_right_after_a_wait_does_not_pump_again) {
     CHECK_EQ(looks, 0);
     CHECK(WSACloseEvent(ev));
 }
+
+/* More data before the recv raises FD_READ again, also when it comes on an edge that needs
+ * the unread count to tell (here with the FIN): FD_READ was raised, an edge with room to send
+ * was counted (FD_WRITE alone), then one more byte and the FIN arrive before anyone looks. */
+TEST(evset_more_data_with_the_fin_after_a_counted_edge_raises_read_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_RCVBUF, 4096);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    ne_send_str(s, "x");
+    CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    ne_fionbio(s, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    LONG seen = 0;
+    while (!(seen & FD_WRITE) && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
+            seen |= ne.lNetworkEvents;
+    }
+    CHECK_EQ(seen, FD_WRITE);
+    struct sockaddr_storage here = local_address(c), there = local_address(s);
+    ne_send_str(s, "y");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_SEND, &err), 0);
+    WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == TCP_CLOSE_WAIT, 10000);
+    CHECK(ne_wait_bit(c, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    char b[2];
+    CHECK_EQ(ne_recv(c, b, 2, 0), 2);
+    CHECK(memcmp(b, "xy", 2) == 0);
+    WSACloseEvent(ev);
+}
+
+/* A wait that pumps its event's set and, through an application's WPUSetEvent (its upcall
+ * table replaced the built-in one after the socket was registered), has another event set:
+ * a thread waiting on that other event alone is woken. The waiting thread's own poll on the
+ * event it pumps is the only one spared a raised descriptor. Both orders of the two events. */
+static WSAEVENT other_event;
+static struct blocker other_waiter_blocked;
+static DWORD other_waiter_result;
+
+static BOOL set_this_and_the_other(WSAEVENT ev, LPINT err) {
+    WSASetEvent(ev);
+    WSASetEvent(other_event);
+    *err = 0;
+    return TRUE;
+}
+
+static void *wait_for_the_other(void *arg) {
+    (void)arg;
+    blocker_enter(&other_waiter_blocked);
+    /* No time-out: one would end in a last look that finds the event set, woken or not
+     * (a thread never woken hangs, and the runner's time limit fails the test). */
+    other_waiter_result = WSAWaitForMultipleEvents(1, &other_event, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&other_waiter_blocked);
+    return NULL;
+}
+
+static void pump_that_sets_another_event_wakes_its_waiter(int swap) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
+    CHECK(ev[0] != WSA_INVALID_EVENT && ev[1] != WSA_INVALID_EVENT);
+    WSAEVENT pumped = ev[swap];
+    other_event = ev[!swap];
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, pumped, FD_READ, &err), 0);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = set_this_and_the_other;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_for_the_other, NULL), 0);
+    wait_blocked(&other_waiter_blocked);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &pumped, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    pthread_join(t, NULL);
+    CHECK_EQ(other_waiter_result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+}
+
+TEST(evset_pump_that_sets_another_event_wakes_its_waiter) {
+    pump_that_sets_another_event_wakes_its_waiter(0);
+}
+TEST(evset_pump_that_sets_another_event_wakes_its_waiter_other_order) {
+    pump_that_sets_another_event_wakes_its_waiter(1);
+}

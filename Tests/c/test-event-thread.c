@@ -5,6 +5,7 @@
  * start it again. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "backlog.h"
 #include "faults.h"
 #include "internal.h"
+#include "netevents.h"
 #include "support.h"
 
 /* The event thread names itself "wsp-reactor". */
@@ -873,4 +875,106 @@ TEST_WITH_TIMEOUT(event_thread_startups_and_cleanups_from_jobs_and_threads_at_on
     WAIT_FOR(provider_fds() == before, 10000);
     WAIT_FOR(event_threads() == 0, 10000);
     CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+}
+
+/* ---- upcalls deferred by a job, made once it returns ---- */
+
+/* In one job a socket's events are raised three ways: a selection (deferred: the socket goes
+ * on the reactor's flush list), an enumeration whose pump makes the deferred upcalls then and
+ * there, and a recv that raises FD_READ again (the data left after the FIN) while the socket
+ * is still on that list. It must not go on it twice: the list would loop on itself. The
+ * upcall of that last FD_READ is made when the job returns. */
+static WSAEVENT job_event;
+static WSANETWORKEVENTS job_record;
+
+static void select_enumerate_recv(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_READ | FD_CLOSE, &err1);
+    rc2 = T.lpWSPEnumNetworkEvents(served, job_event, &job_record, &err2);
+    WSABUF b = {1, rbuf};
+    DWORD flags = 0;
+    rgot = 0;
+    int err = 0;
+    rc3 = T.lpWSPRecv(served, &b, 1, &rgot, &flags, NULL, NULL, NULL, &err);
+}
+
+TEST(event_thread_job_raising_again_after_its_upcalls_were_made_flushes_once) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT);
+    CHECK_EQ(write(raw, "abc", 3), 3);
+    CHECK_EQ(shutdown(raw, SHUT_WR), 0);
+    struct sockaddr_storage me;
+    socklen_t len = sizeof me;
+    CHECK_EQ(getsockname(raw, (struct sockaddr *)&me, &len), 0);
+    WAIT_FOR(tcp_state(port_of(&lsn_addr), port_of(&me)) == TCP_CLOSE_WAIT, 10000);
+    in_job(select_enumerate_recv);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(job_record.lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(rc3, 0);
+    CHECK_EQ(rgot, 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
+}
+
+/* A provider call in a job that raises an event leaves its upcall to the reactor's flush
+ * after the job (netevents.c: made under the socket's lock there, a woken thread would run
+ * into that lock at once): the message arrives, posted by that flush, once. */
+TEST(event_thread_job_upcalls_are_deferred_to_the_flush) {
+    start();
+    connected_pair();
+    queue = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(served, queue, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(write(raw, "ab", 2), 2);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    unsigned before = wsp_netevents_flushes();
+    in_job(recv_one_byte);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rgot, 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
+    CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
+    CHECK_EQ(wsp_netevents_flushes() - before, 1);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
+/* A job whose provider calls raise (a selection: the upcalls wait for the flush) and then make
+ * those upcalls themselves (an enumeration's pump): the flush finds nothing left to make, and
+ * leaves the socket as it found it (unlocked: it closes). */
+static void select_and_enumerate(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_READ, &err1);
+    rc2 = T.lpWSPEnumNetworkEvents(served, job_event, &job_record, &err2);
+}
+
+TEST(event_thread_flush_of_upcalls_a_job_made_itself_makes_none) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT);
+    CHECK_EQ(write(raw, "a", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    unsigned before = wsp_netevents_flushes();
+    in_job(select_and_enumerate);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(job_record.lNetworkEvents, FD_READ);
+    /* A job after it runs after that flush. */
+    in_job(select_and_enumerate);
+    CHECK_EQ(wsp_netevents_flushes() - before, 0);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
 }

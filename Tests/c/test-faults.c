@@ -2065,3 +2065,125 @@ TEST(fault_failed_change_to_nonblocking_is_made_again_next_time) {
     close_socket(c);
     close_socket(s);
 }
+
+/* ---- s8-m2 (session 8): event sets, network events ---- */
+
+/* As above with a full list of checks: eight sockets on one event each leave data behind a
+ * recv, and the one poll that would look at all of them fails: each socket looks itself, and
+ * each reports FD_READ. */
+#define FULL_CHECKS 8 /* event_set.c's CHECKS */
+TEST(fault_a_full_list_of_checks_whose_look_fails_reports_every_socket) {
+    start();
+    SOCKET c[FULL_CHECKS], s[FULL_CHECKS], l[FULL_CHECKS];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < FULL_CHECKS; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c[i], "0123456789");
+    }
+    LONG seen[FULL_CHECKS] = {0};
+    long long deadline = now_ms() + 10000;
+    for (int all = 0; !all && now_ms() < deadline;) {
+        WSAWaitForMultipleEvents(1, &ev, FALSE, 100, FALSE);
+        all = 1;
+        for (int i = 0; i < FULL_CHECKS; i++) {
+            seen[i] |= ne_enum(s[i], ev).lNetworkEvents;
+            all &= seen[i] == FD_READ;
+        }
+    }
+    for (int i = 0; i < FULL_CHECKS; i++)
+        CHECK_EQ(seen[i], FD_READ);
+    char buf[4];
+    for (int i = 0; i < FULL_CHECKS; i++)
+        CHECK_EQ(ne_recv(s[i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_enum(s[0], ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    for (int i = 1; i < FULL_CHECKS; i++)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait-all whose condition variable cannot be made fails with WSA_NOT_ENOUGH_MEMORY and
+ * keeps no reference to its events (the leak check sees them closed); the next one works. */
+TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
+    start();
+    WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
+    CHECK(ev[0] != WSA_INVALID_EVENT && ev[1] != WSA_INVALID_EVENT);
+    CHECK(WSASetEvent(ev[0]));
+    CHECK(WSASetEvent(ev[1]));
+    FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_FAILED);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
+    fault_clear();
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev[0]));
+    CHECK(WSACloseEvent(ev[1]));
+}
+
+/* A message queue whose condition variable cannot be made is not made. */
+TEST(fault_message_queue_without_a_condition_variable_is_not_made) {
+    start();
+    FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
+    CHECK(WSPCreateMessageQueue() == NULL);
+    CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
+    CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
+    fault_clear();
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPPostMessage(q, 1, 2, 3));
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+    CHECK_EQ(m.message, 1);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* A socket registered while a blocking connect ran is watched from its first send or recv
+ * (netevents.c: late_watch). When that start fails (no memory) and the same send then finds
+ * the buffers full, the send's own FD_WRITE re-enabling starts the watch again: the room
+ * that comes is reported. */
+TEST(fault_late_watch_that_fails_is_started_again_by_a_blocked_send) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSAEVENT ev = ne_event_select(c, FD_WRITE);
+    int err = 0;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    set_dword(a, SOL_SOCKET, SO_RCVBUF, 4096);
+    /* Every watch start fails while the buffers fill. */
+    FAULT(calloc, .err = ENOMEM, .times = -1, .this_thread = 1);
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    CHECK(fault_fired(FAULT_calloc) >= 1);
+    /* Now the start at the send's beginning fails, and the one after it found no room works. */
+    FAULT(calloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_send(c, chunk, sizeof chunk, 0, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    CHECK(fault_calls(FAULT_calloc) >= 2);
+    fault_clear();
+    ne_fionbio(a, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    int seen = 0;
+    WSANETWORKEVENTS ne;
+    while (!seen && now_ms() < deadline) {
+        while (ne_recv(a, sink, sizeof sink, 0) > 0) {
+        }
+        seen = ne_wait_bit(c, ev, FD_WRITE, 20, &ne);
+    }
+    CHECK(seen);
+    CHECK(WSACloseEvent(ev));
+}

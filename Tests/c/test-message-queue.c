@@ -1,5 +1,6 @@
 /* Message queues (message_queue.c) and the built-in upcall table (upcalls.c). */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -443,4 +444,20 @@ TEST(queue_calls_that_succeed_leave_the_last_error_alone) {
     CHECK_EQ(WSAGetLastError(), 12345);
     CHECK(WSPDestroyMessageQueue(q));
     CHECK_EQ(WSAGetLastError(), 12345);
+}
+
+/* Descriptor 0 is a descriptor like any other: a process without standard input gets it for
+ * its first queue, which works and closes it when destroyed. */
+TEST(queue_on_descriptor_0_works) {
+    CHECK_EQ(close(0), 0);
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK_EQ(WSPMessageQueueFd(q), 0);
+    CHECK(WSPPostMessage(q, 0x400, 1, 2));
+    struct pollfd p = {.fd = 0, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+    CHECK(WSPDestroyMessageQueue(q));
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* closed */
 }

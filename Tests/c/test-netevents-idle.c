@@ -159,3 +159,71 @@ TEST(netev_conditions_that_raise_nothing_cost_the_reactor_no_relay) {
     CHECK_EQ(wsp_netevents_relays() - start_count, ROUNDS);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0); /* and nothing was posted for the others */
 }
+
+/* A socket registered for FD_OOB whose descriptor hangs up for good (EPOLLHUP, which epoll
+ * always reports) stops being relayed: its own SD_BOTH (one relay), or its own SD_SEND and
+ * then the peer's FIN (one relay, FD_CLOSE). Urgent data cannot come after either, and a
+ * watch still armed for it had the reactor relay the hang-up again and again. Counted as
+ * above. */
+TEST(netev_hung_up_socket_registered_for_oob_costs_the_reactor_no_more_relays) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl, cc, cs, cl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &cc, &cs, &cl);
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(cs, q, NE_MSG, FD_OOB | FD_CLOSE, &err), 0);
+
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPShutdown(as, SD_BOTH, &err), 0);
+    WAIT_FOR(wsp_netevents_relays() >= before + 1, 10000);
+    CHECK_EQ(T.lpWSPShutdown(cs, SD_SEND, &err), 0);
+    CHECK_EQ(T.lpWSPShutdown(cc, SD_SEND, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == cs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, 0));
+    /* Whatever the hang-ups cost so far, from now on only b's data is relayed. */
+    unsigned start_count = wsp_netevents_relays();
+    for (int i = 0; i < ROUNDS; i++) {
+        ne_send_str(bc, "x");
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == bs);
+        CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+        char b;
+        CHECK_EQ(ne_recv(bs, &b, 1, 0), 1);
+    }
+    CHECK_EQ(wsp_netevents_relays() - start_count, ROUNDS);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
+/* Urgent data already there when a socket is selected for FD_OOB is posted by the selecting
+ * call itself: the reactor's watch then waits for nothing on it (FD_OOB is raised and not yet
+ * re-enabled), and the only relay counted is the other socket's FD_READ. */
+TEST(netev_urgent_data_already_there_is_posted_by_the_selecting_call) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(ne_send(ac, "!", 1, MSG_OOB, NULL), 0);
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    WAIT_FOR(tcp_unread(port_of(&here), port_of(&there)) == 1, 10000);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+    CHECK(m.wParam == as);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}

@@ -1557,3 +1557,127 @@ TEST(netev_reset_socket_costs_the_reactor_no_more_relays) {
     CHECK_EQ(wsp_netevents_relays() - before, 1);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
+
+/* A registration looks again at SO_OOBINLINE: after urgent data was read inline (FD_READ),
+ * the application turns it off and selects FD_OOB alone; the reactor's watch must then wait
+ * for urgent data, which is FD_OOB now. */
+TEST(netev_oob_registration_sees_oobinline_turned_off) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    char b;
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, '!');
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '?');
+}
+
+/* The peer's FIN after data whose FD_READ is recorded but not yet answered by a recv is
+ * FD_CLOSE alone: the edge it comes with (EPOLLIN with EPOLLRDHUP) brings no new data, so
+ * FD_READ is not raised again for the same byte. */
+TEST(netev_fin_after_unread_data_is_close_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, 'x');
+}
+
+/* As above for urgent data: the edge that brings it (EPOLLPRI with EPOLLIN) is FD_OOB; the
+ * data whose FD_READ waits for its recv does not raise FD_READ again. */
+TEST(netev_urgent_after_unread_data_is_oob_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_OOB);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+}
+
+/* As above for room to send: a send blocked, then data came (FD_READ, not yet answered by a
+ * recv); the edge that brings room (EPOLLOUT, with EPOLLIN for the unread byte) is FD_WRITE
+ * alone. */
+TEST(netev_room_after_unread_data_is_write_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_RCVBUF, 4096);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    ne_send_str(s, "x");
+    CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ); /* no room yet: s has read nothing */
+    ne_fionbio(s, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    LONG seen = 0;
+    while (!(seen & FD_WRITE) && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
+            seen |= ne.lNetworkEvents;
+    }
+    CHECK_EQ(seen, FD_WRITE);
+    char b;
+    CHECK_EQ(ne_recv(c, &b, 1, 0), 1);
+    CHECK_EQ(b, 'x');
+}
+
+/* As above with the highest event of the record alone (FD_CLOSE): the entries below its bit
+ * are as untouched as those above. */
+TEST(netev_enum_of_close_alone_writes_only_its_code) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_signalled(ev, 10000));
+    WSANETWORKEVENTS ne;
+    memset(&ne, 0x5a, sizeof ne);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    for (int i = 0; i < FD_MAX_EVENTS; i++)
+        CHECK_EQ(ne.iErrorCode[i], i == FD_CLOSE_BIT ? 0 : 0x5a5a5a5a);
+}

@@ -112,7 +112,7 @@ static inline WSANETWORKEVENTS ne_enum(SOCKET s, WSAEVENT ev) {
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(s, ev, &ne, &err), 0);
     /* Readiness carries no error: only FD_CONNECT and FD_CLOSE report one. */
-    const LONG plain = FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT;
+    const LONG plain = FD_READ | FD_WRITE | FD_OOB | FD_ACCEPT | FD_QOS;
     for (int i = 0; i < FD_MAX_EVENTS; i++)
         if ((ne.lNetworkEvents & plain & (1 << i)) && ne.iErrorCode[i] != 0) {
             fprintf(stderr, "event bit %d reported with error %d\n", i, ne.iErrorCode[i]);

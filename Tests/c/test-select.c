@@ -781,3 +781,30 @@ TEST(select_connect_finished_under_its_poll_in_the_except_set_is_not_exceptional
     close(afd);
     close(lfd);
 }
+
+/* Descriptor 0 is a descriptor like any other: a select in a process without standard input
+ * gets it for its wake-up descriptor, works, and closes it. */
+TEST(select_on_descriptor_0_works) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    CHECK_EQ(close(0), 0);
+    CHECK_EQ(select1(0, s, 10000, NULL), 1);
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* the select's own descriptor, closed */
+}
+
+/* After the last cleanup, select fails with WSANOTINITIALISED before it looks at its sets. */
+TEST(select_after_the_last_cleanup_is_wsanotinitialised) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    WSPFD_SET set;
+    WSP_FD_ZERO(&set);
+    WSP_FD_SET(s, &set);
+    struct timeval zero = {0, 0};
+    err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &zero, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSANOTINITIALISED);
+}

@@ -651,3 +651,22 @@ TEST(winsock_socket_without_memory_for_its_route_is_wsaenobufs) {
         CHECK_EQ(WSACleanup(), 0);
     }
 }
+
+/* The network-event calls hand the provider's failure on: SOCKET_ERROR, and its code as the
+ * thread's last error. */
+TEST(winsock_network_event_calls_that_fail_report_the_providers_code) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSASetLastError(0);
+    CHECK_EQ(WSAEventSelect(s, NULL, FD_READ), SOCKET_ERROR); /* no event to signal */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    WSASetLastError(0);
+    CHECK_EQ(WSAAsyncSelect(s, NULL, 0x401, FD_READ), SOCKET_ERROR); /* no window */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    WSASetLastError(0);
+    CHECK_EQ(WSAEnumNetworkEvents(s, NULL, NULL), SOCKET_ERROR); /* nowhere to write */
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
