@@ -1150,3 +1150,115 @@ TEST(transfer_many_buffers_one_missing_is_wsaefault) {
     close_socket(c);
     close_socket(s);
 }
+
+/* ---- names after shutdown, FIONREAD's failure, the hold limit's bound (session 8, s8-m3) */
+
+/* The kernel's descriptor behind s, to watch what the kernel itself says. */
+static int kernel_fd_of(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int fd = so->fd;
+    wsp_socket_release(so);
+    return fd;
+}
+
+static int kernel_knows_peer(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* Once both sides have shut down, Linux forgets the peer; the socket still names both ends,
+ * as Windows does: the very addresses of the connection. */
+TEST(names_after_both_sides_shut_down_are_the_connections) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct sockaddr_storage mine = local_address(c), theirs = local_address(s);
+    CHECK(port_of(&mine) != 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_BOTH, &err), 0);
+    CHECK_EQ(T.lpWSPShutdown(s, SD_BOTH, &err), 0);
+    int fd = kernel_fd_of(c);
+    WAIT_FOR(!kernel_knows_peer(fd), 10000);
+    struct sockaddr_storage got;
+    int len = (int)sizeof got;
+    memset(&got, 0, sizeof got);
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&got, &len, &err), 0);
+    CHECK_EQ(len, (int)sizeof(struct sockaddr_in));
+    CHECK_MEM(&got, &mine, sizeof(struct sockaddr_in));
+    len = (int)sizeof got;
+    memset(&got, 0, sizeof got);
+    CHECK_EQ(T.lpWSPGetPeerName(c, (struct sockaddr *)&got, &len, &err), 0);
+    CHECK_EQ(len, (int)sizeof(struct sockaddr_in));
+    CHECK_MEM(&got, &theirs, sizeof(struct sockaddr_in));
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A shutdown after the peer reset the connection remembers no peer: getpeername still fails
+ * with WSAENOTCONN rather than name an address of zeros. */
+TEST(names_a_shutdown_after_a_reset_remembers_no_peer) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(c);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAECONNRESET); /* the reset has arrived */
+    CHECK(!kernel_knows_peer(kernel_fd_of(s)));
+    T.lpWSPShutdown(s, SD_SEND, &err); /* whatever it says: it must not invent a peer */
+    struct sockaddr_storage name;
+    int len = (int)sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    close_socket(s);
+}
+
+/* FIONREAD whose ioctl fails reports that failure, and writes no count. */
+TEST(fionread_whose_ioctl_fails_reports_it) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    DWORD v = 0xdeadbeef, ret = 0x5a5a;
+    int err = 0;
+    FAULT(ioctl, .nth = 1, .err = ENOTCONN, .this_thread = 1);
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOTCONN);
+    CHECK_EQ(v, 0xdeadbeef);
+    CHECK_EQ(ret, 0x5a5a);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* WSP_HOLD_LIMIT takes every value up to WSP_MAX_HOLD_LIMIT, that one included, and refuses
+ * the next, keeping what it had. */
+TEST(sockopt_hold_limit_takes_its_maximum_and_no_more) {
+    start();
+    SOCKET l = new_socket(WSP_CATALOG_CDATA_IPV4);
+    const DWORD values[] = {0, 1, WSP_MAX_HOLD_LIMIT - 1, WSP_MAX_HOLD_LIMIT};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, values[i]);
+        DWORD v = 0xdeadbeef;
+        int len = sizeof v, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, values[i]);
+    }
+    DWORD v = WSP_MAX_HOLD_LIMIT + 1;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_MAX_HOLD_LIMIT);
+    close_socket(l);
+}
