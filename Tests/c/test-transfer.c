@@ -1,6 +1,7 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1261,4 +1262,29 @@ TEST(sockopt_hold_limit_takes_its_maximum_and_no_more) {
     CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
     CHECK_EQ(v, WSP_MAX_HOLD_LIMIT);
     close_socket(l);
+}
+
+/* Closing a socket that another call still uses gives its descriptor number a fresh
+ * non-blocking socket (socket.c, release_descriptor). What the socket records of the
+ * descriptor's O_NONBLOCK must then be true of the new descriptor (or say "not known"): a call
+ * still running trusts it to skip an fcntl. */
+TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err); /* a call still running */
+    CHECK(so != NULL);
+    CHECK_EQ(fcntl(so->fd, F_GETFL) & O_NONBLOCK, 0); /* a blocking connect left it blocking */
+    close_socket(c);
+    pthread_mutex_lock(&so->lock);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getpeername(so->fd, (struct sockaddr *)&ss, &len), -1); /* the fresh socket */
+    int flags = fcntl(so->fd, F_GETFL);
+    CHECK(flags >= 0);
+    CHECK(so->fd_nonblocking == -1 || so->fd_nonblocking == ((flags & O_NONBLOCK) != 0));
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    close_socket(s);
 }
