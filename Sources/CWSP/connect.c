@@ -206,9 +206,7 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     if (!so->entry->connect_data) {
         if (caller && caller->len)
             return WSAEPROTONOSUPPORT; /* plain TCP carries no connect data */
-        if (sqos)
-            return WSAEOPNOTSUPP; /* nor QoS */
-        return 0;
+        return sqos ? WSAEOPNOTSUPP : 0; /* nor QoS */
     }
     if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
         return WSAEFAULT;
