@@ -1288,3 +1288,34 @@ TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
     wsp_socket_release(so);
     close_socket(s);
 }
+
+/* A send or recv given no count to write is WSAEFAULT, whatever its flags, and moves nothing:
+ * the bytes sent next arrive first, and the bytes waiting stay for the next recv. */
+TEST(transfer_without_a_count_is_wsaefault_and_moves_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    const DWORD flag_sets[] = {0, MSG_DONTROUTE, 0x40000 /* not a flag WSP takes */};
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        WSABUF w = {4, "lost"};
+        int err = 0;
+        CHECK_EQ(T.lpWSPSend(c, &w, 1, NULL, flag_sets[i], NULL, NULL, NULL, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    send_all(c, "kept", 4);
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        char b[8];
+        WSABUF w = {sizeof b, b};
+        DWORD flags = flag_sets[i];
+        int err = 0;
+        CHECK_EQ(T.lpWSPRecv(s, &w, 1, NULL, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    char b[8];
+    recv_exact(s, b, 4);
+    CHECK_MEM(b, "kept", 4);
+    close_socket(c);
+    close_socket(s);
+}
