@@ -1319,3 +1319,45 @@ TEST(transfer_without_a_count_is_wsaefault_and_moves_nothing) {
     close_socket(c);
     close_socket(s);
 }
+
+/* WSP_MAX_CALLER_DATA and WSP_MAX_CALLEE_DATA each take WSP_MAX_CONNECT_DATA and refuse one
+ * more, keeping what they had. */
+TEST(sockopt_connect_data_limits_take_their_maximum_and_no_more) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    const int names[] = {WSP_MAX_CALLER_DATA, WSP_MAX_CALLEE_DATA};
+    for (size_t i = 0; i < 2; i++) {
+        set_dword(s, SOL_WSP, names[i], WSP_MAX_CONNECT_DATA);
+        DWORD v = WSP_MAX_CONNECT_DATA + 1;
+        int err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, names[i], (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        int len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, names[i], (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, WSP_MAX_CONNECT_DATA);
+    }
+    close_socket(s);
+}
+
+/* A blocking recv or send that fails with an error other than EAGAIN reports that error:
+ * only EAGAIN (the kernel's SO_RCVTIMEO / SO_SNDTIMEO running out) is WSAETIMEDOUT. */
+TEST(transfer_a_blocking_call_failing_otherwise_is_not_a_time_out) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    char b[4];
+    DWORD got = 0;
+    FAULT(recv, .err = EBADF, .this_thread = 1);
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOTSOCK);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    FAULT(send, .err = EBADF, .this_thread = 1);
+    WSABUF w = {1, "x"};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &w, 1, &got, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOTSOCK);
+    close_socket(c);
+    close_socket(s);
+}
