@@ -1362,3 +1362,28 @@ TEST(transfer_a_blocking_call_failing_otherwise_is_not_a_time_out) {
     close_socket(c);
     close_socket(s);
 }
+
+/* SIO_GET_EXTENSION_FUNCTION_POINTER reads a GUID from the front of its input: a longer input
+ * buffer is fine (Winsock checks only that the GUID fits), and gives the same function. */
+TEST(ioctl_extension_pointer_takes_a_longer_input) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    struct {
+        GUID id;
+        char more[8];
+    } in = {WSPID_ACCEPTHOLD, "extra"};
+    void *exact = NULL, *longer = NULL;
+    DWORD ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &in.id, sizeof in.id, &exact,
+                          sizeof exact, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK(exact != NULL);
+    ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &in, sizeof in, &longer,
+                          sizeof longer, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(ret, sizeof longer);
+    CHECK(longer == exact);
+    close_socket(s);
+}
