@@ -781,3 +781,16 @@ TEST(startup_fills_every_byte_of_wspdata) {
     int err = 0;
     CHECK_EQ(t.lpWSPCleanup(&err), 0);
 }
+
+/* A failing call given no lpErrno still fails (SOCKET_ERROR, INVALID_SOCKET), and writes no
+ * code anywhere rather than crash. */
+TEST(errors_a_failing_call_without_lperrno_still_fails) {
+    start();
+    SOCKET bogus = (SOCKET)4242;
+    CHECK_EQ(T.lpWSPCloseSocket(bogus, NULL), SOCKET_ERROR);
+    CHECK_EQ(T.lpWSPShutdown(bogus, SD_BOTH, NULL), SOCKET_ERROR);
+    DWORD v = 0;
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(bogus, SOL_SOCKET, SO_TYPE, (char *)&v, &len, NULL), SOCKET_ERROR);
+    CHECK(T.lpWSPSocket(AF_UNIX, SOCK_STREAM, 0, NULL, 0, 0, NULL) == INVALID_SOCKET);
+}
