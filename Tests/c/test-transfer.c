@@ -1387,3 +1387,22 @@ TEST(ioctl_extension_pointer_takes_a_longer_input) {
     CHECK(longer == exact);
     close_socket(s);
 }
+
+/* A buffer array of no buffers is WSAEFAULT, for send and recv alike, even with a valid
+ * pointer: it is not a zero-length transfer (which a recv would report as end of stream). */
+TEST(transfer_an_array_of_no_buffers_is_wsaefault) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    WSABUF w = {4, "data"};
+    DWORD n = 4242, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &w, 0, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &w, 0, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 4242);
+    close_socket(c);
+    close_socket(s);
+}
