@@ -126,9 +126,9 @@ static void copy_options(int from, int to, int af) {
         {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
         {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
         {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
-        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY},
+        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY}, {0, 0} /* the end */
     };
-    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    for (size_t i = 0; opts[i].name; i++) {
         if (opts[i].level == IPPROTO_IPV6 && af != AF_INET6)
             continue;
         union {
@@ -206,9 +206,7 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
     if (!so->entry->connect_data) {
         if (caller && caller->len)
             return WSAEPROTONOSUPPORT; /* plain TCP carries no connect data */
-        if (sqos)
-            return WSAEOPNOTSUPP; /* nor QoS */
-        return 0;
+        return sqos ? WSAEOPNOTSUPP : 0; /* nor QoS */
     }
     if (caller && ((caller->len && !caller->buf) || caller->len > so->max_caller_data))
         return WSAEFAULT;

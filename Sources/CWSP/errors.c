@@ -122,10 +122,11 @@ static const struct wsp_error_text error_texts[] = {
     {WSAEDISCON, "WSAEDISCON", "the peer is disconnecting gracefully"},
     {WSATRY_AGAIN, "WSATRY_AGAIN",
      "the condition function deferred the request: it stays first in the queue; accept again"},
+    {0, NULL, NULL}, /* the end */
 };
 
 static const struct wsp_error_text *find_text(int code) {
-    for (size_t i = 0; i < sizeof error_texts / sizeof error_texts[0]; i++)
+    for (size_t i = 0; error_texts[i].name; i++)
         if (error_texts[i].code == code)
             return &error_texts[i];
     return NULL;

@@ -15,7 +15,7 @@ static int startup_count;  /* startup.c's lock */
 struct upcall_copy {
     WSPUPCALLTABLE table;
     int builtin_events;
-    struct upcall_copy *retired_next;
+    struct upcall_copy *retired_next; /* set when it is retired, read only after that */
 };
 static _Atomic(struct upcall_copy *) upcalls_in_force;
 static struct upcall_copy *retired_upcalls; /* startup.c's lock */
@@ -51,7 +51,6 @@ int wsp_publish_upcalls(const WSPUPCALLTABLE *t, int builtin_events) {
         return WSA_NOT_ENOUGH_MEMORY;
     copy->table = *t;
     copy->builtin_events = builtin_events;
-    copy->retired_next = NULL;
     atomic_store_explicit(&upcalls_in_force, copy, memory_order_release);
     if (now) {
         now->retired_next = retired_upcalls;

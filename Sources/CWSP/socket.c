@@ -90,7 +90,8 @@ static void remember_names(struct wsp_socket *so) {
  * watch on the old descriptor was removed from its epoll set before this (close tears the
  * roles down first), so no epoll can name it afterwards. A listener then refuses connects
  * and its port is free at once, as on Windows. Without a spare descriptor, the old one
- * closes with the last reference, as before. */
+ * closes with the last reference (a listener among them already refuses: the close shut it
+ * down). */
 static void release_descriptor(struct wsp_socket *so) {
     int spare = socket(so->entry->af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (spare < 0)
@@ -137,8 +138,9 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
      * that may never come; shutting the read side does that without sending anything. */
     if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTED)
         shutdown(so->fd, SHUT_RD);
-    else if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTING)
-        shutdown(so->fd, SHUT_RDWR); /* wakes a blocking connect; the attempt is abandoned */
+    else if (wsp_socket_in_use(so)) /* wakes a blocking connect (the attempt is abandoned) and
+                                     * stops a listener even when no spare replaces it below */
+        shutdown(so->fd, SHUT_RDWR);
     if (wsp_socket_in_use(so))
         release_descriptor(so); /* otherwise the release below closes it at once */
     pthread_mutex_unlock(&so->lock);

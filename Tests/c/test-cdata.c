@@ -2033,3 +2033,34 @@ TEST(cdata_presentations_carry_nothing_from_an_earlier_client) {
     close_socket(pl);
     close_socket(l);
 }
+
+/* ---- QoS at the format's ceiling (session 8, s8-m3) ---- */
+
+/* A provider-specific QoS part of exactly WSP_HS_MAX_QOS_SPECIFIC bytes is the largest the
+ * format carries, not one too many: the connect succeeds and the server sees all of it. */
+TEST(cdata_qos_specific_of_the_largest_size_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    static uint8_t specific[WSP_HS_MAX_QOS_SPECIFIC];
+    pattern(specific, sizeof specific, 11);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    q.ProviderSpecific = (WSABUF){sizeof specific, (char *)specific};
+    /* Non-blocking, so that a refusal of the size shows at once, not as a hang. */
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, &q), WSAEWOULDBLOCK);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK(!c.qos_null);
+    CHECK_EQ(c.qos.ProviderSpecific.len, WSP_HS_MAX_QOS_SPECIFIC);
+    CHECK_MEM(c.specific, specific, sizeof specific);
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
+}

@@ -1,5 +1,6 @@
 /* The provider's clock (Sources/CWSP/clock.c): deadlines in whole milliseconds that never
  * come before the time-out has passed, and the time left until one. */
+#include <limits.h>
 #include <time.h>
 
 #include "harness.h"
@@ -26,4 +27,17 @@ TEST(clock_deadline_is_never_before_the_time_out_has_passed) {
     CHECK_EQ(wsp_ms_left(WSP_NO_DEADLINE), -1);
     CHECK_EQ(wsp_ms_left(0), 0);
     CHECK_EQ(wsp_ms_left(wsp_now_ms()), 0);
+}
+
+/* ---- far deadlines (session 8, s8-m3) ---- */
+
+/* The time left to a deadline further away than an int counts is INT_MAX, a wait as long as
+ * one can be: never a count wrapped short or negative. A near one is at most its distance. */
+TEST(clock_time_left_to_a_far_deadline_is_int_max) {
+    uint64_t now = wsp_now_ms();
+    CHECK_EQ(wsp_ms_left(now + (uint64_t)INT_MAX + 1000u), INT_MAX);
+    CHECK_EQ(wsp_ms_left(now + ((uint64_t)1 << 40)), INT_MAX);
+    CHECK_EQ(wsp_ms_left(WSP_NO_DEADLINE - 1), INT_MAX);
+    int left = wsp_ms_left(now + 1000000u);
+    CHECK(left > 0 && left <= 1000000);
 }

@@ -678,3 +678,60 @@ TEST(connect_nonblocking_request_sent_late_carries_the_patience_left) {
     close_socket(c);
     close(lfd);
 }
+
+/* ---- the descriptor's mode on a non-blocking connect (session 8, s8-m3) ---- */
+
+/* A socket's descriptor is non-blocking from its creation, and the socket knows it: a
+ * non-blocking connect, start to finish, changes no descriptor's mode (no FIONBIO ioctl). */
+TEST(connect_nonblocking_changes_no_descriptor_mode) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(s, 1);
+    FAULT(ioctl, .nth = 1000000); /* never fails: counts every thread's calls */
+    int rc = connect_full(s, &addr, NULL, NULL, NULL);
+    CHECK(rc == 0 || rc == WSAEWOULDBLOCK);
+    WAIT_FOR(connect_full(s, &addr, NULL, NULL, NULL) == WSAEISCONN, 10000);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    close_socket(s);
+    close(lfd);
+}
+
+/* Closing a socket whose non-blocking connect is still waiting for its answer, while a call
+ * still holds the socket, leaves it naming no connector: the connector is the reactor's to
+ * free, and a call still running (wsp_connector_poll) must not find it. */
+TEST(connect_close_while_in_use_leaves_no_connector) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* answers nothing */
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err); /* a call still running */
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    pthread_mutex_unlock(&so->lock);
+    close_socket(s);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector == NULL);
+    wsp_connector_poll(so); /* what a call still running does: nothing now */
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    close(lfd);
+}

@@ -2187,3 +2187,28 @@ TEST(fault_late_watch_that_fails_is_started_again_by_a_blocked_send) {
     CHECK(seen);
     CHECK(WSACloseEvent(ev));
 }
+
+/* ---- closing a listener in use without a spare descriptor (session 8, s8-m3) ---- */
+
+/* A listener closed while a call still holds it, when no fresh socket can take over its
+ * descriptor number (socket fails: release_descriptor has no spare), stops listening at once
+ * all the same: a connect to its port is refused, as on Windows, not queued on a socket that
+ * nobody will ever accept from. */
+TEST(fault_close_of_a_listener_in_use_without_a_spare_stops_listening) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err); /* a call still running */
+    CHECK(so != NULL);
+    FAULT(socket, .err = EMFILE, .this_thread = 1);
+    close_socket(l);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    fault_clear();
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(fd >= 0);
+    CHECK_EQ(connect(fd, (const struct sockaddr *)&addr, (socklen_t)addr_len(&addr)), -1);
+    CHECK_EQ(errno, ECONNREFUSED);
+    close(fd);
+    wsp_socket_release(so); /* the last reference: the descriptor closes now */
+}

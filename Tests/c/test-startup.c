@@ -734,3 +734,63 @@ TEST(bind_to_an_address_of_another_family_is_wsaeafnosupport) {
     CHECK_EQ(err, WSAEINVAL); /* not bound */
     close_socket(s);
 }
+
+/* ---- catalog and start-up edges (session 8, s8-m3) ---- */
+
+/* A protocol selection matches when TCP is anywhere in it, not only first; one without TCP
+ * matches nothing, however long. */
+TEST(catalog_selection_matches_tcp_anywhere_in_the_list) {
+    WSAPROTOCOL_INFO info[4];
+    int later[] = {IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_TCP, 0};
+    int none[] = {IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_RAW, 0};
+    DWORD len = sizeof info;
+    int err = 0;
+    CHECK_EQ(WSPEnumProtocols(later, info, &len, &err), 4);
+    CHECK_EQ(len, 4 * sizeof(WSAPROTOCOL_INFO));
+    len = sizeof info;
+    CHECK_EQ(WSPEnumProtocols(none, info, &len, &err), 0);
+    CHECK_EQ(len, 0);
+}
+
+/* Only AF_INET and AF_INET6 make a socket: every other family, below, between or above them,
+ * is WSAEAFNOSUPPORT and opens nothing. */
+TEST(catalog_families_other_than_inet_and_inet6_are_refused) {
+    start();
+    const int families[] = {AF_UNSPEC, AF_INET + 1, AF_INET + 3, AF_INET6 - 1, AF_INET6 + 1,
+                            AF_PACKET, -1};
+    int before = open_fds();
+    for (size_t i = 0; i < sizeof families / sizeof families[0]; i++) {
+        int err = 0;
+        CHECK(T.lpWSPSocket(families[i], SOCK_STREAM, 0, NULL, 0, 0, &err) == INVALID_SOCKET);
+        CHECK_EQ(err, WSAEAFNOSUPPORT);
+    }
+    CHECK_EQ(open_fds(), before);
+}
+
+/* WSPStartup writes the whole WSPDATA: the description is padded with zeros to its end, so
+ * nothing of what the caller's memory held before shows through. */
+TEST(startup_fills_every_byte_of_wspdata) {
+    WSPDATA d;
+    WSPPROC_TABLE t;
+    memset(&d, 0xa5, sizeof d);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &d, NULL, no_upcalls(), &t), 0);
+    size_t n = strlen(d.szDescription);
+    CHECK(n > 0 && n < sizeof d.szDescription);
+    for (size_t i = n; i < sizeof d.szDescription; i++)
+        CHECK_EQ(d.szDescription[i], 0);
+    int err = 0;
+    CHECK_EQ(t.lpWSPCleanup(&err), 0);
+}
+
+/* A failing call given no lpErrno still fails (SOCKET_ERROR, INVALID_SOCKET), and writes no
+ * code anywhere rather than crash. */
+TEST(errors_a_failing_call_without_lperrno_still_fails) {
+    start();
+    SOCKET bogus = (SOCKET)4242;
+    CHECK_EQ(T.lpWSPCloseSocket(bogus, NULL), SOCKET_ERROR);
+    CHECK_EQ(T.lpWSPShutdown(bogus, SD_BOTH, NULL), SOCKET_ERROR);
+    DWORD v = 0;
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(bogus, SOL_SOCKET, SO_TYPE, (char *)&v, &len, NULL), SOCKET_ERROR);
+    CHECK(T.lpWSPSocket(AF_UNIX, SOCK_STREAM, 0, NULL, 0, 0, NULL) == INVALID_SOCKET);
+}

@@ -1,6 +1,7 @@
 /* lpWSPSend / lpWSPRecv (scatter/gather, MSG_PEEK, MSG_OOB), FIONREAD, SIOCATMARK, shutdown,
  * time-outs, abortive close, and the socket options the provider reports itself. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -1147,6 +1148,261 @@ TEST(transfer_many_buffers_one_missing_is_wsaefault) {
     CHECK_EQ(T.lpWSPRecv(s, bufs, N, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 0);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* ---- names after shutdown, FIONREAD's failure, the hold limit's bound (session 8, s8-m3) */
+
+/* The kernel's descriptor behind s, to watch what the kernel itself says. */
+static int kernel_fd_of(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int fd = so->fd;
+    wsp_socket_release(so);
+    return fd;
+}
+
+static int kernel_knows_peer(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    return getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+}
+
+/* Once both sides have shut down, Linux forgets the peer; the socket still names both ends,
+ * as Windows does: the very addresses of the connection. */
+TEST(names_after_both_sides_shut_down_are_the_connections) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct sockaddr_storage mine = local_address(c), theirs = local_address(s);
+    CHECK(port_of(&mine) != 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_BOTH, &err), 0);
+    CHECK_EQ(T.lpWSPShutdown(s, SD_BOTH, &err), 0);
+    int fd = kernel_fd_of(c);
+    WAIT_FOR(!kernel_knows_peer(fd), 10000);
+    T.lpWSPShutdown(c, SD_RECEIVE, &err); /* again, whatever it says: the names stay */
+    struct sockaddr_storage got;
+    int len = (int)sizeof got;
+    memset(&got, 0, sizeof got);
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&got, &len, &err), 0);
+    CHECK_EQ(len, (int)sizeof(struct sockaddr_in));
+    CHECK_MEM(&got, &mine, sizeof(struct sockaddr_in));
+    len = (int)sizeof got;
+    memset(&got, 0, sizeof got);
+    CHECK_EQ(T.lpWSPGetPeerName(c, (struct sockaddr *)&got, &len, &err), 0);
+    CHECK_EQ(len, (int)sizeof(struct sockaddr_in));
+    CHECK_MEM(&got, &theirs, sizeof(struct sockaddr_in));
+    close_socket(c);
+    close_socket(s);
+}
+
+/* A shutdown after the peer reset the connection remembers no peer: getpeername still fails
+ * with WSAENOTCONN rather than name an address of zeros. */
+TEST(names_a_shutdown_after_a_reset_remembers_no_peer) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    close_socket(c);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAECONNRESET); /* the reset has arrived */
+    CHECK(!kernel_knows_peer(kernel_fd_of(s)));
+    T.lpWSPShutdown(s, SD_SEND, &err); /* whatever it says: it must not invent a peer */
+    struct sockaddr_storage name;
+    int len = (int)sizeof name;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    close_socket(s);
+}
+
+/* FIONREAD whose ioctl fails reports that failure, and writes no count. */
+TEST(fionread_whose_ioctl_fails_reports_it) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    DWORD v = 0xdeadbeef, ret = 0x5a5a;
+    int err = 0;
+    FAULT(ioctl, .nth = 1, .err = ENOTCONN, .this_thread = 1);
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONREAD, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOTCONN);
+    CHECK_EQ(v, 0xdeadbeef);
+    CHECK_EQ(ret, 0x5a5a);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* WSP_HOLD_LIMIT takes every value up to WSP_MAX_HOLD_LIMIT, that one included, and refuses
+ * the next, keeping what it had. */
+TEST(sockopt_hold_limit_takes_its_maximum_and_no_more) {
+    start();
+    SOCKET l = new_socket(WSP_CATALOG_CDATA_IPV4);
+    const DWORD values[] = {0, 1, WSP_MAX_HOLD_LIMIT - 1, WSP_MAX_HOLD_LIMIT};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        set_dword(l, SOL_WSP, WSP_HOLD_LIMIT, values[i]);
+        DWORD v = 0xdeadbeef;
+        int len = sizeof v, err = 0;
+        CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, values[i]);
+    }
+    DWORD v = WSP_MAX_HOLD_LIMIT + 1;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, sizeof v, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    int len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HOLD_LIMIT, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, WSP_MAX_HOLD_LIMIT);
+    close_socket(l);
+}
+
+/* Closing a socket that another call still uses gives its descriptor number a fresh
+ * non-blocking socket (socket.c, release_descriptor). What the socket records of the
+ * descriptor's O_NONBLOCK must then be true of the new descriptor (or say "not known"): a call
+ * still running trusts it to skip an fcntl. */
+TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err); /* a call still running */
+    CHECK(so != NULL);
+    CHECK_EQ(fcntl(so->fd, F_GETFL) & O_NONBLOCK, 0); /* a blocking connect left it blocking */
+    close_socket(c);
+    pthread_mutex_lock(&so->lock);
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    CHECK_EQ(getpeername(so->fd, (struct sockaddr *)&ss, &len), -1); /* the fresh socket */
+    int flags = fcntl(so->fd, F_GETFL);
+    CHECK(flags >= 0);
+    CHECK(so->fd_nonblocking == -1 || so->fd_nonblocking == ((flags & O_NONBLOCK) != 0));
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    close_socket(s);
+}
+
+/* A send or recv given no count to write is WSAEFAULT, whatever its flags, and moves nothing:
+ * the bytes sent next arrive first, and the bytes waiting stay for the next recv. */
+TEST(transfer_without_a_count_is_wsaefault_and_moves_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    const DWORD flag_sets[] = {0, MSG_DONTROUTE, 0x40000 /* not a flag WSP takes */};
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        WSABUF w = {4, "lost"};
+        int err = 0;
+        CHECK_EQ(T.lpWSPSend(c, &w, 1, NULL, flag_sets[i], NULL, NULL, NULL, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    send_all(c, "kept", 4);
+    WAIT_FOR(unread_bytes(s) == 4, 10000);
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        char b[8];
+        WSABUF w = {sizeof b, b};
+        DWORD flags = flag_sets[i];
+        int err = 0;
+        CHECK_EQ(T.lpWSPRecv(s, &w, 1, NULL, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
+    }
+    char b[8];
+    recv_exact(s, b, 4);
+    CHECK_MEM(b, "kept", 4);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* WSP_MAX_CALLER_DATA and WSP_MAX_CALLEE_DATA each take WSP_MAX_CONNECT_DATA and refuse one
+ * more, keeping what they had. */
+TEST(sockopt_connect_data_limits_take_their_maximum_and_no_more) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    const int names[] = {WSP_MAX_CALLER_DATA, WSP_MAX_CALLEE_DATA};
+    for (size_t i = 0; i < 2; i++) {
+        set_dword(s, SOL_WSP, names[i], WSP_MAX_CONNECT_DATA);
+        DWORD v = WSP_MAX_CONNECT_DATA + 1;
+        int err = 0;
+        CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_WSP, names[i], (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        int len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_WSP, names[i], (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, WSP_MAX_CONNECT_DATA);
+    }
+    close_socket(s);
+}
+
+/* A blocking recv or send that fails with an error other than EAGAIN reports that error:
+ * only EAGAIN (the kernel's SO_RCVTIMEO / SO_SNDTIMEO running out) is WSAETIMEDOUT. */
+TEST(transfer_a_blocking_call_failing_otherwise_is_not_a_time_out) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    char b[4];
+    DWORD got = 0;
+    FAULT(recv, .err = EBADF, .this_thread = 1);
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAENOTSOCK);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    FAULT(send, .err = EBADF, .this_thread = 1);
+    WSABUF w = {1, "x"};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &w, 1, &got, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOTSOCK);
+    close_socket(c);
+    close_socket(s);
+}
+
+/* SIO_GET_EXTENSION_FUNCTION_POINTER reads a GUID from the front of its input: a longer input
+ * buffer is fine (Winsock checks only that the GUID fits), and gives the same function. */
+TEST(ioctl_extension_pointer_takes_a_longer_input) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    struct {
+        GUID id;
+        char more[8];
+    } in = {WSPID_ACCEPTHOLD, "extra"};
+    void *exact = NULL, *longer = NULL;
+    DWORD ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &in.id, sizeof in.id, &exact,
+                          sizeof exact, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK(exact != NULL);
+    ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, &in, sizeof in, &longer,
+                          sizeof longer, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(ret, sizeof longer);
+    CHECK(longer == exact);
+    close_socket(s);
+}
+
+/* A buffer array of no buffers is WSAEFAULT, for send and recv alike, even with a valid
+ * pointer: it is not a zero-length transfer (which a recv would report as end of stream). */
+TEST(transfer_an_array_of_no_buffers_is_wsaefault) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    WSABUF w = {4, "data"};
+    DWORD n = 4242, flags = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSend(c, &w, 0, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &w, 0, &n, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(n, 4242);
     close_socket(c);
     close_socket(s);
 }
