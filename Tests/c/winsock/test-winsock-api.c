@@ -651,3 +651,327 @@ TEST(winsock_socket_without_memory_for_its_route_is_wsaenobufs) {
         CHECK_EQ(WSACleanup(), 0);
     }
 }
+
+/* ---- what the layer hands a provider ---------------------------------------------------- */
+/* These tests put recording stand-ins into the provider's table or the provider list
+ * (winsock_internal.h), as a second provider would be: WSP's own provider ignores some
+ * arguments (its protocol info fixes family and type; its join-leaf refuses everything), so
+ * only a stand-in sees whether the layer passed them on as the program gave them. */
+
+static struct {
+    int af, type, protocol, g;
+    DWORD entry, flags;
+} made;
+static LPWSPSOCKET real_socket;
+
+static SOCKET recording_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g,
+                               DWORD flags, LPINT err) {
+    made.af = af, made.type = type, made.protocol = protocol, made.g = (int)g;
+    made.entry = info ? info->dwCatalogEntryId : 0;
+    made.flags = flags;
+    return real_socket(af, type, protocol, info, g, flags, err);
+}
+
+/* The provider is given the program's family, type and protocol, each FROM_PROTOCOL_INFO
+ * replaced by the entry's value, with the chosen entry and the program's flags. */
+TEST(winsock_socket_hands_the_provider_the_programs_values) {
+    startup();
+    real_socket = winsock_providers[0].table.lpWSPSocket;
+    winsock_providers[0].table.lpWSPSocket = recording_socket;
+    SOCKET s = WSASocket(AF_INET6, SOCK_STREAM, 0, NULL, 0, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET6);
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, 0);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(made.flags, 0);
+    CHECK_EQ(closesocket(s), 0);
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(info[2].dwCatalogEntryId, WSP_CATALOG_CDATA_IPV4);
+    s = WSASocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info[2], 0,
+                  WSA_FLAG_OVERLAPPED);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET);
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, IPPROTO_TCP);
+    CHECK_EQ(made.entry, WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(made.flags, WSA_FLAG_OVERLAPPED);
+    CHECK_EQ(closesocket(s), 0);
+    s = WSASocket(AF_INET, FROM_PROTOCOL_INFO, IPPROTO_TCP, &info[1], 0, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET); /* as given: the entry decides, the provider sees both */
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, IPPROTO_TCP);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(closesocket(s), 0);
+    winsock_providers[0].table.lpWSPSocket = real_socket;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static struct {
+    SOCKET s, leaf;
+    const struct sockaddr *name;
+    int namelen, err;
+    LPWSABUF caller, callee;
+    LPQOS sqos, gqos;
+    DWORD flags;
+} joined;
+
+static SOCKET recording_join_leaf(SOCKET s, const struct sockaddr *name, int namelen,
+                                  LPWSABUF caller, LPWSABUF callee, LPQOS sqos, LPQOS gqos,
+                                  DWORD flags, LPINT err) {
+    joined.s = s, joined.name = name, joined.namelen = namelen;
+    joined.caller = caller, joined.callee = callee, joined.sqos = sqos, joined.gqos = gqos;
+    joined.flags = flags;
+    *err = joined.err;
+    return joined.leaf;
+}
+
+/* WSAJoinLeaf passes every argument to the provider as given; a leaf that is the socket
+ * itself is returned as it is, a new one gets a route (closesocket finds it), and a failure
+ * is the provider's error. */
+TEST(winsock_join_leaf_hands_the_provider_its_arguments) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    LPWSPJOINLEAF real = winsock_providers[0].table.lpWSPJoinLeaf;
+    winsock_providers[0].table.lpWSPJoinLeaf = recording_join_leaf;
+    SOCKADDR_IN to;
+    memset(&to, 0, sizeof to);
+    WSABUF caller = {1, "c"}, callee = {0, NULL};
+    QOS sqos, gqos;
+    joined.leaf = s;
+    CHECK(WSAJoinLeaf(s, (SOCKADDR *)&to, 13, &caller, &callee, &sqos, &gqos, 4) == s);
+    /* 4 and 2: Windows' JL_BOTH and JL_SENDER_ONLY, which WSP's headers do not define */
+    CHECK(joined.s == s);
+    CHECK(joined.name == (SOCKADDR *)&to);
+    CHECK_EQ(joined.namelen, 13);
+    CHECK(joined.caller == &caller && joined.callee == &callee);
+    CHECK(joined.sqos == &sqos && joined.gqos == &gqos);
+    CHECK_EQ(joined.flags, 4);
+    CHECK_EQ(winsock_route_count(), 1);
+    joined.leaf = INVALID_SOCKET;
+    joined.err = WSAENETDOWN;
+    CHECK(WSAJoinLeaf(s, NULL, 0, NULL, NULL, NULL, NULL, 2) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAENETDOWN);
+    CHECK_EQ(joined.flags, 2);
+    CHECK_EQ(winsock_route_count(), 1);
+    int err = 0; /* a new leaf: a socket the provider made behind the layer's back */
+    joined.leaf = winsock_providers[0].table.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL,
+                                                         0, 0, &err);
+    CHECK(joined.leaf != INVALID_SOCKET);
+    CHECK(WSAJoinLeaf(s, NULL, 0, NULL, NULL, NULL, NULL, 2) == joined.leaf);
+    CHECK_EQ(winsock_route_count(), 2);
+    CHECK_EQ(closesocket(joined.leaf), 0); /* routed to its provider */
+    winsock_providers[0].table.lpWSPJoinLeaf = real;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static DWORD converted_with;
+static LPWSPADDRESSTOSTRING real_address_to_string;
+static LPWSPSTRINGTOADDRESS real_string_to_address;
+
+static int recording_address_to_string(LPSOCKADDR sa, DWORD salen, LPWSAPROTOCOL_INFO info,
+                                       LPSTR out, LPDWORD outlen, LPINT err) {
+    converted_with = info ? info->dwCatalogEntryId : 0;
+    return real_address_to_string(sa, salen, info, out, outlen, err);
+}
+
+static int recording_string_to_address(const char *str, INT af, LPWSAPROTOCOL_INFO info,
+                                       LPSOCKADDR sa, LPINT salen, LPINT err) {
+    converted_with = info ? info->dwCatalogEntryId : 0;
+    return real_string_to_address(str, af, info, sa, salen, err);
+}
+
+/* Without a protocol info, an address conversion goes to the first catalog entry of the
+ * family (Windows' documented rule), with that entry's description; with one, to the entry
+ * it names. */
+TEST(winsock_address_conversions_go_to_the_first_entry_of_the_family) {
+    startup();
+    real_address_to_string = winsock_providers[0].table.lpWSPAddressToString;
+    real_string_to_address = winsock_providers[0].table.lpWSPStringToAddress;
+    winsock_providers[0].table.lpWSPAddressToString = recording_address_to_string;
+    winsock_providers[0].table.lpWSPStringToAddress = recording_string_to_address;
+    SOCKADDR_STORAGE ss;
+    int sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("127.0.0.1:7", AF_INET, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV4);
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN), NULL, text, &textlen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV4);
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("[::1]:7", AF_INET6, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV6);
+    textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), NULL, text, &textlen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV6);
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), &info[3], text, &textlen),
+             0);
+    CHECK_EQ(converted_with, WSP_CATALOG_CDATA_IPV6);
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("10.0.0.1:9", AF_INET, &info[2], (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_CDATA_IPV4);
+    winsock_providers[0].table.lpWSPAddressToString = real_address_to_string;
+    winsock_providers[0].table.lpWSPStringToAddress = real_string_to_address;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* WSAAddressToString reads the address's family to choose a provider: no address, or one too
+ * short to hold the family, is WSAEFAULT before any provider is asked; a family no provider
+ * takes is WSAEINVAL, even when the address is only the family. */
+TEST(winsock_address_to_string_checks_the_address_before_choosing) {
+    startup();
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString(NULL, sizeof(SOCKADDR_IN), NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    SOCKADDR_STORAGE ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_UNIX;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, 1, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss.ss_family, NULL, text, &textlen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A stand-in catalog of `entries` entries, read the SPI's way: a call without a buffer (or
+ * with one too small) gets WSAENOBUFS and the size needed. The next call with a buffer fails
+ * with fail_with instead when that is set (once), after the catalog grew by `grow`. */
+static struct {
+    int entries, grow, fail_first, fail_with, calls;
+} stand_in;
+
+static int stand_in_enum(LPINT protocols, LPWSAPROTOCOL_INFO buf, LPDWORD len, LPINT err) {
+    (void)protocols;
+    stand_in.calls++;
+    if (!buf && stand_in.fail_first) {
+        *err = stand_in.fail_first;
+        return SOCKET_ERROR;
+    }
+    if (buf && stand_in.fail_with) {
+        *err = stand_in.fail_with;
+        stand_in.fail_with = 0;
+        stand_in.entries += stand_in.grow;
+        *len = (DWORD)stand_in.entries * sizeof *buf;
+        return SOCKET_ERROR;
+    }
+    DWORD need = (DWORD)stand_in.entries * sizeof *buf;
+    if (!buf || *len < need) {
+        *len = need;
+        *err = WSAENOBUFS;
+        return SOCKET_ERROR;
+    }
+    for (int i = 0; i < stand_in.entries; i++) {
+        memset(&buf[i], 0, sizeof buf[i]);
+        buf[i].dwCatalogEntryId = 7000 + (DWORD)i;
+    }
+    return stand_in.entries;
+}
+
+/* The layer reads a provider's catalog as the SPI says: when the catalog grew between the
+ * size query and the copy (WSAENOBUFS again), it asks again; any other failure, of either
+ * call, is the enumeration's error. */
+TEST(winsock_enum_protocols_reads_a_provider_that_grows_or_fails) {
+    startup();
+    int (*real)(LPINT, LPWSAPROTOCOL_INFO, LPDWORD, LPINT) = winsock_providers[0].enum_protocols;
+    winsock_providers[0].enum_protocols = stand_in_enum;
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1, stand_in.grow = 2, stand_in.fail_with = WSAENOBUFS;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 3);
+    CHECK_EQ(len, 3 * sizeof info[0]);
+    CHECK_EQ(info[2].dwCatalogEntryId, 7002);
+    CHECK_EQ(stand_in.calls, 4); /* size, copy (grew), size, copy */
+
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1, stand_in.fail_with = WSAENETDOWN;
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENETDOWN);
+    CHECK_EQ(stand_in.calls, 2);
+
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1, stand_in.fail_first = WSAEFAULT;
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(stand_in.calls, 1);
+    CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET); /* the same read */
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+
+    memset(&stand_in, 0, sizeof stand_in); /* no entries at all */
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
+    CHECK_EQ(len, 0);
+    winsock_providers[0].enum_protocols = real;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static void *start_use_and_stop(void *arg) {
+    (void)arg;
+    WSADATA d;
+    if (WSAStartup(MAKEWORD(2, 2), &d) != 0)
+        return (void *)1L;
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s == INVALID_SOCKET || closesocket(s) != 0)
+        return (void *)2L;
+    return WSACleanup() == 0 ? NULL : (void *)3L;
+}
+
+/* The last WSACleanup leaves the route table free for any thread: a start-up on another
+ * thread makes, routes and closes sockets as before (a table left locked would hang it). */
+TEST(winsock_routes_work_from_another_thread_after_the_last_cleanup) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0); /* left open: the cleanup closes it */
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(join_thread(start_thread(start_use_and_stop, NULL)), 0);
+    CHECK_EQ(winsock_route_count(), 0);
+}
+
+/* A negative length reaches the provider as a length past INT_MAX (WSAEFAULT), after the
+ * handle is looked up as ws2_32 does: a handle no provider made is WSAENOTSOCK whatever the
+ * length, and before WSAStartup every such call is WSANOTINITIALISED. */
+TEST(winsock_bad_length_with_a_bad_handle_is_wsaenotsock) {
+    char buf[4] = {0};
+    CHECK_EQ(send((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    CHECK_EQ(recv((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    startup();
+    CHECK_EQ(send((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recv((SOCKET)4242, buf, INT_MIN, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(sendto((SOCKET)4242, buf, -1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recvfrom((SOCKET)4242, buf, -1, 0, NULL, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    CHECK_EQ(send(c, "hi", 2, 0), 2);
+    CHECK_EQ(recv(s, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(recv(s, buf, INT_MIN, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    int got = 0;
+    while (got < 2) { /* nothing was taken by the refused calls */
+        int n = recv(s, buf + got, 2 - got, 0);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK(memcmp(buf, "hi", 2) == 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
