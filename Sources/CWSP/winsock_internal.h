@@ -46,6 +46,9 @@ int winsock_route_find(SOCKET s, struct winsock_route *route);
 void winsock_route_remove(SOCKET s);
 /* How many handles the table routes: tests check that a closed socket leaves none behind. */
 size_t winsock_route_count(void);
+/* The longest chain of the table: tests check that handles differing only in their index or
+ * only in their generation spread over the buckets. */
+size_t winsock_route_longest_chain(void);
 /* Empties the table, calling fn for each handle it held (WSACleanup's closes). */
 void winsock_route_drain(void (*fn)(SOCKET s, struct winsock_route route));
 
