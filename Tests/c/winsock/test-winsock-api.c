@@ -1000,3 +1000,138 @@ TEST(winsock_routes_spread_handles_that_differ_in_index_or_generation) {
         CHECK_EQ(winsock_route_longest_chain(), 0);
     }
 }
+
+/* What a stand-in was handed, in order (lpErrno left out; a thread id as whether there was
+ * one, and then its fields). */
+static uintptr_t handed[16];
+static int handed_count;
+
+static void hand(const uintptr_t *args, int n) {
+    memcpy(handed, args, (size_t)n * sizeof *args);
+    handed_count = n;
+}
+#define HAND(...) \
+    hand((const uintptr_t[]){__VA_ARGS__}, \
+         (int)(sizeof((const uintptr_t[]){__VA_ARGS__}) / sizeof(uintptr_t)))
+#define U(x) ((uintptr_t)(x))
+#define TID(t) U((t) != NULL), U((t) ? (t)->ThreadHandle : NULL), U((t) ? (t)->Reserved : 7)
+
+static void check_handed(const uintptr_t *want, int n) {
+    CHECK_EQ(handed_count, n);
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(handed[i], want[i]);
+    handed_count = 0;
+}
+#define CHECK_HANDED(...) \
+    check_handed((const uintptr_t[]){__VA_ARGS__}, \
+                 (int)(sizeof((const uintptr_t[]){__VA_ARGS__}) / sizeof(uintptr_t)))
+
+static int stand_in_duplicate(SOCKET s, DWORD pid, LPWSAPROTOCOL_INFO info, LPINT err) {
+    (void)err;
+    HAND(U(s), U(pid), U(info));
+    return 0;
+}
+static BOOL stand_in_overlapped_result(SOCKET s, LPWSAOVERLAPPED ov, LPDWORD n, BOOL wait,
+                                       LPDWORD flags, LPINT err) {
+    (void)err;
+    HAND(U(s), U(ov), U(n), U(wait), U(flags));
+    return TRUE;
+}
+static BOOL stand_in_qos_by_name(SOCKET s, LPWSABUF name, LPQOS qos, LPINT err) {
+    (void)err;
+    HAND(U(s), U(name), U(qos));
+    return TRUE;
+}
+static int stand_in_disconnect(SOCKET s, LPWSABUF data, LPINT err) {
+    (void)err;
+    HAND(U(s), U(data));
+    return 0;
+}
+static int stand_in_send_to(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+                            const struct sockaddr *to, int tolen, LPWSAOVERLAPPED ov,
+                            LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+                            LPINT err) {
+    (void)err;
+    HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(to), U(tolen), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_recv_from(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDWORD flags,
+                              struct sockaddr *from, LPINT fromlen, LPWSAOVERLAPPED ov,
+                              LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+                              LPINT err) {
+    (void)err;
+    HAND(U(s), U(bufs), U(count), U(got), U(flags), U(from), U(fromlen), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+                         LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
+                         LPWSATHREADID tid, LPINT err) {
+    (void)err;
+    HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDWORD flags,
+                         LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
+                         LPWSATHREADID tid, LPINT err) {
+    (void)err;
+    HAND(U(s), U(bufs), U(count), U(got), U(flags), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static void CALLBACK completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD flags) {
+    (void)e, (void)n, (void)ov, (void)flags;
+}
+
+/* Every call the layer passes through hands the provider its arguments in place, including
+ * those WSP's own provider ignores (a second provider would read them), and a thread id
+ * exactly when the call is overlapped, cleared. */
+TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSPPROC_TABLE real = winsock_providers[0].table, *t = &winsock_providers[0].table;
+    t->lpWSPDuplicateSocket = stand_in_duplicate;
+    t->lpWSPGetOverlappedResult = stand_in_overlapped_result;
+    t->lpWSPGetQOSByName = stand_in_qos_by_name;
+    t->lpWSPSendDisconnect = stand_in_disconnect;
+    t->lpWSPRecvDisconnect = stand_in_disconnect;
+    t->lpWSPSendTo = stand_in_send_to;
+    t->lpWSPRecvFrom = stand_in_recv_from;
+    t->lpWSPSend = stand_in_send;
+    t->lpWSPRecv = stand_in_recv;
+    WSAPROTOCOL_INFO info;
+    WSAOVERLAPPED ov;
+    DWORD n = 0, flags = 0;
+    WSABUF bufs[2], data;
+    QOS qos;
+    SOCKADDR_IN to;
+    int tolen = 11;
+    CHECK_EQ(WSADuplicateSocket(s, 4321, &info), 0);
+    CHECK_HANDED(U(s), 4321, U(&info));
+    CHECK(WSAGetOverlappedResult(s, &ov, &n, TRUE, &flags));
+    CHECK_HANDED(U(s), U(&ov), U(&n), TRUE, U(&flags));
+    CHECK(WSAGetQOSByName(s, &data, &qos));
+    CHECK_HANDED(U(s), U(&data), U(&qos));
+    CHECK_EQ(WSASendDisconnect(s, &data), 0);
+    CHECK_HANDED(U(s), U(&data));
+    CHECK_EQ(WSARecvDisconnect(s, bufs), 0);
+    CHECK_HANDED(U(s), U(bufs));
+    CHECK_EQ(WSASendTo(s, bufs, 2, &n, 5, (SOCKADDR *)&to, 9, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), 5, U(&to), 9, 0, 0, 0, 0, 7);
+    CHECK_EQ(WSASendTo(s, bufs, 1, &n, 0, NULL, 0, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), 0, 0, 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSARecvFrom(s, bufs, 2, &n, &flags, (SOCKADDR *)&to, &tolen, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), U(&flags), U(&to), U(&tolen), 0, 0, 0, 0, 7);
+    CHECK_EQ(WSARecvFrom(s, bufs, 1, &n, &flags, NULL, NULL, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), 0, 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSASend(s, bufs, 2, &n, 3, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), 3, 0, 0, 0, 0, 7);
+    CHECK_EQ(WSASend(s, bufs, 1, &n, 0, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSARecv(s, bufs, 2, &n, &flags, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), U(&flags), 0, 0, 0, 0, 7);
+    CHECK_EQ(WSARecv(s, bufs, 1, &n, &flags, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), U(&ov), U(completion), 1, 0, 0);
+    winsock_providers[0].table = real;
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
