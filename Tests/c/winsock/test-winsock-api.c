@@ -912,6 +912,19 @@ TEST(winsock_enum_protocols_reads_a_provider_that_grows_or_fails) {
         CHECK_EQ(WSAGetLastError(), errors[i]);
     }
 
+    /* A long catalog: the layer's copy must hold every entry (a copy sized wrongly would be
+     * written far past its end). */
+    enum { LONG_CATALOG = 1000 };
+    WSAPROTOCOL_INFO *many = calloc(LONG_CATALOG, sizeof *many);
+    CHECK(many != NULL);
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = LONG_CATALOG;
+    len = LONG_CATALOG * sizeof *many;
+    CHECK_EQ(WSAEnumProtocols(NULL, many, &len), LONG_CATALOG);
+    for (int i = 0; i < LONG_CATALOG; i++)
+        CHECK_EQ(many[i].dwCatalogEntryId, 7000 + (DWORD)i);
+    free(many);
+
     memset(&stand_in, 0, sizeof stand_in); /* no entries at all */
     len = sizeof info;
     CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
