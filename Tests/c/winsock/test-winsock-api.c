@@ -884,6 +884,11 @@ TEST(winsock_enum_protocols_reads_a_provider_that_grows_or_fails) {
     startup();
     int (*real)(LPINT, LPWSAPROTOCOL_INFO, LPDWORD, LPINT) = winsock_providers[0].enum_protocols;
     winsock_providers[0].enum_protocols = stand_in_enum;
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1;
+    CHECK_EQ(WSAEnumProtocols(NULL, NULL, NULL), SOCKET_ERROR); /* no length: no provider asked */
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(stand_in.calls, 0);
     WSAPROTOCOL_INFO info[4];
     DWORD len = sizeof info;
     memset(&stand_in, 0, sizeof stand_in);
