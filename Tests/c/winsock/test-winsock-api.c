@@ -1153,3 +1153,20 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* ioctlsocket writes its argument back only when the call worked: a failed one leaves all of
+ * the program's unsigned long as it was, bits past the SPI's 32 included. */
+TEST(winsock_ioctlsocket_that_fails_leaves_the_argument) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    u_long arg = (u_long)-1 - 0x10;
+    CHECK_EQ(ioctlsocket(s, 0x7654321, &arg), SOCKET_ERROR); /* no such command */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(arg, (u_long)-1 - 0x10);
+    CHECK_EQ(ioctlsocket((SOCKET)4242, FIONREAD, &arg), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(arg, (u_long)-1 - 0x10);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
