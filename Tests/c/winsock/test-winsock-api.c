@@ -998,20 +998,22 @@ TEST(winsock_bad_length_with_a_bad_handle_is_wsaenotsock) {
 }
 
 /* The route table hashes handles so that those differing only in a few bits spread over its
- * buckets: 400 handles (256 buckets) that differ only in the slot index, or only in the
- * generation above it (object_table.c's layout), leave no chain longer than 3, and each is
+ * buckets, and doubles the buckets when there are two handles a bucket: 1200 handles that
+ * differ only in the slot index, or only in the generation above it (object_table.c's
+ * layout), fill 1024 buckets with no chain longer than 2 (the fewest 1200 allow), and each is
  * found again. */
 TEST(winsock_routes_spread_handles_that_differ_in_index_or_generation) {
     struct winsock_route route = {&winsock_providers[0], WSP_CATALOG_TCP_IPV4}, found;
+    enum { HANDLES = 1200 };
     for (int shift = 0; shift <= 32; shift += 32) {
-        for (SOCKET k = 1; k <= 400; k++)
+        for (SOCKET k = 1; k <= HANDLES; k++)
             CHECK_EQ(winsock_route_add(k << shift | (shift ? 7 : (SOCKET)3 << 32), route), 0);
-        CHECK_EQ(winsock_route_count(), 400);
-        size_t longest = winsock_route_longest_chain();
-        CHECK(longest >= 2 && longest <= 3); /* 400 in 256 buckets share some */
-        for (SOCKET k = 1; k <= 400; k++) {
+        CHECK_EQ(winsock_route_count(), HANDLES);
+        CHECK_EQ(winsock_route_longest_chain(), 2);
+        for (SOCKET k = 1; k <= HANDLES; k++) {
             SOCKET s = k << shift | (shift ? 7 : (SOCKET)3 << 32);
             CHECK_EQ(winsock_route_find(s, &found), 0);
+            CHECK(found.provider == &winsock_providers[0]);
             winsock_route_remove(s);
         }
         CHECK_EQ(winsock_route_count(), 0);
