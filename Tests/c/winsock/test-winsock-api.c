@@ -1172,3 +1172,36 @@ TEST(winsock_ioctlsocket_that_fails_leaves_the_argument) {
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* An address conversion whose catalog read runs out of memory fails with WSAENOBUFS, not as
+ * a family no provider takes. */
+TEST(winsock_address_conversion_without_memory_is_wsaenobufs) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    char text[64];
+    DWORD textlen = sizeof text;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&a, sizeof a, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&a, sizeof a, NULL, text, &textlen), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* An accept that fails makes no route: the error is the provider's and the table is as it
+ * was. */
+TEST(winsock_accept_that_fails_routes_nothing) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK(accept(s, NULL, NULL) == INVALID_SOCKET); /* not listening */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
