@@ -1152,6 +1152,9 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     CHECK_EQ(WSARecv(s, bufs, 1, &n, &flags, &ov, completion), 0);
     CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), U(&ov), U(completion), 1, 0, 0);
     winsock_providers[0].table = real;
+    WSASetLastError(0);
+    CHECK(!WSAGetQOSByName(s, &data, &qos)); /* WSP's own: not offered, and says so */
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
@@ -1203,5 +1206,21 @@ TEST(winsock_accept_that_fails_routes_nothing) {
     CHECK_EQ(winsock_route_count(), 1);
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The copy of a provider's catalog cannot be allocated (the second allocation of a catalog
+ * read, after the layer's own list): WSAENOBUFS, and the next read works. */
+TEST(winsock_enum_protocols_without_memory_for_a_providers_entries_is_wsaenobufs) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    FAULT(malloc, .nth = 2, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
     CHECK_EQ(WSACleanup(), 0);
 }
