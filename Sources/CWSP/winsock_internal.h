@@ -33,10 +33,9 @@ void winsock_set_started(int on);
 
 /* ---- per-handle routing (winsock_routes.c) -------------------------------------------- */
 
-/* Where a handle's calls go: the provider that made it and the catalog entry it came from. */
+/* Where a handle's calls go: the provider that made it. */
 struct winsock_route {
     struct winsock_provider *provider;
-    DWORD catalog_entry;
 };
 
 /* 0, or WSAENOBUFS when memory ran out. */

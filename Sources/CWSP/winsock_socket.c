@@ -82,7 +82,7 @@ SOCKET WSASocket(int af, int type, int protocol, LPWSAPROTOCOL_INFO lpProtocolIn
         winsock_fail(err);
         return INVALID_SOCKET;
     }
-    return routed(s, (struct winsock_route){entry.provider, entry.info.dwCatalogEntryId});
+    return routed(s, (struct winsock_route){entry.provider});
 }
 
 SOCKET ws2_socket(int af, int type, int protocol) {

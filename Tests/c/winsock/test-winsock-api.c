@@ -1003,7 +1003,7 @@ TEST(winsock_bad_length_with_a_bad_handle_is_wsaenotsock) {
  * layout), fill 1024 buckets with no chain longer than 2 (the fewest 1200 allow), and each is
  * found again. */
 TEST(winsock_routes_spread_handles_that_differ_in_index_or_generation) {
-    struct winsock_route route = {&winsock_providers[0], WSP_CATALOG_TCP_IPV4}, found;
+    struct winsock_route route = {&winsock_providers[0]}, found;
     enum { HANDLES = 1200 };
     for (int shift = 0; shift <= 32; shift += 32) {
         for (SOCKET k = 1; k <= HANDLES; k++)
