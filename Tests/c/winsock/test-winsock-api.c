@@ -1224,3 +1224,51 @@ TEST(winsock_enum_protocols_without_memory_for_a_providers_entries_is_wsaenobufs
     CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* A program may use the provider directly and through Winsock at once: the last WSACleanup
+ * then closes the sockets made through Winsock itself, though the provider, still started
+ * for the other use, does not close them in its own cleanup. */
+TEST(winsock_last_cleanup_closes_its_sockets_while_the_provider_stays_started) {
+    WSPDATA data;
+    WSPUPCALLTABLE upcalls;
+    WSPPROC_TABLE direct;
+    memset(&upcalls, 0, sizeof upcalls);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, upcalls, &direct), 0);
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSACleanup(), 0);
+    int err = 0;
+    CHECK_EQ(direct.lpWSPCloseSocket(s, &err), SOCKET_ERROR); /* closed already */
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(direct.lpWSPCleanup(&err), 0);
+}
+
+/* WSAStartup fills the whole WSADATA: what Winsock 2 leaves unused (iMaxSockets, iMaxUdpDg,
+ * lpVendorInfo) is zero, not whatever the program's memory held. */
+TEST(winsock_startup_clears_the_wsadata_it_fills) {
+    WSADATA d;
+    memset(&d, 0x5a, sizeof d);
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    CHECK_EQ(d.iMaxSockets, 0);
+    CHECK_EQ(d.iMaxUdpDg, 0);
+    CHECK(d.lpVendorInfo == NULL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* AF_UNSPEC names no family a provider takes: an address conversion for it is WSAEINVAL, as
+ * for any family no entry offers (it is not "any family", as it is for socket()). */
+TEST(winsock_address_conversion_for_an_unspecified_family_is_wsaeinval) {
+    startup();
+    SOCKADDR_STORAGE ss;
+    int sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("127.0.0.1:1", AF_UNSPEC, NULL, (SOCKADDR *)&ss, &sslen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    memset(&ss, 0, sizeof ss);
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
