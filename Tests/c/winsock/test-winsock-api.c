@@ -706,6 +706,14 @@ TEST(winsock_socket_hands_the_provider_the_programs_values) {
     CHECK_EQ(made.protocol, IPPROTO_TCP);
     CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
     CHECK_EQ(closesocket(s), 0);
+    /* Only FROM_PROTOCOL_INFO itself is replaced: other negative values go as they are. */
+    s = WSASocket(-2, -3, -4, &info[0], 0, 0);
+    CHECK_EQ(made.af, -2);
+    CHECK_EQ(made.type, -3);
+    CHECK_EQ(made.protocol, -4);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV4);
+    if (s != INVALID_SOCKET)
+        CHECK_EQ(closesocket(s), 0);
     winsock_providers[0].table.lpWSPSocket = real_socket;
     CHECK_EQ(WSACleanup(), 0);
 }
@@ -847,12 +855,16 @@ TEST(winsock_address_to_string_checks_the_address_before_choosing) {
  * with one too small) gets WSAENOBUFS and the size needed. The next call with a buffer fails
  * with fail_with instead when that is set (once), after the catalog grew by `grow`. */
 static struct {
-    int entries, grow, fail_first, fail_with, calls;
+    int entries, grow, fail_first, fail_with, calls, empty_succeeds;
 } stand_in;
 
 static int stand_in_enum(LPINT protocols, LPWSAPROTOCOL_INFO buf, LPDWORD len, LPINT err) {
     (void)protocols;
     stand_in.calls++;
+    if (stand_in.empty_succeeds && stand_in.entries == 0) {
+        *len = 0; /* a provider may answer an empty catalog without WSAENOBUFS */
+        return 0;
+    }
     if (!buf && stand_in.fail_first) {
         *err = stand_in.fail_first;
         return SOCKET_ERROR;
@@ -931,6 +943,10 @@ TEST(winsock_enum_protocols_reads_a_provider_that_grows_or_fails) {
     free(many);
 
     memset(&stand_in, 0, sizeof stand_in); /* no entries at all */
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
+    CHECK_EQ(len, 0);
+    stand_in.empty_succeeds = 1; /* ... said by a sizing call that succeeds */
     len = sizeof info;
     CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
     CHECK_EQ(len, 0);
@@ -1270,5 +1286,55 @@ TEST(winsock_address_conversion_for_an_unspecified_family_is_wsaeinval) {
     DWORD textlen = sizeof text;
     CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss, NULL, text, &textlen), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* accept fills the caller's address and its length (ws2_accept hands both on in place). */
+TEST(winsock_accept_reports_the_peers_address) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c != INVALID_SOCKET);
+    CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    SOCKADDR_IN mine, peer;
+    len = sizeof mine;
+    CHECK_EQ(getsockname(c, (SOCKADDR *)&mine, &len), 0);
+    SOCKADDR_STORAGE big;
+    memset(&big, 0x5a, sizeof big);
+    int peerlen = sizeof big;
+    SOCKET s = accept(l, (SOCKADDR *)&big, &peerlen);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(peerlen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, mine.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, mine.sin_addr.s_addr);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(l), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A handle its provider no longer knows (closed behind the layer's back) is WSAENOTSOCK to
+ * closesocket, which then forgets its route as well. */
+TEST(winsock_closesocket_of_a_handle_the_provider_forgot_forgets_the_route) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    int err = 0;
+    CHECK_EQ(winsock_providers[0].table.lpWSPCloseSocket(s, &err), 0);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(winsock_route_count(), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
