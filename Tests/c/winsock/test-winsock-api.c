@@ -826,6 +826,23 @@ TEST(winsock_address_conversions_go_to_the_first_entry_of_the_family) {
     sslen = sizeof ss;
     CHECK_EQ(WSAStringToAddress("10.0.0.1:9", AF_INET, &info[2], (SOCKADDR *)&ss, &sslen), 0);
     CHECK_EQ(converted_with, WSP_CATALOG_CDATA_IPV4);
+    /* A protocol info naming no entry (below, between or above the catalog's ids) is no
+     * provider: WSAEINVAL, and no provider is asked. */
+    WSAPROTOCOL_INFO bogus = info[0];
+    const DWORD ids[] = {1, WSP_CATALOG_TCP_IPV4 - 1, WSP_CATALOG_CDATA_IPV6 + 1};
+    for (int i = 0; i < 3; i++) {
+        bogus.dwCatalogEntryId = ids[i];
+        converted_with = 0;
+        sslen = sizeof ss;
+        CHECK_EQ(WSAStringToAddress("10.0.0.1:9", AF_INET, &bogus, (SOCKADDR *)&ss, &sslen),
+                 SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+        textlen = sizeof text;
+        CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN), &bogus, text, &textlen),
+                 SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+        CHECK_EQ(converted_with, 0);
+    }
     winsock_providers[0].table.lpWSPAddressToString = real_address_to_string;
     winsock_providers[0].table.lpWSPStringToAddress = real_string_to_address;
     CHECK_EQ(WSACleanup(), 0);
@@ -1052,10 +1069,14 @@ static void hand(const uintptr_t *args, int n) {
 #define U(x) ((uintptr_t)(x))
 #define TID(t) U((t) != NULL), U((t) ? (t)->ThreadHandle : NULL), U((t) ? (t)->Reserved : 7)
 
+#define ANY ((uintptr_t)-2) /* an argument the test cannot know (a local of the layer) */
+static WSABUF handed_buf; /* the first buffer of the last send or receive */
+
 static void check_handed(const uintptr_t *want, int n) {
     CHECK_EQ(handed_count, n);
     for (int i = 0; i < n; i++)
-        CHECK_EQ(handed[i], want[i]);
+        if (want[i] != ANY)
+            CHECK_EQ(handed[i], want[i]);
     handed_count = 0;
 }
 #define CHECK_HANDED(...) \
@@ -1088,6 +1109,7 @@ static int stand_in_send_to(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, 
                             LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
                             LPINT err) {
     (void)err;
+    handed_buf = bufs[0];
     HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(to), U(tolen), U(ov), U(cr), TID(tid));
     return 0;
 }
@@ -1096,6 +1118,7 @@ static int stand_in_recv_from(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got,
                               LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
                               LPINT err) {
     (void)err;
+    handed_buf = bufs[0];
     HAND(U(s), U(bufs), U(count), U(got), U(flags), U(from), U(fromlen), U(ov), U(cr), TID(tid));
     return 0;
 }
@@ -1103,6 +1126,7 @@ static int stand_in_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWO
                          LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
                          LPWSATHREADID tid, LPINT err) {
     (void)err;
+    handed_buf = bufs[0];
     HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(ov), U(cr), TID(tid));
     return 0;
 }
@@ -1110,6 +1134,7 @@ static int stand_in_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDW
                          LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
                          LPWSATHREADID tid, LPINT err) {
     (void)err;
+    handed_buf = bufs[0];
     HAND(U(s), U(bufs), U(count), U(got), U(flags), U(ov), U(cr), TID(tid));
     return 0;
 }
@@ -1167,6 +1192,20 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     CHECK_HANDED(U(s), U(bufs), 2, U(&n), U(&flags), 0, 0, 0, 0, 7);
     CHECK_EQ(WSARecv(s, bufs, 1, &n, &flags, &ov, completion), 0);
     CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), U(&ov), U(completion), 1, 0, 0);
+    /* The BSD calls: one buffer of the program's, its flags, its address, no overlapped. */
+    char b[8];
+    CHECK_EQ(sendto(s, b, 5, 3, (SOCKADDR *)&to, 9), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, 3, U(&to), 9, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 5);
+    CHECK_EQ(recvfrom(s, b, 6, 2, (SOCKADDR *)&to, &tolen), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, ANY, U(&to), U(&tolen), 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 6);
+    CHECK_EQ(send(s, b, 7, 1), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, 1, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 7);
+    CHECK_EQ(recv(s, b, 8, 2), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, ANY, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 8);
     winsock_providers[0].table = real;
     WSASetLastError(0);
     CHECK(!WSAGetQOSByName(s, &data, &qos)); /* WSP's own: not offered, and says so */
