@@ -33,10 +33,9 @@ void winsock_set_started(int on);
 
 /* ---- per-handle routing (winsock_routes.c) -------------------------------------------- */
 
-/* Where a handle's calls go: the provider that made it and the catalog entry it came from. */
+/* Where a handle's calls go: the provider that made it. */
 struct winsock_route {
     struct winsock_provider *provider;
-    DWORD catalog_entry;
 };
 
 /* 0, or WSAENOBUFS when memory ran out. */
@@ -46,6 +45,9 @@ int winsock_route_find(SOCKET s, struct winsock_route *route);
 void winsock_route_remove(SOCKET s);
 /* How many handles the table routes: tests check that a closed socket leaves none behind. */
 size_t winsock_route_count(void);
+/* The longest chain of the table: tests check that handles differing only in their index or
+ * only in their generation spread over the buckets. */
+size_t winsock_route_longest_chain(void);
 /* Empties the table, calling fn for each handle it held (WSACleanup's closes). */
 void winsock_route_drain(void (*fn)(SOCKET s, struct winsock_route route));
 

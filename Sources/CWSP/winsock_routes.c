@@ -109,6 +109,20 @@ size_t winsock_route_count(void) {
     return n;
 }
 
+size_t winsock_route_longest_chain(void) {
+    size_t longest = 0;
+    pthread_rwlock_rdlock(&lock);
+    for (size_t i = 0; i < bucket_count; i++) {
+        size_t n = 0;
+        for (struct node *e = buckets[i]; e; e = e->next)
+            n++;
+        if (n > longest)
+            longest = n;
+    }
+    pthread_rwlock_unlock(&lock);
+    return longest;
+}
+
 void winsock_route_drain(void (*fn)(SOCKET s, struct winsock_route route)) {
     pthread_rwlock_wrlock(&lock);
     struct node **b = buckets;

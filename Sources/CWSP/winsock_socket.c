@@ -82,7 +82,7 @@ SOCKET WSASocket(int af, int type, int protocol, LPWSAPROTOCOL_INFO lpProtocolIn
         winsock_fail(err);
         return INVALID_SOCKET;
     }
-    return routed(s, (struct winsock_route){entry.provider, entry.info.dwCatalogEntryId});
+    return routed(s, (struct winsock_route){entry.provider});
 }
 
 SOCKET ws2_socket(int af, int type, int protocol) {
@@ -272,50 +272,36 @@ BOOL WSAGetOverlappedResult(SOCKET s, LPWSAOVERLAPPED lpOverlapped, LPDWORD lpcb
     return FALSE;
 }
 
-/* One buffer of len bytes; a negative len cannot describe one. */
-static int one_buffer(char *buf, int len, WSABUF *wb) {
-    if (len < 0)
-        return WSAEFAULT;
-    wb->buf = buf;
-    wb->len = (uint32_t)len;
-    return 0;
+/* One buffer of len bytes. A negative len goes to the provider as a length past INT_MAX,
+ * which it refuses with WSAEFAULT: as in ws2_32, the handle is looked up first, so a bad
+ * handle with a bad length is WSAENOTSOCK. */
+static WSABUF one_buffer(const char *buf, int len) {
+    return (WSABUF){.len = (uint32_t)len, .buf = (char *)buf};
 }
 
 int ws2_send(SOCKET s, const char *buf, int len, int flags) {
-    WSABUF wb;
+    WSABUF wb = one_buffer(buf, len);
     DWORD sent = 0;
-    int err = one_buffer((char *)buf, len, &wb);
-    if (err)
-        return winsock_fail(err);
     return WSASend(s, &wb, 1, &sent, (DWORD)flags, NULL, NULL) ? SOCKET_ERROR : (int)sent;
 }
 
 int ws2_sendto(SOCKET s, const char *buf, int len, int flags, const struct sockaddr *to,
                int tolen) {
-    WSABUF wb;
+    WSABUF wb = one_buffer(buf, len);
     DWORD sent = 0;
-    int err = one_buffer((char *)buf, len, &wb);
-    if (err)
-        return winsock_fail(err);
     return WSASendTo(s, &wb, 1, &sent, (DWORD)flags, to, tolen, NULL, NULL) ? SOCKET_ERROR
                                                                             : (int)sent;
 }
 
 int ws2_recv(SOCKET s, char *buf, int len, int flags) {
-    WSABUF wb;
+    WSABUF wb = one_buffer(buf, len);
     DWORD received = 0, f = (DWORD)flags;
-    int err = one_buffer(buf, len, &wb);
-    if (err)
-        return winsock_fail(err);
     return WSARecv(s, &wb, 1, &received, &f, NULL, NULL) ? SOCKET_ERROR : (int)received;
 }
 
 int ws2_recvfrom(SOCKET s, char *buf, int len, int flags, struct sockaddr *from, int *fromlen) {
-    WSABUF wb;
+    WSABUF wb = one_buffer(buf, len);
     DWORD received = 0, f = (DWORD)flags;
-    int err = one_buffer(buf, len, &wb);
-    if (err)
-        return winsock_fail(err);
     return WSARecvFrom(s, &wb, 1, &received, &f, from, fromlen, NULL, NULL) ? SOCKET_ERROR
                                                                             : (int)received;
 }

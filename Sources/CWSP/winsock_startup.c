@@ -8,7 +8,7 @@
 
 /* The providers in catalog order. WSP's is the only one; another would be one more line. */
 struct winsock_provider winsock_providers[] = {
-    {"WSP", WSPEnumProtocols, WSPStartup, {0}},
+    {.name = "WSP", .enum_protocols = WSPEnumProtocols, .startup = WSPStartup},
 };
 const int winsock_provider_count = (int)(sizeof winsock_providers / sizeof winsock_providers[0]);
 
@@ -20,6 +20,15 @@ static int startup_count; /* startup_lock; winsock_state.c's flag follows it */
 /* Winsock compares versions major first: the low byte is the major version. */
 static unsigned version_order(WORD v) { return ((unsigned)LOBYTE(v) << 8) | HIBYTE(v); }
 
+/* startup_lock held. Stops the first n providers (all, at the last cleanup; those already
+ * started, when a later one cannot start). */
+static void stop_providers(int n) {
+    for (int i = 0; i < n; i++) {
+        int err = 0;
+        winsock_providers[i].table.lpWSPCleanup(&err);
+    }
+}
+
 /* startup_lock held. Starts every provider; on failure stops the ones already started. */
 static int start_providers(void) {
     for (int i = 0; i < winsock_provider_count; i++) {
@@ -29,10 +38,7 @@ static int start_providers(void) {
         WSPPROC_TABLE table;
         memset(&upcalls, 0, sizeof upcalls);
         if (p->startup(HIGHEST_VERSION, &data, NULL, upcalls, &table) != 0) {
-            while (--i >= 0) {
-                int err = 0;
-                winsock_providers[i].table.lpWSPCleanup(&err);
-            }
+            stop_providers(i);
             return WSASYSNOTREADY;
         }
         /* Calls racing a later start-up read the table without a lock: write it only when
@@ -86,10 +92,7 @@ int WSACleanup(void) {
          * does, before each provider's own cleanup. */
         winsock_set_started(0);
         winsock_route_drain(close_left_open);
-        for (int i = 0; i < winsock_provider_count; i++) {
-            int err = 0;
-            winsock_providers[i].table.lpWSPCleanup(&err);
-        }
+        stop_providers(winsock_provider_count);
     }
     pthread_mutex_unlock(&startup_lock);
     return 0;

@@ -670,3 +670,729 @@ TEST(winsock_network_event_calls_that_fail_report_the_providers_code) {
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
+
+/* ---- what the layer hands a provider ---------------------------------------------------- */
+/* These tests put recording stand-ins into the provider's table or the provider list
+ * (winsock_internal.h), as a second provider would be: WSP's own provider ignores some
+ * arguments (its protocol info fixes family and type; its join-leaf refuses everything), so
+ * only a stand-in sees whether the layer passed them on as the program gave them. */
+
+static struct {
+    int af, type, protocol, g;
+    DWORD entry, flags;
+} made;
+static LPWSPSOCKET real_socket;
+
+static SOCKET recording_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP g,
+                               DWORD flags, LPINT err) {
+    made.af = af, made.type = type, made.protocol = protocol, made.g = (int)g;
+    made.entry = info ? info->dwCatalogEntryId : 0;
+    made.flags = flags;
+    return real_socket(af, type, protocol, info, g, flags, err);
+}
+
+/* The provider is given the program's family, type and protocol, each FROM_PROTOCOL_INFO
+ * replaced by the entry's value, with the chosen entry and the program's flags. */
+TEST(winsock_socket_hands_the_provider_the_programs_values) {
+    startup();
+    real_socket = winsock_providers[0].table.lpWSPSocket;
+    winsock_providers[0].table.lpWSPSocket = recording_socket;
+    SOCKET s = WSASocket(AF_INET6, SOCK_STREAM, 0, NULL, 0, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET6);
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, 0);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(made.flags, 0);
+    CHECK_EQ(closesocket(s), 0);
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(info[2].dwCatalogEntryId, WSP_CATALOG_CDATA_IPV4);
+    s = WSASocket(FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, FROM_PROTOCOL_INFO, &info[2], 0,
+                  WSA_FLAG_OVERLAPPED);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET);
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, IPPROTO_TCP);
+    CHECK_EQ(made.entry, WSP_CATALOG_CDATA_IPV4);
+    CHECK_EQ(made.flags, WSA_FLAG_OVERLAPPED);
+    CHECK_EQ(closesocket(s), 0);
+    s = WSASocket(AF_INET, FROM_PROTOCOL_INFO, IPPROTO_TCP, &info[1], 0, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(made.af, AF_INET); /* as given: the entry decides, the provider sees both */
+    CHECK_EQ(made.type, SOCK_STREAM);
+    CHECK_EQ(made.protocol, IPPROTO_TCP);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
+    CHECK_EQ(closesocket(s), 0);
+    /* Only FROM_PROTOCOL_INFO itself is replaced: other negative values go as they are. */
+    s = WSASocket(-2, -3, -4, &info[0], 0, 0);
+    CHECK_EQ(made.af, -2);
+    CHECK_EQ(made.type, -3);
+    CHECK_EQ(made.protocol, -4);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV4);
+    if (s != INVALID_SOCKET)
+        CHECK_EQ(closesocket(s), 0);
+    winsock_providers[0].table.lpWSPSocket = real_socket;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static struct {
+    SOCKET s, leaf;
+    const struct sockaddr *name;
+    int namelen, err;
+    LPWSABUF caller, callee;
+    LPQOS sqos, gqos;
+    DWORD flags;
+} joined;
+
+static SOCKET recording_join_leaf(SOCKET s, const struct sockaddr *name, int namelen,
+                                  LPWSABUF caller, LPWSABUF callee, LPQOS sqos, LPQOS gqos,
+                                  DWORD flags, LPINT err) {
+    joined.s = s, joined.name = name, joined.namelen = namelen;
+    joined.caller = caller, joined.callee = callee, joined.sqos = sqos, joined.gqos = gqos;
+    joined.flags = flags;
+    *err = joined.err;
+    return joined.leaf;
+}
+
+/* WSAJoinLeaf passes every argument to the provider as given; a leaf that is the socket
+ * itself is returned as it is, a new one gets a route (closesocket finds it), and a failure
+ * is the provider's error. */
+TEST(winsock_join_leaf_hands_the_provider_its_arguments) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    LPWSPJOINLEAF real = winsock_providers[0].table.lpWSPJoinLeaf;
+    winsock_providers[0].table.lpWSPJoinLeaf = recording_join_leaf;
+    SOCKADDR_IN to;
+    memset(&to, 0, sizeof to);
+    WSABUF caller = {1, "c"}, callee = {0, NULL};
+    QOS sqos, gqos;
+    joined.leaf = s;
+    CHECK(WSAJoinLeaf(s, (SOCKADDR *)&to, 13, &caller, &callee, &sqos, &gqos, 4) == s);
+    /* 4 and 2: Windows' JL_BOTH and JL_SENDER_ONLY, which WSP's headers do not define */
+    CHECK(joined.s == s);
+    CHECK(joined.name == (SOCKADDR *)&to);
+    CHECK_EQ(joined.namelen, 13);
+    CHECK(joined.caller == &caller && joined.callee == &callee);
+    CHECK(joined.sqos == &sqos && joined.gqos == &gqos);
+    CHECK_EQ(joined.flags, 4);
+    CHECK_EQ(winsock_route_count(), 1);
+    joined.leaf = INVALID_SOCKET;
+    joined.err = WSAENETDOWN;
+    CHECK(WSAJoinLeaf(s, NULL, 0, NULL, NULL, NULL, NULL, 2) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAENETDOWN);
+    CHECK_EQ(joined.flags, 2);
+    CHECK_EQ(winsock_route_count(), 1);
+    int err = 0; /* a new leaf: a socket the provider made behind the layer's back */
+    joined.leaf = winsock_providers[0].table.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP, NULL,
+                                                         0, 0, &err);
+    CHECK(joined.leaf != INVALID_SOCKET);
+    CHECK(WSAJoinLeaf(s, NULL, 0, NULL, NULL, NULL, NULL, 2) == joined.leaf);
+    CHECK_EQ(winsock_route_count(), 2);
+    CHECK_EQ(closesocket(joined.leaf), 0); /* routed to its provider */
+    winsock_providers[0].table.lpWSPJoinLeaf = real;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static DWORD converted_with;
+static LPWSPADDRESSTOSTRING real_address_to_string;
+static LPWSPSTRINGTOADDRESS real_string_to_address;
+
+static int recording_address_to_string(LPSOCKADDR sa, DWORD salen, LPWSAPROTOCOL_INFO info,
+                                       LPSTR out, LPDWORD outlen, LPINT err) {
+    converted_with = info ? info->dwCatalogEntryId : 0;
+    return real_address_to_string(sa, salen, info, out, outlen, err);
+}
+
+static int recording_string_to_address(const char *str, INT af, LPWSAPROTOCOL_INFO info,
+                                       LPSOCKADDR sa, LPINT salen, LPINT err) {
+    converted_with = info ? info->dwCatalogEntryId : 0;
+    return real_string_to_address(str, af, info, sa, salen, err);
+}
+
+/* Without a protocol info, an address conversion goes to the first catalog entry of the
+ * family (Windows' documented rule), with that entry's description; with one, to the entry
+ * it names. */
+TEST(winsock_address_conversions_go_to_the_first_entry_of_the_family) {
+    startup();
+    real_address_to_string = winsock_providers[0].table.lpWSPAddressToString;
+    real_string_to_address = winsock_providers[0].table.lpWSPStringToAddress;
+    winsock_providers[0].table.lpWSPAddressToString = recording_address_to_string;
+    winsock_providers[0].table.lpWSPStringToAddress = recording_string_to_address;
+    SOCKADDR_STORAGE ss;
+    int sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("127.0.0.1:7", AF_INET, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV4);
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN), NULL, text, &textlen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV4);
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("[::1]:7", AF_INET6, NULL, (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV6);
+    textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), NULL, text, &textlen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_TCP_IPV6);
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN6), &info[3], text, &textlen),
+             0);
+    CHECK_EQ(converted_with, WSP_CATALOG_CDATA_IPV6);
+    sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("10.0.0.1:9", AF_INET, &info[2], (SOCKADDR *)&ss, &sslen), 0);
+    CHECK_EQ(converted_with, WSP_CATALOG_CDATA_IPV4);
+    /* A protocol info naming no entry (below, between or above the catalog's ids) is no
+     * provider: WSAEINVAL, and no provider is asked. */
+    WSAPROTOCOL_INFO bogus = info[0];
+    const DWORD ids[] = {1, WSP_CATALOG_TCP_IPV4 - 1, WSP_CATALOG_CDATA_IPV6 + 1};
+    for (int i = 0; i < 3; i++) {
+        bogus.dwCatalogEntryId = ids[i];
+        converted_with = 0;
+        sslen = sizeof ss;
+        CHECK_EQ(WSAStringToAddress("10.0.0.1:9", AF_INET, &bogus, (SOCKADDR *)&ss, &sslen),
+                 SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+        textlen = sizeof text;
+        CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof(SOCKADDR_IN), &bogus, text, &textlen),
+                 SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+        CHECK_EQ(converted_with, 0);
+    }
+    winsock_providers[0].table.lpWSPAddressToString = real_address_to_string;
+    winsock_providers[0].table.lpWSPStringToAddress = real_string_to_address;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* WSAAddressToString reads the address's family to choose a provider: no address, or one too
+ * short to hold the family, is WSAEFAULT before any provider is asked; a family no provider
+ * takes is WSAEINVAL, even when the address is only the family. */
+TEST(winsock_address_to_string_checks_the_address_before_choosing) {
+    startup();
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString(NULL, sizeof(SOCKADDR_IN), NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    SOCKADDR_STORAGE ss;
+    memset(&ss, 0, sizeof ss);
+    ss.ss_family = AF_UNIX;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, 1, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss.ss_family, NULL, text, &textlen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A stand-in catalog of `entries` entries, read the SPI's way: a call without a buffer (or
+ * with one too small) gets WSAENOBUFS and the size needed. The next call with a buffer fails
+ * with fail_with instead when that is set (once), after the catalog grew by `grow`. */
+static struct {
+    int entries, grow, fail_first, fail_with, calls, empty_succeeds;
+} stand_in;
+
+static int stand_in_enum(LPINT protocols, LPWSAPROTOCOL_INFO buf, LPDWORD len, LPINT err) {
+    (void)protocols;
+    stand_in.calls++;
+    if (stand_in.empty_succeeds && stand_in.entries == 0) {
+        *len = 0; /* a provider may answer an empty catalog without WSAENOBUFS */
+        return 0;
+    }
+    if (!buf && stand_in.fail_first) {
+        *err = stand_in.fail_first;
+        return SOCKET_ERROR;
+    }
+    if (buf && stand_in.fail_with) {
+        *err = stand_in.fail_with;
+        stand_in.fail_with = 0;
+        stand_in.entries += stand_in.grow;
+        *len = (DWORD)stand_in.entries * sizeof *buf;
+        return SOCKET_ERROR;
+    }
+    DWORD need = (DWORD)stand_in.entries * sizeof *buf;
+    if (!buf || *len < need) {
+        *len = need;
+        *err = WSAENOBUFS;
+        return SOCKET_ERROR;
+    }
+    for (int i = 0; i < stand_in.entries; i++) {
+        memset(&buf[i], 0, sizeof buf[i]);
+        buf[i].dwCatalogEntryId = 7000 + (DWORD)i;
+    }
+    return stand_in.entries;
+}
+
+/* The layer reads a provider's catalog as the SPI says: when the catalog grew between the
+ * size query and the copy (WSAENOBUFS again), it asks again; any other failure, of either
+ * call, is the enumeration's error. */
+TEST(winsock_enum_protocols_reads_a_provider_that_grows_or_fails) {
+    startup();
+    int (*real)(LPINT, LPWSAPROTOCOL_INFO, LPDWORD, LPINT) = winsock_providers[0].enum_protocols;
+    winsock_providers[0].enum_protocols = stand_in_enum;
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1;
+    CHECK_EQ(WSAEnumProtocols(NULL, NULL, NULL), SOCKET_ERROR); /* no length: no provider asked */
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(stand_in.calls, 0);
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = 1, stand_in.grow = 2, stand_in.fail_with = WSAENOBUFS;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 3);
+    CHECK_EQ(len, 3 * sizeof info[0]);
+    CHECK_EQ(info[2].dwCatalogEntryId, 7002);
+    CHECK_EQ(stand_in.calls, 4); /* size, copy (grew), size, copy */
+
+    const int errors[2] = {WSAENETDOWN, WSASYSNOTREADY}; /* below and above WSAENOBUFS */
+    for (int i = 0; i < 2; i++) {
+        memset(&stand_in, 0, sizeof stand_in);
+        stand_in.entries = 1, stand_in.fail_with = errors[i];
+        len = sizeof info;
+        CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), errors[i]);
+        CHECK_EQ(stand_in.calls, 2);
+
+        memset(&stand_in, 0, sizeof stand_in);
+        stand_in.entries = 1, stand_in.fail_first = errors[i];
+        len = sizeof info;
+        CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+        CHECK_EQ(WSAGetLastError(), errors[i]);
+        CHECK_EQ(stand_in.calls, 1);
+        CHECK(socket(AF_INET, SOCK_STREAM, 0) == INVALID_SOCKET); /* the same read */
+        CHECK_EQ(WSAGetLastError(), errors[i]);
+    }
+
+    /* A long catalog: the layer's copy must hold every entry (a copy sized wrongly would be
+     * written far past its end). */
+    enum { LONG_CATALOG = 1000 };
+    WSAPROTOCOL_INFO *many = calloc(LONG_CATALOG, sizeof *many);
+    CHECK(many != NULL);
+    memset(&stand_in, 0, sizeof stand_in);
+    stand_in.entries = LONG_CATALOG;
+    len = LONG_CATALOG * sizeof *many;
+    CHECK_EQ(WSAEnumProtocols(NULL, many, &len), LONG_CATALOG);
+    for (int i = 0; i < LONG_CATALOG; i++)
+        CHECK_EQ(many[i].dwCatalogEntryId, 7000 + (DWORD)i);
+    free(many);
+
+    memset(&stand_in, 0, sizeof stand_in); /* no entries at all */
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
+    CHECK_EQ(len, 0);
+    stand_in.empty_succeeds = 1; /* ... said by a sizing call that succeeds */
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 0);
+    CHECK_EQ(len, 0);
+    winsock_providers[0].enum_protocols = real;
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+static void *start_use_and_stop(void *arg) {
+    (void)arg;
+    WSADATA d;
+    if (WSAStartup(MAKEWORD(2, 2), &d) != 0)
+        return (void *)1L;
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    if (s == INVALID_SOCKET || closesocket(s) != 0)
+        return (void *)2L;
+    return WSACleanup() == 0 ? NULL : (void *)3L;
+}
+
+/* The last WSACleanup leaves the route table free for any thread: a start-up on another
+ * thread makes, routes and closes sockets as before (a table left locked would hang it). */
+TEST(winsock_routes_work_from_another_thread_after_the_last_cleanup) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0); /* left open: the cleanup closes it */
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSACleanup(), 0);
+    CHECK_EQ(join_thread(start_thread(start_use_and_stop, NULL)), 0);
+    CHECK_EQ(winsock_route_count(), 0);
+}
+
+/* A negative length reaches the provider as a length past INT_MAX (WSAEFAULT), after the
+ * handle is looked up as ws2_32 does: a handle no provider made is WSAENOTSOCK whatever the
+ * length, and before WSAStartup every such call is WSANOTINITIALISED. */
+TEST(winsock_bad_length_with_a_bad_handle_is_wsaenotsock) {
+    char buf[4] = {0};
+    CHECK_EQ(send((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    CHECK_EQ(recv((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSANOTINITIALISED);
+    startup();
+    CHECK_EQ(send((SOCKET)4242, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recv((SOCKET)4242, buf, INT_MIN, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(sendto((SOCKET)4242, buf, -1, 0, NULL, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(recvfrom((SOCKET)4242, buf, -1, 0, NULL, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    SOCKET c, s;
+    connected_pair(&c, &s);
+    CHECK_EQ(send(c, "hi", 2, 0), 2);
+    CHECK_EQ(recv(s, buf, -1, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    CHECK_EQ(recv(s, buf, INT_MIN, 0), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEFAULT);
+    int got = 0;
+    while (got < 2) { /* nothing was taken by the refused calls */
+        int n = recv(s, buf + got, 2 - got, 0);
+        CHECK(n > 0);
+        got += n;
+    }
+    CHECK(memcmp(buf, "hi", 2) == 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The route table hashes handles so that those differing only in a few bits spread over its
+ * buckets, and doubles the buckets when there are two handles a bucket: 1200 handles that
+ * differ only in the slot index, or only in the generation above it (object_table.c's
+ * layout), fill 1024 buckets with no chain longer than 2 (the fewest 1200 allow), and each is
+ * found again. */
+TEST(winsock_routes_spread_handles_that_differ_in_index_or_generation) {
+    struct winsock_route route = {&winsock_providers[0]}, found;
+    enum { HANDLES = 1200 };
+    for (int shift = 0; shift <= 32; shift += 32) {
+        for (SOCKET k = 1; k <= HANDLES; k++)
+            CHECK_EQ(winsock_route_add(k << shift | (shift ? 7 : (SOCKET)3 << 32), route), 0);
+        CHECK_EQ(winsock_route_count(), HANDLES);
+        CHECK_EQ(winsock_route_longest_chain(), 2);
+        for (SOCKET k = 1; k <= HANDLES; k++) {
+            SOCKET s = k << shift | (shift ? 7 : (SOCKET)3 << 32);
+            CHECK_EQ(winsock_route_find(s, &found), 0);
+            CHECK(found.provider == &winsock_providers[0]);
+            winsock_route_remove(s);
+        }
+        CHECK_EQ(winsock_route_count(), 0);
+        CHECK_EQ(winsock_route_longest_chain(), 0);
+    }
+}
+
+/* What a stand-in was handed, in order (lpErrno left out; a thread id as whether there was
+ * one, and then its fields). */
+static uintptr_t handed[16];
+static int handed_count;
+
+static void hand(const uintptr_t *args, int n) {
+    memcpy(handed, args, (size_t)n * sizeof *args);
+    handed_count = n;
+}
+#define HAND(...) \
+    hand((const uintptr_t[]){__VA_ARGS__}, \
+         (int)(sizeof((const uintptr_t[]){__VA_ARGS__}) / sizeof(uintptr_t)))
+#define U(x) ((uintptr_t)(x))
+#define TID(t) U((t) != NULL), U((t) ? (t)->ThreadHandle : NULL), U((t) ? (t)->Reserved : 7)
+
+#define ANY ((uintptr_t)-2) /* an argument the test cannot know (a local of the layer) */
+static WSABUF handed_buf; /* the first buffer of the last send or receive */
+
+static void check_handed(const uintptr_t *want, int n) {
+    CHECK_EQ(handed_count, n);
+    for (int i = 0; i < n; i++)
+        if (want[i] != ANY)
+            CHECK_EQ(handed[i], want[i]);
+    handed_count = 0;
+}
+#define CHECK_HANDED(...) \
+    check_handed((const uintptr_t[]){__VA_ARGS__}, \
+                 (int)(sizeof((const uintptr_t[]){__VA_ARGS__}) / sizeof(uintptr_t)))
+
+static int stand_in_duplicate(SOCKET s, DWORD pid, LPWSAPROTOCOL_INFO info, LPINT err) {
+    (void)err;
+    HAND(U(s), U(pid), U(info));
+    return 0;
+}
+static BOOL stand_in_overlapped_result(SOCKET s, LPWSAOVERLAPPED ov, LPDWORD n, BOOL wait,
+                                       LPDWORD flags, LPINT err) {
+    (void)err;
+    HAND(U(s), U(ov), U(n), U(wait), U(flags));
+    return TRUE;
+}
+static BOOL stand_in_qos_by_name(SOCKET s, LPWSABUF name, LPQOS qos, LPINT err) {
+    (void)err;
+    HAND(U(s), U(name), U(qos));
+    return TRUE;
+}
+static int stand_in_disconnect(SOCKET s, LPWSABUF data, LPINT err) {
+    (void)err;
+    HAND(U(s), U(data));
+    return 0;
+}
+static int stand_in_send_to(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+                            const struct sockaddr *to, int tolen, LPWSAOVERLAPPED ov,
+                            LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+                            LPINT err) {
+    (void)err;
+    handed_buf = bufs[0];
+    HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(to), U(tolen), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_recv_from(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDWORD flags,
+                              struct sockaddr *from, LPINT fromlen, LPWSAOVERLAPPED ov,
+                              LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
+                              LPINT err) {
+    (void)err;
+    handed_buf = bufs[0];
+    HAND(U(s), U(bufs), U(count), U(got), U(flags), U(from), U(fromlen), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
+                         LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
+                         LPWSATHREADID tid, LPINT err) {
+    (void)err;
+    handed_buf = bufs[0];
+    HAND(U(s), U(bufs), U(count), U(sent), U(flags), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static int stand_in_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDWORD flags,
+                         LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr,
+                         LPWSATHREADID tid, LPINT err) {
+    (void)err;
+    handed_buf = bufs[0];
+    HAND(U(s), U(bufs), U(count), U(got), U(flags), U(ov), U(cr), TID(tid));
+    return 0;
+}
+static void CALLBACK completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD flags) {
+    (void)e, (void)n, (void)ov, (void)flags;
+}
+
+/* Every call the layer passes through hands the provider its arguments in place, including
+ * those WSP's own provider ignores (a second provider would read them), and a thread id
+ * exactly when the call is overlapped, cleared. */
+TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSPPROC_TABLE real = winsock_providers[0].table, *t = &winsock_providers[0].table;
+    t->lpWSPDuplicateSocket = stand_in_duplicate;
+    t->lpWSPGetOverlappedResult = stand_in_overlapped_result;
+    t->lpWSPGetQOSByName = stand_in_qos_by_name;
+    t->lpWSPSendDisconnect = stand_in_disconnect;
+    t->lpWSPRecvDisconnect = stand_in_disconnect;
+    t->lpWSPSendTo = stand_in_send_to;
+    t->lpWSPRecvFrom = stand_in_recv_from;
+    t->lpWSPSend = stand_in_send;
+    t->lpWSPRecv = stand_in_recv;
+    WSAPROTOCOL_INFO info;
+    WSAOVERLAPPED ov;
+    DWORD n = 0, flags = 0;
+    WSABUF bufs[2], data;
+    QOS qos;
+    SOCKADDR_IN to;
+    int tolen = 11;
+    CHECK_EQ(WSADuplicateSocket(s, 4321, &info), 0);
+    CHECK_HANDED(U(s), 4321, U(&info));
+    CHECK(WSAGetOverlappedResult(s, &ov, &n, TRUE, &flags));
+    CHECK_HANDED(U(s), U(&ov), U(&n), TRUE, U(&flags));
+    CHECK(WSAGetQOSByName(s, &data, &qos));
+    CHECK_HANDED(U(s), U(&data), U(&qos));
+    CHECK_EQ(WSASendDisconnect(s, &data), 0);
+    CHECK_HANDED(U(s), U(&data));
+    CHECK_EQ(WSARecvDisconnect(s, bufs), 0);
+    CHECK_HANDED(U(s), U(bufs));
+    CHECK_EQ(WSASendTo(s, bufs, 2, &n, 5, (SOCKADDR *)&to, 9, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), 5, U(&to), 9, 0, 0, 0, 0, 7);
+    CHECK_EQ(WSASendTo(s, bufs, 1, &n, 0, NULL, 0, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), 0, 0, 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSARecvFrom(s, bufs, 2, &n, &flags, (SOCKADDR *)&to, &tolen, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), U(&flags), U(&to), U(&tolen), 0, 0, 0, 0, 7);
+    CHECK_EQ(WSARecvFrom(s, bufs, 1, &n, &flags, NULL, NULL, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), 0, 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSASend(s, bufs, 2, &n, 3, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), 3, 0, 0, 0, 0, 7);
+    CHECK_EQ(WSASend(s, bufs, 1, &n, 0, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), 0, U(&ov), U(completion), 1, 0, 0);
+    CHECK_EQ(WSARecv(s, bufs, 2, &n, &flags, NULL, NULL), 0);
+    CHECK_HANDED(U(s), U(bufs), 2, U(&n), U(&flags), 0, 0, 0, 0, 7);
+    CHECK_EQ(WSARecv(s, bufs, 1, &n, &flags, &ov, completion), 0);
+    CHECK_HANDED(U(s), U(bufs), 1, U(&n), U(&flags), U(&ov), U(completion), 1, 0, 0);
+    /* The BSD calls: one buffer of the program's, its flags, its address, no overlapped. */
+    char b[8];
+    CHECK_EQ(sendto(s, b, 5, 3, (SOCKADDR *)&to, 9), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, 3, U(&to), 9, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 5);
+    CHECK_EQ(recvfrom(s, b, 6, 2, (SOCKADDR *)&to, &tolen), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, ANY, U(&to), U(&tolen), 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 6);
+    CHECK_EQ(send(s, b, 7, 1), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, 1, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 7);
+    CHECK_EQ(recv(s, b, 8, 2), 0);
+    CHECK_HANDED(U(s), ANY, 1, ANY, ANY, 0, 0, 0, 0, 7);
+    CHECK(handed_buf.buf == b && handed_buf.len == 8);
+    winsock_providers[0].table = real;
+    WSASetLastError(0);
+    CHECK(!WSAGetQOSByName(s, &data, &qos)); /* WSP's own: not offered, and says so */
+    CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* ioctlsocket writes its argument back only when the call worked: a failed one leaves all of
+ * the program's unsigned long as it was, bits past the SPI's 32 included. */
+TEST(winsock_ioctlsocket_that_fails_leaves_the_argument) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    u_long arg = (u_long)-1 - 0x10;
+    CHECK_EQ(ioctlsocket(s, 0x7654321, &arg), SOCKET_ERROR); /* no such command */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(arg, (u_long)-1 - 0x10);
+    CHECK_EQ(ioctlsocket((SOCKET)4242, FIONREAD, &arg), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(arg, (u_long)-1 - 0x10);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* An address conversion whose catalog read runs out of memory fails with WSAENOBUFS, not as
+ * a family no provider takes. */
+TEST(winsock_address_conversion_without_memory_is_wsaenobufs) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    char text[64];
+    DWORD textlen = sizeof text;
+    FAULT(malloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&a, sizeof a, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&a, sizeof a, NULL, text, &textlen), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* An accept that fails makes no route: the error is the provider's and the table is as it
+ * was. */
+TEST(winsock_accept_that_fails_routes_nothing) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK(accept(s, NULL, NULL) == INVALID_SOCKET); /* not listening */
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* The copy of a provider's catalog cannot be allocated (the second allocation of a catalog
+ * read, after the layer's own list): WSAENOBUFS, and the next read works. */
+TEST(winsock_enum_protocols_without_memory_for_a_providers_entries_is_wsaenobufs) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    FAULT(malloc, .nth = 2, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    len = sizeof info;
+    CHECK_EQ(WSAEnumProtocols(NULL, info, &len), 4);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A program may use the provider directly and through Winsock at once: the last WSACleanup
+ * then closes the sockets made through Winsock itself, though the provider, still started
+ * for the other use, does not close them in its own cleanup. */
+TEST(winsock_last_cleanup_closes_its_sockets_while_the_provider_stays_started) {
+    WSPDATA data;
+    WSPUPCALLTABLE upcalls;
+    WSPPROC_TABLE direct;
+    memset(&upcalls, 0, sizeof upcalls);
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, upcalls, &direct), 0);
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(WSACleanup(), 0);
+    int err = 0;
+    CHECK_EQ(direct.lpWSPCloseSocket(s, &err), SOCKET_ERROR); /* closed already */
+    CHECK_EQ(err, WSAENOTSOCK);
+    CHECK_EQ(direct.lpWSPCleanup(&err), 0);
+}
+
+/* WSAStartup fills the whole WSADATA: what Winsock 2 leaves unused (iMaxSockets, iMaxUdpDg,
+ * lpVendorInfo) is zero, not whatever the program's memory held. */
+TEST(winsock_startup_clears_the_wsadata_it_fills) {
+    WSADATA d;
+    memset(&d, 0x5a, sizeof d);
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    CHECK_EQ(d.iMaxSockets, 0);
+    CHECK_EQ(d.iMaxUdpDg, 0);
+    CHECK(d.lpVendorInfo == NULL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* AF_UNSPEC names no family a provider takes: an address conversion for it is WSAEINVAL, as
+ * for any family no entry offers (it is not "any family", as it is for socket()). */
+TEST(winsock_address_conversion_for_an_unspecified_family_is_wsaeinval) {
+    startup();
+    SOCKADDR_STORAGE ss;
+    int sslen = sizeof ss;
+    CHECK_EQ(WSAStringToAddress("127.0.0.1:1", AF_UNSPEC, NULL, (SOCKADDR *)&ss, &sslen),
+             SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    memset(&ss, 0, sizeof ss);
+    char text[64];
+    DWORD textlen = sizeof text;
+    CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss, NULL, text, &textlen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* accept fills the caller's address and its length (ws2_accept hands both on in place). */
+TEST(winsock_accept_reports_the_peers_address) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c != INVALID_SOCKET);
+    CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    SOCKADDR_IN mine, peer;
+    len = sizeof mine;
+    CHECK_EQ(getsockname(c, (SOCKADDR *)&mine, &len), 0);
+    SOCKADDR_STORAGE big;
+    memset(&big, 0x5a, sizeof big);
+    int peerlen = sizeof big;
+    SOCKET s = accept(l, (SOCKADDR *)&big, &peerlen);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(peerlen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, mine.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, mine.sin_addr.s_addr);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(l), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A handle its provider no longer knows (closed behind the layer's back) is WSAENOTSOCK to
+ * closesocket, which then forgets its route as well. */
+TEST(winsock_closesocket_of_a_handle_the_provider_forgot_forgets_the_route) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    int err = 0;
+    CHECK_EQ(winsock_providers[0].table.lpWSPCloseSocket(s, &err), 0);
+    CHECK_EQ(winsock_route_count(), 1);
+    CHECK_EQ(closesocket(s), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(winsock_route_count(), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
