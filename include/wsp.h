@@ -434,7 +434,7 @@ typedef struct wsp_listener_stats {
     uint32_t queued;           /* requests waiting in the backlog now */
     uint64_t too_long;         /* refused: caller data or QoS above the listener's limits */
     uint64_t undeliverable;    /* ended: the answer did not fit the client's callee buffer */
-    uint64_t expired;          /* ended: the client's connect limit passed while queued */
+    uint64_t expired;          /* ended: the client's connect limit passed (queued or held) */
     uint64_t held;             /* held by a condition function (CF_HOLD); answers count
                                 * as accepted or rejected, clients leaving as withdrawn */
     uint64_t hold_refused;     /* CF_HOLD answers refused: the listener held its limit */

@@ -431,7 +431,7 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
     if (r->frame.has_patience) {
         r->expires_ms = r->arrived_ms + r->frame.patience_ms;
         if (request_expired(r, wsp_now_ms())) {
-            request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+            request_end(l, r, &l->stats.expired, WSP_REASON_EXPIRED);
             return;
         }
     }
@@ -874,7 +874,7 @@ struct wsp_request *wsp_backlog_next(struct wsp_listener *l, int asking) {
              * since only the hand-off lies between. */
             if (r->expires_ms && request_expired(r, wsp_now_ms())) {
                 request_unlink(&l->ready, r); /* its client has stopped waiting */
-                request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+                request_end(l, r, &l->stats.expired, WSP_REASON_EXPIRED);
                 room_freed(l);
             } else if ((asking && r == handoff && !r->gone && !r->watched) ||
                        wsp_request_client(r) == WSP_CLIENT_WAITING) {
@@ -1042,7 +1042,7 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
             /* Its client has stopped waiting: never present it (a condition function being
              * asked about it now decides, and its accept finds the client gone). */
             request_unlink(&l->ready, r);
-            request_end(l, r, &l->stats.timed_out, WSP_REASON_EXPIRED);
+            request_end(l, r, &l->stats.expired, WSP_REASON_EXPIRED);
             room_freed(l);
             continue;
         }
@@ -1389,7 +1389,7 @@ static void held_timer(struct wsp_listener *l, uint64_t now) {
     for (struct wsp_request *r = l->held.head, *next; r; r = next) {
         next = r->next;
         if (request_expired(r, now)) { /* the client's own limit */
-            l->stats.timed_out++;
+            l->stats.expired++;
             held_end(l, r, WSAETIMEDOUT, WSP_REASON_EXPIRED);
         } else if (r->hold_expires_ms && r->hold_expires_ms <= now) {
             l->stats.hold_timed_out++;

@@ -213,7 +213,7 @@ public struct ListenerStatistics: Hashable, Sendable {
     public var tooLong: UInt64
     /// Ended because the answer's callee data did not fit the client's callee buffer.
     public var undeliverable: UInt64
-    /// Ended because the client's connect limit passed while the request was queued.
+    /// Ended because the client's connect limit passed while the request was queued or held.
     public var expired: UInt64
 
     init(_ s: WSP_LISTENER_STATS_DATA) {

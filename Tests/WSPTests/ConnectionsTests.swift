@@ -68,7 +68,7 @@ extension AllTests {
         // The impatient client is counted once: expired (its stated patience ran out while
         // deferred) or withdrawn (its close arrived first); and reported once.
         let stats = try listener.listenerStatistics
-        #expect(stats.withdrawn + stats.timedOut == 1)
+        #expect(stats.withdrawn + stats.expired == 1)
         func gaveUp(_ o: AcceptOutcome) -> Bool {
             switch o {
             case .withdrawn, .dropped(_, .expired): true

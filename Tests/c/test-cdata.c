@@ -643,9 +643,9 @@ TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(c.calls, calls);
     /* Ended once: by the client's close (withdrawn) or, since the request stated the
-     * client's patience, by the server seeing it run out (timed out), whichever the
+     * client's patience, by the server seeing it run out (expired), whichever the
      * scheduler lets happen first. Never accepted. */
-    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).timed_out == 1, 10000);
+    WAIT_FOR(stats_of(l).withdrawn + stats_of(l).expired == 1, 10000);
     CHECK_EQ(stats_of(l).accepted, 0);
     CHECK_EQ(stats_of(l).queued, 0);
 }

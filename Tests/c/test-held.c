@@ -1163,7 +1163,7 @@ TEST(held_client_patience_ends_the_hold_despite_a_far_notice) {
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
     WSPHELD h = hold_next(l, hold_all, 0);
-    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    WAIT_FOR(stats_of(l).expired == 1, 10000);
     SOCKET a;
     CHECK_EQ(held_accept(h, NULL, &a), WSAETIMEDOUT);
     CHECK_EQ(stats_of(l).holding, 0);

@@ -496,7 +496,8 @@ TEST(hostile_request_whose_patience_runs_out_unlooked_at_is_told_expired) {
     int fd = raw_send_request(&addr, &f, NULL, 0);
     expect_refuse(fd, WSP_HS_VERSION_3, WSP_HS_REASON_EXPIRED);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.timed_out, 0);
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(st.withdrawn, 0);
     close(fd);
@@ -542,7 +543,8 @@ TEST(hostile_request_found_expired_by_an_accept_is_never_presented) {
     CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEWOULDBLOCK);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.timed_out, 0);
     CHECK_EQ(st.queued, 0);
     CHECK_EQ(st.accepted, 0);
     __atomic_store_n(&reactor_release, 1, __ATOMIC_SEQ_CST);
@@ -689,7 +691,7 @@ TEST(hostile_request_past_its_clients_patience_is_never_presented) {
     set_nonblocking(l, 1);
     wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 100};
     int fd = raw_send_request(&addr, &f, NULL, 0);
-    WAIT_FOR(stats_of(l).timed_out == 1, 5000);
+    WAIT_FOR(stats_of(l).expired == 1, 5000);
     expect_refuse(fd, WSP_HS_VERSION_3, WSP_HS_REASON_EXPIRED);
     int calls = 0, err = 0;
     CHECK(accept_with(l, counting_accept, (DWORD_PTR)&calls, &err) == INVALID_SOCKET);

@@ -184,7 +184,8 @@ TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
     CHECK_EQ(frame[3], WSP_HS_REFUSE);
     CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.timed_out, 0);
     CHECK_EQ(st.queued, 0);
     close(fd);
     close_socket(l);
@@ -363,7 +364,8 @@ TEST(listener_accept_refuses_a_request_that_expired_before_the_timer_ran) {
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(calls, 0);
     WSP_LISTENER_STATS_DATA s = stats_of(l);
-    CHECK_EQ(s.timed_out, 1);
+    CHECK_EQ(s.expired, 1);
+    CHECK_EQ(s.timed_out, 0);
     CHECK_EQ(s.queued, 0);
     uint8_t frame[WSP_HS_HEADER_SIZE];
     read_bare_frame(fd, frame);
@@ -485,7 +487,8 @@ TEST(listener_request_deferred_while_another_arrived_expires_with_its_patience) 
     CHECK_EQ(frame[3], WSP_HS_REFUSE);
     CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.timed_out, 0);
     CHECK_EQ(st.queued, 1);
     close(patient);
     close(other);
@@ -810,7 +813,8 @@ TEST(listener_request_whose_patience_ran_out_before_it_was_whole_is_refused_expi
     CHECK_EQ(frame[3], WSP_HS_REFUSE);
     CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
-    CHECK_EQ(st.timed_out, 1);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.timed_out, 0);
     CHECK_EQ(st.queued, 0);
     close(fd);
     close_socket(l);
