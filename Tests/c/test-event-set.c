@@ -1215,3 +1215,27 @@ TEST(evset_exported_event_closed_leaves_its_set_to_the_reactor) {
     CHECK(m.wParam == bs);
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
 }
+
+/* A wait's pump takes every readiness its set holds, more than one batch of it (64) too: the
+ * enumeration right after it on the same thread, which counts on that pump, finds the record
+ * of the socket whose data came last. */
+#define MORE_THAN_A_BATCH 70
+TEST(evset_wait_pumps_more_than_a_batch) {
+    start();
+    static SOCKET c[MORE_THAN_A_BATCH], s[MORE_THAN_A_BATCH], l[MORE_THAN_A_BATCH];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+    }
+    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
+        ne_send_str(c[i], "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000); /* in this order into the set's ready list */
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = MORE_THAN_A_BATCH - 1; i >= 0; i--)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
