@@ -1179,3 +1179,63 @@ TEST(evset_pump_that_sets_another_event_wakes_its_waiter) {
 TEST(evset_pump_that_sets_another_event_wakes_its_waiter_other_order) {
     pump_that_sets_another_event_wakes_its_waiter(1);
 }
+
+/* An exported event's set is watched by the reactor: its last release leaves the set to the
+ * reactor, which frees it when it next passes (a batch it is working through may still name
+ * it), and nothing else frees or closes it. The provider goes on. */
+TEST(evset_exported_event_closed_leaves_its_set_to_the_reactor) {
+    start();
+    SOCKET c, s, l, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the reactor relayed the readiness */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(T.lpWSPEventSelect(s, NULL, 0, &err), 0);
+    CHECK(WSACloseEvent(ev));
+    /* The reactor passes again (it relays b's data), freeing the set on its way. */
+    HWND q = WSPCreateMessageQueue();
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(bc, "y");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    /* Once more: the pass that relayed "y" has ended (and reaped) when "z" is relayed. */
+    char b;
+    CHECK_EQ(ne_recv(bs, &b, 1, 0), 1);
+    ne_send_str(bc, "z");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
+/* A wait's pump takes every readiness its set holds, more than one batch of it (64) too: the
+ * enumeration right after it on the same thread, which counts on that pump, finds the record
+ * of the socket whose data came last. */
+#define MORE_THAN_A_BATCH 70
+TEST(evset_wait_pumps_more_than_a_batch) {
+    start();
+    static SOCKET c[MORE_THAN_A_BATCH], s[MORE_THAN_A_BATCH], l[MORE_THAN_A_BATCH];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+    }
+    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
+        ne_send_str(c[i], "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000); /* in this order into the set's ready list */
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    for (int i = MORE_THAN_A_BATCH - 1; i >= 0; i--)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
