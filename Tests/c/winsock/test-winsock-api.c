@@ -725,6 +725,15 @@ TEST(winsock_socket_hands_the_provider_the_programs_values) {
     CHECK_EQ(made.protocol, IPPROTO_TCP);
     CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV6);
     CHECK_EQ(closesocket(s), 0);
+    /* With a protocol info, the program's own values go as they are, even where the entry
+     * has others (the provider decides what to make of them). */
+    s = WSASocket(AF_INET, SOCK_DGRAM, IPPROTO_UDP, &info[0], 0, 0);
+    CHECK_EQ(made.af, AF_INET);
+    CHECK_EQ(made.type, SOCK_DGRAM);
+    CHECK_EQ(made.protocol, IPPROTO_UDP);
+    CHECK_EQ(made.entry, WSP_CATALOG_TCP_IPV4);
+    if (s != INVALID_SOCKET)
+        CHECK_EQ(closesocket(s), 0);
     /* Only FROM_PROTOCOL_INFO itself is replaced: other negative values go as they are. */
     s = WSASocket(-2, -3, -4, &info[0], 0, 0);
     CHECK_EQ(made.af, -2);
