@@ -2068,6 +2068,10 @@ TEST(fault_plain_connect_refused_by_the_kernel_at_once) {
     FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAENETUNREACH);
     CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 0); /* an error code below WSAEINPROGRESS too */
+    FAULT(connect, .err = EACCES, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEACCES);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
     fault_clear();
     close_socket(s);
     close_socket(l);
