@@ -2064,3 +2064,30 @@ TEST(cdata_qos_specific_of_the_largest_size_arrives_whole) {
     close_socket(s);
     close_socket(l);
 }
+
+/* A caller's QOS with no provider-specific buffer gets the server's answer with none: its
+ * ProviderSpecific stays {0, NULL}, never a length with no buffer behind it. */
+TEST(cdata_qos_without_a_specific_buffer_gets_none) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    QOS q;
+    memset(&q, 0, sizeof q);
+    q.SendingFlowspec = (FLOWSPEC){1000, 2000, 3000, 40, 50, SERVICETYPE_GUARANTEED, 1500, 64};
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                               .sqos = &q};
+    async_connect_start(&ac);
+    static struct cond c;
+    c.rc = CF_ACCEPT;
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    CHECK(!c.qos_null);
+    CHECK(q.ProviderSpecific.buf == NULL);
+    CHECK_EQ(q.ProviderSpecific.len, 0);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 1000);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+}

@@ -735,3 +735,29 @@ TEST(connect_close_while_in_use_leaves_no_connector) {
     wsp_socket_release(so);
     close(lfd);
 }
+
+/* A connect-data socket whose TCP connection is up but whose answer has not come is not
+ * connected yet: getpeername is WSAENOTCONN, though the kernel knows the peer already. */
+TEST(connect_waiting_for_its_answer_has_no_peer_name_yet) {
+    start();
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* answers nothing */
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); /* the TCP connection is up */
+    CHECK(afd >= 0);
+    struct sockaddr_storage name;
+    int len = (int)sizeof name, err = 0;
+    CHECK_EQ(T.lpWSPGetPeerName(s, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN);
+    close_socket(s);
+    close(afd);
+    close(lfd);
+}

@@ -2212,3 +2212,27 @@ TEST(fault_close_of_a_listener_in_use_without_a_spare_stops_listening) {
     close(fd);
     wsp_socket_release(so); /* the last reference: the descriptor closes now */
 }
+
+/* As fault_connect_refused_by_the_kernel_at_once, on plain TCP: a connect the kernel refuses
+ * at once (no route) fails with that error, blocking or not, and never waits for a
+ * connection that was never started. */
+TEST(fault_plain_connect_refused_by_the_kernel_at_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 1);
+    FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 0); /* an error code below WSAEINPROGRESS too */
+    FAULT(connect, .err = EACCES, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEACCES);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    fault_clear();
+    close_socket(s);
+    close_socket(l);
+}
