@@ -2190,3 +2190,46 @@ TEST(held_news_that_fails_returns_a_count_of_0) {
     CHECK(h[0] == 0 && h[1] == 0);
     close_socket(c);
 }
+
+struct answer_leaver {
+    pthread_t thread;
+    int client, server_port, client_port;
+};
+
+/* Once the accepting thread is held (after its look at the client), the client resets its
+ * connection; then the accept goes on. */
+static void *reset_while_answer_held(void *arg) {
+    struct answer_leaver *v = arg;
+    WAIT_FOR(fault_holding() == 1, 10000);
+    struct linger lg = {1, 0};
+    CHECK_EQ(setsockopt(v->client, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(v->client);
+    WAIT_FOR(tcp_state(v->server_port, v->client_port) == -1, 10000);
+    fault_release();
+    return NULL;
+}
+
+/* A held request whose client leaves as its answer goes out fails WSPHeldAccept with
+ * WSAECONNRESET (counted as withdrawn), not with an error of 0. */
+TEST(held_accept_whose_client_leaves_as_the_answer_goes_is_connreset) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct answer_leaver v;
+    v = (struct answer_leaver){.client = fd, .server_port = port_of(&addr), .client_port = raw_port_of(fd)};
+    CHECK_EQ(pthread_create(&v.thread, NULL, reset_while_answer_held, &v), 0);
+    FAULT(malloc, .this_thread = 1, .hold = 1); /* after the accept's look at the client */
+    SOCKET a = INVALID_SOCKET;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK_EQ(fault_fired(FAULT_malloc), 1);
+    fault_clear();
+    CHECK_EQ(pthread_join(v.thread, NULL), 0);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    close_socket(l);
+}

@@ -1266,3 +1266,31 @@ TEST(listener_handshaking_list_stays_ordered_after_an_insertion_ahead_of_older_r
     close(third);
     close_socket(l);
 }
+
+/* A version 3 request refused as malformed, with 10,000 bytes behind it, is told why, then
+ * closed behind the REFUSE with a FIN: what it sent is read and discarded first (in several
+ * reads), so that the close is no reset. (The reactor is held up until every byte is in.) */
+TEST(listener_refused_client_with_many_bytes_unread_gets_a_fin_behind_the_refuse) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static uint8_t junk[10000];
+    memset(junk, 'j', sizeof junk);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    send_request(fd, &f, junk, sizeof junk);
+    size_t total = wsp_hs_encoded_size(&f) + sizeof junk;
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == (int)total, 10000);
+    release_reactor(&st);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_MALFORMED);
+    CHECK_EQ(raw_recv(fd, frame, sizeof frame, 10000), 0); /* a FIN, not a reset */
+    CHECK_EQ(stats_of(l).malformed, 1);
+    close(fd);
+    close_socket(l);
+}
