@@ -165,12 +165,12 @@ int main(void) {
     int stlen = sizeof st;
     T.lpWSPGetSockOpt(l, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &stlen, &err);
     /* Carol's request states her patience: when it passes the server ends the request itself
-     * (timed out), unless her close reaches it first (withdrawn). */
+     * (expired), unless her close reaches it first (withdrawn). */
     printf("\nListener counters: accepted %llu, rejected %llu, deferred %llu, withdrawn %llu, "
-           "timed out %llu\n",
+           "expired %llu\n",
            (unsigned long long)st.accepted, (unsigned long long)st.rejected,
            (unsigned long long)st.deferred, (unsigned long long)st.withdrawn,
-           (unsigned long long)st.timed_out);
+           (unsigned long long)st.expired);
     T.lpWSPCloseSocket(l, &err);
     T.lpWSPCleanup(&err);
     return 0;

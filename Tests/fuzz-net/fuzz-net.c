@@ -1156,9 +1156,10 @@ static void print_summary(const WSP_LISTENER_STATS_DATA *st, long long ms) {
            atomic_load(&good_refused), atomic_load(&good_late));
     printf("fuzz-net: listener counters: accepted %" PRIu64 ", rejected %" PRIu64
            ", deferred %" PRIu64 ", withdrawn %" PRIu64 ", timed out %" PRIu64
-           ", malformed %" PRIu64 ", too long %" PRIu64 ", backlog full %" PRIu64 "\n",
-           st->accepted, st->rejected, st->deferred, st->withdrawn, st->timed_out, st->malformed,
-           st->too_long, st->backlog_full);
+           ", expired %" PRIu64 ", malformed %" PRIu64 ", too long %" PRIu64
+           ", backlog full %" PRIu64 "\n",
+           st->accepted, st->rejected, st->deferred, st->withdrawn, st->timed_out, st->expired,
+           st->malformed, st->too_long, st->backlog_full);
     int f = atomic_load(&failures);
     printf("fuzz-net: %s (%d failure%s)\n", f ? "FAILED" : "passed", f, f == 1 ? "" : "s");
 }
