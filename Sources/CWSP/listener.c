@@ -93,6 +93,7 @@ struct wsp_listener {
     int accepting;       /* lpWSPAccept calls inside now */
     uint64_t direct_until_ms; /* when accepting fell to 0: direct ends then */
     int leader;          /* written under the lock; read by wake_accepts without it */
+    int leader_paused;   /* the leader waits for wake_fd alone: the backlog had no room */
     int wake_fd;         /* eventfd that wakes the leader; -1 until the first leader */
     int pulling;         /* an accept is taking connections itself: what it admits is its */
     /* The last look at the kernel's queue by an accept that had not waited yet found it
@@ -795,6 +796,7 @@ static void lead(struct wsp_listener *l) {
     __atomic_store_n(&l->leader, 1, __ATOMIC_SEQ_CST);
     l->waiters++;
     int paused = l->resume_ms || !has_room(l); /* then the queue is no news */
+    l->leader_paused = paused;
     int fd = l->so->fd, wake = l->wake_fd;
     pthread_mutex_unlock(&l->so->lock);
     struct pollfd p[2] = {{.fd = wake, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
@@ -807,6 +809,7 @@ static void lead(struct wsp_listener *l) {
     }
     pthread_mutex_lock(&l->so->lock);
     l->waiters--;
+    l->leader_paused = 0;
     __atomic_store_n(&l->leader, 0, __ATOMIC_SEQ_CST);
     /* Someone must keep watching the queue while this thread works: a sleeping follower. */
     if (l->waiters > 0)
@@ -828,6 +831,8 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
 static void room_freed(struct wsp_listener *l) {
     if (reactor_reads(l))
         set_reading(l, 1);
+    else if (l->leader_paused && has_room(l) && !l->resume_ms)
+        wake_accepts(l, 1); /* the leader watches the kernel's queue again */
 }
 
 /* ---- the backlog, as lpWSPAccept and lpWSPSelect see it ------------------------------------- */

@@ -553,10 +553,30 @@ static void *failing_acceptor_main(void *arg) {
     return NULL;
 }
 
+/* An accept that notes when it has returned. */
+struct done_acceptor {
+    SOCKET l, s;
+    int err;
+    atomic_int done;
+    struct blocker blocked;
+    pthread_t thread;
+};
+
+static void *done_acceptor_main(void *arg) {
+    struct done_acceptor *a = arg;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, NULL, 0, &a->err);
+    blocker_leave(&a->blocked);
+    atomic_store(&a->done, 1);
+    return NULL;
+}
+
+
 /* A leader waiting while the backlog is full (its one request being presented elsewhere) does
  * not watch the kernel's queue, which it could take nothing from: a connection waiting there
- * does not wake it (it would spin), it sleeps until the listener changes. */
-TEST(direct_leader_of_a_full_backlog_sleeps_despite_a_connection_in_the_kernel) {
+ * does not wake it (it would spin), it sleeps until room frees, and then takes that
+ * connection (once, nothing woke it then: it slept until some other change, for ever). */
+TEST(direct_leader_of_a_full_backlog_sleeps_until_room_frees_then_takes_the_kernels_connection) {
     start();
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
@@ -574,21 +594,30 @@ TEST(direct_leader_of_a_full_backlog_sleeps_despite_a_connection_in_the_kernel) 
     socklen_t me_len = sizeof me;
     CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
     WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
-    static struct one_acceptor y;
-    y = (struct one_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&y.thread, NULL, failing_acceptor_main, &y), 0);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
     wait_blocked(&y.blocked);
     uint64_t looks = wsp_listener_empty_looks(so);
     wait_blocked(&y.blocked); /* still the same sleep */
     CHECK_EQ(wsp_listener_empty_looks(so), looks);
-    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST);
+    CHECK(!atomic_load(&y.done));
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
     pthread_join(x.thread, NULL);
-    close_socket(l); /* wakes y */
+    WAIT_FOR(atomic_load(&y.done), 10000);
     pthread_join(y.thread, NULL);
+    CHECK(y.s != INVALID_SOCKET);
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(y.s, (struct sockaddr *)&peer, &plen, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&me)); /* c2, from the kernel's queue */
     wsp_socket_release(so);
     close_socket(x.s);
+    close_socket(y.s);
     close(c1);
     close(c2);
+    close_socket(l);
 }
 
 /* A waiting accept whose first read of a request gets a single byte that no request opens
@@ -614,3 +643,4 @@ TEST(direct_accept_whose_first_read_gets_one_bad_byte_ends_it_at_once) {
     CHECK_EQ(pthread_join(a.thread, NULL), 0);
     close(fd);
 }
+
