@@ -2,6 +2,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -287,12 +289,22 @@ static int scan_tcp_table(int six, int lport, int cport, int *queue) {
     return established;
 }
 
+/* Whether the server end has closed the connection already (the client is no longer
+ * established): taken, and dropped before a look at the table found it established. */
+static int closed_by_server(int client_fd) {
+    struct tcp_info ti;
+    socklen_t len = sizeof ti;
+    return getsockopt(client_fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+           ti.tcpi_state != TCP_ESTABLISHED;
+}
+
 void wait_taken_from_kernel(const struct sockaddr_storage *laddr, int client_fd) {
     struct sockaddr_storage me;
     socklen_t len = sizeof me;
     CHECK_EQ(getsockname(client_fd, (struct sockaddr *)&me, &len), 0);
     int queue = -1;
-    WAIT_FOR(scan_tcp_table(laddr->ss_family == AF_INET6, port_of(laddr), port_of(&me), &queue) &&
+    WAIT_FOR((scan_tcp_table(laddr->ss_family == AF_INET6, port_of(laddr), port_of(&me), &queue) ||
+              closed_by_server(client_fd)) &&
                  queue == 0,
              10000);
 }

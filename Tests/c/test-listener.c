@@ -1189,10 +1189,28 @@ TEST(listener_drop_notice_for_a_handler_taken_away_meanwhile_is_heard_by_no_one)
 
 /* ---- a listener closed while an accept reads a request on its own thread ------------------ */
 
+/* Stalls the reactor from a thread of its own, which alone may unlock the lock it took: the
+ * test's main thread is held in the accept when the reactor must be let go. */
+struct staller {
+    pthread_t thread;
+    struct stall *st;
+    atomic_int stalled, let_go, released;
+};
+
+static void *staller_main(void *arg) {
+    struct staller *s = arg;
+    stall_reactor(s->st);
+    atomic_store(&s->stalled, 1);
+    WAIT_FOR(atomic_load(&s->let_go), 10000);
+    release_reactor(s->st);
+    atomic_store(&s->released, 1);
+    return NULL;
+}
+
 struct closer {
     pthread_t thread;
     SOCKET l;
-    struct stall *st;
+    struct staller *staller;
 };
 
 /* Once the accept is held in its first read, lets the reactor go, closes the listener, and
@@ -1200,7 +1218,8 @@ struct closer {
 static void *close_while_held(void *arg) {
     struct closer *c = arg;
     WAIT_FOR(fault_holding() == 1, 10000);
-    release_reactor(c->st);
+    atomic_store(&c->staller->let_go, 1);
+    WAIT_FOR(atomic_load(&c->staller->released), 10000);
     close_socket(c->l);
     fault_release();
     return NULL;
@@ -1215,13 +1234,18 @@ TEST(listener_closed_while_an_accept_reads_its_own_connection_drops_it) {
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     static struct stall st;
-    stall_reactor(&st); /* the accept, not the reactor, takes the connection below */
+    static struct staller staller;
+    memset(&staller, 0, sizeof staller);
+    staller.st = &st;
+    CHECK_EQ(pthread_create(&staller.thread, NULL, staller_main, &staller), 0);
+    WAIT_FOR(atomic_load(&staller.stalled), 10000); /* the accept, not the reactor, takes the
+                                                   * connection below */
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
     WAIT_FOR(tcp_state(port_of(&addr), raw_port(fd)) == TCP_ESTABLISHED, 10000);
     static struct closer c;
-    c = (struct closer){.l = l, .st = &st};
+    c = (struct closer){.l = l, .staller = &staller};
     FAULT(recv, .this_thread = 1, .hold = 1); /* the accept's first read of the request */
     CHECK_EQ(pthread_create(&c.thread, NULL, close_while_held, &c), 0);
     int err = 0;
@@ -1229,6 +1253,7 @@ TEST(listener_closed_while_an_accept_reads_its_own_connection_drops_it) {
     CHECK_EQ(fault_fired(FAULT_recv), 1);
     fault_clear();
     CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    CHECK_EQ(pthread_join(staller.thread, NULL), 0);
     CHECK_EQ(err, WSAEINTR);
     uint8_t b[16];
     CHECK_EQ(raw_recv(fd, b, sizeof b, 10000), 0); /* closed, told nothing */
