@@ -705,19 +705,25 @@ TEST(connect_nonblocking_changes_no_descriptor_mode) {
     close(lfd);
 }
 
+
+/* A raw listener on loopback that answers nothing; *addr gets its address. */
+static int silent_raw_listener(struct sockaddr_storage *addr) {
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    socklen_t alen = sizeof *addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)addr, &alen), 0);
+    return lfd;
+}
 /* Closing a socket whose non-blocking connect is still waiting for its answer, while a call
  * still holds the socket, leaves it naming no connector: the connector is the reactor's to
  * free, and a call still running (wsp_connector_poll) must not find it. */
 TEST(connect_close_while_in_use_leaves_no_connector) {
     start();
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* answers nothing */
-    CHECK(lfd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
-    CHECK_EQ(listen(lfd, 4), 0);
     struct sockaddr_storage addr;
-    socklen_t alen = sizeof addr;
-    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    int lfd = silent_raw_listener(&addr); /* answers nothing */
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
     set_nonblocking(s, 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
@@ -740,14 +746,8 @@ TEST(connect_close_while_in_use_leaves_no_connector) {
  * connected yet: getpeername is WSAENOTCONN, though the kernel knows the peer already. */
 TEST(connect_waiting_for_its_answer_has_no_peer_name_yet) {
     start();
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* answers nothing */
-    CHECK(lfd >= 0);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
-    CHECK_EQ(listen(lfd, 4), 0);
     struct sockaddr_storage addr;
-    socklen_t alen = sizeof addr;
-    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    int lfd = silent_raw_listener(&addr); /* answers nothing */
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
     set_nonblocking(s, 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
