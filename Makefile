@@ -366,7 +366,7 @@ mutate: $(BUILD)/header-check.stamp
 mutate-sample: $(BUILD)/header-check.stamp
 	MUTATE_SAMPLE=$${MUTATE_SAMPLE:-$(MUTATE_SAMPLE_SIZE)} MUTATE_SEED=$${MUTATE_SEED:-1} \
 	    MUTATE_BUDGET=$${MUTATE_BUDGET:-150} MUTATE_MIN_SCORE=$${MUTATE_MIN_SCORE:-50} \
-	    MUTATE_ASAN=$${MUTATE_ASAN:-0} \
+	    MUTATE_ASAN=$${MUTATE_ASAN:-0} MUTATE_TSAN=$${MUTATE_TSAN:-0} \
 	    Tests/mutate/run
 
 bench-swift:
