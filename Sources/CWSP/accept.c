@@ -28,7 +28,10 @@
 #include "handshake.h"
 #include "qos.h"
 
-/* What the condition function sees and may change. */
+/* What the condition function sees and may change. The buffers for callee data and a QoS's
+ * provider-specific part (some 16 KB) exist on the connect-data protocol only; plain TCP
+ * offers neither, and its presentation lives on the accepting thread's stack (no allocation
+ * per accept). */
 struct presentation {
     struct sockaddr_storage local;
     WSABUF caller_id, callee_id, caller_data, callee_data;
@@ -36,9 +39,38 @@ struct presentation {
     QOS qos;
     int has_qos;
     int has_caller_data;
+    uint8_t *qos_specific; /* WSP_HS_MAX_QOS_SPECIFIC bytes (connect data) */
+    uint8_t *callee_buf;   /* WSP_MAX_CONNECT_DATA bytes (connect data); else no_callee */
+    uint8_t no_callee[1];  /* plain TCP's callee buffer: offered with length 0 */
+};
+
+struct presentation_space {
+    struct presentation p;
     uint8_t qos_specific[WSP_HS_MAX_QOS_SPECIFIC];
     uint8_t callee_buf[WSP_MAX_CONNECT_DATA];
 };
+
+/* A presentation for a request on so: small, the caller's (on its stack), on plain TCP; else
+ * allocated with its buffers (NULL when that fails). Freed with presentation_free. */
+static struct presentation *presentation_new(const struct wsp_socket *so,
+                                             struct presentation *small) {
+    if (!so->entry->connect_data) {
+        small->qos_specific = NULL;
+        small->callee_buf = small->no_callee;
+        return small;
+    }
+    struct presentation_space *ps = malloc(sizeof *ps);
+    if (!ps)
+        return NULL;
+    ps->p.qos_specific = ps->qos_specific;
+    ps->p.callee_buf = ps->callee_buf;
+    return &ps->p;
+}
+
+static void presentation_free(struct presentation *p, const struct presentation *small) {
+    if (p != small)
+        free(p); /* the presentation_space it begins */
+}
 
 /* so->lock held. Fills p from the request r (which stays valid while presented). */
 static void prepare(struct presentation *p, const struct wsp_socket *so,
@@ -55,7 +87,8 @@ static void prepare(struct presentation *p, const struct wsp_socket *so,
     p->callee_capacity = capacity;
     /* Cleared each time: a function that accepts without setting len sends these zeros,
      * never what an earlier call left here (another client's data). */
-    memset(p->callee_buf, 0, capacity);
+    if (capacity)
+        memset(p->callee_buf, 0, capacity);
     p->callee_data = (WSABUF){capacity, (char *)p->callee_buf};
     p->has_qos = 0;
     p->has_caller_data = 0;
@@ -273,7 +306,8 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
         *err = WSAECONNRESET;
         return INVALID_SOCKET;
     }
-    struct presentation *p = malloc(sizeof *p);
+    struct presentation small;
+    struct presentation *p = presentation_new(so, &small);
     if (!p) {
         *ended = 0;
         *err = WSAENOBUFS;
@@ -300,7 +334,7 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
         if (result == INVALID_SOCKET && *err == 0)
             *err = WSAECONNRESET; /* it left as the answer went */
     }
-    free(p);
+    presentation_free(p, &small);
     return result;
 }
 
@@ -319,14 +353,14 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     }
     SOCKET result = INVALID_SOCKET;
     int hold_refused = 0; /* at the limit: FD_ACCEPT stays off until a held request leaves */
-    struct presentation *p = NULL;
+    struct presentation small, *p = NULL;
     pthread_mutex_lock(&so->lock);
     struct wsp_listener *l = so->listener;
     if (!l)
         err = WSAEINVAL;
     else if (addr && addrlen && *addrlen < (int)wsp_sockaddr_len(so->entry->af))
         err = WSAEFAULT; /* a buffer with no length is left alone, as on Windows */
-    else if (!(p = malloc(sizeof *p)))
+    else if (!(p = presentation_new(so, &small)))
         err = WSAENOBUFS;
     if (!err)
         wsp_backlog_accepting(l, 1);
@@ -381,7 +415,8 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     pthread_mutex_unlock(&so->lock);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
-    free(p);
+    if (p)
+        presentation_free(p, &small);
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)
         wsp_fail(lpErrno, err);

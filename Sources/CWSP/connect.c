@@ -573,7 +573,8 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->so = so;
     c->req = *req;
     c->reader = *reader;
-    reader_reset(c->reader);
+    if (c->reader) /* (connect data only) */
+        reader_reset(c->reader);
     c->limit_ms = connect_limit(so);
     c->item.fd = so->fd;
     c->item.on_ready = connector_ready;
@@ -621,10 +622,13 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
         return wsp_fail(lpErrno, err);
-    struct connect_request *req = malloc(sizeof *req);
-    struct answer_reader *reader = malloc(sizeof *reader);
+    /* A maximal frame each (some 17 KB): only the connect-data handshake has a request to
+     * send and an answer to read, so plain TCP allocates neither. */
+    int connect_data = so->entry->connect_data;
+    struct connect_request *req = connect_data ? malloc(sizeof *req) : NULL;
+    struct answer_reader *reader = connect_data ? malloc(sizeof *reader) : NULL;
     pthread_mutex_lock(&so->lock);
-    if (!req || !reader)
+    if (connect_data && (!req || !reader))
         err = WSAENOBUFS;
     if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);

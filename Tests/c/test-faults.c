@@ -1978,14 +1978,17 @@ TEST(fault_listen_without_memory_or_a_watch_fails_and_can_be_called_again) {
     close_socket(s);
 }
 
-/* lpWSPAccept without memory for its presentation is WSAENOBUFS; the connection waits for the
- * next accept. */
+/* lpWSPAccept without memory for its presentation (connect data: the buffers for callee data
+ * and QoS) is WSAENOBUFS; the connection waits for the next accept. */
 TEST(fault_accept_without_memory_is_enobufs_and_the_connection_waits) {
     start();
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_nonblocking(l, 1);
-    int fd = raw_connect(&addr);
+    WSABUF caller = {2, "hi"};
+    struct async_connect c = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                              .caller = &caller};
+    async_connect_start(&c);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     FAULT(malloc, .err = ENOMEM, .this_thread = 1);
     int err = 0;
@@ -1996,6 +1999,42 @@ TEST(fault_accept_without_memory_is_enobufs_and_the_connection_waits) {
     CHECK_EQ(stats_of(l).queued, 1);
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&c), 0);
+    close_socket(a);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* What a condition function on plain TCP is offered: no caller data, no QoS, a callee buffer
+ * of length 0 (not a NULL one). Counts its calls in *(int *)ctx. */
+static int plain_offer_cond(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos, LPQOS gqos,
+                            LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)caller_id, (void)gqos, (void)callee_id, (void)g;
+    CHECK(caller_data == NULL);
+    CHECK(sqos == NULL);
+    CHECK(callee_data && callee_data->buf && callee_data->len == 0);
+    ++*(int *)ctx;
+    return CF_ACCEPT;
+}
+
+/* Plain TCP offers no callee data nor QoS: its presentation needs no allocation (it is on the
+ * accepting thread's stack), so an accept succeeds with every malloc of its thread failing. */
+TEST(fault_plain_accept_allocates_no_presentation) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(malloc, .times = -1, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    int asked = 0;
+    SOCKET a = accept_with(l, plain_offer_cond, (DWORD_PTR)&asked, &err);
+    CHECK_EQ(fault_fired(FAULT_malloc), 0);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(asked, 1);
+    CHECK_EQ(stats_of(l).accepted, 1);
     close_socket(a);
     close(fd);
     close_socket(l);

@@ -1530,12 +1530,14 @@ TEST(answered_handles_let_go_of_their_listener) {
             close(fd[i]);
 }
 
-/* No memory for the answer: the application may answer again, the request still held. */
+/* No memory for the answer (connect data: the buffers for callee data and QoS): the
+ * application may answer again, the request still held. */
 TEST(held_accept_without_memory_leaves_the_request_held) {
     start_held();
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
-    int fd = raw_connect(&addr);
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    struct cd_client k;
+    cd_client_start(&k, &addr, "held");
     WSPHELD h = hold_next(l, hold_all, 0);
     SOCKET a;
     FAULT(malloc, .err = ENOMEM, .this_thread = 1);
@@ -1547,8 +1549,9 @@ TEST(held_accept_without_memory_leaves_the_request_held) {
     CHECK_EQ(held_accept(h, NULL, &a), 0);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(stats_of(l).holding, 0);
+    CHECK_EQ(async_connect_join(&k.c), 0);
     close_socket(a);
-    close(fd);
+    close_socket(k.c.s);
     close_socket(l);
 }
 
