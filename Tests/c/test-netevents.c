@@ -159,6 +159,32 @@ TEST(netev_oob_reenabled_by_recv) {
     CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne)); /* re-enabled by the recv */
 }
 
+/* A MSG_OOB recv re-enables FD_OOB alone: it leaves FD_READ (still armed here: no ordinary
+ * data came) to the watch and makes no look at the unread count (FIONREAD) for it. Pins that
+ * cost (no system call beyond the recv's own for FD_READ), counted through the provider's
+ * ioctl. */
+TEST(netev_message_oob_recv_makes_no_look_for_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_OOB, &err), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_OOB);
+    char b;
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(b, '!');
+    CHECK_EQ(looks, 0);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
 
 TEST(netev_accept_level_reenabled_by_accept) {
