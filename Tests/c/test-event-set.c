@@ -905,6 +905,33 @@ TEST(evset_more_data_before_the_recv_raises_read_again_without_counting) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* Data that arrives on a socket registered for FD_CLOSE alone (FD_READ raised under an earlier
+ * registration and not re-enabled since) raises nothing, and the wait that takes its edge
+ * makes no look at the unread count (FIONREAD) for an event nobody asked for: pins that cost,
+ * counted through the provider's ioctl. */
+TEST(evset_data_on_a_socket_registered_for_close_alone_is_not_counted) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "a");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_CLOSE, &err), 0);
+    ne_send_str(c, "b");
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1);      /* counts */
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    int looks = fault_calls(FAULT_ioctl), pumps = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(pumps, 1); /* the wait took the set's readiness */
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* A socket registered on another event leaves the first event's set: its data no longer makes
  * that set's descriptor readable. */
 TEST(evset_socket_moved_to_another_event_leaves_the_first_set) {
