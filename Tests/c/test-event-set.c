@@ -932,6 +932,44 @@ TEST(evset_data_on_a_socket_registered_for_close_alone_is_not_counted) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A wait-any that has a check to make (data left by a recv, taken since by another) polls the
+ * checked socket beside the event's own descriptor and set: a WSASetEvent while it sleeps
+ * there wakes it. It waits without a time-out; the test gives it 10 s to return. */
+static atomic_int checking_waiter_done;
+static DWORD checking_waiter_result;
+static struct blocker checking_waiter;
+
+static void *wait_with_a_check(void *arg) {
+    WSAEVENT ev = arg;
+    blocker_enter(&checking_waiter);
+    checking_waiter_result = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&checking_waiter);
+    atomic_store(&checking_waiter_done, 1);
+    return NULL;
+}
+
+TEST(evset_wait_that_has_a_check_to_make_is_woken_by_a_set_event) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest: the check will find nothing */
+    checking_waiter_result = WSA_WAIT_FAILED;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_with_a_check, ev), 0);
+    wait_blocked(&checking_waiter); /* asleep in its poll */
+    CHECK(WSASetEvent(ev));
+    WAIT_FOR(atomic_load(&checking_waiter_done), 10000);
+    pthread_join(t, NULL);
+    CHECK_EQ(checking_waiter_result, WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* A socket registered on another event leaves the first event's set: its data no longer makes
  * that set's descriptor readable. */
 TEST(evset_socket_moved_to_another_event_leaves_the_first_set) {
