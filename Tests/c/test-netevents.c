@@ -441,6 +441,23 @@ TEST(netev_close_without_data_is_immediate) {
     CHECK(!(ne.lNetworkEvents & FD_READ));
 }
 
+/* After the peer's FIN with nothing left, a recv (end of stream) re-enables FD_READ, and no
+ * FD_READ is raised: there is nothing to read and nothing more can come. */
+TEST(netev_recv_at_end_of_stream_raises_no_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    char buf[8];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK(WSACloseEvent(ev));
+}
+
 TEST(netev_close_abort_reports_connaborted) {
     start();
     SOCKET c, s, l;
