@@ -1431,6 +1431,27 @@ TEST(netev_async_recv_and_send_make_one_epoll_ctl_and_nothing_else) {
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
 
+/* A window-message registration for FD_WRITE alone (posted at once, re-enabled only by a send
+ * that would block) leaves the reactor's watch with nothing to wait for: its one system call
+ * is the watch's EPOLL_CTL_ADD, no re-arm follows. Pins that cost, counted through the
+ * provider's epoll_ctl. */
+TEST(netev_async_registration_for_write_alone_makes_one_epoll_ctl) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
  * message until released, and records every other message. */
 static SOCKET hold_socket;
