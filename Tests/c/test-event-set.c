@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "event_set.h"
@@ -149,6 +150,43 @@ TEST(evset_every_thread_waiting_for_the_event_wakes) {
     WSACloseEvent(ev);
 }
 
+/* A wait that pumps the event's set and so sets the event itself still raises the event's
+ * descriptor when another thread's wait-any may be about to poll it: that thread, held just
+ * before its poll (after its look at the flag), wakes at once. Without the descriptor raised
+ * it would sleep in poll (the pump took the set's readiness) until its time-out: it waits
+ * without one, and the test gives it 10 s to return. */
+static atomic_int held_waiter_done;
+static DWORD held_waiter_result;
+
+static void *wait_with_poll_held(void *arg) {
+    WSAEVENT ev = arg;
+    FAULT(poll, .nth = 1, .hold = 1, .this_thread = 1);
+    held_waiter_result = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    atomic_store(&held_waiter_done, 1);
+    return NULL;
+}
+
+TEST(evset_wait_that_sets_the_event_itself_wakes_another_waiter_about_to_poll) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    held_waiter_result = WSA_WAIT_FAILED;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_with_poll_held, ev), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* it looked at the flag and is about to poll */
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    fault_release();
+    WAIT_FOR(atomic_load(&held_waiter_done), 10000);
+    pthread_join(t, NULL);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK_EQ(held_waiter_result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
 TEST(evset_data_that_arrives_while_read_is_off_and_is_all_read_raises_nothing) {
     start();
     SOCKET c, s, l;
@@ -277,6 +315,31 @@ TEST(evset_pending_check_run_at_export_ignores_a_stale_eintr) {
     int fd = WSAEventFd(ev); /* runs the recv's pending check at once */
     CHECK(fd_readable(fd, 10000));
     CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* As above, with the data taken by a later recv: the check's poll finds nothing (0), which a
+ * stale EINTR left in errno must not make it repeat. */
+TEST(evset_pending_check_that_finds_nothing_ignores_a_stale_eintr) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest */
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts */
+    errno = EINTR;
+    int fd = WSAEventFd(ev); /* runs the pending check at once */
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(fd >= 0);
+    CHECK_EQ(polls, 1);
+    CHECK(!fd_readable(fd, 0));
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
     WSACloseEvent(ev);
 }
 
@@ -804,6 +867,131 @@ TEST(evset_check_for_data_a_later_recv_took_raises_nothing) {
     CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest */
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check whose look fails (the enumeration's poll out of memory) has its socket look itself:
+ * with the data a later recv took, nothing is left and nothing is raised. */
+TEST(evset_check_whose_poll_fails_for_data_a_later_recv_took_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest */
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check left for a socket closed since is dropped by the wait that makes it: the socket is
+ * looked up by handle, and a closed one has nothing to report. */
+TEST(evset_check_of_a_socket_closed_since_is_dropped) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2); /* leaves 6: a check */
+    ne_close(s);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A lone EPOLLIN edge while FD_READ waits for its recv is new data: FD_READ is raised again
+ * (Windows, event objects) without counting the bytes (netevents.c's readiness: "no count on
+ * the usual path"), counted through the provider's ioctl. */
+TEST(evset_more_data_before_the_recv_raises_read_again_without_counting) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "a");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    ne_send_str(c, "b");
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* Data that arrives on a socket registered for FD_CLOSE alone (FD_READ raised under an earlier
+ * registration and not re-enabled since) raises nothing, and the wait that takes its edge
+ * makes no look at the unread count (FIONREAD) for an event nobody asked for: pins that cost,
+ * counted through the provider's ioctl. */
+TEST(evset_data_on_a_socket_registered_for_close_alone_is_not_counted) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "a");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_CLOSE, &err), 0);
+    ne_send_str(c, "b");
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1);      /* counts */
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    int looks = fault_calls(FAULT_ioctl), pumps = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(pumps, 1); /* the wait took the set's readiness */
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait-any that has a check to make (data left by a recv, taken since by another) polls the
+ * checked socket beside the event's own descriptor and set: a WSASetEvent while it sleeps
+ * there wakes it. It waits without a time-out; the test gives it 10 s to return. */
+static atomic_int checking_waiter_done;
+static DWORD checking_waiter_result;
+static struct blocker checking_waiter;
+
+static void *wait_with_a_check(void *arg) {
+    WSAEVENT ev = arg;
+    blocker_enter(&checking_waiter);
+    checking_waiter_result = WSAWaitForMultipleEvents(1, &ev, FALSE, WSA_INFINITE, FALSE);
+    blocker_leave(&checking_waiter);
+    atomic_store(&checking_waiter_done, 1);
+    return NULL;
+}
+
+TEST(evset_wait_that_has_a_check_to_make_is_woken_by_a_set_event) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "01234567");
+    WAIT_FOR(unread_bytes(s) == 8, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b[16];
+    CHECK_EQ(ne_recv(s, b, 2, 0), 2);         /* leaves 6: a check */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 6); /* takes the rest: the check will find nothing */
+    checking_waiter_result = WSA_WAIT_FAILED;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_with_a_check, ev), 0);
+    wait_blocked(&checking_waiter); /* asleep in its poll */
+    CHECK(WSASetEvent(ev));
+    WAIT_FOR(atomic_load(&checking_waiter_done), 10000);
+    pthread_join(t, NULL);
+    CHECK_EQ(checking_waiter_result, WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(ev));
 }
 

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "support.h"
 #include "upcalls.h"
 
@@ -385,6 +386,53 @@ static void *poll_fd_main(void *arg) {
 
 /* An application's poll loop on an empty queue's descriptor wakes when the queue is destroyed
  * (closing a descriptor would not wake it: the queue makes it readable first). */
+/* The ring starts with room for 16 messages and doubles when full (message_queue.c): posting
+ * n messages costs about log2(n / 16) + 1 allocations, never one per message. Pins that growth
+ * (each post is a system-call-free append while there is room), counted through the provider's
+ * malloc. */
+TEST(queue_ring_starts_at_16_and_doubles) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    FAULT(malloc, .nth = 1000000, .this_thread = 1); /* counts this thread's allocations */
+    int allocations[65];
+    for (int i = 1; i <= 64; i++) {
+        CHECK(WSPPostMessage(q, 1, (WPARAM)i, 0));
+        allocations[i] = fault_calls(FAULT_malloc);
+    }
+    fault_clear();
+    CHECK_EQ(allocations[1], 1);  /* the first post makes the ring */
+    CHECK_EQ(allocations[16], 1); /* 16 fit in it */
+    CHECK_EQ(allocations[17], 2); /* the 17th doubles it */
+    CHECK_EQ(allocations[32], 2);
+    CHECK_EQ(allocations[33], 3);
+    CHECK_EQ(allocations[64], 3);
+    WSPMSG m;
+    for (int i = 1; i <= 64; i++) { /* every message kept, in order, across the growths */
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+        CHECK_EQ(m.wParam, (WPARAM)i);
+    }
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* The descriptor of a queue holding messages is readable already: destroying it writes
+ * nothing to it (its eventfd counter stays the 1 that "non-empty" wrote). */
+TEST(queue_destroy_of_a_non_empty_queue_leaves_its_descriptor_as_it_is) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    CHECK(WSPPostMessage(q, 1, 1, 0));
+    int fd = dup(WSPMessageQueueFd(q)); /* the test's own look at the counter */
+    CHECK(fd >= 0);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    CHECK(WSPDestroyMessageQueue(q));
+    int writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(writes, 0);
+    uint64_t counter = 0;
+    CHECK_EQ(read(fd, &counter, sizeof counter), (ssize_t)sizeof counter);
+    CHECK_EQ(counter, 1);
+    close(fd);
+}
+
 TEST(queue_destroy_wakes_a_poll_on_its_descriptor) {
     HWND q = WSPCreateMessageQueue();
     struct fd_poller p = {.fd = WSPMessageQueueFd(q)};

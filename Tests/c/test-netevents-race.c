@@ -3,7 +3,9 @@
  * under `make check-tsan`. */
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "faults.h"
 #include "test-netevents.h"
 
 #define PAIRS 48
@@ -134,4 +136,53 @@ TEST_WITH_TIMEOUT(netev_race_close_while_events_fire, 60) {
     CHECK_EQ(T.lpWSPCloseSocket(l, &err), 0);
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
     WSPDestroyMessageQueue(queue);
+}
+
+/* A socket's handle is in the table before lpWSPAccept has copied the listener's registration
+ * onto it, so an application can register it (by handle) in between. Held there (the accept
+ * puts the new descriptor in the listener's non-blocking mode: the request came in while the
+ * listener was blocking), another thread registers it on an event of its own; the accept then
+ * finds the socket watched already and starts no second watch, which would never be dropped
+ * (the leak check at the end sees its set's descriptor and its memory). */
+static SOCKET held_accept_listener, held_accept_result;
+static int held_accept_err;
+
+static void *held_accept_main(void *arg) {
+    (void)arg;
+    FAULT(ioctl, .nth = 1, .hold = 1, .this_thread = 1);
+    held_accept_result = T.lpWSPAccept(held_accept_listener, NULL, NULL, NULL, 0, &held_accept_err);
+    return NULL;
+}
+
+TEST(netev_race_socket_registered_by_handle_while_its_accept_makes_it_keeps_one_watch) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = held_accept_listener = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    /* The next socket's handle: a freed slot is taken again, one generation on. */
+    SOCKET d1 = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_close(d1);
+    SOCKET d2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_close(d2);
+    SOCKET next = d2 + (d2 - d1);
+    int raw = raw_connect(&addr);
+    WSPFD_SET set = {.fd_count = 1, .fd_array = {l}};
+    struct timeval tv = {10, 0}; /* only a hang fails */
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 1); /* taken in blocking mode */
+    WSAEVENT listener_event = ne_event_select(l, FD_ACCEPT | FD_READ);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, held_accept_main, NULL), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* the new socket's FIONBIO */
+    WSAEVENT own = WSACreateEvent();
+    CHECK(own != WSA_INVALID_EVENT);
+    CHECK_EQ(T.lpWSPEventSelect(next, own, FD_READ, &err), 0);
+    fault_release();
+    pthread_join(t, NULL);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    CHECK_EQ(held_accept_result, next);
+    ne_close(held_accept_result);
+    ne_close(l);
+    close(raw);
+    CHECK(WSACloseEvent(own));
+    CHECK(WSACloseEvent(listener_event));
 }

@@ -159,6 +159,32 @@ TEST(netev_oob_reenabled_by_recv) {
     CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne)); /* re-enabled by the recv */
 }
 
+/* A MSG_OOB recv re-enables FD_OOB alone: it leaves FD_READ (still armed here: no ordinary
+ * data came) to the watch and makes no look at the unread count (FIONREAD) for it. Pins that
+ * cost (no system call beyond the recv's own for FD_READ), counted through the provider's
+ * ioctl. */
+TEST(netev_message_oob_recv_makes_no_look_for_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_OOB, &err), 0);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_OOB);
+    char b;
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(b, '!');
+    CHECK_EQ(looks, 0);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
 
 TEST(netev_accept_level_reenabled_by_accept) {
@@ -413,6 +439,23 @@ TEST(netev_close_without_data_is_immediate) {
     CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
     CHECK(!(ne.lNetworkEvents & FD_READ));
+}
+
+/* After the peer's FIN with nothing left, a recv (end of stream) re-enables FD_READ, and no
+ * FD_READ is raised: there is nothing to read and nothing more can come. */
+TEST(netev_recv_at_end_of_stream_raises_no_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    char buf[8];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK(WSACloseEvent(ev));
 }
 
 TEST(netev_close_abort_reports_connaborted) {
@@ -1386,6 +1429,27 @@ TEST(netev_async_recv_and_send_make_one_epoll_ctl_and_nothing_else) {
     for (int i = 0; i < N; i++)
         CHECK_EQ(calls[i], watched[i] == FAULT_epoll_ctl ? 1 : 0);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
+/* A window-message registration for FD_WRITE alone (posted at once, re-enabled only by a send
+ * that would block) leaves the reactor's watch with nothing to wait for: its one system call
+ * is the watch's EPOLL_CTL_ADD, no re-arm follows. Pins that cost, counted through the
+ * provider's epoll_ctl. */
+TEST(netev_async_registration_for_write_alone_makes_one_epoll_ctl) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    CHECK(WSPDestroyMessageQueue(q));
 }
 
 /* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
