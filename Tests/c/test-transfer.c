@@ -395,6 +395,15 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     CHECK_EQ(T.lpWSPIoctl(c, 0x12345678u, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    /* Small ones too, below the numbers the host's FIONBIO, FIONREAD and SIOCATMARK have. */
+    const DWORD small_codes[] = {1, (DWORD)SIOCATMARK - 1};
+    for (int i = 0; i < 2; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPIoctl(c, small_codes[i], NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL,
+                              &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
 }
 
 TEST(sockopt_wsp_options_round_trip_and_bounds) {
