@@ -206,10 +206,10 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         for (unsigned k = 0; k < n && rc > 0; k++) {
             if (!ents[k].connecting || !pfd[ents[k].pollidx].revents)
                 continue;
-            int slice2 = 0, np = 0;
+            int np = 0;
             struct pollfd one[1];
             pthread_mutex_lock(&ents[k].so->lock);
-            ents[k].ready = check(&ents[k], one, &np, &slice2);
+            ents[k].ready = check(&ents[k], one, &np, &slice); /* slice: read before the poll */
             pthread_mutex_unlock(&ents[k].so->lock);
             if (!ents[k].ready && np == 1 && !ents[k].connecting && poll(one, 1, 0) > 0 &&
                 (one[0].revents & poll_ready[ents[k].set]))

@@ -30,7 +30,7 @@ int ws2_select(int nfds, ws2_fd_set *readfds, ws2_fd_set *writefds, ws2_fd_set *
     int err = winsock_check_started();
     if (err)
         return winsock_fail(err);
-    ws2_fd_set *sets[3] = {readfds, writefds, exceptfds};
+    ws2_fd_set *sets[] = {readfds, writefds, exceptfds};
     SOCKET first = INVALID_SOCKET;
     size_t room = 0;
     for (int i = 2; i >= 0; i--) {

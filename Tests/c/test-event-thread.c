@@ -816,6 +816,60 @@ TEST(event_thread_job_may_start_the_provider_while_its_last_cleanup_waits) {
     CHECK_EQ(atomic_load(&noops_run), atomic_load(&noops_posted));
 }
 
+/* A job run while the thread stops (taken before the last cleanup) that starts the provider,
+ * hands over another job and ends the provider again: the job it handed over was accepted
+ * (0), so it runs before the thread exits, not freed with the queue. The other thread's
+ * cleanup is held in its wake-up write, after the stop has begun, until the job before it
+ * has seen that: the handing-over job is then taken by the stopping thread's last passes. */
+static atomic_int handed_over_ran, first_job_waiting;
+
+static void handed_over(void *context) {
+    (void)context;
+    atomic_store(&handed_over_ran, 1);
+}
+
+static void revive_hand_over_and_stop(void *context) {
+    (void)context;
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    WSPPROC_TABLE table;
+    rc2 = WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &table);
+    rc3 = WSPRunOnEventThread(handed_over, NULL);
+    err2 = -1;
+    if (table.lpWSPCleanup(&err2) == 0)
+        err2 = 0;
+}
+
+static void hand_over_and_wait_for_the_stop(void) {
+    rc1 = WSPRunOnEventThread(revive_hand_over_and_stop, NULL);
+    atomic_store(&first_job_waiting, 1);
+    WAIT_FOR(fault_holding() == 1, 10000); /* the cleanup's stop has begun */
+    fault_release();
+}
+
+TEST(event_thread_job_handed_over_by_a_job_that_revived_and_stopped_the_thread_runs) {
+    int before = provider_fds();
+    start();
+    atomic_store(&body_done, 0);
+    body = hand_over_and_wait_for_the_stop;
+    CHECK_EQ(WSPRunOnEventThread(run_body, NULL), 0);
+    WAIT_FOR(atomic_load(&first_job_waiting), 10000);
+    FAULT(write, .hold = 1, .this_thread = 1); /* the stop's wake-up, written under its lock */
+    int err = 0;
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    CHECK_EQ(fault_fired(FAULT_write), 1);
+    WAIT_FOR(atomic_load(&body_done), 10000);
+    CHECK_EQ(rc1, 0);
+    WAIT_FOR(atomic_load(&handed_over_ran), 10000);
+    CHECK_EQ(rc2, 0);
+    CHECK_EQ(rc3, 0);
+    CHECK_EQ(err2, 0);
+    WAIT_FOR(event_threads() == 0, 10000);
+    WAIT_FOR(provider_fds() == before, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, NULL), WSANOTINITIALISED);
+}
+
 /* Start-ups and cleanups from several threads and from jobs at once: every path of a stop
  * (waited for elsewhere, from the thread itself, revived by a job or by another thread, a
  * new thread while the old one exits) ends with no thread, no descriptor and no job lost. */

@@ -249,6 +249,24 @@ TEST(fault_connect_request_survives_an_interrupted_send) {
     acceptor_stop(&k);
 }
 
+/* A send of the request that fails (the connection reset under it: the server refused it)
+ * fails a blocking connect with WSAECONNREFUSED at once: no wait (poll) for an answer to a
+ * request never sent, which would end only when the server gives up on the silent client. */
+TEST(fault_connect_request_whose_send_fails_fails_the_connect) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(send, .err = ECONNRESET, .this_thread = 1);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    CHECK_EQ(fault_calls(FAULT_poll), 0); /* no wait for an answer */
+    fault_clear();
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A raw server that accepts connections one at a time (count of them), ends its side of
  * each at once (FIN, no answer) and reads until the client has gone. */
 struct silent_server {

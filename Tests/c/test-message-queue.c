@@ -268,8 +268,10 @@ TEST(upcalls_drive_events_through_the_table) {
     memset(&t, 0, sizeof t);
     wsp_upcalls_fill_builtin(&t);
     int err = 0;
+    WSASetLastError(WSA_INVALID_HANDLE); /* an earlier call's failure */
     WSAEVENT e = t.lpWPUCreateEvent(&err);
     CHECK(e != WSA_INVALID_EVENT);
+    CHECK_EQ(err, 0); /* a success reports no error */
     CHECK(t.lpWPUSetEvent(e, &err));
     CHECK_EQ(WSAWaitForMultipleEvents(1, &e, FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
     CHECK(t.lpWPUResetEvent(e, &err));

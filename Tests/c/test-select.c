@@ -245,6 +245,34 @@ TEST(select_waits_in_one_poll_when_nothing_is_deferred) {
     CHECK(polls <= 2); /* at most one more look when the first poll ends a moment early */
 }
 
+/* A select woken by data reports the socket from the poll it waited in: one poll in all.
+ * Pins that a socket the wait found readable is not looked at again (a second poll) before
+ * the call returns. The wait is held until the data has been sent, so that it is the wait
+ * that sees it. */
+static SOCKET woken_s = INVALID_SOCKET;
+static int woken_rc = -1;
+
+static void *select_until_readable(void *arg) {
+    (void)arg;
+    woken_rc = select1(0, woken_s, 10000, NULL);
+    return NULL;
+}
+
+TEST(select_woken_by_data_reports_it_from_its_wait_in_one_poll) {
+    start();
+    SOCKET c, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &woken_s, &l);
+    FAULT(poll, .hold = 1); /* the wait: the only provider thread that polls is the select's */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, select_until_readable, NULL), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    ne_send_str(c, "x");
+    fault_release();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(woken_rc, 1);
+    CHECK_EQ(fault_calls(FAULT_poll), 1);
+}
+
 /* Every way out of lpWSPSelect closes what it opened (its wake-up descriptor): ready at once,
  * after waiting, timed out, and failed on a bad handle after taking the good ones. */
 TEST(select_leaks_no_descriptor_on_any_path) {

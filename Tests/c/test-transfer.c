@@ -395,6 +395,15 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     CHECK_EQ(T.lpWSPIoctl(c, 0x12345678u, NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    /* Small ones too, below the numbers the host's FIONBIO, FIONREAD and SIOCATMARK have. */
+    const DWORD small_codes[] = {1, (DWORD)SIOCATMARK - 1};
+    for (int i = 0; i < 2; i++) {
+        err = 0;
+        CHECK_EQ(T.lpWSPIoctl(c, small_codes[i], NULL, 0, &v, sizeof v, &ret, NULL, NULL, NULL,
+                              &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
 }
 
 TEST(sockopt_wsp_options_round_trip_and_bounds) {
@@ -687,6 +696,29 @@ TEST(sockopt_a_short_drop_handler_leaves_the_one_set_before) {
     CHECK_EQ(atomic_load(&drops_heard), 1);
     close_socket(wordy);
     close_socket(l);
+}
+
+/* A held event that is no event of the provider's is refused (WSA_INVALID_HANDLE), and a
+ * refused option changes nothing: the event set before stays the listener's. */
+TEST(sockopt_a_held_event_that_is_no_event_leaves_the_one_set_before) {
+    start();
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (const char *)&ev, sizeof ev, &err),
+             0);
+    WSAEVENT bogus = (WSAEVENT)(uintptr_t)12345;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (const char *)&bogus, sizeof bogus,
+                               &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSA_INVALID_HANDLE);
+    WSAEVENT got = NULL;
+    int len = sizeof got;
+    CHECK_EQ(T.lpWSPGetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&got, &len, &err), 0);
+    CHECK(got == ev);
+    close_socket(l);
+    WSACloseEvent(ev);
 }
 
 /* Argument errors come before state errors: a bad name buffer is WSAEFAULT even on a socket

@@ -217,6 +217,22 @@ TEST(winsock_enum_protocols_without_memory_is_wsaenobufs) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* A filter no entry matches: the provider's sizing answer (no bytes) ends the enumeration.
+ * Pins that no buffer is allocated and filled for nothing: the one allocation is the
+ * catalog copy's start. */
+TEST(winsock_enum_protocols_matching_nothing_allocates_nothing_for_the_answer) {
+    startup();
+    WSAPROTOCOL_INFO info[4];
+    DWORD len = sizeof info;
+    int udp_only[] = {IPPROTO_UDP, 0};
+    FAULT(malloc, .nth = 1000, .this_thread = 1); /* counts, never fails */
+    CHECK_EQ(WSAEnumProtocols(udp_only, info, &len), 0);
+    CHECK_EQ(fault_calls(FAULT_malloc), 1);
+    CHECK_EQ(len, 0);
+    fault_clear();
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 TEST(winsock_enum_protocols) {
     startup();
     DWORD len = 0;
