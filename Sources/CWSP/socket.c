@@ -51,9 +51,7 @@ SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP
 static int check_address(const struct wsp_socket *so, const struct sockaddr *name, int namelen) {
     if (!name || namelen < (int)wsp_sockaddr_len(so->entry->af))
         return WSAEFAULT;
-    if (name->sa_family != so->entry->af)
-        return WSAEAFNOSUPPORT;
-    return 0;
+    return name->sa_family != so->entry->af ? WSAEAFNOSUPPORT : 0;
 }
 
 int wsp_bind(SOCKET s, const struct sockaddr *name, int namelen, LPINT lpErrno) {

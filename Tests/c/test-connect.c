@@ -96,6 +96,12 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&six, sizeof six, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEAFNOSUPPORT);
+    /* A refused argument is no attempt: SO_ERROR has no failed connect to report (the
+     * kernel, handed the wrong family, would have failed with the same code). */
+    int so_error = -1, so_error_len = sizeof so_error;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&so_error, &so_error_len, &err),
+             0);
+    CHECK_EQ(so_error, 0);
     /* Caller data and QoS on plain TCP. */
     WSABUF caller = {2, "hi"};
     CHECK_EQ(connect_full(c, &addr, &caller, NULL, NULL), WSAEPROTONOSUPPORT);

@@ -127,6 +127,29 @@ TEST(transfer_peek_leaves_the_data) {
     CHECK_MEM(b, "peekaboo", 8);
 }
 
+/* The flags are an output only of a receive that received: one that fails (WSAEWOULDBLOCK,
+ * nothing there yet) leaves them as the caller set them, so that the usual retry loop with
+ * the same variable keeps peeking instead of consuming the data once it comes. */
+TEST(transfer_failed_receive_leaves_the_flags) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[8];
+    WSABUF buf = {sizeof b, b};
+    DWORD flags = MSG_PEEK, got = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(flags, MSG_PEEK);
+    send_all(c, "peek", 4);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 4, 10000);
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 4);
+    CHECK_MEM(b, "peek", 4);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 4); /* peeked, not consumed */
+}
+
 TEST(transfer_oob_byte_and_atmark) {
     start();
     SOCKET c, s;
