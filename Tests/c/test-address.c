@@ -189,6 +189,15 @@ TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
     err = 0;
     CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, NULL, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, (struct sockaddr *)&in, NULL,
+                                    &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress(NULL, AF_INET, NULL, (struct sockaddr *)&in, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
     bad("1.2.3.4:65536", AF_INET);
     bad("[::1]:65536", AF_INET6);
     round_trip("[::1]:65535", AF_INET6);

@@ -485,6 +485,59 @@ TEST(event_thread_connect_closed_by_the_job_its_event_handed_over_closes_its_des
     close_socket(lsn);
 }
 
+/* The same for a connect its timer ended: a connect-data client whose server never answers
+ * times out on the reactor's timer, and the job its FD_CONNECT (WSAETIMEDOUT) handed over
+ * closes it: the descriptor closes at once, the timed-out connector holding the socket no
+ * more (no spare-descriptor swap: four system calls per timed-out connect). */
+static atomic_int timed_out_outcome; /* 1: closed at once; -1: still open; -2: another error */
+
+static void close_timed_out(void *context) {
+    int connect_error = (int)(intptr_t)context;
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(connecting, &err), 0);
+    int open_still = fcntl(connecting_fd, F_GETFD) >= 0;
+    atomic_store(&timed_out_outcome,
+                 connect_error != WSAETIMEDOUT ? -2 : open_still ? -1 : 1);
+}
+
+static BOOL post_close_timed_out_job(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_CONNECT)
+        CHECK_EQ(WSPRunOnEventThread(close_timed_out,
+                                     (void *)(intptr_t)WSAGETSELECTERROR(lParam)), 0);
+    return TRUE;
+}
+
+TEST(event_thread_timed_out_connect_closed_by_the_job_its_event_handed_over_closes_its_descriptor) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_close_timed_out_job;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* never answers */
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    socklen_t alen = sizeof sin;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &alen), 0);
+    connecting = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(connecting, SOL_WSP, WSP_CONNECT_TIMEOUT, 100);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(connecting, &err);
+    CHECK(so != NULL);
+    connecting_fd = so->fd;
+    wsp_socket_release(so);
+    CHECK_EQ(T.lpWSPAsyncSelect(connecting, (HWND)(uintptr_t)1, 0x401, FD_CONNECT, &err), 0);
+    CHECK_EQ(T.lpWSPConnect(connecting, (const struct sockaddr *)&sin, sizeof sin, NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WAIT_FOR(atomic_load(&timed_out_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&timed_out_outcome), 1);
+    close(lfd);
+}
+
 static struct timeval select_timeout;
 static const struct timeval *select_with;
 
