@@ -250,6 +250,28 @@ TEST(transfer_on_unconnected_socket_is_notconn) {
     CHECK_EQ(recv_some(l, b, sizeof b, 0, &got), WSAENOTCONN);
 }
 
+/* WSPShutdown on a listening socket is WSAENOTCONN (it is not connected) and does nothing:
+ * the socket still listens, and a client that connects afterwards is accepted. */
+TEST(shutdown_of_a_listener_is_notconn_and_it_keeps_listening) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static const int hows[] = {SD_RECEIVE, SD_SEND, SD_BOTH};
+    for (size_t i = 0; i < sizeof hows / sizeof hows[0]; i++) {
+        int err = 0;
+        CHECK_EQ(T.lpWSPShutdown(l, hows[i], &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTCONN);
+    }
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close_socket(c);
+    close_socket(l);
+}
+
 TEST(transfer_receive_timeout) {
     start();
     SOCKET c, s;
