@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -536,6 +537,52 @@ TEST(event_thread_timed_out_connect_closed_by_the_job_its_event_handed_over_clos
     WAIT_FOR(atomic_load(&timed_out_outcome) != 0, 10000);
     CHECK_EQ(atomic_load(&timed_out_outcome), 1);
     close(lfd);
+}
+
+/* A non-blocking connect a call finishes (a send that finds the kernel connected, through
+ * wsp_connector_poll) while the event thread is busy with a job, so that the reactor has not
+ * read the connector's event: its registration, still armed, is taken out of the epoll set
+ * there and then (one EPOLL_CTL_DEL on the calling thread), not left in it as a fired one is;
+ * armed, it would report later for a connector that is gone. */
+static atomic_int gate_started, gate_open;
+
+static void gate_job(void *context) {
+    (void)context;
+    atomic_store(&gate_started, 1);
+    WAIT_FOR(atomic_load(&gate_open), 10000);
+}
+
+TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_no_armed_watch) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    WSABUF b = {1, "x"};
+    DWORD sent = 0;
+    CHECK_EQ(T.lpWSPSend(s, &b, 1, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, 1);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    atomic_store(&gate_open, 1);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char got = 0;
+    recv_exact(a, &got, 1);
+    CHECK_EQ(got, 'x');
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
 }
 
 static struct timeval select_timeout;
