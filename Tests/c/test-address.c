@@ -140,13 +140,18 @@ TEST(address_small_buffers_are_efault_with_the_size_needed) {
     CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in - 4, NULL, out, &olen, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
-    struct sockaddr_storage un;
-    memset(&un, 0, sizeof un);
-    un.ss_family = AF_UNIX;
-    err = 0;
-    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
-             SOCKET_ERROR);
-    CHECK_EQ(err, WSAEINVAL);
+    /* Families other than the two, numbered below, between and above theirs. */
+    static const sa_family_t others[] = {AF_UNSPEC, AF_UNIX, AF_INET + 1, AF_PACKET};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        struct sockaddr_storage un;
+        memset(&un, 0, sizeof un);
+        un.ss_family = others[i];
+        olen = sizeof out;
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
 }
 
 /* The longest forms: an IPv6 address written out in full with an IPv4 tail, the largest
