@@ -302,9 +302,7 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
     }
     if (connect(fd, name, len) == 0)
         return 0;
-    if (errno == EINPROGRESS)
-        return WSAEINPROGRESS;
-    return wsp_wsa_from_errno(errno);
+    return wsp_wsa_from_errno(errno); /* WSAEINPROGRESS while the connect goes on */
 }
 
 /* The outcome of a finished TCP connect on fd: 0 or a WSA code. */
