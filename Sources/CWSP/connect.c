@@ -95,7 +95,7 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
         free(specific);
         return WSAENOBUFS;
     }
-    free(so->callee_data);
+    /* A socket takes one answer (it connects once): nothing is stored here before. */
     so->callee_data = data;
     so->callee_len = f->data_len;
     if (data)
@@ -106,8 +106,6 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
         callee->len = f->data_len;
     }
     so->has_qos = f->has_qos;
-    free(so->qos.ProviderSpecific.buf);
-    so->qos = (QOS){0};
     if (f->has_qos) {
         wsp_qos_from_wire(&so->qos, &f->qos, specific, (uint32_t)specific_len);
         if (sqos)
@@ -304,9 +302,7 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
     }
     if (connect(fd, name, len) == 0)
         return 0;
-    if (errno == EINPROGRESS)
-        return WSAEINPROGRESS;
-    return wsp_wsa_from_errno(errno);
+    return wsp_wsa_from_errno(errno); /* WSAEINPROGRESS while the connect goes on */
 }
 
 /* The outcome of a finished TCP connect on fd: 0 or a WSA code. */
@@ -448,7 +444,7 @@ static int send_request(struct wsp_connector *c) {
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0)
             c->req_sent += (size_t)n;
-        else if (n == 0 || errno == EAGAIN)
+        else if (errno == EAGAIN) /* n < 0: a send of a non-zero length never returns 0 */
             return 0; /* a connection still being set up says EAGAIN too */
         else if (errno != EINTR)
             return request_send_error(wsp_wsa_from_errno(errno));

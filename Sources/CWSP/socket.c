@@ -51,9 +51,7 @@ SOCKET wsp_socket(int af, int type, int protocol, LPWSAPROTOCOL_INFO info, GROUP
 static int check_address(const struct wsp_socket *so, const struct sockaddr *name, int namelen) {
     if (!name || namelen < (int)wsp_sockaddr_len(so->entry->af))
         return WSAEFAULT;
-    if (name->sa_family != so->entry->af)
-        return WSAEAFNOSUPPORT;
-    return 0;
+    return name->sa_family != so->entry->af ? WSAEAFNOSUPPORT : 0;
 }
 
 int wsp_bind(SOCKET s, const struct sockaddr *name, int namelen, LPINT lpErrno) {
@@ -148,11 +146,6 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
     return 0;
 }
 
-static int port_of(const struct sockaddr_storage *ss) {
-    return ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
-                                     : ((const struct sockaddr_in *)ss)->sin_port;
-}
-
 static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno, int peer) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
@@ -168,13 +161,13 @@ static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrn
     if (!err) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
+        int rc = 0;
         pthread_mutex_lock(&so->lock);
-        int rc = peer ? getpeername(so->fd, (struct sockaddr *)&ss, &len)
+        if (so->has_names) /* after shutdown, as Windows keeps them: a connection's names */
+            ss = peer ? so->peer_name : so->local_name; /* never change while it lives */
+        else
+            rc = peer ? getpeername(so->fd, (struct sockaddr *)&ss, &len)
                       : getsockname(so->fd, (struct sockaddr *)&ss, &len);
-        if (so->has_names && (rc < 0 || (!peer && port_of(&ss) == 0))) {
-            ss = peer ? so->peer_name : so->local_name; /* after shutdown: as Windows keeps */
-            rc = 0;
-        }
         pthread_mutex_unlock(&so->lock);
         if (rc < 0) {
             err = wsp_wsa_from_errno(errno);

@@ -140,13 +140,18 @@ TEST(address_small_buffers_are_efault_with_the_size_needed) {
     CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&in, sizeof in - 4, NULL, out, &olen, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
-    struct sockaddr_storage un;
-    memset(&un, 0, sizeof un);
-    un.ss_family = AF_UNIX;
-    err = 0;
-    CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
-             SOCKET_ERROR);
-    CHECK_EQ(err, WSAEINVAL);
+    /* Families other than the two, numbered below, between and above theirs. */
+    static const sa_family_t others[] = {AF_UNSPEC, AF_UNIX, AF_INET + 1, AF_PACKET};
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        struct sockaddr_storage un;
+        memset(&un, 0, sizeof un);
+        un.ss_family = others[i];
+        olen = sizeof out;
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+    }
 }
 
 /* The longest forms: an IPv6 address written out in full with an IPv4 tail, the largest
@@ -188,6 +193,15 @@ TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
     int len = sizeof in;
     err = 0;
     CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("1.2.3.4:80", AF_INET, NULL, (struct sockaddr *)&in, NULL,
+                                    &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress(NULL, AF_INET, NULL, (struct sockaddr *)&in, &len, &err),
+             SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     bad("1.2.3.4:65536", AF_INET);
     bad("[::1]:65536", AF_INET6);

@@ -1,5 +1,6 @@
 /* lpWSPConnect on plain TCP: refusals, retries, argument and state errors, non-blocking
  * connects, IPv6. */
+#include <errno.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
@@ -95,6 +96,12 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&six, sizeof six, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEAFNOSUPPORT);
+    /* A refused argument is no attempt: SO_ERROR has no failed connect to report (the
+     * kernel, handed the wrong family, would have failed with the same code). */
+    int so_error = -1, so_error_len = sizeof so_error;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_ERROR, (char *)&so_error, &so_error_len, &err),
+             0);
+    CHECK_EQ(so_error, 0);
     /* Caller data and QoS on plain TCP. */
     WSABUF caller = {2, "hi"};
     CHECK_EQ(connect_full(c, &addr, &caller, NULL, NULL), WSAEPROTONOSUPPORT);
@@ -759,5 +766,63 @@ TEST(connect_waiting_for_its_answer_has_no_peer_name_yet) {
     CHECK_EQ(err, WSAENOTCONN);
     close_socket(s);
     close(afd);
+    close(lfd);
+}
+
+/* The patience is stamped once, just before the request's first byte goes out: a request
+ * whose first send stops in the middle of the four-byte field (the buffer full after it), and
+ * whose rest the reactor sends well over a millisecond later, reaches the server with the
+ * patience its first byte carried, not half of it stamped again later. */
+TEST(connect_nonblocking_request_sent_in_pieces_keeps_the_patience_of_its_first_byte) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_raw_listener(&addr); /* answers nothing */
+    enum { LIMIT = 60000 };
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_LIMIT, LIMIT);
+    set_nonblocking(c, 1);
+    /* Where the patience lies in this client's request (no data, no callee buffer). */
+    uint8_t model[64];
+    wsp_hs_frame mf = {.type = WSP_HS_REQUEST, .reads_reasons = 1, .has_patience = 1,
+                       .patience_ms = LIMIT};
+    size_t mlen = wsp_hs_encode(&mf, model, sizeof model);
+    CHECK(mlen > 0);
+    size_t off = wsp_hs_patience_offset(model, mlen);
+    CHECK(off > 0);
+    /* The connecting thread's first send moves the field's first two bytes and no more, the
+     * next finds the buffer full; the reactor's step is held before it sends the rest (its
+     * look at the connect's outcome, SO_ERROR, is the step's first call). */
+    FAULT(send, .nth = 1, .max_bytes = off + 2);
+    FAULT_ALSO(send, .nth = 2, .err = EAGAIN);
+    FAULT(getsockopt, .nth = 1, .hold = 1);
+    long long before = now_ms();
+    CHECK_EQ(connect_full(c, &addr, NULL, NULL, NULL), WSAEWOULDBLOCK);
+    long long after = now_ms();
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    /* Not synchronization: time that a second stamp would show in the field's last bytes. */
+    WAIT_FOR(now_ms() > after + 20, 10000);
+    fault_release();
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(fd >= 0);
+    uint8_t buf[256];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(fd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1); /* the rest went out after the hold */
+    CHECK_EQ(wsp_hs_patience_offset(buf, len), off);
+    CHECK(f.has_patience);
+    /* Stamped during the connect call; the deadline counts from the next whole millisecond. */
+    CHECK((long long)f.patience_ms <= LIMIT);
+    CHECK((long long)f.patience_ms >= LIMIT - (after - before) - 1);
+    fault_clear();
+    close(fd);
+    close_socket(c);
     close(lfd);
 }

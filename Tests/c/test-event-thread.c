@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -483,6 +484,105 @@ TEST(event_thread_connect_closed_by_the_job_its_event_handed_over_closes_its_des
     WAIT_FOR(atomic_load(&closed_outcome) != 0, 10000);
     CHECK_EQ(atomic_load(&closed_outcome), 1);
     close_socket(lsn);
+}
+
+/* The same for a connect its timer ended: a connect-data client whose server never answers
+ * times out on the reactor's timer, and the job its FD_CONNECT (WSAETIMEDOUT) handed over
+ * closes it: the descriptor closes at once, the timed-out connector holding the socket no
+ * more (no spare-descriptor swap: four system calls per timed-out connect). */
+static atomic_int timed_out_outcome; /* 1: closed at once; -1: still open; -2: another error */
+
+static void close_timed_out(void *context) {
+    int connect_error = (int)(intptr_t)context;
+    int err = 0;
+    CHECK_EQ(T.lpWSPCloseSocket(connecting, &err), 0);
+    int open_still = fcntl(connecting_fd, F_GETFD) >= 0;
+    atomic_store(&timed_out_outcome,
+                 connect_error != WSAETIMEDOUT ? -2 : open_still ? -1 : 1);
+}
+
+static BOOL post_close_timed_out_job(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    (void)hWnd, (void)Msg, (void)wParam;
+    if (WSAGETSELECTEVENT(lParam) == FD_CONNECT)
+        CHECK_EQ(WSPRunOnEventThread(close_timed_out,
+                                     (void *)(intptr_t)WSAGETSELECTERROR(lParam)), 0);
+    return TRUE;
+}
+
+TEST(event_thread_timed_out_connect_closed_by_the_job_its_event_handed_over_closes_its_descriptor) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = post_close_timed_out_job;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0); /* never answers */
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    socklen_t alen = sizeof sin;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sin, &alen), 0);
+    connecting = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(connecting, SOL_WSP, WSP_CONNECT_TIMEOUT, 100);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(connecting, &err);
+    CHECK(so != NULL);
+    connecting_fd = so->fd;
+    wsp_socket_release(so);
+    CHECK_EQ(T.lpWSPAsyncSelect(connecting, (HWND)(uintptr_t)1, 0x401, FD_CONNECT, &err), 0);
+    CHECK_EQ(T.lpWSPConnect(connecting, (const struct sockaddr *)&sin, sizeof sin, NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    WAIT_FOR(atomic_load(&timed_out_outcome) != 0, 10000);
+    CHECK_EQ(atomic_load(&timed_out_outcome), 1);
+    close(lfd);
+}
+
+/* A non-blocking connect a call finishes (a send that finds the kernel connected, through
+ * wsp_connector_poll) while the event thread is busy with a job, so that the reactor has not
+ * read the connector's event: its registration, still armed, is taken out of the epoll set
+ * there and then (one EPOLL_CTL_DEL on the calling thread), not left in it as a fired one is;
+ * armed, it would report later for a connector that is gone. */
+static atomic_int gate_started, gate_open;
+
+static void gate_job(void *context) {
+    (void)context;
+    atomic_store(&gate_started, 1);
+    WAIT_FOR(atomic_load(&gate_open), 10000);
+}
+
+TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_no_armed_watch) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    WSABUF b = {1, "x"};
+    DWORD sent = 0;
+    CHECK_EQ(T.lpWSPSend(s, &b, 1, &sent, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(sent, 1);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    atomic_store(&gate_open, 1);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char got = 0;
+    recv_exact(a, &got, 1);
+    CHECK_EQ(got, 'x');
+    close_socket(a);
+    close_socket(s);
+    close_socket(l);
 }
 
 static struct timeval select_timeout;

@@ -388,18 +388,25 @@ TEST(hs_version_3_fields_only_where_they_belong) {
     check_error_at(b, 5, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_FIELD);
 }
 
+/* Any byte but the magic's is refused, below it as above it. */
 TEST(hs_bad_magic_at_first_byte) {
-    uint8_t b[64] = {0};
-    valid_header(b, WSP_HS_REQUEST, 0, 0);
-    b[0] = 'G'; /* an HTTP client, say */
-    check_error_at(b, 1, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
+    static const uint8_t wrong[] = {'G' /* an HTTP client, say */, 'X', 0x00, 0xff};
+    for (size_t i = 0; i < sizeof wrong; i++) {
+        uint8_t b[64] = {0};
+        valid_header(b, WSP_HS_REQUEST, 0, 0);
+        b[0] = wrong[i];
+        check_error_at(b, 1, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
+    }
 }
 
 TEST(hs_bad_magic_at_second_byte) {
-    uint8_t b[64] = {0};
-    valid_header(b, WSP_HS_REQUEST, 0, 0);
-    b[1] = 'W';
-    check_error_at(b, 2, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
+    static const uint8_t wrong[] = {'W', 'R', 0x00, 0xff};
+    for (size_t i = 0; i < sizeof wrong; i++) {
+        uint8_t b[64] = {0};
+        valid_header(b, WSP_HS_REQUEST, 0, 0);
+        b[1] = wrong[i];
+        check_error_at(b, 2, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_BAD_MAGIC);
+    }
 }
 
 TEST(hs_bad_version) {

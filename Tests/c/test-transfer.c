@@ -127,6 +127,29 @@ TEST(transfer_peek_leaves_the_data) {
     CHECK_MEM(b, "peekaboo", 8);
 }
 
+/* The flags are an output only of a receive that received: one that fails (WSAEWOULDBLOCK,
+ * nothing there yet) leaves them as the caller set them, so that the usual retry loop with
+ * the same variable keeps peeking instead of consuming the data once it comes. */
+TEST(transfer_failed_receive_leaves_the_flags) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[8];
+    WSABUF buf = {sizeof b, b};
+    DWORD flags = MSG_PEEK, got = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(flags, MSG_PEEK);
+    send_all(c, "peek", 4);
+    WAIT_FOR(ioctl_dword(s, WSP_FIONREAD) == 4, 10000);
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(got, 4);
+    CHECK_MEM(b, "peek", 4);
+    CHECK_EQ(ioctl_dword(s, WSP_FIONREAD), 4); /* peeked, not consumed */
+}
+
 TEST(transfer_oob_byte_and_atmark) {
     start();
     SOCKET c, s;
@@ -225,6 +248,28 @@ TEST(transfer_on_unconnected_socket_is_notconn) {
     /* A listener is not connected either. */
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, NULL);
     CHECK_EQ(recv_some(l, b, sizeof b, 0, &got), WSAENOTCONN);
+}
+
+/* WSPShutdown on a listening socket is WSAENOTCONN (it is not connected) and does nothing:
+ * the socket still listens, and a client that connects afterwards is accepted. */
+TEST(shutdown_of_a_listener_is_notconn_and_it_keeps_listening) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static const int hows[] = {SD_RECEIVE, SD_SEND, SD_BOTH};
+    for (size_t i = 0; i < sizeof hows / sizeof hows[0]; i++) {
+        int err = 0;
+        CHECK_EQ(T.lpWSPShutdown(l, hows[i], &err), SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOTCONN);
+    }
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close_socket(c);
+    close_socket(l);
 }
 
 TEST(transfer_receive_timeout) {
