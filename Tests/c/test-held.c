@@ -1792,6 +1792,57 @@ TEST(held_accept_with_callee_data_the_client_cannot_take_ends_the_request) {
     close_socket(l);
 }
 
+struct held_drops {
+    int count; /* written by the handler, on the answering thread */
+    DWORD reason;
+    int port;
+    SOCKET listener;
+};
+
+static void on_held_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                         DWORD_PTR ctx) {
+    struct held_drops *d = (struct held_drops *)ctx;
+    CHECK_EQ(l, d->listener);
+    CHECK_EQ(addrlen, sizeof(struct sockaddr_in));
+    d->count++;
+    d->reason = reason;
+    d->port = port_of((const struct sockaddr_storage *)addr);
+}
+
+/* The request a WSPHeldAccept ends because its callee data cannot reach the client is one the
+ * provider ends on the application's behalf: the listener's drop handler hears of it, on the
+ * answering thread, before the call returns (as for an lpWSPAccept that ends one). Before the
+ * fix the notice stayed queued in the listener until its next reactor event (here none) and
+ * was freed unheard with the listener. */
+TEST(held_accept_with_callee_data_the_client_cannot_take_is_heard_by_the_drop_handler) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    static struct held_drops d;
+    d = (struct held_drops){.listener = l};
+    WSP_DROP_HANDLER_DATA dh = {on_held_drop, (DWORD_PTR)&d};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
+             0);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                .callee = &callee};
+    async_connect_start(&ac);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(d.count, 0); /* held: not dropped */
+    SOCKET a;
+    CHECK_EQ(held_accept(h, "abc", &a), WSAEFAULT);
+    CHECK_EQ(d.count, 1);
+    CHECK_EQ(d.reason, WSP_REASON_CALLEE_DATA_TOO_LONG);
+    CHECK(d.port != 0 && d.port != port_of(&addr)); /* the client's address */
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    close_socket(ac.s);
+    close_socket(l);
+    CHECK_EQ(d.count, 1);
+}
+
 /* A WSPAcceptHold whose handle cannot be entered in the handle table (its first growth fails)
  * is WSAENOBUFS before anything is held: the connection waits in line, and the handle's
  * reference to the listener is given back (the leak check sees the listener closed). */

@@ -648,6 +648,44 @@ TEST(listener_client_closing_during_the_function_is_found_without_the_reactor) {
     close_socket(l);
 }
 
+static int count_and_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_DEFER;
+}
+
+/* A request an accept took off the kernel's queue itself is presented to that accept without
+ * a look at its client first (only the hand-off lies between), for that look only: deferred,
+ * then left by its client, it is looked at by the next accept and withdrawn, never presented
+ * again (the reactor, held up here, has not seen the client go). */
+TEST(listener_request_handed_to_its_own_accept_is_looked_at_by_the_next) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(calls, 1);
+    close(fd); /* a FIN: the client gave up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 1);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.deferred, 1);
+    CHECK_EQ(s.queued, 0);
+    release_reactor(&st);
+    close_socket(l);
+}
+
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
