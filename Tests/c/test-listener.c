@@ -775,6 +775,31 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
 
 /* ---- looks behind a request ----------------------------------------------------------------- */
 
+/* A large request costs a few reallocations of its read buffer, not one per read: the buffer
+ * doubles from the first read's 512 bytes, so 4096 bytes take at most four (512, 1024, 2048,
+ * 4096). Pins the read path's cost (issue #14): a buffer grown by a constant step would
+ * reallocate hundreds of times for the same request. */
+TEST(listener_large_request_grows_its_buffer_a_few_times) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    static uint8_t data[4086];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 4086};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 4096);
+    FAULT(realloc, .nth = 1000000); /* never fails: counts the provider's reallocations */
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int n = fault_calls(FAULT_realloc);
+    fault_clear();
+    CHECK(n >= 1 && n <= 4);
+    close(fd);
+    close_socket(l);
+}
+
 /* A request read whole by a read shorter than the buffer has nothing behind it that the read
  * would not have taken: it is admitted without asking the kernel again. Only a read that
  * fills the buffer exactly leaves that open, and costs one peek. */
