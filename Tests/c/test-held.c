@@ -698,6 +698,25 @@ TEST(plain_hold_deadline_resets) {
     close(fd);
 }
 
+/* The hold deadline is armed by the hold itself: on a non-blocking plain-TCP listener no other
+ * timer (no pending notices, no direct linger) comes round to arm it later, and the held
+ * client is still reset when the deadline passes. */
+TEST(plain_hold_deadline_of_a_non_blocking_listener_resets) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    char buf[4];
+    CHECK_EQ(raw_recv(fd, buf, sizeof buf, 10000), -ECONNRESET);
+    CHECK_EQ(held_reject(h, 0), WSAETIMEDOUT);
+    CHECK_EQ(stats_of(l).hold_timed_out, 1);
+    close(fd);
+}
+
 TEST(hold_limit_leaves_the_request_first_in_line) {
     start_held();
     struct sockaddr_storage addr;
