@@ -717,6 +717,42 @@ TEST(plain_hold_deadline_of_a_non_blocking_listener_resets) {
     close(fd);
 }
 
+/* A held client of version 1 (one that reads reasons 1 to 3 only) is told "closing"
+ * when the listener closes: that reason is one it can read, so it gets the REFUSE, then the
+ * end of the stream, not a reset. */
+TEST(held_version_1_client_is_told_closing) {
+    start_held();
+    for (uint8_t v = 1; v <= 1; v++) { /* (version 2 requests are laid out otherwise) */
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+        set_nonblocking(l, 1);
+        const uint8_t request[] = {0x57, 0x53, v, 1, 0, 0, 0, 0};
+        int fd = raw_connect(&addr);
+        CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
+        hold_next(l, hold_all, 0);
+        close_socket(l);
+        uint8_t b[8];
+        size_t have = 0;
+        long long deadline = now_ms() + 10000;
+        while (have < sizeof b) {
+            int n = raw_recv(fd, b + have, sizeof b - have, 100);
+            CHECK(n != 0 && n != -ECONNRESET); /* the frame comes before the close */
+            if (n > 0)
+                have += (size_t)n;
+            CHECK(now_ms() < deadline);
+        }
+        CHECK_EQ(b[3], WSP_HS_REFUSE);
+        CHECK_EQ(b[5], WSP_REASON_CLOSING);
+        char more;
+        int n;
+        while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
+            CHECK(now_ms() < deadline);
+        CHECK_EQ(n, 0);
+        close(fd);
+    }
+}
+
 TEST(hold_limit_leaves_the_request_first_in_line) {
     start_held();
     struct sockaddr_storage addr;
