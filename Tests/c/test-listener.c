@@ -686,6 +686,34 @@ TEST(listener_request_handed_to_its_own_accept_is_looked_at_by_the_next) {
     close_socket(l);
 }
 
+/* A request that arrived with no accept waiting for it (none blocked, none pulling, no
+ * FD_ACCEPT asked) is handed to no one: the accept that comes later looks at its client
+ * before presenting it, and one that left meanwhile (the reactor, held up here, has not seen
+ * it go) is withdrawn unpresented. */
+TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct stall st;
+    stall_reactor(&st);
+    close(fd); /* a FIN: the client gave up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    release_reactor(&st);
+    close_socket(l);
+}
+
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
