@@ -293,12 +293,12 @@ static const struct {
     {WSPID_HELDREJECT, (wsp_extension_fn)held_reject},
     {WSPID_HELDRELEASE, (wsp_extension_fn)held_release},
     {WSPID_HELDNEWS, (wsp_extension_fn)held_news},
-    {{0}, NULL}, /* the end: the loop below cannot run past it */
+    {{0}, NULL}, /* the end: the loop below stops there, and answers its NULL */
 };
 
 wsp_extension_fn wsp_extension_function(const GUID *id) {
-    for (size_t i = 0; extensions[i].fn; i++)
-        if (memcmp(&extensions[i].id, id, sizeof *id) == 0)
-            return extensions[i].fn;
-    return NULL;
+    size_t i = 0;
+    while (extensions[i].fn && memcmp(&extensions[i].id, id, sizeof *id) != 0)
+        i++;
+    return extensions[i].fn; /* NULL at the end: an unknown GUID */
 }
