@@ -714,6 +714,44 @@ TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) 
     close_socket(l);
 }
 
+static void count_timeout_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR ctx) {
+    (void)l, (void)addr, (void)addrlen;
+    CHECK_EQ(reason, WSP_REASON_HANDSHAKE_TIMEOUT);
+    __atomic_fetch_add((int *)ctx, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Two requests ended in one pass of the listener's timer (both handshake deadlines passed
+ * while the reactor was held up) both reach the drop handler: the notices queue one behind
+ * the other. */
+TEST(listener_two_drops_in_one_timer_pass_both_reach_the_drop_handler) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    static int drops;
+    drops = 0;
+    WSP_DROP_HANDLER_DATA h = {count_timeout_drop, (DWORD_PTR)&drops};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    int a = raw_connect(&addr), b = raw_connect(&addr);
+    CHECK_EQ(send(a, "WS", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(send(b, "WS", 2, MSG_NOSIGNAL), 2);
+    wait_taken_from_kernel(&addr, a);
+    wait_taken_from_kernel(&addr, b);
+    struct stall st;
+    stall_reactor(&st);
+    long long both_due = now_ms() + 100; /* past both deadlines, measured from later */
+    WAIT_FOR(now_ms() >= both_due, 10000); /* the deadlines pass with the reactor held */
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000);
+    WAIT_FOR(__atomic_load_n(&drops, __ATOMIC_SEQ_CST) == 2, 10000);
+    close(a);
+    close(b);
+    close_socket(l);
+}
+
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
