@@ -33,7 +33,6 @@ struct wsp_request {
     uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
     uint64_t arrived_ms;     /* when the connection was taken off the kernel's queue */
     uint64_t expires_ms;     /* queued: the client stops waiting then (its patience); 0 none */
-    uint64_t queued_ms;
     uint64_t next_notice_ms; /* queued, connect data: when to send the next "pending" */
     uint64_t watch_ms;       /* queued unwatched: when the reactor starts watching it */
     struct wsp_hold_link *hold; /* held (CF_HOLD): in the held list, not the backlog */

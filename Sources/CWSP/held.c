@@ -57,8 +57,7 @@ static void news_remove(struct wsp_socket *so, struct wsp_held *h) {
         so->held_news = h->news_next;
     if (h->news_next)
         h->news_next->news_prev = h->news_prev;
-    h->news_prev = h->news_next = NULL;
-    h->in_news = 0;
+    h->in_news = 0; /* its links are read only while in_news; news_add sets them anew */
 }
 
 static void set_event(WSAEVENT ev) {
@@ -114,8 +113,15 @@ static struct wsp_held *lookup(WSPHELD hh, int *err) {
     return h;
 }
 
+/* Unlocks, and gives the listener's drop handler the requests the answer ended on the
+ * application's behalf (a WSPHeldAccept whose callee data the client cannot take), as
+ * lpWSPAccept does, while h's reference still keeps the socket. */
 static void put(struct wsp_held *h) {
-    pthread_mutex_unlock(&h->link.so->lock);
+    struct wsp_socket *so = h->link.so;
+    struct wsp_drop_notice *notices = wsp_listener_take_notices(so->listener);
+    pthread_mutex_unlock(&so->lock);
+    if (notices)
+        wsp_listener_deliver_notices(so, notices);
     wsp_object_release(&h->obj); /* may free h once retired */
 }
 
@@ -268,7 +274,10 @@ void wsp_held_close_all(void) {
             pthread_mutex_lock(&h->link.so->lock);
             if (!h->answered)
                 retire(h);
-            put(h);
+            /* put's notices come from answers only; and a handle whose WSPAcceptHold has
+             * not yet found its socket listening has no listener */
+            pthread_mutex_unlock(&h->link.so->lock);
+            wsp_object_release(obj);
         }
     }
 }
@@ -284,12 +293,12 @@ static const struct {
     {WSPID_HELDREJECT, (wsp_extension_fn)held_reject},
     {WSPID_HELDRELEASE, (wsp_extension_fn)held_release},
     {WSPID_HELDNEWS, (wsp_extension_fn)held_news},
-    {{0}, NULL}, /* the end: the loop below cannot run past it */
+    {{0}, NULL}, /* the end: the loop below stops there, and answers its NULL */
 };
 
 wsp_extension_fn wsp_extension_function(const GUID *id) {
-    for (size_t i = 0; extensions[i].fn; i++)
-        if (memcmp(&extensions[i].id, id, sizeof *id) == 0)
-            return extensions[i].fn;
-    return NULL;
+    size_t i = 0;
+    while (extensions[i].fn && memcmp(&extensions[i].id, id, sizeof *id) != 0)
+        i++;
+    return extensions[i].fn; /* NULL at the end: an unknown GUID */
 }

@@ -437,8 +437,8 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
         }
     }
     r->queued = 1; /* request_ready must now watch for the client leaving, not read */
-    r->queued_ms = wsp_now_ms();
-    r->next_notice_ms = r->queued_ms + l->so->pending_interval_ms;
+    uint64_t queued_ms = wsp_now_ms();
+    r->next_notice_ms = queued_ms + l->so->pending_interval_ms;
     list_append(&l->ready, r);
     /* A blocked accept takes the request at once (and checks its client is still there); one
      * that waits in the backlog is watched, so that a client giving up frees its place. The
@@ -449,7 +449,7 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
         if (l->pulling || (l->waiters > 0 && !l->handoff)) {
             l->handoff = r;
         } else {
-            r->watch_ms = r->queued_ms + FRESH_REQUEST_MS;
+            r->watch_ms = queued_ms + FRESH_REQUEST_MS;
             /* An accept that waits for FD_ACCEPT (an async server's) is woken by this arrival
              * as a blocked one is, and may skip the same look before its condition function
              * while the request is fresh (wsp_backlog_next). */
@@ -598,7 +598,6 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
     r->peer_len = peer_len;
     if (!l->so->entry->connect_data) {
         r->queued = 1;
-        r->queued_ms = wsp_now_ms();
         list_append(&l->ready, r);
         if (l->pulling && !l->handoff)
             l->handoff = r; /* the pulling accept asks about it at once */

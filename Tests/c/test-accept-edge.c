@@ -128,6 +128,47 @@ TEST(edge_listener_closed_during_the_condition_function) {
     }
 }
 
+/* The close ends the request queued behind the one being presented and takes it out of the
+ * backlog: the presented one, ended by its accept after the function returns, is then
+ * unlinked from a list that no longer holds the other (AddressSanitizer sees a dangling
+ * neighbour there). Both clients' connections end. */
+TEST(edge_listener_closed_during_the_condition_function_ends_the_request_behind) {
+    start();
+    DWORD cats[] = {WSP_CATALOG_TCP_IPV4, WSP_CATALOG_CDATA_IPV4};
+    for (int i = 0; i < 2; i++) {
+        struct sockaddr_storage addr;
+        SOCKET l = listener(cats[i], 4, &addr);
+        set_nonblocking(l, 1);
+        int fds[2];
+        for (int k = 0; k < 2; k++) {
+            fds[k] = raw_connect(&addr);
+            if (i == 1) {
+                const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+                CHECK_EQ(send(fds[k], request, sizeof request, MSG_NOSIGNAL), sizeof request);
+            }
+        }
+        WAIT_FOR(stats_of(l).queued == 2, 10000);
+        struct leaver lv = {.raw_fd = -1, .listener_to_close = l, .rc = CF_ACCEPT};
+        int err = 0;
+        SOCKET a = accept_with(l, leave_then_accept, (DWORD_PTR)&lv, &err);
+        CHECK(a == INVALID_SOCKET);
+        CHECK_EQ(err, WSAEINTR);
+        CHECK_EQ(lv.calls, 1);
+        for (int k = 0; k < 2; k++) {
+            char b[16];
+            long long deadline = now_ms() + 10000;
+            int n;
+            while ((n = raw_recv(fds[k], b, sizeof b, 50)) == -EAGAIN)
+                CHECK(now_ms() < deadline);
+            if (i == 1 && n > 0) /* connect data: the one behind is told "closing" */
+                while ((n = raw_recv(fds[k], b, sizeof b, 50)) == -EAGAIN)
+                    CHECK(now_ms() < deadline);
+            CHECK(n == 0 || n == -ECONNRESET);
+            close(fds[k]);
+        }
+    }
+}
+
 struct blocked_recv {
     SOCKET s;
     int rc;

@@ -698,6 +698,61 @@ TEST(plain_hold_deadline_resets) {
     close(fd);
 }
 
+/* The hold deadline is armed by the hold itself: on a non-blocking plain-TCP listener no other
+ * timer (no pending notices, no direct linger) comes round to arm it later, and the held
+ * client is still reset when the deadline passes. */
+TEST(plain_hold_deadline_of_a_non_blocking_listener_resets) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    char buf[4];
+    CHECK_EQ(raw_recv(fd, buf, sizeof buf, 10000), -ECONNRESET);
+    CHECK_EQ(held_reject(h, 0), WSAETIMEDOUT);
+    CHECK_EQ(stats_of(l).hold_timed_out, 1);
+    close(fd);
+}
+
+/* A held client of version 1 (one that reads reasons 1 to 3 only) is told "closing"
+ * when the listener closes: that reason is one it can read, so it gets the REFUSE, then the
+ * end of the stream, not a reset. */
+TEST(held_version_1_client_is_told_closing) {
+    start_held();
+    for (uint8_t v = 1; v <= 1; v++) { /* (version 2 requests are laid out otherwise) */
+        struct sockaddr_storage addr;
+        SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+        set_nonblocking(l, 1);
+        const uint8_t request[] = {0x57, 0x53, v, 1, 0, 0, 0, 0};
+        int fd = raw_connect(&addr);
+        CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+        WAIT_FOR(stats_of(l).queued == 1, 10000);
+        hold_next(l, hold_all, 0);
+        close_socket(l);
+        uint8_t b[8];
+        size_t have = 0;
+        long long deadline = now_ms() + 10000;
+        while (have < sizeof b) {
+            int n = raw_recv(fd, b + have, sizeof b - have, 100);
+            CHECK(n != 0 && n != -ECONNRESET); /* the frame comes before the close */
+            if (n > 0)
+                have += (size_t)n;
+            CHECK(now_ms() < deadline);
+        }
+        CHECK_EQ(b[3], WSP_HS_REFUSE);
+        CHECK_EQ(b[5], WSP_REASON_CLOSING);
+        char more;
+        int n;
+        while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
+            CHECK(now_ms() < deadline);
+        CHECK_EQ(n, 0);
+        close(fd);
+    }
+}
+
 TEST(hold_limit_leaves_the_request_first_in_line) {
     start_held();
     struct sockaddr_storage addr;
@@ -1793,6 +1848,57 @@ TEST(held_accept_with_callee_data_the_client_cannot_take_ends_the_request) {
     CHECK_EQ(held_accept(h, NULL, &a), WSA_INVALID_HANDLE);
     close_socket(ac.s);
     close_socket(l);
+}
+
+struct held_drops {
+    int count; /* written by the handler, on the answering thread */
+    DWORD reason;
+    int port;
+    SOCKET listener;
+};
+
+static void on_held_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                         DWORD_PTR ctx) {
+    struct held_drops *d = (struct held_drops *)ctx;
+    CHECK_EQ(l, d->listener);
+    CHECK_EQ(addrlen, sizeof(struct sockaddr_in));
+    d->count++;
+    d->reason = reason;
+    d->port = port_of((const struct sockaddr_storage *)addr);
+}
+
+/* The request a WSPHeldAccept ends because its callee data cannot reach the client is one the
+ * provider ends on the application's behalf: the listener's drop handler hears of it, on the
+ * answering thread, before the call returns (as for an lpWSPAccept that ends one). Before the
+ * fix the notice stayed queued in the listener until its next reactor event (here none) and
+ * was freed unheard with the listener. */
+TEST(held_accept_with_callee_data_the_client_cannot_take_is_heard_by_the_drop_handler) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    static struct held_drops d;
+    d = (struct held_drops){.listener = l};
+    WSP_DROP_HANDLER_DATA dh = {on_held_drop, (DWORD_PTR)&d};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
+             0);
+    char in[2];
+    WSABUF callee = {sizeof in, in};
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr,
+                                .callee = &callee};
+    async_connect_start(&ac);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(d.count, 0); /* held: not dropped */
+    SOCKET a;
+    CHECK_EQ(held_accept(h, "abc", &a), WSAEFAULT);
+    CHECK_EQ(d.count, 1);
+    CHECK_EQ(d.reason, WSP_REASON_CALLEE_DATA_TOO_LONG);
+    CHECK(d.port != 0 && d.port != port_of(&addr)); /* the client's address */
+    CHECK_EQ(async_connect_join(&ac), WSAEFAULT);
+    close_socket(ac.s);
+    close_socket(l);
+    CHECK_EQ(d.count, 1);
 }
 
 /* A WSPAcceptHold whose handle cannot be entered in the handle table (its first growth fails)

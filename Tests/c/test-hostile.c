@@ -320,6 +320,72 @@ TEST(hostile_bytes_after_a_request_are_malformed_at_every_size) {
     close_socket(l);
 }
 
+/* Many bytes behind a request that fills a read buffer exactly (the look behind it sees them
+ * without taking them) make it malformed the same way; the look is at one byte, whatever
+ * waits (AddressSanitizer checks what it writes). */
+TEST(hostile_many_bytes_behind_a_request_that_fills_the_read_buffer_are_malformed) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 16, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_nonblocking(l, 1);
+    static const size_t sizes[] = {512, 1024};
+    static uint8_t data[1024];
+    static char tail[256];
+    memset(tail, 't', sizeof tail);
+    for (int i = 0; i < 2; i++) {
+        wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data,
+                          .data_len = (uint32_t)(sizes[i] - 10), .reads_reasons = 1};
+        CHECK_EQ(wsp_hs_encoded_size(&f), sizes[i]);
+        uint64_t before = stats_of(l).malformed;
+        int fd = raw_send_request(&addr, &f, tail, sizeof tail);
+        WAIT_FOR(stats_of(l).malformed == before + 1, 5000);
+        expect_refuse(fd, WSP_HS_VERSION_3, WSP_HS_REASON_MALFORMED);
+        close(fd);
+    }
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.malformed, 2);
+    CHECK_EQ(st.queued + st.accepted, 0);
+    close_socket(l);
+}
+
+/* The REFUSE for a malformed request is followed by a FIN, not by a reset that could overtake
+ * it: what the client sent behind its request is read and discarded first, up to 32 KiB (8
+ * reads of 4 KiB; a client that sends more is reset). Here about 29 KiB wait behind the first
+ * read: the client reads the reason, then the end of the stream. */
+TEST(hostile_refusal_behind_unread_bytes_ends_with_a_fin) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    static uint8_t buf[8 + 30000];
+    static const uint8_t reserved_flag[] = {0x57, 0x53, 3, 1, 0x80, 0, 0, 0};
+    memcpy(buf, reserved_flag, sizeof reserved_flag);
+    memset(buf + 8, 'j', sizeof buf - 8);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, buf, sizeof buf, MSG_NOSIGNAL), sizeof buf);
+    WAIT_FOR(stats_of(l).malformed == 1, 5000);
+    uint8_t b[8];
+    size_t have = 0;
+    long long deadline = now_ms() + 5000;
+    while (have < sizeof b) {
+        int n = raw_recv(fd, b + have, sizeof b - have, 100);
+        CHECK(n != 0 && n != -ECONNRESET);
+        if (n > 0)
+            have += (size_t)n;
+        CHECK(now_ms() < deadline);
+    }
+    CHECK_EQ(b[3], WSP_HS_REFUSE);
+    CHECK_EQ(b[5], WSP_HS_REASON_MALFORMED);
+    char more;
+    int n;
+    while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
+        CHECK(now_ms() < deadline);
+    CHECK_EQ(n, 0); /* a FIN: everything the client sent was read */
+    close(fd);
+    close_socket(l);
+}
+
 /* A byte sent later, while the request waits in the backlog, ends it the same way. */
 TEST(hostile_bytes_sent_while_queued_end_the_request) {
     start();

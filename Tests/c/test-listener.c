@@ -648,6 +648,110 @@ TEST(listener_client_closing_during_the_function_is_found_without_the_reactor) {
     close_socket(l);
 }
 
+static int count_and_defer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                           GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    (*(int *)ctx)++;
+    return CF_DEFER;
+}
+
+/* A request an accept took off the kernel's queue itself is presented to that accept without
+ * a look at its client first (only the hand-off lies between), for that look only: deferred,
+ * then left by its client, it is looked at by the next accept and withdrawn, never presented
+ * again (the reactor, held up here, has not seen the client go). */
+TEST(listener_request_handed_to_its_own_accept_is_looked_at_by_the_next) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_ESTABLISHED, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(calls, 1);
+    close(fd); /* a FIN: the client gave up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 1);
+    WSP_LISTENER_STATS_DATA s = stats_of(l);
+    CHECK_EQ(s.withdrawn, 1);
+    CHECK_EQ(s.deferred, 1);
+    CHECK_EQ(s.queued, 0);
+    release_reactor(&st);
+    close_socket(l);
+}
+
+/* A request that arrived with no accept waiting for it (none blocked, none pulling, no
+ * FD_ACCEPT asked) is handed to no one: the accept that comes later looks at its client
+ * before presenting it, and one that left meanwhile (the reactor, held up here, has not seen
+ * it go) is withdrawn unpresented. */
+TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct stall st;
+    stall_reactor(&st);
+    close(fd); /* a FIN: the client gave up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0, err = 0;
+    CHECK_EQ(accept_with(l, count_and_defer, (DWORD_PTR)&calls, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    release_reactor(&st);
+    close_socket(l);
+}
+
+static void count_timeout_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                       DWORD_PTR ctx) {
+    (void)l, (void)addr, (void)addrlen;
+    CHECK_EQ(reason, WSP_REASON_HANDSHAKE_TIMEOUT);
+    __atomic_fetch_add((int *)ctx, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Two requests ended in one pass of the listener's timer (both handshake deadlines passed
+ * while the reactor was held up) both reach the drop handler: the notices queue one behind
+ * the other. */
+TEST(listener_two_drops_in_one_timer_pass_both_reach_the_drop_handler) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    static int drops;
+    drops = 0;
+    WSP_DROP_HANDLER_DATA h = {count_timeout_drop, (DWORD_PTR)&drops};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    int a = raw_connect(&addr), b = raw_connect(&addr);
+    CHECK_EQ(send(a, "WS", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(send(b, "WS", 2, MSG_NOSIGNAL), 2);
+    wait_taken_from_kernel(&addr, a);
+    wait_taken_from_kernel(&addr, b);
+    struct stall st;
+    stall_reactor(&st);
+    long long both_due = now_ms() + 100; /* past both deadlines, measured from later */
+    WAIT_FOR(now_ms() >= both_due, 10000); /* the deadlines pass with the reactor held */
+    release_reactor(&st);
+    WAIT_FOR(stats_of(l).timed_out == 2, 10000);
+    WAIT_FOR(__atomic_load_n(&drops, __ATOMIC_SEQ_CST) == 2, 10000);
+    close(a);
+    close(b);
+    close_socket(l);
+}
+
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
@@ -736,6 +840,31 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
 }
 
 /* ---- looks behind a request ----------------------------------------------------------------- */
+
+/* A large request costs a few reallocations of its read buffer, not one per read: the buffer
+ * doubles from the first read's 512 bytes, so 4096 bytes take at most four (512, 1024, 2048,
+ * 4096). Pins the read path's cost (issue #14): a buffer grown by a constant step would
+ * reallocate hundreds of times for the same request. */
+TEST(listener_large_request_grows_its_buffer_a_few_times) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    static uint8_t data[4086];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 4086};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 4096);
+    FAULT(realloc, .nth = 1000000); /* never fails: counts the provider's reallocations */
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int n = fault_calls(FAULT_realloc);
+    fault_clear();
+    CHECK(n >= 1 && n <= 4);
+    close(fd);
+    close_socket(l);
+}
 
 /* A request read whole by a read shorter than the buffer has nothing behind it that the read
  * would not have taken: it is admitted without asking the kernel again. Only a read that
