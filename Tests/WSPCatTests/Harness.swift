@@ -151,6 +151,19 @@ final class Run: @unchecked Sendable {
         return counts
     }
 
+    /// Each thread's name (`/proc/PID/task/TID/comm`), for a failure's message.
+    func threadNames() -> [Int: String] {
+        let tasks = "/proc/\(pid)/task"
+        var names: [Int: String] = [:]
+        for tid in (try? FileManager.default.contentsOfDirectory(atPath: tasks)) ?? [] {
+            if let id = Int(tid),
+               let name = try? String(contentsOfFile: "\(tasks)/\(tid)/comm", encoding: .utf8) {
+                names[id] = name.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        }
+        return names
+    }
+
     /// Waits until `condition` holds or `seconds` pass; whether it held.
     func wait(_ seconds: Double, until condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
