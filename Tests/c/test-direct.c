@@ -17,8 +17,10 @@
 
 struct acceptor {
     SOCKET l;
-    int want;   /* connections to take, or until the listener closes */
-    int taken;
+    int want;    /* connections to take, or until the listener closes */
+    int taken;   /* written by the thread (atomically), read by the test while it runs */
+    int entered; /* accept calls begun: taken + 1 while it waits in one */
+    struct blocker blocker; /* the current call's */
     int last_err;
     SOCKET sockets[64];
     pthread_t thread;
@@ -28,14 +30,26 @@ static void *acceptor_main(void *arg) {
     struct acceptor *a = arg;
     while (a->taken < a->want) {
         int err = 0;
+        blocker_enter(&a->blocker);
+        __atomic_add_fetch(&a->entered, 1, __ATOMIC_SEQ_CST);
         SOCKET s = accept_with(a->l, NULL, 0, &err);
+        blocker_leave(&a->blocker);
         if (s == INVALID_SOCKET) {
             a->last_err = err;
             break;
         }
-        a->sockets[a->taken++] = s;
+        a->sockets[a->taken] = s;
+        __atomic_add_fetch(&a->taken, 1, __ATOMIC_SEQ_CST);
     }
     return NULL;
+}
+
+/* Returns once a's thread waits in an accept after the one that took its last connection. */
+static void wait_accepting_again(struct acceptor *a) {
+    WAIT_FOR(__atomic_load_n(&a->entered, __ATOMIC_SEQ_CST) ==
+                 __atomic_load_n(&a->taken, __ATOMIC_SEQ_CST) + 1,
+             10000);
+    wait_blocked(&a->blocker);
 }
 
 /* Two accepting threads, forty clients: each connection goes to exactly one of them. */
@@ -55,7 +69,11 @@ TEST(direct_two_accepting_threads_share_the_queue_without_loss) {
     }
     for (int i = 0; i < 40; i++)
         CHECK_EQ(async_connect_join(&c[i]), 0);
-    WAIT_FOR(stats_of(l).accepted == 40, 10000);
+    WAIT_FOR(__atomic_load_n(&a[0].taken, __ATOMIC_SEQ_CST) +
+                 __atomic_load_n(&a[1].taken, __ATOMIC_SEQ_CST) == 40,
+             10000);
+    for (int i = 0; i < 2; i++)
+        wait_accepting_again(&a[i]); /* else one may call accept after the close: WSAENOTSOCK */
     close_socket(l); /* ends both threads' waits */
     for (int i = 0; i < 2; i++) {
         CHECK_EQ(pthread_join(a[i].thread, NULL), 0);
