@@ -185,6 +185,23 @@ int raw_recv(int fd, void *buf, size_t n, int timeout_ms) {
     return got < 0 ? -errno : (int)got;
 }
 
+int raw_recv_frame_then_end(int fd, uint8_t frame[8]) {
+    size_t have = 0;
+    long long deadline = now_ms() + 10000;
+    while (have < 8) {
+        int n = raw_recv(fd, frame + have, 8 - have, 100);
+        CHECK(n != 0 && n != -ECONNRESET); /* the frame comes before the close */
+        if (n > 0)
+            have += (size_t)n;
+        CHECK(now_ms() < deadline);
+    }
+    char more;
+    int n;
+    while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
+        CHECK(now_ms() < deadline);
+    return n;
+}
+
 static void *async_connect_main(void *arg) {
     struct async_connect *c = arg;
     long long t0 = now_ms();

@@ -75,6 +75,10 @@ int raw_connect(const struct sockaddr_storage *addr);
 /* A plain POSIX blocking receive with a time-out: bytes read, 0 at end of stream, or -errno
  * (-EAGAIN on time-out). */
 int raw_recv(int fd, void *buf, size_t n, int timeout_ms);
+/* On a raw client: reads the server's 8-byte answer frame into frame (the test fails if the
+ * stream ends or is reset before it is whole), then waits for what ends the stream: 0 (a FIN)
+ * or -errno (-ECONNRESET). Fails the test after 10 s. */
+int raw_recv_frame_then_end(int fd, uint8_t frame[8]);
 
 /* A connect run on its own thread (connect-data connects block until the server decides). */
 struct async_connect {

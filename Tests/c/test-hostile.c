@@ -90,23 +90,11 @@ static void expect_reset(int fd) {
  * server closes. */
 static void expect_refuse(int fd, int version, int reason) {
     uint8_t b[8];
-    size_t have = 0;
-    long long deadline = now_ms() + 5000;
-    while (have < sizeof b) {
-        int n = raw_recv(fd, b + have, sizeof b - have, 100);
-        CHECK(n != 0 && n != -ECONNRESET); /* the frame comes before the close */
-        if (n > 0)
-            have += (size_t)n;
-        CHECK(now_ms() < deadline);
-    }
+    int end = raw_recv_frame_then_end(fd, b);
     const uint8_t expected[] = {0x57, 0x53, (uint8_t)version, WSP_HS_REFUSE, 0, (uint8_t)reason,
                                 0, 0};
     CHECK_MEM(b, expected, sizeof expected);
-    char more;
-    int n;
-    while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
-        CHECK(now_ms() < deadline);
-    CHECK(n == 0 || n == -ECONNRESET);
+    CHECK(end == 0 || end == -ECONNRESET);
 }
 
 /* ---- defect 1: stale memory ---------------------------------------------------------- */
@@ -366,22 +354,10 @@ TEST(hostile_refusal_behind_unread_bytes_ends_with_a_fin) {
     CHECK_EQ(send(fd, buf, sizeof buf, MSG_NOSIGNAL), sizeof buf);
     WAIT_FOR(stats_of(l).malformed == 1, 5000);
     uint8_t b[8];
-    size_t have = 0;
-    long long deadline = now_ms() + 5000;
-    while (have < sizeof b) {
-        int n = raw_recv(fd, b + have, sizeof b - have, 100);
-        CHECK(n != 0 && n != -ECONNRESET);
-        if (n > 0)
-            have += (size_t)n;
-        CHECK(now_ms() < deadline);
-    }
+    int end = raw_recv_frame_then_end(fd, b);
     CHECK_EQ(b[3], WSP_HS_REFUSE);
     CHECK_EQ(b[5], WSP_HS_REASON_MALFORMED);
-    char more;
-    int n;
-    while ((n = raw_recv(fd, &more, 1, 100)) == -EAGAIN)
-        CHECK(now_ms() < deadline);
-    CHECK_EQ(n, 0); /* a FIN: everything the client sent was read */
+    CHECK_EQ(end, 0); /* a FIN: everything the client sent was read */
     close(fd);
     close_socket(l);
 }
