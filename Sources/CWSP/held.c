@@ -61,7 +61,7 @@ static void news_remove(struct wsp_socket *so, struct wsp_held *h) {
 }
 
 static void set_event(WSAEVENT ev) {
-    int e = 0;
+    int e; /* written only by a failure, which leaves nothing here to do */
     if (ev)
         wsp_upcalls()->lpWPUSetEvent(ev, &e);
 }
