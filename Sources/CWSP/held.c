@@ -41,8 +41,8 @@ static void held_destroy(struct wsp_object *obj) {
 
 /* ---- the listener's news (so->held_news, newest first); so->lock held ------------------- */
 
+/* A handle enters the news once (its one request ends once): news_prev is still calloc's NULL. */
 static void news_add(struct wsp_socket *so, struct wsp_held *h) {
-    h->news_prev = NULL;
     h->news_next = so->held_news;
     if (so->held_news)
         so->held_news->news_prev = h;
@@ -57,7 +57,7 @@ static void news_remove(struct wsp_socket *so, struct wsp_held *h) {
         so->held_news = h->news_next;
     if (h->news_next)
         h->news_next->news_prev = h->news_prev;
-    h->in_news = 0; /* its links are read only while in_news; news_add sets them anew */
+    h->in_news = 0; /* its links are read only while in_news */
 }
 
 static void set_event(WSAEVENT ev) {

@@ -1525,6 +1525,40 @@ TEST(answers_take_their_handles_out_of_the_news_and_leave_the_rest) {
     close_socket(l);
 }
 
+/* One WSPHeldNews call hands out as many handles as the news has and it has room for, newest
+ * first, each once. */
+TEST(held_news_hands_out_every_handle_it_has_room_for_in_one_call) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd[4];
+    WSPHELD h[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = raw_connect(&addr);
+        h[i] = hold_next(l, hold_all, 0);
+    }
+    for (int i = 0; i < 4; i++) { /* the clients leave, in order */
+        close(fd[i]);
+        WAIT_FOR(stats_of(l).holding == (uint32_t)(3 - i), 10000);
+    }
+    WSPHELD news[8] = {0};
+    DWORD n = 0;
+    int err = 0;
+    CHECK_EQ(HeldNews(l, news, 3, &n, &err), 0); /* room for three of the four */
+    CHECK_EQ(n, 3);
+    CHECK(news[0] == h[3] && news[1] == h[2] && news[2] == h[1]);
+    CHECK(news[3] == 0);
+    CHECK_EQ(HeldNews(l, news, 8, &n, &err), 0); /* the one left */
+    CHECK_EQ(n, 1);
+    CHECK(news[0] == h[0]);
+    CHECK_EQ(HeldNews(l, news, 8, &n, &err), 0);
+    CHECK_EQ(n, 0);
+    SOCKET a;
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(held_accept(h[i], NULL, &a), WSAECONNRESET);
+    close_socket(l);
+}
+
 /* A handle holds a reference to its listener until an answer retires it: every answer that
  * ends a hold (accepted, rejected, released, one that finds the request ended, and an
  * WSPAcceptHold that accepts at once) lets go of it, so that the closed listener's descriptor
