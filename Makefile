@@ -97,7 +97,9 @@ $(BUILD)/test-obj/%.o: Tests/c/%.c $(HEADERS) $(TEST_HEADERS)
 # fail and the provider's descriptors are counted; the tests' own calls are left alone (which
 # -Wl,--wrap could not do). The event and message queue functions of Tests/c/leaks.syms are
 # renamed too, wrapped by Tests/c/leaks.c to close what a test left open before the runner
-# looks for leaks, and so is pthread_mutex_destroy, to find a lock left unbalanced. Tests/mutate/run renames its objects with the same list.
+# looks for leaks, and so are pthread_mutex_init and the destroys of mutexes and condition
+# variables, to find a lock left unbalanced or never destroyed. Tests/mutate/run renames its
+# objects with the same list.
 $(BUILD)/faults.syms: Tests/c/faults.h Tests/c/leaks.syms
 	@mkdir -p $(dir $@)
 	{ grep -o 'X([a-z0-9_]*)' $< | sed 's/X(\(.*\))/\1 wsp_fault_\1/'; cat Tests/c/leaks.syms; } > $@

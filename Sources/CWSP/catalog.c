@@ -71,14 +71,20 @@ int WSPEnumProtocols(LPINT lpiProtocols, LPWSAPROTOCOL_INFO lpProtocolBuffer,
     return n;
 }
 
+const struct wsp_catalog_entry *wsp_catalog_entry_of(const WSAPROTOCOL_INFO *info) {
+    for (int i = 0; i < ENTRY_COUNT; i++)
+        if (entries[i].id == info->dwCatalogEntryId)
+            return &entries[i];
+    return NULL;
+}
+
 const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
                                                  int protocol, int *err) {
     if (info) {
-        for (int i = 0; i < ENTRY_COUNT; i++)
-            if (entries[i].id == info->dwCatalogEntryId)
-                return &entries[i];
-        *err = WSAEINVAL;
-        return NULL;
+        const struct wsp_catalog_entry *entry = wsp_catalog_entry_of(info);
+        if (!entry)
+            *err = WSAEINVAL;
+        return entry;
     }
     if (af != AF_INET && af != AF_INET6) {
         *err = WSAEAFNOSUPPORT;

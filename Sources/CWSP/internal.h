@@ -82,6 +82,8 @@ struct wsp_catalog_entry {
     int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
 };
 
+/* The entry protocol info names (by its catalog entry id); NULL when it names none. */
+const struct wsp_catalog_entry *wsp_catalog_entry_of(const WSAPROTOCOL_INFO *info) WSP_INTERNAL;
 /* The entry for protocol info (NULL: chosen by af/type/protocol); NULL + *err when none fits. */
 const struct wsp_catalog_entry *wsp_catalog_find(const WSAPROTOCOL_INFO *info, int af, int type,
                                                  int protocol, int *err) WSP_INTERNAL;

@@ -44,9 +44,9 @@
 static pthread_mutex_t reactor_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop, timers, zombies */
 static int users;          /* wsp_reactor_start count */
 static int running;        /* the thread exists */
-static int epfd = -1;
-static int wakefd = -1;
-static int timerfd = -1;
+/* Made by the start that makes the thread, before anything can use them; -1 once it has
+ * closed them (or a start failed). */
+static int epfd, wakefd, timerfd;
 /* When timerfd fires (0: disarmed), and how many timers are set (due_ms != 0). Both
  * written under reactor_lock; the loop reads them without it to choose how long to sleep. */
 static _Atomic uint64_t timer_armed_ms;

@@ -171,9 +171,9 @@ int wsp_select(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e, const struct 
         deadline = wsp_deadline_in((int64_t)timeout->tv_sec * 1000 +
                                    (timeout->tv_usec + 999) / 1000);
     /* The event thread never waits: a time-out other than zero that would have to wait fails
-     * instead, so that the caller can tell it from one that ran out. */
-    int no_wait = wsp_reactor_is_current() &&
-                  !(timeout && timeout->tv_sec == 0 && timeout->tv_usec == 0);
+     * instead, so that the caller can tell it from one that ran out. (A zero time-out ends
+     * after its first look either way: its deadline has passed, and the look never waits.) */
+    int no_wait = wsp_reactor_is_current();
     int count = 0;
     while (!err) {
         int npoll = 1, slice = 0, immediate = 0;

@@ -37,8 +37,6 @@ static DWORD read_dword(const char *optval) {
     return v;
 }
 
-static void remember_buffer_size(struct wsp_socket *so, int optname, const char *optval);
-
 /* so->lock held. */
 static int set_timeout(struct wsp_socket *so, int optname, DWORD ms) {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
@@ -46,6 +44,20 @@ static int set_timeout(struct wsp_socket *so, int optname, DWORD ms) {
         return wsp_wsa_from_errno(errno);
     *(optname == SO_RCVTIMEO ? &so->rcvtimeo_ms : &so->sndtimeo_ms) = ms;
     so->kernel_options_set = 1;
+    return 0;
+}
+
+/* so->lock held. SO_SNDBUF, SO_RCVBUF: the kernel's. Winsock reads back the buffer size the
+ * application set; Linux doubles it (for its own bookkeeping) and clamps it, so the size set
+ * is kept to be echoed. The effective size is the kernel's (README: differences). */
+static int set_buffer_size(struct wsp_socket *so, int optname, const char *optval) {
+    int v;
+    memcpy(&v, optval, sizeof v);
+    if (setsockopt(so->fd, SOL_SOCKET, optname, &v, sizeof v) < 0)
+        return wsp_wsa_from_errno(errno);
+    so->kernel_options_set = 1;
+    *(optname == SO_SNDBUF ? &so->sndbuf_set : &so->rcvbuf_set) = v;
+    *(optname == SO_SNDBUF ? &so->has_sndbuf : &so->has_rcvbuf) = 1;
     return 0;
 }
 
@@ -94,16 +106,15 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
     socklen_t ksize = kernel_option_size(level, optname);
     if (!optval || optlen < (int)(ksize ? ksize : sizeof(DWORD)))
         err = WSAEFAULT;
+    else if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF))
+        err = set_buffer_size(so, optname, optval);
     else if (ksize) {
         if (level == IPPROTO_IPV6 && so->entry->af != AF_INET6)
             err = WSAEINVAL;
         else if (setsockopt(so->fd, level, optname, optval, ksize) < 0)
             err = wsp_wsa_from_errno(errno);
-        else {
+        else
             so->kernel_options_set = 1;
-            if (level == SOL_SOCKET && (optname == SO_SNDBUF || optname == SO_RCVBUF))
-                remember_buffer_size(so, optname, optval);
-        }
     } else if (level == SOL_SOCKET && (optname == SO_RCVTIMEO || optname == SO_SNDTIMEO)) {
         err = set_timeout(so, optname, read_dword(optval));
     } else if (level == SOL_SOCKET && optname == SO_CONDITIONAL_ACCEPT) {
@@ -138,16 +149,6 @@ int wsp_set_sock_opt(SOCKET s, int level, int optname, const char *optval, int o
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so);
     return err ? wsp_fail(lpErrno, err) : 0;
-}
-
-/* so->lock held. Winsock reads back the buffer size the application set; Linux doubles it
- * (for its own bookkeeping) and clamps it, so the size set is kept to be echoed. The
- * effective size is the kernel's (README: differences). */
-static void remember_buffer_size(struct wsp_socket *so, int optname, const char *optval) {
-    int v;
-    memcpy(&v, optval, sizeof v);
-    *(optname == SO_SNDBUF ? &so->sndbuf_set : &so->rcvbuf_set) = v;
-    *(optname == SO_SNDBUF ? &so->has_sndbuf : &so->has_rcvbuf) = 1;
 }
 
 /* so->lock held. Options whose value the socket itself knows; 1 when optname was one. */

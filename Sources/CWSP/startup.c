@@ -143,11 +143,8 @@ int WSPStartup(WORD wVersionRequested, LPWSPDATA lpWSPData, LPWSAPROTOCOL_INFO l
         return WSAVERNOTSUPPORTED;
     if (!lpWSPData || !lpProcTable)
         return WSAEFAULT;
-    if (lpProtocolInfo) {
-        int err = 0;
-        if (!wsp_catalog_find(lpProtocolInfo, 0, 0, 0, &err))
-            return WSAEINVAL;
-    }
+    if (lpProtocolInfo && !wsp_catalog_entry_of(lpProtocolInfo))
+        return WSAEINVAL;
     WORD version = version_order(wVersionRequested) < version_order(WSP_HIGHEST_VERSION)
                        ? wVersionRequested
                        : WSP_HIGHEST_VERSION;

@@ -174,6 +174,12 @@ int provider_fd_list(int *out, int max) {
 
 int provider_fds(void) { return provider_fd_list(NULL, 0); }
 
+static atomic_int syncs;
+
+int provider_syncs(void) { return atomic_load(&syncs); }
+
+void provider_syncs_add(int change) { atomic_fetch_add(&syncs, change); }
+
 /* ---- the wrappers (named in the renaming list the Makefile makes from faults.h) ---- */
 
 #define FAIL_IF(fn, value)           \
@@ -387,7 +393,10 @@ int provider_foreign_closes(void) { return atomic_load(&foreign_closes); }
 int wsp_fault_pthread_cond_init(pthread_cond_t *cond, const pthread_condattr_t *attr) {
     if (hit(FAULT_pthread_cond_init, NULL))
         return errno;
-    return pthread_cond_init(cond, attr);
+    int rc = pthread_cond_init(cond, attr);
+    if (rc == 0)
+        provider_syncs_add(1);
+    return rc;
 }
 
 int wsp_fault_close(int fd) {

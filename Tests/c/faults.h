@@ -76,4 +76,13 @@ int provider_fd_list(int *out, int max);
  * closed already, which may be another's by then); the leak check fails a test for any. */
 int provider_foreign_closes(void);
 
+/* ---- the provider's locks ----
+ * Every mutex and condition variable the provider initialises (pthread_cond_init here,
+ * pthread_mutex_init and the destroys by leaks.c's wrappers) is counted until it destroys it. */
+
+/* How many of the provider's mutexes and condition variables are initialised, not destroyed. */
+int provider_syncs(void);
+/* Counts one initialised (+1) or destroyed (-1). */
+void provider_syncs_add(int change);
+
 #endif

@@ -6,7 +6,8 @@
  * free() then fails the test that runs past it, whatever the test itself checks. So does a
  * lock of the provider's that is never released, or released without being taken: the
  * provider's mutexes are destroyed through a wrapper here (leaks.syms) that counts the ones
- * glibc finds still in use. */
+ * glibc finds still in use, and a mutex or condition variable initialised and never destroyed
+ * (glibc's need no destroy, but POSIX asks for one before the memory is reused). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -80,7 +81,22 @@ int wsp_checked_mutex_destroy(pthread_mutex_t *m) {
     int rc = pthread_mutex_destroy(m);
     if (rc == EBUSY)
         atomic_fetch_add(&busy_mutexes, 1);
+    provider_syncs_add(-1);
     return rc;
+}
+
+/* The provider's pthread_mutex_init and pthread_cond_destroy (leaks.syms); its
+ * pthread_cond_init is faults.c's. */
+int wsp_checked_mutex_init(pthread_mutex_t *m, const pthread_mutexattr_t *attr) {
+    int rc = pthread_mutex_init(m, attr);
+    if (rc == 0)
+        provider_syncs_add(1);
+    return rc;
+}
+
+int wsp_checked_cond_destroy(pthread_cond_t *c) {
+    provider_syncs_add(-1);
+    return pthread_cond_destroy(c);
 }
 
 /* Provided by LeakSanitizer (alone or in AddressSanitizer) when the binary is linked with it. */
@@ -110,13 +126,13 @@ static void tear_down(void) {
     }
 }
 
-/* Whether the provider's descriptors are all closed within 5 s: a thread the test left inside
- * a call may still hold a socket whose last reference closes it. */
-static int descriptors_closed(void) {
+/* Whether count() comes to 0 within 5 s: a thread the test left inside a call may still hold
+ * a socket whose last reference closes its descriptor and destroys its lock. */
+static int comes_to_zero(int (*count)(void)) {
     struct timespec start, now, pause = {0, 1000000};
     clock_gettime(CLOCK_MONOTONIC, &start);
     do {
-        if (provider_fds() == 0)
+        if (count() == 0)
             return 1;
         nanosleep(&pause, NULL);
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -127,7 +143,7 @@ static int descriptors_closed(void) {
 int wsp_test_leaks(void) {
     tear_down();
     int fds[16];
-    int n = descriptors_closed() ? 0 : provider_fd_list(fds, 16);
+    int n = comes_to_zero(provider_fds) ? 0 : provider_fd_list(fds, 16);
     for (int i = 0; i < n && i < 16; i++) {
         char path[64], what[128];
         snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
@@ -149,6 +165,14 @@ int wsp_test_leaks(void) {
         printf("  %d mutex(es) of the provider's destroyed while locked, or unlocked without "
                "being locked\n",
                busy);
+        leaked = 1;
+    }
+    int syncs = comes_to_zero(provider_syncs) ? 0 : provider_syncs();
+    if (syncs) {
+        printf("  %d mutex(es) and condition variable(s) of the provider's initialised and never "
+               "destroyed\n",
+               syncs);
+        provider_syncs_add(-syncs);
         leaked = 1;
     }
     if (__lsan_do_recoverable_leak_check && __lsan_do_recoverable_leak_check()) {

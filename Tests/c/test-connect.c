@@ -424,6 +424,26 @@ TEST(connect_retry_gives_the_new_descriptor_the_kernels_options) {
     close_socket(c);
 }
 
+/* So is each of them when it is the only option set: whichever way it was set (the kernel's,
+ * a buffer size, a time-out) counts as an option to carry over. */
+TEST(connect_retry_keeps_an_option_set_alone) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    const int names[] = {SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF, SO_RCVTIMEO};
+    for (int i = 0; i < 4; i++) {
+        SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+        set_dword(c, SOL_SOCKET, names[i], names[i] == SO_KEEPALIVE  ? 1
+                                           : names[i] == SO_RCVTIMEO ? 1500
+                                                                     : 48 * 1024);
+        struct kernel_value before = kernel_option(c, SOL_SOCKET, names[i]);
+        CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+        struct kernel_value after = kernel_option(c, SOL_SOCKET, names[i]);
+        CHECK_EQ(after.len, before.len);
+        CHECK_MEM(after.bytes, before.bytes, before.len);
+        close_socket(c);
+    }
+}
+
 /* Options left at their default are left to the kernel on the new descriptor, not set to the
  * default's value: a send buffer nobody set grows when the connection is made (auto-tuning),
  * exactly as on a socket that never failed, which one set explicitly would not. */

@@ -608,8 +608,12 @@ TEST(event_thread_select_that_would_wait_fails_with_wouldblock) {
     in_job(select_served);
     CHECK_EQ(rc1, SOCKET_ERROR);
     CHECK_EQ(err1, WSAEWOULDBLOCK);
-    select_timeout = (struct timeval){0, 0}; /* a zero time-out answers as always */
+    select_timeout = (struct timeval){0, 500000}; /* microseconds alone: a wait all the same */
     select_with = &select_timeout;
+    in_job(select_served);
+    CHECK_EQ(rc1, SOCKET_ERROR);
+    CHECK_EQ(err1, WSAEWOULDBLOCK);
+    select_timeout = (struct timeval){0, 0}; /* a zero time-out answers as always */
     in_job(select_served);
     CHECK_EQ(rc1, 0);
     CHECK_EQ(write(raw, "x", 1), 1);

@@ -1194,6 +1194,38 @@ TEST(fault_timeout_the_kernel_refuses_is_not_recorded) {
     close_socket(s);
 }
 
+/* Nor is a buffer size the kernel refuses: SO_SNDBUF and SO_RCVBUF read back as before, and
+ * any option the kernel refuses fails the call. */
+TEST(fault_buffer_size_the_kernel_refuses_is_not_recorded) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    const int names[] = {SO_SNDBUF, SO_RCVBUF};
+    for (int i = 0; i < 2; i++) {
+        set_dword(s, SOL_SOCKET, names[i], 65536);
+        DWORD v = 131072;
+        int err = 0;
+        FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+        CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, names[i], (char *)&v, sizeof v, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+        fault_clear();
+        CHECK_EQ(err, WSAENOBUFS);
+        int len = sizeof v;
+        CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, names[i], (char *)&v, &len, &err), 0);
+        CHECK_EQ(v, 65536);
+    }
+    /* An option the kernel keeps alone: its refusal is the call's. */
+    DWORD on = 1;
+    int err = 0;
+    FAULT(setsockopt, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_KEEPALIVE, (char *)&on, sizeof on, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_setsockopt), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    close_socket(s);
+}
+
 /* A non-blocking connect-data connect whose request the kernel takes one byte per send still
  * delivers it whole and once: every byte sent counts. */
 TEST(fault_nonblocking_request_sent_one_byte_at_a_time_arrives_whole) {

@@ -359,8 +359,10 @@ TEST(fd_is_set_looks_only_at_the_counted_entries) {
     WSP_FD_SET(9, &set);
     WSP_FD_SET(5, &set); /* no duplicate */
     CHECK_EQ(set.fd_count, 2);
-    CHECK(WSPFDIsSet(5, &set));
-    CHECK(WSP_FD_ISSET(9, &set));
+    /* A member is TRUE itself, as Windows' __WSAFDIsSet (WPUFDIsSet's) answers: code ported
+     * from Windows writes FD_ISSET(s, &set) == TRUE. */
+    CHECK_EQ(WSPFDIsSet(5, &set), TRUE);
+    CHECK_EQ(WSP_FD_ISSET(9, &set), TRUE);
     CHECK(!WSPFDIsSet(7, &set));
     set.fd_array[2] = 7; /* beyond fd_count: not a member */
     CHECK(!WSPFDIsSet(7, &set));

@@ -1132,7 +1132,7 @@ TEST(transfer_buffer_lengths_up_to_int_max_are_lengths) {
 
 /* SOL_SOCKET's own options (those the provider keeps itself) are SOL_SOCKET's only: their
  * numbers at another level the provider knows are WSAENOPROTOOPT, and the socket keeps its
- * values. */
+ * values; at a level it does not know, WSAEINVAL. */
 TEST(sockopt_socket_level_numbers_at_other_levels_are_not_those_options) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV6);
@@ -1155,6 +1155,21 @@ TEST(sockopt_socket_level_numbers_at_other_levels_are_not_those_options) {
     CHECK_EQ(get_dword(s, SOL_SOCKET, SO_RCVTIMEO), 0);
     CHECK_EQ(get_dword(s, SOL_SOCKET, SO_SNDTIMEO), 0);
     CHECK_EQ(get_dword(s, SOL_SOCKET, SO_CONDITIONAL_ACCEPT), 0);
+    /* So are SO_SNDBUF and SO_RCVBUF, which the kernel keeps: Winsock's own SOL_SOCKET
+     * (0xffff) and IPPROTO_IP are levels the provider does not know (it takes Linux's numbers,
+     * wsp.h), and IPPROTO_TCP has no such option. */
+    const int elsewhere[] = {0xffff, IPPROTO_IP, IPPROTO_TCP};
+    const int elsewhere_err[] = {WSAEINVAL, WSAEINVAL, WSAENOPROTOOPT};
+    const int buffers[] = {SO_SNDBUF, SO_RCVBUF};
+    for (int l = 0; l < 3; l++) {
+        for (int i = 0; i < 2; i++) {
+            DWORD v = 1;
+            int err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(s, elsewhere[l], buffers[i], (char *)&v, sizeof v, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, elsewhere_err[l]);
+        }
+    }
     close_socket(s);
 }
 
@@ -1177,6 +1192,16 @@ TEST(sockopt_values_read_back_and_misplaced_ones_are_refused) {
     CHECK_EQ(T.lpWSPGetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, (char *)&on, &len, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    /* A buffer too short for the value is WSAEFAULT before the option's place is looked at,
+     * both ways. */
+    char one = 1;
+    len = 1;
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(s, IPPROTO_IPV6, IPV6_V6ONLY, &one, 1, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
     const int names[] = {SO_KEEPALIVE, SO_RCVTIMEO, SO_CONDITIONAL_ACCEPT};
     for (int i = 0; i < 3; i++) {
         err = 0;
