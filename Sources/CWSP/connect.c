@@ -611,6 +611,39 @@ void wsp_connector_close(struct wsp_socket *so) {
 
 /* ---- lpWSPConnect ---------------------------------------------------------------------------- */
 
+/* so->lock held (released while the connect runs). A blocking connect, with its handshake
+ * when the socket has connect data: 0 once connected, else the WSA code. */
+static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, socklen_t len,
+                           struct connect_request *req, struct answer_reader *reader,
+                           LPWSABUF callee, LPQOS sqos) {
+    so->state = WSP_STATE_CONNECTING;
+    int fd = so->fd;
+    pthread_mutex_unlock(&so->lock);
+    wsp_hs_frame answer = {0};
+    int err = connect_blocking(so, fd, name, len, req, reader, &answer);
+    pthread_mutex_lock(&so->lock);
+    if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
+        err = refused(so, &answer);
+    if (so->closing)
+        err = WSAEINTR;
+    if (!err && so->entry->connect_data)
+        err = take_answer(so, &answer, callee, sqos);
+    so->connect_error = err == WSAEINTR ? so->connect_error : err;
+    if (!err) {
+        so->state = WSP_STATE_CONNECTED;
+        /* FIONBIO may have changed the mode while the connect ran: the descriptor follows
+         * the socket's mode now. */
+        err = wsp_socket_fd_nonblocking(so, so->nonblocking);
+        if (callee && !so->entry->connect_data)
+            callee->len = 0;
+    } else {
+        so->state = WSP_STATE_OPEN;
+        if (!so->closing)
+            fresh_descriptor(so);
+    }
+    return err;
+}
+
 int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
                 LPWSABUF callee, LPQOS sqos, LPQOS gqos, LPINT lpErrno) {
     (void)gqos; /* groups are not offered: the group QoS is ignored */
@@ -629,36 +662,11 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
     if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
     /* On the event thread a blocking socket connects as a non-blocking one: it never waits. */
-    if (!err && (so->nonblocking || wsp_reactor_is_current())) {
-        err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), &req, &reader);
-    } else if (!err) {
-        so->state = WSP_STATE_CONNECTING;
-        int fd = so->fd;
-        pthread_mutex_unlock(&so->lock);
-        wsp_hs_frame answer = {0};
-        err = connect_blocking(so, fd, name, wsp_sockaddr_len(so->entry->af), req, reader,
-                               &answer);
-        pthread_mutex_lock(&so->lock);
-        if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
-            err = refused(so, &answer);
-        if (so->closing)
-            err = WSAEINTR;
-        if (!err && so->entry->connect_data)
-            err = take_answer(so, &answer, callee, sqos);
-        so->connect_error = err == WSAEINTR ? so->connect_error : err;
-        if (!err) {
-            so->state = WSP_STATE_CONNECTED;
-            /* FIONBIO may have changed the mode while the connect ran: the descriptor
-             * follows the socket's mode now. */
-            err = wsp_socket_fd_nonblocking(so, so->nonblocking);
-            if (callee && !so->entry->connect_data)
-                callee->len = 0;
-        } else {
-            so->state = WSP_STATE_OPEN;
-            if (!so->closing)
-                fresh_descriptor(so);
-        }
-    }
+    socklen_t len = wsp_sockaddr_len(so->entry->af);
+    if (!err)
+        err = so->nonblocking || wsp_reactor_is_current()
+                  ? connect_nonblocking(so, name, len, &req, &reader)
+                  : connect_waiting(so, name, len, req, reader, callee, sqos);
     pthread_mutex_unlock(&so->lock);
     free(req);
     free(reader);
