@@ -286,8 +286,8 @@ static int timeout_of(const struct wsp_socket *so) {
     return t > INT_MAX ? INT_MAX : (int)t;
 }
 
-/* Starts a TCP connect on a non-blocking descriptor: 0 (done), WSAEINPROGRESS (under way),
- * or another WSA code.
+/* Starts a TCP connect on a non-blocking descriptor: WSAEINPROGRESS (under way, or done: see
+ * below), or another WSA code.
  *
  * On the connect-data protocol the last ACK of TCP's handshake waits for the request and
  * travels with it (TCP_DEFER_ACCEPT on a connecting socket: Linux then delays that ACK,
@@ -300,9 +300,9 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
         int on = 1; /* best effort: without it the ACK merely goes out alone */
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof on);
     }
-    if (connect(fd, name, len) == 0)
-        return 0;
-    return wsp_wsa_from_errno(errno); /* WSAEINPROGRESS while the connect goes on */
+    /* A connect done at once (loopback, now and then) is taken for one under way: the wait
+     * for it finds it writable at once, and no caller has a path of its own for it. */
+    return connect(fd, name, len) == 0 ? WSAEINPROGRESS : wsp_wsa_from_errno(errno);
 }
 
 /* The outcome of a finished TCP connect on fd: 0 or a WSA code. */
@@ -577,7 +577,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->item.release = connector_release;
     c->item.on_timer = connector_timer;
     int err = start_tcp(so->fd, name, len, so->entry->connect_data);
-    if (err && err != WSAEINPROGRESS) {
+    if (err != WSAEINPROGRESS) {
         free(c);
         return err;
     }

@@ -821,6 +821,26 @@ TEST(evset_recv_that_would_block_keeps_no_check) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A recv that reads the end of the stream took all there was: it keeps no check for the next
+ * wait, whatever errno held before it (a successful recv leaves errno as it was). */
+TEST(evset_recv_of_the_stream_end_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    char b[8];
+    int r = 0;
+    WAIT_FOR((errno = ENOENT, r = ne_recv(s, b, sizeof b, 0)) != -WSAEWOULDBLOCK, 10000);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* A check that finds the data a recv left behind raises FD_READ, and nothing else (the
  * connection is fine): the watch goes on, and the next data raises FD_READ again. */
 TEST(evset_check_that_finds_data_left_raises_read_alone_and_the_watch_goes_on) {
