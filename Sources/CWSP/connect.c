@@ -319,11 +319,10 @@ static int window(uint64_t deadline, int window_ms) {
     return left < 0 || left > window_ms ? window_ms : left;
 }
 
-/* Waits for fd to poll with events, giving up at deadline; the remaining wait is
- * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
+/* Waits for fd to poll with events, giving up at deadline (one look then, no wait); the
+ * remaining wait is at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
-    int t = window(deadline, window_ms);
-    return t == 0 ? 0 : wsp_fd_wait(fd, events, t);
+    return wsp_fd_wait(fd, events, window(deadline, window_ms));
 }
 
 /* The error for a REQUEST that could not be sent: a reset that beats the request (a server

@@ -152,6 +152,18 @@ TEST(address_small_buffers_are_efault_with_the_size_needed) {
         CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
                  SOCKET_ERROR);
         CHECK_EQ(err, WSAEINVAL);
+        /* A length that holds the family and no more: the family is read, and is none. */
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof(sa_family_t), NULL, out,
+                                        &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        /* One too short for the family: no family to read, the length is the fault. */
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof(sa_family_t) - 1, NULL,
+                                        out, &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
     }
 }
 
