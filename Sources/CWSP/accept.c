@@ -184,7 +184,6 @@ static struct wsp_socket *make_socket(struct wsp_socket *so, struct wsp_request 
         return NULL;
     child->fd_nonblocking = r->fd_nonblocking;
     wsp_socket_inherit(child, so);
-    child->bound = 1;
     child->state = WSP_STATE_CONNECTED;
     /* The listener's mode, which the descriptor was accepted in unless it changed since (a
      * listener with an event registration is non-blocking, and so is the inherited one). */

@@ -286,8 +286,8 @@ static int timeout_of(const struct wsp_socket *so) {
     return t > INT_MAX ? INT_MAX : (int)t;
 }
 
-/* Starts a TCP connect on a non-blocking descriptor: 0 (done), WSAEINPROGRESS (under way),
- * or another WSA code.
+/* Starts a TCP connect on a non-blocking descriptor: WSAEINPROGRESS (under way, or done: see
+ * below), or another WSA code.
  *
  * On the connect-data protocol the last ACK of TCP's handshake waits for the request and
  * travels with it (TCP_DEFER_ACCEPT on a connecting socket: Linux then delays that ACK,
@@ -300,9 +300,9 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
         int on = 1; /* best effort: without it the ACK merely goes out alone */
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof on);
     }
-    if (connect(fd, name, len) == 0)
-        return 0;
-    return wsp_wsa_from_errno(errno); /* WSAEINPROGRESS while the connect goes on */
+    /* A connect done at once (loopback, now and then) is taken for one under way: the wait
+     * for it finds it writable at once, and no caller has a path of its own for it. */
+    return connect(fd, name, len) == 0 ? WSAEINPROGRESS : wsp_wsa_from_errno(errno);
 }
 
 /* The outcome of a finished TCP connect on fd: 0 or a WSA code. */
@@ -319,11 +319,10 @@ static int window(uint64_t deadline, int window_ms) {
     return left < 0 || left > window_ms ? window_ms : left;
 }
 
-/* Waits for fd to poll with events, giving up at deadline; the remaining wait is
- * at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
+/* Waits for fd to poll with events, giving up at deadline (one look then, no wait); the
+ * remaining wait is at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
-    int t = window(deadline, window_ms);
-    return t == 0 ? 0 : wsp_fd_wait(fd, events, t);
+    return wsp_fd_wait(fd, events, window(deadline, window_ms));
 }
 
 /* The error for a REQUEST that could not be sent: a reset that beats the request (a server
@@ -577,7 +576,7 @@ static int connect_nonblocking(struct wsp_socket *so, const struct sockaddr *nam
     c->item.release = connector_release;
     c->item.on_timer = connector_timer;
     int err = start_tcp(so->fd, name, len, so->entry->connect_data);
-    if (err && err != WSAEINPROGRESS) {
+    if (err != WSAEINPROGRESS) {
         free(c);
         return err;
     }
@@ -611,6 +610,39 @@ void wsp_connector_close(struct wsp_socket *so) {
 
 /* ---- lpWSPConnect ---------------------------------------------------------------------------- */
 
+/* so->lock held (released while the connect runs). A blocking connect, with its handshake
+ * when the socket has connect data: 0 once connected, else the WSA code. */
+static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, socklen_t len,
+                           struct connect_request *req, struct answer_reader *reader,
+                           LPWSABUF callee, LPQOS sqos) {
+    so->state = WSP_STATE_CONNECTING;
+    int fd = so->fd;
+    pthread_mutex_unlock(&so->lock);
+    wsp_hs_frame answer = {0};
+    int err = connect_blocking(so, fd, name, len, req, reader, &answer);
+    pthread_mutex_lock(&so->lock);
+    if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
+        err = refused(so, &answer);
+    if (so->closing)
+        err = WSAEINTR;
+    if (!err && so->entry->connect_data)
+        err = take_answer(so, &answer, callee, sqos);
+    so->connect_error = err == WSAEINTR ? so->connect_error : err;
+    if (!err) {
+        so->state = WSP_STATE_CONNECTED;
+        /* FIONBIO may have changed the mode while the connect ran: the descriptor follows
+         * the socket's mode now. */
+        err = wsp_socket_fd_nonblocking(so, so->nonblocking);
+        if (callee && !so->entry->connect_data)
+            callee->len = 0;
+    } else {
+        so->state = WSP_STATE_OPEN;
+        if (!so->closing)
+            fresh_descriptor(so);
+    }
+    return err;
+}
+
 int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF caller,
                 LPWSABUF callee, LPQOS sqos, LPQOS gqos, LPINT lpErrno) {
     (void)gqos; /* groups are not offered: the group QoS is ignored */
@@ -629,36 +661,11 @@ int wsp_connect(SOCKET s, const struct sockaddr *name, int namelen, LPWSABUF cal
     if (!err)
         err = check_connect(so, name, namelen, caller, callee, sqos, req);
     /* On the event thread a blocking socket connects as a non-blocking one: it never waits. */
-    if (!err && (so->nonblocking || wsp_reactor_is_current())) {
-        err = connect_nonblocking(so, name, wsp_sockaddr_len(so->entry->af), &req, &reader);
-    } else if (!err) {
-        so->state = WSP_STATE_CONNECTING;
-        int fd = so->fd;
-        pthread_mutex_unlock(&so->lock);
-        wsp_hs_frame answer = {0};
-        err = connect_blocking(so, fd, name, wsp_sockaddr_len(so->entry->af), req, reader,
-                               &answer);
-        pthread_mutex_lock(&so->lock);
-        if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
-            err = refused(so, &answer);
-        if (so->closing)
-            err = WSAEINTR;
-        if (!err && so->entry->connect_data)
-            err = take_answer(so, &answer, callee, sqos);
-        so->connect_error = err == WSAEINTR ? so->connect_error : err;
-        if (!err) {
-            so->state = WSP_STATE_CONNECTED;
-            /* FIONBIO may have changed the mode while the connect ran: the descriptor
-             * follows the socket's mode now. */
-            err = wsp_socket_fd_nonblocking(so, so->nonblocking);
-            if (callee && !so->entry->connect_data)
-                callee->len = 0;
-        } else {
-            so->state = WSP_STATE_OPEN;
-            if (!so->closing)
-                fresh_descriptor(so);
-        }
-    }
+    socklen_t len = wsp_sockaddr_len(so->entry->af);
+    if (!err)
+        err = so->nonblocking || wsp_reactor_is_current()
+                  ? connect_nonblocking(so, name, len, &req, &reader)
+                  : connect_waiting(so, name, len, req, reader, callee, sqos);
     pthread_mutex_unlock(&so->lock);
     free(req);
     free(reader);

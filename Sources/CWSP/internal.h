@@ -237,7 +237,8 @@ struct wsp_socket {
     int fd;
     const struct wsp_catalog_entry *entry;
     enum wsp_state state;
-    int bound; /* lpWSPBind gave it its address; read only while it has not connected */
+    int bound; /* lpWSPBind gave it its address; read only while it has not connected (an
+                * accepted socket never is: it is left 0) */
     int nonblocking;
     int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
     int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */

@@ -78,8 +78,8 @@ static void remember_names(struct wsp_socket *so) {
     if (so->has_names)
         return;
     socklen_t plen = sizeof so->peer_name, llen = sizeof so->local_name;
-    so->has_names = getpeername(so->fd, (struct sockaddr *)&so->peer_name, &plen) == 0 &&
-                    getsockname(so->fd, (struct sockaddr *)&so->local_name, &llen) == 0;
+    so->has_names = !getpeername(so->fd, (struct sockaddr *)&so->peer_name, &plen) &&
+                    !getsockname(so->fd, (struct sockaddr *)&so->local_name, &llen);
 }
 
 /* so->lock held. Gives the kernel's socket up now while keeping its descriptor number, which

@@ -97,6 +97,33 @@ TEST(plain_reject_refuses_and_resets_the_client) {
     CHECK_EQ(st.queued, 0);
 }
 
+/* Callee data written by a condition function that rejects: a rejection carries none, so it
+ * is not checked (here more than plain TCP could carry), and the rejection stands. */
+static int reject_with_callee_data(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                   LPWSABUF callee_data, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)g, (void)ctx;
+    static char data[] = "data";
+    callee_data->buf = data;
+    callee_data->len = 4;
+    return CF_REJECT;
+}
+
+TEST(plain_reject_with_callee_data_still_refuses) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET c = plain_client(&addr, NULL);
+    int err = 0;
+    CHECK(accept_with(l, reject_with_callee_data, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAECONNREFUSED);
+    char b[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(c, b, sizeof b, 0, &got), WSAECONNRESET);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.rejected, 1);
+    CHECK_EQ(st.queued, 0);
+}
+
 TEST(plain_defer_presents_the_same_peer_again) {
     start();
     struct sockaddr_storage addr;

@@ -1,4 +1,5 @@
 /* lpWSPAddressToString and lpWSPStringToAddress. */
+#include <net/if.h>
 #include <string.h>
 
 #include "support.h"
@@ -151,6 +152,18 @@ TEST(address_small_buffers_are_efault_with_the_size_needed) {
         CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof un, NULL, out, &olen, &err),
                  SOCKET_ERROR);
         CHECK_EQ(err, WSAEINVAL);
+        /* A length that holds the family and no more: the family is read, and is none. */
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof(sa_family_t), NULL, out,
+                                        &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEINVAL);
+        /* One too short for the family: no family to read, the length is the fault. */
+        err = 0;
+        CHECK_EQ(T.lpWSPAddressToString((struct sockaddr *)&un, sizeof(sa_family_t) - 1, NULL,
+                                        out, &olen, &err),
+                 SOCKET_ERROR);
+        CHECK_EQ(err, WSAEFAULT);
     }
 }
 
@@ -239,6 +252,25 @@ TEST(address_with_an_unknown_interface_scope_is_einval) {
     bad("fe80::1%no-such-interface", AF_INET6);
     bad("[fe80::1%no-such-interface]:22", AF_INET6);
     bad("[fe80::1%]:22", AF_INET6);
+}
+
+/* A scope naming an interface gives that interface's index (the loopback's name is "lo" on
+ * Linux); the address itself is parsed as without one. */
+TEST(address_with_an_interface_name_scope_takes_its_index) {
+    start();
+    unsigned lo = if_nametoindex("lo");
+    CHECK(lo != 0);
+    struct sockaddr_storage ss;
+    int len = sizeof ss, err = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("[fe80::1%lo]:22", AF_INET6, NULL, (struct sockaddr *)&ss,
+                                    &len, &err),
+             0);
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    CHECK_EQ(in6->sin6_scope_id, lo);
+    CHECK_EQ(ntohs(in6->sin6_port), 22);
+    struct in6_addr want;
+    CHECK_EQ(inet_pton(AF_INET6, "fe80::1", &want), 1);
+    CHECK_MEM(&in6->sin6_addr, &want, 16);
 }
 
 /* No buffer is WSAEFAULT whatever length comes with it (the length needed is reported). */

@@ -796,6 +796,51 @@ TEST(evset_recv_and_send_on_a_registered_socket_make_no_other_system_call) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A recv that finds nothing (WSAEWOULDBLOCK) on a socket registered with an event set leaves
+ * nothing to look at: it keeps no check for the next wait and asks the kernel nothing (pins
+ * the cost of a would-block recv: no FIONREAD now or later); the next data raises FD_READ. */
+TEST(evset_recv_that_would_block_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    fault_set(FAULT_ioctl, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), -WSAEWOULDBLOCK);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    ne_send_str(c, "x");
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A recv that reads the end of the stream took all there was: it keeps no check for the next
+ * wait, whatever errno held before it (a successful recv leaves errno as it was). */
+TEST(evset_recv_of_the_stream_end_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    char b[8];
+    int r = 0;
+    WAIT_FOR((errno = ENOENT, r = ne_recv(s, b, sizeof b, 0)) != -WSAEWOULDBLOCK, 10000);
+    CHECK_EQ(r, 0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* A check that finds the data a recv left behind raises FD_READ, and nothing else (the
  * connection is fine): the watch goes on, and the next data raises FD_READ again. */
 TEST(evset_check_that_finds_data_left_raises_read_alone_and_the_watch_goes_on) {

@@ -1138,6 +1138,29 @@ static void m3_pair(SOCKET *client, SOCKET *server) {
     close_socket(l);
 }
 
+/* A shutdown keeps the connection's names for later (Linux forgets them once both sides have
+ * shut down, Windows does not); when its getsockname fails it keeps none, and the names come
+ * from the kernel as before: never an address it did not read. */
+TEST(fault_shutdown_whose_names_cannot_be_read_keeps_none) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    struct sockaddr_storage mine = local_address(c);
+    int err = 0;
+    FAULT(getsockname, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_getsockname), 1);
+    fault_clear();
+    struct sockaddr_storage got;
+    memset(&got, 0, sizeof got);
+    int len = (int)sizeof got;
+    CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&got, &len, &err), 0);
+    CHECK_EQ(len, (int)sizeof(struct sockaddr_in));
+    CHECK_MEM(&got, &mine, sizeof(struct sockaddr_in));
+    close_socket(c);
+    close_socket(s);
+}
+
 /* A recv that fails for want of memory is only that: the connection is not taken for reset,
  * and the peer's graceful close afterwards is the end of the stream (0 bytes), not
  * WSAECONNRESET. */
@@ -2317,7 +2340,11 @@ TEST(fault_plain_connect_refused_by_the_kernel_at_once) {
     FAULT(connect, .err = ENETUNREACH, .this_thread = 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAENETUNREACH);
     CHECK_EQ(fault_fired(FAULT_connect), 1);
-    set_nonblocking(s, 0); /* an error code below WSAEINPROGRESS too */
+    /* An error code below WSAEINPROGRESS too, non-blocking and blocking. */
+    FAULT(connect, .err = EACCES, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEACCES);
+    CHECK_EQ(fault_fired(FAULT_connect), 1);
+    set_nonblocking(s, 0);
     FAULT(connect, .err = EACCES, .this_thread = 1);
     CHECK_EQ(connect_full(s, &addr, NULL, NULL, NULL), WSAEACCES);
     CHECK_EQ(fault_fired(FAULT_connect), 1);

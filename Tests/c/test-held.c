@@ -2103,6 +2103,34 @@ TEST(answer_to_a_handle_already_handed_out_leaves_the_news_alone) {
     close_socket(l);
 }
 
+/* A hold that succeeds is an accept call like any (Winsock: an accept re-enables FD_ACCEPT):
+ * with a second request waiting, FD_ACCEPT comes again. */
+TEST(hold_re_enables_fd_accept_for_the_next_request) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT); /* the second request */
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    CHECK_EQ(held_reject(h, 0), 0);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    close(c1);
+    close(c2);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
 /* A hold refused for the limit is no re-enabling call: the request it leaves in line was
  * reported already, and FD_ACCEPT comes again only once a held request leaves (else an
  * application woken by it would be refused again at once, over and over). */

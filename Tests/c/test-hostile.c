@@ -212,6 +212,15 @@ static int null_buffer(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPW
     return CF_ACCEPT;
 }
 
+/* The smallest such mistake: one byte said, no buffer. */
+static int null_buffer_of_one_byte(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                   LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)g, (void)ctx;
+    f->buf = NULL;
+    f->len = 1;
+    return CF_ACCEPT;
+}
+
 static char huge_specific[WSP_HS_MAX_QOS_SPECIFIC + 1];
 
 static int huge_qos(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -265,6 +274,7 @@ static void mistake_keeps_the_request(LPCONDITIONPROC mistake, int expected) {
 TEST(hostile_application_mistakes_fail_the_accept_and_keep_the_request) {
     start();
     mistake_keeps_the_request(null_buffer, WSAEFAULT);
+    mistake_keeps_the_request(null_buffer_of_one_byte, WSAEFAULT);
     mistake_keeps_the_request(huge_qos, WSAEINVAL);
     mistake_keeps_the_request(null_specific, WSAEFAULT);
 }
