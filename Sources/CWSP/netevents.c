@@ -341,10 +341,12 @@ static void report_conditions(struct wsp_socket *so) {
     struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
     /* Nothing ready, or a poll that failed, leaves revents 0: nothing is made up. */
     poll(&p, 1, 0);
-    /* Readable with no FIN or error means data; with one, only counting tells. */
-    int unread = !(p.revents & POLLIN)                                 ? 0
-                 : !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1
-                                                                      : unread_bytes(so->fd);
+    /* Readable with no FIN means data; with one (POLLRDHUP, which a reset or a time-out brings
+     * too: TCP then shuts both sides), only counting tells. Not the other way round: the count
+     * stops at urgent data not yet read, and data behind it is still data. */
+    int unread = !(p.revents & POLLIN)      ? 0
+                 : !(p.revents & POLLRDHUP) ? 1
+                                            : unread_bytes(so->fd);
     if (unread > 0)
         raise_event(so, FD_READ, 0);
     if (p.revents & POLLERR) {
@@ -671,7 +673,7 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
  * watch could not start. The first send or recv starts it. */
 static void late_watch(struct wsp_socket *so) {
     wsp_socket_fd_nonblocking(so, 1); /* a blocking connect leaves the descriptor blocking */
-    if (ensure_watch(so) == 0)
+    if (!ensure_watch(so))
         report_conditions(so); /* the callers re-arm the watch next */
 }
 
@@ -769,7 +771,7 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     /* Non-blocking already: the child has the listener's mode (wsp_socket_inherit, and its
      * descriptor was put in it), which a registration made non-blocking and keeps so. */
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
-    if (ensure_watch(child) == 0) {
+    if (!ensure_watch(child)) {
         report_conditions(child);
         rearm(child);
     }
@@ -800,7 +802,7 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         return;
     /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
      * a socket connects once. Unregistered, the socket's mask is 0: what follows does nothing. */
-    if (ensure_watch(so) == 0) {
+    if (!ensure_watch(so)) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)
             raise_event(so, FD_QOS, 0);

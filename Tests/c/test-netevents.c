@@ -352,6 +352,42 @@ TEST(netev_async_watch_after_a_nonblocking_connect_takes_over_the_connects_regis
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
+/* The connect's registration is taken over once: a watch started again afterwards (a selection
+ * that cancelled the first one's, then a new one) adds the descriptor afresh, with one
+ * EPOLL_CTL_ADD and one EPOLL_CTL_MOD arming it, and no first try at taking over a
+ * registration that is gone. Pins that cost, counted through the provider's epoll_ctl. */
+TEST(netev_async_watch_started_again_after_a_connect_adds_the_descriptor_afresh) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_CONNECT | FD_READ, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG msg;
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_CONNECT, 0));
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, 0, 0, &err), 0); /* cancels: the watch goes */
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1);   /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_READ, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 2);
+    send_all(s, "x", 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.wParam, c);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(WSPGetMessage(queue, &msg, 0), 0);
+    ne_close(c);
+    ne_close(s);
+    ne_close(l);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
 TEST(netev_connect_refused_when_nobody_listens) {
     start();
     struct sockaddr_storage addr = dead_address();
@@ -403,6 +439,26 @@ TEST(netev_connect_data_accept_reports_connect_write_and_qos) {
         CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     pthread_join(a.thread, NULL);
     CHECK(a.result != INVALID_SOCKET);
+}
+
+/* A connection that carries no quality of service raises no FD_QOS, though it is asked for:
+ * the connect's end records FD_CONNECT and FD_WRITE (room to send), and nothing else. */
+TEST(netev_connect_without_qos_reports_no_qos) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE | FD_QOS);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne)); /* one record: all raised at once */
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT | FD_WRITE);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(WSACloseEvent(ev));
 }
 
 /* ---- FD_CLOSE ------------------------------------------------------------------------------ */
