@@ -85,7 +85,7 @@ int wsp_event_set_fd(const struct wsp_event_set *set) {
  * something to watch; tying it to the items also re-registers the set with a reactor that
  * was stopped (the last lpWSPCleanup closes every socket) and started again. */
 static void sync_reactor(struct wsp_event_set *set) {
-    bool want = set->watchers > 0 && set->items > 0;
+    int want = set->watchers > 0 && set->items > 0;
     if (want == set->in_reactor)
         return;
     if (want) {
