@@ -303,6 +303,60 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
     WSACloseEvent(ev);
 }
 
+/* Two sockets on one event, each with data left by a recv: handing out the event's descriptor
+ * makes both checks at once, and each socket's record has FD_READ. */
+TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c[i], "0123456789");
+        WAIT_FOR(unread_bytes(s[i]) == 10, 10000);
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    }
+    for (int i = 0; i < 2; i++) {
+        char buf[4];
+        CHECK_EQ(ne_recv(s[i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
+    }
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 2);
+    int fd = WSAEventFd(ev); /* makes them both */
+    CHECK(fd >= 0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(fd_readable(fd, 10000));
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A recv that leaves data on a socket registered on an event without FD_READ keeps no check
+ * for the next wait (nothing it could find would be raised) and looks at nothing itself. */
+TEST(evset_recv_leaving_data_unselected_for_read_keeps_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_WRITE | FD_CLOSE);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "0123456789");
+    WAIT_FOR(unread_bytes(s) == 10, 10000);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(looks, 0);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* The same with errno left at EINTR by something earlier: a look that succeeds is not taken
  * for an interrupted one (and retried for ever). */
 TEST(evset_pending_check_run_at_export_ignores_a_stale_eintr) {

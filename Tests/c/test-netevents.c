@@ -780,6 +780,48 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
 }
 
+/* Data that came before the accept: the accepted socket, which inherits the listener's window
+ * messages, has FD_WRITE and FD_READ posted by the accepting call itself, and its watch then
+ * waits for nothing the reactor would have to relay (the one relay counted is another
+ * socket's FD_READ). */
+TEST(netev_inherited_selection_posts_data_there_at_the_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    SOCKET bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(l, q, NE_MSG, FD_ACCEPT | FD_READ | FD_WRITE, &err), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == l);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_ACCEPT, 0));
+    ne_send_str(c, "hi");
+    struct sockaddr_storage there = local_address(c);
+    WAIT_FOR(tcp_unread(port_of(&addr), port_of(&there)) == 2, 10000);
+    unsigned before = wsp_netevents_relays();
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    LONG seen = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+        CHECK(m.wParam == a);
+        CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+        seen |= WSAGETSELECTEVENT(m.lParam);
+    }
+    CHECK_EQ(seen, FD_READ | FD_WRITE);
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
 /* ---- async select -------------------------------------------------------------------------- */
 
 TEST(netev_async_select_with_builtin_message_queue) {
