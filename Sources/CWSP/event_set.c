@@ -99,7 +99,7 @@ static void sync_reactor(struct wsp_event_set *set) {
     }
 }
 
-void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) {
+void wsp_event_set_reactor_watch(struct wsp_event_set *set, bool on) {
     struct wsp_event_check c[CHECKS];
     int n = 0;
     pthread_mutex_lock(&set->lock);
