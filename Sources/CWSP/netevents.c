@@ -380,8 +380,11 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             ne->dead = 1;
             raise_event(so, FD_CLOSE, WSAECONNABORTED);
         }
-        if (ne->write_blocked && (events & EPOLLOUT)) {
-            ne->write_blocked = 0; /* the next send reports the error */
+        if (ne->write_blocked) {
+            /* The wait for room ends with the error, which the next send reports. Not only
+             * with EPOLLOUT (which a watch asking for FD_WRITE gets with it: TCP shuts both
+             * sides): unasked, the flag left set had a later selection watch for room. */
+            ne->write_blocked = 0;
             raise_event(so, FD_WRITE, 0);
         }
     } else {

@@ -1410,6 +1410,53 @@ TEST(netev_reset_while_a_send_waits_for_room_posts_close_and_write) {
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* each once */
 }
 
+/* A send that would block on a socket whose registration does not ask for FD_WRITE, then a
+ * reset: the room that send waited for is moot (the next send reports the reset). A later
+ * selection that asks for FD_WRITE posts it itself, and the reset socket then costs the reactor
+ * one relay, its new watch's hang-up (epoll always reports EPOLLHUP; one-shot, once), and not
+ * one more for room to send; the other relays counted are another socket's FD_READ. */
+TEST(netev_reset_after_a_blocked_send_unselected_for_write_costs_no_relay_later) {
+    start();
+    SOCKET c, s, l, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_CLOSE, &err), 0);
+    static char chunk[65536];
+    DWORD sent = 0;
+    int rc;
+    while ((rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0) {
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    /* Two rounds: whatever the reset socket's watch does after a relay is queued before the
+     * second round's data, so that its relay comes after it. */
+    for (int i = 0; i < 2; i++) {
+        ne_send_str(bc, "x");
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == bs);
+        CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+        char b;
+        CHECK_EQ(ne_recv(bs, &b, 1, 0), 1);
+    }
+    CHECK_EQ(wsp_netevents_relays() - before, 1 + 2);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+}
+
 /* An application's own WPUSetEvent (the reactor then watches the socket, level-triggered). */
 static atomic_int app_sets;
 static BOOL count_set_event(WSAEVENT ev, LPINT err) {
