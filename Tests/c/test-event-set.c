@@ -791,6 +791,52 @@ TEST(evset_checks_made_when_the_descriptor_is_handed_out_are_made_once) {
     WSACloseEvent(ev);
 }
 
+/* A wait that polls a check beside its event's set (data a recv left on one socket, which a
+ * second recv took) still polls the set: data for another socket in it wakes the wait. */
+static WSAEVENT check_waiter_event;
+static struct blocker check_waiter_blocked;
+static DWORD check_waiter_result;
+
+static void *wait_polling_a_check(void *arg) {
+    (void)arg;
+    blocker_enter(&check_waiter_blocked);
+    check_waiter_result = WSAWaitForMultipleEvents(1, &check_waiter_event, FALSE, 10000, FALSE);
+    blocker_leave(&check_waiter_blocked);
+    return NULL;
+}
+
+TEST(evset_wait_polling_a_check_is_woken_by_another_socket_of_the_set) {
+    start();
+    SOCKET c1, s1, l1, c2, s2, l2;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c1, &s1, &l1);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c2, &s2, &l2);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s1, ev, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPEventSelect(s2, ev, FD_READ, &err), 0);
+    ne_send_str(c1, "0123");
+    WAIT_FOR(unread_bytes(s1) == 4, 10000);
+    CHECK_EQ(ne_enum(s1, ev).lNetworkEvents, FD_READ);
+    char b[2];
+    CHECK_EQ(ne_recv(s1, b, sizeof b, 0), 2); /* leaves 2: a check */
+    CHECK_EQ(ne_recv(s1, b, sizeof b, 0), 2); /* takes them: the check will find nothing */
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    wsp_event_set_release(set);
+    check_waiter_event = ev;
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_polling_a_check, NULL), 0);
+    wait_blocked(&check_waiter_blocked);
+    ne_send_str(c2, "x");
+    pthread_join(t, NULL);
+    CHECK_EQ(check_waiter_result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s2, ev).lNetworkEvents, FD_READ);
+    CHECK_EQ(ne_enum(s1, ev).lNetworkEvents, 0);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* Many recvs in a row on one socket, each leaving data behind, with no wait or enumeration
  * between them: the set keeps one check for the socket, not one per recv (which would fill
  * its list, and then some), made by the next wait, which raises FD_READ once. */
