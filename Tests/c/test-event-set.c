@@ -1414,6 +1414,46 @@ TEST(evset_more_data_with_the_fin_after_a_counted_edge_raises_read_again) {
     WSACloseEvent(ev);
 }
 
+/* An edge that brings no data while FD_READ waits for its recv (here room to send, and the
+ * urgent byte, which SO_OOBINLINE turned off again has taken out of the data: the kernel no
+ * longer reports it readable) makes no count of unread bytes: nothing new to read came with
+ * it. Pins that cost, counted through the provider's ioctl (FIONREAD). */
+TEST(evset_edge_without_data_while_read_is_off_counts_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    set_dword(s, SOL_SOCKET, SO_RCVBUF, 4096);
+    set_dword(c, SOL_SOCKET, SO_SNDBUF, 4096);
+    set_dword(c, SOL_SOCKET, SO_OOBINLINE, 1);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    CHECK_EQ(ne_send(s, "!", 1, MSG_OOB, NULL), 0);
+    CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne)); /* inline: data */
+    set_dword(c, SOL_SOCKET, SO_OOBINLINE, 0);
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+    ne_fionbio(s, 1);
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    LONG seen = 0;
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    while (!(seen & FD_WRITE) && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
+            seen |= ne.lNetworkEvents;
+    }
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(seen, FD_WRITE);
+    CHECK_EQ(looks, 0);
+    WSACloseEvent(ev);
+}
+
 /* Once a blocked send's FD_WRITE is raised the set's watch stops waiting for room to send, so
  * that the edges after it are data alone: more data before the recv raises FD_READ again, as
  * it does before any send blocked. (A watch left armed for EPOLLOUT reports room to send with
