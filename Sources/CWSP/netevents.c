@@ -341,9 +341,9 @@ static void report_conditions(struct wsp_socket *so) {
     struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
     /* Nothing ready, or a poll that failed, leaves revents 0: nothing is made up. */
     poll(&p, 1, 0);
-    /* Readable with no FIN means data; with one (POLLRDHUP, which a reset or a time-out brings
-     * too: TCP then shuts both sides), only counting tells. Not the other way round: the count
-     * stops at urgent data not yet read, and data behind it is still data. */
+    /* Readable with no FIN means data, and is not counted (the count stops at urgent data not
+     * yet read, and data behind it is still data); with a FIN (POLLRDHUP, which a reset or a
+     * time-out brings too: TCP then shuts both sides) only counting tells. */
     int unread = !(p.revents & POLLIN)      ? 0
                  : !(p.revents & POLLRDHUP) ? 1
                                             : unread_bytes(so->fd);
