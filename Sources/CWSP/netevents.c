@@ -615,8 +615,7 @@ static void cancel(struct wsp_socket *so) {
     ne->kind = KIND_NONE; /* event, hwnd and msg are read only while registered: each
                            * registration sets them */
     ne->mask = 0; /* armed stays: it is the socket's (selecting again repeats nothing) */
-    ne->pending = 0;
-    memset(ne->errors, 0, sizeof ne->errors);
+    ne->pending = 0; /* errors[i] is read only for a pending event, written when it is */
     ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
 }
 
@@ -666,7 +665,6 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
         if (ne->pending & (1 << i))
             out->iErrorCode[i] = ne->errors[i];
     ne->pending = 0;
-    memset(ne->errors, 0, sizeof ne->errors);
 }
 
 /* ---- the hooks the rest of the provider calls (so->lock held in each) --------------------- */
