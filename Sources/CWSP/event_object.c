@@ -62,7 +62,7 @@ static _Thread_local const struct event *pumping;
 static void destroy_event(struct wsp_object *obj) {
     struct event *ev = (struct event *)obj;
     if (ev->exported) /* no one can observe the event any more */
-        wsp_event_set_reactor_watch(ev->set, 0);
+        wsp_event_set_reactor_watch(ev->set, false);
     wsp_event_set_release(ev->set); /* registered sockets may keep it a while */
     close(ev->fd);
     pthread_mutex_destroy(&ev->lock);
@@ -191,7 +191,7 @@ int WSAEventFd(WSAEVENT hEvent) {
     int fd = ev->fd;
     pthread_mutex_unlock(&ev->lock);
     if (first) /* not under the lock: it may record network events, which set the event */
-        wsp_event_set_reactor_watch(ev->set, 1);
+        wsp_event_set_reactor_watch(ev->set, true);
     release(ev);
     return fd;
 }
@@ -377,7 +377,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
 
 /* A wait-all sleeps without polling the sets: it pumps them once, then has the reactor watch
  * them until it returns. */
-static void watch_sets(struct event *const order[], DWORD distinct, int on) {
+static void watch_sets(struct event *const order[], DWORD distinct, bool on) {
     for (DWORD i = 0; i < distinct; i++) {
         if (on)
             wsp_event_set_pump(order[i]->set);
@@ -432,7 +432,7 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     }
     pthread_mutex_init(&w.lock, NULL);
     uint64_t deadline = wsp_deadline_wsa(dwTimeout);
-    watch_sets(order, distinct, 1);
+    watch_sets(order, distinct, true);
 
     bool enlisted = false;
     DWORD result;
@@ -449,7 +449,7 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
             break;
     }
 
-    watch_sets(order, distinct, 0);
+    watch_sets(order, distinct, false);
     if (enlisted)
         delist(links, order, distinct);
     pthread_cond_destroy(&w.cond);

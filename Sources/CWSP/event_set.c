@@ -4,6 +4,7 @@
 #endif
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -22,8 +23,8 @@ struct wsp_event_set {
     pthread_mutex_t lock; /* guards what follows */
     int items;            /* sockets in the set */
     int watchers;         /* reasons for the reactor to watch it */
-    int in_reactor;       /* the reactor's epoll holds item.fd now */
-    int ever_in_reactor;  /* then only the reactor may free the set */
+    bool in_reactor;      /* the reactor's epoll holds item.fd now */
+    bool ever_in_reactor; /* then only the reactor may free the set */
     struct wsp_event_check checks[CHECKS];
     int nchecks;
 };
@@ -89,16 +90,16 @@ static void sync_reactor(struct wsp_event_set *set) {
         return;
     if (want) {
         if (wsp_reactor_add(&set->item, EPOLLIN) == 0) {
-            set->in_reactor = 1;
-            set->ever_in_reactor = 1;
+            set->in_reactor = true;
+            set->ever_in_reactor = true;
         }
     } else {
         wsp_reactor_pause(&set->item);
-        set->in_reactor = 0;
+        set->in_reactor = false;
     }
 }
 
-void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) {
+void wsp_event_set_reactor_watch(struct wsp_event_set *set, bool on) {
     struct wsp_event_check c[CHECKS];
     int n = 0;
     pthread_mutex_lock(&set->lock);

@@ -24,6 +24,7 @@
 #define WSP_EVENT_SET_H
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "internal.h"
@@ -87,7 +88,7 @@ void wsp_event_set_finish_checks(struct wsp_event_set *set, const struct wsp_eve
 void wsp_event_set_catch_up(struct wsp_event_set *set) WSP_INTERNAL;
 
 /* One more (on) or one fewer (!on) reason for the reactor to watch the set. */
-void wsp_event_set_reactor_watch(struct wsp_event_set *set, int on) WSP_INTERNAL;
+void wsp_event_set_reactor_watch(struct wsp_event_set *set, bool on) WSP_INTERNAL;
 
 /* event_object.c: the set of a built-in event, with a reference for the caller; NULL when
  * hEvent is not an open event. */

@@ -341,10 +341,12 @@ static void report_conditions(struct wsp_socket *so) {
     struct pollfd p = {.fd = so->fd, .events = POLLIN | POLLPRI | POLLOUT | POLLRDHUP};
     /* Nothing ready, or a poll that failed, leaves revents 0: nothing is made up. */
     poll(&p, 1, 0);
-    /* Readable with no FIN or error means data; with one, only counting tells. */
-    int unread = !(p.revents & POLLIN)                                 ? 0
-                 : !(p.revents & (POLLRDHUP | POLLHUP | POLLERR)) ? 1
-                                                                      : unread_bytes(so->fd);
+    /* Readable with no FIN means data, and is not counted (the count stops at urgent data not
+     * yet read, and data behind it is still data); with a FIN (POLLRDHUP, which a reset or a
+     * time-out brings too: TCP then shuts both sides) only counting tells. */
+    int unread = !(p.revents & POLLIN)      ? 0
+                 : !(p.revents & POLLRDHUP) ? 1
+                                            : unread_bytes(so->fd);
     if (unread > 0)
         raise_event(so, FD_READ, 0);
     if (p.revents & POLLERR) {
@@ -378,8 +380,11 @@ static void readiness(struct wsp_socket *so, uint32_t events) {
             ne->dead = 1;
             raise_event(so, FD_CLOSE, WSAECONNABORTED);
         }
-        if (ne->write_blocked && (events & EPOLLOUT)) {
-            ne->write_blocked = 0; /* the next send reports the error */
+        if (ne->write_blocked) {
+            /* The wait for room ends with the error, which the next send reports. Not only
+             * with EPOLLOUT (which a watch asking for FD_WRITE gets with it: TCP shuts both
+             * sides): unasked, the flag left set had a later selection watch for room. */
+            ne->write_blocked = 0;
             raise_event(so, FD_WRITE, 0);
         }
     } else {
@@ -610,8 +615,7 @@ static void cancel(struct wsp_socket *so) {
     ne->kind = KIND_NONE; /* event, hwnd and msg are read only while registered: each
                            * registration sets them */
     ne->mask = 0; /* armed stays: it is the socket's (selecting again repeats nothing) */
-    ne->pending = 0;
-    memset(ne->errors, 0, sizeof ne->errors);
+    ne->pending = 0; /* errors[i] is read only for a pending event, written when it is */
     ne->deferred_count = 0; /* not made yet: they were for the registration now gone */
 }
 
@@ -661,7 +665,6 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
         if (ne->pending & (1 << i))
             out->iErrorCode[i] = ne->errors[i];
     ne->pending = 0;
-    memset(ne->errors, 0, sizeof ne->errors);
 }
 
 /* ---- the hooks the rest of the provider calls (so->lock held in each) --------------------- */
@@ -671,7 +674,7 @@ void wsp_netevents_take_record(struct wsp_socket *so, LPWSANETWORKEVENTS out) {
  * watch could not start. The first send or recv starts it. */
 static void late_watch(struct wsp_socket *so) {
     wsp_socket_fd_nonblocking(so, 1); /* a blocking connect leaves the descriptor blocking */
-    if (ensure_watch(so) == 0)
+    if (!ensure_watch(so))
         report_conditions(so); /* the callers re-arm the watch next */
 }
 
@@ -769,7 +772,7 @@ void wsp_netevents_inherit(struct wsp_socket *child, struct wsp_socket *parent) 
     /* Non-blocking already: the child has the listener's mode (wsp_socket_inherit, and its
      * descriptor was put in it), which a registration made non-blocking and keeps so. */
     raise_event(child, FD_WRITE, 0); /* an accepted socket can send at once */
-    if (ensure_watch(child) == 0) {
+    if (!ensure_watch(child)) {
         report_conditions(child);
         rearm(child);
     }
@@ -800,7 +803,7 @@ void wsp_netevents_connected(struct wsp_socket *so, int error) {
         return;
     /* eof, dead and write_blocked are still 0: only a connected socket's watch sets them, and
      * a socket connects once. Unregistered, the socket's mask is 0: what follows does nothing. */
-    if (ensure_watch(so) == 0) {
+    if (!ensure_watch(so)) {
         report_conditions(so); /* FD_WRITE, and data the server sent with its answer */
         if (so->has_qos)
             raise_event(so, FD_QOS, 0);

@@ -651,8 +651,8 @@ TEST(fault_event_registration_whose_look_fails_makes_nothing_up) {
 }
 
 /* A recv that fills its buffer leaves "is more waiting?" to the next enumeration (event_set.h),
- * which asks with one poll. Interrupted, the poll is made again; failing, the socket looks
- * itself: FD_READ is reported either way. */
+ * which asks with one poll. Interrupted, the poll is made again (once more); failing otherwise,
+ * it is not, and the socket looks itself: FD_READ is reported either way. */
 static void data_left_is_reported_when_the_look_fails_with(int e) {
     start();
     SOCKET c, s, l;
@@ -666,6 +666,7 @@ static void data_left_is_reported_when_the_look_fails_with(int e) {
     FAULT(poll, .err = e, .this_thread = 1);
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK_EQ(fault_calls(FAULT_poll), e == EINTR ? 2 : 1);
     CHECK(WSACloseEvent(ev));
 }
 

@@ -227,3 +227,41 @@ TEST(netev_urgent_data_already_there_is_posted_by_the_selecting_call) {
     CHECK_EQ(wsp_netevents_relays() - before, 1);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
+
+/* Data behind an urgent byte that has not been read: the kernel's unread count (FIONREAD)
+ * stops at the urgent mark and says 0, yet the data is there to receive. A selection for
+ * FD_READ and FD_OOB posts both itself, and leaves the reactor nothing to relay (the one relay
+ * counted is the other socket's FD_READ). */
+TEST(netev_data_behind_unread_urgent_data_is_posted_by_the_selecting_call) {
+    start();
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    SOCKET ac, as, al, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &ac, &as, &al);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(ne_send(ac, "!", 1, MSG_OOB, NULL), 0);
+    ne_send_str(ac, "abc");
+    struct sockaddr_storage here = local_address(as), there = local_address(ac);
+    WAIT_FOR(tcp_unread(port_of(&here), port_of(&there)) == 4, 10000);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(as, q, NE_MSG, FD_READ | FD_OOB, &err), 0);
+    LONG seen = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+        CHECK(m.wParam == as);
+        CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+        seen |= WSAGETSELECTEVENT(m.lParam);
+    }
+    CHECK_EQ(seen, FD_READ | FD_OOB);
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    char b[4];
+    CHECK_EQ(ne_recv(as, b, sizeof b, 0), 3);
+    CHECK(memcmp(b, "abc", 3) == 0);
+}

@@ -352,6 +352,42 @@ TEST(netev_async_watch_after_a_nonblocking_connect_takes_over_the_connects_regis
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
+/* The connect's registration is taken over once: a watch started again afterwards (a selection
+ * that cancelled the first one's, then a new one) adds the descriptor afresh, with one
+ * EPOLL_CTL_ADD and one EPOLL_CTL_MOD arming it, and no first try at taking over a
+ * registration that is gone. Pins that cost, counted through the provider's epoll_ctl. */
+TEST(netev_async_watch_started_again_after_a_connect_adds_the_descriptor_afresh) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_CONNECT | FD_READ, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG msg;
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_CONNECT, 0));
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, 0, 0, &err), 0); /* cancels: the watch goes */
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1);   /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_READ, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 2);
+    send_all(s, "x", 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.wParam, c);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(WSPGetMessage(queue, &msg, 0), 0);
+    ne_close(c);
+    ne_close(s);
+    ne_close(l);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
 TEST(netev_connect_refused_when_nobody_listens) {
     start();
     struct sockaddr_storage addr = dead_address();
@@ -403,6 +439,26 @@ TEST(netev_connect_data_accept_reports_connect_write_and_qos) {
         CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne));
     pthread_join(a.thread, NULL);
     CHECK(a.result != INVALID_SOCKET);
+}
+
+/* A connection that carries no quality of service raises no FD_QOS, though it is asked for:
+ * the connect's end records FD_CONNECT and FD_WRITE (room to send), and nothing else. */
+TEST(netev_connect_without_qos_reports_no_qos) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT | FD_WRITE | FD_QOS);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne)); /* one record: all raised at once */
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT | FD_WRITE);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(WSACloseEvent(ev));
 }
 
 /* ---- FD_CLOSE ------------------------------------------------------------------------------ */
@@ -722,6 +778,48 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK(m.wParam == a);
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
+}
+
+/* Data that came before the accept: the accepted socket, which inherits the listener's window
+ * messages, has FD_WRITE and FD_READ posted by the accepting call itself, and its watch then
+ * waits for nothing the reactor would have to relay (the one relay counted is another
+ * socket's FD_READ). */
+TEST(netev_inherited_selection_posts_data_there_at_the_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    SOCKET bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(l, q, NE_MSG, FD_ACCEPT | FD_READ | FD_WRITE, &err), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == l);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_ACCEPT, 0));
+    ne_send_str(c, "hi");
+    struct sockaddr_storage there = local_address(c);
+    WAIT_FOR(tcp_unread(port_of(&addr), port_of(&there)) == 2, 10000);
+    unsigned before = wsp_netevents_relays();
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    LONG seen = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+        CHECK(m.wParam == a);
+        CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
+        seen |= WSAGETSELECTEVENT(m.lParam);
+    }
+    CHECK_EQ(seen, FD_READ | FD_WRITE);
+    ne_send_str(bc, "x");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == bs);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK_EQ(wsp_netevents_relays() - before, 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
 
 /* ---- async select -------------------------------------------------------------------------- */
@@ -1310,6 +1408,53 @@ TEST(netev_reset_while_a_send_waits_for_room_posts_close_and_write) {
     }
     CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* each once */
+}
+
+/* A send that would block on a socket whose registration does not ask for FD_WRITE, then a
+ * reset: the room that send waited for is moot (the next send reports the reset). A later
+ * selection that asks for FD_WRITE posts it itself, and the reset socket then costs the reactor
+ * one relay, its new watch's hang-up (epoll always reports EPOLLHUP; one-shot, once), and not
+ * one more for room to send; the other relays counted are another socket's FD_READ. */
+TEST(netev_reset_after_a_blocked_send_unselected_for_write_costs_no_relay_later) {
+    start();
+    SOCKET c, s, l, bc, bs, bl;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &bc, &bs, &bl);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_CLOSE, &err), 0);
+    static char chunk[65536];
+    DWORD sent = 0;
+    int rc;
+    while ((rc = ne_send(s, chunk, sizeof chunk, 0, &sent)) == 0) {
+    }
+    CHECK_EQ(rc, WSAEWOULDBLOCK); /* the peer reads nothing: the buffers are full */
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), WSAECONNRESET);
+    unsigned before = wsp_netevents_relays();
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_WRITE | FD_CLOSE, &err), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* posted already */
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    /* Two rounds: whatever the reset socket's watch does after a relay is queued before the
+     * second round's data, so that its relay comes after it. */
+    for (int i = 0; i < 2; i++) {
+        ne_send_str(bc, "x");
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK(m.wParam == bs);
+        CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+        char b;
+        CHECK_EQ(ne_recv(bs, &b, 1, 0), 1);
+    }
+    CHECK_EQ(wsp_netevents_relays() - before, 1 + 2);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
 }
 
 /* An application's own WPUSetEvent (the reactor then watches the socket, level-triggered). */
