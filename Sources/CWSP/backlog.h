@@ -23,13 +23,13 @@ struct wsp_request {
     /* The rest is listener.c's. */
     struct wsp_request *next, *prev;
     struct wsp_listener *listener;
-    int fd_owned;   /* 0 once the descriptor belongs to an accepted socket */
-    int watched;    /* registered with the reactor */
-    int queued;     /* in the backlog (else still handshaking) */
-    int presenting; /* a condition function is looking at it now */
-    int taken;      /* out of the backlog, its answer being sent: the reactor leaves it */
-    int gone;       /* the client left, or broke the protocol, while being presented */
-    int misbehaved; /* ...by sending bytes after its request (gone is set too) */
+    bool fd_owned;    /* 0 once the descriptor belongs to an accepted socket */
+    bool watched;     /* registered with the reactor */
+    bool queued;      /* in the backlog (else still handshaking) */
+    bool presenting;  /* a condition function is looking at it now */
+    bool taken;       /* out of the backlog, its answer being sent: the reactor leaves it */
+    bool gone;        /* the client left, or broke the protocol, while being presented */
+    bool misbehaved;  /* ...by sending bytes after its request (gone is set too) */
     uint64_t deadline_ms;    /* handshaking: drop when not complete by then */
     uint64_t arrived_ms;     /* when the connection was taken off the kernel's queue */
     uint64_t expires_ms;     /* queued: the client stops waiting then (its patience); 0 none */

@@ -29,6 +29,7 @@
 #ifndef WSP_HANDSHAKE_H
 #define WSP_HANDSHAKE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,15 +96,15 @@ typedef struct wsp_hs_frame {
     uint8_t reason; /* enum wsp_hs_reason, REFUSE only */
     /* REQUEST only: the client reads every refusal reason (the frame is version 3). The
      * decoder sets it for a version 3 REQUEST; a patience part implies it. */
-    int reads_reasons;
-    int has_callee_capacity; /* REQUEST only; makes the frame version 2 (or 3) */
+    bool reads_reasons;
+    bool has_callee_capacity; /* REQUEST only; makes the frame version 2 (or 3) */
     uint32_t callee_capacity; /* the most callee data the client takes, <= WSP_HS_MAX_DATA */
-    int has_patience;     /* REQUEST only; makes the frame version 3 */
+    bool has_patience;    /* REQUEST only; makes the frame version 3 */
     uint32_t patience_ms; /* how much longer the client waits, from when it sent this */
-    int has_data;
+    bool has_data;
     const uint8_t *data; /* decoded frames point into the input buffer */
     uint32_t data_len;
-    int has_qos;
+    bool has_qos;
     wsp_hs_qos qos;
 } wsp_hs_frame;
 

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -79,7 +80,7 @@ int wsp_retired_upcall_count(void) WSP_INTERNAL;
 struct wsp_catalog_entry {
     DWORD id;
     int af;
-    int connect_data; /* 1: WSP's connect-data protocol (docs/PROTOCOL.md) */
+    bool connect_data; /* WSP's connect-data protocol (docs/PROTOCOL.md) */
 };
 
 /* The entry protocol info names (by its catalog entry id); NULL when it names none. */
@@ -105,10 +106,10 @@ struct wsp_reactor_item {
     _Atomic uint64_t due_ms;
     atomic_int removed;
     /* Release only frees memory: no need to wake the reactor to run it soon. */
-    int quiet_release;
+    bool quiet_release;
     struct wsp_reactor_item *next_zombie;
     struct wsp_reactor_item *timer_prev, *timer_next; /* list of items with timers */
-    int has_timer;
+    bool has_timer;
 };
 
 /* Work for the reactor thread to do right after the item (or the timers) it is working on:
@@ -117,7 +118,7 @@ struct wsp_reactor_item {
 struct wsp_reactor_task {
     void (*run)(struct wsp_reactor_task *task);
     struct wsp_reactor_task *next;
-    int queued;
+    bool queued;
 };
 
 int wsp_reactor_start(void) WSP_INTERNAL; /* reference counted with WSPStartup */
@@ -191,25 +192,26 @@ struct wsp_netevents {
                          * socket's, kept across registrations (FD_ALL_EVENTS when new) */
     LONG pending;       /* event select: the record */
     int errors[FD_MAX_EVENTS];
-    int write_blocked;  /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
-    int eof;            /* the peer's FIN has been seen: no more data will arrive */
-    int dead;           /* reset: FD_CLOSE reported or due, nothing more to watch */
-    int read_edge;      /* edge-triggered watch: data arrived while FD_READ was off */
+    bool write_blocked; /* a send failed with WSAEWOULDBLOCK: FD_WRITE once space frees */
+    bool eof;           /* the peer's FIN has been seen: no more data will arrive */
+    bool dead;          /* reset: FD_CLOSE reported or due, nothing more to watch */
+    bool read_edge;     /* edge-triggered watch: data arrived while FD_READ was off */
     int read_mark;      /* edge-triggered: bytes unread when last counted while FD_READ was
                          * off (-1: not counted); more than that is new data, FD_READ again */
-    int read_rearmed;   /* the watch was (re)armed since FD_READ was raised: an edge may
+    bool read_rearmed;  /* the watch was (re)armed since FD_READ was raised: an edge may
                          * report data already seen */
-    int oob_inline;     /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
-    int connect_unreported, connect_unreported_err; /* a connect finished unregistered */
+    bool oob_inline;    /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
+    bool connect_unreported;   /* a connect finished unregistered, */
+    int connect_unreported_err; /* with this outcome */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
     struct wsp_netwatch *watch;         /* the reactor item while connected and registered */
     struct wsp_select_link *waiters;    /* lpWSPSelect calls waiting on this socket */
     /* The reactor raises events under the lock but calls the upcalls after it (a waiter
      * woken under the lock would run, block on it and cost two context switches): */
-    int deferring;                      /* raise_event records instead of calling */
+    bool deferring;                     /* raise_event records instead of calling */
     int deferred_count;
     struct { LONG ev; int err; } deferred[FD_MAX_EVENTS];
-    int flush_queued;                   /* on the reactor's list of deferred upcalls */
+    bool flush_queued;                  /* on the reactor's list of deferred upcalls */
     struct wsp_socket *flush_next;
     int upcalls_in_flight;              /* close waits for these (cond: upcalls_done) */
     pthread_cond_t upcalls_done;        /* zeroed memory is a valid initial state (glibc) */
@@ -237,19 +239,19 @@ struct wsp_socket {
     int fd;
     const struct wsp_catalog_entry *entry;
     enum wsp_state state;
-    int bound; /* lpWSPBind gave it its address; read only while it has not connected (an
-                * accepted socket never is: it is left 0) */
-    int nonblocking;
+    bool bound; /* lpWSPBind gave it its address; read only while it has not connected (an
+                 * accepted socket never is: it is left false) */
+    bool nonblocking;
     int fd_nonblocking; /* the descriptor's O_NONBLOCK as last set; -1: not known */
-    int closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
+    bool closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
     int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
-    int reset;   /* the connection was reset: Linux says so once, Windows on every call */
+    bool reset;  /* the connection was reset: Linux says so once, Windows on every call */
 
     /* options the provider keeps itself */
-    int conditional_accept;
+    bool conditional_accept;
     int sndbuf_set, rcvbuf_set;   /* SO_SNDBUF/SO_RCVBUF as the application set them, */
-    int has_sndbuf, has_rcvbuf;   /* read back as set (Windows); the kernel's until then */
-    int kernel_options_set; /* lpWSPSetSockOpt has set one the descriptor keeps */
+    bool has_sndbuf, has_rcvbuf; /* read back as set (Windows); the kernel's until then */
+    bool kernel_options_set; /* lpWSPSetSockOpt has set one the descriptor keeps */
     DWORD rcvtimeo_ms, sndtimeo_ms;
     DWORD connect_timeout_ms, connect_limit_ms;
     DWORD max_caller_data, max_callee_data;
@@ -261,12 +263,12 @@ struct wsp_socket {
     struct wsp_connector *connector; /* while a non-blocking connect-data connect runs */
     /* The connector left its fired one-shot registration of fd in the reactor's epoll set
      * (wsp_reactor_remove_disarmed): a watch started on fd takes it over. */
-    int fd_left_in_reactor;
+    bool fd_left_in_reactor;
     int connect_error;               /* the last connect's failure, until one succeeds */
     /* The names as they were while connected: Linux forgets them once both sides have shut
      * down, Windows keeps answering (socket.c). */
     struct sockaddr_storage peer_name, local_name;
-    int has_names;
+    bool has_names;
     /* the answer a connect-data connect received: callee data and the negotiated QoS */
     uint8_t *callee_data;
     uint32_t callee_len;
@@ -276,7 +278,7 @@ struct wsp_socket {
      * the event set when one does (WSP_HELD_EVENT) */
     struct wsp_held *held_news;
     WSAEVENT held_event;
-    int has_qos;
+    bool has_qos;
     QOS qos;
     struct wsp_netevents netev; /* network events (netevents.c) */
 };
