@@ -37,8 +37,8 @@ struct presentation {
     WSABUF caller_id, callee_id, caller_data, callee_data;
     uint32_t callee_capacity; /* callee_data.len as offered: the most the function may write */
     QOS qos;
-    int has_qos;
-    int has_caller_data;
+    bool has_qos;
+    bool has_caller_data;
     uint8_t *qos_specific; /* WSP_HS_MAX_QOS_SPECIFIC bytes (connect data) */
     uint8_t *callee_buf;   /* WSP_MAX_CONNECT_DATA bytes (connect data); else no_callee */
     uint8_t no_callee[1];  /* plain TCP's callee buffer: offered with length 0 */

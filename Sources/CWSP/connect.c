@@ -374,12 +374,12 @@ static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr
 struct wsp_connector {
     struct wsp_reactor_item item; /* first */
     struct wsp_socket *so;
-    int sent; /* the request is on its way: waiting for the answer */
+    bool sent; /* the request is on its way: waiting for the answer */
     size_t req_sent;  /* bytes of the request sent so far */
     int early_error;  /* the connect failed as the request was first tried: report it */
     /* The item's EPOLLONESHOT registration was armed again off the reactor's own step (by a
      * step wsp_connector_poll made), so a step on an event read before may find it armed. */
-    int armed_elsewhere;
+    bool armed_elsewhere;
     uint64_t limit_ms; /* the deadline of the whole connect (WSP_NO_DEADLINE: none) */
     /* wsp_connect's, taken over rather than copied into a zeroed connector: each is a
      * maximal frame (some 17 KB), and zeroing and copying them cost every non-blocking
@@ -463,7 +463,7 @@ static uint32_t connector_watch(const struct wsp_connector *c) {
 static void connector_step(struct wsp_connector *c, uint32_t events, int from_event) {
     struct wsp_socket *so = c->so;
     int disarmed = from_event && !c->armed_elsewhere;
-    int was_sent = c->sent;
+    bool was_sent = c->sent;
     if (!c->sent) {
         int err = c->early_error;
         if (!err && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))

@@ -18,10 +18,10 @@ struct wsp_held {
     struct wsp_object obj;
     /* request: while held; so: the listener, with a reference of the handle's own */
     struct wsp_hold_link link;
-    int answered; /* retired: the handle is out of the table */
+    bool answered; /* retired: the handle is out of the table */
     int ended;    /* the WSA code of an end without an answer; 0 while it did not */
     struct wsp_held *news_prev, *news_next;
-    int in_news;
+    bool in_news;
     /* Sets the listener's event after the reactor's item returns (the reactor may not make
      * upcalls under the socket's lock). */
     struct wsp_reactor_task task;

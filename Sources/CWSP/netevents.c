@@ -78,7 +78,7 @@ enum { KIND_NONE = WSP_REGISTERED_NONE, KIND_EVENT = WSP_REGISTERED_EVENT,
 struct wsp_netwatch {
     struct wsp_reactor_item item; /* first: the reactor hands back this pointer */
     SOCKET handle;
-    int own_fd;                   /* item.fd is a duplicate, closed with the watch */
+    bool own_fd;                  /* item.fd is a duplicate, closed with the watch */
     struct wsp_event_set *set;    /* a reference; NULL: the reactor watches item.fd */
 };
 

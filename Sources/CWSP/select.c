@@ -37,8 +37,8 @@ struct entry {
     int set; /* 0 read, 1 write, 2 except */
     int ready;
     int pollidx; /* index in the pollfd array, 0: not polled */
-    int closed;     /* closed under the call, as seen at its end */
-    int connecting; /* polled for a plain-TCP connect's end, not for readiness */
+    bool closed;    /* closed under the call, as seen at its end */
+    bool connecting; /* polled for a plain-TCP connect's end, not for readiness */
     struct wsp_select_link link;
 };
 
