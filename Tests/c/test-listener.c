@@ -979,6 +979,31 @@ TEST(listener_plain_client_whose_unread_bytes_cannot_be_read_is_withdrawn) {
     close_socket(l);
 }
 
+/* When the look at a queued client cannot be made (poll fails: the kernel is short of
+ * memory), nothing says the client left: it is taken as waiting and presented, and that look
+ * asks the kernel nothing more about it (no FIONREAD). */
+TEST(listener_plain_client_whose_look_fails_is_presented_without_more_questions) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's, fails none */
+    int calls = 0, err = 0;
+    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
 /* ---- the drop handler without memory for a notice --------------------------------------- */
 
 static int drops_heard, first_drop_port;
