@@ -839,6 +839,54 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
     close_socket(l);
 }
 
+struct sends_held_closer {
+    SOCKET l;
+    pthread_t thread;
+};
+
+/* Closes the listener with its refusals' sends held (so->lock held, the listener's item still
+ * in the reactor), until fault_release. */
+static void *close_with_sends_held(void *arg) {
+    struct sends_held_closer *c = arg;
+    FAULT(send, .hold = 1, .times = -1, .this_thread = 1);
+    close_socket(c->l);
+    return NULL;
+}
+
+/* The listener's timer comes due while the listener is being closed: the reactor, which took
+ * the timer before the close removed it, waits for the socket's lock, then finds the listener
+ * closed, does nothing and lets go of the lock. */
+TEST(listener_timer_due_during_the_close_lets_go_of_the_lock) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 20);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
+    struct sends_held_closer c = {.l = l};
+    CHECK_EQ(pthread_create(&c.thread, NULL, close_with_sends_held, &c), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);  /* the close refuses the queued client: held */
+    WAIT_FOR(in_futex_on(tid, &so->lock), 10000); /* the pending notice's timer waits */
+    fault_release();
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    fault_clear();
+    WAIT_FOR(reactor_in_epoll_wait(tid), 10000); /* the timer pass is over */
+    CHECK_EQ(pthread_mutex_trylock(&so->lock), 0);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame); /* told the listener closed, not "pending" */
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    close(fd);
+}
+
 /* ---- looks behind a request ----------------------------------------------------------------- */
 
 /* A large request costs a few reallocations of its read buffer, not one per read: the buffer
