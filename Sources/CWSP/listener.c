@@ -942,8 +942,7 @@ void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int def
 }
 
 void wsp_backlog_take(struct wsp_listener *l, struct wsp_request *r) {
-    r->presenting = 0;
-    r->taken = 1;
+    r->taken = 1; /* and finished next (wsp_backlog_finish): presenting is read no more */
     request_unlink(&l->ready, r);
     /* Stop the watch before the answer goes out: a client that reads it and closes at once
      * would otherwise wake the reactor, which would wait for this lock to learn that the
