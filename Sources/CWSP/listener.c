@@ -474,8 +474,8 @@ static int consider(struct wsp_listener *l, struct wsp_request *r) {
         return 0;
     }
     /* Nothing may follow the request, at any size: not in the same read, nor waiting behind
-     * a read that filled the buffer exactly. */
-    if (res < 0 || (size_t)res != r->buf_len ||
+     * a read that filled the buffer exactly. A fault (negative) matches no length either. */
+    if ((size_t)res != r->buf_len ||
         (r->buf_len == r->buf_cap && sent_more(l, r->fd))) {
         end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
         return 0;
@@ -942,8 +942,7 @@ void wsp_backlog_put_back(struct wsp_listener *l, struct wsp_request *r, int def
 }
 
 void wsp_backlog_take(struct wsp_listener *l, struct wsp_request *r) {
-    r->presenting = 0;
-    r->taken = 1;
+    r->taken = 1; /* and finished next (wsp_backlog_finish): presenting is read no more */
     request_unlink(&l->ready, r);
     /* Stop the watch before the answer goes out: a client that reads it and closes at once
      * would otherwise wake the reactor, which would wait for this lock to learn that the
@@ -1148,7 +1147,7 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
         return wsp_fail(lpErrno, err);
     backlog = clamp_backlog(backlog);
     pthread_mutex_lock(&so->lock);
-    if (so->state == WSP_STATE_CONNECTED || so->state == WSP_STATE_CONNECTING)
+    if (so->state >= WSP_STATE_CONNECTING) /* or connected: the states after LISTENING */
         err = WSAEISCONN;
     else if (!so->bound)
         err = WSAEINVAL;
@@ -1176,10 +1175,9 @@ static void listener_release(struct wsp_reactor_item *item) {
 static void listener_free(struct wsp_listener *l) {
     if (l->wake_fd >= 0)
         close(l->wake_fd);
-    for (struct wsp_drop_notice *n = l->notices, *next; n; n = next) {
-        next = n->next;
-        free(n);
-    }
+    /* No drop notice is left: whoever queued one, under so->lock, takes it before the lock
+     * is released for good (unlock_and_wake, lpWSPAccept, a held request's answer), and
+     * those calls hold a reference to the socket meanwhile. */
     free(l);
 }
 

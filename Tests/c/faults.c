@@ -238,8 +238,14 @@ int wsp_fault_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout)
     return epoll_wait(epfd, ev, max, timeout);
 }
 
+static _Thread_local int sleeping_polls;
+
+int fault_sleeping_polls(void) { return sleeping_polls; }
+
 int wsp_fault_poll(struct pollfd *p, nfds_t n, int timeout) {
     FAIL_IF(poll, -1);
+    if (timeout != 0)
+        sleeping_polls++;
     return poll(p, n, timeout);
 }
 

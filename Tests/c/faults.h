@@ -63,6 +63,9 @@ int fault_fired(enum fault_fn fn);
 int fault_holding(void);
 /* Lets every held call go on, and every later one of a hold armed before this. */
 void fault_release(void);
+/* How many of the provider's poll calls made on the calling thread could have slept (had a
+ * time-out other than 0), armed or not, since the thread began. */
+int fault_sleeping_polls(void);
 
 /* ---- the provider's descriptors ----
  * Every descriptor the provider opens (socket, accept4, eventfd, epoll_create1,

@@ -2,13 +2,18 @@
  * listeners closed under a presentation, sockets closed under a blocking call, running out
  * of descriptors. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backlog.h"
+#include "faults.h"
 #include "handshake.h"
+#include "internal.h"
 #include "support.h"
 
 /* Closes ctx's client (abortively) from inside the condition function, then answers
@@ -249,6 +254,166 @@ TEST(edge_running_out_of_descriptors_pauses_and_resumes_the_listener) {
     CHECK_EQ(recv(client, &b, 1, 0), 1);
     CHECK_EQ(b, 'm');
     close(client);
+}
+
+struct waiting_accept {
+    SOCKET l;
+    struct blocker blocker;
+    SOCKET s;
+    int err;
+    pthread_t thread;
+};
+
+static void *waiting_accept_main(void *arg) {
+    struct waiting_accept *w = arg;
+    blocker_enter(&w->blocker);
+    w->s = accept_with(w->l, NULL, 0, &w->err);
+    blocker_leave(&w->blocker);
+    return NULL;
+}
+
+/* A server that closed its standard input (daemons do) gets descriptor 0 for the next
+ * connection the kernel hands it: accept4 returning 0 is a connection like any other. Plain
+ * TCP on a non-blocking listener (taken by the accept or the reactor); connect data with a
+ * blocking accept waiting first (the leader takes the connection and reads its request on
+ * its own thread). */
+static void accept_given_descriptor_zero(DWORD catalog) {
+    /* Standard input kept aside; a runner started without one gets /dev/null there first, so
+     * that the provider's own descriptors cannot take 0 before the test frees it. */
+    if (fcntl(0, F_GETFD) < 0)
+        CHECK_EQ(open("/dev/null", O_RDONLY), 0);
+    int saved = fcntl(0, F_DUPFD_CLOEXEC, 3);
+    CHECK(saved >= 0);
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(catalog, 4, &addr);
+    int cdata = catalog == WSP_CATALOG_CDATA_IPV4;
+    static struct waiting_accept w;
+    w = (struct waiting_accept){.l = l};
+    if (cdata) { /* waits before 0 is freed: its own descriptor (the leader's eventfd) is not 0 */
+        CHECK_EQ(pthread_create(&w.thread, NULL, waiting_accept_main, &w), 0);
+        wait_blocked(&w.blocker);
+    } else {
+        set_nonblocking(l, 1);
+    }
+    /* 0 is freed before the client connects: the reactor may take the connection at once. */
+    int client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(client > 0);
+    close(0);
+    CHECK_EQ(connect(client, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    struct sockaddr_storage me;
+    socklen_t me_len = sizeof me;
+    CHECK_EQ(getsockname(client, (struct sockaddr *)&me, &me_len), 0);
+    SOCKET a = INVALID_SOCKET;
+    if (cdata) {
+        wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+        uint8_t req[32];
+        size_t req_len = wsp_hs_encode(&f, req, sizeof req);
+        CHECK(req_len > 0);
+        CHECK_EQ(send(client, req, req_len, MSG_NOSIGNAL), (ssize_t)req_len);
+        WAIT_FOR(__atomic_load_n(&w.blocker.returned, __ATOMIC_SEQ_CST), 10000);
+        CHECK_EQ(pthread_join(w.thread, NULL), 0);
+        a = w.s;
+        CHECK(a != INVALID_SOCKET);
+    } else {
+        int err = 0;
+        long long deadline = now_ms() + 10000;
+        while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET) {
+            CHECK_EQ(err, WSAEWOULDBLOCK);
+            CHECK(now_ms() < deadline);
+            sleep_ms(1);
+        }
+    }
+    /* The premise: descriptor 0 is the connection from client. */
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    CHECK_EQ(getpeername(0, (struct sockaddr *)&peer, &len), 0);
+    CHECK_EQ(port_of(&peer), port_of(&me));
+    if (cdata) {
+        uint8_t answer[8];
+        CHECK_EQ(raw_recv(client, answer, sizeof answer, 5000), 8);
+        CHECK_EQ(answer[3], WSP_HS_ACCEPT);
+    }
+    send_all(a, "z", 1);
+    char b;
+    CHECK_EQ(raw_recv(client, &b, 1, 5000), 1);
+    CHECK_EQ(b, 'z');
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close_socket(a);
+    CHECK_EQ(dup2(saved, 0), 0);
+    close(saved);
+    close(client);
+}
+
+TEST(edge_plain_connection_given_descriptor_zero_is_accepted) {
+    accept_given_descriptor_zero(WSP_CATALOG_TCP_IPV4);
+}
+
+TEST(edge_cdata_connection_given_descriptor_zero_is_accepted) {
+    accept_given_descriptor_zero(WSP_CATALOG_CDATA_IPV4);
+}
+
+/* A non-blocking accept never waits (an empty queue is WSAEWOULDBLOCK at once): the look at
+ * whether a queued client still waits, made with the listener's lock held, asks the kernel
+ * without a time-out. Pins that no poll of the accepting thread can sleep. */
+TEST(edge_nonblocking_accept_of_a_queued_client_makes_no_poll_that_can_sleep) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int client = raw_connect(&addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint64_t looks = wsp_listener_client_looks(so);
+    int polls = fault_sleeping_polls();
+    SOCKET a = INVALID_SOCKET;
+    long long deadline = now_ms() + 10000;
+    while ((a = accept_with(l, NULL, 0, &err)) == INVALID_SOCKET) {
+        CHECK_EQ(err, WSAEWOULDBLOCK);
+        CHECK(now_ms() < deadline);
+        sleep_ms(1);
+    }
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* the accept looked at its client */
+    CHECK_EQ(fault_sleeping_polls(), polls);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(client);
+}
+/* Without the eventfd the leader's wait needs, blocked accepts sleep while the reactor reads
+ * the kernel's queue. An accept that finds several connections there takes them all and wakes
+ * the sleeping accepts for the rest: with the reactor held, nothing else would. */
+TEST(edge_accept_taking_several_connections_wakes_a_sleeping_accept_for_the_rest) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    FAULT(eventfd, .times = -1, .err = EMFILE);
+    FAULT(epoll_wait, .hold = 1); /* the reactor's next wait */
+    int c0 = raw_connect(&addr);  /* wakes the reactor, if it waits, into the hold */
+    WAIT_FOR(fault_holding() == 1, 10000);
+    int err = 0;
+    SOCKET a0 = accept_with(l, NULL, 0, &err); /* c0: from the provider's queue or the kernel's */
+    CHECK(a0 != INVALID_SOCKET);
+    static struct waiting_accept w;
+    w = (struct waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&w.thread, NULL, waiting_accept_main, &w), 0);
+    wait_blocked(&w.blocker);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    SOCKET a1 = accept_with(l, NULL, 0, &err);
+    CHECK(a1 != INVALID_SOCKET);
+    WAIT_FOR(__atomic_load_n(&w.blocker.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(w.thread, NULL), 0);
+    CHECK(w.s != INVALID_SOCKET);
+    CHECK(fault_fired(FAULT_eventfd) > 0); /* the premise: no leader's wait */
+    CHECK_EQ(stats_of(l).accepted, 3);
+    fault_clear();
+    fault_release();
+    close_socket(a0);
+    close_socket(a1);
+    close_socket(w.s);
+    close(c0);
+    close(c1);
+    close(c2);
 }
 
 TEST(edge_getsockname_on_listener_and_bind_errors) {

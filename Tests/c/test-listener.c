@@ -839,6 +839,54 @@ TEST(listener_client_that_sent_more_then_reset_stays_malformed) {
     close_socket(l);
 }
 
+struct sends_held_closer {
+    SOCKET l;
+    pthread_t thread;
+};
+
+/* Closes the listener with its refusals' sends held (so->lock held, the listener's item still
+ * in the reactor), until fault_release. */
+static void *close_with_sends_held(void *arg) {
+    struct sends_held_closer *c = arg;
+    FAULT(send, .hold = 1, .times = -1, .this_thread = 1);
+    close_socket(c->l);
+    return NULL;
+}
+
+/* The listener's timer comes due while the listener is being closed: the reactor, which took
+ * the timer before the close removed it, waits for the socket's lock, then finds the listener
+ * closed, does nothing and lets go of the lock. */
+TEST(listener_timer_due_during_the_close_lets_go_of_the_lock) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 20);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
+    struct sends_held_closer c = {.l = l};
+    CHECK_EQ(pthread_create(&c.thread, NULL, close_with_sends_held, &c), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);  /* the close refuses the queued client: held */
+    WAIT_FOR(in_futex_on(tid, &so->lock), 10000); /* the pending notice's timer waits */
+    fault_release();
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    fault_clear();
+    WAIT_FOR(reactor_in_epoll_wait(tid), 10000); /* the timer pass is over */
+    CHECK_EQ(pthread_mutex_trylock(&so->lock), 0);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(fd, frame); /* told the listener closed, not "pending" */
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    close(fd);
+}
+
 /* ---- looks behind a request ----------------------------------------------------------------- */
 
 /* A large request costs a few reallocations of its read buffer, not one per read: the buffer
@@ -975,6 +1023,31 @@ TEST(listener_plain_client_whose_unread_bytes_cannot_be_read_is_withdrawn) {
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.withdrawn, 1);
     CHECK_EQ(st.queued, 0);
+    close(fd);
+    close_socket(l);
+}
+
+/* When the look at a queued client cannot be made (poll fails: the kernel is short of
+ * memory), nothing says the client left: it is taken as waiting and presented, and that look
+ * asks the kernel nothing more about it (no FIONREAD). */
+TEST(listener_plain_client_whose_look_fails_is_presented_without_more_questions) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(poll, .err = ENOMEM, .this_thread = 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's, fails none */
+    int calls = 0, err = 0;
+    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    close_socket(a);
     close(fd);
     close_socket(l);
 }
@@ -1444,6 +1517,40 @@ TEST(listener_refused_client_with_many_bytes_unread_gets_a_fin_behind_the_refuse
     CHECK_EQ(frame[3], WSP_HS_REFUSE);
     CHECK_EQ(frame[5], WSP_HS_REASON_MALFORMED);
     CHECK_EQ(raw_recv(fd, frame, sizeof frame, 10000), 0); /* a FIN, not a reset */
+    CHECK_EQ(stats_of(l).malformed, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* The discarding is bounded (eight reads of 4 KiB, under the listener's lock): a refused
+ * client with more than that unread behind its request is reset instead. Here 1,000 bytes
+ * are left after the bound, once the first read (512 bytes: the request and the start of the
+ * junk) and the eight discarding reads are done. */
+TEST(listener_refused_client_with_more_unread_than_the_bound_is_reset) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    uint8_t req[64];
+    size_t req_len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(req_len > 0);
+    size_t total = 512 + 8 * 4096 + 1000, junk_len = total - req_len;
+    static uint8_t junk[512 + 8 * 4096 + 1000];
+    memset(junk, 'j', sizeof junk);
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, req, req_len, MSG_NOSIGNAL), (ssize_t)req_len);
+    CHECK_EQ(send(fd, junk, junk_len, MSG_NOSIGNAL), (ssize_t)junk_len);
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == (int)total, 10000);
+    release_reactor(&st);
+    /* The REFUSE may be lost to the reset: read until the stream ends, one way or the other. */
+    uint8_t buf[64];
+    int got;
+    while ((got = raw_recv(fd, buf, sizeof buf, 10000)) > 0) {
+    }
+    CHECK_EQ(got, -ECONNRESET);
     CHECK_EQ(stats_of(l).malformed, 1);
     close(fd);
     close_socket(l);
