@@ -300,8 +300,9 @@ static int start_tcp(int fd, const struct sockaddr *name, socklen_t len, int con
         int on = 1; /* best effort: without it the ACK merely goes out alone */
         setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &on, sizeof on);
     }
-    /* A connect done at once (loopback, now and then) is taken for one under way: the wait
-     * for it finds it writable at once, and no caller has a path of its own for it. */
+    /* A connect done at once (POSIX allows it; Linux's TCP never does it on a non-blocking
+     * socket) is taken for one under way: the wait finds it writable at once, so no caller
+     * needs a path of its own for it. */
     return connect(fd, name, len) == 0 ? WSAEINPROGRESS : wsp_wsa_from_errno(errno);
 }
 
