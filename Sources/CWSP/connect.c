@@ -320,10 +320,13 @@ static int window(uint64_t deadline, int window_ms) {
     return left < 0 || left > window_ms ? window_ms : left;
 }
 
-/* Waits for fd to poll with events, giving up at deadline (one look then, no wait); the
- * remaining wait is at most window_ms. Returns revents, 0 on time-out, or -WSA code. */
+/* Waits for fd to poll with events, giving up at deadline; the remaining wait is at most
+ * window_ms. Returns revents, 0 on time-out, or -WSA code. A deadline that has passed ends
+ * the wait without a look: a server that keeps the descriptor readable (a flood of pending
+ * notices) must not keep a connect alive past its limit. */
 static int wait_until(int fd, short events, uint64_t deadline, int window_ms) {
-    return wsp_fd_wait(fd, events, window(deadline, window_ms));
+    int t = window(deadline, window_ms);
+    return t == 0 ? 0 : wsp_fd_wait(fd, events, t);
 }
 
 /* The error for a REQUEST that could not be sent: a reset that beats the request (a server
