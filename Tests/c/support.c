@@ -86,6 +86,61 @@ int open_fds(void) {
     return n - 3; /* ".", ".." and the directory's own descriptor */
 }
 
+void fd_snapshot_take(struct fd_snapshot *s) {
+    s->n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) && s->n < 256) {
+        if (e->d_name[0] == '.' || atoi(e->d_name) == self)
+            continue;
+        int fd = atoi(e->d_name);
+        char path[32];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t len = readlink(path, s->what[s->n], sizeof s->what[0] - 1);
+        s->what[s->n][len > 0 ? len : 0] = 0;
+        s->fd[s->n++] = fd;
+    }
+    closedir(d);
+}
+
+static int snapshot_has(const struct fd_snapshot *s, int fd, const char *what) {
+    for (int i = 0; i < s->n; i++)
+        if (s->fd[i] == fd && strcmp(s->what[i], what) == 0)
+            return 1;
+    return 0;
+}
+
+static int snapshots_differ(const struct fd_snapshot *a, const struct fd_snapshot *b) {
+    if (a->n != b->n)
+        return 1;
+    for (int i = 0; i < a->n; i++)
+        if (!snapshot_has(b, a->fd[i], a->what[i]))
+            return 1;
+    return 0;
+}
+
+void wait_for_fds(const struct fd_snapshot *s, int ms) {
+    static struct fd_snapshot now;
+    long long deadline = now_ms() + ms;
+    for (;;) {
+        fd_snapshot_take(&now);
+        if (!snapshots_differ(s, &now))
+            return;
+        if (now_ms() > deadline)
+            break;
+        sleep_ms(2);
+    }
+    for (int i = 0; i < now.n; i++)
+        if (!snapshot_has(s, now.fd[i], now.what[i]))
+            fprintf(stderr, "  descriptor %d (%s) open, was not before\n", now.fd[i], now.what[i]);
+    for (int i = 0; i < s->n; i++)
+        if (!snapshot_has(&now, s->fd[i], s->what[i]))
+            fprintf(stderr, "  descriptor %d (%s) closed, was open before\n", s->fd[i], s->what[i]);
+    fprintf(stderr, "wait_for_fds: the descriptors open differ from those before\n");
+    exit(1);
+}
+
 void sleep_ms(int ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);

@@ -26,6 +26,16 @@ int connect_to(SOCKET s, const struct sockaddr_storage *addr, const char *data, 
 void set_dword(SOCKET s, int level, int name, DWORD v);
 /* Number of open file descriptors of this process. */
 int open_fds(void);
+/* The descriptors open at one moment, with what each names (a socket, an eventfd, ...). */
+struct fd_snapshot {
+    int n;
+    int fd[256];
+    char what[256][48];
+};
+void fd_snapshot_take(struct fd_snapshot *s);
+/* Waits until the same descriptors are open as in s, or fails the test after ms, printing
+ * those opened and those closed since (a bare count says only that something differs). */
+void wait_for_fds(const struct fd_snapshot *s, int ms);
 /* Sleeps for ms milliseconds. Not a means of synchronization: to wait for another thread, wait
  * on the condition (WAIT_FOR, wait_blocked). */
 void sleep_ms(int ms);

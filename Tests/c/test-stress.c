@@ -33,7 +33,8 @@ static void abortive(SOCKET s) {
 
 TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
     start();
-    int before = open_fds();
+    static struct fd_snapshot before;
+    fd_snapshot_take(&before);
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 16, &addr);
     int counts[4] = {0};
@@ -93,7 +94,7 @@ TEST_WITH_TIMEOUT(stress_plain_cycles_leak_no_descriptors, 120) {
     CHECK(t.calls >= counts[0] + counts[1] + 2 * counts[2]);
     CHECK(t.calls <= counts[0] + counts[1] + 2 * counts[2] + counts[3]);
     close_socket(l);
-    WAIT_FOR(open_fds() == before, 20000);
+    wait_for_fds(&before, 20000);
 }
 
 #define CDATA_CYCLES 5000
@@ -112,7 +113,8 @@ static int connect_outcome(SOCKET c, const struct sockaddr_storage *addr) {
 
 TEST_WITH_TIMEOUT(stress_cdata_cycles_leak_no_descriptors, 120) {
     start();
-    int before = open_fds();
+    static struct fd_snapshot before;
+    fd_snapshot_take(&before);
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 16, &addr);
     int counts[4] = {0};
@@ -191,7 +193,7 @@ TEST_WITH_TIMEOUT(stress_cdata_cycles_leak_no_descriptors, 120) {
     CHECK_EQ(st.withdrawn, counts[3]);
     CHECK_EQ(st.malformed + st.timed_out + st.backlog_full + st.queued, 0);
     close_socket(l);
-    WAIT_FOR(open_fds() == before, 20000);
+    wait_for_fds(&before, 20000);
 }
 
 /* ---- many threads at once on the connect-data protocol ---------------------------------- */
@@ -292,7 +294,8 @@ static void *mt_client_main(void *arg) {
 
 TEST_WITH_TIMEOUT(stress_cdata_many_clients_two_acceptors, 60) {
     start();
-    int before = open_fds();
+    static struct fd_snapshot before;
+    fd_snapshot_take(&before);
     static struct mt m;
     m.l = listener(WSP_CATALOG_CDATA_IPV4, SOMAXCONN, &m.addr);
     pthread_t acceptors[2], clients[CLIENT_THREADS];
@@ -315,5 +318,5 @@ TEST_WITH_TIMEOUT(stress_cdata_many_clients_two_acceptors, 60) {
     CHECK_EQ(m.accepted, m.client_ok);
     CHECK_EQ(m.rejected, m.client_refused);
     CHECK(m.deferred > 0);
-    WAIT_FOR(open_fds() == before, 20000);
+    wait_for_fds(&before, 20000);
 }
