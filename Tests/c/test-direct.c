@@ -239,24 +239,13 @@ static void *one_acceptor_main(void *arg) {
     return NULL;
 }
 
-/* A raw client; on connect data it sends a request (version 1, no data). */
-static int client_of(DWORD catalog, const struct sockaddr_storage *addr) {
-    int fd = raw_connect(addr);
-    if (catalog == WSP_CATALOG_CDATA_IPV4) {
-        static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
-        CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
-    }
-    return fd;
-}
-
 /* Two accepts wait, one (the leader) polling the kernel's queue, one asleep. When one
  * connection comes, the leader takes it itself and wakes the sleeper once, to watch the queue
- * in its place; taking a single connection wakes nobody else. Plain TCP, and connect data (the
- * leader reads the request on its own thread). */
-static void leader_taking_one_connection(DWORD catalog) {
+ * in its place; taking a single connection wakes nobody else. */
+TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
     start();
     struct sockaddr_storage addr;
-    SOCKET l = listener(catalog, 4, &addr);
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
@@ -266,7 +255,7 @@ static void leader_taking_one_connection(DWORD catalog) {
     CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
     wait_blocked(&b.blocked);
     uint32_t before = wsp_listener_wakes(so);
-    int c1 = client_of(catalog, &addr);
+    int c1 = raw_connect(&addr);
     struct one_acceptor *first = NULL, *second = NULL;
     long long deadline = now_ms() + 10000;
     while (!first) {
@@ -280,7 +269,7 @@ static void leader_taking_one_connection(DWORD catalog) {
     CHECK_EQ(first, &a); /* the leader took it */
     wait_blocked(&second->blocked);
     CHECK_EQ(wsp_listener_wakes(so) - before, 1);
-    int c2 = client_of(catalog, &addr);
+    int c2 = raw_connect(&addr);
     pthread_join(second->thread, NULL);
     wsp_socket_release(so);
     close_socket(a.s);
@@ -288,14 +277,6 @@ static void leader_taking_one_connection(DWORD catalog) {
     close(c1);
     close(c2);
     close_socket(l);
-}
-
-TEST(direct_leader_taking_one_connection_wakes_only_its_successor) {
-    leader_taking_one_connection(WSP_CATALOG_TCP_IPV4);
-}
-
-TEST(direct_cdata_leader_taking_one_connection_wakes_only_its_successor) {
-    leader_taking_one_connection(WSP_CATALOG_CDATA_IPV4);
 }
 
 /* Accepts in a row, each recorded as it enters (blocked[i]). */
