@@ -23,7 +23,7 @@ struct wsp_request {
     /* The rest is listener.c's. */
     struct wsp_request *next, *prev;
     struct wsp_listener *listener;
-    bool fd_owned;    /* 0 once the descriptor belongs to an accepted socket */
+    bool fd_owned;    /* false once the descriptor belongs to an accepted socket */
     bool watched;     /* registered with the reactor */
     bool queued;      /* in the backlog (else still handshaking) */
     bool presenting;  /* a condition function is looking at it now */

@@ -201,7 +201,7 @@ struct wsp_netevents {
     bool read_rearmed;  /* the watch was (re)armed since FD_READ was raised: an edge may
                          * report data already seen */
     bool oob_inline;    /* SO_OOBINLINE, as last seen: urgent data is FD_READ, not FD_OOB */
-    bool connect_unreported;   /* a connect finished unregistered, */
+    bool connect_unreported;    /* a connect finished unregistered, */
     int connect_unreported_err; /* with this outcome */
     uint32_t interest;  /* what the watch is armed for now (0: disarmed) */
     struct wsp_netwatch *watch;         /* the reactor item while connected and registered */

@@ -1427,24 +1427,12 @@ TEST(evset_more_data_with_the_fin_after_a_counted_edge_raises_read_again) {
     WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE | FD_CLOSE);
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     ne_send_str(s, "x");
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
     CHECK_EQ(ne.lNetworkEvents, FD_READ);
     ne_fionbio(s, 1);
-    static char sink[65536];
-    long long deadline = now_ms() + 10000;
-    LONG seen = 0;
-    while (!(seen & FD_WRITE) && now_ms() < deadline) {
-        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
-        }
-        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
-            seen |= ne.lNetworkEvents;
-    }
+    LONG seen = ne_drain_until_write(s, c, ev);
     CHECK_EQ(seen, FD_WRITE);
     struct sockaddr_storage here = local_address(c), there = local_address(s);
     ne_send_str(s, "y");
@@ -1476,22 +1464,10 @@ TEST(evset_edge_without_data_while_read_is_off_counts_nothing) {
     CHECK_EQ(ne_send(s, "!", 1, MSG_OOB, NULL), 0);
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne)); /* inline: data */
     set_dword(c, SOL_SOCKET, SO_OOBINLINE, 0);
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     ne_fionbio(s, 1);
-    static char sink[65536];
-    long long deadline = now_ms() + 10000;
-    LONG seen = 0;
     FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
-    while (!(seen & FD_WRITE) && now_ms() < deadline) {
-        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
-        }
-        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
-            seen |= ne.lNetworkEvents;
-    }
+    LONG seen = ne_drain_until_write(s, c, ev);
     int looks = fault_calls(FAULT_ioctl);
     fault_clear();
     CHECK_EQ(seen, FD_WRITE);
@@ -1513,21 +1489,9 @@ TEST(evset_more_data_after_a_blocked_sends_write_raises_read_again) {
     WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     ne_fionbio(s, 1);
-    static char sink[65536];
-    long long deadline = now_ms() + 10000;
-    LONG seen = 0;
-    while (!(seen & FD_WRITE) && now_ms() < deadline) {
-        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
-        }
-        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
-            seen |= ne.lNetworkEvents;
-    }
+    LONG seen = ne_drain_until_write(s, c, ev);
     CHECK_EQ(seen, FD_WRITE);
     ne_send_str(s, "a");
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));

@@ -2275,15 +2275,12 @@ TEST(fault_late_watch_that_fails_is_started_again_by_a_blocked_send) {
     set_dword(a, SOL_SOCKET, SO_RCVBUF, 4096);
     /* Every watch start fails while the buffers fill. */
     FAULT(calloc, .err = ENOMEM, .times = -1, .this_thread = 1);
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     CHECK(fault_fired(FAULT_calloc) >= 1);
     /* Now the start at the send's beginning fails, and the one after it found no room works. */
     FAULT(calloc, .nth = 1, .err = ENOMEM, .this_thread = 1);
-    CHECK_EQ(ne_send(c, chunk, sizeof chunk, 0, NULL), WSAEWOULDBLOCK);
+    char more[4096] = {0};
+    CHECK_EQ(ne_send(c, more, sizeof more, 0, NULL), WSAEWOULDBLOCK);
     CHECK_EQ(fault_fired(FAULT_calloc), 1);
     CHECK(fault_calls(FAULT_calloc) >= 2);
     fault_clear();

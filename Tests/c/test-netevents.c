@@ -108,11 +108,7 @@ TEST(netev_write_on_connect_then_only_after_wouldblock) {
     ne_send_str(c, "hello");
     CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne));
     /* Fill the pipe until a send would block. */
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     CHECK(!ne_wait_bit(c, ev, FD_WRITE, 150, &ne)); /* nothing freed yet */
     ne_fionbio(s, 1);
     static char sink[65536];
@@ -1851,24 +1847,12 @@ TEST(netev_room_after_unread_data_is_write_alone) {
     WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(c, ev, FD_WRITE, 10000, &ne)); /* at registration */
-    static char chunk[65536];
-    int blocked = 0;
-    for (int i = 0; i < 10000 && !blocked; i++)
-        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
-    CHECK(blocked);
+    ne_fill_until_blocked(c);
     ne_send_str(s, "x");
     CHECK(ne_wait_bit(c, ev, FD_READ, 10000, &ne));
     CHECK_EQ(ne.lNetworkEvents, FD_READ); /* no room yet: s has read nothing */
     ne_fionbio(s, 1);
-    static char sink[65536];
-    long long deadline = now_ms() + 10000;
-    LONG seen = 0;
-    while (!(seen & FD_WRITE) && now_ms() < deadline) {
-        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
-        }
-        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
-            seen |= ne.lNetworkEvents;
-    }
+    LONG seen = ne_drain_until_write(s, c, ev);
     CHECK_EQ(seen, FD_WRITE);
     char b;
     CHECK_EQ(ne_recv(c, &b, 1, 0), 1);

@@ -188,4 +188,29 @@ static inline void ne_start_acceptor(struct ne_acceptor *a) {
     CHECK_EQ(pthread_create(&a->thread, NULL, ne_acceptor_main, a), 0);
 }
 
+/* Sends from c until a send would block: the buffers between c and its peer are full. */
+static inline void ne_fill_until_blocked(SOCKET c) {
+    static char chunk[65536];
+    int blocked = 0;
+    for (int i = 0; i < 10000 && !blocked; i++)
+        blocked = ne_send(c, chunk, sizeof chunk, 0, NULL) == WSAEWOULDBLOCK;
+    CHECK(blocked);
+}
+
+/* Reads all that the non-blocking s receives until c's registration on ev reports FD_WRITE
+ * (or 10 s pass); returns every event c reported meanwhile. */
+static inline LONG ne_drain_until_write(SOCKET s, SOCKET c, WSAEVENT ev) {
+    static char sink[65536];
+    long long deadline = now_ms() + 10000;
+    LONG seen = 0;
+    WSANETWORKEVENTS ne;
+    while (!(seen & FD_WRITE) && now_ms() < deadline) {
+        while (ne_recv(s, sink, sizeof sink, 0) > 0) {
+        }
+        if (ne_wait_bit(c, ev, FD_WRITE, 20, &ne) || ne.lNetworkEvents)
+            seen |= ne.lNetworkEvents;
+    }
+    return seen;
+}
+
 #endif
