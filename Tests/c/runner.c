@@ -25,7 +25,7 @@ struct wsp_test {
     int timeout_s;
 };
 
-static struct wsp_test tests[1024];
+static struct wsp_test tests[2048];
 static int test_count;
 
 void wsp_test_register(const char *name, const char *file, wsp_test_fn fn, int timeout_s) {
