@@ -79,8 +79,8 @@ struct wsp_listener {
     uint32_t wake_seq;
     int backlog;
     struct sockaddr_storage local; /* the listening address, shown as the callee id */
-    int reading;        /* the reactor reads the listening descriptor */
-    int closed;
+    bool reading;       /* the reactor reads the listening descriptor */
+    bool closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
     int waiters;  /* accepts blocked in wsp_listener_wait */
     /* Direct: while blocking accepts keep coming (one is inside lpWSPAccept, or one left less
@@ -90,16 +90,16 @@ struct wsp_listener {
      * only takes over requests that are slow to arrive. One waiting accept (the leader)
      * polls the descriptor and wake_fd; the others sleep on wake_seq. Off whenever an event
      * registration wants FD_ACCEPT from the reactor. */
-    int direct;
+    bool direct;
     int accepting;       /* lpWSPAccept calls inside now */
     uint64_t direct_until_ms; /* when accepting fell to 0: direct ends then */
-    int leader;          /* written under the lock; read by wake_accepts without it */
-    int leader_paused;   /* the leader waits for wake_fd alone: the backlog had no room */
+    bool leader;         /* written under the lock; read by wake_accepts without it */
+    bool leader_paused;  /* the leader waits for wake_fd alone: the backlog had no room */
     int wake_fd;         /* eventfd that wakes the leader; -1 until the first leader */
-    int pulling;         /* an accept is taking connections itself: what it admits is its */
+    bool pulling;        /* an accept is taking connections itself: what it admits is its */
     /* The last look at the kernel's queue by an accept that had not waited yet found it
      * empty (see wsp_backlog_fill); probe counts the looks skipped since. */
-    int expect_empty;
+    bool expect_empty;
     unsigned probe;
     /* Admitted unwatched because an accept was waiting for it (blocked, pulling it, or
      * selected for FD_ACCEPT): the next accept to look may
@@ -111,7 +111,7 @@ struct wsp_listener {
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
     struct wsp_request_list held;        /* held by CF_HOLD, oldest first (held.c) */
-    int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
+    bool hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
     /* For tests, which see through them what the design claims: the reactor does not spin
@@ -353,28 +353,27 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r) {
-    if (r->gone)
-        return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
-    int connect_data = r->listener->so->entry->connect_data;
-    r->listener->client_looks++;
+/* What the kernel says of a queued request's client now. */
+static enum wsp_client_state client_state(const struct wsp_request *r, bool connect_data) {
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
         return WSP_CLIENT_WAITING;
-    enum wsp_client_state st = WSP_CLIENT_WAITING;
-    int unread = 0;
-    if (p.revents & (POLLHUP | POLLERR)) {
-        st = WSP_CLIENT_GONE;
-    } else if (ioctl(r->fd, FIONREAD, &unread) != 0) {
-        st = WSP_CLIENT_GONE;
-    } else if (unread) {
-        /* Plain TCP: the application's first bytes, and a peer that sent data and then
-         * half-closed may still want its answer. Connect data: nothing may follow the
-         * request. */
-        st = connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
-    } else if (p.revents & POLLRDHUP) {
-        st = WSP_CLIENT_GONE; /* closed without a byte more: it gave up */
-    }
+    int unread;
+    if ((p.revents & (POLLHUP | POLLERR)) || ioctl(r->fd, FIONREAD, &unread) != 0)
+        return WSP_CLIENT_GONE;
+    /* Plain TCP: the application's first bytes, and a peer that sent data and then
+     * half-closed may still want its answer. Connect data: nothing may follow the request. */
+    if (unread)
+        return connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
+    /* Closed without a byte more: it gave up. */
+    return (p.revents & POLLRDHUP) ? WSP_CLIENT_GONE : WSP_CLIENT_WAITING;
+}
+
+enum wsp_client_state wsp_request_client(struct wsp_request *r) {
+    if (r->gone)
+        return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
+    r->listener->client_looks++;
+    enum wsp_client_state st = client_state(r, r->listener->so->entry->connect_data);
     if (st != WSP_CLIENT_WAITING) {
         r->gone = 1;
         r->misbehaved = st == WSP_CLIENT_SENT_MORE;
@@ -559,7 +558,7 @@ static bool has_room(const struct wsp_listener *l) {
 }
 
 /* so->lock held. Starts or stops reading the listening descriptor. */
-static void set_reading(struct wsp_listener *l, int on) {
+static void set_reading(struct wsp_listener *l, bool on) {
     if (l->reading == on || l->closed)
         return;
     l->reading = on;
