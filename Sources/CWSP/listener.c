@@ -144,7 +144,7 @@ static bool request_expired(const struct wsp_request *r, uint64_t now);
 /* Takes at most max connections off the kernel's queue; returns how many. */
 static int pull(struct wsp_listener *l, int max);
 static bool pull_direct(struct wsp_listener *l);
-static bool accept_failed(struct wsp_listener *l, int e);
+static void accept_failed(struct wsp_listener *l, int e);
 /* Called when a request leaves the backlog. */
 static void room_freed(struct wsp_listener *l);
 /* Arms the listener's timer for the earliest of its deadlines. */
@@ -365,8 +365,10 @@ static enum wsp_client_state client_state(const struct wsp_request *r, bool conn
      * half-closed may still want its answer. Connect data: nothing may follow the request. */
     if (unread)
         return connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
-    /* Closed without a byte more: it gave up. */
-    return (p.revents & POLLRDHUP) ? WSP_CLIENT_GONE : WSP_CLIENT_WAITING;
+    /* Closed without a byte more: it gave up. (What poll reported is POLLRDHUP: plain TCP
+     * asks for it alone, and connect data's POLLIN with nothing to read is the end of the
+     * stream, which sets it too.) */
+    return WSP_CLIENT_GONE;
 }
 
 enum wsp_client_state wsp_request_client(struct wsp_request *r) {
@@ -635,8 +637,9 @@ static int pull(struct wsp_listener *l, int max) {
         int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len,
                          SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
         if (fd < 0) {
-            if (accept_failed(l, errno))
-                continue;
+            if (errno == ECONNABORTED)
+                continue; /* recoverable: the next one may be fine */
+            accept_failed(l, errno);
             break;
         }
         take_connection(l, fd, nonblocking, &peer, len, NULL, 0);
@@ -647,19 +650,16 @@ static int pull(struct wsp_listener *l, int max) {
     return taken;
 }
 
-/* so->lock held. After accept4 failed with e: whether to try the next connection at once.
- * The listening descriptor is non-blocking (socket.c): accept4 never sleeps, so it is never
- * interrupted (EINTR). */
-static bool accept_failed(struct wsp_listener *l, int e) {
-    if (e == ECONNABORTED)
-        return true; /* recoverable: the next one may be fine */
+/* so->lock held. After accept4 failed with e, other than ECONNABORTED (a connection aborted
+ * before it was taken, after which the next is tried at once). The listening descriptor is
+ * non-blocking (socket.c): accept4 never sleeps, so it is never interrupted (EINTR). */
+static void accept_failed(struct wsp_listener *l, int e) {
     if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         /* Level-triggered epoll would spin on the waiting connection: pause. */
         set_reading(l, 0);
         l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
         rearm(l);
     }
-    return false;
 }
 
 /* so->lock held; released while the kernel is asked. A blocking accept on connect data
@@ -688,8 +688,12 @@ static bool pull_direct(struct wsp_listener *l) {
         pthread_mutex_lock(&so->lock);
         if (fd >= 0)
             break;
-        if (l->closed || !accept_failed(l, e))
+        if (l->closed)
             return false;
+        if (e != ECONNABORTED) {
+            accept_failed(l, e);
+            return false;
+        }
     }
     if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
         free(buf);
