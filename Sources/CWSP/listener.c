@@ -130,7 +130,7 @@ struct wsp_listener {
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
 /* Closes (abortively with abort) and frees an unlinked request. */
-static void request_destroy(struct wsp_request *r, int abort);
+static void request_destroy(struct wsp_request *r, bool abort);
 /* Sends a REFUSE frame with the reason, best effort. */
 static void request_refuse(struct wsp_request *r, int reason);
 /* Ends an unlinked request on the application's behalf: counts it in *counter, tells the
@@ -250,9 +250,11 @@ static void request_release(struct wsp_reactor_item *item) {
 }
 
 /* Ends a request that was unlinked from its list: closes its connection (abortively when
- * abort is set) and frees it, through the reactor when the reactor watches it. */
-static void request_destroy(struct wsp_request *r, int abort) {
-    if (abort && r->fd_owned) {
+ * abort is set) and frees it, through the reactor when the reactor watches it. Only an
+ * accepted request no longer owns its descriptor, and that one comes here unwatched and not
+ * aborted (wsp_backlog_finish): the release then leaves the descriptor alone. */
+static void request_destroy(struct wsp_request *r, bool abort) {
+    if (abort) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
@@ -262,12 +264,8 @@ static void request_destroy(struct wsp_request *r, int abort) {
     }
     /* Handlers check `removed` under the listener's lock before touching the descriptor, so
      * it can close now rather than when the reactor gets round to the release. */
-    if (r->fd_owned) {
-        r->fd_owned = 0; /* set first: the reactor may release r as soon as it is removed */
-        wsp_reactor_remove_and_close(&r->item);
-    } else {
-        wsp_reactor_remove(&r->item);
-    }
+    r->fd_owned = 0; /* set first: the reactor may release r as soon as it is removed */
+    wsp_reactor_remove_and_close(&r->item);
 }
 
 /* Sends a small frame (PENDING or REFUSE) on a request's connection without blocking, best
