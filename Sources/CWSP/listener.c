@@ -20,6 +20,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -78,8 +79,8 @@ struct wsp_listener {
     uint32_t wake_seq;
     int backlog;
     struct sockaddr_storage local; /* the listening address, shown as the callee id */
-    int reading;        /* the reactor reads the listening descriptor */
-    int closed;
+    bool reading;       /* the reactor reads the listening descriptor */
+    bool closed;
     int arrivals; /* requests admitted since the last wake-up of blocked accepts */
     int waiters;  /* accepts blocked in wsp_listener_wait */
     /* Direct: while blocking accepts keep coming (one is inside lpWSPAccept, or one left less
@@ -89,16 +90,16 @@ struct wsp_listener {
      * only takes over requests that are slow to arrive. One waiting accept (the leader)
      * polls the descriptor and wake_fd; the others sleep on wake_seq. Off whenever an event
      * registration wants FD_ACCEPT from the reactor. */
-    int direct;
+    bool direct;
     int accepting;       /* lpWSPAccept calls inside now */
     uint64_t direct_until_ms; /* when accepting fell to 0: direct ends then */
-    int leader;          /* written under the lock; read by wake_accepts without it */
-    int leader_paused;   /* the leader waits for wake_fd alone: the backlog had no room */
+    bool leader;         /* written under the lock; read by wake_accepts without it */
+    bool leader_paused;  /* the leader waits for wake_fd alone: the backlog had no room */
     int wake_fd;         /* eventfd that wakes the leader; -1 until the first leader */
-    int pulling;         /* an accept is taking connections itself: what it admits is its */
+    bool pulling;        /* an accept is taking connections itself: what it admits is its */
     /* The last look at the kernel's queue by an accept that had not waited yet found it
      * empty (see wsp_backlog_fill); probe counts the looks skipped since. */
-    int expect_empty;
+    bool expect_empty;
     unsigned probe;
     /* Admitted unwatched because an accept was waiting for it (blocked, pulling it, or
      * selected for FD_ACCEPT): the next accept to look may
@@ -110,7 +111,7 @@ struct wsp_listener {
     struct wsp_request_list handshaking; /* connect data: requests still being read */
     struct wsp_request_list ready;       /* the backlog, oldest first */
     struct wsp_request_list held;        /* held by CF_HOLD, oldest first (held.c) */
-    int hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
+    bool hold_blocked; /* a hold was refused for the limit: FD_ACCEPT once one leaves */
     struct wsp_drop_notice *notices, **notices_tail; /* for the drop handler, oldest first */
     WSP_LISTENER_STATS_DATA stats;
     /* For tests, which see through them what the design claims: the reactor does not spin
@@ -129,7 +130,7 @@ struct wsp_listener {
 
 static void request_unlink(struct wsp_request_list *l, struct wsp_request *r);
 /* Closes (abortively with abort) and frees an unlinked request. */
-static void request_destroy(struct wsp_request *r, int abort);
+static void request_destroy(struct wsp_request *r, bool abort);
 /* Sends a REFUSE frame with the reason, best effort. */
 static void request_refuse(struct wsp_request *r, int reason);
 /* Ends an unlinked request on the application's behalf: counts it in *counter, tells the
@@ -139,11 +140,11 @@ static void request_refuse(struct wsp_request *r, int reason);
 static void request_end(struct wsp_listener *l, struct wsp_request *r, uint64_t *counter,
                         int reason);
 /* Whether a queued request's client stopped waiting by now (its stated patience ran out). */
-static int request_expired(const struct wsp_request *r, uint64_t now);
+static bool request_expired(const struct wsp_request *r, uint64_t now);
 /* Takes at most max connections off the kernel's queue; returns how many. */
 static int pull(struct wsp_listener *l, int max);
-static int pull_direct(struct wsp_listener *l);
-static int accept_failed(struct wsp_listener *l, int e);
+static bool pull_direct(struct wsp_listener *l);
+static void accept_failed(struct wsp_listener *l, int e);
 /* Called when a request leaves the backlog. */
 static void room_freed(struct wsp_listener *l);
 /* Arms the listener's timer for the earliest of its deadlines. */
@@ -249,9 +250,11 @@ static void request_release(struct wsp_reactor_item *item) {
 }
 
 /* Ends a request that was unlinked from its list: closes its connection (abortively when
- * abort is set) and frees it, through the reactor when the reactor watches it. */
-static void request_destroy(struct wsp_request *r, int abort) {
-    if (abort && r->fd_owned) {
+ * abort is set) and frees it, through the reactor when the reactor watches it. Only an
+ * accepted request no longer owns its descriptor, and that one comes here unwatched and not
+ * aborted (wsp_backlog_finish): the release then leaves the descriptor alone. */
+static void request_destroy(struct wsp_request *r, bool abort) {
+    if (abort) {
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
@@ -261,12 +264,8 @@ static void request_destroy(struct wsp_request *r, int abort) {
     }
     /* Handlers check `removed` under the listener's lock before touching the descriptor, so
      * it can close now rather than when the reactor gets round to the release. */
-    if (r->fd_owned) {
-        r->fd_owned = 0; /* set first: the reactor may release r as soon as it is removed */
-        wsp_reactor_remove_and_close(&r->item);
-    } else {
-        wsp_reactor_remove(&r->item);
-    }
+    r->fd_owned = 0; /* set first: the reactor may release r as soon as it is removed */
+    wsp_reactor_remove_and_close(&r->item);
 }
 
 /* Sends a small frame (PENDING or REFUSE) on a request's connection without blocking, best
@@ -352,28 +351,29 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
     room_freed(l);
 }
 
-enum wsp_client_state wsp_request_client(struct wsp_request *r) {
-    if (r->gone)
-        return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
-    int connect_data = r->listener->so->entry->connect_data;
-    r->listener->client_looks++;
+/* What the kernel says of a queued request's client now. */
+static enum wsp_client_state client_state(const struct wsp_request *r, bool connect_data) {
     struct pollfd p = {.fd = r->fd, .events = POLLRDHUP | (connect_data ? POLLIN : 0)};
     if (poll(&p, 1, 0) <= 0)
         return WSP_CLIENT_WAITING;
-    enum wsp_client_state st = WSP_CLIENT_WAITING;
-    int unread = 0;
-    if (p.revents & (POLLHUP | POLLERR)) {
-        st = WSP_CLIENT_GONE;
-    } else if (ioctl(r->fd, FIONREAD, &unread) != 0) {
-        st = WSP_CLIENT_GONE;
-    } else if (unread > 0) {
-        /* Plain TCP: the application's first bytes, and a peer that sent data and then
-         * half-closed may still want its answer. Connect data: nothing may follow the
-         * request. */
-        st = connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
-    } else if (p.revents & POLLRDHUP) {
-        st = WSP_CLIENT_GONE; /* closed without a byte more: it gave up */
-    }
+    int unread;
+    if ((p.revents & (POLLHUP | POLLERR)) || ioctl(r->fd, FIONREAD, &unread) != 0)
+        return WSP_CLIENT_GONE;
+    /* Plain TCP: the application's first bytes, and a peer that sent data and then
+     * half-closed may still want its answer. Connect data: nothing may follow the request. */
+    if (unread)
+        return connect_data ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_WAITING;
+    /* Closed without a byte more: it gave up. (What poll reported is POLLRDHUP: plain TCP
+     * asks for it alone, and connect data's POLLIN with nothing to read is the end of the
+     * stream, which sets it too.) */
+    return WSP_CLIENT_GONE;
+}
+
+enum wsp_client_state wsp_request_client(struct wsp_request *r) {
+    if (r->gone)
+        return r->misbehaved ? WSP_CLIENT_SENT_MORE : WSP_CLIENT_GONE;
+    r->listener->client_looks++;
+    enum wsp_client_state st = client_state(r, r->listener->so->entry->connect_data);
     if (st != WSP_CLIENT_WAITING) {
         r->gone = 1;
         r->misbehaved = st == WSP_CLIENT_SENT_MORE;
@@ -381,7 +381,7 @@ enum wsp_client_state wsp_request_client(struct wsp_request *r) {
     return st;
 }
 
-static int request_expired(const struct wsp_request *r, uint64_t now) {
+static bool request_expired(const struct wsp_request *r, uint64_t now) {
     return r->expires_ms && now >= r->expires_ms;
 }
 
@@ -415,7 +415,7 @@ static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
 
 /* Whether bytes wait after a request that filled the read buffer exactly (a shorter read
  * would have taken them into the buffer, where the decoder sees them). */
-static int sent_more(struct wsp_listener *l, int fd) {
+static bool sent_more(struct wsp_listener *l, int fd) {
     l->tail_peeks++;
     uint8_t b;
     return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) > 0;
@@ -462,35 +462,34 @@ static void admit(struct wsp_listener *l, struct wsp_request *r) {
     notify_accept(l);
 }
 
-/* so->lock held. Decodes what has been read of r's request: 1 while it is incomplete, 0 once
- * r was admitted or dropped. */
-static int consider(struct wsp_listener *l, struct wsp_request *r) {
+/* so->lock held. Decodes what has been read of r's request (nothing yet is a request still to
+ * come): true while it is incomplete, false once r was admitted or dropped. */
+static bool consider(struct wsp_listener *l, struct wsp_request *r) {
     long res = wsp_hs_decode(r->buf, r->buf_len, l->so->max_caller_data, 1u << WSP_HS_REQUEST,
                              &r->frame);
     if (res == WSP_HS_NEED_MORE)
-        return 1;
+        return true;
     if (res == WSP_HS_TOO_LONG) {
         end_handshaking(l, r, &l->stats.too_long, WSP_REASON_DATA_TOO_LONG);
-        return 0;
+        return false;
     }
     /* Nothing may follow the request, at any size: not in the same read, nor waiting behind
      * a read that filled the buffer exactly. A fault (negative) matches no length either. */
     if ((size_t)res != r->buf_len ||
         (r->buf_len == r->buf_cap && sent_more(l, r->fd))) {
         end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
-        return 0;
+        return false;
     }
     admit(l, r);
-    return 0;
+    return false;
 }
 
 /* so->lock held. Reads what the client sent; admits the request once it is complete.
- * Returns 1 while the request is still incomplete, 0 once r was admitted or dropped (it may
- * be freed then). */
-static int read_request(struct wsp_listener *l, struct wsp_request *r) {
-    if (r->buf_len > 0 && !consider(l, r))
-        return 0; /* read before the lock was taken, by an accept's own pull */
-    for (;;) {
+ * Returns true while the request is still incomplete, false once r was admitted or dropped
+ * (it may be freed then). What an accept's own pull read before the lock was taken is
+ * considered first. */
+static bool read_request(struct wsp_listener *l, struct wsp_request *r) {
+    while (consider(l, r)) {
         if (r->buf_len == r->buf_cap) {
             /* Never past the largest frame: that many bytes always hold a whole request or a
              * fault the decoder names, so a full buffer is never still incomplete. */
@@ -501,7 +500,7 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
             if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
                 request_unlink(&l->handshaking, r);
                 request_destroy(r, 1);
-                return 0;
+                return false;
             }
             r->buf = nb;
             r->buf_cap = cap;
@@ -509,19 +508,18 @@ static int read_request(struct wsp_listener *l, struct wsp_request *r) {
         /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t n = recv(r->fd, r->buf + r->buf_len, r->buf_cap - r->buf_len, MSG_DONTWAIT);
         if (n < 0 && errno == EAGAIN)
-            return 1;
+            return true;
         if (n <= 0) { /* the client left (or broke) before finishing its request */
             /* Without a byte sent, a close and a reset are both a client giving up. */
             if (r->buf_len == 0)
                 drop_handshaking_withdrawn(l, r);
             else
                 end_handshaking(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
-            return 0;
+            return false;
         }
         r->buf_len += (size_t)n;
-        if (!consider(l, r))
-            return 0;
     }
+    return false;
 }
 
 /* Whatever epoll reports for a queued request (registered for EPOLLIN and EPOLLRDHUP, or for
@@ -553,14 +551,14 @@ static void request_ready(struct wsp_reactor_item *item, uint32_t events) {
 /* ---- taking connections off the kernel's queue --------------------------------------------- */
 
 /* so->lock held. Whether the listener has room for another connection. */
-static int has_room(const struct wsp_listener *l) {
+static bool has_room(const struct wsp_listener *l) {
     if (l->so->entry->connect_data)
-        return 1; /* the handshaking list evicts its oldest; the backlog check comes later */
+        return true; /* the handshaking list evicts its oldest; the backlog check comes later */
     return l->ready.count < l->backlog;
 }
 
 /* so->lock held. Starts or stops reading the listening descriptor. */
-static void set_reading(struct wsp_listener *l, int on) {
+static void set_reading(struct wsp_listener *l, bool on) {
     if (l->reading == on || l->closed)
         return;
     l->reading = on;
@@ -568,7 +566,7 @@ static void set_reading(struct wsp_listener *l, int on) {
 }
 
 /* so->lock held. Whether the reactor should read the listening descriptor now. */
-static int reactor_reads(const struct wsp_listener *l) {
+static bool reactor_reads(const struct wsp_listener *l) {
     return !l->closed && !l->resume_ms && !l->direct && has_room(l);
 }
 
@@ -637,8 +635,9 @@ static int pull(struct wsp_listener *l, int max) {
         int fd = accept4(l->so->fd, (struct sockaddr *)&peer, &len,
                          SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
         if (fd < 0) {
-            if (accept_failed(l, errno))
-                continue;
+            if (errno == ECONNABORTED)
+                continue; /* recoverable: the next one may be fine */
+            accept_failed(l, errno);
             break;
         }
         take_connection(l, fd, nonblocking, &peer, len, NULL, 0);
@@ -649,52 +648,58 @@ static int pull(struct wsp_listener *l, int max) {
     return taken;
 }
 
-/* so->lock held. After accept4 failed with e: whether to try the next connection at once. */
-static int accept_failed(struct wsp_listener *l, int e) {
-    if (e == EINTR || e == ECONNABORTED)
-        return 1; /* recoverable: the next one may be fine */
+/* so->lock held. After accept4 failed with e, other than ECONNABORTED (a connection aborted
+ * before it was taken, after which the next is tried at once). The listening descriptor is
+ * non-blocking (socket.c): accept4 never sleeps, so it is never interrupted (EINTR). */
+static void accept_failed(struct wsp_listener *l, int e) {
     if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         /* Level-triggered epoll would spin on the waiting connection: pause. */
         set_reading(l, 0);
         l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
         rearm(l);
     }
-    return 0;
 }
 
 /* so->lock held; released while the kernel is asked. A blocking accept on connect data
  * takes one connection itself and makes the first read of its request on its own thread,
  * with the listener unlocked so that the other accepts do the same in parallel (the
  * listening descriptor keeps its number until the socket's last reference goes, so it
- * cannot name another socket meanwhile). Returns 1 when a connection was taken. Called by
- * wsp_backlog_fill only, for an accept that found the listener open (under this lock hold)
+ * cannot name another socket meanwhile). Returns true when a connection was taken. Called
+ * by wsp_backlog_fill only, for an accept that found the listener open (under this lock hold)
  * and no pause on. */
-static int pull_direct(struct wsp_listener *l) {
+static bool pull_direct(struct wsp_listener *l) {
     struct wsp_socket *so = l->so;
     int nonblocking = so->nonblocking, lfd = so->fd;
+    struct sockaddr_storage peer;
+    socklen_t len;
+    int fd;
+    uint8_t *buf;
+    ssize_t have;
     for (;;) {
         pthread_mutex_unlock(&so->lock);
-        struct sockaddr_storage peer;
-        socklen_t len = sizeof peer;
-        int fd = accept4(lfd, (struct sockaddr *)&peer, &len,
-                         SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
+        len = sizeof peer;
+        fd = accept4(lfd, (struct sockaddr *)&peer, &len,
+                     SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0));
         int e = errno;
-        uint8_t *buf = fd >= 0 ? malloc(FIRST_READ) : NULL;
-        ssize_t have = buf ? recv(fd, buf, FIRST_READ, MSG_DONTWAIT) : 0;
+        buf = fd >= 0 ? malloc(FIRST_READ) : NULL;
+        have = buf ? recv(fd, buf, FIRST_READ, MSG_DONTWAIT) : 0;
         pthread_mutex_lock(&so->lock);
-        if (fd < 0) {
-            if (!l->closed && accept_failed(l, e))
-                continue;
-            return 0;
+        if (fd >= 0)
+            break;
+        if (l->closed)
+            return false;
+        if (e != ECONNABORTED) {
+            accept_failed(l, e);
+            return false;
         }
-        if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
-            free(buf);
-            close(fd);
-            return 0; /* none taken */
-        }
-        take_connection(l, fd, nonblocking, &peer, len, buf, have > 0 ? (size_t)have : 0);
-        return 1;
     }
+    if (l->closed) { /* closed meanwhile: as if it had been in the queue then */
+        free(buf);
+        close(fd);
+        return false; /* none taken */
+    }
+    take_connection(l, fd, nonblocking, &peer, len, buf, have > 0 ? (size_t)have : 0);
+    return true;
 }
 
 /* Unlocks the listener, then wakes one blocked accept per request that arrived. Waking

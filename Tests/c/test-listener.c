@@ -552,6 +552,56 @@ TEST(listener_cdata_accept_waiting_first_takes_a_queued_connection_itself) {
     close_socket(l);
 }
 
+/* An accept whose look at the kernel's queue meets a connection aborted before it could be
+ * taken (accept4's ECONNABORTED) goes on to the next connection at once: one already queued
+ * costs it no wait. Pins a speed property (issue #14): an accept that gave up on the look
+ * would wait (a poll that may sleep) for the readiness it already had. Plain TCP (pull) and
+ * connect data (pull_direct); with the reactor held up, the connection waits in the kernel's
+ * queue for the accept. */
+static void accept_goes_past_an_aborted_connection_without_waiting(DWORD catalog) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(catalog, 4, &addr);
+    struct stall st;
+    stall_reactor(&st);
+    int c = raw_connect(&addr);
+    if (catalog == WSP_CATALOG_CDATA_IPV4) {
+        static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+        CHECK_EQ(send(c, request, sizeof request, MSG_NOSIGNAL), 8);
+        WAIT_FOR(tcp_unread(port_of(&addr), raw_port(c)) == 8, 10000);
+    } else {
+        WAIT_FOR(tcp_state(port_of(&addr), raw_port(c)) == TCP_ESTABLISHED, 10000);
+    }
+    FAULT(accept4, .nth = 1, .err = ECONNABORTED, .this_thread = 1);
+    int slept = fault_sleeping_polls();
+    int err = 0;
+    SOCKET s = accept_with(l, NULL, 0, &err);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    CHECK_EQ(fault_sleeping_polls(), slept);
+    release_reactor(&st);
+    if (catalog == WSP_CATALOG_CDATA_IPV4) { /* the answer first */
+        uint8_t answer[8];
+        CHECK_EQ(raw_recv(c, answer, sizeof answer, 10000), 8);
+        CHECK_EQ(answer[3], WSP_HS_ACCEPT);
+    }
+    send_all(s, "ok", 2); /* the accepted socket is c's connection */
+    char b[2];
+    CHECK_EQ(raw_recv(c, b, 2, 10000), 2);
+    CHECK_MEM(b, "ok", 2);
+    close_socket(s);
+    close(c);
+    close_socket(l);
+}
+
+TEST(listener_plain_accept_goes_past_an_aborted_connection_without_waiting) {
+    accept_goes_past_an_aborted_connection_without_waiting(WSP_CATALOG_TCP_IPV4);
+}
+
+TEST(listener_cdata_accept_goes_past_an_aborted_connection_without_waiting) {
+    accept_goes_past_an_aborted_connection_without_waiting(WSP_CATALOG_CDATA_IPV4);
+}
+
 /* Closing a listener resets the connections still mid-handshake: their clients never sent
  * a whole request, so they are owed no answer, and a reset tells them at once. */
 TEST(listener_close_resets_connections_mid_handshake) {
