@@ -662,3 +662,67 @@ TEST(direct_accept_whose_first_read_gets_one_bad_byte_ends_it_at_once) {
     close(fd);
 }
 
+
+/* A leader waiting while the backlog is full, when lpWSPSelect then hands the kernel's queue
+ * back to the reactor: room freeing in the backlog has the reactor read the queue again and
+ * wakes no accept (the reactor takes the next connection and wakes the accept for it; a wake
+ * now would find nothing and make the accept take the queue back from the select). */
+TEST(direct_room_freed_after_a_select_took_the_queue_back_wakes_only_for_the_arrival) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 1, &addr2); /* only to move the reactor */
+    set_nonblocking(l2, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c2 = raw_connect(&addr); /* stays in the kernel's queue: the backlog is full */
+    struct sockaddr_storage me;
+    socklen_t me_len = sizeof me;
+    CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, not watching the queue: no room */
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK(!wsp_listener_reading(so)); /* still full: nobody reads the queue yet */
+    FAULT(epoll_wait, .hold = 1); /* the reactor's next wait */
+    int c3 = raw_connect(&addr2); /* wakes the reactor into the hold */
+    WAIT_FOR(fault_holding() == 1, 10000);
+    uint32_t wakes = wsp_listener_wakes(so);
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(x.thread, NULL);
+    CHECK(wsp_listener_reading(so)); /* the reactor's again, for the select */
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
+    CHECK(!atomic_load(&y.done));
+    fault_clear();
+    fault_release(); /* the reactor takes c2, and wakes y for it */
+    WAIT_FOR(atomic_load(&y.done), 10000);
+    pthread_join(y.thread, NULL);
+    CHECK_EQ(wsp_listener_wakes(so) - wakes, 1);
+    CHECK(y.s != INVALID_SOCKET);
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(y.s, (struct sockaddr *)&peer, &plen, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&me));
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close_socket(y.s);
+    close(c1);
+    close(c2);
+    close(c3);
+    close_socket(l2);
+    close_socket(l);
+}
