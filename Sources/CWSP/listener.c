@@ -1049,9 +1049,9 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
             room_freed(l);
             continue;
         }
-        if (r->watch_ms && r->watch_ms <= now && !r->watched) {
+        if (r->watch_ms && r->watch_ms <= now) {
             r->watch_ms = 0;
-            watch_request(l, r);
+            watch_request(l, r); /* (nothing to do for one watched meanwhile) */
         }
     }
     held_timer(l, now);
@@ -1067,9 +1067,9 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
         l->resumes++;
-        if (reactor_reads(l))
+        if (reactor_reads(l)) /* (never while direct) */
             set_reading(l, 1);
-        else if (l->direct)
+        if (l->direct)
             l->arrivals = l->waiters; /* the leader, if any, looks at the queue again */
     }
     rearm(l);
