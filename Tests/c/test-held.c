@@ -2456,3 +2456,46 @@ TEST(released_request_leaves_no_timer_for_its_hold_deadline) {
     close(fd);
     close_socket(l);
 }
+
+/* A released request goes to the leader of three waiting accepts alone: its wake-up is the
+ * leader's, which takes the request and wakes one sleeper to watch the queue in its place
+ * (one empty look); the other sleeper is not woken for nothing. */
+TEST(released_request_wakes_the_leader_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct held_acceptor a, b, c;
+    a = (struct held_acceptor){.l = l};
+    b = (struct held_acceptor){.l = l};
+    c = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, held_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader */
+    CHECK_EQ(pthread_create(&b.thread, NULL, held_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    CHECK_EQ(pthread_create(&c.thread, NULL, held_acceptor_main, &c), 0);
+    wait_blocked(&c.blocked);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK(a.s != INVALID_SOCKET);
+    WAIT_FOR(wsp_listener_empty_looks(so) - looks >= 1, 10000); /* the successor's look */
+    wait_blocked(&b.blocked);
+    wait_blocked(&c.blocked);
+    CHECK_EQ(wsp_listener_empty_looks(so) - looks, 1);
+    int c2 = raw_connect(&addr), c3 = raw_connect(&addr);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(c.s);
+    close(fd);
+    close(c2);
+    close(c3);
+    close_socket(l);
+}
