@@ -774,10 +774,10 @@ static void wake_accepts(struct wsp_listener *l, int n) {
     syscall(SYS_futex, &l->wake_seq, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
-/* so->lock held. */
+/* so->lock held, by a blocking accept that found the listener open. A socket registered
+ * for network events, whose FD_ACCEPT comes from the reactor's reading, never gets here: the
+ * registration makes it non-blocking, and keeps it so (FIONBIO refuses). */
 static void go_direct(struct wsp_listener *l) {
-    if (wsp_netevents_registered(l->so) || l->closed)
-        return; /* FD_ACCEPT comes from the reactor's reading */
     if (l->wake_fd < 0 && (l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         return;
     if (!l->direct) {
@@ -1054,9 +1054,9 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
             room_freed(l);
             continue;
         }
-        if (r->watch_ms && r->watch_ms <= now && !r->watched) {
+        if (r->watch_ms && r->watch_ms <= now) {
             r->watch_ms = 0;
-            watch_request(l, r);
+            watch_request(l, r); /* (nothing to do for one watched meanwhile) */
         }
     }
     held_timer(l, now);
@@ -1072,10 +1072,10 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
         l->resumes++;
-        if (reactor_reads(l))
+        if (reactor_reads(l)) /* (never while direct) */
             set_reading(l, 1);
-        else if (l->direct && l->waiters)
-            l->arrivals = l->waiters; /* the leader looks at the queue again */
+        if (l->direct)
+            l->arrivals = l->waiters; /* the leader, if any, looks at the queue again */
     }
     rearm(l);
     unlock_and_wake(l);

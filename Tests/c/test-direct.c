@@ -662,3 +662,215 @@ TEST(direct_accept_whose_first_read_gets_one_bad_byte_ends_it_at_once) {
     close(fd);
 }
 
+
+/* A leader waiting while the backlog is full, when lpWSPSelect then hands the kernel's queue
+ * back to the reactor: room freeing in the backlog has the reactor read the queue again and
+ * wakes no accept (the reactor takes the next connection and wakes the accept for it; a wake
+ * now would find nothing and make the accept take the queue back from the select). */
+TEST(direct_room_freed_after_a_select_took_the_queue_back_wakes_only_for_the_arrival) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 1, &addr2); /* only to move the reactor */
+    set_nonblocking(l2, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c2 = raw_connect(&addr); /* stays in the kernel's queue: the backlog is full */
+    struct sockaddr_storage me;
+    socklen_t me_len = sizeof me;
+    CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, not watching the queue: no room */
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK(!wsp_listener_reading(so)); /* still full: nobody reads the queue yet */
+    FAULT(epoll_wait, .hold = 1); /* the reactor's next wait */
+    int c3 = raw_connect(&addr2); /* wakes the reactor into the hold */
+    WAIT_FOR(fault_holding() == 1, 10000);
+    uint32_t wakes = wsp_listener_wakes(so);
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(x.thread, NULL);
+    CHECK(wsp_listener_reading(so)); /* the reactor's again, for the select */
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
+    CHECK(!atomic_load(&y.done));
+    fault_clear();
+    fault_release(); /* the reactor takes c2, and wakes y for it */
+    WAIT_FOR(atomic_load(&y.done), 10000);
+    pthread_join(y.thread, NULL);
+    CHECK_EQ(wsp_listener_wakes(so) - wakes, 1);
+    CHECK(y.s != INVALID_SOCKET);
+    struct sockaddr_storage peer;
+    int plen = sizeof peer;
+    CHECK_EQ(T.lpWSPGetPeerName(y.s, (struct sockaddr *)&peer, &plen, &err), 0);
+    CHECK_EQ(port_of(&peer), port_of(&me));
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close_socket(y.s);
+    close(c1);
+    close(c2);
+    close(c3);
+    close_socket(l2);
+    close_socket(l);
+}
+
+/* A pause for want of descriptors that ends while the reactor, not a leader, owns the kernel's
+ * queue (lpWSPSelect took it back from the waiting accept) and the backlog is full: the
+ * resume wakes no accept, which would find nothing to take; the next arrival wakes it. */
+TEST(direct_resume_after_a_select_took_the_queue_back_wakes_no_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 2, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    FAULT(accept4, .err = EMFILE); /* the reactor's take of c2: the listener pauses */
+    FAULT(epoll_wait, .hold = 1);  /* and the reactor stops after it */
+    int c2 = raw_connect(&addr);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), 0); /* full now: c1 is the one */
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, paused */
+    /* Room while out of descriptors does not wake it either: it could take nothing. */
+    uint32_t paused_wakes = wsp_listener_wakes(so);
+    CHECK_EQ(T.lpWSPListen(l, 2, &err), 0);
+    CHECK_EQ(wsp_listener_wakes(so), paused_wakes);
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), 0);
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    uint32_t wakes = wsp_listener_wakes(so);
+    /* The reactor goes on, and stops again after a pass that ran the resume. */
+    long long deadline = now_ms() + 10000;
+    while (wsp_listener_resumes(so) == 0) {
+        CHECK(now_ms() < deadline);
+        fault_clear();
+        fault_release();
+        WAIT_FOR(fault_holding() == 0, 10000);
+        FAULT(epoll_wait, .hold = 1);
+        WAIT_FOR(fault_holding() == 1, 10000);
+    }
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    CHECK(!wsp_listener_reading(so)); /* still full */
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
+    fault_clear();
+    fault_release();
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(x.thread, NULL);
+    WAIT_FOR(atomic_load(&y.done), 10000); /* the reactor takes c2 and wakes y for it */
+    pthread_join(y.thread, NULL);
+    CHECK(y.s != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_wakes(so) - wakes, 1);
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close_socket(y.s);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
+/* Three accepts wait: the leader and two asleep. The leader takes the one connection and wakes
+ * one sleeper to watch the queue in its place: that one looks at the queue once (empty) and
+ * leads; the other sleeps on, with no look of its own (a wake-up of two would cost a look
+ * for nothing). */
+TEST(direct_leader_taking_one_connection_wakes_one_of_two_sleepers) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a, b, c;
+    a = (struct one_acceptor){.l = l};
+    b = (struct one_acceptor){.l = l};
+    c = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    CHECK_EQ(pthread_create(&c.thread, NULL, one_acceptor_main, &c), 0);
+    wait_blocked(&c.blocked);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL); /* the leader takes it */
+    CHECK(a.s != INVALID_SOCKET);
+    WAIT_FOR(wsp_listener_empty_looks(so) - looks >= 1, 10000); /* the successor's look */
+    wait_blocked(&b.blocked);
+    wait_blocked(&c.blocked);
+    CHECK_EQ(wsp_listener_empty_looks(so) - looks, 1);
+    int c2 = raw_connect(&addr), c3 = raw_connect(&addr);
+    pthread_join(b.thread, NULL);
+    pthread_join(c.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(c.s);
+    close(c1);
+    close(c2);
+    close(c3);
+    close_socket(l);
+}
+
+/* A leader waiting while the backlog is full: a second listen that leaves no room (the same
+ * backlog) does not wake it, as it could take nothing. */
+TEST(direct_listen_again_without_room_leaves_the_paused_leader_asleep) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, paused: no room */
+    uint32_t wakes = wsp_listener_wakes(so);
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), 0);
+    CHECK_EQ(wsp_listener_wakes(so), wakes);
+    CHECK_EQ(T.lpWSPListen(l, 2, &err), 0); /* room now: the leader watches the queue */
+    CHECK_EQ(wsp_listener_wakes(so) - wakes, 1);
+    int c2 = raw_connect(&addr);
+    WAIT_FOR(atomic_load(&y.done), 10000);
+    pthread_join(y.thread, NULL);
+    CHECK(y.s != INVALID_SOCKET);
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST);
+    pthread_join(x.thread, NULL);
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close_socket(y.s);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}

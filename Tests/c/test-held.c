@@ -2382,3 +2382,120 @@ TEST(held_accept_whose_client_leaves_as_the_answer_goes_is_connreset) {
     CHECK_EQ(stats_of(l).withdrawn, 1);
     close_socket(l);
 }
+
+/* A held request nobody watches (its watch could not be set) whose client half-closed: the
+ * answer finds the client gone and resets it, as the reactor's watch would have (a client
+ * still reading learns it was not accepted from the reset, not from an orderly end). */
+TEST(held_request_left_unwatched_resets_a_client_that_half_closed_at_the_answer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
+    int fd = raw_connect(&addr);
+    int cport = raw_port_of(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the held request's watch */
+    fault_clear();
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    SOCKET a;
+    CHECK_EQ(held_accept(h, NULL, &a), WSAECONNRESET);
+    CHECK(a == INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    uint8_t b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET);
+    close(fd);
+    close_socket(l);
+}
+
+/* A plain request held, released, and held again: the second hold changes the watch the
+ * first one set (the release only paused it), in one call (issue #14's speed: a hold adds no
+ * system call that can only fail, such as registering a descriptor registered already). */
+TEST(plain_request_held_again_changes_its_watch_in_one_call) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).holding, 1);
+    /* Still watched: the client leaving ends the hold. */
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).holding, 0);
+    close_socket(l);
+}
+
+/* A released request has no hold deadline any more: the listener's timer, set for that
+ * deadline alone, is cleared, and the reactor's timerfd with it (no wake-up left for nothing;
+ * the reactor's own check that no stale timer is left). */
+TEST(released_request_leaves_no_timer_for_its_hold_deadline) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 600000);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint64_t before = wsp_now_ms();
+    WSPHELD h = hold_next(l, hold_all, 0);
+    uint64_t due = wsp_reactor_timer_armed_ms();
+    CHECK(due >= before + 600000 && due <= wsp_now_ms() + 600000); /* the hold deadline's */
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    close(fd);
+    close_socket(l);
+}
+
+/* A released request goes to the leader of three waiting accepts alone: its wake-up is the
+ * leader's, which takes the request and wakes one sleeper to watch the queue in its place
+ * (one empty look); the other sleeper is not woken for nothing. */
+TEST(released_request_wakes_the_leader_alone) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    static struct held_acceptor a, b, c;
+    a = (struct held_acceptor){.l = l};
+    b = (struct held_acceptor){.l = l};
+    c = (struct held_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, held_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader */
+    CHECK_EQ(pthread_create(&b.thread, NULL, held_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    CHECK_EQ(pthread_create(&c.thread, NULL, held_acceptor_main, &c), 0);
+    wait_blocked(&c.blocked);
+    uint64_t looks = wsp_listener_empty_looks(so);
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK(a.s != INVALID_SOCKET);
+    WAIT_FOR(wsp_listener_empty_looks(so) - looks >= 1, 10000); /* the successor's look */
+    wait_blocked(&b.blocked);
+    wait_blocked(&c.blocked);
+    CHECK_EQ(wsp_listener_empty_looks(so) - looks, 1);
+    int c2 = raw_connect(&addr), c3 = raw_connect(&addr);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK_EQ(pthread_join(c.thread, NULL), 0);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(c.s);
+    close(fd);
+    close(c2);
+    close(c3);
+    close_socket(l);
+}

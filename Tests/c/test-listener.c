@@ -1605,3 +1605,43 @@ TEST(listener_refused_client_with_more_unread_than_the_bound_is_reset) {
     close(fd);
     close_socket(l);
 }
+
+/* A connect-data request the reactor admitted stays unwatched while it is fresh, even when the
+ * listener's timer runs meanwhile (for another deadline): an accept usually takes it first,
+ * and its watch's epoll_ctl calls are saved (issue #14's speed). Its watch starts once it is no
+ * longer fresh, and then notices a client that leaves. */
+TEST(listener_timer_pass_leaves_a_fresh_request_unwatched) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the queue and the request */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint64_t before = wsp_now_ms(); /* the request is admitted after this, fresh until later */
+    /* The whole request waits in the kernel before the reactor first looks at l. */
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == 8, 10000);
+    FAULT(epoll_wait, .hold = 1, .nth = 2); /* the wait after the one that finds l ready */
+    pthread_mutex_unlock(&st.so->lock);
+    WAIT_FOR(stats_of(l).queued == 1 && fault_holding() == 1, 10000);
+    /* A pass of the listener's timer at a moment when the request is still fresh. */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->listener;
+    FAULT_ALSO(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    item->on_timer(item, before);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    fault_release();
+    close(fd); /* the watch, started later, notices */
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    wsp_socket_release(st.so);
+    close(st.client);
+    close_socket(st.l);
+    wsp_socket_release(so);
+    close_socket(l);
+}
