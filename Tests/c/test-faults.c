@@ -2221,7 +2221,8 @@ TEST(fault_a_full_list_of_checks_whose_look_fails_reports_every_socket) {
 }
 
 /* A wait-all whose condition variable cannot be made fails with WSA_NOT_ENOUGH_MEMORY and
- * keeps no reference to its events (the leak check sees them closed); the next one works. */
+ * keeps no reference to its events (the leak check sees them closed); the next one works.
+ * A time-out other than 0: one of 0 never sleeps, and makes no condition variable. */
 TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
     start();
     WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
@@ -2229,11 +2230,11 @@ TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
     CHECK(WSASetEvent(ev[0]));
     CHECK(WSASetEvent(ev[1]));
     FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
-    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_FAILED);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_FAILED);
     CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
     CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
     fault_clear();
-    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(ev[0]));
     CHECK(WSACloseEvent(ev[1]));
 }
