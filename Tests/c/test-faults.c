@@ -608,6 +608,32 @@ TEST(fault_event_select_without_a_duplicate_descriptor) {
     close_socket(l);
 }
 
+/* The duplicate is had, but the reactor cannot take it either: the registration fails with
+ * the reactor's reason (no kernel memory: WSAENOBUFS), the duplicate is closed at once, and
+ * selecting again works. */
+TEST(fault_event_select_whose_duplicate_the_reactor_cannot_take_closes_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 3, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 3);
+    fault_clear();
+    CHECK_EQ(provider_fds(), before);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
 /* The watch's memory cannot be had: WSAENOBUFS, nothing registered; selecting again works. */
 TEST(fault_event_select_without_memory) {
     start();
