@@ -434,16 +434,18 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, true);
 
-    DWORD result;
+    /* Enlisted before the first check: a set after it wakes the waiter, one before it the
+     * check sees. */
     lock_all(order, distinct);
-    /* Enlisted under the locks of the first check: a set after it wakes the waiter. */
     enlist(&w, links, order, distinct);
+    unlock_all(order, distinct);
+    DWORD result;
     for (;;) {
+        lock_all(order, distinct);
         result = check(ev, cEvents, TRUE);
         unlock_all(order, distinct);
         if (result != NOT_YET || !sleep_until_woken(&w, deadline))
             break;
-        lock_all(order, distinct);
     }
 
     watch_sets(order, distinct, false);
