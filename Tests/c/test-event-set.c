@@ -1199,6 +1199,37 @@ TEST(evset_readiness_that_raises_nothing_does_not_end_a_timed_wait) {
     readiness_that_raises_nothing_does_not_end_a_wait(20000);
 }
 
+/* An enumeration right after a wait that pumped another event's set still looks into its own
+ * set: only a pump of that same set spares it the look, and only once (more data before the
+ * recv, FD_READ again, is seen by the enumeration after). Both ways round, so that the set the
+ * wait pumped is once the later of the two in memory and once the earlier. */
+TEST(evset_enumeration_after_a_wait_on_another_event_looks_into_its_own_set) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT e[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        e[i] = ne_event_select(s[i], FD_READ);
+    }
+    for (int k = 0; k < 2; k++) {
+        ne_send_str(c[0], "x");
+        ne_send_str(c[1], "x");
+        WAIT_FOR(unread_bytes(s[0]) == 1 && unread_bytes(s[1]) == 1, 10000);
+        /* Nothing signalled e[k] yet: the wait pumps its set, which records the FD_READ. */
+        CHECK_EQ(WSAWaitForMultipleEvents(1, &e[k], FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(ne_enum(s[1 - k], e[1 - k]).lNetworkEvents, FD_READ);
+        CHECK_EQ(ne_enum(s[k], e[k]).lNetworkEvents, FD_READ);
+        ne_send_str(c[k], "y");
+        WAIT_FOR(unread_bytes(s[k]) == 2, 10000);
+        CHECK_EQ(ne_enum(s[k], e[k]).lNetworkEvents, FD_READ);
+        char b[4];
+        CHECK_EQ(ne_recv(s[k], b, sizeof b, 0), 2);
+        CHECK_EQ(ne_recv(s[1 - k], b, sizeof b, 0), 1);
+    }
+    CHECK(WSACloseEvent(e[0]));
+    CHECK(WSACloseEvent(e[1]));
+}
+
 /* A check kept for data a recv left, made moot by new data that raised FD_READ first (the wait
  * pumps the set before it makes the checks), leaves nothing behind: the recv that then drains
  * the socket keeps no check. */
@@ -1786,6 +1817,24 @@ TEST(evset_wait_all_with_a_time_out_of_0_asks_the_reactor_nothing) {
     calls = fault_calls(FAULT_epoll_ctl);
     fault_clear();
     CHECK_EQ(calls, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait-all that will sleep looks into its events' sets itself first: readiness already
+ * there answers it at once, even when the reactor cannot watch the sets (its epoll_ctl
+ * failing here), which would otherwise be the only one to see it. */
+TEST(evset_wait_all_takes_readiness_already_there_when_the_reactor_cannot_watch) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* in the set: no one looked */
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the set into the reactor's epoll */
+    fault_clear();
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }

@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "event_set.h"
 #include "faults.h"
 #include "netevents.h"
 #include "test-netevents.h"
@@ -180,6 +181,28 @@ TEST(netev_message_oob_recv_makes_no_look_for_read) {
     CHECK_EQ(b, '!');
     CHECK_EQ(looks, 0);
     CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* The same on an event object's edge-triggered watch: a MSG_OOB recv that fills its buffer
+ * says nothing about ordinary data, so it leaves the event's set no check to make for FD_READ
+ * (a check costs the next wait or enumeration a poll). */
+TEST(netev_event_oob_recv_leaves_no_check_for_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
 }
 
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
