@@ -205,6 +205,29 @@ TEST(netev_event_oob_recv_leaves_no_check_for_read) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* After the peer's FIN (FD_CLOSE seen) nothing more can arrive: a recv that fills its buffer
+ * with data left raises FD_READ for it then and there, and leaves the event's set no check to
+ * make (a check costs the next wait or enumeration a poll). */
+TEST(netev_event_recv_after_the_fin_leaves_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "abcd");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ); /* the 2 bytes left */
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
 
 TEST(netev_accept_level_reenabled_by_accept) {
