@@ -340,9 +340,10 @@ static void take_readiness(struct event *const order[], DWORD distinct, const st
  * and on the sockets the sets hold checks for: a set wakes it with one eventfd write, a
  * socket wakes it directly, and the waiter never contends with a setter for a lock or a
  * condition variable (on a busy CPU that costs several context switches per wake-up). The
- * flags, checked under the locks, stay the truth. */
+ * flags, checked under the locks, stay the truth. A wait-all with a time-out of 0 takes this
+ * way too: one look, with no sleep to enlist for nor to have the sets watched during. */
 static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const order[],
-                      DWORD distinct, DWORD timeout) {
+                      DWORD distinct, DWORD timeout, BOOL wait_all) {
     struct pollfd p[2 * WSA_MAXIMUM_WAIT_EVENTS + WAIT_CHECKS];
     struct pollfd *sets = p + n, *checked = p + n + distinct;
     for (DWORD i = 0; i < n; i++)
@@ -356,7 +357,7 @@ static DWORD wait_any(struct event *const ev[], DWORD n, struct event *const ord
     bool last_look = false;
     for (;;) {
         lock_all(order, distinct);
-        result = check(ev, n, FALSE);
+        result = check(ev, n, wait_all);
         unlock_all(order, distinct);
         if (result != NOT_YET || last_look)
             break;
@@ -413,8 +414,8 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     }
     struct event *order[WSA_MAXIMUM_WAIT_EVENTS];
     DWORD distinct = lock_order(ev, cEvents, order);
-    if (!fWaitAll) {
-        DWORD result = wait_any(ev, cEvents, order, distinct, dwTimeout);
+    if (!fWaitAll || dwTimeout == 0) {
+        DWORD result = wait_any(ev, cEvents, order, distinct, dwTimeout, fWaitAll);
         release_all(ev, cEvents);
         if (result == WSA_WAIT_FAILED)
             WSASetLastError(WSA_INVALID_HANDLE);
@@ -423,7 +424,6 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
 
     struct waiter w = {.woken = false};
     struct wait_link links[WSA_MAXIMUM_WAIT_EVENTS];
-    bool can_sleep = dwTimeout != 0;
     int err = wsp_cond_init_monotonic(&w.cond);
     if (err) {
         release_all(ev, cEvents);
@@ -434,24 +434,22 @@ static DWORD wait_events(DWORD cEvents, const WSAEVENT *lphEvents, BOOL fWaitAll
     uint64_t deadline = wsp_deadline_wsa(dwTimeout);
     watch_sets(order, distinct, true);
 
-    bool enlisted = false;
+    /* Enlisted before the first check: a set after it wakes the waiter, one before it the
+     * check sees. */
+    lock_all(order, distinct);
+    enlist(&w, links, order, distinct);
+    unlock_all(order, distinct);
     DWORD result;
     for (;;) {
         lock_all(order, distinct);
-        result = check(ev, cEvents, fWaitAll);
-        /* Enlisting under the same locks as the check means no set can fall between them. */
-        if (result == NOT_YET && can_sleep && !enlisted) {
-            enlist(&w, links, order, distinct);
-            enlisted = true;
-        }
+        result = check(ev, cEvents, TRUE);
         unlock_all(order, distinct);
-        if (result != NOT_YET || !can_sleep || !sleep_until_woken(&w, deadline))
+        if (result != NOT_YET || !sleep_until_woken(&w, deadline))
             break;
     }
 
     watch_sets(order, distinct, false);
-    if (enlisted)
-        delist(links, order, distinct);
+    delist(links, order, distinct);
     pthread_cond_destroy(&w.cond);
     pthread_mutex_destroy(&w.lock);
     release_all(ev, cEvents);

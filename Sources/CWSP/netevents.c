@@ -692,7 +692,7 @@ static void enable(struct wsp_socket *so, LONG mask) {
         return;
     if (so->state == WSP_STATE_CONNECTED && !ne->watch && (ne->mask & WATCHED))
         late_watch(so);
-    if ((mask & FD_OOB) && so->state == WSP_STATE_CONNECTED) {
+    if (mask & FD_OOB) { /* a recv's: the socket is connected */
         ne->oob_inline = wsp_oob_inline(so->fd);
         if (edge_triggered(ne)) { /* urgent data still there raises FD_OOB again */
             struct pollfd p = {.fd = so->fd, .events = POLLPRI};
@@ -702,7 +702,7 @@ static void enable(struct wsp_socket *so, LONG mask) {
     }
     if ((mask & FD_ACCEPT) && so->role && so->role->acceptable(so))
         raise_event(so, FD_ACCEPT, 0);
-    if ((mask & FD_READ) && (ne->eof || ne->dead) && so->state == WSP_STATE_CONNECTED) {
+    if ((mask & FD_READ) && (ne->eof || ne->dead)) { /* a recv's, on a connected socket */
         /* Nothing new can arrive (FD_CLOSE was raised with the FIN): FD_READ while data is
          * left. */
         if (unread_bytes(so->fd) > 0)
@@ -789,7 +789,7 @@ void wsp_netevents_close(struct wsp_socket *so) {
 void wsp_netevents_connected(struct wsp_socket *so, int error) {
     struct wsp_netevents *ne = &so->netev;
     wsp_netevents_wake_waiters(so);
-    if (ne->kind != KIND_NONE && (ne->mask & FD_CONNECT)) {
+    if (ne->mask & FD_CONNECT) { /* unregistered, the mask is 0 */
         ne->connect_unreported = 0;
         ne->armed |= FD_CONNECT; /* once per connect */
         raise_event(so, FD_CONNECT, error);

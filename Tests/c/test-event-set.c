@@ -3,6 +3,7 @@
  * relays it only while someone may observe the event without waiting in WSP. These tests pin
  * each way an event can be observed to "sees the socket's readiness". */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <stdatomic.h>
@@ -1198,6 +1199,47 @@ TEST(evset_readiness_that_raises_nothing_does_not_end_a_timed_wait) {
     readiness_that_raises_nothing_does_not_end_a_wait(20000);
 }
 
+/* An enumeration right after a wait that pumped another event's set still looks into its own
+ * set: only a pump of that same set spares it the look, and only once (more data before the
+ * recv, FD_READ again, is seen by the enumeration after). Both ways round, so that the set the
+ * wait pumped is once the later of the two in memory and once the earlier. */
+TEST(evset_enumeration_after_a_wait_on_another_event_looks_into_its_own_set) {
+    start();
+    SOCKET c[2], s[2], l[2];
+    WSAEVENT e[2];
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        e[i] = ne_event_select(s[i], FD_READ);
+    }
+    for (int k = 0; k < 2; k++) {
+        int o = 1 - k;
+        ne_send_str(c[0], "x");
+        ne_send_str(c[1], "x");
+        WAIT_FOR(unread_bytes(s[0]) == 1 && unread_bytes(s[1]) == 1, 10000);
+        /* Nothing signalled e[k] yet: the wait pumps its set, which records the FD_READ. */
+        CHECK_EQ(WSAWaitForMultipleEvents(1, &e[k], FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(ne_enum(s[o], e[o]).lNetworkEvents, FD_READ);
+        /* More data before the recv: a wait pumps e[o]'s set, the enumeration after it is
+         * spared the look, the one after that is not. */
+        ne_send_str(c[o], "y");
+        WAIT_FOR(unread_bytes(s[o]) == 2, 10000);
+        CHECK_EQ(WSAWaitForMultipleEvents(1, &e[o], FALSE, 0, FALSE), WSA_WAIT_EVENT_0);
+        CHECK_EQ(ne_enum(s[o], e[o]).lNetworkEvents, FD_READ);
+        ne_send_str(c[o], "z");
+        WAIT_FOR(unread_bytes(s[o]) == 3, 10000);
+        CHECK_EQ(ne_enum(s[o], e[o]).lNetworkEvents, FD_READ);
+        CHECK_EQ(ne_enum(s[k], e[k]).lNetworkEvents, FD_READ);
+        char b[4];
+        CHECK_EQ(ne_recv(s[k], b, sizeof b, 0), 1);
+        CHECK_EQ(ne_recv(s[o], b, sizeof b, 0), 3);
+        /* The checks these recvs left find nothing: none is left for the next round. */
+        CHECK_EQ(ne_enum(s[0], e[0]).lNetworkEvents, 0);
+        CHECK_EQ(ne_enum(s[1], e[1]).lNetworkEvents, 0);
+    }
+    CHECK(WSACloseEvent(e[0]));
+    CHECK(WSACloseEvent(e[1]));
+}
+
 /* A check kept for data a recv left, made moot by new data that raised FD_READ first (the wait
  * pumps the set before it makes the checks), leaves nothing behind: the recv that then drains
  * the socket keeps no check. */
@@ -1715,5 +1757,94 @@ TEST(evset_wait_pumps_more_than_a_batch) {
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     for (int i = MORE_THAN_A_BATCH - 1; i >= 0; i--)
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* Descriptor 0 is a descriptor like any other: a process without standard input may get it
+ * for an event's epoll set (here the event's own descriptor came first, and 0 was freed while
+ * the set's epoll_create1 waited), and that event works: a socket registered on it signals it,
+ * and closing the event closes descriptor 0. */
+static WSAEVENT created_event;
+
+static void *create_event_main(void *arg) {
+    (void)arg;
+    created_event = WSACreateEvent();
+    return NULL;
+}
+
+TEST(evset_set_on_descriptor_0_works) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int saved = dup(0);
+    CHECK(saved > 0);
+    FAULT(epoll_create1, .nth = 1, .hold = 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, create_event_main, NULL), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(close(0), 0);
+    fault_release();
+    pthread_join(t, NULL);
+    CHECK_EQ(fault_fired(FAULT_epoll_create1), 1);
+    fault_clear();
+    WSAEVENT ev = created_event;
+    CHECK(ev != WSA_INVALID_EVENT);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_fd(set), 0);
+    wsp_event_set_release(set);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    CHECK(ne_signalled(ev, 10000));
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    ne_close(s);
+    CHECK(WSACloseEvent(ev));
+    CHECK_EQ(fcntl(0, F_GETFD), -1); /* closed with the event */
+    CHECK_EQ(errno, EBADF);
+    CHECK_EQ(dup2(saved, 0), 0);
+    close(saved);
+}
+
+/* A wait-all with a time-out of 0 looks once, as a wait-any does (it polls the set, and takes
+ * the socket's readiness when the set is ready): it has nothing to sleep through, so it does
+ * not have the reactor watch the set meanwhile. Pins that it makes no epoll_ctl (the watch
+ * would cost two: the set into the reactor's epoll and out again). */
+TEST(evset_wait_all_with_a_time_out_of_0_asks_the_reactor_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait-all that will sleep looks into its events' sets itself first: readiness already
+ * there answers it at once, even when the reactor cannot watch the sets (its epoll_ctl
+ * failing here), which would otherwise be the only one to see it. */
+TEST(evset_wait_all_takes_readiness_already_there_when_the_reactor_cannot_watch) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000); /* in the set: no one looked */
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the set into the reactor's epoll */
+    fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }

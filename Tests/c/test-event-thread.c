@@ -1108,6 +1108,47 @@ TEST(event_thread_job_upcalls_are_deferred_to_the_flush) {
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
+/* One job raising on two sockets (two selections, each posting FD_WRITE for a connected
+ * socket): both go on the reactor's flush list, and the flush after the job posts both
+ * messages, one per socket. */
+static SOCKET served2 = INVALID_SOCKET;
+
+static void select_write_on_two(void) {
+    rc1 = T.lpWSPAsyncSelect(served, queue, 0x401, FD_WRITE, &err1);
+    rc2 = T.lpWSPAsyncSelect(served2, queue, 0x402, FD_WRITE, &err2);
+}
+
+TEST(event_thread_job_upcalls_on_two_sockets_are_both_flushed) {
+    start();
+    connected_pair();
+    int raw2 = raw_connect(&lsn_addr), err = 0;
+    served2 = accept_with(lsn, NULL, 0, &err);
+    CHECK_EQ(err, 0);
+    queue = WSPCreateMessageQueue();
+    unsigned before = wsp_netevents_flushes();
+    in_job(select_write_on_two);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    int seen1 = 0, seen2 = 0;
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+        CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_WRITE);
+        if (msg.message == 0x401 && msg.wParam == served)
+            seen1++;
+        else if (msg.message == 0x402 && msg.wParam == served2)
+            seen2++;
+    }
+    CHECK_EQ(seen1, 1);
+    CHECK_EQ(seen2, 1);
+    CHECK_EQ(wsp_netevents_flushes() - before, 2);
+    close(raw);
+    close(raw2);
+    close_socket(served);
+    close_socket(served2);
+    close_socket(lsn);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
 /* A job whose provider calls raise (a selection: the upcalls wait for the flush) and then make
  * those upcalls themselves (an enumeration's pump): the flush finds nothing left to make, and
  * leaves the socket as it found it (unlocked: it closes). */

@@ -608,6 +608,32 @@ TEST(fault_event_select_without_a_duplicate_descriptor) {
     close_socket(l);
 }
 
+/* The duplicate is had, but the reactor cannot take it either: the registration fails with
+ * the reactor's reason (no kernel memory: WSAENOBUFS), the duplicate is closed at once, and
+ * selecting again works. */
+TEST(fault_event_select_whose_duplicate_the_reactor_cannot_take_closes_it) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+    FAULT_ALSO(epoll_ctl, .nth = 3, .err = ENOMEM, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 3);
+    fault_clear();
+    CHECK_EQ(provider_fds(), before);
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    read_event_arrives(c, s, ev);
+    CHECK(WSACloseEvent(ev));
+    close_socket(s);
+    close_socket(c);
+    close_socket(l);
+}
+
 /* The watch's memory cannot be had: WSAENOBUFS, nothing registered; selecting again works. */
 TEST(fault_event_select_without_memory) {
     start();
@@ -2221,7 +2247,8 @@ TEST(fault_a_full_list_of_checks_whose_look_fails_reports_every_socket) {
 }
 
 /* A wait-all whose condition variable cannot be made fails with WSA_NOT_ENOUGH_MEMORY and
- * keeps no reference to its events (the leak check sees them closed); the next one works. */
+ * keeps no reference to its events (the leak check sees them closed); the next one works.
+ * A time-out other than 0: one of 0 never sleeps, and makes no condition variable. */
 TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
     start();
     WSAEVENT ev[2] = {WSACreateEvent(), WSACreateEvent()};
@@ -2229,11 +2256,11 @@ TEST(fault_wait_all_without_a_condition_variable_fails_and_keeps_nothing) {
     CHECK(WSASetEvent(ev[0]));
     CHECK(WSASetEvent(ev[1]));
     FAULT(pthread_cond_init, .err = EAGAIN, .this_thread = 1);
-    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_FAILED);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_FAILED);
     CHECK_EQ(WSAGetLastError(), WSA_NOT_ENOUGH_MEMORY);
     CHECK_EQ(fault_fired(FAULT_pthread_cond_init), 1);
     fault_clear();
-    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 0, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(WSAWaitForMultipleEvents(2, ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
     CHECK(WSACloseEvent(ev[0]));
     CHECK(WSACloseEvent(ev[1]));
 }

@@ -1,9 +1,11 @@
 /* Network events (SEMANTICS §5): lpWSPEventSelect, lpWSPAsyncSelect, lpWSPEnumNetworkEvents.
  * One rule per test. */
+#include <errno.h>
 #include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
 
+#include "event_set.h"
 #include "faults.h"
 #include "netevents.h"
 #include "test-netevents.h"
@@ -179,6 +181,51 @@ TEST(netev_message_oob_recv_makes_no_look_for_read) {
     CHECK_EQ(b, '!');
     CHECK_EQ(looks, 0);
     CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* The same on an event object's edge-triggered watch: a MSG_OOB recv that fills its buffer
+ * says nothing about ordinary data, so it leaves the event's set no check to make for FD_READ
+ * (a check costs the next wait or enumeration a poll). */
+TEST(netev_event_oob_recv_leaves_no_check_for_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    CHECK_EQ(b, '!');
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* After the peer's FIN (FD_CLOSE seen) nothing more can arrive: a recv that fills its buffer
+ * with data left raises FD_READ for it then and there, and leaves the event's set no check to
+ * make (a check costs the next wait or enumeration a poll). */
+TEST(netev_event_recv_after_the_fin_leaves_no_check) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    ne_send_str(c, "abcd");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    char b[2];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ); /* the 2 bytes left */
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
 }
 
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
@@ -1738,6 +1785,34 @@ TEST(netev_registration_outlives_a_replaced_upcall_table) {
     (void)ev;
 }
 
+/* As above, with no memory for the reactor's watch when the re-arm moves the socket: the
+ * socket is left unwatched (the recv still reports WSAEWOULDBLOCK), and, as any registered
+ * socket whose watch could not start, gets its watch from its next recv, which raises FD_READ
+ * for the data it leaves through the application's upcall. */
+TEST(netev_registration_whose_move_to_the_reactor_finds_no_memory_is_watched_from_the_next_recv) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    char b[4];
+    FAULT(calloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), -WSAEWOULDBLOCK); /* re-arms: the watch moves */
+    CHECK_EQ(fault_fired(FAULT_calloc), 1);
+    fault_clear();
+    int sets = atomic_load(&app_sets);
+    ne_send_str(c, "xy");
+    WAIT_FOR(unread_bytes(s) == 2, 10000);
+    CHECK_EQ(ne_recv(s, b, 1, 0), 1);
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    (void)ev;
+}
+
 /* A connection reset ends the watch: once FD_CLOSE is posted, the reset socket costs the
  * reactor nothing (the relay counted below is another socket's FD_READ, and the only one). */
 TEST(netev_reset_socket_costs_the_reactor_no_more_relays) {
@@ -1875,4 +1950,67 @@ TEST(netev_enum_of_close_alone_writes_only_its_code) {
     CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
     for (int i = 0; i < FD_MAX_EVENTS; i++)
         CHECK_EQ(ne.iErrorCode[i], i == FD_CLOSE_BIT ? 0 : 0x5a5a5a5a);
+}
+
+/* ---- lpWSPSelect's waiters on a socket ------------------------------------------------------ */
+
+/* Two selects wait on one socket and the later one (first in the socket's list of waiters)
+ * ends first: the list is left holding the earlier one alone, first and last, and once that
+ * one ends too, nothing. A link left behind names a returned call's stack frame, which the
+ * socket's next wake-up (an arrival, a close) would write through. */
+struct netev_selector {
+    SOCKET s;
+    int rc;
+    struct blocker blocker;
+};
+
+static void *netev_select_read_main(void *arg) {
+    struct netev_selector *a = arg;
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(a->s, &r);
+    struct timeval tv = {60, 0};
+    int err = 0;
+    blocker_enter(&a->blocker);
+    a->rc = T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err);
+    blocker_leave(&a->blocker);
+    return NULL;
+}
+
+/* How many selects wait on s (0 to 2); each link checked against its neighbours. */
+static int netev_select_waiters(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    const struct wsp_select_link *first = so->netev.waiters;
+    int n = 0, linked = 1;
+    for (const struct wsp_select_link *l = first; l && n < 3; l = l->next, n++)
+        linked &= l->prev ? l->prev->next == l : l == first;
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    CHECK(linked);
+    return n;
+}
+
+TEST(netev_select_ending_before_an_earlier_one_on_its_socket_leaves_that_one_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct netev_selector a = {.s = s};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, netev_select_read_main, &a), 0);
+    wait_blocked(&a.blocker); /* waiting for s to turn readable */
+    CHECK_EQ(netev_select_waiters(s), 1);
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s, &w);
+    struct timeval now = {0, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &w, NULL, &now, &err), 1); /* writable: ends at once */
+    CHECK_EQ(netev_select_waiters(s), 1);
+    ne_send_str(c, "x");
+    pthread_join(t, NULL);
+    CHECK_EQ(a.rc, 1);
+    CHECK_EQ(netev_select_waiters(s), 0);
 }
