@@ -361,6 +361,24 @@ TEST(transfer_graceful_close_is_end_of_stream) {
     CHECK_EQ(got, 0);
 }
 
+/* A receive that would block is no reset: when the peer then closes gracefully, the next
+ * receive reports the end of the stream (0 bytes), not WSAECONNRESET. */
+TEST(transfer_graceful_close_after_a_receive_that_would_block_is_end_of_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[4];
+    DWORD got = 9;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
+    close_socket(c);
+    set_nonblocking(s, 0); /* waits for the peer's FIN */
+    got = 9;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+    close_socket(s);
+}
+
 TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     start();
     SOCKET c, s;
