@@ -146,7 +146,7 @@ static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
                 return 0;
             continue;
         }
-        if (k < 0 && errno != EAGAIN)
+        if (errno != EAGAIN) /* k is -1: a send of a non-zero length never returns 0 */
             return wsp_wsa_from_errno(errno);
         if (grown)
             return WSAENOBUFS;

@@ -247,9 +247,9 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
  * just before its first byte is sent. */
 static void stamp_patience(struct connect_request *req, uint64_t deadline) {
     size_t off = wsp_hs_patience_offset(req->frame, req->frame_len);
-    if (!off || deadline == WSP_NO_DEADLINE)
-        return;
-    uint32_t left = (uint32_t)wsp_ms_left(deadline);
+    if (!off)
+        return; /* no patience stated: the socket has no connect limit */
+    uint32_t left = (uint32_t)wsp_ms_left(deadline); /* no deadline (-1): the most, cut below */
     uint32_t limit = (uint32_t)req->frame[off] << 24 | (uint32_t)req->frame[off + 1] << 16 |
                      (uint32_t)req->frame[off + 2] << 8 | req->frame[off + 3];
     if (left > limit) /* the deadline is a whole millisecond late, never early */

@@ -213,6 +213,7 @@ TEST(cdata_callee_data_over_capacity_fails_the_accept_and_keeps_the_request) {
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEFAULT);
     CHECK_EQ(c.callee_cap, 4);
+    CHECK_EQ(stats_of(l).deferred, 0); /* kept in line, but a CF_ACCEPT is no CF_DEFER */
     c.callee_len = 4;
     CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
