@@ -116,8 +116,10 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
 }
 
 /* Carries the options the kernel keeps from the old descriptor to its replacement: the
- * socket is the same socket to the application, and its options must survive a retry. */
-static void copy_options(int from, int to, int af) {
+ * socket is the same socket to the application, and its options must survive a retry. An
+ * option a descriptor cannot report is left alone: so is IPV6_V6ONLY on an IPv4 descriptor
+ * (the kernel refuses the IPv6 level there, ENOPROTOOPT). */
+static void copy_options(int from, int to) {
     static const struct {
         int level, name;
     } opts[] = {
@@ -127,8 +129,6 @@ static void copy_options(int from, int to, int af) {
         {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY}, {0, 0} /* the end */
     };
     for (size_t i = 0; opts[i].name; i++) {
-        if (opts[i].level == IPPROTO_IPV6 && af != AF_INET6)
-            continue;
         union {
             int i;
             struct linger lg;
@@ -157,7 +157,7 @@ static void fresh_descriptor(struct wsp_socket *so) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
     if (so->kernel_options_set) /* else the fresh descriptor's defaults are the same */
-        copy_options(so->fd, fd, so->entry->af);
+        copy_options(so->fd, fd);
     /* An address the application bound explicitly stays bound (a failed connect does not
      * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
      * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
