@@ -335,12 +335,12 @@ static int request_send_error(int err) {
     return err == WSAECONNRESET || err == WSAESHUTDOWN ? WSAECONNREFUSED : err;
 }
 
-/* Runs a whole connect on the caller's thread, so->lock not held. 0 or a WSA code. */
+/* Runs a whole connect on the caller's thread, so->lock not held: timeout and limit were
+ * read under it, with the request (whose patience is there exactly when limit is a
+ * deadline). 0 or a WSA code. */
 static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr *name,
-                            socklen_t len, struct connect_request *req,
-                            struct answer_reader *a, wsp_hs_frame *answer) {
-    int timeout = timeout_of(so);
-    uint64_t limit = connect_limit(so);
+                            socklen_t len, struct connect_request *req, struct answer_reader *a,
+                            int timeout, uint64_t limit, wsp_hs_frame *answer) {
     int err = start_tcp(fd, name, len, so->entry->connect_data);
     if (err == WSAEINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
@@ -621,9 +621,11 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
                            LPWSABUF callee, LPQOS sqos) {
     so->state = WSP_STATE_CONNECTING;
     int fd = so->fd;
+    int timeout = timeout_of(so);
+    uint64_t limit = connect_limit(so);
     pthread_mutex_unlock(&so->lock);
     wsp_hs_frame answer = {0};
-    int err = connect_blocking(so, fd, name, len, req, reader, &answer);
+    int err = connect_blocking(so, fd, name, len, req, reader, timeout, limit, &answer);
     pthread_mutex_lock(&so->lock);
     if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
         err = refused(so, &answer);
