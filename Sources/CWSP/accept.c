@@ -413,8 +413,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     pthread_mutex_unlock(&so->lock);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
-    if (p)
-        presentation_free(p, &small);
+    presentation_free(p, &small); /* (NULL: none was made, and free(NULL) does nothing) */
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)
         wsp_fail(lpErrno, err);
