@@ -137,7 +137,7 @@ static int check_answer(const struct wsp_socket *so, const struct wsp_request *r
  * the provider never waits on a client that does not read. 0 or a WSA code. */
 static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
     size_t sent = 0;
-    for (int grown = 0;;) {
+    for (bool grown = false;;) {
         /* MSG_DONTWAIT never sleeps, so it is never interrupted (EINTR). */
         ssize_t k = send(fd, buf + sent, n - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k > 0) {
@@ -146,14 +146,14 @@ static int send_frame_now(int fd, const uint8_t *buf, size_t n) {
                 return 0;
             continue;
         }
-        if (k < 0 && errno != EAGAIN)
+        if (errno != EAGAIN) /* k is -1: a send of a non-zero length never returns 0 */
             return wsp_wsa_from_errno(errno);
         if (grown)
             return WSAENOBUFS;
         int size = 4 * WSP_HS_MAX_FRAME; /* room for the frame and its overhead */
         if (setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof size) < 0)
             return WSAENOBUFS;
-        grown = 1;
+        grown = true;
     }
 }
 
@@ -315,9 +315,8 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
     prepare(p, so, r);
     /* The application's answer, checked as a condition function's would be. */
     p->callee_data = callee ? *callee : (WSABUF){0, NULL};
-    if (p->has_qos && qos) {
+    if (qos) /* read only when the request carried a QoS (p->has_qos) */
         p->qos = *qos;
-    }
     int answer = check_answer(so, r, p);
     SOCKET result = INVALID_SOCKET;
     if (answer > 0) {
@@ -414,8 +413,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     pthread_mutex_unlock(&so->lock);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
-    if (p)
-        presentation_free(p, &small);
+    presentation_free(p, &small); /* (NULL: none was made, and free(NULL) does nothing) */
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)
         wsp_fail(lpErrno, err);

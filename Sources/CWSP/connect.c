@@ -116,8 +116,10 @@ static int take_answer(struct wsp_socket *so, const wsp_hs_frame *f, LPWSABUF ca
 }
 
 /* Carries the options the kernel keeps from the old descriptor to its replacement: the
- * socket is the same socket to the application, and its options must survive a retry. */
-static void copy_options(int from, int to, int af) {
+ * socket is the same socket to the application, and its options must survive a retry. An
+ * option a descriptor cannot report is left alone: so is IPV6_V6ONLY on an IPv4 descriptor
+ * (the kernel refuses the IPv6 level there, ENOPROTOOPT). */
+static void copy_options(int from, int to) {
     static const struct {
         int level, name;
     } opts[] = {
@@ -127,8 +129,6 @@ static void copy_options(int from, int to, int af) {
         {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY}, {0, 0} /* the end */
     };
     for (size_t i = 0; opts[i].name; i++) {
-        if (opts[i].level == IPPROTO_IPV6 && af != AF_INET6)
-            continue;
         union {
             int i;
             struct linger lg;
@@ -157,7 +157,7 @@ static void fresh_descriptor(struct wsp_socket *so) {
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     }
     if (so->kernel_options_set) /* else the fresh descriptor's defaults are the same */
-        copy_options(so->fd, fd, so->entry->af);
+        copy_options(so->fd, fd);
     /* An address the application bound explicitly stays bound (a failed connect does not
      * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
      * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
@@ -247,9 +247,9 @@ static int check_connect(struct wsp_socket *so, const struct sockaddr *name, int
  * just before its first byte is sent. */
 static void stamp_patience(struct connect_request *req, uint64_t deadline) {
     size_t off = wsp_hs_patience_offset(req->frame, req->frame_len);
-    if (!off || deadline == WSP_NO_DEADLINE)
-        return;
-    uint32_t left = (uint32_t)wsp_ms_left(deadline);
+    if (!off)
+        return; /* no patience stated: the socket has no connect limit */
+    uint32_t left = (uint32_t)wsp_ms_left(deadline); /* no deadline (-1): the most, cut below */
     uint32_t limit = (uint32_t)req->frame[off] << 24 | (uint32_t)req->frame[off + 1] << 16 |
                      (uint32_t)req->frame[off + 2] << 8 | req->frame[off + 3];
     if (left > limit) /* the deadline is a whole millisecond late, never early */
@@ -335,12 +335,12 @@ static int request_send_error(int err) {
     return err == WSAECONNRESET || err == WSAESHUTDOWN ? WSAECONNREFUSED : err;
 }
 
-/* Runs a whole connect on the caller's thread, so->lock not held. 0 or a WSA code. */
+/* Runs a whole connect on the caller's thread, so->lock not held: timeout and limit were
+ * read under it, with the request (whose patience is there exactly when limit is a
+ * deadline). 0 or a WSA code. */
 static int connect_blocking(struct wsp_socket *so, int fd, const struct sockaddr *name,
-                            socklen_t len, struct connect_request *req,
-                            struct answer_reader *a, wsp_hs_frame *answer) {
-    int timeout = timeout_of(so);
-    uint64_t limit = connect_limit(so);
+                            socklen_t len, struct connect_request *req, struct answer_reader *a,
+                            int timeout, uint64_t limit, wsp_hs_frame *answer) {
     int err = start_tcp(fd, name, len, so->entry->connect_data);
     if (err == WSAEINPROGRESS && !so->entry->connect_data) {
         int r = wait_until(fd, POLLOUT, limit, timeout);
@@ -621,9 +621,11 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
                            LPWSABUF callee, LPQOS sqos) {
     so->state = WSP_STATE_CONNECTING;
     int fd = so->fd;
+    int timeout = timeout_of(so);
+    uint64_t limit = connect_limit(so);
     pthread_mutex_unlock(&so->lock);
     wsp_hs_frame answer = {0};
-    int err = connect_blocking(so, fd, name, len, req, reader, &answer);
+    int err = connect_blocking(so, fd, name, len, req, reader, timeout, limit, &answer);
     pthread_mutex_lock(&so->lock);
     if (err == WSAECONNREFUSED && answer.type == WSP_HS_REFUSE)
         err = refused(so, &answer);

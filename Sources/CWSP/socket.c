@@ -146,7 +146,7 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
     return 0;
 }
 
-static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno, int peer) {
+static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno, bool peer) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
@@ -181,9 +181,9 @@ static int get_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrn
 }
 
 int wsp_get_sock_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) {
-    return get_name(s, name, namelen, lpErrno, 0);
+    return get_name(s, name, namelen, lpErrno, false);
 }
 
 int wsp_get_peer_name(SOCKET s, struct sockaddr *name, LPINT namelen, LPINT lpErrno) {
-    return get_name(s, name, namelen, lpErrno, 1);
+    return get_name(s, name, namelen, lpErrno, true);
 }

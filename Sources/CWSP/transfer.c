@@ -71,9 +71,44 @@ static int drained(const struct iovec *iov, DWORD count, int flags, ssize_t n, i
     return room > 0 && (size_t)n < room; /* a zero-length recv says nothing */
 }
 
+/* so is acquired and its lock not held; the call's arguments were checked and it was
+ * connected. Makes the system call, then records what it says; 0 or a WSA code. */
+static int transfer_now(struct wsp_socket *so, int fd, struct iovec *iov, DWORD count,
+                        LPDWORD done, int flags, bool receiving, LONG reenable) {
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
+    transfer_fn fn = receiving ? do_recv : do_send;
+    /* On the event thread a blocking socket transfers as a non-blocking one. */
+    int dontwait = wsp_reactor_is_current() ? MSG_DONTWAIT : 0;
+    ssize_t n;
+    do
+        n = fn(fd, &msg, (flags & ~MSG_DONTROUTE) | dontwait);
+    while (n < 0 && errno == EINTR);
+    int e = errno;
+    int err = 0;
+    pthread_mutex_lock(&so->lock);
+    if (receiving)
+        wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
+    else
+        wsp_netevents_reenable(so, reenable);
+    if (n < 0 && (e == ECONNRESET || e == EPIPE))
+        so->reset = 1;
+    if (n < 0)
+        err = transfer_error(so, e);
+    else if (so->closing && n == 0)
+        err = WSAEINTR;
+    else if (n == 0 && so->reset && receiving)
+        err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
+    else
+        *done = (DWORD)n;
+    if (err == WSAEWOULDBLOCK && !receiving)
+        wsp_netevents_send_blocked(so); /* FD_WRITE once space frees */
+    pthread_mutex_unlock(&so->lock);
+    return err;
+}
+
 /* The shared body of send and recv. reenable: the event bits the call re-enables. */
 static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flags,
-                    int receiving, LONG reenable, LPWSAOVERLAPPED ov, LPINT lpErrno) {
+                    bool receiving, LONG reenable, LPWSAOVERLAPPED ov, LPINT lpErrno) {
     if (ov)
         return wsp_fail(lpErrno, WSAEOPNOTSUPP); /* overlapped I/O is not offered */
     int err = 0;
@@ -95,38 +130,8 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
     else if (!err && (so->shut & (receiving ? WSP_SHUT_RECEIVE : WSP_SHUT_SEND)))
         err = WSAESHUTDOWN; /* Linux would report end of stream, or EPIPE */
     pthread_mutex_unlock(&so->lock);
-    ssize_t n = -1;
-    int e = 0;
-    if (!err) {
-        struct msghdr msg = {.msg_iov = iov, .msg_iovlen = count};
-        transfer_fn fn = receiving ? do_recv : do_send;
-        /* On the event thread a blocking socket transfers as a non-blocking one. */
-        int dontwait = wsp_reactor_is_current() ? MSG_DONTWAIT : 0;
-        do
-            n = fn(fd, &msg, (flags & ~MSG_DONTROUTE) | dontwait);
-        while (n < 0 && errno == EINTR);
-        e = errno;
-    }
-    pthread_mutex_lock(&so->lock);
-    if (!err) {
-        if (receiving)
-            wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
-        else
-            wsp_netevents_reenable(so, reenable);
-        if (n < 0 && (e == ECONNRESET || e == EPIPE))
-            so->reset = 1;
-        if (n < 0)
-            err = transfer_error(so, e);
-        else if (so->closing && n == 0)
-            err = WSAEINTR;
-        else if (n == 0 && so->reset && receiving)
-            err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
-        else
-            *done = (DWORD)n;
-        if (err == WSAEWOULDBLOCK && !receiving)
-            wsp_netevents_send_blocked(so); /* FD_WRITE once space frees */
-    }
-    pthread_mutex_unlock(&so->lock);
+    if (!err)
+        err = transfer_now(so, fd, iov, count, done, flags, receiving, reenable);
     if (iov && iov != storage)
         free(iov);
     wsp_socket_release(so);
@@ -140,7 +145,7 @@ int wsp_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD received, LPDWORD fla
     if (!flags)
         return wsp_fail(lpErrno, WSAEFAULT);
     int in = (int)*flags;
-    int rc = transfer(s, bufs, count, received, in, 1,
+    int rc = transfer(s, bufs, count, received, in, true,
                       (in & MSG_OOB) ? FD_OOB : FD_READ, ov, lpErrno);
     if (rc == 0)
         *flags = 0; /* no MSG_PARTIAL on a stream */
@@ -151,5 +156,5 @@ int wsp_send(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD sent, DWORD flags,
              LPWSAOVERLAPPED ov, LPWSAOVERLAPPED_COMPLETION_ROUTINE cr, LPWSATHREADID tid,
              LPINT lpErrno) {
     (void)cr, (void)tid;
-    return transfer(s, bufs, count, sent, (int)flags, 0, FD_WRITE, ov, lpErrno);
+    return transfer(s, bufs, count, sent, (int)flags, false, FD_WRITE, ov, lpErrno);
 }

@@ -202,6 +202,7 @@ TEST(plain_invalid_condition_answer_is_einval_and_keeps_the_request) {
     CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEINVAL);
     CHECK_EQ(stats_of(l).queued, 1);
+    CHECK_EQ(stats_of(l).deferred, 0); /* an invalid answer is no CF_DEFER */
     ans.rc = CF_ACCEPT;
     SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
     CHECK(a != INVALID_SOCKET);

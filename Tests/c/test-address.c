@@ -90,6 +90,10 @@ TEST(address_bad_strings_are_einval) {
     bad("::1", AF_INET);
     bad("1.2.3.4", AF_INET6);
     bad("1.2.3.4", AF_UNIX);
+    bad("::1", AF_UNIX); /* a family of neither kind, whatever the string */
+    bad("::1", AF_UNSPEC);
+    bad("::1", AF_INET + 1);
+    bad("::1", AF_PACKET);
     char longer[300];
     memset(longer, '1', sizeof longer - 1);
     longer[sizeof longer - 1] = 0;

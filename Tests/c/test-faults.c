@@ -267,6 +267,22 @@ TEST(fault_connect_request_whose_send_fails_fails_the_connect) {
     acceptor_stop(&k);
 }
 
+/* Only a reset (or a shut connection) under the request is the server's refusal: a send that
+ * fails otherwise, as when the network turned out unreachable while the connection was being
+ * set up, fails the connect with that error. */
+TEST(fault_connect_request_whose_send_finds_the_network_unreachable_is_enetunreach) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    FAULT(send, .err = ENETUNREACH, .this_thread = 1);
+    CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), WSAENETUNREACH);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A raw server that accepts connections one at a time (count of them), ends its side of
  * each at once (FIN, no answer) and reads until the client has gone. */
 struct silent_server {

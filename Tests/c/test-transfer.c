@@ -361,6 +361,48 @@ TEST(transfer_graceful_close_is_end_of_stream) {
     CHECK_EQ(got, 0);
 }
 
+/* errno is read only after a call that failed: an ECONNRESET or EPIPE some earlier call left
+ * in it is no reset of this connection, neither after a send that succeeds nor at the end
+ * of the stream, which a receive then reports as 0 bytes. */
+TEST(transfer_a_reset_errno_left_by_an_earlier_call_is_no_reset) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    WSABUF wb = {1, "x"};
+    DWORD n = 0, flags = 0;
+    int err = 0;
+    errno = EPIPE;
+    CHECK_EQ(T.lpWSPSend(s, &wb, 1, &n, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 1);
+    char b[4];
+    recv_exact(c, b, 1);
+    close_socket(c);
+    wb = (WSABUF){sizeof b, b};
+    n = 9;
+    errno = ECONNRESET;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), 0); /* waits for FIN */
+    CHECK_EQ(n, 0);
+    close_socket(s);
+}
+
+/* A receive that would block is no reset: when the peer then closes gracefully, the next
+ * receive reports the end of the stream (0 bytes), not WSAECONNRESET. */
+TEST(transfer_graceful_close_after_a_receive_that_would_block_is_end_of_stream) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    set_nonblocking(s, 1);
+    char b[4];
+    DWORD got = 9;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), WSAEWOULDBLOCK);
+    close_socket(c);
+    set_nonblocking(s, 0); /* waits for the peer's FIN */
+    got = 9;
+    CHECK_EQ(recv_some(s, b, sizeof b, 0, &got), 0);
+    CHECK_EQ(got, 0);
+    close_socket(s);
+}
+
 TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     start();
     SOCKET c, s;
