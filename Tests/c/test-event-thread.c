@@ -68,6 +68,46 @@ TEST(event_thread_runs_jobs_in_order_on_its_thread) {
     CHECK_EQ(off_thread, 0);
 }
 
+/* The queue of jobs waiting grows by doubling, from room for 16: a burst of n jobs handed
+ * over while the thread is busy costs about log2(n / 16) allocations, not one per job. Pinned
+ * by counting the provider's reallocs on the handing-over thread while a job holds the event
+ * thread (the queue it took was swapped for an empty one). */
+static atomic_int holder_running, holder_let_go, counted_run;
+
+static void hold_event_thread(void *context) {
+    (void)context;
+    atomic_store(&holder_running, 1);
+    long long deadline = now_ms() + 10000; /* only turns a hang into a failure */
+    while (!atomic_load(&holder_let_go) && now_ms() < deadline)
+        sleep_ms(1);
+}
+
+static void count_run(void *context) {
+    (void)context;
+    atomic_fetch_add(&counted_run, 1);
+}
+
+TEST(event_thread_job_queue_grows_by_doubling_from_sixteen) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&holder_running), 10000);
+    FAULT(realloc, .nth = 1000000, .this_thread = 1); /* counts, fails none */
+    int grown_at[65];
+    for (int i = 1; i <= 64; i++) {
+        CHECK_EQ(WSPRunOnEventThread(count_run, NULL), 0);
+        grown_at[i] = fault_calls(FAULT_realloc);
+    }
+    fault_clear();
+    CHECK_EQ(grown_at[1], 1);  /* room for 16 */
+    CHECK_EQ(grown_at[16], 1);
+    CHECK_EQ(grown_at[17], 2); /* 32 */
+    CHECK_EQ(grown_at[32], 2);
+    CHECK_EQ(grown_at[33], 3); /* 64 */
+    CHECK_EQ(grown_at[64], 3);
+    atomic_store(&holder_let_go, 1);
+    WAIT_FOR(atomic_load(&counted_run) == 64, 10000);
+}
+
 /* A job handed over from the event thread itself (from a job, as a resumed task does) runs
  * after the one that handed it over, not inside it. */
 static atomic_int depth, deepest, chained;

@@ -504,6 +504,48 @@ TEST(reactor_last_timer_cleared_on_its_thread_is_disarmed_once_idle) {
     probe_forget(&far_timed);
 }
 
+/* The grace is for an idle reactor only: one with an event ready at once after the handler
+ * that cleared the last timer does not disarm the timerfd between the two (a system call per
+ * event saved, and the next connection's timer, due later, costs none either). The first
+ * handler makes the second item ready before it returns, so the reactor's next epoll_wait
+ * returns it at once; the second handler sees the timerfd still armed for the cleared timer. */
+static struct probe right_after;
+static _Atomic uint64_t armed_seen_right_after;
+
+static void set_and_clear_far_timer_then_signal(struct wsp_reactor_item *item, uint32_t events) {
+    set_and_clear_far_timer(item, events);
+    uint64_t one = 1;
+    ssize_t n = write(right_after.item.fd, &one, sizeof one);
+    (void)n; /* an eventfd's counter far from full */
+}
+
+static void note_armed(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_store(&armed_seen_right_after, wsp_reactor_timer_armed_ms());
+    probe_ready(item, events);
+}
+
+TEST(reactor_busy_after_its_last_timer_was_cleared_does_not_disarm_between_events) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    probe_init(&right_after);
+    trigger.item.on_ready = set_and_clear_far_timer_then_signal;
+    right_after.item.on_ready = note_armed;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&right_after.item, EPOLLIN | EPOLLONESHOT), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&trigger);
+    WAIT_FOR(atomic_load(&right_after.ready) == 1, 10000);
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(atomic_load(&armed_seen_right_after), armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* then idle: disarmed after all */
+    probe_forget(&trigger);
+    probe_forget(&right_after);
+    probe_forget(&far_timed);
+}
+
 /* A timer set by another thread while the reactor waits out its grace (no timer was left
  * when it went to sleep) still fires: the grace's end disarms only a timerfd no timer needs.
  * The test thread sets it as soon as it sees the handler ran, well within the grace. */

@@ -321,6 +321,30 @@ TEST(select_ready_listener_is_not_hidden_by_an_idle_one) {
 }
 
 /* A time-out of seconds is seconds; a negative one is WSAEINVAL. */
+/* A time-out of a few microseconds is not zero: select waits (rounded up to the next whole
+ * millisecond), where a zero time-out only looks. Seen in the provider's poll: one that could
+ * sleep. (The millisecond may pass before the first poll on a busy machine, which then
+ * looks without sleeping; so several tries, of which one must sleep.) */
+TEST(select_time_out_of_a_microsecond_waits_rather_than_only_looks) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    static const long usecs[] = {1, 999};
+    for (int k = 0; k < 2; k++) {
+        int slept = 0;
+        for (int i = 0; i < 50 && !slept; i++) {
+            WSPFD_SET r;
+            WSP_FD_ZERO(&r);
+            WSP_FD_SET(s, &r);
+            struct timeval tv = {0, usecs[k]};
+            int err = 0, before = fault_sleeping_polls();
+            CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 0);
+            slept = fault_sleeping_polls() > before;
+        }
+        CHECK(slept);
+    }
+}
+
 TEST(select_timeout_of_a_second_and_a_negative_one) {
     start();
     SOCKET c, s, l;
