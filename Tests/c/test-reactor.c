@@ -2,12 +2,14 @@
  * item that one epoll_wait returns is handled. Observed through what uses them: a connect-data
  * listener's handshake deadline (a timer of the listener's item) and async-select watches
  * (one-shot items). */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "internal.h"
 #include "test-netevents.h"
 
@@ -543,6 +545,69 @@ TEST(reactor_busy_after_its_last_timer_was_cleared_does_not_disarm_between_event
     WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* then idle: disarmed after all */
     probe_forget(&trigger);
     probe_forget(&right_after);
+    probe_forget(&far_timed);
+}
+
+/* Nor is a look made without sleeping (jobs were waiting) a grace: a job that clears the last
+ * timer and hands over another finds, in the one it handed over, the timerfd as it was. */
+static _Atomic uint64_t armed_seen_by_next_job;
+static atomic_int next_job_ran;
+
+static void note_armed_in_job(void *context) {
+    (void)context;
+    atomic_store(&armed_seen_by_next_job, wsp_reactor_timer_armed_ms());
+    atomic_store(&next_job_ran, 1);
+}
+
+static void clear_far_timer_and_hand_over(void *context) {
+    (void)context;
+    wsp_reactor_set_timer(&far_timed.item, wsp_now_ms() + 60000);
+    wsp_reactor_set_timer(&far_timed.item, 0);
+    atomic_store(&armed_after_clearing, wsp_reactor_timer_armed_ms());
+    if (WSPRunOnEventThread(note_armed_in_job, NULL) != 0)
+        atomic_store(&next_job_ran, -1);
+}
+
+TEST(reactor_look_for_waiting_jobs_after_the_last_timer_was_cleared_does_not_disarm) {
+    start();
+    probe_init(&far_timed);
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(WSPRunOnEventThread(clear_far_timer_and_hand_over, NULL), 0);
+    WAIT_FOR(atomic_load(&next_job_ran) != 0, 10000);
+    CHECK_EQ(atomic_load(&next_job_ran), 1);
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(atomic_load(&armed_seen_by_next_job), armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000);
+    probe_forget(&far_timed);
+}
+
+/* Nor is a wait that a signal cut short (EINTR) a grace: while every wait is interrupted, the
+ * timerfd stays as it is. The handler that clears the last timer has the reactor's waits
+ * fail from then on; once they have failed a few times, the timerfd is still armed. */
+static void set_and_clear_far_timer_then_interrupt(struct wsp_reactor_item *item,
+                                                   uint32_t events) {
+    set_and_clear_far_timer(item, events);
+    FAULT(epoll_wait, .nth = 1, .times = -1, .err = EINTR);
+}
+
+TEST(reactor_interrupted_waits_after_the_last_timer_was_cleared_do_not_disarm) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    trigger.item.on_ready = set_and_clear_far_timer_then_interrupt;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&trigger);
+    WAIT_FOR(fault_fired(FAULT_epoll_wait) >= 3, 10000);
+    uint64_t armed_while_interrupted = wsp_reactor_timer_armed_ms();
+    fault_clear();
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(armed_while_interrupted, armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* then a grace: disarmed */
+    probe_forget(&trigger);
     probe_forget(&far_timed);
 }
 
