@@ -242,10 +242,20 @@ static _Thread_local int sleeping_polls;
 
 int fault_sleeping_polls(void) { return sleeping_polls; }
 
+static _Thread_local int longest_poll = INT_MIN;
+
+int fault_longest_poll(void) {
+    int t = longest_poll;
+    longest_poll = INT_MIN;
+    return t;
+}
+
 int wsp_fault_poll(struct pollfd *p, nfds_t n, int timeout) {
     FAIL_IF(poll, -1);
     if (timeout != 0)
         sleeping_polls++;
+    if (longest_poll != -1 && (timeout < 0 || timeout > longest_poll))
+        longest_poll = timeout < 0 ? -1 : timeout;
     return poll(p, n, timeout);
 }
 
