@@ -233,8 +233,14 @@ int wsp_fault_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     return epoll_ctl(epfd, op, fd, ev);
 }
 
+static atomic_int sleeping_epoll_waits;
+
+int fault_sleeping_epoll_waits(void) { return atomic_load(&sleeping_epoll_waits); }
+
 int wsp_fault_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     FAIL_IF(epoll_wait, -1);
+    if (timeout != 0)
+        atomic_fetch_add(&sleeping_epoll_waits, 1);
     return epoll_wait(epfd, ev, max, timeout);
 }
 

@@ -130,6 +130,29 @@ TEST(event_thread_runs_a_job_handed_over_from_a_job_after_it) {
     CHECK_EQ(atomic_load(&deepest), 1);
 }
 
+/* A job handed over from the event thread waits for the next pass, whose look at the sockets
+ * does not sleep: from the first job of a chain to the last, the thread makes no epoll_wait
+ * that could sleep. Each job of the chain notes the count, the last one compares. */
+static atomic_int sleeps_at_first = -1, sleeps_at_last = -1, relay_done;
+
+static void relay(void *context) {
+    int left = (int)(intptr_t)context;
+    if (atomic_load(&sleeps_at_first) < 0)
+        atomic_store(&sleeps_at_first, fault_sleeping_epoll_waits());
+    if (left > 0 && WSPRunOnEventThread(relay, (void *)(intptr_t)(left - 1)) == 0)
+        return;
+    atomic_store(&sleeps_at_last, fault_sleeping_epoll_waits());
+    atomic_store(&relay_done, left == 0 ? 1 : -1);
+}
+
+TEST(event_thread_job_handed_over_from_a_job_runs_without_a_sleep_between) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(relay, (void *)(intptr_t)10), 0);
+    WAIT_FOR(atomic_load(&relay_done) != 0, 10000);
+    CHECK_EQ(atomic_load(&relay_done), 1);
+    CHECK_EQ(atomic_load(&sleeps_at_last), atomic_load(&sleeps_at_first));
+}
+
 /* A job may call the provider: it runs with no provider lock held. */
 static SOCKET made = INVALID_SOCKET;
 static atomic_int made_done;

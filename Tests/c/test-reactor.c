@@ -374,6 +374,27 @@ TEST(reactor_timers_due_together_fire_in_one_pass) {
     }
 }
 
+/* An item removed while its timer was set, once released, may be added again: a timer set
+ * then fires (the removal took it out of the timers altogether). */
+TEST(reactor_item_added_again_after_its_removal_gets_its_timer) {
+    start();
+    struct timed t;
+    memset(&t, 0, sizeof t);
+    probe_init(&t.p);
+    t.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 60000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    atomic_store(&t.p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t.fired) == 1, 10000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    close(t.p.item.fd);
+}
+
 /* A task queued by an item's handler runs before the next item of the same batch is handled,
  * not after the whole batch: a handler's follow-up (setting an application's event) is not
  * delayed behind up to 63 other sockets. Two items are made ready while the reactor is held
