@@ -43,7 +43,7 @@
 
 static pthread_mutex_t reactor_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop, timers, zombies */
 static int users;          /* wsp_reactor_start count */
-static int running;        /* the thread exists */
+static bool running;       /* the thread exists */
 /* Made by the start that makes the thread, before anything can use them; -1 once it has
  * closed them (or a start failed). */
 static int epfd, wakefd, timerfd;
@@ -61,10 +61,10 @@ static atomic_uint wakes; /* wake-ups written: tests check that quiet removals m
 static atomic_uint timer_passes; /* run_timers calls: tests check that timers due together
                                   * fire in one */
 /* The end of a stop (reactor_lock): the thread broadcasts exit_cond when it has exited its
- * loop (running 0) or a start revived it (stopping 0). */
+ * loop (running false) or a start revived it (stopping 0). */
 static pthread_cond_t exit_cond = PTHREAD_COND_INITIALIZER;
 static int stoppers;          /* stops waiting on exit_cond: the thread leaves itself to them */
-static int to_join;           /* exited_thread has exited its loop and waits to be joined */
+static bool to_join;          /* exited_thread has exited its loop and waits to be joined */
 static pthread_t exited_thread;
 
 struct job {
@@ -75,7 +75,7 @@ static pthread_mutex_t jobs_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct job *jobs; /* waiting, in order */
 static size_t jobs_len, jobs_cap;
 static atomic_size_t jobs_waiting; /* jobs_len, read without the lock after every item */
-static int jobs_open;              /* the reactor takes jobs: from start until stop (set under
+static bool jobs_open;             /* the reactor takes jobs: from start until stop (set under
                                     * reactor_lock too) */
 static struct job *spare;          /* reactor thread: the last batch's array, for the next */
 static size_t spare_cap;
@@ -213,7 +213,7 @@ static void run_jobs(void) {
 }
 
 /* reactor_lock held. */
-static void set_jobs_open(int open) {
+static void set_jobs_open(bool open) {
     pthread_mutex_lock(&jobs_lock);
     jobs_open = open;
     pthread_mutex_unlock(&jobs_lock);
@@ -256,7 +256,7 @@ static int exit_if_stopped(void) {
         pthread_mutex_unlock(&reactor_lock);
         return 0;
     }
-    running = 0;
+    running = false;
     close(epfd);
     close(wakefd);
     close(timerfd);
@@ -271,7 +271,7 @@ static int exit_if_stopped(void) {
     spare_cap = 0;
     if (stoppers) {
         exited_thread = pthread_self();
-        to_join = 1;
+        to_join = true;
     } else {
         pthread_detach(pthread_self()); /* stopped from a job or an upcall: no one joins it */
     }
@@ -332,20 +332,21 @@ static void *reactor_main(void *arg) {
 
 int wsp_reactor_start(void) {
     pthread_mutex_lock(&reactor_lock);
-    int err = 0, join_old = 0;
+    int err = 0;
+    bool join_old = false;
     pthread_t old;
     if (running && users == 0) {
         /* The last stop is under way, the thread not yet out of its loop: it carries on, and
          * the stop's wait ends. (A wait here for it to exit could never end when the caller
          * is its own job.) */
-        set_jobs_open(1);
+        set_jobs_open(true);
         atomic_store(&stopping, 0);
         pthread_cond_broadcast(&exit_cond);
     } else if (!running) {
         if (to_join) { /* exited, and no stop came to join it yet */
             old = exited_thread;
-            to_join = 0;
-            join_old = 1;
+            to_join = false;
+            join_old = true;
         }
         epfd = epoll_create1(EPOLL_CLOEXEC);
         wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -363,8 +364,8 @@ int wsp_reactor_start(void) {
             if (rc) {
                 err = wsp_wsa_from_errno(rc);
             } else {
-                running = 1;
-                set_jobs_open(1);
+                running = true;
+                set_jobs_open(true);
             }
         }
         if (err) {
@@ -388,7 +389,7 @@ int wsp_reactor_start(void) {
 void wsp_reactor_stop(void) {
     pthread_mutex_lock(&reactor_lock);
     if (users > 0 && --users == 0 && running) {
-        set_jobs_open(0);
+        set_jobs_open(false);
         atomic_store(&stopping, 1);
         wake(); /* under the lock: the thread may exit, closing wakefd, as soon as it sees */
     }
@@ -403,9 +404,9 @@ void wsp_reactor_wait_stopped(void) {
     while (running && atomic_load(&stopping))
         pthread_cond_wait(&exit_cond, &reactor_lock);
     stoppers--;
-    int join = to_join;
+    bool join = to_join;
     pthread_t t = exited_thread;
-    to_join = 0;
+    to_join = false;
     pthread_mutex_unlock(&reactor_lock);
     if (join)
         pthread_join(t, NULL);

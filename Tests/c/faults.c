@@ -233,8 +233,14 @@ int wsp_fault_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev) {
     return epoll_ctl(epfd, op, fd, ev);
 }
 
+static atomic_int sleeping_epoll_waits;
+
+int fault_sleeping_epoll_waits(void) { return atomic_load(&sleeping_epoll_waits); }
+
 int wsp_fault_epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
     FAIL_IF(epoll_wait, -1);
+    if (timeout != 0)
+        atomic_fetch_add(&sleeping_epoll_waits, 1);
     return epoll_wait(epfd, ev, max, timeout);
 }
 
@@ -242,10 +248,20 @@ static _Thread_local int sleeping_polls;
 
 int fault_sleeping_polls(void) { return sleeping_polls; }
 
+static _Thread_local int longest_poll = INT_MIN;
+
+int fault_longest_poll(void) {
+    int t = longest_poll;
+    longest_poll = INT_MIN;
+    return t;
+}
+
 int wsp_fault_poll(struct pollfd *p, nfds_t n, int timeout) {
     FAIL_IF(poll, -1);
     if (timeout != 0)
         sleeping_polls++;
+    if (longest_poll != -1 && (timeout < 0 || timeout > longest_poll))
+        longest_poll = timeout < 0 ? -1 : timeout;
     return poll(p, n, timeout);
 }
 

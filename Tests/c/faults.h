@@ -66,6 +66,12 @@ void fault_release(void);
 /* How many of the provider's poll calls made on the calling thread could have slept (had a
  * time-out other than 0), armed or not, since the thread began. */
 int fault_sleeping_polls(void);
+/* The longest time-out (ms; -1, none, counts as longest) of the provider's poll calls made on
+ * the calling thread since the last call of this function; INT_MIN when there was none. */
+int fault_longest_poll(void);
+/* How many of the provider's epoll_wait calls (the event thread's) could have slept (had a
+ * time-out other than 0), armed or not, since the process began. */
+int fault_sleeping_epoll_waits(void);
 
 /* ---- the provider's descriptors ----
  * Every descriptor the provider opens (socket, accept4, eventfd, epoll_create1,

@@ -68,6 +68,46 @@ TEST(event_thread_runs_jobs_in_order_on_its_thread) {
     CHECK_EQ(off_thread, 0);
 }
 
+/* The queue of jobs waiting grows by doubling, from room for 16: a burst of n jobs handed
+ * over while the thread is busy costs about log2(n / 16) allocations, not one per job. Pinned
+ * by counting the provider's reallocs on the handing-over thread while a job holds the event
+ * thread (the queue it took was swapped for an empty one). */
+static atomic_int holder_running, holder_let_go, counted_run;
+
+static void hold_event_thread(void *context) {
+    (void)context;
+    atomic_store(&holder_running, 1);
+    long long deadline = now_ms() + 10000; /* only turns a hang into a failure */
+    while (!atomic_load(&holder_let_go) && now_ms() < deadline)
+        sleep_ms(1);
+}
+
+static void count_run(void *context) {
+    (void)context;
+    atomic_fetch_add(&counted_run, 1);
+}
+
+TEST(event_thread_job_queue_grows_by_doubling_from_sixteen) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&holder_running), 10000);
+    FAULT(realloc, .nth = 1000000, .this_thread = 1); /* counts, fails none */
+    int grown_at[65];
+    for (int i = 1; i <= 64; i++) {
+        CHECK_EQ(WSPRunOnEventThread(count_run, NULL), 0);
+        grown_at[i] = fault_calls(FAULT_realloc);
+    }
+    fault_clear();
+    CHECK_EQ(grown_at[1], 1);  /* room for 16 */
+    CHECK_EQ(grown_at[16], 1);
+    CHECK_EQ(grown_at[17], 2); /* 32 */
+    CHECK_EQ(grown_at[32], 2);
+    CHECK_EQ(grown_at[33], 3); /* 64 */
+    CHECK_EQ(grown_at[64], 3);
+    atomic_store(&holder_let_go, 1);
+    WAIT_FOR(atomic_load(&counted_run) == 64, 10000);
+}
+
 /* A job handed over from the event thread itself (from a job, as a resumed task does) runs
  * after the one that handed it over, not inside it. */
 static atomic_int depth, deepest, chained;
@@ -88,6 +128,29 @@ TEST(event_thread_runs_a_job_handed_over_from_a_job_after_it) {
     CHECK_EQ(WSPRunOnEventThread(chain, (void *)(intptr_t)50), 0);
     WAIT_FOR(atomic_load(&chained) == 51, 10000);
     CHECK_EQ(atomic_load(&deepest), 1);
+}
+
+/* A job handed over from the event thread waits for the next pass, whose look at the sockets
+ * does not sleep: from the first job of a chain to the last, the thread makes no epoll_wait
+ * that could sleep. Each job of the chain notes the count, the last one compares. */
+static atomic_int sleeps_at_first = -1, sleeps_at_last = -1, relay_done;
+
+static void relay(void *context) {
+    int left = (int)(intptr_t)context;
+    if (atomic_load(&sleeps_at_first) < 0)
+        atomic_store(&sleeps_at_first, fault_sleeping_epoll_waits());
+    if (left > 0 && WSPRunOnEventThread(relay, (void *)(intptr_t)(left - 1)) == 0)
+        return;
+    atomic_store(&sleeps_at_last, fault_sleeping_epoll_waits());
+    atomic_store(&relay_done, left == 0 ? 1 : -1);
+}
+
+TEST(event_thread_job_handed_over_from_a_job_runs_without_a_sleep_between) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(relay, (void *)(intptr_t)10), 0);
+    WAIT_FOR(atomic_load(&relay_done) != 0, 10000);
+    CHECK_EQ(atomic_load(&relay_done), 1);
+    CHECK_EQ(atomic_load(&sleeps_at_last), atomic_load(&sleeps_at_first));
 }
 
 /* A job may call the provider: it runs with no provider lock held. */

@@ -1224,6 +1224,22 @@ TEST(fault_recv_without_memory_is_not_a_reset) {
     close_socket(s);
 }
 
+/* A kernel option whose getsockopt fails reports the kernel's error, and writes no length. */
+TEST(fault_kernel_option_unreadable_is_the_kernels_error) {
+    start();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    DWORD v = 0;
+    int len = sizeof v, err = 0;
+    FAULT(getsockopt, .err = ENOBUFS, .this_thread = 1);
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_KEEPALIVE, (char *)&v, &len, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(fault_fired(FAULT_getsockopt), 1);
+    fault_clear();
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(len, (int)sizeof v);
+    close_socket(c);
+}
+
 /* SO_ERROR when the kernel's pending error cannot be read: the last connect's failure, as
  * when there is none pending, never an error made up from the unread value. */
 TEST(fault_so_error_unreadable_reports_the_last_connect_failure) {

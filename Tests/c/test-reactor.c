@@ -2,12 +2,14 @@
  * item that one epoll_wait returns is handled. Observed through what uses them: a connect-data
  * listener's handshake deadline (a timer of the listener's item) and async-select watches
  * (one-shot items). */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "internal.h"
 #include "test-netevents.h"
 
@@ -372,6 +374,27 @@ TEST(reactor_timers_due_together_fire_in_one_pass) {
     }
 }
 
+/* An item removed while its timer was set, once released, may be added again: a timer set
+ * then fires (the removal took it out of the timers altogether). */
+TEST(reactor_item_added_again_after_its_removal_gets_its_timer) {
+    start();
+    struct timed t;
+    memset(&t, 0, sizeof t);
+    probe_init(&t.p);
+    t.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 60000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    atomic_store(&t.p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t.fired) == 1, 10000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    close(t.p.item.fd);
+}
+
 /* A task queued by an item's handler runs before the next item of the same batch is handled,
  * not after the whole batch: a handler's follow-up (setting an application's event) is not
  * delayed behind up to 63 other sockets. Two items are made ready while the reactor is held
@@ -500,6 +523,111 @@ TEST(reactor_last_timer_cleared_on_its_thread_is_disarmed_once_idle) {
     CHECK(atomic_load(&armed_after_clearing) != 0);
     WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000);
     CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    probe_forget(&trigger);
+    probe_forget(&far_timed);
+}
+
+/* The grace is for an idle reactor only: one with an event ready at once after the handler
+ * that cleared the last timer does not disarm the timerfd between the two (a system call per
+ * event saved, and the next connection's timer, due later, costs none either). The first
+ * handler makes the second item ready before it returns, so the reactor's next epoll_wait
+ * returns it at once; the second handler sees the timerfd still armed for the cleared timer. */
+static struct probe right_after;
+static _Atomic uint64_t armed_seen_right_after;
+
+static void set_and_clear_far_timer_then_signal(struct wsp_reactor_item *item, uint32_t events) {
+    set_and_clear_far_timer(item, events);
+    uint64_t one = 1;
+    ssize_t n = write(right_after.item.fd, &one, sizeof one);
+    (void)n; /* an eventfd's counter far from full */
+}
+
+static void note_armed(struct wsp_reactor_item *item, uint32_t events) {
+    atomic_store(&armed_seen_right_after, wsp_reactor_timer_armed_ms());
+    probe_ready(item, events);
+}
+
+TEST(reactor_busy_after_its_last_timer_was_cleared_does_not_disarm_between_events) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    probe_init(&right_after);
+    trigger.item.on_ready = set_and_clear_far_timer_then_signal;
+    right_after.item.on_ready = note_armed;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&right_after.item, EPOLLIN | EPOLLONESHOT), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&trigger);
+    WAIT_FOR(atomic_load(&right_after.ready) == 1, 10000);
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(atomic_load(&armed_seen_right_after), armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* then idle: disarmed after all */
+    probe_forget(&trigger);
+    probe_forget(&right_after);
+    probe_forget(&far_timed);
+}
+
+/* Nor is a look made without sleeping (jobs were waiting) a grace: a job that clears the last
+ * timer and hands over another finds, in the one it handed over, the timerfd as it was. */
+static _Atomic uint64_t armed_seen_by_next_job;
+static atomic_int next_job_ran;
+
+static void note_armed_in_job(void *context) {
+    (void)context;
+    atomic_store(&armed_seen_by_next_job, wsp_reactor_timer_armed_ms());
+    atomic_store(&next_job_ran, 1);
+}
+
+static void clear_far_timer_and_hand_over(void *context) {
+    (void)context;
+    wsp_reactor_set_timer(&far_timed.item, wsp_now_ms() + 60000);
+    wsp_reactor_set_timer(&far_timed.item, 0);
+    atomic_store(&armed_after_clearing, wsp_reactor_timer_armed_ms());
+    if (WSPRunOnEventThread(note_armed_in_job, NULL) != 0)
+        atomic_store(&next_job_ran, -1);
+}
+
+TEST(reactor_look_for_waiting_jobs_after_the_last_timer_was_cleared_does_not_disarm) {
+    start();
+    probe_init(&far_timed);
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(WSPRunOnEventThread(clear_far_timer_and_hand_over, NULL), 0);
+    WAIT_FOR(atomic_load(&next_job_ran) != 0, 10000);
+    CHECK_EQ(atomic_load(&next_job_ran), 1);
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(atomic_load(&armed_seen_by_next_job), armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000);
+    probe_forget(&far_timed);
+}
+
+/* Nor is a wait that a signal cut short (EINTR) a grace: while every wait is interrupted, the
+ * timerfd stays as it is. The handler that clears the last timer has the reactor's waits
+ * fail from then on; once they have failed a few times, the timerfd is still armed. */
+static void set_and_clear_far_timer_then_interrupt(struct wsp_reactor_item *item,
+                                                   uint32_t events) {
+    set_and_clear_far_timer(item, events);
+    FAULT(epoll_wait, .nth = 1, .times = -1, .err = EINTR);
+}
+
+TEST(reactor_interrupted_waits_after_the_last_timer_was_cleared_do_not_disarm) {
+    start();
+    struct probe trigger;
+    probe_init(&trigger);
+    probe_init(&far_timed);
+    trigger.item.on_ready = set_and_clear_far_timer_then_interrupt;
+    CHECK_EQ(wsp_reactor_add(&far_timed.item, 0), 0);
+    CHECK_EQ(wsp_reactor_add(&trigger.item, EPOLLIN | EPOLLONESHOT), 0);
+    probe_signal(&trigger);
+    WAIT_FOR(fault_fired(FAULT_epoll_wait) >= 3, 10000);
+    uint64_t armed_while_interrupted = wsp_reactor_timer_armed_ms();
+    fault_clear();
+    uint64_t armed = atomic_load(&armed_after_clearing);
+    CHECK(armed != 0);
+    CHECK_EQ(armed_while_interrupted, armed);
+    WAIT_FOR(wsp_reactor_timer_armed_ms() == 0, 10000); /* then a grace: disarmed */
     probe_forget(&trigger);
     probe_forget(&far_timed);
 }

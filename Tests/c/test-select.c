@@ -321,6 +321,42 @@ TEST(select_ready_listener_is_not_hidden_by_an_idle_one) {
 }
 
 /* A time-out of seconds is seconds; a negative one is WSAEINVAL. */
+/* The time-out is rounded up to whole milliseconds: a few microseconds are not zero (select
+ * waits, where a zero time-out only looks), and no time-out waits longer than asked, to the
+ * millisecond. Seen in the provider's poll calls: the longest time-out they were given. A
+ * wait counts from the next whole millisecond (clock.c: it never ends early), so the first
+ * poll is given the rounded time-out plus one, or the time-out itself when the clock ticked
+ * before the poll (a busy machine): several tries, of which one must see the whole time, and
+ * none more. */
+TEST(select_time_out_is_rounded_up_to_whole_milliseconds) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    static const struct {
+        struct timeval tv;
+        int ms;
+    } cases[] = {{{0, 0}, 0},       {{0, 1}, 1},           {{0, 999}, 1}, {{0, 1000}, 1},
+                 {{0, 1001}, 2},    {{0, 999999}, 1000},   {{1, 1}, 1001}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int whole = 0;
+        for (int i = 0; i < 50 && !whole; i++) {
+            WSPFD_SET r;
+            WSP_FD_ZERO(&r);
+            WSP_FD_SET(s, &r);
+            struct timeval tv = cases[k].tv;
+            int err = 0;
+            (void)fault_longest_poll();
+            CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), 0);
+            int longest = fault_longest_poll();
+            CHECK(longest >= 0);
+            int full = cases[k].ms ? cases[k].ms + 1 : 0;
+            CHECK(longest <= full);
+            whole = longest == full;
+        }
+        CHECK(whole);
+    }
+}
+
 TEST(select_timeout_of_a_second_and_a_negative_one) {
     start();
     SOCKET c, s, l;

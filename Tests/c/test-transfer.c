@@ -430,6 +430,15 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, sizeof v, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
+    /* One numbered just below SO_CONDITIONAL_ACCEPT (0x3002) is unknown too, and sets
+     * nothing else. */
+    v = 1;
+    err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, 0x3001, (char *)&v, sizeof v, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
+    len = sizeof v;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_CONDITIONAL_ACCEPT, (char *)&v, &len, &err), 0);
+    CHECK_EQ(v, 0);
     len = sizeof v;
     err = 0;
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_WSP, 0x77, (char *)&v, &len, &err), SOCKET_ERROR);
