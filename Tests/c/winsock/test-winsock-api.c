@@ -1193,6 +1193,19 @@ static int stand_in_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDW
     HAND(U(s), U(bufs), U(count), U(got), U(flags), U(ov), U(cr), TID(tid));
     return 0;
 }
+static SOCKET stand_in_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen,
+                              LPCONDITIONPROC cond, DWORD_PTR data, LPINT err) {
+    HAND(U(s), U(addr), U(addrlen), U(cond), U(data));
+    *err = WSAEWOULDBLOCK; /* no socket: nothing for the layer to route */
+    return INVALID_SOCKET;
+}
+static int CALLBACK condition(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos,
+                              LPQOS gqos, LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g,
+                              DWORD_PTR data) {
+    (void)caller_id, (void)caller_data, (void)sqos, (void)gqos, (void)callee_id;
+    (void)callee_data, (void)g, (void)data;
+    return CF_ACCEPT;
+}
 static void CALLBACK completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD flags) {
     (void)e, (void)n, (void)ov, (void)flags;
 }
@@ -1214,6 +1227,7 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     t->lpWSPRecvFrom = stand_in_recv_from;
     t->lpWSPSend = stand_in_send;
     t->lpWSPRecv = stand_in_recv;
+    t->lpWSPAccept = stand_in_accept;
     WSAPROTOCOL_INFO info;
     WSAOVERLAPPED ov;
     DWORD n = 0, flags = 0;
@@ -1223,6 +1237,12 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     int tolen = 11;
     CHECK_EQ(WSADuplicateSocket(s, 4321, &info), 0);
     CHECK_HANDED(U(s), 4321, U(&info));
+    CHECK(WSAAccept(s, (SOCKADDR *)&to, &tolen, condition, 77) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEWOULDBLOCK);
+    CHECK_HANDED(U(s), U(&to), U(&tolen), U(condition), 77);
+    /* accept is WSAAccept without a condition function, and so with no data for one. */
+    CHECK(accept(s, (SOCKADDR *)&to, &tolen) == INVALID_SOCKET);
+    CHECK_HANDED(U(s), U(&to), U(&tolen), 0, 0);
     CHECK(WSAGetOverlappedResult(s, &ov, &n, TRUE, &flags));
     CHECK_HANDED(U(s), U(&ov), U(&n), TRUE, U(&flags));
     CHECK(WSAGetQOSByName(s, &data, &qos));
@@ -1380,6 +1400,56 @@ TEST(winsock_address_conversion_for_an_unspecified_family_is_wsaeinval) {
     DWORD textlen = sizeof text;
     CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss, NULL, text, &textlen), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* getpeername names the other end, its length written back: the client's peer is the
+ * listener's address, the accepted socket's is the client's own; a socket not connected has
+ * none (SOCKET_ERROR, WSAENOTCONN as the thread's last error). */
+TEST(winsock_getpeername_names_the_other_end) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c != INVALID_SOCKET);
+    SOCKADDR_STORAGE big;
+    int biglen = sizeof big;
+    WSASetLastError(0);
+    CHECK_EQ(getpeername(c, (SOCKADDR *)&big, &biglen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTCONN);
+    CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    SOCKET s = accept(l, NULL, NULL);
+    CHECK(s != INVALID_SOCKET);
+    SOCKADDR_IN mine, peer;
+    len = sizeof mine;
+    CHECK_EQ(getsockname(c, (SOCKADDR *)&mine, &len), 0);
+    memset(&big, 0x5a, sizeof big);
+    biglen = sizeof big;
+    CHECK_EQ(getpeername(c, (SOCKADDR *)&big, &biglen), 0);
+    CHECK_EQ(biglen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, a.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, a.sin_addr.s_addr);
+    memset(&big, 0x5a, sizeof big);
+    biglen = sizeof big;
+    CHECK_EQ(getpeername(s, (SOCKADDR *)&big, &biglen), 0);
+    CHECK_EQ(biglen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, mine.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, mine.sin_addr.s_addr);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(l), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
 
