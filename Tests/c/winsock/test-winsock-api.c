@@ -1289,6 +1289,42 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* A provider whose select fails after it emptied its sets, as one part-way through could. */
+static int stand_in_select_fails(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e,
+                                 const struct timeval *timeout, LPINT err) {
+    (void)nfds, (void)timeout;
+    WSPFD_SET *sets[3] = {r, w, e};
+    for (int i = 0; i < 3; i++)
+        if (sets[i])
+            sets[i]->fd_count = 0;
+    *err = WSAENETDOWN;
+    return SOCKET_ERROR;
+}
+
+/* select writes the program's sets back only when the call worked: a failed one leaves them
+ * as they were, whatever the provider left in its own. */
+TEST(winsock_select_that_fails_leaves_the_sets) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSPPROC_TABLE real = winsock_providers[0].table;
+    winsock_providers[0].table.lpWSPSelect = stand_in_select_fails;
+    fd_set x, y;
+    FD_ZERO(&x);
+    FD_SET(s, &x);
+    FD_ZERO(&y);
+    FD_SET(s, &y);
+    CHECK_EQ(select(0, &x, NULL, &y, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENETDOWN);
+    winsock_providers[0].table = real;
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == s);
+    CHECK_EQ(y.fd_count, 1);
+    CHECK(y.fd_array[0] == s);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 /* ioctlsocket writes its argument back only when the call worked: a failed one leaves all of
  * the program's unsigned long as it was, bits past the SPI's 32 included. */
 TEST(winsock_ioctlsocket_that_fails_leaves_the_argument) {
