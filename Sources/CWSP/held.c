@@ -214,9 +214,9 @@ static int held_reject(WSPHELD hh, DWORD reason, LPINT lpErrno) {
     if (!h)
         return wsp_fail(lpErrno, err);
     err = ended_code(h);
-    if (!err && reason > WSP_REASON_HOLD_TIMEOUT) {
+    if (!err && reason > WSP_REASON_HOLD_TIMEOUT)
         err = WSAEINVAL; /* the application's mistake: still held */
-    } else if (!err) {
+    if (!err) {
         wsp_held_reject(h->link.so->listener, h->link.request, (int)reason);
         retire(h);
     }

@@ -24,8 +24,8 @@ void wsp_qos_from_wire(QOS *q, const wsp_hs_qos *w, char *specific, uint32_t cap
                              in[i]->delay_variation, in[i]->service_type,
                              in[i]->max_sdu_size,    in[i]->minimum_policed_size};
     uint32_t n = w->specific_len < cap ? w->specific_len : cap;
-    if (specific && n)
+    if (n) /* then cap is not 0, and specific not NULL */
         memcpy(specific, w->specific, n);
     q->ProviderSpecific.buf = specific;
-    q->ProviderSpecific.len = specific ? n : 0;
+    q->ProviderSpecific.len = n;
 }

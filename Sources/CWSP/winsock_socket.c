@@ -1,6 +1,7 @@
 /* The socket calls: picking a catalog entry for a new socket, then passing each call to the
  * provider that made the handle. The BSD-style calls are the WSA… ones with one buffer, as in
  * ws2_32. */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "winsock_internal.h"
@@ -18,7 +19,7 @@ static int choose_entry(int af, int type, int protocol, const WSAPROTOCOL_INFO *
         return err;
     /* Without a match, the error names the first of family, type, protocol that no entry
      * offers, as Windows' does. */
-    int family_seen = 0, type_seen = 0;
+    bool family_seen = false, type_seen = false;
     err = info ? WSAEINVAL : WSAEAFNOSUPPORT;
     for (int i = 0; i < n; i++) {
         const WSAPROTOCOL_INFO *e = &all[i].info;
@@ -28,10 +29,10 @@ static int choose_entry(int af, int type, int protocol, const WSAPROTOCOL_INFO *
         } else {
             if (!matches(af, e->iAddressFamily))
                 continue;
-            family_seen = 1;
+            family_seen = true;
             if (type != e->iSocketType)
                 continue;
-            type_seen = 1;
+            type_seen = true;
             if (!matches(protocol, e->iProtocol))
                 continue;
         }

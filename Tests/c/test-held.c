@@ -305,10 +305,11 @@ TEST(held_request_rejected_with_a_reason) {
     cd_client_start(&k, &addr, "x");
     WSPHELD h = hold_next(l, hold_all, 0);
     CHECK_EQ(held_reject(h, 99), WSAEINVAL); /* not a reason: still held */
+    CHECK_EQ(held_reject(h, WSP_REASON_HOLD_TIMEOUT + 1), WSAEINVAL);
     CHECK_EQ(stats_of(l).holding, 1);
-    CHECK_EQ(held_reject(h, WSP_REASON_BACKLOG_FULL), 0);
+    CHECK_EQ(held_reject(h, WSP_REASON_HOLD_TIMEOUT), 0); /* the last reason there is */
     CHECK_EQ(async_connect_join(&k.c), WSAECONNREFUSED);
-    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_BACKLOG_FULL);
+    CHECK_EQ(refuse_reason(k.c.s), WSP_REASON_HOLD_TIMEOUT);
     CHECK_EQ(held_reject(h, 0), WSA_INVALID_HANDLE);
     WSP_LISTENER_STATS_DATA st = stats_of(l);
     CHECK_EQ(st.rejected, 1);
@@ -626,7 +627,8 @@ TEST(cdata_withdrawal_while_held_is_news_and_the_answer_fails) {
     WSPHELD gone = news[0], still = gone == h1 ? h2 : h1;
     CHECK_EQ(HeldNews(l, news, 4, &n, &err), 0);
     CHECK_EQ(n, 0); /* listed once */
-    CHECK_EQ(held_reject(gone, 0), WSAECONNRESET);
+    /* The ending's code, whatever the answer (a reason that is not one included). */
+    CHECK_EQ(held_reject(gone, 99), WSAECONNRESET);
     CHECK_EQ(held_reject(gone, 0), WSA_INVALID_HANDLE);
     SOCKET a;
     CHECK_EQ(held_accept(still, NULL, &a), 0);

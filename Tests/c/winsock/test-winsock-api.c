@@ -635,6 +635,13 @@ TEST(winsock_closesocket_the_provider_refuses_keeps_the_route) {
     CHECK_EQ(winsock_route_count(), 0);
 }
 
+/* One socket() and its closesocket(), as a thread's function: 1 when both worked. */
+static void *socket_and_close(void *unused) {
+    (void)unused;
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    return (void *)(long)(s != INVALID_SOCKET && closesocket(s) == 0);
+}
+
 /* socket() records which provider made the handle; when that record cannot be had (its node,
  * or the table's first buckets), the call fails with WSAENOBUFS, the provider's socket is
  * closed again, and the next socket() works. The allocations are found by counting those of
@@ -660,11 +667,14 @@ TEST(winsock_socket_without_memory_for_its_route_is_wsaenobufs) {
         CHECK_EQ(fault_fired(fns[i]), 1);
         fault_clear();
         CHECK_EQ(WSAGetLastError(), WSAENOBUFS);
+        /* The next socket(), from another thread, works: the failed call left the route
+         * table's lock free. Another thread, and before anything else on this one: a lock
+         * this thread still held would not stop this thread (glibc answers its owner's next
+         * lock with EDEADLK, which the table does not look at), and that next call's unlock
+         * would free it. A held lock stops the other thread until the runner's limit. */
+        CHECK_EQ(join_thread(start_thread(socket_and_close, NULL)), 1);
         CHECK_EQ(provider_fds(), fds);
         CHECK_EQ(winsock_route_count(), 0);
-        s = socket(AF_INET, SOCK_STREAM, 0);
-        CHECK(s != INVALID_SOCKET);
-        CHECK_EQ(closesocket(s), 0);
         CHECK_EQ(WSACleanup(), 0);
     }
 }
@@ -1183,6 +1193,19 @@ static int stand_in_recv(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD got, LPDW
     HAND(U(s), U(bufs), U(count), U(got), U(flags), U(ov), U(cr), TID(tid));
     return 0;
 }
+static SOCKET stand_in_accept(SOCKET s, struct sockaddr *addr, LPINT addrlen,
+                              LPCONDITIONPROC cond, DWORD_PTR data, LPINT err) {
+    HAND(U(s), U(addr), U(addrlen), U(cond), U(data));
+    *err = WSAEWOULDBLOCK; /* no socket: nothing for the layer to route */
+    return INVALID_SOCKET;
+}
+static int CALLBACK condition(LPWSABUF caller_id, LPWSABUF caller_data, LPQOS sqos,
+                              LPQOS gqos, LPWSABUF callee_id, LPWSABUF callee_data, GROUP *g,
+                              DWORD_PTR data) {
+    (void)caller_id, (void)caller_data, (void)sqos, (void)gqos, (void)callee_id;
+    (void)callee_data, (void)g, (void)data;
+    return CF_ACCEPT;
+}
 static void CALLBACK completion(DWORD e, DWORD n, LPWSAOVERLAPPED ov, DWORD flags) {
     (void)e, (void)n, (void)ov, (void)flags;
 }
@@ -1204,6 +1227,7 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     t->lpWSPRecvFrom = stand_in_recv_from;
     t->lpWSPSend = stand_in_send;
     t->lpWSPRecv = stand_in_recv;
+    t->lpWSPAccept = stand_in_accept;
     WSAPROTOCOL_INFO info;
     WSAOVERLAPPED ov;
     DWORD n = 0, flags = 0;
@@ -1213,6 +1237,12 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     int tolen = 11;
     CHECK_EQ(WSADuplicateSocket(s, 4321, &info), 0);
     CHECK_HANDED(U(s), 4321, U(&info));
+    CHECK(WSAAccept(s, (SOCKADDR *)&to, &tolen, condition, 77) == INVALID_SOCKET);
+    CHECK_EQ(WSAGetLastError(), WSAEWOULDBLOCK);
+    CHECK_HANDED(U(s), U(&to), U(&tolen), U(condition), 77);
+    /* accept is WSAAccept without a condition function, and so with no data for one. */
+    CHECK(accept(s, (SOCKADDR *)&to, &tolen) == INVALID_SOCKET);
+    CHECK_HANDED(U(s), U(&to), U(&tolen), 0, 0);
     CHECK(WSAGetOverlappedResult(s, &ov, &n, TRUE, &flags));
     CHECK_HANDED(U(s), U(&ov), U(&n), TRUE, U(&flags));
     CHECK(WSAGetQOSByName(s, &data, &qos));
@@ -1255,6 +1285,42 @@ TEST(winsock_calls_hand_the_provider_their_arguments_in_place) {
     WSASetLastError(0);
     CHECK(!WSAGetQOSByName(s, &data, &qos)); /* WSP's own: not offered, and says so */
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* A provider whose select fails after it emptied its sets, as one part-way through could. */
+static int stand_in_select_fails(int nfds, WSPFD_SET *r, WSPFD_SET *w, WSPFD_SET *e,
+                                 const struct timeval *timeout, LPINT err) {
+    (void)nfds, (void)timeout;
+    WSPFD_SET *sets[3] = {r, w, e};
+    for (int i = 0; i < 3; i++)
+        if (sets[i])
+            sets[i]->fd_count = 0;
+    *err = WSAENETDOWN;
+    return SOCKET_ERROR;
+}
+
+/* select writes the program's sets back only when the call worked: a failed one leaves them
+ * as they were, whatever the provider left in its own. */
+TEST(winsock_select_that_fails_leaves_the_sets) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    WSPPROC_TABLE real = winsock_providers[0].table;
+    winsock_providers[0].table.lpWSPSelect = stand_in_select_fails;
+    fd_set x, y;
+    FD_ZERO(&x);
+    FD_SET(s, &x);
+    FD_ZERO(&y);
+    FD_SET(s, &y);
+    CHECK_EQ(select(0, &x, NULL, &y, NULL), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENETDOWN);
+    winsock_providers[0].table = real;
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == s);
+    CHECK_EQ(y.fd_count, 1);
+    CHECK(y.fd_array[0] == s);
     CHECK_EQ(closesocket(s), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
@@ -1370,6 +1436,56 @@ TEST(winsock_address_conversion_for_an_unspecified_family_is_wsaeinval) {
     DWORD textlen = sizeof text;
     CHECK_EQ(WSAAddressToString((SOCKADDR *)&ss, sizeof ss, NULL, text, &textlen), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
+/* getpeername names the other end, its length written back: the client's peer is the
+ * listener's address, the accepted socket's is the client's own; a socket not connected has
+ * none (SOCKET_ERROR, WSAENOTCONN as the thread's last error). */
+TEST(winsock_getpeername_names_the_other_end) {
+    startup();
+    SOCKADDR_IN a;
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    SOCKET l = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(l != INVALID_SOCKET);
+    CHECK_EQ(bind(l, (SOCKADDR *)&a, sizeof a), 0);
+    CHECK_EQ(listen(l, 1), 0);
+    int len = sizeof a;
+    CHECK_EQ(getsockname(l, (SOCKADDR *)&a, &len), 0);
+    SOCKET c = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(c != INVALID_SOCKET);
+    SOCKADDR_STORAGE big;
+    int biglen = sizeof big;
+    WSASetLastError(0);
+    CHECK_EQ(getpeername(c, (SOCKADDR *)&big, &biglen), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTCONN);
+    CHECK_EQ(connect(c, (SOCKADDR *)&a, sizeof a), 0);
+    SOCKET s = accept(l, NULL, NULL);
+    CHECK(s != INVALID_SOCKET);
+    SOCKADDR_IN mine, peer;
+    len = sizeof mine;
+    CHECK_EQ(getsockname(c, (SOCKADDR *)&mine, &len), 0);
+    memset(&big, 0x5a, sizeof big);
+    biglen = sizeof big;
+    CHECK_EQ(getpeername(c, (SOCKADDR *)&big, &biglen), 0);
+    CHECK_EQ(biglen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, a.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, a.sin_addr.s_addr);
+    memset(&big, 0x5a, sizeof big);
+    biglen = sizeof big;
+    CHECK_EQ(getpeername(s, (SOCKADDR *)&big, &biglen), 0);
+    CHECK_EQ(biglen, (int)sizeof(SOCKADDR_IN));
+    memcpy(&peer, &big, sizeof peer);
+    CHECK_EQ(peer.sin_family, AF_INET);
+    CHECK_EQ(peer.sin_port, mine.sin_port);
+    CHECK_EQ(peer.sin_addr.s_addr, mine.sin_addr.s_addr);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(closesocket(c), 0);
+    CHECK_EQ(closesocket(l), 0);
     CHECK_EQ(WSACleanup(), 0);
 }
 

@@ -170,6 +170,28 @@ TEST(winsock_select_without_memory_for_its_sets_is_wsaenobufs) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* A set holding an entry that is not a socket fails the call in the provider: SOCKET_ERROR,
+ * WSAENOTSOCK as the thread's last error (as Windows documents it for select), and the
+ * program's set left as it was. */
+TEST(winsock_select_of_a_set_with_what_is_not_a_socket_is_wsaenotsock) {
+    WSADATA d;
+    CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    fd_set x;
+    FD_ZERO(&x);
+    FD_SET(s, &x); /* the first handle names the provider */
+    FD_SET((SOCKET)4242, &x);
+    struct timeval zero = {0, 0};
+    WSASetLastError(0);
+    CHECK_EQ(select(0, NULL, &x, NULL, &zero), SOCKET_ERROR);
+    CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
+    CHECK_EQ(x.fd_count, 2);
+    CHECK(x.fd_array[0] == s && x.fd_array[1] == (SOCKET)4242);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 /* Each set gets room for all its handles in select's own copy: a read set of twelve
  * listeners, each with a connection waiting, beside a write set of one connected client,
  * answers for each set alone and for every handle. */
