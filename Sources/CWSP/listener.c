@@ -346,7 +346,7 @@ void wsp_request_withdraw(struct wsp_listener *l, struct wsp_request *r) {
         request_end(l, r, &l->stats.malformed, WSP_REASON_MALFORMED);
     } else {
         l->stats.withdrawn++;
-        request_destroy(r, 1);
+        request_destroy(r, true);
     }
     room_freed(l);
 }
@@ -398,7 +398,7 @@ static void end_handshaking(struct wsp_listener *l, struct wsp_request *r, uint6
 static void drop_handshaking_withdrawn(struct wsp_listener *l, struct wsp_request *r) {
     request_unlink(&l->handshaking, r);
     l->stats.withdrawn++;
-    request_destroy(r, 1);
+    request_destroy(r, true);
 }
 
 static void watch_request(struct wsp_listener *l, struct wsp_request *r) {
@@ -499,7 +499,7 @@ static bool read_request(struct wsp_listener *l, struct wsp_request *r) {
             uint8_t *nb = realloc(r->buf, cap);
             if (!nb) { /* the provider's shortage, not the client's fault: a bare close */
                 request_unlink(&l->handshaking, r);
-                request_destroy(r, 1);
+                request_destroy(r, true);
                 return false;
             }
             r->buf = nb;
@@ -614,7 +614,7 @@ static void take_connection(struct wsp_listener *l, int fd, int nonblocking,
         return;
     if (wsp_reactor_add(&r->item, EPOLLIN | EPOLLRDHUP) != 0) {
         request_unlink(&l->handshaking, r);
-        request_destroy(r, 1);
+        request_destroy(r, true);
         return;
     }
     r->watched = 1;
@@ -644,7 +644,7 @@ static int pull(struct wsp_listener *l, int max) {
         taken++;
     }
     if (!l->closed && !has_room(l))
-        set_reading(l, 0);
+        set_reading(l, false);
     return taken;
 }
 
@@ -654,7 +654,7 @@ static int pull(struct wsp_listener *l, int max) {
 static void accept_failed(struct wsp_listener *l, int e) {
     if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
         /* Level-triggered epoll would spin on the waiting connection: pause. */
-        set_reading(l, 0);
+        set_reading(l, false);
         l->resume_ms = wsp_now_ms() + EMFILE_PAUSE_MS;
         rearm(l);
     }
@@ -781,8 +781,8 @@ static void go_direct(struct wsp_listener *l) {
     if (l->wake_fd < 0 && (l->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
         return;
     if (!l->direct) {
-        l->direct = 1;
-        set_reading(l, 0);
+        l->direct = true;
+        set_reading(l, false);
     }
 }
 
@@ -813,7 +813,7 @@ static void lead(struct wsp_listener *l) {
     }
     pthread_mutex_lock(&l->so->lock);
     l->waiters--;
-    l->leader_paused = 0;
+    l->leader_paused = false;
     __atomic_store_n(&l->leader, 0, __ATOMIC_SEQ_CST);
     /* Someone must keep watching the queue while this thread works: a sleeping follower. */
     if (l->waiters > 0)
@@ -834,7 +834,7 @@ static void listener_ready(struct wsp_reactor_item *item, uint32_t events) {
 /* so->lock held. Called when a request leaves the backlog. */
 static void room_freed(struct wsp_listener *l) {
     if (reactor_reads(l))
-        set_reading(l, 1);
+        set_reading(l, true);
     else if (l->leader_paused && has_room(l) && !l->resume_ms)
         wake_accepts(l, 1); /* the leader watches the kernel's queue again */
 }
@@ -922,9 +922,9 @@ int wsp_backlog_fill(struct wsp_listener *l, int first) {
      * every time it comes back) an accept4 racing the reactor's on the listening socket. */
     if (l->so->nonblocking && l->so->entry->connect_data && l->reading)
         return 0;
-    l->pulling = 1;
+    l->pulling = true;
     int n = l->so->entry->connect_data ? pull_direct(l) : pull(l, l->direct ? 1 : 64);
-    l->pulling = 0;
+    l->pulling = false;
     if (n == 0)
         l->empty_looks++;
     if (first && l->direct)
@@ -966,7 +966,7 @@ void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_
         if (r->watched)
             wsp_reactor_remove(&r->item); /* frees the request */
         else
-            request_destroy(r, 0);
+            request_destroy(r, false);
         break;
     case WSP_OUTCOME_REJECTED:
         l->stats.rejected++;
@@ -979,10 +979,10 @@ void wsp_backlog_finish(struct wsp_listener *l, struct wsp_request *r, enum wsp_
         break;
     case WSP_OUTCOME_WITHDRAWN:
         l->stats.withdrawn++;
-        request_destroy(r, 1);
+        request_destroy(r, true);
         break;
     case WSP_OUTCOME_ABANDONED:
-        request_destroy(r, 1);
+        request_destroy(r, true);
         break;
     }
 }
@@ -1065,15 +1065,15 @@ static void listener_timer(struct wsp_reactor_item *item, uint64_t now) {
         send_notices(l, l->held.head, now); /* a held client is kept waiting the same way */
     }
     if (l->direct && !l->accepting && now >= l->direct_until_ms) {
-        l->direct = 0; /* no accept asked for a while: the reactor reads again */
+        l->direct = false; /* no accept asked for a while: the reactor reads again */
         if (reactor_reads(l))
-            set_reading(l, 1);
+            set_reading(l, true);
     }
     if (l->resume_ms && l->resume_ms <= now) {
         l->resume_ms = 0;
         l->resumes++;
         if (reactor_reads(l)) /* (never while direct) */
-            set_reading(l, 1);
+            set_reading(l, true);
         if (l->direct)
             l->arrivals = l->waiters; /* the leader, if any, looks at the queue again */
     }
@@ -1100,9 +1100,9 @@ static void watch_arrivals(struct wsp_socket *so) {
     struct wsp_listener *l = so->listener;
     if (!l->direct)
         return;
-    l->direct = 0; /* the reactor takes arrivals again, for whoever waits for them */
+    l->direct = false; /* the reactor takes arrivals again, for whoever waits for them */
     if (reactor_reads(l))
-        set_reading(l, 1);
+        set_reading(l, true);
     rearm(l);
 }
 static const struct wsp_socket_role listener_role = {release_listener, acceptable,
@@ -1138,7 +1138,7 @@ static int start_listening(struct wsp_socket *so, int backlog) {
         free(l);
         return err;
     }
-    l->reading = 1;
+    l->reading = true;
     so->listener = l;
     so->role = &listener_role;
     so->state = WSP_STATE_LISTENING;
@@ -1190,11 +1190,11 @@ static void listener_free(struct wsp_listener *l) {
  * socket. */
 void wsp_listener_close(struct wsp_socket *so) {
     struct wsp_listener *l = so->listener;
-    l->closed = 1;
+    l->closed = true;
     while (l->handshaking.head) {
         struct wsp_request *r = l->handshaking.head;
         request_unlink(&l->handshaking, r);
-        request_destroy(r, 1);
+        request_destroy(r, true);
     }
     while (l->held.head) /* refused as the queued ones below; their answers fail */
         held_end(l, l->held.head, WSAEINTR, WSP_REASON_CLOSING);
@@ -1274,7 +1274,7 @@ uint64_t wsp_listener_empty_looks(struct wsp_socket *so) {
 /* so->lock held. A held request left: a hold refused for the limit may succeed now. */
 static void hold_room_freed(struct wsp_listener *l) {
     if (l->hold_blocked && !l->closed && (DWORD)l->held.count < l->so->hold_limit) {
-        l->hold_blocked = 0;
+        l->hold_blocked = false;
         wsp_netevents_reenable(l->so, FD_ACCEPT);
     }
 }
@@ -1292,7 +1292,7 @@ static void watch_held(struct wsp_listener *l, struct wsp_request *r) {
 int wsp_backlog_hold(struct wsp_listener *l, struct wsp_request *r, struct wsp_hold_link *link) {
     if ((DWORD)l->held.count >= l->so->hold_limit) {
         l->stats.hold_refused++;
-        l->hold_blocked = 1;
+        l->hold_blocked = true;
         wsp_backlog_put_back(l, r, 0);
         return WSAENOBUFS;
     }
@@ -1370,7 +1370,7 @@ static void held_end(struct wsp_listener *l, struct wsp_request *r, int code, in
     if (reason)
         request_close_refused(r, reason);
     else
-        request_destroy(r, 1);
+        request_destroy(r, true);
 }
 
 static void held_ready(struct wsp_listener *l, struct wsp_request *r) {
