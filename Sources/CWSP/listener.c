@@ -686,8 +686,9 @@ static bool pull_direct(struct wsp_listener *l) {
         pthread_mutex_lock(&so->lock);
         if (fd >= 0)
             break;
-        if (l->closed)
-            return false;
+        /* (Closed meanwhile: a failure is ended as when open. accept_failed leaves a closed
+         * listener's reactor alone, and after an ECONNABORTED the next accept fails at once:
+         * the close shut the descriptor down.) */
         if (e != ECONNABORTED) {
             accept_failed(l, e);
             return false;
