@@ -120,6 +120,35 @@ TEST(listener_request_filling_the_first_read_with_a_byte_behind_is_malformed) {
     close_socket(l);
 }
 
+/* ---- a drop nobody listens for ------------------------------------------------------------ */
+
+/* A listener without a drop handler keeps no notice of a refusal: the client is refused and
+ * the drop counted, and the refusal allocates nothing (issue #14's speed targets: a server
+ * under a flood of refusals pays no allocation per refusal for notices nobody hears). The
+ * sibling with a handler, listener_refusal_without_memory_for_its_notice_is_counted_unheard,
+ * shows that the notice is this path's only allocation. */
+TEST(listener_refusal_with_no_drop_handler_allocates_no_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 1, &addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int first = raw_connect(&addr);
+    CHECK_EQ(send(first, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the backlog is full now */
+    FAULT(malloc, .nth = 1000000); /* counts the provider's allocations, fails none */
+    int second = raw_connect(&addr);
+    CHECK_EQ(send(second, request, sizeof request, MSG_NOSIGNAL), 8);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    read_bare_frame(second, frame);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    WAIT_FOR(stats_of(l).backlog_full == 1, 10000);
+    CHECK_EQ(fault_calls(FAULT_malloc), 0);
+    fault_clear();
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
 /* ---- the timer's deadlines ---------------------------------------------------------------- */
 
 /* A client waiting in the backlog, with nothing else for the listener's timer to do, hears
