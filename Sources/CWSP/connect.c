@@ -164,8 +164,9 @@ static void fresh_descriptor(struct wsp_socket *so) {
     struct sockaddr_storage local = {0};
     socklen_t len = sizeof local;
     int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
-    if (dup2(fd, so->fd) >= 0)
-        so->fd_nonblocking = 1;
+    /* so->fd_nonblocking stays 1: the fresh descriptor is non-blocking, as the descriptor of
+     * a socket that is not connected always is (FIONBIO changes only a connected one's). */
+    (void)dup2(fd, so->fd);
     close(fd);
     so->bound = rebind && bind(so->fd, (struct sockaddr *)&local, len) == 0;
 }

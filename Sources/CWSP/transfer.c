@@ -86,10 +86,9 @@ static int transfer_now(struct wsp_socket *so, int fd, struct iovec *iov, DWORD 
     int e = errno;
     int err = 0;
     pthread_mutex_lock(&so->lock);
-    if (receiving)
-        wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
-    else
-        wsp_netevents_reenable(so, reenable);
+    /* What drained says matters to FD_READ only: a send re-enables FD_WRITE, for which this
+     * is wsp_netevents_reenable. */
+    wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
     if (n < 0 && (e == ECONNRESET || e == EPIPE))
         so->reset = 1;
     if (n < 0)

@@ -674,8 +674,8 @@ TEST(sockopt_zero_handshake_deadline_and_pending_interval_are_wsaeinval) {
     close_socket(l);
 }
 
-/* Up to 16 buffers go to the kernel from the stack: a transfer of a few makes no
- * allocation (more than 16 do: that path is the other tests'). */
+/* Up to 16 buffers go to the kernel from the stack: a transfer of a few, or of exactly 16,
+ * makes no allocation (more than 16 do: that path is the other tests'). */
 TEST(transfer_of_a_few_buffers_allocates_nothing) {
     start();
     SOCKET c, s;
@@ -692,10 +692,24 @@ TEST(transfer_of_a_few_buffers_allocates_nothing) {
     WSABUF halves[2] = {{2, p}, {2, q}};
     CHECK_EQ(T.lpWSPRecv(s, halves, 2, &done, &flags, NULL, NULL, NULL, &err), 0);
     CHECK_EQ(done, 4);
+    char out[16], in[16];
+    WSABUF sixteen_out[16], sixteen_in[16];
+    for (int i = 0; i < 16; i++) {
+        out[i] = (char)('A' + i);
+        in[i] = 0;
+        sixteen_out[i] = (WSABUF){1, &out[i]};
+        sixteen_in[i] = (WSABUF){1, &in[i]};
+    }
+    CHECK_EQ(T.lpWSPSend(c, sixteen_out, 16, &done, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 16);
+    WAIT_FOR(unread_bytes(s) == 16, 10000);
+    CHECK_EQ(T.lpWSPRecv(s, sixteen_in, 16, &done, &flags, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(done, 16);
     CHECK_EQ(fault_calls(FAULT_malloc), 0);
     fault_clear();
     CHECK_MEM(p, "ab", 2);
     CHECK_MEM(q, "cd", 2);
+    CHECK_MEM(in, "ABCDEFGHIJKLMNOP", 16);
     close_socket(c);
     close_socket(s);
 }
