@@ -423,9 +423,7 @@ int wsp_reactor_add_over(struct wsp_reactor_item *item, uint32_t events) {
     struct epoll_event ev = {.events = events, .data.ptr = item};
     /* The registration is there: it goes only with the descriptor's file, which the socket
      * holds. A failure (want of kernel memory) is the caller's, as wsp_reactor_add's. */
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) < 0)
-        return wsp_wsa_from_errno(errno);
-    return 0;
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) < 0 ? wsp_wsa_from_errno(errno) : 0;
 }
 
 /* A registered descriptor's MOD fails only for want of kernel memory; no caller could do
