@@ -147,8 +147,8 @@ void wsp_reactor_remove_and_close(struct wsp_reactor_item *item) WSP_INTERNAL;
  * call) until the descriptor's file closes, which drops it, or wsp_reactor_add_over takes it
  * over for another item. Only the reactor thread, in the item's own on_ready, knows that. */
 void wsp_reactor_remove_disarmed(struct wsp_reactor_item *item) WSP_INTERNAL;
-/* wsp_reactor_add for a descriptor that may still carry such a left registration: takes it
- * over (EPOLL_CTL_MOD), or adds one when there is none. */
+/* wsp_reactor_add for a descriptor that carries such a left registration: takes it over
+ * (EPOLL_CTL_MOD). */
 int wsp_reactor_add_over(struct wsp_reactor_item *item, uint32_t events) WSP_INTERNAL;
 /* Stops watching item->fd but keeps the item alive (a batch already read may still hand it
  * to on_ready); wsp_reactor_add watches it again. */

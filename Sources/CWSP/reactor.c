@@ -44,8 +44,8 @@
 static pthread_mutex_t reactor_lock = PTHREAD_MUTEX_INITIALIZER; /* start/stop, timers, zombies */
 static int users;          /* wsp_reactor_start count */
 static bool running;       /* the thread exists */
-/* Made by the start that makes the thread, before anything can use them; -1 once it has
- * closed them (or a start failed). */
+/* Made by the start that makes the thread, before anything can use them; they mean nothing
+ * once it has closed them (or a start failed): only the next such start reads them again. */
 static int epfd, wakefd, timerfd;
 /* When timerfd fires (0: disarmed), and how many timers are set (due_ms != 0). Both
  * written under reactor_lock; the loop reads them without it to choose how long to sleep. */
@@ -260,7 +260,6 @@ static int exit_if_stopped(void) {
     close(epfd);
     close(wakefd);
     close(timerfd);
-    epfd = wakefd = timerfd = -1;
     pthread_mutex_lock(&jobs_lock); /* empty and closed: only the arrays are left */
     free(jobs);
     jobs = NULL;
@@ -375,7 +374,6 @@ int wsp_reactor_start(void) {
                 close(wakefd);
             if (timerfd >= 0)
                 close(timerfd);
-            epfd = wakefd = timerfd = -1;
         }
     }
     if (!err)
@@ -423,9 +421,9 @@ int wsp_reactor_add(struct wsp_reactor_item *item, uint32_t events) {
 int wsp_reactor_add_over(struct wsp_reactor_item *item, uint32_t events) {
     atomic_store(&item->removed, 0);
     struct epoll_event ev = {.events = events, .data.ptr = item};
-    if (epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) == 0)
-        return 0;
-    return wsp_reactor_add(item, events); /* gone with the descriptor it was made for */
+    /* The registration is there: it goes only with the descriptor's file, which the socket
+     * holds. A failure (want of kernel memory) is the caller's, as wsp_reactor_add's. */
+    return epoll_ctl(epfd, EPOLL_CTL_MOD, item->fd, &ev) < 0 ? wsp_wsa_from_errno(errno) : 0;
 }
 
 /* A registered descriptor's MOD fails only for want of kernel memory; no caller could do

@@ -395,6 +395,40 @@ TEST(netev_async_watch_after_a_nonblocking_connect_takes_over_the_connects_regis
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
+/* Taking the connect's registration over can fail (EPOLL_CTL_MOD, for want of kernel
+ * memory): the watch then watches a duplicate of the descriptor, as when another item holds
+ * it, and still reports what it should. */
+TEST(netev_async_watch_whose_takeover_fails_watches_a_duplicate) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND queue = WSPCreateMessageQueue();
+    CHECK(queue != NULL);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_CONNECT, &err), 0);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WSPMSG msg;
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_CONNECT, 0));
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    int fds = provider_fds();
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(T.lpWSPAsyncSelect(c, queue, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(provider_fds(), fds + 1); /* the duplicate */
+    send_all(s, "x", 1);
+    CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1);
+    CHECK_EQ(msg.wParam, c);
+    CHECK_EQ(msg.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    ne_close(c);
+    ne_close(s);
+    ne_close(l);
+    CHECK(WSPDestroyMessageQueue(queue));
+}
+
 /* The connect's registration is taken over once: a watch started again afterwards (a selection
  * that cancelled the first one's, then a new one) adds the descriptor afresh, with one
  * EPOLL_CTL_ADD and one EPOLL_CTL_MOD arming it, and no first try at taking over a

@@ -311,6 +311,22 @@ TEST(reactor_modify_changes_what_an_item_is_watched_for) {
     close(p.item.fd);
 }
 
+/* Adding over a registration takes it over: the item, watched for nothing, is then watched
+ * for input already there. The descriptor is made first, so that the reactor's epoll
+ * descriptor is not 3 (EPOLL_CTL_MOD's value). */
+TEST(reactor_add_over_takes_the_registration_over) {
+    struct probe p;
+    probe_init(&p);
+    start();
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    probe_signal(&p);
+    CHECK_EQ(wsp_reactor_add_over(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
+}
+
 /* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
  * EEXIST for one still in it), and it is then watched as asked. */
 TEST(reactor_paused_item_can_be_added_again) {

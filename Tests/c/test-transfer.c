@@ -403,6 +403,18 @@ TEST(transfer_graceful_close_after_a_receive_that_would_block_is_end_of_stream) 
     close_socket(s);
 }
 
+/* getsockopt with no length to read or write (optlen NULL) is WSAEFAULT, as with no buffer. */
+TEST(sockopt_get_without_a_length_is_wsaefault) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    DWORD v = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_TYPE, (char *)&v, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(v, 0);
+}
+
 TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     start();
     SOCKET c, s;
