@@ -25,13 +25,12 @@ static int read_provider(struct winsock_provider *p, LPINT protocols, WSAPROTOCO
         if (n >= 0) {
             *out = buf;
             *count = n;
-            break;
+            return 0;
         }
         free(buf);
         if (err != WSAENOBUFS) /* else the catalog grew between the two calls: again */
             return err;
     }
-    return 0;
 }
 
 static struct winsock_entry *read_all(LPINT protocols, int *count, int *err) {

@@ -11,7 +11,6 @@
 #include "wsp/winsock2.h"
 
 struct winsock_provider {
-    const char *name;
     int (*enum_protocols)(LPINT, LPWSAPROTOCOL_INFO, LPDWORD, LPINT);
     int (*startup)(WORD, LPWSPDATA, LPWSAPROTOCOL_INFO, WSPUPCALLTABLE, LPWSPPROC_TABLE);
     WSPPROC_TABLE table; /* what startup handed out; written while no call can read it */

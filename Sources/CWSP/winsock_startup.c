@@ -8,7 +8,7 @@
 
 /* The providers in catalog order. WSP's is the only one; another would be one more line. */
 struct winsock_provider winsock_providers[] = {
-    {.name = "WSP", .enum_protocols = WSPEnumProtocols, .startup = WSPStartup},
+    {.enum_protocols = WSPEnumProtocols, .startup = WSPStartup},
 };
 const int winsock_provider_count = (int)(sizeof winsock_providers / sizeof winsock_providers[0]);
 
