@@ -794,10 +794,20 @@ TEST(hold_limit_then_FD_ACCEPT_once_a_held_request_leaves) {
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
     CHECK(ne.lNetworkEvents & FD_ACCEPT);
-    WSPHELD h2 = hold_next(l, hold_all, 0);
+    WSPHELD h2 = hold_next(l, hold_all, 0); /* an accept call: FD_ACCEPT re-enabled */
+    /* That FD_ACCEPT was the refused hold's one: a held request leaving later, with no hold
+     * refused since, leaves FD_ACCEPT to the next accept call. */
+    int c3 = raw_connect(&addr);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* c3's FD_ACCEPT, reset */
+    CHECK(ne.lNetworkEvents & FD_ACCEPT);
     CHECK_EQ(held_reject(h2, 0), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, 0);
     close(c1);
     close(c2);
+    close(c3);
     WSACloseEvent(ev);
 }
 
