@@ -228,6 +228,30 @@ TEST(netev_event_recv_after_the_fin_leaves_no_check) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* After the FIN only a recv's re-enabling looks for data left (FD_READ): a send, which
+ * re-enables FD_WRITE only, asks the kernel nothing of what is unread (one ioctl per send
+ * on a half-closed socket would be a system call for nothing; issue #14's speed). */
+TEST(netev_event_send_after_the_fin_looks_for_no_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    ne_send_str(c, "abcd");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    fault_set(FAULT_ioctl, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    DWORD sent = 0;
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), 0);
+    CHECK_EQ(sent, 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4); /* the data was left for the recv */
+    CHECK(WSACloseEvent(ev));
+}
+
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
 
 TEST(netev_accept_level_reenabled_by_accept) {
