@@ -228,6 +228,21 @@ TEST(netev_event_recv_after_the_fin_leaves_no_check) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A registration raises what the descriptor's state says without waiting for any of it
+ * (WSAEventSelect does not block): its look at the descriptor is a poll with a time-out of 0,
+ * with data already there or not. */
+TEST(netev_event_registration_looks_without_waiting) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "ab");
+    int slept = fault_sleeping_polls();
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    CHECK_EQ(fault_sleeping_polls(), slept);
+    CHECK(ne_signalled(ev, 10000));
+    CHECK(WSACloseEvent(ev));
+}
+
 /* After the FIN only a recv's re-enabling looks for data left (FD_READ): a send, which
  * re-enables FD_WRITE only, asks the kernel nothing of what is unread (one ioctl per send
  * on a half-closed socket would be a system call for nothing; issue #14's speed). */
