@@ -228,6 +228,20 @@ TEST(netev_event_recv_after_the_fin_leaves_no_check) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* An unregistered socket has no events to raise: an urgent recv on it asks the kernel nothing
+ * of SO_OOBINLINE (which only decides between FD_OOB and FD_READ for a registration). */
+TEST(netev_unregistered_urgent_recv_asks_nothing_of_oob_inline) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_fionbio(s, 1);
+    fault_set(FAULT_getsockopt, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[2];
+    CHECK(ne_recv(s, b, sizeof b, MSG_OOB) < 0); /* nothing urgent came */
+    CHECK_EQ(fault_calls(FAULT_getsockopt), 0);
+    fault_clear();
+}
+
 /* A registration raises what the descriptor's state says without waiting for any of it
  * (WSAEventSelect does not block): its look at the descriptor is a poll with a time-out of 0,
  * with data already there or not. */
