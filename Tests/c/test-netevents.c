@@ -228,6 +228,59 @@ TEST(netev_event_recv_after_the_fin_leaves_no_check) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* An unregistered socket has no events to raise: an urgent recv on it asks the kernel nothing
+ * of SO_OOBINLINE (which only decides between FD_OOB and FD_READ for a registration). */
+TEST(netev_unregistered_urgent_recv_asks_nothing_of_oob_inline) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_fionbio(s, 1);
+    fault_set(FAULT_getsockopt, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    char b[2];
+    CHECK(ne_recv(s, b, sizeof b, MSG_OOB) < 0); /* nothing urgent came */
+    CHECK_EQ(fault_calls(FAULT_getsockopt), 0);
+    fault_clear();
+}
+
+/* A registration raises what the descriptor's state says without waiting for any of it
+ * (WSAEventSelect does not block): its look at the descriptor is a poll with a time-out of 0,
+ * with data already there or not. */
+TEST(netev_event_registration_looks_without_waiting) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "ab");
+    int slept = fault_sleeping_polls();
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    CHECK_EQ(fault_sleeping_polls(), slept);
+    CHECK(ne_signalled(ev, 10000));
+    CHECK(WSACloseEvent(ev));
+}
+
+/* After the FIN only a recv's re-enabling looks for data left (FD_READ): a send, which
+ * re-enables FD_WRITE only, asks the kernel nothing of what is unread (one ioctl per send
+ * on a half-closed socket would be a system call for nothing; issue #14's speed). */
+TEST(netev_event_send_after_the_fin_looks_for_no_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    ne_send_str(c, "abcd");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    fault_set(FAULT_ioctl, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    DWORD sent = 0;
+    CHECK_EQ(ne_send(s, "x", 1, 0, &sent), 0);
+    CHECK_EQ(sent, 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    char b[8];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 4); /* the data was left for the recv */
+    CHECK(WSACloseEvent(ev));
+}
+
 /* ---- FD_ACCEPT ----------------------------------------------------------------------------- */
 
 TEST(netev_accept_level_reenabled_by_accept) {
