@@ -310,7 +310,7 @@ static char thread_state(int tid, char *call, size_t size) {
     return state;
 }
 
-void wait_blocked(struct blocker *b) {
+bool wait_blocked_or_returned(struct blocker *b) {
     WAIT_FOR(__atomic_load_n(&b->tid, __ATOMIC_SEQ_CST) != 0, 10000);
     int tid = __atomic_load_n(&b->tid, __ATOMIC_SEQ_CST);
     long long deadline = now_ms() + 10000;
@@ -320,7 +320,8 @@ void wait_blocked(struct blocker *b) {
      * wait too, but a brief one: the same wait (call and address) seen on ten looks over
      * 20 ms is the call waiting. */
     while (looks < 10) {
-        CHECK(!__atomic_load_n(&b->returned, __ATOMIC_SEQ_CST));
+        if (__atomic_load_n(&b->returned, __ATOMIC_SEQ_CST))
+            return false;
         CHECK(now_ms() < deadline);
         char call[64];
         char st = thread_state(tid, call, sizeof call);
@@ -332,6 +333,11 @@ void wait_blocked(struct blocker *b) {
         snprintf(last, sizeof last, "%s", call);
         sleep_ms(2);
     }
+    return true;
+}
+
+void wait_blocked(struct blocker *b) {
+    CHECK(wait_blocked_or_returned(b)); /* the call returned: it did not block */
 }
 
 /* Scans /proc/net/tcp (or tcp6) for the listener on port lport: *queue gets its accept queue's

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <wsp.h>
 
 #include "harness.h"
@@ -143,5 +144,7 @@ void blocker_leave(struct blocker *b);
 /* Returns once b's thread is asleep in the call; fails the test after 10 s or if the call
  * returned. */
 void wait_blocked(struct blocker *b);
+/* As wait_blocked, but a call that returned first is an answer: false. */
+bool wait_blocked_or_returned(struct blocker *b);
 
 #endif
