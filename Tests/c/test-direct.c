@@ -589,6 +589,32 @@ static void *done_acceptor_main(void *arg) {
     return NULL;
 }
 
+/* A backlog of one that is full, with a connection waiting behind it in the kernel's queue:
+ * x is presenting c1 (until its flags[0] lets go), c2 is established in the kernel's queue
+ * (me is its address), and y, an accept started after them, is about to become the leader. */
+struct full_backlog {
+    struct presenting_acceptor x;
+    struct done_acceptor y;
+    int c1, c2;
+    struct sockaddr_storage me;
+};
+
+static void fill_backlog_of_one(struct full_backlog *f, SOCKET l,
+                                const struct sockaddr_storage *addr) {
+    memset(f, 0, sizeof *f);
+    f->c1 = raw_connect(addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    f->x.l = l;
+    CHECK_EQ(pthread_create(&f->x.thread, NULL, presenting_acceptor_main, &f->x), 0);
+    WAIT_FOR(__atomic_load_n(&f->x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    f->c2 = raw_connect(addr); /* stays in the kernel's queue: the backlog is full */
+    socklen_t me_len = sizeof f->me;
+    CHECK_EQ(getsockname(f->c2, (struct sockaddr *)&f->me, &me_len), 0);
+    WAIT_FOR(tcp_state(port_of(addr), port_of(&f->me)) == TCP_ESTABLISHED, 10000);
+    f->y.l = l;
+    CHECK_EQ(pthread_create(&f->y.thread, NULL, done_acceptor_main, &f->y), 0);
+}
+
 
 /* A leader waiting while the backlog is full (its one request being presented elsewhere) does
  * not watch the kernel's queue, which it could take nothing from: a connection waiting there
@@ -601,38 +627,29 @@ TEST(direct_leader_of_a_full_backlog_sleeps_until_room_frees_then_takes_the_kern
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
-    int c2 = raw_connect(&addr); /* stays in the kernel's queue: the backlog is full */
-    struct sockaddr_storage me;
-    socklen_t me_len = sizeof me;
-    CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
-    WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
-    static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
-    wait_blocked(&y.blocked);
+    static struct full_backlog f;
+    fill_backlog_of_one(&f, l, &addr);
+    struct presenting_acceptor *const xp = &f.x;
+    struct done_acceptor *const yp = &f.y;
+    int c1 = f.c1, c2 = f.c2;
+    struct sockaddr_storage me = f.me;
+    wait_blocked(&yp->blocked);
     uint64_t looks = wsp_listener_empty_looks(so);
-    wait_blocked(&y.blocked); /* still the same sleep */
+    wait_blocked(&yp->blocked); /* still the same sleep */
     CHECK_EQ(wsp_listener_empty_looks(so), looks);
-    CHECK(!atomic_load(&y.done));
-    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
-    pthread_join(x.thread, NULL);
-    WAIT_FOR(atomic_load(&y.done), 10000);
-    pthread_join(y.thread, NULL);
-    CHECK(y.s != INVALID_SOCKET);
+    CHECK(!atomic_load(&yp->done));
+    __atomic_store_n(&xp->flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(xp->thread, NULL);
+    WAIT_FOR(atomic_load(&yp->done), 10000);
+    pthread_join(yp->thread, NULL);
+    CHECK(yp->s != INVALID_SOCKET);
     struct sockaddr_storage peer;
     int plen = sizeof peer;
-    CHECK_EQ(T.lpWSPGetPeerName(y.s, (struct sockaddr *)&peer, &plen, &err), 0);
+    CHECK_EQ(T.lpWSPGetPeerName(yp->s, (struct sockaddr *)&peer, &plen, &err), 0);
     CHECK_EQ(port_of(&peer), port_of(&me)); /* c2, from the kernel's queue */
     wsp_socket_release(so);
-    close_socket(x.s);
-    close_socket(y.s);
+    close_socket(xp->s);
+    close_socket(yp->s);
     close(c1);
     close(c2);
     close_socket(l);
@@ -676,22 +693,13 @@ TEST(direct_room_freed_after_a_select_took_the_queue_back_wakes_only_for_the_arr
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
-    int c2 = raw_connect(&addr); /* stays in the kernel's queue: the backlog is full */
-    struct sockaddr_storage me;
-    socklen_t me_len = sizeof me;
-    CHECK_EQ(getsockname(c2, (struct sockaddr *)&me, &me_len), 0);
-    WAIT_FOR(tcp_state(port_of(&addr), port_of(&me)) == TCP_ESTABLISHED, 10000);
-    static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
-    wait_blocked(&y.blocked); /* the leader, not watching the queue: no room */
+    static struct full_backlog f;
+    fill_backlog_of_one(&f, l, &addr);
+    struct presenting_acceptor *const xp = &f.x;
+    struct done_acceptor *const yp = &f.y;
+    int c1 = f.c1, c2 = f.c2;
+    struct sockaddr_storage me = f.me;
+    wait_blocked(&yp->blocked); /* the leader, not watching the queue: no room */
     WSPFD_SET set;
     set.fd_count = 1;
     set.fd_array[0] = l;
@@ -702,24 +710,24 @@ TEST(direct_room_freed_after_a_select_took_the_queue_back_wakes_only_for_the_arr
     int c3 = raw_connect(&addr2); /* wakes the reactor into the hold */
     WAIT_FOR(fault_holding() == 1, 10000);
     uint32_t wakes = wsp_listener_wakes(so);
-    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
-    pthread_join(x.thread, NULL);
+    __atomic_store_n(&xp->flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(xp->thread, NULL);
     CHECK(wsp_listener_reading(so)); /* the reactor's again, for the select */
     CHECK_EQ(wsp_listener_wakes(so), wakes);
-    CHECK(!atomic_load(&y.done));
+    CHECK(!atomic_load(&yp->done));
     fault_clear();
     fault_release(); /* the reactor takes c2, and wakes y for it */
-    WAIT_FOR(atomic_load(&y.done), 10000);
-    pthread_join(y.thread, NULL);
+    WAIT_FOR(atomic_load(&yp->done), 10000);
+    pthread_join(yp->thread, NULL);
     CHECK_EQ(wsp_listener_wakes(so) - wakes, 1);
-    CHECK(y.s != INVALID_SOCKET);
+    CHECK(yp->s != INVALID_SOCKET);
     struct sockaddr_storage peer;
     int plen = sizeof peer;
-    CHECK_EQ(T.lpWSPGetPeerName(y.s, (struct sockaddr *)&peer, &plen, &err), 0);
+    CHECK_EQ(T.lpWSPGetPeerName(yp->s, (struct sockaddr *)&peer, &plen, &err), 0);
     CHECK_EQ(port_of(&peer), port_of(&me));
     wsp_socket_release(so);
-    close_socket(x.s);
-    close_socket(y.s);
+    close_socket(xp->s);
+    close_socket(yp->s);
     close(c1);
     close(c2);
     close(c3);
