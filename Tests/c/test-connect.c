@@ -96,6 +96,28 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&six, sizeof six, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEAFNOSUPPORT);
+    /* A family below the socket's, the live listener's address otherwise: AF_UNSPEC (which
+     * Linux would take as a request to dissolve the association) on the IPv4 socket, AF_INET
+     * in an IPv6-sized buffer on an IPv6 socket. */
+    struct sockaddr_storage unspec = addr;
+    unspec.ss_family = AF_UNSPEC;
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&unspec, sizeof(struct sockaddr_in), NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    SOCKET c6b = new_socket(WSP_CATALOG_TCP_IPV6);
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(c6b, (struct sockaddr *)&addr, sizeof(struct sockaddr_in6), NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    int so_error6 = -1, so_error6_len = sizeof so_error6;
+    CHECK_EQ(T.lpWSPGetSockOpt(c6b, SOL_SOCKET, SO_ERROR, (char *)&so_error6, &so_error6_len,
+                               &err),
+             0);
+    CHECK_EQ(so_error6, 0); /* refused before any attempt, as below */
+    close_socket(c6b);
     /* A refused argument is no attempt: SO_ERROR has no failed connect to report (the
      * kernel, handed the wrong family, would have failed with the same code). */
     int so_error = -1, so_error_len = sizeof so_error;
