@@ -67,8 +67,8 @@ static struct presentation *presentation_new(const struct wsp_socket *so,
     return &ps->p;
 }
 
-static void presentation_free(struct presentation *p, const struct presentation *small) {
-    if (p != small)
+static void presentation_free(struct presentation *p, const struct wsp_socket *so) {
+    if (so->entry->connect_data) /* as presentation_new chose */
         free(p); /* the presentation_space it begins */
 }
 
@@ -332,7 +332,7 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
         if (result == INVALID_SOCKET && *err == 0)
             *err = WSAECONNRESET; /* it left as the answer went */
     }
-    presentation_free(p, &small);
+    presentation_free(p, so);
     return result;
 }
 
@@ -413,7 +413,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     pthread_mutex_unlock(&so->lock);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
-    presentation_free(p, &small); /* (NULL: none was made, and free(NULL) does nothing) */
+    presentation_free(p, so); /* (NULL: none was made, and free(NULL) does nothing) */
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)
         wsp_fail(lpErrno, err);
