@@ -632,7 +632,7 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
         err = refused(so, &answer);
     if (so->closing)
         err = WSAEINTR;
-    if (!err && so->entry->connect_data)
+    if (!err) /* plain TCP: the empty answer (no data, no QoS), callee's length 0 */
         err = take_answer(so, &answer, callee, sqos);
     so->connect_error = err == WSAEINTR ? so->connect_error : err;
     if (!err) {
@@ -640,8 +640,6 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
         /* FIONBIO may have changed the mode while the connect ran: the descriptor follows
          * the socket's mode now. */
         err = wsp_socket_fd_nonblocking(so, so->nonblocking);
-        if (callee && !so->entry->connect_data)
-            callee->len = 0;
     } else {
         so->state = WSP_STATE_OPEN;
         if (!so->closing)
