@@ -1080,6 +1080,11 @@ TEST(fault_accept_whose_answer_send_fails_counts_a_withdrawal) {
 TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
     accept_answer_fails(EAGAIN, 1);
 }
+/* Only EAGAIN is a full buffer: an error numbered below it (EPERM, a firewall rule's refusal)
+ * is a failed send like ECONNRESET, not a reason to grow the buffer and send again. */
+TEST(fault_accept_whose_answer_send_is_not_permitted_counts_a_withdrawal) {
+    accept_answer_fails(EPERM, 0);
+}
 
 /* The reactor cannot have the buffer for a connect-data request it reads: the provider's
  * shortage, not the client's fault, so the connection is closed bare (a reset, no reason, no
