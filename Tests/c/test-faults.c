@@ -1085,6 +1085,11 @@ TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
 TEST(fault_accept_whose_answer_send_is_not_permitted_counts_a_withdrawal) {
     accept_answer_fails(EPERM, 0);
 }
+/* Nor is a failure whose code is numbered above WSAENOBUFS (ETIMEDOUT: WSAETIMEDOUT) the
+ * provider's shortage: the client is gone, counted as withdrawn. */
+TEST(fault_accept_whose_answer_send_times_out_counts_a_withdrawal) {
+    accept_answer_fails(ETIMEDOUT, 0);
+}
 
 /* The reactor cannot have the buffer for a connect-data request it reads: the provider's
  * shortage, not the client's fault, so the connection is closed bare (a reset, no reason, no
