@@ -330,6 +330,45 @@ TEST(connect_ipv6_socket_stays_v6only_after_a_failed_attempt) {
     close_socket(dead6);
 }
 
+/* The IPv4-mapped form of an IPv4 address (::ffff:a.b.c.d), with its port. */
+static struct sockaddr_storage v4_mapped(const struct sockaddr_storage *four) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)four;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in6 *six = (struct sockaddr_in6 *)&ss;
+    six->sin6_family = AF_INET6;
+    six->sin6_port = in->sin_port;
+    six->sin6_addr.s6_addr[10] = 0xff;
+    six->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&six->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+    return ss;
+}
+
+/* An IPv6 socket the application made dual-stack (IPV6_V6ONLY off) stays so after a failed
+ * attempt: its fresh descriptor reaches an IPv4 server through a mapped address, as the
+ * first one would have. */
+TEST(connect_ipv6_socket_made_dual_stack_stays_so_after_a_failed_attempt) {
+    start();
+    struct sockaddr_storage dead4 = dead_address(), addr4;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr4);
+    struct sockaddr_storage dead = v4_mapped(&dead4), live = v4_mapped(&addr4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV6);
+    set_int(c, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(get_int(c, IPPROTO_IPV6, IPV6_V6ONLY), 0);
+    CHECK_EQ(connect_to(c, &live, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    send_all(c, "46", 2);
+    char b[2];
+    recv_exact(a, b, 2);
+    CHECK_MEM(b, "46", 2);
+    close_socket(a);
+    close_socket(c);
+    close_socket(l);
+}
+
 /* Buffer sizes are reported as the application set them (Windows), and only their own
  * options change that report. */
 TEST(connect_buffer_sizes_reported_as_set_whatever_is_set_after) {
