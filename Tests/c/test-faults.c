@@ -889,7 +889,8 @@ TEST(fault_listener_survives_running_out_of_memory) {
 }
 
 /* A send or receive the kernel fails reports the kernel's reason, each its own code; only a
- * broken pipe is a reset (Windows has no EPIPE). */
+ * broken pipe is a reset (Windows has no EPIPE). Only EINTR is tried again: not EPERM (a
+ * firewall rule's refusal), numbered below it. */
 TEST(fault_transfer_errors_keep_their_own_codes) {
     start();
     SOCKET c, s, l;
@@ -900,7 +901,7 @@ TEST(fault_transfer_errors_keep_their_own_codes) {
     int err = 0;
     static const struct { int e, code; } cases[] = {
         {ENOBUFS, WSAENOBUFS}, {ETIMEDOUT, WSAETIMEDOUT}, {EPIPE, WSAECONNRESET},
-        {ECONNABORTED, WSAECONNABORTED}};
+        {ECONNABORTED, WSAECONNABORTED}, {EPERM, WSAEACCES}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         FAULT(send, .err = cases[i].e, .this_thread = 1);
         CHECK_EQ(T.lpWSPSend(c, &buf, 1, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
