@@ -126,9 +126,9 @@ static void copy_options(int from, int to) {
         {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
         {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
         {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
-        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY}, {0, 0} /* the end */
+        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY},
     };
-    for (size_t i = 0; opts[i].name; i++) {
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         union {
             int i;
             struct linger lg;
