@@ -283,6 +283,32 @@ TEST(fault_connect_request_whose_send_finds_the_network_unreachable_is_enetunrea
     acceptor_stop(&k);
 }
 
+static int so_error_of(SOCKET s) {
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    return v;
+}
+
+/* Nor does a non-blocking connect wait to send its request again when the first send fails
+ * otherwise than EAGAIN: with EPERM (a firewall rule's refusal, numbered below EAGAIN) the
+ * connect ends with WSAEACCES, which SO_ERROR then reports. */
+TEST(fault_nonblocking_connect_request_whose_send_is_not_permitted_fails_the_connect) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    FAULT(send, .err = EPERM, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    int v = 0;
+    WAIT_FOR((v = so_error_of(s)) != 0, 10000);
+    CHECK_EQ(v, WSAEACCES);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A raw server that accepts connections one at a time (count of them), ends its side of
  * each at once (FIN, no answer) and reads until the client has gone. */
 struct silent_server {
