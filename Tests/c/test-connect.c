@@ -439,6 +439,38 @@ static struct kernel_value kernel_option(SOCKET s, int level, int name) {
     return v;
 }
 
+/* A connect-data client has its kernel hold the handshake's last ACK until the request goes
+ * with it (TCP_DEFER_ACCEPT on its descriptor: one packet fewer, and the server's provider woken
+ * once); plain TCP sends no request and asks for nothing of the kind. */
+TEST(connect_data_client_defers_its_ack_for_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    struct kernel_value v = kernel_option(ac.s, IPPROTO_TCP, TCP_DEFER_ACCEPT);
+    int secs = 0;
+    CHECK_EQ(v.len, sizeof secs);
+    memcpy(&secs, v.bytes, sizeof secs);
+    CHECK(secs > 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+    struct sockaddr_storage paddr;
+    SOCKET pl = listener(WSP_CATALOG_TCP_IPV4, 4, &paddr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &paddr, NULL, NULL), 0);
+    v = kernel_option(c, IPPROTO_TCP, TCP_DEFER_ACCEPT);
+    memcpy(&secs, v.bytes, sizeof secs);
+    CHECK_EQ(secs, 0);
+    close_socket(c);
+    close_socket(pl);
+}
+
 /* Every option the kernel keeps, set away from its default, is the same in the kernel after a
  * failed attempt has replaced the descriptor: buffer sizes too (the kernel reports twice what
  * was set, and is given back what was set, not what it reports). */
