@@ -67,8 +67,8 @@ static struct presentation *presentation_new(const struct wsp_socket *so,
     return &ps->p;
 }
 
-static void presentation_free(struct presentation *p, const struct presentation *small) {
-    if (p != small)
+static void presentation_free(struct presentation *p, const struct wsp_socket *so) {
+    if (so->entry->connect_data) /* as presentation_new chose */
         free(p); /* the presentation_space it begins */
 }
 
@@ -233,7 +233,8 @@ static SOCKET decide(struct wsp_socket *so, struct wsp_request *r, int rc, int a
 
 /* so->lock held (released while an ACCEPT is sent); r taken from its list, so this thread's
  * alone. Sends the CF_ACCEPT answer p and makes the socket; INVALID_SOCKET with *err when that
- * fails (0: the client left just now). */
+ * fails. *err is 0 on entry (an accept's loop runs while its err is, held.c calls with 0) and
+ * stays 0 when the client left just now: not an error, look for the next request. */
 static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struct presentation *p,
                        struct sockaddr *addr, LPINT addrlen, int *err) {
     struct wsp_listener *l = so->listener;
@@ -252,7 +253,6 @@ static SOCKET hand_out(struct wsp_socket *so, struct wsp_request *r, const struc
     }
     if (sent != 0) { /* it left just now */
         wsp_backlog_finish(l, r, WSP_OUTCOME_WITHDRAWN);
-        *err = 0; /* not an error: look for the next request */
         return INVALID_SOCKET;
     }
     struct wsp_socket *child = make_socket(so, r, err);
@@ -332,7 +332,7 @@ SOCKET wsp_accept_held(struct wsp_socket *so, struct wsp_request *r, const WSABU
         if (result == INVALID_SOCKET && *err == 0)
             *err = WSAECONNRESET; /* it left as the answer went */
     }
-    presentation_free(p, &small);
+    presentation_free(p, so);
     return result;
 }
 
@@ -413,7 +413,7 @@ SOCKET wsp_accept_or_hold(SOCKET s, struct sockaddr *addr, LPINT addrlen, LPCOND
     pthread_mutex_unlock(&so->lock);
     if (notices)
         wsp_listener_deliver_notices(so, notices);
-    presentation_free(p, &small); /* (NULL: none was made, and free(NULL) does nothing) */
+    presentation_free(p, so); /* (NULL: none was made, and free(NULL) does nothing) */
     wsp_socket_release(so);
     if (result == INVALID_SOCKET)
         wsp_fail(lpErrno, err);

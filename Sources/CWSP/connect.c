@@ -126,9 +126,9 @@ static void copy_options(int from, int to) {
         {SOL_SOCKET, SO_REUSEADDR}, {SOL_SOCKET, SO_KEEPALIVE}, {SOL_SOCKET, SO_OOBINLINE},
         {SOL_SOCKET, SO_DONTROUTE}, {SOL_SOCKET, SO_LINGER},    {SOL_SOCKET, SO_RCVTIMEO},
         {SOL_SOCKET, SO_SNDTIMEO},  {IPPROTO_TCP, TCP_NODELAY}, {SOL_SOCKET, SO_RCVBUF},
-        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY}, {0, 0} /* the end */
+        {SOL_SOCKET, SO_SNDBUF},    {IPPROTO_IPV6, IPV6_V6ONLY},
     };
-    for (size_t i = 0; opts[i].name; i++) {
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         union {
             int i;
             struct linger lg;
@@ -632,7 +632,7 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
         err = refused(so, &answer);
     if (so->closing)
         err = WSAEINTR;
-    if (!err && so->entry->connect_data)
+    if (!err) /* plain TCP: the empty answer (no data, no QoS), callee's length 0 */
         err = take_answer(so, &answer, callee, sqos);
     so->connect_error = err == WSAEINTR ? so->connect_error : err;
     if (!err) {
@@ -640,8 +640,6 @@ static int connect_waiting(struct wsp_socket *so, const struct sockaddr *name, s
         /* FIONBIO may have changed the mode while the connect ran: the descriptor follows
          * the socket's mode now. */
         err = wsp_socket_fd_nonblocking(so, so->nonblocking);
-        if (callee && !so->entry->connect_data)
-            callee->len = 0;
     } else {
         so->state = WSP_STATE_OPEN;
         if (!so->closing)

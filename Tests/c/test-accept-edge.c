@@ -696,6 +696,8 @@ TEST(edge_presentation_after_a_withdrawn_one_in_the_same_call_carries_nothing_of
     set_nonblocking(l, 1);
     static const uint8_t specific[3] = {7, 8, 9};
     wsp_hs_frame fa = {.type = WSP_HS_REQUEST, .has_qos = 1};
+    fa.qos.sending.token_rate = 1234;
+    fa.qos.receiving.peak_bandwidth = 5678;
     fa.qos.specific = specific;
     fa.qos.specific_len = sizeof specific;
     uint8_t req[256];
@@ -731,6 +733,18 @@ TEST(edge_presentation_after_a_withdrawn_one_in_the_same_call_carries_nothing_of
     CHECK_EQ(answer[9], 16);
     static const uint8_t zeros[16];
     CHECK_MEM(answer + 10, zeros, 16);
+    /* The accepted socket has no QoS either: SIO_GET_QOS reports zeroed flowspecs, not the
+     * first client's. */
+    QOS q;
+    memset(&q, 0x5a, sizeof q);
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(a, SIO_GET_QOS, NULL, 0, &q, sizeof q, &ret, NULL, NULL, NULL, &err),
+             0);
+    CHECK_EQ(ret, sizeof q);
+    FLOWSPEC zero;
+    memset(&zero, 0, sizeof zero);
+    CHECK_MEM(&q.SendingFlowspec, &zero, sizeof zero);
+    CHECK_MEM(&q.ReceivingFlowspec, &zero, sizeof zero);
     close_socket(a);
     close(second);
     close_socket(l);

@@ -80,6 +80,9 @@ TEST(address_bad_strings_are_einval) {
     bad("1.2.3.4:99999", AF_INET);
     bad("1.2.3.4:", AF_INET);
     bad("1.2.3.4:8x", AF_INET);
+    bad("1.2.3.4:1/", AF_INET); /* '/' is just below the digits, as ':' is just above */
+    bad("1.2.3.4:1:", AF_INET);
+    bad("1.2.3.4:-1", AF_INET);
     bad("1.2.3", AF_INET);
     bad("x", AF_INET);
     bad("", AF_INET);

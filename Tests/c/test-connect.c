@@ -96,6 +96,28 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&six, sizeof six, NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEAFNOSUPPORT);
+    /* A family below the socket's, the live listener's address otherwise: AF_UNSPEC (which
+     * Linux would take as a request to dissolve the association) on the IPv4 socket, AF_INET
+     * in an IPv6-sized buffer on an IPv6 socket. */
+    struct sockaddr_storage unspec = addr;
+    unspec.ss_family = AF_UNSPEC;
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&unspec, sizeof(struct sockaddr_in), NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    SOCKET c6b = new_socket(WSP_CATALOG_TCP_IPV6);
+    err = 0;
+    CHECK_EQ(T.lpWSPConnect(c6b, (struct sockaddr *)&addr, sizeof(struct sockaddr_in6), NULL, NULL,
+                            NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    int so_error6 = -1, so_error6_len = sizeof so_error6;
+    CHECK_EQ(T.lpWSPGetSockOpt(c6b, SOL_SOCKET, SO_ERROR, (char *)&so_error6, &so_error6_len,
+                               &err),
+             0);
+    CHECK_EQ(so_error6, 0); /* refused before any attempt, as below */
+    close_socket(c6b);
     /* A refused argument is no attempt: SO_ERROR has no failed connect to report (the
      * kernel, handed the wrong family, would have failed with the same code). */
     int so_error = -1, so_error_len = sizeof so_error;
@@ -308,6 +330,45 @@ TEST(connect_ipv6_socket_stays_v6only_after_a_failed_attempt) {
     close_socket(dead6);
 }
 
+/* The IPv4-mapped form of an IPv4 address (::ffff:a.b.c.d), with its port. */
+static struct sockaddr_storage v4_mapped(const struct sockaddr_storage *four) {
+    const struct sockaddr_in *in = (const struct sockaddr_in *)four;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in6 *six = (struct sockaddr_in6 *)&ss;
+    six->sin6_family = AF_INET6;
+    six->sin6_port = in->sin_port;
+    six->sin6_addr.s6_addr[10] = 0xff;
+    six->sin6_addr.s6_addr[11] = 0xff;
+    memcpy(&six->sin6_addr.s6_addr[12], &in->sin_addr, 4);
+    return ss;
+}
+
+/* An IPv6 socket the application made dual-stack (IPV6_V6ONLY off) stays so after a failed
+ * attempt: its fresh descriptor reaches an IPv4 server through a mapped address, as the
+ * first one would have. */
+TEST(connect_ipv6_socket_made_dual_stack_stays_so_after_a_failed_attempt) {
+    start();
+    struct sockaddr_storage dead4 = dead_address(), addr4;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr4);
+    struct sockaddr_storage dead = v4_mapped(&dead4), live = v4_mapped(&addr4);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV6);
+    set_int(c, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(get_int(c, IPPROTO_IPV6, IPV6_V6ONLY), 0);
+    CHECK_EQ(connect_to(c, &live, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    send_all(c, "46", 2);
+    char b[2];
+    recv_exact(a, b, 2);
+    CHECK_MEM(b, "46", 2);
+    close_socket(a);
+    close_socket(c);
+    close_socket(l);
+}
+
 /* Buffer sizes are reported as the application set them (Windows), and only their own
  * options change that report. */
 TEST(connect_buffer_sizes_reported_as_set_whatever_is_set_after) {
@@ -376,6 +437,38 @@ static struct kernel_value kernel_option(SOCKET s, int level, int name) {
     CHECK_EQ(getsockopt(so->fd, level, name, v.bytes, &v.len), 0);
     wsp_socket_release(so);
     return v;
+}
+
+/* A connect-data client has its kernel hold the handshake's last ACK until the request goes
+ * with it (TCP_DEFER_ACCEPT on its descriptor: one packet fewer, and the server's provider woken
+ * once); plain TCP sends no request and asks for nothing of the kind. */
+TEST(connect_data_client_defers_its_ack_for_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    struct kernel_value v = kernel_option(ac.s, IPPROTO_TCP, TCP_DEFER_ACCEPT);
+    int secs = 0;
+    CHECK_EQ(v.len, sizeof secs);
+    memcpy(&secs, v.bytes, sizeof secs);
+    CHECK(secs > 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
+    struct sockaddr_storage paddr;
+    SOCKET pl = listener(WSP_CATALOG_TCP_IPV4, 4, &paddr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &paddr, NULL, NULL), 0);
+    v = kernel_option(c, IPPROTO_TCP, TCP_DEFER_ACCEPT);
+    memcpy(&secs, v.bytes, sizeof secs);
+    CHECK_EQ(secs, 0);
+    close_socket(c);
+    close_socket(pl);
 }
 
 /* Every option the kernel keeps, set away from its default, is the same in the kernel after a

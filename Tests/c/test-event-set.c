@@ -927,8 +927,9 @@ TEST(evset_recv_that_would_block_keeps_no_check) {
 }
 
 /* A recv that reads the end of the stream took all there was: it keeps no check for the next
- * wait, whatever errno held before it (a successful recv leaves errno as it was). */
-TEST(evset_recv_of_the_stream_end_keeps_no_check) {
+ * wait, whatever errno held before it (a successful recv leaves errno as it was), and into a
+ * buffer of one byte as into a larger one. */
+static void recv_of_the_stream_end_keeps_no_check(size_t size) {
     start();
     SOCKET c, s, l;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
@@ -939,11 +940,17 @@ TEST(evset_recv_of_the_stream_end_keeps_no_check) {
     CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
     char b[8];
     int r = 0;
-    WAIT_FOR((errno = ENOENT, r = ne_recv(s, b, sizeof b, 0)) != -WSAEWOULDBLOCK, 10000);
+    WAIT_FOR((errno = ENOENT, r = ne_recv(s, b, size, 0)) != -WSAEWOULDBLOCK, 10000);
     CHECK_EQ(r, 0);
     CHECK_EQ(wsp_event_set_checks_pending(set), 0);
     wsp_event_set_release(set);
     CHECK(WSACloseEvent(ev));
+}
+TEST(evset_recv_of_the_stream_end_keeps_no_check) {
+    recv_of_the_stream_end_keeps_no_check(8);
+}
+TEST(evset_recv_of_the_stream_end_into_one_byte_keeps_no_check) {
+    recv_of_the_stream_end_keeps_no_check(1);
 }
 
 /* A check that finds the data a recv left behind raises FD_READ, and nothing else (the

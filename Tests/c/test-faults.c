@@ -283,6 +283,32 @@ TEST(fault_connect_request_whose_send_finds_the_network_unreachable_is_enetunrea
     acceptor_stop(&k);
 }
 
+static int so_error_of(SOCKET s) {
+    int v = -1, len = sizeof v, err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(s, SOL_SOCKET, SO_ERROR, (char *)&v, &len, &err), 0);
+    return v;
+}
+
+/* Nor does a non-blocking connect wait to send its request again when the first send fails
+ * otherwise than EAGAIN: with EPERM (a firewall rule's refusal, numbered below EAGAIN) the
+ * connect ends with WSAEACCES, which SO_ERROR then reports. */
+TEST(fault_nonblocking_connect_request_whose_send_is_not_permitted_fails_the_connect) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    FAULT(send, .err = EPERM, .this_thread = 1);
+    CHECK_EQ(connect_full(s, &k.addr, &(WSABUF){2, "hi"}, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    int v = 0;
+    WAIT_FOR((v = so_error_of(s)) != 0, 10000);
+    CHECK_EQ(v, WSAEACCES);
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A raw server that accepts connections one at a time (count of them), ends its side of
  * each at once (FIN, no answer) and reads until the client has gone. */
 struct silent_server {
@@ -889,7 +915,8 @@ TEST(fault_listener_survives_running_out_of_memory) {
 }
 
 /* A send or receive the kernel fails reports the kernel's reason, each its own code; only a
- * broken pipe is a reset (Windows has no EPIPE). */
+ * broken pipe is a reset (Windows has no EPIPE). Only EINTR is tried again: not EPERM (a
+ * firewall rule's refusal), numbered below it. */
 TEST(fault_transfer_errors_keep_their_own_codes) {
     start();
     SOCKET c, s, l;
@@ -900,7 +927,7 @@ TEST(fault_transfer_errors_keep_their_own_codes) {
     int err = 0;
     static const struct { int e, code; } cases[] = {
         {ENOBUFS, WSAENOBUFS}, {ETIMEDOUT, WSAETIMEDOUT}, {EPIPE, WSAECONNRESET},
-        {ECONNABORTED, WSAECONNABORTED}};
+        {ECONNABORTED, WSAECONNABORTED}, {EPERM, WSAEACCES}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         FAULT(send, .err = cases[i].e, .this_thread = 1);
         CHECK_EQ(T.lpWSPSend(c, &buf, 1, &n, 0, NULL, NULL, NULL, &err), SOCKET_ERROR);
@@ -1079,6 +1106,16 @@ TEST(fault_accept_whose_answer_send_fails_counts_a_withdrawal) {
 }
 TEST(fault_accept_whose_send_buffer_cannot_grow_is_wsaenobufs) {
     accept_answer_fails(EAGAIN, 1);
+}
+/* Only EAGAIN is a full buffer: an error numbered below it (EPERM, a firewall rule's refusal)
+ * is a failed send like ECONNRESET, not a reason to grow the buffer and send again. */
+TEST(fault_accept_whose_answer_send_is_not_permitted_counts_a_withdrawal) {
+    accept_answer_fails(EPERM, 0);
+}
+/* Nor is a failure whose code is numbered above WSAENOBUFS (ETIMEDOUT: WSAETIMEDOUT) the
+ * provider's shortage: the client is gone, counted as withdrawn. */
+TEST(fault_accept_whose_answer_send_times_out_counts_a_withdrawal) {
+    accept_answer_fails(ETIMEDOUT, 0);
 }
 
 /* The reactor cannot have the buffer for a connect-data request it reads: the provider's

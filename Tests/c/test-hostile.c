@@ -243,6 +243,16 @@ static int null_specific(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e
     return CF_ACCEPT;
 }
 
+/* The smallest such mistake: one byte said, no buffer (within the client's own part). */
+static int null_specific_of_one_byte(LPWSABUF a, LPWSABUF b, LPQOS sqos, LPQOS d, LPWSABUF e,
+                                     LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)d, (void)e, (void)g, (void)ctx;
+    f->len = 0;
+    CHECK(sqos != NULL);
+    sqos->ProviderSpecific = (WSABUF){1, NULL};
+    return CF_ACCEPT;
+}
+
 /* Each mistake fails the accept with its code and leaves the request first in line, counted
  * nowhere; a correct answer then connects the same client. */
 static void mistake_keeps_the_request(LPCONDITIONPROC mistake, int expected) {
@@ -277,6 +287,7 @@ TEST(hostile_application_mistakes_fail_the_accept_and_keep_the_request) {
     mistake_keeps_the_request(null_buffer_of_one_byte, WSAEFAULT);
     mistake_keeps_the_request(huge_qos, WSAEINVAL);
     mistake_keeps_the_request(null_specific, WSAEFAULT);
+    mistake_keeps_the_request(null_specific_of_one_byte, WSAEFAULT);
 }
 
 /* ---- defect 4: bytes after a request ------------------------------------------------- */

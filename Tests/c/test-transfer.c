@@ -1014,6 +1014,41 @@ TEST(transfer_a_stale_eintr_does_not_repeat_a_completed_call) {
     close_socket(s);
 }
 
+/* Likewise when the completed call moved nothing: a receive at the end of the stream and a
+ * send of no bytes each return 0, and a stale EINTR must not make them run again (pinned by
+ * the provider's call count: one recv, one send; a second call would fail with the fault
+ * armed behind it). */
+TEST(transfer_a_stale_eintr_does_not_repeat_a_call_that_moved_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    close_socket(c);
+    char b[4];
+    WSABUF wb = {sizeof b, b};
+    DWORD n = 9, flags = 0;
+    int err = 0;
+    FAULT(recv, .nth = 2, .err = ECONNRESET);
+    errno = EINTR;
+    CHECK_EQ(T.lpWSPRecv(s, &wb, 1, &n, &flags, NULL, NULL, NULL, &err), 0); /* waits for FIN */
+    CHECK_EQ(n, 0);
+    CHECK_EQ(fault_calls(FAULT_recv), 1);
+    CHECK_EQ(fault_fired(FAULT_recv), 0);
+    close_socket(s);
+
+    pair(&c, &s);
+    wb = (WSABUF){0, b};
+    n = 9;
+    FAULT(send, .nth = 2, .err = EPIPE);
+    errno = EINTR;
+    CHECK_EQ(T.lpWSPSend(c, &wb, 1, &n, 0, NULL, NULL, NULL, &err), 0);
+    CHECK_EQ(n, 0);
+    CHECK_EQ(fault_calls(FAULT_send), 1);
+    CHECK_EQ(fault_fired(FAULT_send), 0);
+    fault_clear();
+    close_socket(c);
+    close_socket(s);
+}
+
 /* Buffer sizes never set are the kernel's: a fresh socket reports what a fresh TCP socket of
  * the system reports. */
 TEST(sockopt_buffer_sizes_never_set_are_the_kernels_defaults) {
