@@ -1729,6 +1729,92 @@ TEST(netev_async_registration_for_write_alone_makes_one_epoll_ctl) {
     CHECK(WSPDestroyMessageQueue(q));
 }
 
+/* A send that would block re-enables FD_WRITE, but a registration that does not ask for
+ * FD_WRITE has no use for the room: its watch is not re-armed to wait for EPOLLOUT, on the
+ * reactor (window messages) or in an event's set. Pins that cost (no epoll_ctl), counted
+ * through the provider's epoll_ctl; a fault makes the send find the buffer full. */
+TEST(netev_send_that_would_block_unselected_for_write_rearms_nothing) {
+    start();
+    for (int async = 0; async < 2; async++) {
+        SOCKET c, s, l;
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+        HWND q = NULL;
+        WSAEVENT ev = NULL;
+        int err = 0;
+        if (async) {
+            q = WSPCreateMessageQueue();
+            CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+        } else {
+            ev = ne_event_select(s, FD_READ);
+        }
+        FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+        FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+        CHECK_EQ(ne_send(s, "x", 1, 0, NULL), WSAEWOULDBLOCK);
+        int fired = fault_fired(FAULT_send), calls = fault_calls(FAULT_epoll_ctl);
+        fault_clear();
+        CHECK_EQ(fired, 1);
+        CHECK_EQ(calls, 0);
+        ne_send_str(c, "y"); /* the watch still waits for data */
+        if (async) {
+            WSPMSG m;
+            CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+            CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+            ne_close(s);
+            CHECK(WSPDestroyMessageQueue(q));
+        } else {
+            WSANETWORKEVENTS ne;
+            CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+            ne_close(s);
+        }
+        ne_close(c);
+        ne_close(l);
+    }
+}
+
+/* With an event object the socket is watched in the event's own set: a send that would block
+ * re-arms that watch for room with one epoll_ctl, the set's, and FD_WRITE follows once there
+ * is room (here at once: a fault made the send find the buffer full). The reactor, which
+ * does not watch the socket, is not asked to. */
+TEST(netev_event_send_that_would_block_rearms_the_set_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), WSAEWOULDBLOCK);
+    int fired = fault_fired(FAULT_send), calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(fired, 1);
+    CHECK_EQ(calls, 1);
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
+}
+
+/* Cancelling a window-message registration removes the reactor's watch without waking the
+ * reactor: the removed watch is only memory, freed when the reactor next wakes for anything.
+ * Pins that cost (no wake-up written), counted through the provider's write. */
+TEST(netev_async_cancel_wakes_no_one) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, 0, 0, &err), 0);
+    int calls = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    ne_send_str(c, "x");
+    CHECK_EQ(ne_recv(s, (char[4]){0}, 4, 0), 1); /* the socket works on, unregistered */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
  * message until released, and records every other message. */
 static SOCKET hold_socket;
@@ -1956,6 +2042,24 @@ TEST(netev_oob_registration_sees_oobinline_turned_off) {
     CHECK_EQ(b, '?');
 }
 
+/* SO_OOBINLINE turned on after the registration: urgent data is read inline, so it is FD_READ
+ * and not FD_OOB (the choice is made when the urgent data arrives). */
+TEST(netev_oobinline_turned_on_after_registration_makes_urgent_data_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK(!ne_wait_bit(s, ev, FD_OOB, 200, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, '!');
+}
+
 /* The peer's FIN after data whose FD_READ is recorded but not yet answered by a recv is
  * FD_CLOSE alone: the edge it comes with (EPOLLIN with EPOLLRDHUP) brings no new data, so
  * FD_READ is not raised again for the same byte. */
@@ -2100,4 +2204,33 @@ TEST(netev_select_ending_before_an_earlier_one_on_its_socket_leaves_that_one_alo
     pthread_join(t, NULL);
     CHECK_EQ(a.rc, 1);
     CHECK_EQ(netev_select_waiters(s), 0);
+}
+
+/* A link taken off the list can be enlisted again (netevents.h: the caller sets only its
+ * wake_fd): enlisting starts it afresh, so what it pointed at while it was linked before is
+ * forgotten. Here b was enlisted behind a and taken off while a stayed: enlisted again it is
+ * first, and taking it off again leaves a alone in the list. */
+TEST(netev_waiter_link_enlisted_again_starts_afresh) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct wsp_select_link a = {.wake_fd = -1}, b = {.wake_fd = -1};
+    pthread_mutex_lock(&so->lock);
+    wsp_netevents_add_waiter(so, &b);
+    wsp_netevents_add_waiter(so, &a); /* the list: a, b */
+    wsp_netevents_remove_waiter(so, &b); /* the list: a */
+    wsp_netevents_add_waiter(so, &b);    /* the list: b, a */
+    int b_first = so->netev.waiters == &b && b.next == &a && a.prev == &b;
+    wsp_netevents_remove_waiter(so, &b); /* the list: a */
+    int a_alone = so->netev.waiters == &a && a.prev == NULL && a.next == NULL;
+    wsp_netevents_remove_waiter(so, &a);
+    int empty = so->netev.waiters == NULL;
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    CHECK(b_first);
+    CHECK(a_alone);
+    CHECK(empty);
 }
