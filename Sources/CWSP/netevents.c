@@ -277,7 +277,7 @@ static int edge_triggered(const struct wsp_netevents *ne) {
 /* so->lock held. The epoll conditions that could raise an armed event now. */
 static uint32_t wanted(const struct wsp_socket *so) {
     const struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || ne->dead)
+    if (ne->dead) /* no kind to check: a watch exists only while registered */
         return 0;
     uint32_t write = (ne->mask & FD_WRITE) && ne->write_blocked ? EPOLLOUT : 0;
     if (edge_triggered(ne))
@@ -749,7 +749,7 @@ void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
 
 void wsp_netevents_send_blocked(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || so->state != WSP_STATE_CONNECTED)
+    if (ne->kind == KIND_NONE) /* no state to check: a send runs on a connected socket */
         return;
     if (!ne->watch && (ne->mask & WATCHED))
         late_watch(so);
