@@ -2125,6 +2125,37 @@ TEST(netev_room_after_unread_data_is_write_alone) {
     CHECK_EQ(b, 'x');
 }
 
+/* After the peer's FIN nothing new can arrive: an edge that comes with EPOLLIN then (here the
+ * room a blocked send waited for) is not examined for new data, and the one look at the
+ * unread count is the one that finds the byte FD_READ was raised for still there (no FD_READ
+ * again: it was not re-enabled). Pins that cost (one FIONREAD), counted through the
+ * provider's ioctl; a fault makes the send find the buffer full. */
+TEST(netev_room_after_the_fin_looks_at_the_unread_count_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    ne_send_str(c, "x");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(ne_send(s, "y", 1, 0, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    int calls = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
+    CHECK_EQ(calls, 1);
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(b[0], 'x');
+}
+
 /* As above with the highest event of the record alone (FD_CLOSE): the entries below its bit
  * are as untouched as those above. */
 TEST(netev_enum_of_close_alone_writes_only_its_code) {
