@@ -1848,3 +1848,68 @@ TEST(evset_wait_all_takes_readiness_already_there_when_the_reactor_cannot_watch)
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }
+
+/* A pump's readiness for a socket that left the set since the pump took it (the socket was
+ * registered again, for window messages, while the pump worked on another socket of the same
+ * batch) is no longer the socket's: it is dropped, and the new registration, which found no
+ * data, posts nothing. The pump is held in its look at the first socket's unread count (that
+ * socket brought data and a FIN); meanwhile the second socket's data is read and the socket
+ * registered again. */
+struct left_set_waiter {
+    WSAEVENT ev;
+    DWORD result;
+};
+
+static void *left_set_wait_main(void *arg) {
+    struct left_set_waiter *a = arg;
+    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 60000, FALSE);
+    return NULL;
+}
+
+static int provider_fd_readable(SOCKET s, short events) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = events};
+    int ready = poll(&p, 1, 10000) == 1 && (p.revents & events) == events;
+    wsp_socket_release(so);
+    return ready;
+}
+
+TEST(evset_readiness_of_a_socket_that_left_the_set_is_dropped) {
+    start();
+    SOCKET c1, s1, l1, c2, s2, l2;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c1, &s1, &l1);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c2, &s2, &l2);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s1, ev, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(T.lpWSPEventSelect(s2, ev, FD_READ, &err), 0);
+    ne_send_str(c1, "x");
+    CHECK_EQ(T.lpWSPShutdown(c1, SD_SEND, &err), 0);
+    CHECK(provider_fd_readable(s1, POLLIN | POLLRDHUP)); /* first in the set's ready list */
+    ne_send_str(c2, "y");
+    CHECK(provider_fd_readable(s2, POLLIN));
+    FAULT(ioctl, .nth = 1, .hold = 1); /* the pump's look at s1's unread count */
+    struct left_set_waiter a = {.ev = ev, .result = WSA_WAIT_FAILED};
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, left_set_wait_main, &a), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    char b[4];
+    CHECK_EQ(ne_recv(s2, b, sizeof b, 0), 1);
+    HWND q = WSPCreateMessageQueue();
+    CHECK_EQ(T.lpWSPAsyncSelect(s2, q, NE_MSG, FD_READ, &err), 0); /* nothing to read */
+    fault_release();
+    pthread_join(t, NULL);
+    fault_clear();
+    CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(s1, ev).lNetworkEvents, FD_READ | FD_CLOSE);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    ne_send_str(c2, "z"); /* the new registration works */
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == s2);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK(WSPDestroyMessageQueue(q));
+    WSACloseEvent(ev);
+}
