@@ -1849,24 +1849,25 @@ TEST(evset_wait_all_takes_readiness_already_there_when_the_reactor_cannot_watch)
     CHECK(WSACloseEvent(ev));
 }
 
-/* A pump's readiness for a socket that left the set since the pump took it (the socket was
- * registered again, for window messages, while the pump worked on another socket of the same
- * batch) is no longer the socket's: it is dropped, and the new registration, which found no
- * data, posts nothing. The pump is held in its look at the first socket's unread count (that
- * socket brought data and a FIN); meanwhile the second socket's data is read and the socket
- * registered again. */
-struct left_set_waiter {
+/* A pump's readiness for a socket that left the set after the pump took it from the set (in
+ * the same batch as another socket's, which the pump was working on) is no longer the
+ * socket's. The pump of a waiting thread is held in its look at s1's unread count (s1 brought
+ * data and a FIN, and is first in the batch); meanwhile the test deals with s2, whose data the
+ * same look at the set took. */
+struct held_pump {
+    SOCKET c1, s1, l1, c2, s2, l2;
     WSAEVENT ev;
     DWORD result;
+    pthread_t thread;
 };
 
-static void *left_set_wait_main(void *arg) {
-    struct left_set_waiter *a = arg;
-    a->result = WSAWaitForMultipleEvents(1, &a->ev, FALSE, 60000, FALSE);
+static void *held_pump_wait_main(void *arg) {
+    struct held_pump *h = arg;
+    h->result = WSAWaitForMultipleEvents(1, &h->ev, FALSE, 60000, FALSE);
     return NULL;
 }
 
-static int provider_fd_readable(SOCKET s, short events) {
+static int provider_fd_ready(SOCKET s, short events) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     CHECK(so != NULL);
@@ -1876,40 +1877,73 @@ static int provider_fd_readable(SOCKET s, short events) {
     return ready;
 }
 
-TEST(evset_readiness_of_a_socket_that_left_the_set_is_dropped) {
-    start();
-    SOCKET c1, s1, l1, c2, s2, l2;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c1, &s1, &l1);
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c2, &s2, &l2);
-    WSAEVENT ev = WSACreateEvent();
+static void held_pump_start(struct held_pump *h) {
+    ne_pair(WSP_CATALOG_TCP_IPV4, &h->c1, &h->s1, &h->l1);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &h->c2, &h->s2, &h->l2);
+    h->ev = WSACreateEvent();
     int err = 0;
-    CHECK_EQ(T.lpWSPEventSelect(s1, ev, FD_READ | FD_CLOSE, &err), 0);
-    CHECK_EQ(T.lpWSPEventSelect(s2, ev, FD_READ, &err), 0);
-    ne_send_str(c1, "x");
-    CHECK_EQ(T.lpWSPShutdown(c1, SD_SEND, &err), 0);
-    CHECK(provider_fd_readable(s1, POLLIN | POLLRDHUP)); /* first in the set's ready list */
-    ne_send_str(c2, "y");
-    CHECK(provider_fd_readable(s2, POLLIN));
+    CHECK_EQ(T.lpWSPEventSelect(h->s1, h->ev, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(T.lpWSPEventSelect(h->s2, h->ev, FD_READ, &err), 0);
+    ne_send_str(h->c1, "x");
+    CHECK_EQ(T.lpWSPShutdown(h->c1, SD_SEND, &err), 0);
+    CHECK(provider_fd_ready(h->s1, POLLIN | POLLRDHUP)); /* first in the set's ready list */
+    ne_send_str(h->c2, "y");
+    CHECK(provider_fd_ready(h->s2, POLLIN));
     FAULT(ioctl, .nth = 1, .hold = 1); /* the pump's look at s1's unread count */
-    struct left_set_waiter a = {.ev = ev, .result = WSA_WAIT_FAILED};
-    pthread_t t;
-    CHECK_EQ(pthread_create(&t, NULL, left_set_wait_main, &a), 0);
+    h->result = WSA_WAIT_FAILED;
+    CHECK_EQ(pthread_create(&h->thread, NULL, held_pump_wait_main, h), 0);
     WAIT_FOR(fault_holding() == 1, 10000);
-    char b[4];
-    CHECK_EQ(ne_recv(s2, b, sizeof b, 0), 1);
-    HWND q = WSPCreateMessageQueue();
-    CHECK_EQ(T.lpWSPAsyncSelect(s2, q, NE_MSG, FD_READ, &err), 0); /* nothing to read */
+}
+
+/* Lets the pump go on; its wait ends with s1's events. */
+static void held_pump_finish(struct held_pump *h) {
     fault_release();
-    pthread_join(t, NULL);
+    pthread_join(h->thread, NULL);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
     fault_clear();
-    CHECK_EQ(a.result, WSA_WAIT_EVENT_0);
-    CHECK_EQ(ne_enum(s1, ev).lNetworkEvents, FD_READ | FD_CLOSE);
+    CHECK_EQ(h->result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(h->s1, h->ev).lNetworkEvents, FD_READ | FD_CLOSE);
+    WSACloseEvent(h->ev);
+}
+
+/* s2's data read and s2 registered again, for window messages: the new registration, which
+ * found nothing to read, posts nothing for the old readiness, and works on. */
+TEST(evset_readiness_of_a_socket_registered_elsewhere_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    char b[4];
+    CHECK_EQ(ne_recv(h.s2, b, sizeof b, 0), 1);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(h.s2, q, NE_MSG, FD_READ, &err), 0); /* nothing to read */
+    held_pump_finish(&h);
     WSPMSG m;
     CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
-    ne_send_str(c2, "z"); /* the new registration works */
+    ne_send_str(h.c2, "z");
     CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
-    CHECK(m.wParam == s2);
+    CHECK(m.wParam == h.s2);
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
     CHECK(WSPDestroyMessageQueue(q));
-    WSACloseEvent(ev);
+}
+
+/* s2 closed: its handle names no socket any more, and the pump passes over it. */
+TEST(evset_readiness_of_a_socket_closed_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    ne_close(h.s2);
+    held_pump_finish(&h);
+}
+
+/* s2's registration cancelled (a zero mask): s2 is watched no more, and the pump passes over
+ * it; s2's FD_READ is not recorded. */
+TEST(evset_readiness_of_a_socket_unregistered_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(h.s2, h.ev, 0, &err), 0);
+    held_pump_finish(&h);
+    CHECK_EQ(ne_enum(h.s2, NULL).lNetworkEvents, 0);
 }
