@@ -1240,3 +1240,36 @@ TEST(event_thread_flush_of_upcalls_a_job_made_itself_makes_none) {
     close_socket(lsn);
     CHECK(WSACloseEvent(job_event));
 }
+
+/* A job's selection raises FD_WRITE (its upcall deferred to the flush), and a wait of the same
+ * job that does not block (time-out 0) pumps the event's set, which reports the same socket
+ * (unread data, which raises nothing unasked): that pump makes the deferred upcall, so the
+ * wait finds the event signalled, and so does a wait after the job. */
+static DWORD job_wait;
+
+static void select_and_wait_at_once(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_WRITE, &err1);
+    job_wait = WSAWaitForMultipleEvents(1, &job_event, FALSE, 0, FALSE);
+}
+
+TEST(event_thread_job_wait_pumping_the_set_makes_the_upcall_its_selection_deferred) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT);
+    CHECK_EQ(write(raw, "a", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    job_wait = WSA_WAIT_FAILED;
+    in_job(select_and_wait_at_once);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(job_wait, WSA_WAIT_EVENT_0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
+}
