@@ -155,7 +155,6 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     ne->deferring = 0;
     int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
-    ne->deferred_count = 0; /* made: a second call (none is deferring) makes nothing */
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;
