@@ -1891,6 +1891,95 @@ TEST(netev_three_events_at_one_look_post_three_messages) {
     CHECK_EQ(seen, FD_READ | FD_OOB | FD_CLOSE);
 }
 
+/* The peer's FIN arrives while the socket is being closed: lpWSPCloseSocket has taken the
+ * handle away and waits for the socket's lock, which another thread holds in an upcall (a
+ * recv that left data behind posts FD_READ itself). The reactor, held until then, relays the
+ * FIN's readiness to a socket its handle no longer names: it drops it, and no FD_CLOSE is
+ * posted for the closed socket. */
+static atomic_int close_race_held, close_race_release;
+static SOCKET close_race_socket;
+
+static BOOL hold_off_reactor_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == close_race_socket && !wsp_reactor_is_current()) {
+        atomic_store(&close_race_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&close_race_release) && now_ms() < deadline)
+            sleep_ms(1);
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+struct close_race_call {
+    SOCKET s;
+    int rc;
+};
+
+static void *close_race_recv_main(void *arg) {
+    struct close_race_call *a = arg;
+    char b;
+    a->rc = ne_recv(a->s, &b, 1, 0);
+    return NULL;
+}
+
+static void *close_race_close_main(void *arg) {
+    struct close_race_call *a = arg;
+    int err = 0;
+    a->rc = T.lpWSPCloseSocket(a->s, &err);
+    return NULL;
+}
+
+/* Whether s names no socket any more (its close has begun). */
+static int handle_taken_away(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (so)
+        wsp_socket_release(so);
+    return so == NULL;
+}
+
+TEST(netev_relay_for_a_socket_closed_meanwhile_is_dropped) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_off_reactor_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0, c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    close_race_socket = s;
+    CHECK_EQ(T.lpWSPAsyncSelect(s0, wnd, 0x555, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_CLOSE, &err), 0);
+    ne_send_str(c, "ab");
+    WAIT_FOR(posted_now() == 1, 10000); /* FD_READ, from the reactor */
+    FAULT(epoll_wait, .hold = 1);       /* the reactor's next wait */
+    ne_send_str(c0, "w");               /* wakes the reactor into the hold */
+    WAIT_FOR(fault_holding() == 1, 10000);
+    struct close_race_call r = {.s = s}, k = {.s = s};
+    pthread_t rt, kt;
+    CHECK_EQ(pthread_create(&rt, NULL, close_race_recv_main, &r), 0);
+    WAIT_FOR(atomic_load(&close_race_held), 10000); /* in its upcall, s's lock held */
+    CHECK_EQ(pthread_create(&kt, NULL, close_race_close_main, &k), 0);
+    WAIT_FOR(handle_taken_away(s), 10000); /* the close waits for the lock */
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    unsigned relays = wsp_netevents_relays();
+    fault_clear();
+    fault_release();
+    WAIT_FOR(wsp_netevents_relays() > relays, 10000); /* the FIN's readiness, relayed */
+    atomic_store(&close_race_release, 1);
+    pthread_join(rt, NULL);
+    pthread_join(kt, NULL);
+    CHECK_EQ(r.rc, 1);
+    CHECK_EQ(k.rc, 0);
+    pthread_mutex_lock(&posted_lock);
+    int n = posted_count;
+    for (int i = 0; i < n; i++)
+        if (posted[i].wParam == s)
+            CHECK_EQ(posted[i].lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    pthread_mutex_unlock(&posted_lock);
+}
+
 /* A recv that leaves data behind on a reactor-watched socket registered without FD_READ has
  * nothing to raise: it looks at nothing (no FIONREAD). */
 TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
