@@ -1980,6 +1980,63 @@ TEST(netev_relay_for_a_socket_closed_meanwhile_is_dropped) {
     pthread_mutex_unlock(&posted_lock);
 }
 
+/* lpWSPCloseSocket while the reactor is in an upcall for the socket (made after unlocking
+ * it): the close waits for that upcall before it cancels the registration, so no upcall is
+ * made after it returns. Seen from here: once the socket's lock shows it closing, its
+ * registration still stands (the close waits, the lock released), until the upcall ends. */
+static atomic_int inflight_held, inflight_release;
+static SOCKET inflight_socket;
+
+static BOOL hold_reactor_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == inflight_socket && wsp_reactor_is_current()) {
+        atomic_store(&inflight_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&inflight_release) && now_ms() < deadline)
+            sleep_ms(1);
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+/* Whether so is closing; *registered then says whether its registration still stands. */
+static int closing_seen(struct wsp_socket *so, int *registered) {
+    pthread_mutex_lock(&so->lock);
+    int closing = so->closing;
+    if (closing)
+        *registered = wsp_netevents_registered(so);
+    pthread_mutex_unlock(&so->lock);
+    return closing;
+}
+
+TEST(netev_close_waits_for_an_upcall_in_flight_before_cancelling) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_reactor_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    inflight_socket = s;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    WAIT_FOR(atomic_load(&inflight_held), 10000); /* the reactor, in FD_READ's upcall */
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct close_race_call k = {.s = s};
+    pthread_t kt;
+    CHECK_EQ(pthread_create(&kt, NULL, close_race_close_main, &k), 0);
+    int registered = 0;
+    WAIT_FOR(closing_seen(so, &registered), 10000);
+    CHECK(registered);
+    atomic_store(&inflight_release, 1);
+    pthread_join(kt, NULL);
+    CHECK_EQ(k.rc, 0);
+    CHECK(!wsp_netevents_registered(so));
+    wsp_socket_release(so);
+    CHECK_EQ(posted_now(), 1);
+}
+
 /* A recv that leaves data behind on a reactor-watched socket registered without FD_READ has
  * nothing to raise: it looks at nothing (no FIONREAD). */
 TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
