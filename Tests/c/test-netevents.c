@@ -183,6 +183,34 @@ TEST(netev_message_oob_recv_makes_no_look_for_read) {
     CHECK(WSPDestroyMessageQueue(q));
 }
 
+/* On the reactor's watch (level-triggered, re-armed after each event) a MSG_OOB recv leaves
+ * urgent data still there to the re-armed watch: it makes no look of its own (no poll for
+ * POLLPRI, which only an event's edge-triggered watch needs). Pins that cost, counted through
+ * the provider's poll; the next urgent byte is posted as before. */
+TEST(netev_message_oob_recv_makes_no_poll_for_urgent_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    char b;
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(b, '!');
+    CHECK_EQ(polls, 0);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* The same on an event object's edge-triggered watch: a MSG_OOB recv that fills its buffer
  * says nothing about ordinary data, so it leaves the event's set no check to make for FD_READ
  * (a check costs the next wait or enumeration a poll). */
