@@ -1285,6 +1285,33 @@ TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
 }
 
+/* As above with a QOS query (SIO_GET_QOS re-enables FD_QOS) as the first call after the
+ * connect: the watch it starts is armed for FD_READ at once, and the data that comes next is
+ * posted. */
+TEST(netev_async_registered_during_blocking_connect_watches_from_a_qos_query) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    QOS got;
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(c, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
+             0);
+    ne_send_str(a, "yo");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
 /* Once the room a blocked send waited for has come (FD_WRITE posted), the reactor stops
  * watching for room: the socket costs it nothing until the next condition it was asked for,
  * here one relay for the data that raises FD_READ. */
