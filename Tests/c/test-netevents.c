@@ -958,6 +958,33 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
 }
 
+/* An accepted socket can send at once: it inherits a selection of FD_WRITE with FD_WRITE
+ * posted even when the look at its descriptor (the poll that reports what holds) fails. */
+TEST(netev_inherited_selection_posts_write_without_a_look) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(l, q, NE_MSG, FD_ACCEPT | FD_WRITE, &err), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_ACCEPT, 0));
+    FAULT(poll, .nth = 1, .times = -1, .err = ENOMEM, .this_thread = 1);
+    SOCKET a = ne_accept(l, NULL, &err);
+    int failed = fault_fired(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK(failed >= 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == a);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* Data that came before the accept: the accepted socket, which inherits the listener's window
  * messages, has FD_WRITE and FD_READ posted by the accepting call itself, and its watch then
  * waits for nothing the reactor would have to relay (the one relay counted is another
