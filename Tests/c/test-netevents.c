@@ -1312,6 +1312,34 @@ TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
 }
 
+/* As above, counted: the connect's end put the descriptor in the socket's mode (non-blocking,
+ * as the registration made the socket), so the watch the first send starts changes no mode
+ * (no FIONBIO). Pins that cost, counted through the provider's ioctl. */
+TEST(netev_watch_started_after_a_blocking_connect_changes_no_mode) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    ne_send_str(c, "hi");
+    int calls = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    ne_send_str(a, "yo");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
 /* As above with a QOS query (SIO_GET_QOS re-enables FD_QOS) as the first call after the
  * connect: the watch it starts is armed for FD_READ at once, and the data that comes next is
  * posted. */
