@@ -558,6 +558,26 @@ TEST(netev_connect_refused_when_nobody_listens) {
     CHECK(!(ne.lNetworkEvents & FD_WRITE)); /* not connected: no FD_WRITE */
 }
 
+/* FD_CONNECT is raised once per connect: a refused connect raises it with its error, and the
+ * same socket's next connect, which succeeds, raises it again, with 0. */
+TEST(netev_connect_after_a_refused_one_raises_connect_again) {
+    start();
+    struct sockaddr_storage dead = dead_address(), addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    CHECK_EQ(ne_connect(c, &dead, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    int err = 0;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+}
+
 TEST(netev_connect_refused_by_condition_function_on_connect_data) {
     start();
     struct sockaddr_storage addr;
