@@ -564,7 +564,7 @@ static void drop_watch(struct wsp_socket *so) {
     } else {
         wsp_reactor_remove(&w->item);
     }
-    ne->interest = 0;
+    /* interest goes unread until the next watch starts, which sets it */
 }
 
 /* so->lock held, ne->kind set. Starts whatever the socket's state needs and reports the
@@ -573,10 +573,9 @@ static int start_registration(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     int err = 0;
     switch (so->state) {
-    case WSP_STATE_LISTENING:
-        if (so->role)
-            so->role->watch_arrivals(so);
-        if (so->role && so->role->acceptable(so))
+    case WSP_STATE_LISTENING: /* listening, a socket has its role (listener.c) */
+        so->role->watch_arrivals(so);
+        if (so->role->acceptable(so))
             raise_event(so, FD_ACCEPT, 0);
         break;
     case WSP_STATE_CONNECTED:
