@@ -1947,3 +1947,31 @@ TEST(evset_readiness_of_a_socket_unregistered_since_is_dropped) {
     held_pump_finish(&h);
     CHECK_EQ(ne_enum(h.s2, NULL).lNetworkEvents, 0);
 }
+
+/* s2's data read and s2 selected again on another event (another set): the new event's
+ * record stays empty, the old readiness being the first set's. Both orders of the two sets
+ * in memory are tried (the second event made before or after the first). */
+static void registered_on_another_event_gets_nothing(int other_first) {
+    WSAEVENT other = other_first ? WSACreateEvent() : WSA_INVALID_EVENT;
+    struct held_pump h;
+    held_pump_start(&h);
+    if (!other_first)
+        other = WSACreateEvent();
+    CHECK(other != WSA_INVALID_EVENT);
+    char b[4];
+    CHECK_EQ(ne_recv(h.s2, b, sizeof b, 0), 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(h.s2, other, FD_READ, &err), 0); /* nothing to read */
+    held_pump_finish(&h);
+    CHECK_EQ(ne_enum(h.s2, other).lNetworkEvents, 0);
+    ne_send_str(h.c2, "z"); /* the new registration works */
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(h.s2, other, FD_READ, 10000, &ne));
+    CHECK(WSACloseEvent(other));
+}
+
+TEST(evset_readiness_of_a_socket_moved_to_another_event_since_is_dropped) {
+    start();
+    registered_on_another_event_gets_nothing(0);
+    registered_on_another_event_gets_nothing(1);
+}
