@@ -155,7 +155,6 @@ static void unlock_and_upcall(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     ne->deferring = 0;
     int n = ne->kind == KIND_NONE ? 0 : ne->deferred_count, kind = ne->kind;
-    ne->deferred_count = 0; /* made: a second call (none is deferring) makes nothing */
     WSAEVENT event = ne->event;
     HWND hwnd = ne->hwnd;
     UINT msg = ne->msg;
@@ -277,7 +276,7 @@ static int edge_triggered(const struct wsp_netevents *ne) {
 /* so->lock held. The epoll conditions that could raise an armed event now. */
 static uint32_t wanted(const struct wsp_socket *so) {
     const struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || ne->dead)
+    if (ne->dead) /* no kind to check: a watch exists only while registered */
         return 0;
     uint32_t write = (ne->mask & FD_WRITE) && ne->write_blocked ? EPOLLOUT : 0;
     if (edge_triggered(ne))
@@ -565,7 +564,7 @@ static void drop_watch(struct wsp_socket *so) {
     } else {
         wsp_reactor_remove(&w->item);
     }
-    ne->interest = 0;
+    /* interest goes unread until the next watch starts, which sets it */
 }
 
 /* so->lock held, ne->kind set. Starts whatever the socket's state needs and reports the
@@ -574,10 +573,9 @@ static int start_registration(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
     int err = 0;
     switch (so->state) {
-    case WSP_STATE_LISTENING:
-        if (so->role)
-            so->role->watch_arrivals(so);
-        if (so->role && so->role->acceptable(so))
+    case WSP_STATE_LISTENING: /* listening, a socket has its role (listener.c) */
+        so->role->watch_arrivals(so);
+        if (so->role->acceptable(so))
             raise_event(so, FD_ACCEPT, 0);
         break;
     case WSP_STATE_CONNECTED:
@@ -749,7 +747,7 @@ void wsp_netevents_received(struct wsp_socket *so, LONG mask, int drained) {
 
 void wsp_netevents_send_blocked(struct wsp_socket *so) {
     struct wsp_netevents *ne = &so->netev;
-    if (ne->kind == KIND_NONE || so->state != WSP_STATE_CONNECTED)
+    if (ne->kind == KIND_NONE) /* no state to check: a send runs on a connected socket */
         return;
     if (!ne->watch && (ne->mask & WATCHED))
         late_watch(so);

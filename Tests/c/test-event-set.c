@@ -1855,3 +1855,130 @@ TEST(evset_wait_all_takes_readiness_already_there_when_the_reactor_cannot_watch)
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
 }
+
+/* A pump's readiness for a socket that left the set after the pump took it from the set (in
+ * the same batch as another socket's, which the pump was working on) is no longer the
+ * socket's. The pump of a waiting thread is held in its look at s1's unread count (s1 brought
+ * data and a FIN, and is first in the batch); meanwhile the test deals with s2, whose data the
+ * same look at the set took. */
+struct held_pump {
+    SOCKET c1, s1, l1, c2, s2, l2;
+    WSAEVENT ev;
+    DWORD result;
+    pthread_t thread;
+};
+
+static void *held_pump_wait_main(void *arg) {
+    struct held_pump *h = arg;
+    h->result = WSAWaitForMultipleEvents(1, &h->ev, FALSE, 60000, FALSE);
+    return NULL;
+}
+
+static int provider_fd_ready(SOCKET s, short events) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = events};
+    int ready = poll(&p, 1, 10000) == 1 && (p.revents & events) == events;
+    wsp_socket_release(so);
+    return ready;
+}
+
+static void held_pump_start(struct held_pump *h) {
+    ne_pair(WSP_CATALOG_TCP_IPV4, &h->c1, &h->s1, &h->l1);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &h->c2, &h->s2, &h->l2);
+    h->ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(h->s1, h->ev, FD_READ | FD_CLOSE, &err), 0);
+    CHECK_EQ(T.lpWSPEventSelect(h->s2, h->ev, FD_READ, &err), 0);
+    ne_send_str(h->c1, "x");
+    CHECK_EQ(T.lpWSPShutdown(h->c1, SD_SEND, &err), 0);
+    CHECK(provider_fd_ready(h->s1, POLLIN | POLLRDHUP)); /* first in the set's ready list */
+    ne_send_str(h->c2, "y");
+    CHECK(provider_fd_ready(h->s2, POLLIN));
+    FAULT(ioctl, .nth = 1, .hold = 1); /* the pump's look at s1's unread count */
+    h->result = WSA_WAIT_FAILED;
+    CHECK_EQ(pthread_create(&h->thread, NULL, held_pump_wait_main, h), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+}
+
+/* Lets the pump go on; its wait ends with s1's events. */
+static void held_pump_finish(struct held_pump *h) {
+    fault_release();
+    pthread_join(h->thread, NULL);
+    CHECK_EQ(fault_fired(FAULT_ioctl), 1);
+    fault_clear();
+    CHECK_EQ(h->result, WSA_WAIT_EVENT_0);
+    CHECK_EQ(ne_enum(h->s1, h->ev).lNetworkEvents, FD_READ | FD_CLOSE);
+    WSACloseEvent(h->ev);
+}
+
+/* s2's data read and s2 registered again, for window messages: the new registration, which
+ * found nothing to read, posts nothing for the old readiness, and works on. */
+TEST(evset_readiness_of_a_socket_registered_elsewhere_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    char b[4];
+    CHECK_EQ(ne_recv(h.s2, b, sizeof b, 0), 1);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(h.s2, q, NE_MSG, FD_READ, &err), 0); /* nothing to read */
+    held_pump_finish(&h);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    ne_send_str(h.c2, "z");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == h.s2);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
+/* s2 closed: its handle names no socket any more, and the pump passes over it. */
+TEST(evset_readiness_of_a_socket_closed_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    ne_close(h.s2);
+    held_pump_finish(&h);
+}
+
+/* s2's registration cancelled (a zero mask): s2 is watched no more, and the pump passes over
+ * it; s2's FD_READ is not recorded. */
+TEST(evset_readiness_of_a_socket_unregistered_since_is_dropped) {
+    start();
+    struct held_pump h;
+    held_pump_start(&h);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(h.s2, h.ev, 0, &err), 0);
+    held_pump_finish(&h);
+    CHECK_EQ(ne_enum(h.s2, NULL).lNetworkEvents, 0);
+}
+
+/* s2's data read and s2 selected again on another event (another set): the new event's
+ * record stays empty, the old readiness being the first set's. Both orders of the two sets
+ * in memory are tried (the second event made before or after the first). */
+static void registered_on_another_event_gets_nothing(int other_first) {
+    WSAEVENT other = other_first ? WSACreateEvent() : WSA_INVALID_EVENT;
+    struct held_pump h;
+    held_pump_start(&h);
+    if (!other_first)
+        other = WSACreateEvent();
+    CHECK(other != WSA_INVALID_EVENT);
+    char b[4];
+    CHECK_EQ(ne_recv(h.s2, b, sizeof b, 0), 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(h.s2, other, FD_READ, &err), 0); /* nothing to read */
+    held_pump_finish(&h);
+    CHECK_EQ(ne_enum(h.s2, other).lNetworkEvents, 0);
+    ne_send_str(h.c2, "z"); /* the new registration works */
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(h.s2, other, FD_READ, 10000, &ne));
+    CHECK(WSACloseEvent(other));
+}
+
+TEST(evset_readiness_of_a_socket_moved_to_another_event_since_is_dropped) {
+    start();
+    registered_on_another_event_gets_nothing(0);
+    registered_on_another_event_gets_nothing(1);
+}

@@ -1240,3 +1240,73 @@ TEST(event_thread_flush_of_upcalls_a_job_made_itself_makes_none) {
     close_socket(lsn);
     CHECK(WSACloseEvent(job_event));
 }
+
+/* A job's selection raises FD_WRITE (its upcall deferred to the flush), and a wait of the same
+ * job that does not block (time-out 0) pumps the event's set, which reports the same socket
+ * (unread data, which raises nothing unasked): that pump makes the deferred upcall, so the
+ * wait finds the event signalled, and so does a wait after the job. */
+static DWORD job_wait;
+
+static void select_and_wait_at_once(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_WRITE, &err1);
+    job_wait = WSAWaitForMultipleEvents(1, &job_event, FALSE, 0, FALSE);
+}
+
+TEST(event_thread_job_wait_pumping_the_set_makes_the_upcall_its_selection_deferred) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT);
+    CHECK_EQ(write(raw, "a", 1), 1);
+    WAIT_FOR(unread_bytes(served) == 1, 10000);
+    job_wait = WSA_WAIT_FAILED;
+    in_job(select_and_wait_at_once);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(job_wait, WSA_WAIT_EVENT_0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
+}
+
+/* A job selects (FD_WRITE raised, its upcall deferred to the flush), then selects again on
+ * another event: the deferred upcall was the first registration's, gone with it, and the
+ * flush after the job signals neither event (the new registration found nothing to raise). */
+static WSAEVENT job_event2;
+
+static void select_then_select_elsewhere(void) {
+    rc1 = T.lpWSPEventSelect(served, job_event, FD_WRITE, &err1);
+    rc2 = T.lpWSPEventSelect(served, job_event2, FD_READ, &err2);
+}
+
+static void job_that_does_nothing(void) {}
+
+TEST(event_thread_job_selecting_again_drops_the_upcall_the_first_selection_deferred) {
+    start();
+    connected_pair();
+    job_event = WSACreateEvent();
+    job_event2 = WSACreateEvent();
+    CHECK(job_event != WSA_INVALID_EVENT && job_event2 != WSA_INVALID_EVENT);
+    in_job(select_then_select_elsewhere);
+    CHECK_EQ(rc1, 0);
+    CHECK_EQ(rc2, 0);
+    in_job(job_that_does_nothing); /* runs after the first job's flush */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event2, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(write(raw, "a", 1), 1); /* the new registration works */
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &job_event2, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    WSANETWORKEVENTS ne;
+    int err = 0;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event2, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+    CHECK(WSACloseEvent(job_event));
+    CHECK(WSACloseEvent(job_event2));
+}

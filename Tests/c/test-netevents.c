@@ -183,6 +183,34 @@ TEST(netev_message_oob_recv_makes_no_look_for_read) {
     CHECK(WSPDestroyMessageQueue(q));
 }
 
+/* On the reactor's watch (level-triggered, re-armed after each event) a MSG_OOB recv leaves
+ * urgent data still there to the re-armed watch: it makes no look of its own (no poll for
+ * POLLPRI, which only an event's edge-triggered watch needs). Pins that cost, counted through
+ * the provider's poll; the next urgent byte is posted as before. */
+TEST(netev_message_oob_recv_makes_no_poll_for_urgent_data) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_OOB, &err), 0);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    char b;
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(b, '!');
+    CHECK_EQ(polls, 0);
+    CHECK_EQ(ne_send(c, "?", 1, MSG_OOB, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_OOB, 0));
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* The same on an event object's edge-triggered watch: a MSG_OOB recv that fills its buffer
  * says nothing about ordinary data, so it leaves the event's set no check to make for FD_READ
  * (a check costs the next wait or enumeration a poll). */
@@ -530,6 +558,26 @@ TEST(netev_connect_refused_when_nobody_listens) {
     CHECK(!(ne.lNetworkEvents & FD_WRITE)); /* not connected: no FD_WRITE */
 }
 
+/* FD_CONNECT is raised once per connect: a refused connect raises it with its error, and the
+ * same socket's next connect, which succeeds, raises it again, with 0. */
+TEST(netev_connect_after_a_refused_one_raises_connect_again) {
+    start();
+    struct sockaddr_storage dead = dead_address(), addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    WSAEVENT ev = ne_event_select(c, FD_CONNECT);
+    CHECK_EQ(ne_connect(c, &dead, NULL, NULL), WSAEWOULDBLOCK);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], 0);
+    int err = 0;
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+}
+
 TEST(netev_connect_refused_by_condition_function_on_connect_data) {
     start();
     struct sockaddr_storage addr;
@@ -723,6 +771,26 @@ TEST(netev_new_registration_replaces_old) {
     CHECK(m.wParam == s);
 }
 
+/* As above with an event object selected again: the new watch in the event's set reports the
+ * unread "x" at once, which is no news (no recv re-enabled FD_READ). */
+TEST(netev_event_selected_again_does_not_repeat_unanswered_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* its look at the set takes the report */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    ne_send_str(c, "y");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+}
+
 TEST(netev_zero_mask_cancels) {
     start();
     SOCKET c, s, l;
@@ -908,6 +976,33 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK(m.wParam == a);
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
+}
+
+/* An accepted socket can send at once: it inherits a selection of FD_WRITE with FD_WRITE
+ * posted even when the look at its descriptor (the poll that reports what holds) fails. */
+TEST(netev_inherited_selection_posts_write_without_a_look) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(l, q, NE_MSG, FD_ACCEPT | FD_WRITE, &err), 0);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_ACCEPT, 0));
+    FAULT(poll, .nth = 1, .times = -1, .err = ENOMEM, .this_thread = 1);
+    SOCKET a = ne_accept(l, NULL, &err);
+    int failed = fault_fired(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK(failed >= 1);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == a);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
 }
 
 /* Data that came before the accept: the accepted socket, which inherits the listener's window
@@ -1232,6 +1327,61 @@ TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
     CHECK(m.wParam == c);
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_WRITE, 0));
     ne_send_str(a, "yo");
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
+/* As above, counted: the connect's end put the descriptor in the socket's mode (non-blocking,
+ * as the registration made the socket), so the watch the first send starts changes no mode
+ * (no FIONBIO). Pins that cost, counted through the provider's ioctl. */
+TEST(netev_watch_started_after_a_blocking_connect_changes_no_mode) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    ne_send_str(c, "hi");
+    int calls = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    ne_send_str(a, "yo");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK(m.wParam == c);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+}
+
+/* As above with a QOS query (SIO_GET_QOS re-enables FD_QOS) as the first call after the
+ * connect: the watch it starts is armed for FD_READ at once, and the data that comes next is
+ * posted. */
+TEST(netev_async_registered_during_blocking_connect_watches_from_a_qos_query) {
+    start();
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    SOCKET a = ne_accept(l, NULL, &err);
+    CHECK(a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    QOS got;
+    DWORD ret = 0;
+    CHECK_EQ(T.lpWSPIoctl(c, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
+             0);
+    ne_send_str(a, "yo");
+    WSPMSG m;
     CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
     CHECK(m.wParam == c);
     CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
@@ -1729,6 +1879,92 @@ TEST(netev_async_registration_for_write_alone_makes_one_epoll_ctl) {
     CHECK(WSPDestroyMessageQueue(q));
 }
 
+/* A send that would block re-enables FD_WRITE, but a registration that does not ask for
+ * FD_WRITE has no use for the room: its watch is not re-armed to wait for EPOLLOUT, on the
+ * reactor (window messages) or in an event's set. Pins that cost (no epoll_ctl), counted
+ * through the provider's epoll_ctl; a fault makes the send find the buffer full. */
+TEST(netev_send_that_would_block_unselected_for_write_rearms_nothing) {
+    start();
+    for (int async = 0; async < 2; async++) {
+        SOCKET c, s, l;
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+        HWND q = NULL;
+        WSAEVENT ev = NULL;
+        int err = 0;
+        if (async) {
+            q = WSPCreateMessageQueue();
+            CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+        } else {
+            ev = ne_event_select(s, FD_READ);
+        }
+        FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+        FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+        CHECK_EQ(ne_send(s, "x", 1, 0, NULL), WSAEWOULDBLOCK);
+        int fired = fault_fired(FAULT_send), calls = fault_calls(FAULT_epoll_ctl);
+        fault_clear();
+        CHECK_EQ(fired, 1);
+        CHECK_EQ(calls, 0);
+        ne_send_str(c, "y"); /* the watch still waits for data */
+        if (async) {
+            WSPMSG m;
+            CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+            CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+            ne_close(s);
+            CHECK(WSPDestroyMessageQueue(q));
+        } else {
+            WSANETWORKEVENTS ne;
+            CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+            ne_close(s);
+        }
+        ne_close(c);
+        ne_close(l);
+    }
+}
+
+/* With an event object the socket is watched in the event's own set: a send that would block
+ * re-arms that watch for room with one epoll_ctl, the set's, and FD_WRITE follows once there
+ * is room (here at once: a fault made the send find the buffer full). The reactor, which
+ * does not watch the socket, is not asked to. */
+TEST(netev_event_send_that_would_block_rearms_the_set_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(ne_send(s, "x", 1, 0, NULL), WSAEWOULDBLOCK);
+    int fired = fault_fired(FAULT_send), calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(fired, 1);
+    CHECK_EQ(calls, 1);
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
+}
+
+/* Cancelling a window-message registration removes the reactor's watch without waking the
+ * reactor: the removed watch is only memory, freed when the reactor next wakes for anything.
+ * Pins that cost (no wake-up written), counted through the provider's write. */
+TEST(netev_async_cancel_wakes_no_one) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, 0, 0, &err), 0);
+    int calls = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(calls, 0);
+    ne_send_str(c, "x");
+    CHECK_EQ(ne_recv(s, (char[4]){0}, 4, 0), 1); /* the socket works on, unregistered */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* An application's WPUPostMessage that holds the reactor in the upcall for hold_socket's
  * message until released, and records every other message. */
 static SOCKET hold_socket;
@@ -1783,6 +2019,152 @@ TEST(netev_three_events_at_one_look_post_three_messages) {
     }
     pthread_mutex_unlock(&posted_lock);
     CHECK_EQ(seen, FD_READ | FD_OOB | FD_CLOSE);
+}
+
+/* The peer's FIN arrives while the socket is being closed: lpWSPCloseSocket has taken the
+ * handle away and waits for the socket's lock, which another thread holds in an upcall (a
+ * recv that left data behind posts FD_READ itself). The reactor, held until then, relays the
+ * FIN's readiness to a socket its handle no longer names: it drops it, and no FD_CLOSE is
+ * posted for the closed socket. */
+static atomic_int close_race_held, close_race_release;
+static SOCKET close_race_socket;
+
+static BOOL hold_off_reactor_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == close_race_socket && !wsp_reactor_is_current()) {
+        atomic_store(&close_race_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&close_race_release) && now_ms() < deadline)
+            sleep_ms(1);
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+struct close_race_call {
+    SOCKET s;
+    int rc;
+};
+
+static void *close_race_recv_main(void *arg) {
+    struct close_race_call *a = arg;
+    char b;
+    a->rc = ne_recv(a->s, &b, 1, 0);
+    return NULL;
+}
+
+static void *close_race_close_main(void *arg) {
+    struct close_race_call *a = arg;
+    int err = 0;
+    a->rc = T.lpWSPCloseSocket(a->s, &err);
+    return NULL;
+}
+
+/* Whether s names no socket any more (its close has begun). */
+static int handle_taken_away(SOCKET s) {
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    if (so)
+        wsp_socket_release(so);
+    return so == NULL;
+}
+
+TEST(netev_relay_for_a_socket_closed_meanwhile_is_dropped) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_off_reactor_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0, c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    close_race_socket = s;
+    CHECK_EQ(T.lpWSPAsyncSelect(s0, wnd, 0x555, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ | FD_CLOSE, &err), 0);
+    ne_send_str(c, "ab");
+    WAIT_FOR(posted_now() == 1, 10000); /* FD_READ, from the reactor */
+    FAULT(epoll_wait, .hold = 1);       /* the reactor's next wait */
+    ne_send_str(c0, "w");               /* wakes the reactor into the hold */
+    WAIT_FOR(fault_holding() == 1, 10000);
+    struct close_race_call r = {.s = s}, k = {.s = s};
+    pthread_t rt, kt;
+    CHECK_EQ(pthread_create(&rt, NULL, close_race_recv_main, &r), 0);
+    WAIT_FOR(atomic_load(&close_race_held), 10000); /* in its upcall, s's lock held */
+    CHECK_EQ(pthread_create(&kt, NULL, close_race_close_main, &k), 0);
+    WAIT_FOR(handle_taken_away(s), 10000); /* the close waits for the lock */
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    unsigned relays = wsp_netevents_relays();
+    fault_clear();
+    fault_release();
+    WAIT_FOR(wsp_netevents_relays() > relays, 10000); /* the FIN's readiness, relayed */
+    atomic_store(&close_race_release, 1);
+    pthread_join(rt, NULL);
+    pthread_join(kt, NULL);
+    CHECK_EQ(r.rc, 1);
+    CHECK_EQ(k.rc, 0);
+    pthread_mutex_lock(&posted_lock);
+    int n = posted_count;
+    for (int i = 0; i < n; i++)
+        if (posted[i].wParam == s)
+            CHECK_EQ(posted[i].lParam, WSAMAKESELECTREPLY(FD_READ, 0));
+    pthread_mutex_unlock(&posted_lock);
+}
+
+/* lpWSPCloseSocket while the reactor is in an upcall for the socket (made after unlocking
+ * it): the close waits for that upcall before it cancels the registration, so no upcall is
+ * made after it returns. Seen from here: once the socket's lock shows it closing, its
+ * registration still stands (the close waits, the lock released), until the upcall ends. */
+static atomic_int inflight_held, inflight_release;
+static SOCKET inflight_socket;
+
+static BOOL hold_reactor_post(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) {
+    if (wParam == inflight_socket && wsp_reactor_is_current()) {
+        atomic_store(&inflight_held, 1);
+        long long deadline = now_ms() + 20000;
+        while (!atomic_load(&inflight_release) && now_ms() < deadline)
+            sleep_ms(1);
+    }
+    return record_post(hWnd, Msg, wParam, lParam);
+}
+
+/* Whether so is closing; *registered then says whether its registration still stands. */
+static int closing_seen(struct wsp_socket *so, int *registered) {
+    pthread_mutex_lock(&so->lock);
+    int closing = so->closing;
+    if (closing)
+        *registered = wsp_netevents_registered(so);
+    pthread_mutex_unlock(&so->lock);
+    return closing;
+}
+
+TEST(netev_close_waits_for_an_upcall_in_flight_before_cancelling) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_reactor_post;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND wnd = (HWND)(uintptr_t)0x1234;
+    int err = 0;
+    inflight_socket = s;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, wnd, 0x555, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    WAIT_FOR(atomic_load(&inflight_held), 10000); /* the reactor, in FD_READ's upcall */
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct close_race_call k = {.s = s};
+    pthread_t kt;
+    CHECK_EQ(pthread_create(&kt, NULL, close_race_close_main, &k), 0);
+    int registered = 0;
+    WAIT_FOR(closing_seen(so, &registered), 10000);
+    CHECK(registered);
+    atomic_store(&inflight_release, 1);
+    pthread_join(kt, NULL);
+    CHECK_EQ(k.rc, 0);
+    CHECK(!wsp_netevents_registered(so));
+    wsp_socket_release(so);
+    CHECK_EQ(posted_now(), 1);
 }
 
 /* A recv that leaves data behind on a reactor-watched socket registered without FD_READ has
@@ -1956,6 +2338,24 @@ TEST(netev_oob_registration_sees_oobinline_turned_off) {
     CHECK_EQ(b, '?');
 }
 
+/* SO_OOBINLINE turned on after the registration: urgent data is read inline, so it is FD_READ
+ * and not FD_OOB (the choice is made when the urgent data arrives). */
+TEST(netev_oobinline_turned_on_after_registration_makes_urgent_data_read) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, NULL), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK(!ne_wait_bit(s, ev, FD_OOB, 200, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1);
+    CHECK_EQ(b, '!');
+}
+
 /* The peer's FIN after data whose FD_READ is recorded but not yet answered by a recv is
  * FD_CLOSE alone: the edge it comes with (EPOLLIN with EPOLLRDHUP) brings no new data, so
  * FD_READ is not raised again for the same byte. */
@@ -2019,6 +2419,65 @@ TEST(netev_room_after_unread_data_is_write_alone) {
     char b;
     CHECK_EQ(ne_recv(c, &b, 1, 0), 1);
     CHECK_EQ(b, 'x');
+}
+
+/* After the peer's FIN nothing new can arrive: an edge that comes with EPOLLIN then (here the
+ * room a blocked send waited for) is not examined for new data, and the one look at the
+ * unread count is the one that finds the byte FD_READ was raised for still there (no FD_READ
+ * again: it was not re-enabled). Pins that cost (one FIONREAD), counted through the
+ * provider's ioctl; a fault makes the send find the buffer full. */
+TEST(netev_room_after_the_fin_looks_at_the_unread_count_once) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    ne_send_str(c, "x");
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ | FD_CLOSE);
+    FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(ne_send(s, "y", 1, 0, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    int calls = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
+    CHECK_EQ(calls, 1);
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(b[0], 'x');
+}
+
+/* As above with the room coming at once (a fault made the send find the buffer full): the
+ * watch, re-armed for room and then again without it, reports the unread byte each time, and
+ * FD_READ, raised for it and not yet answered by a recv, is not raised again for it. */
+TEST(netev_room_at_once_after_unread_data_is_write_alone) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* at registration */
+    ne_send_str(c, "x");
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    FAULT(send, .nth = 1, .err = EAGAIN, .this_thread = 1);
+    CHECK_EQ(ne_send(s, "y", 1, 0, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne));
+    CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
+    /* The re-arm without EPOLLOUT that followed FD_WRITE reported the byte again: looked at
+     * now, it is no news. */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    char b[4];
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 1);
+    CHECK_EQ(b[0], 'x');
 }
 
 /* As above with the highest event of the record alone (FD_CLOSE): the entries below its bit
@@ -2100,4 +2559,33 @@ TEST(netev_select_ending_before_an_earlier_one_on_its_socket_leaves_that_one_alo
     pthread_join(t, NULL);
     CHECK_EQ(a.rc, 1);
     CHECK_EQ(netev_select_waiters(s), 0);
+}
+
+/* A link taken off the list can be enlisted again (netevents.h: the caller sets only its
+ * wake_fd): enlisting starts it afresh, so what it pointed at while it was linked before is
+ * forgotten. Here b was enlisted behind a and taken off while a stayed: enlisted again it is
+ * first, and taking it off again leaves a alone in the list. */
+TEST(netev_waiter_link_enlisted_again_starts_afresh) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct wsp_select_link a = {.wake_fd = -1}, b = {.wake_fd = -1};
+    pthread_mutex_lock(&so->lock);
+    wsp_netevents_add_waiter(so, &b);
+    wsp_netevents_add_waiter(so, &a); /* the list: a, b */
+    wsp_netevents_remove_waiter(so, &b); /* the list: a */
+    wsp_netevents_add_waiter(so, &b);    /* the list: b, a */
+    int b_first = so->netev.waiters == &b && b.next == &a && a.prev == &b;
+    wsp_netevents_remove_waiter(so, &b); /* the list: a */
+    int a_alone = so->netev.waiters == &a && a.prev == NULL && a.next == NULL;
+    wsp_netevents_remove_waiter(so, &a);
+    int empty = so->netev.waiters == NULL;
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    CHECK(b_first);
+    CHECK(a_alone);
+    CHECK(empty);
 }
