@@ -641,6 +641,37 @@ TEST(evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv) {
     WSACloseEvent(ev);
 }
 
+/* A wait that finds its own event's set ready records the network event itself, which
+ * signals the event: with no one else polling the event and its descriptor never handed out,
+ * that signal writes nothing to the event's descriptor (pins the saved write, and the read
+ * that would lower it again: event_object.c's header). The same holds when the wait makes a
+ * check (data a recv left) that signals the event. */
+TEST(evset_wait_that_signals_its_own_event_writes_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    DWORD pumped = WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE);
+    int writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(pumped, WSA_WAIT_EVENT_0);
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    FAULT(write, .nth = 1000000, .this_thread = 1);
+    DWORD checked = WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE);
+    writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(checked, WSA_WAIT_EVENT_0);
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
 /* One wait on three events whose sets hold 7 checks each (data left by a recv on 7 sockets per
  * event) takes as many checks as it has room for (16): all of two sets' and part of the third
  * one's, whichever order it takes them in. The checks it leaves stay in their set, in order,
