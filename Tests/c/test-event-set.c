@@ -443,13 +443,15 @@ TEST(evset_data_left_on_many_sockets_of_one_event_is_reported_for_each) {
     WSACloseEvent(ev);
 }
 
-/* More recvs that leave data behind than a set keeps checks for, with no wait or enumeration
- * between them: the checks past the limit are made on the spot, and every socket reports
- * FD_READ again. */
+/* More recvs that leave data behind than a set keeps checks for (8), with no wait or
+ * enumeration between them: the set keeps 8, the checks past the limit are made on the spot
+ * (one FIONREAD each, in their recv), and every socket reports FD_READ again. */
+#define SET_CHECKS 8
 TEST(evset_data_left_by_more_recvs_than_a_set_keeps_checks_for_is_reported_for_each) {
     start();
     SOCKET c[MANY], s[MANY], l[MANY];
     WSAEVENT ev = WSACreateEvent();
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
     int err = 0;
     for (int i = 0; i < MANY; i++) {
         ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
@@ -458,11 +460,17 @@ TEST(evset_data_left_by_more_recvs_than_a_set_keeps_checks_for_is_reported_for_e
         WAIT_FOR(unread_bytes(s[i]) == 8, 10000);
     }
     CHECK_EQ(read_raised_on_each(s, ev, 0), MANY); /* the first FD_READ of each, not re-enabled */
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
     for (int i = 0; i < MANY; i++) { /* twelve recvs in a row, each leaving 6 bytes */
         char b[2];
         CHECK_EQ(ne_recv(s[i], b, sizeof b, 0), 2);
     }
+    int on_the_spot = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(wsp_event_set_checks_pending(set), SET_CHECKS);
+    CHECK_EQ(on_the_spot, MANY - SET_CHECKS);
     CHECK_EQ(read_raised_on_each(s, ev, 0), MANY);
+    wsp_event_set_release(set);
     WSACloseEvent(ev);
 }
 
