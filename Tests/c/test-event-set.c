@@ -1876,6 +1876,33 @@ TEST(evset_wait_all_with_a_time_out_of_0_asks_the_reactor_nothing) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* As a wait-any does (evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv), a
+ * wait-all that will sleep makes the checks its events' sets hold (data a recv left behind)
+ * before it sleeps, also when the reactor cannot watch the sets (its epoll_ctl failing here):
+ * the data answers it at once instead of at its time-out. */
+TEST(evset_wait_all_makes_the_pending_checks_when_the_reactor_cannot_watch) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the set into the reactor's epoll */
+    fault_clear();
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* A wait-all that will sleep looks into its events' sets itself first: readiness already
  * there answers it at once, even when the reactor cannot watch the sets (its epoll_ctl
  * failing here), which would otherwise be the only one to see it. */
