@@ -1805,6 +1805,53 @@ TEST(evset_wait_pumps_more_than_a_batch) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A wait's pump that takes exactly one batch (64) ends with a look that finds nothing more:
+ * it took everything all the same, and the enumeration right after it on the same thread
+ * does not look into the set again (no epoll_wait). */
+TEST(evset_wait_that_pumps_exactly_a_batch_spares_the_next_enumeration_its_look) {
+    start();
+    enum { A_BATCH = 64 };
+    static SOCKET c[A_BATCH], s[A_BATCH], l[A_BATCH];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < A_BATCH; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+    }
+    for (int i = 0; i < A_BATCH; i++) {
+        ne_send_str(c[i], "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000);
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    WSANETWORKEVENTS ne = ne_enum(s[A_BATCH - 1], ev);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(looks, 0);
+    for (int i = 0; i < A_BATCH - 1; i++)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait whose look into its set fails (epoll_wait) took nothing from it: the enumeration
+ * right after it looks into the set itself and reports the readiness. */
+TEST(evset_wait_whose_look_into_the_set_fails_leaves_it_to_the_next_enumeration) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(fault_fired(FAULT_epoll_wait), 1);
+    fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* Descriptor 0 is a descriptor like any other: a process without standard input may get it
  * for an event's epoll set (here the event's own descriptor came first, and 0 was freed while
  * the set's epoll_create1 waited), and that event works: a socket registered on it signals it,
