@@ -1950,6 +1950,53 @@ TEST(evset_wait_all_makes_the_pending_checks_when_the_reactor_cannot_watch) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* The other end of that: a wait-all that ends, its set still out of the reactor (epoll_ctl
+ * failing), leaves the check a recv deferred meanwhile to the next wait or enumeration
+ * (event_set.h) and makes no check itself on its way out. */
+struct wait_all_unwatched {
+    WSAEVENT event;
+    struct blocker blocker;
+    DWORD result;
+    int refused;
+};
+
+static void *wait_all_unwatched_main(void *arg) {
+    struct wait_all_unwatched *w = arg;
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    blocker_enter(&w->blocker);
+    w->result = WSAWaitForMultipleEvents(1, &w->event, TRUE, 2000, FALSE);
+    blocker_leave(&w->blocker);
+    w->refused = fault_fired(FAULT_epoll_ctl);
+    return NULL;
+}
+
+TEST(evset_wait_all_ending_unwatched_leaves_a_deferred_check_pending) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct wait_all_unwatched w = {.event = ne_event_select(s, FD_READ)};
+    struct wsp_event_set *set = wsp_event_watch_set(w.event);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, w.event, FD_READ, 10000, &ne));
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_all_unwatched_main, &w), 0);
+    wait_blocked(&w.blocker);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check, deferred (no reactor) */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    pthread_join(t, NULL);
+    fault_clear();
+    CHECK_EQ(w.refused, 1);
+    CHECK_EQ(w.result, WSA_WAIT_TIMEOUT);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    CHECK_EQ(ne_enum(s, w.event).lNetworkEvents, FD_READ);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(w.event));
+}
+
 /* A wait-all that will sleep looks into its events' sets itself first: readiness already
  * there answers it at once, even when the reactor cannot watch the sets (its epoll_ctl
  * failing here), which would otherwise be the only one to see it. */
