@@ -105,7 +105,10 @@ void wsp_event_set_reactor_watch(struct wsp_event_set *set, bool on) {
     pthread_mutex_lock(&set->lock);
     set->watchers += on ? 1 : -1;
     sync_reactor(set);
-    if (set->in_reactor) { /* from now on the event's state must be current without a wait */
+    /* The pending checks are made now while the reactor watches the set (the event's state
+     * must be current without a wait) and when a watch starts, even one the reactor could
+     * not take: a wait-all sleeps without polling the set, nobody waits on an exported event. */
+    if (on || set->in_reactor) {
         n = set->nchecks;
         memcpy(c, set->checks, (size_t)n * sizeof c[0]);
         set->nchecks = 0;

@@ -243,6 +243,52 @@ TEST(event_wait_any_is_woken_by_a_set_from_another_thread) {
     CHECK(WSACloseEvent(e[1]));
 }
 
+/* A wait-any whose poll is interrupted (EINTR) has not timed out: it polls again and goes on
+ * waiting, here until another thread sets the event. */
+struct interrupted_wait {
+    WSAEVENT event;
+    struct blocker blocker;
+    DWORD result;
+    int interrupted;
+};
+
+static void *interrupted_wait_main(void *arg) {
+    struct interrupted_wait *w = arg;
+    FAULT(poll, .nth = 1, .err = EINTR, .this_thread = 1);
+    w->result = wait_here(&w->blocker, 1, &w->event, FALSE, WSA_INFINITE);
+    w->interrupted = fault_fired(FAULT_poll);
+    return NULL;
+}
+
+TEST(event_wait_any_interrupted_goes_on_waiting) {
+    struct interrupted_wait w = {.event = WSACreateEvent()};
+    CHECK(w.event != WSA_INVALID_EVENT);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, interrupted_wait_main, &w), 0);
+    bool blocked = wait_blocked_or_returned(&w.blocker); /* false: it gave up at the EINTR */
+    CHECK(WSASetEvent(w.event));
+    pthread_join(t, NULL);
+    fault_clear();
+    CHECK(blocked);
+    CHECK_EQ(w.interrupted, 1);
+    CHECK_EQ(w.result, WSA_WAIT_EVENT_0);
+    CHECK(WSACloseEvent(w.event));
+}
+
+/* A wait-any that times out sleeps in one poll, whose time-out is the answer: it makes no
+ * second poll to look again (pins the cost of a timed-out wait: one system call). */
+TEST(event_wait_any_that_times_out_polls_once) {
+    WSAEVENT e = WSACreateEvent();
+    CHECK(e != WSA_INVALID_EVENT);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls */
+    DWORD r = WSAWaitForMultipleEvents(1, &e, FALSE, 20, FALSE);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(r, WSA_WAIT_TIMEOUT);
+    CHECK_EQ(polls, 1);
+    CHECK(WSACloseEvent(e));
+}
+
 TEST(event_wait_all_needs_every_event) {
     WSAEVENT e[3] = {WSACreateEvent(), WSACreateEvent(), WSACreateEvent()};
     CHECK(WSASetEvent(e[0]));

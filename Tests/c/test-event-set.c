@@ -42,13 +42,16 @@ TEST(evset_exported_descriptor_turns_readable_without_a_wait) {
 }
 
 /* Closing an exported event that a socket still names stops the reactor's relaying at once:
- * the set leaves the reactor's epoll (one epoll_ctl), though the socket keeps the set. */
+ * the set leaves the reactor's epoll (one epoll_ctl), though the socket keeps the set. Handing
+ * the descriptor out twice (the same one) makes no difference. */
 TEST(evset_closing_an_exported_event_takes_its_set_out_of_the_reactor) {
     start();
     SOCKET c, s, l;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     WSAEVENT ev = ne_event_select(s, FD_READ);
-    CHECK(WSAEventFd(ev) >= 0);
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    CHECK_EQ(WSAEventFd(ev), fd);
     FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
     CHECK(WSACloseEvent(ev));
     int calls = fault_calls(FAULT_epoll_ctl);
@@ -443,13 +446,15 @@ TEST(evset_data_left_on_many_sockets_of_one_event_is_reported_for_each) {
     WSACloseEvent(ev);
 }
 
-/* More recvs that leave data behind than a set keeps checks for, with no wait or enumeration
- * between them: the checks past the limit are made on the spot, and every socket reports
- * FD_READ again. */
+/* More recvs that leave data behind than a set keeps checks for (8), with no wait or
+ * enumeration between them: the set keeps 8, the checks past the limit are made on the spot
+ * (one FIONREAD each, in their recv), and every socket reports FD_READ again. */
+#define SET_CHECKS 8
 TEST(evset_data_left_by_more_recvs_than_a_set_keeps_checks_for_is_reported_for_each) {
     start();
     SOCKET c[MANY], s[MANY], l[MANY];
     WSAEVENT ev = WSACreateEvent();
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
     int err = 0;
     for (int i = 0; i < MANY; i++) {
         ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
@@ -458,11 +463,17 @@ TEST(evset_data_left_by_more_recvs_than_a_set_keeps_checks_for_is_reported_for_e
         WAIT_FOR(unread_bytes(s[i]) == 8, 10000);
     }
     CHECK_EQ(read_raised_on_each(s, ev, 0), MANY); /* the first FD_READ of each, not re-enabled */
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
     for (int i = 0; i < MANY; i++) { /* twelve recvs in a row, each leaving 6 bytes */
         char b[2];
         CHECK_EQ(ne_recv(s[i], b, sizeof b, 0), 2);
     }
+    int on_the_spot = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(wsp_event_set_checks_pending(set), SET_CHECKS);
+    CHECK_EQ(on_the_spot, MANY - SET_CHECKS);
     CHECK_EQ(read_raised_on_each(s, ev, 0), MANY);
+    wsp_event_set_release(set);
     WSACloseEvent(ev);
 }
 
@@ -637,6 +648,37 @@ TEST(evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv) {
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     CHECK_EQ(fault_fired(FAULT_poll), 1);
     fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
+/* A wait that finds its own event's set ready records the network event itself, which
+ * signals the event: with no one else polling the event and its descriptor never handed out,
+ * that signal writes nothing to the event's descriptor (pins the saved write, and the read
+ * that would lower it again: event_object.c's header). The same holds when the wait makes a
+ * check (data a recv left) that signals the event. */
+TEST(evset_wait_that_signals_its_own_event_writes_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    DWORD pumped = WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE);
+    int writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(pumped, WSA_WAIT_EVENT_0);
+    CHECK_EQ(writes, 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    FAULT(write, .nth = 1000000, .this_thread = 1);
+    DWORD checked = WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE);
+    writes = fault_calls(FAULT_write);
+    fault_clear();
+    CHECK_EQ(checked, WSA_WAIT_EVENT_0);
+    CHECK_EQ(writes, 0);
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     WSACloseEvent(ev);
 }
@@ -1614,7 +1656,8 @@ TEST(evset_pump_that_sets_another_event_wakes_its_waiter_other_order) {
 
 /* An exported event's set is watched by the reactor: its last release leaves the set to the
  * reactor, which frees it when it next passes (a batch it is working through may still name
- * it), and nothing else frees or closes it. The provider goes on. */
+ * it), and nothing else frees or closes it; freeing it is only memory, so the release does not
+ * wake the reactor for it (no wake-up written). The provider goes on. */
 TEST(evset_exported_event_closed_leaves_its_set_to_the_reactor) {
     start();
     SOCKET c, s, l, bc, bs, bl;
@@ -1631,7 +1674,9 @@ TEST(evset_exported_event_closed_leaves_its_set_to_the_reactor) {
     CHECK_EQ(poll(&p, 1, 10000), 1); /* the reactor relayed the readiness */
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK_EQ(T.lpWSPEventSelect(s, NULL, 0, &err), 0);
+    unsigned wakes = wsp_reactor_wakes();
     CHECK(WSACloseEvent(ev));
+    CHECK_EQ(wsp_reactor_wakes(), wakes);
     /* The reactor passes again (it relays b's data), freeing the set on its way. */
     HWND q = WSPCreateMessageQueue();
     CHECK_EQ(T.lpWSPAsyncSelect(bs, q, NE_MSG, FD_READ, &err), 0);
@@ -1767,6 +1812,53 @@ TEST(evset_wait_pumps_more_than_a_batch) {
     CHECK(WSACloseEvent(ev));
 }
 
+/* A wait's pump that takes exactly one batch (64) ends with a look that finds nothing more:
+ * it took everything all the same, and the enumeration right after it on the same thread
+ * does not look into the set again (no epoll_wait). */
+TEST(evset_wait_that_pumps_exactly_a_batch_spares_the_next_enumeration_its_look) {
+    start();
+    enum { A_BATCH = 64 };
+    static SOCKET c[A_BATCH], s[A_BATCH], l[A_BATCH];
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < A_BATCH; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+    }
+    for (int i = 0; i < A_BATCH; i++) {
+        ne_send_str(c[i], "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000);
+    }
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
+    WSANETWORKEVENTS ne = ne_enum(s[A_BATCH - 1], ev);
+    int looks = fault_calls(FAULT_epoll_wait);
+    fault_clear();
+    CHECK_EQ(ne.lNetworkEvents, FD_READ);
+    CHECK_EQ(looks, 0);
+    for (int i = 0; i < A_BATCH - 1; i++)
+        CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A wait whose look into its set fails (epoll_wait) took nothing from it: the enumeration
+ * right after it looks into the set itself and reports the readiness. */
+TEST(evset_wait_whose_look_into_the_set_fails_leaves_it_to_the_next_enumeration) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    FAULT(epoll_wait, .nth = 1, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 0, FALSE), WSA_WAIT_TIMEOUT);
+    CHECK_EQ(fault_fired(FAULT_epoll_wait), 1);
+    fault_clear();
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
 /* Descriptor 0 is a descriptor like any other: a process without standard input may get it
  * for an event's epoll set (here the event's own descriptor came first, and 0 was freed while
  * the set's epoll_create1 waited), and that event works: a socket registered on it signals it,
@@ -1836,6 +1928,80 @@ TEST(evset_wait_all_with_a_time_out_of_0_asks_the_reactor_nothing) {
     CHECK_EQ(calls, 0);
     CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
     CHECK(WSACloseEvent(ev));
+}
+
+/* As a wait-any does (evset_wait_interrupted_keeps_the_check_of_data_left_by_a_recv), a
+ * wait-all that will sleep makes the checks its events' sets hold (data a recv left behind)
+ * before it sleeps, also when the reactor cannot watch the sets (its epoll_ctl failing here):
+ * the data answers it at once instead of at its time-out. */
+TEST(evset_wait_all_makes_the_pending_checks_when_the_reactor_cannot_watch) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_READ, 10000, &ne));
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check is due */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, TRUE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the set into the reactor's epoll */
+    fault_clear();
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* The other end of that: a wait-all that ends, its set still out of the reactor (epoll_ctl
+ * failing), leaves the check a recv deferred meanwhile to the next wait or enumeration
+ * (event_set.h) and makes no check itself on its way out. */
+struct wait_all_unwatched {
+    WSAEVENT event;
+    struct blocker blocker;
+    DWORD result;
+    int refused;
+};
+
+static void *wait_all_unwatched_main(void *arg) {
+    struct wait_all_unwatched *w = arg;
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    blocker_enter(&w->blocker);
+    w->result = WSAWaitForMultipleEvents(1, &w->event, TRUE, 2000, FALSE);
+    blocker_leave(&w->blocker);
+    w->refused = fault_fired(FAULT_epoll_ctl);
+    return NULL;
+}
+
+TEST(evset_wait_all_ending_unwatched_leaves_a_deferred_check_pending) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    struct wait_all_unwatched w = {.event = ne_event_select(s, FD_READ)};
+    struct wsp_event_set *set = wsp_event_watch_set(w.event);
+    ne_send_str(c, "abc");
+    WAIT_FOR(unread_bytes(s) == 3, 10000);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, w.event, FD_READ, 10000, &ne));
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, wait_all_unwatched_main, &w), 0);
+    wait_blocked(&w.blocker);
+    char b;
+    CHECK_EQ(ne_recv(s, &b, 1, 0), 1); /* 2 bytes left: a check, deferred (no reactor) */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    pthread_join(t, NULL);
+    fault_clear();
+    CHECK_EQ(w.refused, 1);
+    CHECK_EQ(w.result, WSA_WAIT_TIMEOUT);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    CHECK_EQ(ne_enum(s, w.event).lNetworkEvents, FD_READ);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK(WSACloseEvent(w.event));
 }
 
 /* A wait-all that will sleep looks into its events' sets itself first: readiness already

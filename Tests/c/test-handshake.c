@@ -327,6 +327,23 @@ TEST(hs_version_3_requests_round_trip) {
     CHECK_EQ(wsp_hs_patience_offset(buf, 8), 0);
 }
 
+/* wsp_hs_patience_offset answers only for a whole header: the first bytes of a REQUEST with
+ * patience, fewer than the header's 8, have no patience part yet (0), whatever their type and
+ * flags bytes say; nor has a frame of another type (or none) with the patience bit. */
+TEST(hs_patience_offset_needs_a_whole_request_header) {
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 5};
+    uint8_t buf[64];
+    CHECK_EQ(wsp_hs_encode(&f, buf, sizeof buf), 12u);
+    CHECK_EQ(wsp_hs_patience_offset(buf, 12), 8);
+    CHECK_EQ(wsp_hs_patience_offset(buf, WSP_HS_HEADER_SIZE), 8);
+    for (size_t len = 0; len < WSP_HS_HEADER_SIZE; len++)
+        CHECK_EQ(wsp_hs_patience_offset(buf, len), 0);
+    buf[3] = WSP_HS_ACCEPT; /* the flags byte still has the patience bit */
+    CHECK_EQ(wsp_hs_patience_offset(buf, 12), 0);
+    buf[3] = 0; /* no type at all */
+    CHECK_EQ(wsp_hs_patience_offset(buf, 12), 0);
+}
+
 /* docs/PROTOCOL.md's worked example of a version 3 REQUEST and its REFUSE. */
 TEST(hs_version_3_worked_example) {
     static const uint8_t request[] = {0x57, 0x53, 0x03, 0x01, 0x0d, 0x00, 0x00, 0x0b, 0x00, 0x10,
