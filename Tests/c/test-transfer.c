@@ -1455,8 +1455,9 @@ TEST(sockopt_hold_limit_takes_its_maximum_and_no_more) {
 
 /* Closing a socket that another call still uses gives its descriptor number a fresh
  * non-blocking socket (socket.c, release_descriptor). What the socket records of the
- * descriptor's O_NONBLOCK must then be true of the new descriptor (or say "not known"): a call
- * still running trusts it to skip an fcntl. */
+ * descriptor's O_NONBLOCK must then be true of the new descriptor, and known (the fresh one
+ * was made non-blocking): a call still running trusts it to skip an ioctl, so making the
+ * descriptor non-blocking then (as FIONBIO or listen would) makes no system call. */
 TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
     start();
     SOCKET c, s;
@@ -1472,7 +1473,11 @@ TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
     CHECK_EQ(getpeername(so->fd, (struct sockaddr *)&ss, &len), -1); /* the fresh socket */
     int flags = fcntl(so->fd, F_GETFL);
     CHECK(flags >= 0);
-    CHECK(so->fd_nonblocking == -1 || so->fd_nonblocking == ((flags & O_NONBLOCK) != 0));
+    CHECK(flags & O_NONBLOCK);
+    CHECK_EQ(so->fd_nonblocking, 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(wsp_socket_fd_nonblocking(so, 1), 0);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so);
     close_socket(s);
