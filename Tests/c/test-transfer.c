@@ -902,6 +902,24 @@ TEST(shutdown_of_one_direction_leaves_the_other) {
     CHECK_MEM(b, "more", 4);
 }
 
+/* A shutdown that fails (a how that is none of SD_RECEIVE, SD_SEND, SD_BOTH: WSAEINVAL)
+ * shuts nothing: both directions still carry data. */
+TEST(shutdown_with_an_invalid_how_shuts_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, 3, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    char b[8];
+    send_all(c, "out", 3);
+    recv_exact(s, b, 3);
+    CHECK_MEM(b, "out", 3);
+    send_all(s, "back", 4);
+    recv_exact(c, b, 4);
+    CHECK_MEM(b, "back", 4);
+}
+
 /* wsp_fd_send_all (handles.c) waits for room only until its time-out: to a peer that reads
  * nothing, more than the buffers hold fails with WSAETIMEDOUT, never reports success. */
 TEST(fd_send_all_to_a_peer_that_reads_nothing_times_out) {
