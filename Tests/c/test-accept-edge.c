@@ -208,6 +208,34 @@ TEST(edge_closing_a_socket_wakes_a_blocked_recv) {
     CHECK_EQ(b.rc, WSAEINTR);
 }
 
+/* An abortive close (SO_LINGER on, time 0) of a socket a recv waits on resets the peer and
+ * sends nothing before: waking the recv shuts only the receiving side, so the peer never sees
+ * an end of stream (a FIN) ahead of the reset, as with any other abortive close. */
+TEST(edge_abortive_close_of_a_socket_a_recv_waits_on_resets_the_peer) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
+    struct blocked_recv b = {.s = c, .rc = -1};
+    pthread_t t;
+    pthread_create(&t, NULL, recv_thread, &b);
+    wait_blocked(&b.blocker);
+    close_socket(c);
+    pthread_join(t, NULL);
+    CHECK_EQ(b.rc, WSAEINTR);
+    char buf[4];
+    DWORD got = 0;
+    CHECK_EQ(recv_some(a, buf, sizeof buf, 0, &got), WSAECONNRESET);
+    close_socket(a);
+    close_socket(l);
+}
+
 TEST(edge_running_out_of_descriptors_pauses_and_resumes_the_listener) {
     start();
     struct sockaddr_storage addr;

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -837,6 +838,68 @@ static int silent_raw_listener(struct sockaddr_storage *addr) {
     CHECK_EQ(getsockname(lfd, (struct sockaddr *)addr, &alen), 0);
     return lfd;
 }
+struct sending_connect {
+    SOCKET s;
+    struct sockaddr_storage addr;
+    struct blocker blocker;
+    int rc;
+};
+
+static void *sending_connect_main(void *arg) {
+    struct sending_connect *b = arg;
+    static uint8_t big[WSP_MAX_CONNECT_DATA];
+    memset(big, 'r', sizeof big);
+    WSABUF caller = {sizeof big, (char *)big};
+    blocker_enter(&b->blocker);
+    b->rc = connect_full(b->s, &b->addr, &caller, NULL, NULL);
+    blocker_leave(&b->blocker);
+    return NULL;
+}
+
+/* Closing a socket whose blocking connect is still sending its request (to a server that
+ * reads nothing, the buffers full) ends the connect at once, with WSAEINTR, even when no spare
+ * descriptor can take the old one's place: the close shuts the descriptor's sending side
+ * too, which ends the wait for room (shutting the receiving side alone would leave it
+ * waiting out its time-out). */
+TEST(connect_blocking_is_woken_by_closing_the_socket_while_it_sends_the_request) {
+    start();
+    int tiny = 1;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    CHECK_EQ(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &tiny, sizeof tiny), 0); /* inherited */
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    static struct sending_connect b;
+    b = (struct sending_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .rc = -1};
+    socklen_t alen = sizeof b.addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&b.addr, &alen), 0);
+    set_dword(b.s, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_dword(b.s, SOL_WSP, WSP_CONNECT_TIMEOUT, 60000); /* far beyond the wait below */
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(b.s, SOL_SOCKET, SO_SNDBUF, (const char *)&tiny, sizeof tiny, &err),
+             0);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, sending_connect_main, &b), 0);
+    wait_blocked(&b.blocker);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC); /* the server reads nothing */
+    CHECK(afd >= 0);
+    int arrived = 0;
+    CHECK_EQ(ioctl(afd, FIONREAD, &arrived), 0);
+    CHECK(arrived < (int)WSP_MAX_CONNECT_DATA); /* the connect waits for room to send */
+    /* No spare descriptor takes the old one's place (socket.c's release_descriptor): what
+     * wakes the connect is the shutdown alone. */
+    FAULT(socket, .err = EMFILE, .this_thread = 1);
+    close_socket(b.s);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    /* A generous deadline: only turns a connect left waiting into a failure. */
+    WAIT_FOR(__atomic_load_n(&b.blocker.returned, __ATOMIC_SEQ_CST), 10000);
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(b.rc, WSAEINTR);
+    close(afd);
+    close(lfd);
+}
+
 /* Closing a socket whose non-blocking connect is still waiting for its answer, while a call
  * still holds the socket, leaves it naming no connector: the connector is the reactor's to
  * free, and a call still running (wsp_connector_poll) must not find it. */

@@ -9,6 +9,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "object_table.h"
 #include "support.h"
 
@@ -137,5 +138,57 @@ TEST(object_table_handle_past_the_slots_in_use_names_nothing) {
     }
     CHECK(wsp_table_remove(&table, h) == &obj);
     wsp_object_release(&obj); /* the table's reference */
+    free(table.slots);
+}
+
+/* wsp_table_handles writes at most max handles (its callers pass arrays of exactly max) and
+ * says how many; the rest come with the next call, once the first ones are removed. */
+TEST(object_table_handles_writes_no_more_than_asked) {
+    static struct wsp_object_table table = WSP_OBJECT_TABLE_INIT(WSP_TAG_QUEUE);
+    static struct wsp_object objs[3];
+    uintptr_t h[3];
+    for (int i = 0; i < 3; i++) {
+        wsp_object_init(&objs[i], count_destroy);
+        h[i] = wsp_table_add(&table, &objs[i]);
+        CHECK(h[i] != 0);
+    }
+    uintptr_t out[3] = {0, 0, 7};
+    CHECK_EQ(wsp_table_handles(&table, out, 2), 2);
+    CHECK_EQ(out[0], h[0]);
+    CHECK_EQ(out[1], h[1]);
+    CHECK_EQ(out[2], 7); /* past max: untouched */
+    for (int i = 0; i < 2; i++) {
+        CHECK(wsp_table_remove(&table, h[i]) == &objs[i]);
+        wsp_object_release(&objs[i]);
+    }
+    CHECK_EQ(wsp_table_handles(&table, out, 2), 1);
+    CHECK_EQ(out[0], h[2]);
+    CHECK(wsp_table_remove(&table, h[2]) == &objs[2]);
+    wsp_object_release(&objs[2]);
+    free(table.slots);
+}
+
+/* The slot array doubles whenever it is full, from 16 (so its first size is 32): a table of
+ * n objects makes about log2(n / 32) + 1 reallocations (counted through the fault wrappers),
+ * and never holds more than twice the slots it needs beyond the first 32. */
+TEST(object_table_grows_by_doubling_from_32_slots) {
+    static struct wsp_object_table table = WSP_OBJECT_TABLE_INIT(WSP_TAG_QUEUE);
+    enum { N = 65 };
+    static struct wsp_object objs[N];
+    static uintptr_t h[N];
+    FAULT(realloc, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    for (int i = 0; i < N; i++) {
+        wsp_object_init(&objs[i], count_destroy);
+        h[i] = wsp_table_add(&table, &objs[i]);
+        CHECK(h[i] != 0);
+        /* 1 to 32 objects: 32 slots; 33 to 64: 64; 65: 128 */
+        int reallocs = i < 32 ? 1 : i < 64 ? 2 : 3;
+        CHECK_EQ(fault_calls(FAULT_realloc), reallocs);
+    }
+    fault_clear();
+    for (int i = 0; i < N; i++) {
+        CHECK(wsp_table_remove(&table, h[i]) == &objs[i]);
+        wsp_object_release(&objs[i]);
+    }
     free(table.slots);
 }

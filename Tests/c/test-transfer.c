@@ -902,6 +902,24 @@ TEST(shutdown_of_one_direction_leaves_the_other) {
     CHECK_MEM(b, "more", 4);
 }
 
+/* A shutdown that fails (a how that is none of SD_RECEIVE, SD_SEND, SD_BOTH: WSAEINVAL)
+ * shuts nothing: both directions still carry data. */
+TEST(shutdown_with_an_invalid_how_shuts_nothing) {
+    start();
+    SOCKET c, s;
+    pair(&c, &s);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, 3, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    char b[8];
+    send_all(c, "out", 3);
+    recv_exact(s, b, 3);
+    CHECK_MEM(b, "out", 3);
+    send_all(s, "back", 4);
+    recv_exact(c, b, 4);
+    CHECK_MEM(b, "back", 4);
+}
+
 /* wsp_fd_send_all (handles.c) waits for room only until its time-out: to a peer that reads
  * nothing, more than the buffers hold fails with WSAETIMEDOUT, never reports success. */
 TEST(fd_send_all_to_a_peer_that_reads_nothing_times_out) {
@@ -1490,8 +1508,9 @@ TEST(sockopt_hold_limit_takes_its_maximum_and_no_more) {
 
 /* Closing a socket that another call still uses gives its descriptor number a fresh
  * non-blocking socket (socket.c, release_descriptor). What the socket records of the
- * descriptor's O_NONBLOCK must then be true of the new descriptor (or say "not known"): a call
- * still running trusts it to skip an fcntl. */
+ * descriptor's O_NONBLOCK must then be true of the new descriptor, and known (the fresh one
+ * was made non-blocking): a call still running trusts it to skip an ioctl, so making the
+ * descriptor non-blocking then (as FIONBIO or listen would) makes no system call. */
 TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
     start();
     SOCKET c, s;
@@ -1507,7 +1526,11 @@ TEST(close_in_use_keeps_the_recorded_descriptor_mode_true) {
     CHECK_EQ(getpeername(so->fd, (struct sockaddr *)&ss, &len), -1); /* the fresh socket */
     int flags = fcntl(so->fd, F_GETFL);
     CHECK(flags >= 0);
-    CHECK(so->fd_nonblocking == -1 || so->fd_nonblocking == ((flags & O_NONBLOCK) != 0));
+    CHECK(flags & O_NONBLOCK);
+    CHECK_EQ(so->fd_nonblocking, 1);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(wsp_socket_fd_nonblocking(so, 1), 0);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
     pthread_mutex_unlock(&so->lock);
     wsp_socket_release(so);
     close_socket(s);
