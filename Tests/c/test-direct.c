@@ -480,6 +480,39 @@ TEST(direct_accept_does_not_wait_for_a_silent_clients_request) {
     close_socket(l);
 }
 
+/* A timer that comes due while a blocking accept waits (here the handshake deadline of a
+ * silent client the leader took and left to the reactor) leaves the kernel's queue to the
+ * accept: direct mode ends only once no accept has been inside for a while, and the reactor
+ * does not start reading the listening descriptor under the waiting leader. */
+TEST(direct_timer_while_an_accept_waits_leaves_the_queue_to_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int silent = raw_connect(&addr); /* the leader takes it; its request never comes */
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 0);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* the accept still waits: the queue is its */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&c), 0);
+    wsp_socket_release(so);
+    close(silent);
+    close_socket(a.s);
+    close_socket(c.s);
+    close_socket(l);
+}
+
 /* A waiting accept whose first read of a request gets a single byte keeps it: the rest is read
  * behind it and the request is whole and valid. (The client's kernel holds back the end of
  * TCP's handshake until the request goes out, TCP_DEFER_ACCEPT, so that the connection and
