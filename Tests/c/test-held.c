@@ -1382,6 +1382,28 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     WSACloseEvent(ev);
 }
 
+/* Held requests are watched by the reactor; answering one on the application's thread removes
+ * that watch without waking the reactor (its release only frees memory: the descriptor was
+ * closed or handed over by the answer), whether accepted or rejected. */
+TEST(held_requests_answered_on_the_applications_thread_do_not_wake_the_reactor) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h1 = hold_next(l, hold_all, 0), h2 = hold_next(l, hold_all, 0);
+    unsigned before = wsp_reactor_wakes();
+    SOCKET a = INVALID_SOCKET;
+    CHECK_EQ(held_accept(h1, NULL, &a), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    CHECK_EQ(wsp_reactor_wakes(), before);
+    close_socket(a);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
 /* A released plain request is looked at only when an accept asks: its client, which sent
  * bytes and half-closed (still waiting for its answer, as plain TCP allows), does not keep
  * the reactor looking at it. */
