@@ -3,6 +3,7 @@
  * finish still reaches a waiting accept, and other ways of waiting for arrivals (lpWSPSelect,
  * an event registration) still see them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
@@ -510,6 +511,29 @@ TEST(direct_timer_while_an_accept_waits_leaves_the_queue_to_it) {
     close(silent);
     close_socket(a.s);
     close_socket(c.s);
+    close_socket(l);
+}
+
+/* No descriptor of the provider's reaches a program the application executes: the reactor's,
+ * the listener's, the leader's wake-up descriptor and an accepted connection's are all
+ * close-on-exec. */
+TEST(direct_every_descriptor_of_the_provider_is_close_on_exec) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader: its wake-up descriptor exists */
+    int c = raw_connect(&addr);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    int fds[64];
+    int n = provider_fd_list(fds, 64);
+    CHECK(n >= 4 && n <= 64); /* at least the reactor's, the listener's, its wake-up, a */
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    close_socket(a.s);
+    close(c);
     close_socket(l);
 }
 
