@@ -292,6 +292,46 @@ TEST(event_thread_accept_woken_by_fd_accept_looks_at_a_fresh_client_once) {
     close_socket(fresh_listener);
 }
 
+/* The same hand-off, once the reactor has started watching the request (its fresh-request
+ * delay passed before an accept came): the accept then asks the kernel about the client before
+ * its condition function too, as for any request the reactor watches. The event thread is held
+ * until the request waits whole in the kernel, as above; the watch is seen as the reactor's
+ * epoll_ctl call that adds it. */
+TEST(event_thread_fd_accept_hand_off_of_a_request_watched_since_looks_twice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the calls, fails none */
+    atomic_store(&holding, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WAIT_FOR(fault_calls(FAULT_epoll_ctl) == 1, 10000); /* the request's watch */
+    uint64_t looks = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 2); /* before and after the function */
+    fault_clear();
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
  * cleanup waits for them. */
 static atomic_int slow_ran;
