@@ -332,6 +332,72 @@ TEST(event_thread_fd_accept_hand_off_of_a_request_watched_since_looks_twice) {
     WSACloseEvent(ev);
 }
 
+/* As hold_the_thread (while holding_two is set), once the listener (in context) has two
+ * requests in its backlog; before, it hands itself over to run after the next event. */
+static atomic_int holding_two;
+
+static void hold_once_two_wait(void *context) {
+    if (stats_of(*(SOCKET *)context).queued < 2) {
+        CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, context), 0);
+        return;
+    }
+    atomic_store(&held, 1);
+    WAIT_FOR(!atomic_load(&holding_two), 10000);
+}
+
+/* The hand-off to the accept that FD_ACCEPT brings goes to the first request admitted
+ * unwatched, even behind one the reactor read in pieces (and so watches): an accept that
+ * finds the older one's client gone looks at the fresh one only after its condition function.
+ * The event thread is held from the fresh one's arrival to the accept: the older one's client
+ * leaves unnoticed by the reactor, and no timer starts watching the fresh one. */
+TEST(event_thread_fd_accept_hand_off_skips_a_request_the_reactor_watches) {
+    start();
+    struct sockaddr_storage addr;
+    static SOCKET l;
+    l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int older = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, older); /* taken before its request: watched */
+    CHECK_EQ(send(older, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    int fresh = raw_connect(&addr);
+    CHECK_EQ(send(fresh, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fresh, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&held, 0);
+    atomic_store(&holding_two, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, &l), 0);
+    atomic_store(&holding, 0); /* the first hold ends; the second starts once both wait */
+    WAIT_FOR(atomic_load(&held), 10000);
+    struct sockaddr_in older_end;
+    len = sizeof older_end;
+    CHECK_EQ(getsockname(older, (struct sockaddr *)&older_end, &len), 0);
+    close(older);
+    WAIT_FOR(tcp_state(port_of(&addr), ntohs(older_end.sin_port)) == TCP_CLOSE_WAIT, 10000);
+    uint64_t looks = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    /* The older one's client, found gone, then the fresh one's after the function. */
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 2);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    atomic_store(&holding_two, 0);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fresh);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
  * cleanup waits for them. */
 static atomic_int slow_ran;
