@@ -398,6 +398,47 @@ TEST(event_thread_fd_accept_hand_off_skips_a_request_the_reactor_watches) {
     WSACloseEvent(ev);
 }
 
+/* Two fresh requests whose watches are both due when the listener's timer fires are both
+ * watched in that one pass: the timer goes through the whole backlog. The event thread is held
+ * while both arrive whole (so that neither is watched at once) and then until both watches are
+ * due (a fresh request's starts 10 ms after it was queued; 50 ms pass here). */
+TEST(event_thread_fresh_requests_due_together_are_watched_in_one_timer_pass) {
+    start();
+    struct sockaddr_storage addr;
+    static SOCKET l;
+    l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = raw_connect(&addr);
+        CHECK_EQ(send(fds[i], request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+        struct sockaddr_in mine;
+        socklen_t len = sizeof mine;
+        CHECK_EQ(getsockname(fds[i], (struct sockaddr *)&mine, &len), 0);
+        WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request,
+                 10000);
+    }
+    atomic_store(&held, 0);
+    atomic_store(&holding_two, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, &l), 0);
+    atomic_store(&holding, 0); /* the first hold ends; the second starts once both wait */
+    WAIT_FOR(atomic_load(&held), 10000);
+    long long queued = now_ms();
+    WAIT_FOR(now_ms() >= queued + 50, 10000); /* both watches are due */
+    unsigned passes = wsp_reactor_timer_passes();
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the calls, fails none */
+    atomic_store(&holding_two, 0);
+    WAIT_FOR(fault_calls(FAULT_epoll_ctl) == 2, 10000); /* both watched */
+    CHECK_EQ(wsp_reactor_timer_passes(), passes + 1);
+    fault_clear();
+    close(fds[0]);
+    close(fds[1]);
+    close_socket(l);
+}
+
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
  * cleanup waits for them. */
 static atomic_int slow_ran;
