@@ -1641,6 +1641,27 @@ TEST(fault_listener_each_shortage_pauses_the_listener) {
     }
 }
 
+/* A shortage right after an aborted connection (which the reactor goes past at once) pauses
+ * the listener all the same, before the connection behind comes in. */
+TEST(fault_listener_shortage_after_an_aborted_connection_pauses_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .err = ECONNABORTED);
+    FAULT_ALSO(accept4, .nth = 2, .err = EMFILE); /* the next call */
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 2);
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    fault_clear();
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
 static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                           GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
