@@ -1662,6 +1662,42 @@ TEST(fault_listener_shortage_after_an_aborted_connection_pauses_the_listener) {
     close_socket(l);
 }
 
+/* While the listener is paused for want of descriptors, an accept does not ask the kernel's
+ * queue either: a connection waiting there waits for the pause to end (taking it would fail
+ * the same way). The event thread is held meanwhile, so that the pause cannot end before. */
+TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    atomic_store(&fault_reactor_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
+    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET); /* its look pauses the listener */
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    int c = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(c, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_ESTABLISHED, 10000);
+    FAULT(accept4, .nth = 1 << 30); /* counts the calls, fails none */
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(fault_calls(FAULT_accept4), 0);
+    fault_clear();
+    atomic_store(&fault_reactor_holding, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the pause ended: the reactor took it */
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
 static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                           GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
