@@ -515,8 +515,8 @@ TEST(direct_timer_while_an_accept_waits_leaves_the_queue_to_it) {
 }
 
 /* No descriptor of the provider's reaches a program the application executes: the reactor's,
- * the listener's, the leader's wake-up descriptor and an accepted connection's are all
- * close-on-exec. */
+ * the listeners', the leaders' wake-up descriptors, the connections the accepts took (plain
+ * and connect data) and a connecting socket's are all close-on-exec. */
 TEST(direct_every_descriptor_of_the_provider_is_close_on_exec) {
     start();
     struct sockaddr_storage addr;
@@ -527,13 +527,28 @@ TEST(direct_every_descriptor_of_the_provider_is_close_on_exec) {
     wait_blocked(&a.blocked); /* the leader: its wake-up descriptor exists */
     int c = raw_connect(&addr);
     CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    /* On connect data the accept takes its connection itself too (and reads its request). */
+    struct sockaddr_storage addr2;
+    SOCKET l2 = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr2);
+    static struct one_acceptor b;
+    b = (struct one_acceptor){.l = l2};
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    static struct async_connect k;
+    k = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr2};
+    async_connect_start(&k);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&k), 0);
     int fds[64];
     int n = provider_fd_list(fds, 64);
-    CHECK(n >= 4 && n <= 64); /* at least the reactor's, the listener's, its wake-up, a */
+    CHECK(n >= 8 && n <= 64); /* the reactor's, two listeners' and their wake-ups', a, b, k */
     for (int i = 0; i < n; i++)
         CHECK_EQ(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
     close_socket(a.s);
+    close_socket(b.s);
+    close_socket(k.s);
     close(c);
+    close_socket(l2);
     close_socket(l);
 }
 
