@@ -1698,6 +1698,34 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
     close_socket(l);
 }
 
+/* A blocking accept on connect data takes its connection itself: its own failure for want of
+ * descriptors pauses the listener as the reactor's does, and it takes the connection that
+ * comes after the pause. */
+TEST(fault_cdata_accept_out_of_descriptors_pauses_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static struct fault_waiting_accept a;
+    a = (struct fault_waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_waiting_accept_main, &a), 0);
+    WAIT_FOR(wsp_listener_resumes(so) == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    fault_clear();
+    static struct async_connect k;
+    k = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&k);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&k), 0);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(k.s);
+    close_socket(l);
+}
+
 static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                           GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
