@@ -439,6 +439,41 @@ TEST(event_thread_fresh_requests_due_together_are_watched_in_one_timer_pass) {
     close_socket(l);
 }
 
+static int defer_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                     GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+/* A request deferred by the blocking accept that took its connection itself (it was never
+ * watched: handed to that accept as it was read) is watched from the deferral on: its client
+ * leaving frees its place without another accept looking. The event thread is held while the
+ * accept takes the connection, so that the reactor does not take it first. */
+TEST(event_thread_request_deferred_by_the_accept_that_took_it_is_watched_after) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    int err = 0;
+    CHECK(T.lpWSPAccept(l, NULL, NULL, defer_any, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(stats_of(l).queued, 1);
+    atomic_store(&holding, 0);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
+
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
  * cleanup waits for them. */
 static atomic_int slow_ran;
