@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "support.h"
 
 /* The condition function's answer comes from ctx (an int*); each call is counted. */
@@ -151,6 +152,30 @@ TEST(plain_defer_presents_the_same_peer_again) {
     CHECK_EQ(ans.caller_port, second);
     close_socket(c1);
     close_socket(c2);
+}
+
+/* A deferred plain request waits in line again unwatched: a plain client is asked about by the
+ * kernel when its request is presented, so the deferral costs no epoll registration. */
+TEST(plain_deferred_request_waits_again_without_an_epoll_registration) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    struct answer ans = {.rc = CF_DEFER};
+    int err = 0;
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
+    CHECK(accept_with(l, answer_with, (DWORD_PTR)&ans, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 1);
+    ans.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, answer_with, (DWORD_PTR)&ans, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(c);
+    close_socket(l);
 }
 
 struct defer_thread {

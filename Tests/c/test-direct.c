@@ -3,6 +3,7 @@
  * finish still reaches a waiting accept, and other ways of waiting for arrivals (lpWSPSelect,
  * an event registration) still see them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <string.h>
@@ -477,6 +478,77 @@ TEST(direct_accept_does_not_wait_for_a_silent_clients_request) {
     WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
     close_socket(a.s);
     close_socket(c.s);
+    close_socket(l);
+}
+
+/* A timer that comes due while a blocking accept waits (here the handshake deadline of a
+ * silent client the leader took and left to the reactor) leaves the kernel's queue to the
+ * accept: direct mode ends only once no accept has been inside for a while, and the reactor
+ * does not start reading the listening descriptor under the waiting leader. */
+TEST(direct_timer_while_an_accept_waits_leaves_the_queue_to_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int silent = raw_connect(&addr); /* the leader takes it; its request never comes */
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(__atomic_load_n(&a.blocked.returned, __ATOMIC_SEQ_CST), 0);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* the accept still waits: the queue is its */
+    static struct async_connect c;
+    c = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&c);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&c), 0);
+    wsp_socket_release(so);
+    close(silent);
+    close_socket(a.s);
+    close_socket(c.s);
+    close_socket(l);
+}
+
+/* No descriptor of the provider's reaches a program the application executes: the reactor's,
+ * the listeners', the leaders' wake-up descriptors, the connections the accepts took (plain
+ * and connect data) and a connecting socket's are all close-on-exec. */
+TEST(direct_every_descriptor_of_the_provider_is_close_on_exec) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader: its wake-up descriptor exists */
+    int c = raw_connect(&addr);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    /* On connect data the accept takes its connection itself too (and reads its request). */
+    struct sockaddr_storage addr2;
+    SOCKET l2 = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr2);
+    static struct one_acceptor b;
+    b = (struct one_acceptor){.l = l2};
+    CHECK_EQ(pthread_create(&b.thread, NULL, one_acceptor_main, &b), 0);
+    wait_blocked(&b.blocked);
+    static struct async_connect k;
+    k = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr2};
+    async_connect_start(&k);
+    CHECK_EQ(pthread_join(b.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&k), 0);
+    int fds[64];
+    int n = provider_fd_list(fds, 64);
+    CHECK(n >= 8 && n <= 64); /* the reactor's, two listeners' and their wake-ups', a, b, k */
+    for (int i = 0; i < n; i++)
+        CHECK_EQ(fcntl(fds[i], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    close_socket(a.s);
+    close_socket(b.s);
+    close_socket(k.s);
+    close(c);
+    close_socket(l2);
     close_socket(l);
 }
 

@@ -292,6 +292,188 @@ TEST(event_thread_accept_woken_by_fd_accept_looks_at_a_fresh_client_once) {
     close_socket(fresh_listener);
 }
 
+/* The same hand-off, once the reactor has started watching the request (its fresh-request
+ * delay passed before an accept came): the accept then asks the kernel about the client before
+ * its condition function too, as for any request the reactor watches. The event thread is held
+ * until the request waits whole in the kernel, as above; the watch is seen as the reactor's
+ * epoll_ctl call that adds it. */
+TEST(event_thread_fd_accept_hand_off_of_a_request_watched_since_looks_twice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the calls, fails none */
+    atomic_store(&holding, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WAIT_FOR(fault_calls(FAULT_epoll_ctl) == 1, 10000); /* the request's watch */
+    uint64_t looks = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 2); /* before and after the function */
+    fault_clear();
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* As hold_the_thread (while holding_two is set), once the listener (in context) has two
+ * requests in its backlog; before, it hands itself over to run after the next event. */
+static atomic_int holding_two;
+
+static void hold_once_two_wait(void *context) {
+    if (stats_of(*(SOCKET *)context).queued < 2) {
+        CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, context), 0);
+        return;
+    }
+    atomic_store(&held, 1);
+    WAIT_FOR(!atomic_load(&holding_two), 10000);
+}
+
+/* The hand-off to the accept that FD_ACCEPT brings goes to the first request admitted
+ * unwatched, even behind one the reactor read in pieces (and so watches): an accept that
+ * finds the older one's client gone looks at the fresh one only after its condition function.
+ * The event thread is held from the fresh one's arrival to the accept: the older one's client
+ * leaves unnoticed by the reactor, and no timer starts watching the fresh one. */
+TEST(event_thread_fd_accept_hand_off_skips_a_request_the_reactor_watches) {
+    start();
+    struct sockaddr_storage addr;
+    static SOCKET l;
+    l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int older = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, older); /* taken before its request: watched */
+    CHECK_EQ(send(older, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    int fresh = raw_connect(&addr);
+    CHECK_EQ(send(fresh, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fresh, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&held, 0);
+    atomic_store(&holding_two, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, &l), 0);
+    atomic_store(&holding, 0); /* the first hold ends; the second starts once both wait */
+    WAIT_FOR(atomic_load(&held), 10000);
+    struct sockaddr_in older_end;
+    len = sizeof older_end;
+    CHECK_EQ(getsockname(older, (struct sockaddr *)&older_end, &len), 0);
+    close(older);
+    WAIT_FOR(tcp_state(port_of(&addr), ntohs(older_end.sin_port)) == TCP_CLOSE_WAIT, 10000);
+    uint64_t looks = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    /* The older one's client, found gone, then the fresh one's after the function. */
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 2);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    atomic_store(&holding_two, 0);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fresh);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* Two fresh requests whose watches are both due when the listener's timer fires are both
+ * watched in that one pass: the timer goes through the whole backlog. The event thread is held
+ * while both arrive whole (so that neither is watched at once) and then until both watches are
+ * due (a fresh request's starts 10 ms after it was queued; 50 ms pass here). */
+TEST(event_thread_fresh_requests_due_together_are_watched_in_one_timer_pass) {
+    start();
+    struct sockaddr_storage addr;
+    static SOCKET l;
+    l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    int fds[2];
+    for (int i = 0; i < 2; i++) {
+        fds[i] = raw_connect(&addr);
+        CHECK_EQ(send(fds[i], request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+        struct sockaddr_in mine;
+        socklen_t len = sizeof mine;
+        CHECK_EQ(getsockname(fds[i], (struct sockaddr *)&mine, &len), 0);
+        WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request,
+                 10000);
+    }
+    atomic_store(&held, 0);
+    atomic_store(&holding_two, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_once_two_wait, &l), 0);
+    atomic_store(&holding, 0); /* the first hold ends; the second starts once both wait */
+    WAIT_FOR(atomic_load(&held), 10000);
+    long long queued = now_ms();
+    WAIT_FOR(now_ms() >= queued + 50, 10000); /* both watches are due */
+    unsigned passes = wsp_reactor_timer_passes();
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the calls, fails none */
+    atomic_store(&holding_two, 0);
+    WAIT_FOR(fault_calls(FAULT_epoll_ctl) == 2, 10000); /* both watched */
+    CHECK_EQ(wsp_reactor_timer_passes(), passes + 1);
+    fault_clear();
+    close(fds[0]);
+    close(fds[1]);
+    close_socket(l);
+}
+
+static int defer_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                     GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+/* A request deferred by the blocking accept that took its connection itself (it was never
+ * watched: handed to that accept as it was read) is watched from the deferral on: its client
+ * leaving frees its place without another accept looking. The event thread is held while the
+ * accept takes the connection, so that the reactor does not take it first. */
+TEST(event_thread_request_deferred_by_the_accept_that_took_it_is_watched_after) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_the_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    int err = 0;
+    CHECK(T.lpWSPAccept(l, NULL, NULL, defer_any, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(stats_of(l).queued, 1);
+    atomic_store(&holding, 0);
+    close(fd);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).queued, 0);
+    close_socket(l);
+}
+
 /* Jobs taken before the last cleanup run (an async runtime's task is never dropped); the
  * cleanup waits for them. */
 static atomic_int slow_ran;

@@ -6,7 +6,9 @@
  * taking the path it is about. */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -1490,6 +1492,54 @@ TEST(fault_listener_pause_ending_wakes_no_accept_waiting_for_the_reactor) {
     WSACloseEvent(ev);
 }
 
+/* The event thread held in a job while fault_reactor_holding is set. */
+static atomic_int fault_reactor_holding, fault_reactor_held;
+
+static void fault_hold_reactor(void *context) {
+    (void)context;
+    atomic_store(&fault_reactor_held, 1);
+    WAIT_FOR(!atomic_load(&fault_reactor_holding), 30000); /* past the test's own waits */
+}
+
+/* A blocking accept (the leader) whose look at the queue failed for want of descriptors waits
+ * out the pause on its wake-up descriptor alone: a connection arriving meanwhile does not
+ * wake it (taking it would fail the same way), and it takes it once the pause ends. The event
+ * thread is held from before the failure, so that the pause cannot end while the test looks. */
+TEST(fault_leader_paused_for_descriptors_sleeps_through_an_arrival) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    atomic_store(&fault_reactor_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
+    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static struct fault_waiting_accept a;
+    a = (struct fault_waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_waiting_accept_main, &a), 0);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    FAULT(poll, .nth = 1 << 30); /* counts the provider's polls, fails none */
+    int c = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(c, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_ESTABLISHED, 10000);
+    wait_blocked(&a.blocked);
+    CHECK_EQ(fault_calls(FAULT_poll), 0); /* still asleep in the same poll */
+    CHECK_EQ(wsp_listener_resumes(so), 0);
+    atomic_store(&fault_reactor_holding, 0);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    fault_clear();
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}
+
 /* The reactor cannot have the buffer for the request of a connection it has just taken: the
  * request is ended there and then, once. The listening socket's references (one per live
  * request) are back where they were, and the listener serves the next client. */
@@ -1626,6 +1676,91 @@ TEST(fault_listener_each_shortage_pauses_the_listener) {
         close(c);
         close_socket(l);
     }
+}
+
+/* A shortage right after an aborted connection (which the reactor goes past at once) pauses
+ * the listener all the same, before the connection behind comes in. */
+TEST(fault_listener_shortage_after_an_aborted_connection_pauses_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .err = ECONNABORTED);
+    FAULT_ALSO(accept4, .nth = 2, .err = EMFILE); /* the next call */
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 2);
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    fault_clear();
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
+/* While the listener is paused for want of descriptors, an accept does not ask the kernel's
+ * queue either: a connection waiting there waits for the pause to end (taking it would fail
+ * the same way). The event thread is held meanwhile, so that the pause cannot end before. */
+TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    atomic_store(&fault_reactor_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
+    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET); /* its look pauses the listener */
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    int c = raw_connect(&addr);
+    struct sockaddr_storage mine = {0};
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(c, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_state(port_of(&addr), port_of(&mine)) == TCP_ESTABLISHED, 10000);
+    FAULT(accept4, .nth = 1 << 30); /* counts the calls, fails none */
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(fault_calls(FAULT_accept4), 0);
+    fault_clear();
+    atomic_store(&fault_reactor_holding, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* the pause ended: the reactor took it */
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    wsp_socket_release(so);
+    close(c);
+    close_socket(l);
+}
+
+/* A blocking accept on connect data takes its connection itself: its own failure for want of
+ * descriptors pauses the listener as the reactor's does, and it takes the connection that
+ * comes after the pause. */
+TEST(fault_cdata_accept_out_of_descriptors_pauses_the_listener) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    static struct fault_waiting_accept a;
+    a = (struct fault_waiting_accept){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, fault_waiting_accept_main, &a), 0);
+    WAIT_FOR(wsp_listener_resumes(so) == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    fault_clear();
+    static struct async_connect k;
+    k = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&k);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(async_connect_join(&k), 0);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close_socket(k.s);
+    close_socket(l);
 }
 
 static int fault_hold_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,

@@ -1306,6 +1306,104 @@ TEST(held_client_hears_pending_before_the_hold_deadline) {
     close_socket(l);
 }
 
+/* The reactor thread held in a job (WSPRunOnEventThread) while *context (an atomic_int) is
+ * set; the second kind starts holding only once a request waits in the backlog of
+ * reactor_listener (before, it hands itself over to run after the next event): no timer can
+ * start watching that request meanwhile. */
+static SOCKET reactor_listener;
+static atomic_int reactor_held;
+
+static void hold_reactor(void *context) {
+    atomic_store(&reactor_held, 1);
+    WAIT_FOR(!atomic_load((atomic_int *)context), 10000);
+}
+
+static void hold_reactor_once_queued(void *context) {
+    if (stats_of(reactor_listener).queued == 0) {
+        CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, context), 0);
+        return;
+    }
+    hold_reactor(context);
+}
+
+static int accept_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                      GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_ACCEPT;
+}
+
+/* A request that arrives whole while an event registration waits for FD_ACCEPT is handed to
+ * the accept that comes for it: that accept asks the kernel about its client once, after its
+ * condition function, as a blocked accept woken for it does; a held request that leaves
+ * meanwhile (rejected) does not take the hand-off away. */
+TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    reactor_listener = l;
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int held_fd = raw_connect(&addr);
+    CHECK_EQ(send(held_fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    /* The fresh request waits whole in the kernel before the reactor takes it. */
+    static atomic_int first_hold, second_hold;
+    atomic_store(&first_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&reactor_held, 0);
+    atomic_store(&second_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
+    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    CHECK_EQ(stats_of(l).queued, 1);
+    CHECK_EQ(held_reject(h, 0), 0);
+    uint64_t looks = wsp_listener_client_looks(so);
+    SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* after the condition function */
+    atomic_store(&second_hold, 0);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close(held_fd);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
+/* Held requests are watched by the reactor; answering one on the application's thread removes
+ * that watch without waking the reactor (its release only frees memory: the descriptor was
+ * closed or handed over by the answer), whether accepted or rejected. */
+TEST(held_requests_answered_on_the_applications_thread_do_not_wake_the_reactor) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h1 = hold_next(l, hold_all, 0), h2 = hold_next(l, hold_all, 0);
+    unsigned before = wsp_reactor_wakes();
+    SOCKET a = INVALID_SOCKET;
+    CHECK_EQ(held_accept(h1, NULL, &a), 0);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(held_reject(h2, 0), 0);
+    CHECK_EQ(wsp_reactor_wakes(), before);
+    close_socket(a);
+    close(c1);
+    close(c2);
+    close_socket(l);
+}
+
 /* A released plain request is looked at only when an accept asks: its client, which sent
  * bytes and half-closed (still waiting for its answer, as plain TCP allows), does not keep
  * the reactor looking at it. */

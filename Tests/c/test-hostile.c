@@ -4,10 +4,12 @@
  * and the reason reaches the client and the server's drop handler. */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
 #include "support.h"
 
@@ -379,6 +381,51 @@ TEST(hostile_refusal_behind_unread_bytes_ends_with_a_fin) {
     CHECK_EQ(b[3], WSP_HS_REFUSE);
     CHECK_EQ(b[5], WSP_HS_REASON_MALFORMED);
     CHECK_EQ(end, 0); /* a FIN: everything the client sent was read */
+    close(fd);
+    close_socket(l);
+}
+
+/* The event thread held in a job while hostile_holding is set. */
+static atomic_int hostile_holding, hostile_held;
+
+static void hostile_hold(void *context) {
+    (void)context;
+    atomic_store(&hostile_held, 1);
+    WAIT_FOR(!atomic_load(&hostile_holding), 10000);
+}
+
+/* The discard before the FIN stops at its first short read: a few bytes behind a malformed
+ * request, taken with it by the reactor's one read, leave the discard one read that finds
+ * nothing more. (The event thread is held until the request and its tail wait whole in the
+ * kernel, so that the reactor takes the connection with them.) */
+TEST(hostile_refusal_behind_a_few_bytes_stops_discarding_at_the_first_short_read) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    atomic_store(&hostile_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hostile_hold, NULL), 0);
+    WAIT_FOR(atomic_load(&hostile_held), 10000);
+    static uint8_t buf[8 + 100];
+    static const uint8_t reserved_flag[] = {0x57, 0x53, 3, 1, 0x80, 0, 0, 0};
+    memcpy(buf, reserved_flag, sizeof reserved_flag);
+    memset(buf + 8, 'j', sizeof buf - 8);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, buf, sizeof buf, MSG_NOSIGNAL), sizeof buf);
+    struct sockaddr_storage mine = {0};
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), port_of(&mine)) == (int)sizeof buf, 10000);
+    FAULT(recv, .nth = 1 << 30); /* counts the provider's reads, fails none */
+    atomic_store(&hostile_holding, 0);
+    WAIT_FOR(stats_of(l).malformed == 1, 5000);
+    CHECK_EQ(fault_calls(FAULT_recv), 2); /* the request's read (all 108 bytes), the discard's */
+    fault_clear();
+    uint8_t b[8];
+    int end = raw_recv_frame_then_end(fd, b);
+    CHECK_EQ(b[3], WSP_HS_REFUSE);
+    CHECK_EQ(b[5], WSP_HS_REASON_MALFORMED);
+    CHECK_EQ(end, 0); /* a FIN */
     close(fd);
     close_socket(l);
 }

@@ -120,6 +120,32 @@ TEST(listener_request_filling_the_first_read_with_a_byte_behind_is_malformed) {
     close_socket(l);
 }
 
+/* A request whose first byte arrives alone, read alone by the reactor, is read on when the rest
+ * comes: a one-byte read is a request begun, not a client gone. */
+TEST(listener_request_begun_with_a_lone_byte_is_read_on) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, fd); /* taken before a byte came: the reactor reads it */
+    struct sockaddr_storage mine = {0};
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    FAULT(recv, .nth = 1 << 30); /* counts the provider's reads, fails none */
+    CHECK_EQ(send(fd, request, 1, MSG_NOSIGNAL), 1);
+    WAIT_FOR(fault_calls(FAULT_recv) >= 1 && tcp_unread(port_of(&addr), port_of(&mine)) == 0,
+             10000); /* the reactor has read the byte */
+    fault_clear();
+    CHECK_EQ(send(fd, request + 1, sizeof request - 1, MSG_NOSIGNAL), (ssize_t)sizeof request - 1);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.withdrawn, 0);
+    CHECK_EQ(st.malformed, 0);
+    close(fd);
+    close_socket(l);
+}
+
 /* ---- a drop nobody listens for ------------------------------------------------------------ */
 
 /* A listener without a drop handler keeps no notice of a refusal: the client is refused and
