@@ -377,6 +377,10 @@ TEST(select_timeout_of_a_second_and_a_negative_one) {
     err = 0;
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad_us, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    struct timeval just_below = {0, -1}; /* the negative nearest zero */
+    err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &just_below, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
 }
 
 /* A listener with no request, listed before a readable socket, is not reported with it. */
