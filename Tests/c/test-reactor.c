@@ -800,3 +800,20 @@ TEST(reactor_a_timer_that_fired_no_longer_counts_as_set) {
     probe_forget(&far);
 }
 
+
+/* A timer set on an item already removed is not set: the reaper may have freed the item, so
+ * it is never linked again (set by another thread a moment after the removal, it would arm
+ * the timerfd for memory no longer the item's). Here the item is released, its memory the
+ * test's. */
+TEST(reactor_timer_set_on_a_removed_item_is_not_set) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    wsp_reactor_set_timer(&p.item, wsp_now_ms() + 60000);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    CHECK(!p.item.has_timer);
+    close(p.item.fd);
+}
