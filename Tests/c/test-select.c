@@ -204,6 +204,29 @@ TEST(select_errors) {
     CHECK_EQ(err, WSAENOTSOCK); /* closed */
 }
 
+/* A time-out too long for any deadline waits as a NULL one does, until the request is in:
+ * 2^61 s, whose count of milliseconds is a multiple of 2^64, so that a product that
+ * overflowed (undefined) would most likely make it no wait at all. */
+TEST(select_time_out_beyond_any_deadline_waits_until_ready) {
+    start();
+    struct ne_connector k = {0};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    k.data = "hello";
+    CHECK_EQ(pthread_create(&k.thread, NULL, connect_later, &k), 0);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(l, &r);
+    struct timeval tv = {(time_t)1 << 61, 0};
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err);
+    blocker_leave(&selecting);
+    CHECK_EQ(rc, 1);
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    ne_join_connector(&k);
+}
+
 /* Closes a socket once the main thread is blocked in its select. */
 static void *close_later(void *arg) {
     wait_blocked(&selecting);
