@@ -675,7 +675,7 @@ TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
 /* As above with the connecting socket alone: the pass whose poll saw the connect end reports
  * it. select looks four times (the look that fails, the wait, the look that finishes the
  * connect, the look at the connected descriptor), not a fifth for another pass. */
-TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
+static void connect_finished_under_the_poll_of_a_select_with(struct timeval tv) {
     WSPDATA data;
     WSPUPCALLTABLE up;
     memset(&up, 0, sizeof up);
@@ -699,7 +699,6 @@ TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
     WSPFD_SET w;
     WSP_FD_ZERO(&w);
     WSP_FD_SET(c, &w);
-    struct timeval tv = {10, 0};
     FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
     int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
     int looks = fault_calls(FAULT_poll);
@@ -714,6 +713,16 @@ TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
     CHECK(afd >= 0);
     close(afd);
     close(lfd);
+}
+
+TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
+    connect_finished_under_the_poll_of_a_select_with((struct timeval){10, 0});
+}
+
+/* The same with a zero time-out: its one pass, whose poll saw the connect end, reports it
+ * (there is no other pass to). */
+TEST(select_with_a_zero_time_out_reports_a_connect_finished_under_its_poll) {
+    connect_finished_under_the_poll_of_a_select_with((struct timeval){0, 0});
 }
 
 static SOCKET later_sender;
