@@ -108,6 +108,22 @@ TEST(event_thread_job_queue_grows_by_doubling_from_sixteen) {
     WAIT_FOR(atomic_load(&counted_run) == 64, 10000);
 }
 
+/* Only the job handed over to an empty queue wakes the event thread: one that finds others
+ * waiting knows it awake already (they wake it, or it runs them before it sleeps). Pinned by
+ * the reactor's count of wake-ups written, while a job holds the thread and nothing else goes
+ * on in the process. */
+TEST(event_thread_jobs_handed_over_behind_a_waiting_one_make_no_wake_up) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&holder_running), 10000);
+    unsigned before = wsp_reactor_wakes();
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ(WSPRunOnEventThread(count_run, NULL), 0);
+    CHECK_EQ(wsp_reactor_wakes(), before + 1);
+    atomic_store(&holder_let_go, 1);
+    WAIT_FOR(atomic_load(&counted_run) == 3, 10000);
+}
+
 /* A job handed over from the event thread itself (from a job, as a resumed task does) runs
  * after the one that handed it over, not inside it. */
 static atomic_int depth, deepest, chained;

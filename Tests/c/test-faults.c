@@ -120,6 +120,9 @@ TEST(fault_startup_without_a_timer_descriptor) { startup_fails_when(FAULT_timerf
 TEST(fault_startup_when_the_wake_up_cannot_be_watched) { startup_fails_when(FAULT_epoll_ctl, 1, ENOMEM); }
 TEST(fault_startup_when_the_timer_cannot_be_watched) { startup_fails_when(FAULT_epoll_ctl, 2, ENOMEM); }
 TEST(fault_startup_without_a_thread) { startup_fails_when(FAULT_pthread_create, 1, EAGAIN); }
+/* The first start-up's copy of the upcall table cannot be had: the reactor is not started
+ * (its start must not stand for the failed copy), and WSPStartup fails. */
+TEST(fault_startup_without_memory_for_the_upcall_table) { startup_fails_when(FAULT_malloc, 1, ENOMEM); }
 
 /* ---- lpWSPConnect ----------------------------------------------------------------------------- */
 
@@ -597,6 +600,39 @@ TEST(fault_event_select_watches_a_duplicate_descriptor) {
     CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2);
     fault_clear();
     WAIT_FOR(provider_fds() == before + 1, 10000);
+    read_event_arrives(c, s, ev);
+    close_socket(s);
+    WAIT_FOR(provider_fds() == before - 1, 10000);
+    CHECK(WSACloseEvent(ev));
+    close_socket(c);
+    close_socket(l);
+}
+
+/* A registration cancelled while the reactor watches a duplicate: the reactor forgets the
+ * duplicate before closing it. (epoll keys a registration by descriptor and file; closing the
+ * duplicate alone would leave it registered as long as the socket's own descriptor holds the
+ * file, reporting for a watch already freed, and refusing a new duplicate of the same number.)
+ * Selecting again the same way, whose duplicate gets the number the first had, works, and
+ * FD_READ arrives. */
+TEST(fault_event_select_cancelled_forgets_the_duplicate_it_watched) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    int before = provider_fds();
+    int err = 0;
+    for (int i = 0; i < 2; i++) {
+        FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1);
+        FAULT_ALSO(epoll_ctl, .nth = 2, .err = EEXIST, .this_thread = 1);
+        CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+        CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2);
+        fault_clear();
+        CHECK_EQ(provider_fds(), before + 1);
+        if (i == 0) {
+            CHECK_EQ(T.lpWSPEventSelect(s, ev, 0, &err), 0);
+            CHECK_EQ(provider_fds(), before);
+        }
+    }
     read_event_arrives(c, s, ev);
     close_socket(s);
     WAIT_FOR(provider_fds() == before - 1, 10000);

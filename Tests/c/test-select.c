@@ -204,6 +204,29 @@ TEST(select_errors) {
     CHECK_EQ(err, WSAENOTSOCK); /* closed */
 }
 
+/* A time-out too long for any deadline waits as a NULL one does, until the request is in:
+ * 2^61 s, whose count of milliseconds is a multiple of 2^64, so that a product that
+ * overflowed (undefined) would most likely make it no wait at all. */
+TEST(select_time_out_beyond_any_deadline_waits_until_ready) {
+    start();
+    struct ne_connector k = {0};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    k.data = "hello";
+    CHECK_EQ(pthread_create(&k.thread, NULL, connect_later, &k), 0);
+    WSPFD_SET r;
+    WSP_FD_ZERO(&r);
+    WSP_FD_SET(l, &r);
+    struct timeval tv = {(time_t)1 << 61, 0};
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err);
+    blocker_leave(&selecting);
+    CHECK_EQ(rc, 1);
+    CHECK(ne_accept(l, NULL, &err) != INVALID_SOCKET);
+    ne_join_connector(&k);
+}
+
 /* Closes a socket once the main thread is blocked in its select. */
 static void *close_later(void *arg) {
     wait_blocked(&selecting);
@@ -376,6 +399,10 @@ TEST(select_timeout_of_a_second_and_a_negative_one) {
     struct timeval bad_us = {0, -5};
     err = 0;
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &bad_us, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    struct timeval just_below = {0, -1}; /* the negative nearest zero */
+    err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &just_below, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
 }
 
@@ -648,7 +675,7 @@ TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
 /* As above with the connecting socket alone: the pass whose poll saw the connect end reports
  * it. select looks four times (the look that fails, the wait, the look that finishes the
  * connect, the look at the connected descriptor), not a fifth for another pass. */
-TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
+static void connect_finished_under_the_poll_of_a_select_with(struct timeval tv) {
     WSPDATA data;
     WSPUPCALLTABLE up;
     memset(&up, 0, sizeof up);
@@ -672,7 +699,6 @@ TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
     WSPFD_SET w;
     WSP_FD_ZERO(&w);
     WSP_FD_SET(c, &w);
-    struct timeval tv = {10, 0};
     FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
     int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
     int looks = fault_calls(FAULT_poll);
@@ -687,6 +713,16 @@ TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
     CHECK(afd >= 0);
     close(afd);
     close(lfd);
+}
+
+TEST(select_reports_a_connect_finished_under_its_poll_in_the_same_pass) {
+    connect_finished_under_the_poll_of_a_select_with((struct timeval){10, 0});
+}
+
+/* The same with a zero time-out: its one pass, whose poll saw the connect end, reports it
+ * (there is no other pass to). */
+TEST(select_with_a_zero_time_out_reports_a_connect_finished_under_its_poll) {
+    connect_finished_under_the_poll_of_a_select_with((struct timeval){0, 0});
 }
 
 static SOCKET later_sender;

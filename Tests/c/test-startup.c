@@ -246,6 +246,11 @@ TEST(enum_protocols_reports_four_entries) {
     CHECK_EQ(WSPEnumProtocols(NULL, NULL, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOBUFS);
     CHECK_EQ(len, 4 * sizeof(WSAPROTOCOL_INFO));
+    len = 100 * sizeof(WSAPROTOCOL_INFO); /* no buffer, whatever the length: a size query */
+    err = 0;
+    CHECK_EQ(WSPEnumProtocols(NULL, NULL, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(len, 4 * sizeof(WSAPROTOCOL_INFO));
     WSAPROTOCOL_INFO info[4];
     DWORD small = sizeof info[0] * 3;
     err = 0;
