@@ -1218,8 +1218,13 @@ TEST(transfer_send_waiting_when_its_socket_is_closed_is_wsaeintr) {
     int err = 0;
     struct blocked_send b;
     pthread_t t;
-    /* The send must find no room. Full buffers can still take a byte once the kernel has
-     * moved what it queued on to the peer, which a busy machine delays: then fill again. */
+    /* The send must find no room. Buffers of a set size do not grow (the kernel's tuning
+     * would give a blocked send room as acknowledgements arrive, later on a busy machine),
+     * and full ones can still take a byte once the kernel has moved what it queued on to
+     * the peer: then fill again. */
+    DWORD size = 16384;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_SNDBUF, (char *)&size, sizeof size, &err), 0);
+    CHECK_EQ(T.lpWSPSetSockOpt(s, SOL_SOCKET, SO_RCVBUF, (char *)&size, sizeof size, &err), 0);
     for (int attempt = 0;; attempt++) {
         CHECK(attempt < 100);
         set_nonblocking(c, 1);
