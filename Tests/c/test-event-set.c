@@ -1788,24 +1788,30 @@ TEST(evset_set_let_go_while_a_reactor_batch_names_it_is_freed_by_the_reactor) {
     pthread_mutex_destroy(&g.lock);
 }
 
+/* n connections whose server ends are selected for FD_READ on one new event, each sent a
+ * byte in turn: they are in that order in the set's ready list. */
+static WSAEVENT pairs_with_a_byte_each(int n, SOCKET *s) {
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    for (int i = 0; i < n; i++) {
+        SOCKET c, l;
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s[i], &l);
+        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
+        ne_send_str(c, "x");
+        WAIT_FOR(unread_bytes(s[i]) == 1, 10000);
+    }
+    return ev;
+}
+
 /* A wait's pump takes every readiness its set holds, more than one batch of it (64) too: the
  * enumeration right after it on the same thread, which counts on that pump, finds the record
  * of the socket whose data came last. */
 #define MORE_THAN_A_BATCH 70
 TEST(evset_wait_pumps_more_than_a_batch) {
     start();
-    static SOCKET c[MORE_THAN_A_BATCH], s[MORE_THAN_A_BATCH], l[MORE_THAN_A_BATCH];
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
-    int err = 0;
-    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
-        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
-        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
-    }
-    for (int i = 0; i < MORE_THAN_A_BATCH; i++) {
-        ne_send_str(c[i], "x");
-        WAIT_FOR(unread_bytes(s[i]) == 1, 10000); /* in this order into the set's ready list */
-    }
+    static SOCKET s[MORE_THAN_A_BATCH];
+    WSAEVENT ev = pairs_with_a_byte_each(MORE_THAN_A_BATCH, s);
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     for (int i = MORE_THAN_A_BATCH - 1; i >= 0; i--)
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
@@ -1818,18 +1824,8 @@ TEST(evset_wait_pumps_more_than_a_batch) {
 TEST(evset_wait_that_pumps_exactly_a_batch_spares_the_next_enumeration_its_look) {
     start();
     enum { A_BATCH = 64 };
-    static SOCKET c[A_BATCH], s[A_BATCH], l[A_BATCH];
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
-    int err = 0;
-    for (int i = 0; i < A_BATCH; i++) {
-        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &s[i], &l[i]);
-        CHECK_EQ(T.lpWSPEventSelect(s[i], ev, FD_READ, &err), 0);
-    }
-    for (int i = 0; i < A_BATCH; i++) {
-        ne_send_str(c[i], "x");
-        WAIT_FOR(unread_bytes(s[i]) == 1, 10000);
-    }
+    static SOCKET s[A_BATCH];
+    WSAEVENT ev = pairs_with_a_byte_each(A_BATCH, s);
     CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
     FAULT(epoll_wait, .nth = 1000000, .this_thread = 1); /* counts */
     WSANETWORKEVENTS ne = ne_enum(s[A_BATCH - 1], ev);

@@ -563,6 +563,12 @@ static void connected_pair(void) {
     CHECK_EQ(err, 0);
 }
 
+static void close_pair(void) {
+    close(raw);
+    close_socket(served);
+    close_socket(lsn);
+}
+
 /* ---- the event thread never waits ---- */
 
 static int rc1, rc2, rc3, err1, err2;
@@ -621,9 +627,7 @@ TEST(event_thread_blocking_recv_fails_with_wouldblock_instead_of_waiting) {
     DWORD got = 0;
     CHECK_EQ(recv_some(served, rbuf, sizeof rbuf, 0, &got), 0);
     CHECK_EQ(got, 2);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
 }
 
 static long long sent_total;
@@ -647,9 +651,7 @@ TEST(event_thread_blocking_send_stops_with_wouldblock_when_the_buffers_are_full)
     in_job(send_until_full);
     CHECK_EQ(err1, WSAEWOULDBLOCK);
     CHECK(sent_total > 0);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
 }
 
 static SOCKET client = INVALID_SOCKET;
@@ -882,9 +884,7 @@ TEST(event_thread_select_that_would_wait_fails_with_wouldblock) {
     select_timeout = (struct timeval){5, 0}; /* ready: answered at once */
     in_job(select_served);
     CHECK_EQ(rc1, 1);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
 }
 
 static WSAEVENT ev;
@@ -969,9 +969,7 @@ TEST(event_thread_job_upcalls_are_made_when_it_returns) {
     CHECK_EQ(rgot, 1);
     CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
     CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
@@ -1338,9 +1336,7 @@ TEST(event_thread_job_raising_again_after_its_upcalls_were_made_flushes_once) {
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event, &ne, &err), 0);
     CHECK_EQ(ne.lNetworkEvents, FD_READ);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSACloseEvent(job_event));
 }
 
@@ -1363,9 +1359,7 @@ TEST(event_thread_job_upcalls_are_deferred_to_the_flush) {
     CHECK_EQ(WSPGetMessage(queue, &msg, 10000), 1); /* the byte left is news again */
     CHECK_EQ(WSAGETSELECTEVENT(msg.lParam), FD_READ);
     CHECK_EQ(wsp_netevents_flushes() - before, 1);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSPDestroyMessageQueue(queue));
 }
 
@@ -1433,9 +1427,7 @@ TEST(event_thread_flush_of_upcalls_a_job_made_itself_makes_none) {
     /* A job after it runs after that flush. */
     in_job(select_and_enumerate);
     CHECK_EQ(wsp_netevents_flushes() - before, 0);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSACloseEvent(job_event));
 }
 
@@ -1466,9 +1458,7 @@ TEST(event_thread_job_wait_pumping_the_set_makes_the_upcall_its_selection_deferr
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event, &ne, &err), 0);
     CHECK_EQ(ne.lNetworkEvents, FD_WRITE);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSACloseEvent(job_event));
 }
 
@@ -1502,9 +1492,7 @@ TEST(event_thread_job_selecting_again_drops_the_upcall_the_first_selection_defer
     int err = 0;
     CHECK_EQ(T.lpWSPEnumNetworkEvents(served, job_event2, &ne, &err), 0);
     CHECK_EQ(ne.lNetworkEvents, FD_READ);
-    close(raw);
-    close_socket(served);
-    close_socket(lsn);
+    close_pair();
     CHECK(WSACloseEvent(job_event));
     CHECK(WSACloseEvent(job_event2));
 }

@@ -1287,6 +1287,23 @@ TEST(netev_oob_inline_is_read_not_oob) {
     CHECK_EQ(b, '!');
 }
 
+/* A connect-data socket registered for window messages (events, on *q) while its blocking
+ * connect is under way (its request queued), then accepted (*a) and connected. */
+static SOCKET async_registered_during_blocking_connect(LONG events, HWND *q, SOCKET *a) {
+    struct ne_connector k = {.data = "x"};
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
+    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    ne_start_connector(&k); /* blocking: waits for the accept below */
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
+    *q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, *q, NE_MSG, events, &err), 0);
+    *a = ne_accept(l, NULL, &err);
+    CHECK(*a != INVALID_SOCKET);
+    ne_join_connector(&k);
+    return c;
+}
+
 TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
     start();
     struct ne_connector k = {.data = "x"};
@@ -1310,17 +1327,8 @@ TEST(netev_registered_during_blocking_connect_watches_from_first_send) {
  * send has to arm that watch for what the registration asks (FD_READ here). */
 TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
     start();
-    struct ne_connector k = {.data = "x"};
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
-    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
-    ne_start_connector(&k); /* blocking: waits for the accept below */
-    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
-    HWND q = WSPCreateMessageQueue();
-    int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ | FD_WRITE, &err), 0);
-    SOCKET a = ne_accept(l, NULL, &err);
-    CHECK(a != INVALID_SOCKET);
-    ne_join_connector(&k);
+    HWND q;
+    SOCKET a, c = async_registered_during_blocking_connect(FD_READ | FD_WRITE, &q, &a);
     ne_send_str(c, "hi");
     WSPMSG m;
     CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
@@ -1337,17 +1345,8 @@ TEST(netev_async_registered_during_blocking_connect_watches_from_first_send) {
  * (no FIONBIO). Pins that cost, counted through the provider's ioctl. */
 TEST(netev_watch_started_after_a_blocking_connect_changes_no_mode) {
     start();
-    struct ne_connector k = {.data = "x"};
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
-    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
-    ne_start_connector(&k); /* blocking: waits for the accept below */
-    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
-    HWND q = WSPCreateMessageQueue();
-    int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
-    SOCKET a = ne_accept(l, NULL, &err);
-    CHECK(a != INVALID_SOCKET);
-    ne_join_connector(&k);
+    HWND q;
+    SOCKET a, c = async_registered_during_blocking_connect(FD_READ, &q, &a);
     FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
     ne_send_str(c, "hi");
     int calls = fault_calls(FAULT_ioctl);
@@ -1365,17 +1364,9 @@ TEST(netev_watch_started_after_a_blocking_connect_changes_no_mode) {
  * posted. */
 TEST(netev_async_registered_during_blocking_connect_watches_from_a_qos_query) {
     start();
-    struct ne_connector k = {.data = "x"};
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &k.addr);
-    SOCKET c = k.s = new_socket(WSP_CATALOG_CDATA_IPV4);
-    ne_start_connector(&k); /* blocking: waits for the accept below */
-    WAIT_FOR(stats_of(l).queued == 1, 10000); /* its request is in: the connect is under way */
-    HWND q = WSPCreateMessageQueue();
+    HWND q;
+    SOCKET a, c = async_registered_during_blocking_connect(FD_READ, &q, &a);
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
-    SOCKET a = ne_accept(l, NULL, &err);
-    CHECK(a != INVALID_SOCKET);
-    ne_join_connector(&k);
     QOS got;
     DWORD ret = 0;
     CHECK_EQ(T.lpWSPIoctl(c, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL, &err),
