@@ -3,7 +3,9 @@
  * Arguments select tests by a part of their name. For the mutation runner (Tests/mutate/run):
  * `--list` prints "name file timeout" for each test and runs nothing; WSP_TEST_EXACT=1 makes
  * the arguments whole names, in the order given (the runner orders them by how likely they are
- * to fail); WSP_TEST_FAILFAST=1 stops at the first failure.
+ * to fail), each optionally followed by "@S": at most S seconds for that test instead of its
+ * own limit (a mutant that makes a quick test hang is told sooner); WSP_TEST_FAILFAST=1 stops
+ * at the first failure.
  *
  * After each test its process tears the provider down and fails the test if a descriptor the
  * provider opened, or memory (under LeakSanitizer), was left behind (leaks.c);
@@ -51,10 +53,19 @@ static int selected(const char *name, int argc, char **argv) {
     return 0;
 }
 
-static const struct wsp_test *by_name(const char *name) {
+/* The test an exact argument names ("name" or "name@S"), in *out with its limit lowered to
+ * S seconds when S is smaller; NULL when no test has the name. */
+static const struct wsp_test *by_name(const char *arg, struct wsp_test *out) {
+    const char *at = strchr(arg, '@');
+    size_t len = at ? (size_t)(at - arg) : strlen(arg);
     for (int i = 0; i < test_count; i++)
-        if (strcmp(tests[i].name, name) == 0)
-            return &tests[i];
+        if (strlen(tests[i].name) == len && strncmp(tests[i].name, arg, len) == 0) {
+            *out = tests[i];
+            int s = at ? atoi(at + 1) : 0;
+            if (s > 0 && s < out->timeout_s)
+                out->timeout_s = s;
+            return out;
+        }
     return NULL;
 }
 
@@ -124,7 +135,8 @@ int main(int argc, char **argv) {
     int passed = 0, failed = 0;
     int n = exact ? argc - 1 : test_count;
     for (int i = 0; i < n; i++) {
-        const struct wsp_test *t = exact ? by_name(argv[i + 1]) : &tests[i];
+        struct wsp_test named;
+        const struct wsp_test *t = exact ? by_name(argv[i + 1], &named) : &tests[i];
         if (!t) {
             printf("no test named %s\n", argv[i + 1]);
             return 2;

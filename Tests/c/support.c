@@ -152,6 +152,12 @@ long long now_ms(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+long long test_patience(long long ms) {
+    const char *env = getenv("WSP_TEST_PATIENCE_MS");
+    long long cap = env ? atoll(env) : 0;
+    return cap > 0 && cap < ms ? cap : ms;
+}
+
 int addr_len(const struct sockaddr_storage *ss) {
     return ss->ss_family == AF_INET6 ? (int)sizeof(struct sockaddr_in6)
                                      : (int)sizeof(struct sockaddr_in);

@@ -42,13 +42,19 @@ void wait_for_fds(const struct fd_snapshot *s, int ms);
 void sleep_ms(int ms);
 /* Milliseconds on the monotonic clock. */
 long long now_ms(void);
+/* ms, or WSP_TEST_PATIENCE_MS when that is set and smaller. The mutation runner sets it: a
+ * WAIT_FOR's deadline only turns a hang into a failure (the condition holds within
+ * milliseconds when the provider is right), and a mutant that keeps it from holding is then
+ * told in seconds rather than after the test's generous limit. */
+long long test_patience(long long ms);
 
 /* ---- more helpers for the provider-core and connect-data tests ---- */
 
-/* Polls cond every few milliseconds until it holds; fails the test after ms milliseconds. */
+/* Polls cond every few milliseconds until it holds; fails the test after ms milliseconds
+ * (fewer when WSP_TEST_PATIENCE_MS says so: test_patience). */
 #define WAIT_FOR(cond, ms)                                                            \
     do {                                                                              \
-        long long wait_deadline_ = now_ms() + (ms);                                   \
+        long long wait_deadline_ = now_ms() + test_patience(ms);                      \
         while (!(cond)) {                                                             \
             if (now_ms() > wait_deadline_) {                                          \
                 fprintf(stderr, "%s:%d: WAIT_FOR timed out: %s\n", __FILE__, __LINE__, \
