@@ -45,7 +45,8 @@
 #   make check-repeat  the C suite and swift test REPEAT_RUNS times (default 20) while busy
 #                     loops keep every CPU loaded: stops at the first failing run
 #   make mutate       mutation testing of Sources/CWSP against the C suite (Tests/mutate/run;
-#                     MUTATE_FILES, MUTATE_SAMPLE, MUTATE_SEED, MUTATE_BUDGET, MUTATE_JOBS);
+#                     MUTATE_FILES, MUTATE_SAMPLE, MUTATE_SEED, MUTATE_BUDGET, MUTATE_JOBS;
+#                     MUTATE_RESUME=1 goes on where the last sitting stopped);
 #                     `make mutate-sample` is the bounded run CI does (docs/MUTATION.md)
 
 CC ?= cc
