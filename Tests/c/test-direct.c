@@ -954,3 +954,60 @@ TEST(direct_listen_again_without_room_leaves_the_paused_leader_asleep) {
     close(c2);
     close_socket(l);
 }
+
+/* Defers while ctx (an int*) is 0, after setting *(ctx + 1): its call is being presented. */
+static int defer_once_let_go(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                             GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int *flags = (int *)ctx;
+    __atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&flags[0], __ATOMIC_SEQ_CST), 10000);
+    return CF_DEFER;
+}
+
+static void *deferring_acceptor_main(void *arg) {
+    struct presenting_acceptor *p = arg;
+    int err = 0;
+    p->s = accept_with(p->l, defer_once_let_go, (DWORD_PTR)p->flags, &err);
+    CHECK(p->s == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    return NULL;
+}
+
+/* Without an eventfd for a leader (none to be had: the descriptors ran out), a blocking
+ * accept does not take the listening descriptor from the reactor: it waits as a follower,
+ * the reactor keeps reading, and a request put back in line (deferred by another accept's
+ * condition function) still wakes it. */
+TEST(direct_without_an_eventfd_a_blocking_accept_waits_for_the_reactor_and_is_woken) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, deferring_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    FAULT(eventfd, .nth = 1, .times = -1, .err = EMFILE);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked);
+    CHECK(fault_fired(FAULT_eventfd) >= 1);
+    CHECK_EQ(wsp_listener_reading(so), 1); /* still the reactor's */
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x defers c1: back in line */
+    pthread_join(x.thread, NULL);
+    WAIT_FOR(atomic_load(&y.done), 10000);
+    pthread_join(y.thread, NULL);
+    fault_clear();
+    CHECK(y.s != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).deferred, 1);
+    wsp_socket_release(so);
+    close_socket(y.s);
+    close(c1);
+    close_socket(l);
+}
