@@ -1011,3 +1011,47 @@ TEST(direct_without_an_eventfd_a_blocking_accept_waits_for_the_reactor_and_is_wo
     close(c1);
     close_socket(l);
 }
+
+static int defer_it(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                    DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+static void *deferring_waiter_main(void *arg) {
+    struct one_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, defer_it, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    return NULL;
+}
+
+/* Direct mode that ends (its linger ran out, no accept inside) while the backlog is full
+ * leaves the listening descriptor unread: the reactor could take nothing from the kernel's
+ * queue, and reading it would only wake the reactor to find that out. */
+TEST(direct_ending_with_a_full_backlog_leaves_the_descriptor_unread) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, deferring_waiter_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader: the descriptor is the accepting threads' */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL); /* it took c1 and deferred it: the backlog of one is full */
+    CHECK_EQ(stats_of(l).queued, 1);
+    unsigned passes = wsp_reactor_timer_passes();
+    WAIT_FOR(wsp_reactor_timer_passes() != passes, 10000); /* the linger's end */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    wsp_socket_release(so);
+    close(c1);
+    close_socket(l);
+}

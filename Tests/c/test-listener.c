@@ -217,6 +217,31 @@ TEST(listener_far_notice_does_not_delay_a_handshake_deadline) {
     close_socket(l);
 }
 
+/* The other way round: a connection still silent, its handshake deadline far off, does not
+ * put off a queued client's notice (the timer keeps the earliest of its deadlines). */
+TEST(listener_far_handshake_deadline_does_not_delay_a_queued_clients_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    int silent = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, silent);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int queued = raw_connect(&addr);
+    CHECK_EQ(send(queued, request, sizeof request, MSG_NOSIGNAL), 8);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    /* due in 50 ms; the wait only turns a notice put off to the far deadline into a failure */
+    CHECK_EQ(raw_recv(queued, frame, sizeof frame, (int)test_patience(10000)), 8);
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.timed_out, 0);
+    close(silent);
+    close(queued);
+    close_socket(l);
+}
+
 /* A deferred request whose client's patience runs out is refused then, however far off its
  * next notice: the timer keeps the patience too. */
 TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
