@@ -1338,6 +1338,33 @@ TEST(listener_plain_backlog_filled_by_the_reactor_stops_its_reading) {
     close_socket(l);
 }
 
+/* As above when the request that filled the backlog leaves instead (its client gave up, found
+ * by an accept's look): the reactor reads again, and the next connection is taken. */
+TEST(listener_plain_full_backlog_whose_client_left_reads_again) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    close(fd); /* it gives up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int next = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* taken by the reactor */
+    wsp_socket_release(so);
+    close(next);
+    close_socket(l);
+}
+
 /* A non-blocking accept's look at the kernel's queue takes at most 64 connections (the lock
  * is held meanwhile): of 65 queued, 64 come in and one of them is accepted, one stays in the
  * kernel. The others wait for later accepts; with none blocked now, no one is woken. */
