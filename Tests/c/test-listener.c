@@ -1365,6 +1365,41 @@ TEST(listener_plain_full_backlog_whose_client_left_reads_again) {
     close_socket(l);
 }
 
+/* A second listen that lowers the backlog below what is queued makes no room: the reactor
+ * stays off the descriptor until accepts bring the backlog under its new size. */
+TEST(listener_plain_backlog_lowered_below_the_queue_reads_only_once_under_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 3, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd[3];
+    for (int i = 0; i < 3; i++)
+        fd[i] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 3, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), 0); /* three queued, room for one */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    SOCKET a[3];
+    a[0] = accept_with(l, NULL, 0, &err);
+    CHECK(a[0] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* two queued: still no room */
+    a[1] = accept_with(l, NULL, 0, &err);
+    CHECK(a[1] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* one: full */
+    a[2] = accept_with(l, NULL, 0, &err);
+    CHECK(a[2] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 1); /* none: room for one */
+    wsp_socket_release(so);
+    for (int i = 0; i < 3; i++) {
+        close_socket(a[i]);
+        close(fd[i]);
+    }
+    close_socket(l);
+}
+
 /* A non-blocking accept's look at the kernel's queue takes at most 64 connections (the lock
  * is held meanwhile): of 65 queued, 64 come in and one of them is accepted, one stays in the
  * kernel. The others wait for later accepts; with none blocked now, no one is woken. */
