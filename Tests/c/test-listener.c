@@ -242,6 +242,21 @@ TEST(listener_far_handshake_deadline_does_not_delay_a_queued_clients_notice) {
     close_socket(l);
 }
 
+/* A handshake deadline ends its request in the timer pass it is due in: the one pass, not
+ * another one after it (a deadline of now has passed). */
+TEST(listener_handshake_deadline_ends_its_request_in_one_timer_pass) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    unsigned passes = wsp_reactor_timer_passes();
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(wsp_reactor_timer_passes(), passes + 1);
+    close(silent);
+    close_socket(l);
+}
+
 /* A deferred request whose client's patience runs out is refused then, however far off its
  * next notice: the timer keeps the patience too. */
 TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
