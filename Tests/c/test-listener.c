@@ -1089,6 +1089,33 @@ TEST(listener_only_a_read_that_fills_the_buffer_peeks_behind_the_request) {
     close_socket(l);
 }
 
+/* A request of 2048 bytes, read whole by the reactor, fills the buffer exactly at its third
+ * size (512, 1024, 2048: each read takes only the room left): the last read, and only it,
+ * costs a look behind the request. */
+TEST(listener_request_read_into_a_growing_buffer_fills_it_exactly_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[2038];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 2038};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 2048);
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    CHECK_EQ(stats_of(l).malformed, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}
+
 /* ---- the backlog's bound ------------------------------------------------------------------ */
 
 /* The provider takes connections off the kernel's queue only while its backlog has room: with
