@@ -2127,3 +2127,29 @@ TEST(cdata_qos_without_a_specific_buffer_gets_none) {
     close_socket(ac.s);
     close_socket(l);
 }
+
+/* A request whose client's patience has run out by the time it is whole is refused at once,
+ * EXPIRED, without entering the backlog: an application waiting for FD_ACCEPT is not told of
+ * a request it could never take. */
+TEST(cdata_request_out_of_patience_when_whole_raises_no_fd_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0};
+    uint8_t req[WSP_HS_HEADER_SIZE + 8];
+    size_t n = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(n > 0);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, req, n, MSG_NOSIGNAL), (ssize_t)n);
+    uint8_t frame[8];
+    CHECK_EQ(raw_recv_frame_then_end(fd, frame), 0);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    CHECK_EQ(stats_of(l).expired, 1);
+    WSANETWORKEVENTS ne = ne_enum(l, ev);
+    CHECK_EQ(ne.lNetworkEvents & FD_ACCEPT, 0);
+    CHECK(WSACloseEvent(ev));
+    close(fd);
+    close_socket(l);
+}
