@@ -1764,6 +1764,42 @@ TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
     close_socket(l);
 }
 
+/* A plain request held unwatched (its watch could not be set) and released waits in line as
+ * any plain request does, looked at when an accept asks: the release sets no timer for it
+ * (there is no watch to start later), and the reactor makes no pass for it. */
+TEST(released_plain_request_held_unwatched_sets_no_timer) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the held request's watch */
+    fault_clear();
+    unsigned passes = wsp_reactor_timer_passes();
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* One blocking accept on its own thread, recorded as it enters. */
 struct held_acceptor {
     SOCKET l;
