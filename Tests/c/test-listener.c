@@ -1829,3 +1829,64 @@ TEST(listener_timer_pass_leaves_a_fresh_request_unwatched) {
     wsp_socket_release(so);
     close_socket(l);
 }
+
+/* Accepts once flags[0] is set, after setting flags[1]: its request is being presented. */
+static int accept_when_let_go(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                              GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int *flags = (int *)ctx;
+    __atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&flags[0], __ATOMIC_SEQ_CST), 10000);
+    return CF_ACCEPT;
+}
+
+struct self_pulling_acceptor {
+    SOCKET l;
+    int flags[2]; /* [0]: let go; [1]: presenting */
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *self_pulling_acceptor_main(void *arg) {
+    struct self_pulling_acceptor *p = arg;
+    FAULT(accept4, .nth = 1, .hold = 1, .this_thread = 1); /* its pull waits for the test */
+    int err = 0;
+    p->s = accept_with(p->l, accept_when_let_go, (DWORD_PTR)p->flags, &err);
+    CHECK(p->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* A connect-data request an accept took off the kernel's queue itself is that accept's at
+ * once: it gets no watch to start later, so a pass of the listener's timer while the
+ * condition function decides, however late, registers nothing for it. */
+TEST(listener_request_an_accept_pulled_itself_gets_no_later_watch) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct self_pulling_acceptor a;
+    a = (struct self_pulling_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, self_pulling_acceptor_main, &a), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* a is about to take a connection itself */
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == 8, 10000);
+    fault_release();
+    WAIT_FOR(__atomic_load_n(&a.flags[1], __ATOMIC_SEQ_CST), 10000); /* presented to a */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->listener;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    item->on_timer(item, wsp_now_ms() + 60000); /* long after it came */
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    __atomic_store_n(&a.flags[0], 1, __ATOMIC_SEQ_CST);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(fd);
+    close_socket(l);
+}
