@@ -2387,6 +2387,58 @@ static int some_thread_waits_on(const void *addr) {
     return found;
 }
 
+struct releaser {
+    pthread_t thread;
+    WSPHELD h;
+};
+
+/* WSPHeldRelease, held (the listener's lock taken) at its first epoll_ctl: the one that stops
+ * the released plain request's watch. */
+static void *release_held_at_its_watch(void *arg) {
+    struct releaser *r = arg;
+    FAULT(epoll_ctl, .nth = 1, .hold = 1, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(HeldRelease(r->h, &err), 0);
+    return NULL;
+}
+
+/* A plain client that sends bytes and half-closes as its request is released still waits for
+ * its answer: the reactor, which read that news while the request was still watched and then
+ * waited for the listener's lock, finds it back in line, looks, and leaves it there. */
+TEST(released_plain_request_whose_client_half_closed_during_the_release_still_waits) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct releaser r;
+    r = (struct releaser){.h = hold_next(l, hold_all, 0)};
+    uint64_t looks = wsp_listener_client_looks(so);
+    CHECK_EQ(pthread_create(&r.thread, NULL, release_held_at_its_watch, &r), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(some_thread_waits_on(&so->lock), 10000); /* the reactor, with the news */
+    fault_release();
+    pthread_join(r.thread, NULL);
+    fault_clear();
+    WAIT_FOR(wsp_listener_client_looks(so) > looks, 10000); /* it has looked */
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
 struct misbehaver {
     pthread_t thread;
     int client;
