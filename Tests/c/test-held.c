@@ -2439,6 +2439,62 @@ TEST(released_plain_request_whose_client_half_closed_during_the_release_still_wa
     close_socket(l);
 }
 
+/* An answer to a handle, on a thread of its own, recorded as it enters. */
+struct answerer {
+    pthread_t thread;
+    WSPHELD h;
+    int accept; /* WSPHeldAccept, else WSPHeldReject */
+    int result;
+    struct blocker blocked;
+};
+
+static void *answer_main(void *arg) {
+    struct answerer *a = arg;
+    SOCKET s = INVALID_SOCKET;
+    blocker_enter(&a->blocked);
+    a->result = a->accept ? held_accept(a->h, NULL, &s) : held_reject(a->h, 0);
+    blocker_leave(&a->blocked);
+    CHECK(s == INVALID_SOCKET);
+    return NULL;
+}
+
+/* Two answers to a held request that ended (its client left), both past the handle's lookup
+ * in the table before either takes the listener's lock (held here by a third answer): the
+ * first to get the lock learns why it ended and retires the handle; the other then finds it
+ * retired. Exactly one answer reports the end. */
+TEST(two_answers_racing_for_an_ended_request_report_its_end_once) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    static struct releaser r;
+    r = (struct releaser){.h = hold_next(l, hold_all, 0)};
+    close(c1); /* h1's client leaves: its request ends unanswered */
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(pthread_create(&r.thread, NULL, release_held_at_its_watch, &r), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* the listener's lock is taken */
+    static struct answerer x, y;
+    x = (struct answerer){.h = h1, .accept = 1};
+    y = (struct answerer){.h = h1, .accept = 0};
+    CHECK_EQ(pthread_create(&x.thread, NULL, answer_main, &x), 0);
+    CHECK_EQ(pthread_create(&y.thread, NULL, answer_main, &y), 0);
+    wait_blocked(&x.blocked);
+    wait_blocked(&y.blocked);
+    fault_release();
+    pthread_join(r.thread, NULL);
+    pthread_join(x.thread, NULL);
+    pthread_join(y.thread, NULL);
+    fault_clear();
+    /* (which of the two got the lock first is the scheduler's choice) */
+    CHECK_EQ((x.result == WSAECONNRESET) + (y.result == WSAECONNRESET), 1);
+    CHECK_EQ((x.result == WSA_INVALID_HANDLE) + (y.result == WSA_INVALID_HANDLE), 1);
+    close(c2);
+    close_socket(l);
+}
+
 struct misbehaver {
     pthread_t thread;
     int client;
