@@ -1055,3 +1055,43 @@ TEST(direct_ending_with_a_full_backlog_leaves_the_descriptor_unread) {
     close(c1);
     close_socket(l);
 }
+
+/* lpWSPSelect takes the kernel's queue back from a leader that waits while the backlog is
+ * full (its one request being presented elsewhere): with no room the reactor does not read the
+ * queue either, whatever is there (here nothing, which no event would correct). */
+TEST(direct_select_taking_the_queue_back_without_room_leaves_it_unread) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, paused: no room */
+    CHECK(!wsp_listener_reading(so));
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK(!wsp_listener_reading(so));
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(x.thread, NULL);
+    CHECK(wsp_listener_reading(so)); /* room: the reactor's, for the select */
+    close_socket(l); /* ends y's wait */
+    pthread_join(y.thread, NULL);
+    CHECK(y.s == INVALID_SOCKET);
+    CHECK_EQ(y.err, WSAEINTR);
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close(c1);
+}
