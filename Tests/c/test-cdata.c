@@ -1379,6 +1379,33 @@ TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
     close_socket(l);
 }
 
+/* A request that carried connect data is answered with a data part, empty when the server
+ * has none: its caller offered a callee buffer, and the answer says how much of it is used
+ * (a data part of length 0 is not the same as none, PROTOCOL.md). */
+TEST(cdata_accept_without_callee_data_for_a_request_with_data_has_an_empty_data_part) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 1, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 0, 0, 5,
+                               0,    3,    'a', 'b',           'c'};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[10];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t empty_data[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0, 0, 2, 0, 0};
+    CHECK_MEM(b, empty_data, sizeof empty_data);
+    send_all(a, "!", 1); /* and what follows is the application's */
+    char c;
+    CHECK_EQ(raw_recv(fd, &c, 1, 5000), 1);
+    CHECK_EQ(c, '!');
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* Takes the connection and says "pending" without pause until the client goes. */
 static void *pending_flood_main(void *arg) {
     int lfd = *(int *)arg;
