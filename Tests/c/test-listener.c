@@ -897,6 +897,32 @@ TEST(listener_two_drops_in_one_timer_pass_both_reach_the_drop_handler) {
     close_socket(l);
 }
 
+/* Drops one after another reach the drop handler once each: each notice ends its list, also
+ * one the allocator hands the memory of a notice delivered before (not zeroed). */
+TEST(listener_drops_one_after_another_each_reach_the_drop_handler_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    static int drops;
+    drops = 0;
+    WSP_DROP_HANDLER_DATA h = {count_timeout_drop, (DWORD_PTR)&drops};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    int fd[3];
+    for (int i = 0; i < 3; i++) {
+        fd[i] = raw_connect(&addr);
+        CHECK_EQ(send(fd[i], "WS", 2, MSG_NOSIGNAL), 2);
+        WAIT_FOR(stats_of(l).timed_out == (uint32_t)i + 1, 10000);
+        WAIT_FOR(__atomic_load_n(&drops, __ATOMIC_SEQ_CST) == i + 1, 10000);
+    }
+    close_socket(l);
+    CHECK_EQ(__atomic_load_n(&drops, __ATOMIC_SEQ_CST), 3);
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
+}
+
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
