@@ -1142,6 +1142,37 @@ TEST(listener_request_read_into_a_growing_buffer_fills_it_exactly_once) {
     close_socket(l);
 }
 
+/* The same on an accept's own first read (it takes the connection itself, the request already
+ * whole in the kernel): a request the size of that read (512 bytes) fills it exactly, and
+ * costs the one look behind it. */
+TEST(listener_request_filling_an_accepts_own_first_read_peeks_behind_it_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512);
+    struct stall st;
+    stall_reactor(&st); /* the connection waits in the kernel's queue for the accept */
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == 512, 10000);
+    uint64_t peeks = wsp_listener_tail_peeks(so);
+    SOCKET a = accept_with(l, NULL, 0, &err); /* blocking: it takes the connection itself */
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_tail_peeks(so), peeks + 1);
+    release_reactor(&st);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
 /* ---- the backlog's bound ------------------------------------------------------------------ */
 
 /* The provider takes connections off the kernel's queue only while its backlog has room: with
