@@ -1790,6 +1790,7 @@ TEST(released_plain_request_held_unwatched_sets_no_timer) {
         WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
     }
     CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0); /* nor one far ahead */
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
     close_socket(a);
@@ -2708,6 +2709,27 @@ TEST(released_request_leaves_no_timer_for_its_hold_deadline) {
     CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
     CHECK_EQ(stats_of(l).queued, 1);
     close(fd);
+    close_socket(l);
+}
+
+/* With no hold deadline (WSP_HOLD_DEADLINE 0) a held plain request has nothing to wait for: the
+ * hold sets no timer, not even one far ahead, and the reactor's timerfd stays disarmed. */
+TEST(plain_request_held_without_a_hold_deadline_sets_no_timer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    close(fd); /* the held request is still watched: its client leaving ends it */
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).holding, 0);
+    (void)h;
     close_socket(l);
 }
 
