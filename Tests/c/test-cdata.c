@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
 #include "support.h"
 #include "test-netevents.h"
@@ -606,6 +607,38 @@ TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(c.calls, 1);
+}
+
+/* A deferred connect-data request waits in line watched (for its client leaving): the first
+ * deferral sets the watch unless the reactor has already; a second finds it set and makes no
+ * epoll call. */
+TEST(cdata_request_deferred_again_keeps_its_watch_without_an_epoll_call) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct cond c;
+    c.rc = CF_DEFER;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    FAULT(epoll_ctl, .nth = 1 << 30, .this_thread = 1); /* counts this thread's, fails none */
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(c.calls, 2);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    CHECK_EQ(stats_of(l).deferred, 2);
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
 }
 
 TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
