@@ -859,6 +859,48 @@ TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) 
     close_socket(l);
 }
 
+/* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
+ * that event brings: that accept presents it without a look at its client first (only the check
+ * after the decision). Another connection the listener drops before that accept comes (here
+ * one whose request has not come, which the reactor cannot watch) takes nothing from the
+ * first one's hand-off.
+ * Every epoll_ctl fails until both are seen to: the reactor watches neither. */
+TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int other = raw_connect(&addr); /* sends nothing yet: the reactor would watch for it */
+    /* Its watch, and the first request's once that is no longer fresh. */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
+    char b;
+    CHECK(recv(other, &b, 1, 0) <= 0); /* dropped */
+    fault_clear();
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    int calls = 0;
+    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(polls, 1); /* after the decision only */
+    close_socket(a);
+    close(fd);
+    close(other);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
 static void count_timeout_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
                        DWORD_PTR ctx) {
     (void)l, (void)addr, (void)addrlen;
