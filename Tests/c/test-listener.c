@@ -1889,6 +1889,38 @@ TEST(listener_refused_client_with_more_unread_than_the_bound_is_reset) {
     close_socket(l);
 }
 
+/* The bound is exact: a single byte left after the first read and the eight discarding reads
+ * of 4 KiB gets the reset. */
+TEST(listener_refused_client_one_byte_past_the_discard_bound_is_reset) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    uint8_t req[64];
+    size_t req_len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(req_len > 0);
+    size_t total = 512 + 8 * 4096 + 1, junk_len = total - req_len;
+    static uint8_t junk[512 + 8 * 4096 + 1];
+    memset(junk, 'j', sizeof junk);
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, req, req_len, MSG_NOSIGNAL), (ssize_t)req_len);
+    CHECK_EQ(send(fd, junk, junk_len, MSG_NOSIGNAL), (ssize_t)junk_len);
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == (int)total, 10000);
+    release_reactor(&st);
+    /* The REFUSE may be lost to the reset: read until the stream ends, one way or the other. */
+    uint8_t buf[64];
+    int got;
+    while ((got = raw_recv(fd, buf, sizeof buf, 10000)) > 0) {
+    }
+    CHECK_EQ(got, -ECONNRESET);
+    CHECK_EQ(stats_of(l).malformed, 1);
+    close(fd);
+    close_socket(l);
+}
+
 /* A connect-data request the reactor admitted stays unwatched while it is fresh, even when the
  * listener's timer runs meanwhile (for another deadline): an accept usually takes it first,
  * and its watch's epoll_ctl calls are saved (issue #14's speed). Its watch starts once it is no
