@@ -1389,6 +1389,79 @@ TEST(cdata_largest_answer_to_a_client_that_is_not_reading_is_sent_whole) {
     close_socket(l);
 }
 
+/* Bytes the server has queued to send on its end of a connection (sent or not, unacknowledged):
+ * /proc/net/tcp's tx_queue; -1 when the connection is not there. */
+static int tcp_unsent(int local_port, int peer_port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int unsent = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st, txq;
+        if (sscanf(line, "%*s %63s %63s %x %x", local, remote, &st, &txq) != 4)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (lp && rp && (int)strtol(lp + 1, NULL, 16) == local_port &&
+            (int)strtol(rp + 1, NULL, 16) == peer_port)
+            unsent = (int)txq;
+    }
+    fclose(f);
+    return unsent;
+}
+
+/* The grown send buffer holds the largest answer behind everything queued before it: here a
+ * client that does not read has let 20 KB of PENDING notices pile up (a notice every
+ * millisecond) in a send buffer of 32 KB, and the ACCEPT with the most callee data still goes
+ * out whole: the buffer grows to room for four frames, not one. */
+TEST_WITH_TIMEOUT(cdata_largest_answer_behind_many_queued_notices_is_sent_whole, 90) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request; its timer sends the notices */
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, MAXD);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 1);
+    set_dword(l, SOL_SOCKET, SO_SNDBUF, 16000); /* the kernel doubles it */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 2048;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WAIT_FOR(tcp_unsent(port_of(&addr), ntohs(me.sin_port)) >= 20000, 60000);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = MAXD;
+    pattern(c.callee, MAXD, 7);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    CHECK_EQ(stats_of(l).undeliverable, 0);
+    /* The client reads the notices, then the whole answer. */
+    uint8_t header[WSP_HS_HEADER_SIZE];
+    int notices = 0;
+    do {
+        raw_read_exact(fd, header, sizeof header);
+        notices++;
+    } while (header[3] == WSP_HS_PENDING);
+    CHECK(notices > 2000);
+    CHECK_EQ(header[3], WSP_HS_ACCEPT);
+    CHECK_EQ(header[6] << 8 | header[7], 2 + MAXD);
+    static uint8_t body[2 + MAXD];
+    raw_read_exact(fd, body, sizeof body);
+    CHECK_EQ(body[0] << 8 | body[1], MAXD);
+    CHECK_MEM(body + 2, c.callee, MAXD);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* An ACCEPT with no callee data for a request that carried none has no data part: the
  * smallest frame, as PROTOCOL.md's example. */
 TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
