@@ -1382,6 +1382,69 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     WSACloseEvent(ev);
 }
 
+/* A connect-data request held while still fresh (admitted unwatched, its watch due a moment
+ * later) and released when neither the hold nor the release could watch it waits in line as
+ * one the reactor cannot watch, as after any failed watch (the accept that presents it asks
+ * the kernel about its client): the watch that was due for it before the hold is not due any
+ * more, and the reactor's timer makes no epoll call for it. (The reactor is held from the
+ * request's admission until after the release: no timer runs in between.) */
+TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    reactor_listener = l;
+    static atomic_int first_hold, second_hold;
+    atomic_store(&first_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&reactor_held, 0);
+    atomic_store(&second_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
+    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    uint64_t admitted_by = wsp_now_ms();
+    CHECK_EQ(stats_of(l).queued, 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2); /* the hold's watch, the release's */
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 1);
+    /* Past the moment its watch was due (10 ms after its admission). */
+    WAIT_FOR(wsp_now_ms() > admitted_by + 10, 10000);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
+    atomic_store(&second_hold, 0);
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* Held requests are watched by the reactor; answering one on the application's thread removes
  * that watch without waking the reactor (its release only frees memory: the descriptor was
  * closed or handed over by the answer), whether accepted or rejected. */
