@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -897,6 +898,74 @@ TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
     close_socket(a);
     close(fd);
     close(other);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
+/* The event thread held in a job while job_holding is set. */
+static atomic_int job_holding, job_held;
+
+static void hold_in_job(void *context) {
+    (void)context;
+    atomic_store(&job_held, 1);
+    WAIT_FOR(!atomic_load(&job_holding), 10000);
+}
+
+/* Sends a version 1 request on a new connection to addr while the event thread is held, so
+ * that the reactor takes the connection with its request; returns the client's descriptor. */
+static int connect_with_request_whole(const struct sockaddr_storage *addr) {
+    atomic_store(&job_held, 0);
+    atomic_store(&job_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
+    WAIT_FOR(atomic_load(&job_held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int fd = raw_connect(addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)sizeof request, 10000);
+    atomic_store(&job_holding, 0);
+    return fd;
+}
+
+/* The hand-off is for the one request it names: a request ahead of it in line, whose client
+ * left while nothing watched it, is still looked at first by the accept FD_ACCEPT brings, and
+ * withdrawn unpresented; the handed-over one is presented. Every epoll_ctl fails until all
+ * watches have been tried: the reactor watches neither request. */
+TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int first = connect_with_request_whole(&addr);
+    int first_port = raw_port(first);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* A look that defers the first request uses up its hand-off. */
+    CHECK(accept_with(l, defer_all, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    int second = connect_with_request_whole(&addr);
+    int second_port = raw_port(second);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    /* The first's watch (deferred, and once no longer fresh) and the second's. */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 3, 10000);
+    fault_clear();
+    close(first);
+    WAIT_FOR(tcp_state(port_of(&addr), first_port) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), second_port);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    close_socket(a);
+    close(second);
     CHECK(WSACloseEvent(ev));
     close_socket(l);
 }
