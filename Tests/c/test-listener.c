@@ -911,17 +911,19 @@ static void hold_in_job(void *context) {
     WAIT_FOR(!atomic_load(&job_holding), 10000);
 }
 
-/* Sends a version 1 request on a new connection to addr while the event thread is held, so
- * that the reactor takes the connection with its request; returns the client's descriptor. */
-static int connect_with_request_whole(const struct sockaddr_storage *addr) {
+/* Sends a request (with that patience, none for 0) on a new connection to addr while the
+ * event thread is held, so that the reactor takes the connection with its request; returns
+ * the client's descriptor. */
+static int connect_with_request_whole(const struct sockaddr_storage *addr, uint32_t patience_ms) {
     atomic_store(&job_held, 0);
     atomic_store(&job_holding, 1);
     CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
     WAIT_FOR(atomic_load(&job_held), 10000);
-    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = patience_ms != 0,
+                      .patience_ms = patience_ms};
     int fd = raw_connect(addr);
-    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
-    WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)sizeof request, 10000);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
     atomic_store(&job_holding, 0);
     return fd;
 }
@@ -941,13 +943,13 @@ TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
     int err = 0;
     CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
-    int first = connect_with_request_whole(&addr);
+    int first = connect_with_request_whole(&addr, 0);
     int first_port = raw_port(first);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     /* A look that defers the first request uses up its hand-off. */
     CHECK(accept_with(l, defer_all, 0, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSATRY_AGAIN);
-    int second = connect_with_request_whole(&addr);
+    int second = connect_with_request_whole(&addr, 0);
     int second_port = raw_port(second);
     WAIT_FOR(stats_of(l).queued == 2, 10000);
     /* The first's watch (deferred, and once no longer fresh) and the second's. */
@@ -965,6 +967,49 @@ TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
     CHECK_EQ(ntohs(peer.sin_port), second_port);
     CHECK_EQ(stats_of(l).withdrawn, 1);
     close_socket(a);
+    close(second);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
+/* A handed-over request that leaves before any accept looks (here its client's patience ran
+ * out) takes its hand-off with it: the next request to arrive is handed to the accept that
+ * FD_ACCEPT brings in its place, and presented without a look at its client first (only the
+ * check after the decision). Every epoll_ctl fails until both watches were tried: the reactor
+ * watches neither request. */
+TEST(listener_hand_off_of_a_request_that_left_goes_to_the_next) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int first = connect_with_request_whole(&addr, 300);
+    WAIT_FOR(stats_of(l).expired == 1, 10000);
+    int second = connect_with_request_whole(&addr, 0);
+    int second_port = raw_port(second);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* Each one's watch once no longer fresh (the first's well before its patience ran out). */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
+    fault_clear();
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    int calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), second_port);
+    CHECK_EQ(polls, 1); /* after the decision only */
+    close_socket(a);
+    close(first);
     close(second);
     CHECK(WSACloseEvent(ev));
     close_socket(l);
