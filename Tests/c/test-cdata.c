@@ -1462,6 +1462,35 @@ TEST_WITH_TIMEOUT(cdata_largest_answer_behind_many_queued_notices_is_sent_whole,
     close_socket(l);
 }
 
+/* An ACCEPT the kernel takes a byte at a time still goes out whole: each short send is
+ * followed by one for the rest. */
+TEST(cdata_answer_sent_in_one_byte_pieces_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_cdata_client(&addr);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = 5;
+    memcpy(c.callee, "hello", 5);
+    int err = 0;
+    FAULT(send, .max_bytes = 1, .times = 2, .this_thread = 1); /* two sends of one byte */
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[WSP_HS_HEADER_SIZE + 2 + 5];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t header[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0, 0, 2 + 5};
+    CHECK_MEM(b, header, sizeof header);
+    CHECK_EQ(b[8] << 8 | b[9], 5);
+    CHECK_MEM(b + 10, "hello", 5);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* An ACCEPT with no callee data for a request that carried none has no data part: the
  * smallest frame, as PROTOCOL.md's example. */
 TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
