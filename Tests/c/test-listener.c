@@ -321,6 +321,28 @@ TEST(listener_listen_while_connecting_is_eisconn) {
     close_socket(l);
 }
 
+/* A socket that is not connected has a non-blocking descriptor already (the provider's own
+ * waits are polls): listening keeps it so without a FIONBIO of its own, and the reactor then
+ * takes a connection off it. */
+TEST(listener_listen_makes_no_fionbio_on_a_descriptor_non_blocking_already) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(ioctl, .nth = 1 << 30, .this_thread = 1); /* counts this thread's, fails none */
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    CHECK_EQ(T.lpWSPGetSockName(s, (struct sockaddr *)&addr, &len, &err), 0);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(s).queued == 1, 10000);
+    close(fd);
+    close_socket(s);
+}
+
 /* ---- with the reactor held up ---------------------------------------------------------------
  * Some outcomes differ only in who gets somewhere first, the reactor or an accept. To see the
  * accept's own, the test holds the reactor up: it takes the lock of a second listener of its
