@@ -460,6 +460,42 @@ TEST(listener_accept_takes_all_the_kernel_queued_in_one_look) {
     close_socket(l);
 }
 
+/* Of the connections an accept takes off the kernel's queue itself, the first is handed to it:
+ * presented at once, its client asked about only after the condition function (once). The
+ * others wait in line for the accepts after it. */
+TEST(listener_accept_pulling_several_presents_the_first_without_a_look_before) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int c[2], cport[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = raw_connect(&addr);
+        cport[i] = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport[i]) == TCP_ESTABLISHED, 10000);
+    }
+    int err = 0, calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), cport[0]);
+    CHECK_EQ(polls, 1); /* after the condition function only */
+    CHECK_EQ(stats_of(l).queued, 1);
+    release_reactor(&st);
+    close_socket(a);
+    for (int i = 0; i < 2; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
 /* A request whose client's patience ran out before the timer could refuse it is refused by
  * the accept that finds it: told why, counted, and never presented. */
 TEST(listener_accept_refuses_a_request_that_expired_before_the_timer_ran) {
