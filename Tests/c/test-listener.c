@@ -1073,6 +1073,93 @@ TEST(listener_hand_off_of_a_request_that_left_goes_to_the_next) {
     close_socket(l);
 }
 
+/* A condition function that waits until *(atomic_int *)ctx is 0, having set *ctx to 2 as it
+ * entered (from 1), then answers CF_ACCEPT. */
+static int accept_when_let_go_of(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                 LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    atomic_store((atomic_int *)ctx, 2);
+    WAIT_FOR(atomic_load((atomic_int *)ctx) == 0, 20000);
+    return CF_ACCEPT;
+}
+
+struct closing_acceptor {
+    SOCKET l;
+    atomic_int gate;
+    SOCKET s;
+    int err;
+    pthread_t thread;
+};
+
+static void *closing_acceptor_main(void *arg) {
+    struct closing_acceptor *a = arg;
+    a->s = T.lpWSPAccept(a->l, NULL, NULL, accept_when_let_go_of, (DWORD_PTR)&a->gate, &a->err);
+    return NULL;
+}
+
+/* A listener closed after the reactor took its timer's due pass, and before that pass runs
+ * (the reactor is held, in the same pass, at another listener's timer), does nothing in it: a
+ * request still being presented on it gets no PENDING notice, only the end the accept
+ * makes when it finds the listener closed (the request abandoned: a reset). */
+TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
+    start();
+    struct sockaddr_storage addr, addr2, addr4;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 1000);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    int c1 = raw_connect(&addr);
+    send_request(c1, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint64_t notice_by = wsp_now_ms() + 1000; /* its first notice is due by then */
+    static struct closing_acceptor a;
+    a = (struct closing_acceptor){.l = l};
+    atomic_store(&a.gate, 1);
+    CHECK_EQ(pthread_create(&a.thread, NULL, closing_acceptor_main, &a), 0);
+    WAIT_FOR(atomic_load(&a.gate) == 2, 10000); /* presenting the request */
+    /* A second listener whose timer is set later (so taken first in a pass): a connection
+     * that sends nothing, with a short handshake deadline. */
+    SOCKET l2 = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr2);
+    set_dword(l2, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 300);
+    int c2 = raw_connect(&addr2);
+    wait_taken_from_kernel(&addr2, c2);
+    uint64_t deadline_by = wsp_now_ms() + 300;
+    SOCKET l4 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr4);
+    /* Both timers come due while the reactor is held up. */
+    struct stall st;
+    stall_reactor(&st);
+    WAIT_FOR(wsp_now_ms() > notice_by && wsp_now_ms() > deadline_by, 10000);
+    int err = 0;
+    struct wsp_socket *so2 = wsp_socket_acquire(l2, &err);
+    CHECK(so2 != NULL);
+    int tid = reactor_tid();
+    pthread_mutex_lock(&so2->lock);
+    release_reactor(&st);
+    WAIT_FOR(in_futex_on(tid, &so2->lock), 10000); /* in l2's timer, l's taken behind it */
+    close_socket(l);
+    pthread_mutex_unlock(&so2->lock);
+    wsp_socket_release(so2);
+    WAIT_FOR(stats_of(l2).timed_out == 1, 10000);
+    /* The reactor has finished that pass once it takes a second later arrival. */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr4);
+        WAIT_FOR(stats_of(l4).queued == (uint32_t)i + 1, 10000);
+    }
+    atomic_store(&a.gate, 0);
+    pthread_join(a.thread, NULL);
+    CHECK(a.s == INVALID_SOCKET);
+    CHECK_EQ(a.err, WSAEINTR);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    CHECK_EQ(raw_recv(c1, frame, sizeof frame, 10000), -ECONNRESET); /* no PENDING before it */
+    close(c1);
+    close(c2);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l4);
+    close_socket(l2);
+}
+
 static void count_timeout_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
                        DWORD_PTR ctx) {
     (void)l, (void)addr, (void)addrlen;
