@@ -918,48 +918,6 @@ TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) 
     close_socket(l);
 }
 
-/* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
- * that event brings: that accept presents it without a look at its client first (only the check
- * after the decision). Another connection the listener drops before that accept comes (here
- * one whose request has not come, which the reactor cannot watch) takes nothing from the
- * first one's hand-off.
- * Every epoll_ctl fails until both are seen to: the reactor watches neither. */
-TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
-    start();
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
-    set_nonblocking(l, 1);
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
-    int err = 0;
-    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
-    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
-    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
-    int fd = raw_connect(&addr);
-    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    int other = raw_connect(&addr); /* sends nothing yet: the reactor would watch for it */
-    /* Its watch, and the first request's once that is no longer fresh. */
-    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
-    char b;
-    CHECK(recv(other, &b, 1, 0) <= 0); /* dropped */
-    fault_clear();
-    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
-    int calls = 0;
-    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
-    int polls = fault_calls(FAULT_poll);
-    fault_clear();
-    CHECK(a != INVALID_SOCKET);
-    CHECK_EQ(calls, 1);
-    CHECK_EQ(polls, 1); /* after the decision only */
-    close_socket(a);
-    close(fd);
-    close(other);
-    CHECK(WSACloseEvent(ev));
-    close_socket(l);
-}
-
 /* The event thread held in a job while job_holding is set. */
 static atomic_int job_holding, job_held;
 
@@ -984,6 +942,46 @@ static int connect_with_request_whole(const struct sockaddr_storage *addr, uint3
     WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
     atomic_store(&job_holding, 0);
     return fd;
+}
+
+/* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
+ * that event brings: that accept presents it without a look at its client first (only the check
+ * after the decision). Another connection the listener drops before that accept comes (here
+ * one whose request has not come, which the reactor cannot watch) takes nothing from the
+ * first one's hand-off.
+ * Every epoll_ctl fails until both are seen to: the reactor watches neither. */
+TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int other = raw_connect(&addr); /* sends nothing yet: the reactor would watch for it */
+    /* Its watch, and the first request's once that is no longer fresh. */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
+    char b;
+    CHECK(recv(other, &b, 1, 0) <= 0); /* dropped */
+    fault_clear();
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    int calls = 0;
+    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(polls, 1); /* after the decision only */
+    close_socket(a);
+    close(fd);
+    close(other);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
 }
 
 /* The hand-off is for the one request it names: a request ahead of it in line, whose client
@@ -1134,11 +1132,14 @@ TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
     CHECK(so2 != NULL);
     int tid = reactor_tid();
     pthread_mutex_lock(&so2->lock);
-    release_reactor(&st);
+    pthread_mutex_unlock(&st.so->lock); /* release_reactor's first step; the rest below */
     WAIT_FOR(in_futex_on(tid, &so2->lock), 10000); /* in l2's timer, l's taken behind it */
     close_socket(l);
     pthread_mutex_unlock(&so2->lock);
     wsp_socket_release(so2);
+    wsp_socket_release(st.so);
+    close(st.client);
+    close_socket(st.l);
     WAIT_FOR(stats_of(l2).timed_out == 1, 10000);
     /* The reactor has finished that pass once it takes a second later arrival. */
     int other[2];
