@@ -944,6 +944,40 @@ static int connect_with_request_whole(const struct sockaddr_storage *addr, uint3
     return fd;
 }
 
+/* A connect-data request whose watch, due once it is no longer fresh, cannot be set
+ * (epoll_ctl fails) waits unwatched, as after any failed watch: the listener's timer tries it
+ * once and not again, and the accept that presents it asks the kernel about its client. */
+TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retried) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) >= 1, 10000); /* the watch, once no longer fresh */
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
  * that event brings: that accept presents it without a look at its client first (only the check
  * after the decision). Another connection the listener drops before that accept comes (here
