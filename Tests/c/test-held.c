@@ -706,6 +706,30 @@ static void plain_hold_deadline_resets_with(int nonblocking) {
 
 TEST(plain_hold_deadline_resets) { plain_hold_deadline_resets_with(0); }
 
+/* A hold deadline ends its request though an earlier held request has none: the timer looks
+ * at every held request, not only the first. */
+TEST(plain_hold_deadline_behind_a_request_held_without_one_resets) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    int first = raw_connect(&addr);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    int second = raw_connect(&addr);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    char buf[4];
+    CHECK_EQ(raw_recv(second, buf, sizeof buf, 10000), -ECONNRESET);
+    CHECK_EQ(held_reject(h2, 0), WSAETIMEDOUT);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.hold_timed_out, 1);
+    CHECK_EQ(st.holding, 1); /* the first, which has no deadline */
+    CHECK_EQ(held_reject(h1, 0), 0);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
 /* The hold deadline is armed by the hold itself: on a non-blocking plain-TCP listener no other
  * timer (no pending notices, no direct linger) comes round to arm it later, and the held
  * client is still reset when the deadline passes. */
@@ -1588,6 +1612,70 @@ TEST(released_requests_rejoin_the_line_linked_both_ways) {
     close_socket(l);
 }
 
+static int raw_port_of(int fd);
+
+/* A request released ahead of one still queued keeps the line whole: a connection that
+ * arrives after the release comes out after both. */
+TEST(released_ahead_of_a_queued_request_then_a_new_arrival_all_come_out_in_order) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c[3], port[3];
+    c[0] = raw_connect(&addr);
+    port[0] = raw_port_of(c[0]);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    c[1] = raw_connect(&addr);
+    port[1] = raw_port_of(c[1]);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 2);
+    c[2] = raw_connect(&addr);
+    port[2] = raw_port_of(c[2]);
+    WAIT_FOR(stats_of(l).queued == 3, 10000);
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_storage peer;
+        int len = sizeof peer;
+        SOCKET s = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(s != INVALID_SOCKET);
+        CHECK_EQ(port_of(&peer), port[i]);
+        close_socket(s);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* A released request is an arrival for FD_ACCEPT: with the backlog empty after the accept
+ * call that held it, its release raises FD_ACCEPT. */
+TEST(released_request_raises_fd_accept) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT); /* the arrival's, before the accept call */
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(c);
+    close_socket(l);
+    WSACloseEvent(ev);
+}
+
 /* A held request leaving re-enables FD_ACCEPT only when a hold was refused for the limit:
  * otherwise FD_ACCEPT waits for the next accept call, as Winsock's re-enabling rule says. */
 TEST(held_request_leaving_without_a_refused_hold_leaves_fd_accept_alone) {
@@ -1844,7 +1932,10 @@ TEST(released_plain_request_held_unwatched_sets_no_timer) {
     fault_clear();
     unsigned passes = wsp_reactor_timer_passes();
     int err = 0;
+    FAULT(epoll_ctl, .nth = 1 << 30, .this_thread = 1); /* counts the release's calls */
     CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* nothing to unwatch: it was never watched */
+    fault_clear();
     /* The reactor has seen to every earlier event, its timer's among them, once it takes a
      * second later arrival (the first may share a batch with it). */
     int other[2];
