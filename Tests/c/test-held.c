@@ -2058,6 +2058,97 @@ TEST(overdue_hold_deadline_still_ends_the_hold) {
     close_socket(l);
 }
 
+/* The application's WPUSetEvent that counts its calls. */
+static atomic_int set_event_calls;
+static BOOL counting_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    atomic_fetch_add(&set_event_calls, 1);
+    *err = 0;
+    return TRUE;
+}
+
+/* A drop handler that takes the listener's held event away. */
+static atomic_int drops_heard;
+static void clear_held_event(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                             DWORD_PTR context) {
+    (void)addr, (void)addrlen, (void)reason, (void)context;
+    WSAEVENT none = NULL;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&none, sizeof none, &err), 0);
+    atomic_fetch_add(&drops_heard, 1);
+}
+
+static atomic_int reactor_reached;
+static void note_reactor_reached(void *context) {
+    (void)context;
+    atomic_store(&reactor_reached, 1);
+}
+
+/* The held event is set with the event the listener has when the reactor gets round to it:
+ * one the application took away meanwhile is not set, and no WPUSetEvent is made for "no
+ * event". Here the listener's drop handler takes it away: one timer pass ends a held request
+ * (its hold deadline) and a queued one (its client's patience), and the queued one's drop
+ * handler runs before the reactor sets the held event. */
+TEST(held_event_taken_away_before_it_is_set_is_not_set) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = counting_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldReject = (LPFN_WSPHELDREJECT)extension(s, (GUID)WSPID_HELDREJECT, &err);
+    CHECK(AcceptHold && HeldReject);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    atomic_store(&drops_heard, 0);
+    WSP_DROP_HANDLER_DATA dh = {clear_held_event, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
+             0);
+    atomic_store(&set_event_calls, 0);
+    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    wsp_hs_frame plain = {.type = WSP_HS_REQUEST};
+    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 200};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&plain, req, sizeof req);
+    CHECK(len > 0);
+    int held_fd = raw_connect(&addr);
+    CHECK_EQ(send(held_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    len = wsp_hs_encode(&patient, req, sizeof req);
+    CHECK(len > 0);
+    int queued_fd = raw_connect(&addr);
+    CHECK_EQ(send(queued_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint64_t both_due_by = wsp_now_ms() + 200; /* the two deadlines are no later */
+    static atomic_int holding;
+    atomic_store(&reactor_held, 0);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &holding), 0);
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    WAIT_FOR(wsp_now_ms() > both_due_by, 10000); /* time passing is the point */
+    atomic_store(&holding, 0);
+    WAIT_FOR(atomic_load(&drops_heard) == 1, 10000);
+    /* The reactor runs this job after what it deferred in the pass that ended both. */
+    atomic_store(&reactor_reached, 0);
+    CHECK_EQ(WSPRunOnEventThread(note_reactor_reached, NULL), 0);
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.hold_timed_out, 1);
+    CHECK_EQ(atomic_load(&set_event_calls), 0);
+    CHECK_EQ(held_reject(h, 0), WSAETIMEDOUT);
+    close(held_fd);
+    close(queued_fd);
+    close_socket(l);
+}
+
 /* The last cleanup retires the unanswered handles in batches (of 64): more than one batch's
  * worth are all retired. */
 TEST(last_cleanup_retires_more_unanswered_handles_than_one_batch) {
