@@ -1462,6 +1462,39 @@ TEST_WITH_TIMEOUT(cdata_largest_answer_behind_many_queued_notices_is_sent_whole,
     close_socket(l);
 }
 
+/* An ACCEPT that meets a full send buffer grows it to room for four of the largest frames
+ * (the kernel reports twice what was set), then goes out. */
+TEST(cdata_answer_meeting_a_full_send_buffer_grows_it_to_four_largest_frames) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request: the accept's only send is its answer */
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = 3;
+    pattern(c.callee, 3, 5);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the send buffer is full, once */
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    int size = 0, len = sizeof size;
+    CHECK_EQ(T.lpWSPGetSockOpt(a, SOL_SOCKET, SO_SNDBUF, (char *)&size, &len, &err), 0);
+    CHECK_EQ(size, 2 * 4 * (int)WSP_HS_MAX_FRAME);
+    uint8_t header[WSP_HS_HEADER_SIZE];
+    raw_read_exact(fd, header, sizeof header);
+    CHECK_EQ(header[3], WSP_HS_ACCEPT);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* An ACCEPT the kernel takes a byte at a time still goes out whole: each short send is
  * followed by one for the rest. */
 TEST(cdata_answer_sent_in_one_byte_pieces_arrives_whole) {
