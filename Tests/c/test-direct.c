@@ -452,6 +452,28 @@ TEST(direct_plain_waiting_accept_checks_the_client_it_took_once) {
     close_socket(l);
 }
 
+/* Without a condition function there is no look after one: a waiting accept that takes a
+ * connection itself asks the kernel about its client once, before handing it out. */
+TEST(direct_plain_waiting_accept_without_a_condition_function_checks_the_client_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int c = raw_connect(&addr);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(wsp_listener_client_looks(so), 1);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}
+
 /* A waiting accept on connect data that takes a connection whose request has not come yet
  * does not wait for it: its first read returns at once (the descriptor is blocking, as the
  * accepted socket will be), the reactor finishes that request, and the accept goes on to the
