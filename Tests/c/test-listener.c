@@ -944,6 +944,26 @@ static int connect_with_request_whole(const struct sockaddr_storage *addr, uint3
     return fd;
 }
 
+/* A read of a request that fails with anything but EAGAIN (here EIO, though the request
+ * waits whole in the kernel) ends it: the client broke before sending a byte, and counts as
+ * withdrawn; the reactor does not wait for more from it. */
+TEST(listener_request_read_failing_without_eagain_ends_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1); /* the reactor takes the connection and reads its request */
+    FAULT(recv, .err = EIO);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 0);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET); /* a bare close of an unread request */
+    close(fd);
+    close_socket(l);
+}
+
 /* A connect-data request whose watch, due once it is no longer fresh, cannot be set
  * (epoll_ctl fails) waits unwatched, as after any failed watch: the listener's timer tries it
  * once and not again, and the accept that presents it asks the kernel about its client. */
