@@ -558,6 +558,32 @@ TEST(plain_client_that_sends_then_half_closes_is_handed_out_with_its_data) {
     close_socket(a);
 }
 
+/* A plain TCP client that has sent its first bytes, and is still connected, waits: the look
+ * at its client asks the kernel only whether it closed (poll for POLLRDHUP), never how much
+ * it sent (ioctl FIONREAD): its bytes are the application's, not news of its leaving. */
+TEST(plain_client_that_sent_data_is_looked_at_without_asking_how_much) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    set_nonblocking(l, 1); /* the accepted socket comes non-blocking: no FIONBIO either */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    char b[8];
+    recv_exact(a, b, 5);
+    CHECK_MEM(b, "hello", 5);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* An accepted socket inherits the listener's provider options, each of them. */
 TEST(accepted_socket_inherits_every_provider_option) {
     start();

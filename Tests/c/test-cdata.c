@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "faults.h"
 #include "handshake.h"
 #include "support.h"
 #include "test-netevents.h"
@@ -606,6 +607,38 @@ TEST(cdata_without_pending_notices_the_client_times_out_and_is_withdrawn) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(async_connect_join(&ac), 0);
     CHECK_EQ(c.calls, 1);
+}
+
+/* A deferred connect-data request waits in line watched (for its client leaving): the first
+ * deferral sets the watch unless the reactor has already; a second finds it set and makes no
+ * epoll call. */
+TEST(cdata_request_deferred_again_keeps_its_watch_without_an_epoll_call) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    struct async_connect ac = {.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct cond c;
+    c.rc = CF_DEFER;
+    int err = 0;
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    FAULT(epoll_ctl, .nth = 1 << 30, .this_thread = 1); /* counts this thread's, fails none */
+    CHECK(accept_with(l, cond_fn, (DWORD_PTR)&c, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    CHECK_EQ(c.calls, 2);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    CHECK_EQ(stats_of(l).deferred, 2);
+    c.rc = CF_ACCEPT;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    close_socket(a);
+    close_socket(ac.s);
+    close_socket(l);
 }
 
 TEST(cdata_client_giving_up_during_defer_is_never_handed_out) {
@@ -1356,6 +1389,141 @@ TEST(cdata_largest_answer_to_a_client_that_is_not_reading_is_sent_whole) {
     close_socket(l);
 }
 
+/* Bytes the server has queued to send on its end of a connection (sent or not, unacknowledged):
+ * /proc/net/tcp's tx_queue; -1 when the connection is not there. */
+static int tcp_unsent(int local_port, int peer_port) {
+    FILE *f = fopen("/proc/net/tcp", "r");
+    CHECK(f != NULL);
+    char line[512];
+    int unsent = -1;
+    CHECK(fgets(line, sizeof line, f) != NULL); /* the heading */
+    while (fgets(line, sizeof line, f)) {
+        char local[64], remote[64];
+        unsigned st, txq;
+        if (sscanf(line, "%*s %63s %63s %x %x", local, remote, &st, &txq) != 4)
+            continue;
+        const char *lp = strrchr(local, ':'), *rp = strrchr(remote, ':');
+        if (lp && rp && (int)strtol(lp + 1, NULL, 16) == local_port &&
+            (int)strtol(rp + 1, NULL, 16) == peer_port)
+            unsent = (int)txq;
+    }
+    fclose(f);
+    return unsent;
+}
+
+/* The grown send buffer holds the largest answer behind everything queued before it: here a
+ * client that does not read has let 20 KB of PENDING notices pile up (a notice every
+ * millisecond) in a send buffer of 32 KB, and the ACCEPT with the most callee data still goes
+ * out whole: the buffer grows to room for four frames, not one. */
+TEST_WITH_TIMEOUT(cdata_largest_answer_behind_many_queued_notices_is_sent_whole, 90) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request; its timer sends the notices */
+    set_dword(l, SOL_WSP, WSP_MAX_CALLEE_DATA, MAXD);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 1);
+    set_dword(l, SOL_SOCKET, SO_SNDBUF, 16000); /* the kernel doubles it */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int small = 2048;
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    CHECK_EQ(connect(fd, (struct sockaddr *)&addr, sizeof(struct sockaddr_in)), 0);
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WAIT_FOR(tcp_unsent(port_of(&addr), ntohs(me.sin_port)) >= 20000, 60000);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = MAXD;
+    pattern(c.callee, MAXD, 7);
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    CHECK_EQ(stats_of(l).undeliverable, 0);
+    /* The client reads the notices, then the whole answer. */
+    uint8_t header[WSP_HS_HEADER_SIZE];
+    int notices = 0;
+    do {
+        raw_read_exact(fd, header, sizeof header);
+        notices++;
+    } while (header[3] == WSP_HS_PENDING);
+    CHECK(notices > 2000);
+    CHECK_EQ(header[3], WSP_HS_ACCEPT);
+    CHECK_EQ(header[6] << 8 | header[7], 2 + MAXD);
+    static uint8_t body[2 + MAXD];
+    raw_read_exact(fd, body, sizeof body);
+    CHECK_EQ(body[0] << 8 | body[1], MAXD);
+    CHECK_MEM(body + 2, c.callee, MAXD);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* An ACCEPT that meets a full send buffer grows it to room for four of the largest frames
+ * (the kernel reports twice what was set), then goes out. */
+TEST(cdata_answer_meeting_a_full_send_buffer_grows_it_to_four_largest_frames) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    set_nonblocking(l, 1); /* the reactor reads the request: the accept's only send is its answer */
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), sizeof request);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = 3;
+    pattern(c.callee, 3, 5);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the send buffer is full, once */
+    int err = 0;
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    int size = 0, len = sizeof size;
+    CHECK_EQ(T.lpWSPGetSockOpt(a, SOL_SOCKET, SO_SNDBUF, (char *)&size, &len, &err), 0);
+    CHECK_EQ(size, 2 * 4 * (int)WSP_HS_MAX_FRAME);
+    uint8_t header[WSP_HS_HEADER_SIZE];
+    raw_read_exact(fd, header, sizeof header);
+    CHECK_EQ(header[3], WSP_HS_ACCEPT);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* An ACCEPT the kernel takes a byte at a time still goes out whole: each short send is
+ * followed by one for the rest. */
+TEST(cdata_answer_sent_in_one_byte_pieces_arrives_whole) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_cdata_client(&addr);
+    static struct cond c;
+    memset(&c, 0, sizeof c);
+    c.rc = CF_ACCEPT;
+    c.callee_len = 5;
+    memcpy(c.callee, "hello", 5);
+    int err = 0;
+    FAULT(send, .max_bytes = 1, .times = 2, .this_thread = 1); /* two sends of one byte */
+    SOCKET a = accept_with(l, cond_fn, (DWORD_PTR)&c, &err);
+    CHECK_EQ(fault_fired(FAULT_send), 2);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[WSP_HS_HEADER_SIZE + 2 + 5];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t header[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0, 0, 2 + 5};
+    CHECK_MEM(b, header, sizeof header);
+    CHECK_EQ(b[8] << 8 | b[9], 5);
+    CHECK_MEM(b + 10, "hello", 5);
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
 /* An ACCEPT with no callee data for a request that carried none has no data part: the
  * smallest frame, as PROTOCOL.md's example. */
 TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
@@ -1370,6 +1538,33 @@ TEST(cdata_accept_without_data_on_either_side_is_a_bare_frame) {
     raw_read_exact(fd, b, sizeof b);
     const uint8_t bare[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, 0, 0, 0, 0};
     CHECK_MEM(b, bare, sizeof bare);
+    send_all(a, "!", 1); /* and what follows is the application's */
+    char c;
+    CHECK_EQ(raw_recv(fd, &c, 1, 5000), 1);
+    CHECK_EQ(c, '!');
+    close(fd);
+    close_socket(a);
+    close_socket(l);
+}
+
+/* A request that carried connect data is answered with a data part, empty when the server
+ * has none: its caller offered a callee buffer, and the answer says how much of it is used
+ * (a data part of length 0 is not the same as none, PROTOCOL.md). */
+TEST(cdata_accept_without_callee_data_for_a_request_with_data_has_an_empty_data_part) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(1, &addr);
+    int fd = raw_connect(&addr);
+    const uint8_t request[] = {0x57, 0x53, 1, WSP_HS_REQUEST, WSP_HS_FLAG_DATA, 0, 0, 5,
+                               0,    3,    'a', 'b',           'c'};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    uint8_t b[10];
+    raw_read_exact(fd, b, sizeof b);
+    const uint8_t empty_data[] = {0x57, 0x53, 1, WSP_HS_ACCEPT, WSP_HS_FLAG_DATA, 0, 0, 2, 0, 0};
+    CHECK_MEM(b, empty_data, sizeof empty_data);
     send_all(a, "!", 1); /* and what follows is the application's */
     char c;
     CHECK_EQ(raw_recv(fd, &c, 1, 5000), 1);
@@ -2125,5 +2320,31 @@ TEST(cdata_qos_without_a_specific_buffer_gets_none) {
     CHECK_EQ(q.SendingFlowspec.TokenRate, 1000);
     close_socket(a);
     close_socket(ac.s);
+    close_socket(l);
+}
+
+/* A request whose client's patience has run out by the time it is whole is refused at once,
+ * EXPIRED, without entering the backlog: an application waiting for FD_ACCEPT is not told of
+ * a request it could never take. */
+TEST(cdata_request_out_of_patience_when_whole_raises_no_fd_accept) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = cdata_listener(4, &addr);
+    WSAEVENT ev = ne_event_select(l, FD_ACCEPT);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 0};
+    uint8_t req[WSP_HS_HEADER_SIZE + 8];
+    size_t n = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(n > 0);
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, req, n, MSG_NOSIGNAL), (ssize_t)n);
+    uint8_t frame[8];
+    CHECK_EQ(raw_recv_frame_then_end(fd, frame), 0);
+    CHECK_EQ(frame[3], WSP_HS_REFUSE);
+    CHECK_EQ(frame[5], WSP_HS_REASON_EXPIRED);
+    CHECK_EQ(stats_of(l).expired, 1);
+    WSANETWORKEVENTS ne = ne_enum(l, ev);
+    CHECK_EQ(ne.lNetworkEvents & FD_ACCEPT, 0);
+    CHECK(WSACloseEvent(ev));
+    close(fd);
     close_socket(l);
 }

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -451,6 +452,28 @@ TEST(direct_plain_waiting_accept_checks_the_client_it_took_once) {
     close_socket(l);
 }
 
+/* Without a condition function there is no look after one: a waiting accept that takes a
+ * connection itself asks the kernel about its client once, before handing it out. */
+TEST(direct_plain_waiting_accept_without_a_condition_function_checks_the_client_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    int c = raw_connect(&addr);
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    CHECK_EQ(wsp_listener_client_looks(so), 1);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(c);
+    close_socket(l);
+}
+
 /* A waiting accept on connect data that takes a connection whose request has not come yet
  * does not wait for it: its first read returns at once (the descriptor is blocking, as the
  * accepted socket will be), the reactor finishes that request, and the accept goes on to the
@@ -511,6 +534,43 @@ TEST(direct_timer_while_an_accept_waits_leaves_the_queue_to_it) {
     close(silent);
     close_socket(a.s);
     close_socket(c.s);
+    close_socket(l);
+}
+
+/* The event thread held in a job while direct_holding is set. */
+static atomic_int direct_holding, direct_held;
+
+static void hold_event_thread(void *context) {
+    (void)context;
+    atomic_store(&direct_held, 1);
+    WAIT_FOR(!atomic_load(&direct_holding), 10000);
+}
+
+/* Once the last blocking accept leaves, the descriptor stays with the accepting threads for
+ * DIRECT_LINGER_MS (20 ms) more: the listener's timer, which ends direct mode, is set for
+ * then. The event thread is held meanwhile, so no timer pass ends it early. */
+TEST(direct_linger_timer_is_due_twenty_ms_after_the_last_accept_left) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, one_acceptor_main, &a), 0);
+    wait_blocked(&a.blocked);
+    atomic_store(&direct_held, 0);
+    atomic_store(&direct_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&direct_held), 10000);
+    uint64_t before = wsp_now_ms();
+    int fd = raw_connect(&addr); /* the waiting accept takes it itself */
+    CHECK_EQ(pthread_join(a.thread, NULL), 0);
+    uint64_t after = wsp_now_ms(); /* the accept left between before and after */
+    uint64_t due = wsp_reactor_timer_armed_ms();
+    CHECK(due >= before + 20);
+    CHECK(due <= after + 20);
+    atomic_store(&direct_holding, 0);
+    close_socket(a.s);
+    close(fd);
     close_socket(l);
 }
 
@@ -953,4 +1013,145 @@ TEST(direct_listen_again_without_room_leaves_the_paused_leader_asleep) {
     close(c1);
     close(c2);
     close_socket(l);
+}
+
+/* Defers while ctx (an int*) is 0, after setting *(ctx + 1): its call is being presented. */
+static int defer_once_let_go(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                             GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int *flags = (int *)ctx;
+    __atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&flags[0], __ATOMIC_SEQ_CST), 10000);
+    return CF_DEFER;
+}
+
+static void *deferring_acceptor_main(void *arg) {
+    struct presenting_acceptor *p = arg;
+    int err = 0;
+    p->s = accept_with(p->l, defer_once_let_go, (DWORD_PTR)p->flags, &err);
+    CHECK(p->s == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    return NULL;
+}
+
+/* Without an eventfd for a leader (none to be had: the descriptors ran out), a blocking
+ * accept does not take the listening descriptor from the reactor: it waits as a follower,
+ * the reactor keeps reading, and a request put back in line (deferred by another accept's
+ * condition function) still wakes it. */
+TEST(direct_without_an_eventfd_a_blocking_accept_waits_for_the_reactor_and_is_woken) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, deferring_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    FAULT(eventfd, .nth = 1, .times = -1, .err = EMFILE);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked);
+    CHECK(fault_fired(FAULT_eventfd) >= 1);
+    CHECK_EQ(wsp_listener_reading(so), 1); /* still the reactor's */
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x defers c1: back in line */
+    pthread_join(x.thread, NULL);
+    WAIT_FOR(atomic_load(&y.done), 10000);
+    pthread_join(y.thread, NULL);
+    fault_clear();
+    CHECK(y.s != INVALID_SOCKET);
+    CHECK_EQ(stats_of(l).deferred, 1);
+    wsp_socket_release(so);
+    close_socket(y.s);
+    close(c1);
+    close_socket(l);
+}
+
+static int defer_it(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f, GROUP *g,
+                    DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
+    return CF_DEFER;
+}
+
+static void *deferring_waiter_main(void *arg) {
+    struct one_acceptor *a = arg;
+    int err = 0;
+    blocker_enter(&a->blocked);
+    a->s = accept_with(a->l, defer_it, 0, &err);
+    blocker_leave(&a->blocked);
+    CHECK(a->s == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    return NULL;
+}
+
+/* Direct mode that ends (its linger ran out, no accept inside) while the backlog is full
+ * leaves the listening descriptor unread: the reactor could take nothing from the kernel's
+ * queue, and reading it would only wake the reactor to find that out. */
+TEST(direct_ending_with_a_full_backlog_leaves_the_descriptor_unread) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct one_acceptor a;
+    a = (struct one_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, deferring_waiter_main, &a), 0);
+    wait_blocked(&a.blocked); /* the leader: the descriptor is the accepting threads' */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    int c1 = raw_connect(&addr);
+    pthread_join(a.thread, NULL); /* it took c1 and deferred it: the backlog of one is full */
+    CHECK_EQ(stats_of(l).queued, 1);
+    unsigned passes = wsp_reactor_timer_passes();
+    WAIT_FOR(wsp_reactor_timer_passes() != passes, 10000); /* the linger's end */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    wsp_socket_release(so);
+    close(c1);
+    close_socket(l);
+}
+
+/* lpWSPSelect takes the kernel's queue back from a leader that waits while the backlog is
+ * full (its one request being presented elsewhere): with no room the reactor does not read the
+ * queue either, whatever is there (here nothing, which no event would correct). */
+TEST(direct_select_taking_the_queue_back_without_room_leaves_it_unread) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int c1 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct presenting_acceptor x;
+    x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
+    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    static struct done_acceptor y;
+    memset(&y, 0, sizeof y);
+    y.l = l;
+    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    wait_blocked(&y.blocked); /* the leader, paused: no room */
+    CHECK(!wsp_listener_reading(so));
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK(!wsp_listener_reading(so));
+    __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
+    pthread_join(x.thread, NULL);
+    CHECK(wsp_listener_reading(so)); /* room: the reactor's, for the select */
+    close_socket(l); /* ends y's wait */
+    pthread_join(y.thread, NULL);
+    CHECK(y.s == INVALID_SOCKET);
+    CHECK_EQ(y.err, WSAEINTR);
+    wsp_socket_release(so);
+    close_socket(x.s);
+    close(c1);
 }

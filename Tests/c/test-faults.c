@@ -1771,6 +1771,47 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
     close_socket(l);
 }
 
+/* A pause whose end the listener's timer comes to late (the event thread held past it) still
+ * ends at that pass: the reactor reads the queue again and takes the connection waiting. */
+TEST(fault_pause_whose_end_passed_while_the_reactor_was_held_ends_at_its_next_pass) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr2);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    atomic_store(&fault_reactor_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
+    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    FAULT(accept4, .nth = 1, .err = EMFILE);
+    CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET); /* its look pauses the listener */
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_accept4), 1);
+    fault_clear();
+    uint64_t paused_by = wsp_now_ms();
+    int c = raw_connect(&addr);
+    /* Past the pause's end (100 ms after it began) with the event thread still held. */
+    WAIT_FOR(wsp_now_ms() > paused_by + 100, 10000);
+    atomic_store(&fault_reactor_holding, 0);
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(wsp_listener_resumes(so), 1);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* read again: the reactor took it */
+    wsp_socket_release(so);
+    close(c);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* A blocking accept on connect data takes its connection itself: its own failure for want of
  * descriptors pauses the listener as the reactor's does, and it takes the connection that
  * comes after the pause. */

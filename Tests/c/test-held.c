@@ -706,6 +706,30 @@ static void plain_hold_deadline_resets_with(int nonblocking) {
 
 TEST(plain_hold_deadline_resets) { plain_hold_deadline_resets_with(0); }
 
+/* A hold deadline ends its request though an earlier held request has none: the timer looks
+ * at every held request, not only the first. */
+TEST(plain_hold_deadline_behind_a_request_held_without_one_resets) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    int first = raw_connect(&addr);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 50);
+    int second = raw_connect(&addr);
+    WSPHELD h2 = hold_next(l, hold_all, 0);
+    char buf[4];
+    CHECK_EQ(raw_recv(second, buf, sizeof buf, 10000), -ECONNRESET);
+    CHECK_EQ(held_reject(h2, 0), WSAETIMEDOUT);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.hold_timed_out, 1);
+    CHECK_EQ(st.holding, 1); /* the first, which has no deadline */
+    CHECK_EQ(held_reject(h1, 0), 0);
+    close(first);
+    close(second);
+    close_socket(l);
+}
+
 /* The hold deadline is armed by the hold itself: on a non-blocking plain-TCP listener no other
  * timer (no pending notices, no direct linger) comes round to arm it later, and the held
  * client is still reset when the deadline passes. */
@@ -1382,6 +1406,69 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     WSACloseEvent(ev);
 }
 
+/* A connect-data request held while still fresh (admitted unwatched, its watch due a moment
+ * later) and released when neither the hold nor the release could watch it waits in line as
+ * one the reactor cannot watch, as after any failed watch (the accept that presents it asks
+ * the kernel about its client): the watch that was due for it before the hold is not due any
+ * more, and the reactor's timer makes no epoll call for it. (The reactor is held from the
+ * request's admission until after the release: no timer runs in between.) */
+TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    reactor_listener = l;
+    static atomic_int first_hold, second_hold;
+    atomic_store(&first_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
+    int fd = raw_connect(&addr);
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
+    atomic_store(&reactor_held, 0);
+    atomic_store(&second_hold, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
+    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    uint64_t admitted_by = wsp_now_ms();
+    CHECK_EQ(stats_of(l).queued, 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 2); /* the hold's watch, the release's */
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 1);
+    /* Past the moment its watch was due (10 ms after its admission). */
+    WAIT_FOR(wsp_now_ms() > admitted_by + 10, 10000);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
+    atomic_store(&second_hold, 0);
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* Held requests are watched by the reactor; answering one on the application's thread removes
  * that watch without waking the reactor (its release only frees memory: the descriptor was
  * closed or handed over by the answer), whether accepted or rejected. */
@@ -1523,6 +1610,70 @@ TEST(released_requests_rejoin_the_line_linked_both_ways) {
     for (int i = 0; i < 3; i++)
         close(c[i]);
     close_socket(l);
+}
+
+static int raw_port_of(int fd);
+
+/* A request released ahead of one still queued keeps the line whole: a connection that
+ * arrives after the release comes out after both. */
+TEST(released_ahead_of_a_queued_request_then_a_new_arrival_all_come_out_in_order) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c[3], port[3];
+    c[0] = raw_connect(&addr);
+    port[0] = raw_port_of(c[0]);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    c[1] = raw_connect(&addr);
+    port[1] = raw_port_of(c[1]);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int err = 0;
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(stats_of(l).queued, 2);
+    c[2] = raw_connect(&addr);
+    port[2] = raw_port_of(c[2]);
+    WAIT_FOR(stats_of(l).queued == 3, 10000);
+    for (int i = 0; i < 3; i++) {
+        struct sockaddr_storage peer;
+        int len = sizeof peer;
+        SOCKET s = T.lpWSPAccept(l, (struct sockaddr *)&peer, &len, NULL, 0, &err);
+        CHECK(s != INVALID_SOCKET);
+        CHECK_EQ(port_of(&peer), port[i]);
+        close_socket(s);
+    }
+    CHECK_EQ(stats_of(l).queued, 0);
+    for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* A released request is an arrival for FD_ACCEPT: with the backlog empty after the accept
+ * call that held it, its release raises FD_ACCEPT. */
+TEST(released_request_raises_fd_accept) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    WSAEVENT ev = WSACreateEvent();
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    int c = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    WSANETWORKEVENTS ne;
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0); /* resets the event */
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT); /* the arrival's, before the accept call */
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(WSAWaitForMultipleEvents(1, &ev, FALSE, 10000, FALSE), WSA_WAIT_EVENT_0);
+    CHECK_EQ(T.lpWSPEnumNetworkEvents(l, ev, &ne, &err), 0);
+    CHECK_EQ(ne.lNetworkEvents, FD_ACCEPT);
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(c);
+    close_socket(l);
+    WSACloseEvent(ev);
 }
 
 /* A held request leaving re-enables FD_ACCEPT only when a hold was refused for the limit:
@@ -1764,6 +1915,46 @@ TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
     close_socket(l);
 }
 
+/* A plain request held unwatched (its watch could not be set) and released waits in line as
+ * any plain request does, looked at when an accept asks: the release sets no timer for it
+ * (there is no watch to start later), and the reactor makes no pass for it. */
+TEST(released_plain_request_held_unwatched_sets_no_timer) {
+    start_held();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    FAULT(epoll_ctl, .err = ENOMEM, .this_thread = 1);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1); /* the held request's watch */
+    fault_clear();
+    unsigned passes = wsp_reactor_timer_passes();
+    int err = 0;
+    FAULT(epoll_ctl, .nth = 1 << 30, .this_thread = 1); /* counts the release's calls */
+    CHECK_EQ(HeldRelease(h, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* nothing to unwatch: it was never watched */
+    fault_clear();
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(wsp_reactor_timer_passes(), passes);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0); /* nor one far ahead */
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
 /* One blocking accept on its own thread, recorded as it enters. */
 struct held_acceptor {
     SOCKET l;
@@ -1864,6 +2055,97 @@ TEST(overdue_hold_deadline_still_ends_the_hold) {
     CHECK_EQ(held_accept(second, NULL, &a), WSAETIMEDOUT);
     CHECK_EQ(held_accept(first, NULL, &a), WSAECONNRESET);
     close(waiting);
+    close_socket(l);
+}
+
+/* The application's WPUSetEvent that counts its calls. */
+static atomic_int set_event_calls;
+static BOOL counting_set_event(WSAEVENT ev, LPINT err) {
+    (void)ev;
+    atomic_fetch_add(&set_event_calls, 1);
+    *err = 0;
+    return TRUE;
+}
+
+/* A drop handler that takes the listener's held event away. */
+static atomic_int drops_heard;
+static void clear_held_event(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
+                             DWORD_PTR context) {
+    (void)addr, (void)addrlen, (void)reason, (void)context;
+    WSAEVENT none = NULL;
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&none, sizeof none, &err), 0);
+    atomic_fetch_add(&drops_heard, 1);
+}
+
+static atomic_int reactor_reached;
+static void note_reactor_reached(void *context) {
+    (void)context;
+    atomic_store(&reactor_reached, 1);
+}
+
+/* The held event is set with the event the listener has when the reactor gets round to it:
+ * one the application took away meanwhile is not set, and no WPUSetEvent is made for "no
+ * event". Here the listener's drop handler takes it away: one timer pass ends a held request
+ * (its hold deadline) and a queued one (its client's patience), and the queued one's drop
+ * handler runs before the reactor sets the held event. */
+TEST(held_event_taken_away_before_it_is_set_is_not_set) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = counting_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    AcceptHold = (LPFN_WSPACCEPTHOLD)extension(s, (GUID)WSPID_ACCEPTHOLD, &err);
+    HeldReject = (LPFN_WSPHELDREJECT)extension(s, (GUID)WSPID_HELDREJECT, &err);
+    CHECK(AcceptHold && HeldReject);
+    close_socket(s);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5157; /* the application's own: never checked */
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_HELD_EVENT, (char *)&ev, sizeof ev, &err), 0);
+    atomic_store(&drops_heard, 0);
+    WSP_DROP_HANDLER_DATA dh = {clear_held_event, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
+             0);
+    atomic_store(&set_event_calls, 0);
+    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    wsp_hs_frame plain = {.type = WSP_HS_REQUEST};
+    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 200};
+    uint8_t req[64];
+    size_t len = wsp_hs_encode(&plain, req, sizeof req);
+    CHECK(len > 0);
+    int held_fd = raw_connect(&addr);
+    CHECK_EQ(send(held_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    len = wsp_hs_encode(&patient, req, sizeof req);
+    CHECK(len > 0);
+    int queued_fd = raw_connect(&addr);
+    CHECK_EQ(send(queued_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint64_t both_due_by = wsp_now_ms() + 200; /* the two deadlines are no later */
+    static atomic_int holding;
+    atomic_store(&reactor_held, 0);
+    atomic_store(&holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &holding), 0);
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    WAIT_FOR(wsp_now_ms() > both_due_by, 10000); /* time passing is the point */
+    atomic_store(&holding, 0);
+    WAIT_FOR(atomic_load(&drops_heard) == 1, 10000);
+    /* The reactor runs this job after what it deferred in the pass that ended both. */
+    atomic_store(&reactor_reached, 0);
+    CHECK_EQ(WSPRunOnEventThread(note_reactor_reached, NULL), 0);
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.expired, 1);
+    CHECK_EQ(st.hold_timed_out, 1);
+    CHECK_EQ(atomic_load(&set_event_calls), 0);
+    CHECK_EQ(held_reject(h, 0), WSAETIMEDOUT);
+    close(held_fd);
+    close(queued_fd);
     close_socket(l);
 }
 
@@ -2351,6 +2633,114 @@ static int some_thread_waits_on(const void *addr) {
     return found;
 }
 
+struct releaser {
+    pthread_t thread;
+    WSPHELD h;
+};
+
+/* WSPHeldRelease, held (the listener's lock taken) at its first epoll_ctl: the one that stops
+ * the released plain request's watch. */
+static void *release_held_at_its_watch(void *arg) {
+    struct releaser *r = arg;
+    FAULT(epoll_ctl, .nth = 1, .hold = 1, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(HeldRelease(r->h, &err), 0);
+    return NULL;
+}
+
+/* A plain client that sends bytes and half-closes as its request is released still waits for
+ * its answer: the reactor, which read that news while the request was still watched and then
+ * waited for the listener's lock, finds it back in line, looks, and leaves it there. */
+TEST(released_plain_request_whose_client_half_closed_during_the_release_still_waits) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    static struct releaser r;
+    r = (struct releaser){.h = hold_next(l, hold_all, 0)};
+    uint64_t looks = wsp_listener_client_looks(so);
+    CHECK_EQ(pthread_create(&r.thread, NULL, release_held_at_its_watch, &r), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
+    CHECK_EQ(shutdown(fd, SHUT_WR), 0);
+    WAIT_FOR(some_thread_waits_on(&so->lock), 10000); /* the reactor, with the news */
+    fault_release();
+    pthread_join(r.thread, NULL);
+    fault_clear();
+    WAIT_FOR(wsp_listener_client_looks(so) > looks, 10000); /* it has looked */
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    char buf[2];
+    recv_exact(a, buf, 2);
+    CHECK_MEM(buf, "hi", 2);
+    CHECK_EQ(stats_of(l).withdrawn, 0);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* An answer to a handle, on a thread of its own, recorded as it enters. */
+struct answerer {
+    pthread_t thread;
+    WSPHELD h;
+    int accept; /* WSPHeldAccept, else WSPHeldReject */
+    int result;
+    struct blocker blocked;
+};
+
+static void *answer_main(void *arg) {
+    struct answerer *a = arg;
+    SOCKET s = INVALID_SOCKET;
+    blocker_enter(&a->blocked);
+    a->result = a->accept ? held_accept(a->h, NULL, &s) : held_reject(a->h, 0);
+    blocker_leave(&a->blocked);
+    CHECK(s == INVALID_SOCKET);
+    return NULL;
+}
+
+/* Two answers to a held request that ended (its client left), both past the handle's lookup
+ * in the table before either takes the listener's lock (held here by a third answer): the
+ * first to get the lock learns why it ended and retires the handle; the other then finds it
+ * retired. Exactly one answer reports the end. */
+TEST(two_answers_racing_for_an_ended_request_report_its_end_once) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    int c1 = raw_connect(&addr), c2 = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    WSPHELD h1 = hold_next(l, hold_all, 0);
+    static struct releaser r;
+    r = (struct releaser){.h = hold_next(l, hold_all, 0)};
+    close(c1); /* h1's client leaves: its request ends unanswered */
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(pthread_create(&r.thread, NULL, release_held_at_its_watch, &r), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* the listener's lock is taken */
+    static struct answerer x, y;
+    x = (struct answerer){.h = h1, .accept = 1};
+    y = (struct answerer){.h = h1, .accept = 0};
+    CHECK_EQ(pthread_create(&x.thread, NULL, answer_main, &x), 0);
+    CHECK_EQ(pthread_create(&y.thread, NULL, answer_main, &y), 0);
+    wait_blocked(&x.blocked);
+    wait_blocked(&y.blocked);
+    fault_release();
+    pthread_join(r.thread, NULL);
+    pthread_join(x.thread, NULL);
+    pthread_join(y.thread, NULL);
+    fault_clear();
+    /* (which of the two got the lock first is the scheduler's choice) */
+    CHECK_EQ((x.result == WSAECONNRESET) + (y.result == WSAECONNRESET), 1);
+    CHECK_EQ((x.result == WSA_INVALID_HANDLE) + (y.result == WSA_INVALID_HANDLE), 1);
+    close(c2);
+    close_socket(l);
+}
+
 struct misbehaver {
     pthread_t thread;
     int client;
@@ -2564,6 +2954,27 @@ TEST(released_request_leaves_no_timer_for_its_hold_deadline) {
     CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
     CHECK_EQ(stats_of(l).queued, 1);
     close(fd);
+    close_socket(l);
+}
+
+/* With no hold deadline (WSP_HOLD_DEADLINE 0) a held plain request has nothing to wait for: the
+ * hold sets no timer, not even one far ahead, and the reactor's timerfd stays disarmed. */
+TEST(plain_request_held_without_a_hold_deadline_sets_no_timer) {
+    start_held();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(stats_of(l).holding, 1);
+    CHECK_EQ(wsp_reactor_timer_armed_ms(), 0);
+    close(fd); /* the held request is still watched: its client leaving ends it */
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(stats_of(l).holding, 0);
+    (void)h;
     close_socket(l);
 }
 

@@ -574,8 +574,11 @@ TEST(hostile_a_peer_that_never_opened_a_request_is_reset_not_told) {
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     static const uint8_t openings[][8] = {
         {0x58, 0x53, 3, 1, 0, 0, 0, 0}, /* first magic byte wrong */
+        {0x56, 0x53, 3, 1, 0, 0, 0, 0}, /* first magic byte wrong, below it */
         {0x57, 0x54, 3, 1, 0, 0, 0, 0}, /* second magic byte wrong */
+        {0x57, 0x52, 3, 1, 0, 0, 0, 0}, /* second magic byte wrong, below it */
         {0x57, 0x53, 3, 2, 0, 0, 0, 0}, /* an ACCEPT, not a request */
+        {0x57, 0x53, 3, 0, 0, 0, 0, 0}, /* frame type 0, below a request */
         {0x57, 0x53, 0, 1, 0, 0, 0, 0}, /* version 0 */
         {0x57, 0x53, 4, 1, 0, 0, 0, 0}, /* version 4 */
     };

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -217,6 +218,46 @@ TEST(listener_far_notice_does_not_delay_a_handshake_deadline) {
     close_socket(l);
 }
 
+/* The other way round: a connection still silent, its handshake deadline far off, does not
+ * put off a queued client's notice (the timer keeps the earliest of its deadlines). */
+TEST(listener_far_handshake_deadline_does_not_delay_a_queued_clients_notice) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 600000); /* longer than the test runs */
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 50);
+    int silent = raw_connect(&addr);
+    wait_taken_from_kernel(&addr, silent);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    int queued = raw_connect(&addr);
+    CHECK_EQ(send(queued, request, sizeof request, MSG_NOSIGNAL), 8);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    /* due in 50 ms; the wait only turns a notice put off to the far deadline into a failure */
+    CHECK_EQ(raw_recv(queued, frame, sizeof frame, (int)test_patience(10000)), 8);
+    CHECK_EQ(frame[3], WSP_HS_PENDING);
+    WSP_LISTENER_STATS_DATA st = stats_of(l);
+    CHECK_EQ(st.queued, 1);
+    CHECK_EQ(st.timed_out, 0);
+    close(silent);
+    close(queued);
+    close_socket(l);
+}
+
+/* A handshake deadline ends its request in the timer pass it is due in: the one pass, not
+ * another one after it (a deadline of now has passed). */
+TEST(listener_handshake_deadline_ends_its_request_in_one_timer_pass) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    unsigned passes = wsp_reactor_timer_passes();
+    int silent = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).timed_out == 1, 10000);
+    CHECK_EQ(wsp_reactor_timer_passes(), passes + 1);
+    close(silent);
+    close_socket(l);
+}
+
 /* A deferred request whose client's patience runs out is refused then, however far off its
  * next notice: the timer keeps the patience too. */
 TEST(listener_deferred_request_expires_with_its_patience_despite_a_far_notice) {
@@ -278,6 +319,28 @@ TEST(listener_listen_while_connecting_is_eisconn) {
     CHECK_EQ(err, WSAEISCONN);
     close_socket(s);
     close_socket(l);
+}
+
+/* A socket that is not connected has a non-blocking descriptor already (the provider's own
+ * waits are polls): listening keeps it so without a FIONBIO of its own, and the reactor then
+ * takes a connection off it. */
+TEST(listener_listen_makes_no_fionbio_on_a_descriptor_non_blocking_already) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&sin, sizeof sin, &err), 0);
+    FAULT(ioctl, .nth = 1 << 30, .this_thread = 1); /* counts this thread's, fails none */
+    CHECK_EQ(T.lpWSPListen(s, 4, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    fault_clear();
+    struct sockaddr_storage addr;
+    int len = sizeof addr;
+    CHECK_EQ(T.lpWSPGetSockName(s, (struct sockaddr *)&addr, &len, &err), 0);
+    int fd = raw_connect(&addr);
+    WAIT_FOR(stats_of(s).queued == 1, 10000);
+    close(fd);
+    close_socket(s);
 }
 
 /* ---- with the reactor held up ---------------------------------------------------------------
@@ -393,6 +456,42 @@ TEST(listener_accept_takes_all_the_kernel_queued_in_one_look) {
     release_reactor(&st);
     close_socket(a);
     for (int i = 0; i < 3; i++)
+        close(c[i]);
+    close_socket(l);
+}
+
+/* Of the connections an accept takes off the kernel's queue itself, the first is handed to it:
+ * presented at once, its client asked about only after the condition function (once). The
+ * others wait in line for the accepts after it. */
+TEST(listener_accept_pulling_several_presents_the_first_without_a_look_before) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
+    set_nonblocking(l, 1);
+    struct stall st;
+    stall_reactor(&st);
+    int c[2], cport[2];
+    for (int i = 0; i < 2; i++) {
+        c[i] = raw_connect(&addr);
+        cport[i] = raw_port(c[i]);
+        WAIT_FOR(tcp_state(port_of(&addr), cport[i]) == TCP_ESTABLISHED, 10000);
+    }
+    int err = 0, calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), cport[0]);
+    CHECK_EQ(polls, 1); /* after the condition function only */
+    CHECK_EQ(stats_of(l).queued, 1);
+    release_reactor(&st);
+    close_socket(a);
+    for (int i = 0; i < 2; i++)
         close(c[i]);
     close_socket(l);
 }
@@ -819,6 +918,356 @@ TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) 
     close_socket(l);
 }
 
+/* The event thread held in a job while job_holding is set. */
+static atomic_int job_holding, job_held;
+
+static void hold_in_job(void *context) {
+    (void)context;
+    atomic_store(&job_held, 1);
+    WAIT_FOR(!atomic_load(&job_holding), 10000);
+}
+
+/* Sends a request (with that patience, none for 0) on a new connection to addr while the
+ * event thread is held, so that the reactor takes the connection with its request; returns
+ * the client's descriptor. */
+static int connect_with_request_whole(const struct sockaddr_storage *addr, uint32_t patience_ms) {
+    atomic_store(&job_held, 0);
+    atomic_store(&job_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
+    WAIT_FOR(atomic_load(&job_held), 10000);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = patience_ms != 0,
+                      .patience_ms = patience_ms};
+    int fd = raw_connect(addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
+    atomic_store(&job_holding, 0);
+    return fd;
+}
+
+/* A read of a request that fails with anything but EAGAIN (here EIO, though the request
+ * waits whole in the kernel) ends it: the client broke before sending a byte, and counts as
+ * withdrawn; the reactor does not wait for more from it. */
+TEST(listener_request_read_failing_without_eagain_ends_the_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1); /* the reactor takes the connection and reads its request */
+    FAULT(recv, .err = EIO);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).withdrawn == 1, 10000);
+    CHECK_EQ(fault_fired(FAULT_recv), 1);
+    fault_clear();
+    CHECK_EQ(stats_of(l).queued, 0);
+    char b;
+    CHECK_EQ(raw_recv(fd, &b, 1, 10000), -ECONNRESET); /* a bare close of an unread request */
+    close(fd);
+    close_socket(l);
+}
+
+/* A connect-data request whose watch, due once it is no longer fresh, cannot be set
+ * (epoll_ctl fails) waits unwatched, as after any failed watch: the listener's timer tries it
+ * once and not again, and the accept that presents it asks the kernel about its client. */
+TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retried) {
+    start();
+    struct sockaddr_storage addr, addr2;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) >= 1, 10000); /* the watch, once no longer fresh */
+    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
+     * second later arrival (the first may share a batch with it). */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr2);
+        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
+    }
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l2);
+    close_socket(l);
+}
+
+/* The event thread held in a job, while queued_holding is set, from the first moment
+ * listener_with_queue has a request queued: until then the job hands itself on to run after
+ * the next event. */
+static SOCKET listener_with_queue;
+static atomic_int queued_holding, queued_held;
+
+static void hold_in_job_once_queued(void *context) {
+    if (stats_of(listener_with_queue).queued == 0) {
+        CHECK_EQ(WSPRunOnEventThread(hold_in_job_once_queued, context), 0);
+        return;
+    }
+    atomic_store(&queued_held, 1);
+    WAIT_FOR(!atomic_load(&queued_holding), 10000);
+}
+
+/* A connect-data request that waits in the backlog is watched for its client leaving only
+ * once it is no longer fresh (FRESH_REQUEST_MS, 10 ms, after it was queued): the listener's
+ * timer is set for then, and nothing earlier (its first notice is far off, and a
+ * non-blocking listener has no other deadline). */
+TEST(listener_request_is_watched_once_no_longer_fresh_not_before) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    listener_with_queue = l;
+    atomic_store(&job_held, 0);
+    atomic_store(&job_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
+    WAIT_FOR(atomic_load(&job_held), 10000);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST};
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
+    atomic_store(&queued_held, 0);
+    atomic_store(&queued_holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(hold_in_job_once_queued, NULL), 0);
+    uint64_t before = wsp_now_ms();
+    atomic_store(&job_holding, 0); /* the first job returns; the second holds once queued */
+    WAIT_FOR(atomic_load(&queued_held), 10000);
+    uint64_t after = wsp_now_ms(); /* the request was queued between before and after */
+    uint64_t due = wsp_reactor_timer_armed_ms();
+    CHECK(due >= before + 10);
+    CHECK(due <= after + 10);
+    atomic_store(&queued_holding, 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    close_socket(a);
+    close(fd);
+    close_socket(l);
+}
+
+/* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
+ * that event brings: that accept presents it without a look at its client first (only the check
+ * after the decision). Another connection the listener drops before that accept comes (here
+ * one whose request has not come, which the reactor cannot watch) takes nothing from the
+ * first one's hand-off.
+ * Every epoll_ctl fails until both are seen to: the reactor watches neither. */
+TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int fd = connect_with_request_whole(&addr, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    int other = raw_connect(&addr); /* sends nothing yet: the reactor would watch for it */
+    /* Its watch, and the first request's once that is no longer fresh. */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
+    char b;
+    CHECK(recv(other, &b, 1, 0) <= 0); /* dropped */
+    fault_clear();
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    int calls = 0;
+    SOCKET a = accept_with(l, count_and_accept, (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(polls, 1); /* after the decision only */
+    close_socket(a);
+    close(fd);
+    close(other);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
+/* The hand-off is for the one request it names: a request ahead of it in line, whose client
+ * left while nothing watched it, is still looked at first by the accept FD_ACCEPT brings, and
+ * withdrawn unpresented; the handed-over one is presented. Every epoll_ctl fails until all
+ * watches have been tried: the reactor watches neither request. */
+TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int first = connect_with_request_whole(&addr, 0);
+    int first_port = raw_port(first);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* A look that defers the first request uses up its hand-off. */
+    CHECK(accept_with(l, defer_all, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSATRY_AGAIN);
+    int second = connect_with_request_whole(&addr, 0);
+    int second_port = raw_port(second);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    /* The first's watch (deferred, and once no longer fresh) and the second's. */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 3, 10000);
+    fault_clear();
+    close(first);
+    WAIT_FOR(tcp_state(port_of(&addr), first_port) == TCP_CLOSE_WAIT, 10000);
+    int calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), second_port);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    close_socket(a);
+    close(second);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
+/* A handed-over request that leaves before any accept looks (here its client's patience ran
+ * out) takes its hand-off with it: the next request to arrive is handed to the accept that
+ * FD_ACCEPT brings in its place, and presented without a look at its client first (only the
+ * check after the decision). Every epoll_ctl fails until both watches were tried: the reactor
+ * watches neither request. */
+TEST(listener_hand_off_of_a_request_that_left_goes_to_the_next) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
+    FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
+    int first = connect_with_request_whole(&addr, 300);
+    WAIT_FOR(stats_of(l).expired == 1, 10000);
+    int second = connect_with_request_whole(&addr, 0);
+    int second_port = raw_port(second);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    /* Each one's watch once no longer fresh (the first's well before its patience ran out). */
+    WAIT_FOR(fault_fired(FAULT_epoll_ctl) == 2, 10000);
+    fault_clear();
+    FAULT(poll, .nth = 1 << 30, .this_thread = 1); /* counts this thread's */
+    int calls = 0;
+    struct sockaddr_in peer;
+    int plen = sizeof peer;
+    SOCKET a = T.lpWSPAccept(l, (struct sockaddr *)&peer, &plen, count_and_accept,
+                             (DWORD_PTR)&calls, &err);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(calls, 1);
+    CHECK_EQ(ntohs(peer.sin_port), second_port);
+    CHECK_EQ(polls, 1); /* after the decision only */
+    close_socket(a);
+    close(first);
+    close(second);
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
+/* A condition function that waits until *(atomic_int *)ctx is 0, having set *ctx to 2 as it
+ * entered (from 1), then answers CF_ACCEPT. */
+static int accept_when_let_go_of(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e,
+                                 LPWSABUF f, GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    atomic_store((atomic_int *)ctx, 2);
+    WAIT_FOR(atomic_load((atomic_int *)ctx) == 0, 20000);
+    return CF_ACCEPT;
+}
+
+struct closing_acceptor {
+    SOCKET l;
+    atomic_int gate;
+    SOCKET s;
+    int err;
+    pthread_t thread;
+};
+
+static void *closing_acceptor_main(void *arg) {
+    struct closing_acceptor *a = arg;
+    a->s = T.lpWSPAccept(a->l, NULL, NULL, accept_when_let_go_of, (DWORD_PTR)&a->gate, &a->err);
+    return NULL;
+}
+
+/* A listener closed after the reactor took its timer's due pass, and before that pass runs
+ * (the reactor is held, in the same pass, at another listener's timer), does nothing in it: a
+ * request still being presented on it gets no PENDING notice, only the end the accept
+ * makes when it finds the listener closed (the request abandoned: a reset). */
+TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
+    start();
+    struct sockaddr_storage addr, addr2, addr4;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_nonblocking(l, 1);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 1000);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    int c1 = raw_connect(&addr);
+    send_request(c1, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    uint64_t notice_by = wsp_now_ms() + 1000; /* its first notice is due by then */
+    static struct closing_acceptor a;
+    a = (struct closing_acceptor){.l = l};
+    atomic_store(&a.gate, 1);
+    CHECK_EQ(pthread_create(&a.thread, NULL, closing_acceptor_main, &a), 0);
+    WAIT_FOR(atomic_load(&a.gate) == 2, 10000); /* presenting the request */
+    /* A second listener whose timer is set later (so taken first in a pass): a connection
+     * that sends nothing, with a short handshake deadline. */
+    SOCKET l2 = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr2);
+    set_dword(l2, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 300);
+    int c2 = raw_connect(&addr2);
+    wait_taken_from_kernel(&addr2, c2);
+    uint64_t deadline_by = wsp_now_ms() + 300;
+    SOCKET l4 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr4);
+    /* Both timers come due while the reactor is held up. */
+    struct stall st;
+    stall_reactor(&st);
+    WAIT_FOR(wsp_now_ms() > notice_by && wsp_now_ms() > deadline_by, 10000);
+    int err = 0;
+    struct wsp_socket *so2 = wsp_socket_acquire(l2, &err);
+    CHECK(so2 != NULL);
+    int tid = reactor_tid();
+    pthread_mutex_lock(&so2->lock);
+    pthread_mutex_unlock(&st.so->lock); /* release_reactor's first step; the rest below */
+    WAIT_FOR(in_futex_on(tid, &so2->lock), 10000); /* in l2's timer, l's taken behind it */
+    close_socket(l);
+    pthread_mutex_unlock(&so2->lock);
+    wsp_socket_release(so2);
+    wsp_socket_release(st.so);
+    close(st.client);
+    close_socket(st.l);
+    WAIT_FOR(stats_of(l2).timed_out == 1, 10000);
+    /* The reactor has finished that pass once it takes a second later arrival. */
+    int other[2];
+    for (int i = 0; i < 2; i++) {
+        other[i] = raw_connect(&addr4);
+        WAIT_FOR(stats_of(l4).queued == (uint32_t)i + 1, 10000);
+    }
+    atomic_store(&a.gate, 0);
+    pthread_join(a.thread, NULL);
+    CHECK(a.s == INVALID_SOCKET);
+    CHECK_EQ(a.err, WSAEINTR);
+    uint8_t frame[WSP_HS_HEADER_SIZE];
+    CHECK_EQ(raw_recv(c1, frame, sizeof frame, 10000), -ECONNRESET); /* no PENDING before it */
+    close(c1);
+    close(c2);
+    for (int i = 0; i < 2; i++)
+        close(other[i]);
+    close_socket(l4);
+    close_socket(l2);
+}
+
 static void count_timeout_drop(SOCKET l, const struct sockaddr *addr, int addrlen, DWORD reason,
                        DWORD_PTR ctx) {
     (void)l, (void)addr, (void)addrlen;
@@ -855,6 +1304,32 @@ TEST(listener_two_drops_in_one_timer_pass_both_reach_the_drop_handler) {
     close(a);
     close(b);
     close_socket(l);
+}
+
+/* Drops one after another reach the drop handler once each: each notice ends its list, also
+ * one the allocator hands the memory of a notice delivered before (not zeroed). */
+TEST(listener_drops_one_after_another_each_reach_the_drop_handler_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_HANDSHAKE_DEADLINE, 50);
+    static int drops;
+    drops = 0;
+    WSP_DROP_HANDLER_DATA h = {count_timeout_drop, (DWORD_PTR)&drops};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&h, sizeof h, &err),
+             0);
+    int fd[3];
+    for (int i = 0; i < 3; i++) {
+        fd[i] = raw_connect(&addr);
+        CHECK_EQ(send(fd[i], "WS", 2, MSG_NOSIGNAL), 2);
+        WAIT_FOR(stats_of(l).timed_out == (uint32_t)i + 1, 10000);
+        WAIT_FOR(__atomic_load_n(&drops, __ATOMIC_SEQ_CST) == i + 1, 10000);
+    }
+    close_socket(l);
+    CHECK_EQ(__atomic_load_n(&drops, __ATOMIC_SEQ_CST), 3);
+    for (int i = 0; i < 3; i++)
+        close(fd[i]);
 }
 
 static int reject_all(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
@@ -1046,6 +1521,64 @@ TEST(listener_only_a_read_that_fills_the_buffer_peeks_behind_the_request) {
     wsp_socket_release(so);
     close(first);
     close(second);
+    close_socket(l);
+}
+
+/* A request of 2048 bytes, read whole by the reactor, fills the buffer exactly at its third
+ * size (512, 1024, 2048: each read takes only the room left): the last read, and only it,
+ * costs a look behind the request. */
+TEST(listener_request_read_into_a_growing_buffer_fills_it_exactly_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, WSP_MAX_CONNECT_DATA);
+    set_nonblocking(l, 1); /* the reactor reads the request */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[2038];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 2038};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 2048);
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_tail_peeks(so), 1);
+    CHECK_EQ(stats_of(l).malformed, 0);
+    wsp_socket_release(so);
+    close(fd);
+    close_socket(l);
+}
+
+/* The same on an accept's own first read (it takes the connection itself, the request already
+ * whole in the kernel): a request the size of that read (512 bytes) fills it exactly, and
+ * costs the one look behind it. */
+TEST(listener_request_filling_an_accepts_own_first_read_peeks_behind_it_once) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_MAX_CALLER_DATA, 1024);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static uint8_t data[502];
+    memset(data, 'd', sizeof data);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_data = 1, .data = data, .data_len = 502};
+    CHECK_EQ(wsp_hs_encoded_size(&f), 512);
+    struct stall st;
+    stall_reactor(&st); /* the connection waits in the kernel's queue for the accept */
+    int fd = raw_connect(&addr);
+    send_request(fd, &f, NULL, 0);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == 512, 10000);
+    uint64_t peeks = wsp_listener_tail_peeks(so);
+    SOCKET a = accept_with(l, NULL, 0, &err); /* blocking: it takes the connection itself */
+    CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_tail_peeks(so), peeks + 1);
+    release_reactor(&st);
+    wsp_socket_release(so);
+    close_socket(a);
+    close(fd);
     close_socket(l);
 }
 
@@ -1310,6 +1843,68 @@ TEST(listener_plain_backlog_filled_by_the_reactor_stops_its_reading) {
     wsp_socket_release(so);
     close_socket(a);
     close(fd);
+    close_socket(l);
+}
+
+/* As above when the request that filled the backlog leaves instead (its client gave up, found
+ * by an accept's look): the reactor reads again, and the next connection is taken. */
+TEST(listener_plain_full_backlog_whose_client_left_reads_again) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 1, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    close(fd); /* it gives up */
+    WAIT_FOR(tcp_state(port_of(&addr), cport) == TCP_CLOSE_WAIT, 10000);
+    CHECK_EQ(accept_with(l, NULL, 0, &err), INVALID_SOCKET);
+    CHECK_EQ(err, WSAEWOULDBLOCK);
+    CHECK_EQ(stats_of(l).withdrawn, 1);
+    CHECK_EQ(wsp_listener_reading(so), 1);
+    int next = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* taken by the reactor */
+    wsp_socket_release(so);
+    close(next);
+    close_socket(l);
+}
+
+/* A second listen that lowers the backlog below what is queued makes no room: the reactor
+ * stays off the descriptor until accepts bring the backlog under its new size. */
+TEST(listener_plain_backlog_lowered_below_the_queue_reads_only_once_under_it) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 3, &addr);
+    set_nonblocking(l, 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    int fd[3];
+    for (int i = 0; i < 3; i++)
+        fd[i] = raw_connect(&addr);
+    WAIT_FOR(stats_of(l).queued == 3, 10000);
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    CHECK_EQ(T.lpWSPListen(l, 1, &err), 0); /* three queued, room for one */
+    CHECK_EQ(wsp_listener_reading(so), 0);
+    SOCKET a[3];
+    a[0] = accept_with(l, NULL, 0, &err);
+    CHECK(a[0] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* two queued: still no room */
+    a[1] = accept_with(l, NULL, 0, &err);
+    CHECK(a[1] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 0); /* one: full */
+    a[2] = accept_with(l, NULL, 0, &err);
+    CHECK(a[2] != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_reading(so), 1); /* none: room for one */
+    wsp_socket_release(so);
+    for (int i = 0; i < 3; i++) {
+        close_socket(a[i]);
+        close(fd[i]);
+    }
     close_socket(l);
 }
 
@@ -1661,6 +2256,38 @@ TEST(listener_refused_client_with_more_unread_than_the_bound_is_reset) {
     close_socket(l);
 }
 
+/* The bound is exact: a single byte left after the first read and the eight discarding reads
+ * of 4 KiB gets the reset. */
+TEST(listener_refused_client_one_byte_past_the_discard_bound_is_reset) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    wsp_hs_frame f = {.type = WSP_HS_REQUEST, .reads_reasons = 1};
+    uint8_t req[64];
+    size_t req_len = wsp_hs_encode(&f, req, sizeof req);
+    CHECK(req_len > 0);
+    size_t total = 512 + 8 * 4096 + 1, junk_len = total - req_len;
+    static uint8_t junk[512 + 8 * 4096 + 1];
+    memset(junk, 'j', sizeof junk);
+    struct stall st;
+    stall_reactor(&st);
+    int fd = raw_connect(&addr);
+    int cport = raw_port(fd);
+    CHECK_EQ(send(fd, req, req_len, MSG_NOSIGNAL), (ssize_t)req_len);
+    CHECK_EQ(send(fd, junk, junk_len, MSG_NOSIGNAL), (ssize_t)junk_len);
+    WAIT_FOR(tcp_unread(port_of(&addr), cport) == (int)total, 10000);
+    release_reactor(&st);
+    /* The REFUSE may be lost to the reset: read until the stream ends, one way or the other. */
+    uint8_t buf[64];
+    int got;
+    while ((got = raw_recv(fd, buf, sizeof buf, 10000)) > 0) {
+    }
+    CHECK_EQ(got, -ECONNRESET);
+    CHECK_EQ(stats_of(l).malformed, 1);
+    close(fd);
+    close_socket(l);
+}
+
 /* A connect-data request the reactor admitted stays unwatched while it is fresh, even when the
  * listener's timer runs meanwhile (for another deadline): an accept usually takes it first,
  * and its watch's epoll_ctl calls are saved (issue #14's speed). Its watch starts once it is no
@@ -1698,5 +2325,66 @@ TEST(listener_timer_pass_leaves_a_fresh_request_unwatched) {
     close(st.client);
     close_socket(st.l);
     wsp_socket_release(so);
+    close_socket(l);
+}
+
+/* Accepts once flags[0] is set, after setting flags[1]: its request is being presented. */
+static int accept_when_let_go(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
+                              GROUP *g, DWORD_PTR ctx) {
+    (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g;
+    int *flags = (int *)ctx;
+    __atomic_store_n(&flags[1], 1, __ATOMIC_SEQ_CST);
+    WAIT_FOR(__atomic_load_n(&flags[0], __ATOMIC_SEQ_CST), 10000);
+    return CF_ACCEPT;
+}
+
+struct self_pulling_acceptor {
+    SOCKET l;
+    int flags[2]; /* [0]: let go; [1]: presenting */
+    SOCKET s;
+    pthread_t thread;
+};
+
+static void *self_pulling_acceptor_main(void *arg) {
+    struct self_pulling_acceptor *p = arg;
+    FAULT(accept4, .nth = 1, .hold = 1, .this_thread = 1); /* its pull waits for the test */
+    int err = 0;
+    p->s = accept_with(p->l, accept_when_let_go, (DWORD_PTR)p->flags, &err);
+    CHECK(p->s != INVALID_SOCKET);
+    return NULL;
+}
+
+/* A connect-data request an accept took off the kernel's queue itself is that accept's at
+ * once: it gets no watch to start later, so a pass of the listener's timer while the
+ * condition function decides, however late, registers nothing for it. */
+TEST(listener_request_an_accept_pulled_itself_gets_no_later_watch) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    static struct self_pulling_acceptor a;
+    a = (struct self_pulling_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&a.thread, NULL, self_pulling_acceptor_main, &a), 0);
+    WAIT_FOR(fault_holding() == 1, 10000); /* a is about to take a connection itself */
+    int fd = raw_connect(&addr);
+    static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0};
+    CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), 8);
+    WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == 8, 10000);
+    fault_release();
+    WAIT_FOR(__atomic_load_n(&a.flags[1], __ATOMIC_SEQ_CST), 10000); /* presented to a */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->listener;
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    item->on_timer(item, wsp_now_ms() + 60000); /* long after it came */
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
+    fault_clear();
+    __atomic_store_n(&a.flags[0], 1, __ATOMIC_SEQ_CST);
+    pthread_join(a.thread, NULL);
+    CHECK_EQ(stats_of(l).accepted, 1);
+    wsp_socket_release(so);
+    close_socket(a.s);
+    close(fd);
     close_socket(l);
 }
