@@ -146,6 +146,30 @@ TEST(event_thread_runs_a_job_handed_over_from_a_job_after_it) {
     CHECK_EQ(atomic_load(&deepest), 1);
 }
 
+/* Jobs a job hands over go to a queue of their own, not into the batch being run: the jobs
+ * taken with it still run, each once, and the new ones after them. The first two jobs are
+ * handed over while another holds the thread, so that they are taken together. */
+static void record_and_hand_over_two(void *context) {
+    record(context);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)2), 0);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)3), 0);
+}
+
+TEST(event_thread_jobs_handed_over_from_a_job_leave_the_rest_of_its_batch_alone) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&holder_running), 10000);
+    CHECK_EQ(WSPRunOnEventThread(record_and_hand_over_two, (void *)(intptr_t)0), 0);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)1), 0);
+    atomic_store(&holder_let_go, 1);
+    WAIT_FOR(seen_now() == 4, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)4), 0); /* runs after any other */
+    WAIT_FOR(seen_now() == 5, 10000);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(seen[i], i);
+    CHECK_EQ(off_thread, 0);
+}
+
 /* A job handed over from the event thread waits for the next pass, whose look at the sockets
  * does not sleep: from the first job of a chain to the last, the thread makes no epoll_wait
  * that could sleep. Each job of the chain notes the count, the last one compares. */

@@ -1271,6 +1271,25 @@ TEST(netev_connect_outcome_reported_when_registered_after) {
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
 }
 
+/* A registration that does not ask for FD_CONNECT leaves a refused connect's outcome
+ * unreported: the next one that asks for it still gets it, with the refusal. */
+TEST(netev_connect_outcome_kept_through_a_registration_that_does_not_ask_for_it) {
+    start();
+    struct sockaddr_storage addr = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(connect_failed(c), 10000);
+    WSAEVENT ev = ne_event_select(c, FD_READ);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    WSACloseEvent(ev);
+}
+
 TEST(netev_oob_inline_is_read_not_oob) {
     start();
     SOCKET c, s, l;
