@@ -411,6 +411,39 @@ TEST(reactor_item_added_again_after_its_removal_gets_its_timer) {
     close(t.p.item.fd);
 }
 
+/* Removing an item takes it out of the timers wherever it is in their list: the head (the
+ * item whose timer was set last) and then the one after it, here. The second, once released
+ * and added again, gets a timer that fires, and the item set first keeps its own. */
+TEST(reactor_items_removed_one_after_the_other_leave_the_timers_intact) {
+    start();
+    static struct timed t[3]; /* set in this order: t[2] heads the list, t[0] ends it */
+    for (int i = 0; i < 3; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        probe_init(&t[i].p);
+        t[i].p.item.on_timer = timed_fired;
+        CHECK_EQ(wsp_reactor_add(&t[i].p.item, 0), 0);
+        wsp_reactor_set_timer(&t[i].p.item, wsp_now_ms() + 60000);
+    }
+    for (int i = 2; i >= 1; i--) {
+        wsp_reactor_remove(&t[i].p.item);
+        WAIT_FOR(atomic_load(&t[i].p.released), 10000);
+    }
+    atomic_store(&t[1].p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t[1].p.item, 0), 0);
+    wsp_reactor_set_timer(&t[1].p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t[1].fired) == 1, 10000);
+    wsp_reactor_set_timer(&t[0].p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t[0].fired) == 1, 10000);
+    CHECK_EQ(atomic_load(&t[1].fired), 1);
+    CHECK_EQ(atomic_load(&t[2].fired), 0);
+    for (int i = 0; i < 2; i++) {
+        wsp_reactor_remove(&t[i].p.item);
+        WAIT_FOR(atomic_load(&t[i].p.released), 10000);
+    }
+    for (int i = 0; i < 3; i++)
+        close(t[i].p.item.fd);
+}
+
 /* A task queued by an item's handler runs before the next item of the same batch is handled,
  * not after the whole batch: a handler's follow-up (setting an application's event) is not
  * delayed behind up to 63 other sockets. Two items are made ready while the reactor is held
