@@ -454,6 +454,44 @@ TEST(select_listener_with_a_request_is_only_readable) {
     CHECK_EQ(select1(0, l, 0, NULL), 1);
 }
 
+/* Sends "x" on the socket given once the main thread is blocked in its select. */
+static void *send_x_once_selecting(void *arg) {
+    wait_blocked(&selecting);
+    ne_send_str(*(SOCKET *)arg, "x");
+    return NULL;
+}
+
+/* A listener with a request waiting, in the write and except sets, is no reason for a select
+ * without a time-out to return: it waits for the socket in its read set. */
+TEST(select_listener_with_a_request_in_the_write_and_except_sets_does_not_end_the_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage addr = local_address(l);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPFD_SET r, w, e;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&w);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(s, &r);
+    WSP_FD_SET(l, &w);
+    WSP_FD_SET(l, &e);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_x_once_selecting, &c), 0);
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, &w, &e, NULL, &err);
+    blocker_leave(&selecting);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s);
+    CHECK_EQ(w.fd_count, 0);
+    CHECK_EQ(e.fd_count, 0);
+}
+
 /* A listener whose only request is being shown to a condition function is not readable; the
  * select waiting on it reports it once a CF_DEFER puts the request back. */
 static atomic_int presenting, answer_now;
