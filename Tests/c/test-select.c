@@ -535,6 +535,28 @@ TEST(select_sees_a_request_a_condition_function_defers) {
     pthread_join(acceptor, NULL);
 }
 
+/* While a request is being presented, select looks again every DEFER_SLICE_MS (50), but
+ * never waits past its own time-out: with 20 ms, no poll waits longer than that (and the
+ * millisecond the deadline is rounded up to). */
+TEST(select_looking_again_for_a_presented_request_keeps_to_its_time_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    (void)fault_longest_poll(); /* from here on */
+    CHECK_EQ(select1(0, l, 20, NULL), 0);
+    int longest = fault_longest_poll();
+    atomic_store(&answer_now, 1);
+    pthread_join(acceptor, NULL);
+    CHECK(longest >= 0);
+    CHECK(longest <= 21); /* its deadline counts from the next whole millisecond */
+}
+
 /* One set passed as both the write and the except set is rewritten once, and its handles are
  * counted once. */
 TEST(select_one_set_in_two_places_counts_its_handles_once) {
@@ -928,6 +950,7 @@ TEST(select_on_descriptor_0_works) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     ne_send_str(c, "x");
     CHECK_EQ(close(0), 0);
+    errno = EBADF; /* left by some earlier call: no failure of the select's own */
     CHECK_EQ(select1(0, s, 10000, NULL), 1);
     CHECK_EQ(fcntl(0, F_GETFD), -1); /* the select's own descriptor, closed */
 }
