@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "faults.h"
+#include "internal.h"
 #include "test-netevents.h"
 
 static int select1(int which, SOCKET s, long timeout_ms, WSPFD_SET *out) {
@@ -253,6 +254,29 @@ TEST(select_wakes_when_a_socket_is_closed_under_it) {
     CHECK_EQ(err, WSAENOTSOCK);
     CHECK_EQ(r.fd_count, 1); /* a failed call leaves the sets as they were */
     CHECK(r.fd_array[0] == l);
+}
+
+/* A socket closed under the call while in the except set fails the call with WSAENOTSOCK
+ * (Windows), wherever it is among the sets' handles: here after one in the read set. */
+TEST(select_fails_for_a_socket_closed_under_it_in_the_except_set_after_others) {
+    start();
+    SOCKET idle = new_socket(WSP_CATALOG_TCP_IPV4);
+    SOCKET x = new_socket(WSP_CATALOG_TCP_IPV4);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_later, &x), 0);
+    WSPFD_SET r, e;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(idle, &r);
+    WSP_FD_SET(x, &e);
+    struct timeval tv = {60, 0};
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, NULL, &e, &tv, &err);
+    blocker_leave(&selecting);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
 }
 
 /* With nothing deferred, a select waits out its time in one poll, not in deferral slices. */
@@ -685,6 +709,50 @@ TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
     CHECK(afd >= 0);
     close(afd);
     close(lfd);
+}
+
+/* As above with a connect the kernel refused: the socket found ready in the same pass is
+ * reported at once, in that pass (three looks: the one that fails, the wait, the look that
+ * finishes the connect), without another pass for the refused one. */
+TEST(select_reports_a_ready_socket_with_a_connect_the_kernel_refused_in_one_pass) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    struct pollfd refused = {.fd = so->fd, .events = POLLOUT};
+    wsp_socket_release(so);
+    CHECK_EQ(poll(&refused, 1, 10000), 1); /* the kernel has the refusal (SO_ERROR untaken) */
+    CHECK(refused.revents & POLLERR);
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s0, &w); /* writable */
+    WSP_FD_SET(c, &w);
+    struct timeval tv = {10, 0};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    int looks = fault_calls(FAULT_poll);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == s0);
+    CHECK_EQ(looks, 3);
 }
 
 /* As select_sees_a_request_a_condition_function_defers, with no time-out at all: the select
