@@ -308,7 +308,8 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
 }
 
 /* Two sockets on one event, each with data left by a recv: handing out the event's descriptor
- * makes both checks at once, and each socket's record has FD_READ. */
+ * makes both checks at once, in one poll whose answer needs no count of the bytes, and each
+ * socket's record has FD_READ. */
 TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
     start();
     SOCKET c[2], s[2], l[2];
@@ -329,8 +330,12 @@ TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
     struct wsp_event_set *set = wsp_event_watch_set(ev);
     CHECK(set != NULL);
     CHECK_EQ(wsp_event_set_checks_pending(set), 2);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
     int fd = WSAEventFd(ev); /* makes them both */
+    int counted = fault_calls(FAULT_ioctl);
+    fault_clear();
     CHECK(fd >= 0);
+    CHECK_EQ(counted, 0); /* the poll's answer (data, no FIN) says enough: no byte counts */
     CHECK_EQ(wsp_event_set_checks_pending(set), 0);
     wsp_event_set_release(set);
     CHECK(fd_readable(fd, 10000));
