@@ -125,6 +125,22 @@ TEST(netev_write_on_connect_then_only_after_wouldblock) {
     CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
 }
 
+/* A send that would block on a socket whose descriptor is watched already only re-arms the
+ * watch for room: it looks at nothing itself (no poll on the sending thread). */
+TEST(netev_send_that_would_block_on_a_watched_socket_polls_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, FD_WRITE); /* at registration */
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls */
+    ne_fill_until_blocked(c);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(polls, 0);
+    WSACloseEvent(ev);
+}
+
 TEST(netev_write_reported_at_registration_when_connected) {
     start();
     SOCKET c, s, l;
@@ -1804,9 +1820,9 @@ TEST(netev_registration_after_a_reset_reports_close_aborted) {
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
     ne_close(c);
     WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
-    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
     WSANETWORKEVENTS ne = ne_enum(s, ev);
-    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE); /* asked for, FD_WRITE is not reported */
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
     WSACloseEvent(ev);
 }
