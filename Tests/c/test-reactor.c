@@ -3,6 +3,8 @@
  * listener's handshake deadline (a timer of the listener's item) and async-select watches
  * (one-shot items). */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -482,6 +484,38 @@ static void probe_forget(struct probe *p) {
     wsp_reactor_remove(&p->item);
     WAIT_FOR(atomic_load(&p->released), 10000);
     close(p->item.fd);
+}
+
+/* Descriptor 0 is a descriptor like any other: a start whose timer descriptor gets it (0 is
+ * closed just before the timerfd is made, once the epoll and wake-up descriptors are open)
+ * starts, and its timers fire. */
+static void *close_0_once_the_timerfd_is_due(void *arg) {
+    (void)arg;
+    WAIT_FOR(fault_holding() == 1, 10000); /* the start, held before its timerfd_create */
+    CHECK_EQ(close(0), 0);
+    fault_release();
+    return NULL;
+}
+
+TEST(reactor_starts_with_its_timer_descriptor_on_descriptor_0) {
+    if (fcntl(0, F_GETFD) < 0) /* 0 open: the first two descriptors go elsewhere */
+        CHECK_EQ(open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+    FAULT(timerfd_create, .hold = 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_0_once_the_timerfd_is_due, NULL), 0);
+    start();
+    pthread_join(t, NULL);
+    CHECK_EQ(fault_fired(FAULT_timerfd_create), 1);
+    fault_clear();
+    CHECK(fcntl(0, F_GETFD) >= 0); /* the timerfd */
+    struct timed tm;
+    memset(&tm, 0, sizeof tm);
+    probe_init(&tm.p);
+    tm.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&tm.p.item, 0), 0);
+    wsp_reactor_set_timer(&tm.p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&tm.fired) == 1, 10000);
+    probe_forget(&tm.p);
 }
 
 /* The last timer, due in a minute, cleared by an application thread while the reactor
