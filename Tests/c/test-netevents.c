@@ -1678,6 +1678,31 @@ TEST(netev_read_left_by_a_recv_is_posted_by_the_receiving_thread) {
     CHECK_EQ(posted_now(), 3);
 }
 
+/* A reset on a socket the reactor watches for window messages posts FD_CLOSE, and leaves
+ * the one-shot watch that reported it as it is: a dead socket has nothing to wait for, so no
+ * epoll_ctl re-arms (or tries to re-arm) anything. */
+TEST(netev_reset_posts_close_and_rearms_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    FAULT(epoll_ctl, .nth = 1000000); /* counts every thread's calls, fails none */
+    ne_close(c);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    CHECK_EQ(calls, 0);
+    ne_close(s);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* As netev_reset_while_a_send_waits_for_room_reports_close_and_write, with window messages
  * (the reactor's one-shot watch, which a dead socket no longer re-arms): the reset posts both
  * FD_CLOSE and the owed FD_WRITE. */
