@@ -928,6 +928,27 @@ TEST(netev_peer_close_after_own_receive_shutdown_raises_close) {
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
 }
 
+/* Once FD_CLOSE is raised the peer's close is known: a later hang-up (the socket's own
+ * SD_SEND, both sides now shut) does not ask TCP's state again (no getsockopt). */
+TEST(netev_hang_up_after_close_was_raised_asks_tcp_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(T.lpWSPShutdown(s, SD_SEND, &err), 0); /* a hang-up edge for the event's set */
+    FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* pumps the set: the edge is looked at */
+    int asked = fault_calls(FAULT_getsockopt);
+    fault_clear();
+    CHECK_EQ(asked, 0);
+    WSACloseEvent(ev);
+}
+
 /* ---- inheritance --------------------------------------------------------------------------- */
 
 static void inherit_event_select(DWORD cat) {
