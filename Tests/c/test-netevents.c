@@ -949,6 +949,35 @@ TEST(netev_hang_up_after_close_was_raised_asks_tcp_nothing) {
     WSACloseEvent(ev);
 }
 
+/* More data while FD_READ waits for its recv raises it again (event objects, as on Windows),
+ * told by the count of unread bytes when the edge comes with urgent data. That count stops at
+ * urgent data not yet passed, so it can be 0 with data waiting: a later count above 0 is
+ * still more data. Here urgent data heads the stream, so the first count is 0; once the
+ * urgent byte is inline, the count takes in everything, and FD_READ is raised again. */
+TEST(netev_more_data_after_a_count_of_0_raises_read_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    int sp = port_of(&here), cp = port_of(&there);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WAIT_FOR(tcp_unread(sp, cp) == 1, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_OOB);
+    ne_send_str(c, "ab");
+    WAIT_FOR(tcp_unread(sp, cp) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    ne_send_str(c, "cd"); /* counted: 0 bytes before the urgent byte */
+    WAIT_FOR(tcp_unread(sp, cp) == 5, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    ne_send_str(c, "ef"); /* counted: all 7 */
+    WAIT_FOR(tcp_unread(sp, cp) == 7, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
+}
+
 /* ---- inheritance --------------------------------------------------------------------------- */
 
 static void inherit_event_select(DWORD cat) {
