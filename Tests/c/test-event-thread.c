@@ -4,6 +4,7 @@
  * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
  * start it again. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -106,6 +107,19 @@ TEST(event_thread_job_queue_grows_by_doubling_from_sixteen) {
     CHECK_EQ(grown_at[64], 3);
     atomic_store(&holder_let_go, 1);
     WAIT_FOR(atomic_load(&counted_run) == 64, 10000);
+}
+
+/* A job the queue has no room for (its growth fails) is refused with WSAENOBUFS and never
+ * runs; the queue takes the next one as before. */
+TEST(event_thread_job_without_room_is_refused_and_the_queue_goes_on) {
+    start();
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)0), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)1), 0);
+    WAIT_FOR(seen_now() == 1, 10000);
+    CHECK_EQ(seen[0], 1);
 }
 
 /* Only the job handed over to an empty queue wakes the event thread: one that finds others

@@ -331,6 +331,24 @@ TEST(reactor_add_over_takes_the_registration_over) {
 
 /* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
  * EEXIST for one still in it), and it is then watched as asked. */
+/* An item removed with its registration left in place (disarmed), once released, may take
+ * that registration over again, as add_over's first use: it is live again and is handled. */
+TEST(reactor_item_removed_disarmed_can_take_its_registration_over_again) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    wsp_reactor_remove_disarmed(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    atomic_store(&p.released, 0);
+    probe_signal(&p);
+    CHECK_EQ(wsp_reactor_add_over(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
+}
+
 TEST(reactor_paused_item_can_be_added_again) {
     start();
     struct probe p;
