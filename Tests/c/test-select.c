@@ -755,6 +755,57 @@ TEST(select_reports_a_ready_socket_with_a_connect_the_kernel_refused_in_one_pass
     CHECK_EQ(looks, 3);
 }
 
+/* Two connects the kernel finished under select's poll, the first accepted, the second
+ * refused: the first is writable, the refused one is not, though it is looked at right after
+ * the first was found writable. */
+TEST(select_reports_only_the_accepted_one_of_two_connects_finished_under_its_poll) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr, dead = dead_address();
+    int lfd = raw_listener(&addr, 4);
+    SOCKET ok = new_socket(WSP_CATALOG_TCP_IPV4), refused = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(ok, 1);
+    ne_fionbio(refused, 1);
+    CHECK_EQ(ne_connect(ok, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(ne_connect(refused, &dead, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: ok is connected */
+    struct wsp_socket *so = wsp_socket_acquire(refused, &err);
+    CHECK(so != NULL);
+    struct pollfd ref = {.fd = so->fd, .events = POLLOUT};
+    wsp_socket_release(so);
+    CHECK_EQ(poll(&ref, 1, 10000), 1); /* the kernel has the refusal (SO_ERROR untaken) */
+    CHECK(ref.revents & POLLERR);
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(ok, &w);
+    WSP_FD_SET(refused, &w);
+    struct timeval tv = {0, 0};
+    FAULT(poll, .nth = 1, .times = 2, .err = ENOMEM, .this_thread = 1); /* the first looks */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    CHECK_EQ(fault_fired(FAULT_poll), 2);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == ok);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
+
 /* As select_sees_a_request_a_condition_function_defers, with no time-out at all: the select
  * still looks again while the request is being presented, and reports it once deferred. */
 TEST(select_without_a_time_out_sees_a_request_a_condition_function_defers) {
