@@ -205,6 +205,30 @@ TEST(select_errors) {
     CHECK_EQ(err, WSAENOTSOCK); /* closed */
 }
 
+/* Without memory for either of its lists (the entries, then the poll array), select fails
+ * with WSAENOBUFS and leaves the sets as they were; the next select works. */
+TEST(select_without_memory_for_its_lists_is_wsaenobufs) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    for (int nth = 1; nth <= 2; nth++) {
+        WSPFD_SET w;
+        WSP_FD_ZERO(&w);
+        WSP_FD_SET(c, &w);
+        struct timeval zero = {0, 0};
+        int err = 0;
+        FAULT(calloc, .nth = nth, .err = ENOMEM, .this_thread = 1);
+        int rc = T.lpWSPSelect(0, NULL, &w, NULL, &zero, &err);
+        CHECK_EQ(fault_fired(FAULT_calloc), 1);
+        fault_clear();
+        CHECK_EQ(rc, SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOBUFS);
+        CHECK_EQ(w.fd_count, 1);
+        CHECK(w.fd_array[0] == c);
+        CHECK_EQ(select1(1, c, 0, NULL), 1); /* writable */
+    }
+}
+
 /* A time-out too long for any deadline waits as a NULL one does, until the request is in:
  * 2^61 s, whose count of milliseconds is a multiple of 2^64, so that a product that
  * overflowed (undefined) would most likely make it no wait at all. */
