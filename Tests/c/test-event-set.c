@@ -333,16 +333,43 @@ TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
     CHECK(set != NULL);
     CHECK_EQ(wsp_event_set_checks_pending(set), 2);
     FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
+    int sleeping = fault_sleeping_polls();
     int fd = WSAEventFd(ev); /* makes them both */
     int counted = fault_calls(FAULT_ioctl);
+    sleeping = fault_sleeping_polls() - sleeping;
     fault_clear();
     CHECK(fd >= 0);
     CHECK_EQ(counted, 0); /* the poll's answer (data, no FIN) says enough: no byte counts */
+    CHECK_EQ(sleeping, 0); /* and the poll is a look, with no time-out to wait */
     CHECK_EQ(wsp_event_set_checks_pending(set), 0);
     wsp_event_set_release(set);
     CHECK(fd_readable(fd, 10000));
     for (int i = 0; i < 2; i++)
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check left pending by a recv, whose socket's registration is cancelled before the check
+ * is made (at the export here): the check finds no watch, and raises nothing. */
+TEST(evset_check_for_a_socket_whose_registration_was_cancelled_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "0123456789");
+    WAIT_FOR(unread_bytes(s) == 10, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, 0, &err), 0); /* cancelled: no watch */
+    CHECK(WSAEventFd(ev) >= 0); /* makes the check */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
     CHECK(WSACloseEvent(ev));
 }
 
