@@ -1847,6 +1847,52 @@ static BOOL count_set_event(WSAEVENT ev, LPINT err) {
     return TRUE;
 }
 
+/* With an application's WPUSetEvent the reactor watches an event registration's socket (one
+ * one-shot registration): a recv that re-enables FD_READ re-arms that registration with one
+ * epoll_ctl, and keeps the watch it has (no removal and new registration). */
+TEST(netev_recv_rearms_the_reactors_watch_in_one_call_under_an_application_set_event) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5158; /* the application's own */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int sets = atomic_load(&app_sets);
+    ne_send_str(c, "ab");
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000); /* FD_READ, raised by the reactor */
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    char b[2];
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+}
+
+/* On an event registration watched through the event's set (edge-triggered), a recv of
+ * urgent data looks once more for urgent data still there: a look, no wait. */
+TEST(netev_recv_of_urgent_data_looks_for_more_without_waiting) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    int sleeping = fault_sleeping_polls();
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    sleeping = fault_sleeping_polls() - sleeping;
+    CHECK_EQ(b, '!');
+    CHECK_EQ(sleeping, 0);
+    WSACloseEvent(ev);
+}
+
 static LONG app_record;
 static int app_record_has(SOCKET s, LONG bit) {
     app_record |= ne_enum(s, NULL).lNetworkEvents;
