@@ -1148,6 +1148,31 @@ TEST(netev_async_select_with_builtin_message_queue) {
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0);
 }
 
+/* A cancelled registration asks for nothing: a connect made afterwards, and data arriving on
+ * the connection, post nothing to the window the registration named. */
+TEST(netev_cancelled_async_registration_posts_nothing_after_a_connect) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, 0, 0, &err), 0); /* cancelled */
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    ne_send_str(s, "xy");
+    WAIT_FOR(unread_bytes(c) == 2, 10000);
+    char b;
+    CHECK_EQ(ne_recv(c, &b, 1, 0), 1); /* connected; a byte is left */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    ne_close(c);
+    ne_close(s);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 TEST(netev_async_select_refused_connect_message) {
     start();
     struct sockaddr_storage addr = dead_address();
