@@ -464,6 +464,31 @@ TEST(reactor_items_removed_one_after_the_other_leave_the_timers_intact) {
         close(t[i].p.item.fd);
 }
 
+/* As above, with the reactor woken (a job) right after the timer is set again: the removal
+ * cleared the item's timer altogether, so the timer set again counts as set, and the woken
+ * reactor does not take the timerfd for a stale one and disarm it. */
+static void nothing_to_do(void *context) { (void)context; }
+
+TEST(reactor_item_added_again_after_its_removal_keeps_its_timer_through_a_wake_up) {
+    start();
+    struct timed t;
+    memset(&t, 0, sizeof t);
+    probe_init(&t.p);
+    t.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 60000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    atomic_store(&t.p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 200);
+    CHECK_EQ(WSPRunOnEventThread(nothing_to_do, NULL), 0);
+    WAIT_FOR(atomic_load(&t.fired) == 1, 10000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    close(t.p.item.fd);
+}
+
 /* A task queued by an item's handler runs before the next item of the same batch is handled,
  * not after the whole batch: a handler's follow-up (setting an application's event) is not
  * delayed behind up to 63 other sockets. Two items are made ready while the reactor is held
