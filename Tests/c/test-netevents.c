@@ -87,6 +87,22 @@ TEST(netev_message_read_again_posted_by_the_recv) {
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
 }
 
+/* A window-message registration keeps no record: lpWSPEnumNetworkEvents finds nothing after
+ * FD_READ was posted (the record belongs to lpWSPEventSelect). */
+TEST(netev_message_registration_leaves_the_record_empty) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0);
+}
+
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
 
 TEST(netev_write_on_connect_then_only_after_wouldblock) {
