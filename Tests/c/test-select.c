@@ -936,6 +936,25 @@ static void *send_once_selecting(void *arg) {
     return NULL;
 }
 
+/* A select without a time-out, woken by data that came while it was asleep, sleeps in its
+ * first poll: its wake-up descriptor starts empty, so that poll does not end at once. */
+TEST(select_without_a_time_out_sleeps_in_its_first_poll) {
+    start();
+    SOCKET s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &later_sender, &s, &l);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_once_selecting, NULL), 0);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    blocker_enter(&selecting);
+    int rc = select1(0, s, -1, NULL);
+    blocker_leave(&selecting);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(polls, 1);
+}
+
 /* A plain-TCP connect refused while select, with no time-out, waits on it in its write set
  * alone: the socket is not writable, so nothing is ready yet and select waits on, until
  * another socket turns readable. */
