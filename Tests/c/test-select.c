@@ -4,6 +4,8 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -181,6 +183,31 @@ TEST(select_counts_each_set_and_rewrites_them) {
     CHECK(r.fd_array[0] == s);
     CHECK_EQ(w.fd_count, 1);
     CHECK(w.fd_array[0] == s);
+}
+
+/* A set is read no further than its count: one whose last handle ends at an inaccessible page
+ * (a program's own smaller set, as wsp.h allows) is read and rewritten without a fault. */
+TEST(select_reads_a_set_no_further_than_its_count) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    long page = sysconf(_SC_PAGESIZE);
+    char *mem = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    CHECK(mem != MAP_FAILED);
+    CHECK_EQ(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+    size_t room = offsetof(WSPFD_SET, fd_array) + sizeof(SOCKET); /* a set of one */
+    WSPFD_SET *r = (WSPFD_SET *)(void *)(mem + page - room);
+    r->fd_count = 1;
+    r->fd_array[0] = s;
+    struct timeval tv = {10, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, r, NULL, NULL, &tv, &err), 1);
+    CHECK_EQ(r->fd_count, 1);
+    CHECK(r->fd_array[0] == s);
+    munmap(mem, (size_t)page * 2);
 }
 
 TEST(select_errors) {
