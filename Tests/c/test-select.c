@@ -210,6 +210,27 @@ TEST(select_reads_a_set_no_further_than_its_count) {
     munmap(mem, (size_t)page * 2);
 }
 
+/* A connected socket whose connection the kernel dropped with an error (its descriptor
+ * disconnected under the provider: an error and a hang-up pending, nothing to read) is
+ * readable, as Winsock's select reports a reset connection. */
+TEST(select_reports_a_connection_dropped_with_an_error_readable) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int fd = so->fd;
+    wsp_socket_release(so);
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    CHECK_EQ(connect(fd, &unspec, sizeof unspec), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    CHECK(p.revents & POLLERR);
+    CHECK(!(p.revents & (POLLIN | POLLRDHUP))); /* the premise: no data, no end of stream */
+    CHECK_EQ(select1(0, s, 0, NULL), 1);
+}
+
 TEST(select_errors) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
