@@ -87,6 +87,51 @@ TEST(netev_message_read_again_posted_by_the_recv) {
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
 }
 
+/* Two recvs in one job on the event thread, each leaving data: FD_READ raised twice while
+ * the thread defers its upcalls. Every message posted after the job names FD_READ. */
+static SOCKET twice_s = INVALID_SOCKET;
+static atomic_int twice_jobs;
+
+static void recv_twice(void *context) {
+    (void)context;
+    char b;
+    if (ne_recv(twice_s, &b, 1, 0) == 1 && ne_recv(twice_s, &b, 1, 0) == 1)
+        atomic_fetch_add(&twice_jobs, 1);
+    else
+        atomic_fetch_add(&twice_jobs, 100);
+}
+
+static void count_job(void *context) {
+    (void)context;
+    atomic_fetch_add(&twice_jobs, 1);
+}
+
+TEST(netev_message_read_raised_twice_in_one_job_posts_only_read) {
+    start();
+    SOCKET c, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &twice_s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(twice_s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123");
+    WAIT_FOR(unread_bytes(twice_s) == 4, 10000);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    atomic_store(&twice_jobs, 0);
+    CHECK_EQ(WSPRunOnEventThread(recv_twice, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1); /* the first of the job's upcalls */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(atomic_load(&twice_jobs), 1);
+    /* A job queued now runs once the event thread has made the rest of those upcalls. */
+    CHECK_EQ(WSPRunOnEventThread(count_job, NULL), 0);
+    WAIT_FOR(atomic_load(&twice_jobs) == 2, 10000);
+    while (WSPGetMessage(q, &m, 0) == 1) {
+        CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+        CHECK((SOCKET)m.wParam == twice_s);
+    }
+}
+
 /* A window-message registration keeps no record: lpWSPEnumNetworkEvents finds nothing after
  * FD_READ was posted (the record belongs to lpWSPEventSelect). */
 TEST(netev_message_registration_leaves_the_record_empty) {
