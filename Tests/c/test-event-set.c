@@ -59,6 +59,31 @@ TEST(evset_closing_an_exported_event_takes_its_set_out_of_the_reactor) {
     CHECK_EQ(calls, 1);
 }
 
+/* A socket the event's set could not take (epoll_ctl failed) is watched by the reactor
+ * instead, and the set, holding no socket, is not put into the reactor's epoll although its
+ * descriptor is handed out: the registration makes the three epoll_ctl calls it makes for an
+ * event not handed out (the set's failed ADD, the reactor's ADD of the socket, its re-arm). */
+TEST(evset_socket_the_set_could_not_take_leaves_an_exported_set_out_of_the_reactor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1); /* the set's ADD */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(calls, 3);
+    ne_send_str(c, "x");
+    CHECK(fd_readable(fd, 10000)); /* the reactor's watch relays it */
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
 TEST(evset_descriptor_exported_after_registration_still_relays) {
     start();
     SOCKET c, s, l;
