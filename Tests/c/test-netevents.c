@@ -930,6 +930,27 @@ TEST(netev_bad_arguments) {
     CHECK_EQ(err, WSAENOTSOCK);
 }
 
+/* With the application's own event upcalls (any handle may be its event), a null event
+ * handle is still refused: WSAEINVAL. */
+static BOOL app_set_event(WSAEVENT e, LPINT err) {
+    (void)e;
+    (void)err;
+    return TRUE;
+}
+
+TEST(netev_null_event_refused_under_the_applications_event_upcalls) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = app_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, NULL, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    ne_close(s);
+}
+
 /* ---- lpWSPEnumNetworkEvents ---------------------------------------------------------------- */
 
 TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
