@@ -1118,10 +1118,12 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
     CHECK(m.wParam == a);
+    CHECK_EQ(m.message, NE_MSG); /* the listener's message too */
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_WRITE);
     ne_send_str(c, "hi");
     CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
     CHECK(m.wParam == a);
+    CHECK_EQ(m.message, NE_MSG);
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
 }
