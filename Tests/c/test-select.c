@@ -231,6 +231,25 @@ TEST(select_reports_a_connection_dropped_with_an_error_readable) {
     CHECK_EQ(select1(0, s, 0, NULL), 1);
 }
 
+/* The except set lying below the write set in memory is rewritten as any other: a socket
+ * that is writable but not exceptional leaves it empty. */
+TEST(select_rewrites_an_except_set_placed_below_the_write_set) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSPFD_SET two[2]; /* two[0] the except set, two[1] the write set */
+    WSP_FD_ZERO(&two[0]);
+    WSP_FD_ZERO(&two[1]);
+    WSP_FD_SET(s, &two[0]);
+    WSP_FD_SET(s, &two[1]);
+    struct timeval tv = {10, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &two[1], &two[0], &tv, &err), 1);
+    CHECK_EQ(two[1].fd_count, 1);
+    CHECK(two[1].fd_array[0] == s);
+    CHECK_EQ(two[0].fd_count, 0);
+}
+
 TEST(select_errors) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
