@@ -347,6 +347,24 @@ TEST(netev_unregistered_urgent_recv_asks_nothing_of_oob_inline) {
     fault_clear();
 }
 
+/* A registration without FD_OOB on a connected socket asks nothing of SO_OOBINLINE. */
+TEST(netev_registration_without_oob_asks_nothing_of_oob_inline) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    fault_set(FAULT_getsockopt, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_WRITE | FD_CLOSE, &err), 0);
+    int asked = fault_calls(FAULT_getsockopt);
+    fault_clear();
+    CHECK_EQ(asked, 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* the registration's look was made */
+    WSACloseEvent(ev);
+}
+
 /* A registration raises what the descriptor's state says without waiting for any of it
  * (WSAEventSelect does not block): its look at the descriptor is a poll with a time-out of 0,
  * with data already there or not. */
