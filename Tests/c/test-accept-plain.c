@@ -323,6 +323,7 @@ TEST(plain_accepted_socket_inherits_the_listeners_properties) {
     SOCKET l = new_socket(WSP_CATALOG_TCP_IPV4);
     set_int(l, SOL_SOCKET, SO_KEEPALIVE, 1);
     set_int(l, SOL_SOCKET, SO_RCVBUF, 65536);
+    set_int(l, SOL_SOCKET, SO_SNDBUF, 40 * 1024);
     set_int(l, IPPROTO_TCP, TCP_NODELAY, 1);
     set_dword(l, SOL_SOCKET, SO_RCVTIMEO, 150);
     set_nonblocking(l, 1);
@@ -340,6 +341,8 @@ TEST(plain_accepted_socket_inherits_the_listeners_properties) {
     CHECK(a != INVALID_SOCKET);
     CHECK(get_int(a, SOL_SOCKET, SO_KEEPALIVE) != 0);
     CHECK_EQ(get_int(a, SOL_SOCKET, SO_RCVBUF), rcvbuf);
+    /* Read back as set, as on the listener (Linux would report twice the size). */
+    CHECK_EQ(get_int(a, SOL_SOCKET, SO_SNDBUF), 40 * 1024);
     CHECK(get_int(a, IPPROTO_TCP, TCP_NODELAY) != 0);
     CHECK_EQ(get_int(a, SOL_SOCKET, SO_RCVTIMEO), 150);
     /* Non-blocking: a recv with nothing to read would block. */

@@ -59,6 +59,31 @@ TEST(evset_closing_an_exported_event_takes_its_set_out_of_the_reactor) {
     CHECK_EQ(calls, 1);
 }
 
+/* A socket the event's set could not take (epoll_ctl failed) is watched by the reactor
+ * instead, and the set, holding no socket, is not put into the reactor's epoll although its
+ * descriptor is handed out: the registration makes the three epoll_ctl calls it makes for an
+ * event not handed out (the set's failed ADD, the reactor's ADD of the socket, its re-arm). */
+TEST(evset_socket_the_set_could_not_take_leaves_an_exported_set_out_of_the_reactor) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int fd = WSAEventFd(ev);
+    CHECK(fd >= 0);
+    FAULT(epoll_ctl, .nth = 1, .err = ENOMEM, .this_thread = 1); /* the set's ADD */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
+    fault_clear();
+    CHECK_EQ(calls, 3);
+    ne_send_str(c, "x");
+    CHECK(fd_readable(fd, 10000)); /* the reactor's watch relays it */
+    CHECK(ne_enum(s, ev).lNetworkEvents == FD_READ);
+    WSACloseEvent(ev);
+}
+
 TEST(evset_descriptor_exported_after_registration_still_relays) {
     start();
     SOCKET c, s, l;
@@ -308,7 +333,8 @@ TEST(evset_data_left_by_a_recv_shows_on_a_descriptor_exported_after_it) {
 }
 
 /* Two sockets on one event, each with data left by a recv: handing out the event's descriptor
- * makes both checks at once, and each socket's record has FD_READ. */
+ * makes both checks at once, in one poll whose answer needs no count of the bytes, and each
+ * socket's record has FD_READ. */
 TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
     start();
     SOCKET c[2], s[2], l[2];
@@ -322,20 +348,53 @@ TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
         WAIT_FOR(unread_bytes(s[i]) == 10, 10000);
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
     }
-    for (int i = 0; i < 2; i++) {
+    int first = s[1] > s[0]; /* the larger handle first: the checks are kept in no order */
+    for (int k = 0; k < 2; k++) {
         char buf[4];
+        int i = k == 0 ? first : !first;
         CHECK_EQ(ne_recv(s[i], buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
     }
     struct wsp_event_set *set = wsp_event_watch_set(ev);
     CHECK(set != NULL);
     CHECK_EQ(wsp_event_set_checks_pending(set), 2);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
+    int sleeping = fault_sleeping_polls();
     int fd = WSAEventFd(ev); /* makes them both */
+    int counted = fault_calls(FAULT_ioctl);
+    sleeping = fault_sleeping_polls() - sleeping;
+    fault_clear();
     CHECK(fd >= 0);
+    CHECK_EQ(counted, 0); /* the poll's answer (data, no FIN) says enough: no byte counts */
+    CHECK_EQ(sleeping, 0); /* and the poll is a look, with no time-out to wait */
     CHECK_EQ(wsp_event_set_checks_pending(set), 0);
     wsp_event_set_release(set);
     CHECK(fd_readable(fd, 10000));
     for (int i = 0; i < 2; i++)
         CHECK_EQ(ne_enum(s[i], ev).lNetworkEvents, FD_READ);
+    CHECK(WSACloseEvent(ev));
+}
+
+/* A check left pending by a recv, whose socket's registration is cancelled before the check
+ * is made (at the export here): the check finds no watch, and raises nothing. */
+TEST(evset_check_for_a_socket_whose_registration_was_cancelled_raises_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ);
+    ne_send_str(c, "0123456789");
+    WAIT_FOR(unread_bytes(s) == 10, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    char buf[4];
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 4); /* 6 bytes left: a check is due */
+    struct wsp_event_set *set = wsp_event_watch_set(ev);
+    CHECK(set != NULL);
+    CHECK_EQ(wsp_event_set_checks_pending(set), 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, 0, &err), 0); /* cancelled: no watch */
+    CHECK(WSAEventFd(ev) >= 0); /* makes the check */
+    CHECK_EQ(wsp_event_set_checks_pending(set), 0);
+    wsp_event_set_release(set);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
     CHECK(WSACloseEvent(ev));
 }
 

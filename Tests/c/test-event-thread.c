@@ -4,6 +4,7 @@
  * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
  * start it again. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -108,6 +109,19 @@ TEST(event_thread_job_queue_grows_by_doubling_from_sixteen) {
     WAIT_FOR(atomic_load(&counted_run) == 64, 10000);
 }
 
+/* A job the queue has no room for (its growth fails) is refused with WSAENOBUFS and never
+ * runs; the queue takes the next one as before. */
+TEST(event_thread_job_without_room_is_refused_and_the_queue_goes_on) {
+    start();
+    FAULT(realloc, .err = ENOMEM, .this_thread = 1);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)0), WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_realloc), 1);
+    fault_clear();
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)1), 0);
+    WAIT_FOR(seen_now() == 1, 10000);
+    CHECK_EQ(seen[0], 1);
+}
+
 /* Only the job handed over to an empty queue wakes the event thread: one that finds others
  * waiting knows it awake already (they wake it, or it runs them before it sleeps). Pinned by
  * the reactor's count of wake-ups written, while a job holds the thread and nothing else goes
@@ -144,6 +158,30 @@ TEST(event_thread_runs_a_job_handed_over_from_a_job_after_it) {
     CHECK_EQ(WSPRunOnEventThread(chain, (void *)(intptr_t)50), 0);
     WAIT_FOR(atomic_load(&chained) == 51, 10000);
     CHECK_EQ(atomic_load(&deepest), 1);
+}
+
+/* Jobs a job hands over go to a queue of their own, not into the batch being run: the jobs
+ * taken with it still run, each once, and the new ones after them. The first two jobs are
+ * handed over while another holds the thread, so that they are taken together. */
+static void record_and_hand_over_two(void *context) {
+    record(context);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)2), 0);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)3), 0);
+}
+
+TEST(event_thread_jobs_handed_over_from_a_job_leave_the_rest_of_its_batch_alone) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(hold_event_thread, NULL), 0);
+    WAIT_FOR(atomic_load(&holder_running), 10000);
+    CHECK_EQ(WSPRunOnEventThread(record_and_hand_over_two, (void *)(intptr_t)0), 0);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)1), 0);
+    atomic_store(&holder_let_go, 1);
+    WAIT_FOR(seen_now() == 4, 10000);
+    CHECK_EQ(WSPRunOnEventThread(record, (void *)(intptr_t)4), 0); /* runs after any other */
+    WAIT_FOR(seen_now() == 5, 10000);
+    for (int i = 0; i < 5; i++)
+        CHECK_EQ(seen[i], i);
+    CHECK_EQ(off_thread, 0);
 }
 
 /* A job handed over from the event thread waits for the next pass, whose look at the sockets
@@ -1071,6 +1109,44 @@ TEST(event_thread_last_cleanup_in_a_job_ends_the_thread_and_closes_its_descripto
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
     CHECK_EQ(provider_fds(), before);
     WAIT_FOR(event_threads() == 0, 10000);
+}
+
+/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
+static long vm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f != NULL);
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &v) == 1)
+            break;
+    fclose(f);
+    CHECK(v > 0);
+    return v;
+}
+
+/* A thread ended by the last cleanup in one of its jobs has no one to join it: it detaches,
+ * and its memory serves the next thread. Cycles of a start and such a cleanup keep one
+ * thread's memory, not one stack more (a thread never joined keeps its stack). */
+TEST(event_thread_ended_by_its_own_job_leaves_its_memory_to_the_next) {
+    pthread_attr_t attr;
+    size_t stack = 0;
+    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
+    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
+    pthread_attr_destroy(&attr);
+    start(); /* the first thread's memory, and whatever else a first start-up makes */
+    in_job(clean_up_last);
+    CHECK_EQ(rc1, 0);
+    WAIT_FOR(event_threads() == 0, 10000);
+    long before = vm_kb();
+    for (int i = 0; i < 8; i++) {
+        start();
+        in_job(clean_up_last);
+        CHECK_EQ(rc1, 0);
+        WAIT_FOR(event_threads() == 0, 10000);
+    }
+    long grown = vm_kb() - before;
+    CHECK(grown < (long)(stack / 1024));
 }
 
 static void clean_up_and_start_again(void) {

@@ -65,6 +65,10 @@ TEST(handles_send_all_retries_an_interrupted_send_and_reports_a_failure) {
     FAULT(send, .err = EPIPE, .this_thread = 1);
     CHECK_EQ(wsp_fd_send_all(sv[0], "cd", 2, 1000), wsp_wsa_from_errno(EPIPE));
     CHECK_EQ(fault_fired(FAULT_send), 1);
+    /* One whose number is below EAGAIN's too (a firewall's EPERM): not a full buffer. */
+    FAULT(send, .err = EPERM, .this_thread = 1);
+    CHECK_EQ(wsp_fd_send_all(sv[0], "ef", 2, 1000), wsp_wsa_from_errno(EPERM));
+    CHECK_EQ(fault_fired(FAULT_send), 1);
     fault_clear();
     check_sent(sv, "ab", 2);
 }

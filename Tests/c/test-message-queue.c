@@ -130,6 +130,29 @@ TEST(queue_fd_is_readable_exactly_while_non_empty) {
     CHECK(WSPDestroyMessageQueue(q));
 }
 
+/* Only the post that makes the queue non-empty raises its descriptor (one write); posts to
+ * a queue already holding messages write nothing. */
+TEST(queue_posts_to_a_non_empty_queue_write_nothing) {
+    HWND q = WSPCreateMessageQueue();
+    CHECK(q != NULL);
+    FAULT(write, .nth = 1000000, .this_thread = 1); /* counts this thread's writes */
+    CHECK(WSPPostMessage(q, 1, 1, 0));
+    int first = fault_calls(FAULT_write);
+    for (int i = 2; i <= 4; i++)
+        CHECK(WSPPostMessage(q, (UINT)i, (WPARAM)i, 0));
+    int later = fault_calls(FAULT_write) - first;
+    fault_clear();
+    CHECK_EQ(first, 1);
+    CHECK_EQ(later, 0);
+    WSPMSG m;
+    for (int i = 1; i <= 4; i++) {
+        CHECK_EQ(WSPGetMessage(q, &m, 0), 1);
+        CHECK_EQ(m.message, (UINT)i);
+    }
+    CHECK(!readable(WSPMessageQueueFd(q)));
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 TEST(queue_stale_and_garbage_handles_are_rejected) {
     HWND old = WSPCreateMessageQueue();
     CHECK(WSPDestroyMessageQueue(old));

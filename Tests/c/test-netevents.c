@@ -87,6 +87,67 @@ TEST(netev_message_read_again_posted_by_the_recv) {
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
 }
 
+/* Two recvs in one job on the event thread, each leaving data: FD_READ raised twice while
+ * the thread defers its upcalls. Every message posted after the job names FD_READ. */
+static SOCKET twice_s = INVALID_SOCKET;
+static atomic_int twice_jobs;
+
+static void recv_twice(void *context) {
+    (void)context;
+    char b;
+    if (ne_recv(twice_s, &b, 1, 0) == 1 && ne_recv(twice_s, &b, 1, 0) == 1)
+        atomic_fetch_add(&twice_jobs, 1);
+    else
+        atomic_fetch_add(&twice_jobs, 100);
+}
+
+static void count_job(void *context) {
+    (void)context;
+    atomic_fetch_add(&twice_jobs, 1);
+}
+
+TEST(netev_message_read_raised_twice_in_one_job_posts_only_read) {
+    start();
+    SOCKET c, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &twice_s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(twice_s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123");
+    WAIT_FOR(unread_bytes(twice_s) == 4, 10000);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    atomic_store(&twice_jobs, 0);
+    CHECK_EQ(WSPRunOnEventThread(recv_twice, NULL), 0);
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1); /* the first of the job's upcalls */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(atomic_load(&twice_jobs), 1);
+    /* A job queued now runs once the event thread has made the rest of those upcalls. */
+    CHECK_EQ(WSPRunOnEventThread(count_job, NULL), 0);
+    WAIT_FOR(atomic_load(&twice_jobs) == 2, 10000);
+    while (WSPGetMessage(q, &m, 0) == 1) {
+        CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+        CHECK((SOCKET)m.wParam == twice_s);
+    }
+}
+
+/* A window-message registration keeps no record: lpWSPEnumNetworkEvents finds nothing after
+ * FD_READ was posted (the record belongs to lpWSPEventSelect). */
+TEST(netev_message_registration_leaves_the_record_empty) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "x");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0);
+}
+
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
 
 TEST(netev_write_on_connect_then_only_after_wouldblock) {
@@ -123,6 +184,22 @@ TEST(netev_write_on_connect_then_only_after_wouldblock) {
     }
     CHECK(seen);
     CHECK_EQ(ne.iErrorCode[FD_WRITE_BIT], 0);
+}
+
+/* A send that would block on a socket whose descriptor is watched already only re-arms the
+ * watch for room: it looks at nothing itself (no poll on the sending thread). */
+TEST(netev_send_that_would_block_on_a_watched_socket_polls_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(c, FD_READ | FD_WRITE);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, FD_WRITE); /* at registration */
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls */
+    ne_fill_until_blocked(c);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(polls, 0);
+    WSACloseEvent(ev);
 }
 
 TEST(netev_write_reported_at_registration_when_connected) {
@@ -268,6 +345,24 @@ TEST(netev_unregistered_urgent_recv_asks_nothing_of_oob_inline) {
     CHECK(ne_recv(s, b, sizeof b, MSG_OOB) < 0); /* nothing urgent came */
     CHECK_EQ(fault_calls(FAULT_getsockopt), 0);
     fault_clear();
+}
+
+/* A registration without FD_OOB on a connected socket asks nothing of SO_OOBINLINE. */
+TEST(netev_registration_without_oob_asks_nothing_of_oob_inline) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = WSACreateEvent();
+    CHECK(ev != WSA_INVALID_EVENT);
+    int err = 0;
+    fault_set(FAULT_getsockopt, (struct fault){.nth = 1000000, .this_thread = 1}); /* counts */
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ | FD_WRITE | FD_CLOSE, &err), 0);
+    int asked = fault_calls(FAULT_getsockopt);
+    fault_clear();
+    CHECK_EQ(asked, 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_WRITE, 10000, &ne)); /* the registration's look was made */
+    WSACloseEvent(ev);
 }
 
 /* A registration raises what the descriptor's state says without waiting for any of it
@@ -853,6 +948,27 @@ TEST(netev_bad_arguments) {
     CHECK_EQ(err, WSAENOTSOCK);
 }
 
+/* With the application's own event upcalls (any handle may be its event), a null event
+ * handle is still refused: WSAEINVAL. */
+static BOOL app_set_event(WSAEVENT e, LPINT err) {
+    (void)e;
+    (void)err;
+    return TRUE;
+}
+
+TEST(netev_null_event_refused_under_the_applications_event_upcalls) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = app_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, NULL, FD_READ, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    ne_close(s);
+}
+
 /* ---- lpWSPEnumNetworkEvents ---------------------------------------------------------------- */
 
 TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
@@ -910,6 +1026,56 @@ TEST(netev_peer_close_after_own_receive_shutdown_raises_close) {
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], 0);
+}
+
+/* Once FD_CLOSE is raised the peer's close is known: a later hang-up (the socket's own
+ * SD_SEND, both sides now shut) does not ask TCP's state again (no getsockopt). */
+TEST(netev_hang_up_after_close_was_raised_asks_tcp_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(s, SD_RECEIVE, &err), 0);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(T.lpWSPShutdown(s, SD_SEND, &err), 0); /* a hang-up edge for the event's set */
+    FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0); /* pumps the set: the edge is looked at */
+    int asked = fault_calls(FAULT_getsockopt);
+    fault_clear();
+    CHECK_EQ(asked, 0);
+    WSACloseEvent(ev);
+}
+
+/* More data while FD_READ waits for its recv raises it again (event objects, as on Windows),
+ * told by the count of unread bytes when the edge comes with urgent data. That count stops at
+ * urgent data not yet passed, so it can be 0 with data waiting: a later count above 0 is
+ * still more data. Here urgent data heads the stream, so the first count is 0; once the
+ * urgent byte is inline, the count takes in everything, and FD_READ is raised again. */
+TEST(netev_more_data_after_a_count_of_0_raises_read_again) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    struct sockaddr_storage here = local_address(s), there = local_address(c);
+    int sp = port_of(&here), cp = port_of(&there);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WAIT_FOR(tcp_unread(sp, cp) == 1, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_OOB);
+    ne_send_str(c, "ab");
+    WAIT_FOR(tcp_unread(sp, cp) == 3, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    ne_send_str(c, "cd"); /* counted: 0 bytes before the urgent byte */
+    WAIT_FOR(tcp_unread(sp, cp) == 5, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, 0);
+    set_dword(s, SOL_SOCKET, SO_OOBINLINE, 1);
+    ne_send_str(c, "ef"); /* counted: all 7 */
+    WAIT_FOR(tcp_unread(sp, cp) == 7, 10000);
+    CHECK_EQ(ne_enum(s, ev).lNetworkEvents, FD_READ);
+    WSACloseEvent(ev);
 }
 
 /* ---- inheritance --------------------------------------------------------------------------- */
@@ -970,10 +1136,12 @@ TEST(netev_inherit_async_select_on_accept) {
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
     CHECK(m.wParam == a);
+    CHECK_EQ(m.message, NE_MSG); /* the listener's message too */
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_WRITE);
     ne_send_str(c, "hi");
     CHECK_EQ(WSPGetMessage(q, &m, 2000), 1);
     CHECK(m.wParam == a);
+    CHECK_EQ(m.message, NE_MSG);
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0); /* one message per occurrence */
 }
@@ -1080,6 +1248,31 @@ TEST(netev_async_select_with_builtin_message_queue) {
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_CLOSE);
     CHECK_EQ(WSAGETSELECTERROR(m.lParam), 0);
     CHECK_EQ(WSPGetMessage(q, &m, 100), 0);
+}
+
+/* A cancelled registration asks for nothing: a connect made afterwards, and data arriving on
+ * the connection, post nothing to the window the registration named. */
+TEST(netev_cancelled_async_registration_posts_nothing_after_a_connect) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, NE_MSG, FD_READ, &err), 0);
+    CHECK_EQ(T.lpWSPAsyncSelect(c, q, 0, 0, &err), 0); /* cancelled */
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    SOCKET s = ne_accept(l, NULL, &err);
+    CHECK(s != INVALID_SOCKET);
+    ne_send_str(s, "xy");
+    WAIT_FOR(unread_bytes(c) == 2, 10000);
+    char b;
+    CHECK_EQ(ne_recv(c, &b, 1, 0), 1); /* connected; a byte is left */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 0);
+    ne_close(c);
+    ne_close(s);
+    CHECK(WSPDestroyMessageQueue(q));
 }
 
 TEST(netev_async_select_refused_connect_message) {
@@ -1269,6 +1462,25 @@ TEST(netev_connect_outcome_reported_when_registered_after) {
     WSANETWORKEVENTS ne;
     CHECK(ne_wait_bit(c, ev, FD_CONNECT, 10000, &ne));
     CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+}
+
+/* A registration that does not ask for FD_CONNECT leaves a refused connect's outcome
+ * unreported: the next one that asks for it still gets it, with the refusal. */
+TEST(netev_connect_outcome_kept_through_a_registration_that_does_not_ask_for_it) {
+    start();
+    struct sockaddr_storage addr = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(connect_failed(c), 10000);
+    WSAEVENT ev = ne_event_select(c, FD_READ);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(c, ev, FD_READ | FD_CONNECT, &err), 0);
+    WSANETWORKEVENTS ne = ne_enum(c, ev);
+    CHECK_EQ(ne.lNetworkEvents, FD_CONNECT);
+    CHECK_EQ(ne.iErrorCode[FD_CONNECT_BIT], WSAECONNREFUSED);
+    WSACloseEvent(ev);
 }
 
 TEST(netev_oob_inline_is_read_not_oob) {
@@ -1643,6 +1855,31 @@ TEST(netev_read_left_by_a_recv_is_posted_by_the_receiving_thread) {
     CHECK_EQ(posted_now(), 3);
 }
 
+/* A reset on a socket the reactor watches for window messages posts FD_CLOSE, and leaves
+ * the one-shot watch that reported it as it is: a dead socket has nothing to wait for, so no
+ * epoll_ctl re-arms (or tries to re-arm) anything. */
+TEST(netev_reset_posts_close_and_rearms_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ | FD_CLOSE, &err), 0);
+    struct linger lg = {1, 0};
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    FAULT(epoll_ctl, .nth = 1000000); /* counts every thread's calls, fails none */
+    ne_close(c);
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK(m.wParam == s);
+    CHECK_EQ(m.lParam, WSAMAKESELECTREPLY(FD_CLOSE, WSAECONNABORTED));
+    CHECK_EQ(calls, 0);
+    ne_close(s);
+    CHECK(WSPDestroyMessageQueue(q));
+}
+
 /* As netev_reset_while_a_send_waits_for_room_reports_close_and_write, with window messages
  * (the reactor's one-shot watch, which a dead socket no longer re-arms): the reset posts both
  * FD_CLOSE and the owed FD_WRITE. */
@@ -1737,6 +1974,52 @@ static BOOL count_set_event(WSAEVENT ev, LPINT err) {
     return TRUE;
 }
 
+/* With an application's WPUSetEvent the reactor watches an event registration's socket (one
+ * one-shot registration): a recv that re-enables FD_READ re-arms that registration with one
+ * epoll_ctl, and keeps the watch it has (no removal and new registration). */
+TEST(netev_recv_rearms_the_reactors_watch_in_one_call_under_an_application_set_event) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUSetEvent = count_set_event;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = (WSAEVENT)(uintptr_t)0x5158; /* the application's own */
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(s, ev, FD_READ, &err), 0);
+    int sets = atomic_load(&app_sets);
+    ne_send_str(c, "ab");
+    WAIT_FOR(atomic_load(&app_sets) > sets, 10000); /* FD_READ, raised by the reactor */
+    CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, FD_READ);
+    char b[2];
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* counts this thread's calls */
+    CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
+    int calls = fault_calls(FAULT_epoll_ctl);
+    fault_clear();
+    CHECK_EQ(calls, 1);
+}
+
+/* On an event registration watched through the event's set (edge-triggered), a recv of
+ * urgent data looks once more for urgent data still there: a look, no wait. */
+TEST(netev_recv_of_urgent_data_looks_for_more_without_waiting) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_OOB);
+    DWORD sent;
+    CHECK_EQ(ne_send(c, "!", 1, MSG_OOB, &sent), 0);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_OOB, 10000, &ne));
+    char b;
+    int sleeping = fault_sleeping_polls();
+    CHECK_EQ(ne_recv(s, &b, 1, MSG_OOB), 1);
+    sleeping = fault_sleeping_polls() - sleeping;
+    CHECK_EQ(b, '!');
+    CHECK_EQ(sleeping, 0);
+    WSACloseEvent(ev);
+}
+
 static LONG app_record;
 static int app_record_has(SOCKET s, LONG bit) {
     app_record |= ne_enum(s, NULL).lNetworkEvents;
@@ -1785,9 +2068,9 @@ TEST(netev_registration_after_a_reset_reports_close_aborted) {
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
     ne_close(c);
     WAIT_FOR(tcp_state(port_of(&here), port_of(&there)) == -1, 10000); /* the reset is in */
-    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_WRITE | FD_CLOSE);
     WSANETWORKEVENTS ne = ne_enum(s, ev);
-    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE);
+    CHECK_EQ(ne.lNetworkEvents, FD_CLOSE); /* asked for, FD_WRITE is not reported */
     CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
     WSACloseEvent(ev);
 }

@@ -3,6 +3,8 @@
  * listener's handshake deadline (a timer of the listener's item) and async-select watches
  * (one-shot items). */
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/epoll.h>
@@ -329,6 +331,24 @@ TEST(reactor_add_over_takes_the_registration_over) {
 
 /* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
  * EEXIST for one still in it), and it is then watched as asked. */
+/* An item removed with its registration left in place (disarmed), once released, may take
+ * that registration over again, as add_over's first use: it is live again and is handled. */
+TEST(reactor_item_removed_disarmed_can_take_its_registration_over_again) {
+    start();
+    struct probe p;
+    probe_init(&p);
+    CHECK_EQ(wsp_reactor_add(&p.item, 0), 0);
+    wsp_reactor_remove_disarmed(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    atomic_store(&p.released, 0);
+    probe_signal(&p);
+    CHECK_EQ(wsp_reactor_add_over(&p.item, EPOLLIN | EPOLLONESHOT), 0);
+    WAIT_FOR(atomic_load(&p.ready) == 1, 10000);
+    wsp_reactor_remove(&p.item);
+    WAIT_FOR(atomic_load(&p.released), 10000);
+    close(p.item.fd);
+}
+
 TEST(reactor_paused_item_can_be_added_again) {
     start();
     struct probe p;
@@ -411,6 +431,64 @@ TEST(reactor_item_added_again_after_its_removal_gets_its_timer) {
     close(t.p.item.fd);
 }
 
+/* Removing an item takes it out of the timers wherever it is in their list: the head (the
+ * item whose timer was set last) and then the one after it, here. The second, once released
+ * and added again, gets a timer that fires, and the item set first keeps its own. */
+TEST(reactor_items_removed_one_after_the_other_leave_the_timers_intact) {
+    start();
+    static struct timed t[3]; /* set in this order: t[2] heads the list, t[0] ends it */
+    for (int i = 0; i < 3; i++) {
+        memset(&t[i], 0, sizeof t[i]);
+        probe_init(&t[i].p);
+        t[i].p.item.on_timer = timed_fired;
+        CHECK_EQ(wsp_reactor_add(&t[i].p.item, 0), 0);
+        wsp_reactor_set_timer(&t[i].p.item, wsp_now_ms() + 60000);
+    }
+    for (int i = 2; i >= 1; i--) {
+        wsp_reactor_remove(&t[i].p.item);
+        WAIT_FOR(atomic_load(&t[i].p.released), 10000);
+    }
+    atomic_store(&t[1].p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t[1].p.item, 0), 0);
+    wsp_reactor_set_timer(&t[1].p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t[1].fired) == 1, 10000);
+    wsp_reactor_set_timer(&t[0].p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&t[0].fired) == 1, 10000);
+    CHECK_EQ(atomic_load(&t[1].fired), 1);
+    CHECK_EQ(atomic_load(&t[2].fired), 0);
+    for (int i = 0; i < 2; i++) {
+        wsp_reactor_remove(&t[i].p.item);
+        WAIT_FOR(atomic_load(&t[i].p.released), 10000);
+    }
+    for (int i = 0; i < 3; i++)
+        close(t[i].p.item.fd);
+}
+
+/* As above, with the reactor woken (a job) right after the timer is set again: the removal
+ * cleared the item's timer altogether, so the timer set again counts as set, and the woken
+ * reactor does not take the timerfd for a stale one and disarm it. */
+static void nothing_to_do(void *context) { (void)context; }
+
+TEST(reactor_item_added_again_after_its_removal_keeps_its_timer_through_a_wake_up) {
+    start();
+    struct timed t;
+    memset(&t, 0, sizeof t);
+    probe_init(&t.p);
+    t.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 60000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    atomic_store(&t.p.released, 0);
+    CHECK_EQ(wsp_reactor_add(&t.p.item, 0), 0);
+    wsp_reactor_set_timer(&t.p.item, wsp_now_ms() + 200);
+    CHECK_EQ(WSPRunOnEventThread(nothing_to_do, NULL), 0);
+    WAIT_FOR(atomic_load(&t.fired) == 1, 10000);
+    wsp_reactor_remove(&t.p.item);
+    WAIT_FOR(atomic_load(&t.p.released), 10000);
+    close(t.p.item.fd);
+}
+
 /* A task queued by an item's handler runs before the next item of the same batch is handled,
  * not after the whole batch: a handler's follow-up (setting an application's event) is not
  * delayed behind up to 63 other sockets. Two items are made ready while the reactor is held
@@ -449,6 +527,38 @@ static void probe_forget(struct probe *p) {
     wsp_reactor_remove(&p->item);
     WAIT_FOR(atomic_load(&p->released), 10000);
     close(p->item.fd);
+}
+
+/* Descriptor 0 is a descriptor like any other: a start whose timer descriptor gets it (0 is
+ * closed just before the timerfd is made, once the epoll and wake-up descriptors are open)
+ * starts, and its timers fire. */
+static void *close_0_once_the_timerfd_is_due(void *arg) {
+    (void)arg;
+    WAIT_FOR(fault_holding() == 1, 10000); /* the start, held before its timerfd_create */
+    CHECK_EQ(close(0), 0);
+    fault_release();
+    return NULL;
+}
+
+TEST(reactor_starts_with_its_timer_descriptor_on_descriptor_0) {
+    if (fcntl(0, F_GETFD) < 0) /* 0 open: the first two descriptors go elsewhere */
+        CHECK_EQ(open("/dev/null", O_RDONLY | O_CLOEXEC), 0);
+    FAULT(timerfd_create, .hold = 1);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_0_once_the_timerfd_is_due, NULL), 0);
+    start();
+    pthread_join(t, NULL);
+    CHECK_EQ(fault_fired(FAULT_timerfd_create), 1);
+    fault_clear();
+    CHECK(fcntl(0, F_GETFD) >= 0); /* the timerfd */
+    struct timed tm;
+    memset(&tm, 0, sizeof tm);
+    probe_init(&tm.p);
+    tm.p.item.on_timer = timed_fired;
+    CHECK_EQ(wsp_reactor_add(&tm.p.item, 0), 0);
+    wsp_reactor_set_timer(&tm.p.item, wsp_now_ms() + 20);
+    WAIT_FOR(atomic_load(&tm.fired) == 1, 10000);
+    probe_forget(&tm.p);
 }
 
 /* The last timer, due in a minute, cleared by an application thread while the reactor

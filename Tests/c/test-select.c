@@ -4,10 +4,13 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdatomic.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "faults.h"
+#include "internal.h"
 #include "test-netevents.h"
 
 static int select1(int which, SOCKET s, long timeout_ms, WSPFD_SET *out) {
@@ -182,6 +185,71 @@ TEST(select_counts_each_set_and_rewrites_them) {
     CHECK(w.fd_array[0] == s);
 }
 
+/* A set is read no further than its count: one whose last handle ends at an inaccessible page
+ * (a program's own smaller set, as wsp.h allows) is read and rewritten without a fault. */
+TEST(select_reads_a_set_no_further_than_its_count) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_send_str(c, "x");
+    WAIT_FOR(unread_bytes(s) == 1, 10000);
+    long page = sysconf(_SC_PAGESIZE);
+    char *mem = mmap(NULL, (size_t)page * 2, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                     -1, 0);
+    CHECK(mem != MAP_FAILED);
+    CHECK_EQ(mprotect(mem + page, (size_t)page, PROT_NONE), 0);
+    size_t room = offsetof(WSPFD_SET, fd_array) + sizeof(SOCKET); /* a set of one */
+    WSPFD_SET *r = (WSPFD_SET *)(void *)(mem + page - room);
+    r->fd_count = 1;
+    r->fd_array[0] = s;
+    struct timeval tv = {10, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, r, NULL, NULL, &tv, &err), 1);
+    CHECK_EQ(r->fd_count, 1);
+    CHECK(r->fd_array[0] == s);
+    munmap(mem, (size_t)page * 2);
+}
+
+/* A connected socket whose connection the kernel dropped with an error (its descriptor
+ * disconnected under the provider: an error and a hang-up pending, nothing to read) is
+ * readable, as Winsock's select reports a reset connection. */
+TEST(select_reports_a_connection_dropped_with_an_error_readable) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    int fd = so->fd;
+    wsp_socket_release(so);
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    CHECK_EQ(connect(fd, &unspec, sizeof unspec), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
+    CHECK_EQ(poll(&p, 1, 0), 1);
+    CHECK(p.revents & POLLERR);
+    CHECK(!(p.revents & (POLLIN | POLLRDHUP))); /* the premise: no data, no end of stream */
+    CHECK_EQ(select1(0, s, 0, NULL), 1);
+}
+
+/* The except set lying below the write set in memory is rewritten as any other: a socket
+ * that is writable but not exceptional leaves it empty. */
+TEST(select_rewrites_an_except_set_placed_below_the_write_set) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSPFD_SET two[2]; /* two[0] the except set, two[1] the write set */
+    WSP_FD_ZERO(&two[0]);
+    WSP_FD_ZERO(&two[1]);
+    WSP_FD_SET(s, &two[0]);
+    WSP_FD_SET(s, &two[1]);
+    struct timeval tv = {10, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSelect(0, NULL, &two[1], &two[0], &tv, &err), 1);
+    CHECK_EQ(two[1].fd_count, 1);
+    CHECK(two[1].fd_array[0] == s);
+    CHECK_EQ(two[0].fd_count, 0);
+}
+
 TEST(select_errors) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
@@ -202,6 +270,30 @@ TEST(select_errors) {
     WSP_FD_SET(s, &r);
     CHECK_EQ(T.lpWSPSelect(0, &r, NULL, NULL, &tv, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOTSOCK); /* closed */
+}
+
+/* Without memory for either of its lists (the entries, then the poll array), select fails
+ * with WSAENOBUFS and leaves the sets as they were; the next select works. */
+TEST(select_without_memory_for_its_lists_is_wsaenobufs) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    for (int nth = 1; nth <= 2; nth++) {
+        WSPFD_SET w;
+        WSP_FD_ZERO(&w);
+        WSP_FD_SET(c, &w);
+        struct timeval zero = {0, 0};
+        int err = 0;
+        FAULT(calloc, .nth = nth, .err = ENOMEM, .this_thread = 1);
+        int rc = T.lpWSPSelect(0, NULL, &w, NULL, &zero, &err);
+        CHECK_EQ(fault_fired(FAULT_calloc), 1);
+        fault_clear();
+        CHECK_EQ(rc, SOCKET_ERROR);
+        CHECK_EQ(err, WSAENOBUFS);
+        CHECK_EQ(w.fd_count, 1);
+        CHECK(w.fd_array[0] == c);
+        CHECK_EQ(select1(1, c, 0, NULL), 1); /* writable */
+    }
 }
 
 /* A time-out too long for any deadline waits as a NULL one does, until the request is in:
@@ -253,6 +345,29 @@ TEST(select_wakes_when_a_socket_is_closed_under_it) {
     CHECK_EQ(err, WSAENOTSOCK);
     CHECK_EQ(r.fd_count, 1); /* a failed call leaves the sets as they were */
     CHECK(r.fd_array[0] == l);
+}
+
+/* A socket closed under the call while in the except set fails the call with WSAENOTSOCK
+ * (Windows), wherever it is among the sets' handles: here after one in the read set. */
+TEST(select_fails_for_a_socket_closed_under_it_in_the_except_set_after_others) {
+    start();
+    SOCKET idle = new_socket(WSP_CATALOG_TCP_IPV4);
+    SOCKET x = new_socket(WSP_CATALOG_TCP_IPV4);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, close_later, &x), 0);
+    WSPFD_SET r, e;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(idle, &r);
+    WSP_FD_SET(x, &e);
+    struct timeval tv = {60, 0};
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, NULL, &e, &tv, &err);
+    blocker_leave(&selecting);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTSOCK);
 }
 
 /* With nothing deferred, a select waits out its time in one poll, not in deferral slices. */
@@ -454,6 +569,44 @@ TEST(select_listener_with_a_request_is_only_readable) {
     CHECK_EQ(select1(0, l, 0, NULL), 1);
 }
 
+/* Sends "x" on the socket given once the main thread is blocked in its select. */
+static void *send_x_once_selecting(void *arg) {
+    wait_blocked(&selecting);
+    ne_send_str(*(SOCKET *)arg, "x");
+    return NULL;
+}
+
+/* A listener with a request waiting, in the write and except sets, is no reason for a select
+ * without a time-out to return: it waits for the socket in its read set. */
+TEST(select_listener_with_a_request_in_the_write_and_except_sets_does_not_end_the_wait) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    SOCKET c2 = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_storage addr = local_address(l);
+    CHECK_EQ(connect_to(c2, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    WSPFD_SET r, w, e;
+    WSP_FD_ZERO(&r);
+    WSP_FD_ZERO(&w);
+    WSP_FD_ZERO(&e);
+    WSP_FD_SET(s, &r);
+    WSP_FD_SET(l, &w);
+    WSP_FD_SET(l, &e);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_x_once_selecting, &c), 0);
+    int err = 0;
+    blocker_enter(&selecting);
+    int rc = T.lpWSPSelect(0, &r, &w, &e, NULL, &err);
+    blocker_leave(&selecting);
+    pthread_join(t, NULL);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(r.fd_count, 1);
+    CHECK(r.fd_array[0] == s);
+    CHECK_EQ(w.fd_count, 0);
+    CHECK_EQ(e.fd_count, 0);
+}
+
 /* A listener whose only request is being shown to a condition function is not readable; the
  * select waiting on it reports it once a CF_DEFER puts the request back. */
 static atomic_int presenting, answer_now;
@@ -495,6 +648,28 @@ TEST(select_sees_a_request_a_condition_function_defers) {
     CHECK_EQ(select1_here(0, l, 20000), 1);
     pthread_join(answerer, NULL);
     pthread_join(acceptor, NULL);
+}
+
+/* While a request is being presented, select looks again every DEFER_SLICE_MS (50), but
+ * never waits past its own time-out: with 20 ms, no poll waits longer than that (and the
+ * millisecond the deadline is rounded up to). */
+TEST(select_looking_again_for_a_presented_request_keeps_to_its_time_out) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    pthread_t acceptor;
+    CHECK_EQ(pthread_create(&acceptor, NULL, accept_deferring, &l), 0);
+    WAIT_FOR(atomic_load(&presenting), 10000);
+    (void)fault_longest_poll(); /* from here on */
+    CHECK_EQ(select1(0, l, 20, NULL), 0);
+    int longest = fault_longest_poll();
+    atomic_store(&answer_now, 1);
+    pthread_join(acceptor, NULL);
+    CHECK(longest >= 0);
+    CHECK(longest <= 21); /* its deadline counts from the next whole millisecond */
 }
 
 /* One set passed as both the write and the except set is rewritten once, and its handles are
@@ -627,6 +802,101 @@ TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
     close(lfd);
 }
 
+/* As above with a connect the kernel refused: the socket found ready in the same pass is
+ * reported at once, in that pass (three looks: the one that fails, the wait, the look that
+ * finishes the connect), without another pass for the refused one. */
+TEST(select_reports_a_ready_socket_with_a_connect_the_kernel_refused_in_one_pass) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(c, 1);
+    CHECK_EQ(ne_connect(c, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    struct pollfd refused = {.fd = so->fd, .events = POLLOUT};
+    wsp_socket_release(so);
+    CHECK_EQ(poll(&refused, 1, 10000), 1); /* the kernel has the refusal (SO_ERROR untaken) */
+    CHECK(refused.revents & POLLERR);
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s0, &w); /* writable */
+    WSP_FD_SET(c, &w);
+    struct timeval tv = {10, 0};
+    FAULT(poll, .nth = 1, .err = ENOMEM, .this_thread = 1); /* select's first look at c */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    int looks = fault_calls(FAULT_poll);
+    CHECK_EQ(fault_fired(FAULT_poll), 1);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == s0);
+    CHECK_EQ(looks, 3);
+}
+
+/* Two connects the kernel finished under select's poll, the first accepted, the second
+ * refused: the first is writable, the refused one is not, though it is looked at right after
+ * the first was found writable. */
+TEST(select_reports_only_the_accepted_one_of_two_connects_finished_under_its_poll) {
+    WSPDATA data;
+    WSPUPCALLTABLE up;
+    memset(&up, 0, sizeof up);
+    up.lpWPUPostMessage = hold_the_reactor;
+    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    SOCKET c0, s0, l0;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
+    ne_send_str(s0, "x");
+    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+
+    struct sockaddr_storage addr, dead = dead_address();
+    int lfd = raw_listener(&addr, 4);
+    SOCKET ok = new_socket(WSP_CATALOG_TCP_IPV4), refused = new_socket(WSP_CATALOG_TCP_IPV4);
+    ne_fionbio(ok, 1);
+    ne_fionbio(refused, 1);
+    CHECK_EQ(ne_connect(ok, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(ne_connect(refused, &dead, NULL, NULL), WSAEWOULDBLOCK);
+    struct pollfd queued = {.fd = lfd, .events = POLLIN};
+    CHECK_EQ(poll(&queued, 1, 10000), 1); /* the server has it: ok is connected */
+    struct wsp_socket *so = wsp_socket_acquire(refused, &err);
+    CHECK(so != NULL);
+    struct pollfd ref = {.fd = so->fd, .events = POLLOUT};
+    wsp_socket_release(so);
+    CHECK_EQ(poll(&ref, 1, 10000), 1); /* the kernel has the refusal (SO_ERROR untaken) */
+    CHECK(ref.revents & POLLERR);
+
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(ok, &w);
+    WSP_FD_SET(refused, &w);
+    struct timeval tv = {0, 0};
+    FAULT(poll, .nth = 1, .times = 2, .err = ENOMEM, .this_thread = 1); /* the first looks */
+    int rc = T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+    CHECK_EQ(fault_fired(FAULT_poll), 2);
+    fault_clear();
+    atomic_store(&reactor_release, 1);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(w.fd_count, 1);
+    CHECK(w.fd_array[0] == ok);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    close(afd);
+    close(lfd);
+}
+
 /* As select_sees_a_request_a_condition_function_defers, with no time-out at all: the select
  * still looks again while the request is being presented, and reports it once deferred. */
 TEST(select_without_a_time_out_sees_a_request_a_condition_function_defers) {
@@ -731,6 +1001,25 @@ static void *send_once_selecting(void *arg) {
     wait_blocked(&selecting);
     ne_send_str(later_sender, "y");
     return NULL;
+}
+
+/* A select without a time-out, woken by data that came while it was asleep, sleeps in its
+ * first poll: its wake-up descriptor starts empty, so that poll does not end at once. */
+TEST(select_without_a_time_out_sleeps_in_its_first_poll) {
+    start();
+    SOCKET s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &later_sender, &s, &l);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_once_selecting, NULL), 0);
+    FAULT(poll, .nth = 1000000, .this_thread = 1); /* counts this thread's polls, fails none */
+    blocker_enter(&selecting);
+    int rc = select1(0, s, -1, NULL);
+    blocker_leave(&selecting);
+    int polls = fault_calls(FAULT_poll);
+    fault_clear();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_EQ(rc, 1);
+    CHECK_EQ(polls, 1);
 }
 
 /* A plain-TCP connect refused while select, with no time-out, waits on it in its write set
@@ -890,6 +1179,7 @@ TEST(select_on_descriptor_0_works) {
     ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
     ne_send_str(c, "x");
     CHECK_EQ(close(0), 0);
+    errno = EBADF; /* left by some earlier call: no failure of the select's own */
     CHECK_EQ(select1(0, s, 10000, NULL), 1);
     CHECK_EQ(fcntl(0, F_GETFD), -1); /* the select's own descriptor, closed */
 }

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -105,6 +106,40 @@ TEST(startup_is_reference_counted) {
     SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
     close_socket(s);
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
+}
+
+/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
+static long vm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f != NULL);
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &v) == 1)
+            break;
+    fclose(f);
+    CHECK(v > 0);
+    return v;
+}
+
+/* The last cleanup joins the event thread it stopped: start-ups and cleanups in a row keep
+ * one thread's memory, not one stack per cycle (a thread never joined keeps its stack). */
+TEST(startups_and_cleanups_in_a_row_keep_one_event_threads_memory) {
+    pthread_attr_t attr;
+    size_t stack = 0;
+    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
+    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
+    pthread_attr_destroy(&attr);
+    int err = 0;
+    start(); /* the first thread's memory, and whatever else a first start-up makes */
+    CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    long before = vm_kb();
+    for (int i = 0; i < 8; i++) {
+        start();
+        CHECK_EQ(T.lpWSPCleanup(&err), 0);
+    }
+    long grown = vm_kb() - before;
+    CHECK(grown < (long)(stack / 1024)); /* a stack per cycle would be eight of them */
 }
 
 /* The last cleanup stops the reactor however many start-ups came before it: nothing the
@@ -799,3 +834,4 @@ TEST(errors_a_failing_call_without_lperrno_still_fails) {
     CHECK_EQ(T.lpWSPGetSockOpt(bogus, SOL_SOCKET, SO_TYPE, (char *)&v, &len, NULL), SOCKET_ERROR);
     CHECK(T.lpWSPSocket(AF_UNIX, SOCK_STREAM, 0, NULL, 0, 0, NULL) == INVALID_SOCKET);
 }
+
