@@ -225,6 +225,9 @@ TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
     CHECK_EQ(err, WSAEFAULT);
     bad("1.2.3.4:65536", AF_INET);
     bad("[::1]:65536", AF_INET6);
+    /* 2^32 + 80: a number that would wrap around to port 80 in 32 bits is too long a port. */
+    bad("1.2.3.4:4294967376", AF_INET);
+    bad("[::1]:4294967376", AF_INET6);
     round_trip("[::1]:65535", AF_INET6);
 }
 

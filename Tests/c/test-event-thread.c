@@ -848,6 +848,40 @@ TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_no_armed_watch) {
     close_socket(l);
 }
 
+/* The same connect finished by a call while the event thread is busy: its registration taken
+ * out of the epoll set, nothing of it is left for a watch to take over; a watch registered
+ * next adds one of its own on the socket's descriptor (an EPOLL_CTL_ADD, then the MOD that arms
+ * it), and duplicates no descriptor to watch. */
+TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_a_watch_its_own_registration) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    WSABUF b = {1, "x"};
+    DWORD sent = 0;
+    CHECK_EQ(T.lpWSPSend(s, &b, 1, &sent, 0, NULL, NULL, NULL, &err), 0); /* finishes it */
+    CHECK_EQ(sent, 1);
+    int fds = provider_fds();
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, (HWND)(uintptr_t)1, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 2);
+    fault_clear();
+    CHECK_EQ(provider_fds(), fds);
+    atomic_store(&gate_open, 1);
+    close_socket(s);
+    close_socket(l);
+}
+
 static struct timeval select_timeout;
 static const struct timeval *select_with;
 

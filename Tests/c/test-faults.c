@@ -233,6 +233,26 @@ TEST(fault_blocking_connect_survives_an_interrupted_receive) {
     acceptor_stop(&k);
 }
 
+/* Only a reset while the answer is awaited is the server's refusal: a receive of the answer
+ * that fails otherwise (the connection timed out, the host became unreachable: both numbered
+ * above ECONNRESET) fails the connect with its own code. */
+TEST(fault_connect_answer_whose_receive_fails_otherwise_than_a_reset_keeps_its_code) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    static const struct { int e, code; } cases[] = {{ETIMEDOUT, WSAETIMEDOUT},
+                                                     {EHOSTUNREACH, WSAEHOSTUNREACH}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        FAULT(recv, .err = cases[i].e, .this_thread = 1);
+        CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), cases[i].code);
+        CHECK_EQ(fault_fired(FAULT_recv), 1);
+        fault_clear();
+        close_socket(s);
+    }
+    acceptor_stop(&k);
+}
+
 /* A send of the request interrupted by a signal is tried again, blocking or not. */
 TEST(fault_connect_request_survives_an_interrupted_send) {
     start();
@@ -1242,6 +1262,34 @@ TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
     CHECK_EQ(T.lpWSPGetSockName(c, (struct sockaddr *)&name, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
     close_socket(c);
+}
+
+/* A socket bound already, or connected (bound implicitly, so->bound unset), is refused a bind
+ * by the provider itself: WSAEINVAL without a bind system call. */
+TEST(fault_bind_of_a_bound_or_connected_socket_is_einval_without_a_system_call) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), 0);
+    FAULT(bind, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
+    fault_clear();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    FAULT(bind, .nth = 1000000, .this_thread = 1);
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
+    fault_clear();
+    close_socket(c);
+    close_socket(s);
+    close_socket(l);
 }
 
 /* A connected pair on plain TCP over 127.0.0.1. */
