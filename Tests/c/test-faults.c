@@ -1304,6 +1304,44 @@ static void m3_pair(SOCKET *client, SOCKET *server) {
     close_socket(l);
 }
 
+/* A send already under way when another thread closes the socket, on a descriptor the close
+ * could not replace (no spare: socket fails) and shut only for reading: the bytes it sent are
+ * its result, as sent, not WSAEINTR; the peer gets them. */
+static SOCKET sending_socket;
+static int sending_rc, sending_err;
+static DWORD sending_n;
+
+static void *send_under_way(void *arg) {
+    (void)arg;
+    WSABUF b = {5, "hello"};
+    sending_rc = T.lpWSPSend(sending_socket, &b, 1, &sending_n, 0, NULL, NULL, NULL,
+                             &sending_err);
+    return NULL;
+}
+
+TEST(fault_send_a_close_overtakes_still_reports_what_it_sent) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    sending_socket = c;
+    FAULT(send, .hold = 1); /* the sending thread's send, held before the call */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_under_way, NULL), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    FAULT(socket, .err = EMFILE, .this_thread = 1); /* the close's spare descriptor */
+    close_socket(c);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    fault_release();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    fault_clear();
+    CHECK_EQ(sending_rc, 0);
+    CHECK_EQ(sending_n, 5);
+    char got[5];
+    recv_exact(s, got, sizeof got);
+    CHECK_MEM(got, "hello", 5);
+    close_socket(s);
+}
+
 /* A shutdown keeps the connection's names for later (Linux forgets them once both sides have
  * shut down, Windows does not); when its getsockname fails it keeps none, and the names come
  * from the kernel as before: never an address it did not read. */

@@ -514,6 +514,30 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     }
 }
 
+/* FIONBIO reads a DWORD: an input shorter than one, or none, is WSAEFAULT and leaves the mode
+ * as it was: blocking, the connect that follows returns connected, not WSAEWOULDBLOCK. */
+TEST(ioctl_fionbio_without_a_whole_dword_is_wsaefault) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    DWORD on = 1, ret = 7;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &on, sizeof on - 1, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ret, 7);
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, NULL, sizeof on, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ret, 7);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    close_socket(s);
+    close_socket(l);
+}
+
 TEST(sockopt_wsp_options_round_trip_and_bounds) {
     start();
     SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
