@@ -734,6 +734,112 @@ TEST(connect_nonblocking_unanswered_request_times_out) {
     close(lfd);
 }
 
+/* Its time-out ends the connect with its one-shot registration armed (for the answer): the
+ * timer takes it out of the epoll set (one EPOLL_CTL_DEL), rather than leave it armed on the
+ * descriptor, which stays the socket's when no fresh one can be had. */
+TEST(connect_nonblocking_timed_out_takes_its_armed_registration_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 500);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    /* Under the socket's lock the step that sent it (and armed the registration for the
+     * answer) is over, and the timer cannot end the connect before the count starts. */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts every thread's calls, fails none */
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
+static atomic_int reactor_reached;
+
+static void note_reactor_reached(void *context) {
+    (void)context;
+    atomic_store(&reactor_reached, 1);
+}
+
+/* The answer comes as the connect's timer comes due, and a call (wsp_connector_poll) reads it
+ * first, while the reactor's timer step waits for the socket's lock: the connect is
+ * connected, and the timer step, finding it no longer its own, leaves it so (no
+ * WSAETIMEDOUT, no second removal of the connector's item). */
+TEST(connect_answered_as_its_timer_comes_due_stays_connected) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    /* The connector's reactor item is its first member; the reactor zeroes its due time
+     * when it takes the timer up, just before its step, which now waits for the lock. */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector;
+    WAIT_FOR(atomic_load(&item->due_ms) == 0, 10000);
+    wsp_hs_frame accept_frame = {.type = WSP_HS_ACCEPT};
+    uint8_t answer[16];
+    size_t alen = wsp_hs_encode(&accept_frame, answer, sizeof answer);
+    CHECK(alen > 0);
+    CHECK_EQ(write(afd, answer, alen), (ssize_t)alen);
+    struct pollfd p = {.fd = so->fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1);
+    wsp_connector_poll(so); /* what a call does: reads the answer, ends the connect */
+    CHECK(so->connector == NULL);
+    CHECK_EQ(so->state, WSP_STATE_CONNECTED);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    /* A job runs on the reactor's thread once its timer step has returned. */
+    CHECK_EQ(WSPRunOnEventThread(note_reactor_reached, NULL), 0);
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_ERROR), 0);
+    send_all(c, "y", 1);
+    char got = 0;
+    CHECK_EQ(raw_recv(afd, &got, 1, 10000), 1);
+    CHECK_EQ(got, 'y');
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
 /* A blocking plain TCP connect whose SYN goes unanswered (the listener's queue is full, so
  * its kernel drops it) ends at WSP_CONNECT_TIMEOUT with WSAETIMEDOUT, not as connected. */
 TEST(connect_blocking_plain_unanswered_times_out) {

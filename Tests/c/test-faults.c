@@ -220,6 +220,46 @@ TEST(fault_blocking_connect_without_memory_is_wsaenobufs_at_every_allocation) {
     acceptor_stop(&k);
 }
 
+/* The same with a QoS whose provider-specific part the answer brings back too: every
+ * allocation fails in turn, among them the copy of those bytes after the callee data's was
+ * had (which the failure then gives back: the leak check); the connect then succeeds with
+ * both. */
+TEST(fault_blocking_connect_with_qos_without_memory_is_wsaenobufs_at_every_allocation) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    int before = provider_fds();
+    int failures = 0;
+    for (int nth = 1;; nth++) {
+        CHECK(nth < 20);
+        char specific[5] = {1, 2, 3, 4, 5};
+        QOS q;
+        memset(&q, 0, sizeof q);
+        q.ProviderSpecific = (WSABUF){sizeof specific, specific};
+        char in[16];
+        WSABUF callee = {sizeof in, in};
+        FAULT(malloc, .nth = nth, .err = ENOMEM, .this_thread = 1);
+        int rc = connect_full(s, &k.addr, &(WSABUF){2, "hi"}, &callee, &q);
+        if (!fault_fired(FAULT_malloc)) { /* every allocation has failed once */
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(callee.len, 6);
+            CHECK_MEM(in, "answer", 6);
+            CHECK_EQ(q.ProviderSpecific.len, 5);
+            CHECK_MEM(specific, "\1\2\3\4\5", 5);
+            break;
+        }
+        CHECK_EQ(rc, WSAENOBUFS);
+        WAIT_FOR(provider_fds() == before, 10000);
+        failures++;
+    }
+    /* The request and its reader, then the callee data and the QoS bytes kept. */
+    CHECK(failures >= 4);
+    fault_clear();
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A receive of the answer interrupted by a signal is tried again, not reported. */
 TEST(fault_blocking_connect_survives_an_interrupted_receive) {
     start();
