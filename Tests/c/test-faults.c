@@ -60,6 +60,25 @@ TEST(fault_socket_creation_reports_the_kernels_shortage) {
     still_connects();
 }
 
+/* A new socket's descriptor needs one option set only when it is IPv6 (IPV6_V6ONLY, as
+ * Winsock's IPv6 sockets are): an IPv4 socket is made with no setsockopt at all, of either
+ * kind of entry. */
+TEST(fault_socket_creation_sets_an_option_only_on_ipv6) {
+    start();
+    static const struct {
+        DWORD catalog;
+        int calls;
+    } cases[] = {{WSP_CATALOG_TCP_IPV4, 0}, {WSP_CATALOG_CDATA_IPV4, 0},
+                 {WSP_CATALOG_TCP_IPV6, 1}, {WSP_CATALOG_CDATA_IPV6, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+        SOCKET s = new_socket(cases[i].catalog);
+        CHECK_EQ(fault_calls(FAULT_setsockopt), cases[i].calls);
+        fault_clear();
+        close_socket(s);
+    }
+}
+
 /* The socket's memory cannot be had: WSAENOBUFS, and its descriptor is closed. */
 TEST(fault_socket_without_memory_closes_its_descriptor) {
     start();

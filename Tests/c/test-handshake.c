@@ -1,6 +1,7 @@
 /* Unit tests for the connect-data handshake codec (Sources/CWSP/handshake.c). */
 #include "handshake.h"
 #include "harness.h"
+#include "qos.h"
 
 #define ALL_TYPES                                                                          \
     ((1u << WSP_HS_REQUEST) | (1u << WSP_HS_ACCEPT) | (1u << WSP_HS_REFUSE) |              \
@@ -223,6 +224,27 @@ TEST(hs_qos_wire_bytes) {
     CHECK_MEM(buf + 8 + 32, recv_rate, 4);
     static const uint8_t tail[] = {0x00, 0x02, 0xaa, 0xbb};
     CHECK_MEM(buf + 8 + 64, tail, 4);
+}
+
+/* A wire QoS read into Winsock's: the provider-specific bytes are copied up to the buffer's
+ * capacity and no further, the length said is what was copied; a shorter part is copied
+ * whole. */
+TEST(hs_qos_from_wire_copies_at_most_the_capacity) {
+    static const uint8_t spec[5] = {1, 2, 3, 4, 5};
+    wsp_hs_qos w = {.specific = spec, .specific_len = 5};
+    w.sending.token_rate = 77;
+    char out[8];
+    memset(out, 'Q', sizeof out);
+    QOS q;
+    wsp_qos_from_wire(&q, &w, out, 3);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 77);
+    CHECK(q.ProviderSpecific.buf == out);
+    CHECK_EQ(q.ProviderSpecific.len, 3);
+    CHECK_MEM(out, "\1\2\3QQQQQ", 8);
+    memset(out, 'Q', sizeof out);
+    wsp_qos_from_wire(&q, &w, out, sizeof out);
+    CHECK_EQ(q.ProviderSpecific.len, 5);
+    CHECK_MEM(out, "\1\2\3\4\5QQQ", 8);
 }
 
 /* has_data with zero bytes is a distinct frame from no data at all. */

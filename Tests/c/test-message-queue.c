@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -344,6 +345,7 @@ TEST(upcalls_report_no_blocking_hook_and_harmless_threads) {
     memset(&tid, 0xab, sizeof tid);
     CHECK_EQ(t.lpWPUOpenCurrentThread(&tid, &err), 0);
     CHECK(tid.ThreadHandle == NULL);
+    CHECK_EQ(tid.Reserved, (DWORD_PTR)syscall(SYS_gettid)); /* the kernel's id, for a debugger */
     CHECK_EQ(t.lpWPUCloseThread(&tid, &err), 0);
     /* Nowhere to put the thread id: refused, nothing written. */
     err = 0;
