@@ -775,6 +775,95 @@ TEST(connect_nonblocking_timed_out_takes_its_armed_registration_out) {
     close(lfd);
 }
 
+/* The step that sends the request (the reactor's, on the connection's coming up: the first
+ * send, in the connect call, found no room) does not also look for the answer: the server
+ * has not had the request yet; the answer is read when the descriptor says it is there (no
+ * receive at all here, the server never answering). */
+TEST(connect_nonblocking_step_that_sends_the_request_reads_nothing) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(c, 1);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own first send */
+    FAULT(recv, .nth = 1 << 30); /* counts every thread's receives, fails none */
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the reactor's step sent it */
+    /* Under the socket's lock, that step is over. */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    CHECK_EQ(fault_calls(FAULT_recv), 0);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
+/* The wait for the answer is a whole WSP_CONNECT_TIMEOUT from when the request went out,
+ * not from the connect call: a request the reactor's step sends only after the first
+ * time-out has passed (the step held before it) leaves the connect waiting, its timer due a
+ * whole time-out after the send. */
+TEST(connect_nonblocking_answer_wait_counts_from_the_request_sent) {
+    start();
+    enum { TIMEOUT = 1000 };
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, TIMEOUT);
+    set_nonblocking(c, 1);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own first send */
+    FAULT(getsockopt, .nth = 1, .hold = 1);       /* the reactor's step: its SO_ERROR first */
+    uint64_t started = wsp_now_ms();
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    /* Not synchronization: the first time-out passing while the step is held. */
+    WAIT_FOR(wsp_now_ms() > started + TIMEOUT + 5, 10000);
+    uint64_t released = wsp_now_ms();
+    fault_release();
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the step sent it, after the hold */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL); /* still waiting for the answer */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector; /* its first */
+    CHECK(atomic_load(&item->due_ms) >= released + TIMEOUT);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
 static atomic_int reactor_reached;
 
 static void note_reactor_reached(void *context) {
