@@ -86,9 +86,13 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
     close_socket(c6);
     close_socket(l6);
-    /* Too short, and the wrong family. */
+    /* Too short, none, and the wrong family. */
     int err = 0;
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&addr, 4, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0; /* no address at all, whatever length comes with it */
+    CHECK_EQ(T.lpWSPConnect(c, NULL, sizeof(struct sockaddr_in), NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_port = htons(80),
