@@ -584,6 +584,8 @@ TEST(hs_body_longer_than_max_frame) {
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     valid_header(b, WSP_HS_PENDING, 0, 0xffff);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
+    valid_header(b, WSP_HS_PENDING, 0, over); /* no flags, one byte past any frame's body */
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     /* One byte less is a possible frame (version 3, with every part)... */
     valid_header(b, WSP_HS_REQUEST,
                  WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_PATIENCE | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
