@@ -30,6 +30,7 @@ TEST(address_strings_round_trip) {
     round_trip("[::1]:8080", AF_INET6);
     round_trip("::1", AF_INET6);
     round_trip("[fe80::1%3]:22", AF_INET6);
+    round_trip("fe80::1%3", AF_INET6); /* a scope without a port: no brackets */
     /* Without brackets, starting with a letter (one above '[' in ASCII, as all lower-case
      * hex digits are): no port to look for. */
     round_trip("fe80::1", AF_INET6);
