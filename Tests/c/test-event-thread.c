@@ -4,6 +4,7 @@
  * with WSAEWOULDBLOCK. A job may end the provider (the thread exits once the job returns) and
  * start it again. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -877,6 +878,40 @@ TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_a_watch_its_own_re
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 2);
     fault_clear();
     CHECK_EQ(provider_fds(), fds);
+    atomic_store(&gate_open, 1);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* A connect-data connect whose request a call sends (wsp_connector_poll: the connect call's
+ * own send found no room, and the event thread is busy) changes what the connector's
+ * registration waits for there and then: from the connection's coming up to the answer (one
+ * EPOLL_CTL_MOD on the calling thread). */
+TEST(event_thread_busy_while_a_call_sends_the_request_rearms_for_the_answer) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own send */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    char b;
+    WSABUF buf = {1, &b};
+    DWORD got = 0, flags = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN); /* sent, not answered: still connecting */
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
     atomic_store(&gate_open, 1);
     close_socket(s);
     close_socket(l);
