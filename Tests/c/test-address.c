@@ -31,6 +31,13 @@ TEST(address_strings_round_trip) {
     round_trip("::1", AF_INET6);
     round_trip("[fe80::1%3]:22", AF_INET6);
     round_trip("fe80::1%3", AF_INET6); /* a scope without a port: no brackets */
+    /* A scope number is decimal, leading zeros and all (not octal). */
+    struct sockaddr_storage zs;
+    int zlen = sizeof zs, zerr = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("fe80::1%010", AF_INET6, NULL, (struct sockaddr *)&zs, &zlen,
+                                    &zerr),
+             0);
+    CHECK_EQ(((struct sockaddr_in6 *)&zs)->sin6_scope_id, 10);
     /* Without brackets, starting with a letter (one above '[' in ASCII, as all lower-case
      * hex digits are): no port to look for. */
     round_trip("fe80::1", AF_INET6);
@@ -263,6 +270,7 @@ TEST(address_with_an_unknown_interface_scope_is_einval) {
     bad("fe80::1%no-such-interface", AF_INET6);
     bad("[fe80::1%no-such-interface]:22", AF_INET6);
     bad("[fe80::1%]:22", AF_INET6);
+    bad("fe80::1%0x1", AF_INET6); /* a scope number is decimal: no hexadecimal */
 }
 
 /* A scope naming an interface gives that interface's index (the loopback's name is "lo" on

@@ -1324,7 +1324,8 @@ TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
 }
 
 /* A socket bound already, or connected (bound implicitly, so->bound unset), is refused a bind
- * by the provider itself: WSAEINVAL without a bind system call. */
+ * by the provider itself: WSAEINVAL without a bind system call; an address of the other
+ * family, WSAEAFNOSUPPORT, likewise. */
 TEST(fault_bind_of_a_bound_or_connected_socket_is_einval_without_a_system_call) {
     start();
     struct sockaddr_storage addr;
@@ -1345,7 +1346,15 @@ TEST(fault_bind_of_a_bound_or_connected_socket_is_einval_without_a_system_call) 
     CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
     CHECK_EQ(fault_calls(FAULT_bind), 0);
+    /* An address of the other family, numbered above the socket's: refused the same way. */
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(fresh, (struct sockaddr *)&six, sizeof six, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
     fault_clear();
+    close_socket(fresh);
     close_socket(c);
     close_socket(s);
     close_socket(l);
@@ -1398,6 +1407,41 @@ TEST(fault_send_a_close_overtakes_still_reports_what_it_sent) {
     char got[5];
     recv_exact(s, got, sizeof got);
     CHECK_MEM(got, "hello", 5);
+    close_socket(s);
+}
+
+/* A failed connect's fresh descriptor takes no option an IPv4 socket never had: no
+ * setsockopt (IPV6_V6ONLY is for IPv6 ones; no option was set to be carried over). */
+TEST(fault_failed_ipv4_connect_sets_no_option_on_its_fresh_descriptor) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    FAULT(socket, .nth = 1000000, .this_thread = 1);     /* counts: the fresh descriptor */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_calls(FAULT_socket), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), 0);
+    fault_clear();
+    close_socket(c);
+}
+
+/* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
+ * record: sending still works. */
+TEST(fault_shutdown_the_kernel_fails_reports_it_and_shuts_nothing) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    FAULT(shutdown, .err = ENOBUFS, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_shutdown), 1);
+    fault_clear();
+    send_all(c, "z", 1);
+    char got = 0;
+    recv_exact(s, &got, 1);
+    CHECK_EQ(got, 'z');
+    close_socket(c);
     close_socket(s);
 }
 
