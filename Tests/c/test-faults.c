@@ -1425,6 +1425,31 @@ TEST(fault_failed_ipv4_connect_sets_no_option_on_its_fresh_descriptor) {
     close_socket(c);
 }
 
+/* An option refused (an IPv6 option on an IPv4 socket: WSAEINVAL) was never set: a failed
+ * connect's fresh descriptor copies no options for it, reading as many of the old one's
+ * (getsockopt) as a socket's that never tried one. */
+TEST(fault_failed_connect_copies_no_options_after_an_option_refused) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    int calls[2];
+    for (int refused = 0; refused < 2; refused++) {
+        SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+        if (refused) {
+            int one = 1, err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(c, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one,
+                                       sizeof one, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAEINVAL);
+        }
+        FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+        CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+        calls[refused] = fault_calls(FAULT_getsockopt);
+        fault_clear();
+        close_socket(c);
+    }
+    CHECK_EQ(calls[1], calls[0]);
+}
+
 /* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
  * record: sending still works. */
 TEST(fault_shutdown_the_kernel_fails_reports_it_and_shuts_nothing) {

@@ -351,6 +351,8 @@ TEST(upcalls_report_no_blocking_hook_and_harmless_threads) {
     err = 0;
     CHECK_EQ(t.lpWPUOpenCurrentThread(NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
+    /* Nor anywhere for the error: refused all the same, nothing written. */
+    CHECK_EQ(t.lpWPUOpenCurrentThread(NULL, NULL), SOCKET_ERROR);
 }
 
 TEST(fd_is_set_looks_only_at_the_counted_entries) {
