@@ -96,6 +96,7 @@ TEST(address_bad_strings_are_einval) {
     bad("", AF_INET);
     bad("[::1", AF_INET6);
     bad("[::1]x", AF_INET6);
+    bad("[::1];80", AF_INET6); /* only a colon brings a port (';' is just above ':') */
     bad("[::1]:99999", AF_INET6);
     bad("x", AF_INET6);
     bad("::1", AF_INET);
