@@ -497,6 +497,13 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &len, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    DWORD st_ret = 7; /* nor through the ioctl, which then writes nothing */
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(c, SIO_WSP_LISTENER_STATS, NULL, 0, &st, sizeof st, &st_ret, NULL, NULL,
+                          NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(st_ret, 7);
     /* Unknown ioctl. */
     DWORD ret = 0;
     err = 0;

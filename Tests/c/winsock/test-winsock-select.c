@@ -155,6 +155,18 @@ TEST(winsock_select_one_set_in_two_places) {
     CHECK_EQ(x.fd_count, 1);
     CHECK(x.fd_array[0] == c);
     CHECK_EQ(e.fd_count, 0);
+    /* Write and except the same set, read another placed after it in memory: the write set
+     * is the one answered twice, whichever lies lower. */
+    fd_set two[2];
+    fd_set *wx = &two[0], *rd = &two[1];
+    FD_ZERO(rd);
+    FD_SET(c, rd);
+    FD_ZERO(wx);
+    FD_SET(c, wx);
+    CHECK_EQ(select(0, rd, wx, wx, &ten), 1); /* writable, nothing to read */
+    CHECK_EQ(rd->fd_count, 0);
+    CHECK_EQ(wx->fd_count, 1);
+    CHECK(wx->fd_array[0] == c);
     CHECK_EQ(closesocket(c), 0);
     CHECK_EQ(closesocket(l), 0);
     CHECK_EQ(WSACleanup(), 0);
