@@ -1450,6 +1450,38 @@ TEST(fault_failed_connect_copies_no_options_after_an_option_refused) {
     CHECK_EQ(calls[1], calls[0]);
 }
 
+/* A socket no call is using closes its descriptor at once: no shutdown, no spare descriptor
+ * put in its place (socket, dup2), which only a socket still in use needs. */
+TEST(fault_close_of_a_socket_not_in_use_takes_no_spare_descriptor) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* never fail: count */
+    FAULT(dup2, .nth = 1000000, .this_thread = 1);
+    FAULT(shutdown, .nth = 1000000, .this_thread = 1);
+    close_socket(c);
+    CHECK_EQ(fault_calls(FAULT_socket), 0);
+    CHECK_EQ(fault_calls(FAULT_dup2), 0);
+    CHECK_EQ(fault_calls(FAULT_shutdown), 0);
+    fault_clear();
+    close_socket(s);
+}
+
+/* FIONBIO on a socket that is not connected changes only the socket's mode: its descriptor
+ * stays non-blocking (the provider does the waiting), so no system call is made. */
+TEST(fault_fionbio_on_an_unconnected_socket_makes_no_system_call) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    FAULT(fcntl, .nth = 1000000, .this_thread = 1);
+    set_nonblocking(s, 0);
+    set_nonblocking(s, 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    CHECK_EQ(fault_calls(FAULT_fcntl), 0);
+    fault_clear();
+    close_socket(s);
+}
+
 /* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
  * record: sending still works. */
 TEST(fault_shutdown_the_kernel_fails_reports_it_and_shuts_nothing) {
