@@ -439,6 +439,10 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     err = 0;
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
+    len = sizeof v; /* and one numbered below SO_ERROR (SO_DEBUG, 1) */
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_DEBUG, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
     err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, sizeof v, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
@@ -543,6 +547,23 @@ TEST(ioctl_fionbio_without_a_whole_dword_is_wsaefault) {
     CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
     close_socket(s);
     close_socket(l);
+}
+
+/* An extension function asked for without its GUID is WSAEFAULT, whatever length comes with
+ * it; nothing is written. */
+TEST(ioctl_extension_pointer_without_a_guid_is_wsaefault) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    void *fn = NULL;
+    DWORD ret = 7;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, NULL, sizeof(GUID), &fn,
+                          sizeof fn, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK(fn == NULL);
+    CHECK_EQ(ret, 7);
+    close_socket(s);
 }
 
 TEST(sockopt_wsp_options_round_trip_and_bounds) {
