@@ -868,6 +868,35 @@ TEST(connect_nonblocking_answer_wait_counts_from_the_request_sent) {
     close(lfd);
 }
 
+/* A connect limit nearer than the time-out bounds the connector's timer: due at the limit,
+ * not a whole time-out away. */
+TEST(connect_nonblocking_timer_is_due_at_a_nearer_limit) {
+    start();
+    enum { LIMIT = 2000, TIMEOUT = 60000 };
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, TIMEOUT);
+    set_dword(c, SOL_WSP, WSP_CONNECT_LIMIT, LIMIT);
+    set_nonblocking(c, 1);
+    uint64_t before = wsp_now_ms();
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector; /* its first */
+    uint64_t due = atomic_load(&item->due_ms);
+    uint64_t after = wsp_now_ms();
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    /* The limit counts from the next whole millisecond (wsp_deadline_in). */
+    CHECK(due >= before + LIMIT && due <= after + LIMIT + 1);
+    close_socket(c);
+    close(lfd);
+}
+
 static atomic_int reactor_reached;
 
 static void note_reactor_reached(void *context) {
