@@ -819,6 +819,8 @@ TEST(hs_result_names) {
     }
     CHECK(strcmp(wsp_hs_result_name(WSP_HS_BAD_MAGIC), "bad magic") == 0);
     CHECK(strcmp(wsp_hs_result_name(WSP_HS_NEED_MORE), "need more") == 0);
+    CHECK(strcmp(wsp_hs_result_name(WSP_HS_TOO_LONG), "too long") == 0);
+    CHECK(strcmp(wsp_hs_result_name(WSP_HS_BAD_FIELD), "bad field") == 0);
     CHECK(strcmp(wsp_hs_result_name(8), "frame") == 0); /* a frame's length */
     CHECK(strcmp(wsp_hs_result_name(-1000), wsp_hs_result_name(-6)) == 0);
 }
