@@ -1482,6 +1482,24 @@ TEST(fault_fionbio_on_an_unconnected_socket_makes_no_system_call) {
     close_socket(s);
 }
 
+/* A failed connect's fresh descriptor is non-blocking, as an unconnected socket's always is
+ * (the provider does the waiting). */
+TEST(fault_failed_connect_leaves_a_nonblocking_descriptor) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* counts: the fresh descriptor */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_calls(FAULT_socket), 1);
+    fault_clear();
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    CHECK((fcntl(so->fd, F_GETFL) & O_NONBLOCK) != 0);
+    wsp_socket_release(so);
+    close_socket(c);
+}
+
 /* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
  * record: sending still works. */
 TEST(fault_shutdown_the_kernel_fails_reports_it_and_shuts_nothing) {
