@@ -897,6 +897,47 @@ TEST(connect_nonblocking_timer_is_due_at_a_nearer_limit) {
     close(lfd);
 }
 
+/* A server may answer with a QoS the client did not ask for (it sent none, and passed no QOS
+ * to fill): the socket keeps it (SIO_GET_QOS reports it), and the connect succeeds. */
+TEST(connect_answer_with_a_qos_unasked_is_kept_by_the_socket) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0);
+    CHECK(!f.has_qos); /* the client sent none */
+    wsp_hs_frame answer = {.type = WSP_HS_ACCEPT, .has_qos = 1};
+    answer.qos.sending.token_rate = 4321;
+    uint8_t out[128];
+    size_t n = wsp_hs_encode(&answer, out, sizeof out);
+    CHECK(n > 0);
+    CHECK_EQ(write(afd, out, n), (ssize_t)n);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    QOS got;
+    DWORD ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(ac.s, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    CHECK_EQ(got.SendingFlowspec.TokenRate, 4321);
+    close_socket(ac.s);
+    close(afd);
+    close(lfd);
+}
+
 static atomic_int reactor_reached;
 
 static void note_reactor_reached(void *context) {
