@@ -2213,6 +2213,33 @@ TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
     CHECK_EQ(looks, 0);
 }
 
+/* A recv into two buffers that takes all there was (fewer bytes than the buffers hold
+ * together, more than the first does) left nothing behind: it looks at nothing (no FIONREAD)
+ * to raise FD_READ again. */
+TEST(netev_recv_into_two_buffers_taking_all_looks_at_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123"); /* one segment: all four bytes arrive together */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    char b1[2], b2[8];
+    WSABUF bufs[2] = {{sizeof b1, b1}, {sizeof b2, b2}};
+    DWORD got = 0, flags = 0;
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPRecv(s, bufs, 2, &got, &flags, NULL, NULL, NULL, &err), 0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(got, 4);
+    CHECK_MEM(b1, "01", 2);
+    CHECK_MEM(b2, "23", 2);
+    CHECK_EQ(looks, 0);
+}
+
 /* A successful lpWSPAsyncSelect leaves the thread's last error (WSAGetLastError) alone. */
 TEST(netev_async_select_leaves_the_last_error_alone) {
     start();
