@@ -30,6 +30,14 @@ TEST(address_strings_round_trip) {
     round_trip("[::1]:8080", AF_INET6);
     round_trip("::1", AF_INET6);
     round_trip("[fe80::1%3]:22", AF_INET6);
+    round_trip("fe80::1%3", AF_INET6); /* a scope without a port: no brackets */
+    /* A scope number is decimal, leading zeros and all (not octal). */
+    struct sockaddr_storage zs;
+    int zlen = sizeof zs, zerr = 0;
+    CHECK_EQ(T.lpWSPStringToAddress("fe80::1%010", AF_INET6, NULL, (struct sockaddr *)&zs, &zlen,
+                                    &zerr),
+             0);
+    CHECK_EQ(((struct sockaddr_in6 *)&zs)->sin6_scope_id, 10);
     /* Without brackets, starting with a letter (one above '[' in ASCII, as all lower-case
      * hex digits are): no port to look for. */
     round_trip("fe80::1", AF_INET6);
@@ -88,6 +96,7 @@ TEST(address_bad_strings_are_einval) {
     bad("", AF_INET);
     bad("[::1", AF_INET6);
     bad("[::1]x", AF_INET6);
+    bad("[::1];80", AF_INET6); /* only a colon brings a port (';' is just above ':') */
     bad("[::1]:99999", AF_INET6);
     bad("x", AF_INET6);
     bad("::1", AF_INET);
@@ -225,6 +234,9 @@ TEST(address_null_pointers_are_efault_and_ports_stop_at_65535) {
     CHECK_EQ(err, WSAEFAULT);
     bad("1.2.3.4:65536", AF_INET);
     bad("[::1]:65536", AF_INET6);
+    /* 2^32 + 80: a number that would wrap around to port 80 in 32 bits is too long a port. */
+    bad("1.2.3.4:4294967376", AF_INET);
+    bad("[::1]:4294967376", AF_INET6);
     round_trip("[::1]:65535", AF_INET6);
 }
 
@@ -259,6 +271,7 @@ TEST(address_with_an_unknown_interface_scope_is_einval) {
     bad("fe80::1%no-such-interface", AF_INET6);
     bad("[fe80::1%no-such-interface]:22", AF_INET6);
     bad("[fe80::1%]:22", AF_INET6);
+    bad("fe80::1%0x1", AF_INET6); /* a scope number is decimal: no hexadecimal */
 }
 
 /* A scope naming an interface gives that interface's index (the loopback's name is "lo" on

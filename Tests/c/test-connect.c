@@ -86,9 +86,13 @@ TEST(connect_argument_and_state_errors) {
     CHECK_EQ(connect_to(c6, &addr6, NULL, NULL), WSAEADDRNOTAVAIL);
     close_socket(c6);
     close_socket(l6);
-    /* Too short, and the wrong family. */
+    /* Too short, none, and the wrong family. */
     int err = 0;
     CHECK_EQ(T.lpWSPConnect(c, (struct sockaddr *)&addr, 4, NULL, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    err = 0; /* no address at all, whatever length comes with it */
+    CHECK_EQ(T.lpWSPConnect(c, NULL, sizeof(struct sockaddr_in), NULL, NULL, NULL, NULL, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
     struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_port = htons(80),
@@ -731,6 +735,271 @@ TEST(connect_nonblocking_unanswered_request_times_out) {
     CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK); /* not WSAEALREADY */
     close_socket(c);
+    close(lfd);
+}
+
+/* Its time-out ends the connect with its one-shot registration armed (for the answer): the
+ * timer takes it out of the epoll set (one EPOLL_CTL_DEL), rather than leave it armed on the
+ * descriptor, which stays the socket's when no fresh one can be had. */
+TEST(connect_nonblocking_timed_out_takes_its_armed_registration_out) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 500);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    /* Under the socket's lock the step that sent it (and armed the registration for the
+     * answer) is over, and the timer cannot end the connect before the count starts. */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts every thread's calls, fails none */
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    CHECK_EQ(connect_outcome(c), WSAETIMEDOUT);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
+/* The step that sends the request (the reactor's, on the connection's coming up: the first
+ * send, in the connect call, found no room) does not also look for the answer: the server
+ * has not had the request yet; the answer is read when the descriptor says it is there (no
+ * receive at all here, the server never answering). */
+TEST(connect_nonblocking_step_that_sends_the_request_reads_nothing) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(c, 1);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own first send */
+    FAULT(recv, .nth = 1 << 30); /* counts every thread's receives, fails none */
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the reactor's step sent it */
+    /* Under the socket's lock, that step is over. */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    CHECK_EQ(fault_calls(FAULT_recv), 0);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
+/* The wait for the answer is a whole WSP_CONNECT_TIMEOUT from when the request went out,
+ * not from the connect call: a request the reactor's step sends only after the first
+ * time-out has passed (the step held before it) leaves the connect waiting, its timer due a
+ * whole time-out after the send. */
+TEST(connect_nonblocking_answer_wait_counts_from_the_request_sent) {
+    start();
+    enum { TIMEOUT = 1000 };
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, TIMEOUT);
+    set_nonblocking(c, 1);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own first send */
+    FAULT(getsockopt, .nth = 1, .hold = 1);       /* the reactor's step: its SO_ERROR first */
+    uint64_t started = wsp_now_ms();
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    /* Not synchronization: the first time-out passing while the step is held. */
+    WAIT_FOR(wsp_now_ms() > started + TIMEOUT + 5, 10000);
+    uint64_t released = wsp_now_ms();
+    fault_release();
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the step sent it, after the hold */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL); /* still waiting for the answer */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector; /* its first */
+    CHECK(atomic_load(&item->due_ms) >= released + TIMEOUT);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    fault_clear();
+    close_socket(c);
+    close(afd);
+    close(lfd);
+}
+
+/* A connect limit nearer than the time-out bounds the connector's timer: due at the limit,
+ * not a whole time-out away. */
+TEST(connect_nonblocking_timer_is_due_at_a_nearer_limit) {
+    start();
+    enum { LIMIT = 2000, TIMEOUT = 60000 };
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, TIMEOUT);
+    set_dword(c, SOL_WSP, WSP_CONNECT_LIMIT, LIMIT);
+    set_nonblocking(c, 1);
+    uint64_t before = wsp_now_ms();
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector; /* its first */
+    uint64_t due = atomic_load(&item->due_ms);
+    uint64_t after = wsp_now_ms();
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    /* The limit counts from the next whole millisecond (wsp_deadline_in). */
+    CHECK(due >= before + LIMIT && due <= after + LIMIT + 1);
+    close_socket(c);
+    close(lfd);
+}
+
+/* A server may answer with a QoS the client did not ask for (it sent none, and passed no QOS
+ * to fill): the socket keeps it (SIO_GET_QOS reports it), and the connect succeeds. */
+TEST(connect_answer_with_a_qos_unasked_is_kept_by_the_socket) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    static struct async_connect ac;
+    ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
+    async_connect_start(&ac);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0);
+    CHECK(!f.has_qos); /* the client sent none */
+    wsp_hs_frame answer = {.type = WSP_HS_ACCEPT, .has_qos = 1};
+    answer.qos.sending.token_rate = 4321;
+    uint8_t out[128];
+    size_t n = wsp_hs_encode(&answer, out, sizeof out);
+    CHECK(n > 0);
+    CHECK_EQ(write(afd, out, n), (ssize_t)n);
+    CHECK_EQ(async_connect_join(&ac), 0);
+    QOS got;
+    DWORD ret = 0;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(ac.s, SIO_GET_QOS, NULL, 0, &got, sizeof got, &ret, NULL, NULL, NULL,
+                          &err),
+             0);
+    CHECK_EQ(got.SendingFlowspec.TokenRate, 4321);
+    close_socket(ac.s);
+    close(afd);
+    close(lfd);
+}
+
+static atomic_int reactor_reached;
+
+static void note_reactor_reached(void *context) {
+    (void)context;
+    atomic_store(&reactor_reached, 1);
+}
+
+/* The answer comes as the connect's timer comes due, and a call (wsp_connector_poll) reads it
+ * first, while the reactor's timer step waits for the socket's lock: the connect is
+ * connected, and the timer step, finding it no longer its own, leaves it so (no
+ * WSAETIMEDOUT, no second removal of the connector's item). */
+TEST(connect_answered_as_its_timer_comes_due_stays_connected) {
+    start();
+    struct sockaddr_storage addr;
+    int lfd = silent_tcp_listener(4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_nonblocking(c, 1);
+    CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK(so->connector != NULL);
+    /* The connector's reactor item is its first member; the reactor zeroes its due time
+     * when it takes the timer up, just before its step, which now waits for the lock. */
+    struct wsp_reactor_item *item = (struct wsp_reactor_item *)so->connector;
+    WAIT_FOR(atomic_load(&item->due_ms) == 0, 10000);
+    wsp_hs_frame accept_frame = {.type = WSP_HS_ACCEPT};
+    uint8_t answer[16];
+    size_t alen = wsp_hs_encode(&accept_frame, answer, sizeof answer);
+    CHECK(alen > 0);
+    CHECK_EQ(write(afd, answer, alen), (ssize_t)alen);
+    struct pollfd p = {.fd = so->fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1);
+    wsp_connector_poll(so); /* what a call does: reads the answer, ends the connect */
+    CHECK(so->connector == NULL);
+    CHECK_EQ(so->state, WSP_STATE_CONNECTED);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    /* A job runs on the reactor's thread once its timer step has returned. */
+    CHECK_EQ(WSPRunOnEventThread(note_reactor_reached, NULL), 0);
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    CHECK_EQ(get_int(c, SOL_SOCKET, SO_ERROR), 0);
+    send_all(c, "y", 1);
+    char got = 0;
+    CHECK_EQ(raw_recv(afd, &got, 1, 10000), 1);
+    CHECK_EQ(got, 'y');
+    close_socket(c);
+    close(afd);
     close(lfd);
 }
 

@@ -12,10 +12,12 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "backlog.h"
 #include "faults.h"
+#include "handshake.h"
 #include "internal.h"
 #include "netevents.h"
 #include "support.h"
@@ -884,6 +886,176 @@ TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_no_armed_watch) {
     close_socket(a);
     close_socket(s);
     close_socket(l);
+}
+
+/* The same connect finished by a call while the event thread is busy: its registration taken
+ * out of the epoll set, nothing of it is left for a watch to take over; a watch registered
+ * next adds one of its own on the socket's descriptor (an EPOLL_CTL_ADD, then the MOD that arms
+ * it), and duplicates no descriptor to watch. */
+TEST(event_thread_busy_while_a_call_finishes_a_connect_leaves_a_watch_its_own_registration) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), WSAEWOULDBLOCK);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    WSABUF b = {1, "x"};
+    DWORD sent = 0;
+    CHECK_EQ(T.lpWSPSend(s, &b, 1, &sent, 0, NULL, NULL, NULL, &err), 0); /* finishes it */
+    CHECK_EQ(sent, 1);
+    int fds = provider_fds();
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(T.lpWSPAsyncSelect(s, (HWND)(uintptr_t)1, 0x401, FD_READ, &err), 0);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 2);
+    fault_clear();
+    CHECK_EQ(provider_fds(), fds);
+    atomic_store(&gate_open, 1);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* A connect-data connect whose request a call sends (wsp_connector_poll: the connect call's
+ * own send found no room, and the event thread is busy) changes what the connector's
+ * registration waits for there and then: from the connection's coming up to the answer (one
+ * EPOLL_CTL_MOD on the calling thread). */
+TEST(event_thread_busy_while_a_call_sends_the_request_rearms_for_the_answer) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own send */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* the kernel has connected it */
+    wsp_socket_release(so);
+    FAULT(epoll_ctl, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    char b;
+    WSABUF buf = {1, &b};
+    DWORD got = 0, flags = 0;
+    CHECK_EQ(T.lpWSPRecv(s, &buf, 1, &got, &flags, NULL, NULL, NULL, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOTCONN); /* sent, not answered: still connecting */
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    atomic_store(&gate_open, 1);
+    close_socket(s);
+    close_socket(l);
+}
+
+static atomic_int reactor_tid, reactor_reached;
+
+static void note_reactor(void *context) {
+    (void)context;
+    atomic_store(&reactor_tid, (int)syscall(SYS_gettid));
+    atomic_store(&reactor_reached, 1);
+}
+
+/* Whether thread tid waits on a futex (a lock) now, by /proc/self/task/<tid>/syscall. */
+static int waits_on_a_lock(int tid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    long nr = -1;
+    int got = fscanf(f, "%ld", &nr);
+    fclose(f);
+    return got == 1 && nr == SYS_futex;
+}
+
+/* The reactor takes the connector's event (the connection is up) and its step waits for the
+ * socket's lock, which a call holds while it sends the request itself (wsp_connector_poll),
+ * re-arming the registration for the answer. The answer is there when the reactor's step
+ * goes on: it ends the connect, and takes out the registration the call armed again (one
+ * EPOLL_CTL_DEL): left in, armed, it would report for a connector that is gone. */
+TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registration_out) {
+    start();
+    CHECK_EQ(WSPRunOnEventThread(note_reactor, NULL), 0);
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    int tid = atomic_load(&reactor_tid);
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK_EQ(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+    CHECK_EQ(listen(lfd, 4), 0);
+    struct sockaddr_storage addr;
+    socklen_t alen = sizeof addr;
+    CHECK_EQ(getsockname(lfd, (struct sockaddr *)&addr, &alen), 0);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    set_nonblocking(s, 1);
+    CHECK_EQ(WSPRunOnEventThread(gate_job, NULL), 0);
+    WAIT_FOR(atomic_load(&gate_started), 10000);
+    FAULT(send, .err = EAGAIN, .this_thread = 1); /* the connect call's own send */
+    CHECK_EQ(connect_to(s, &addr, "x", NULL), WSAEWOULDBLOCK);
+    CHECK_EQ(fault_fired(FAULT_send), 1);
+    fault_clear();
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    struct pollfd p = {.fd = so->fd, .events = POLLOUT};
+    CHECK_EQ(poll(&p, 1, 10000), 1); /* up: the connector's registration reports it */
+    pthread_mutex_lock(&so->lock);
+    atomic_store(&gate_open, 1);
+    /* The reactor's step on that event waits for the lock: the same futex wait on ten looks
+     * in a row (a passing wait on the reactor's own lock is gone by then). */
+    int looks = 0;
+    long long deadline = now_ms() + 10000;
+    while (looks < 10) {
+        looks = waits_on_a_lock(tid) ? looks + 1 : 0;
+        CHECK(now_ms() < deadline);
+        sleep_ms(2);
+    }
+    wsp_connector_poll(so); /* sends the request, re-arms the registration for the answer */
+    CHECK(so->connector != NULL);
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    uint8_t buf[64];
+    size_t len = 0;
+    wsp_hs_frame f;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
+        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
+        CHECK(n > 0);
+        len += (size_t)n;
+    }
+    CHECK(r > 0);
+    wsp_hs_frame accept_frame = {.type = WSP_HS_ACCEPT};
+    uint8_t answer[16];
+    size_t n = wsp_hs_encode(&accept_frame, answer, sizeof answer);
+    CHECK(n > 0);
+    CHECK_EQ(write(afd, answer, n), (ssize_t)n);
+    p = (struct pollfd){.fd = so->fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 10000), 1);
+    FAULT(epoll_ctl, .nth = 1 << 30); /* counts every thread's calls, fails none */
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    atomic_store(&reactor_reached, 0);
+    CHECK_EQ(WSPRunOnEventThread(note_reactor, NULL), 0); /* runs once the step has returned */
+    WAIT_FOR(atomic_load(&reactor_reached), 10000);
+    CHECK_EQ(fault_calls(FAULT_epoll_ctl), 1);
+    fault_clear();
+    so = wsp_socket_acquire(s, &err);
+    CHECK(so != NULL);
+    pthread_mutex_lock(&so->lock);
+    CHECK_EQ(so->state, WSP_STATE_CONNECTED);
+    pthread_mutex_unlock(&so->lock);
+    wsp_socket_release(so);
+    close_socket(s);
+    close(afd);
+    close(lfd);
 }
 
 static struct timeval select_timeout;

@@ -60,6 +60,25 @@ TEST(fault_socket_creation_reports_the_kernels_shortage) {
     still_connects();
 }
 
+/* A new socket's descriptor needs one option set only when it is IPv6 (IPV6_V6ONLY, as
+ * Winsock's IPv6 sockets are): an IPv4 socket is made with no setsockopt at all, of either
+ * kind of entry. */
+TEST(fault_socket_creation_sets_an_option_only_on_ipv6) {
+    start();
+    static const struct {
+        DWORD catalog;
+        int calls;
+    } cases[] = {{WSP_CATALOG_TCP_IPV4, 0}, {WSP_CATALOG_CDATA_IPV4, 0},
+                 {WSP_CATALOG_TCP_IPV6, 1}, {WSP_CATALOG_CDATA_IPV6, 1}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+        SOCKET s = new_socket(cases[i].catalog);
+        CHECK_EQ(fault_calls(FAULT_setsockopt), cases[i].calls);
+        fault_clear();
+        close_socket(s);
+    }
+}
+
 /* The socket's memory cannot be had: WSAENOBUFS, and its descriptor is closed. */
 TEST(fault_socket_without_memory_closes_its_descriptor) {
     start();
@@ -220,6 +239,46 @@ TEST(fault_blocking_connect_without_memory_is_wsaenobufs_at_every_allocation) {
     acceptor_stop(&k);
 }
 
+/* The same with a QoS whose provider-specific part the answer brings back too: every
+ * allocation fails in turn, among them the copy of those bytes after the callee data's was
+ * had (which the failure then gives back: the leak check); the connect then succeeds with
+ * both. */
+TEST(fault_blocking_connect_with_qos_without_memory_is_wsaenobufs_at_every_allocation) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+    int before = provider_fds();
+    int failures = 0;
+    for (int nth = 1;; nth++) {
+        CHECK(nth < 20);
+        char specific[5] = {1, 2, 3, 4, 5};
+        QOS q;
+        memset(&q, 0, sizeof q);
+        q.ProviderSpecific = (WSABUF){sizeof specific, specific};
+        char in[16];
+        WSABUF callee = {sizeof in, in};
+        FAULT(malloc, .nth = nth, .err = ENOMEM, .this_thread = 1);
+        int rc = connect_full(s, &k.addr, &(WSABUF){2, "hi"}, &callee, &q);
+        if (!fault_fired(FAULT_malloc)) { /* every allocation has failed once */
+            CHECK_EQ(rc, 0);
+            CHECK_EQ(callee.len, 6);
+            CHECK_MEM(in, "answer", 6);
+            CHECK_EQ(q.ProviderSpecific.len, 5);
+            CHECK_MEM(specific, "\1\2\3\4\5", 5);
+            break;
+        }
+        CHECK_EQ(rc, WSAENOBUFS);
+        WAIT_FOR(provider_fds() == before, 10000);
+        failures++;
+    }
+    /* The request and its reader, then the callee data and the QoS bytes kept. */
+    CHECK(failures >= 4);
+    fault_clear();
+    close_socket(s);
+    acceptor_stop(&k);
+}
+
 /* A receive of the answer interrupted by a signal is tried again, not reported. */
 TEST(fault_blocking_connect_survives_an_interrupted_receive) {
     start();
@@ -230,6 +289,26 @@ TEST(fault_blocking_connect_survives_an_interrupted_receive) {
     CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), 0);
     CHECK_EQ(fault_fired(FAULT_recv), 1);
     close_socket(s);
+    acceptor_stop(&k);
+}
+
+/* Only a reset while the answer is awaited is the server's refusal: a receive of the answer
+ * that fails otherwise (the connection timed out, the host became unreachable: both numbered
+ * above ECONNRESET) fails the connect with its own code. */
+TEST(fault_connect_answer_whose_receive_fails_otherwise_than_a_reset_keeps_its_code) {
+    start();
+    struct acceptor k = {0};
+    acceptor_start(&k);
+    static const struct { int e, code; } cases[] = {{ETIMEDOUT, WSAETIMEDOUT},
+                                                     {EHOSTUNREACH, WSAEHOSTUNREACH}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        SOCKET s = new_socket(WSP_CATALOG_CDATA_IPV4);
+        FAULT(recv, .err = cases[i].e, .this_thread = 1);
+        CHECK_EQ(connect_to(s, &k.addr, "hi", NULL), cases[i].code);
+        CHECK_EQ(fault_fired(FAULT_recv), 1);
+        fault_clear();
+        close_socket(s);
+    }
     acceptor_stop(&k);
 }
 
@@ -1247,6 +1326,43 @@ TEST(fault_failed_connect_whose_bound_address_cannot_be_read_is_left_unbound) {
     close_socket(c);
 }
 
+/* A socket bound already, or connected (bound implicitly, so->bound unset), is refused a bind
+ * by the provider itself: WSAEINVAL without a bind system call; an address of the other
+ * family, WSAEAFNOSUPPORT, likewise. */
+TEST(fault_bind_of_a_bound_or_connected_socket_is_einval_without_a_system_call) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), 0);
+    FAULT(bind, .nth = 1000000, .this_thread = 1); /* never fails: counts this thread's */
+    CHECK_EQ(T.lpWSPBind(s, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
+    fault_clear();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    FAULT(bind, .nth = 1000000, .this_thread = 1);
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(c, (struct sockaddr *)&any, sizeof any, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
+    /* An address of the other family, numbered above the socket's: refused the same way. */
+    SOCKET fresh = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in6 six = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    err = 0;
+    CHECK_EQ(T.lpWSPBind(fresh, (struct sockaddr *)&six, sizeof six, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAEAFNOSUPPORT);
+    CHECK_EQ(fault_calls(FAULT_bind), 0);
+    fault_clear();
+    close_socket(fresh);
+    close_socket(c);
+    close_socket(s);
+    close_socket(l);
+}
+
 /* A connected pair on plain TCP over 127.0.0.1. */
 static void m3_pair(SOCKET *client, SOCKET *server) {
     struct sockaddr_storage addr;
@@ -1257,6 +1373,154 @@ static void m3_pair(SOCKET *client, SOCKET *server) {
     *server = accept_with(l, NULL, 0, &err);
     CHECK(*server != INVALID_SOCKET);
     close_socket(l);
+}
+
+/* A send already under way when another thread closes the socket, on a descriptor the close
+ * could not replace (no spare: socket fails) and shut only for reading: the bytes it sent are
+ * its result, as sent, not WSAEINTR; the peer gets them. */
+static SOCKET sending_socket;
+static int sending_rc, sending_err;
+static DWORD sending_n;
+
+static void *send_under_way(void *arg) {
+    (void)arg;
+    WSABUF b = {5, "hello"};
+    sending_rc = T.lpWSPSend(sending_socket, &b, 1, &sending_n, 0, NULL, NULL, NULL,
+                             &sending_err);
+    return NULL;
+}
+
+TEST(fault_send_a_close_overtakes_still_reports_what_it_sent) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    sending_socket = c;
+    FAULT(send, .hold = 1); /* the sending thread's send, held before the call */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, send_under_way, NULL), 0);
+    WAIT_FOR(fault_holding() == 1, 10000);
+    FAULT(socket, .err = EMFILE, .this_thread = 1); /* the close's spare descriptor */
+    close_socket(c);
+    CHECK_EQ(fault_fired(FAULT_socket), 1);
+    fault_release();
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    fault_clear();
+    CHECK_EQ(sending_rc, 0);
+    CHECK_EQ(sending_n, 5);
+    char got[5];
+    recv_exact(s, got, sizeof got);
+    CHECK_MEM(got, "hello", 5);
+    close_socket(s);
+}
+
+/* A failed connect's fresh descriptor takes no option an IPv4 socket never had: no
+ * setsockopt (IPV6_V6ONLY is for IPv6 ones; no option was set to be carried over). */
+TEST(fault_failed_ipv4_connect_sets_no_option_on_its_fresh_descriptor) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(setsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    FAULT(socket, .nth = 1000000, .this_thread = 1);     /* counts: the fresh descriptor */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_calls(FAULT_socket), 1);
+    CHECK_EQ(fault_calls(FAULT_setsockopt), 0);
+    fault_clear();
+    close_socket(c);
+}
+
+/* An option refused (an IPv6 option on an IPv4 socket: WSAEINVAL) was never set: a failed
+ * connect's fresh descriptor copies no options for it, reading as many of the old one's
+ * (getsockopt) as a socket's that never tried one. */
+TEST(fault_failed_connect_copies_no_options_after_an_option_refused) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    int calls[2];
+    for (int refused = 0; refused < 2; refused++) {
+        SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+        if (refused) {
+            int one = 1, err = 0;
+            CHECK_EQ(T.lpWSPSetSockOpt(c, IPPROTO_IPV6, IPV6_V6ONLY, (const char *)&one,
+                                       sizeof one, &err),
+                     SOCKET_ERROR);
+            CHECK_EQ(err, WSAEINVAL);
+        }
+        FAULT(getsockopt, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+        CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+        calls[refused] = fault_calls(FAULT_getsockopt);
+        fault_clear();
+        close_socket(c);
+    }
+    CHECK_EQ(calls[1], calls[0]);
+}
+
+/* A socket no call is using closes its descriptor at once: no shutdown, no spare descriptor
+ * put in its place (socket, dup2), which only a socket still in use needs. */
+TEST(fault_close_of_a_socket_not_in_use_takes_no_spare_descriptor) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* never fail: count */
+    FAULT(dup2, .nth = 1000000, .this_thread = 1);
+    FAULT(shutdown, .nth = 1000000, .this_thread = 1);
+    close_socket(c);
+    CHECK_EQ(fault_calls(FAULT_socket), 0);
+    CHECK_EQ(fault_calls(FAULT_dup2), 0);
+    CHECK_EQ(fault_calls(FAULT_shutdown), 0);
+    fault_clear();
+    close_socket(s);
+}
+
+/* FIONBIO on a socket that is not connected changes only the socket's mode: its descriptor
+ * stays non-blocking (the provider does the waiting), so no system call is made. */
+TEST(fault_fionbio_on_an_unconnected_socket_makes_no_system_call) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* never fails: counts */
+    FAULT(fcntl, .nth = 1000000, .this_thread = 1);
+    set_nonblocking(s, 0);
+    set_nonblocking(s, 1);
+    CHECK_EQ(fault_calls(FAULT_ioctl), 0);
+    CHECK_EQ(fault_calls(FAULT_fcntl), 0);
+    fault_clear();
+    close_socket(s);
+}
+
+/* A failed connect's fresh descriptor is non-blocking, as an unconnected socket's always is
+ * (the provider does the waiting). */
+TEST(fault_failed_connect_leaves_a_nonblocking_descriptor) {
+    start();
+    struct sockaddr_storage dead = dead_address();
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    FAULT(socket, .nth = 1000000, .this_thread = 1); /* counts: the fresh descriptor */
+    CHECK_EQ(connect_to(c, &dead, NULL, NULL), WSAECONNREFUSED);
+    CHECK_EQ(fault_calls(FAULT_socket), 1);
+    fault_clear();
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err);
+    CHECK(so != NULL);
+    CHECK((fcntl(so->fd, F_GETFL) & O_NONBLOCK) != 0);
+    wsp_socket_release(so);
+    close_socket(c);
+}
+
+/* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
+ * record: sending still works. */
+TEST(fault_shutdown_the_kernel_fails_reports_it_and_shuts_nothing) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    FAULT(shutdown, .err = ENOBUFS, .this_thread = 1);
+    int err = 0;
+    CHECK_EQ(T.lpWSPShutdown(c, SD_SEND, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOBUFS);
+    CHECK_EQ(fault_fired(FAULT_shutdown), 1);
+    fault_clear();
+    send_all(c, "z", 1);
+    char got = 0;
+    recv_exact(s, &got, 1);
+    CHECK_EQ(got, 'z');
+    close_socket(c);
+    close_socket(s);
 }
 
 /* A shutdown keeps the connection's names for later (Linux forgets them once both sides have

@@ -1,6 +1,7 @@
 /* Unit tests for the connect-data handshake codec (Sources/CWSP/handshake.c). */
 #include "handshake.h"
 #include "harness.h"
+#include "qos.h"
 
 #define ALL_TYPES                                                                          \
     ((1u << WSP_HS_REQUEST) | (1u << WSP_HS_ACCEPT) | (1u << WSP_HS_REFUSE) |              \
@@ -223,6 +224,27 @@ TEST(hs_qos_wire_bytes) {
     CHECK_MEM(buf + 8 + 32, recv_rate, 4);
     static const uint8_t tail[] = {0x00, 0x02, 0xaa, 0xbb};
     CHECK_MEM(buf + 8 + 64, tail, 4);
+}
+
+/* A wire QoS read into Winsock's: the provider-specific bytes are copied up to the buffer's
+ * capacity and no further, the length said is what was copied; a shorter part is copied
+ * whole. */
+TEST(hs_qos_from_wire_copies_at_most_the_capacity) {
+    static const uint8_t spec[5] = {1, 2, 3, 4, 5};
+    wsp_hs_qos w = {.specific = spec, .specific_len = 5};
+    w.sending.token_rate = 77;
+    char out[8];
+    memset(out, 'Q', sizeof out);
+    QOS q;
+    wsp_qos_from_wire(&q, &w, out, 3);
+    CHECK_EQ(q.SendingFlowspec.TokenRate, 77);
+    CHECK(q.ProviderSpecific.buf == out);
+    CHECK_EQ(q.ProviderSpecific.len, 3);
+    CHECK_MEM(out, "\1\2\3QQQQQ", 8);
+    memset(out, 'Q', sizeof out);
+    wsp_qos_from_wire(&q, &w, out, sizeof out);
+    CHECK_EQ(q.ProviderSpecific.len, 5);
+    CHECK_MEM(out, "\1\2\3\4\5QQQ", 8);
 }
 
 /* has_data with zero bytes is a distinct frame from no data at all. */
@@ -562,6 +584,8 @@ TEST(hs_body_longer_than_max_frame) {
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     valid_header(b, WSP_HS_PENDING, 0, 0xffff);
     check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
+    valid_header(b, WSP_HS_PENDING, 0, over); /* no flags, one byte past any frame's body */
+    check_error_at(b, 8, WSP_HS_MAX_DATA, ALL_TYPES, WSP_HS_TOO_LONG);
     /* One byte less is a possible frame (version 3, with every part)... */
     valid_header(b, WSP_HS_REQUEST,
                  WSP_HS_FLAG_CAPACITY | WSP_HS_FLAG_PATIENCE | WSP_HS_FLAG_DATA | WSP_HS_FLAG_QOS,
@@ -794,6 +818,10 @@ TEST(hs_result_names) {
             CHECK(strcmp(names[i], names[j]) != 0);
     }
     CHECK(strcmp(wsp_hs_result_name(WSP_HS_BAD_MAGIC), "bad magic") == 0);
+    CHECK(strcmp(wsp_hs_result_name(WSP_HS_NEED_MORE), "need more") == 0);
+    CHECK(strcmp(wsp_hs_result_name(WSP_HS_TOO_LONG), "too long") == 0);
+    CHECK(strcmp(wsp_hs_result_name(WSP_HS_BAD_FIELD), "bad field") == 0);
+    CHECK(strcmp(wsp_hs_result_name(8), "frame") == 0); /* a frame's length */
     CHECK(strcmp(wsp_hs_result_name(-1000), wsp_hs_result_name(-6)) == 0);
 }
 

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -367,11 +368,14 @@ TEST(upcalls_report_no_blocking_hook_and_harmless_threads) {
     memset(&tid, 0xab, sizeof tid);
     CHECK_EQ(t.lpWPUOpenCurrentThread(&tid, &err), 0);
     CHECK(tid.ThreadHandle == NULL);
+    CHECK_EQ(tid.Reserved, (DWORD_PTR)syscall(SYS_gettid)); /* the kernel's id, for a debugger */
     CHECK_EQ(t.lpWPUCloseThread(&tid, &err), 0);
     /* Nowhere to put the thread id: refused, nothing written. */
     err = 0;
     CHECK_EQ(t.lpWPUOpenCurrentThread(NULL, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAEFAULT);
+    /* Nor anywhere for the error: refused all the same, nothing written. */
+    CHECK_EQ(t.lpWPUOpenCurrentThread(NULL, NULL), SOCKET_ERROR);
 }
 
 TEST(fd_is_set_looks_only_at_the_counted_entries) {

@@ -148,6 +148,37 @@ TEST(netev_message_registration_leaves_the_record_empty) {
     CHECK_EQ(ne_enum(s, NULL).lNetworkEvents, 0);
 }
 
+/* A peek takes nothing: it too posts FD_READ again before it returns, itself (the event
+ * thread, kept busy meanwhile by a job, could not have). */
+static atomic_int peek_gate_started, peek_gate_open;
+
+static void peek_gate(void *context) {
+    (void)context;
+    atomic_store(&peek_gate_started, 1);
+    WAIT_FOR(atomic_load(&peek_gate_open), 10000);
+}
+
+TEST(netev_message_read_again_posted_by_a_peek) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123456789");
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    CHECK_EQ(WSPRunOnEventThread(peek_gate, NULL), 0);
+    WAIT_FOR(atomic_load(&peek_gate_started), 10000);
+    char buf[16];
+    CHECK_EQ(ne_recv(s, buf, 4, MSG_PEEK), 4);
+    CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* already there */
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    atomic_store(&peek_gate_open, 1);
+    CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 10); /* the peek took nothing */
+}
+
 /* ---- FD_WRITE ------------------------------------------------------------------------------ */
 
 TEST(netev_write_on_connect_then_only_after_wouldblock) {
@@ -2462,6 +2493,33 @@ TEST(netev_recv_leaving_data_unselected_for_read_looks_at_nothing) {
     CHECK_EQ(ne_recv(s, b, sizeof b, 0), 2);
     int looks = fault_calls(FAULT_ioctl);
     fault_clear();
+    CHECK_EQ(looks, 0);
+}
+
+/* A recv into two buffers that takes all there was (fewer bytes than the buffers hold
+ * together, more than the first does) left nothing behind: it looks at nothing (no FIONREAD)
+ * to raise FD_READ again. */
+TEST(netev_recv_into_two_buffers_taking_all_looks_at_nothing) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    HWND q = WSPCreateMessageQueue();
+    int err = 0;
+    CHECK_EQ(T.lpWSPAsyncSelect(s, q, NE_MSG, FD_READ, &err), 0);
+    ne_send_str(c, "0123"); /* one segment: all four bytes arrive together */
+    WSPMSG m;
+    CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+    CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    char b1[2], b2[8];
+    WSABUF bufs[2] = {{sizeof b1, b1}, {sizeof b2, b2}};
+    DWORD got = 0, flags = 0;
+    FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(T.lpWSPRecv(s, bufs, 2, &got, &flags, NULL, NULL, NULL, &err), 0);
+    int looks = fault_calls(FAULT_ioctl);
+    fault_clear();
+    CHECK_EQ(got, 4);
+    CHECK_MEM(b1, "01", 2);
+    CHECK_MEM(b2, "23", 2);
     CHECK_EQ(looks, 0);
 }
 

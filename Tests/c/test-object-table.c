@@ -141,6 +141,31 @@ TEST(object_table_handle_past_the_slots_in_use_names_nothing) {
     free(table.slots);
 }
 
+/* A slot freed is the next one taken: the table does not grow while it has a free slot, and
+ * the new handle names the same slot (the index, its low bits) with a newer generation. */
+TEST(object_table_reuses_a_freed_slot_first) {
+    static struct wsp_object_table table = WSP_OBJECT_TABLE_INIT(WSP_TAG_QUEUE);
+    static struct wsp_object objs[3];
+    for (int i = 0; i < 3; i++)
+        wsp_object_init(&objs[i], count_destroy);
+    uintptr_t a = wsp_table_add(&table, &objs[0]);
+    uintptr_t b = wsp_table_add(&table, &objs[1]);
+    CHECK(a != 0 && b != 0);
+    CHECK(wsp_table_remove(&table, a) == &objs[0]);
+    wsp_object_release(&objs[0]);
+    uint32_t used = table.used;
+    uintptr_t c = wsp_table_add(&table, &objs[2]);
+    CHECK(c != 0 && c != a);
+    CHECK_EQ(table.used, used);
+    CHECK_EQ(c & 0xFFFFu, a & 0xFFFFu); /* the same slot index */
+    CHECK(wsp_table_get(&table, a) == NULL);
+    CHECK(wsp_table_remove(&table, b) == &objs[1]);
+    wsp_object_release(&objs[1]);
+    CHECK(wsp_table_remove(&table, c) == &objs[2]);
+    wsp_object_release(&objs[2]);
+    free(table.slots);
+}
+
 /* wsp_table_handles writes at most max handles (its callers pass arrays of exactly max) and
  * says how many; the rest come with the next call, once the first ones are removed. */
 TEST(object_table_handles_writes_no_more_than_asked) {

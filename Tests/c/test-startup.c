@@ -382,6 +382,9 @@ TEST(socket_without_protocol_info_is_plain_tcp) {
     err = 0;
     CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_UDP, NULL, 0, 0, &err) == INVALID_SOCKET);
     CHECK_EQ(err, WSAEPROTONOSUPPORT);
+    err = 0; /* a negative protocol is neither "any" (0) nor TCP */
+    CHECK(T.lpWSPSocket(AF_INET, SOCK_STREAM, -1, NULL, 0, 0, &err) == INVALID_SOCKET);
+    CHECK_EQ(err, WSAEPROTONOSUPPORT);
     WSAPROTOCOL_INFO bogus;
     memset(&bogus, 0, sizeof bogus);
     bogus.dwCatalogEntryId = 4242;

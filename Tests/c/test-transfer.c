@@ -439,6 +439,10 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     err = 0;
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, &len, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
+    len = sizeof v; /* and one numbered below SO_ERROR (SO_DEBUG, 1) */
+    err = 0;
+    CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_SOCKET, SO_DEBUG, (char *)&v, &len, &err), SOCKET_ERROR);
+    CHECK_EQ(err, WSAENOPROTOOPT);
     err = 0;
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, 0x7777, (char *)&v, sizeof v, &err), SOCKET_ERROR);
     CHECK_EQ(err, WSAENOPROTOOPT);
@@ -497,6 +501,13 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
     CHECK_EQ(T.lpWSPGetSockOpt(c, SOL_WSP, WSP_LISTENER_STATS, (char *)&st, &len, &err),
              SOCKET_ERROR);
     CHECK_EQ(err, WSAEINVAL);
+    DWORD st_ret = 7; /* nor through the ioctl, which then writes nothing */
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(c, SIO_WSP_LISTENER_STATS, NULL, 0, &st, sizeof st, &st_ret, NULL, NULL,
+                          NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEINVAL);
+    CHECK_EQ(st_ret, 7);
     /* Unknown ioctl. */
     DWORD ret = 0;
     err = 0;
@@ -512,6 +523,47 @@ TEST(sockopt_reports_type_acceptconn_error_and_unknowns) {
                  SOCKET_ERROR);
         CHECK_EQ(err, WSAEINVAL);
     }
+}
+
+/* FIONBIO reads a DWORD: an input shorter than one, or none, is WSAEFAULT and leaves the mode
+ * as it was: blocking, the connect that follows returns connected, not WSAEWOULDBLOCK. */
+TEST(ioctl_fionbio_without_a_whole_dword_is_wsaefault) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    DWORD on = 1, ret = 7;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, &on, sizeof on - 1, NULL, 0, &ret, NULL, NULL, NULL,
+                          &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ret, 7);
+    err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, WSP_FIONBIO, NULL, sizeof on, NULL, 0, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK_EQ(ret, 7);
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    CHECK_EQ(connect_to(s, &addr, NULL, NULL), 0);
+    close_socket(s);
+    close_socket(l);
+}
+
+/* An extension function asked for without its GUID is WSAEFAULT, whatever length comes with
+ * it; nothing is written. */
+TEST(ioctl_extension_pointer_without_a_guid_is_wsaefault) {
+    start();
+    SOCKET s = new_socket(WSP_CATALOG_TCP_IPV4);
+    void *fn = NULL;
+    DWORD ret = 7;
+    int err = 0;
+    CHECK_EQ(T.lpWSPIoctl(s, SIO_GET_EXTENSION_FUNCTION_POINTER, NULL, sizeof(GUID), &fn,
+                          sizeof fn, &ret, NULL, NULL, NULL, &err),
+             SOCKET_ERROR);
+    CHECK_EQ(err, WSAEFAULT);
+    CHECK(fn == NULL);
+    CHECK_EQ(ret, 7);
+    close_socket(s);
 }
 
 TEST(sockopt_wsp_options_round_trip_and_bounds) {

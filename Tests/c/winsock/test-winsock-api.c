@@ -391,6 +391,7 @@ TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     DWORD got = 0, flags = 0;
     CHECK_EQ(WSARecv(s, &wb, 1, &got, &flags, &ov, NULL), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    WSASetLastError(0); /* the error read next is the overlapped result's own, not the recv's */
     CHECK_EQ(WSAGetOverlappedResult(s, &ov, &got, FALSE, &flags), FALSE);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     WSAPROTOCOL_INFO dup;
@@ -531,6 +532,33 @@ TEST(winsock_last_cleanup_stops_the_provider) {
     CHECK_EQ(WSACleanup(), 0);
     CHECK_EQ(table.lpWSPCleanup(&err), SOCKET_ERROR);
     CHECK_EQ(err, WSANOTINITIALISED);
+}
+
+/* A start-up writes the provider's table again whenever it differs from the one the provider
+ * gives, however slightly: one byte one more than the provider's, a byte one less, a pointer
+ * cleared. */
+TEST(winsock_startup_puts_back_a_provider_table_that_changed) {
+    startup();
+    WSPPROC_TABLE table = winsock_providers[0].table;
+    CHECK_EQ(WSACleanup(), 0);
+    unsigned char *b = (unsigned char *)&winsock_providers[0].table;
+    size_t up = 0, down = 0; /* the first byte that can go up by one, and one that can go down */
+    while (up < sizeof table && b[up] == 0xFF)
+        up++;
+    while (down < sizeof table && b[down] == 0)
+        down++;
+    CHECK(up < sizeof table && down < sizeof table);
+    for (int change = 0; change < 3; change++) {
+        if (change == 0)
+            b[up]++;
+        else if (change == 1)
+            b[down]--;
+        else
+            winsock_providers[0].table.lpWSPSend = NULL;
+        startup();
+        CHECK_MEM(&winsock_providers[0].table, &table, sizeof table);
+        CHECK_EQ(WSACleanup(), 0);
+    }
 }
 
 /* A provider that cannot start fails WSAStartup with WSASYSNOTREADY and counts for nothing:
@@ -832,6 +860,28 @@ TEST(winsock_join_leaf_hands_the_provider_its_arguments) {
     CHECK_EQ(WSACleanup(), 0);
 }
 
+/* A new leaf is told from the socket by its handle alone, whichever is the larger: a leaf the
+ * provider made before the socket (a lower handle) gets its route and is returned. */
+TEST(winsock_join_leaf_returns_a_leaf_older_than_the_socket) {
+    startup();
+    int err = 0;
+    SOCKET older = winsock_providers[0].table.lpWSPSocket(AF_INET, SOCK_STREAM, IPPROTO_TCP,
+                                                          NULL, 0, 0, &err);
+    CHECK(older != INVALID_SOCKET);
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK(older < s); /* the case this is about */
+    LPWSPJOINLEAF real = winsock_providers[0].table.lpWSPJoinLeaf;
+    winsock_providers[0].table.lpWSPJoinLeaf = recording_join_leaf;
+    joined.leaf = older;
+    CHECK(WSAJoinLeaf(s, NULL, 0, NULL, NULL, NULL, NULL, 2) == older);
+    CHECK_EQ(winsock_route_count(), 2);
+    CHECK_EQ(closesocket(older), 0); /* routed to its provider */
+    winsock_providers[0].table.lpWSPJoinLeaf = real;
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
+}
+
 static DWORD converted_with;
 static LPWSPADDRESSTOSTRING real_address_to_string;
 static LPWSPSTRINGTOADDRESS real_string_to_address;
@@ -1046,6 +1096,24 @@ TEST(winsock_routes_work_from_another_thread_after_the_last_cleanup) {
     CHECK_EQ(WSACleanup(), 0);
     CHECK_EQ(join_thread(start_thread(start_use_and_stop, NULL)), 0);
     CHECK_EQ(winsock_route_count(), 0);
+}
+
+static void *use_anothers_socket(void *arg) {
+    SOCKET s = *(SOCKET *)arg;
+    u_long nonblocking = 1; /* a call that needs the route */
+    return ioctlsocket(s, FIONBIO, &nonblocking) == 0 ? NULL : (void *)1L;
+}
+
+/* A socket made on one thread is routed at once for another: making it leaves the route
+ * table free (a table left locked by its maker would hang the other thread's look-up while
+ * the maker waits for it). */
+TEST(winsock_socket_made_on_one_thread_is_routed_for_another) {
+    startup();
+    SOCKET s = socket(AF_INET, SOCK_STREAM, 0);
+    CHECK(s != INVALID_SOCKET);
+    CHECK_EQ(join_thread(start_thread(use_anothers_socket, &s)), 0);
+    CHECK_EQ(closesocket(s), 0);
+    CHECK_EQ(WSACleanup(), 0);
 }
 
 /* A negative length reaches the provider as a length past INT_MAX (WSAEFAULT), after the

@@ -113,8 +113,9 @@ TEST(winsock_select_server_with_several_clients) {
     CHECK_EQ(join_thread(server), 0);
 }
 
-/* One fd_set passed in two places (read and except, or write and except) stays one set: the
- * provider answers with the union, written back once into the program's set. */
+/* One fd_set passed in two places (read and except, write and except, or read and write)
+ * stays one set: the provider answers with the union, written back once into the program's
+ * set. */
 TEST(winsock_select_one_set_in_two_places) {
     WSADATA d;
     CHECK_EQ(WSAStartup(MAKEWORD(2, 2), &d), 0);
@@ -143,6 +144,29 @@ TEST(winsock_select_one_set_in_two_places) {
     CHECK_EQ(select(0, NULL, &x, &x, &ten), 1); /* the connected client, writable */
     CHECK_EQ(x.fd_count, 1);
     CHECK(x.fd_array[0] == c);
+    /* Read and write the same set, except a set of its own after them: that one is still
+     * the provider's to answer (nothing exceptional: it comes back empty). */
+    fd_set e;
+    FD_ZERO(&x);
+    FD_SET(c, &x);
+    FD_ZERO(&e);
+    FD_SET(c, &e);
+    CHECK_EQ(select(0, &x, &x, &e, &ten), 1); /* writable, nothing to read */
+    CHECK_EQ(x.fd_count, 1);
+    CHECK(x.fd_array[0] == c);
+    CHECK_EQ(e.fd_count, 0);
+    /* Write and except the same set, read another placed after it in memory: the write set
+     * is the one answered twice, whichever lies lower. */
+    fd_set two[2];
+    fd_set *wx = &two[0], *rd = &two[1];
+    FD_ZERO(rd);
+    FD_SET(c, rd);
+    FD_ZERO(wx);
+    FD_SET(c, wx);
+    CHECK_EQ(select(0, rd, wx, wx, &ten), 1); /* writable, nothing to read */
+    CHECK_EQ(rd->fd_count, 0);
+    CHECK_EQ(wx->fd_count, 1);
+    CHECK(wx->fd_array[0] == c);
     CHECK_EQ(closesocket(c), 0);
     CHECK_EQ(closesocket(l), 0);
     CHECK_EQ(WSACleanup(), 0);
