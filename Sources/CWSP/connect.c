@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -160,13 +161,13 @@ static void fresh_descriptor(struct wsp_socket *so) {
         copy_options(so->fd, fd);
     /* An address the application bound explicitly stays bound (a failed connect does not
      * set so->bound, so it is set only by lpWSPBind here). The old descriptor holds it until
-     * dup2 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
+     * dup3 closes it; if it cannot be had again (TIME_WAIT), the retry binds implicitly. */
     struct sockaddr_storage local = {0};
     socklen_t len = sizeof local;
     int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
     /* so->fd_nonblocking stays 1: the fresh descriptor is non-blocking, as the descriptor of
      * a socket that is not connected always is (FIONBIO changes only a connected one's). */
-    (void)dup2(fd, so->fd);
+    (void)dup3(fd, so->fd, O_CLOEXEC); /* dup2 would clear close-on-exec: a child would inherit it */
     close(fd);
     so->bound = rebind && bind(so->fd, (struct sockaddr *)&local, len) == 0;
 }
@@ -512,7 +513,7 @@ static void connector_step(struct wsp_connector *c, uint32_t events, int from_ev
  * each after checking under its lock that the item was not removed, so nothing reads c->so
  * after this. Held on to, the reference made the application's close (usually next, on an
  * event-thread executor, before the reactor frees its items) find the socket in use and give
- * its descriptor up the long way (shutdown, socket, dup2, close: docs/PERFORMANCE.md). */
+ * its descriptor up the long way (shutdown, socket, dup3, close: docs/PERFORMANCE.md). */
 static void connector_done(struct wsp_connector *c) {
     struct wsp_socket *so = c->so;
     c->so = NULL;

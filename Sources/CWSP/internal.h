@@ -352,6 +352,9 @@ void wsp_netevents_send_blocked(struct wsp_socket *so) WSP_INTERNAL;
 void wsp_listener_close(struct wsp_socket *so) WSP_INTERNAL;
 /* The listener's counters. */
 void wsp_listener_stats(struct wsp_socket *so, WSP_LISTENER_STATS_DATA *out) WSP_INTERNAL;
+/* lpWSPListen on a socket its caller holds a reference to: 0 or a WSA error (WSAENOTSOCK
+ * once lpWSPCloseSocket ran, even if the reference was taken before). */
+int wsp_listen_acquired(struct wsp_socket *so, int backlog) WSP_INTERNAL;
 
 /* ---- held requests (held.c) --------------------------------------------------------------- */
 

@@ -1151,9 +1151,20 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
     struct wsp_socket *so = wsp_socket_acquire(s, &err);
     if (!so)
         return wsp_fail(lpErrno, err);
+    err = wsp_listen_acquired(so, backlog);
+    wsp_socket_release(so);
+    return err ? wsp_fail(lpErrno, err) : 0;
+}
+
+int wsp_listen_acquired(struct wsp_socket *so, int backlog) {
+    int err = 0;
     backlog = clamp_backlog(backlog);
     pthread_mutex_lock(&so->lock);
-    if (so->state >= WSP_STATE_CONNECTING) /* or connected: the states after LISTENING */
+    /* A close that ran since the handle was looked up tore the roles down already: a
+     * listener started now would keep the socket (the reactor's reference) for good. */
+    if (so->closing)
+        err = WSAENOTSOCK;
+    else if (so->state >= WSP_STATE_CONNECTING) /* or connected: the states after LISTENING */
         err = WSAEISCONN;
     else if (!so->bound)
         err = WSAEINVAL;
@@ -1167,8 +1178,7 @@ int wsp_listen(SOCKET s, int backlog, LPINT lpErrno) {
         err = start_listening(so, backlog);
     }
     pthread_mutex_unlock(&so->lock);
-    wsp_socket_release(so);
-    return err ? wsp_fail(lpErrno, err) : 0;
+    return err;
 }
 
 /* ---- closing ------------------------------------------------------------------------------- */

@@ -320,11 +320,13 @@ static void rearm(struct wsp_socket *so) {
     uint32_t w = wanted(so);
     if (w == ne->interest)
         return;
-    /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, but EPOLLONESHOT makes that one event at
-     * most, after which the item stays quiet. */
+    /* w == 0 still leaves EPOLLERR/EPOLLHUP armed, which epoll reports whatever is asked. The
+     * reactor's item is one-shot: that is one event at most, after which it stays quiet. In
+     * an event set it takes EPOLLET: level-triggered, a dead socket's error would make the
+     * set ready for good (and the reactor relaying an exported set spin). */
     struct wsp_netwatch *watch = ne->watch;
     if (watch->set) {
-        wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w);
+        wsp_event_set_modify(watch->set, watch->item.fd, so->obj.handle, w ? w : EPOLLET);
         ne->read_rearmed = 1; /* the set reports what is there again */
     }
     else

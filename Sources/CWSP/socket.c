@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <unistd.h>
@@ -84,7 +85,7 @@ static void remember_names(struct wsp_socket *so) {
 
 /* so->lock held. Gives the kernel's socket up now while keeping its descriptor number, which
  * calls still running and the reactor's items may name until the last reference goes: a
- * fresh unconnected socket takes its place (dup2 closes the old one in the same step). Every
+ * fresh unconnected socket takes its place (dup3 closes the old one in the same step). Every
  * watch on the old descriptor was removed from its epoll set before this (close tears the
  * roles down first), so no epoll can name it afterwards. A listener then refuses connects
  * and its port is free at once, as on Windows. Without a spare descriptor, the old one
@@ -94,7 +95,7 @@ static void release_descriptor(struct wsp_socket *so) {
     int spare = socket(so->entry->af, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
     if (spare < 0)
         return;
-    if (dup2(spare, so->fd) >= 0)
+    if (dup3(spare, so->fd, O_CLOEXEC) >= 0) /* dup2 would clear close-on-exec */
         so->fd_nonblocking = 1;
     close(spare);
 }

@@ -338,9 +338,9 @@ ssize_t wsp_fault_recvmsg(int fd, struct msghdr *msg, int flags) {
     return recvmsg(fd, msg, flags);
 }
 
-int wsp_fault_dup2(int from, int to) {
-    FAIL_IF(dup2, -1);
-    return opened(dup2(from, to));
+int wsp_fault_dup3(int from, int to, int flags) {
+    FAIL_IF(dup3, -1);
+    return opened(dup3(from, to, flags));
 }
 
 /* The provider passes fcntl and ioctl one argument or none; reading one that was not passed

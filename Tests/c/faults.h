@@ -19,7 +19,7 @@
 #define WSP_FAULT_FUNCTIONS(X)                                                         \
     X(malloc) X(calloc) X(realloc) X(socket) X(accept4) X(eventfd) X(epoll_create1)    \
     X(timerfd_create) X(epoll_ctl) X(epoll_wait) X(poll) X(send) X(recv) X(sendmsg)    \
-    X(recvmsg) X(read) X(write) X(dup2) X(fcntl) X(ioctl) X(listen) X(bind) X(connect)  \
+    X(recvmsg) X(read) X(write) X(dup3) X(fcntl) X(ioctl) X(listen) X(bind) X(connect)  \
     X(getsockname)                                                                     \
     X(setsockopt) X(getsockopt) X(shutdown) X(pthread_create) X(close)                \
     X(pthread_cond_init)

@@ -792,3 +792,24 @@ TEST(edge_address_length_without_a_buffer_is_left_alone) {
     close(fd);
     close_socket(l);
 }
+
+/* A listen that looked its handle up before another thread closed the socket, and took the
+ * socket's lock after the close, fails as a call on a closed socket and starts nothing: a
+ * listener started then would keep the socket (the reactor's reference), and a port, for
+ * good. */
+TEST(edge_listen_overtaken_by_a_close_fails_and_listens_nowhere) {
+    start();
+    SOCKET l = new_socket(WSP_CATALOG_TCP_IPV4);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int err = 0;
+    CHECK_EQ(T.lpWSPBind(l, (struct sockaddr *)&any, sizeof any, &err), 0);
+    struct wsp_socket *so = wsp_socket_acquire(l, &err); /* the listen's own look-up */
+    CHECK(so != NULL);
+    close_socket(l);
+    FAULT(listen, .nth = 1000000, .this_thread = 1); /* counts */
+    CHECK_EQ(wsp_listen_acquired(so, 4), WSAENOTSOCK);
+    CHECK_EQ(fault_calls(FAULT_listen), 0);
+    fault_clear();
+    CHECK(so->listener == NULL);
+    wsp_socket_release(so);
+}

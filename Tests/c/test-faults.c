@@ -1454,17 +1454,17 @@ TEST(fault_failed_connect_copies_no_options_after_an_option_refused) {
 }
 
 /* A socket no call is using closes its descriptor at once: no shutdown, no spare descriptor
- * put in its place (socket, dup2), which only a socket still in use needs. */
+ * put in its place (socket, dup3), which only a socket still in use needs. */
 TEST(fault_close_of_a_socket_not_in_use_takes_no_spare_descriptor) {
     start();
     SOCKET c, s;
     m3_pair(&c, &s);
     FAULT(socket, .nth = 1000000, .this_thread = 1); /* never fail: count */
-    FAULT(dup2, .nth = 1000000, .this_thread = 1);
+    FAULT(dup3, .nth = 1000000, .this_thread = 1);
     FAULT(shutdown, .nth = 1000000, .this_thread = 1);
     close_socket(c);
     CHECK_EQ(fault_calls(FAULT_socket), 0);
-    CHECK_EQ(fault_calls(FAULT_dup2), 0);
+    CHECK_EQ(fault_calls(FAULT_dup3), 0);
     CHECK_EQ(fault_calls(FAULT_shutdown), 0);
     fault_clear();
     close_socket(s);
@@ -1486,7 +1486,8 @@ TEST(fault_fionbio_on_an_unconnected_socket_makes_no_system_call) {
 }
 
 /* A failed connect's fresh descriptor is non-blocking, as an unconnected socket's always is
- * (the provider does the waiting). */
+ * (the provider does the waiting), and close-on-exec, as every descriptor the provider opens:
+ * a program that forks and execs does not hand it to the child. */
 TEST(fault_failed_connect_leaves_a_nonblocking_descriptor) {
     start();
     struct sockaddr_storage dead = dead_address();
@@ -1499,8 +1500,27 @@ TEST(fault_failed_connect_leaves_a_nonblocking_descriptor) {
     struct wsp_socket *so = wsp_socket_acquire(c, &err);
     CHECK(so != NULL);
     CHECK((fcntl(so->fd, F_GETFL) & O_NONBLOCK) != 0);
+    CHECK((fcntl(so->fd, F_GETFD) & FD_CLOEXEC) != 0);
     wsp_socket_release(so);
     close_socket(c);
+}
+
+/* A socket closed while a call still uses it keeps its descriptor number with a spare
+ * socket in its place until the call leaves; that spare is close-on-exec too. */
+TEST(fault_closed_socket_in_use_keeps_a_close_on_exec_descriptor) {
+    start();
+    SOCKET c, s;
+    m3_pair(&c, &s);
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(c, &err); /* the call still inside */
+    CHECK(so != NULL);
+    FAULT(dup3, .nth = 1000000, .this_thread = 1); /* counts: the spare put in place */
+    close_socket(c);
+    CHECK_EQ(fault_calls(FAULT_dup3), 1);
+    fault_clear();
+    CHECK((fcntl(so->fd, F_GETFD) & FD_CLOEXEC) != 0);
+    wsp_socket_release(so);
+    close_socket(s);
 }
 
 /* A shutdown the kernel fails reports its reason, and shuts nothing in the socket's own
@@ -2571,7 +2591,7 @@ TEST(reactor_on_descriptor_0_works_and_closes_it) {
 }
 
 /* A refused connect gives its socket a fresh descriptor; when that is descriptor 0, it is
- * taken like any other (dup2 over the socket's own, then closed). */
+ * taken like any other (dup3 over the socket's own, then closed). */
 TEST(connect_retry_descriptor_numbered_0_is_taken_and_closed) {
     start();
     /* The test's own socket, bound but not listening: connects there are refused. (A closed

@@ -1109,6 +1109,40 @@ TEST(netev_more_data_after_a_count_of_0_raises_read_again) {
     WSACloseEvent(ev);
 }
 
+/* A reset socket registered on an event whose descriptor was handed out (the reactor then
+ * watches the event's set): once FD_CLOSE is recorded, the dead socket leaves the event thread
+ * asleep. Between two jobs handed over one after the other, the thread makes one wait that
+ * could sleep (two, if the idle grace for a stale timer ran out meanwhile), not thousands. */
+static atomic_int waits_at_job[2], jobs_noted;
+
+static void note_sleeping_waits(void *context) {
+    atomic_store(&waits_at_job[(intptr_t)context], fault_sleeping_epoll_waits());
+    atomic_fetch_add(&jobs_noted, 1);
+}
+
+TEST(netev_reset_socket_on_a_handed_out_event_leaves_the_event_thread_asleep) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    WSAEVENT ev = ne_event_select(s, FD_READ | FD_CLOSE);
+    CHECK(WSAEventFd(ev) >= 0);
+    struct linger lg = {1, 0};
+    int err = 0;
+    CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (const char *)&lg, sizeof lg, &err), 0);
+    ne_close(c);
+    WSANETWORKEVENTS ne;
+    CHECK(ne_wait_bit(s, ev, FD_CLOSE, 10000, &ne));
+    CHECK_EQ(ne.iErrorCode[FD_CLOSE_BIT], WSAECONNABORTED);
+    CHECK_EQ(WSPRunOnEventThread(note_sleeping_waits, (void *)(intptr_t)0), 0);
+    WAIT_FOR(atomic_load(&jobs_noted) == 1, 10000);
+    CHECK_EQ(WSPRunOnEventThread(note_sleeping_waits, (void *)(intptr_t)1), 0);
+    WAIT_FOR(atomic_load(&jobs_noted) == 2, 10000);
+    int waits = atomic_load(&waits_at_job[1]) - atomic_load(&waits_at_job[0]);
+    CHECK(waits >= 1);
+    CHECK(waits <= 2);
+    WSACloseEvent(ev);
+}
+
 /* ---- inheritance --------------------------------------------------------------------------- */
 
 static void inherit_event_select(DWORD cat) {
