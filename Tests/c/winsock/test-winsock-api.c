@@ -391,27 +391,35 @@ TEST(winsock_what_is_not_offered_fails_as_on_windows) {
     DWORD got = 0, flags = 0;
     CHECK_EQ(WSARecv(s, &wb, 1, &got, &flags, &ov, NULL), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
-    WSASetLastError(0); /* the error read next is the overlapped result's own, not the recv's */
+    /* Each call below is checked after the last error was cleared: several fail with the
+     * same code, which a call that set none would otherwise seem to report. */
+    WSASetLastError(0);
     CHECK_EQ(WSAGetOverlappedResult(s, &ov, &got, FALSE, &flags), FALSE);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     WSAPROTOCOL_INFO dup;
+    WSASetLastError(0);
     CHECK_EQ(WSADuplicateSocket(s, 1, &dup), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    WSASetLastError(0);
     CHECK(WSASocket(AF_INET, SOCK_STREAM, 0, NULL, SG_UNCONSTRAINED_GROUP, 0) == INVALID_SOCKET);
     CHECK_EQ(WSAGetLastError(), WSAEINVAL);
     WSABUF data = {sizeof b, b};
+    WSASetLastError(0);
     CHECK_EQ(WSASendDisconnect(c, &data), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
+    WSASetLastError(0);
     CHECK_EQ(WSARecvDisconnect(c, &data), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     SOCKADDR_IN a;
     int alen = sizeof a;
     CHECK_EQ(getpeername(c, (SOCKADDR *)&a, &alen), 0);
+    WSASetLastError(0);
     CHECK(WSAJoinLeaf(c, (SOCKADDR *)&a, sizeof a, NULL, NULL, NULL, NULL, 0) ==
           INVALID_SOCKET);
     CHECK_EQ(WSAGetLastError(), WSAEOPNOTSUPP);
     /* ... and leaves no handle behind: INVALID_SOCKET still names no socket, even to a call
      * the provider would refuse before looking at the handle. */
+    WSASetLastError(0);
     CHECK_EQ(WSASend(INVALID_SOCKET, &wb, 1, &got, 0, &ov, NULL), SOCKET_ERROR);
     CHECK_EQ(WSAGetLastError(), WSAENOTSOCK);
     CHECK_EQ(closesocket(c), 0);
