@@ -104,8 +104,9 @@ static void begin_deferring(struct wsp_netevents *ne) {
 
 /* Sockets whose upcalls the reactor thread deferred while another file's code held their
  * lock (a request entering a backlog, a connect finishing): the reactor makes them after the
- * item it is working on (flush_task). Reactor thread only. */
-static _Thread_local struct wsp_socket *flush_head;
+ * item it is working on (flush_task), in the order the events were raised, as Windows posts
+ * them. Reactor thread only. */
+static _Thread_local struct wsp_socket *flush_head, *flush_tail;
 static void flush(struct wsp_reactor_task *task);
 static struct wsp_reactor_task flush_task = {.run = flush};
 
@@ -131,8 +132,12 @@ static void raise_event(struct wsp_socket *so, LONG ev, int err) {
         if (!ne->flush_queued) {
             ne->flush_queued = 1;
             wsp_socket_retain(so);
-            ne->flush_next = flush_head;
-            flush_head = so;
+            ne->flush_next = NULL;
+            if (flush_tail)
+                flush_tail->netev.flush_next = so;
+            else
+                flush_head = so;
+            flush_tail = so;
             wsp_reactor_after(&flush_task);
         }
     }
@@ -187,6 +192,8 @@ static void flush(struct wsp_reactor_task *task) {
         struct wsp_socket *so = flush_head;
         pthread_mutex_lock(&so->lock);
         flush_head = so->netev.flush_next;
+        if (!flush_head)
+            flush_tail = NULL;
         so->netev.flush_queued = 0;
         if (so->netev.deferring) {
             atomic_fetch_add_explicit(&flushes, 1, memory_order_relaxed);

@@ -132,6 +132,42 @@ TEST(netev_message_read_raised_twice_in_one_job_posts_only_read) {
     }
 }
 
+/* Two sockets' FD_READ raised in one job on the event thread, the first socket's first: their
+ * messages come in that order (as Windows posts them), though the thread makes both upcalls
+ * only after the job. */
+static SOCKET order_s[2] = {INVALID_SOCKET, INVALID_SOCKET};
+static atomic_int order_jobs;
+
+static void recv_from_both(void *context) {
+    (void)context;
+    char b;
+    for (int i = 0; i < 2; i++)
+        atomic_fetch_add(&order_jobs, ne_recv(order_s[i], &b, 1, 0) == 1 ? 1 : 100);
+}
+
+TEST(netev_messages_raised_for_two_sockets_in_one_job_come_in_their_order) {
+    start();
+    SOCKET c[2], l[2];
+    HWND q = WSPCreateMessageQueue();
+    WSPMSG m;
+    int err = 0;
+    for (int i = 0; i < 2; i++) {
+        ne_pair(WSP_CATALOG_TCP_IPV4, &c[i], &order_s[i], &l[i]);
+        CHECK_EQ(T.lpWSPAsyncSelect(order_s[i], q, NE_MSG, FD_READ, &err), 0);
+        ne_send_str(c[i], "01");
+        WAIT_FOR(unread_bytes(order_s[i]) == 2, 10000);
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK((SOCKET)m.wParam == order_s[i]);
+    }
+    CHECK_EQ(WSPRunOnEventThread(recv_from_both, NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
+        CHECK((SOCKET)m.wParam == order_s[i]);
+        CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
+    }
+    CHECK_EQ(atomic_load(&order_jobs), 2);
+}
+
 /* A window-message registration keeps no record: lpWSPEnumNetworkEvents finds nothing after
  * FD_READ was posted (the record belongs to lpWSPEventSelect). */
 TEST(netev_message_registration_leaves_the_record_empty) {
