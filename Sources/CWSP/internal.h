@@ -246,6 +246,7 @@ struct wsp_socket {
     bool closing; /* lpWSPCloseSocket ran: calls still inside fail as they leave */
     int shut;    /* directions lpWSPShutdown closed: WSP_SHUT_RECEIVE | WSP_SHUT_SEND */
     bool reset;  /* the connection was reset: Linux says so once, Windows on every call */
+    int sending; /* lpWSPSend calls between their checks and their result: close wakes them */
 
     /* options the provider keeps itself */
     bool conditional_accept;

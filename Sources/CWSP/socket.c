@@ -134,9 +134,11 @@ int wsp_close_socket(SOCKET s, LPINT lpErrno) {
         wsp_connector_close(so);
     wsp_netevents_close(so);
     /* A thread blocked in recv on this socket must wake and fail rather than wait for data
-     * that may never come; shutting the read side does that without sending anything. */
+     * that may never come; shutting the read side does that without sending anything. One
+     * blocked in send (a peer that reads nothing) wakes only when the sending side shuts too,
+     * which queues the FIN the close sends anyway (an abortive close still resets). */
     if (wsp_socket_in_use(so) && so->state == WSP_STATE_CONNECTED)
-        shutdown(so->fd, SHUT_RD);
+        shutdown(so->fd, so->sending ? SHUT_RDWR : SHUT_RD);
     else if (wsp_socket_in_use(so)) /* wakes a blocking connect (the attempt is abandoned) and
                                      * stops a listener even when no spare replaces it below */
         shutdown(so->fd, SHUT_RDWR);

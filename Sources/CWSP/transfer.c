@@ -59,15 +59,20 @@ static ssize_t do_send(int fd, struct msghdr *msg, int flags) {
     return sendmsg(fd, msg, flags | MSG_NOSIGNAL);
 }
 
+static size_t iov_total(const struct iovec *iov, DWORD count) {
+    size_t total = 0;
+    for (DWORD i = 0; i < count; i++)
+        total += iov[i].iov_len;
+    return total;
+}
+
 /* What a recv that returned n (errno e) says about data left behind (wsp_netevents_received). */
 static int drained(const struct iovec *iov, DWORD count, int flags, ssize_t n, int e) {
     if (flags & MSG_PEEK)
         return 0;
     if (n < 0)
         return e == EAGAIN;
-    size_t room = 0;
-    for (DWORD i = 0; i < count; i++)
-        room += iov[i].iov_len;
+    size_t room = iov_total(iov, count);
     return room > 0 && (size_t)n < room; /* a zero-length recv says nothing */
 }
 
@@ -86,6 +91,8 @@ static int transfer_now(struct wsp_socket *so, int fd, struct iovec *iov, DWORD 
     int e = errno;
     int err = 0;
     pthread_mutex_lock(&so->lock);
+    if (!receiving)
+        so->sending--;
     /* What drained says matters to FD_READ only: a send re-enables FD_WRITE, for which this
      * is wsp_netevents_reenable. */
     wsp_netevents_received(so, reenable, drained(iov, count, flags, n, e));
@@ -93,8 +100,8 @@ static int transfer_now(struct wsp_socket *so, int fd, struct iovec *iov, DWORD 
         so->reset = 1;
     if (n < 0)
         err = transfer_error(so, e);
-    else if (so->closing && n == 0)
-        err = WSAEINTR;
+    else if (so->closing && (n == 0 || (!receiving && (size_t)n < iov_total(iov, count))))
+        err = WSAEINTR; /* a blocking send a close cut short fails, as on Windows */
     else if (n == 0 && so->reset && receiving)
         err = WSAECONNRESET; /* Linux's end of stream after the reset it reported once */
     else
@@ -128,6 +135,8 @@ static int transfer(SOCKET s, LPWSABUF bufs, DWORD count, LPDWORD done, int flag
         err = WSAENOTCONN;
     else if (!err && (so->shut & (receiving ? WSP_SHUT_RECEIVE : WSP_SHUT_SEND)))
         err = WSAESHUTDOWN; /* Linux would report end of stream, or EPIPE */
+    if (!err && !receiving)
+        so->sending++;
     pthread_mutex_unlock(&so->lock);
     if (!err)
         err = transfer_now(so, fd, iov, count, done, flags, receiving, reenable);

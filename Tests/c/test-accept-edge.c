@@ -208,6 +208,50 @@ TEST(edge_closing_a_socket_wakes_a_blocked_recv) {
     CHECK_EQ(b.rc, WSAEINTR);
 }
 
+struct blocked_send {
+    SOCKET s;
+    int rc;
+    struct blocker blocker;
+};
+
+static void *send_thread(void *arg) {
+    struct blocked_send *b = arg;
+    enum { SIZE = 64 << 20 }; /* more than the two ends' buffers hold: the send blocks */
+    char *buf = calloc(1, SIZE);
+    CHECK(buf != NULL);
+    WSABUF wb = {SIZE, buf};
+    DWORD sent = 0;
+    int err = 0;
+    blocker_enter(&b->blocker);
+    b->rc = T.lpWSPSend(b->s, &wb, 1, &sent, 0, NULL, NULL, NULL, &err) == 0 ? 0 : err;
+    blocker_leave(&b->blocker);
+    free(buf);
+    return NULL;
+}
+
+/* A send blocked on a peer that reads nothing is woken by closing the socket from another
+ * thread, and fails (Windows cancels a blocking call the close overtakes): a server can
+ * always free a thread a stalled client holds. */
+TEST(edge_closing_a_socket_wakes_a_blocked_send) {
+    start();
+    struct sockaddr_storage addr;
+    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    int err = 0;
+    SOCKET a = accept_with(l, NULL, 0, &err);
+    CHECK(a != INVALID_SOCKET);
+    struct blocked_send b = {.s = a, .rc = -1};
+    pthread_t t;
+    pthread_create(&t, NULL, send_thread, &b);
+    wait_blocked(&b.blocker);
+    close_socket(a);
+    pthread_join(t, NULL);
+    CHECK_EQ(b.rc, WSAEINTR);
+    close_socket(c);
+    close_socket(l);
+}
+
 /* An abortive close (SO_LINGER on, time 0) of a socket a recv waits on resets the peer and
  * sends nothing before: waking the recv shuts only the receiving side, so the peer never sees
  * an end of stream (a FIN) ahead of the reset, as with any other abortive close. */
