@@ -167,7 +167,7 @@ static void fresh_descriptor(struct wsp_socket *so) {
     int rebind = so->bound && getsockname(so->fd, (struct sockaddr *)&local, &len) == 0;
     /* so->fd_nonblocking stays 1: the fresh descriptor is non-blocking, as the descriptor of
      * a socket that is not connected always is (FIONBIO changes only a connected one's). */
-    (void)dup3(fd, so->fd, O_CLOEXEC); /* dup2 would clear close-on-exec: a child would inherit it */
+    (void)dup3(fd, so->fd, O_CLOEXEC); /* dup2 would clear close-on-exec */
     close(fd);
     so->bound = rebind && bind(so->fd, (struct sockaddr *)&local, len) == 0;
 }
