@@ -2111,28 +2111,33 @@ TEST(held_event_taken_away_before_it_is_set_is_not_set) {
     CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
              0);
     atomic_store(&set_event_calls, 0);
-    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
-    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    /* The reactor is held before the request is: no pass can end the hold on its own. */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 100);
     wsp_hs_frame plain = {.type = WSP_HS_REQUEST};
-    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 200};
+    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
+    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 2000};
     uint8_t req[64];
     size_t len = wsp_hs_encode(&plain, req, sizeof req);
     CHECK(len > 0);
     int held_fd = raw_connect(&addr);
     CHECK_EQ(send(held_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
-    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* first in the queue: the one hold_next takes */
     len = wsp_hs_encode(&patient, req, sizeof req);
     CHECK(len > 0);
     int queued_fd = raw_connect(&addr);
     CHECK_EQ(send(queued_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    uint64_t both_due_by = wsp_now_ms() + 200; /* the two deadlines are no later */
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
     static atomic_int holding;
     atomic_store(&reactor_held, 0);
     atomic_store(&holding, 1);
     CHECK_EQ(WSPRunOnEventThread(hold_reactor, &holding), 0);
     WAIT_FOR(atomic_load(&reactor_held), 10000);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    uint64_t both_due_by = wsp_now_ms() + 2000; /* the two deadlines are no later */
     WAIT_FOR(wsp_now_ms() > both_due_by, 10000); /* time passing is the point */
+    CHECK_EQ(stats_of(l).expired, 0); /* nothing ended before the one pass */
+    CHECK_EQ(stats_of(l).hold_timed_out, 0);
     atomic_store(&holding, 0);
     WAIT_FOR(atomic_load(&drops_heard) == 1, 10000);
     /* The reactor runs this job after what it deferred in the pass that ended both. */
