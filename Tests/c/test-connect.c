@@ -746,7 +746,7 @@ TEST(connect_nonblocking_timed_out_takes_its_armed_registration_out) {
     struct sockaddr_storage addr;
     int lfd = silent_tcp_listener(4, &addr);
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 500);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 1500); /* outlasts the steps up to the lock */
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
     int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -954,7 +954,7 @@ TEST(connect_answered_as_its_timer_comes_due_stays_connected) {
     struct sockaddr_storage addr;
     int lfd = silent_tcp_listener(4, &addr);
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 1500); /* outlasts the steps up to the lock */
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
     int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
