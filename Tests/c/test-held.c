@@ -1459,8 +1459,13 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     }
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
     fault_clear();
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint64_t looks = wsp_listener_client_looks(so);
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* unwatched: the accept asks the kernel */
+    wsp_socket_release(so);
     close_socket(a);
     close(fd);
     for (int i = 0; i < 2; i++)

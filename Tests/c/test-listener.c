@@ -988,8 +988,13 @@ TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retr
     CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
     fault_clear();
     int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint64_t looks = wsp_listener_client_looks(so);
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* unwatched: the accept asks the kernel */
+    wsp_socket_release(so);
     close_socket(a);
     close(fd);
     for (int i = 0; i < 2; i++)
