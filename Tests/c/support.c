@@ -450,3 +450,60 @@ int tcp_unread(int local_port, int peer_port) {
     fclose(f);
     return unread;
 }
+
+/* ---- which thread waits where ---- */
+
+int reactor_tid(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int tid = 0;
+    struct dirent *e;
+    while (!tid && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320], name[32] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strncmp(name, "wsp-reactor", 11) == 0)
+            tid = atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Whether the task whose syscall file is path is in a futex call on addr. */
+static bool task_in_futex_on(const char *path, const void *addr) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false; /* the thread has exited */
+    long nr = -1;
+    unsigned long a0 = 0;
+    int n = fscanf(f, "%ld %lx", &nr, &a0);
+    fclose(f);
+    return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
+}
+
+bool in_futex_on(int tid, const void *addr) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    return task_in_futex_on(path, addr);
+}
+
+int threads_in_futex_on(const void *addr) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320];
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        count += task_in_futex_on(path, addr);
+    }
+    closedir(d);
+    return count;
+}

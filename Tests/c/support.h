@@ -153,4 +153,14 @@ void wait_blocked(struct blocker *b);
 /* As wait_blocked, but a call that returned first is an answer: false. */
 bool wait_blocked_or_returned(struct blocker *b);
 
+/* ---- which thread waits where (/proc/self/task/<tid>/syscall) ---- */
+
+/* The reactor thread's id (the thread names itself "wsp-reactor" as it starts), or 0 while
+ * there is none so named. */
+int reactor_tid(void);
+/* Whether thread tid is in a futex call on addr now (asleep on the mutex at addr). */
+bool in_futex_on(int tid, const void *addr);
+/* How many threads of the process are in a futex call on addr now. */
+int threads_in_futex_on(const void *addr);
+
 #endif

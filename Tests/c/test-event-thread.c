@@ -956,24 +956,11 @@ TEST(event_thread_busy_while_a_call_sends_the_request_rearms_for_the_answer) {
     close_socket(l);
 }
 
-static atomic_int reactor_tid, reactor_reached;
+static atomic_int reactor_reached;
 
 static void note_reactor(void *context) {
     (void)context;
-    atomic_store(&reactor_tid, (int)syscall(SYS_gettid));
     atomic_store(&reactor_reached, 1);
-}
-
-/* Whether thread tid waits on a futex (a lock) now, by /proc/self/task/<tid>/syscall. */
-static int waits_on_a_lock(int tid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
-    long nr = -1;
-    int got = fscanf(f, "%ld", &nr);
-    fclose(f);
-    return got == 1 && nr == SYS_futex;
 }
 
 /* The reactor takes the connector's event (the connection is up) and its step waits for the
@@ -985,7 +972,8 @@ TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registra
     start();
     CHECK_EQ(WSPRunOnEventThread(note_reactor, NULL), 0);
     WAIT_FOR(atomic_load(&reactor_reached), 10000);
-    int tid = atomic_load(&reactor_tid);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(lfd >= 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1009,15 +997,7 @@ TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registra
     CHECK_EQ(poll(&p, 1, 10000), 1); /* up: the connector's registration reports it */
     pthread_mutex_lock(&so->lock);
     atomic_store(&gate_open, 1);
-    /* The reactor's step on that event waits for the lock: the same futex wait on ten looks
-     * in a row (a passing wait on the reactor's own lock is gone by then). */
-    int looks = 0;
-    long long deadline = now_ms() + 10000;
-    while (looks < 10) {
-        looks = waits_on_a_lock(tid) ? looks + 1 : 0;
-        CHECK(now_ms() < deadline);
-        sleep_ms(2);
-    }
+    WAIT_FOR(in_futex_on(tid, &so->lock), 10000); /* the reactor's step on that event */
     wsp_connector_poll(so); /* sends the request, re-arms the registration for the answer */
     CHECK(so->connector != NULL);
     int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);

@@ -2619,30 +2619,6 @@ TEST(plain_request_held_again_after_a_release_is_watched_again) {
 
 /* ---- a held request's answer going out while the reactor has news of its client --------- */
 
-/* Whether some thread of the process is asleep on the mutex at addr (in a futex call on it). */
-static int some_thread_waits_on(const void *addr) {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[320];
-        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        long nr = -1;
-        unsigned long a0 = 0;
-        found = fscanf(f, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
-                a0 == (unsigned long)(uintptr_t)addr;
-        fclose(f);
-    }
-    closedir(d);
-    return found;
-}
-
 struct releaser {
     pthread_t thread;
     WSPHELD h;
@@ -2678,7 +2654,7 @@ TEST(released_plain_request_whose_client_half_closed_during_the_release_still_wa
     WAIT_FOR(fault_holding() == 1, 10000);
     CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
     CHECK_EQ(shutdown(fd, SHUT_WR), 0);
-    WAIT_FOR(some_thread_waits_on(&so->lock), 10000); /* the reactor, with the news */
+    WAIT_FOR(threads_in_futex_on(&so->lock) > 0, 10000); /* the reactor, with the news */
     fault_release();
     pthread_join(r.thread, NULL);
     fault_clear();
@@ -2764,7 +2740,7 @@ static void *misbehave_while_held(void *arg) {
     struct misbehaver *m = arg;
     WAIT_FOR(fault_holding() == 1, 10000);
     CHECK_EQ(send(m->client, "x", 1, MSG_NOSIGNAL), 1);
-    WAIT_FOR(some_thread_waits_on(&m->so->lock), 10000);
+    WAIT_FOR(threads_in_futex_on(&m->so->lock) > 0, 10000);
     fault_release();
     return NULL;
 }

@@ -354,43 +354,6 @@ struct stall {
     int client;
 };
 
-/* The reactor thread's id (the thread names itself "wsp-reactor" as it starts), or 0 while
- * there is none so named. */
-static int reactor_tid(void) {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int tid = 0;
-    struct dirent *e;
-    while (!tid && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[320], name[32] = {0};
-        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        if (fgets(name, sizeof name, f) && strncmp(name, "wsp-reactor", 11) == 0)
-            tid = atoi(e->d_name);
-        fclose(f);
-    }
-    closedir(d);
-    return tid;
-}
-
-/* Whether thread tid is in a futex call on addr now. */
-static int in_futex_on(int tid, const void *addr) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    long nr = -1;
-    unsigned long a0 = 0;
-    int n = fscanf(f, "%ld %lx", &nr, &a0);
-    fclose(f);
-    return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
-}
-
 /* Whether thread tid is asleep in epoll_wait (the reactor's idle wait) now. */
 static int reactor_in_epoll_wait(int tid) {
     char path[64];
