@@ -2711,10 +2711,14 @@ TEST(two_answers_racing_for_an_ended_request_report_its_end_once) {
     static struct answerer x, y;
     x = (struct answerer){.h = h1, .accept = 1};
     y = (struct answerer){.h = h1, .accept = 0};
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
     CHECK_EQ(pthread_create(&x.thread, NULL, answer_main, &x), 0);
     CHECK_EQ(pthread_create(&y.thread, NULL, answer_main, &y), 0);
-    wait_blocked(&x.blocked);
-    wait_blocked(&y.blocked);
+    /* Both past the lookup, each asleep on the listener's lock. */
+    WAIT_FOR(threads_in_futex_on(&so->lock) == 2, 10000);
+    wsp_socket_release(so);
     fault_release();
     pthread_join(r.thread, NULL);
     pthread_join(x.thread, NULL);
