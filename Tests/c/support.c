@@ -507,3 +507,27 @@ int threads_in_futex_on(const void *addr) {
     closedir(d);
     return count;
 }
+
+/* ---- the process's memory ---- */
+
+long vm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f != NULL);
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &v) == 1)
+            break;
+    fclose(f);
+    CHECK(v > 0);
+    return v;
+}
+
+long default_stack_kb(void) {
+    pthread_attr_t attr;
+    size_t stack = 0;
+    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
+    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
+    pthread_attr_destroy(&attr);
+    return (long)(stack / 1024);
+}

@@ -163,4 +163,11 @@ bool in_futex_on(int tid, const void *addr);
 /* How many threads of the process are in a futex call on addr now. */
 int threads_in_futex_on(const void *addr);
 
+/* ---- the process's memory ---- */
+
+/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
+long vm_kb(void);
+/* The stack size a new thread gets by default, in KiB (pthread_getattr_default_np). */
+long default_stack_kb(void);
+
 #endif

@@ -1263,29 +1263,11 @@ TEST(event_thread_last_cleanup_in_a_job_ends_the_thread_and_closes_its_descripto
     WAIT_FOR(event_threads() == 0, 10000);
 }
 
-/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
-static long vm_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL);
-    char line[256];
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld", &v) == 1)
-            break;
-    fclose(f);
-    CHECK(v > 0);
-    return v;
-}
-
 /* A thread ended by the last cleanup in one of its jobs has no one to join it: it detaches,
  * and its memory serves the next thread. Cycles of a start and such a cleanup keep one
  * thread's memory, not one stack more (a thread never joined keeps its stack). */
 TEST(event_thread_ended_by_its_own_job_leaves_its_memory_to_the_next) {
-    pthread_attr_t attr;
-    size_t stack = 0;
-    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
-    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
-    pthread_attr_destroy(&attr);
+    long stack_kb = default_stack_kb(); /* what a new thread gets */
     start(); /* the first thread's memory, and whatever else a first start-up makes */
     in_job(clean_up_last);
     CHECK_EQ(rc1, 0);
@@ -1298,7 +1280,7 @@ TEST(event_thread_ended_by_its_own_job_leaves_its_memory_to_the_next) {
         WAIT_FOR(event_threads() == 0, 10000);
     }
     long grown = vm_kb() - before;
-    CHECK(grown < (long)(stack / 1024));
+    CHECK(grown < stack_kb);
 }
 
 static void clean_up_and_start_again(void) {
