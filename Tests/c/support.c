@@ -531,3 +531,25 @@ long default_stack_kb(void) {
     pthread_attr_destroy(&attr);
     return (long)(stack / 1024);
 }
+
+/* ---- knowing that the reactor has caught up ---- */
+
+void catch_up_start(struct catch_up *c) {
+    c->l = listener(WSP_CATALOG_TCP_IPV4, 8, &c->addr);
+    c->client[0] = c->client[1] = -1;
+}
+
+void wait_reactor_caught_up(struct catch_up *c) {
+    CHECK(c->client[0] < 0); /* once: the listener's queue counts from 0 */
+    for (int i = 0; i < 2; i++) {
+        c->client[i] = raw_connect(&c->addr);
+        WAIT_FOR(stats_of(c->l).queued == (uint32_t)i + 1, 10000);
+    }
+}
+
+void catch_up_close(struct catch_up *c) {
+    for (int i = 0; i < 2; i++)
+        if (c->client[i] >= 0)
+            close(c->client[i]);
+    close_socket(c->l);
+}

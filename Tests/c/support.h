@@ -170,4 +170,20 @@ long vm_kb(void);
 /* The stack size a new thread gets by default, in KiB (pthread_getattr_default_np). */
 long default_stack_kb(void);
 
+/* ---- knowing that the reactor has caught up ----
+ * The reactor has seen to every event that came before a moment (timers due included) once it
+ * has taken a second connection that arrived after it on a listener of its own (the first may
+ * share a batch with them). The listener is made at catch_up_start, before what the test
+ * counts (making it costs an epoll_ctl); the arrivals add nothing the reactor must watch. */
+struct catch_up {
+    SOCKET l; /* plain TCP, backlog 8 */
+    struct sockaddr_storage addr;
+    int client[2]; /* -1 until wait_reactor_caught_up */
+};
+void catch_up_start(struct catch_up *c);
+/* Once per catch_up: two arrivals, each awaited in the listener's queue. */
+void wait_reactor_caught_up(struct catch_up *c);
+/* Closes the two clients, then the listener. */
+void catch_up_close(struct catch_up *c);
+
 #endif

@@ -2042,9 +2042,10 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
  * ends at that pass: the reactor reads the queue again and takes the connection waiting. */
 TEST(fault_pause_whose_end_passed_while_the_reactor_was_held_ends_at_its_next_pass) {
     start();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1);
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
@@ -2062,20 +2063,12 @@ TEST(fault_pause_whose_end_passed_while_the_reactor_was_held_ends_at_its_next_pa
     /* Past the pause's end (100 ms after it began) with the event thread still held. */
     WAIT_FOR(wsp_now_ms() > paused_by + 100, 10000);
     atomic_store(&fault_reactor_holding, 0);
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(wsp_listener_resumes(so), 1);
     WAIT_FOR(stats_of(l).queued == 1, 10000); /* read again: the reactor took it */
     wsp_socket_release(so);
     close(c);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 

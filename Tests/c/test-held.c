@@ -1414,9 +1414,10 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
  * request's admission until after the release: no timer runs in between.) */
 TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) {
     start_held();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
@@ -1450,13 +1451,7 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     WAIT_FOR(wsp_now_ms() > admitted_by + 10, 10000);
     FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
     atomic_store(&second_hold, 0);
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
     fault_clear();
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
@@ -1468,9 +1463,7 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     wsp_socket_release(so);
     close_socket(a);
     close(fd);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 
@@ -1925,9 +1918,10 @@ TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
  * (there is no watch to start later), and the reactor makes no pass for it. */
 TEST(released_plain_request_held_unwatched_sets_no_timer) {
     start_held();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
     int fd = raw_connect(&addr);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
@@ -1941,22 +1935,14 @@ TEST(released_plain_request_held_unwatched_sets_no_timer) {
     CHECK_EQ(HeldRelease(h, &err), 0);
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* nothing to unwatch: it was never watched */
     fault_clear();
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(wsp_reactor_timer_passes(), passes);
     CHECK_EQ(wsp_reactor_timer_armed_ms(), 0); /* nor one far ahead */
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
     close_socket(a);
     close(fd);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 

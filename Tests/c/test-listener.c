@@ -932,22 +932,17 @@ TEST(listener_request_read_failing_without_eagain_ends_the_request) {
  * once and not again, and the accept that presents it asks the kernel about its client. */
 TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retried) {
     start();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
     int fd = connect_with_request_whole(&addr, 0);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     WAIT_FOR(fault_fired(FAULT_epoll_ctl) >= 1, 10000); /* the watch, once no longer fresh */
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(fault_fired(FAULT_epoll_ctl), 1);
     fault_clear();
     int err = 0;
@@ -960,9 +955,7 @@ TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retr
     wsp_socket_release(so);
     close_socket(a);
     close(fd);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 
@@ -1180,7 +1173,7 @@ static void *closing_acceptor_main(void *arg) {
  * makes when it finds the listener closed (the request abandoned: a reset). */
 TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
     start();
-    struct sockaddr_storage addr, addr2, addr4;
+    struct sockaddr_storage addr, addr2;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_nonblocking(l, 1);
     /* Seconds: neither timer may come due before the reactor is held up, however slow the
@@ -1203,7 +1196,8 @@ TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
     int c2 = raw_connect(&addr2);
     wait_taken_from_kernel(&addr2, c2);
     uint64_t deadline_by = wsp_now_ms() + 2000;
-    SOCKET l4 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr4);
+    struct catch_up cu;
+    catch_up_start(&cu);
     /* Both timers come due while the reactor is held up: neither did before. */
     struct stall st;
     stall_reactor(&st);
@@ -1225,12 +1219,7 @@ TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
     close(st.client);
     close_socket(st.l);
     WAIT_FOR(stats_of(l2).timed_out == 1, 10000);
-    /* The reactor has finished that pass once it takes a second later arrival. */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr4);
-        WAIT_FOR(stats_of(l4).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* the reactor has finished that pass */
     atomic_store(&a.gate, 0);
     pthread_join(a.thread, NULL);
     CHECK(a.s == INVALID_SOCKET);
@@ -1239,9 +1228,7 @@ TEST(listener_closed_after_its_timer_was_taken_does_nothing_in_that_pass) {
     CHECK_EQ(raw_recv(c1, frame, sizeof frame, 10000), -ECONNRESET); /* no PENDING before it */
     close(c1);
     close(c2);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l4);
+    catch_up_close(&cu);
     close_socket(l2);
 }
 
