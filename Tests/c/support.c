@@ -553,3 +553,20 @@ void catch_up_close(struct catch_up *c) {
             close(c->client[i]);
     close_socket(c->l);
 }
+
+/* ---- the server's side of a connect-data connect ---- */
+
+int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f) {
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    size_t len = 0;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, f)) == 0) {
+        CHECK(len < n);
+        int got = raw_recv(afd, buf + len, n - len, 10000);
+        CHECK(got > 0);
+        len += (size_t)got;
+    }
+    CHECK(r > 0);
+    return afd;
+}

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <wsp.h>
 
+#include "handshake.h"
 #include "harness.h"
 
 extern WSPPROC_TABLE T; /* the provider's table, filled by start() */
@@ -185,5 +186,13 @@ void catch_up_start(struct catch_up *c);
 void wait_reactor_caught_up(struct catch_up *c);
 /* Closes the two clients, then the listener. */
 void catch_up_close(struct catch_up *c);
+
+/* ---- the server's side of a connect-data connect ---- */
+
+/* Accepts the next connection on the plain listening descriptor lfd and reads from it until
+ * buf (n bytes) holds a whole request, decoded into *f (its data point into buf); returns the
+ * accepted descriptor. Fails the test if the connection ends first or the request is
+ * malformed. */
+int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f);
 
 #endif

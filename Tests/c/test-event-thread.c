@@ -1000,18 +1000,9 @@ TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registra
     WAIT_FOR(in_futex_on(tid, &so->lock), 10000); /* the reactor's step on that event */
     wsp_connector_poll(so); /* sends the request, re-arms the registration for the answer */
     CHECK(so->connector != NULL);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0);
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f);
     wsp_hs_frame accept_frame = {.type = WSP_HS_ACCEPT};
     uint8_t answer[16];
     size_t n = wsp_hs_encode(&accept_frame, answer, sizeof answer);
