@@ -1012,6 +1012,25 @@ TEST(listener_request_is_watched_once_no_longer_fresh_not_before) {
     close_socket(l);
 }
 
+/* The hand-off tests' listener: connect data, non-blocking, its notices far off, registered
+ * for FD_ACCEPT on a new event object (*ev), whose signal brings the accept a request is
+ * handed to. */
+static SOCKET hand_off_listener(struct sockaddr_storage *addr, WSAEVENT *ev) {
+    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, addr);
+    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
+    set_nonblocking(l, 1);
+    *ev = WSACreateEvent();
+    CHECK(*ev != WSA_INVALID_EVENT);
+    int err = 0;
+    CHECK_EQ(T.lpWSPEventSelect(l, *ev, FD_ACCEPT, &err), 0);
+    return l;
+}
+
+static void hand_off_listener_close(SOCKET l, WSAEVENT ev) {
+    CHECK(WSACloseEvent(ev));
+    close_socket(l);
+}
+
 /* A request that arrives while the application waits for FD_ACCEPT is handed to the accept
  * that event brings: that accept presents it without a look at its client first (only the check
  * after the decision). Another connection the listener drops before that accept comes (here
@@ -1021,13 +1040,9 @@ TEST(listener_request_is_watched_once_no_longer_fresh_not_before) {
 TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
     start();
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
-    set_nonblocking(l, 1);
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
+    WSAEVENT ev;
+    SOCKET l = hand_off_listener(&addr, &ev);
     int err = 0;
-    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
     int fd = connect_with_request_whole(&addr, 0);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
@@ -1049,8 +1064,7 @@ TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
     close_socket(a);
     close(fd);
     close(other);
-    CHECK(WSACloseEvent(ev));
-    close_socket(l);
+    hand_off_listener_close(l, ev);
 }
 
 /* The hand-off is for the one request it names: a request ahead of it in line, whose client
@@ -1060,13 +1074,9 @@ TEST(listener_dropping_another_connection_keeps_a_requests_hand_off) {
 TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
     start();
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
-    set_nonblocking(l, 1);
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
+    WSAEVENT ev;
+    SOCKET l = hand_off_listener(&addr, &ev);
     int err = 0;
-    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
     int first = connect_with_request_whole(&addr, 0);
     int first_port = raw_port(first);
@@ -1093,8 +1103,7 @@ TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
     CHECK_EQ(stats_of(l).withdrawn, 1);
     close_socket(a);
     close(second);
-    CHECK(WSACloseEvent(ev));
-    close_socket(l);
+    hand_off_listener_close(l, ev);
 }
 
 /* A handed-over request that leaves before any accept looks (here its client's patience ran
@@ -1105,13 +1114,9 @@ TEST(listener_hand_off_skips_no_look_at_an_earlier_request) {
 TEST(listener_hand_off_of_a_request_that_left_goes_to_the_next) {
     start();
     struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
-    set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
-    set_nonblocking(l, 1);
-    WSAEVENT ev = WSACreateEvent();
-    CHECK(ev != WSA_INVALID_EVENT);
+    WSAEVENT ev;
+    SOCKET l = hand_off_listener(&addr, &ev);
     int err = 0;
-    CHECK_EQ(T.lpWSPEventSelect(l, ev, FD_ACCEPT, &err), 0);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1);
     int first = connect_with_request_whole(&addr, 2000);
     /* Its watch once no longer fresh, well before its patience runs out; then its end. */
@@ -1139,8 +1144,7 @@ TEST(listener_hand_off_of_a_request_that_left_goes_to_the_next) {
     close_socket(a);
     close(first);
     close(second);
-    CHECK(WSACloseEvent(ev));
-    close_socket(l);
+    hand_off_listener_close(l, ev);
 }
 
 /* A condition function that waits until *(atomic_int *)ctx is 0, having set *ctx to 2 as it
