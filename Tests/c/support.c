@@ -570,3 +570,35 @@ int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f) {
     CHECK(r > 0);
     return afd;
 }
+
+/* ---- holding the event thread in a job ---- */
+
+static void event_thread_hold_job(void *context) {
+    struct event_thread_hold *h = context;
+    if (h->once_queued && stats_of(h->once_queued).queued == 0) {
+        CHECK_EQ(WSPRunOnEventThread(event_thread_hold_job, h), 0);
+        return;
+    }
+    atomic_store(&h->held, 1);
+    WAIT_FOR(!atomic_load(&h->holding), 30000); /* past the test's own waits */
+}
+
+void event_thread_hold_post(struct event_thread_hold *h, SOCKET once_queued) {
+    h->once_queued = once_queued;
+    atomic_store(&h->held, 0);
+    atomic_store(&h->holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(event_thread_hold_job, h), 0);
+}
+
+void event_thread_wait_held(struct event_thread_hold *h) {
+    WAIT_FOR(atomic_load(&h->held), 10000);
+}
+
+void event_thread_hold(struct event_thread_hold *h) {
+    event_thread_hold_post(h, 0);
+    event_thread_wait_held(h);
+}
+
+void event_thread_let_go(struct event_thread_hold *h) {
+    atomic_store(&h->holding, 0);
+}

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <wsp.h>
 
@@ -194,5 +195,23 @@ void catch_up_close(struct catch_up *c);
  * accepted descriptor. Fails the test if the connection ends first or the request is
  * malformed. */
 int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f);
+
+/* ---- holding the event thread in a job ----
+ * A job that keeps the event thread (the reactor) busy until the test lets it go: no event,
+ * timer pass or other job runs meanwhile. Given a listener (once_queued), the job holds only
+ * from the first moment that listener has a request queued: until then it hands itself on,
+ * to run after the next event. The struct must outlive the job (make it static). */
+struct event_thread_hold {
+    SOCKET once_queued; /* 0: at once */
+    atomic_int held;    /* the job holds the event thread */
+    atomic_int holding; /* until event_thread_let_go */
+};
+/* Posts the job; returns at once (event_thread_wait_held waits for the hold). */
+void event_thread_hold_post(struct event_thread_hold *h, SOCKET once_queued);
+void event_thread_wait_held(struct event_thread_hold *h);
+/* Both: returns with the event thread held (at once). */
+void event_thread_hold(struct event_thread_hold *h);
+/* Lets the job return. */
+void event_thread_let_go(struct event_thread_hold *h);
 
 #endif

@@ -1330,26 +1330,6 @@ TEST(held_client_hears_pending_before_the_hold_deadline) {
     close_socket(l);
 }
 
-/* The reactor thread held in a job (WSPRunOnEventThread) while *context (an atomic_int) is
- * set; the second kind starts holding only once a request waits in the backlog of
- * reactor_listener (before, it hands itself over to run after the next event): no timer can
- * start watching that request meanwhile. */
-static SOCKET reactor_listener;
-static atomic_int reactor_held;
-
-static void hold_reactor(void *context) {
-    atomic_store(&reactor_held, 1);
-    WAIT_FOR(!atomic_load((atomic_int *)context), 10000);
-}
-
-static void hold_reactor_once_queued(void *context) {
-    if (stats_of(reactor_listener).queued == 0) {
-        CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, context), 0);
-        return;
-    }
-    hold_reactor(context);
-}
-
 static int accept_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
@@ -1364,7 +1344,6 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     start_held();
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
-    reactor_listener = l;
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
@@ -1376,28 +1355,24 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     WSPHELD h = hold_next(l, hold_all, 0);
     /* The fresh request waits whole in the kernel before the reactor takes it. */
-    static atomic_int first_hold, second_hold;
-    atomic_store(&first_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static struct event_thread_hold first_hold, second_hold;
+    event_thread_hold(&first_hold);
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
     struct sockaddr_in mine;
     socklen_t len = sizeof mine;
     CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
     WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
-    atomic_store(&reactor_held, 0);
-    atomic_store(&second_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
-    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    event_thread_hold_post(&second_hold, l); /* holds once l has a request queued */
+    event_thread_let_go(&first_hold); /* the first job returns; the second holds once queued */
+    event_thread_wait_held(&second_hold);
     CHECK_EQ(stats_of(l).queued, 1);
     CHECK_EQ(held_reject(h, 0), 0);
     uint64_t looks = wsp_listener_client_looks(so);
     SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* after the condition function */
-    atomic_store(&second_hold, 0);
+    event_thread_let_go(&second_hold);
     wsp_socket_release(so);
     close_socket(a);
     close(fd);
@@ -1421,11 +1396,8 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
-    reactor_listener = l;
-    static atomic_int first_hold, second_hold;
-    atomic_store(&first_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static struct event_thread_hold first_hold, second_hold;
+    event_thread_hold(&first_hold);
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
@@ -1433,11 +1405,9 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     socklen_t len = sizeof mine;
     CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
     WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
-    atomic_store(&reactor_held, 0);
-    atomic_store(&second_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
-    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    event_thread_hold_post(&second_hold, l); /* holds once l has a request queued */
+    event_thread_let_go(&first_hold); /* the first job returns; the second holds once queued */
+    event_thread_wait_held(&second_hold);
     uint64_t admitted_by = wsp_now_ms();
     CHECK_EQ(stats_of(l).queued, 1);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1, .this_thread = 1);
@@ -1450,7 +1420,7 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     /* Past the moment its watch was due (10 ms after its admission). */
     WAIT_FOR(wsp_now_ms() > admitted_by + 10, 10000);
     FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
-    atomic_store(&second_hold, 0);
+    event_thread_let_go(&second_hold);
     wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
     fault_clear();
@@ -2118,18 +2088,15 @@ TEST(held_event_taken_away_before_it_is_set_is_not_set) {
     int queued_fd = raw_connect(&addr);
     CHECK_EQ(send(queued_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
     WAIT_FOR(stats_of(l).queued == 2, 10000);
-    static atomic_int holding;
-    atomic_store(&reactor_held, 0);
-    atomic_store(&holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &holding), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     WSPHELD h = hold_next(l, hold_all, 0);
     CHECK_EQ(stats_of(l).queued, 1);
     uint64_t both_due_by = wsp_now_ms() + 2000; /* the two deadlines are no later */
     WAIT_FOR(wsp_now_ms() > both_due_by, 10000); /* time passing is the point */
     CHECK_EQ(stats_of(l).expired, 0); /* nothing ended before the one pass */
     CHECK_EQ(stats_of(l).hold_timed_out, 0);
-    atomic_store(&holding, 0);
+    event_thread_let_go(&hold);
     WAIT_FOR(atomic_load(&drops_heard) == 1, 10000);
     /* The reactor runs this job after what it deferred in the pass that ended both. */
     atomic_store(&reactor_reached, 0);

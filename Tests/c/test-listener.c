@@ -881,29 +881,18 @@ TEST(listener_request_no_accept_waited_for_is_looked_at_before_it_is_presented) 
     close_socket(l);
 }
 
-/* The event thread held in a job while job_holding is set. */
-static atomic_int job_holding, job_held;
-
-static void hold_in_job(void *context) {
-    (void)context;
-    atomic_store(&job_held, 1);
-    WAIT_FOR(!atomic_load(&job_holding), 10000);
-}
-
 /* Sends a request (with that patience, none for 0) on a new connection to addr while the
  * event thread is held, so that the reactor takes the connection with its request; returns
  * the client's descriptor. */
 static int connect_with_request_whole(const struct sockaddr_storage *addr, uint32_t patience_ms) {
-    atomic_store(&job_held, 0);
-    atomic_store(&job_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
-    WAIT_FOR(atomic_load(&job_held), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     wsp_hs_frame f = {.type = WSP_HS_REQUEST, .has_patience = patience_ms != 0,
                       .patience_ms = patience_ms};
     int fd = raw_connect(addr);
     send_request(fd, &f, NULL, 0);
     WAIT_FOR(tcp_unread(port_of(addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
-    atomic_store(&job_holding, 0);
+    event_thread_let_go(&hold);
     return fd;
 }
 
@@ -959,21 +948,6 @@ TEST(listener_watch_that_failed_once_the_request_was_no_longer_fresh_is_not_retr
     close_socket(l);
 }
 
-/* The event thread held in a job, while queued_holding is set, from the first moment
- * listener_with_queue has a request queued: until then the job hands itself on to run after
- * the next event. */
-static SOCKET listener_with_queue;
-static atomic_int queued_holding, queued_held;
-
-static void hold_in_job_once_queued(void *context) {
-    if (stats_of(listener_with_queue).queued == 0) {
-        CHECK_EQ(WSPRunOnEventThread(hold_in_job_once_queued, context), 0);
-        return;
-    }
-    atomic_store(&queued_held, 1);
-    WAIT_FOR(!atomic_load(&queued_holding), 10000);
-}
-
 /* A connect-data request that waits in the backlog is watched for its client leaving only
  * once it is no longer fresh (FRESH_REQUEST_MS, 10 ms, after it was queued): the listener's
  * timer is set for then, and nothing earlier (its first notice is far off, and a
@@ -984,26 +958,21 @@ TEST(listener_request_is_watched_once_no_longer_fresh_not_before) {
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 4, &addr);
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_nonblocking(l, 1);
-    listener_with_queue = l;
-    atomic_store(&job_held, 0);
-    atomic_store(&job_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_in_job, NULL), 0);
-    WAIT_FOR(atomic_load(&job_held), 10000);
+    static struct event_thread_hold first, second;
+    event_thread_hold(&first);
     wsp_hs_frame f = {.type = WSP_HS_REQUEST};
     int fd = raw_connect(&addr);
     send_request(fd, &f, NULL, 0);
     WAIT_FOR(tcp_unread(port_of(&addr), raw_port(fd)) == (int)wsp_hs_encoded_size(&f), 10000);
-    atomic_store(&queued_held, 0);
-    atomic_store(&queued_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_in_job_once_queued, NULL), 0);
+    event_thread_hold_post(&second, l);
     uint64_t before = wsp_now_ms();
-    atomic_store(&job_holding, 0); /* the first job returns; the second holds once queued */
-    WAIT_FOR(atomic_load(&queued_held), 10000);
+    event_thread_let_go(&first); /* the first job returns; the second holds once queued */
+    event_thread_wait_held(&second);
     uint64_t after = wsp_now_ms(); /* the request was queued between before and after */
     uint64_t due = wsp_reactor_timer_armed_ms();
     CHECK(due >= before + 10);
     CHECK(due <= after + 10);
-    atomic_store(&queued_holding, 0);
+    event_thread_let_go(&second);
     int err = 0;
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);

@@ -150,14 +150,6 @@ TEST(netev_message_registration_leaves_the_record_empty) {
 
 /* A peek takes nothing: it too posts FD_READ again before it returns, itself (the event
  * thread, kept busy meanwhile by a job, could not have). */
-static atomic_int peek_gate_started, peek_gate_open;
-
-static void peek_gate(void *context) {
-    (void)context;
-    atomic_store(&peek_gate_started, 1);
-    WAIT_FOR(atomic_load(&peek_gate_open), 10000);
-}
-
 TEST(netev_message_read_again_posted_by_a_peek) {
     start();
     SOCKET c, s, l;
@@ -169,13 +161,13 @@ TEST(netev_message_read_again_posted_by_a_peek) {
     WSPMSG m;
     CHECK_EQ(WSPGetMessage(q, &m, 10000), 1);
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
-    CHECK_EQ(WSPRunOnEventThread(peek_gate, NULL), 0);
-    WAIT_FOR(atomic_load(&peek_gate_started), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     char buf[16];
     CHECK_EQ(ne_recv(s, buf, 4, MSG_PEEK), 4);
     CHECK_EQ(WSPGetMessage(q, &m, 0), 1); /* already there */
     CHECK_EQ(WSAGETSELECTEVENT(m.lParam), FD_READ);
-    atomic_store(&peek_gate_open, 1);
+    event_thread_let_go(&hold);
     CHECK_EQ(ne_recv(s, buf, sizeof buf, 0), 10); /* the peek took nothing */
 }
 
