@@ -450,3 +450,155 @@ int tcp_unread(int local_port, int peer_port) {
     fclose(f);
     return unread;
 }
+
+/* ---- which thread waits where ---- */
+
+int reactor_tid(void) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int tid = 0;
+    struct dirent *e;
+    while (!tid && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320], name[32] = {0};
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(name, sizeof name, f) && strncmp(name, "wsp-reactor", 11) == 0)
+            tid = atoi(e->d_name);
+        fclose(f);
+    }
+    closedir(d);
+    return tid;
+}
+
+/* Whether the task whose syscall file is path is in a futex call on addr. */
+static bool task_in_futex_on(const char *path, const void *addr) {
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false; /* the thread has exited */
+    long nr = -1;
+    unsigned long a0 = 0;
+    int n = fscanf(f, "%ld %lx", &nr, &a0);
+    fclose(f);
+    return n == 2 && nr == SYS_futex && a0 == (unsigned long)(uintptr_t)addr;
+}
+
+bool in_futex_on(int tid, const void *addr) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+    return task_in_futex_on(path, addr);
+}
+
+int threads_in_futex_on(const void *addr) {
+    DIR *d = opendir("/proc/self/task");
+    CHECK(d != NULL);
+    int count = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[320];
+        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
+        count += task_in_futex_on(path, addr);
+    }
+    closedir(d);
+    return count;
+}
+
+/* ---- the process's memory ---- */
+
+long vm_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    CHECK(f != NULL);
+    char line[256];
+    long v = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmSize: %ld", &v) == 1)
+            break;
+    fclose(f);
+    CHECK(v > 0);
+    return v;
+}
+
+long default_stack_kb(void) {
+    pthread_attr_t attr;
+    size_t stack = 0;
+    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
+    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
+    pthread_attr_destroy(&attr);
+    return (long)(stack / 1024);
+}
+
+/* ---- knowing that the reactor has caught up ---- */
+
+void catch_up_start(struct catch_up *c) {
+    c->l = listener(WSP_CATALOG_TCP_IPV4, 8, &c->addr);
+    c->client[0] = c->client[1] = -1;
+}
+
+void wait_reactor_caught_up(struct catch_up *c) {
+    CHECK(c->client[0] < 0); /* once: the listener's queue counts from 0 */
+    for (int i = 0; i < 2; i++) {
+        c->client[i] = raw_connect(&c->addr);
+        WAIT_FOR(stats_of(c->l).queued == (uint32_t)i + 1, 10000);
+    }
+}
+
+void catch_up_close(struct catch_up *c) {
+    for (int i = 0; i < 2; i++)
+        if (c->client[i] >= 0)
+            close(c->client[i]);
+    close_socket(c->l);
+}
+
+/* ---- the server's side of a connect-data connect ---- */
+
+int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f) {
+    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    CHECK(afd >= 0);
+    size_t len = 0;
+    long r;
+    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, f)) == 0) {
+        CHECK(len < n);
+        int got = raw_recv(afd, buf + len, n - len, 10000);
+        CHECK(got > 0);
+        len += (size_t)got;
+    }
+    CHECK(r > 0);
+    return afd;
+}
+
+/* ---- holding the event thread in a job ---- */
+
+static void event_thread_hold_job(void *context) {
+    struct event_thread_hold *h = context;
+    if (h->once_queued && stats_of(h->once_queued).queued == 0) {
+        CHECK_EQ(WSPRunOnEventThread(event_thread_hold_job, h), 0);
+        return;
+    }
+    atomic_store(&h->held, 1);
+    WAIT_FOR(!atomic_load(&h->holding), 30000); /* past the test's own waits */
+}
+
+void event_thread_hold_post(struct event_thread_hold *h, SOCKET once_queued) {
+    h->once_queued = once_queued;
+    atomic_store(&h->held, 0);
+    atomic_store(&h->holding, 1);
+    CHECK_EQ(WSPRunOnEventThread(event_thread_hold_job, h), 0);
+}
+
+void event_thread_wait_held(struct event_thread_hold *h) {
+    WAIT_FOR(atomic_load(&h->held), 10000);
+}
+
+void event_thread_hold(struct event_thread_hold *h) {
+    event_thread_hold_post(h, 0);
+    event_thread_wait_held(h);
+}
+
+void event_thread_let_go(struct event_thread_hold *h) {
+    atomic_store(&h->holding, 0);
+}

@@ -5,9 +5,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <wsp.h>
 
+#include "handshake.h"
 #include "harness.h"
 
 extern WSPPROC_TABLE T; /* the provider's table, filled by start() */
@@ -152,5 +154,64 @@ void blocker_leave(struct blocker *b);
 void wait_blocked(struct blocker *b);
 /* As wait_blocked, but a call that returned first is an answer: false. */
 bool wait_blocked_or_returned(struct blocker *b);
+
+/* ---- which thread waits where (/proc/self/task/<tid>/syscall) ---- */
+
+/* The reactor thread's id (the thread names itself "wsp-reactor" as it starts), or 0 while
+ * there is none so named. */
+int reactor_tid(void);
+/* Whether thread tid is in a futex call on addr now (asleep on the mutex at addr). */
+bool in_futex_on(int tid, const void *addr);
+/* How many threads of the process are in a futex call on addr now. */
+int threads_in_futex_on(const void *addr);
+
+/* ---- the process's memory ---- */
+
+/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
+long vm_kb(void);
+/* The stack size a new thread gets by default, in KiB (pthread_getattr_default_np). */
+long default_stack_kb(void);
+
+/* ---- knowing that the reactor has caught up ----
+ * The reactor has seen to every event that came before a moment (timers due included) once it
+ * has taken a second connection that arrived after it on a listener of its own (the first may
+ * share a batch with them). The listener is made at catch_up_start, before what the test
+ * counts (making it costs an epoll_ctl); the arrivals add nothing the reactor must watch. */
+struct catch_up {
+    SOCKET l; /* plain TCP, backlog 8 */
+    struct sockaddr_storage addr;
+    int client[2]; /* -1 until wait_reactor_caught_up */
+};
+void catch_up_start(struct catch_up *c);
+/* Once per catch_up: two arrivals, each awaited in the listener's queue. */
+void wait_reactor_caught_up(struct catch_up *c);
+/* Closes the two clients, then the listener. */
+void catch_up_close(struct catch_up *c);
+
+/* ---- the server's side of a connect-data connect ---- */
+
+/* Accepts the next connection on the plain listening descriptor lfd and reads from it until
+ * buf (n bytes) holds a whole request, decoded into *f (its data point into buf); returns the
+ * accepted descriptor. Fails the test if the connection ends first or the request is
+ * malformed. */
+int accept_whole_request(int lfd, uint8_t *buf, size_t n, wsp_hs_frame *f);
+
+/* ---- holding the event thread in a job ----
+ * A job that keeps the event thread (the reactor) busy until the test lets it go: no event,
+ * timer pass or other job runs meanwhile. Given a listener (once_queued), the job holds only
+ * from the first moment that listener has a request queued: until then it hands itself on,
+ * to run after the next event. The struct must outlive the job (make it static). */
+struct event_thread_hold {
+    SOCKET once_queued; /* 0: at once */
+    atomic_int held;    /* the job holds the event thread */
+    atomic_int holding; /* until event_thread_let_go */
+};
+/* Posts the job; returns at once (event_thread_wait_held waits for the hold). */
+void event_thread_hold_post(struct event_thread_hold *h, SOCKET once_queued);
+void event_thread_wait_held(struct event_thread_hold *h);
+/* Both: returns with the event thread held (at once). */
+void event_thread_hold(struct event_thread_hold *h);
+/* Lets the job return. */
+void event_thread_let_go(struct event_thread_hold *h);
 
 #endif

@@ -746,21 +746,12 @@ TEST(connect_nonblocking_timed_out_takes_its_armed_registration_out) {
     struct sockaddr_storage addr;
     int lfd = silent_tcp_listener(4, &addr);
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 500);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 1500); /* outlasts the steps up to the lock */
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f); /* the whole request went out: the connect waits for the answer */
     /* Under the socket's lock the step that sent it (and armed the registration for the
      * answer) is over, and the timer cannot end the connect before the count starts. */
     int err = 0;
@@ -793,18 +784,9 @@ TEST(connect_nonblocking_step_that_sends_the_request_reads_nothing) {
     FAULT(recv, .nth = 1 << 30); /* counts every thread's receives, fails none */
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
     CHECK_EQ(fault_fired(FAULT_send), 1);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0); /* the reactor's step sent it */
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f); /* the reactor's step sent it */
     /* Under the socket's lock, that step is over. */
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(c, &err);
@@ -841,18 +823,9 @@ TEST(connect_nonblocking_answer_wait_counts_from_the_request_sent) {
     WAIT_FOR(wsp_now_ms() > started + TIMEOUT + 5, 10000);
     uint64_t released = wsp_now_ms();
     fault_release();
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0); /* the step sent it, after the hold */
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f); /* the step sent it, after the hold */
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(c, &err);
     CHECK(so != NULL);
@@ -906,18 +879,9 @@ TEST(connect_answer_with_a_qos_unasked_is_kept_by_the_socket) {
     static struct async_connect ac;
     ac = (struct async_connect){.s = new_socket(WSP_CATALOG_CDATA_IPV4), .addr = addr};
     async_connect_start(&ac);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0);
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f);
     CHECK(!f.has_qos); /* the client sent none */
     wsp_hs_frame answer = {.type = WSP_HS_ACCEPT, .has_qos = 1};
     answer.qos.sending.token_rate = 4321;
@@ -954,21 +918,12 @@ TEST(connect_answered_as_its_timer_comes_due_stays_connected) {
     struct sockaddr_storage addr;
     int lfd = silent_tcp_listener(4, &addr);
     SOCKET c = new_socket(WSP_CATALOG_CDATA_IPV4);
-    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 300);
+    set_dword(c, SOL_WSP, WSP_CONNECT_TIMEOUT, 1500); /* outlasts the steps up to the lock */
     set_nonblocking(c, 1);
     CHECK_EQ(connect_to(c, &addr, "x", NULL), WSAEWOULDBLOCK);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0); /* the whole request went out: the connect waits for the answer */
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f); /* the whole request went out: the connect waits for the answer */
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(c, &err);
     CHECK(so != NULL);

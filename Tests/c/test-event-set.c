@@ -358,12 +358,15 @@ TEST(evset_every_check_pending_is_made_when_the_descriptor_is_handed_out) {
     CHECK(set != NULL);
     CHECK_EQ(wsp_event_set_checks_pending(set), 2);
     FAULT(ioctl, .nth = 1000000, .this_thread = 1); /* counts this thread's looks (FIONREAD) */
+    FAULT(poll, .nth = 1000000, .this_thread = 1);  /* and its polls */
     int sleeping = fault_sleeping_polls();
     int fd = WSAEventFd(ev); /* makes them both */
     int counted = fault_calls(FAULT_ioctl);
+    int polls = fault_calls(FAULT_poll);
     sleeping = fault_sleeping_polls() - sleeping;
     fault_clear();
     CHECK(fd >= 0);
+    CHECK_EQ(polls, 1); /* both in one */
     CHECK_EQ(counted, 0); /* the poll's answer (data, no FIN) says enough: no byte counts */
     CHECK_EQ(sleeping, 0); /* and the poll is a look, with no time-out to wait */
     CHECK_EQ(wsp_event_set_checks_pending(set), 0);

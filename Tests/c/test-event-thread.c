@@ -956,24 +956,11 @@ TEST(event_thread_busy_while_a_call_sends_the_request_rearms_for_the_answer) {
     close_socket(l);
 }
 
-static atomic_int reactor_tid, reactor_reached;
+static atomic_int reactor_reached;
 
 static void note_reactor(void *context) {
     (void)context;
-    atomic_store(&reactor_tid, (int)syscall(SYS_gettid));
     atomic_store(&reactor_reached, 1);
-}
-
-/* Whether thread tid waits on a futex (a lock) now, by /proc/self/task/<tid>/syscall. */
-static int waits_on_a_lock(int tid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL);
-    long nr = -1;
-    int got = fscanf(f, "%ld", &nr);
-    fclose(f);
-    return got == 1 && nr == SYS_futex;
 }
 
 /* The reactor takes the connector's event (the connection is up) and its step waits for the
@@ -985,7 +972,8 @@ TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registra
     start();
     CHECK_EQ(WSPRunOnEventThread(note_reactor, NULL), 0);
     WAIT_FOR(atomic_load(&reactor_reached), 10000);
-    int tid = atomic_load(&reactor_tid);
+    int tid = 0;
+    WAIT_FOR((tid = reactor_tid()) != 0, 10000);
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     CHECK(lfd >= 0);
     struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -1009,29 +997,12 @@ TEST(event_thread_step_on_an_event_read_before_a_call_rearmed_takes_the_registra
     CHECK_EQ(poll(&p, 1, 10000), 1); /* up: the connector's registration reports it */
     pthread_mutex_lock(&so->lock);
     atomic_store(&gate_open, 1);
-    /* The reactor's step on that event waits for the lock: the same futex wait on ten looks
-     * in a row (a passing wait on the reactor's own lock is gone by then). */
-    int looks = 0;
-    long long deadline = now_ms() + 10000;
-    while (looks < 10) {
-        looks = waits_on_a_lock(tid) ? looks + 1 : 0;
-        CHECK(now_ms() < deadline);
-        sleep_ms(2);
-    }
+    WAIT_FOR(in_futex_on(tid, &so->lock), 10000); /* the reactor's step on that event */
     wsp_connector_poll(so); /* sends the request, re-arms the registration for the answer */
     CHECK(so->connector != NULL);
-    int afd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-    CHECK(afd >= 0);
     uint8_t buf[64];
-    size_t len = 0;
     wsp_hs_frame f;
-    long r;
-    while ((r = wsp_hs_decode(buf, len, WSP_HS_MAX_DATA, 1u << WSP_HS_REQUEST, &f)) == 0) {
-        int n = raw_recv(afd, buf + len, sizeof buf - len, 10000);
-        CHECK(n > 0);
-        len += (size_t)n;
-    }
-    CHECK(r > 0);
+    int afd = accept_whole_request(lfd, buf, sizeof buf, &f);
     wsp_hs_frame accept_frame = {.type = WSP_HS_ACCEPT};
     uint8_t answer[16];
     size_t n = wsp_hs_encode(&accept_frame, answer, sizeof answer);
@@ -1283,29 +1254,11 @@ TEST(event_thread_last_cleanup_in_a_job_ends_the_thread_and_closes_its_descripto
     WAIT_FOR(event_threads() == 0, 10000);
 }
 
-/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
-static long vm_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL);
-    char line[256];
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld", &v) == 1)
-            break;
-    fclose(f);
-    CHECK(v > 0);
-    return v;
-}
-
 /* A thread ended by the last cleanup in one of its jobs has no one to join it: it detaches,
  * and its memory serves the next thread. Cycles of a start and such a cleanup keep one
  * thread's memory, not one stack more (a thread never joined keeps its stack). */
 TEST(event_thread_ended_by_its_own_job_leaves_its_memory_to_the_next) {
-    pthread_attr_t attr;
-    size_t stack = 0;
-    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
-    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
-    pthread_attr_destroy(&attr);
+    long stack_kb = default_stack_kb(); /* what a new thread gets */
     start(); /* the first thread's memory, and whatever else a first start-up makes */
     in_job(clean_up_last);
     CHECK_EQ(rc1, 0);
@@ -1318,7 +1271,7 @@ TEST(event_thread_ended_by_its_own_job_leaves_its_memory_to_the_next) {
         WAIT_FOR(event_threads() == 0, 10000);
     }
     long grown = vm_kb() - before;
-    CHECK(grown < (long)(stack / 1024));
+    CHECK(grown < stack_kb);
 }
 
 static void clean_up_and_start_again(void) {

@@ -1851,15 +1851,6 @@ TEST(fault_listener_pause_ending_wakes_no_accept_waiting_for_the_reactor) {
     WSACloseEvent(ev);
 }
 
-/* The event thread held in a job while fault_reactor_holding is set. */
-static atomic_int fault_reactor_holding, fault_reactor_held;
-
-static void fault_hold_reactor(void *context) {
-    (void)context;
-    atomic_store(&fault_reactor_held, 1);
-    WAIT_FOR(!atomic_load(&fault_reactor_holding), 30000); /* past the test's own waits */
-}
-
 /* A blocking accept (the leader) whose look at the queue failed for want of descriptors waits
  * out the pause on its wake-up descriptor alone: a connection arriving meanwhile does not
  * wake it (taking it would fail the same way), and it takes it once the pause ends. The event
@@ -1871,9 +1862,8 @@ TEST(fault_leader_paused_for_descriptors_sleeps_through_an_arrival) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    atomic_store(&fault_reactor_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
-    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     FAULT(accept4, .nth = 1, .err = EMFILE);
     static struct fault_waiting_accept a;
     a = (struct fault_waiting_accept){.l = l};
@@ -1889,7 +1879,7 @@ TEST(fault_leader_paused_for_descriptors_sleeps_through_an_arrival) {
     wait_blocked(&a.blocked);
     CHECK_EQ(fault_calls(FAULT_poll), 0); /* still asleep in the same poll */
     CHECK_EQ(wsp_listener_resumes(so), 0);
-    atomic_store(&fault_reactor_holding, 0);
+    event_thread_let_go(&hold);
     CHECK_EQ(pthread_join(a.thread, NULL), 0);
     CHECK_EQ(wsp_listener_resumes(so), 1);
     fault_clear();
@@ -2069,9 +2059,8 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    atomic_store(&fault_reactor_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
-    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     FAULT(accept4, .nth = 1, .err = EMFILE);
     CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET); /* its look pauses the listener */
     CHECK_EQ(err, WSAEWOULDBLOCK);
@@ -2086,7 +2075,7 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
     CHECK_EQ(err, WSAEWOULDBLOCK);
     CHECK_EQ(fault_calls(FAULT_accept4), 0);
     fault_clear();
-    atomic_store(&fault_reactor_holding, 0);
+    event_thread_let_go(&hold);
     WAIT_FOR(stats_of(l).queued == 1, 10000); /* the pause ended: the reactor took it */
     CHECK_EQ(wsp_listener_resumes(so), 1);
     wsp_socket_release(so);
@@ -2098,16 +2087,16 @@ TEST(fault_accept_during_a_pause_leaves_the_kernels_queue_alone) {
  * ends at that pass: the reactor reads the queue again and takes the connection waiting. */
 TEST(fault_pause_whose_end_passed_while_the_reactor_was_held_ends_at_its_next_pass) {
     start();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 4, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1);
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    atomic_store(&fault_reactor_holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(fault_hold_reactor, NULL), 0);
-    WAIT_FOR(atomic_load(&fault_reactor_held), 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
     FAULT(accept4, .nth = 1, .err = EMFILE);
     CHECK(accept_with(l, NULL, 0, &err) == INVALID_SOCKET); /* its look pauses the listener */
     CHECK_EQ(err, WSAEWOULDBLOCK);
@@ -2117,21 +2106,13 @@ TEST(fault_pause_whose_end_passed_while_the_reactor_was_held_ends_at_its_next_pa
     int c = raw_connect(&addr);
     /* Past the pause's end (100 ms after it began) with the event thread still held. */
     WAIT_FOR(wsp_now_ms() > paused_by + 100, 10000);
-    atomic_store(&fault_reactor_holding, 0);
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    event_thread_let_go(&hold);
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(wsp_listener_resumes(so), 1);
     WAIT_FOR(stats_of(l).queued == 1, 10000); /* read again: the reactor took it */
     wsp_socket_release(so);
     close(c);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 

@@ -1330,26 +1330,6 @@ TEST(held_client_hears_pending_before_the_hold_deadline) {
     close_socket(l);
 }
 
-/* The reactor thread held in a job (WSPRunOnEventThread) while *context (an atomic_int) is
- * set; the second kind starts holding only once a request waits in the backlog of
- * reactor_listener (before, it hands itself over to run after the next event): no timer can
- * start watching that request meanwhile. */
-static SOCKET reactor_listener;
-static atomic_int reactor_held;
-
-static void hold_reactor(void *context) {
-    atomic_store(&reactor_held, 1);
-    WAIT_FOR(!atomic_load((atomic_int *)context), 10000);
-}
-
-static void hold_reactor_once_queued(void *context) {
-    if (stats_of(reactor_listener).queued == 0) {
-        CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, context), 0);
-        return;
-    }
-    hold_reactor(context);
-}
-
 static int accept_any(LPWSABUF a, LPWSABUF b, LPQOS c, LPQOS d, LPWSABUF e, LPWSABUF f,
                       GROUP *g, DWORD_PTR ctx) {
     (void)a, (void)b, (void)c, (void)d, (void)e, (void)f, (void)g, (void)ctx;
@@ -1364,7 +1344,6 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     start_held();
     struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
-    reactor_listener = l;
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
@@ -1376,28 +1355,24 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
     WAIT_FOR(stats_of(l).queued == 1, 10000);
     WSPHELD h = hold_next(l, hold_all, 0);
     /* The fresh request waits whole in the kernel before the reactor takes it. */
-    static atomic_int first_hold, second_hold;
-    atomic_store(&first_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static struct event_thread_hold first_hold, second_hold;
+    event_thread_hold(&first_hold);
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
     struct sockaddr_in mine;
     socklen_t len = sizeof mine;
     CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
     WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
-    atomic_store(&reactor_held, 0);
-    atomic_store(&second_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
-    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    event_thread_hold_post(&second_hold, l); /* holds once l has a request queued */
+    event_thread_let_go(&first_hold); /* the first job returns; the second holds once queued */
+    event_thread_wait_held(&second_hold);
     CHECK_EQ(stats_of(l).queued, 1);
     CHECK_EQ(held_reject(h, 0), 0);
     uint64_t looks = wsp_listener_client_looks(so);
     SOCKET a = T.lpWSPAccept(l, NULL, NULL, accept_any, 0, &err);
     CHECK(a != INVALID_SOCKET);
     CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* after the condition function */
-    atomic_store(&second_hold, 0);
+    event_thread_let_go(&second_hold);
     wsp_socket_release(so);
     close_socket(a);
     close(fd);
@@ -1414,17 +1389,15 @@ TEST(held_request_leaving_keeps_the_fresh_requests_hand_off) {
  * request's admission until after the release: no timer runs in between.) */
 TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) {
     start_held();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_CDATA_IPV4, 8, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1); /* no blocking accept: no timer of the direct mode */
     set_dword(l, SOL_WSP, WSP_PENDING_INTERVAL, 600000);
     set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 0);
-    reactor_listener = l;
-    static atomic_int first_hold, second_hold;
-    atomic_store(&first_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &first_hold), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    static struct event_thread_hold first_hold, second_hold;
+    event_thread_hold(&first_hold);
     static const uint8_t request[] = {0x57, 0x53, 1, 1, 0, 0, 0, 0}; /* version 1, no data */
     int fd = raw_connect(&addr);
     CHECK_EQ(send(fd, request, sizeof request, MSG_NOSIGNAL), (ssize_t)sizeof request);
@@ -1432,11 +1405,9 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     socklen_t len = sizeof mine;
     CHECK_EQ(getsockname(fd, (struct sockaddr *)&mine, &len), 0);
     WAIT_FOR(tcp_unread(port_of(&addr), ntohs(mine.sin_port)) == (int)sizeof request, 10000);
-    atomic_store(&reactor_held, 0);
-    atomic_store(&second_hold, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor_once_queued, &second_hold), 0);
-    atomic_store(&first_hold, 0); /* the first job returns; the second holds once queued */
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    event_thread_hold_post(&second_hold, l); /* holds once l has a request queued */
+    event_thread_let_go(&first_hold); /* the first job returns; the second holds once queued */
+    event_thread_wait_held(&second_hold);
     uint64_t admitted_by = wsp_now_ms();
     CHECK_EQ(stats_of(l).queued, 1);
     FAULT(epoll_ctl, .err = ENOMEM, .times = -1, .this_thread = 1);
@@ -1449,23 +1420,20 @@ TEST(released_cdata_request_held_while_fresh_and_unwatched_gets_no_watch_later) 
     /* Past the moment its watch was due (10 ms after its admission). */
     WAIT_FOR(wsp_now_ms() > admitted_by + 10, 10000);
     FAULT(epoll_ctl, .nth = 1 << 30); /* counts the provider's calls, fails none */
-    atomic_store(&second_hold, 0);
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    event_thread_let_go(&second_hold);
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0);
     fault_clear();
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
+    uint64_t looks = wsp_listener_client_looks(so);
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
+    CHECK_EQ(wsp_listener_client_looks(so) - looks, 1); /* unwatched: the accept asks the kernel */
+    wsp_socket_release(so);
     close_socket(a);
     close(fd);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 
@@ -1920,9 +1888,10 @@ TEST(held_request_left_unwatched_finds_its_client_gone_at_the_answer) {
  * (there is no watch to start later), and the reactor makes no pass for it. */
 TEST(released_plain_request_held_unwatched_sets_no_timer) {
     start_held();
-    struct sockaddr_storage addr, addr2;
+    struct sockaddr_storage addr;
     SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 8, &addr);
-    SOCKET l2 = listener(WSP_CATALOG_TCP_IPV4, 8, &addr2);
+    struct catch_up cu;
+    catch_up_start(&cu);
     set_nonblocking(l, 1); /* the reactor takes the connection; the hold is this thread's */
     int fd = raw_connect(&addr);
     WAIT_FOR(stats_of(l).queued == 1, 10000);
@@ -1936,22 +1905,14 @@ TEST(released_plain_request_held_unwatched_sets_no_timer) {
     CHECK_EQ(HeldRelease(h, &err), 0);
     CHECK_EQ(fault_calls(FAULT_epoll_ctl), 0); /* nothing to unwatch: it was never watched */
     fault_clear();
-    /* The reactor has seen to every earlier event, its timer's among them, once it takes a
-     * second later arrival (the first may share a batch with it). */
-    int other[2];
-    for (int i = 0; i < 2; i++) {
-        other[i] = raw_connect(&addr2);
-        WAIT_FOR(stats_of(l2).queued == (uint32_t)i + 1, 10000);
-    }
+    wait_reactor_caught_up(&cu); /* its timer's events among those seen to */
     CHECK_EQ(wsp_reactor_timer_passes(), passes);
     CHECK_EQ(wsp_reactor_timer_armed_ms(), 0); /* nor one far ahead */
     SOCKET a = accept_with(l, NULL, 0, &err);
     CHECK(a != INVALID_SOCKET);
     close_socket(a);
     close(fd);
-    for (int i = 0; i < 2; i++)
-        close(other[i]);
-    close_socket(l2);
+    catch_up_close(&cu);
     close_socket(l);
 }
 
@@ -2111,29 +2072,31 @@ TEST(held_event_taken_away_before_it_is_set_is_not_set) {
     CHECK_EQ(T.lpWSPSetSockOpt(l, SOL_WSP, WSP_DROP_HANDLER, (const char *)&dh, sizeof dh, &err),
              0);
     atomic_store(&set_event_calls, 0);
-    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
-    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 200);
+    /* The reactor is held before the request is: no pass can end the hold on its own. */
+    set_dword(l, SOL_WSP, WSP_HOLD_DEADLINE, 100);
     wsp_hs_frame plain = {.type = WSP_HS_REQUEST};
-    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 200};
+    /* Long enough to outlast the steps up to the hold of the reactor on a busy machine. */
+    wsp_hs_frame patient = {.type = WSP_HS_REQUEST, .has_patience = 1, .patience_ms = 2000};
     uint8_t req[64];
     size_t len = wsp_hs_encode(&plain, req, sizeof req);
     CHECK(len > 0);
     int held_fd = raw_connect(&addr);
     CHECK_EQ(send(held_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
-    WSPHELD h = hold_next(l, hold_all, 0);
+    WAIT_FOR(stats_of(l).queued == 1, 10000); /* first in the queue: the one hold_next takes */
     len = wsp_hs_encode(&patient, req, sizeof req);
     CHECK(len > 0);
     int queued_fd = raw_connect(&addr);
     CHECK_EQ(send(queued_fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    uint64_t both_due_by = wsp_now_ms() + 200; /* the two deadlines are no later */
-    static atomic_int holding;
-    atomic_store(&reactor_held, 0);
-    atomic_store(&holding, 1);
-    CHECK_EQ(WSPRunOnEventThread(hold_reactor, &holding), 0);
-    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    WAIT_FOR(stats_of(l).queued == 2, 10000);
+    static struct event_thread_hold hold;
+    event_thread_hold(&hold);
+    WSPHELD h = hold_next(l, hold_all, 0);
+    CHECK_EQ(stats_of(l).queued, 1);
+    uint64_t both_due_by = wsp_now_ms() + 2000; /* the two deadlines are no later */
     WAIT_FOR(wsp_now_ms() > both_due_by, 10000); /* time passing is the point */
-    atomic_store(&holding, 0);
+    CHECK_EQ(stats_of(l).expired, 0); /* nothing ended before the one pass */
+    CHECK_EQ(stats_of(l).hold_timed_out, 0);
+    event_thread_let_go(&hold);
     WAIT_FOR(atomic_load(&drops_heard) == 1, 10000);
     /* The reactor runs this job after what it deferred in the pass that ended both. */
     atomic_store(&reactor_reached, 0);
@@ -2609,30 +2572,6 @@ TEST(plain_request_held_again_after_a_release_is_watched_again) {
 
 /* ---- a held request's answer going out while the reactor has news of its client --------- */
 
-/* Whether some thread of the process is asleep on the mutex at addr (in a futex call on it). */
-static int some_thread_waits_on(const void *addr) {
-    DIR *d = opendir("/proc/self/task");
-    CHECK(d != NULL);
-    int found = 0;
-    struct dirent *e;
-    while (!found && (e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char path[320];
-        snprintf(path, sizeof path, "/proc/self/task/%s/syscall", e->d_name);
-        FILE *f = fopen(path, "r");
-        if (!f)
-            continue;
-        long nr = -1;
-        unsigned long a0 = 0;
-        found = fscanf(f, "%ld %lx", &nr, &a0) == 2 && nr == SYS_futex &&
-                a0 == (unsigned long)(uintptr_t)addr;
-        fclose(f);
-    }
-    closedir(d);
-    return found;
-}
-
 struct releaser {
     pthread_t thread;
     WSPHELD h;
@@ -2668,7 +2607,7 @@ TEST(released_plain_request_whose_client_half_closed_during_the_release_still_wa
     WAIT_FOR(fault_holding() == 1, 10000);
     CHECK_EQ(send(fd, "hi", 2, MSG_NOSIGNAL), 2);
     CHECK_EQ(shutdown(fd, SHUT_WR), 0);
-    WAIT_FOR(some_thread_waits_on(&so->lock), 10000); /* the reactor, with the news */
+    WAIT_FOR(threads_in_futex_on(&so->lock) > 0, 10000); /* the reactor, with the news */
     fault_release();
     pthread_join(r.thread, NULL);
     fault_clear();
@@ -2725,10 +2664,14 @@ TEST(two_answers_racing_for_an_ended_request_report_its_end_once) {
     static struct answerer x, y;
     x = (struct answerer){.h = h1, .accept = 1};
     y = (struct answerer){.h = h1, .accept = 0};
+    int err = 0;
+    struct wsp_socket *so = wsp_socket_acquire(l, &err);
+    CHECK(so != NULL);
     CHECK_EQ(pthread_create(&x.thread, NULL, answer_main, &x), 0);
     CHECK_EQ(pthread_create(&y.thread, NULL, answer_main, &y), 0);
-    wait_blocked(&x.blocked);
-    wait_blocked(&y.blocked);
+    /* Both past the lookup, each asleep on the listener's lock. */
+    WAIT_FOR(threads_in_futex_on(&so->lock) == 2, 10000);
+    wsp_socket_release(so);
     fault_release();
     pthread_join(r.thread, NULL);
     pthread_join(x.thread, NULL);
@@ -2754,7 +2697,7 @@ static void *misbehave_while_held(void *arg) {
     struct misbehaver *m = arg;
     WAIT_FOR(fault_holding() == 1, 10000);
     CHECK_EQ(send(m->client, "x", 1, MSG_NOSIGNAL), 1);
-    WAIT_FOR(some_thread_waits_on(&m->so->lock), 10000);
+    WAIT_FOR(threads_in_futex_on(&m->so->lock) > 0, 10000);
     fault_release();
     return NULL;
 }

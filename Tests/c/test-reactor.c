@@ -329,8 +329,6 @@ TEST(reactor_add_over_takes_the_registration_over) {
     close(p.item.fd);
 }
 
-/* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
- * EEXIST for one still in it), and it is then watched as asked. */
 /* An item removed with its registration left in place (disarmed), once released, may take
  * that registration over again, as add_over's first use: it is live again and is handled. */
 TEST(reactor_item_removed_disarmed_can_take_its_registration_over_again) {
@@ -349,6 +347,8 @@ TEST(reactor_item_removed_disarmed_can_take_its_registration_over_again) {
     close(p.item.fd);
 }
 
+/* A paused item is out of the epoll set: adding it again is a fresh add (which fails with
+ * EEXIST for one still in it), and it is then watched as asked. */
 TEST(reactor_paused_item_can_be_added_again) {
     start();
     struct probe p;

@@ -108,28 +108,10 @@ TEST(startup_is_reference_counted) {
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
 }
 
-/* The process's virtual memory size, in KiB (VmSize in /proc/self/status). */
-static long vm_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    CHECK(f != NULL);
-    char line[256];
-    long v = -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmSize: %ld", &v) == 1)
-            break;
-    fclose(f);
-    CHECK(v > 0);
-    return v;
-}
-
 /* The last cleanup joins the event thread it stopped: start-ups and cleanups in a row keep
  * one thread's memory, not one stack per cycle (a thread never joined keeps its stack). */
 TEST(startups_and_cleanups_in_a_row_keep_one_event_threads_memory) {
-    pthread_attr_t attr;
-    size_t stack = 0;
-    CHECK_EQ(pthread_getattr_default_np(&attr), 0);
-    CHECK_EQ(pthread_attr_getstacksize(&attr, &stack), 0);
-    pthread_attr_destroy(&attr);
+    long stack_kb = default_stack_kb(); /* what a new thread gets */
     int err = 0;
     start(); /* the first thread's memory, and whatever else a first start-up makes */
     CHECK_EQ(T.lpWSPCleanup(&err), 0);
@@ -139,7 +121,7 @@ TEST(startups_and_cleanups_in_a_row_keep_one_event_threads_memory) {
         CHECK_EQ(T.lpWSPCleanup(&err), 0);
     }
     long grown = vm_kb() - before;
-    CHECK(grown < (long)(stack / 1024)); /* a stack per cycle would be eight of them */
+    CHECK(grown < stack_kb); /* a stack per cycle would be eight of them */
 }
 
 /* The last cleanup stops the reactor however many start-ups came before it: nothing the
