@@ -710,6 +710,34 @@ static void *done_acceptor_main(void *arg) {
     return NULL;
 }
 
+/* Queues one connection (returned) on l and starts x presenting it: x's accept calls its
+ * condition function (from main), which waits until x->flags[0] lets it answer. */
+static int present_one(struct presenting_acceptor *x, SOCKET l,
+                       const struct sockaddr_storage *addr, void *(*main)(void *)) {
+    int c = raw_connect(addr);
+    WAIT_FOR(stats_of(l).queued == 1, 10000);
+    *x = (struct presenting_acceptor){.l = l};
+    CHECK_EQ(pthread_create(&x->thread, NULL, main, x), 0);
+    WAIT_FOR(__atomic_load_n(&x->flags[1], __ATOMIC_SEQ_CST), 10000);
+    return c;
+}
+
+static void start_done_acceptor(struct done_acceptor *y, SOCKET l) {
+    memset(y, 0, sizeof *y);
+    y->l = l;
+    CHECK_EQ(pthread_create(&y->thread, NULL, done_acceptor_main, y), 0);
+}
+
+/* A select on the listener alone, for reading, that does not wait: how many it found. */
+static int select_listener_now(SOCKET l) {
+    WSPFD_SET set;
+    set.fd_count = 1;
+    set.fd_array[0] = l;
+    struct timeval tv = {0, 0};
+    int err = 0;
+    return T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err);
+}
+
 /* A backlog of one that is full, with a connection waiting behind it in the kernel's queue:
  * x is presenting c1 (until its flags[0] lets go), c2 is established in the kernel's queue
  * (me is its address), and y, an accept started after them, is about to become the leader. */
@@ -723,17 +751,12 @@ struct full_backlog {
 static void fill_backlog_of_one(struct full_backlog *f, SOCKET l,
                                 const struct sockaddr_storage *addr) {
     memset(f, 0, sizeof *f);
-    f->c1 = raw_connect(addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
-    f->x.l = l;
-    CHECK_EQ(pthread_create(&f->x.thread, NULL, presenting_acceptor_main, &f->x), 0);
-    WAIT_FOR(__atomic_load_n(&f->x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    f->c1 = present_one(&f->x, l, addr, presenting_acceptor_main);
     f->c2 = raw_connect(addr); /* stays in the kernel's queue: the backlog is full */
     socklen_t me_len = sizeof f->me;
     CHECK_EQ(getsockname(f->c2, (struct sockaddr *)&f->me, &me_len), 0);
     WAIT_FOR(tcp_state(port_of(addr), port_of(&f->me)) == TCP_ESTABLISHED, 10000);
-    f->y.l = l;
-    CHECK_EQ(pthread_create(&f->y.thread, NULL, done_acceptor_main, &f->y), 0);
+    start_done_acceptor(&f->y, l);
 }
 
 
@@ -821,11 +844,7 @@ TEST(direct_room_freed_after_a_select_took_the_queue_back_wakes_only_for_the_arr
     int c1 = f.c1, c2 = f.c2;
     struct sockaddr_storage me = f.me;
     wait_blocked(&yp->blocked); /* the leader, not watching the queue: no room */
-    WSPFD_SET set;
-    set.fd_count = 1;
-    set.fd_array[0] = l;
-    struct timeval tv = {0, 0};
-    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK_EQ(select_listener_now(l), 0); /* c1 is being presented */
     CHECK(!wsp_listener_reading(so)); /* still full: nobody reads the queue yet */
     FAULT(epoll_wait, .hold = 1); /* the reactor's next wait */
     int c3 = raw_connect(&addr2); /* wakes the reactor into the hold */
@@ -866,12 +885,8 @@ TEST(direct_resume_after_a_select_took_the_queue_back_wakes_no_accept) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c1 = present_one(&x, l, &addr, presenting_acceptor_main);
     FAULT(accept4, .err = EMFILE); /* the reactor's take of c2: the listener pauses */
     FAULT(epoll_wait, .hold = 1);  /* and the reactor stops after it */
     int c2 = raw_connect(&addr);
@@ -879,20 +894,14 @@ TEST(direct_resume_after_a_select_took_the_queue_back_wakes_no_accept) {
     CHECK_EQ(fault_fired(FAULT_accept4), 1);
     CHECK_EQ(T.lpWSPListen(l, 1, &err), 0); /* full now: c1 is the one */
     static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    start_done_acceptor(&y, l);
     wait_blocked(&y.blocked); /* the leader, paused */
     /* Room while out of descriptors does not wake it either: it could take nothing. */
     uint32_t paused_wakes = wsp_listener_wakes(so);
     CHECK_EQ(T.lpWSPListen(l, 2, &err), 0);
     CHECK_EQ(wsp_listener_wakes(so), paused_wakes);
     CHECK_EQ(T.lpWSPListen(l, 1, &err), 0);
-    WSPFD_SET set;
-    set.fd_count = 1;
-    set.fd_array[0] = l;
-    struct timeval tv = {0, 0};
-    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK_EQ(select_listener_now(l), 0); /* c1 is being presented */
     uint32_t wakes = wsp_listener_wakes(so);
     /* The reactor goes on, and stops again after a pass that ran the resume. */
     long long deadline = now_ms() + 10000;
@@ -974,16 +983,10 @@ TEST(direct_listen_again_without_room_leaves_the_paused_leader_asleep) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c1 = present_one(&x, l, &addr, presenting_acceptor_main);
     static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    start_done_acceptor(&y, l);
     wait_blocked(&y.blocked); /* the leader, paused: no room */
     uint32_t wakes = wsp_listener_wakes(so);
     CHECK_EQ(T.lpWSPListen(l, 1, &err), 0);
@@ -1034,17 +1037,11 @@ TEST(direct_without_an_eventfd_a_blocking_accept_waits_for_the_reactor_and_is_wo
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, deferring_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c1 = present_one(&x, l, &addr, deferring_acceptor_main);
     FAULT(eventfd, .nth = 1, .times = -1, .err = EMFILE);
     static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    start_done_acceptor(&y, l);
     wait_blocked(&y.blocked);
     CHECK(fault_fired(FAULT_eventfd) >= 1);
     CHECK_EQ(wsp_listener_reading(so), 1); /* still the reactor's */
@@ -1116,23 +1113,13 @@ TEST(direct_select_taking_the_queue_back_without_room_leaves_it_unread) {
     int err = 0;
     struct wsp_socket *so = wsp_socket_acquire(l, &err);
     CHECK(so != NULL);
-    int c1 = raw_connect(&addr);
-    WAIT_FOR(stats_of(l).queued == 1, 10000);
     static struct presenting_acceptor x;
-    x = (struct presenting_acceptor){.l = l};
-    CHECK_EQ(pthread_create(&x.thread, NULL, presenting_acceptor_main, &x), 0);
-    WAIT_FOR(__atomic_load_n(&x.flags[1], __ATOMIC_SEQ_CST), 10000);
+    int c1 = present_one(&x, l, &addr, presenting_acceptor_main);
     static struct done_acceptor y;
-    memset(&y, 0, sizeof y);
-    y.l = l;
-    CHECK_EQ(pthread_create(&y.thread, NULL, done_acceptor_main, &y), 0);
+    start_done_acceptor(&y, l);
     wait_blocked(&y.blocked); /* the leader, paused: no room */
     CHECK(!wsp_listener_reading(so));
-    WSPFD_SET set;
-    set.fd_count = 1;
-    set.fd_array[0] = l;
-    struct timeval tv = {0, 0};
-    CHECK_EQ(T.lpWSPSelect(0, &set, NULL, NULL, &tv, &err), 0); /* c1 is being presented */
+    CHECK_EQ(select_listener_now(l), 0); /* c1 is being presented */
     CHECK(!wsp_listener_reading(so));
     __atomic_store_n(&x.flags[0], 1, __ATOMIC_SEQ_CST); /* x's accept hands c1 out */
     pthread_join(x.thread, NULL);
