@@ -758,21 +758,34 @@ static BOOL hold_the_reactor(HWND hWnd, UINT Msg, WPARAM wParam, LPARAM lParam) 
     return TRUE;
 }
 
-/* A connect the kernel has finished while nobody in the provider has looked yet (the reactor
- * is busy elsewhere, and select's own first look at the socket fails) is finished by select
- * when it sees the descriptor writable, and reported with the other socket found ready. */
-TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
+/* Starts the provider with hold_the_reactor as its window-message upcall. */
+static void start_with_a_holding_upcall(void) {
     WSPDATA data;
     WSPUPCALLTABLE up;
     memset(&up, 0, sizeof up);
     up.lpWPUPostMessage = hold_the_reactor;
     CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+}
+
+/* A connected pair whose client the reactor posts FD_READ for, held in that post until
+ * reactor_release: returns the pair's server end (writable, for a select). */
+static SOCKET hold_the_reactor_in_a_post(void) {
     SOCKET c0, s0, l0;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
     int err = 0;
     CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
     ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
+    WAIT_FOR(atomic_load(&reactor_held), 10000);
+    return s0;
+}
+
+/* A connect the kernel has finished while nobody in the provider has looked yet (the reactor
+ * is busy elsewhere, and select's own first look at the socket fails) is finished by select
+ * when it sees the descriptor writable, and reported with the other socket found ready. */
+TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
+    start_with_a_holding_upcall();
+    SOCKET s0 = hold_the_reactor_in_a_post();
+    int err = 0;
 
     struct sockaddr_storage addr;
     int lfd = raw_listener(&addr, 4);
@@ -806,17 +819,9 @@ TEST(select_reports_a_connect_the_kernel_finished_with_a_ready_socket) {
  * reported at once, in that pass (three looks: the one that fails, the wait, the look that
  * finishes the connect), without another pass for the refused one. */
 TEST(select_reports_a_ready_socket_with_a_connect_the_kernel_refused_in_one_pass) {
-    WSPDATA data;
-    WSPUPCALLTABLE up;
-    memset(&up, 0, sizeof up);
-    up.lpWPUPostMessage = hold_the_reactor;
-    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
-    SOCKET c0, s0, l0;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    start_with_a_holding_upcall();
+    SOCKET s0 = hold_the_reactor_in_a_post();
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
-    ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
 
     struct sockaddr_storage addr = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
@@ -850,17 +855,9 @@ TEST(select_reports_a_ready_socket_with_a_connect_the_kernel_refused_in_one_pass
  * refused: the first is writable, the refused one is not, though it is looked at right after
  * the first was found writable. */
 TEST(select_reports_only_the_accepted_one_of_two_connects_finished_under_its_poll) {
-    WSPDATA data;
-    WSPUPCALLTABLE up;
-    memset(&up, 0, sizeof up);
-    up.lpWPUPostMessage = hold_the_reactor;
-    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
-    SOCKET c0, s0, l0;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    start_with_a_holding_upcall();
+    hold_the_reactor_in_a_post();
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
-    ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
 
     struct sockaddr_storage addr, dead = dead_address();
     int lfd = raw_listener(&addr, 4);
@@ -946,17 +943,9 @@ TEST(select_woken_for_nothing_waits_out_its_time_in_one_more_poll) {
  * it. select looks four times (the look that fails, the wait, the look that finishes the
  * connect, the look at the connected descriptor), not a fifth for another pass. */
 static void connect_finished_under_the_poll_of_a_select_with(struct timeval tv) {
-    WSPDATA data;
-    WSPUPCALLTABLE up;
-    memset(&up, 0, sizeof up);
-    up.lpWPUPostMessage = hold_the_reactor;
-    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
-    SOCKET c0, s0, l0;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    start_with_a_holding_upcall();
+    hold_the_reactor_in_a_post();
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
-    ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
 
     struct sockaddr_storage addr;
     int lfd = raw_listener(&addr, 4);
@@ -1026,19 +1015,11 @@ TEST(select_without_a_time_out_sleeps_in_its_first_poll) {
  * alone: the socket is not writable, so nothing is ready yet and select waits on, until
  * another socket turns readable. */
 TEST(select_connect_refused_under_its_poll_in_the_write_set_alone_reports_nothing) {
-    WSPDATA data;
-    WSPUPCALLTABLE up;
-    memset(&up, 0, sizeof up);
-    up.lpWPUPostMessage = hold_the_reactor;
-    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
+    start_with_a_holding_upcall();
     SOCKET c1, s1, l1;
     ne_pair(WSP_CATALOG_TCP_IPV4, &c1, &s1, &l1); /* s1 turns readable later */
-    SOCKET c0, s0, l0;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    hold_the_reactor_in_a_post();
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
-    ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
 
     struct sockaddr_storage addr = dead_address();
     SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
@@ -1134,17 +1115,9 @@ TEST(select_two_at_once_on_one_listener_each_link_only_themselves) {
  * except set alone: connected, it has no urgent data, so the look at it does not wait for
  * any, and select times out with nothing. */
 TEST(select_connect_finished_under_its_poll_in_the_except_set_is_not_exceptional) {
-    WSPDATA data;
-    WSPUPCALLTABLE up;
-    memset(&up, 0, sizeof up);
-    up.lpWPUPostMessage = hold_the_reactor;
-    CHECK_EQ(WSPStartup(MAKEWORD(2, 2), &data, NULL, up, &T), 0);
-    SOCKET c0, s0, l0;
-    ne_pair(WSP_CATALOG_TCP_IPV4, &c0, &s0, &l0);
+    start_with_a_holding_upcall();
+    hold_the_reactor_in_a_post();
     int err = 0;
-    CHECK_EQ(T.lpWSPAsyncSelect(c0, (HWND)(uintptr_t)0x1234, 0x555, FD_READ, &err), 0);
-    ne_send_str(s0, "x");
-    WAIT_FOR(atomic_load(&reactor_held), 10000); /* the reactor posts FD_READ: held there */
 
     struct sockaddr_storage addr;
     int lfd = raw_listener(&addr, 4);
