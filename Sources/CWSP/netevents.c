@@ -368,6 +368,8 @@ static void report_conditions(struct wsp_socket *so) {
         raise_urgent(so);
     if (p.revents & POLLOUT)
         raise_event(so, FD_WRITE, 0);
+    else if ((ne->mask & FD_WRITE) && (ne->armed & FD_WRITE))
+        ne->write_blocked = 1; /* no room (a send failed unregistered): owed once it frees */
     if ((p.revents & (POLLRDHUP | POLLHUP)) && peer_closed(so)) {
         ne->eof = 1;
         raise_event(so, FD_CLOSE, 0);

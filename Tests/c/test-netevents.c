@@ -1028,6 +1028,40 @@ TEST(netev_null_event_refused_under_the_applications_event_upcalls) {
     ne_close(s);
 }
 
+/* Whether s is writable now (a select that does not wait). */
+static int ne_writable_now(SOCKET s) {
+    WSPFD_SET w;
+    WSP_FD_ZERO(&w);
+    WSP_FD_SET(s, &w);
+    struct timeval tv = {0, 0};
+    int err = 0;
+    return T.lpWSPSelect(0, NULL, &w, NULL, &tv, &err);
+}
+
+/* A send that would block while the socket was not registered still owes its FD_WRITE: a
+ * registration made while there is no room records nothing, and FD_WRITE comes once room
+ * frees (Windows records FD_WRITE when a send is possible again after one failed with
+ * WSAEWOULDBLOCK). */
+TEST(netev_send_blocked_before_the_registration_gets_write_when_room_frees) {
+    start();
+    SOCKET c, s, l;
+    ne_pair(WSP_CATALOG_TCP_IPV4, &c, &s, &l);
+    ne_fionbio(c, 1);
+    /* Full for good: the peer reads nothing, so once what was in flight has settled the
+     * socket stays unwritable. */
+    long long deadline = now_ms() + test_patience(10000);
+    do {
+        CHECK(now_ms() < deadline);
+        ne_fill_until_blocked(c);
+        sleep_ms(10);
+    } while (ne_writable_now(c) != 0);
+    WSAEVENT ev = ne_event_select(c, FD_WRITE);
+    CHECK_EQ(ne_enum(c, ev).lNetworkEvents, 0); /* no room: nothing yet */
+    ne_fionbio(s, 1);
+    CHECK(ne_drain_until_write(s, c, ev) & FD_WRITE);
+    WSACloseEvent(ev);
+}
+
 /* ---- lpWSPEnumNetworkEvents ---------------------------------------------------------------- */
 
 TEST(netev_enum_copies_clears_resets_and_writes_only_set_bits) {
