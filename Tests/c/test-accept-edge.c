@@ -174,6 +174,17 @@ TEST(edge_listener_closed_during_the_condition_function_ends_the_request_behind)
     }
 }
 
+/* A listener l, a client c connected to it and the socket a it accepted. */
+static void edge_pair(SOCKET *l, SOCKET *c, SOCKET *a) {
+    struct sockaddr_storage addr;
+    *l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
+    *c = new_socket(WSP_CATALOG_TCP_IPV4);
+    CHECK_EQ(connect_to(*c, &addr, NULL, NULL), 0);
+    int err = 0;
+    *a = accept_with(*l, NULL, 0, &err);
+    CHECK(*a != INVALID_SOCKET);
+}
+
 struct blocked_recv {
     SOCKET s;
     int rc;
@@ -192,13 +203,8 @@ static void *recv_thread(void *arg) {
 
 TEST(edge_closing_a_socket_wakes_a_blocked_recv) {
     start();
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
-    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
-    int err = 0;
-    SOCKET a = accept_with(l, NULL, 0, &err);
-    CHECK(a != INVALID_SOCKET);
+    SOCKET l, c, a;
+    edge_pair(&l, &c, &a);
     struct blocked_recv b = {.s = c, .rc = -1};
     pthread_t t;
     pthread_create(&t, NULL, recv_thread, &b);
@@ -234,13 +240,8 @@ static void *send_thread(void *arg) {
  * always free a thread a stalled client holds. */
 TEST(edge_closing_a_socket_wakes_a_blocked_send) {
     start();
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
-    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
-    int err = 0;
-    SOCKET a = accept_with(l, NULL, 0, &err);
-    CHECK(a != INVALID_SOCKET);
+    SOCKET l, c, a;
+    edge_pair(&l, &c, &a);
     struct blocked_send b = {.s = a, .rc = -1};
     pthread_t t;
     pthread_create(&t, NULL, send_thread, &b);
@@ -257,13 +258,9 @@ TEST(edge_closing_a_socket_wakes_a_blocked_send) {
  * an end of stream (a FIN) ahead of the reset, as with any other abortive close. */
 TEST(edge_abortive_close_of_a_socket_a_recv_waits_on_resets_the_peer) {
     start();
-    struct sockaddr_storage addr;
-    SOCKET l = listener(WSP_CATALOG_TCP_IPV4, 4, &addr);
-    SOCKET c = new_socket(WSP_CATALOG_TCP_IPV4);
-    CHECK_EQ(connect_to(c, &addr, NULL, NULL), 0);
+    SOCKET l, c, a;
+    edge_pair(&l, &c, &a);
     int err = 0;
-    SOCKET a = accept_with(l, NULL, 0, &err);
-    CHECK(a != INVALID_SOCKET);
     struct linger lg = {1, 0};
     CHECK_EQ(T.lpWSPSetSockOpt(c, SOL_SOCKET, SO_LINGER, (char *)&lg, sizeof lg, &err), 0);
     struct blocked_recv b = {.s = c, .rc = -1};
